@@ -1,0 +1,344 @@
+package config
+
+import (
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/url"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Modes, the values of the mode key: which tap workflow the daemon runs.
+const (
+	ModeKiosk = "kiosk" // self-service kiosk: balance, last transactions, pending loads, receipt
+	ModePOS   = "pos"   // canteen POS: purchase through the PSAM
+	ModeDoor  = "door"  // dorm door reader: allow/deny from the local list, pending loads
+)
+
+// Purse types, the values of epurse.purse.
+const (
+	PurseEP = "ep" // electronic purse (the usual prepaid wallet)
+	PurseED = "ed" // electronic deposit (PIN-protected passbook)
+)
+
+// Config is the daemon's whole configuration. Build it with [Default] or [Load];
+// a Config built by hand must pass [Config.Validate] before use, because the
+// helper methods assume valid values.
+type Config struct {
+	// Mode is the tap workflow: "kiosk", "pos" or "door".
+	Mode     string         `mapstructure:"mode"`
+	Terminal TerminalConfig `mapstructure:"terminal"`
+	Reader   ReaderConfig   `mapstructure:"reader"`
+	EPurse   EPurseConfig   `mapstructure:"epurse"`
+	Store    StoreConfig    `mapstructure:"store"`
+	Host     HostConfig     `mapstructure:"host"`
+	API      APIConfig      `mapstructure:"api"`
+	Log      LogConfig      `mapstructure:"log"`
+	Tap      TapConfig      `mapstructure:"tap"`
+}
+
+// TerminalConfig identifies this terminal to the card and to the host.
+type TerminalConfig struct {
+	// ID is the 6-byte e-purse terminal id as 12 hex digits. It goes into
+	// INITIALIZE FOR LOAD/PURCHASE and so into every MAC and TAC, and the host
+	// keys the terminal's secret by it: two terminals must never share one.
+	ID string `mapstructure:"id"`
+}
+
+// ReaderConfig chooses, by PC/SC reader name, where cards are tapped and where
+// the PSAM sits. Both are Go regular expressions (regexp syntax), matched
+// anywhere in the name unless anchored with ^ and $.
+//
+// A reader whose name matches SAMPattern is the SAM reader and is never used for
+// user cards even when CardPattern matches it too; so the default CardPattern
+// ".*" means "every reader except the SAM's".
+//
+// On the simulated setup pcscd's vpcd driver names its two slots
+// "Virtual PCD 00 00" and "Virtual PCD 00 01". With the user card in the first
+// and the PSAM in the second:
+//
+//	reader:
+//	  card_pattern: "^Virtual PCD 00 00$"
+//	  sam_pattern: "^Virtual PCD 00 01$"
+//
+// or, equivalently, keep card_pattern ".*" and set only sam_pattern
+// "PCD 00 01$". A dual-interface desktop reader such as an ACS ACR1281 shows up
+// as "... PICC 00 00" and "... SAM 00 01"; card_pattern "PICC" with
+// sam_pattern "SAM" fits it.
+type ReaderConfig struct {
+	// CardPattern selects the reader(s) where user cards are tapped.
+	CardPattern string `mapstructure:"card_pattern"`
+	// SAMPattern selects the reader holding the PSAM; empty means no SAM, so
+	// no purchase can be made (POS mode needs one).
+	SAMPattern string `mapstructure:"sam_pattern"`
+}
+
+// EPurseConfig tunes how the e-purse application on the card is read.
+type EPurseConfig struct {
+	// AIDs are the application identifiers tried with SELECT, in order, as hex
+	// (5 to 16 bytes each). Order matters: every miss costs one APDU per tap,
+	// so put the fleet's most common card first.
+	AIDs []string `mapstructure:"aids"`
+	// Purse is "ep" (electronic purse) or "ed" (electronic deposit).
+	Purse string `mapstructure:"purse"`
+	// LogFiles are the short file identifiers (1..30) of the transaction log
+	// files, read in order. In the file they may be ints (0x18, 24) or strings
+	// ("0x18"); strings without 0x are decimal.
+	LogFiles []int `mapstructure:"log_files"`
+	// LogRecords is how many of the newest log records to read (1..10): each
+	// one is a READ RECORD, so more records mean a slower tap.
+	LogRecords int `mapstructure:"log_records"`
+}
+
+// StoreConfig locates the local SQLite journal.
+type StoreConfig struct {
+	// Path is the SQLite file. Its directory must be on persistent storage:
+	// the journal is what keeps money safe across a crash.
+	Path string `mapstructure:"path"`
+}
+
+// HostConfig is the link to the central host.
+type HostConfig struct {
+	// URL is the host's base URL (http or https); empty runs offline, with
+	// the journal kept until a host is configured.
+	URL string `mapstructure:"url"`
+	// SecretFile is the path of the file holding this terminal's HMAC secret,
+	// read with [ReadSecretFile]. Required when URL is set.
+	SecretFile string `mapstructure:"secret_file"`
+}
+
+// APIConfig is the local HTTP API used by the kiosk screen and the POS app.
+type APIConfig struct {
+	// Listen is the host:port to listen on. Off loopback, TokenFile is
+	// required, because the API can arm a purchase.
+	Listen string `mapstructure:"listen"`
+	// TokenFile is the path of the file holding the bearer token clients must
+	// present, read with [ReadSecretFile]; empty means no token (loopback only).
+	TokenFile string `mapstructure:"token_file"`
+}
+
+// LogConfig controls the daemon's own log.
+type LogConfig struct {
+	// Level is "debug", "info", "warn" or "error".
+	Level string `mapstructure:"level"`
+	// Format is "text" or "json" (for a log collector).
+	Format string `mapstructure:"format"`
+}
+
+// TapConfig bounds the work done for one tap.
+type TapConfig struct {
+	// Timeout bounds one tap's card session, from card present to the last
+	// APDU. A card held too briefly must fail fast rather than hang the reader.
+	Timeout time.Duration `mapstructure:"timeout"`
+}
+
+// Default returns the built-in configuration: a kiosk, offline, with the API on
+// loopback. It passes Validate.
+func Default() Config {
+	return Config{
+		Mode:     ModeKiosk,
+		Terminal: TerminalConfig{ID: "000000000001"},
+		Reader:   ReaderConfig{CardPattern: ".*", SAMPattern: ""},
+		EPurse: EPurseConfig{
+			// The city card first, then T-Union (the national interoperable
+			// transport card), the two families cardd is deployed for.
+			AIDs:       []string{"A00000000386980701", "A000000632010105"},
+			Purse:      PurseEP,
+			LogFiles:   []int{0x18},
+			LogRecords: 5,
+		},
+		Store: StoreConfig{Path: "/var/lib/cardd/cardd.db"},
+		Host:  HostConfig{},
+		API:   APIConfig{Listen: "127.0.0.1:8711"},
+		Log:   LogConfig{Level: "info", Format: "text"},
+		Tap:   TapConfig{Timeout: 3 * time.Second},
+	}
+}
+
+// TerminalID returns terminal.id as its 6 bytes. It returns zeros when the id
+// is not valid, which Validate refuses.
+func (c *Config) TerminalID() [6]byte {
+	var id [6]byte
+	if b, err := hex.DecodeString(c.Terminal.ID); err == nil && len(b) == len(id) {
+		copy(id[:], b)
+	}
+	return id
+}
+
+// AIDBytes returns epurse.aids decoded, in order; entries that are not valid
+// hex (which Validate refuses) are left out.
+func (e EPurseConfig) AIDBytes() [][]byte {
+	out := make([][]byte, 0, len(e.AIDs))
+	for _, a := range e.AIDs {
+		if b, err := hex.DecodeString(a); err == nil {
+			out = append(out, b)
+		}
+	}
+	return out
+}
+
+// IsSAMReader reports whether the PC/SC reader called name holds the PSAM.
+// An empty SAMPattern matches no reader.
+func (r ReaderConfig) IsSAMReader(name string) bool {
+	if r.SAMPattern == "" {
+		return false
+	}
+	re, err := regexp.Compile(r.SAMPattern)
+	return err == nil && re.MatchString(name)
+}
+
+// IsCardReader reports whether the PC/SC reader called name is one where user
+// cards are tapped: it matches CardPattern and is not the SAM reader. The
+// patterns are compiled on each call; readers come and go rarely.
+func (r ReaderConfig) IsCardReader(name string) bool {
+	re, err := regexp.Compile(r.CardPattern)
+	return err == nil && re.MatchString(name) && !r.IsSAMReader(name)
+}
+
+// SlogLevel returns log.level as a slog.Level (info for an invalid level).
+func (l LogConfig) SlogLevel() slog.Level {
+	switch l.Level {
+	case "debug":
+		return slog.LevelDebug
+	case "warn":
+		return slog.LevelWarn
+	case "error":
+		return slog.LevelError
+	}
+	return slog.LevelInfo
+}
+
+// Validate checks every key and returns nil or the bad keys as
+// [*ValidationError]s joined with errors.Join, in the stable order of the key
+// table (see the package documentation). Use errors.As to get the first.
+func (c *Config) Validate() error {
+	var errs []error
+	bad := func(key, value, reason string, args ...any) {
+		errs = append(errs, &ValidationError{Key: key, Value: value, Reason: fmt.Sprintf(reason, args...)})
+	}
+
+	oneOf(bad, "mode", c.Mode, ModeKiosk, ModePOS, ModeDoor)
+
+	if !isHex(c.Terminal.ID) || len(c.Terminal.ID) != 12 {
+		bad("terminal.id", c.Terminal.ID, "must be 12 hex digits (the 6-byte terminal id), like \"000000000001\"")
+	}
+
+	if _, err := regexp.Compile(c.Reader.CardPattern); err != nil {
+		bad("reader.card_pattern", c.Reader.CardPattern, "invalid regexp: %v", err)
+	}
+	if _, err := regexp.Compile(c.Reader.SAMPattern); err != nil {
+		bad("reader.sam_pattern", c.Reader.SAMPattern, "invalid regexp: %v", err)
+	}
+
+	if len(c.EPurse.AIDs) == 0 {
+		bad("epurse.aids", "", "must list at least one AID")
+	}
+	seenAID := map[string]bool{}
+	for i, a := range c.EPurse.AIDs {
+		switch {
+		case !isHex(a) || len(a)%2 != 0 || len(a) < 10 || len(a) > 32:
+			bad("epurse.aids", a, "entry %d must be an AID of 5 to 16 bytes in hex (10 to 32 hex digits)", i+1)
+		case seenAID[strings.ToUpper(a)]:
+			bad("epurse.aids", a, "entry %d repeats an earlier AID (each miss costs an APDU per tap)", i+1)
+		}
+		seenAID[strings.ToUpper(a)] = true
+	}
+	oneOf(bad, "epurse.purse", c.EPurse.Purse, PurseEP, PurseED)
+	if len(c.EPurse.LogFiles) == 0 {
+		bad("epurse.log_files", "", "must list at least one SFI")
+	}
+	seenSFI := map[int]bool{}
+	for i, sfi := range c.EPurse.LogFiles {
+		switch {
+		case sfi < 1 || sfi > 30:
+			// An SFI is 5 bits and 31 is reserved (ISO 7816-4), so 1..30.
+			bad("epurse.log_files", strconv.Itoa(sfi), "entry %d: SFI must be 1..30 (0x01..0x1E)", i+1)
+		case seenSFI[sfi]:
+			bad("epurse.log_files", strconv.Itoa(sfi), "entry %d repeats an earlier SFI", i+1)
+		}
+		seenSFI[sfi] = true
+	}
+	if n := c.EPurse.LogRecords; n < 1 || n > 10 {
+		bad("epurse.log_records", strconv.Itoa(n), "must be 1..10 (each record is one READ RECORD per tap)")
+	}
+
+	if strings.TrimSpace(c.Store.Path) == "" {
+		bad("store.path", c.Store.Path, "must not be empty: the journal needs a file")
+	}
+
+	if c.Host.URL != "" {
+		u, err := url.Parse(c.Host.URL)
+		switch {
+		case err != nil:
+			bad("host.url", c.Host.URL, "invalid URL: %v", unwrapURLError(err))
+		case u.Scheme != "http" && u.Scheme != "https":
+			bad("host.url", c.Host.URL, "must be an http:// or https:// URL (or empty to run offline)")
+		case u.Host == "":
+			bad("host.url", c.Host.URL, "must name a host, like \"https://host.example.com\"")
+		}
+		if c.Host.SecretFile == "" {
+			bad("host.secret_file", "", "required when host.url is set: requests to the host are signed with this terminal's secret")
+		}
+	}
+
+	if host, port, err := net.SplitHostPort(c.API.Listen); err != nil {
+		bad("api.listen", c.API.Listen, "must be host:port, like \"127.0.0.1:8711\"")
+	} else if p, err := strconv.Atoi(port); err != nil || p < 0 || p > 65535 {
+		bad("api.listen", c.API.Listen, "port must be a number 0..65535")
+	} else if !isLoopback(host) && c.API.TokenFile == "" {
+		bad("api.token_file", "", "required when api.listen (%q) is not a loopback address: the API can arm purchases", c.API.Listen)
+	}
+
+	oneOf(bad, "log.level", c.Log.Level, "debug", "info", "warn", "error")
+	oneOf(bad, "log.format", c.Log.Format, "text", "json")
+
+	if c.Tap.Timeout <= 0 {
+		bad("tap.timeout", c.Tap.Timeout.String(), "must be a positive duration, like \"3s\"")
+	}
+	return errors.Join(errs...)
+}
+
+// oneOf reports value through bad unless it is one of allowed. The comparison
+// is exact (no case folding) so that what the file says is what runs.
+func oneOf(bad func(key, value, reason string, args ...any), key, value string, allowed ...string) {
+	for _, a := range allowed {
+		if value == a {
+			return
+		}
+	}
+	bad(key, value, "must be one of %s", strings.Join(allowed, ", "))
+}
+
+func isHex(s string) bool {
+	for _, r := range s {
+		if !('0' <= r && r <= '9' || 'a' <= r && r <= 'f' || 'A' <= r && r <= 'F') {
+			return false
+		}
+	}
+	return true
+}
+
+// isLoopback accepts "localhost" and loopback IPs; any other name may resolve
+// off the machine, so it is treated as exposed.
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// unwrapURLError drops url.Error's repetition of the URL, which the
+// ValidationError already shows.
+func unwrapURLError(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return ue.Err
+	}
+	return err
+}

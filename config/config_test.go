@@ -1,0 +1,554 @@
+package config
+
+import (
+	"bytes"
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/spf13/pflag"
+	"github.com/spf13/viper"
+)
+
+// cleanEnv makes the test independent of CARDD_* variables in the caller's
+// environment. An empty variable counts as unset, so setting them all to ""
+// is enough (and t.Setenv restores them afterwards).
+func cleanEnv(t *testing.T) {
+	t.Helper()
+	t.Setenv(EnvConfig, "")
+	var c Config
+	for _, f := range fields(&c) {
+		t.Setenv(envName(f.key), "")
+	}
+}
+
+func writeFile(t *testing.T, content string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "cardd.yaml")
+	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func flags(t *testing.T, args ...string) *pflag.FlagSet {
+	t.Helper()
+	fs := pflag.NewFlagSet("cardd", pflag.ContinueOnError)
+	RegisterFlags(fs)
+	if err := fs.Parse(args); err != nil {
+		t.Fatal(err)
+	}
+	return fs
+}
+
+func TestDefaultValidates(t *testing.T) {
+	cleanEnv(t)
+	d := Default()
+	if err := d.Validate(); err != nil {
+		t.Fatalf("Default().Validate() = %v", err)
+	}
+	c, err := Load(flags(t))
+	if err != nil {
+		t.Fatalf("Load with no file, env or flags: %v", err)
+	}
+	if !reflect.DeepEqual(*c, d) {
+		t.Errorf("Load() = %+v, want the defaults %+v", *c, d)
+	}
+	if c, err := Load(nil); err != nil || !reflect.DeepEqual(*c, d) {
+		t.Errorf("Load(nil) = %+v, %v", c, err)
+	}
+}
+
+func TestPrecedence(t *testing.T) {
+	cleanEnv(t)
+	path := writeFile(t, `
+mode: door
+terminal:
+  id: "0102030405A6"
+reader:
+  card_pattern: "PICC"
+log:
+  level: debug
+  format: json
+`)
+	t.Setenv("CARDD_MODE", "pos")
+	t.Setenv("CARDD_LOG_LEVEL", "warn")
+	t.Setenv("CARDD_READER_CARD_PATTERN", "Virtual PCD 00 00")
+	t.Setenv(EnvConfig, filepath.Join(t.TempDir(), "not-read.yaml")) // --config wins over it
+
+	c, err := Load(flags(t, "--config", path, "--mode", "kiosk", "--reader-sam", "SAM"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	checks := []struct{ name, got, want string }{
+		{"flag beats env and file (mode)", c.Mode, "kiosk"},
+		{"env beats file (log.level)", c.Log.Level, "warn"},
+		{"env beats file (reader.card_pattern)", c.Reader.CardPattern, "Virtual PCD 00 00"},
+		{"flag beats default (reader.sam_pattern)", c.Reader.SAMPattern, "SAM"},
+		{"file beats default (log.format)", c.Log.Format, "json"},
+		{"file beats default (terminal.id)", c.Terminal.ID, "0102030405A6"},
+		{"default (store.path)", c.Store.Path, "/var/lib/cardd/cardd.db"},
+		{"default (tap.timeout)", c.Tap.Timeout.String(), "3s"},
+	}
+	for _, ch := range checks {
+		if ch.got != ch.want {
+			t.Errorf("%s: got %q, want %q", ch.name, ch.got, ch.want)
+		}
+	}
+	if got, want := c.TerminalID(), [6]byte{1, 2, 3, 4, 5, 0xA6}; got != want {
+		t.Errorf("TerminalID() = % X, want % X", got, want)
+	}
+
+	// Without --config, $CARDD_CONFIG names the file.
+	t.Setenv(EnvConfig, path)
+	t.Setenv("CARDD_MODE", "")
+	c, err = Load(flags(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Mode != "door" {
+		t.Errorf("mode from $CARDD_CONFIG's file = %q, want door", c.Mode)
+	}
+	// An explicit --config "" reads no file even with $CARDD_CONFIG set.
+	c, err = Load(flags(t, "--config="))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Mode != "kiosk" {
+		t.Errorf("mode with --config \"\" = %q, want the default kiosk", c.Mode)
+	}
+}
+
+func TestUnsetFlagsDoNotOverride(t *testing.T) {
+	cleanEnv(t)
+	path := writeFile(t, "mode: pos\nlog:\n  level: error\n")
+	c, err := Load(flags(t, "--config", path))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Mode != "pos" || c.Log.Level != "error" {
+		t.Errorf("registered but unset flags overrode the file: mode %q, log.level %q", c.Mode, c.Log.Level)
+	}
+	fs := flags(t)
+	for _, name := range []string{"config", "mode", "terminal-id", "reader-card", "reader-sam", "log-level", "log-format"} {
+		f := fs.Lookup(name)
+		if f == nil {
+			t.Errorf("flag --%s not registered", name)
+			continue
+		}
+		if f.DefValue != "" {
+			t.Errorf("flag --%s has default %q; flags' defaults must be empty", name, f.DefValue)
+		}
+	}
+}
+
+func TestBadValues(t *testing.T) {
+	cases := []struct {
+		name  string
+		file  string            // YAML, or "" for no file
+		env   map[string]string // extra environment
+		args  []string          // flags
+		key   string            // expected ValidationError.Key
+		value string            // expected ValidationError.Value
+		in    string            // substring of the message
+	}{
+		{name: "unknown mode", file: "mode: atm\n", key: "mode", value: "atm", in: "kiosk, pos, door"},
+		{name: "mode of wrong type", file: "mode: 12\n", key: "mode", value: "12", in: "must be a string, got a number"},
+		{name: "short terminal id", file: "terminal:\n  id: \"12345\"\n", key: "terminal.id", value: "12345", in: "12 hex digits"},
+		{name: "non-hex terminal id", file: "terminal:\n  id: zz0000000001\n", key: "terminal.id", value: "zz0000000001", in: "12 hex digits"},
+		{name: "unquoted terminal id", file: "terminal:\n  id: 000000000001\n", key: "terminal.id", value: "1", in: "quote it"},
+		{name: "leaf given a section", file: "mode:\n  x: 1\n", key: "mode", in: "must be a string, got a section"},
+		{name: "AID not a string", file: "epurse:\n  aids: [\"A000000632010105\", 7]\n", key: "epurse.aids", value: "7", in: "entry 2 must be a string"},
+		{name: "bad card regexp", file: "reader:\n  card_pattern: \"[\"\n", key: "reader.card_pattern", value: "[", in: "invalid regexp: error parsing regexp: missing closing ]"},
+		{name: "bad sam regexp", env: map[string]string{"CARDD_READER_SAM_PATTERN": "(x"}, key: "reader.sam_pattern", value: "(x", in: "invalid regexp"},
+		{name: "loud log level", file: "log:\n  level: loud\n", key: "log.level", value: "loud", in: "debug, info, warn, error"},
+		{name: "log format", args: []string{"--log-format", "xml"}, key: "log.format", value: "xml", in: "text, json"},
+		{name: "11 log records", file: "epurse:\n  log_records: 11\n", key: "epurse.log_records", value: "11", in: "1..10"},
+		{name: "0 log records from env", env: map[string]string{"CARDD_EPURSE_LOG_RECORDS": "0"}, key: "epurse.log_records", value: "0", in: "1..10"},
+		{name: "log records not a number", env: map[string]string{"CARDD_EPURSE_LOG_RECORDS": "five"}, key: "epurse.log_records", value: "five", in: "whole number"},
+		{name: "SFI 0", file: "epurse:\n  log_files: [0]\n", key: "epurse.log_files", value: "0", in: "1..30"},
+		{name: "SFI 31", file: "epurse:\n  log_files: [0x18, \"0x1F\"]\n", key: "epurse.log_files", value: "31", in: "entry 2: SFI must be 1..30"},
+		{name: "SFI not a number", file: "epurse:\n  log_files: [\"x18\"]\n", key: "epurse.log_files", value: "x18", in: "entry 1 must be a whole number"},
+		{name: "repeated SFI", env: map[string]string{"CARDD_EPURSE_LOG_FILES": "0x18,24"}, key: "epurse.log_files", value: "24", in: "repeats"},
+		{name: "empty SFI list", file: "epurse:\n  log_files: []\n", key: "epurse.log_files", in: "at least one"},
+		{name: "short AID", file: "epurse:\n  aids: [\"A0\"]\n", key: "epurse.aids", value: "A0", in: "5 to 16 bytes"},
+		{name: "purse", file: "epurse:\n  purse: ew\n", key: "epurse.purse", value: "ew", in: "ep, ed"},
+		{name: "duration soon", file: "tap:\n  timeout: soon\n", key: "tap.timeout", value: "soon", in: "duration"},
+		{name: "duration without unit", env: map[string]string{"CARDD_TAP_TIMEOUT": "3"}, key: "tap.timeout", value: "3", in: "with a unit"},
+		{name: "negative duration", file: "tap:\n  timeout: -1s\n", key: "tap.timeout", value: "-1s", in: "positive"},
+		{name: "empty store path", file: "store:\n  path: \"\"\n", key: "store.path", in: "must not be empty"},
+		{name: "host url scheme", file: "host:\n  url: ftp://h\n  secret_file: /s\n", key: "host.url", value: "ftp://h", in: "http:// or https://"},
+		{name: "host without secret", file: "host:\n  url: https://host.example.com\n", key: "host.secret_file", in: "required when host.url is set"},
+		{name: "api listen", file: "api:\n  listen: localhost\n", key: "api.listen", value: "localhost", in: "host:port"},
+		{name: "exposed api without token", file: "api:\n  listen: \":8711\"\n", key: "api.token_file", in: "not a loopback address"},
+		{name: "unknown key", file: "reader:\n  card_patern: x\n", key: "reader.card_patern", value: "x", in: "unknown key in"},
+		{name: "unknown section", file: "printer:\n  port: /dev/ttyS0\n", key: "printer.port", value: "/dev/ttyS0", in: "unknown key"},
+		{name: "leaf in wrong section", file: "card_pattern: x\n", key: "card_pattern", in: "did you mean reader.card_pattern?"},
+		{name: "section given a scalar", file: "terminal: 5\n", key: "terminal", value: "5", in: "must be a section with the keys id"},
+		{name: "flag value", args: []string{"--terminal-id", "1234"}, key: "terminal.id", value: "1234"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			cleanEnv(t)
+			for k, v := range tc.env {
+				t.Setenv(k, v)
+			}
+			args := tc.args
+			if tc.file != "" {
+				args = append([]string{"--config", writeFile(t, tc.file)}, args...)
+			}
+			c, err := Load(flags(t, args...))
+			if err == nil {
+				t.Fatalf("Load succeeded with %+v", c)
+			}
+			if c != nil {
+				t.Errorf("Load returned a Config with an error")
+			}
+			var ve *ValidationError
+			if !errors.As(err, &ve) {
+				t.Fatalf("error %T %v is not a *ValidationError", err, err)
+			}
+			if ve.Key != tc.key {
+				t.Errorf("Key = %q, want %q (error: %v)", ve.Key, tc.key, err)
+			}
+			if tc.value != "" && ve.Value != tc.value {
+				t.Errorf("Value = %q, want %q", ve.Value, tc.value)
+			}
+			msg := err.Error()
+			if strings.Contains(msg, "\n") {
+				t.Errorf("error has more than one line: %q", msg)
+			}
+			if !strings.HasPrefix(msg, "config: "+tc.key+" = ") || !strings.Contains(msg, tc.in) {
+				t.Errorf("error %q: want prefix %q and to contain %q", msg, "config: "+tc.key+" = ", tc.in)
+			}
+		})
+	}
+}
+
+func TestErrorFormat(t *testing.T) {
+	t.Parallel()
+	c := Default()
+	c.Reader.CardPattern = "["
+	err := c.Validate()
+	want := "config: reader.card_pattern = \"[\": invalid regexp: error parsing regexp: missing closing ]: `[`"
+	if err == nil || err.Error() != want {
+		t.Errorf("Validate() = %v\nwant %s", err, want)
+	}
+}
+
+func TestSeveralErrorsInStableOrder(t *testing.T) {
+	cleanEnv(t)
+	path := writeFile(t, `
+zz_typo: 1
+tap:
+  timeout: soon
+log:
+  level: loud
+mode: atm
+epurse:
+  log_files: [0, 31]
+aa_typo: 2
+`)
+	_, err := Load(flags(t, "--config", path))
+	if err == nil {
+		t.Fatal("no error")
+	}
+	lines := strings.Split(err.Error(), "\n")
+	wantKeys := []string{"mode", "epurse.log_files", "epurse.log_files", "log.level", "tap.timeout", "aa_typo", "zz_typo"}
+	if len(lines) != len(wantKeys) {
+		t.Fatalf("got %d lines, want %d:\n%v", len(lines), len(wantKeys), err)
+	}
+	for i, k := range wantKeys {
+		if !strings.HasPrefix(lines[i], "config: "+k+" = ") {
+			t.Errorf("line %d = %q, want it to name %s", i+1, lines[i], k)
+		}
+	}
+}
+
+func TestUnreadableFile(t *testing.T) {
+	cleanEnv(t)
+	dir := t.TempDir()
+	noRead := filepath.Join(dir, "noread.yaml")
+	if err := os.WriteFile(noRead, []byte("mode: pos\n"), 0o000); err != nil {
+		t.Fatal(err)
+	}
+	badYAML := filepath.Join(dir, "bad.yaml")
+	if err := os.WriteFile(badYAML, []byte("mode: pos\n  reader: [\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	notMap := filepath.Join(dir, "list.yaml")
+	if err := os.WriteFile(notMap, []byte("- mode\n- pos\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		name, path, in string
+		skip           bool
+	}{
+		{"missing", filepath.Join(dir, "missing.yaml"), "no such file", false},
+		{"directory", dir, "is a directory", false},
+		{"permission denied", noRead, "permission denied", os.Geteuid() == 0},
+		{"bad YAML", badYAML, "yaml:", false},
+		{"not a mapping", notMap, "yaml:", false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.skip {
+				t.Skip("root reads any file")
+			}
+			_, err := Load(flags(t, "--config", tc.path))
+			var fe *FileError
+			if !errors.As(err, &fe) {
+				t.Fatalf("error %T %v is not a *FileError", err, err)
+			}
+			if fe.Path != tc.path {
+				t.Errorf("Path = %q, want %q", fe.Path, tc.path)
+			}
+			msg := err.Error()
+			if strings.Contains(msg, "\n") || !strings.HasPrefix(msg, "config: file \""+tc.path+"\": ") || !strings.Contains(msg, tc.in) {
+				t.Errorf("message %q: want one line naming the file and containing %q", msg, tc.in)
+			}
+		})
+	}
+	_, err := Load(flags(t, "--config", filepath.Join(dir, "missing.yaml")))
+	if !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("missing file error %v does not match fs.ErrNotExist", err)
+	}
+}
+
+func TestEnvLists(t *testing.T) {
+	cleanEnv(t)
+	t.Setenv("CARDD_EPURSE_AIDS", "A000000632010105, A00000000386980701,")
+	t.Setenv("CARDD_EPURSE_LOG_FILES", "0x18,0x19, 5")
+	t.Setenv("CARDD_EPURSE_LOG_RECORDS", "10")
+	t.Setenv("CARDD_TAP_TIMEOUT", "1500ms")
+	t.Setenv("CARDD_HOST_URL", "https://host.example.com/cardd")
+	t.Setenv("CARDD_HOST_SECRET_FILE", "/etc/cardd/host.secret")
+	c, err := Load(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"A000000632010105", "A00000000386980701"}; !reflect.DeepEqual(c.EPurse.AIDs, want) {
+		t.Errorf("AIDs = %q, want %q", c.EPurse.AIDs, want)
+	}
+	if want := []int{0x18, 0x19, 5}; !reflect.DeepEqual(c.EPurse.LogFiles, want) {
+		t.Errorf("LogFiles = %v, want %v", c.EPurse.LogFiles, want)
+	}
+	if c.EPurse.LogRecords != 10 || c.Tap.Timeout != 1500*time.Millisecond {
+		t.Errorf("LogRecords %d, Timeout %v", c.EPurse.LogRecords, c.Tap.Timeout)
+	}
+	if c.Host.URL != "https://host.example.com/cardd" || c.Host.SecretFile != "/etc/cardd/host.secret" {
+		t.Errorf("Host = %+v", c.Host)
+	}
+	if got := c.EPurse.AIDBytes(); len(got) != 2 || len(got[0]) != 8 || got[0][0] != 0xA0 {
+		t.Errorf("AIDBytes() = % X", got)
+	}
+}
+
+func TestFileListForms(t *testing.T) {
+	cleanEnv(t)
+	path := writeFile(t, "epurse:\n  log_files: [0x18, \"0x19\", 7, \"030\"]\n  aids: A000000632010105\n")
+	c, err := Load(flags(t, "--config", path))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// "030" is decimal 30, not octal.
+	if want := []int{0x18, 0x19, 7, 30}; !reflect.DeepEqual(c.EPurse.LogFiles, want) {
+		t.Errorf("LogFiles = %v, want %v", c.EPurse.LogFiles, want)
+	}
+	if want := []string{"A000000632010105"}; !reflect.DeepEqual(c.EPurse.AIDs, want) {
+		t.Errorf("AIDs = %q, want %q", c.EPurse.AIDs, want)
+	}
+}
+
+func TestWriteEffective(t *testing.T) {
+	cleanEnv(t)
+	dir := t.TempDir()
+	secretPath := filepath.Join(dir, "host.secret")
+	const secret = "s3cret-hmac-key-do-not-print"
+	if err := os.WriteFile(secretPath, []byte(secret+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c := Default()
+	c.Mode = ModePOS
+	c.Reader = ReaderConfig{CardPattern: "^Virtual PCD 00 00$", SAMPattern: `^Virtual "PCD" 00 01\b`}
+	c.Host = HostConfig{URL: "https://host.example.com", SecretFile: secretPath}
+	c.API = APIConfig{Listen: "0.0.0.0:8711", TokenFile: filepath.Join(dir, "api.token")}
+	c.EPurse.LogFiles = []int{0x18, 0x1E}
+	c.Tap.Timeout = 2500 * time.Millisecond
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	if err := c.WriteEffective(&buf); err != nil {
+		t.Fatal(err)
+	}
+	out := buf.String()
+	if strings.Contains(out, secret) {
+		t.Errorf("output holds the secret:\n%s", out)
+	}
+	for _, want := range []string{"secret_file: \"" + secretPath + "\"", "log_files: [0x18, 0x1E]", "timeout: \"2.5s\"", "id: \"000000000001\""} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+
+	// The output is a configuration file that loads back to the same Config.
+	path := filepath.Join(dir, "effective.yaml")
+	if err := os.WriteFile(path, buf.Bytes(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	back, err := Load(flags(t, "--config", path))
+	if err != nil {
+		t.Fatalf("loading WriteEffective's output: %v\n%s", err, out)
+	}
+	if !reflect.DeepEqual(*back, c) {
+		t.Errorf("round trip:\n got %+v\nwant %+v", *back, c)
+	}
+}
+
+func TestSecretMasking(t *testing.T) {
+	t.Parallel()
+	for key, want := range map[string]bool{
+		"host.secret_file": false, "api.token_file": false, "store.path": false, "mode": false,
+		"host.secret": true, "api.token": true, "host.api_key": true, "key_path": false,
+	} {
+		if got := isSecretKey(key); got != want {
+			t.Errorf("isSecretKey(%q) = %v, want %v", key, got, want)
+		}
+	}
+	// A value-holding secret key is masked in the YAML and in errors.
+	if got := yamlValue("host.api_key", reflect.ValueOf("hunter2")); got != `"`+Masked+`"` {
+		t.Errorf("yamlValue(host.api_key) = %s", got)
+	}
+	if got := maskValue("api.token", "hunter2"); got != Masked {
+		t.Errorf("maskValue(api.token) = %s", got)
+	}
+}
+
+func TestReadSecretFile(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	write := func(name, content string, mode os.FileMode) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(content), mode); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(p, mode); err != nil { // beat the umask
+			t.Fatal(err)
+		}
+		return p
+	}
+
+	open := write("open.secret", "s3cret\n", 0o644)
+	_, err := ReadSecretFile(open)
+	var se *SecretFileError
+	if !errors.As(err, &se) || se.Mode != 0o644 || se.Path != open {
+		t.Fatalf("0644: err = %v, want a *SecretFileError with mode 0644", err)
+	}
+	if msg := err.Error(); !strings.Contains(msg, open) || !strings.Contains(msg, "0644") || !strings.Contains(msg, "chmod 600") {
+		t.Errorf("message %q should name the file, the mode and the fix", msg)
+	}
+	if _, err := ReadSecretFile(write("group.secret", "s", 0o640)); err == nil {
+		t.Error("0640 accepted")
+	}
+
+	got, err := ReadSecretFile(write("ok.secret", "s3cret\r\n\n", 0o600))
+	if err != nil || string(got) != "s3cret" {
+		t.Errorf("0600: %q, %v; want \"s3cret\"", got, err)
+	}
+	if got, err := ReadSecretFile(write("ro.secret", "tok", 0o400)); err != nil || string(got) != "tok" {
+		t.Errorf("0400: %q, %v", got, err)
+	}
+
+	if _, err := ReadSecretFile(write("empty.secret", "\n", 0o600)); !errors.As(err, &se) || !strings.Contains(err.Error(), "empty") {
+		t.Errorf("empty file: %v", err)
+	}
+	if _, err := ReadSecretFile(filepath.Join(dir, "missing")); !errors.Is(err, fs.ErrNotExist) || !errors.As(err, &se) {
+		t.Errorf("missing file: %v", err)
+	}
+	if _, err := ReadSecretFile(dir); !errors.As(err, &se) || !strings.Contains(err.Error(), "not a regular file") {
+		t.Errorf("directory: %v", err)
+	}
+}
+
+func TestReaderSelection(t *testing.T) {
+	t.Parallel()
+	const card, sam = "Virtual PCD 00 00", "Virtual PCD 00 01"
+	for _, tc := range []struct {
+		r             ReaderConfig
+		cardR, samR   bool // for "Virtual PCD 00 00"
+		cardR1, samR1 bool // for "Virtual PCD 00 01"
+	}{
+		{Default().Reader, true, false, true, false},
+		{ReaderConfig{CardPattern: ".*", SAMPattern: "PCD 00 01$"}, true, false, false, true},
+		{ReaderConfig{CardPattern: "^Virtual PCD 00 00$", SAMPattern: "^Virtual PCD 00 01$"}, true, false, false, true},
+	} {
+		if got := [4]bool{tc.r.IsCardReader(card), tc.r.IsSAMReader(card), tc.r.IsCardReader(sam), tc.r.IsSAMReader(sam)}; got != [4]bool{tc.cardR, tc.samR, tc.cardR1, tc.samR1} {
+			t.Errorf("%+v: card/sam for %q and %q = %v", tc.r, card, sam, got)
+		}
+	}
+}
+
+// TestExampleFile keeps cardd.example.yaml loadable and complete.
+func TestExampleFile(t *testing.T) {
+	cleanEnv(t)
+	c, err := Load(flags(t, "--config", "cardd.example.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Reader.SAMPattern == "" {
+		t.Error("the example sets a SAM pattern")
+	}
+	data, err := os.ReadFile("cardd.example.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fv := viper.New()
+	fv.SetConfigType("yaml")
+	if err := fv.ReadConfig(bytes.NewReader(data)); err != nil {
+		t.Fatal(err)
+	}
+	inFile := map[string]bool{}
+	for _, k := range fv.AllKeys() {
+		inFile[k] = true
+	}
+	doc, err := os.ReadFile("doc.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var d Config
+	for _, f := range fields(&d) {
+		if !inFile[f.key] {
+			t.Errorf("cardd.example.yaml lacks %s", f.key)
+		}
+		if !strings.Contains(string(doc), "//\t"+f.key+" ") || !strings.Contains(string(doc), envName(f.key)) {
+			t.Errorf("the key table in doc.go lacks %s or %s", f.key, envName(f.key))
+		}
+	}
+}
+
+// TestParallelLoads runs Loads concurrently: each has its own viper.
+func TestParallelLoads(t *testing.T) {
+	for _, e := range os.Environ() {
+		if strings.HasPrefix(e, EnvPrefix) && !strings.HasPrefix(e, EnvConfig+"=") {
+			t.Skip("CARDD_* set in the environment:", e)
+		}
+	}
+	for _, mode := range []string{ModeKiosk, ModePOS, ModeDoor, ModeKiosk, ModePOS, ModeDoor} {
+		t.Run(mode, func(t *testing.T) {
+			t.Parallel()
+			path := writeFile(t, "mode: "+mode+"\n")
+			for range 20 {
+				c, err := Load(flags(t, "--config", path))
+				if err != nil || c.Mode != mode {
+					t.Fatalf("Load = %v, %v; want mode %s", c, err, mode)
+				}
+			}
+		})
+	}
+}

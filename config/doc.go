@@ -1,0 +1,62 @@
+// Package config is cardd's configuration: built-in defaults, a YAML file,
+// CARDD_* environment variables and command-line flags, merged through
+// github.com/spf13/viper in that order of increasing precedence, then
+// validated so that a bad value is refused at start with a line naming the key.
+//
+// # Sources
+//
+//  1. Defaults: [Default].
+//  2. The YAML file named by --config, or by $CARDD_CONFIG when the flag is not
+//     given. There is no search path: without either, no file is read, so what
+//     the daemon runs with never depends on a file the operator did not name.
+//     An explicit --config "" means no file even when $CARDD_CONFIG is set.
+//  3. The environment: every key has one variable, CARDD_ followed by the key
+//     in upper case with dots as underscores (reader.card_pattern is
+//     CARDD_READER_CARD_PATTERN). An empty variable counts as unset (viper's
+//     default), so an empty line in a systemd EnvironmentFile changes nothing.
+//     The lists epurse.aids and epurse.log_files are comma-separated there.
+//  4. The flags of [RegisterFlags] that were given on the command line.
+//
+// # Keys
+//
+//	key                  env                        flag           default
+//	mode                 CARDD_MODE                 --mode         kiosk (kiosk|pos|door)
+//	terminal.id          CARDD_TERMINAL_ID          --terminal-id  "000000000001" (12 hex digits)
+//	reader.card_pattern  CARDD_READER_CARD_PATTERN  --reader-card  ".*" (Go regexp)
+//	reader.sam_pattern   CARDD_READER_SAM_PATTERN   --reader-sam   "" (Go regexp; empty = no SAM)
+//	epurse.aids          CARDD_EPURSE_AIDS                         [A00000000386980701, A000000632010105]
+//	epurse.purse         CARDD_EPURSE_PURSE                        ep (ep|ed)
+//	epurse.log_files     CARDD_EPURSE_LOG_FILES                    [0x18] (SFIs 1..30)
+//	epurse.log_records   CARDD_EPURSE_LOG_RECORDS                  5 (1..10)
+//	store.path           CARDD_STORE_PATH                          /var/lib/cardd/cardd.db
+//	host.url             CARDD_HOST_URL                            "" (offline)
+//	host.secret_file     CARDD_HOST_SECRET_FILE                    "" (required with host.url)
+//	api.listen           CARDD_API_LISTEN                          127.0.0.1:8711
+//	api.token_file       CARDD_API_TOKEN_FILE                      "" (required off loopback)
+//	log.level            CARDD_LOG_LEVEL            --log-level    info (debug|info|warn|error)
+//	log.format           CARDD_LOG_FORMAT           --log-format   text (text|json)
+//	tap.timeout          CARDD_TAP_TIMEOUT                         3s (> 0)
+//
+// A key in the file that cardd does not know is an error, not ignored: an
+// integrator's typo (card_patern) must not silently leave the default in force.
+// Unknown CARDD_* variables are not checked, because other tools of the project
+// (the simulators, the scripts) share the prefix.
+//
+// # Errors
+//
+// Every error is one line. [Load] returns a [*FileError] when the file cannot be
+// read or parsed, otherwise every bad key as a [*ValidationError], joined with
+// errors.Join in the order of the table above (unknown keys last, sorted):
+//
+//	config: file "/etc/cardd/cardd.yaml": open: no such file or directory
+//	config: reader.card_pattern = "[": invalid regexp: error parsing regexp: missing closing ]: `[`
+//	config: reader.card_patern = "x": unknown key in /etc/cardd/cardd.yaml (did you mean reader.card_pattern?)
+//
+// The daemon prints them and exits with code 2.
+//
+// # Secrets
+//
+// The configuration holds the paths of secret files, never secrets; read them
+// with [ReadSecretFile], which refuses a file that group or others may read.
+// cardd.example.yaml in this folder is a commented example file.
+package config
