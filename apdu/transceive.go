@@ -76,7 +76,7 @@ func TransceiveResponse(t Transmitter, c Command) (Response, error) {
 // Channels 0-3 sit in b2-b1 of 000x xxxx (and of the proprietary 100x xxxx,
 // as 80 5C is sent); channels 4-19 in b4-b1 of 01xx xxxx (11xx xxxx is the
 // GlobalPlatform proprietary twin). FF is no card class but a PC/SC reader
-// pseudo-APDU; the reader answers its own FF C0 00 00 xx.
+// pseudo-APDU; readers that answer one with 61xx (ACS) want FF C0 00 00 xx.
 func getResponseCLA(cla byte) byte {
 	switch {
 	case cla == 0xFF:

@@ -2,6 +2,7 @@ package reader
 
 import (
 	"errors"
+	"fmt"
 	"log/slog"
 	"sync"
 
@@ -127,6 +128,13 @@ func (s *Session) Transmit(cmd []byte) ([]byte, error) {
 		return nil, &Error{Op: "transmit", Reader: s.reader, Err: errors.New("session closed")}
 	}
 	resp, err := s.card.Transmit(cmd)
+	if err == nil && len(resp) < 2 {
+		// No status word means the card is gone, not that it misspoke: the
+		// vpcd driver, and some contactless readers, report a card leaving
+		// mid-exchange as a successful transfer of zero bytes.
+		return nil, &Error{Op: "transmit", Reader: s.reader, Kind: ErrCardRemoved,
+			Err: fmt.Errorf("response of %d bytes has no status word", len(resp))}
+	}
 	return resp, wrap("transmit", s.reader, err)
 }
 
