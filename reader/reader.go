@@ -69,8 +69,16 @@ func wrap(op, reader string, err error) error {
 		switch se {
 		case scard.ErrRemovedCard, scard.ErrResetCard, scard.ErrNoSmartcard,
 			scard.ErrUnpoweredCard, scard.ErrUnresponsiveCard, scard.ErrNotTransacted,
-			scard.ErrUnsupportedCard, scard.ErrCommError:
+			scard.ErrUnsupportedCard:
 			e.Kind = ErrCardRemoved
+		case scard.ErrCommError:
+			// On a card call the card stopped answering; on a context call
+			// (no reader) the socket to pcscd broke.
+			if reader != "" {
+				e.Kind = ErrCardRemoved
+			} else {
+				e.Kind = ErrNoService
+			}
 		case scard.ErrNoService, scard.ErrServiceStopped, scard.ErrInvalidHandle:
 			e.Kind = ErrNoService
 		case scard.ErrUnknownReader, scard.ErrReaderUnavailable, scard.ErrNoReadersAvailable:
@@ -80,8 +88,12 @@ func wrap(op, reader string, err error) error {
 	return e
 }
 
-// isServiceError reports whether the context must be re-established.
-func isServiceError(err error) bool { return errors.Is(err, ErrNoService) }
+// isServiceError reports whether the context must be re-established. A comm
+// error is included even on a card call: pcsc-lite reports pcscd dying as
+// SCARD_F_COMM_ERROR, and a fresh context costs one round trip.
+func isServiceError(err error) bool {
+	return errors.Is(err, ErrNoService) || errors.Is(err, scard.ErrCommError)
+}
 
 // Role is what a reader is used for.
 type Role int

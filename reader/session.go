@@ -97,13 +97,9 @@ func open(ctx *scard.Context, reader string) (*Session, error) {
 		_ = card.Disconnect(scard.LeaveCard)
 		return nil, wrap("begin transaction", reader, err)
 	}
-	st, err := card.Status()
-	if err != nil {
-		_ = card.EndTransaction(scard.LeaveCard)
-		_ = card.Disconnect(scard.LeaveCard)
-		return nil, wrap("status", reader, err)
-	}
-	return &Session{card: card, reader: reader, atr: st.Atr}, nil
+	// No SCardStatus for the ATR: the monitor's event already carries it, and
+	// every call to pcscd is time added to the tap.
+	return &Session{card: card, reader: reader}, nil
 }
 
 // Session is one card connection inside a PC/SC transaction. It is an
@@ -112,15 +108,11 @@ func open(ctx *scard.Context, reader string) (*Session, error) {
 type Session struct {
 	card   *scard.Card
 	reader string
-	atr    []byte
 	closed bool
 }
 
 // Reader returns the name of the reader the card is in.
 func (s *Session) Reader() string { return s.reader }
-
-// ATR returns the card's answer to reset as reported at connect.
-func (s *Session) ATR() []byte { return s.atr }
 
 // Transmit sends one command APDU and returns the raw response APDU.
 func (s *Session) Transmit(cmd []byte) ([]byte, error) {

@@ -1,0 +1,369 @@
+package epurse
+
+import (
+	"bytes"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+)
+
+// CardFile is the whole state of a simulated card, kept as JSON so that a
+// person can read and edit it. The field names, as written by Save:
+//
+//	info            EF 0x15: card_number, app_serial (hex, 10 bytes; the keys are
+//	                diversified from it), issuer_id (hex, 8 bytes), app_type, version,
+//	                start_date and expiry_date ("2006-01-02"), card_type
+//	aid             the card's own AID in hex, answered when it is selected by file id
+//	                1001; empty means AIDCityCard. Either known AID selects it too.
+//	holder          EF 0x16: name, id_number, id_type, card_type, staff_flag; absent on
+//	                an anonymous card, which then has no EF 0x16 (6A82)
+//	ep_balance, ed_balance                   balances in fen
+//	max_balance     the most a purse may hold, in fen; 0 means 4294967295
+//	ep_online_counter, ep_offline_counter    counters of the EP (loads, purchases)
+//	ed_online_counter, ed_offline_counter    the same for the ED
+//	log             EF 0x18, newest first, at most 10 records: counter, amount (fen),
+//	                overdraft (fen), type (01 ED load … 06 EP purchase), terminal_id
+//	                (hex), time ("2006-01-02T15:04:05", terminal wall clock)
+//	load_log_sfi    when set, loads are logged in this file instead of 0x18, as on
+//	                some city cards; load_log holds its records
+//	zero_filled_empty_records   answer an unused log slot with 23 zero bytes
+//	                instead of 6A83, as some real cards do
+//	keys            dlk, dpk, dtk: the card's diversified keys in hex (never masters)
+//	key_version, alg_id    returned by the INITs; default 01 and 00
+//	pin             the cardholder PIN, 4 to 12 digits
+//	pin_tries_left  0 blocks VERIFY (6983); a right PIN resets it to 3
+//	ed_needs_pin    GET BALANCE and the INITs of the ED need VERIFY first (6982)
+//	blocked         the application is blocked: SELECT answers 6283
+//	proofs          per transaction type, the last transaction's counter (after it),
+//	                mac and tac (hex), for GET TRANSACTION PROVE
+//
+// A CardFile holds keys and a PIN: Save writes it with mode 0600, and its
+// String and LogValue show neither.
+type CardFile struct {
+	Info   IssuerInfo `json:"info"`
+	AID    string     `json:"aid,omitempty"`
+	Holder *Holder    `json:"holder,omitempty"`
+
+	EPBalance  int64 `json:"ep_balance"`
+	EDBalance  int64 `json:"ed_balance"`
+	MaxBalance int64 `json:"max_balance,omitempty"`
+
+	EPOnlineCounter  uint16 `json:"ep_online_counter"`
+	EPOfflineCounter uint16 `json:"ep_offline_counter"`
+	EDOnlineCounter  uint16 `json:"ed_online_counter"`
+	EDOfflineCounter uint16 `json:"ed_offline_counter"`
+
+	Log                    []LogRecord `json:"log"`
+	LoadLogSFI             byte        `json:"load_log_sfi,omitempty"`
+	LoadLog                []LogRecord `json:"load_log,omitempty"`
+	ZeroFilledEmptyRecords bool        `json:"zero_filled_empty_records,omitempty"`
+
+	Keys       CardKeys `json:"keys"`
+	KeyVersion byte     `json:"key_version"`
+	AlgID      byte     `json:"alg_id"`
+
+	PIN          string `json:"pin"`
+	PINTriesLeft int    `json:"pin_tries_left"`
+	EDNeedsPIN   bool   `json:"ed_needs_pin,omitempty"`
+	Blocked      bool   `json:"blocked"`
+
+	Proofs []Proof `json:"proofs,omitempty"`
+}
+
+// PINTries is how many wrong PINs a card allows before it blocks VERIFY.
+const PINTries = 3
+
+// LogSFI is the short file id of the transaction log (spec "Files").
+const LogSFI = 0x18
+
+// DefaultIssuerID is the issuer id NewCardFile writes: issuer 0001, city
+// 0000, industry 0000. Its city code is the prefix of the application serial.
+var DefaultIssuerID = [8]byte{0x00, 0x01}
+
+// DefaultPIN is the PIN NewCardFile sets, the usual factory PIN.
+const DefaultPIN = "123456"
+
+// Proof is what GET TRANSACTION PROVE returns for the last transaction of a
+// type: its MAC (for a purchase the card's MAC2; for a load the MAC2 the
+// card accepted) and its TAC.
+type Proof struct {
+	Type    TxType
+	Counter uint16 // the card's counter after the transaction
+	MAC     [4]byte
+	TAC     [4]byte
+}
+
+type proofJSON struct {
+	Type    TxType `json:"type"`
+	Counter uint16 `json:"counter"`
+	MAC     string `json:"mac"`
+	TAC     string `json:"tac"`
+}
+
+// MarshalJSON writes {"type", "counter", "mac" (hex), "tac" (hex)}.
+func (p Proof) MarshalJSON() ([]byte, error) {
+	return json.Marshal(proofJSON{
+		Type: p.Type, Counter: p.Counter,
+		MAC: strings.ToUpper(hex.EncodeToString(p.MAC[:])),
+		TAC: strings.ToUpper(hex.EncodeToString(p.TAC[:])),
+	})
+}
+
+// UnmarshalJSON reads what MarshalJSON writes.
+func (p *Proof) UnmarshalJSON(b []byte) error {
+	var j proofJSON
+	if err := json.Unmarshal(b, &j); err != nil {
+		return err
+	}
+	v := Proof{Type: j.Type, Counter: j.Counter}
+	if err := decodeHexInto(v.MAC[:], j.MAC, "mac"); err != nil {
+		return err
+	}
+	if err := decodeHexInto(v.TAC[:], j.TAC, "tac"); err != nil {
+		return err
+	}
+	*p = v
+	return nil
+}
+
+// NewCardFile builds a fresh card: a 16-digit number, the cardholder's name
+// ("" for an anonymous card with no EF 0x16), an EP balance in fen, the
+// validity dates and the issuer master keys from which its keys are
+// diversified (the masters themselves are not kept). The application serial
+// is the city code of DefaultIssuerID followed by the number in BCD.
+func NewCardFile(number string, holder string, balance int64, start, expiry Date, masters MasterKeys) (*CardFile, error) {
+	if len(number) != 16 || !isDigits(number) {
+		return nil, fmt.Errorf("%w: a card number is 16 digits", ErrBadArgument)
+	}
+	if masters.DLK == (Key16{}) || masters.DPK == (Key16{}) || masters.DTK == (Key16{}) {
+		return nil, fmt.Errorf("%w: a master key is missing (all zero)", ErrBadArgument)
+	}
+	serial, err := AppSerialFor([2]byte{DefaultIssuerID[2], DefaultIssuerID[3]}, number)
+	if err != nil {
+		return nil, err
+	}
+	f := &CardFile{
+		Info: IssuerInfo{
+			IssuerID:   DefaultIssuerID,
+			AppType:    0x03, // ED and EP
+			Version:    0x01,
+			AppSerial:  serial,
+			CardNumber: number,
+			StartDate:  start,
+			ExpiryDate: expiry,
+		},
+		EPBalance:    balance,
+		Log:          []LogRecord{}, // "log": [] reads better in the file than null
+		Keys:         masters.Diversify(serial[:]),
+		KeyVersion:   0x01,
+		AlgID:        0x00,
+		PIN:          DefaultPIN,
+		PINTriesLeft: PINTries,
+	}
+	if holder != "" {
+		f.Holder = &Holder{Name: holder}
+	}
+	if err := f.Validate(); err != nil {
+		return nil, err
+	}
+	return f, nil
+}
+
+// Validate checks that the card could exist: every field fits its place on
+// the card, and the number agrees with the serial.
+func (f *CardFile) Validate() error {
+	var errs []error
+	bad := func(format string, a ...any) {
+		errs = append(errs, fmt.Errorf("%w: "+format, append([]any{ErrBadArgument}, a...)...))
+	}
+	number, err := decodeDigits(f.Info.AppSerial[2:])
+	if err != nil {
+		bad("info.app_serial: bytes 2-9 must be the card number in BCD")
+	} else if f.Info.CardNumber != "" && f.Info.CardNumber != number {
+		bad("info.card_number %s does not match app_serial, which holds %s", f.Info.CardNumber, number)
+	}
+	for _, d := range []Date{f.Info.StartDate, f.Info.ExpiryDate} {
+		if _, err := d.BCD(); err != nil {
+			bad("info: date %s does not exist", d)
+		}
+	}
+	if !f.Info.StartDate.IsZero() && !f.Info.ExpiryDate.IsZero() && f.Info.ExpiryDate.Before(f.Info.StartDate) {
+		bad("info: expiry_date %s is before start_date %s", f.Info.ExpiryDate, f.Info.StartDate)
+	}
+	if f.AID != "" {
+		if aid, err := hex.DecodeString(f.AID); err != nil || len(aid) < 5 || len(aid) > 16 {
+			bad("aid must be 5 to 16 bytes in hex")
+		}
+	}
+	if f.Holder != nil {
+		if _, err := f.Holder.Bytes(); err != nil {
+			errs = append(errs, fmt.Errorf("holder: %w", err))
+		}
+	}
+	if f.MaxBalance < 0 || f.MaxBalance > MaxAmount {
+		bad("max_balance %d is not in 0..%d", f.MaxBalance, int64(MaxAmount))
+	}
+	for _, b := range []struct {
+		name string
+		v    int64
+	}{{"ep_balance", f.EPBalance}, {"ed_balance", f.EDBalance}} {
+		if b.v < 0 || b.v > f.maxBalance() {
+			bad("%s %d is not in 0..%d", b.name, b.v, f.maxBalance())
+		}
+	}
+	for _, l := range []struct {
+		name string
+		recs []LogRecord
+	}{{"log", f.Log}, {"load_log", f.LoadLog}} {
+		name, log := l.name, l.recs
+		if len(log) > MaxLogRecords {
+			bad("%s has %d records, a log file holds %d", name, len(log), MaxLogRecords)
+		}
+		for i, r := range log {
+			if _, err := r.Bytes(); err != nil {
+				errs = append(errs, fmt.Errorf("%s record %d: %w", name, i+1, err))
+			}
+		}
+	}
+	switch s := f.LoadLogSFI; {
+	case s == 0:
+		if len(f.LoadLog) > 0 {
+			bad("load_log has records but load_log_sfi is not set")
+		}
+	case s > 30 || s == LogSFI || s == 0x15 || s == 0x16:
+		bad("load_log_sfi %#02x must be 1..30 and not 0x15, 0x16 or 0x18", s)
+	}
+	if len(f.PIN) < 4 || len(f.PIN) > 12 || !isDigits(f.PIN) {
+		bad("pin must be 4 to 12 digits")
+	}
+	if f.PINTriesLeft < 0 || f.PINTriesLeft > PINTries {
+		bad("pin_tries_left %d is not in 0..%d", f.PINTriesLeft, PINTries)
+	}
+	if f.Keys == (CardKeys{}) {
+		bad("keys are missing")
+	}
+	seen := map[TxType]bool{}
+	for _, p := range f.Proofs {
+		if seen[p.Type] {
+			bad("proofs: two for type %v, a card keeps the last one", p.Type)
+		}
+		seen[p.Type] = true
+	}
+	return errors.Join(errs...)
+}
+
+func (f *CardFile) maxBalance() int64 {
+	if f.MaxBalance == 0 {
+		return MaxAmount
+	}
+	return f.MaxBalance
+}
+
+// aid is the card's own AID.
+func (f *CardFile) aid() []byte {
+	if aid, err := hex.DecodeString(f.AID); err == nil && len(aid) > 0 {
+		return aid
+	}
+	return bytes.Clone(AIDCityCard)
+}
+
+// clone is a deep copy: the card keeps one to roll back to when a save fails.
+func (f *CardFile) clone() *CardFile {
+	c := *f
+	if f.Holder != nil {
+		h := *f.Holder
+		c.Holder = &h
+	}
+	c.Log = slices.Clone(f.Log)
+	c.LoadLog = slices.Clone(f.LoadLog)
+	c.Proofs = slices.Clone(f.Proofs)
+	return &c
+}
+
+// String names the card by its number and balances, never its keys or PIN.
+func (f *CardFile) String() string {
+	return fmt.Sprintf("card %s (EP %d fen, ED %d fen)", f.Info.CardNumber, f.EPBalance, f.EDBalance)
+}
+
+// GoString keeps %#v from printing the PIN.
+func (f *CardFile) GoString() string { return f.String() }
+
+// LogValue keeps slog from marshalling the keys and the PIN.
+func (f *CardFile) LogValue() slog.Value {
+	return slog.GroupValue(
+		slog.String("card", f.Info.CardNumber),
+		slog.Int64("ep_balance", f.EPBalance),
+		slog.Int64("ed_balance", f.EDBalance),
+	)
+}
+
+// LoadCardFile reads and validates a card file. Unknown fields are an error,
+// so that a misspelt field is not silently ignored; key_version defaults to
+// 01 and pin_tries_left to 3 when left out.
+func LoadCardFile(path string) (*CardFile, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	f := &CardFile{KeyVersion: 0x01, PINTriesLeft: PINTries}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(f); err != nil {
+		return nil, fmt.Errorf("card file %s: %w", path, err)
+	}
+	if err := f.Validate(); err != nil {
+		return nil, fmt.Errorf("card file %s: %w", path, err)
+	}
+	return f, nil
+}
+
+// Save writes the card file atomically: a temporary file in the same
+// directory, fsync, rename over path, fsync of the directory. A crash leaves
+// either the old card or the new one, never half of each, which is what a
+// real card's EEPROM transaction gives. The file has mode 0600: it holds keys.
+func (f *CardFile) Save(path string) (err error) {
+	b, err := json.MarshalIndent(f, "", "  ")
+	if err != nil {
+		return fmt.Errorf("card file %s: %w", path, err)
+	}
+	b = append(b, '\n')
+	dir := filepath.Dir(path)
+	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			tmp.Close()
+			os.Remove(tmp.Name())
+		}
+	}()
+	if err = tmp.Chmod(0o600); err != nil {
+		return err
+	}
+	if _, err = tmp.Write(b); err != nil {
+		return err
+	}
+	if err = tmp.Sync(); err != nil {
+		return err
+	}
+	if err = tmp.Close(); err != nil {
+		return err
+	}
+	if err = os.Rename(tmp.Name(), path); err != nil {
+		return err
+	}
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	// The rename is durable only once the directory entry is.
+	return d.Sync()
+}

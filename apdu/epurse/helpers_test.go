@@ -1,0 +1,49 @@
+package epurse
+
+import (
+	"encoding/hex"
+	"strings"
+	"testing"
+)
+
+// unhex decodes hex written with spaces for readability, as the spec does.
+func unhex(t testing.TB, s string) []byte {
+	t.Helper()
+	b, err := hex.DecodeString(strings.ReplaceAll(s, " ", ""))
+	if err != nil {
+		t.Fatalf("bad hex %q in test: %v", s, err)
+	}
+	return b
+}
+
+func key16(t testing.TB, s string) Key16 {
+	var k Key16
+	if n := copy(k[:], unhex(t, s)); n != 16 {
+		t.Fatalf("key %q is %d bytes", s, n)
+	}
+	return k
+}
+
+func b4(t testing.TB, s string) [4]byte {
+	var a [4]byte
+	if n := copy(a[:], unhex(t, s)); n != 4 {
+		t.Fatalf("%q is %d bytes, want 4", s, n)
+	}
+	return a
+}
+
+func b6(t testing.TB, s string) [6]byte {
+	var a [6]byte
+	if n := copy(a[:], unhex(t, s)); n != 6 {
+		t.Fatalf("%q is %d bytes, want 6", s, n)
+	}
+	return a
+}
+
+func b8(t testing.TB, s string) [8]byte {
+	var a [8]byte
+	if n := copy(a[:], unhex(t, s)); n != 8 {
+		t.Fatalf("%q is %d bytes, want 8", s, n)
+	}
+	return a
+}

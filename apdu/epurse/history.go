@@ -1,0 +1,85 @@
+package epurse
+
+import (
+	"fmt"
+	"time"
+)
+
+// SeedHistory makes n past transactions on card through its own commands, as
+// a terminal, a host and a PSAM would: loads authorized with MAC2 under the
+// issuer's load key, purchases authorized with MAC1 under the purchase key,
+// one every day or so from first on. Every MAC1, MAC2 and TAC the card returns
+// is checked, so a seeded card is also proof that card and host crypto agree.
+// The simulator uses it to give a new card a realistic log.
+func SeedHistory(card *SimCard, masters MasterKeys, termID [6]byte, n int, first time.Time) error {
+	if _, err := Select(card); err != nil {
+		return fmt.Errorf("select: %w", err)
+	}
+	keys := masters.Diversify(card.File().Info.AppSerial[:])
+	when := first.UTC().Truncate(time.Second)
+	for i := range n {
+		balance, err := GetBalance(card, PurseEP)
+		if err != nil {
+			return err
+		}
+		// Deterministic amounts that look like canteen meals, with a top-up
+		// every fourth transaction or whenever the purse runs low.
+		amount := int64(350 + (i*737)%1650)
+		if i%4 == 0 || balance < amount {
+			err = seedLoad(card, keys, termID, 5000, when)
+		} else {
+			err = seedPurchase(card, keys, termID, uint32(i+1), amount, when)
+		}
+		if err != nil {
+			return fmt.Errorf("transaction %d: %w", i+1, err)
+		}
+		when = when.Add(26*time.Hour + time.Duration(i*7)*time.Minute)
+	}
+	return nil
+}
+
+func seedLoad(card *SimCard, keys CardKeys, termID [6]byte, amount int64, when time.Time) error {
+	li, err := InitLoad(card, PurseEP, 1, amount, termID)
+	if err != nil {
+		return err
+	}
+	seslk := SessionKeyLoad(keys.DLK, li.Random, li.OnlineCounter)
+	if want, err := LoadMAC1(seslk, li.OldBalance, amount, TxEPLoad, termID); err != nil || want != li.MAC1 {
+		return fmt.Errorf("card's load MAC1 does not verify (%v)", err)
+	}
+	mac2, err := LoadMAC2(seslk, amount, TxEPLoad, termID, when)
+	if err != nil {
+		return err
+	}
+	tac, err := CreditLoad(card, when, mac2)
+	if err != nil {
+		return err
+	}
+	if want, err := LoadTAC(keys.DTK, li.OldBalance+amount, li.OnlineCounter, amount, TxEPLoad, termID, when); err != nil || want != tac {
+		return fmt.Errorf("card's load TAC does not verify (%v)", err)
+	}
+	return nil
+}
+
+func seedPurchase(card *SimCard, keys CardKeys, termID [6]byte, serial uint32, amount int64, when time.Time) error {
+	pi, err := InitPurchase(card, PurseEP, 1, amount, termID)
+	if err != nil {
+		return err
+	}
+	sespk := SessionKeyPurchase(keys.DPK, pi.Random, pi.OfflineCounter, serial)
+	mac1, err := PurchaseMAC1(sespk, amount, TxEPPurchase, termID, when)
+	if err != nil {
+		return err
+	}
+	tac, mac2, err := DebitPurchase(card, serial, when, mac1)
+	if err != nil {
+		return err
+	}
+	if want, err := PurchaseMAC2(sespk, amount); err != nil || want != mac2 {
+		return fmt.Errorf("card's purchase MAC2 does not verify (%v)", err)
+	}
+	if want, err := PurchaseTAC(keys.DTK, amount, TxEPPurchase, termID, serial, when); err != nil || want != tac {
+		return fmt.Errorf("card's purchase TAC does not verify (%v)", err)
+	}
+	return nil
+}

@@ -1,0 +1,181 @@
+// Command cardd is the card terminal daemon: it reads e-purse cards tapped on
+// PC/SC readers. Subcommands:
+//
+//	cardd run      the daemon (kiosk mode): one structured log line per tap
+//	cardd scan     wait for one tap, print what the card holds, exit
+//	cardd config   print the effective configuration, secrets masked
+//
+// Configuration comes from defaults, a YAML file (--config or CARDD_CONFIG),
+// CARDD_* environment variables and flags, in that order; see package config.
+// Exit codes: 0 success, 1 the work failed (a tap, pcscd), 2 bad usage or
+// configuration.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"regexp"
+	"strings"
+	"syscall"
+
+	"github.com/spf13/pflag"
+
+	"github.com/cardd/cardd/apdu/epurse"
+	"github.com/cardd/cardd/config"
+	"github.com/cardd/cardd/reader"
+	"github.com/cardd/cardd/tap"
+)
+
+const usage = `usage: cardd <command> [flags]
+
+commands:
+  run      run the daemon: read every card tapped, log one line per tap
+  scan     wait for one tap, print the card's purse, exit
+  config   print the effective configuration (secrets masked)
+
+Run 'cardd <command> --help' for the flags of a command.
+`
+
+// exitError carries a process exit code through the command functions.
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e *exitError) Error() string { return e.err.Error() }
+func (e *exitError) Unwrap() error { return e.err }
+
+func usageErr(format string, a ...any) error {
+	return &exitError{code: 2, err: fmt.Errorf(format, a...)}
+}
+
+func main() {
+	os.Exit(Main(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// Main runs cardd with args and returns the exit code; tests call it directly.
+func Main(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		fmt.Fprint(stderr, usage)
+		if len(args) == 0 {
+			return 2
+		}
+		return 0
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	var err error
+	switch cmd, rest := args[0], args[1:]; cmd {
+	case "run":
+		err = cmdRun(ctx, rest, stderr)
+	case "scan":
+		err = cmdScan(ctx, rest, stdout, stderr)
+	case "config":
+		err = cmdConfig(rest, stdout)
+	default:
+		err = usageErr("unknown command %q (want run, scan or config)", cmd)
+	}
+	if err == nil {
+		return 0
+	}
+	if errors.Is(err, pflag.ErrHelp) {
+		return 0
+	}
+	code := 1
+	var ee *exitError
+	if errors.As(err, &ee) {
+		code = ee.code
+	}
+	// One line per problem: errors.Join already separates them with newlines.
+	fmt.Fprintf(stderr, "cardd: %v\n", strings.ReplaceAll(err.Error(), "\n", "\ncardd: "))
+	return code
+}
+
+// loadConfig parses the flags of a subcommand and loads the configuration.
+// extra registers the subcommand's own flags.
+func loadConfig(name string, args []string, extra func(*pflag.FlagSet)) (*config.Config, error) {
+	fs := pflag.NewFlagSet("cardd "+name, pflag.ContinueOnError)
+	fs.SortFlags = false
+	config.RegisterFlags(fs)
+	if extra != nil {
+		extra(fs)
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, pflag.ErrHelp) {
+			return nil, err
+		}
+		return nil, usageErr("%v", err)
+	}
+	if fs.NArg() > 0 {
+		return nil, usageErr("unexpected argument %q", fs.Arg(0))
+	}
+	cfg, err := config.Load(fs)
+	if err != nil {
+		return nil, &exitError{code: 2, err: err}
+	}
+	return cfg, nil
+}
+
+// newLogger builds the daemon's slog logger from the config.
+func newLogger(cfg *config.Config, w io.Writer) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: cfg.Log.SlogLevel()}
+	if cfg.Log.Format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// newRunner wires the tap runner from a validated config.
+func newRunner(cfg *config.Config, log *slog.Logger) *tap.Runner {
+	roles := reader.Roles{Card: regexp.MustCompile(cfg.Reader.CardPattern)} // validated by config
+	if cfg.Reader.SAMPattern != "" {
+		roles.SAM = regexp.MustCompile(cfg.Reader.SAMPattern)
+	}
+	purse := epurse.PurseEP
+	if cfg.EPurse.Purse == config.PurseED {
+		purse = epurse.PurseED
+	}
+	sfis := make([]byte, len(cfg.EPurse.LogFiles))
+	for i, f := range cfg.EPurse.LogFiles {
+		sfis[i] = byte(f)
+	}
+	return &tap.Runner{
+		Roles:   roles,
+		Timeout: cfg.Tap.Timeout,
+		Logger:  log,
+		Read: tap.ReadOptions{
+			AIDs:       cfg.EPurse.AIDBytes(),
+			Purse:      purse,
+			LogFiles:   sfis,
+			LogRecords: cfg.EPurse.LogRecords,
+		},
+	}
+}
+
+func cmdConfig(args []string, stdout io.Writer) error {
+	cfg, err := loadConfig("config", args, nil)
+	if err != nil {
+		return err
+	}
+	return cfg.WriteEffective(stdout)
+}
+
+func cmdRun(ctx context.Context, args []string, stderr io.Writer) error {
+	cfg, err := loadConfig("run", args, nil)
+	if err != nil {
+		return err
+	}
+	if cfg.Mode != config.ModeKiosk {
+		return usageErr("mode %q is not available yet in this build; use mode kiosk", cfg.Mode)
+	}
+	log := newLogger(cfg, stderr)
+	log.Info("cardd starting", "mode", cfg.Mode, "terminal", cfg.Terminal.ID, "card_readers", cfg.Reader.CardPattern, "sam_reader", cfg.Reader.SAMPattern)
+	err = newRunner(cfg, log).Run(ctx)
+	log.Info("cardd stopped")
+	return err
+}

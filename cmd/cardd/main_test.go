@@ -1,0 +1,88 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func run(t *testing.T, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	var out, errw bytes.Buffer
+	code = Main(args, &out, &errw)
+	return code, out.String(), errw.String()
+}
+
+// Bad configuration: exit code 2 and one line naming the key and the value.
+func TestBadConfigExits2WithOneLine(t *testing.T) {
+	dir := t.TempDir()
+	bad := filepath.Join(dir, "bad.yaml")
+	if err := os.WriteFile(bad, []byte("reader:\n  card_patern: x\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		env  map[string]string
+		args []string
+		want []string // substrings of the one line
+	}{
+		{"unknown mode", map[string]string{"CARDD_MODE": "atm"}, nil, []string{"mode", `"atm"`}},
+		{"mode flag", nil, []string{"--mode", "atm"}, []string{"mode", `"atm"`}},
+		{"terminal id too short", nil, []string{"--terminal-id", "12345"}, []string{"terminal.id", `"12345"`}},
+		{"terminal id not hex", map[string]string{"CARDD_TERMINAL_ID": "zz0000000001"}, nil, []string{"terminal.id", `"zz0000000001"`}},
+		{"missing file", nil, []string{"--config", filepath.Join(dir, "nope.yaml")}, []string{"nope.yaml"}},
+		{"directory as file", nil, []string{"--config", dir}, []string{dir}},
+		{"unknown key", nil, []string{"--config", bad}, []string{"reader.card_patern"}},
+		{"bad regexp", nil, []string{"--reader-card", "["}, []string{"reader.card_pattern", `"["`}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Setenv("CARDD_CONFIG", "")
+			for k, v := range tc.env {
+				t.Setenv(k, v)
+			}
+			for _, cmd := range []string{"run", "scan", "config"} {
+				code, _, stderr := run(t, append([]string{cmd}, tc.args...)...)
+				if code != 2 {
+					t.Errorf("cardd %s: exit %d, want 2 (stderr %q)", cmd, code, stderr)
+				}
+				lines := strings.Split(strings.TrimRight(stderr, "\n"), "\n")
+				if len(lines) != 1 {
+					t.Errorf("cardd %s: %d lines on stderr, want 1: %q", cmd, len(lines), stderr)
+				}
+				for _, w := range tc.want {
+					if !strings.Contains(stderr, w) {
+						t.Errorf("cardd %s: stderr %q does not name %s", cmd, stderr, w)
+					}
+				}
+			}
+		})
+	}
+}
+
+func TestUsageErrors(t *testing.T) {
+	t.Setenv("CARDD_CONFIG", "")
+	for _, args := range [][]string{{}, {"frobnicate"}, {"scan", "--no-such-flag"}, {"scan", "extra"}, {"scan", "--wait", "-1s"}} {
+		if code, _, stderr := run(t, args...); code != 2 {
+			t.Errorf("cardd %q: exit %d, want 2 (%s)", args, code, stderr)
+		}
+	}
+	if code, _, _ := run(t, "--help"); code != 0 {
+		t.Errorf("cardd --help: exit %d, want 0", code)
+	}
+}
+
+func TestConfigPrintsEffective(t *testing.T) {
+	t.Setenv("CARDD_CONFIG", "")
+	t.Setenv("CARDD_TERMINAL_ID", "0011223344AA")
+	code, out, stderr := run(t, "config", "--mode", "door")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	for _, w := range []string{`mode: "door"`, `"0011223344AA"`, "card_pattern"} {
+		if !strings.Contains(out, w) {
+			t.Errorf("effective config lacks %q:\n%s", w, out)
+		}
+	}
+}

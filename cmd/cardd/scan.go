@@ -1,0 +1,165 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/pflag"
+
+	"github.com/cardd/cardd/money"
+	"github.com/cardd/cardd/reader"
+	"github.com/cardd/cardd/redact"
+	"github.com/cardd/cardd/tap"
+)
+
+// scanOutput is the --json form of a scan; field names are part of cardd's
+// interface for scripts, keep them stable.
+type scanOutput struct {
+	Reader       string          `json:"reader"`
+	Card         string          `json:"card"` // masked
+	Holder       string          `json:"holder,omitempty"`
+	ValidFrom    string          `json:"valid_from"`
+	ValidTo      string          `json:"valid_to"`
+	Purse        string          `json:"purse"`
+	Balance      string          `json:"balance"`
+	BalanceFen   int64           `json:"balance_fen"`
+	Transactions []scanTxnOutput `json:"transactions"`
+	APDUs        int             `json:"apdus"`
+	BalanceAPDUs int             `json:"balance_apdus"`
+	BalanceMS    float64         `json:"balance_ms"`
+	TotalMS      float64         `json:"total_ms"`
+}
+
+type scanTxnOutput struct {
+	Time      string `json:"time"`
+	Type      string `json:"type"`
+	Amount    string `json:"amount"` // signed: loads positive, purchases negative
+	AmountFen int64  `json:"amount_fen"`
+	Terminal  string `json:"terminal"`
+	Counter   uint16 `json:"counter"`
+}
+
+func cmdScan(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	var asJSON bool
+	var wait time.Duration
+	cfg, err := loadConfig("scan", args, func(fs *pflag.FlagSet) {
+		fs.BoolVar(&asJSON, "json", false, "print JSON instead of a table")
+		fs.DurationVar(&wait, "wait", 0, "give up when no card is tapped within this time (0 waits for ever)")
+	})
+	if err != nil {
+		return err
+	}
+	if wait < 0 {
+		return usageErr("--wait = %q: must not be negative", wait)
+	}
+	// scan is interactive: only warnings reach the terminal.
+	log := newLogger(cfg, stderr)
+	if cfg.Log.SlogLevel() < slog.LevelWarn {
+		log = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	}
+	if wait > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, wait)
+		defer cancel()
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+
+	r := newRunner(cfg, log)
+	// scan prints its own result; pcscd trouble still reaches stderr.
+	r.Logger = slog.New(slog.DiscardHandler)
+	r.Monitor = &reader.Monitor{Logger: log}
+	var got *tap.Result
+	r.OnTap = func(res tap.Result) {
+		got = &res
+		cancel()
+	}
+	if !asJSON {
+		fmt.Fprintln(stderr, "Tap a card…")
+	}
+	if err := r.Run(ctx); err != nil && !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	if got == nil {
+		if ctx.Err() != nil && wait > 0 {
+			return fmt.Errorf("no card tapped within %v", wait)
+		}
+		return errors.New("interrupted before a card was tapped")
+	}
+	if got.Err != nil {
+		return fmt.Errorf("%s: %s: %w", got.Reader, got.Outcome(), got.Err)
+	}
+	out := toScanOutput(*got)
+	if asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(out)
+	}
+	return writeScanTable(stdout, out)
+}
+
+func toScanOutput(res tap.Result) scanOutput {
+	cr := res.Read
+	out := scanOutput{
+		Reader:       res.Reader,
+		Card:         redact.CardNumber(cr.Info.CardNumber),
+		ValidFrom:    cr.Info.StartDate.String(),
+		ValidTo:      cr.Info.ExpiryDate.String(),
+		Purse:        tap.PurseName(cr.Purse),
+		Balance:      money.Format(cr.Balance),
+		BalanceFen:   cr.Balance,
+		Transactions: []scanTxnOutput{},
+		APDUs:        cr.APDUs,
+		BalanceAPDUs: cr.BalanceAPDUs,
+		BalanceMS:    float64(res.ToBalance.Microseconds()) / 1000,
+		TotalMS:      float64(res.ToDone.Microseconds()) / 1000,
+	}
+	if cr.Holder != nil {
+		out.Holder = cr.Holder.Name
+	}
+	for _, l := range cr.Log {
+		amt := tap.SignedAmount(l)
+		out.Transactions = append(out.Transactions, scanTxnOutput{
+			Time:      l.Time.Format("2006-01-02 15:04:05"),
+			Type:      l.Type.String(),
+			Amount:    money.Format(amt),
+			AmountFen: amt,
+			Terminal:  fmt.Sprintf("%X", l.TerminalID[:]),
+			Counter:   l.Counter,
+		})
+	}
+	return out
+}
+
+func writeScanTable(w io.Writer, o scanOutput) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintf(tw, "Card\t%s\n", o.Card)
+	if o.Holder != "" {
+		fmt.Fprintf(tw, "Holder\t%s\n", o.Holder)
+	}
+	fmt.Fprintf(tw, "Valid\t%s to %s\n", o.ValidFrom, o.ValidTo)
+	fmt.Fprintf(tw, "Balance\t%s (%s)\n", o.Balance, o.Purse)
+	fmt.Fprintf(tw, "Reader\t%s\n", o.Reader)
+	fmt.Fprintf(tw, "Read\t%d APDUs (balance after %d), %.1f ms\n", o.APDUs, o.BalanceAPDUs, o.TotalMS)
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	fmt.Fprintln(w)
+	if len(o.Transactions) == 0 {
+		_, err := fmt.Fprintln(w, "No transactions on the card.")
+		return err
+	}
+	fmt.Fprintf(w, "Last %d transactions, newest first:\n", len(o.Transactions))
+	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "#\tTime\tType\tAmount\tTerminal\t")
+	for _, t := range o.Transactions {
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t\n", t.Counter, t.Time, t.Type, t.Amount, t.Terminal)
+	}
+	return tw.Flush()
+}

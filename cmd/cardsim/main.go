@@ -1,0 +1,293 @@
+// Command cardsim simulates the hardware around cardd, so the whole stack can
+// run without a reader: an e-purse card, kept in a JSON card file, is put into
+// pcscd's virtual reader (the vsmartcard vpcd driver), and cardd reads it
+// through PC/SC exactly as it reads a real card.
+//
+//	cardsim keys new --out masters.json        issuer master keys (the host's HSM stand-in)
+//	cardsim card new --out card.json [flags]   create a card file
+//	cardsim card --file card.json [flags]      insert the card into a vpcd slot
+//
+// Exit codes: 0 success, 1 failure, 2 bad usage.
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/spf13/pflag"
+
+	"github.com/cardd/cardd/apdu/epurse"
+	"github.com/cardd/cardd/money"
+	"github.com/cardd/cardd/reader/vpcd"
+	"github.com/cardd/cardd/redact"
+)
+
+const usage = `usage:
+  cardsim keys new --out FILE          write new random issuer master keys (mode 0600)
+  cardsim card new --out FILE [flags]  create a card file
+  cardsim card --file FILE [flags]     insert the card into a vpcd slot and hold it
+
+Run 'cardsim <command> --help' for the flags.
+`
+
+type usageError struct{ error }
+
+func main() { os.Exit(Main(os.Args[1:], os.Stdout, os.Stderr)) }
+
+// Main runs cardsim with args and returns the exit code.
+func Main(args []string, stdout, stderr io.Writer) int {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	var err error
+	switch {
+	case len(args) >= 2 && args[0] == "keys" && args[1] == "new":
+		err = cmdKeysNew(args[2:], stdout)
+	case len(args) >= 2 && args[0] == "card" && args[1] == "new":
+		err = cmdCardNew(args[2:], stdout)
+	case len(args) >= 1 && args[0] == "card":
+		err = cmdCardInsert(ctx, args[1:], stdout, stderr)
+	case len(args) >= 1 && (args[0] == "-h" || args[0] == "--help" || args[0] == "help"):
+		fmt.Fprint(stdout, usage)
+		return 0
+	default:
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	switch {
+	case err == nil, errors.Is(err, pflag.ErrHelp):
+		return 0
+	case errors.As(err, new(usageError)):
+		fmt.Fprintf(stderr, "cardsim: %v\n", err)
+		return 2
+	default:
+		fmt.Fprintf(stderr, "cardsim: %v\n", err)
+		return 1
+	}
+}
+
+func parse(fs *pflag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, pflag.ErrHelp) {
+			return err
+		}
+		return usageError{err}
+	}
+	if fs.NArg() > 0 {
+		return usageError{fmt.Errorf("unexpected argument %q", fs.Arg(0))}
+	}
+	return nil
+}
+
+func cmdKeysNew(args []string, stdout io.Writer) error {
+	fs := pflag.NewFlagSet("cardsim keys new", pflag.ContinueOnError)
+	out := fs.String("out", "", "file to write the master keys to (required; refused if it exists)")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if *out == "" {
+		return usageError{errors.New("--out is required")}
+	}
+	if err := writeMasterKeys(*out, newMasterKeys()); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "wrote issuer master keys to %s (mode 0600)\n", *out)
+	return nil
+}
+
+func newMasterKeys() epurse.MasterKeys {
+	var m epurse.MasterKeys
+	for _, k := range []*epurse.Key16{&m.DLK, &m.DPK, &m.DTK} {
+		_, _ = rand.Read(k[:]) // never fails on Linux (crypto/rand doc)
+	}
+	return m
+}
+
+// writeMasterKeys writes m as JSON to a new file with mode 0600: keys are
+// secrets (DESIGN.md, money rule 6), and overwriting a key file would orphan
+// every card issued with it.
+func writeMasterKeys(path string, m epurse.MasterKeys) error {
+	b, err := json.MarshalIndent(m, "", "  ")
+	if err != nil {
+		return err
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return fmt.Errorf("master key file: %w", err)
+	}
+	if _, err := f.Write(append(b, '\n')); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+func readMasterKeys(path string) (epurse.MasterKeys, error) {
+	var m epurse.MasterKeys
+	st, err := os.Stat(path)
+	if err != nil {
+		return m, fmt.Errorf("master key file: %w", err)
+	}
+	if st.Mode().Perm()&0o077 != 0 {
+		return m, fmt.Errorf("master key file %s has mode %04o, readable by group or others: run chmod 600 %s", path, st.Mode().Perm(), path)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return m, fmt.Errorf("master key file: %w", err)
+	}
+	if err := json.Unmarshal(b, &m); err != nil {
+		return m, fmt.Errorf("master key file %s: %w", path, err)
+	}
+	return m, nil
+}
+
+func cmdCardNew(args []string, stdout io.Writer) error {
+	fs := pflag.NewFlagSet("cardsim card new", pflag.ContinueOnError)
+	fs.SortFlags = false
+	out := fs.String("out", "", "card file to write (required)")
+	number := fs.String("number", "3101000000000001", "card number, 16 digits")
+	holder := fs.String("holder", "", "cardholder name (Chinese is fine: stored as GBK on the card)")
+	balance := fs.String("balance", "0.00", "EP balance in yuan, like 100.00")
+	start := fs.String("start", "", "first valid day, YYYY-MM-DD (default today)")
+	expiry := fs.String("expiry", "", "last valid day, YYYY-MM-DD (default start + 4 years)")
+	keys := fs.String("keys", "", "issuer master key file (from 'cardsim keys new'); default: new keys written to OUT.masters.json")
+	history := fs.Int("history", 0, "make this many past transactions (loads and purchases) through the card's own commands, 0-50")
+	force := fs.Bool("force", false, "overwrite an existing card file")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if *out == "" {
+		return usageError{errors.New("--out is required")}
+	}
+	if *history < 0 || *history > 50 {
+		return usageError{fmt.Errorf("--history = %d: want 0 to 50", *history)}
+	}
+	fen, err := money.Parse(*balance)
+	if err != nil || fen < 0 {
+		return usageError{fmt.Errorf("--balance = %q: want a non-negative amount like 100.00", *balance)}
+	}
+	today := epurse.DateOf(time.Now())
+	startDate, expiryDate := today, epurse.Date{}
+	if *start != "" {
+		if startDate, err = epurse.ParseDateString(*start); err != nil {
+			return usageError{fmt.Errorf("--start = %q: %v", *start, err)}
+		}
+	}
+	if *expiry != "" {
+		if expiryDate, err = epurse.ParseDateString(*expiry); err != nil {
+			return usageError{fmt.Errorf("--expiry = %q: %v", *expiry, err)}
+		}
+	} else {
+		expiryDate = epurse.DateOf(time.Date(startDate.Year+4, startDate.Month, startDate.Day, 0, 0, 0, 0, time.UTC))
+	}
+	if !*force {
+		if _, err := os.Stat(*out); err == nil {
+			return usageError{fmt.Errorf("%s exists; use --force to overwrite it", *out)}
+		}
+	}
+	var masters epurse.MasterKeys
+	keyNote := ""
+	if *keys != "" {
+		if masters, err = readMasterKeys(*keys); err != nil {
+			return err
+		}
+	} else {
+		kf := strings.TrimSuffix(*out, filepath.Ext(*out)) + ".masters.json"
+		masters = newMasterKeys()
+		if err := writeMasterKeys(kf, masters); err != nil {
+			return err
+		}
+		keyNote = fmt.Sprintf(" (new issuer master keys in %s)", kf)
+	}
+	f, err := epurse.NewCardFile(*number, *holder, fen, startDate, expiryDate, masters)
+	if err != nil {
+		return usageError{err}
+	}
+	if err := f.Save(*out); err != nil {
+		return err
+	}
+	if *history > 0 {
+		card := epurse.NewSimCard(f, *out)
+		first := time.Now().UTC().Truncate(time.Second).Add(-time.Duration(*history) * 26 * time.Hour)
+		if err := epurse.SeedHistory(card, masters, [6]byte{0x00, 0x00, 0x00, 0x00, 0x10, 0x01}, *history, first); err != nil {
+			return fmt.Errorf("making card history: %w", err)
+		}
+		f = card.File()
+	}
+	fmt.Fprintf(stdout, "wrote card %s: holder %q, EP balance %s, valid %s to %s, %d transactions, to %s%s\n",
+		redact.CardNumber(f.Info.CardNumber), *holder, money.Format(f.EPBalance), startDate, expiryDate, len(f.Log), *out, keyNote)
+	return nil
+}
+
+func cmdCardInsert(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := pflag.NewFlagSet("cardsim card", pflag.ContinueOnError)
+	fs.SortFlags = false
+	file := fs.String("file", "", "card file (from 'cardsim card new'), required; every change the card makes is saved to it")
+	slot := fs.Int("slot", 0, "vpcd slot: 0 is \"Virtual PCD 00 00\" on port 35963, 1 the next")
+	hold := fs.Duration("hold", 0, "how long the card stays in the reader per tap; 0 holds it until SIGINT or SIGTERM")
+	taps := fs.Int("taps", 1, "how many times to tap the card (hold, remove, wait --gap, again); 0 taps until signalled (needs --hold)")
+	gap := fs.Duration("gap", time.Second, "time between taps, card out of the field")
+	latency := fs.Duration("latency", 0, "delay before each answer; 15ms is a real card at 106 kbit/s")
+	tearAfter := fs.Int("tear-after", 0, "pull the card while it answers its Nth APDU: the command takes effect, the answer is lost; 0 never")
+	verbose := fs.Bool("verbose", false, "log each APDU (instruction, lengths and status word only)")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	switch {
+	case *file == "":
+		return usageError{errors.New("--file is required")}
+	case *slot < 0 || *slot > 15:
+		return usageError{fmt.Errorf("--slot = %d: want 0 to 15", *slot)}
+	case *hold < 0 || *gap < 0 || *latency < 0 || *tearAfter < 0 || *taps < 0:
+		return usageError{errors.New("--hold, --gap, --latency, --tear-after and --taps must not be negative")}
+	case *hold == 0 && *taps != 1:
+		return usageError{errors.New("--taps other than 1 needs --hold: a card held until signalled is tapped once")}
+	}
+	level := slog.LevelInfo
+	if *verbose {
+		level = slog.LevelDebug
+	}
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	f, err := epurse.LoadCardFile(*file)
+	if err != nil {
+		return err
+	}
+	card := epurse.NewSimCard(f, *file)
+	opt := vpcd.Options{Latency: *latency, TearAfter: *tearAfter, Logger: log}
+	for i := 0; *taps == 0 || i < *taps; i++ {
+		if i > 0 {
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-time.After(*gap):
+			}
+		}
+		tctx, cancel := ctx, context.CancelFunc(func() {})
+		if *hold > 0 {
+			tctx, cancel = context.WithTimeout(ctx, *hold)
+		}
+		err := vpcd.Insert(tctx, vpcd.SlotAddr(*slot), card, opt)
+		cancel()
+		if errors.Is(err, vpcd.ErrTorn) {
+			fmt.Fprintf(stdout, "card pulled while answering APDU %d\n", *tearAfter)
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if ctx.Err() != nil {
+			return nil
+		}
+	}
+	return nil
+}

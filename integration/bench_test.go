@@ -1,0 +1,175 @@
+package integration
+
+import (
+	"context"
+	"fmt"
+	"regexp"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ebfe/scard"
+
+	"github.com/cardd/cardd/apdu/epurse"
+	"github.com/cardd/cardd/reader"
+	"github.com/cardd/cardd/reader/vpcd"
+	"github.com/cardd/cardd/tap"
+)
+
+// recordingCard remembers the command APDUs the card was sent, so the raw
+// baseline replays exactly what cardd sent.
+type recordingCard struct {
+	*epurse.SimCard
+	mu   sync.Mutex
+	cmds [][]byte
+}
+
+func (c *recordingCard) Transmit(cmd []byte) ([]byte, error) {
+	c.mu.Lock()
+	c.cmds = append(c.cmds, append([]byte(nil), cmd...))
+	c.mu.Unlock()
+	return c.SimCard.Transmit(cmd)
+}
+
+func (c *recordingCard) take() [][]byte {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	cmds := c.cmds
+	c.cmds = nil
+	return cmds
+}
+
+// BenchmarkTap taps a simulated card b.N times through pcscd (run it with
+// -benchtime=200x) and reports, per tap: APDUs per read and until the balance
+// is known, p50/p99 from card present (the monitor's event) to balance known
+// and to the full read; and a raw baseline in the same run: the same APDUs
+// sent by a bare ebfe/scard loop over the same b.N taps, with the ratio of
+// cardd's p50 to the baseline's.
+func BenchmarkTap(b *testing.B) {
+	for _, lat := range []time.Duration{0, 15 * time.Millisecond} {
+		b.Run(fmt.Sprintf("latency=%v", lat), func(b *testing.B) { benchTap(b, lat) })
+	}
+}
+
+func benchTap(b *testing.B, latency time.Duration) {
+	requirePCSC(b)
+	f, path := newCardFile(b, "3101000000999999", "赵六", 50000, 10)
+	card := &recordingCard{SimCard: epurse.NewSimCard(f, path)}
+	waitEmpty(b, 0)
+
+	results := make(chan tap.Result, 1)
+	r := &tap.Runner{
+		Roles: reader.Roles{Card: regexp.MustCompile("^" + regexp.QuoteMeta(slot0Reader) + "$")},
+		OnTap: func(res tap.Result) { results <- res },
+	}
+	r.Logger = discardLogger()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go r.Run(ctx)
+
+	var toBalance, toDone []time.Duration
+	var apdus, balanceAPDUs int
+	var cmds [][]byte
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		b.StopTimer()
+		waitEmpty(b, 0)
+		cctx, ccancel := context.WithCancel(ctx)
+		done := make(chan error, 1)
+		go func() { done <- vpcd.Insert(cctx, vpcd.SlotAddr(0), card, vpcd.Options{Latency: latency}) }()
+		b.StartTimer()
+		var res tap.Result
+		select {
+		case res = <-results:
+		case <-time.After(15 * time.Second):
+			b.Fatal("no tap within 15 s")
+		}
+		b.StopTimer()
+		ccancel()
+		<-done
+		if res.Err != nil {
+			b.Fatalf("tap %d: %v", i, res.Err)
+		}
+		toBalance = append(toBalance, res.ToBalance)
+		toDone = append(toDone, res.ToDone)
+		apdus, balanceAPDUs = res.Read.APDUs, res.Read.BalanceAPDUs
+		cmds = card.take()
+		b.StartTimer()
+	}
+	b.StopTimer()
+	cancel()
+
+	rawBalance, rawDone := rawBaseline(b, card, cmds, balanceAPDUs, b.N, latency)
+	b.ReportMetric(float64(apdus), "apdus/read")
+	b.ReportMetric(float64(balanceAPDUs), "apdus-to-balance")
+	b.ReportMetric(ms(pct(toBalance, 50)), "balance-p50-ms")
+	b.ReportMetric(ms(pct(toBalance, 99)), "balance-p99-ms")
+	b.ReportMetric(ms(pct(toDone, 50)), "read-p50-ms")
+	b.ReportMetric(ms(pct(toDone, 99)), "read-p99-ms")
+	b.ReportMetric(ms(pct(rawBalance, 50)), "raw-balance-p50-ms")
+	b.ReportMetric(ms(pct(rawDone, 50)), "raw-read-p50-ms")
+	b.ReportMetric(ms(pct(rawDone, 99)), "raw-read-p99-ms")
+	b.ReportMetric(float64(pct(toDone, 50))/float64(pct(rawDone, 50)), "read-p50/raw")
+	b.ReportMetric(float64(pct(toBalance, 50))/float64(pct(rawBalance, 50)), "balance-p50/raw")
+}
+
+// rawBaseline taps the card n times as the barest ebfe/scard program would:
+// insert, wait for SCardGetStatusChange to report the card present (the
+// clock starts there, as cardd's does at its monitor's event), connect, begin
+// a transaction, send cmds, end, disconnect, remove. It returns the times to
+// the balance APDU's answer and to the last answer.
+func rawBaseline(b *testing.B, card vpcd.Card, cmds [][]byte, balanceAt, n int, latency time.Duration) (toBalance, toDone []time.Duration) {
+	pctx, err := scard.EstablishContext()
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer pctx.Release()
+	for range n {
+		waitEmpty(b, 0)
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- vpcd.Insert(ctx, vpcd.SlotAddr(0), card, vpcd.Options{Latency: latency}) }()
+		rs := []scard.ReaderState{{Reader: slot0Reader, CurrentState: scard.StateEmpty}}
+		for rs[0].EventState&scard.StatePresent == 0 {
+			if err := pctx.GetStatusChange(rs, 10*time.Second); err != nil {
+				b.Fatalf("raw baseline waiting for the card: %v", err)
+			}
+			rs[0].CurrentState = rs[0].EventState
+		}
+		start := time.Now()
+		c, err := pctx.Connect(slot0Reader, scard.ShareShared, scard.ProtocolAny)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := c.BeginTransaction(); err != nil {
+			b.Fatal(err)
+		}
+		for i, cmd := range cmds {
+			if _, err := c.Transmit(cmd); err != nil {
+				b.Fatal(err)
+			}
+			if i+1 == balanceAt {
+				toBalance = append(toBalance, time.Since(start))
+			}
+		}
+		_ = c.EndTransaction(scard.LeaveCard)
+		_ = c.Disconnect(scard.LeaveCard)
+		toDone = append(toDone, time.Since(start))
+		cancel()
+		<-done
+	}
+	return toBalance, toDone
+}
+
+func pct(d []time.Duration, p int) time.Duration {
+	if len(d) == 0 {
+		return 0
+	}
+	s := slices.Clone(d)
+	slices.Sort(s)
+	i := (len(s)*p + 99) / 100
+	return s[min(max(i-1, 0), len(s)-1)]
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }

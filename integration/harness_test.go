@@ -1,0 +1,182 @@
+package integration
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/cardd/cardd/apdu/epurse"
+	"github.com/cardd/cardd/reader"
+	"github.com/cardd/cardd/reader/vpcd"
+)
+
+// Reader names pcscd gives the vpcd slots.
+const (
+	slot0Reader = "Virtual PCD 00 00"
+	slot1Reader = "Virtual PCD 00 01"
+)
+
+func TestMain(m *testing.M) {
+	f, err := os.OpenFile("/tmp/cardd-vpcd.lock", os.O_CREATE|os.O_RDWR, 0o666)
+	if err == nil {
+		// Blocks while another run holds the slots.
+		_ = syscall.Flock(int(f.Fd()), syscall.LOCK_EX)
+	}
+	os.Exit(m.Run())
+}
+
+// requirePCSC fails (under CI=true) or skips the test when pcscd with the
+// vpcd readers is not there.
+func requirePCSC(t testing.TB) {
+	t.Helper()
+	names, err := waitReaders(5 * time.Second)
+	if err == nil && slices.Contains(names, slot0Reader) {
+		return
+	}
+	msg := fmt.Sprintf("pcscd with the vpcd virtual reader %q is needed (readers %q, err %v): run scripts/setup", slot0Reader, names, err)
+	if os.Getenv("CI") == "true" {
+		t.Fatal(msg)
+	}
+	t.Skip(msg)
+}
+
+// waitReaders lists readers, retrying while pcscd is starting up.
+func waitReaders(limit time.Duration) ([]string, error) {
+	deadline := time.Now().Add(limit)
+	for {
+		names, err := reader.ListReaders()
+		if (err == nil && slices.Contains(names, slot0Reader)) || time.Now().After(deadline) {
+			return names, err
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// demoMasters are fixed issuer master keys for the tests: the spec's test DLK
+// family, so a failure can be checked by hand against its vectors.
+var demoMasters = epurse.MasterKeys{
+	DLK: mustKey("11223344556677888877665544332211"),
+	DPK: mustKey("3F013F013F013F013F013F013F013F01"),
+	DTK: mustKey("0123456789ABCDEFFEDCBA9876543210"),
+}
+
+func mustKey(h string) epurse.Key16 {
+	var k epurse.Key16
+	if err := k.UnmarshalText([]byte(h)); err != nil {
+		panic(err)
+	}
+	return k
+}
+
+// newCardFile creates a card with a history of n real transactions, made
+// through the simulated card's own load and purchase commands, and saves it.
+func newCardFile(t testing.TB, number, holder string, balance int64, history int) (*epurse.CardFile, string) {
+	t.Helper()
+	f, err := epurse.NewCardFile(number, holder, balance,
+		epurse.Date{Year: 2024, Month: 9, Day: 1}, epurse.Date{Year: 2030, Month: 8, Day: 31}, demoMasters)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "card.json")
+	if err := f.Save(path); err != nil {
+		t.Fatal(err)
+	}
+	if history > 0 {
+		card := epurse.NewSimCard(f, path)
+		start := time.Date(2026, 11, 1, 8, 0, 0, 0, time.UTC)
+		if err := epurse.SeedHistory(card, demoMasters, [6]byte{0x00, 0x11, 0x22, 0x33, 0x44, 0x55}, history, start); err != nil {
+			t.Fatal(err)
+		}
+		if f, err = epurse.LoadCardFile(path); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return f, path
+}
+
+// inserted is a simulated card in a vpcd slot.
+type inserted struct {
+	cancel context.CancelFunc
+	done   chan error
+}
+
+// insert puts the card file at path into the vpcd slot until remove is
+// called, the tear point is reached or the test ends.
+func insert(t testing.TB, path string, slot int, opt vpcd.Options) *inserted {
+	t.Helper()
+	f, err := epurse.LoadCardFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	card := epurse.NewSimCard(f, path)
+	// pcscd notices a card leaving only at its next presence poll; a card
+	// inserted before that would be taken for the one that left.
+	waitEmpty(t, slot)
+	ctx, cancel := context.WithCancel(context.Background())
+	in := &inserted{cancel: cancel, done: make(chan error, 1)}
+	go func() { in.done <- vpcd.Insert(ctx, vpcd.SlotAddr(slot), card, opt) }()
+	t.Cleanup(func() { in.remove(t) })
+	return in
+}
+
+// remove takes the card out and waits until the socket is closed.
+func (in *inserted) remove(t testing.TB) error {
+	in.cancel()
+	select {
+	case err := <-in.done:
+		in.done <- err // let a second remove see it too
+		if errors.Is(err, vpcd.ErrTorn) {
+			return nil
+		}
+		return err
+	case <-time.After(10 * time.Second):
+		t.Error("simulated card did not leave the slot within 10 s")
+		return nil
+	}
+}
+
+// buildBinaries compiles the commands once per test run into a temp dir.
+var binDir string
+
+func binary(t testing.TB, name string) string {
+	t.Helper()
+	if binDir == "" {
+		dir, err := os.MkdirTemp("", "cardd-itest-bin-")
+		if err != nil {
+			t.Fatal(err)
+		}
+		binDir = dir
+	}
+	out := filepath.Join(binDir, name)
+	if _, err := os.Stat(out); err == nil {
+		return out
+	}
+	cmd := exec.Command("go", "build", "-o", out, "github.com/cardd/cardd/cmd/"+name)
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build %s: %v\n%s", name, err, b)
+	}
+	return out
+}
+
+// waitEmpty waits until pcscd sees no card in the vpcd slot.
+func waitEmpty(t testing.TB, slot int) {
+	t.Helper()
+	name := fmt.Sprintf("Virtual PCD 00 %02d", slot)
+	deadline := time.Now().Add(10 * time.Second)
+	for cardPresent(t, name) {
+		if time.Now().After(deadline) {
+			t.Fatalf("pcscd still sees a card in %q after 10 s", name)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }

@@ -1,0 +1,142 @@
+// Package tap is what happens when a card touches a reader: it opens the
+// session, reads the purse with as few APDUs as the card allows, publishes the
+// balance the moment it is known, and reports the outcome of every tap.
+package tap
+
+import (
+	"errors"
+	"slices"
+	"time"
+
+	"github.com/cardd/cardd/apdu"
+	"github.com/cardd/cardd/apdu/epurse"
+)
+
+// ReadOptions says what to read from an e-purse card.
+type ReadOptions struct {
+	// AIDs are tried in order before the file id 1001; nil means the
+	// city-card and T-Union AIDs.
+	AIDs [][]byte
+	// Purse is the purse whose balance is shown; zero means EP.
+	Purse epurse.Purse
+	// LogFiles are the SFIs of the transaction log files; nil means {0x18}.
+	// Some issuers keep loads in a file of their own (spec, EF 0x18).
+	LogFiles []byte
+	// LogRecords is how many newest records to show; zero means 5.
+	LogRecords int
+}
+
+func (o ReadOptions) withDefaults() ReadOptions {
+	if o.Purse == 0 {
+		o.Purse = epurse.PurseEP
+	}
+	if o.LogFiles == nil {
+		o.LogFiles = []byte{0x18}
+	}
+	if o.LogRecords <= 0 {
+		o.LogRecords = 5
+	}
+	return o
+}
+
+// CardRead is what one tap read from a card.
+type CardRead struct {
+	Info    epurse.IssuerInfo
+	Holder  *epurse.Holder // nil when the card has no cardholder file
+	Purse   epurse.Purse
+	Balance int64 // fen
+	Log     []epurse.LogRecord
+	// APDUs counts the command APDUs sent, GET RESPONSE rounds included.
+	APDUs int
+	// BalanceAPDUs is how many APDUs it took until the balance was known.
+	BalanceAPDUs int
+}
+
+// ReadPurse reads an e-purse card: SELECT, then GET BALANCE, then the
+// cardholder and the log. The FCI of the select carries a copy of EF 0x15
+// (tag 9F0C), so on most cards the number and the balance are known after two
+// APDUs; onBalance is called right then, before the slower reads, so a screen
+// can show the balance while the log is still being read. onBalance may be nil.
+func ReadPurse(t apdu.Transmitter, o ReadOptions, onBalance func(*CardRead)) (*CardRead, error) {
+	o = o.withDefaults()
+	ct := &countingTransmitter{t: t}
+	r := &CardRead{Purse: o.Purse}
+	defer func() { r.APDUs = ct.n }()
+
+	fci, err := epurse.Select(ct, o.AIDs...)
+	if err != nil {
+		return nil, err
+	}
+	if fci.Info != nil {
+		r.Info = *fci.Info
+	} else if r.Info, err = epurse.ReadIssuerInfo(ct); err != nil {
+		return nil, err
+	}
+	if r.Balance, err = epurse.GetBalance(ct, o.Purse); err != nil {
+		return nil, err
+	}
+	r.BalanceAPDUs = ct.n
+	if onBalance != nil {
+		r.APDUs = ct.n
+		onBalance(r)
+	}
+
+	h, err := epurse.ReadHolder(ct)
+	switch {
+	case err == nil:
+		r.Holder = &h
+	case errors.Is(err, apdu.ErrFileNotFound):
+		// Anonymous cards have no EF 0x16; that is not a failed tap.
+	default:
+		return nil, err
+	}
+
+	for _, sfi := range o.LogFiles {
+		recs, err := epurse.ReadLog(ct, sfi, o.LogRecords)
+		if errors.Is(err, apdu.ErrFileNotFound) {
+			continue // a configured file this card does not have
+		}
+		if err != nil {
+			return nil, err
+		}
+		r.Log = append(r.Log, recs...)
+	}
+	if len(o.LogFiles) > 1 {
+		// Merge files newest first; stable keeps each file's own order on ties.
+		slices.SortStableFunc(r.Log, func(a, b epurse.LogRecord) int { return b.Time.Compare(a.Time) })
+	}
+	if len(r.Log) > o.LogRecords {
+		r.Log = r.Log[:o.LogRecords]
+	}
+	return r, nil
+}
+
+// countingTransmitter counts APDUs: the first performance figure of a tap
+// (DESIGN.md, "A tap, as data").
+type countingTransmitter struct {
+	t apdu.Transmitter
+	n int
+}
+
+func (c *countingTransmitter) Transmit(cmd []byte) ([]byte, error) {
+	c.n++
+	return c.t.Transmit(cmd)
+}
+
+// deadlineTransmitter refuses to start an APDU after the deadline. PC/SC
+// cannot cancel an APDU in flight, but a tap that has run too long must not
+// go on issuing new ones.
+type deadlineTransmitter struct {
+	t        apdu.Transmitter
+	deadline time.Time
+}
+
+// ErrTapTimeout is returned when a tap's card session ran past its time limit.
+var ErrTapTimeout = errors.New("tap took too long")
+
+func (d deadlineTransmitter) Transmit(cmd []byte) ([]byte, error) {
+	if !d.deadline.IsZero() && time.Now().After(d.deadline) {
+		return nil, ErrTapTimeout
+	}
+	return d.t.Transmit(cmd)
+}

@@ -1,0 +1,204 @@
+package tap
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"time"
+
+	"github.com/cardd/cardd/apdu"
+	"github.com/cardd/cardd/money"
+	"github.com/cardd/cardd/reader"
+	"github.com/cardd/cardd/redact"
+)
+
+// Outcome names how a tap ended, in words an operator can search logs for.
+type Outcome string
+
+// Outcomes of a tap.
+const (
+	OutcomeOK          Outcome = "ok"
+	OutcomeRemoved     Outcome = "card_removed_too_early"
+	OutcomeTimeout     Outcome = "timeout"
+	OutcomeBlocked     Outcome = "application_blocked"
+	OutcomeNotEPurse   Outcome = "not_an_epurse_card"
+	OutcomeNoService   Outcome = "pcscd_unavailable"
+	OutcomeReaderGone  Outcome = "reader_gone"
+	OutcomeCardFailure Outcome = "card_error"
+)
+
+// Result is one tap, as it happened.
+type Result struct {
+	Reader string
+	ATR    []byte
+	// Start is when the monitor saw the card arrive: the tap's clock starts
+	// there, so the figures include pcscd and session set-up.
+	Start time.Time
+	// ToBalance and ToDone are the times from Start until the balance was
+	// known and until the read ended.
+	ToBalance, ToDone time.Duration
+	Read              *CardRead // the balance-time snapshot in OnBalance; complete in OnTap when Err is nil
+	Err               error
+}
+
+// Outcome classifies r.Err.
+func (r Result) Outcome() Outcome {
+	switch err := r.Err; {
+	case err == nil:
+		return OutcomeOK
+	case errors.Is(err, reader.ErrCardRemoved):
+		return OutcomeRemoved
+	case errors.Is(err, ErrTapTimeout):
+		return OutcomeTimeout
+	case errors.Is(err, apdu.ErrFileInvalidated), errors.Is(err, apdu.ErrAppLocked), errors.Is(err, apdu.ErrNotSupported):
+		return OutcomeBlocked
+	case errors.Is(err, apdu.ErrFileNotFound):
+		return OutcomeNotEPurse
+	case errors.Is(err, reader.ErrNoService):
+		return OutcomeNoService
+	case errors.Is(err, reader.ErrReaderGone):
+		return OutcomeReaderGone
+	}
+	return OutcomeCardFailure
+}
+
+// Runner turns reader events into taps: every card arriving on a reader with
+// the card role is read, one at a time. The zero value watches every reader
+// except none as card readers; set Roles.
+type Runner struct {
+	Roles   reader.Roles
+	Read    ReadOptions
+	Timeout time.Duration // per tap; zero means 3 s
+	Logger  *slog.Logger  // nil means slog.Default()
+	Monitor *reader.Monitor
+	Dialer  *reader.Dialer
+
+	// OnEvent, OnBalance and OnTap, when set, are called from Run's goroutine;
+	// they must not block for long, since the next tap waits for them.
+	OnEvent   func(reader.Event)
+	OnBalance func(Result)
+	OnTap     func(Result)
+}
+
+// Run watches readers and handles taps until ctx is done. It never stops for
+// a card or reader failure, nor for pcscd going away: the monitor reconnects.
+func (r *Runner) Run(ctx context.Context) error {
+	log := r.logger()
+	mon := r.Monitor
+	if mon == nil {
+		mon = &reader.Monitor{Logger: log}
+	}
+	dialer := r.Dialer
+	if dialer == nil {
+		dialer = &reader.Dialer{Logger: log}
+		defer dialer.Close()
+	}
+	events := make(chan reader.Event, 16)
+	monDone := make(chan error, 1)
+	go func() { monDone <- mon.Run(ctx, events) }()
+	for {
+		select {
+		case <-ctx.Done():
+			<-monDone
+			return nil
+		case err := <-monDone:
+			return err
+		case ev := <-events:
+			r.event(ev)
+			if ev.Kind == reader.CardInserted && r.Roles.Of(ev.Reader) == reader.RoleCard {
+				r.tap(dialer, ev)
+			}
+		}
+	}
+}
+
+func (r *Runner) logger() *slog.Logger {
+	if r.Logger != nil {
+		return r.Logger
+	}
+	return slog.Default()
+}
+
+func (r *Runner) event(ev reader.Event) {
+	log := r.logger()
+	switch ev.Kind {
+	case reader.CardInserted, reader.CardRemoved:
+		log.Debug("reader event", "event", ev.Kind.String(), "reader", ev.Reader, "role", r.Roles.Of(ev.Reader).String())
+	case reader.ServiceLost:
+		log.Warn("pcscd connection lost", "event", ev.Kind.String())
+	default:
+		log.Info("reader event", "event", ev.Kind.String(), "reader", ev.Reader, "role", r.Roles.Of(ev.Reader).String())
+	}
+	if r.OnEvent != nil {
+		r.OnEvent(ev)
+	}
+}
+
+// tap reads the card in the reader named by ev, logs the outcome and
+// reports it through the hooks.
+func (r *Runner) tap(d *reader.Dialer, ev reader.Event) Result {
+	res := Result{Reader: ev.Reader, ATR: ev.ATR, Start: ev.Time}
+	timeout := r.Timeout
+	if timeout <= 0 {
+		timeout = 3 * time.Second
+	}
+	s, err := d.Open(ev.Reader)
+	if err == nil {
+		t := deadlineTransmitter{t: s, deadline: res.Start.Add(timeout)}
+		res.Read, res.Err = ReadPurse(t, r.Read, func(cr *CardRead) {
+			res.ToBalance = time.Since(res.Start)
+			if r.OnBalance != nil {
+				snap := res
+				snap.Read = cr
+				r.OnBalance(snap)
+			}
+		})
+		if cerr := s.Close(); cerr != nil {
+			r.logger().Warn("closing card session", "reader", ev.Reader, "err", cerr)
+		}
+	} else {
+		res.Err = err
+	}
+	res.ToDone = time.Since(res.Start)
+	r.logTap(res)
+	if r.OnTap != nil {
+		r.OnTap(res)
+	}
+	return res
+}
+
+// logTap writes the one line per tap an operator reads. The card number is
+// masked; no key or PIN ever passes through here.
+func (r *Runner) logTap(res Result) {
+	attrs := []any{
+		"reader", res.Reader,
+		"outcome", string(res.Outcome()),
+		"ms", res.ToDone.Milliseconds(),
+	}
+	if res.Err != nil {
+		r.logger().Warn("tap", append(attrs, "err", res.Err.Error())...)
+		return
+	}
+	cr := res.Read
+	holder := ""
+	if cr.Holder != nil {
+		holder = cr.Holder.Name
+	}
+	txs := make([]string, 0, len(cr.Log))
+	for _, l := range cr.Log {
+		txs = append(txs, FormatLogRecord(l))
+	}
+	attrs = append(attrs,
+		"card", redact.CardNumber(cr.Info.CardNumber),
+		"holder", holder,
+		"valid_from", cr.Info.StartDate.String(),
+		"valid_to", cr.Info.ExpiryDate.String(),
+		"purse", PurseName(cr.Purse),
+		"balance", money.Format(cr.Balance),
+		"apdus", cr.APDUs,
+		"balance_apdus", cr.BalanceAPDUs,
+		"balance_ms", res.ToBalance.Milliseconds(),
+		"transactions", txs,
+	)
+	r.logger().Info("tap", attrs...)
+}
