@@ -108,6 +108,7 @@ func benchTap(b *testing.B, latency time.Duration) {
 	b.ReportMetric(ms(pct(toDone, 50)), "read-p50-ms")
 	b.ReportMetric(ms(pct(toDone, 99)), "read-p99-ms")
 	b.ReportMetric(ms(pct(rawBalance, 50)), "raw-balance-p50-ms")
+	b.ReportMetric(ms(pct(rawBalance, 99)), "raw-balance-p99-ms")
 	b.ReportMetric(ms(pct(rawDone, 50)), "raw-read-p50-ms")
 	b.ReportMetric(ms(pct(rawDone, 99)), "raw-read-p99-ms")
 	b.ReportMetric(float64(pct(toDone, 50))/float64(pct(rawDone, 50)), "read-p50/raw")

@@ -30,7 +30,11 @@ func TestMain(m *testing.M) {
 		// Blocks while another run holds the slots.
 		_ = syscall.Flock(int(f.Fd()), syscall.LOCK_EX)
 	}
-	os.Exit(m.Run())
+	code := m.Run()
+	if binDir != "" {
+		os.RemoveAll(binDir)
+	}
+	os.Exit(code)
 }
 
 // requirePCSC fails (under CI=true) or skips the test when pcscd with the

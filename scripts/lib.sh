@@ -38,7 +38,7 @@ ensure_pcscd() {
     log "pcscd already running (pid $(pgrep -x pcscd | head -1))"
   else
     log "starting pcscd"
-    as_root pcscd
+    as_root pcscd </dev/null >/dev/null 2>&1
   fi
   local i
   for i in $(seq 1 50); do

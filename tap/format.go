@@ -7,22 +7,15 @@ import (
 	"github.com/cardd/cardd/money"
 )
 
-// PurseName is "EP" or "ED".
-func PurseName(p epurse.Purse) string {
-	if p == epurse.PurseED {
-		return "ED"
-	}
-	return "EP"
-}
-
 // SignedAmount is the record's amount as it changed the balance: loads
-// positive, purchases negative.
+// positive, everything else negative. Only 01 and 02 add money to a PBOC
+// purse; purchases, composite purchases and unloads take it, so an issuer's
+// unknown type is taken for a debit rather than shown as money received.
 func SignedAmount(l epurse.LogRecord) int64 {
-	switch l.Type {
-	case epurse.TxEDPurchase, epurse.TxEPPurchase, epurse.TxComposite:
-		return -l.Amount
+	if l.Type == epurse.TxEDLoad || l.Type == epurse.TxEPLoad {
+		return l.Amount
 	}
-	return l.Amount
+	return -l.Amount
 }
 
 // FormatLogRecord renders one transaction as a single line for logs:

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"slices"
 	"time"
 
 	"github.com/cardd/cardd/apdu"
@@ -148,8 +149,12 @@ func (r *Runner) tap(d *reader.Dialer, ev reader.Event) Result {
 		res.Read, res.Err = ReadPurse(t, r.Read, func(cr *CardRead) {
 			res.ToBalance = time.Since(res.Start)
 			if r.OnBalance != nil {
+				// A copy: ReadPurse goes on filling cr while a hook may
+				// hand the snapshot to another goroutine.
+				c := *cr
+				c.Log = slices.Clone(cr.Log)
 				snap := res
-				snap.Read = cr
+				snap.Read = &c
 				r.OnBalance(snap)
 			}
 		})
@@ -193,7 +198,7 @@ func (r *Runner) logTap(res Result) {
 		"holder", holder,
 		"valid_from", cr.Info.StartDate.String(),
 		"valid_to", cr.Info.ExpiryDate.String(),
-		"purse", PurseName(cr.Purse),
+		"purse", cr.Purse.String(),
 		"balance", money.Format(cr.Balance),
 		"apdus", cr.APDUs,
 		"balance_apdus", cr.BalanceAPDUs,

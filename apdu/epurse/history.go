@@ -5,10 +5,15 @@ import (
 	"time"
 )
 
+// HistoryStep is the time between two transactions SeedHistory makes: a
+// little over a day, so the times of day vary. A history of n transactions
+// spans (n-1) steps.
+const HistoryStep = 25*time.Hour + 37*time.Minute
+
 // SeedHistory makes n past transactions on card through its own commands, as
 // a terminal, a host and a PSAM would: loads authorized with MAC2 under the
 // issuer's load key, purchases authorized with MAC1 under the purchase key,
-// one every day or so from first on. Every MAC1, MAC2 and TAC the card returns
+// one every HistoryStep from first on. Every MAC1, MAC2 and TAC the card returns
 // is checked, so a seeded card is also proof that card and host crypto agree.
 // The simulator uses it to give a new card a realistic log.
 func SeedHistory(card *SimCard, masters MasterKeys, termID [6]byte, n int, first time.Time) error {
@@ -33,7 +38,7 @@ func SeedHistory(card *SimCard, masters MasterKeys, termID [6]byte, n int, first
 		if err != nil {
 			return fmt.Errorf("transaction %d: %w", i+1, err)
 		}
-		when = when.Add(26*time.Hour + time.Duration(i*7)*time.Minute)
+		when = when.Add(HistoryStep)
 	}
 	return nil
 }

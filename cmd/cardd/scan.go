@@ -111,7 +111,7 @@ func toScanOutput(res tap.Result) scanOutput {
 		Card:         redact.CardNumber(cr.Info.CardNumber),
 		ValidFrom:    cr.Info.StartDate.String(),
 		ValidTo:      cr.Info.ExpiryDate.String(),
-		Purse:        tap.PurseName(cr.Purse),
+		Purse:        cr.Purse.String(),
 		Balance:      money.Format(cr.Balance),
 		BalanceFen:   cr.Balance,
 		Transactions: []scanTxnOutput{},

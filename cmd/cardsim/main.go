@@ -91,6 +91,7 @@ func parse(fs *pflag.FlagSet, args []string) error {
 
 func cmdKeysNew(args []string, stdout io.Writer) error {
 	fs := pflag.NewFlagSet("cardsim keys new", pflag.ContinueOnError)
+	fs.SetOutput(stdout)
 	out := fs.String("out", "", "file to write the master keys to (required; refused if it exists)")
 	if err := parse(fs, args); err != nil {
 		return err
@@ -153,12 +154,13 @@ func readMasterKeys(path string) (epurse.MasterKeys, error) {
 
 func cmdCardNew(args []string, stdout io.Writer) error {
 	fs := pflag.NewFlagSet("cardsim card new", pflag.ContinueOnError)
+	fs.SetOutput(stdout)
 	fs.SortFlags = false
 	out := fs.String("out", "", "card file to write (required)")
 	number := fs.String("number", "3101000000000001", "card number, 16 digits")
 	holder := fs.String("holder", "", "cardholder name (Chinese is fine: stored as GBK on the card)")
 	balance := fs.String("balance", "0.00", "EP balance in yuan, like 100.00")
-	start := fs.String("start", "", "first valid day, YYYY-MM-DD (default today)")
+	start := fs.String("start", "", "first valid day, YYYY-MM-DD (default a year ago, so a --history lies within it)")
 	expiry := fs.String("expiry", "", "last valid day, YYYY-MM-DD (default start + 4 years)")
 	keys := fs.String("keys", "", "issuer master key file (from 'cardsim keys new'); default: new keys written to OUT.masters.json")
 	history := fs.Int("history", 0, "make this many past transactions (loads and purchases) through the card's own commands, 0-50")
@@ -176,8 +178,7 @@ func cmdCardNew(args []string, stdout io.Writer) error {
 	if err != nil || fen < 0 {
 		return usageError{fmt.Errorf("--balance = %q: want a non-negative amount like 100.00", *balance)}
 	}
-	today := epurse.DateOf(time.Now())
-	startDate, expiryDate := today, epurse.Date{}
+	startDate, expiryDate := epurse.DateOf(time.Now().AddDate(-1, 0, 0)), epurse.Date{}
 	if *start != "" {
 		if startDate, err = epurse.ParseDateString(*start); err != nil {
 			return usageError{fmt.Errorf("--start = %q: %v", *start, err)}
@@ -196,29 +197,34 @@ func cmdCardNew(args []string, stdout io.Writer) error {
 		}
 	}
 	var masters epurse.MasterKeys
-	keyNote := ""
+	keysOut := ""
 	if *keys != "" {
 		if masters, err = readMasterKeys(*keys); err != nil {
 			return err
 		}
 	} else {
-		kf := strings.TrimSuffix(*out, filepath.Ext(*out)) + ".masters.json"
 		masters = newMasterKeys()
-		if err := writeMasterKeys(kf, masters); err != nil {
-			return err
-		}
-		keyNote = fmt.Sprintf(" (new issuer master keys in %s)", kf)
+		keysOut = strings.TrimSuffix(*out, filepath.Ext(*out)) + ".masters.json"
 	}
 	f, err := epurse.NewCardFile(*number, *holder, fen, startDate, expiryDate, masters)
 	if err != nil {
 		return usageError{err}
+	}
+	// Keys are written only for a card that will exist: a key file left by
+	// a refused card would block the corrected command that follows.
+	keyNote := ""
+	if keysOut != "" {
+		if err := writeMasterKeys(keysOut, masters); err != nil {
+			return err
+		}
+		keyNote = fmt.Sprintf(" (new issuer master keys in %s)", keysOut)
 	}
 	if err := f.Save(*out); err != nil {
 		return err
 	}
 	if *history > 0 {
 		card := epurse.NewSimCard(f, *out)
-		first := time.Now().UTC().Truncate(time.Second).Add(-time.Duration(*history) * 26 * time.Hour)
+		first := time.Now().UTC().Truncate(time.Second).Add(-time.Duration(*history) * epurse.HistoryStep)
 		if err := epurse.SeedHistory(card, masters, [6]byte{0x00, 0x00, 0x00, 0x00, 0x10, 0x01}, *history, first); err != nil {
 			return fmt.Errorf("making card history: %w", err)
 		}
@@ -231,6 +237,7 @@ func cmdCardNew(args []string, stdout io.Writer) error {
 
 func cmdCardInsert(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := pflag.NewFlagSet("cardsim card", pflag.ContinueOnError)
+	fs.SetOutput(stdout)
 	fs.SortFlags = false
 	file := fs.String("file", "", "card file (from 'cardsim card new'), required; every change the card makes is saved to it")
 	slot := fs.Int("slot", 0, "vpcd slot: 0 is \"Virtual PCD 00 00\" on port 35963, 1 the next")
