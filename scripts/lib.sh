@@ -43,6 +43,8 @@ ensure_pcscd() {
   local i
   for i in $(seq 1 50); do
     if readers | grep -q '^Virtual PCD 00 00'; then return 0; fi
+    # A pcscd that was stopping when we looked is gone now: start ours.
+    pgrep -x pcscd >/dev/null || { log "starting pcscd"; as_root pcscd </dev/null >/dev/null 2>&1; }
     # A pcscd started before vpcd was installed has not read its config yet.
     [ "$i" -eq 10 ] && as_root pcscd --hotplug >/dev/null 2>&1 || true
     sleep 0.2
