@@ -1,0 +1,189 @@
+// Package hostapi is the contract between a terminal (package sync) and the
+// central host (cmd/cardhost): the endpoints, their JSON bodies, the error
+// shape and the request signature. Both sides import it, so they cannot drift
+// apart; docs/upstream-api.md explains it for people writing another host.
+//
+// Every request is a POST with a JSON body, signed with HMAC-SHA256 under the
+// terminal's secret (see Sign). Amounts are int64 fen; byte strings (MACs,
+// TACs, randoms) are upper-case hex; times are the terminal's wall clock as
+// "20060102150405", the form that goes into the card's MAC inputs.
+package hostapi
+
+// Endpoint paths.
+const (
+	PathPull          = "/v1/pull"           // pending credits and deny-list changes since a cursor
+	PathCardCredits   = "/v1/card/credits"   // pending credits of one card, asked on tap
+	PathLoadAuthorize = "/v1/load/authorize" // the card's INIT FOR LOAD answer in, MAC2 out
+	PathLoadComplete  = "/v1/load/complete"  // TAC (or proof of non-application) in
+	PathJournal       = "/v1/journal"        // journal rows up, acked by id
+	PathHeartbeat     = "/v1/heartbeat"      // versions, queue depth, device state; host time back
+)
+
+// TimeLayout is how date and time travel: exactly the BCD digits the card
+// gets in CREDIT FOR LOAD, so host and card MAC the same instant.
+const TimeLayout = "20060102150405"
+
+// Error is the body of every non-2xx answer.
+type Error struct {
+	// Code is stable and machine-readable: one of the Code* constants.
+	Code string `json:"code"`
+	// Reason says what was wrong, for a person reading a log.
+	Reason string `json:"reason"`
+}
+
+// Error codes.
+const (
+	CodeUnauthorized    = "unauthorized"     // 401: unknown terminal, bad signature, stale timestamp, reused nonce
+	CodeBadRequest      = "bad_request"      // 400: malformed body or field
+	CodeNotFound        = "not_found"        // 404: unknown card or credit
+	CodeCreditConsumed  = "credit_consumed"  // 409: the credit is already on the card
+	CodeCreditPending   = "credit_in_flight" // 409: authorized at a counter the card has since passed: complete it with the card's proof first
+	CodeMACInvalid      = "mac_invalid"      // 409: the card's MAC1 does not verify
+	CodeTACInvalid      = "tac_invalid"      // 409: the TAC does not verify
+	CodeBalanceCap      = "over_balance_cap" // 409: the load would take the card over its cap
+	CodeCardDenied      = "card_denied"      // 409: the card is on the deny list
+	CodeCounterMismatch = "counter_mismatch" // 409: the proof's counter does not fit the authorization
+)
+
+// PullRequest asks for what changed since Cursor ("" = from the start).
+type PullRequest struct {
+	Cursor string `json:"cursor"`
+	Limit  int    `json:"limit,omitempty"` // at most this many changes; 0 = the host's default
+}
+
+// PullResponse carries changes in the order they happened. Apply them, then
+// ask again with NextCursor; More says whether more are waiting now.
+type PullResponse struct {
+	Credits    []Credit     `json:"credits"`
+	Deny       []DenyChange `json:"deny"`
+	NextCursor string       `json:"next_cursor"`
+	More       bool         `json:"more"`
+}
+
+// Credit is money paid for a card that waits to be loaded onto it.
+type Credit struct {
+	ID        string `json:"id"`   // stable, unique at the host
+	Card      string `json:"card"` // card number, 16 digits
+	AmountFen int64  `json:"amount_fen"`
+	Note      string `json:"note,omitempty"` // "wechat", "subsidy", …
+	Created   string `json:"created"`        // RFC 3339
+	// State is "pending" or, in a pull, "consumed"/"cancelled" for a credit
+	// a terminal should drop from its cache.
+	State string `json:"state"`
+}
+
+// Credit states.
+const (
+	CreditPending   = "pending"
+	CreditConsumed  = "consumed"
+	CreditCancelled = "cancelled"
+)
+
+// DenyChange adds a card to the deny list or lifts it.
+type DenyChange struct {
+	Card   string `json:"card"`
+	Denied bool   `json:"denied"`
+	Reason string `json:"reason,omitempty"` // "lost", "stolen", …
+}
+
+// CardCreditsRequest asks for the pending credits of one card.
+type CardCreditsRequest struct {
+	Card string `json:"card"`
+}
+
+// CardCreditsResponse lists them, oldest first; Denied reports the deny list.
+type CardCreditsResponse struct {
+	Credits []Credit `json:"credits"`
+	Denied  bool     `json:"denied"`
+	Reason  string   `json:"reason,omitempty"`
+}
+
+// LoadAuthorizeRequest carries the card's answer to INITIALIZE FOR LOAD for
+// one credit (spec "Commands"). The host checks MAC1 with the card's load key
+// and answers MAC2 for this counter only.
+type LoadAuthorizeRequest struct {
+	CreditID      string `json:"credit_id"`
+	Card          string `json:"card"`
+	Purse         string `json:"purse"` // "EP" or "ED"
+	AmountFen     int64  `json:"amount_fen"`
+	OldBalanceFen int64  `json:"old_balance_fen"`
+	OnlineCounter uint16 `json:"online_counter"`
+	KeyVersion    byte   `json:"key_version"`
+	AlgID         byte   `json:"alg_id"`
+	Random        string `json:"random"` // 4 bytes hex
+	MAC1          string `json:"mac1"`   // 4 bytes hex
+	// Time is the instant the terminal will send in CREDIT FOR LOAD.
+	Time string `json:"time"` // TimeLayout
+}
+
+// LoadAuthorizeResponse authorizes exactly one CREDIT FOR LOAD.
+type LoadAuthorizeResponse struct {
+	MAC2 string `json:"mac2"` // 4 bytes hex
+	Time string `json:"time"` // echoes the request: the MAC2 covers it
+}
+
+// LoadCompleteRequest closes an authorization: either the card's TAC (the
+// load happened; from CREDIT FOR LOAD or GET TRANSACTION PROVE), or, with
+// NotApplied, proof that it did not: a fresh INIT FOR LOAD whose MAC1
+// verifies at the same counter the authorization was for.
+type LoadCompleteRequest struct {
+	CreditID string `json:"credit_id"`
+	Card     string `json:"card"`
+	// Counter is the online counter the authorization was for.
+	Counter uint16 `json:"counter"`
+	TAC     string `json:"tac,omitempty"` // 4 bytes hex, when applied
+
+	NotApplied bool `json:"not_applied,omitempty"`
+	// The fresh INIT FOR LOAD answer, when NotApplied.
+	ProbeOldBalanceFen int64  `json:"probe_old_balance_fen,omitempty"`
+	ProbeRandom        string `json:"probe_random,omitempty"`
+	ProbeMAC1          string `json:"probe_mac1,omitempty"`
+	ProbeAmountFen     int64  `json:"probe_amount_fen,omitempty"`
+}
+
+// LoadCompleteResponse reports the credit's state after the call.
+type LoadCompleteResponse struct {
+	State string `json:"state"` // CreditConsumed or CreditPending
+}
+
+// JournalRow is one card operation as the terminal journaled it. ID is
+// permanent: terminal id + "-" + local sequence, so an upload sent twice is
+// stored once.
+type JournalRow struct {
+	ID         string `json:"id"`
+	Kind       string `json:"kind"`  // "read", "load", "purchase", "access", "recovery"
+	State      string `json:"state"` // "done", "failed", "unknown", …
+	Card       string `json:"card"`
+	Purse      string `json:"purse,omitempty"`
+	Counter    uint16 `json:"counter"`
+	BalanceFen int64  `json:"balance_fen"` // before the operation
+	AmountFen  int64  `json:"amount_fen"`
+	CreditID   string `json:"credit_id,omitempty"`
+	TAC        string `json:"tac,omitempty"`
+	Detail     string `json:"detail,omitempty"`
+	Time       string `json:"time"` // RFC 3339
+}
+
+// JournalRequest uploads a batch of rows.
+type JournalRequest struct {
+	Rows []JournalRow `json:"rows"`
+}
+
+// JournalResponse acknowledges every row it stored or already had.
+type JournalResponse struct {
+	Acked []string `json:"acked"`
+}
+
+// HeartbeatRequest tells the host how the terminal is.
+type HeartbeatRequest struct {
+	Version    string            `json:"version"`
+	QueueDepth int               `json:"queue_depth"`
+	Readers    []string          `json:"readers"`
+	Printer    string            `json:"printer,omitempty"`
+	Extra      map[string]string `json:"extra,omitempty"`
+}
+
+// HeartbeatResponse gives the host's clock, for the terminal's skew check.
+type HeartbeatResponse struct {
+	Time string `json:"time"` // RFC 3339, UTC
+}

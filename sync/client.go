@@ -1,0 +1,157 @@
+// Package sync is the terminal's link to the central host: a signed HTTP
+// client for the upstream API (package hostapi), and the loops that pull
+// pending credits and deny-list changes, upload the journal and report
+// load completions, with capped backoff, until the daemon stops.
+//
+// Importers name it hostsync, since it shadows the standard library's sync.
+package sync
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/cardd/cardd/hostapi"
+)
+
+// Client calls the host's upstream API, signing every request with the
+// terminal's secret. Its zero value is not usable: set BaseURL, TerminalID
+// and Secret.
+type Client struct {
+	// BaseURL is the host, like "http://127.0.0.1:8710".
+	BaseURL string
+	// TerminalID is the terminal's 12-hex-digit id; the host keys its secret
+	// and the MAC inputs by it.
+	TerminalID string
+	// Secret is the terminal's HMAC secret. Never logged.
+	Secret []byte
+	// HTTP is the client used; nil means one with a 10 s timeout.
+	HTTP *http.Client
+	// Now is the clock; nil means time.Now. Tests move it.
+	Now func() time.Time
+}
+
+// ErrUnreachable wraps every failure to get an answer from the host: a
+// refused connection, a timeout, a proxy error. The caller treats the host as
+// offline: the card is still read, its credits wait.
+var ErrUnreachable = errors.New("host unreachable")
+
+// HostError is an answer other than 2xx, with the host's reason.
+type HostError struct {
+	Status int
+	Code   string // a hostapi.Code* constant
+	Reason string
+}
+
+func (e *HostError) Error() string {
+	return fmt.Sprintf("host answered %d %s: %s", e.Status, e.Code, e.Reason)
+}
+
+// HasCode reports whether err is a HostError with the given hostapi code.
+func HasCode(err error, code string) bool {
+	var he *HostError
+	return errors.As(err, &he) && he.Code == code
+}
+
+var defaultHTTP = &http.Client{Timeout: 10 * time.Second}
+
+// call POSTs req as JSON to path and decodes the answer into resp.
+func (c *Client) call(ctx context.Context, path string, req, resp any) error {
+	body, err := json.Marshal(req)
+	if err != nil {
+		return err
+	}
+	hr, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimRight(c.BaseURL, "/")+path, bytes.NewReader(body))
+	if err != nil {
+		return fmt.Errorf("host request %s: %w", path, err)
+	}
+	hr.Header.Set("Content-Type", "application/json")
+	now := time.Now
+	if c.Now != nil {
+		now = c.Now
+	}
+	var nonce [16]byte
+	_, _ = rand.Read(nonce[:]) // never fails on Linux (crypto/rand doc)
+	hostapi.Sign(hr, c.TerminalID, c.Secret, body, now(), hex.EncodeToString(nonce[:]))
+	hc := c.HTTP
+	if hc == nil {
+		hc = defaultHTTP
+	}
+	res, err := hc.Do(hr)
+	if err != nil {
+		return fmt.Errorf("%w: %s: %v", ErrUnreachable, path, err)
+	}
+	defer res.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(res.Body, 8<<20))
+	if err != nil {
+		return fmt.Errorf("%w: %s: reading answer: %v", ErrUnreachable, path, err)
+	}
+	if res.StatusCode/100 != 2 {
+		var body hostapi.Error
+		he := &HostError{Status: res.StatusCode}
+		if json.Unmarshal(data, &body) == nil && body.Code != "" {
+			he.Code, he.Reason = body.Code, body.Reason
+		} else {
+			// Not our host's error shape: a proxy or a broken host.
+			if res.StatusCode >= 500 {
+				return fmt.Errorf("%w: %s: HTTP %d", ErrUnreachable, path, res.StatusCode)
+			}
+			he.Code, he.Reason = "http_"+fmt.Sprint(res.StatusCode), strings.TrimSpace(string(data))
+		}
+		return he
+	}
+	if err := json.Unmarshal(data, resp); err != nil {
+		return fmt.Errorf("host answer to %s is not the expected JSON: %w", path, err)
+	}
+	return nil
+}
+
+// Pull fetches credits and deny-list changes since cursor.
+func (c *Client) Pull(ctx context.Context, cursor string, limit int) (hostapi.PullResponse, error) {
+	var r hostapi.PullResponse
+	err := c.call(ctx, hostapi.PathPull, hostapi.PullRequest{Cursor: cursor, Limit: limit}, &r)
+	return r, err
+}
+
+// CardCredits asks for one card's pending credits.
+func (c *Client) CardCredits(ctx context.Context, card string) (hostapi.CardCreditsResponse, error) {
+	var r hostapi.CardCreditsResponse
+	err := c.call(ctx, hostapi.PathCardCredits, hostapi.CardCreditsRequest{Card: card}, &r)
+	return r, err
+}
+
+// AuthorizeLoad sends the card's INIT FOR LOAD answer and gets MAC2.
+func (c *Client) AuthorizeLoad(ctx context.Context, req hostapi.LoadAuthorizeRequest) (hostapi.LoadAuthorizeResponse, error) {
+	var r hostapi.LoadAuthorizeResponse
+	err := c.call(ctx, hostapi.PathLoadAuthorize, req, &r)
+	return r, err
+}
+
+// CompleteLoad reports a load's TAC, or the proof it did not happen.
+func (c *Client) CompleteLoad(ctx context.Context, req hostapi.LoadCompleteRequest) (hostapi.LoadCompleteResponse, error) {
+	var r hostapi.LoadCompleteResponse
+	err := c.call(ctx, hostapi.PathLoadComplete, req, &r)
+	return r, err
+}
+
+// UploadJournal sends rows and returns the ids the host acknowledged.
+func (c *Client) UploadJournal(ctx context.Context, rows []hostapi.JournalRow) ([]string, error) {
+	var r hostapi.JournalResponse
+	err := c.call(ctx, hostapi.PathJournal, hostapi.JournalRequest{Rows: rows}, &r)
+	return r.Acked, err
+}
+
+// Heartbeat reports the terminal's state and returns the host's clock.
+func (c *Client) Heartbeat(ctx context.Context, req hostapi.HeartbeatRequest) (hostapi.HeartbeatResponse, error) {
+	var r hostapi.HeartbeatResponse
+	err := c.call(ctx, hostapi.PathHeartbeat, req, &r)
+	return r, err
+}
