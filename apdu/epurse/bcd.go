@@ -140,6 +140,9 @@ func EncodeDateTime(t time.Time) (date [4]byte, clock [3]byte, err error) {
 	return date, clock, nil
 }
 
+// minTxYear is the earliest transaction year DecodeDateTime accepts.
+const minTxYear = 1900
+
 // DecodeDateTime decodes a 4-byte BCD date and a 3-byte BCD time into a
 // time.Time in time.UTC carrying the terminal's wall clock (the card stores
 // no zone; see the package documentation). An all-zero date and time give
@@ -161,6 +164,12 @@ func DecodeDateTime(date, clock []byte) (time.Time, error) {
 			return time.Time{}, fmt.Errorf("%w: time %X on a zero date", ErrBadRecord, clock)
 		}
 		return time.Time{}, nil
+	}
+	// Year 1 would decode to Go's zero time, which means "no date" here, and
+	// no card was used before there were e-purses: a year this early is a
+	// corrupt record, not a transaction.
+	if d.Year < minTxYear {
+		return time.Time{}, fmt.Errorf("%w: transaction date %s is before %d", ErrBadRecord, d, minTxYear)
 	}
 	h, m, s := n/10000, n/100%100, n%100
 	if h > 23 || m > 59 || s > 59 {
