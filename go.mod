@@ -4,6 +4,7 @@ go 1.26.8
 
 require (
 	github.com/ebfe/scard v0.0.0-20241214075232-7af069cabc25
+	github.com/mattn/go-sqlite3 v1.14.53
 	github.com/spf13/pflag v1.0.10
 	github.com/spf13/viper v1.21.0
 	golang.org/x/text v0.43.0

@@ -1,0 +1,121 @@
+package offline
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+)
+
+// migrations[i] takes the schema from version i to i+1 (PRAGMA user_version).
+// Append only: a released migration is never edited, since databases in the
+// field have already run it.
+var migrations = []string{
+	// 1: journal, credits cache, deny list, cursors, counters.
+	`
+CREATE TABLE journal (
+	-- seq is the local sequence in row ids; AUTOINCREMENT so that a purged
+	-- newest row never gives its number to another: ids are permanent.
+	seq         INTEGER PRIMARY KEY AUTOINCREMENT,
+	-- terminal is kept per row so that the id of a row never changes, even
+	-- if terminal.id is later reconfigured.
+	terminal    TEXT    NOT NULL CHECK (length(terminal) = 12),
+	kind        TEXT    NOT NULL CHECK (kind IN ('read', 'load', 'purchase', 'access', 'recovery')),
+	state       TEXT    NOT NULL CHECK (state IN ('intent', 'done', 'unknown', 'failed')),
+	card        TEXT    NOT NULL CHECK (card <> ''),
+	purse       TEXT    NOT NULL DEFAULT '',
+	counter     INTEGER NOT NULL CHECK (counter BETWEEN 0 AND 65535),
+	balance_fen INTEGER NOT NULL,
+	amount_fen  INTEGER NOT NULL CHECK (amount_fen >= 0),
+	credit_id   TEXT    NOT NULL DEFAULT '',
+	tac         TEXT    NOT NULL DEFAULT '',
+	mac2        TEXT    NOT NULL DEFAULT '',
+	proof       TEXT    NOT NULL DEFAULT '',
+	time        TEXT    NOT NULL DEFAULT '',
+	detail      TEXT    NOT NULL DEFAULT '',
+	created     INTEGER NOT NULL, -- Unix nanoseconds
+	updated     INTEGER NOT NULL,
+	-- Outbox bookkeeping: rev counts changes to what the host is sent;
+	-- sent_rev is the rev last handed out by Unacked; acked_rev the rev the
+	-- host acknowledged. A row is owed to the host while acked_rev < rev.
+	rev         INTEGER NOT NULL DEFAULT 1,
+	sent_rev    INTEGER NOT NULL DEFAULT 0,
+	acked_rev   INTEGER NOT NULL DEFAULT 0,
+	completion_reported INTEGER NOT NULL DEFAULT 0 CHECK (completion_reported IN (0, 1))
+);
+CREATE INDEX journal_open ON journal (card, seq) WHERE state IN ('intent', 'unknown');
+CREATE INDEX journal_outbox ON journal (seq) WHERE state <> 'intent' AND acked_rev < rev;
+CREATE INDEX journal_owed ON journal (seq) WHERE kind = 'load' AND completion_reported = 0;
+CREATE INDEX journal_credit ON journal (credit_id) WHERE kind = 'load';
+CREATE INDEX journal_created ON journal (created);
+
+CREATE TABLE credits (
+	id         TEXT    PRIMARY KEY CHECK (id <> ''),
+	card       TEXT    NOT NULL CHECK (card <> ''),
+	amount_fen INTEGER NOT NULL CHECK (amount_fen > 0),
+	note       TEXT    NOT NULL DEFAULT '',
+	created    INTEGER NOT NULL
+);
+CREATE INDEX credits_card ON credits (card, created, id);
+
+CREATE TABLE deny (
+	card    TEXT    PRIMARY KEY CHECK (card <> ''),
+	reason  TEXT    NOT NULL DEFAULT '',
+	updated INTEGER NOT NULL
+);
+
+CREATE TABLE cursors (
+	name    TEXT    PRIMARY KEY CHECK (name <> ''),
+	value   TEXT    NOT NULL,
+	updated INTEGER NOT NULL
+);
+
+CREATE TABLE counters (
+	name  TEXT    PRIMARY KEY,
+	value INTEGER NOT NULL
+);
+`,
+}
+
+// SchemaVersion is the user_version this code writes and understands; a
+// database at a higher version is refused.
+func SchemaVersion() int { return len(migrations) }
+
+// migrate brings the schema to SchemaVersion, one transaction per step, so a
+// crash mid-way leaves a database at some whole version that the next Open
+// carries on from. Each step re-reads user_version inside its (immediate)
+// transaction, so two processes opening a new file at once do not both run it.
+func (s *Store) migrate(ctx context.Context) error {
+	for {
+		done := false
+		err := s.write(ctx, "migrate schema", func(tx *sql.Tx) error {
+			var v int
+			if err := tx.QueryRowContext(ctx, "PRAGMA user_version").Scan(&v); err != nil {
+				return fmt.Errorf("read user_version: %w", err)
+			}
+			switch {
+			case v > len(migrations):
+				return fmt.Errorf("database schema version %d is newer than this cardd understands (%d): refusing to run an older cardd on it", v, len(migrations))
+			case v < 0:
+				return fmt.Errorf("database schema version %d is invalid", v)
+			case v == len(migrations):
+				done = true
+				return nil
+			}
+			if _, err := tx.ExecContext(ctx, migrations[v]); err != nil {
+				return fmt.Errorf("to version %d: %w", v+1, err)
+			}
+			// user_version lives in the file header, which is part of the
+			// transaction: the step and its number commit together.
+			if _, err := tx.ExecContext(ctx, fmt.Sprintf("PRAGMA user_version = %d", v+1)); err != nil {
+				return fmt.Errorf("to version %d: set user_version: %w", v+1, err)
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		if done {
+			return nil
+		}
+	}
+}

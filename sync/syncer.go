@@ -1,0 +1,233 @@
+package sync
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"math/rand/v2"
+	gosync "sync"
+	"time"
+
+	"github.com/cardd/cardd/hostapi"
+	"github.com/cardd/cardd/offline"
+)
+
+// Syncer runs the loops that keep a terminal and its host in step: pull
+// credits and deny-list changes, upload the journal and owed load
+// completions, and send heartbeats. Each loop backs off (capped, jittered)
+// while the host is unreachable and logs the trouble at most once a minute.
+type Syncer struct {
+	Client *Client
+	Store  *offline.Store
+	Logger *slog.Logger // nil: slog.Default()
+
+	PullEvery      time.Duration // zero: 30 s
+	UploadEvery    time.Duration // zero: 5 s
+	HeartbeatEvery time.Duration // zero: 60 s
+	BatchSize      int           // journal rows per upload; zero: 500
+	MaxBackoff     time.Duration // zero: 2 min
+	// Heartbeat fills the heartbeat body; nil sends the queue depth only.
+	Heartbeat func() hostapi.HeartbeatRequest
+
+	cancel context.CancelFunc
+	wg     gosync.WaitGroup
+	kick   chan struct{}
+}
+
+// Start launches the loops; Stop ends them.
+func (s *Syncer) Start(ctx context.Context) {
+	ctx, s.cancel = context.WithCancel(ctx)
+	s.kick = make(chan struct{}, 1)
+	for _, loop := range []struct {
+		name  string
+		every time.Duration
+		def   time.Duration
+		run   func(context.Context) (more bool, err error)
+		kick  bool
+	}{
+		{"pull", s.PullEvery, 30 * time.Second, s.pullOnce, false},
+		{"upload", s.UploadEvery, 5 * time.Second, s.uploadOnce, true},
+		{"heartbeat", s.HeartbeatEvery, 60 * time.Second, s.heartbeatOnce, false},
+	} {
+		every := loop.every
+		if every <= 0 {
+			every = loop.def
+		}
+		var kick <-chan struct{}
+		if loop.kick {
+			kick = s.kick
+		}
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			s.loop(ctx, loop.name, every, kick, loop.run)
+		}()
+	}
+}
+
+// Stop ends the loops and waits for them; an upload in flight is abandoned
+// (its rows stay unacked and go again next time: uploads are idempotent).
+func (s *Syncer) Stop() {
+	if s.cancel != nil {
+		s.cancel()
+	}
+	s.wg.Wait()
+}
+
+// Kick asks the upload loop to run now, after a tap wrote the journal.
+func (s *Syncer) Kick() {
+	select {
+	case s.kick <- struct{}{}:
+	default:
+	}
+}
+
+func (s *Syncer) logger() *slog.Logger {
+	if s.Logger != nil {
+		return s.Logger
+	}
+	return slog.Default()
+}
+
+// loop runs once every `every`, at once again while there is more to do,
+// and with a doubling, jittered backoff after failures.
+func (s *Syncer) loop(ctx context.Context, name string, every time.Duration, kick <-chan struct{}, once func(context.Context) (bool, error)) {
+	maxBackoff := s.MaxBackoff
+	if maxBackoff <= 0 {
+		maxBackoff = 2 * time.Minute
+	}
+	backoff := time.Duration(0)
+	var lastLog time.Time
+	failing := false
+	for {
+		more, err := once(ctx)
+		wait := every
+		switch {
+		case ctx.Err() != nil:
+			return
+		case err != nil:
+			backoff = min(max(2*backoff, time.Second), maxBackoff)
+			wait = backoff/2 + rand.N(backoff/2+1)
+			if time.Since(lastLog) > time.Minute {
+				s.logger().Warn("host sync failing; retrying", "loop", name, "err", err, "retry_in", wait.Round(time.Millisecond))
+				lastLog = time.Now()
+			}
+			failing = true
+		default:
+			if failing {
+				s.logger().Info("host sync recovered", "loop", name)
+				failing = false
+			}
+			backoff = 0
+			if more {
+				wait = 0
+			}
+		}
+		if wait == 0 {
+			continue
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		case <-kick:
+			t.Stop()
+		}
+	}
+}
+
+// pullOnce applies one page of changes and its cursor in one transaction.
+func (s *Syncer) pullOnce(ctx context.Context) (bool, error) {
+	cursor, err := s.Store.Cursor(ctx, offline.PullCursor)
+	if err != nil {
+		return false, err
+	}
+	r, err := s.Client.Pull(ctx, cursor, 0)
+	if err != nil {
+		return false, err
+	}
+	var put []offline.Credit
+	var drop []string
+	for _, c := range r.Credits {
+		if c.State != hostapi.CreditPending {
+			drop = append(drop, c.ID)
+			continue
+		}
+		created, _ := time.Parse(time.RFC3339, c.Created)
+		put = append(put, offline.Credit{ID: c.ID, Card: c.Card, AmountFen: c.AmountFen, Note: c.Note, Created: created})
+	}
+	deny := make([]offline.DenyChange, 0, len(r.Deny))
+	for _, d := range r.Deny {
+		deny = append(deny, offline.DenyChange{Card: d.Card, Denied: d.Denied, Reason: d.Reason})
+	}
+	if err := s.Store.ApplyPull(ctx, put, drop, deny, r.NextCursor); err != nil {
+		return false, err
+	}
+	return r.More, nil
+}
+
+// uploadOnce reports owed load completions first (they release or consume
+// money at the host), then one batch of journal rows.
+func (s *Syncer) uploadOnce(ctx context.Context) (bool, error) {
+	batch := s.BatchSize
+	if batch <= 0 {
+		batch = 500
+	}
+	owed, err := s.Store.CompletionsOwed(ctx, batch)
+	if err != nil {
+		return false, err
+	}
+	for _, row := range owed {
+		req, err := CompletionRequest(row)
+		if err != nil {
+			s.logger().Error("cannot report load completion", "journal", row.ID, "err", err)
+			continue
+		}
+		_, err = s.Client.CompleteLoad(ctx, req)
+		var he *HostError
+		switch {
+		case err == nil, HasCode(err, hostapi.CodeCreditConsumed):
+			// Consumed already (the card's proof reached the host through
+			// another terminal): nothing more is owed.
+		case errors.As(err, &he):
+			// The host verified and refused; retrying the same proof cannot
+			// change its answer. Keep it visible, stop owing it.
+			s.logger().Error("host refused a load completion", "journal", row.ID, "credit", row.CreditID, "err", err)
+		default:
+			return false, err
+		}
+		if err := s.Store.MarkCompletionReported(ctx, row.ID); err != nil {
+			return false, err
+		}
+	}
+	rows, err := s.Store.Unacked(ctx, batch)
+	if err != nil || len(rows) == 0 {
+		return false, err
+	}
+	up := make([]hostapi.JournalRow, len(rows))
+	for i, r := range rows {
+		up[i] = r.HostRow()
+	}
+	acked, err := s.Client.UploadJournal(ctx, up)
+	if err != nil {
+		return false, err
+	}
+	if err := s.Store.Ack(ctx, acked); err != nil {
+		return false, err
+	}
+	return len(rows) == batch, nil
+}
+
+func (s *Syncer) heartbeatOnce(ctx context.Context) (bool, error) {
+	var req hostapi.HeartbeatRequest
+	if s.Heartbeat != nil {
+		req = s.Heartbeat()
+	}
+	if depth, err := s.Store.QueueDepth(ctx); err == nil {
+		req.QueueDepth = depth
+	}
+	_, err := s.Client.Heartbeat(ctx, req)
+	return false, err
+}
