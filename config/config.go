@@ -4,6 +4,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"github.com/cardd/cardd/money"
 	"log/slog"
 	"net"
 	"net/url"
@@ -40,6 +41,7 @@ type Config struct {
 	API      APIConfig      `mapstructure:"api"`
 	Log      LogConfig      `mapstructure:"log"`
 	Tap      TapConfig      `mapstructure:"tap"`
+	Load     LoadConfig     `mapstructure:"load"`
 }
 
 // TerminalConfig identifies this terminal to the card and to the host.
@@ -100,6 +102,22 @@ type StoreConfig struct {
 	// Path is the SQLite file. Its directory must be on persistent storage:
 	// the journal is what keeps money safe across a crash.
 	Path string `mapstructure:"path"`
+	// Retention is how long a journal row the host has acknowledged is
+	// kept (DESIGN.md, money rule 5); unacknowledged rows are never purged.
+	Retention time.Duration `mapstructure:"retention"`
+}
+
+// LoadConfig governs the on-tap load of pending credits.
+type LoadConfig struct {
+	// BalanceCap is the most a card may hold after a load, in yuan ("1000.00"):
+	// a credit that would take the card above it is refused, with the reason.
+	BalanceCap string `mapstructure:"balance_cap"`
+}
+
+// BalanceCapFen is BalanceCap in fen; the config must be valid.
+func (l LoadConfig) BalanceCapFen() int64 {
+	fen, _ := money.Parse(l.BalanceCap)
+	return fen
 }
 
 // HostConfig is the link to the central host.
@@ -152,11 +170,12 @@ func Default() Config {
 			LogFiles:   []int{0x18},
 			LogRecords: 5,
 		},
-		Store: StoreConfig{Path: "/var/lib/cardd/cardd.db"},
+		Store: StoreConfig{Path: "/var/lib/cardd/cardd.db", Retention: 180 * 24 * time.Hour},
 		Host:  HostConfig{},
 		API:   APIConfig{Listen: "127.0.0.1:8711"},
 		Log:   LogConfig{Level: "info", Format: "text"},
 		Tap:   TapConfig{Timeout: 3 * time.Second},
+		Load:  LoadConfig{BalanceCap: "1000.00"},
 	}
 }
 
@@ -297,6 +316,12 @@ func (c *Config) Validate() error {
 	oneOf(bad, "log.level", c.Log.Level, "debug", "info", "warn", "error")
 	oneOf(bad, "log.format", c.Log.Format, "text", "json")
 
+	if fen, err := money.Parse(c.Load.BalanceCap); err != nil || fen <= 0 || fen > 0xFFFFFFFF {
+		bad("load.balance_cap", c.Load.BalanceCap, "must be an amount in yuan above 0 and at most 42949672.95, like \"1000.00\"")
+	}
+	if c.Store.Retention < 24*time.Hour {
+		bad("store.retention", c.Store.Retention.String(), "must be at least 24h; acknowledged rows are kept this long (default 4320h, 180 days)")
+	}
 	if c.Tap.Timeout <= 0 {
 		bad("tap.timeout", c.Tap.Timeout.String(), "must be a positive duration, like \"3s\"")
 	}

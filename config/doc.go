@@ -29,6 +29,7 @@
 //	epurse.log_files     CARDD_EPURSE_LOG_FILES                    [0x18] (SFIs 1..30)
 //	epurse.log_records   CARDD_EPURSE_LOG_RECORDS                  5 (1..10)
 //	store.path           CARDD_STORE_PATH                          /var/lib/cardd/cardd.db
+//	store.retention      CARDD_STORE_RETENTION                     4320h (180 days; >= 24h)
 //	host.url             CARDD_HOST_URL                            "" (offline)
 //	host.secret_file     CARDD_HOST_SECRET_FILE                    "" (required with host.url)
 //	api.listen           CARDD_API_LISTEN                          127.0.0.1:8711
@@ -36,6 +37,7 @@
 //	log.level            CARDD_LOG_LEVEL            --log-level    info (debug|info|warn|error)
 //	log.format           CARDD_LOG_FORMAT           --log-format   text (text|json)
 //	tap.timeout          CARDD_TAP_TIMEOUT                         3s (> 0)
+//	load.balance_cap     CARDD_LOAD_BALANCE_CAP                    "1000.00" (yuan; most a card may hold after a load)
 //
 // A key in the file that cardd does not know is an error, not ignored: an
 // integrator's typo (card_patern) must not silently leave the default in force.

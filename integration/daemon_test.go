@@ -21,10 +21,10 @@ type daemon struct {
 }
 
 // startDaemon runs the cardd binary in kiosk mode on slot 0 with a JSON log.
-func startDaemon(t *testing.T) *daemon {
+func startDaemon(t *testing.T, env ...string) *daemon {
 	t.Helper()
 	cmd := exec.Command(binary(t, "cardd"), "run", "--log-format", "json", "--log-level", "debug")
-	cmd.Env = append(os.Environ(), "CARDD_READER_CARD_PATTERN=^Virtual PCD 00 00$", "CARDD_CONFIG=")
+	cmd.Env = append(append(os.Environ(), "CARDD_READER_CARD_PATTERN=^Virtual PCD 00 00$", "CARDD_CONFIG="), env...)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)

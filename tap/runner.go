@@ -3,6 +3,7 @@ package tap
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"slices"
 	"time"
@@ -26,6 +27,8 @@ const (
 	OutcomeNoService   Outcome = "pcscd_unavailable"
 	OutcomeReaderGone  Outcome = "reader_gone"
 	OutcomeCardFailure Outcome = "card_error"
+	OutcomeDenied      Outcome = "card_denied"
+	OutcomeExpired     Outcome = "card_expired"
 )
 
 // Result is one tap, as it happened.
@@ -39,7 +42,12 @@ type Result struct {
 	// known and until the read ended.
 	ToBalance, ToDone time.Duration
 	Read              *CardRead // the balance-time snapshot in OnBalance; complete in OnTap when Err is nil
-	Err               error
+	// Load is what the on-tap load did, when a Loader is set and the read
+	// succeeded; Read.Balance is the balance before it, Load.Balance after.
+	Load *LoadReport
+	// Err is why the tap ended early: a failed read (Read nil), or a load
+	// that could not finish or a refused card (Read set).
+	Err error
 }
 
 // Outcome classifies r.Err.
@@ -49,6 +57,10 @@ func (r Result) Outcome() Outcome {
 		return OutcomeOK
 	case errors.Is(err, reader.ErrCardRemoved):
 		return OutcomeRemoved
+	case errors.Is(err, ErrCardDenied):
+		return OutcomeDenied
+	case errors.Is(err, ErrCardExpired):
+		return OutcomeExpired
 	case errors.Is(err, ErrTapTimeout):
 		return OutcomeTimeout
 	case errors.Is(err, apdu.ErrFileInvalidated), errors.Is(err, apdu.ErrAppLocked), errors.Is(err, apdu.ErrNotSupported):
@@ -73,6 +85,9 @@ type Runner struct {
 	Logger  *slog.Logger  // nil means slog.Default()
 	Monitor *reader.Monitor
 	Dialer  *reader.Dialer
+	// Loader, when set, writes the card's pending credits onto it on every
+	// tap, after the read, in the same card session.
+	Loader *Loader
 
 	// OnEvent, OnBalance and OnTap, when set, are called from Run's goroutine;
 	// they must not block for long, since the next tap waits for them.
@@ -107,7 +122,7 @@ func (r *Runner) Run(ctx context.Context) error {
 		case ev := <-events:
 			r.event(ev)
 			if ev.Kind == reader.CardInserted && r.Roles.Of(ev.Reader) == reader.RoleCard {
-				r.tap(dialer, ev)
+				r.tap(ctx, dialer, ev)
 			}
 		}
 	}
@@ -137,7 +152,7 @@ func (r *Runner) event(ev reader.Event) {
 
 // tap reads the card in the reader named by ev, logs the outcome and
 // reports it through the hooks.
-func (r *Runner) tap(d *reader.Dialer, ev reader.Event) Result {
+func (r *Runner) tap(ctx context.Context, d *reader.Dialer, ev reader.Event) Result {
 	res := Result{Reader: ev.Reader, ATR: ev.ATR, Start: ev.Time}
 	timeout := r.Timeout
 	if timeout <= 0 {
@@ -158,6 +173,10 @@ func (r *Runner) tap(d *reader.Dialer, ev reader.Event) Result {
 				r.OnBalance(snap)
 			}
 		})
+		if res.Err == nil && r.Loader != nil {
+			rep, err := r.Loader.Apply(ctx, t, res.Read)
+			res.Load, res.Err = &rep, err
+		}
 		if cerr := s.Close(); cerr != nil {
 			r.logger().Warn("closing card session", "reader", ev.Reader, "err", cerr)
 		}
@@ -180,7 +199,7 @@ func (r *Runner) logTap(res Result) {
 		"outcome", string(res.Outcome()),
 		"ms", res.ToDone.Milliseconds(),
 	}
-	if res.Err != nil {
+	if res.Err != nil && res.Read == nil {
 		r.logger().Warn("tap", append(attrs, "err", res.Err.Error())...)
 		return
 	}
@@ -205,5 +224,23 @@ func (r *Runner) logTap(res Result) {
 		"balance_ms", res.ToBalance.Milliseconds(),
 		"transactions", txs,
 	)
+	if l := res.Load; l != nil {
+		var loads []string
+		for _, x := range l.Loads {
+			if x.Applied {
+				loads = append(loads, fmt.Sprintf("%s +%s applied", x.CreditID, money.Format(x.AmountFen)))
+			} else {
+				loads = append(loads, fmt.Sprintf("%s +%s waits: %s", x.CreditID, money.Format(x.AmountFen), x.Refused))
+			}
+		}
+		for _, x := range l.Recovered {
+			loads = append(loads, fmt.Sprintf("%s recovered from journal %s: applied=%v", x.CreditID, x.JournalID, x.Applied))
+		}
+		attrs = append(attrs, "balance_after", money.Format(l.Balance), "loads", loads, "host_offline", l.HostOffline)
+	}
+	if res.Err != nil {
+		r.logger().Warn("tap", append(attrs, "err", res.Err.Error())...)
+		return
+	}
 	r.logger().Info("tap", attrs...)
 }

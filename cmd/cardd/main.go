@@ -22,12 +22,16 @@ import (
 	"regexp"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/spf13/pflag"
 
 	"github.com/cardd/cardd/apdu/epurse"
 	"github.com/cardd/cardd/config"
+	"github.com/cardd/cardd/hostapi"
+	"github.com/cardd/cardd/offline"
 	"github.com/cardd/cardd/reader"
+	hostsync "github.com/cardd/cardd/sync"
 	"github.com/cardd/cardd/tap"
 )
 
@@ -174,8 +178,81 @@ func cmdRun(ctx context.Context, args []string, stderr io.Writer) error {
 		return usageErr("mode %q is not available yet in this build; use mode kiosk", cfg.Mode)
 	}
 	log := newLogger(cfg, stderr)
-	log.Info("cardd starting", "mode", cfg.Mode, "terminal", cfg.Terminal.ID, "card_readers", cfg.Reader.CardPattern, "sam_reader", cfg.Reader.SAMPattern)
-	err = newRunner(cfg, log).Run(ctx)
+	runner := newRunner(cfg, log)
+	if cfg.Host.URL != "" {
+		stop, err := startHostLink(ctx, cfg, log, runner)
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
+	log.Info("cardd starting", "mode", cfg.Mode, "terminal", cfg.Terminal.ID, "card_readers", cfg.Reader.CardPattern,
+		"sam_reader", cfg.Reader.SAMPattern, "host", cfg.Host.URL)
+	err = runner.Run(ctx)
 	log.Info("cardd stopped")
 	return err
 }
+
+// startHostLink opens the journal, starts the sync loops and gives the runner
+// its on-tap loader. Without a host there is nothing to load, and cardd reads
+// cards without touching the store.
+func startHostLink(ctx context.Context, cfg *config.Config, log *slog.Logger, runner *tap.Runner) (stop func(), err error) {
+	secret, err := config.ReadSecretFile(cfg.Host.SecretFile)
+	if err != nil {
+		return nil, &exitError{code: 2, err: fmt.Errorf("host.secret_file: %w", err)}
+	}
+	store, err := offline.Open(cfg.Store.Path, cfg.Terminal.ID)
+	if err != nil {
+		return nil, err
+	}
+	// Rows a killed daemon left in intent are in doubt: the card decides on
+	// its next tap (money rule 3).
+	if n, err := store.RecoverInterrupted(ctx); err != nil {
+		store.Close()
+		return nil, err
+	} else if n > 0 {
+		log.Warn("journal rows of an interrupted run are in doubt; each card settles its own on its next tap", "rows", n)
+	}
+	client := &hostsync.Client{BaseURL: cfg.Host.URL, TerminalID: cfg.Terminal.ID, Secret: secret}
+	syncer := &hostsync.Syncer{Client: client, Store: store, Logger: log,
+		Heartbeat: func() hostapi.HeartbeatRequest { return hostapi.HeartbeatRequest{Version: version} }}
+	syncer.Start(ctx)
+	runner.Loader = &tap.Loader{Store: store, Host: client, TerminalID: cfg.TerminalID(),
+		BalanceCap: cfg.Load.BalanceCapFen(), Logger: log}
+	runner.OnTap = func(tap.Result) { syncer.Kick() }
+
+	purgeCtx, cancelPurge := context.WithCancel(ctx)
+	purged := make(chan struct{})
+	go func() {
+		defer close(purged)
+		purgeLoop(purgeCtx, store, cfg.Store.Retention, log)
+	}()
+	return func() {
+		cancelPurge()
+		<-purged
+		syncer.Stop()
+		if err := store.Close(); err != nil {
+			log.Error("closing the journal", "err", err)
+		}
+	}, nil
+}
+
+// purgeLoop deletes acknowledged journal rows older than the retention, at
+// start and every six hours (DESIGN.md, money rule 5).
+func purgeLoop(ctx context.Context, store *offline.Store, retention time.Duration, log *slog.Logger) {
+	for {
+		if n, err := store.Purge(ctx, time.Now().Add(-retention)); err != nil {
+			log.Warn("purging old journal rows", "err", err)
+		} else if n > 0 {
+			log.Info("purged acknowledged journal rows", "rows", n, "older_than", retention)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(6 * time.Hour):
+		}
+	}
+}
+
+// version is cardd's version as reported to the host.
+const version = "0.1.0-dev"

@@ -13,7 +13,6 @@ package main
 import (
 	"context"
 	"crypto/rand"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -99,7 +98,7 @@ func cmdKeysNew(args []string, stdout io.Writer) error {
 	if *out == "" {
 		return usageError{errors.New("--out is required")}
 	}
-	if err := writeMasterKeys(*out, newMasterKeys()); err != nil {
+	if err := epurse.WriteMasterKeyFile(*out, newMasterKeys()); err != nil {
 		return err
 	}
 	fmt.Fprintf(stdout, "wrote issuer master keys to %s (mode 0600)\n", *out)
@@ -112,44 +111,6 @@ func newMasterKeys() epurse.MasterKeys {
 		_, _ = rand.Read(k[:]) // never fails on Linux (crypto/rand doc)
 	}
 	return m
-}
-
-// writeMasterKeys writes m as JSON to a new file with mode 0600: keys are
-// secrets (DESIGN.md, money rule 6), and overwriting a key file would orphan
-// every card issued with it.
-func writeMasterKeys(path string, m epurse.MasterKeys) error {
-	b, err := json.MarshalIndent(m, "", "  ")
-	if err != nil {
-		return err
-	}
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
-		return fmt.Errorf("master key file: %w", err)
-	}
-	if _, err := f.Write(append(b, '\n')); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
-}
-
-func readMasterKeys(path string) (epurse.MasterKeys, error) {
-	var m epurse.MasterKeys
-	st, err := os.Stat(path)
-	if err != nil {
-		return m, fmt.Errorf("master key file: %w", err)
-	}
-	if st.Mode().Perm()&0o077 != 0 {
-		return m, fmt.Errorf("master key file %s has mode %04o, readable by group or others: run chmod 600 %s", path, st.Mode().Perm(), path)
-	}
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return m, fmt.Errorf("master key file: %w", err)
-	}
-	if err := json.Unmarshal(b, &m); err != nil {
-		return m, fmt.Errorf("master key file %s: %w", path, err)
-	}
-	return m, nil
 }
 
 func cmdCardNew(args []string, stdout io.Writer) error {
@@ -199,7 +160,7 @@ func cmdCardNew(args []string, stdout io.Writer) error {
 	var masters epurse.MasterKeys
 	keysOut := ""
 	if *keys != "" {
-		if masters, err = readMasterKeys(*keys); err != nil {
+		if masters, err = epurse.ReadMasterKeyFile(*keys); err != nil {
 			return err
 		}
 	} else {
@@ -214,7 +175,7 @@ func cmdCardNew(args []string, stdout io.Writer) error {
 	// a refused card would block the corrected command that follows.
 	keyNote := ""
 	if keysOut != "" {
-		if err := writeMasterKeys(keysOut, masters); err != nil {
+		if err := epurse.WriteMasterKeyFile(keysOut, masters); err != nil {
 			return err
 		}
 		keyNote = fmt.Sprintf(" (new issuer master keys in %s)", keysOut)

@@ -1,0 +1,242 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cardd/cardd/apdu/epurse"
+	"github.com/cardd/cardd/config"
+	"github.com/cardd/cardd/host"
+	"github.com/cardd/cardd/hostapi"
+)
+
+const number = "3101000000123456"
+
+// cli runs cardhost with args and returns its exit code and output.
+func cli(t *testing.T, args ...string) (int, string, string) {
+	t.Helper()
+	var stdout, stderr bytes.Buffer
+	code := Main(args, &stdout, &stderr)
+	return code, stdout.String(), stderr.String()
+}
+
+// wantCode runs cardhost and wants the exit code; it returns stdout.
+func wantCode(t *testing.T, want int, args ...string) (string, string) {
+	t.Helper()
+	code, out, errOut := cli(t, args...)
+	if code != want {
+		t.Fatalf("cardhost %s: exit %d, want %d\nstdout: %s\nstderr: %s", strings.Join(args, " "), code, want, out, errOut)
+	}
+	return out, errOut
+}
+
+func wantMode(t *testing.T, path string, want os.FileMode) {
+	t.Helper()
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := fi.Mode().Perm(); got != want {
+		t.Fatalf("%s has mode %04o, want %04o", path, got, want)
+	}
+}
+
+// setup makes a host directory with a terminal and an issued card.
+func setup(t *testing.T) (dir, secretFile, cardFile string) {
+	t.Helper()
+	base := t.TempDir()
+	dir = filepath.Join(base, "host")
+	secretFile = filepath.Join(base, "host.secret")
+	cardFile = filepath.Join(base, "card.json")
+	wantCode(t, 0, "init", "--dir", dir)
+	wantCode(t, 0, "terminal", "add", "--dir", dir, "--id", "000000000001", "--secret-out", secretFile)
+	wantCode(t, 0, "card", "issue", "--dir", dir, "--number", number, "--holder", "张三", "--balance", "100.00",
+		"--start", "2026-09-01", "--expiry", "2030-08-31", "--out", cardFile)
+	return dir, secretFile, cardFile
+}
+
+func TestOperatorFlow(t *testing.T) {
+	dir, secretFile, cardFile := setup(t)
+	wantMode(t, dir, 0o700)
+	wantMode(t, filepath.Join(dir, host.DBFile), 0o600)
+	wantMode(t, filepath.Join(dir, host.MastersFile), 0o600)
+	wantMode(t, secretFile, 0o600)
+	wantMode(t, cardFile, 0o600)
+
+	// The terminal reads its secret with the same function the daemon uses.
+	secret, err := config.ReadSecretFile(secretFile)
+	if err != nil || len(secret) != 64 {
+		t.Fatalf("secret file: %d bytes, %v", len(secret), err)
+	}
+
+	// The card file is what the simulator loads, keyed from the host's masters.
+	f, err := epurse.LoadCardFile(cardFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := os.ReadFile(filepath.Join(dir, host.MastersFile))
+	var masters epurse.MasterKeys
+	if err := json.Unmarshal(b, &masters); err != nil {
+		t.Fatal(err)
+	}
+	if f.Keys != masters.Diversify(f.Info.AppSerial[:]) {
+		t.Fatal("the card's keys are not diversified from the host's masters")
+	}
+	if f.Info.CardNumber != number || f.EPBalance != 10000 || f.Holder == nil || f.Holder.Name != "张三" ||
+		f.Info.StartDate.String() != "2026-09-01" || f.Info.ExpiryDate.String() != "2030-08-31" {
+		t.Fatalf("card file: %v, holder %+v, valid %s to %s", f, f.Holder, f.Info.StartDate, f.Info.ExpiryDate)
+	}
+
+	out, _ := wantCode(t, 0, "credit", "add", "--dir", dir, "--card", number, "--amount", "50.00", "--note", "wechat")
+	id := strings.TrimSpace(out)
+	if !strings.HasPrefix(id, "cr-") || strings.Contains(id, "\n") {
+		t.Fatalf("credit add printed %q, want just the id", out)
+	}
+	out, _ = wantCode(t, 0, "credit", "list", "--dir", dir, "--card", number)
+	if !strings.Contains(out, id) || !strings.Contains(out, "50.00") || !strings.Contains(out, "pending") {
+		t.Fatalf("credit list:\n%s", out)
+	}
+
+	out, _ = wantCode(t, 0, "ledger", "--dir", dir, "--card", number)
+	for _, want := range []string{id, "added", "pending 50.00", "initial balance 100.00"} {
+		if !strings.Contains(out, want) {
+			t.Fatalf("ledger lacks %q:\n%s", want, out)
+		}
+	}
+	out, _ = wantCode(t, 0, "ledger", "--dir", dir, "--card", number, "--json")
+	var l host.CardLedger
+	if err := json.Unmarshal([]byte(out), &l); err != nil {
+		t.Fatalf("ledger --json: %v\n%s", err, out)
+	}
+	if l.PendingFen != 5000 || l.LoadedFen != 0 || len(l.Credits) != 1 || l.Credits[0].ID != id || l.Card.InitialBalanceFen != 10000 {
+		t.Fatalf("ledger --json: %+v", l)
+	}
+
+	wantCode(t, 0, "deny", "add", "--dir", dir, "--card", number, "--reason", "lost")
+	out, _ = wantCode(t, 0, "ledger", "--dir", dir, "--card", number)
+	if !strings.Contains(out, "DENIED: lost") {
+		t.Fatalf("ledger of a denied card:\n%s", out)
+	}
+	wantCode(t, 0, "deny", "remove", "--dir", dir, "--card", number)
+	wantCode(t, 1, "deny", "remove", "--dir", dir, "--card", number)
+
+	wantCode(t, 0, "credit", "cancel", "--dir", dir, "--id", id)
+	wantCode(t, 1, "credit", "cancel", "--dir", dir, "--id", id)
+	out, _ = wantCode(t, 0, "terminal", "list", "--dir", dir)
+	if !strings.Contains(out, "000000000001") {
+		t.Fatalf("terminal list:\n%s", out)
+	}
+}
+
+func TestExitCodes(t *testing.T) {
+	dir, secretFile, cardFile := setup(t)
+	empty := t.TempDir()
+	for _, c := range []struct {
+		code int
+		args []string
+		want string // in stderr
+	}{
+		{2, nil, "usage"},
+		{2, []string{"frobnicate"}, "unknown command"},
+		{2, []string{"credit"}, "unknown command"},
+		{2, []string{"credit", "add", "--card", number, "--amount", "1"}, "--dir is required"},
+		{2, []string{"credit", "add", "--dir", empty, "--card", number, "--amount", "1"}, "--dir = "},
+		{2, []string{"credit", "add", "--dir", dir, "--card", "1234", "--amount", "1"}, `--card = "1234"`},
+		{2, []string{"credit", "add", "--dir", dir, "--card", number, "--amount", "1.234"}, `--amount = "1.234"`},
+		{2, []string{"credit", "add", "--dir", dir, "--card", number, "--amount", "-1"}, `--amount = "-1"`},
+		{2, []string{"credit", "add", "--dir", dir, "--card", number}, "--amount is required"},
+		{2, []string{"credit", "add", "--dir", dir, "--card", number, "--amount", "1", "extra"}, "unexpected argument"},
+		{2, []string{"credit", "add", "--dir", dir, "--bogus"}, "bogus"},
+		{1, []string{"credit", "add", "--dir", dir, "--card", "3101000000999999", "--amount", "1"}, "no such card"},
+		{1, []string{"ledger", "--dir", dir, "--card", "3101000000999999"}, "no such card"},
+		{2, []string{"init", "--dir", dir}, "refusing to overwrite"},
+		{2, []string{"terminal", "add", "--dir", dir, "--id", "12345", "--secret-out", filepath.Join(empty, "s")}, `--id = "12345"`},
+		{2, []string{"terminal", "add", "--dir", dir, "--id", "000000000002", "--secret-out", secretFile}, "--secret-out"},
+		{2, []string{"terminal", "add", "--dir", dir, "--id", "000000000001", "--secret-out", filepath.Join(empty, "s2")}, "registered already"},
+		{2, []string{"card", "issue", "--dir", dir, "--number", number, "--out", filepath.Join(empty, "c.json")}, "--number"},
+		{2, []string{"card", "issue", "--dir", dir, "--number", "3101000000000002", "--out", cardFile}, "--out"},
+		{2, []string{"card", "issue", "--dir", dir, "--number", "3101000000000002", "--start", "2026-02-30", "--out", filepath.Join(empty, "c.json")}, "--start"},
+		{2, []string{"serve", "--dir", dir, "--listen", "nonsense"}, "--listen"},
+		{2, []string{"serve", "--dir", dir, "--balance-cap", "0"}, "--balance-cap"},
+	} {
+		code, _, errOut := cli(t, c.args...)
+		if code != c.code || !strings.Contains(errOut, c.want) {
+			t.Errorf("cardhost %s: exit %d, stderr %q; want exit %d with %q", strings.Join(c.args, " "), code, errOut, c.code, c.want)
+		}
+		if code != 0 && c.args != nil && strings.Count(strings.TrimSpace(errOut), "\n") > 0 && c.want != "unknown command" {
+			t.Errorf("cardhost %s: more than one line on stderr: %q", strings.Join(c.args, " "), errOut)
+		}
+	}
+	// Refused secret and card files were not left behind.
+	if _, err := os.Stat(filepath.Join(empty, "s2")); err == nil {
+		t.Error("a refused terminal add left its secret file")
+	}
+	if _, err := os.Stat(filepath.Join(empty, "c.json")); err == nil {
+		t.Error("a refused card issue left its card file")
+	}
+	// A key file others can read is a configuration error.
+	os.Chmod(filepath.Join(dir, host.MastersFile), 0o644)
+	code, _, errOut := cli(t, "card", "issue", "--dir", dir, "--number", "3101000000000003", "--out", filepath.Join(empty, "c3.json"))
+	if code != 2 || !strings.Contains(errOut, "chmod 600") {
+		t.Fatalf("readable master keys: exit %d, %q", code, errOut)
+	}
+	wantCode(t, 0, "--help")
+}
+
+func TestServe(t *testing.T) {
+	dir, secretFile, _ := setup(t)
+	secret, err := config.ReadSecretFile(secretFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	pr, pw := io.Pipe()
+	var stderr bytes.Buffer
+	done := make(chan int, 1)
+	go func() {
+		done <- run(ctx, []string{"serve", "--dir", dir, "--listen", "127.0.0.1:0"}, pw, &stderr)
+		pw.Close()
+	}()
+	line, err := bufio.NewReader(pr).ReadString('\n')
+	if err != nil {
+		t.Fatalf("no serving line: %v", err)
+	}
+	go io.Copy(io.Discard, pr)
+	i := strings.Index(line, "http://")
+	if i < 0 {
+		t.Fatalf("serving line %q", line)
+	}
+	url := strings.Fields(line[i:])[0]
+
+	body, _ := json.Marshal(hostapi.HeartbeatRequest{Version: "test"})
+	req, _ := http.NewRequest(http.MethodPost, url+hostapi.PathHeartbeat, bytes.NewReader(body))
+	hostapi.Sign(req, "000000000001", secret, body, time.Now(), "00112233445566778899aabbccddeeff")
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusOK {
+		t.Fatalf("heartbeat with the secret file's key: %d", res.StatusCode)
+	}
+
+	cancel()
+	select {
+	case code := <-done:
+		if code != 0 {
+			t.Fatalf("serve exited %d: %s", code, stderr.String())
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("serve did not stop")
+	}
+}

@@ -1,0 +1,192 @@
+package host
+
+import (
+	"context"
+	"database/sql"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/cardd/cardd/apdu/epurse"
+	"github.com/cardd/cardd/redact"
+)
+
+// CheckCardNumber accepts a card number of 16 digits, the form of EF 0x15.
+func CheckCardNumber(n string) error {
+	if len(n) != 16 {
+		return fmt.Errorf("card number %q: want 16 digits", n)
+	}
+	for _, c := range n {
+		if c < '0' || c > '9' {
+			return fmt.Errorf("card number %q: want 16 digits", n)
+		}
+	}
+	return nil
+}
+
+// Card is a card the host issued.
+type Card struct {
+	Number            string `json:"number"`
+	AppSerial         string `json:"app_serial"` // hex
+	Holder            string `json:"holder"`
+	Issued            string `json:"issued"` // RFC 3339
+	InitialBalanceFen int64  `json:"initial_balance_fen"`
+	StartDate         string `json:"start_date"`
+	ExpiryDate        string `json:"expiry_date"`
+}
+
+// serial decodes the application serial the keys are diversified from.
+func (c Card) serial() ([10]byte, error) {
+	var s [10]byte
+	b, err := hex.DecodeString(c.AppSerial)
+	if err != nil || len(b) != len(s) {
+		return s, fmt.Errorf("card %s: stored app_serial is not 10 bytes of hex", redact.CardNumber(c.Number))
+	}
+	copy(s[:], b)
+	return s, nil
+}
+
+// querier is what *sql.DB and *sql.Tx share, so a lookup serves both a
+// plain read and a rule inside its transaction.
+type querier interface {
+	QueryRow(query string, args ...any) *sql.Row
+	Query(query string, args ...any) (*sql.Rows, error)
+}
+
+// card reads a card; ErrNotFound when the host never issued it.
+func card(q querier, number string) (Card, error) {
+	var c Card
+	err := q.QueryRow(`SELECT number, app_serial, holder, issued, initial_balance_fen, start_date, expiry_date
+		FROM cards WHERE number = ?`, number).
+		Scan(&c.Number, &c.AppSerial, &c.Holder, &c.Issued, &c.InitialBalanceFen, &c.StartDate, &c.ExpiryDate)
+	if errors.Is(err, sql.ErrNoRows) {
+		return c, fmt.Errorf("card %s: %w", redact.CardNumber(number), ErrNotFound)
+	}
+	c.Issued = rfc3339(c.Issued)
+	return c, err
+}
+
+// Card returns a card the host issued; an error wrapping ErrNotFound when
+// there is none.
+func (s *Store) Card(ctx context.Context, number string) (Card, error) {
+	return card(s.db, number)
+}
+
+// IssueRequest describes a new card.
+type IssueRequest struct {
+	Number     string // 16 digits
+	Holder     string // "" for an anonymous card
+	BalanceFen int64  // EP balance at issue
+	Start      epurse.Date
+	Expiry     epurse.Date
+}
+
+// IssueCard creates a card: its file (keys diversified from the masters,
+// mode 0600, for the simulator or a card personalization step) at out, and
+// its registration here. A number already issued, or an existing out file,
+// is refused (ErrExists): a second card with the same number would share
+// its keys and its credits.
+func (s *Store) IssueCard(ctx context.Context, keys *Keys, req IssueRequest, out, actor string, now time.Time) (*epurse.CardFile, error) {
+	if err := CheckCardNumber(req.Number); err != nil {
+		return nil, err
+	}
+	f, err := keys.NewCardFile(req.Number, req.Holder, req.BalanceFen, req.Start, req.Expiry)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := os.Lstat(out); err == nil {
+		return nil, fmt.Errorf("card file %s: %w", out, ErrExists)
+	}
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, err
+	}
+	defer tx.Rollback()
+	var n int
+	if err := tx.QueryRow(`SELECT count(*) FROM cards WHERE number = ?`, req.Number).Scan(&n); err != nil {
+		return nil, err
+	}
+	if n > 0 {
+		return nil, fmt.Errorf("card %s: %w", req.Number, ErrExists)
+	}
+	if _, err := tx.Exec(`INSERT INTO cards (number, app_serial, holder, issued, initial_balance_fen, start_date, expiry_date)
+		VALUES (?, ?, ?, ?, ?, ?, ?)`, req.Number, fmt.Sprintf("%X", f.Info.AppSerial[:]), req.Holder, dbTime(now),
+		req.BalanceFen, f.Info.StartDate.String(), f.Info.ExpiryDate.String()); err != nil {
+		return nil, err
+	}
+	if err := addLedger(tx, ledgerEntry{Time: now, Actor: actor, Event: EventIssued, Card: req.Number, AmountFen: &req.BalanceFen}); err != nil {
+		return nil, err
+	}
+	// The file is written inside the transaction: if it cannot be, the card
+	// is not registered; if the commit fails, the file goes.
+	if err := f.Save(out); err != nil {
+		return nil, err
+	}
+	if err := tx.Commit(); err != nil {
+		os.Remove(out)
+		return nil, err
+	}
+	return f, nil
+}
+
+// denyState reports whether a card is on the deny list, and why.
+func denyState(q querier, number string) (denied bool, reason string, err error) {
+	err = q.QueryRow(`SELECT reason FROM deny WHERE card = ?`, number).Scan(&reason)
+	if errors.Is(err, sql.ErrNoRows) {
+		return false, "", nil
+	}
+	return err == nil, reason, err
+}
+
+// Deny puts a card on the deny list, or changes the reason it is there. Any
+// 16-digit number may be denied, issued here or not: terminals also meet
+// cards of other issuers. It reports whether anything changed; a change
+// reaches the terminals through /v1/pull.
+func (s *Store) Deny(ctx context.Context, number, reason, actor string, now time.Time) (changed bool, err error) {
+	if err := CheckCardNumber(number); err != nil {
+		return false, err
+	}
+	err = s.inTx(ctx, func(tx *sql.Tx) error {
+		denied, old, err := denyState(tx, number)
+		if err != nil {
+			return err
+		}
+		if denied && old == reason {
+			return nil
+		}
+		if _, err := tx.Exec(`INSERT INTO deny (card, reason, since) VALUES (?, ?, ?)
+			ON CONFLICT (card) DO UPDATE SET reason = excluded.reason`, number, reason, dbTime(now)); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(`INSERT INTO changes (kind, card, denied, reason, time) VALUES ('deny', ?, 1, ?, ?)`, number, reason, dbTime(now)); err != nil {
+			return err
+		}
+		changed = true
+		return addLedger(tx, ledgerEntry{Time: now, Actor: actor, Event: EventDenied, Card: number, Detail: reason})
+	})
+	return changed, err
+}
+
+// Undeny lifts a card from the deny list; ErrNotFound when it is not on it.
+func (s *Store) Undeny(ctx context.Context, number, actor string, now time.Time) error {
+	if err := CheckCardNumber(number); err != nil {
+		return err
+	}
+	return s.inTx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.Exec(`DELETE FROM deny WHERE card = ?`, number)
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return err
+		} else if n == 0 {
+			return fmt.Errorf("card %s is not on the deny list: %w", number, ErrNotFound)
+		}
+		if _, err := tx.Exec(`INSERT INTO changes (kind, card, denied, reason, time) VALUES ('deny', ?, 0, '', ?)`, number, dbTime(now)); err != nil {
+			return err
+		}
+		return addLedger(tx, ledgerEntry{Time: now, Actor: actor, Event: EventUndenied, Card: number})
+	})
+}

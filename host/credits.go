@@ -1,0 +1,229 @@
+package host
+
+import (
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+	"unicode/utf8"
+
+	"github.com/cardd/cardd/apdu/epurse"
+	"github.com/cardd/cardd/hostapi"
+	"github.com/cardd/cardd/money"
+)
+
+// maxNoteLen bounds a credit's note: it names a payment channel, not a story.
+const maxNoteLen = 200
+
+// CreditInfo is a credit with its fate, as the host's operators see it.
+type CreditInfo struct {
+	hostapi.Credit
+	ConsumedAt  string `json:"consumed_at,omitempty"`  // RFC 3339
+	ConsumedTAC string `json:"consumed_tac,omitempty"` // the card's TAC that proved the load
+	ConsumedBy  string `json:"consumed_by,omitempty"`  // the terminal that loaded it
+}
+
+// newCreditID makes a credit id: "cr-" and 16 random hex digits, unique
+// without coordination and meaningless to guess.
+func newCreditID() (string, error) {
+	var b [8]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", fmt.Errorf("random credit id: %w", err)
+	}
+	return "cr-" + hex.EncodeToString(b[:]), nil
+}
+
+// AddCredit records money paid for a card, to be loaded onto it at the next
+// tap. The card must have been issued here (ErrNotFound otherwise).
+func (s *Store) AddCredit(ctx context.Context, number string, amountFen int64, note, actor string, now time.Time) (hostapi.Credit, error) {
+	var c hostapi.Credit
+	if amountFen <= 0 || amountFen > epurse.MaxAmount {
+		return c, fmt.Errorf("credit amount %s: want more than 0.00 and at most %s", money.Format(amountFen), money.Format(epurse.MaxAmount))
+	}
+	if utf8.RuneCountInString(note) > maxNoteLen || !utf8.ValidString(note) {
+		return c, fmt.Errorf("credit note: want UTF-8 text of at most %d characters", maxNoteLen)
+	}
+	id, err := newCreditID()
+	if err != nil {
+		return c, err
+	}
+	err = s.inTx(ctx, func(tx *sql.Tx) error {
+		if _, err := card(tx, number); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(`INSERT INTO credits (id, card, amount_fen, note, state, created) VALUES (?, ?, ?, ?, 'pending', ?)`,
+			id, number, amountFen, note, dbTime(now)); err != nil {
+			return err
+		}
+		if err := addChange(tx, id, hostapi.CreditPending, number, now); err != nil {
+			return err
+		}
+		return addLedger(tx, ledgerEntry{Time: now, Actor: actor, Event: EventAdded, Credit: id, Card: number, AmountFen: &amountFen, Detail: note})
+	})
+	if err != nil {
+		return c, err
+	}
+	return hostapi.Credit{ID: id, Card: number, AmountFen: amountFen, Note: note, Created: now.UTC().Format(time.RFC3339), State: hostapi.CreditPending}, nil
+}
+
+// addChange puts a credit's new state into the change feed.
+func addChange(tx *sql.Tx, credit, state, number string, now time.Time) error {
+	_, err := tx.Exec(`INSERT INTO changes (kind, credit, state, card, time) VALUES ('credit', ?, ?, ?, ?)`, credit, state, number, dbTime(now))
+	return err
+}
+
+const creditColumns = `id, card, amount_fen, note, state, created, coalesce(consumed_at, ''), coalesce(consumed_tac, ''), coalesce(consumed_by, '')`
+
+func scanCredit(sc interface{ Scan(...any) error }) (CreditInfo, error) {
+	var c CreditInfo
+	err := sc.Scan(&c.ID, &c.Card, &c.AmountFen, &c.Note, &c.State, &c.Created, &c.ConsumedAt, &c.ConsumedTAC, &c.ConsumedBy)
+	c.Created, c.ConsumedAt = rfc3339(c.Created), rfc3339(c.ConsumedAt)
+	return c, err
+}
+
+// credit reads one credit; ErrNotFound when there is none.
+func credit(q querier, id string) (CreditInfo, error) {
+	c, err := scanCredit(q.QueryRow(`SELECT `+creditColumns+` FROM credits WHERE id = ?`, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return c, fmt.Errorf("credit %q: %w", id, ErrNotFound)
+	}
+	return c, err
+}
+
+// Credits lists the credits of a card, or of every card for "", oldest first.
+func (s *Store) Credits(ctx context.Context, number string) ([]CreditInfo, error) {
+	q := `SELECT ` + creditColumns + ` FROM credits ORDER BY seq`
+	args := []any{}
+	if number != "" {
+		q = `SELECT ` + creditColumns + ` FROM credits WHERE card = ? ORDER BY seq`
+		args = append(args, number)
+	}
+	return queryCredits(s.db, q, args...)
+}
+
+func queryCredits(q querier, query string, args ...any) ([]CreditInfo, error) {
+	rows, err := q.Query(query, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := []CreditInfo{}
+	for rows.Next() {
+		c, err := scanCredit(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, c)
+	}
+	return out, rows.Err()
+}
+
+// CancelCredit withdraws a pending credit (a refund, a mistake). A credit
+// with an open authorization is refused: its MAC2 is out there and the card
+// may be loaded with it at any moment, so only the card's proof (TAC or a
+// not-applied probe) may settle it first.
+func (s *Store) CancelCredit(ctx context.Context, id, actor string, now time.Time) error {
+	return s.inTx(ctx, func(tx *sql.Tx) error {
+		c, err := credit(tx, id)
+		if err != nil {
+			return err
+		}
+		if c.State != hostapi.CreditPending {
+			return fmt.Errorf("credit %s is %s, only a pending credit can be cancelled", id, c.State)
+		}
+		var counter int64
+		err = tx.QueryRow(`SELECT counter FROM authorizations WHERE credit = ? AND state = 'open'`, id).Scan(&counter)
+		if err == nil {
+			return fmt.Errorf("credit %s is authorized at counter %d and may be on the card already: it can be cancelled once a terminal reports the card's proof", id, counter)
+		}
+		if !errors.Is(err, sql.ErrNoRows) {
+			return err
+		}
+		if _, err := tx.Exec(`UPDATE credits SET state = 'cancelled' WHERE id = ?`, id); err != nil {
+			return err
+		}
+		if err := addChange(tx, id, hostapi.CreditCancelled, c.Card, now); err != nil {
+			return err
+		}
+		return addLedger(tx, ledgerEntry{Time: now, Actor: actor, Event: EventCancelled, Credit: id, Card: c.Card, AmountFen: &c.AmountFen})
+	})
+}
+
+// pendingCredits answers /v1/card/credits.
+func (s *Store) pendingCredits(ctx context.Context, number string) (hostapi.CardCreditsResponse, error) {
+	r := hostapi.CardCreditsResponse{Credits: []hostapi.Credit{}}
+	if _, err := card(s.db, number); err != nil {
+		return r, err
+	}
+	list, err := queryCredits(s.db, `SELECT `+creditColumns+` FROM credits WHERE card = ? AND state = 'pending' ORDER BY seq`, number)
+	if err != nil {
+		return r, err
+	}
+	for _, c := range list {
+		r.Credits = append(r.Credits, c.Credit)
+	}
+	r.Denied, r.Reason, err = denyState(s.db, number)
+	return r, err
+}
+
+// Pull limits: a default that fits one answer comfortably under the
+// terminal's 8 MiB read limit, and a ceiling on what a terminal may ask.
+const (
+	DefaultPullLimit = 500
+	MaxPullLimit     = 5000
+)
+
+// parseCursor reads a pull cursor: "" is the start, otherwise the decimal
+// sequence number of the last change delivered. Terminals treat it as opaque.
+func parseCursor(s string) (int64, error) {
+	if s == "" {
+		return 0, nil
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n < 0 {
+		return 0, fmt.Errorf("cursor %q is not one this host gave", s)
+	}
+	return n, nil
+}
+
+// pull answers /v1/pull: changes after the cursor, in order, at most limit.
+// Each credit change carries the state the credit changed to, so a terminal
+// that applies them in order ends where the host is.
+func (s *Store) pull(ctx context.Context, cursor int64, limit int) (hostapi.PullResponse, error) {
+	r := hostapi.PullResponse{Credits: []hostapi.Credit{}, Deny: []hostapi.DenyChange{}, NextCursor: strconv.FormatInt(cursor, 10)}
+	rows, err := s.db.QueryContext(ctx, `SELECT ch.seq, ch.kind, ch.card, coalesce(ch.state, ''), coalesce(ch.denied, 0), coalesce(ch.reason, ''),
+			coalesce(c.id, ''), coalesce(c.amount_fen, 0), coalesce(c.note, ''), coalesce(c.created, '')
+		FROM changes ch LEFT JOIN credits c ON c.id = ch.credit
+		WHERE ch.seq > ? ORDER BY ch.seq LIMIT ?`, cursor, limit+1)
+	if err != nil {
+		return r, err
+	}
+	defer rows.Close()
+	n := 0
+	for rows.Next() {
+		if n == limit {
+			r.More = true
+			break
+		}
+		n++
+		var seq int64
+		var kind, number, state, reason string
+		var denied bool
+		var c hostapi.Credit
+		if err := rows.Scan(&seq, &kind, &number, &state, &denied, &reason, &c.ID, &c.AmountFen, &c.Note, &c.Created); err != nil {
+			return r, err
+		}
+		r.NextCursor = strconv.FormatInt(seq, 10)
+		if kind == "deny" {
+			r.Deny = append(r.Deny, hostapi.DenyChange{Card: number, Denied: denied, Reason: reason})
+			continue
+		}
+		c.Card, c.State, c.Created = number, state, rfc3339(c.Created)
+		r.Credits = append(r.Credits, c)
+	}
+	return r, rows.Err()
+}

@@ -1,0 +1,344 @@
+package host
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/cardd/cardd/hostapi"
+	"github.com/cardd/cardd/redact"
+)
+
+// MaxBodyBytes is the largest request body the host reads. A journal batch
+// of a few hundred rows is tens of KiB; anything near this is a mistake.
+const MaxBodyBytes = 1 << 20
+
+// maxNonceLen bounds the nonce header before it is stored: the terminal
+// sends 16 bytes as 32 hex digits, and a nonce is kept for 10 minutes.
+const maxNonceLen = 128
+
+// DefaultBalanceCap is the balance cap when Options leaves it 0: 1000.00
+// yuan, the usual limit of an anonymous stored-value card.
+const DefaultBalanceCap = 100000
+
+// Options tune a Handler; the zero value is usable.
+type Options struct {
+	// BalanceCap is the most a purse may hold after a load, in fen;
+	// 0 means DefaultBalanceCap.
+	BalanceCap int64
+	// Now is the host's clock; nil means time.Now. Tests move it.
+	Now func() time.Time
+	// Logger gets one line per refused request and every alarm; nil
+	// discards. Card numbers are masked, keys and secrets never written.
+	Logger *slog.Logger
+}
+
+// Handler is the host's upstream API (package hostapi), an http.Handler.
+// Every endpoint takes a POST with a JSON body of at most MaxBodyBytes and
+// answers JSON; a body with an unknown field, a second value or a field of
+// the wrong type is 400 bad_request naming it, any other method 405, any
+// other path 404. Every non-2xx answer is a hostapi.Error.
+//
+// Every request is authenticated before its body is looked at, with
+// hostapi.Verify: the X-Cardd-* headers must name a registered terminal
+// (its id is 12 hex digits, either case), carry a timestamp within
+// hostapi.MaxSkew of the host's clock and a nonce the terminal never used,
+// and sign method, path, timestamp, nonce and body hash with the terminal's
+// secret. The secret is the text of the terminal's secret file (64 hex
+// digits from 'cardhost terminal add'), used as it is as the HMAC key,
+// which is what the terminal's config.ReadSecretFile gives it. Failures are
+// 401 unauthorized with Verify's reason ("unknown terminal", "stale
+// timestamp", "bad signature", "replayed request"). Nonces are committed to
+// the database before the request runs, so a captured request is refused
+// even after the host restarts; they are purged after 2*hostapi.MaxSkew.
+// The verified terminal id is the terminal id of every MAC input.
+//
+// /v1/pull: the change feed since a cursor ("" is the beginning; otherwise
+// the next_cursor of an earlier answer, opaque to the terminal): each credit
+// change with the state the credit changed to (pending when added, consumed
+// once a TAC proved it on a card, cancelled), and each deny-list change
+// (denied true with its reason, or false when lifted), in the order they
+// happened, at most limit (default DefaultPullLimit, at most MaxPullLimit);
+// more says whether more are waiting. A terminal that applies them in order
+// ends where the host is.
+//
+// /v1/card/credits: the pending credits of one card, oldest first, and
+// whether it is denied. A card this host never issued is 404 not_found.
+//
+// /v1/load/authorize: the money rules of Rules.Authorize. In short: the
+// credit exists, is the card's, is pending (a consumed one is 409
+// credit_consumed) and has the request's amount; the card is not denied (409
+// card_denied); old balance + amount is within the balance cap (409
+// over_balance_cap); MAC1 verifies with the card's load key for the random,
+// counter and this terminal (409 mac_invalid, nothing recorded); an open
+// authorization of the credit at the same counter is void (the card did not
+// move), at another counter it is 409 credit_in_flight until completed; then
+// MAC2 over amount, type, terminal and the request's time (the terminal's
+// wall clock, hostapi.TimeLayout, within a day of the host's clock, else
+// 400) is recorded as an open authorization and answered.
+//
+// Any open authorization of the card's purse at a lower counter, of any
+// credit, is 409 credit_in_flight too: the card keeps the proof of its last
+// load only, so that load must be settled before another replaces it.
+//
+// /v1/load/complete: Rules.Complete. A TAC that verifies for the credit's
+// authorization at that counter consumes the credit (once: the same TAC
+// again answers consumed); one that does not is 409 tac_invalid and changes
+// nothing. A TAC that verifies for another credit's authorization of the
+// card at that counter settles that credit and answers this one's state.
+// not_applied with a fresh INIT FOR LOAD probe whose MAC1 verifies at the
+// authorization's counter voids the authorization and leaves the credit
+// pending; a probe from a card that has moved on is 409 counter_mismatch,
+// one that does not verify 409 mac_invalid. A credit is consumed only on a
+// verified TAC.
+//
+// /v1/journal: journal rows, stored once per terminal and row id (a batch
+// sent again stores nothing new); every id stored or already present is
+// acknowledged. A row sent again changed (settled after its first upload)
+// replaces the stored one, except that a done or failed row never goes back
+// to intent or unknown. A row with an empty id refuses the batch with 400
+// naming the row, and nothing of it is stored.
+//
+// /v1/heartbeat: the terminal's version, queue depth, readers, printer and
+// extras are stored with the time; the answer is the host's clock, RFC 3339
+// UTC, for the terminal's skew check.
+type Handler struct {
+	store  *Store
+	rules  *Rules
+	now    func() time.Time
+	log    *slog.Logger
+	routes map[string]func(ctx context.Context, term string, body []byte, now time.Time) (any, error)
+}
+
+// NewHandler returns the upstream API over store, with keys as the
+// issuer's key box.
+func NewHandler(store *Store, keys *Keys, opt Options) *Handler {
+	h := &Handler{store: store, now: opt.Now, log: opt.Logger}
+	if h.now == nil {
+		h.now = time.Now
+	}
+	if h.log == nil {
+		h.log = slog.New(slog.DiscardHandler)
+	}
+	balanceCap := opt.BalanceCap
+	if balanceCap == 0 {
+		balanceCap = DefaultBalanceCap
+	}
+	h.rules = &Rules{Store: store, Keys: keys, BalanceCap: balanceCap, Logger: h.log}
+	h.routes = map[string]func(context.Context, string, []byte, time.Time) (any, error){
+		hostapi.PathPull:          h.pull,
+		hostapi.PathCardCredits:   h.cardCredits,
+		hostapi.PathLoadAuthorize: h.authorize,
+		hostapi.PathLoadComplete:  h.complete,
+		hostapi.PathJournal:       h.journal,
+		hostapi.PathHeartbeat:     h.heartbeat,
+	}
+	return h
+}
+
+// ServeHTTP authenticates the request, runs its endpoint and answers JSON.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	route, ok := h.routes[r.URL.Path]
+	if !ok {
+		writeError(w, notFound("no endpoint %s", r.URL.Path))
+		return
+	}
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", http.MethodPost)
+		writeError(w, refuse(http.StatusMethodNotAllowed, hostapi.CodeBadRequest, "%s takes POST, not %s", r.URL.Path, r.Method))
+		return
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
+	if err != nil {
+		if errors.As(err, new(*http.MaxBytesError)) {
+			writeError(w, refuse(http.StatusRequestEntityTooLarge, hostapi.CodeBadRequest, "body over %d bytes", MaxBodyBytes))
+			return
+		}
+		writeError(w, badRequest("reading body: %v", err))
+		return
+	}
+	now := h.now()
+	term, err := h.verify(r, body, now)
+	if err != nil {
+		h.answerError(w, r, "", err)
+		return
+	}
+	resp, err := route(r.Context(), term, body, now)
+	if err != nil {
+		h.answerError(w, r, term, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, resp)
+}
+
+// verify runs hostapi.Verify against the store. Verify's callbacks cannot
+// return an error, so a database failure is kept aside and answered 500
+// rather than passed off as an unknown terminal or a replay.
+func (h *Handler) verify(r *http.Request, body []byte, now time.Time) (string, error) {
+	if n := len(r.Header.Get(hostapi.HeaderNonce)); n > maxNonceLen {
+		return "", refuse(http.StatusUnauthorized, hostapi.CodeUnauthorized, "%v: nonce of %d characters, at most %d", hostapi.ErrAuth, n, maxNonceLen)
+	}
+	ctx := r.Context()
+	var storeErr error
+	secretOf := func(term string) ([]byte, bool) {
+		id, err := CanonicalTerminalID(term)
+		if err != nil {
+			return nil, false
+		}
+		secret, ok, err := h.store.terminalSecret(ctx, id)
+		if err != nil {
+			storeErr = err
+			return nil, false
+		}
+		return secret, ok
+	}
+	seen := func(term, nonce string, ts time.Time) bool {
+		id, _ := CanonicalTerminalID(term) // secretOf accepted it
+		used, err := h.store.spendNonce(ctx, id, nonce, ts, now)
+		if err != nil {
+			storeErr = err
+			return true // fail closed
+		}
+		return used
+	}
+	term, err := hostapi.Verify(r, body, now, secretOf, seen)
+	if storeErr != nil {
+		return "", fmt.Errorf("authenticating request: %w", storeErr)
+	}
+	if err != nil {
+		return "", refuse(http.StatusUnauthorized, hostapi.CodeUnauthorized, "%s", err.Error())
+	}
+	return CanonicalTerminalID(term)
+}
+
+// decode reads a request body strictly: one JSON object, no unknown field,
+// nothing after it.
+func decode(body []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		if errors.Is(err, io.EOF) {
+			return badRequest("body is empty: want a JSON object")
+		}
+		return badRequest("body: %v", err)
+	}
+	if err := dec.Decode(&struct{}{}); !errors.Is(err, io.EOF) {
+		return badRequest("body: more than one JSON value")
+	}
+	return nil
+}
+
+func (h *Handler) pull(ctx context.Context, term string, body []byte, now time.Time) (any, error) {
+	var req hostapi.PullRequest
+	if err := decode(body, &req); err != nil {
+		return nil, err
+	}
+	cursor, err := parseCursor(req.Cursor)
+	if err != nil {
+		return nil, badRequest("%v", err)
+	}
+	limit := req.Limit
+	switch {
+	case limit < 0:
+		return nil, badRequest("limit %d: want 0 (the host's default) or more", limit)
+	case limit == 0:
+		limit = DefaultPullLimit
+	case limit > MaxPullLimit:
+		limit = MaxPullLimit
+	}
+	return h.store.pull(ctx, cursor, limit)
+}
+
+func (h *Handler) cardCredits(ctx context.Context, term string, body []byte, now time.Time) (any, error) {
+	var req hostapi.CardCreditsRequest
+	if err := decode(body, &req); err != nil {
+		return nil, err
+	}
+	if err := CheckCardNumber(req.Card); err != nil {
+		return nil, badRequest("%v", err)
+	}
+	resp, err := h.store.pendingCredits(ctx, req.Card)
+	if errors.Is(err, ErrNotFound) {
+		return nil, notFound("card %s was not issued by this host", redact.CardNumber(req.Card))
+	}
+	return resp, err
+}
+
+func (h *Handler) authorize(ctx context.Context, term string, body []byte, now time.Time) (any, error) {
+	var req hostapi.LoadAuthorizeRequest
+	if err := decode(body, &req); err != nil {
+		return nil, err
+	}
+	resp, err := h.rules.Authorize(ctx, term, req, now)
+	if err == nil {
+		h.log.Info("load authorized", "terminal", term, "card", redact.CardNumber(req.Card), "credit", req.CreditID, "counter", req.OnlineCounter)
+	}
+	return resp, err
+}
+
+func (h *Handler) complete(ctx context.Context, term string, body []byte, now time.Time) (any, error) {
+	var req hostapi.LoadCompleteRequest
+	if err := decode(body, &req); err != nil {
+		return nil, err
+	}
+	resp, err := h.rules.Complete(ctx, term, req, now)
+	if err == nil {
+		h.log.Info("load completed", "terminal", term, "card", redact.CardNumber(req.Card), "credit", req.CreditID, "counter", req.Counter, "state", resp.State)
+	}
+	return resp, err
+}
+
+func (h *Handler) journal(ctx context.Context, term string, body []byte, now time.Time) (any, error) {
+	var req hostapi.JournalRequest
+	if err := decode(body, &req); err != nil {
+		return nil, err
+	}
+	acked, err := h.store.storeJournal(ctx, term, req.Rows, now)
+	return hostapi.JournalResponse{Acked: acked}, err
+}
+
+func (h *Handler) heartbeat(ctx context.Context, term string, body []byte, now time.Time) (any, error) {
+	var req hostapi.HeartbeatRequest
+	if err := decode(body, &req); err != nil {
+		return nil, err
+	}
+	if err := h.store.heartbeat(ctx, term, req, now); err != nil {
+		return nil, err
+	}
+	return hostapi.HeartbeatResponse{Time: now.UTC().Format(time.RFC3339)}, nil
+}
+
+// answerError answers a refusal with its status and code, and anything
+// else as 500 without details, which go to the host's log instead.
+func (h *Handler) answerError(w http.ResponseWriter, r *http.Request, term string, err error) {
+	var rf *Refusal
+	if errors.As(err, &rf) {
+		h.log.Info("request refused", "path", r.URL.Path, "terminal", term, "status", rf.Status, "code", rf.Code, "reason", rf.Reason)
+		writeError(w, rf)
+		return
+	}
+	h.log.Error("request failed", "path", r.URL.Path, "terminal", term, "err", err)
+	writeError(w, refuse(http.StatusInternalServerError, codeInternal, "the host failed to answer; see its log"))
+}
+
+func writeError(w http.ResponseWriter, rf *Refusal) {
+	writeJSON(w, rf.Status, hostapi.Error{Code: rf.Code, Reason: rf.Reason})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		status = http.StatusInternalServerError
+		b, _ = json.Marshal(hostapi.Error{Code: codeInternal, Reason: "encoding the answer failed"})
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	w.Write(append(b, '\n'))
+}

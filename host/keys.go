@@ -1,0 +1,108 @@
+package host
+
+import (
+	"crypto/rand"
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/cardd/cardd/apdu/epurse"
+)
+
+// Keys holds the issuer master keys and does every computation that needs
+// them: it stands in for the HSM of a production host, so the masters never
+// leave it (DESIGN.md, money rule 6). It prints as "[redacted]".
+type Keys struct {
+	m epurse.MasterKeys
+}
+
+// NewKeys wraps master keys; an all-zero key is refused, since it is what a
+// truncated or hand-edited key file gives.
+func NewKeys(m epurse.MasterKeys) (*Keys, error) {
+	if m.DLK == (epurse.Key16{}) || m.DPK == (epurse.Key16{}) || m.DTK == (epurse.Key16{}) {
+		return nil, errors.New("issuer master keys: a key (dlk, dpk or dtk) is missing or all zero")
+	}
+	return &Keys{m: m}, nil
+}
+
+// String keeps the keys out of any message.
+func (*Keys) String() string { return "[redacted]" }
+
+// LogValue keeps the keys out of slog.
+func (*Keys) LogValue() slog.Value { return slog.StringValue("[redacted]") }
+
+// GenerateMasterKeys makes new random issuer master keys.
+func GenerateMasterKeys() (epurse.MasterKeys, error) {
+	var m epurse.MasterKeys
+	for _, k := range []*epurse.Key16{&m.DLK, &m.DPK, &m.DTK} {
+		if _, err := rand.Read(k[:]); err != nil {
+			return m, fmt.Errorf("random master key: %w", err)
+		}
+	}
+	return m, nil
+}
+
+// WriteMasterKeys writes m to a new key file (epurse.WriteMasterKeyFile).
+func WriteMasterKeys(path string, m epurse.MasterKeys) error {
+	return epurse.WriteMasterKeyFile(path, m)
+}
+
+// LoadKeys reads a master key file (epurse.ReadMasterKeyFile: mode 0600,
+// no unknown fields) into a key box.
+func LoadKeys(path string) (*Keys, error) {
+	m, err := epurse.ReadMasterKeyFile(path)
+	if err != nil {
+		return nil, err
+	}
+	k, err := NewKeys(m)
+	if err != nil {
+		return nil, fmt.Errorf("master key file %s: %w", path, err)
+	}
+	return k, nil
+}
+
+// NewCardFile builds a new card whose keys are diversified from the masters
+// (epurse.NewCardFile), the one place a card's keys leave the key box: they
+// go into the card's own chip, or its simulation.
+func (k *Keys) NewCardFile(number, holder string, balance int64, start, expiry epurse.Date) (*epurse.CardFile, error) {
+	return epurse.NewCardFile(number, holder, balance, start, expiry, k.m)
+}
+
+// cardKeys diversifies the masters for one card (spec "Keys and MACs").
+func (k *Keys) cardKeys(serial [10]byte) epurse.CardKeys { return k.m.Diversify(serial[:]) }
+
+// checkLoadMAC1 reports whether mac1 is the card's MAC1 of an INITIALIZE FOR
+// LOAD at this counter with this random.
+func (k *Keys) checkLoadMAC1(serial [10]byte, random [4]byte, counter uint16, oldBalance, amount int64, tx epurse.TxType, term [6]byte, mac1 [4]byte) (bool, error) {
+	return checkLoadMAC1(k.cardKeys(serial).DLK, random, counter, oldBalance, amount, tx, term, mac1)
+}
+
+// loadMAC2 computes the MAC2 that authorizes exactly that INIT's CREDIT FOR
+// LOAD at the given time.
+func (k *Keys) loadMAC2(serial [10]byte, random [4]byte, counter uint16, amount int64, tx epurse.TxType, term [6]byte, when time.Time) ([4]byte, error) {
+	return loadMAC2(k.cardKeys(serial).DLK, random, counter, amount, tx, term, when)
+}
+
+// loadTAC computes the TAC the card gives for that load.
+func (k *Keys) loadTAC(serial [10]byte, newBalance int64, counter uint16, amount int64, tx epurse.TxType, term [6]byte, when time.Time) ([4]byte, error) {
+	return epurse.LoadTAC(k.cardKeys(serial).DTK, newBalance, counter, amount, tx, term, when)
+}
+
+// checkLoadMAC1 is the MAC1 check from a card's DLK, kept apart from the
+// masters so the spec's test vectors, which give a DLK, run through it.
+func checkLoadMAC1(dlk epurse.Key16, random [4]byte, counter uint16, oldBalance, amount int64, tx epurse.TxType, term [6]byte, mac1 [4]byte) (bool, error) {
+	seslk := epurse.SessionKeyLoad(dlk, random, counter)
+	want, err := epurse.LoadMAC1(seslk, oldBalance, amount, tx, term)
+	if err != nil {
+		return false, err
+	}
+	return subtle.ConstantTimeCompare(want[:], mac1[:]) == 1, nil
+}
+
+// loadMAC2 is MAC2 from a card's DLK: SESLK = 3DES_DLK(random ‖ counter ‖
+// 8000), then MAC_SESLK(amount ‖ type ‖ termID ‖ date ‖ time).
+func loadMAC2(dlk epurse.Key16, random [4]byte, counter uint16, amount int64, tx epurse.TxType, term [6]byte, when time.Time) ([4]byte, error) {
+	return epurse.LoadMAC2(epurse.SessionKeyLoad(dlk, random, counter), amount, tx, term, when)
+}

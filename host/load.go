@@ -1,0 +1,671 @@
+package host
+
+import (
+	"context"
+	"crypto/subtle"
+	"database/sql"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/cardd/cardd/apdu/epurse"
+	"github.com/cardd/cardd/hostapi"
+	"github.com/cardd/cardd/money"
+	"github.com/cardd/cardd/redact"
+)
+
+// Rules applies the money rules of an online load (DESIGN.md, money rule 4)
+// to the store: MAC2 only for the counter the card's MAC1 proves, a credit
+// consumed only on a TAC the host verified, a credit re-authorized only when
+// the card shows its counter did not move. Each call runs in one IMMEDIATE
+// transaction, so concurrent requests for one credit or one card are
+// serialized and every check holds when the write is made.
+type Rules struct {
+	Store *Store
+	Keys  *Keys
+	// BalanceCap is the most a purse may hold after a load, in fen; 0 means
+	// no cap beyond the card's 4-byte field.
+	BalanceCap int64
+	// Logger receives alarms: a card contradicting the host. Nil discards.
+	Logger *slog.Logger
+}
+
+// MaxTimeOffset is how far the time of an authorization may be from the
+// host's clock. The time is the terminal's wall clock read as UTC, so a
+// terminal in UTC+8 is 8 hours "ahead": a day covers every time zone and
+// still refuses a terminal whose clock is plainly wrong, which would write
+// that wrong date into the card's log for ever.
+const MaxTimeOffset = 24 * time.Hour
+
+// auth is one row of the authorizations table.
+type auth struct {
+	ID         int64
+	Credit     string
+	Card       string
+	Purse      epurse.Purse
+	Terminal   string
+	Counter    uint16
+	Random     string
+	OldBalance int64
+	Amount     int64
+	Time       string // hostapi.TimeLayout
+	MAC2       string
+	State      string
+}
+
+const authColumns = `id, credit, card, purse, terminal, counter, random, old_balance_fen, amount_fen, time, mac2, state`
+
+func scanAuth(sc interface{ Scan(...any) error }) (auth, error) {
+	var a auth
+	var purse string
+	var counter int64
+	err := sc.Scan(&a.ID, &a.Credit, &a.Card, &purse, &a.Terminal, &counter, &a.Random, &a.OldBalance, &a.Amount, &a.Time, &a.MAC2, &a.State)
+	a.Counter = uint16(counter)
+	a.Purse, _ = parsePurse(purse) // the schema admits EP and ED only
+	return a, err
+}
+
+func queryAuths(tx *sql.Tx, query string, args ...any) ([]auth, error) {
+	rows, err := tx.Query(`SELECT `+authColumns+` FROM authorizations WHERE `+query, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []auth
+	for rows.Next() {
+		a, err := scanAuth(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, a)
+	}
+	return out, rows.Err()
+}
+
+// when is the instant the authorization's MAC2 and the card's TAC cover.
+func (a auth) when() (time.Time, error) { return time.Parse(hostapi.TimeLayout, a.Time) }
+
+func parsePurse(s string) (epurse.Purse, error) {
+	switch s {
+	case "EP":
+		return epurse.PurseEP, nil
+	case "ED":
+		return epurse.PurseED, nil
+	}
+	return 0, fmt.Errorf("purse %q: want EP or ED", s)
+}
+
+// hex4 decodes a 4-byte field sent as 8 hex digits.
+func hex4(field, s string) ([4]byte, error) {
+	var b [4]byte
+	if len(s) != 8 {
+		return b, badRequest("%s %q: want 4 bytes as 8 hex digits", field, s)
+	}
+	if _, err := hex.Decode(b[:], []byte(s)); err != nil {
+		return b, badRequest("%s %q: want 4 bytes as 8 hex digits", field, s)
+	}
+	return b, nil
+}
+
+func hexUpper(b []byte) string { return strings.ToUpper(hex.EncodeToString(b)) }
+
+// checkAmountField checks an amount or balance against the card's 4-byte
+// field; min is 1 for an amount to load, 0 for a balance.
+func checkAmountField(field string, v, min int64) error {
+	if v < min || v > epurse.MaxAmount {
+		return badRequest("%s %d: want %d to %d fen", field, v, min, int64(epurse.MaxAmount))
+	}
+	return nil
+}
+
+// parseWhen reads the authorization time: the terminal's wall clock as
+// hostapi.TimeLayout, kept in time.UTC so that its fields are what the card
+// gets (package epurse's convention), and within MaxTimeOffset of now.
+func parseWhen(s string, now time.Time) (time.Time, error) {
+	t, err := time.Parse(hostapi.TimeLayout, s)
+	if err != nil || len(s) != len(hostapi.TimeLayout) {
+		return time.Time{}, badRequest("time %q: want the terminal's wall clock as YYYYMMDDhhmmss", s)
+	}
+	if d := t.Sub(now.UTC()); d > MaxTimeOffset || d < -MaxTimeOffset {
+		return time.Time{}, badRequest("time %q is more than %v from the host's clock (%s UTC): check the terminal's clock", s, MaxTimeOffset, now.UTC().Format(hostapi.TimeLayout))
+	}
+	return t, nil
+}
+
+// purseCounter is the highest online counter the card is known to have
+// reached on a purse: proved by a verified MAC1 (it was there) or a verified
+// TAC (it went one past).
+func purseCounter(tx *sql.Tx, number string, p epurse.Purse) (uint16, error) {
+	var c int64
+	err := tx.QueryRow(`SELECT counter FROM purse_counters WHERE card = ? AND purse = ?`, number, p.String()).Scan(&c)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, nil
+	}
+	return uint16(c), err
+}
+
+// sawCounter raises the purse's known counter; it never lowers it.
+func sawCounter(tx *sql.Tx, number string, p epurse.Purse, counter uint32, now time.Time) error {
+	_, err := tx.Exec(`INSERT INTO purse_counters (card, purse, counter, seen) VALUES (?, ?, ?, ?)
+		ON CONFLICT (card, purse) DO UPDATE SET counter = excluded.counter, seen = excluded.seen
+		WHERE excluded.counter > purse_counters.counter`, number, p.String(), int64(counter), dbTime(now))
+	return err
+}
+
+// voidOpenAt voids every open authorization of a purse at one counter,
+// except the one numbered keep, with the reason in the ledger.
+func voidOpenAt(tx *sql.Tx, number string, p epurse.Purse, counter uint16, keep int64, actor, detail string, now time.Time) error {
+	open, err := queryAuths(tx, `card = ? AND purse = ? AND counter = ? AND state = 'open' AND id != ?`, number, p.String(), int64(counter), keep)
+	if err != nil {
+		return err
+	}
+	for _, a := range open {
+		if _, err := tx.Exec(`UPDATE authorizations SET state = 'void', closed = ? WHERE id = ?`, dbTime(now), a.ID); err != nil {
+			return err
+		}
+		ctr, amount := a.Counter, a.Amount
+		if err := addLedger(tx, ledgerEntry{Time: now, Actor: actor, Event: EventVoided, Credit: a.Credit, Card: number,
+			Counter: &ctr, AmountFen: &amount, Detail: detail}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// loadCredit reads the credit a load request names and checks that it is
+// the named card's; a refusal when not.
+func loadCredit(tx *sql.Tx, id, number string) (CreditInfo, Card, [10]byte, error) {
+	var serial [10]byte
+	if id == "" {
+		return CreditInfo{}, Card{}, serial, badRequest("credit_id is empty")
+	}
+	c, err := credit(tx, id)
+	if errors.Is(err, ErrNotFound) {
+		return c, Card{}, serial, notFound("no credit %q", id)
+	}
+	if err != nil {
+		return c, Card{}, serial, err
+	}
+	if c.Card != number {
+		return c, Card{}, serial, badRequest("credit %s is not a credit of card %s", id, redact.CardNumber(number))
+	}
+	cd, err := card(tx, number)
+	if err != nil {
+		return c, cd, serial, err
+	}
+	serial, err = cd.serial()
+	return c, cd, serial, err
+}
+
+// Authorize answers an INITIALIZE FOR LOAD with MAC2, applying the money
+// rules in this order (the first that fails answers):
+//
+//  1. the credit exists (404), is the card's (400), is pending (409
+//     credit_consumed; a cancelled one is 404), its amount is the request's
+//     (400), and the card is not denied (409 card_denied);
+//  2. old balance + amount is within BalanceCap (409 over_balance_cap);
+//  3. MAC1 verifies with the card's DLK for this random, counter and the
+//     calling terminal (409 mac_invalid; nothing is recorded);
+//  4. the counter is not below one the card is known to have reached (409
+//     counter_mismatch: an old INIT answer proves nothing about the card now);
+//  5. no authorization of this card's purse is open at a lower counter: the
+//     card has moved past it, so that load may have happened, and only its
+//     TAC, which GET TRANSACTION PROVE gives only while it is the card's last
+//     load, can settle it (409 credit_in_flight);
+//  6. no lower counter at which the host issued MAC2s has them all void: the
+//     card passed that counter, so one of them was applied after all (409
+//     counter_mismatch and an alarm in the ledger; loads stop until a person
+//     settles it, since the host cannot tell which);
+//  7. the credit's open authorization, if any: the same INIT answer again is
+//     a retry and gets the same MAC2 and time back; another purse is 409
+//     credit_in_flight; the same counter with a new random means the card did
+//     not move, so it (and any other open authorization at this counter) is
+//     void, and
+//  8. a new MAC2 is issued for this counter and time and recorded open.
+func (r *Rules) Authorize(ctx context.Context, term string, req hostapi.LoadAuthorizeRequest, now time.Time) (hostapi.LoadAuthorizeResponse, error) {
+	var resp hostapi.LoadAuthorizeResponse
+	purse, err := parsePurse(req.Purse)
+	if err != nil {
+		return resp, badRequest("%v", err)
+	}
+	if err := CheckCardNumber(req.Card); err != nil {
+		return resp, badRequest("%v", err)
+	}
+	random, err := hex4("random", req.Random)
+	if err != nil {
+		return resp, err
+	}
+	mac1, err := hex4("mac1", req.MAC1)
+	if err != nil {
+		return resp, err
+	}
+	if err := checkAmountField("amount_fen", req.AmountFen, 1); err != nil {
+		return resp, err
+	}
+	if err := checkAmountField("old_balance_fen", req.OldBalanceFen, 0); err != nil {
+		return resp, err
+	}
+	when, err := parseWhen(req.Time, now)
+	if err != nil {
+		return resp, err
+	}
+	termID, actor := terminalBytes(term), terminalActor(term)
+	randomHex := hexUpper(random[:])
+	var refusal error // a refusal after which the transaction still commits
+	var alarm string
+	err = r.Store.inTx(ctx, func(tx *sql.Tx) error {
+		// Rule 1.
+		c, _, serial, err := loadCredit(tx, req.CreditID, req.Card)
+		if err != nil {
+			return err
+		}
+		switch c.State {
+		case hostapi.CreditConsumed:
+			return conflict(hostapi.CodeCreditConsumed, "credit %s was loaded onto the card at %s (TAC %s)", c.ID, c.ConsumedAt, c.ConsumedTAC)
+		case hostapi.CreditCancelled:
+			return notFound("credit %s was cancelled", c.ID)
+		}
+		if c.AmountFen != req.AmountFen {
+			return badRequest("credit %s is %s, the request loads %s", c.ID, money.Format(c.AmountFen), money.Format(req.AmountFen))
+		}
+		if denied, reason, err := denyState(tx, req.Card); err != nil {
+			return err
+		} else if denied {
+			return conflict(hostapi.CodeCardDenied, "card %s is on the deny list (%s)", redact.CardNumber(req.Card), reason)
+		}
+		// Rule 2.
+		if r.BalanceCap > 0 && req.OldBalanceFen+req.AmountFen > r.BalanceCap {
+			return conflict(hostapi.CodeBalanceCap, "balance %s + %s = %s would exceed the cap of %s", money.Format(req.OldBalanceFen),
+				money.Format(req.AmountFen), money.Format(req.OldBalanceFen+req.AmountFen), money.Format(r.BalanceCap))
+		}
+		// Rule 3.
+		ok, err := r.Keys.checkLoadMAC1(serial, random, req.OnlineCounter, req.OldBalanceFen, req.AmountFen, purse.LoadType(), termID, mac1)
+		if err != nil {
+			return badRequest("%v", err)
+		}
+		if !ok {
+			return conflict(hostapi.CodeMACInvalid, "MAC1 %s does not verify for card %s, %v purse, counter %d, random %s, terminal %s: not this card's answer to this terminal's INITIALIZE FOR LOAD",
+				hexUpper(mac1[:]), redact.CardNumber(req.Card), purse, req.OnlineCounter, randomHex, term)
+		}
+		// Rule 4. From here the card has spoken: what it proved is kept.
+		known, err := purseCounter(tx, req.Card, purse)
+		if err != nil {
+			return err
+		}
+		if req.OnlineCounter < known {
+			return conflict(hostapi.CodeCounterMismatch, "the card's %v counter is known to have reached %d; an INIT answer at counter %d is an old one: run INITIALIZE FOR LOAD again",
+				purse, known, req.OnlineCounter)
+		}
+		if err := sawCounter(tx, req.Card, purse, uint32(req.OnlineCounter), now); err != nil {
+			return err
+		}
+		// Rule 5.
+		below, err := queryAuths(tx, `card = ? AND purse = ? AND counter < ? AND state = 'open' ORDER BY counter LIMIT 1`, req.Card, purse.String(), int64(req.OnlineCounter))
+		if err != nil {
+			return err
+		}
+		if len(below) > 0 {
+			a := below[0]
+			refusal = conflict(hostapi.CodeCreditPending, "credit %s was authorized at counter %d and the card is now at %d: complete authorization at counter %d with the card's proof first (GET TRANSACTION PROVE for counter %d)",
+				a.Credit, a.Counter, req.OnlineCounter, a.Counter, uint32(a.Counter)+1)
+			return nil
+		}
+		// Rule 6.
+		var passed int64
+		err = tx.QueryRow(`SELECT counter FROM authorizations WHERE card = ? AND purse = ? AND counter < ?
+			GROUP BY counter HAVING sum(state != 'void') = 0 ORDER BY counter LIMIT 1`, req.Card, purse.String(), int64(req.OnlineCounter)).Scan(&passed)
+		if err == nil {
+			ctr := uint16(passed)
+			detail := fmt.Sprintf("card is at %v counter %d, past counter %d where every authorization was voided: one of them was applied; loads refused until settled", purse, req.OnlineCounter, passed)
+			refusal = conflict(hostapi.CodeCounterMismatch, "%s: a person must settle it at the host", detail)
+			// One alarm per counter, however often terminals retry.
+			var n int
+			if err := tx.QueryRow(`SELECT count(*) FROM ledger WHERE card = ? AND event = 'alarm' AND credit IS NULL AND counter = ?`, req.Card, passed).Scan(&n); err != nil || n > 0 {
+				return err
+			}
+			alarm = detail
+			return addLedger(tx, ledgerEntry{Time: now, Actor: actor, Event: EventAlarm, Card: req.Card, Counter: &ctr, Detail: detail})
+		} else if !errors.Is(err, sql.ErrNoRows) {
+			return err
+		}
+		// Rule 7.
+		prev, err := queryAuths(tx, `credit = ? AND state = 'open'`, c.ID)
+		if err != nil {
+			return err
+		}
+		if len(prev) > 0 {
+			p := prev[0]
+			if p.Purse != purse {
+				refusal = conflict(hostapi.CodeCreditPending, "credit %s is authorized for the %v purse at counter %d: complete authorization at counter %d with the card's proof first", c.ID, p.Purse, p.Counter, p.Counter)
+				return nil
+			}
+			if p.Counter == req.OnlineCounter && p.Random == randomHex && p.Terminal == term {
+				// A retry of the same INIT answer (the first answer was
+				// lost): the same MAC2, never a second one for one session.
+				resp = hostapi.LoadAuthorizeResponse{MAC2: p.MAC2, Time: p.Time}
+				return nil
+			}
+		}
+		detail := fmt.Sprintf("the card answered a new INIT FOR LOAD at the same counter %d (random %s): its earlier session is gone, the load was not applied", req.OnlineCounter, randomHex)
+		if err := voidOpenAt(tx, req.Card, purse, req.OnlineCounter, 0, actor, detail, now); err != nil {
+			return err
+		}
+		// Rule 8.
+		mac2, err := r.Keys.loadMAC2(serial, random, req.OnlineCounter, req.AmountFen, purse.LoadType(), termID, when)
+		if err != nil {
+			return badRequest("%v", err)
+		}
+		resp = hostapi.LoadAuthorizeResponse{MAC2: hexUpper(mac2[:]), Time: req.Time}
+		if _, err := tx.Exec(`INSERT INTO authorizations (credit, card, purse, terminal, counter, random, old_balance_fen, amount_fen, time, mac2, state, created)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'open', ?)`, c.ID, req.Card, purse.String(), term, int64(req.OnlineCounter), randomHex,
+			req.OldBalanceFen, req.AmountFen, req.Time, resp.MAC2, dbTime(now)); err != nil {
+			return err
+		}
+		ctr, amount := req.OnlineCounter, req.AmountFen
+		return addLedger(tx, ledgerEntry{Time: now, Actor: actor, Event: EventAuthorized, Credit: c.ID, Card: req.Card, Counter: &ctr, AmountFen: &amount,
+			Detail: fmt.Sprintf("%v purse, old balance %s, time %s", purse, money.Format(req.OldBalanceFen), req.Time)})
+	})
+	if err != nil {
+		return hostapi.LoadAuthorizeResponse{}, err
+	}
+	if alarm != "" {
+		r.alarm("card passed a counter whose authorizations were all voided", req.Card, alarm)
+	}
+	if refusal != nil {
+		return hostapi.LoadAuthorizeResponse{}, refusal
+	}
+	return resp, nil
+}
+
+// Complete closes an authorization with the card's proof.
+//
+// With a TAC: the TAC must verify (with the card's DTK, over old balance +
+// amount, the counter, amount, type, the authorizing terminal and time) for
+// an authorization of the credit at that counter, else 409 tac_invalid and
+// nothing changes; no authorization at that counter is 409
+// counter_mismatch. A verified TAC is the only thing that consumes a credit:
+// the credit becomes consumed, the authorization applied, every other open
+// authorization of the purse at that counter void (only one load happens per
+// counter), and the card is known to be at counter+1. The same TAC again
+// answers consumed and changes nothing. A verified TAC for an authorization
+// that had been voided is believed, since the card cannot forge it: the
+// credit is consumed if it was not, and an alarm goes to the ledger. A TAC
+// that verifies for another credit's authorization of the card at that
+// counter settles that credit (the card's last load is whatever GET
+// TRANSACTION PROVE gives, whoever authorized it) and answers this
+// credit's own state: the counter's one load was not this one, and the
+// terminal that sent it can close its journal row.
+//
+// With NotApplied: see notApplied.
+func (r *Rules) Complete(ctx context.Context, term string, req hostapi.LoadCompleteRequest, now time.Time) (hostapi.LoadCompleteResponse, error) {
+	var resp hostapi.LoadCompleteResponse
+	if err := CheckCardNumber(req.Card); err != nil {
+		return resp, badRequest("%v", err)
+	}
+	if req.NotApplied {
+		if req.TAC != "" {
+			return resp, badRequest("a TAC and not_applied together: the load happened or it did not")
+		}
+		return r.notApplied(ctx, term, req, now)
+	}
+	if req.TAC == "" {
+		return resp, badRequest("tac is empty: send the card's TAC, or not_applied with a fresh INIT FOR LOAD probe")
+	}
+	tac, err := hex4("tac", req.TAC)
+	if err != nil {
+		return resp, err
+	}
+	actor := terminalActor(term)
+	var alarm string
+	err = r.Store.inTx(ctx, func(tx *sql.Tx) error {
+		c, _, serial, err := loadCredit(tx, req.CreditID, req.Card)
+		if err != nil {
+			return err
+		}
+		// Every authorization of the card at that counter is a candidate,
+		// this credit's first: the TAC says which one the card applied.
+		auths, err := queryAuths(tx, `card = ? AND counter = ? ORDER BY credit = ? DESC, id DESC`, c.Card, int64(req.Counter), c.ID)
+		if err != nil {
+			return err
+		}
+		own := 0
+		for _, a := range auths {
+			if a.Credit == c.ID {
+				own++
+			}
+		}
+		match, err := r.matchTAC(serial, auths, tac)
+		if err != nil {
+			return err
+		}
+		tacHex := hexUpper(tac[:])
+		switch {
+		case match == nil && own == 0:
+			return conflict(hostapi.CodeCounterMismatch, "credit %s has no authorization at counter %d", c.ID, req.Counter)
+		case match == nil:
+			return conflict(hostapi.CodeTACInvalid, "TAC %s does not verify for credit %s at counter %d", tacHex, c.ID, req.Counter)
+		case match.Credit != c.ID:
+			// The card's proof of another credit's load at this counter
+			// (GET TRANSACTION PROVE gives the card's last load, whoever
+			// authorized it). It settles that credit; this one was not
+			// loaded there, and its terminal may close its journal row on
+			// this answer.
+			if match.State != "applied" {
+				other, err := credit(tx, match.Credit)
+				if err != nil {
+					return err
+				}
+				if alarm, err = r.settle(tx, other, *match, tacHex, actor, now); err != nil {
+					return err
+				}
+			}
+			resp.State = c.State
+			return nil
+		}
+		resp.State = hostapi.CreditConsumed
+		alarm, err = r.settle(tx, c, *match, tacHex, actor, now)
+		return err
+	})
+	if err != nil {
+		return hostapi.LoadCompleteResponse{}, err
+	}
+	if alarm != "" {
+		r.alarm("a verified TAC contradicts the host's records", req.Card, alarm)
+	}
+	return resp, nil
+}
+
+// matchTAC returns the authorization the TAC verifies for, if any: the TAC
+// covers the new balance, counter, amount, type, terminal and time, with the
+// card's DTK, so only the card can make it and only for a load it applied.
+func (r *Rules) matchTAC(serial [10]byte, auths []auth, tac [4]byte) (*auth, error) {
+	for i, a := range auths {
+		when, err := a.when()
+		if err != nil {
+			return nil, fmt.Errorf("authorization %d: stored time %q: %w", a.ID, a.Time, err)
+		}
+		want, err := r.Keys.loadTAC(serial, a.OldBalance+a.Amount, a.Counter, a.Amount, a.Purse.LoadType(), terminalBytes(a.Terminal), when)
+		if err != nil {
+			return nil, fmt.Errorf("authorization %d: %w", a.ID, err)
+		}
+		if subtle.ConstantTimeCompare(want[:], tac[:]) == 1 {
+			return &auths[i], nil
+		}
+	}
+	return nil, nil
+}
+
+// settle records what a verified TAC proves: the card applied authorization
+// a of credit c. The credit becomes consumed (if the same authorization
+// consumed it already, nothing changes), the authorization applied, the
+// purse's other open authorizations at that counter void, and the card is
+// known to be one counter further. A fact that contradicts the records (a
+// voided authorization applied, a cancelled credit loaded, a credit loaded
+// twice) is returned as an alarm and written to the ledger.
+func (r *Rules) settle(tx *sql.Tx, c CreditInfo, a auth, tacHex, actor string, now time.Time) (alarm string, err error) {
+	ctr, amount := a.Counter, a.Amount
+	if c.State == hostapi.CreditConsumed {
+		var consumedAuth, consumedCtr int64
+		if err := tx.QueryRow(`SELECT a.id, a.counter FROM credits c JOIN authorizations a ON a.id = c.consumed_auth WHERE c.id = ?`, c.ID).
+			Scan(&consumedAuth, &consumedCtr); err != nil {
+			return "", err
+		}
+		if consumedAuth == a.ID {
+			return "", nil // the same proof again
+		}
+		alarm = fmt.Sprintf("credit %s was loaded twice: at counter %d (TAC %s) and at counter %d (TAC %s)", c.ID, consumedCtr, c.ConsumedTAC, ctr, tacHex)
+		if a.State != "applied" {
+			if _, err := tx.Exec(`UPDATE authorizations SET state = 'applied', closed = ?, tac = ? WHERE id = ?`, dbTime(now), tacHex, a.ID); err != nil {
+				return "", err
+			}
+		}
+		return alarm, addLedger(tx, ledgerEntry{Time: now, Actor: actor, Event: EventAlarm, Credit: c.ID, Card: c.Card, Counter: &ctr, AmountFen: &amount, TAC: tacHex, Detail: alarm})
+	}
+	switch {
+	case a.State == "void":
+		alarm = fmt.Sprintf("credit %s: the authorization at counter %d had been voided, yet the card's TAC %s shows it applied", c.ID, ctr, tacHex)
+	case c.State == hostapi.CreditCancelled:
+		alarm = fmt.Sprintf("credit %s had been cancelled, yet the card's TAC %s shows it loaded at counter %d", c.ID, tacHex, ctr)
+	}
+	if _, err := tx.Exec(`UPDATE credits SET state = 'consumed', consumed_at = ?, consumed_tac = ?, consumed_by = ?, consumed_auth = ? WHERE id = ?`,
+		dbTime(now), tacHex, a.Terminal, a.ID, c.ID); err != nil {
+		return "", err
+	}
+	if _, err := tx.Exec(`UPDATE authorizations SET state = 'applied', closed = ?, tac = ? WHERE id = ?`, dbTime(now), tacHex, a.ID); err != nil {
+		return "", err
+	}
+	detail := fmt.Sprintf("the card's load at %v counter %d was credit %s (TAC %s)", a.Purse, ctr, c.ID, tacHex)
+	if err := voidOpenAt(tx, c.Card, a.Purse, ctr, a.ID, actor, detail, now); err != nil {
+		return "", err
+	}
+	if err := sawCounter(tx, c.Card, a.Purse, uint32(ctr)+1, now); err != nil {
+		return "", err
+	}
+	if err := addChange(tx, c.ID, hostapi.CreditConsumed, c.Card, now); err != nil {
+		return "", err
+	}
+	if err := addLedger(tx, ledgerEntry{Time: now, Actor: actor, Event: EventConsumed, Credit: c.ID, Card: c.Card, Counter: &ctr, AmountFen: &amount, TAC: tacHex,
+		Detail: fmt.Sprintf("new balance %s, loaded by terminal %s at %s", money.Format(a.OldBalance+a.Amount), a.Terminal, a.Time)}); err != nil {
+		return "", err
+	}
+	if alarm != "" {
+		return alarm, addLedger(tx, ledgerEntry{Time: now, Actor: actor, Event: EventAlarm, Credit: c.ID, Card: c.Card, Counter: &ctr, AmountFen: &amount, TAC: tacHex, Detail: alarm})
+	}
+	return "", nil
+}
+
+// notApplied settles an authorization the card never applied. The proof is
+// a fresh INITIALIZE FOR LOAD from the calling terminal: its MAC1 must
+// verify at the authorization's counter (same purse), which a card answers
+// only while its counter has not moved, so the load did not happen. Then
+// every open authorization of the purse at that counter is void (the new
+// INIT also ended their sessions on the card) and the credit stays pending.
+//
+// A probe that verifies at counter+1 instead is 409 counter_mismatch: the
+// card moved, the load happened, its TAC is what settles it. A probe that
+// verifies at neither is 409 mac_invalid. A card already known to be past the
+// counter is 409 counter_mismatch whatever the probe. When the credit's
+// authorization at that counter is already void (an earlier proof, a newer
+// INIT, another credit's TAC at that counter), the answer is the credit's
+// state and nothing changes: there is nothing left to decide.
+func (r *Rules) notApplied(ctx context.Context, term string, req hostapi.LoadCompleteRequest, now time.Time) (hostapi.LoadCompleteResponse, error) {
+	var resp hostapi.LoadCompleteResponse
+	random, err := hex4("probe_random", req.ProbeRandom)
+	if err != nil {
+		return resp, err
+	}
+	mac1, err := hex4("probe_mac1", req.ProbeMAC1)
+	if err != nil {
+		return resp, err
+	}
+	if err := checkAmountField("probe_old_balance_fen", req.ProbeOldBalanceFen, 0); err != nil {
+		return resp, err
+	}
+	if err := checkAmountField("probe_amount_fen", req.ProbeAmountFen, 0); err != nil {
+		return resp, err
+	}
+	termID, actor := terminalBytes(term), terminalActor(term)
+	var refusal error
+	err = r.Store.inTx(ctx, func(tx *sql.Tx) error {
+		c, _, serial, err := loadCredit(tx, req.CreditID, req.Card)
+		if err != nil {
+			return err
+		}
+		if c.State == hostapi.CreditConsumed {
+			return conflict(hostapi.CodeCreditConsumed, "credit %s was loaded onto the card at %s (TAC %s)", c.ID, c.ConsumedAt, c.ConsumedTAC)
+		}
+		auths, err := queryAuths(tx, `credit = ? AND counter = ? ORDER BY id DESC`, c.ID, int64(req.Counter))
+		if err != nil {
+			return err
+		}
+		if len(auths) == 0 {
+			return conflict(hostapi.CodeCounterMismatch, "credit %s has no authorization at counter %d", c.ID, req.Counter)
+		}
+		var target *auth
+		for i, a := range auths {
+			if a.State == "open" {
+				target = &auths[i]
+			}
+		}
+		if target == nil {
+			// Already void (by an earlier proof, a newer INIT, or another
+			// credit's TAC at this counter): nothing is left to decide.
+			resp.State = c.State
+			return nil
+		}
+		known, err := purseCounter(tx, c.Card, target.Purse)
+		if err != nil {
+			return err
+		}
+		if known > req.Counter {
+			return conflict(hostapi.CodeCounterMismatch, "the card's %v counter is known to have reached %d, past %d: a load at counter %d happened; complete with its TAC (GET TRANSACTION PROVE for counter %d)",
+				target.Purse, known, req.Counter, req.Counter, uint32(req.Counter)+1)
+		}
+		tx1 := target.Purse.LoadType()
+		ok, err := r.Keys.checkLoadMAC1(serial, random, req.Counter, req.ProbeOldBalanceFen, req.ProbeAmountFen, tx1, termID, mac1)
+		if err != nil {
+			return badRequest("%v", err)
+		}
+		if !ok {
+			if req.Counter < 0xFFFF {
+				moved, err := r.Keys.checkLoadMAC1(serial, random, req.Counter+1, req.ProbeOldBalanceFen, req.ProbeAmountFen, tx1, termID, mac1)
+				if err != nil {
+					return badRequest("%v", err)
+				}
+				if moved {
+					if err := sawCounter(tx, c.Card, target.Purse, uint32(req.Counter)+1, now); err != nil {
+						return err
+					}
+					refusal = conflict(hostapi.CodeCounterMismatch, "the probe shows the card at counter %d, past %d: the load happened; complete it with the TAC from GET TRANSACTION PROVE for counter %d",
+						req.Counter+1, req.Counter, req.Counter+1)
+					return nil
+				}
+			}
+			return conflict(hostapi.CodeMACInvalid, "probe MAC1 %s does not verify for card %s at counter %d (random %s, terminal %s)",
+				hexUpper(mac1[:]), redact.CardNumber(c.Card), req.Counter, hexUpper(random[:]), term)
+		}
+		if err := sawCounter(tx, c.Card, target.Purse, uint32(req.Counter), now); err != nil {
+			return err
+		}
+		resp.State = c.State
+		detail := fmt.Sprintf("the card proved its %v counter is still %d (probe random %s): the load was not applied", target.Purse, req.Counter, hexUpper(random[:]))
+		return voidOpenAt(tx, c.Card, target.Purse, req.Counter, 0, actor, detail, now)
+	})
+	if err != nil {
+		return hostapi.LoadCompleteResponse{}, err
+	}
+	if refusal != nil {
+		return hostapi.LoadCompleteResponse{}, refusal
+	}
+	return resp, nil
+}
+
+// alarm logs a contradiction between the card and the host's records.
+func (r *Rules) alarm(msg, number, detail string) {
+	if r.Logger != nil {
+		r.Logger.Error(msg, "card", redact.CardNumber(number), "detail", detail)
+	}
+}

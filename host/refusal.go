@@ -1,0 +1,39 @@
+package host
+
+import (
+	"fmt"
+	"net/http"
+
+	"github.com/cardd/cardd/hostapi"
+)
+
+// Refusal is a request the host answers with a reason the terminal can act
+// on: an HTTP status and a hostapi error code. Every other error is the
+// host's own trouble and is answered 500.
+type Refusal struct {
+	Status int    // HTTP status
+	Code   string // a hostapi.Code* constant
+	Reason string // for the person reading the terminal's log
+}
+
+func (r *Refusal) Error() string { return r.Code + ": " + r.Reason }
+
+func refuse(status int, code, format string, a ...any) *Refusal {
+	return &Refusal{Status: status, Code: code, Reason: fmt.Sprintf(format, a...)}
+}
+
+func badRequest(format string, a ...any) *Refusal {
+	return refuse(http.StatusBadRequest, hostapi.CodeBadRequest, format, a...)
+}
+
+func conflict(code, format string, a ...any) *Refusal {
+	return refuse(http.StatusConflict, code, format, a...)
+}
+
+func notFound(format string, a ...any) *Refusal {
+	return refuse(http.StatusNotFound, hostapi.CodeNotFound, format, a...)
+}
+
+// codeInternal is the code of a 500 answer. hostapi names none, since the
+// terminal can do nothing about it but retry; it is not one of its constants.
+const codeInternal = "internal_error"

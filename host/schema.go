@@ -1,0 +1,180 @@
+package host
+
+import (
+	"fmt"
+)
+
+// migrations are the schema, one step per version: migrations[i] takes the
+// database from PRAGMA user_version i to i+1. Steps are only ever appended,
+// never edited, so that every existing database can follow.
+var migrations = []string{
+	// 1: the whole first schema.
+	`
+CREATE TABLE terminals (
+	id          TEXT PRIMARY KEY,          -- 12 upper-case hex digits
+	secret      TEXT NOT NULL,             -- hex text; the HMAC key is this text, as the terminal's secret file holds it
+	created     TEXT NOT NULL,
+	last_seen   TEXT,
+	version     TEXT,
+	queue_depth INTEGER,
+	readers     TEXT,                      -- JSON array
+	printer     TEXT,
+	extra       TEXT                       -- JSON object
+);
+
+CREATE TABLE cards (
+	number              TEXT PRIMARY KEY,  -- 16 digits
+	app_serial          TEXT NOT NULL,     -- 10 bytes hex: the keys are diversified from it
+	holder              TEXT NOT NULL,
+	issued              TEXT NOT NULL,
+	initial_balance_fen INTEGER NOT NULL,
+	start_date          TEXT NOT NULL,
+	expiry_date         TEXT NOT NULL
+);
+
+CREATE TABLE credits (
+	seq           INTEGER PRIMARY KEY AUTOINCREMENT, -- order of creation: "oldest first"
+	id            TEXT NOT NULL UNIQUE,
+	card          TEXT NOT NULL REFERENCES cards(number),
+	amount_fen    INTEGER NOT NULL CHECK (amount_fen > 0),
+	note          TEXT NOT NULL DEFAULT '',
+	state         TEXT NOT NULL CHECK (state IN ('pending', 'consumed', 'cancelled')),
+	created       TEXT NOT NULL,
+	consumed_at   TEXT,
+	consumed_tac  TEXT,
+	consumed_by   TEXT,                    -- the terminal that loaded it onto the card
+	consumed_auth INTEGER                  -- the authorization whose TAC proved it
+);
+CREATE INDEX credits_by_card ON credits(card, state, seq);
+
+CREATE TABLE authorizations (
+	id              INTEGER PRIMARY KEY AUTOINCREMENT,
+	credit          TEXT NOT NULL REFERENCES credits(id),
+	card            TEXT NOT NULL REFERENCES cards(number),
+	purse           TEXT NOT NULL CHECK (purse IN ('EP', 'ED')),
+	terminal        TEXT NOT NULL,
+	counter         INTEGER NOT NULL,      -- the card's online counter before the load
+	random          TEXT NOT NULL,         -- the card's random of that INIT
+	old_balance_fen INTEGER NOT NULL,
+	amount_fen      INTEGER NOT NULL,
+	time            TEXT NOT NULL,         -- hostapi.TimeLayout, the terminal's wall clock: in MAC2 and TAC
+	mac2            TEXT NOT NULL,
+	state           TEXT NOT NULL CHECK (state IN ('open', 'applied', 'void')),
+	created         TEXT NOT NULL,
+	closed          TEXT,
+	tac             TEXT
+);
+CREATE INDEX authorizations_by_credit ON authorizations(credit, counter);
+CREATE INDEX authorizations_by_purse ON authorizations(card, purse, counter);
+-- A credit has at most one authorization that may still be used: the rules
+-- void the old one before they write a new one, and the schema holds them to it.
+CREATE UNIQUE INDEX authorizations_one_open ON authorizations(credit) WHERE state = 'open';
+
+-- The highest online counter the host has proof the card reached, per purse:
+-- an INIT answer below it is old (replayed or held back) and proves nothing
+-- about the card now.
+CREATE TABLE purse_counters (
+	card    TEXT NOT NULL REFERENCES cards(number),
+	purse   TEXT NOT NULL,
+	counter INTEGER NOT NULL,
+	seen    TEXT NOT NULL,
+	PRIMARY KEY (card, purse)
+);
+
+CREATE TABLE deny (
+	card   TEXT PRIMARY KEY,               -- any 16-digit number, issued here or not
+	reason TEXT NOT NULL,
+	since  TEXT NOT NULL
+);
+
+-- The change feed behind /v1/pull: one row per change, with the state it
+-- changed to, so a terminal replays history in order.
+CREATE TABLE changes (
+	seq    INTEGER PRIMARY KEY AUTOINCREMENT,
+	kind   TEXT NOT NULL CHECK (kind IN ('credit', 'deny')),
+	credit TEXT REFERENCES credits(id),
+	state  TEXT,                           -- credit state after the change
+	card   TEXT NOT NULL,
+	denied INTEGER,                        -- deny: 1 added, 0 lifted
+	reason TEXT,
+	time   TEXT NOT NULL
+);
+
+CREATE TABLE journal (
+	terminal    TEXT NOT NULL,
+	id          TEXT NOT NULL,
+	kind        TEXT NOT NULL,
+	state       TEXT NOT NULL,
+	card        TEXT NOT NULL,
+	purse       TEXT NOT NULL,
+	counter     INTEGER NOT NULL,
+	balance_fen INTEGER NOT NULL,
+	amount_fen  INTEGER NOT NULL,
+	credit_id   TEXT NOT NULL,
+	tac         TEXT NOT NULL,
+	detail      TEXT NOT NULL,
+	time        TEXT NOT NULL,
+	received    TEXT NOT NULL,             -- first upload
+	updated     TEXT NOT NULL,             -- last upload that changed the row
+	versions    INTEGER NOT NULL DEFAULT 1,-- how many different versions arrived
+	PRIMARY KEY (terminal, id)             -- per terminal: one cannot squat another's ids
+);
+
+CREATE TABLE nonces (
+	terminal TEXT NOT NULL,
+	nonce    TEXT NOT NULL,
+	ts       INTEGER NOT NULL,             -- the request's timestamp, Unix seconds
+	PRIMARY KEY (terminal, nonce)
+);
+CREATE INDEX nonces_by_ts ON nonces(ts);
+
+-- Who did what to which credit, and when: never updated, never deleted.
+CREATE TABLE ledger (
+	id         INTEGER PRIMARY KEY AUTOINCREMENT,
+	time       TEXT NOT NULL,
+	actor      TEXT NOT NULL,              -- "terminal 000000000001" or "operator root"
+	event      TEXT NOT NULL,              -- added, authorized, voided, consumed, cancelled, denied, undenied, alarm
+	credit     TEXT,
+	card       TEXT NOT NULL,
+	counter    INTEGER,
+	amount_fen INTEGER,
+	tac        TEXT,
+	detail     TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX ledger_by_card ON ledger(card, id);
+`,
+}
+
+// schemaVersion is the user_version this binary writes.
+var schemaVersion = len(migrations)
+
+// migrate applies the missing steps, each in its own transaction with the
+// version bump, so a crash leaves the database at a whole version.
+func (s *Store) migrate() error {
+	var v int
+	if err := s.db.QueryRow("PRAGMA user_version").Scan(&v); err != nil {
+		return fmt.Errorf("reading user_version: %w", err)
+	}
+	if v > schemaVersion {
+		return fmt.Errorf("schema version %d is newer than this cardhost knows (%d): use a newer cardhost", v, schemaVersion)
+	}
+	for ; v < schemaVersion; v++ {
+		tx, err := s.db.Begin()
+		if err != nil {
+			return err
+		}
+		if _, err := tx.Exec(migrations[v]); err != nil {
+			tx.Rollback()
+			return fmt.Errorf("migration to version %d: %w", v+1, err)
+		}
+		// PRAGMA takes no parameters; v is our own integer.
+		if _, err := tx.Exec(fmt.Sprintf("PRAGMA user_version = %d", v+1)); err != nil {
+			tx.Rollback()
+			return fmt.Errorf("migration to version %d: %w", v+1, err)
+		}
+		if err := tx.Commit(); err != nil {
+			return fmt.Errorf("migration to version %d: %w", v+1, err)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,279 @@
+package integration
+
+import (
+	"context"
+	"math/rand/v2"
+	"net/http/httptest"
+	"path/filepath"
+	"regexp"
+	"testing"
+	"time"
+
+	"github.com/cardd/cardd/apdu/epurse"
+	"github.com/cardd/cardd/host"
+	"github.com/cardd/cardd/hostapi"
+	"github.com/cardd/cardd/offline"
+	"github.com/cardd/cardd/reader"
+	"github.com/cardd/cardd/reader/vpcd"
+	hostsync "github.com/cardd/cardd/sync"
+	"github.com/cardd/cardd/tap"
+)
+
+const termID = "000000000001"
+
+// world is a reference host on loopback and one terminal in front of it:
+// the terminal's journal, its host client and a tap runner with the loader
+// on vpcd slot 0.
+type world struct {
+	hostDir string
+	host    *host.Store
+	keys    *host.Keys
+	srv     *httptest.Server
+	store   *offline.Store
+	client  *hostsync.Client
+	secret  string
+	results chan tap.Result
+	stop    func()
+}
+
+func newWorld(t *testing.T) *world {
+	t.Helper()
+	w := newHostWorld(t)
+	var err error
+	if w.store, err = offline.Open(filepath.Join(t.TempDir(), "cardd.db"), termID); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { w.store.Close() })
+	w.client = &hostsync.Client{BaseURL: w.srv.URL, TerminalID: termID, Secret: []byte(w.secret)}
+	w.startRunner(t)
+	return w
+}
+
+// newHostWorld is the reference host alone, with terminal termID registered.
+func newHostWorld(t *testing.T) *world {
+	t.Helper()
+	ctx := context.Background()
+	w := &world{hostDir: filepath.Join(t.TempDir(), "host")}
+	if err := host.InitDir(w.hostDir); err != nil {
+		t.Fatal(err)
+	}
+	var err error
+	if w.host, err = host.OpenDir(w.hostDir); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { w.host.Close() })
+	if w.keys, err = host.LoadDirKeys(w.hostDir); err != nil {
+		t.Fatal(err)
+	}
+	secret, err := host.NewTerminalSecret()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.host.AddTerminal(ctx, termID, secret, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	w.secret = secret
+	w.srv = httptest.NewServer(host.NewHandler(w.host, w.keys, host.Options{}))
+	t.Cleanup(w.srv.Close)
+	return w
+}
+
+// startRunner (re)starts the terminal's tap runner on slot 0.
+func (w *world) startRunner(t *testing.T) {
+	t.Helper()
+	waitEmpty(t, 0)
+	w.results = make(chan tap.Result, 16)
+	var id [6]byte
+	id[5] = 1
+	r := &tap.Runner{
+		Roles:  reader.Roles{Card: regexp.MustCompile("^" + regexp.QuoteMeta(slot0Reader) + "$")},
+		Logger: discardLogger(),
+		OnTap:  func(res tap.Result) { w.results <- res },
+		Loader: &tap.Loader{Store: w.store, Host: w.client, TerminalID: id, Logger: discardLogger()},
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { _ = r.Run(ctx); close(done) }()
+	w.stop = func() { cancel(); <-done }
+	t.Cleanup(w.stop)
+}
+
+// issue makes a card at the host and returns its card file.
+func (w *world) issue(t *testing.T, number string, balance int64) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), number+".json")
+	_, err := w.host.IssueCard(context.Background(), w.keys, host.IssueRequest{
+		Number: number, Holder: "测试", BalanceFen: balance,
+		Start: epurse.Date{Year: 2025, Month: 9, Day: 1}, Expiry: epurse.Date{Year: 2029, Month: 8, Day: 31},
+	}, path, "test", time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func (w *world) credit(t *testing.T, number string, fen int64) string {
+	t.Helper()
+	c, err := w.host.AddCredit(context.Background(), number, fen, "wechat", "test", time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c.ID
+}
+
+// tap inserts the card (with opt), waits for the tap's result, removes it.
+func (w *world) tap(t *testing.T, path string, opt vpcd.Options) tap.Result {
+	t.Helper()
+	in := insert(t, path, 0, opt)
+	var res tap.Result
+	select {
+	case res = <-w.results:
+	case <-time.After(15 * time.Second):
+		t.Fatal("no tap within 15 s")
+	}
+	in.remove(t)
+	return res
+}
+
+// checkOnce asserts the money rules' end state: the card holds start+credit,
+// the host has the credit consumed with a TAC, once.
+func (w *world) checkOnce(t *testing.T, path, number, creditID string, start, amount int64) {
+	t.Helper()
+	f, err := epurse.LoadCardFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f.EPBalance != start+amount {
+		t.Errorf("card balance %d, want %d + %d exactly once", f.EPBalance, start, amount)
+	}
+	credits, err := w.host.Credits(context.Background(), number)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range credits {
+		if c.ID == creditID && (c.State != hostapi.CreditConsumed || c.ConsumedTAC == "") {
+			t.Errorf("host: credit %s is %s (TAC %q), want consumed with a verified TAC", c.ID, c.State, c.ConsumedTAC)
+		}
+	}
+	l, err := w.host.Ledger(context.Background(), number)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l.LoadedFen != amount || l.PendingFen != 0 || l.Alarms != 0 {
+		t.Errorf("host ledger: loaded %d, pending %d, alarms %d; want %d, 0, 0", l.LoadedFen, l.PendingFen, l.Alarms, amount)
+	}
+	rows, err := w.store.Unresolved(context.Background(), number)
+	if err != nil || len(rows) != 0 {
+		t.Errorf("terminal journal: %d unresolved rows (%v)", len(rows), err)
+	}
+}
+
+// TestLoadOnTap: a pending 50.00 credit reaches the card on its next tap.
+func TestLoadOnTap(t *testing.T) {
+	requirePCSC(t)
+	w := newWorld(t)
+	const number = "3101000000500001"
+	path := w.issue(t, number, 10000)
+	id := w.credit(t, number, 5000)
+	res := w.tap(t, path, vpcd.Options{})
+	if res.Err != nil || res.Load == nil || len(res.Load.Loads) != 1 || !res.Load.Loads[0].Applied {
+		t.Fatalf("tap: err %v, load %+v", res.Err, res.Load)
+	}
+	if res.Read.Balance != 10000 || res.Load.Balance != 15000 {
+		t.Errorf("balance %d → %d, want 10000 → 15000", res.Read.Balance, res.Load.Balance)
+	}
+	w.checkOnce(t, path, number, id, 10000, 5000)
+	// Tapping again loads nothing more.
+	res = w.tap(t, path, vpcd.Options{})
+	if res.Err != nil || len(res.Load.Loads) != 0 {
+		t.Fatalf("second tap: err %v, loads %+v", res.Err, res.Load.Loads)
+	}
+	w.checkOnce(t, path, number, id, 10000, 5000)
+}
+
+// TestLoadTearEachAPDU pulls the card after each APDU k of a tap with a load
+// (the card processes command k, its answer is lost), then taps again: in
+// every case the card holds start + credit exactly once and the host has the
+// credit consumed on a verified TAC.
+func TestLoadTearEachAPDU(t *testing.T) {
+	requirePCSC(t)
+	w := newWorld(t)
+	// A clean tap with a load, to count its APDUs.
+	count := 0
+	probe := w.issue(t, "3101000000500100", 10000)
+	w.credit(t, "3101000000500100", 100)
+	if res := w.tap(t, probe, vpcd.Options{OnAPDU: func(n int) { count = n }}); res.Err != nil {
+		t.Fatalf("clean tap: %v", res.Err)
+	}
+	if count < 6 { // SELECT, GET BALANCE, EF 0x16, READ RECORD (6A83), INIT, CREDIT
+		t.Fatalf("a tap with one load took %d APDUs; expected the read, INIT and CREDIT", count)
+	}
+	for k := 1; k <= count; k++ {
+		number := "31010000005002" + twoDigits(k)
+		path := w.issue(t, number, 20000)
+		id := w.credit(t, number, 3000)
+		torn := w.tap(t, path, vpcd.Options{TearAfter: k})
+		if torn.Err == nil {
+			t.Errorf("k=%d: torn tap reported no error", k)
+		}
+		again := w.tap(t, path, vpcd.Options{})
+		if again.Err != nil {
+			t.Errorf("k=%d: tap after tear: %v", k, again.Err)
+		}
+		if k == count && (again.Load == nil || len(again.Load.Recovered) != 1 || !again.Load.Recovered[0].Applied) {
+			// Torn during CREDIT FOR LOAD: the card took the money, the
+			// answer was lost; only the card's counter can say so.
+			t.Errorf("k=%d (CREDIT FOR LOAD): want the load recovered from the card as applied, got %+v", k, again.Load)
+		}
+		w.checkOnce(t, path, number, id, 20000, 3000)
+		if t.Failed() {
+			t.Fatalf("k=%d of %d: stopping", k, count)
+		}
+	}
+}
+
+func twoDigits(n int) string { return string([]byte{byte('0' + n/10%10), byte('0' + n%10)}) }
+
+// TestLoadRandomTears runs many loads onto one card, each tap torn at a
+// random APDU and followed by a clean tap: the card and the host's ledger
+// always agree on the sum, every credit applied exactly once.
+func TestLoadRandomTears(t *testing.T) {
+	requirePCSC(t)
+	n := 200
+	if testing.Short() {
+		n = 20
+	}
+	w := newWorld(t)
+	const number = "3101000000600001"
+	path := w.issue(t, number, 0)
+	rng := rand.New(rand.NewPCG(1, 2)) // fixed: a failure can be replayed
+	var sum int64
+	for i := range n {
+		amount := int64(1 + rng.IntN(500))
+		w.credit(t, number, amount)
+		sum += amount
+		before, err := epurse.LoadCardFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// SELECT, GET BALANCE, EF 0x16, the log (5 records, or fewer and
+		// the 6A83 after them), INIT FOR LOAD, CREDIT FOR LOAD.
+		apdus := 3 + min(len(before.Log)+1, 5) + 2
+		k := 1 + rng.IntN(apdus)
+		w.tap(t, path, vpcd.Options{TearAfter: k})
+		if res := w.tap(t, path, vpcd.Options{}); res.Err != nil {
+			t.Fatalf("load %d (torn at %d): clean tap failed: %v", i, k, res.Err)
+		}
+		f, err := epurse.LoadCardFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		l, err := w.host.Ledger(context.Background(), number)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if f.EPBalance != sum || l.LoadedFen != sum || l.PendingFen != 0 || l.Alarms != 0 {
+			t.Fatalf("load %d (torn at APDU %d): card %d, host loaded %d pending %d alarms %d; want %d", i, k, f.EPBalance, l.LoadedFen, l.PendingFen, l.Alarms, sum)
+		}
+	}
+}

@@ -1,0 +1,382 @@
+package tap
+
+import (
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/cardd/cardd/apdu"
+	"github.com/cardd/cardd/apdu/epurse"
+	"github.com/cardd/cardd/hostapi"
+	"github.com/cardd/cardd/money"
+	"github.com/cardd/cardd/offline"
+	"github.com/cardd/cardd/redact"
+	hostsync "github.com/cardd/cardd/sync"
+)
+
+// HostLink is what the on-tap load needs from the host; *sync.Client is one.
+type HostLink interface {
+	CardCredits(ctx context.Context, card string) (hostapi.CardCreditsResponse, error)
+	AuthorizeLoad(ctx context.Context, req hostapi.LoadAuthorizeRequest) (hostapi.LoadAuthorizeResponse, error)
+	CompleteLoad(ctx context.Context, req hostapi.LoadCompleteRequest) (hostapi.LoadCompleteResponse, error)
+}
+
+// Errors that refuse a card before any load (DESIGN.md, "A tap, as data").
+var (
+	ErrCardDenied  = errors.New("card is on the deny list")
+	ErrCardExpired = errors.New("card has expired")
+)
+
+// Loader writes pending credits onto a tapped card, exactly once, following
+// the money rules of DESIGN.md: write-ahead journal before CREDIT FOR LOAD,
+// and an unfinished load resolved from the card's own counter on its next tap.
+type Loader struct {
+	Store      *offline.Store
+	Host       HostLink // nil: no host configured; credits wait
+	TerminalID [6]byte
+	// BalanceCap refuses a credit that would take the card above it; zero
+	// means 1000.00.
+	BalanceCap int64
+	// HostTimeout bounds each host call made during a tap; zero means 2 s.
+	HostTimeout time.Duration
+	Now         func() time.Time // nil: time.Now
+	Logger      *slog.Logger     // nil: slog.Default()
+}
+
+// LoadResult is one credit's fate on this tap.
+type LoadResult struct {
+	CreditID   string
+	AmountFen  int64
+	Note       string
+	Applied    bool
+	NewBalance int64  // after the load, when Applied
+	Refused    string // why it was not applied, in words, when not Applied
+}
+
+// Recovery is an unfinished load of an earlier tap, resolved on this one.
+type Recovery struct {
+	JournalID string
+	CreditID  string
+	AmountFen int64
+	Applied   bool // the card's counter shows it happened
+}
+
+// LoadReport is what the on-tap load did.
+type LoadReport struct {
+	Recovered   []Recovery
+	Loads       []LoadResult
+	Balance     int64 // the card's balance afterwards
+	HostOffline bool  // credits, if any, wait for the next tap
+}
+
+func (l *Loader) now() time.Time {
+	if l.Now != nil {
+		return l.Now()
+	}
+	return time.Now()
+}
+
+func (l *Loader) logger() *slog.Logger {
+	if l.Logger != nil {
+		return l.Logger
+	}
+	return slog.Default()
+}
+
+func (l *Loader) hostCtx(ctx context.Context) (context.Context, context.CancelFunc) {
+	d := l.HostTimeout
+	if d <= 0 {
+		d = 2 * time.Second
+	}
+	return context.WithTimeout(ctx, d)
+}
+
+// Apply runs on a card that ReadPurse has just read, in the same session.
+// It first settles any unfinished load of this card, then refuses a denied or
+// expired card, then loads each pending credit. An error means the tap ended
+// early (the card left, or it is refused); the report says what was done up
+// to then, and every journal row already tells the truth.
+func (l *Loader) Apply(ctx context.Context, t apdu.Transmitter, cr *CardRead) (LoadReport, error) {
+	rep := LoadReport{Balance: cr.Balance}
+	card := cr.Info.CardNumber
+	// Rule 3 first: an earlier load of this card whose outcome is unknown
+	// must be settled from the card before anything else changes it.
+	if err := l.recover(ctx, t, cr, &rep); err != nil {
+		return rep, err
+	}
+	// Every tap is a journal row: the host sees each card that passed,
+	// whether or not money moved.
+	if _, err := l.Store.Begin(ctx, offline.Row{
+		Kind: offline.KindRead, State: offline.StateDone, Card: card, Purse: cr.Purse.String(),
+		BalanceFen: rep.Balance, Time: l.now().Format(hostapi.TimeLayout),
+	}); err != nil {
+		return rep, fmt.Errorf("journal of the tap: %w", err)
+	}
+	if denied, reason, err := l.Store.Denied(ctx, card); err != nil {
+		return rep, err
+	} else if denied {
+		return rep, fmt.Errorf("%w (%s)", ErrCardDenied, reason)
+	}
+	if today := epurse.DateOf(l.now()); cr.Info.ExpiryDate.Before(today) {
+		return rep, fmt.Errorf("%w on %s", ErrCardExpired, cr.Info.ExpiryDate)
+	}
+	if l.Host == nil {
+		return rep, nil
+	}
+	hctx, cancel := l.hostCtx(ctx)
+	resp, err := l.Host.CardCredits(hctx, card)
+	cancel()
+	if err != nil {
+		if errors.Is(err, hostsync.ErrUnreachable) {
+			rep.HostOffline = true
+			return rep, nil
+		}
+		return rep, fmt.Errorf("asking the host for credits: %w", err)
+	}
+	if resp.Denied {
+		// The host knows first; remember it for when it is offline.
+		if err := l.Store.SetDenied(ctx, card, true, resp.Reason); err != nil {
+			return rep, err
+		}
+		return rep, fmt.Errorf("%w (%s)", ErrCardDenied, resp.Reason)
+	}
+	for _, c := range resp.Credits {
+		res, err := l.loadOne(ctx, t, cr, c, &rep)
+		if res.CreditID != "" {
+			rep.Loads = append(rep.Loads, res)
+		}
+		if err != nil {
+			return rep, err
+		}
+		if rep.HostOffline {
+			break
+		}
+	}
+	return rep, nil
+}
+
+// loadOne applies one credit: INITIALIZE FOR LOAD, host authorization,
+// write-ahead journal row, CREDIT FOR LOAD, journal done, host completion.
+func (l *Loader) loadOne(ctx context.Context, t apdu.Transmitter, cr *CardRead, c hostapi.Credit, rep *LoadReport) (LoadResult, error) {
+	res := LoadResult{CreditID: c.ID, AmountFen: c.AmountFen, Note: c.Note}
+	capFen := l.BalanceCap
+	if capFen <= 0 {
+		capFen = 100000
+	}
+	if rep.Balance+c.AmountFen > capFen {
+		res.Refused = fmt.Sprintf("the card would hold %s, over the balance cap of %s", money.Format(rep.Balance+c.AmountFen), money.Format(capFen))
+		return res, nil
+	}
+	init, err := epurse.InitLoad(t, cr.Purse, 1, c.AmountFen, l.TerminalID)
+	if err != nil {
+		return res, err
+	}
+	when := l.now().Truncate(time.Second)
+	hctx, cancel := l.hostCtx(ctx)
+	auth, err := l.Host.AuthorizeLoad(hctx, hostapi.LoadAuthorizeRequest{
+		CreditID: c.ID, Card: cr.Info.CardNumber, Purse: cr.Purse.String(), AmountFen: c.AmountFen,
+		OldBalanceFen: init.OldBalance, OnlineCounter: init.OnlineCounter,
+		KeyVersion: init.KeyVersion, AlgID: init.AlgID,
+		Random: hexUpper(init.Random[:]), MAC1: hexUpper(init.MAC1[:]),
+		Time: when.Format(hostapi.TimeLayout),
+	})
+	cancel()
+	switch {
+	case err == nil:
+	case errors.Is(err, hostsync.ErrUnreachable):
+		rep.HostOffline = true
+		res.Refused = "host unreachable: the top-up applies on a later tap"
+		return res, nil
+	case hostsync.HasCode(err, hostapi.CodeCreditPending):
+		// Another tap (here or at another terminal) was authorized for this
+		// credit and the card's counter has moved since: the card's proof
+		// of its last load settles it.
+		return res, l.settleInFlight(ctx, t, cr, c, init, &res)
+	default:
+		res.Refused = err.Error()
+		return res, nil
+	}
+	mac2, err := decode4(auth.MAC2)
+	if err != nil {
+		res.Refused = "host sent a malformed MAC2: " + err.Error()
+		return res, nil
+	}
+	// The MAC2 covers the time the host answered with; the card must get
+	// exactly that one.
+	if when, err = time.Parse(hostapi.TimeLayout, auth.Time); err != nil {
+		res.Refused = fmt.Sprintf("host sent a malformed time %q", auth.Time)
+		return res, nil
+	}
+	// Rule 2: the row is on disk before the card can change.
+	row, err := l.Store.Begin(ctx, offline.Row{
+		Kind: offline.KindLoad, State: offline.StateIntent, Card: cr.Info.CardNumber, Purse: cr.Purse.String(),
+		Counter: init.OnlineCounter, BalanceFen: init.OldBalance, AmountFen: c.AmountFen,
+		CreditID: c.ID, MAC2: auth.MAC2, Time: auth.Time,
+	})
+	if err != nil {
+		return res, fmt.Errorf("journal before CREDIT FOR LOAD: %w", err)
+	}
+	tac, err := epurse.CreditLoad(t, when, mac2)
+	if err != nil {
+		if _, answered := apdu.SW(err); answered {
+			// The card answered no (9302 and the like): nothing happened.
+			l.finish(ctx, row.ID, offline.StateFailed, "", "card refused CREDIT FOR LOAD: "+err.Error())
+			res.Refused = "the card refused the load: " + err.Error()
+			return res, nil
+		}
+		// No answer: it may or may not have happened. The card will say on
+		// its next tap (rule 3).
+		l.finish(ctx, row.ID, offline.StateUnknown, "", "no answer to CREDIT FOR LOAD: "+err.Error())
+		return res, err
+	}
+	l.finish(ctx, row.ID, offline.StateDone, hexUpper(tac[:]), "")
+	rep.Balance = init.OldBalance + c.AmountFen
+	res.Applied, res.NewBalance = true, rep.Balance
+	l.logger().Info("credit loaded", "card", redact.CardNumber(cr.Info.CardNumber), "credit", c.ID,
+		"amount", money.Format(c.AmountFen), "balance", money.Format(rep.Balance), "counter", init.OnlineCounter)
+	l.complete(ctx, row.ID)
+	return res, nil
+}
+
+// recover settles this card's unfinished loads from its counter: an INIT FOR
+// LOAD (which changes nothing on the card) shows the current counter; one
+// more than the row's means the load happened and GET TRANSACTION PROVE
+// gives its TAC; the same means it did not.
+func (l *Loader) recover(ctx context.Context, t apdu.Transmitter, cr *CardRead, rep *LoadReport) error {
+	rows, err := l.Store.Unresolved(ctx, cr.Info.CardNumber)
+	if err != nil {
+		return err
+	}
+	for _, row := range rows {
+		if row.Kind != offline.KindLoad {
+			continue
+		}
+		probe, err := epurse.InitLoad(t, cr.Purse, 1, row.AmountFen, l.TerminalID)
+		if err != nil {
+			return err
+		}
+		rec := Recovery{JournalID: row.ID, CreditID: row.CreditID, AmountFen: row.AmountFen}
+		switch probe.OnlineCounter {
+		case row.Counter + 1:
+			_, tac, err := epurse.GetTransactionProve(t, cr.Purse.LoadType(), row.Counter+1)
+			if err != nil {
+				return fmt.Errorf("proof of load %s: %w", row.ID, err)
+			}
+			if err := l.Store.Finish(ctx, row.ID, offline.StateDone, hexUpper(tac[:]), "recovered: the card's counter moved"); err != nil {
+				return err
+			}
+			rec.Applied = true
+			l.complete(ctx, row.ID)
+		case row.Counter:
+			proof := hostsync.NotAppliedProof{OldBalanceFen: probe.OldBalance, AmountFen: row.AmountFen,
+				Random: hexUpper(probe.Random[:]), MAC1: hexUpper(probe.MAC1[:])}
+			if err := l.Store.FinishNotApplied(ctx, row.ID, proof.Encode(), "recovered: the card's counter did not move, the load did not happen"); err != nil {
+				return err
+			}
+			l.complete(ctx, row.ID)
+		default:
+			// Several loads since (elsewhere): this terminal cannot tell
+			// which was ours; the host can, from the TACs it verifies.
+			l.finish(ctx, row.ID, offline.StateUnknown, "", fmt.Sprintf("card counter %d, journal counter %d: left to the host", probe.OnlineCounter, row.Counter))
+			continue
+		}
+		l.logger().Info("unfinished load resolved from the card", "card", redact.CardNumber(row.Card), "journal", row.ID,
+			"credit", row.CreditID, "applied", rec.Applied)
+		rep.Recovered = append(rep.Recovered, rec)
+	}
+	if len(rep.Recovered) > 0 {
+		b, err := epurse.GetBalance(t, cr.Purse)
+		if err != nil {
+			return err
+		}
+		rep.Balance = b
+	}
+	return nil
+}
+
+// settleInFlight completes a credit authorized on an earlier tap whose
+// outcome only the card knows: its proof of the last load (counter = the
+// card's counter now) is offered to the host, which verifies the TAC.
+func (l *Loader) settleInFlight(ctx context.Context, t apdu.Transmitter, cr *CardRead, c hostapi.Credit, init epurse.LoadInit, res *LoadResult) error {
+	if init.OnlineCounter == 0 {
+		res.Refused = "host holds an authorization the card cannot have used"
+		return nil
+	}
+	_, tac, err := epurse.GetTransactionProve(t, cr.Purse.LoadType(), init.OnlineCounter)
+	if err != nil {
+		if _, answered := apdu.SW(err); answered {
+			res.Refused = "credit authorized on an earlier tap; the card has no proof of it: " + err.Error()
+			return nil
+		}
+		return err
+	}
+	hctx, cancel := l.hostCtx(ctx)
+	out, err := l.Host.CompleteLoad(hctx, hostapi.LoadCompleteRequest{CreditID: c.ID, Card: cr.Info.CardNumber, Counter: init.OnlineCounter - 1, TAC: hexUpper(tac[:])})
+	cancel()
+	if err != nil || out.State != hostapi.CreditConsumed {
+		res.Refused = fmt.Sprintf("credit authorized on an earlier tap is not settled yet (%v)", err)
+		return nil
+	}
+	res.Applied, res.NewBalance = true, init.OldBalance
+	res.Refused = ""
+	return nil
+}
+
+// finish records a row's outcome. A failure to write it leaves the row in
+// intent, which the next tap resolves from the card just the same: logged,
+// not fatal.
+func (l *Loader) finish(ctx context.Context, id, state, tac, detail string) {
+	if err := l.Store.Finish(ctx, id, state, tac, detail); err != nil {
+		l.logger().Error("journal update failed; the next tap resolves it from the card", "journal", id, "state", state, "err", err)
+	}
+}
+
+// complete reports a finished load row to the host at once; when the host
+// cannot be reached the row stays owed and the sync loop reports it later.
+func (l *Loader) complete(ctx context.Context, id string) {
+	if l.Host == nil {
+		return
+	}
+	row, err := l.Store.Get(ctx, id)
+	if err != nil {
+		l.logger().Warn("reading journal row to report", "journal", id, "err", err)
+		return
+	}
+	req, err := hostsync.CompletionRequest(row)
+	if err != nil {
+		l.logger().Warn("load completion", "journal", id, "err", err)
+		return
+	}
+	hctx, cancel := l.hostCtx(ctx)
+	_, err = l.Host.CompleteLoad(hctx, req)
+	cancel()
+	if err != nil {
+		l.logger().Warn("load completion not reported yet; will retry", "journal", id, "err", err)
+		return
+	}
+	if err := l.Store.MarkCompletionReported(ctx, id); err != nil {
+		l.logger().Warn("marking completion reported", "journal", id, "err", err)
+	}
+}
+
+func hexUpper(b []byte) string {
+	const digits = "0123456789ABCDEF"
+	out := make([]byte, 2*len(b))
+	for i, c := range b {
+		out[2*i], out[2*i+1] = digits[c>>4], digits[c&0x0F]
+	}
+	return string(out)
+}
+
+func decode4(s string) ([4]byte, error) {
+	var out [4]byte
+	b, err := hex.DecodeString(s)
+	if err != nil || len(b) != 4 {
+		return out, fmt.Errorf("%q is not 4 bytes of hex", s)
+	}
+	copy(out[:], b)
+	return out, nil
+}
