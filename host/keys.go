@@ -106,3 +106,13 @@ func checkLoadMAC1(dlk epurse.Key16, random [4]byte, counter uint16, oldBalance,
 func loadMAC2(dlk epurse.Key16, random [4]byte, counter uint16, amount int64, tx epurse.TxType, term [6]byte, when time.Time) ([4]byte, error) {
 	return epurse.LoadMAC2(epurse.SessionKeyLoad(dlk, random, counter), amount, tx, term, when)
 }
+
+// SeedHistory gives a newly issued card a past: n transactions made through
+// its own load and purchase commands (epurse.SeedHistory) at terminal termID,
+// the last about a day ago. They stand for the card's use before this host
+// served it, so they are not credits of this host and its ledger does not
+// show them. The keys stay in the box.
+func (k *Keys) SeedHistory(card *epurse.SimCard, termID [6]byte, n int, now time.Time) error {
+	first := now.Add(-time.Duration(n) * epurse.HistoryStep)
+	return epurse.SeedHistory(card, k.m, termID, n, first)
+}

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"syscall"
 	"testing"
@@ -25,12 +26,20 @@ const (
 )
 
 func TestMain(m *testing.M) {
-	f, err := os.OpenFile("/tmp/cardd-vpcd.lock", os.O_CREATE|os.O_RDWR, 0o666)
-	if err == nil {
-		// Blocks while another run holds the slots.
-		_ = syscall.Flock(int(f.Fd()), syscall.LOCK_EX)
+	lock, err := os.OpenFile("/tmp/cardd-vpcd.lock", os.O_CREATE|os.O_RDWR, 0o666)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "integration: cannot open the vpcd slot lock:", err)
+		os.Exit(1)
+	}
+	// Blocks while another run (or the demo) holds the slots.
+	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
+		fmt.Fprintln(os.Stderr, "integration: cannot lock the vpcd slots:", err)
+		os.Exit(1)
 	}
 	code := m.Run()
+	// The lock lives as long as the file is open: without this the garbage
+	// collector may close it, and the lock with it, in the middle of m.Run.
+	runtime.KeepAlive(lock)
 	if binDir != "" {
 		os.RemoveAll(binDir)
 	}

@@ -5,6 +5,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -74,4 +75,12 @@ func TestLoadDaemonKilled(t *testing.T) {
 			t.Fatalf("round %d: card %d, host loaded %d pending %d alarms %d; want %d once", i, f.EPBalance, l.LoadedFen, l.PendingFen, l.Alarms, sum)
 		}
 	}
+	// The terminal's whole configuration (environment and secret file) and
+	// its store hold no issuer key.
+	envFile := filepath.Join(dir, "env")
+	if err := os.WriteFile(envFile, []byte(strings.Join(env, "\n")), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	db := filepath.Join(dir, "cardd.db")
+	assertNoKeys(t, w.hostDir, []string{path}, envFile, secretFile, db, db+"-wal", db+"-shm")
 }

@@ -183,6 +183,8 @@ func TestLoadOnTap(t *testing.T) {
 		t.Errorf("balance %d → %d, want 10000 → 15000", res.Read.Balance, res.Load.Balance)
 	}
 	w.checkOnce(t, path, number, id, 10000, 5000)
+	db := w.store.Path()
+	assertNoKeys(t, w.hostDir, []string{path}, db, db+"-wal", db+"-shm")
 	// Tapping again loads nothing more.
 	res = w.tap(t, path, vpcd.Options{})
 	if res.Err != nil || len(res.Load.Loads) != 0 {

@@ -154,14 +154,18 @@ func cmdCardIssue(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	number := fs.String("number", "", "card number, 16 digits (required)")
 	holder := fs.String("holder", "", "cardholder name (stored as GBK on the card); empty for an anonymous card")
 	balance := fs.String("balance", "0.00", "EP balance at issue, in yuan, like 100.00")
-	start := fs.String("start", "", "first valid day, YYYY-MM-DD (default today)")
+	start := fs.String("start", "", "first valid day, YYYY-MM-DD (default a year ago, so a --history lies within it)")
 	expiry := fs.String("expiry", "", "last valid day, YYYY-MM-DD (default start + 4 years)")
 	out := fs.String("out", "", "card file to write, mode 0600, for 'cardsim card --file' (required; refused if it exists)")
+	history := fs.Int("history", 0, "give the card this many past transactions (0-50), made with its own commands; not credits of this host")
 	if err := parse(fs, args, dir); err != nil {
 		return err
 	}
 	if err := required("number", *number); err != nil {
 		return err
+	}
+	if *history < 0 || *history > 50 {
+		return usagef("--history = %d: want 0 to 50", *history)
 	}
 	if err := required("out", *out); err != nil {
 		return err
@@ -173,7 +177,7 @@ func cmdCardIssue(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	if err != nil || fen < 0 || fen > epurse.MaxAmount {
 		return usagef("--balance = %q: want an amount like 100.00, 0.00 to %s", *balance, money.Format(epurse.MaxAmount))
 	}
-	startDate := epurse.DateOf(time.Now())
+	startDate := epurse.DateOf(time.Now().AddDate(-1, 0, 0))
 	if *start != "" {
 		if startDate, err = epurse.ParseDateString(*start); err != nil || startDate.IsZero() {
 			return usagef("--start = %q: want a date like 2026-09-01", *start)
@@ -210,8 +214,15 @@ func cmdCardIssue(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	case err != nil:
 		return err
 	}
-	fmt.Fprintf(stdout, "issued card %s: holder %q, EP balance %s, valid %s to %s, written to %s (mode 0600)\n",
-		redact.CardNumber(f.Info.CardNumber), *holder, money.Format(f.EPBalance), startDate, expiryDate, *out)
+	if *history > 0 {
+		card := epurse.NewSimCard(f, *out)
+		if err := keys.SeedHistory(card, [6]byte{0, 0, 0, 0, 0x10, 0x01}, *history, time.Now()); err != nil {
+			return fmt.Errorf("card history: %w", err)
+		}
+		f = card.File()
+	}
+	fmt.Fprintf(stdout, "issued card %s: holder %q, EP balance %s, valid %s to %s, %d past transactions, written to %s (mode 0600)\n",
+		redact.CardNumber(f.Info.CardNumber), *holder, money.Format(f.EPBalance), startDate, expiryDate, len(f.Log), *out)
 	return nil
 }
 
