@@ -2,6 +2,7 @@ package integration
 
 import (
 	"context"
+	"encoding/hex"
 	"math/rand/v2"
 	"net/http/httptest"
 	"path/filepath"
@@ -81,15 +82,27 @@ func newHostWorld(t *testing.T) *world {
 // startRunner (re)starts the terminal's tap runner on slot 0.
 func (w *world) startRunner(t *testing.T) {
 	t.Helper()
+	w.startRunnerAs(t, w.store, w.client)
+}
+
+// startRunnerAs starts a tap runner on slot 0 for the terminal whose store
+// and host client are given, after stopping the one running, if any.
+func (w *world) startRunnerAs(t *testing.T, store *offline.Store, client *hostsync.Client) {
+	t.Helper()
+	if w.stop != nil {
+		w.stop()
+	}
 	waitEmpty(t, 0)
 	w.results = make(chan tap.Result, 16)
 	var id [6]byte
-	id[5] = 1
+	if _, err := hex.Decode(id[:], []byte(client.TerminalID)); err != nil {
+		t.Fatal(err)
+	}
 	r := &tap.Runner{
 		Roles:  reader.Roles{Card: regexp.MustCompile("^" + regexp.QuoteMeta(slot0Reader) + "$")},
 		Logger: discardLogger(),
 		OnTap:  func(res tap.Result) { w.results <- res },
-		Loader: &tap.Loader{Store: w.store, Host: w.client, TerminalID: id, Logger: discardLogger()},
+		Loader: &tap.Loader{Store: store, Host: client, TerminalID: id, Logger: discardLogger()},
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
@@ -276,6 +289,113 @@ func TestLoadRandomTears(t *testing.T) {
 		}
 		if f.EPBalance != sum || l.LoadedFen != sum || l.PendingFen != 0 || l.Alarms != 0 {
 			t.Fatalf("load %d (torn at APDU %d): card %d, host loaded %d pending %d alarms %d; want %d", i, k, f.EPBalance, l.LoadedFen, l.PendingFen, l.Alarms, sum)
+		}
+	}
+}
+
+// TestLoadRecoveredAtAnotherTerminal: the card is pulled at terminal A while
+// it answers CREDIT FOR LOAD (the money is on the card, A never learns it),
+// then tapped at terminal B of the same host, which settles the credit from
+// the card's proof; back at A, A's journal row is resolved from the card too.
+// The credit is applied once.
+func TestLoadRecoveredAtAnotherTerminal(t *testing.T) {
+	requirePCSC(t)
+	w := newWorld(t) // terminal A: 000000000001
+	ctx := context.Background()
+	secretB, err := host.NewTerminalSecret()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.host.AddTerminal(ctx, "000000000002", secretB, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	storeB, err := offline.Open(filepath.Join(t.TempDir(), "b.db"), "000000000002")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer storeB.Close()
+	clientB := &hostsync.Client{BaseURL: w.srv.URL, TerminalID: "000000000002", Secret: []byte(secretB)}
+
+	const number = "3101000000900001"
+	path := w.issue(t, number, 10000)
+	id := w.credit(t, number, 2500)
+	// A fresh card reads in 4 APDUs (SELECT, GET BALANCE, EF 0x16, 6A83),
+	// then INIT FOR LOAD (5) and CREDIT FOR LOAD (6).
+	torn := w.tap(t, path, vpcd.Options{TearAfter: 6})
+	if torn.Err == nil {
+		t.Fatal("torn tap at A reported no error")
+	}
+	if rows, _ := w.store.Unresolved(ctx, number); len(rows) != 1 {
+		t.Fatalf("terminal A: %d unresolved rows after the tear, want 1", len(rows))
+	}
+	f, _ := epurse.LoadCardFile(path)
+	if f.EPBalance != 12500 {
+		t.Fatalf("the card holds %d after the torn CREDIT, want 12500: the tear must come after the card applied it", f.EPBalance)
+	}
+
+	w.startRunnerAs(t, storeB, clientB)
+	atB := w.tap(t, path, vpcd.Options{})
+	if atB.Err != nil || len(atB.Load.Loads) != 1 || !atB.Load.Loads[0].Applied {
+		t.Fatalf("tap at B: err %v, loads %+v; want the credit settled from the card's proof", atB.Err, atB.Load)
+	}
+	credits, err := w.host.Credits(ctx, number)
+	if err != nil || len(credits) != 1 || credits[0].State != hostapi.CreditConsumed {
+		t.Fatalf("host after B: %+v, %v; want the credit consumed", credits, err)
+	}
+
+	w.startRunnerAs(t, w.store, w.client)
+	atA := w.tap(t, path, vpcd.Options{})
+	if atA.Err != nil || len(atA.Load.Recovered) != 1 || !atA.Load.Recovered[0].Applied || len(atA.Load.Loads) != 0 {
+		t.Fatalf("back at A: err %v, load %+v; want A's row recovered as applied and nothing loaded", atA.Err, atA.Load)
+	}
+	w.checkOnce(t, path, number, id, 10000, 2500)
+}
+
+// TestLoadRefusedCards: a card on the deny list and an expired card are read
+// and shown, but nothing is loaded onto them; their credits stay pending.
+func TestLoadRefusedCards(t *testing.T) {
+	requirePCSC(t)
+	w := newWorld(t)
+	ctx := context.Background()
+	const denied = "3101000000910001"
+	path := w.issue(t, denied, 10000)
+	w.credit(t, denied, 1000)
+	if _, err := w.host.Deny(ctx, denied, "lost", "test", time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	res := w.tap(t, path, vpcd.Options{})
+	if res.Outcome() != tap.OutcomeDenied || res.Read == nil || res.Read.Balance != 10000 {
+		t.Errorf("denied card: outcome %s, read %v", res.Outcome(), res.Read != nil)
+	}
+	// Offline too: the terminal remembers the host's word.
+	if d, _, err := w.store.Denied(ctx, denied); err != nil || !d {
+		t.Errorf("terminal deny list: %v, %v; want the card denied", d, err)
+	}
+
+	const expired = "3101000000910002"
+	epath := filepath.Join(t.TempDir(), "expired.json")
+	if _, err := w.host.IssueCard(ctx, w.keys, host.IssueRequest{Number: expired, BalanceFen: 5000,
+		Start: epurse.Date{Year: 2020, Month: 1, Day: 1}, Expiry: epurse.Date{Year: 2024, Month: 12, Day: 31}}, epath, "test", time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	w.credit(t, expired, 1000)
+	res = w.tap(t, epath, vpcd.Options{})
+	if res.Outcome() != tap.OutcomeExpired || res.Read == nil || res.Read.Balance != 5000 {
+		t.Errorf("expired card: outcome %s, read %v", res.Outcome(), res.Read != nil)
+	}
+	for _, n := range []string{denied, expired} {
+		l, err := w.host.Ledger(ctx, n)
+		if err != nil || l.LoadedFen != 0 || l.PendingFen != 1000 {
+			t.Errorf("%s: host loaded %d, pending %d (%v); want nothing loaded, 10.00 pending", n, l.LoadedFen, l.PendingFen, err)
+		}
+	}
+	for _, p := range []string{path, epath} {
+		f, err := epurse.LoadCardFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(f.Log) != 0 {
+			t.Errorf("%s: the card has %d transactions; a refused card must not be loaded", p, len(f.Log))
 		}
 	}
 }
