@@ -140,6 +140,18 @@ func insert(t testing.TB, path string, slot int, opt vpcd.Options) *inserted {
 	return in
 }
 
+// status says whether the simulated card is still in the slot and, if not,
+// why it left: for failure messages.
+func (in *inserted) status() string {
+	select {
+	case err := <-in.done:
+		in.done <- err
+		return fmt.Sprintf("the simulated card had left the slot: %v", err)
+	default:
+		return "the simulated card was still in the slot"
+	}
+}
+
 // remove takes the card out and waits until the socket is closed.
 func (in *inserted) remove(t testing.TB) error {
 	in.cancel()

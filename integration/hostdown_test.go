@@ -111,7 +111,7 @@ func TestHostDownJournalCatchesUp(t *testing.T) {
 		select {
 		case res := <-results:
 			if res.Err != nil || res.Load == nil || !res.Load.HostOffline {
-				t.Fatalf("tap %d: err %v, load %+v; want a read with the host offline", i, res.Err, res.Load)
+				t.Fatalf("tap %d: err %v, load %+v; want a read with the host offline (%s)", i, res.Err, res.Load, in.status())
 			}
 		case <-time.After(15 * time.Second):
 			t.Fatalf("tap %d: no tap within 15 s", i)

@@ -258,9 +258,16 @@ func (w *watch) dropAll(ctx context.Context) {
 	}
 }
 
-// update turns one reader's new state into card events. pcsc-lite keeps a
-// count of card insertions in the upper 16 bits of the event state, so a
-// card swapped between two waits still shows as removed and inserted.
+// update turns one reader's new state into card events.
+//
+// pcsc-lite counts card events (each insertion and each removal) in the
+// upper 16 bits of the event state, so a card swapped between two waits
+// shows as present both times with the count up by two: removed and
+// inserted. Up by one while present is not a swap: pcscd sets the present
+// flag and bumps the count in two steps, and a wait woken by another reader
+// can see the first step alone (seen here as 0x01060022 then 0x01070022 for
+// one insertion). Taking that for a swap read the card a second time while
+// it was being pulled.
 func (w *watch) update(ctx context.Context, s scard.ReaderState) {
 	r := w.readers[s.Reader]
 	if r == nil || s.EventState&scard.StateChanged == 0 {
@@ -271,8 +278,8 @@ func (w *watch) update(ctx context.Context, s scard.ReaderState) {
 		return
 	}
 	present := s.EventState&scard.StatePresent != 0
-	swapped := r.present && present && r.current != scard.StateUnaware &&
-		s.EventState>>16 != r.current>>16
+	events := uint16(s.EventState>>16) - uint16(r.current>>16)
+	swapped := r.present && present && r.current != scard.StateUnaware && events >= 2
 	r.current = s.EventState &^ scard.StateChanged
 	switch {
 	case swapped:

@@ -3,6 +3,7 @@ package reader
 import (
 	"errors"
 	"regexp"
+	"slices"
 	"testing"
 
 	"github.com/ebfe/scard"
@@ -66,5 +67,48 @@ func TestClosedSessionRefuses(t *testing.T) {
 	s := &Session{reader: "R", closed: true}
 	if _, err := s.Transmit([]byte{0, 0xB0, 0, 0, 1}); err == nil {
 		t.Fatal("transmit on a closed session succeeded")
+	}
+}
+
+// TestUpdateCountsEvents replays reader states seen from pcscd: an insertion
+// observed in two steps (present first, event count bumped a moment later)
+// is one card, while a count up by two between two present states is a swap.
+func TestUpdateCountsEvents(t *testing.T) {
+	const name = "Virtual PCD 00 01"
+	for _, tc := range []struct {
+		desc   string
+		states []uint32
+		want   []EventKind
+	}{
+		{"insert in two steps, then removal",
+			[]uint32{0x01060012, 0x01060022, 0x01070022, 0x01080012},
+			[]EventKind{CardInserted, CardRemoved}},
+		{"plain insert and removal",
+			[]uint32{0x01060012, 0x01070022, 0x01080012},
+			[]EventKind{CardInserted, CardRemoved}},
+		{"swapped between two waits",
+			[]uint32{0x01060012, 0x01070022, 0x01090022},
+			[]EventKind{CardInserted, CardRemoved, CardInserted}},
+		{"half-seen insert, then a swap",
+			[]uint32{0x01060012, 0x01060022, 0x01090022},
+			[]EventKind{CardInserted, CardRemoved, CardInserted}},
+		{"count wraps at 16 bits",
+			[]uint32{0xFFFF0012, 0x00000022, 0x00010012},
+			[]EventKind{CardInserted, CardRemoved}},
+	} {
+		out := make(chan Event, 16)
+		w := &watch{m: &Monitor{}, out: out,
+			readers: map[string]*readerState{name: {current: scard.StateUnaware}}}
+		for _, st := range tc.states {
+			w.update(t.Context(), scard.ReaderState{Reader: name, EventState: scard.StateFlag(st)})
+		}
+		close(out)
+		var got []EventKind
+		for e := range out {
+			got = append(got, e.Kind)
+		}
+		if !slices.Equal(got, tc.want) {
+			t.Errorf("%s: events %v, want %v", tc.desc, got, tc.want)
+		}
 	}
 }
