@@ -6,6 +6,7 @@ import (
 	"regexp"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -174,3 +175,59 @@ func pct(d []time.Duration, p int) time.Duration {
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+// BenchmarkTapLoad taps a card b.N times through pcscd with the reference
+// host on loopback (run it with -benchtime=50x); before each tap one credit
+// is added at the host, and each tap must load it (the benchmark fails
+// otherwise). It reports p50/p99 from card present to the end of the tap
+// (read, credits asked online, INIT FOR LOAD, authorization, write-ahead
+// journal, CREDIT FOR LOAD, journal done, completion reported) and the APDUs
+// of a tap with one load. Twice, like BenchmarkTap: a card answering at once
+// and one answering in 15 ms per APDU.
+func BenchmarkTapLoad(b *testing.B) {
+	for _, lat := range []time.Duration{0, 15 * time.Millisecond} {
+		b.Run(fmt.Sprintf("latency=%v", lat), func(b *testing.B) { benchTapLoad(b, lat) })
+	}
+}
+
+func benchTapLoad(b *testing.B, latency time.Duration) {
+	requirePCSC(b)
+	w := newWorld(b)
+	const number = "3101000000888888"
+	const amount = 10 // fen: 10,000 taps stay under the balance cap
+	path := w.issue(b, number, 0)
+	var apdus atomic.Int64
+	var toDone []time.Duration
+	var last int64
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		b.StopTimer()
+		id := w.credit(b, number, amount)
+		apdus.Store(0)
+		b.StartTimer()
+		res := w.tap(b, path, vpcd.Options{Latency: latency, OnAPDU: func(n int) { apdus.Store(int64(n)) }})
+		b.StopTimer()
+		if res.Err != nil || res.Load == nil || len(res.Load.Loads) != 1 || !res.Load.Loads[0].Applied || res.Load.Loads[0].CreditID != id {
+			b.Fatalf("tap %d: the credit %s was not applied: err %v, load %+v", i, id, res.Err, res.Load)
+		}
+		toDone = append(toDone, res.ToDone)
+		last = apdus.Load()
+		b.StartTimer()
+	}
+	b.StopTimer()
+	// Every credit is on the card once, and consumed at the host.
+	f, err := epurse.LoadCardFile(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	l, err := w.host.Ledger(context.Background(), number)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if want := int64(b.N) * amount; f.EPBalance != want || l.LoadedFen != want || l.PendingFen != 0 || l.Alarms != 0 {
+		b.Fatalf("after %d taps: card %d fen, host loaded %d pending %d alarms %d; want %d loaded", b.N, f.EPBalance, l.LoadedFen, l.PendingFen, l.Alarms, want)
+	}
+	b.ReportMetric(ms(pct(toDone, 50)), "credit-p50-ms")
+	b.ReportMetric(ms(pct(toDone, 99)), "credit-p99-ms")
+	b.ReportMetric(float64(last), "apdus/tap")
+}

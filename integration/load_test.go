@@ -37,7 +37,7 @@ type world struct {
 	stop    func()
 }
 
-func newWorld(t *testing.T) *world {
+func newWorld(t testing.TB) *world {
 	t.Helper()
 	w := newHostWorld(t)
 	var err error
@@ -51,7 +51,7 @@ func newWorld(t *testing.T) *world {
 }
 
 // newHostWorld is the reference host alone, with terminal termID registered.
-func newHostWorld(t *testing.T) *world {
+func newHostWorld(t testing.TB) *world {
 	t.Helper()
 	ctx := context.Background()
 	w := &world{hostDir: filepath.Join(t.TempDir(), "host")}
@@ -80,14 +80,14 @@ func newHostWorld(t *testing.T) *world {
 }
 
 // startRunner (re)starts the terminal's tap runner on slot 0.
-func (w *world) startRunner(t *testing.T) {
+func (w *world) startRunner(t testing.TB) {
 	t.Helper()
 	w.startRunnerAs(t, w.store, w.client)
 }
 
 // startRunnerAs starts a tap runner on slot 0 for the terminal whose store
 // and host client are given, after stopping the one running, if any.
-func (w *world) startRunnerAs(t *testing.T, store *offline.Store, client *hostsync.Client) {
+func (w *world) startRunnerAs(t testing.TB, store *offline.Store, client *hostsync.Client) {
 	t.Helper()
 	if w.stop != nil {
 		w.stop()
@@ -112,7 +112,7 @@ func (w *world) startRunnerAs(t *testing.T, store *offline.Store, client *hostsy
 }
 
 // issue makes a card at the host and returns its card file.
-func (w *world) issue(t *testing.T, number string, balance int64) string {
+func (w *world) issue(t testing.TB, number string, balance int64) string {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), number+".json")
 	_, err := w.host.IssueCard(context.Background(), w.keys, host.IssueRequest{
@@ -125,7 +125,7 @@ func (w *world) issue(t *testing.T, number string, balance int64) string {
 	return path
 }
 
-func (w *world) credit(t *testing.T, number string, fen int64) string {
+func (w *world) credit(t testing.TB, number string, fen int64) string {
 	t.Helper()
 	c, err := w.host.AddCredit(context.Background(), number, fen, "wechat", "test", time.Now())
 	if err != nil {
@@ -135,7 +135,7 @@ func (w *world) credit(t *testing.T, number string, fen int64) string {
 }
 
 // tap inserts the card (with opt), waits for the tap's result, removes it.
-func (w *world) tap(t *testing.T, path string, opt vpcd.Options) tap.Result {
+func (w *world) tap(t testing.TB, path string, opt vpcd.Options) tap.Result {
 	t.Helper()
 	in := insert(t, path, 0, opt)
 	var res tap.Result

@@ -1,0 +1,412 @@
+// Command benchupload measures how fast the real daemon empties a large
+// journal into the reference host, and how much memory it takes doing it
+// (scripts/bench; targets: 100,000 rows in under 60 s, under 100 MB RSS).
+//
+// It builds cardhost and cardd into a temporary directory, creates a host
+// directory with one terminal, starts `cardhost serve` on a free loopback
+// port, fills a terminal store with ROWS journal rows (kind read, state
+// done) through offline.Store.Begin, the way taps write them, then starts
+// `cardd run` on that store and times until the host holds every row,
+// reading the daemon's peak RSS (VmHWM) before stopping it.
+//
+//	go run ./internal/benchupload            # ROWS=100000
+//	ROWS=20000 go run ./internal/benchupload
+//
+// Environment: ROWS (default 100000), FILLERS (goroutines calling Begin,
+// default 16), TIMEOUT (upload limit, default 10m), PCSCD=none (the daemon
+// is pointed at a pcscd socket that does not exist, to check that it starts
+// and uploads without pcscd), KEEP=1 (keep the temporary directory).
+//
+// The daemon uses no reader (CARDD_READER_CARD_PATTERN=^$). The host's
+// database is opened read-mostly by this process beside cardhost (SQLite WAL
+// allows readers beside the writer) to count the rows.
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/cardd/cardd/host"
+	"github.com/cardd/cardd/hostapi"
+	"github.com/cardd/cardd/offline"
+)
+
+const terminalID = "000000000001"
+
+func main() {
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "benchupload:", err)
+		os.Exit(1)
+	}
+}
+
+func envInt(name string, def int) (int, error) {
+	v := os.Getenv(name)
+	if v == "" {
+		return def, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n <= 0 {
+		return 0, fmt.Errorf("%s=%q: want a positive number", name, v)
+	}
+	return n, nil
+}
+
+func run() error {
+	rows, err := envInt("ROWS", 100000)
+	if err != nil {
+		return err
+	}
+	fillers, err := envInt("FILLERS", 16)
+	if err != nil {
+		return err
+	}
+	timeout := 10 * time.Minute
+	if v := os.Getenv("TIMEOUT"); v != "" {
+		if timeout, err = time.ParseDuration(v); err != nil {
+			return fmt.Errorf("TIMEOUT=%q: %v", v, err)
+		}
+	}
+	tmp, err := os.MkdirTemp("", "cardd-benchupload-")
+	if err != nil {
+		return err
+	}
+	if os.Getenv("KEEP") == "1" {
+		fmt.Fprintln(os.Stderr, "benchupload: keeping", tmp)
+	} else {
+		defer os.RemoveAll(tmp)
+	}
+
+	// Build both commands the way an operator would install them.
+	root, err := moduleRoot()
+	if err != nil {
+		return err
+	}
+	cardhost, cardd := filepath.Join(tmp, "cardhost"), filepath.Join(tmp, "cardd")
+	for bin, pkg := range map[string]string{cardhost: "./cmd/cardhost", cardd: "./cmd/cardd"} {
+		cmd := exec.Command("go", "build", "-o", bin, pkg)
+		cmd.Dir = root
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return fmt.Errorf("go build %s: %v\n%s", pkg, err, out)
+		}
+	}
+
+	// The host: a directory, one terminal and its secret file.
+	hostDir, secretFile := filepath.Join(tmp, "host"), filepath.Join(tmp, "terminal.secret")
+	if out, err := exec.Command(cardhost, "init", "--dir", hostDir).CombinedOutput(); err != nil {
+		return fmt.Errorf("cardhost init: %v\n%s", err, out)
+	}
+	if out, err := exec.Command(cardhost, "terminal", "add", "--dir", hostDir, "--id", terminalID, "--secret-out", secretFile).CombinedOutput(); err != nil {
+		return fmt.Errorf("cardhost terminal add: %v\n%s", err, out)
+	}
+	addr, err := freeAddr()
+	if err != nil {
+		return err
+	}
+	hostProc, err := start(filepath.Join(tmp, "cardhost.log"), nil, cardhost, "serve", "--dir", hostDir, "--listen", addr)
+	if err != nil {
+		return err
+	}
+	defer hostProc.stop()
+	if err := waitListening(addr, hostProc); err != nil {
+		return err
+	}
+
+	// The terminal's journal, as taps write it: one durable commit per row.
+	storePath := filepath.Join(tmp, "cardd.db")
+	fillTime, err := fill(storePath, rows, fillers)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("fill %d rows through offline.Store.Begin (%d goroutines): %.1f s, %.0f commits/s\n",
+		rows, fillers, fillTime.Seconds(), float64(rows)/fillTime.Seconds())
+
+	hs, err := host.OpenDir(hostDir)
+	if err != nil {
+		return fmt.Errorf("opening the host database beside cardhost: %w", err)
+	}
+	defer hs.Close()
+
+	env := []string{
+		"CARDD_CONFIG=",
+		"CARDD_HOST_URL=http://" + addr,
+		"CARDD_HOST_SECRET_FILE=" + secretFile,
+		"CARDD_STORE_PATH=" + storePath,
+		"CARDD_TERMINAL_ID=" + terminalID,
+		"CARDD_READER_CARD_PATTERN=^$",
+		"CARDD_LOG_LEVEL=info",
+	}
+	if os.Getenv("PCSCD") == "none" {
+		// libpcsclite's client looks for pcscd's socket here.
+		env = append(env, "PCSCLITE_CSOCK_NAME="+filepath.Join(tmp, "no-pcscd.sock"))
+	}
+	begin := time.Now()
+	daemon, err := start(filepath.Join(tmp, "cardd.log"), env, cardd, "run")
+	if err != nil {
+		return err
+	}
+	defer daemon.stop()
+
+	ctx := context.Background()
+	var n int
+	var firstRow time.Duration
+	lastReport := begin
+	for {
+		if n, err = hs.JournalCount(ctx, terminalID); err != nil {
+			return fmt.Errorf("counting the host's journal rows: %w", err)
+		}
+		if n > 0 && firstRow == 0 {
+			firstRow = time.Since(begin)
+		}
+		if n >= rows {
+			break
+		}
+		if err := daemon.exited(); err != nil {
+			return fmt.Errorf("cardd exited after %.1f s with %d of %d rows at the host: %v\n%s", time.Since(begin).Seconds(), n, rows, err, daemon.tail())
+		}
+		if time.Since(begin) > timeout {
+			return fmt.Errorf("after %v the host holds %d of %d rows; cardd log:\n%s", timeout, n, rows, daemon.tail())
+		}
+		if time.Since(lastReport) >= 10*time.Second {
+			fmt.Fprintf(os.Stderr, "benchupload: %.0f s: %d of %d rows at the host\n", time.Since(begin).Seconds(), n, rows)
+			lastReport = time.Now()
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	elapsed := time.Since(begin)
+	peak, err := peakRSS(daemon.cmd.Process.Pid)
+	if err != nil {
+		return err
+	}
+	hostPeak, _ := peakRSS(hostProc.cmd.Process.Pid)
+	if err := daemon.stop(); err != nil {
+		return fmt.Errorf("stopping cardd: %v\n%s", err, daemon.tail())
+	}
+	if err := daemonQueue(storePath); err != nil {
+		return err
+	}
+	fmt.Printf("upload %d rows: %.1f s, cardd peak RSS %.1f MB (targets < 60 s, < 100 MB)\n", rows, elapsed.Seconds(), float64(peak)/(1<<20))
+	fmt.Printf("  first row at the host after %.2f s (daemon start); %.0f rows/s; cardhost peak RSS %.1f MB\n",
+		firstRow.Seconds(), float64(rows)/elapsed.Seconds(), float64(hostPeak)/(1<<20))
+	return nil
+}
+
+// daemonQueue checks that the stopped daemon's store has nothing owed left
+// (the host's count and the terminal's acks agree).
+func daemonQueue(path string) error {
+	st, err := offline.Open(path, terminalID)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	depth, err := st.QueueDepth(context.Background())
+	if err != nil {
+		return err
+	}
+	if depth != 0 {
+		fmt.Printf("  note: %d rows still unacked in the terminal's store when cardd stopped\n", depth)
+	}
+	return nil
+}
+
+// fill writes rows journal rows through Begin from several goroutines.
+func fill(path string, rows, workers int) (time.Duration, error) {
+	st, err := offline.Open(path, terminalID)
+	if err != nil {
+		return 0, err
+	}
+	defer st.Close()
+	ctx := context.Background()
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	errs := make(chan error, workers)
+	t0 := time.Now()
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := next.Add(1) - 1
+				if i >= int64(rows) {
+					return
+				}
+				_, err := st.Begin(ctx, offline.Row{
+					Kind: offline.KindRead, State: offline.StateDone,
+					Card: fmt.Sprintf("3101%012d", i%5000), Purse: "EP", BalanceFen: 1000 + i%50000,
+					Time: time.Now().Format(hostapi.TimeLayout),
+				})
+				if err != nil {
+					errs <- err
+					next.Store(int64(rows))
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	if err := <-errs; err != nil {
+		return 0, fmt.Errorf("filling the journal: %w", err)
+	}
+	d := time.Since(t0)
+	if depth, err := st.QueueDepth(ctx); err != nil || depth != rows {
+		return 0, fmt.Errorf("filled journal owes %d rows (%v), want %d", depth, err, rows)
+	}
+	return d, nil
+}
+
+// proc is a started command whose output goes to a log file.
+type proc struct {
+	cmd  *exec.Cmd
+	log  string
+	done chan struct{}
+	err  error
+	once sync.Once
+}
+
+func start(logPath string, env []string, name string, args ...string) (*proc, error) {
+	f, err := os.Create(logPath)
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(name, args...)
+	cmd.Stdout, cmd.Stderr = f, f
+	if env != nil {
+		// Only our settings: a CARDD_* of the caller's shell must not change
+		// what is measured.
+		for _, kv := range os.Environ() {
+			if !strings.HasPrefix(kv, "CARDD_") && !strings.HasPrefix(kv, "PCSCLITE_") {
+				cmd.Env = append(cmd.Env, kv)
+			}
+		}
+		cmd.Env = append(cmd.Env, env...)
+	}
+	if err := cmd.Start(); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("starting %s: %w", filepath.Base(name), err)
+	}
+	p := &proc{cmd: cmd, log: logPath, done: make(chan struct{})}
+	go func() {
+		p.err = cmd.Wait()
+		f.Close()
+		close(p.done)
+	}()
+	return p, nil
+}
+
+// exited returns a non-nil error once the process has ended.
+func (p *proc) exited() error {
+	select {
+	case <-p.done:
+		if p.err == nil {
+			return errors.New("exit status 0")
+		}
+		return p.err
+	default:
+		return nil
+	}
+}
+
+// stop sends SIGTERM and waits (10 s, then SIGKILL); safe to call twice.
+func (p *proc) stop() error {
+	var err error
+	p.once.Do(func() {
+		select {
+		case <-p.done:
+			return
+		default:
+		}
+		_ = p.cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-p.done:
+			err = p.err
+		case <-time.After(10 * time.Second):
+			_ = p.cmd.Process.Kill()
+			<-p.done
+			err = errors.New("did not stop within 10 s of SIGTERM; killed")
+		}
+	})
+	return err
+}
+
+// tail is the end of the process's log.
+func (p *proc) tail() string {
+	b, _ := os.ReadFile(p.log)
+	if len(b) > 4000 {
+		b = b[len(b)-4000:]
+	}
+	return string(bytes.TrimSpace(b))
+}
+
+// peakRSS reads VmHWM, the process's peak resident set, in bytes.
+func peakRSS(pid int) (int64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, err
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
+			if err != nil {
+				return 0, fmt.Errorf("VmHWM %q: %v", rest, err)
+			}
+			return kb << 10, nil
+		}
+	}
+	return 0, fmt.Errorf("no VmHWM in /proc/%d/status", pid)
+}
+
+// freeAddr returns a loopback address with a port nobody listens on now.
+func freeAddr() (string, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer ln.Close()
+	return ln.Addr().String(), nil
+}
+
+// waitListening waits until the host accepts connections.
+func waitListening(addr string, p *proc) error {
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		c, err := net.DialTimeout("tcp", addr, time.Second)
+		if err == nil {
+			c.Close()
+			return nil
+		}
+		if perr := p.exited(); perr != nil {
+			return fmt.Errorf("cardhost serve exited: %v\n%s", perr, p.tail())
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("cardhost serve not listening on %s after 15 s\n%s", addr, p.tail())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// moduleRoot is the directory of go.mod, so the commands build from
+// anywhere inside the repository.
+func moduleRoot() (string, error) {
+	out, err := exec.Command("go", "env", "GOMOD").Output()
+	if err != nil {
+		return "", fmt.Errorf("go env GOMOD: %w", err)
+	}
+	mod := strings.TrimSpace(string(out))
+	if mod == "" || mod == os.DevNull {
+		return "", errors.New("not inside the cardd module: run it from the repository")
+	}
+	return filepath.Dir(mod), nil
+}
