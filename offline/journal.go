@@ -274,7 +274,18 @@ const finishTimeout = 15 * time.Second
 // would turn a known outcome into an unknown one that needs the card back.
 // A changed row goes up to the host again, with the same id.
 func (s *Store) Finish(ctx context.Context, id, state, tac, detail string) error {
-	return s.finish(ctx, id, state, tac, "", detail)
+	return s.finish(ctx, id, state, tac, "", detail, nil)
+}
+
+// FinishPrint is Finish that also queues receipt r for printing, in the same
+// transaction, when the row becomes done: a receipt is never queued for an
+// operation that did not happen, and never missing for one that did. Asking
+// again after the row is done queues nothing more.
+func (s *Store) FinishPrint(ctx context.Context, id, state, tac, detail string, r NewReceipt) error {
+	if err := r.check(); err != nil {
+		return fmt.Errorf("offline: finish row %s: %w", id, err)
+	}
+	return s.finish(ctx, id, state, tac, "", detail, &r)
 }
 
 // FinishNotApplied marks load row id failed with proof that the card did not
@@ -288,10 +299,10 @@ func (s *Store) FinishNotApplied(ctx context.Context, id, proof, detail string) 
 	if proof == "" {
 		return fmt.Errorf("offline: finish row %s as not applied: empty proof", id)
 	}
-	return s.finish(ctx, id, StateFailed, "", proof, detail)
+	return s.finish(ctx, id, StateFailed, "", proof, detail, nil)
 }
 
-func (s *Store) finish(ctx context.Context, id, state, tac, proof, detail string) error {
+func (s *Store) finish(ctx context.Context, id, state, tac, proof, detail string, receipt *NewReceipt) error {
 	what := fmt.Sprintf("finish row %s as %s", id, state)
 	switch state {
 	case StateDone, StateUnknown, StateFailed:
@@ -344,7 +355,10 @@ func (s *Store) finish(ctx context.Context, id, state, tac, proof, detail string
 		}
 		_, err = tx.ExecContext(ctx, `UPDATE journal SET state = ?, tac = ?, proof = ?, detail = ?, updated = ?,
 			rev = rev + ? WHERE seq = ?`, state, tac, proof, newDetail, now, bump, seq)
-		return err
+		if err != nil || receipt == nil || state != StateDone {
+			return err
+		}
+		return insertReceipt(ctx, tx, seq, false, *receipt, now)
 	})
 }
 

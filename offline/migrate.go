@@ -74,6 +74,29 @@ CREATE TABLE counters (
 	value INTEGER NOT NULL
 );
 `,
+	// 2: the print queue.
+	`
+CREATE TABLE receipts (
+	id          INTEGER PRIMARY KEY AUTOINCREMENT,
+	-- journal_seq is the journal row the receipt belongs to; NULL for a test
+	-- page. No foreign key: the journal row may be purged first.
+	journal_seq INTEGER,
+	-- copy is 1 for a reprint asked by a person; the one original per
+	-- journal row is what the unique index guards.
+	copy        INTEGER NOT NULL DEFAULT 0 CHECK (copy IN (0, 1)),
+	kind        TEXT    NOT NULL CHECK (kind <> ''),
+	-- body is the receipt's facts (JSON), rendered at print time for the
+	-- printer configured then.
+	body        BLOB    NOT NULL,
+	state       TEXT    NOT NULL CHECK (state IN ('queued', 'sending', 'printed', 'unknown')),
+	attempts    INTEGER NOT NULL DEFAULT 0,
+	last_error  TEXT    NOT NULL DEFAULT '',
+	created     INTEGER NOT NULL,
+	updated     INTEGER NOT NULL
+);
+CREATE UNIQUE INDEX receipts_original ON receipts (journal_seq) WHERE journal_seq IS NOT NULL AND copy = 0;
+CREATE INDEX receipts_pending ON receipts (id) WHERE state IN ('queued', 'sending');
+`,
 }
 
 // SchemaVersion is the user_version this code writes and understands; a

@@ -21,7 +21,8 @@ var (
 	// ErrNotFound is wrapped when the journal row asked for does not exist.
 	ErrNotFound = errors.New("not found")
 	// ErrFinal is wrapped when a done or failed journal row would be
-	// changed: those outcomes came from the card and are never rewritten.
+	// changed: those outcomes came from the card and are never rewritten;
+	// and when a receipt is not in the state a move starts from.
 	ErrFinal = errors.New("row is final")
 )
 

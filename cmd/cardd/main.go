@@ -237,14 +237,20 @@ func startHostLink(ctx context.Context, cfg *config.Config, log *slog.Logger, ru
 	}, nil
 }
 
-// purgeLoop deletes acknowledged journal rows older than the retention, at
-// start and every six hours (DESIGN.md, money rule 5).
+// purgeLoop deletes acknowledged journal rows and printed receipts older
+// than the retention, at start and every six hours (DESIGN.md, money
+// rule 5).
 func purgeLoop(ctx context.Context, store *offline.Store, retention time.Duration, log *slog.Logger) {
 	for {
 		if n, err := store.Purge(ctx, time.Now().Add(-retention)); err != nil {
 			log.Warn("purging old journal rows", "err", err)
 		} else if n > 0 {
 			log.Info("purged acknowledged journal rows", "rows", n, "older_than", retention)
+		}
+		if n, err := store.PurgeReceipts(ctx, time.Now().Add(-retention)); err != nil {
+			log.Warn("purging old receipts", "err", err)
+		} else if n > 0 {
+			log.Info("purged printed receipts", "receipts", n, "older_than", retention)
 		}
 		select {
 		case <-ctx.Done():
