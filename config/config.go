@@ -42,6 +42,8 @@ type Config struct {
 	Log      LogConfig      `mapstructure:"log"`
 	Tap      TapConfig      `mapstructure:"tap"`
 	Load     LoadConfig     `mapstructure:"load"`
+	Printer  PrinterConfig  `mapstructure:"printer"`
+	Receipt  ReceiptConfig  `mapstructure:"receipt"`
 }
 
 // TerminalConfig identifies this terminal to the card and to the host.
@@ -120,6 +122,66 @@ func (l LoadConfig) BalanceCapFen() int64 {
 	return fen
 }
 
+// Printer text modes, the values of printer.text: how Chinese reaches the
+// paper.
+const (
+	TextGB18030 = "gb18030" // the printer has a Chinese font and takes GB18030
+	TextGBK     = "gbk"     // an older Chinese printer that takes GBK only
+	TextRaster  = "raster"  // no Chinese font: lines are drawn (GS v 0) with printer.font_file
+)
+
+// PrinterConfig is the receipt printer on a serial (or USB-serial) port.
+type PrinterConfig struct {
+	// Enabled turns printing on; then Port is required.
+	Enabled bool `mapstructure:"enabled"`
+	// Port is the serial device, e.g. /dev/ttyUSB0, or a stable symlink
+	// (a udev rule's /dev/receipt-printer; the simulator's /tmp/cardd-printer).
+	// A port that is missing while the daemon runs is waited for, not fatal:
+	// a USB-serial printer comes and goes with its cable.
+	Port string `mapstructure:"port"`
+	// Baud is the line speed; the printer's DIP switches or self-test page
+	// tell it (9600 and 115200 are usual).
+	Baud int `mapstructure:"baud"`
+	// DataBits is 5..8 (8 for every ESC/POS printer seen).
+	DataBits int `mapstructure:"data_bits"`
+	// Parity is "none", "odd", "even", "mark" or "space".
+	Parity string `mapstructure:"parity"`
+	// StopBits is "1" or "2". (1.5 is not offered: go.bug.st/serial
+	// cannot set it on Linux.)
+	StopBits string `mapstructure:"stop_bits"`
+	// FlowControl is "none" or "xonxoff" (the printer sends XOFF when its
+	// buffer is nearly full and XON when it can take more; cardd pauses in
+	// between). RTS/CTS is not offered: go.bug.st/serial always turns it off.
+	FlowControl string `mapstructure:"flow_control"`
+	// Paper is the roll width in mm: 58 (32 columns) or 80 (48 columns).
+	Paper int `mapstructure:"paper"`
+	// Text is how Chinese is printed: "gb18030", "gbk" or "raster".
+	Text string `mapstructure:"text"`
+	// FontFile is a TrueType/OpenType font (.ttf, .otf or .ttc) with Chinese
+	// glyphs, required for text "raster", e.g.
+	// /usr/share/fonts/truetype/wqy/wqy-zenhei.ttc (Debian fonts-wqy-zenhei).
+	FontFile string `mapstructure:"font_file"`
+	// StatusChecks asks the printer its state (DLE EOT) before and after
+	// each receipt. Turn it off for a printer on a one-way cable or one
+	// that answers wrongly (always "offline"): receipts are then sent
+	// blind and counted printed once written.
+	StatusChecks bool `mapstructure:"status_checks"`
+	// StatusTimeout bounds the wait for a status answer; no answer in time
+	// counts as "printer not answering", never as a hang.
+	StatusTimeout time.Duration `mapstructure:"status_timeout"`
+	// Code is what the receipt carries of the transaction reference: "qr",
+	// "code128" or "none".
+	Code string `mapstructure:"code"`
+}
+
+// ReceiptConfig is what every receipt says besides the transaction.
+type ReceiptConfig struct {
+	// Merchant is the heading, e.g. "XX大学一卡通中心".
+	Merchant string `mapstructure:"merchant"`
+	// Footer lines are printed at the bottom, each centred.
+	Footer []string `mapstructure:"footer"`
+}
+
 // HostConfig is the link to the central host.
 type HostConfig struct {
 	// URL is the host's base URL (http or https); empty runs offline, with
@@ -176,6 +238,9 @@ func Default() Config {
 		Log:   LogConfig{Level: "info", Format: "text"},
 		Tap:   TapConfig{Timeout: 3 * time.Second},
 		Load:  LoadConfig{BalanceCap: "1000.00"},
+		Printer: PrinterConfig{Baud: 9600, DataBits: 8, Parity: "none", StopBits: "1", FlowControl: "none",
+			Paper: 58, Text: TextGB18030, StatusChecks: true, StatusTimeout: 500 * time.Millisecond, Code: "qr"},
+		Receipt: ReceiptConfig{Merchant: "校园一卡通", Footer: []string{"请妥善保管小票"}},
 	}
 }
 
@@ -325,6 +390,31 @@ func (c *Config) Validate() error {
 	if c.Tap.Timeout <= 0 {
 		bad("tap.timeout", c.Tap.Timeout.String(), "must be a positive duration, like \"3s\"")
 	}
+
+	p := c.Printer
+	if p.Enabled && strings.TrimSpace(p.Port) == "" {
+		bad("printer.port", p.Port, "required when printer.enabled is true: the serial device, like \"/dev/ttyUSB0\"")
+	}
+	if p.Baud <= 0 || p.Baud > 4000000 {
+		bad("printer.baud", strconv.Itoa(p.Baud), "must be a line speed in bits per second, like 9600 or 115200")
+	}
+	if p.DataBits < 5 || p.DataBits > 8 {
+		bad("printer.data_bits", strconv.Itoa(p.DataBits), "must be 5, 6, 7 or 8")
+	}
+	oneOf(bad, "printer.parity", p.Parity, "none", "odd", "even", "mark", "space")
+	oneOf(bad, "printer.stop_bits", p.StopBits, "1", "2")
+	oneOf(bad, "printer.flow_control", p.FlowControl, "none", "xonxoff")
+	if p.Paper != 58 && p.Paper != 80 {
+		bad("printer.paper", strconv.Itoa(p.Paper), "must be 58 or 80 (the roll width in mm)")
+	}
+	oneOf(bad, "printer.text", p.Text, TextGB18030, TextGBK, TextRaster)
+	if p.Text == TextRaster && p.FontFile == "" {
+		bad("printer.font_file", "", "required when printer.text is \"raster\": a font with Chinese glyphs, like /usr/share/fonts/truetype/wqy/wqy-zenhei.ttc")
+	}
+	if p.StatusTimeout <= 0 {
+		bad("printer.status_timeout", p.StatusTimeout.String(), "must be a positive duration, like \"500ms\"")
+	}
+	oneOf(bad, "printer.code", p.Code, "qr", "code128", "none")
 	return errors.Join(errs...)
 }
 

@@ -38,6 +38,21 @@
 //	log.format           CARDD_LOG_FORMAT           --log-format   text (text|json)
 //	tap.timeout          CARDD_TAP_TIMEOUT                         3s (> 0)
 //	load.balance_cap     CARDD_LOAD_BALANCE_CAP                    "1000.00" (yuan; most a card may hold after a load)
+//	printer.enabled      CARDD_PRINTER_ENABLED                     false (true needs printer.port)
+//	printer.port         CARDD_PRINTER_PORT                        "" (serial device, e.g. /dev/ttyUSB0)
+//	printer.baud         CARDD_PRINTER_BAUD                        9600
+//	printer.data_bits    CARDD_PRINTER_DATA_BITS                   8 (5..8)
+//	printer.parity       CARDD_PRINTER_PARITY                      none (none, odd, even, mark, space)
+//	printer.stop_bits    CARDD_PRINTER_STOP_BITS                   "1" (1 or 2)
+//	printer.flow_control CARDD_PRINTER_FLOW_CONTROL                none (none or xonxoff)
+//	printer.paper        CARDD_PRINTER_PAPER                       58 (mm: 58 = 32 columns, 80 = 48)
+//	printer.text         CARDD_PRINTER_TEXT                        gb18030 (gb18030, gbk or raster)
+//	printer.font_file    CARDD_PRINTER_FONT_FILE                   "" (CJK font; required for raster)
+//	printer.status_checks CARDD_PRINTER_STATUS_CHECKS              true (DLE EOT before and after each receipt)
+//	printer.status_timeout CARDD_PRINTER_STATUS_TIMEOUT            500ms
+//	printer.code         CARDD_PRINTER_CODE                        qr (qr, code128 or none)
+//	receipt.merchant     CARDD_RECEIPT_MERCHANT                    "校园一卡通" (the receipt's heading)
+//	receipt.footer       CARDD_RECEIPT_FOOTER                      ["请妥善保管小票"] (lines at the bottom)
 //
 // A key in the file that cardd does not know is an error, not ignored: an
 // integrator's typo (card_patern) must not silently leave the default in force.

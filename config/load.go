@@ -347,6 +347,24 @@ func decode(dst reflect.Value, raw any) *decodeError {
 		}
 		dst.SetString(s)
 		return nil
+	case dst.Kind() == reflect.Bool:
+		switch r := raw.(type) {
+		case bool:
+			dst.SetBool(r)
+			return nil
+		case string:
+			// The environment and flags carry text; YAML's yes/on are not
+			// taken, so a typo is an error rather than a guess.
+			switch strings.ToLower(strings.TrimSpace(r)) {
+			case "true":
+				dst.SetBool(true)
+				return nil
+			case "false":
+				dst.SetBool(false)
+				return nil
+			}
+		}
+		return badValue("must be true or false")
 	case dst.Kind() == reflect.Int:
 		n, ok := toInt(raw)
 		if !ok {
