@@ -118,6 +118,11 @@ func (r *Runner) Run(ctx context.Context) error {
 			<-monDone
 			return nil
 		case err := <-monDone:
+			if ctx.Err() != nil {
+				// The monitor saw the cancellation first: a clean stop, not
+				// a failure (SIGTERM must exit 0).
+				return nil
+			}
 			return err
 		case ev := <-events:
 			r.event(ev)
