@@ -2,7 +2,9 @@ package integration
 
 import (
 	"context"
+	"database/sql"
 	"encoding/hex"
+	"encoding/json"
 	"math/rand/v2"
 	"net/http/httptest"
 	"path/filepath"
@@ -102,13 +104,46 @@ func (w *world) startRunnerAs(t testing.TB, store *offline.Store, client *hostsy
 		Roles:  reader.Roles{Card: regexp.MustCompile("^" + regexp.QuoteMeta(slot0Reader) + "$")},
 		Logger: discardLogger(),
 		OnTap:  func(res tap.Result) { w.results <- res },
-		Loader: &tap.Loader{Store: store, Host: client, TerminalID: id, Logger: discardLogger()},
+		Loader: &tap.Loader{Store: store, Host: client, TerminalID: id, Logger: discardLogger(),
+			Receipt: func(cr *tap.CardRead, row offline.Row) (offline.NewReceipt, error) {
+				b, err := json.Marshal(map[string]any{"card": row.Card, "amount_fen": row.AmountFen,
+					"balance_fen": row.BalanceFen + row.AmountFen, "journal": row.ID, "tac": row.TAC})
+				return offline.NewReceipt{Kind: "topup", Body: b}, err
+			}},
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { _ = r.Run(ctx); close(done) }()
 	w.stop = func() { cancel(); <-done }
 	t.Cleanup(w.stop)
+}
+
+// receipts returns the bodies of the original receipts queued in the
+// terminal's store for card number.
+func (w *world) receipts(t *testing.T, number string) []string {
+	t.Helper()
+	db, err := sql.Open("sqlite3", "file:"+w.store.Path()+"?mode=ro")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	rows, err := db.Query(`SELECT body FROM receipts WHERE copy = 0 AND json_extract(body, '$.card') = ?`, number)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var b string
+		if err := rows.Scan(&b); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, b)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return out
 }
 
 // issue makes a card at the host and returns its card file.
@@ -196,6 +231,9 @@ func TestLoadOnTap(t *testing.T) {
 		t.Errorf("balance %d → %d, want 10000 → 15000", res.Read.Balance, res.Load.Balance)
 	}
 	w.checkOnce(t, path, number, id, 10000, 5000)
+	if got := w.receipts(t, number); len(got) != 1 {
+		t.Errorf("receipts queued for the load: %q, want one", got)
+	}
 	db := w.store.Path()
 	assertNoKeys(t, w.hostDir, []string{path}, db, db+"-wal", db+"-shm")
 	// Tapping again loads nothing more.
@@ -204,6 +242,9 @@ func TestLoadOnTap(t *testing.T) {
 		t.Fatalf("second tap: err %v, loads %+v", res.Err, res.Load.Loads)
 	}
 	w.checkOnce(t, path, number, id, 10000, 5000)
+	if got := w.receipts(t, number); len(got) != 1 {
+		t.Errorf("receipts after a second tap: %q, want still one", got)
+	}
 }
 
 // TestLoadTearEachAPDU pulls the card after each APDU k of a tap with a load
@@ -241,6 +282,10 @@ func TestLoadTearEachAPDU(t *testing.T) {
 			t.Errorf("k=%d (CREDIT FOR LOAD): want the load recovered from the card as applied, got %+v", k, again.Load)
 		}
 		w.checkOnce(t, path, number, id, 20000, 3000)
+		// The load's receipt is queued once, whichever tap recorded it.
+		if got := w.receipts(t, number); len(got) != 1 {
+			t.Errorf("k=%d: receipts queued %q, want one", k, got)
+		}
 		if t.Failed() {
 			t.Fatalf("k=%d of %d: stopping", k, count)
 		}

@@ -44,6 +44,12 @@ type Loader struct {
 	HostTimeout time.Duration
 	Now         func() time.Time // nil: time.Now
 	Logger      *slog.Logger     // nil: slog.Default()
+	// Receipt, when set, gives the receipt of a load that reached the card
+	// (on this tap, or an earlier one as the card's counter shows); it is
+	// queued in the transaction that records the load done, so a load
+	// never lacks its receipt and never has two. row is the journal row
+	// as done, with its TAC. nil: no printer, no receipts.
+	Receipt func(cr *CardRead, row offline.Row) (offline.NewReceipt, error)
 }
 
 // LoadResult is one credit's fate on this tap.
@@ -232,7 +238,8 @@ func (l *Loader) loadOne(ctx context.Context, t apdu.Transmitter, cr *CardRead, 
 		l.finish(ctx, row.ID, offline.StateUnknown, "", "no answer to CREDIT FOR LOAD: "+err.Error())
 		return res, err
 	}
-	l.finish(ctx, row.ID, offline.StateDone, hexUpper(tac[:]), "")
+	row.State, row.TAC = offline.StateDone, hexUpper(tac[:])
+	l.finishDone(ctx, cr, row, "")
 	rep.Balance = init.OldBalance + c.AmountFen
 	res.Applied, res.NewBalance = true, rep.Balance
 	l.logger().Info("credit loaded", "card", redact.CardNumber(cr.Info.CardNumber), "credit", c.ID,
@@ -265,7 +272,8 @@ func (l *Loader) recover(ctx context.Context, t apdu.Transmitter, cr *CardRead, 
 			if err != nil {
 				return fmt.Errorf("proof of load %s: %w", row.ID, err)
 			}
-			if err := l.Store.Finish(ctx, row.ID, offline.StateDone, hexUpper(tac[:]), "recovered: the card's counter moved"); err != nil {
+			row.State, row.TAC = offline.StateDone, hexUpper(tac[:])
+			if err := l.storeDone(ctx, cr, row, "recovered: the card's counter moved"); err != nil {
 				return err
 			}
 			rec.Applied = true
@@ -331,6 +339,28 @@ func (l *Loader) settleInFlight(ctx context.Context, t apdu.Transmitter, cr *Car
 func (l *Loader) finish(ctx context.Context, id, state, tac, detail string) {
 	if err := l.Store.Finish(ctx, id, state, tac, detail); err != nil {
 		l.logger().Error("journal update failed; the next tap resolves it from the card", "journal", id, "state", state, "err", err)
+	}
+}
+
+// storeDone records load row done, with its receipt when receipts are on.
+// A receipt that cannot be made (a bug, never the card's doing) must not
+// cost the record of the money: the row is recorded without it and the
+// error logged.
+func (l *Loader) storeDone(ctx context.Context, cr *CardRead, row offline.Row, detail string) error {
+	if l.Receipt != nil {
+		rc, err := l.Receipt(cr, row)
+		if err == nil {
+			return l.Store.FinishPrint(ctx, row.ID, offline.StateDone, row.TAC, detail, rc)
+		}
+		l.logger().Error("making the receipt of a load; recorded without it", "journal", row.ID, "err", err)
+	}
+	return l.Store.Finish(ctx, row.ID, offline.StateDone, row.TAC, detail)
+}
+
+// finishDone is storeDone whose failure is logged, like finish.
+func (l *Loader) finishDone(ctx context.Context, cr *CardRead, row offline.Row, detail string) {
+	if err := l.storeDone(ctx, cr, row, detail); err != nil {
+		l.logger().Error("journal update failed; the next tap resolves it from the card", "journal", row.ID, "state", row.State, "err", err)
 	}
 }
 
