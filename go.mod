@@ -7,6 +7,9 @@ require (
 	github.com/mattn/go-sqlite3 v1.14.53
 	github.com/spf13/pflag v1.0.10
 	github.com/spf13/viper v1.21.0
+	go.bug.st/serial v1.8.0
+	golang.org/x/image v0.47.0
+	golang.org/x/sys v0.49.0
 	golang.org/x/text v0.43.0
 )
 
@@ -20,5 +23,4 @@ require (
 	github.com/spf13/cast v1.10.0 // indirect
 	github.com/subosito/gotenv v1.6.0 // indirect
 	go.yaml.in/yaml/v3 v3.0.4 // indirect
-	golang.org/x/sys v0.43.0 // indirect
 )

@@ -2,7 +2,7 @@
 # pcscd with the vpcd virtual readers is running. Sourced, not run.
 
 # Debian packages the demo and the tests need at run time and to build.
-CARDD_PACKAGES=(pcscd libpcsclite-dev vsmartcard-vpcd pcsc-tools socat gcc pkg-config procps)
+CARDD_PACKAGES=(pcscd libpcsclite-dev vsmartcard-vpcd pcsc-tools socat gcc pkg-config procps fonts-wqy-zenhei)
 
 log() { printf '\033[1m==>\033[0m %s\n' "$*" >&2; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }

@@ -1,0 +1,489 @@
+package printer
+
+import (
+	"bytes"
+	"encoding/hex"
+	"errors"
+	"flag"
+	"os"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+	"unicode/utf8"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files under testdata/golden")
+
+var cst = time.FixedZone("CST", 8*3600)
+
+func sample(k Kind) Receipt {
+	return Receipt{
+		Kind:          k,
+		Merchant:      "第一食堂",
+		TerminalID:    "T0001",
+		Time:          time.Date(2025, 3, 4, 12, 30, 5, 0, cst),
+		CardNumber:    "3101234567890001",
+		Holder:        "张三",
+		BalanceBefore: 1200,
+		Amount:        5000,
+		Balance:       6200,
+		Reference:     "TU202503041230050001",
+		Footer:        []string{"谢谢惠顾", "", "客服电话 400-000-0000"},
+	}
+}
+
+var kinds = []Kind{KindBalance, KindTopUp, KindPurchase, KindTest}
+
+// TestTextTopUp pins one receipt to the character, at both widths.
+func TestTextTopUp(t *testing.T) {
+	want32 := []string{
+		"第一食堂",
+		"充值成功",
+		"--------------------------------",
+		"终端号                     T0001",
+		"时间         2025-03-04 12:30:05",
+		"卡号            3101********0001",
+		"持卡人                      张三",
+		"充值前余额                 12.00",
+		"充值金额                   50.00",
+		"充值后余额                 62.00",
+		"交易参考号  TU202503041230050001",
+		"--------------------------------",
+		"谢谢惠顾",
+		"",
+		"客服电话 400-000-0000",
+	}
+	if got := Text(sample(KindTopUp), 32); !slices.Equal(got, want32) {
+		t.Errorf("32 columns:\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want32, "\n"))
+	}
+	want48 := []string{
+		"第一食堂",
+		"充值成功",
+		strings.Repeat("-", 48),
+		"终端号                                     T0001",
+		"时间                         2025-03-04 12:30:05",
+		"卡号                            3101********0001",
+		"持卡人                                      张三",
+		"充值前余额                                 12.00",
+		"充值金额                                   50.00",
+		"充值后余额                                 62.00",
+		"交易参考号                  TU202503041230050001",
+		strings.Repeat("-", 48),
+		"谢谢惠顾",
+		"",
+		"客服电话 400-000-0000",
+	}
+	if got := Text(sample(KindTopUp), 48); !slices.Equal(got, want48) {
+		t.Errorf("48 columns:\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want48, "\n"))
+	}
+	l := Lines(sample(KindTopUp), 32)
+	if !l[0].Center || !l[0].Bold || !l[0].Double || !l[1].Center || !l[1].Bold || l[1].Double || l[3].Center || l[3].Bold || !l[12].Center {
+		t.Errorf("attributes: %+v", l)
+	}
+}
+
+// checkLines fails on a line wider than cols (a Double line counting twice),
+// with trailing spaces, or with a character no layout should carry.
+func checkLines(t *testing.T, lines []Line, cols int) {
+	t.Helper()
+	for i, l := range lines {
+		w := Width(l.Text)
+		if l.Double {
+			w *= 2
+		}
+		if w > cols {
+			t.Errorf("line %d %q is %d columns, more than %d", i, l.Text, w, cols)
+		}
+		if strings.HasSuffix(l.Text, " ") {
+			t.Errorf("line %d %q has trailing spaces", i, l.Text)
+		}
+		if l.Center && strings.HasPrefix(l.Text, " ") {
+			t.Errorf("centered line %d %q is padded", i, l.Text)
+		}
+		for _, r := range l.Text {
+			if r < 0x20 || r == 0x7F || (r >= 0x80 && r < 0xA0) || r == utf8.RuneError {
+				t.Errorf("line %d %q carries %U", i, l.Text, r)
+			}
+		}
+	}
+}
+
+func TestTextEveryKind(t *testing.T) {
+	amounts := map[Kind][]string{
+		KindBalance:  {LabelBalance, "62.00"},
+		KindTopUp:    {LabelBalanceBefore, "12.00", LabelTopUp, "50.00", LabelBalanceAfter, "62.00"},
+		KindPurchase: {LabelPurchase, "50.00", LabelBalance, "62.00"},
+		KindTest:     nil,
+	}
+	for _, k := range kinds {
+		for _, cols := range []int{32, 48} {
+			r := sample(k)
+			lines := Lines(r, cols)
+			checkLines(t, lines, cols)
+			text := Text(r, cols)
+			if text[1] != k.String() {
+				t.Errorf("%v/%d: title %q", k, cols, text[1])
+			}
+			all := strings.Join(text, "\n")
+			if strings.Contains(all, r.CardNumber) || !strings.Contains(all, "3101********0001") {
+				t.Errorf("%v/%d: card number not masked:\n%s", k, cols, all)
+			}
+			// Every label/value line is exactly cols wide, value at the right.
+			want := append([]string{LabelTerminal, "T0001", LabelTime, "2025-03-04 12:30:05", LabelCard, "3101********0001", LabelHolder, "张三"}, amounts[k]...)
+			want = append(want, LabelReference, "TU202503041230050001")
+			var got []string
+			for _, s := range text[3:] {
+				if strings.HasPrefix(s, "-") {
+					break
+				}
+				label, value, ok := strings.Cut(s, " ")
+				if k == KindTest && !ok {
+					continue // the rulers
+				}
+				if Width(s) != cols || !ok {
+					t.Errorf("%v/%d: %q is not a full-width label/value line", k, cols, s)
+				}
+				got = append(got, label, strings.TrimLeft(value, " "))
+			}
+			if !slices.Equal(got, want) {
+				t.Errorf("%v/%d: label/values %q, want %q", k, cols, got, want)
+			}
+			for _, label := range []string{LabelBalance, LabelTopUp, LabelPurchase, LabelBalanceBefore} {
+				if !slices.Contains(amounts[k], label) && slices.Contains(got, label) {
+					t.Errorf("%v/%d: %s on this kind", k, cols, label)
+				}
+			}
+		}
+	}
+}
+
+func TestTestPageRulers(t *testing.T) {
+	for _, cols := range []int{32, 48} {
+		text := Text(sample(KindTest), cols)
+		var digits, chinese string
+		for _, s := range text {
+			if strings.HasPrefix(s, "1234567890") {
+				digits = s
+			}
+			if strings.HasPrefix(s, "中文打印测试") {
+				chinese = s
+			}
+		}
+		if len(digits) != cols || Width(chinese) != cols {
+			t.Errorf("%d columns: rulers %q (%d) and %q (%d)", cols, digits, len(digits), chinese, Width(chinese))
+		}
+	}
+}
+
+func TestWidth(t *testing.T) {
+	for s, want := range map[string]int{
+		"": 0, "abc": 3, "中文": 4, "卡号:1": 6, "·": 2, "…": 2, "é": 2, "：": 2,
+		"ｱ": 1, "￥": 2, "𠮷": 2, "😀": 2, "\u3000": 2,
+	} {
+		if got := Width(s); got != want {
+			t.Errorf("Width(%q) = %d, want %d", s, got, want)
+		}
+	}
+}
+
+func TestTruncateNames(t *testing.T) {
+	r := sample(KindBalance)
+	r.Merchant = "A北京大学第一食堂二楼清真窗口"
+	r.Holder = "AB欧阳娜娜欧阳娜娜欧阳娜娜欧阳娜娜"
+	lines := Lines(r, 32)
+	checkLines(t, lines, 32)
+	// 16 columns for the double-size heading: "A" and 7 characters; the
+	// 8th would need columns 16 and 17.
+	if lines[0].Text != "A北京大学第一食" {
+		t.Errorf("heading %q", lines[0].Text)
+	}
+	// 32-6-1 = 25 columns for the name: "AB" and 11 characters (24); the
+	// 12th would straddle the limit.
+	want := "持卡人 AB欧阳娜娜欧阳娜娜欧阳娜"
+	want = strings.Replace(want, " ", strings.Repeat(" ", 32-Width(want)+1), 1)
+	if got := Text(r, 32)[6]; got != want {
+		t.Errorf("holder line %q, want %q", got, want)
+	}
+	r.Holder = "A欧阳娜娜欧阳娜娜欧阳娜娜欧阳娜娜" // "A" and 12 is exactly 25
+	if got := Text(r, 32)[6]; got != "持卡人 A欧阳娜娜欧阳娜娜欧阳娜娜" {
+		t.Errorf("holder line %q", got)
+	}
+}
+
+func TestWrapLongValues(t *testing.T) {
+	r := sample(KindPurchase)
+	r.Reference = strings.Repeat("0123456789", 4)  // 40 characters
+	r.TerminalID = "收银台" + strings.Repeat("一", 15) // 36 columns
+	r.Footer = []string{strings.Repeat("谢", 20) + "abc"}
+	text := Text(r, 32)
+	checkLines(t, Lines(r, 32), 32)
+	i := slices.Index(text, LabelReference)
+	if i < 0 || text[i+1] != "01234567890123456789012345678901" || text[i+2] != strings.Repeat(" ", 24)+"23456789" {
+		t.Errorf("reference wrapped as %q", text[i:i+3])
+	}
+	j := slices.Index(text, LabelTerminal)
+	// 36 columns: 16 wide characters on the first line, the rest below.
+	if j < 0 || text[j+1] != "收银台"+strings.Repeat("一", 13) || text[j+2] != strings.Repeat(" ", 28)+"一一" {
+		t.Errorf("terminal wrapped as %q", text[j:j+3])
+	}
+	n := len(text)
+	if text[n-2] != strings.Repeat("谢", 16) || text[n-1] != "谢谢谢谢abc" {
+		t.Errorf("footer wrapped as %q", text[n-2:])
+	}
+}
+
+// TestLabelValueBoundary: a value fits on its label's line only with at
+// least one space between them.
+func TestLabelValueBoundary(t *testing.T) {
+	for _, cols := range []int{32, 48} {
+		r := Receipt{Kind: KindBalance}
+		r.TerminalID = strings.Repeat("9", cols-Width(LabelTerminal)-1)
+		if got := Text(r, cols)[2]; got != LabelTerminal+" "+r.TerminalID {
+			t.Errorf("%d: %q", cols, got)
+		}
+		r.TerminalID += "9" // touches the label: goes below it
+		if got := Text(r, cols)[2:4]; got[0] != LabelTerminal || got[1] != strings.Repeat(" ", Width(LabelTerminal))+r.TerminalID {
+			t.Errorf("%d: %q", cols, got)
+		}
+	}
+}
+
+func TestCleanStrings(t *testing.T) {
+	r := Receipt{
+		Kind:       KindBalance,
+		Merchant:   "  食堂\x1dV\x00 ",
+		Holder:     "张三\x00\x00\x00\x00", // NUL-padded card field
+		TerminalID: "T\t1\u202e\ue637",   // tab, a bidi override, private use
+		CardNumber: "3101\xff234567890001",
+		Footer:     []string{" \x00 "},
+	}
+	text := Text(r, 32)
+	want := []string{
+		"食堂?V",
+		"余额查询",
+		strings.Repeat("-", 32),
+		"终端号" + strings.Repeat(" ", 21) + "T?1??",
+		"卡号" + strings.Repeat(" ", 11) + "3101*********0001",
+		"持卡人" + strings.Repeat(" ", 22) + "张三",
+		"余额" + strings.Repeat(" ", 24) + "0.00",
+		strings.Repeat("-", 32),
+		"",
+	}
+	if !slices.Equal(text, want) {
+		t.Errorf("got\n%q\nwant\n%q", text, want)
+	}
+}
+
+func TestMinCols(t *testing.T) {
+	r := sample(KindTopUp)
+	if got, want := Text(r, 3), Text(r, MinCols); !slices.Equal(got, want) {
+		t.Errorf("cols 3 is not laid out as MinCols")
+	}
+	checkLines(t, Lines(r, MinCols), MinCols)
+}
+
+// TestEncodeDecode encodes every kind at both widths in both GB modes and
+// decodes the bytes as a printer would: the lines must be Lines exactly.
+func TestEncodeDecode(t *testing.T) {
+	for _, k := range kinds {
+		for _, lay := range []Layout{Layout58, Layout80} {
+			for _, m := range []TextMode{TextGB18030, TextGBK} {
+				r := sample(k)
+				b, err := Encode(r, Options{Layout: lay, Mode: m, Symbol: SymbolQR})
+				if err != nil {
+					t.Fatalf("%v %d %v: %v", k, lay.Cols, m, err)
+				}
+				d, err := decode(b)
+				if err != nil {
+					t.Fatalf("%v %d %v: decode: %v", k, lay.Cols, m, err)
+				}
+				if want := Lines(r, lay.Cols); !reflect.DeepEqual(d.lines, want) {
+					t.Errorf("%v %d %v: decoded\n%+v\nwant\n%+v", k, lay.Cols, m, d.lines, want)
+				}
+				if !bytes.HasPrefix(b, []byte{esc, '@', fs, '&'}) || d.inits != 1 || !d.chinese {
+					t.Errorf("%v %d %v: not initialized into Chinese mode: % X", k, lay.Cols, m, b[:4])
+				}
+				if !bytes.HasSuffix(b, []byte{esc, 'd', 3, gs, 'V', 65, 0}) {
+					t.Errorf("%v %d %v: does not end in feed and cut: % X", k, lay.Cols, m, b[len(b)-7:])
+				}
+				if len(d.qr) != 1 || string(d.qr[0]) != r.Reference {
+					t.Errorf("%v %d %v: QR codes %q", k, lay.Cols, m, d.qr)
+				}
+				// The symbol sits between the second rule and the footer.
+				n := len(Lines(r, lay.Cols)) - len(r.Footer)
+				if i := slices.Index(d.items, "qr"); i != n {
+					t.Errorf("%v %d %v: items %v: QR at %d, want %d", k, lay.Cols, m, d.items, i, n)
+				}
+			}
+		}
+	}
+}
+
+func TestEncodeNoSymbol(t *testing.T) {
+	r := sample(KindPurchase)
+	b, err := Encode(r, Options{Layout: Layout58})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := decode(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(d.qr)+len(d.code128) != 0 {
+		t.Errorf("symbols without asking: %v", d.items)
+	}
+	r.Reference = ""
+	b, err = Encode(r, Options{Layout: Layout58, Symbol: SymbolQR})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d, err = decode(b); err != nil || len(d.qr) != 0 {
+		t.Errorf("a QR code without a reference: %v, %v", d.items, err)
+	}
+}
+
+func TestEncodeCode128(t *testing.T) {
+	r := sample(KindPurchase)
+	r.Reference = "P2503-{0001}" // 12 characters fit 58 mm; '{' is escaped
+	b, err := Encode(r, Options{Layout: Layout58, Symbol: SymbolCode128})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := decode(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(d.code128) != 1 || d.code128[0] != "{BP2503-{{0001}" {
+		t.Errorf("barcodes %q", d.code128)
+	}
+	r.Reference = "TU202503041230050001" // 20: (11·22+13)·2 = 510 dots
+	if _, err := Encode(r, Options{Layout: Layout58, Symbol: SymbolCode128}); err == nil || !strings.Contains(err.Error(), "510 dots") {
+		t.Errorf("a barcode wider than 58 mm paper: %v", err)
+	}
+	if _, err := Encode(r, Options{Layout: Layout80, Symbol: SymbolCode128}); err != nil {
+		t.Errorf("20 characters on 80 mm: %v", err)
+	}
+	r.Reference = "参考号12"
+	if _, err := Encode(r, Options{Layout: Layout80, Symbol: SymbolCode128}); err == nil {
+		t.Error("a Chinese reference as CODE128: no error")
+	}
+}
+
+func TestEncodeGBKUnencodable(t *testing.T) {
+	r := sample(KindTopUp)
+	r.Holder = "𠮷野家" // U+20BB7 is in GB18030 only
+	_, err := Encode(r, Options{Layout: Layout58, Mode: TextGBK})
+	if !errors.Is(err, ErrUnencodable) || !strings.Contains(err.Error(), "U+20BB7") || !strings.Contains(err.Error(), "GBK") {
+		t.Fatalf("GBK: %v; want ErrUnencodable naming U+20BB7 and GBK", err)
+	}
+	b, err := Encode(r, Options{Layout: Layout58, Mode: TextGB18030})
+	if err != nil {
+		t.Fatalf("GB18030: %v", err)
+	}
+	d, err := decode(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.ContainsFunc(d.lines, func(l Line) bool { return strings.HasSuffix(l.Text, " 𠮷野家") }) {
+		t.Errorf("GB18030 lost the name: %+v", d.lines)
+	}
+}
+
+func TestEncodeErrors(t *testing.T) {
+	r := sample(KindTopUp)
+	for name, tc := range map[string]struct {
+		r   Receipt
+		opt Options
+	}{
+		"zero layout":       {r, Options{}},
+		"cols too few":      {r, Options{Layout: Layout{Cols: 10, Dots: 384}}},
+		"dots not bytes":    {r, Options{Layout: Layout{Cols: 32, Dots: 385}}},
+		"dots too few":      {r, Options{Layout: Layout{Cols: 32, Dots: 128}}},
+		"dots too many":     {r, Options{Layout: Layout{Cols: 32, Dots: 2048}}},
+		"no kind":           {Receipt{Merchant: "x"}, Options{Layout: Layout58}},
+		"raster no font":    {r, Options{Layout: Layout58, Mode: TextRaster}},
+		"unknown mode":      {r, Options{Layout: Layout58, Mode: 9}},
+		"unknown symbol":    {r, Options{Layout: Layout58, Symbol: 9}},
+		"reference too big": {Receipt{Kind: KindTest, Reference: strings.Repeat("x", MaxQRData+1)}, Options{Layout: Layout58, Symbol: SymbolQR}},
+	} {
+		if b, err := Encode(tc.r, tc.opt); err == nil {
+			t.Errorf("%s: no error, % X", name, b)
+		}
+	}
+}
+
+// TestEncodeGolden pins the whole byte stream of one receipt; run with
+// -update after a deliberate change, and read the diff.
+func TestEncodeGolden(t *testing.T) {
+	b, err := Encode(sample(KindTopUp), Options{Layout: Layout58, Mode: TextGB18030, Symbol: SymbolQR})
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join("testdata", "golden", "topup58_gb18030_qr.hex")
+	got := hex.Dump(b)
+	if *update {
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run go test -run TestEncodeGolden -update ./printer once)", err)
+	}
+	if got != string(want) {
+		t.Errorf("bytes differ from %s:\n%s", path, got)
+	}
+}
+
+// FuzzText lays out and encodes receipts with arbitrary strings: every line
+// must fit, and the GB18030 bytes (and the GBK bytes, unless GBK refuses a
+// character) must decode back to exactly the lines, so no input can break the
+// layout or smuggle a command onto the paper.
+// Seed corpus: testdata/fuzz/FuzzText/.
+func FuzzText(f *testing.F) {
+	f.Fuzz(func(t *testing.T, merchant, holder, ref, footer string, wide bool, kind uint8) {
+		lay := Layout58
+		if wide {
+			lay = Layout80
+		}
+		r := sample(kinds[int(kind)%len(kinds)])
+		r.Merchant, r.Holder, r.Reference, r.TerminalID = merchant, holder, ref, holder
+		r.Footer = strings.Split(footer, "\n")
+		lines := Lines(r, lay.Cols)
+		checkLines(t, lines, lay.Cols)
+		b, err := Encode(r, Options{Layout: lay, Symbol: SymbolQR})
+		if len(clean(ref)) > MaxQRData {
+			if err == nil {
+				t.Fatal("no error for an oversized QR code")
+			}
+			return
+		}
+		if err != nil {
+			t.Fatalf("Encode: %v", err)
+		}
+		d, err := decode(b)
+		if err != nil {
+			t.Fatalf("decode: %v", err)
+		}
+		if !reflect.DeepEqual(d.lines, lines) {
+			t.Fatalf("decoded\n%+v\nwant\n%+v", d.lines, lines)
+		}
+		// GBK either refuses a character, by name, or prints the same lines.
+		b, err = Encode(r, Options{Layout: lay, Mode: TextGBK})
+		if err != nil {
+			if !errors.Is(err, ErrUnencodable) {
+				t.Fatalf("Encode GBK: %v", err)
+			}
+			return
+		}
+		if d, err = decode(b); err != nil || !reflect.DeepEqual(d.lines, lines) {
+			t.Fatalf("GBK decoded\n%+v, %v\nwant\n%+v", d, err, lines)
+		}
+	})
+}
