@@ -1,0 +1,96 @@
+package spool
+
+import (
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/cardd/cardd/offline"
+	"github.com/cardd/cardd/printer"
+)
+
+// Receipt kinds as the queue stores them.
+const (
+	KindBalance  = "balance"
+	KindTopUp    = "topup"
+	KindPurchase = "purchase"
+	KindTest     = "test"
+)
+
+var kinds = map[string]printer.Kind{
+	KindBalance:  printer.KindBalance,
+	KindTopUp:    printer.KindTopUp,
+	KindPurchase: printer.KindPurchase,
+	KindTest:     printer.KindTest,
+}
+
+// Facts is what a queued receipt says about its operation: the body stored
+// in the queue. What belongs to the terminal (merchant, footer, paper width,
+// text mode) is not in it: it comes from the configuration when the receipt
+// prints, so a reprint after a printer change fits the new printer.
+type Facts struct {
+	Kind       string    `json:"kind"` // Kind* constant
+	Time       time.Time `json:"time"`
+	TerminalID string    `json:"terminal_id,omitempty"`
+	// Card is the full card number, as in the journal beside it; it is
+	// masked when laid out, so it never reaches paper whole.
+	Card             string `json:"card,omitempty"`
+	Holder           string `json:"holder,omitempty"`
+	BalanceBeforeFen int64  `json:"balance_before_fen,omitempty"`
+	AmountFen        int64  `json:"amount_fen,omitempty"`
+	BalanceFen       int64  `json:"balance_fen,omitempty"`
+	// Reference is the transaction reference printed and encoded in the QR
+	// code: the journal row id, which the host knows too.
+	Reference string `json:"reference,omitempty"`
+}
+
+// NewReceipt encodes f for the queue.
+func (f Facts) NewReceipt() (offline.NewReceipt, error) {
+	if _, ok := kinds[f.Kind]; !ok {
+		return offline.NewReceipt{}, fmt.Errorf("spool: receipt kind %q: want balance, topup, purchase or test", f.Kind)
+	}
+	b, err := json.Marshal(f)
+	if err != nil {
+		return offline.NewReceipt{}, err
+	}
+	return offline.NewReceipt{Kind: f.Kind, Body: b}, nil
+}
+
+// Renderer turns queued receipts into bytes for the configured printer.
+type Renderer struct {
+	Options  printer.Options
+	Merchant string
+	Footer   []string
+}
+
+// CopyMark heads the footer of a reprint, so a copy is never taken for a
+// second payment.
+const CopyMark = "补打 REPRINT"
+
+// Receipt returns the printer's receipt for q.
+func (r Renderer) Receipt(q offline.Receipt) (printer.Receipt, error) {
+	var f Facts
+	if err := json.Unmarshal(q.Body, &f); err != nil {
+		return printer.Receipt{}, fmt.Errorf("spool: receipt %d: body: %w", q.ID, err)
+	}
+	k, ok := kinds[f.Kind]
+	if !ok {
+		return printer.Receipt{}, fmt.Errorf("spool: receipt %d: kind %q", q.ID, f.Kind)
+	}
+	footer := r.Footer
+	if q.Copy {
+		footer = append([]string{CopyMark}, footer...)
+	}
+	return printer.Receipt{Kind: k, Merchant: r.Merchant, TerminalID: f.TerminalID, Time: f.Time,
+		CardNumber: f.Card, Holder: f.Holder, BalanceBefore: f.BalanceBeforeFen, Amount: f.AmountFen,
+		Balance: f.BalanceFen, Reference: f.Reference, Footer: footer}, nil
+}
+
+// Render returns the ESC/POS bytes of q; it fits Worker.Render.
+func (r Renderer) Render(q offline.Receipt) ([]byte, error) {
+	pr, err := r.Receipt(q)
+	if err != nil {
+		return nil, err
+	}
+	return printer.Encode(pr, r.Options)
+}

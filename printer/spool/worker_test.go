@@ -1,0 +1,227 @@
+package spool
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/cardd/cardd/offline"
+	"github.com/cardd/cardd/printer"
+)
+
+// fakePrinter is a printer in memory: it keeps what it printed and can run
+// out of paper after a given number of receipts.
+type fakePrinter struct {
+	mu       sync.Mutex
+	status   printer.Status
+	printed  []string
+	outAfter int // paper runs out after this many receipts (0: never)
+	silent   bool
+	failNext error
+}
+
+func (p *fakePrinter) Write(ctx context.Context, b []byte) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if err := p.failNext; err != nil {
+		p.failNext = nil
+		return err
+	}
+	if !p.status.CanPrint() {
+		// A printer without paper takes the bytes, prints nothing and says
+		// printing stopped at paper end.
+		p.status.PaperEndStop = p.status.PaperOut
+		return nil
+	}
+	p.printed = append(p.printed, string(b))
+	if p.outAfter > 0 && len(p.printed) == p.outAfter {
+		// The roll ends just after this receipt: it is whole.
+		p.status.PaperOut, p.status.Offline = true, true
+	}
+	return nil
+}
+
+func (p *fakePrinter) State(ctx context.Context) (printer.Status, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.silent {
+		return printer.Status{}, ErrNoAnswer
+	}
+	return p.status, nil
+}
+
+func (p *fakePrinter) set(f func(p *fakePrinter)) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	f(p)
+}
+
+func (p *fakePrinter) list() []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return append([]string(nil), p.printed...)
+}
+
+func newQueue(t *testing.T, n int) *offline.Store {
+	t.Helper()
+	s, err := offline.Open(filepath.Join(t.TempDir(), "cardd.db"), "000000000001")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	for i := range n {
+		if _, err := s.QueueReceipt(context.Background(), offline.NewReceipt{Kind: "test", Body: fmt.Appendf(nil, "receipt %02d", i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return s
+}
+
+func startWorker(t *testing.T, q *offline.Store, p Printer, checks bool) *Worker {
+	t.Helper()
+	w := &Worker{Queue: q, Printer: p, StatusChecks: checks, Poll: 20 * time.Millisecond,
+		MaxBackoff: 40 * time.Millisecond, Settle: time.Millisecond,
+		Render: func(r offline.Receipt) ([]byte, error) { return r.Body, nil }}
+	w.Start(context.Background())
+	t.Cleanup(w.Stop)
+	return w
+}
+
+func waitUntil(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// Paper runs out in the middle of 20 receipts: the one being printed when
+// it ran out comes again after the paper is back, none is lost and none
+// printed twice.
+func TestPaperOutMidQueue(t *testing.T) {
+	q := newQueue(t, 20)
+	p := &fakePrinter{outAfter: 7}
+	startWorker(t, q, p, true)
+	waitUntil(t, "paper out", func() bool { st, _ := p.State(context.Background()); return st.PaperOut })
+	time.Sleep(100 * time.Millisecond) // the worker retries meanwhile
+	if n := len(p.list()); n != 7 {
+		t.Fatalf("%d printed while out of paper, want 7", n)
+	}
+	p.set(func(p *fakePrinter) { p.status = printer.Status{}; p.outAfter = 0 })
+	waitUntil(t, "all 20 printed", func() bool { return len(p.list()) >= 20 })
+	time.Sleep(50 * time.Millisecond)
+	got := p.list()
+	if len(got) != 20 {
+		t.Fatalf("%d receipts printed, want 20", len(got))
+	}
+	for i, s := range got {
+		if want := fmt.Sprintf("receipt %02d", i); s != want {
+			t.Errorf("receipt %d is %q, want %q (in queue order, each once)", i, s, want)
+		}
+	}
+	if n, _ := q.ReceiptsWaiting(context.Background()); n != 0 {
+		t.Errorf("%d receipts still waiting", n)
+	}
+}
+
+// A receipt written to a printer that went out of paper while taking it is
+// not counted printed: the status after sending decides.
+func TestNotReadyAfterSendingRequeues(t *testing.T) {
+	q := newQueue(t, 1)
+	p := &fakePrinter{}
+	var once sync.Once
+	torn := &tornPrinter{fakePrinter: p, onWrite: func() {
+		once.Do(func() { p.status.PaperOut = true }) // out before the first is printed
+	}}
+	startWorker(t, q, torn, true)
+	waitUntil(t, "attempt", func() bool {
+		r, err := q.GetReceipt(context.Background(), 1)
+		return err == nil && r.Attempts >= 1 && r.State == offline.ReceiptQueued
+	})
+	r, _ := q.GetReceipt(context.Background(), 1)
+	if r.LastError == "" {
+		t.Errorf("requeued without a reason: %+v", r)
+	}
+	if got := p.list(); len(got) != 0 {
+		t.Fatalf("printed %q with no paper", got)
+	}
+	p.set(func(p *fakePrinter) { p.status = printer.Status{} })
+	waitUntil(t, "printed", func() bool {
+		r, _ := q.GetReceipt(context.Background(), 1)
+		return r.State == offline.ReceiptPrinted
+	})
+}
+
+type tornPrinter struct {
+	*fakePrinter
+	onWrite func()
+}
+
+func (p *tornPrinter) Write(ctx context.Context, b []byte) error {
+	p.mu.Lock()
+	p.onWrite()
+	p.mu.Unlock()
+	return p.fakePrinter.Write(ctx, b)
+}
+
+// A silent printer (one-way cable) never prints with status checks on, and
+// prints blind with them off.
+func TestSilentPrinter(t *testing.T) {
+	q := newQueue(t, 3)
+	p := &fakePrinter{silent: true}
+	var mu sync.Mutex
+	var states []State
+	w := startWorker(t, q, p, true)
+	time.Sleep(100 * time.Millisecond)
+	if n := len(p.list()); n != 0 {
+		t.Fatalf("%d printed without a status answer, want 0", n)
+	}
+	w.Stop()
+	w2 := &Worker{Queue: q, Printer: p, Poll: 20 * time.Millisecond, Render: func(r offline.Receipt) ([]byte, error) { return r.Body, nil },
+		OnState: func(s State) { mu.Lock(); states = append(states, s); mu.Unlock() }}
+	w2.Start(context.Background())
+	defer w2.Stop()
+	waitUntil(t, "printed blind", func() bool { return len(p.list()) == 3 })
+	mu.Lock()
+	defer mu.Unlock()
+	if len(states) == 0 || !states[len(states)-1].Ready {
+		t.Errorf("states %+v, want ready after printing blind", states)
+	}
+}
+
+// A port that fails puts the receipt back; it prints when the port works.
+func TestWriteErrorRequeues(t *testing.T) {
+	q := newQueue(t, 1)
+	p := &fakePrinter{failNext: errors.New("opening printer port /dev/ttyUSB0: no such file")}
+	startWorker(t, q, p, true)
+	waitUntil(t, "printed after the port came back", func() bool {
+		r, _ := q.GetReceipt(context.Background(), 1)
+		return r.State == offline.ReceiptPrinted
+	})
+	r, _ := q.GetReceipt(context.Background(), 1)
+	if r.Attempts != 2 || r.State != offline.ReceiptPrinted {
+		t.Errorf("receipt %+v, want printed on the second attempt", r)
+	}
+}
+
+// A receipt that cannot be rendered stays queued and is not marked sending.
+func TestRenderErrorKeepsQueued(t *testing.T) {
+	q := newQueue(t, 1)
+	p := &fakePrinter{}
+	w := &Worker{Queue: q, Printer: p, StatusChecks: true, Poll: 10 * time.Millisecond, MaxBackoff: 20 * time.Millisecond,
+		Render: func(offline.Receipt) ([]byte, error) { return nil, errors.New("no font") }}
+	w.Start(context.Background())
+	time.Sleep(80 * time.Millisecond)
+	w.Stop()
+	r, _ := q.GetReceipt(context.Background(), 1)
+	if r.State != offline.ReceiptQueued || r.Attempts != 0 || len(p.list()) != 0 {
+		t.Errorf("receipt %+v, printed %d; want still queued, never sent", r, len(p.list()))
+	}
+}
