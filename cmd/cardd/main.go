@@ -41,6 +41,10 @@ commands:
   run      run the daemon: read every card tapped, log one line per tap
   scan     wait for one tap, print the card's purse, exit
   config   print the effective configuration (secrets masked)
+  print-test
+           queue a test page and wait until it is printed
+  receipts reprint-last
+           print the last receipt again, marked as a copy
 
 Run 'cardd <command> --help' for the flags of a command.
 `
@@ -81,8 +85,12 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		err = cmdScan(ctx, rest, stdout, stderr)
 	case "config":
 		err = cmdConfig(rest, stdout)
+	case "print-test":
+		err = cmdPrintTest(ctx, rest, stdout, stderr)
+	case "receipts":
+		err = cmdReceipts(ctx, rest, stdout, stderr)
 	default:
-		err = usageErr("unknown command %q (want run, scan or config)", cmd)
+		err = usageErr("unknown command %q (want run, scan, config, print-test or receipts)", cmd)
 	}
 	if err == nil {
 		return 0
@@ -179,12 +187,33 @@ func cmdRun(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	log := newLogger(cfg, stderr)
 	runner := newRunner(cfg, log)
-	if cfg.Host.URL != "" {
-		stop, err := startHostLink(ctx, cfg, log, runner)
+	if cfg.Host.URL != "" || cfg.Printer.Enabled {
+		store, err := openStore(ctx, cfg, log)
 		if err != nil {
 			return err
 		}
-		defer stop()
+		defer func() {
+			if err := store.Close(); err != nil {
+				log.Error("closing the journal", "err", err)
+			}
+		}()
+		if cfg.Host.URL != "" {
+			stop, err := startHostLink(ctx, cfg, log, runner, store)
+			if err != nil {
+				return err
+			}
+			defer stop()
+		}
+		if cfg.Printer.Enabled {
+			stop, err := startPrinter(ctx, cfg, store, log)
+			if err != nil {
+				return err
+			}
+			defer stop()
+			if runner.Loader != nil {
+				runner.Loader.Receipt = loadReceipt(cfg)
+			}
+		}
 	}
 	log.Info("cardd starting", "mode", cfg.Mode, "terminal", cfg.Terminal.ID, "card_readers", cfg.Reader.CardPattern,
 		"sam_reader", cfg.Reader.SAMPattern, "host", cfg.Host.URL)
@@ -193,14 +222,10 @@ func cmdRun(ctx context.Context, args []string, stderr io.Writer) error {
 	return err
 }
 
-// startHostLink opens the journal, starts the sync loops and gives the runner
-// its on-tap loader. Without a host there is nothing to load, and cardd reads
-// cards without touching the store.
-func startHostLink(ctx context.Context, cfg *config.Config, log *slog.Logger, runner *tap.Runner) (stop func(), err error) {
-	secret, err := config.ReadSecretFile(cfg.Host.SecretFile)
-	if err != nil {
-		return nil, &exitError{code: 2, err: fmt.Errorf("host.secret_file: %w", err)}
-	}
+// openStore opens the journal and settles what a killed daemon left in
+// intent. Without a host or a printer cardd only reads cards and does not
+// touch the store.
+func openStore(ctx context.Context, cfg *config.Config, log *slog.Logger) (*offline.Store, error) {
 	store, err := offline.Open(cfg.Store.Path, cfg.Terminal.ID)
 	if err != nil {
 		return nil, err
@@ -212,6 +237,16 @@ func startHostLink(ctx context.Context, cfg *config.Config, log *slog.Logger, ru
 		return nil, err
 	} else if n > 0 {
 		log.Warn("journal rows of an interrupted run are in doubt; each card settles its own on its next tap", "rows", n)
+	}
+	return store, nil
+}
+
+// startHostLink starts the sync loops and gives the runner its on-tap
+// loader. Without a host there is nothing to load.
+func startHostLink(ctx context.Context, cfg *config.Config, log *slog.Logger, runner *tap.Runner, store *offline.Store) (stop func(), err error) {
+	secret, err := config.ReadSecretFile(cfg.Host.SecretFile)
+	if err != nil {
+		return nil, &exitError{code: 2, err: fmt.Errorf("host.secret_file: %w", err)}
 	}
 	client := &hostsync.Client{BaseURL: cfg.Host.URL, TerminalID: cfg.Terminal.ID, Secret: secret}
 	syncer := &hostsync.Syncer{Client: client, Store: store, Logger: log,
@@ -231,9 +266,6 @@ func startHostLink(ctx context.Context, cfg *config.Config, log *slog.Logger, ru
 		cancelPurge()
 		<-purged
 		syncer.Stop()
-		if err := store.Close(); err != nil {
-			log.Error("closing the journal", "err", err)
-		}
 	}, nil
 }
 

@@ -6,6 +6,7 @@
 //	cardsim keys new --out masters.json        issuer master keys (the host's HSM stand-in)
 //	cardsim card new --out card.json [flags]   create a card file
 //	cardsim card --file card.json [flags]      insert the card into a vpcd slot
+//	cardsim printer [flags]                    a virtual ESC/POS printer on a pty
 //
 // Exit codes: 0 success, 1 failure, 2 bad usage.
 package main
@@ -21,6 +22,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -28,6 +30,7 @@ import (
 
 	"github.com/cardd/cardd/apdu/epurse"
 	"github.com/cardd/cardd/money"
+	"github.com/cardd/cardd/printer/sim"
 	"github.com/cardd/cardd/reader/vpcd"
 	"github.com/cardd/cardd/redact"
 )
@@ -36,6 +39,7 @@ const usage = `usage:
   cardsim keys new --out FILE          write new random issuer master keys (mode 0600)
   cardsim card new --out FILE [flags]  create a card file
   cardsim card --file FILE [flags]     insert the card into a vpcd slot and hold it
+  cardsim printer [flags]              run a virtual ESC/POS receipt printer on a pty
 
 Run 'cardsim <command> --help' for the flags.
 `
@@ -56,6 +60,8 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		err = cmdCardNew(args[2:], stdout)
 	case len(args) >= 1 && args[0] == "card":
 		err = cmdCardInsert(ctx, args[1:], stdout, stderr)
+	case len(args) >= 1 && args[0] == "printer":
+		err = cmdPrinter(ctx, args[1:], stdout, stderr)
 	case len(args) >= 1 && (args[0] == "-h" || args[0] == "--help" || args[0] == "help"):
 		fmt.Fprint(stdout, usage)
 		return 0
@@ -258,4 +264,98 @@ func cmdCardInsert(ctx context.Context, args []string, stdout, stderr io.Writer)
 		}
 	}
 	return nil
+}
+
+// cmdPrinter runs a virtual receipt printer until SIGINT or SIGTERM (ctx).
+// SIGUSR1 toggles paper out, SIGUSR2 toggles the cover. Each state change
+// and each receipt (printed or lost) is written to stdout.
+func cmdPrinter(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := pflag.NewFlagSet("cardsim printer", pflag.ContinueOnError)
+	fs.SetOutput(stdout)
+	fs.SortFlags = false
+	link := fs.String("link", "/tmp/cardd-printer", "symbolic link to the pty's slave side: the port cardd opens (\"\" makes none)")
+	dir := fs.String("dir", "", "directory to write each receipt to, as receipt-0001.txt and on (default: none)")
+	paperOut := fs.Bool("paper-out", false, "start out of paper (SIGUSR1 toggles)")
+	coverOpen := fs.Bool("cover-open", false, "start with the cover open (SIGUSR2 toggles)")
+	offline := fs.Bool("offline", false, "start offline (an automatically recoverable error)")
+	silent := fs.Bool("silent", false, "never answer DLE EOT status queries, as on a one-way link")
+	alwaysOffline := fs.Bool("always-offline", false, "answer every status query as offline, but print")
+	baud := fs.Int("baud", 0, "pace reading to a serial line of this many baud, like 9600 or 115200; 0 does not pace")
+	verbose := fs.Bool("verbose", false, "log each status query and receipt")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if *baud < 0 {
+		return usageError{fmt.Errorf("--baud = %d: want 0 or a positive rate", *baud)}
+	}
+	level := slog.LevelInfo
+	if *verbose {
+		level = slog.LevelDebug
+	}
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+
+	// Receipts are printed from the printer's goroutine, state changes from
+	// this one.
+	var mu sync.Mutex
+	say := func(format string, a ...any) {
+		mu.Lock()
+		defer mu.Unlock()
+		fmt.Fprintf(stdout, format, a...)
+	}
+	opt := sim.Options{
+		Link:          *link,
+		Dir:           *dir,
+		Initial:       sim.State{PaperOut: *paperOut, CoverOpen: *coverOpen, Offline: *offline},
+		Silent:        *silent,
+		AlwaysOffline: *alwaysOffline,
+		BaudDelay:     *baud,
+		Logger:        log,
+		OnReceipt: func(r sim.Receipt) {
+			file := ""
+			if *dir != "" {
+				file = " " + filepath.Join(*dir, sim.FileName(r.Seq))
+			}
+			say("=== receipt %d, %d bytes%s\n%s", r.Seq, r.Bytes, file, r.Render())
+		},
+		OnLost: func(r sim.Receipt) {
+			say("=== receipt LOST (received while the printer was not ready), %d bytes\n%s", r.Bytes, r.Render())
+		},
+	}
+	p, err := sim.Open(opt)
+	if err != nil {
+		return err
+	}
+	defer p.Close()
+
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGUSR1, syscall.SIGUSR2)
+	defer signal.Stop(sig)
+
+	port := p.Path()
+	if *link != "" {
+		port = *link + " -> " + port
+	}
+	say("printer on %s, %s; kill -USR1 %d toggles paper out, kill -USR2 %d toggles the cover\n",
+		port, p.State(), os.Getpid(), os.Getpid())
+	for {
+		select {
+		case <-ctx.Done():
+			st := p.Stats()
+			say("stopping: %d printed, %d lost, %d status queries\n", st.Printed, st.Lost, st.StatusQueries)
+			return nil
+		case <-p.Done():
+			if err := p.Err(); err != nil {
+				return err
+			}
+			return errors.New("printer stopped")
+		case s := <-sig:
+			switch s {
+			case syscall.SIGUSR1:
+				p.SetPaperOut(!p.State().PaperOut)
+			case syscall.SIGUSR2:
+				p.SetCoverOpen(!p.State().CoverOpen)
+			}
+			say("state: %s\n", p.State())
+		}
+	}
 }

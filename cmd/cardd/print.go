@@ -1,0 +1,235 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"syscall"
+	"time"
+
+	"go.bug.st/serial"
+
+	"github.com/cardd/cardd/config"
+	"github.com/cardd/cardd/offline"
+	"github.com/cardd/cardd/printer"
+	"github.com/cardd/cardd/printer/spool"
+	"github.com/cardd/cardd/tap"
+)
+
+// printLock is the lock file beside the store held by the process that
+// drives the printer: the daemon while it runs, else an operator
+// subcommand. Two processes writing to one printer would interleave their
+// receipts, and root is not stopped by the serial port's own exclusive
+// mode (TIOCEXCL).
+func printLock(cfg *config.Config) (release func(), ok bool, err error) {
+	f, err := os.OpenFile(cfg.Store.Path+".printer.lock", os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, false, fmt.Errorf("printer lock beside store.path: %w", err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			return nil, false, nil
+		}
+		return nil, false, fmt.Errorf("printer lock: %w", err)
+	}
+	return func() { f.Close() }, true, nil
+}
+
+// renderer builds the receipt renderer of the configured printer.
+func renderer(cfg *config.Config) (spool.Renderer, error) {
+	p := cfg.Printer
+	opt := printer.Options{Layout: printer.Layout58}
+	if p.Paper == 80 {
+		opt.Layout = printer.Layout80
+	}
+	mode, err := printer.ParseTextMode(p.Text)
+	if err != nil {
+		return spool.Renderer{}, &exitError{code: 2, err: fmt.Errorf("printer.text: %w", err)}
+	}
+	opt.Mode = mode
+	if mode == printer.TextRaster {
+		if opt.Font, err = printer.LoadFont(p.FontFile); err != nil {
+			return spool.Renderer{}, &exitError{code: 2, err: fmt.Errorf("printer.font_file %q: %w", p.FontFile, err)}
+		}
+	}
+	switch p.Code {
+	case "qr":
+		opt.Symbol = printer.SymbolQR
+	case "code128":
+		opt.Symbol = printer.SymbolCode128
+	default:
+		opt.Symbol = printer.SymbolNone
+	}
+	return spool.Renderer{Options: opt, Merchant: cfg.Receipt.Merchant, Footer: cfg.Receipt.Footer}, nil
+}
+
+// serialLine is the configured serial line to the printer.
+func serialLine(cfg *config.Config, log *slog.Logger) *spool.Line {
+	p := cfg.Printer
+	mode := serial.Mode{BaudRate: p.Baud, DataBits: p.DataBits, StopBits: serial.OneStopBit}
+	if p.StopBits == "2" {
+		mode.StopBits = serial.TwoStopBits
+	}
+	mode.Parity = map[string]serial.Parity{"none": serial.NoParity, "odd": serial.OddParity, "even": serial.EvenParity,
+		"mark": serial.MarkParity, "space": serial.SpaceParity}[p.Parity] // validated by config
+	return &spool.Line{Port: p.Port, Mode: mode, XonXoff: p.FlowControl == "xonxoff", StatusTimeout: p.StatusTimeout, Logger: log}
+}
+
+// newWorker is the print worker for the configured printer.
+func newWorker(cfg *config.Config, store *offline.Store, line *spool.Line, log *slog.Logger) (*spool.Worker, error) {
+	r, err := renderer(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return &spool.Worker{Queue: store, Printer: line, Render: r.Render, StatusChecks: cfg.Printer.StatusChecks, Logger: log}, nil
+}
+
+// loadReceipt is the Loader's receipt of a load done: the facts of the
+// top-up, its reference the journal row id.
+func loadReceipt(cfg *config.Config) func(cr *tap.CardRead, row offline.Row) (offline.NewReceipt, error) {
+	return func(cr *tap.CardRead, row offline.Row) (offline.NewReceipt, error) {
+		f := spool.Facts{Kind: spool.KindTopUp, Time: time.Now(), TerminalID: cfg.Terminal.ID, Card: row.Card,
+			BalanceBeforeFen: row.BalanceFen, AmountFen: row.AmountFen, BalanceFen: row.BalanceFen + row.AmountFen,
+			Reference: row.ID}
+		if cr != nil && cr.Holder != nil {
+			f.Holder = cr.Holder.Name
+		}
+		return f.NewReceipt()
+	}
+}
+
+// startPrinter starts the print worker of `cardd run`: it holds the printer
+// lock, settles receipts a killed daemon left half-sent, and prints the
+// queue. The returned stop stops the worker and releases the lock.
+func startPrinter(ctx context.Context, cfg *config.Config, store *offline.Store, log *slog.Logger) (stop func(), err error) {
+	release, ok, err := printLock(cfg)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		return nil, fmt.Errorf("another cardd drives the printer of this store (%s.printer.lock is held): one daemon per terminal", cfg.Store.Path)
+	}
+	if n, err := store.RecoverSending(ctx); err != nil {
+		release()
+		return nil, err
+	} else if n > 0 {
+		log.Warn("receipts were being sent when the last run ended; not sent again (they may be on paper): reprint if missing", "receipts", n)
+	}
+	line := serialLine(cfg, log)
+	w, err := newWorker(cfg, store, line, log)
+	if err != nil {
+		release()
+		return nil, err
+	}
+	w.OnState = func(s spool.State) {
+		log.Info("printer state", "ready", s.Ready, "answering", s.Answering, "problem", s.Problem)
+	}
+	w.Start(ctx)
+	return func() {
+		w.Stop()
+		line.Close()
+		release()
+	}, nil
+}
+
+// cmdPrintTest queues a test page and sees it printed.
+func cmdPrintTest(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	cfg, err := loadConfig("print-test", args, nil)
+	if err != nil {
+		return err
+	}
+	f := spool.Facts{Kind: spool.KindTest, Time: time.Now(), TerminalID: cfg.Terminal.ID}
+	nr, err := f.NewReceipt()
+	if err != nil {
+		return err
+	}
+	return queueAndPrint(ctx, cfg, stdout, stderr, func(store *offline.Store) (int64, error) {
+		return store.QueueReceipt(ctx, nr)
+	})
+}
+
+// cmdReceipts is `cardd receipts reprint-last`.
+func cmdReceipts(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 || args[0] != "reprint-last" {
+		return usageErr("receipts: want the subcommand reprint-last")
+	}
+	cfg, err := loadConfig("receipts reprint-last", args[1:], nil)
+	if err != nil {
+		return err
+	}
+	return queueAndPrint(ctx, cfg, stdout, stderr, func(store *offline.Store) (int64, error) {
+		last, err := store.LastReceipt(ctx)
+		if errors.Is(err, offline.ErrNotFound) {
+			return 0, errors.New("no receipt to reprint")
+		}
+		if err != nil {
+			return 0, err
+		}
+		return store.Reprint(ctx, last.ID)
+	})
+}
+
+// queueAndPrint queues a receipt with add and waits until it is printed:
+// by the running daemon when it holds the printer, else by this process.
+func queueAndPrint(ctx context.Context, cfg *config.Config, stdout, stderr io.Writer, add func(*offline.Store) (int64, error)) error {
+	if !cfg.Printer.Enabled {
+		return &exitError{code: 2, err: errors.New("printer.enabled is false: no printer is configured (set printer.enabled and printer.port)")}
+	}
+	if _, err := renderer(cfg); err != nil {
+		return err
+	}
+	store, err := offline.Open(cfg.Store.Path, cfg.Terminal.ID)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	id, err := add(store)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "receipt %d queued\n", id)
+	log := newLogger(cfg, stderr)
+	release, mine, err := printLock(cfg)
+	if err != nil {
+		return err
+	}
+	if mine {
+		// No daemon drives the printer: print the queue from here.
+		defer release()
+		line := serialLine(cfg, log)
+		defer line.Close()
+		w, err := newWorker(cfg, store, line, log)
+		if err != nil {
+			return err
+		}
+		w.Start(ctx)
+		defer w.Stop()
+	} else {
+		fmt.Fprintln(stdout, "the running cardd prints it")
+	}
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	for {
+		r, err := store.GetReceipt(ctx, id)
+		if err != nil {
+			return err
+		}
+		if r.State == offline.ReceiptPrinted {
+			fmt.Fprintf(stdout, "receipt %d printed\n", id)
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			why := r.LastError
+			if why == "" {
+				why = "the printer did not take it in time"
+			}
+			return fmt.Errorf("receipt %d not printed within 30 s (%s); it stays queued and prints when the printer can", id, why)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
