@@ -171,3 +171,130 @@ func firstDiff(got, want []string) string {
 	}
 	return "(none)"
 }
+
+// BenchmarkPrintQueue prints b.N queued top-up receipts (58 mm, GB18030, QR)
+// through the worker, the serial line and the virtual printer paced to a
+// line of 9600 and 115200 baud, with status checks before and after each
+// receipt as the daemon does. It reports receipts per minute beside the
+// line's own limit for receipts of that size (bytes per second = baud/10).
+func BenchmarkPrintQueue(b *testing.B) {
+	for _, baud := range []int{9600, 115200} {
+		b.Run(fmt.Sprintf("baud=%d", baud), func(b *testing.B) {
+			link := filepath.Join(b.TempDir(), "printer")
+			p, err := sim.Open(sim.Options{Link: link, BaudDelay: baud})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer p.Close()
+			store, err := offline.Open(filepath.Join(b.TempDir(), "cardd.db"), "000000000001")
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer store.Close()
+			nr, err := topUp(1).NewReceipt()
+			if err != nil {
+				b.Fatal(err)
+			}
+			data, err := renderer.Render(offline.Receipt{Body: nr.Body})
+			if err != nil {
+				b.Fatal(err)
+			}
+			for range b.N {
+				if _, err := store.QueueReceipt(context.Background(), nr); err != nil {
+					b.Fatal(err)
+				}
+			}
+			// A pty drains at once, so the status answer after a receipt waits
+			// for the paced printer to read it: allow for that at 9600.
+			line := &Line{Port: link, Mode: serial.Mode{BaudRate: baud, DataBits: 8}, StatusTimeout: 10 * time.Second}
+			defer line.Close()
+			w := &Worker{Queue: store, Printer: line, Render: renderer.Render, StatusChecks: true, Poll: 10 * time.Millisecond}
+			b.ResetTimer()
+			w.Start(context.Background())
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
+			defer cancel()
+			if _, err := p.WaitReceipts(ctx, b.N); err != nil {
+				b.Fatal(err)
+			}
+			b.StopTimer()
+			w.Stop()
+			if st := p.Stats(); st.Printed != b.N || st.Lost != 0 {
+				b.Fatalf("printer stats %+v, want %d printed", st, b.N)
+			}
+			perMin := float64(b.N) / b.Elapsed().Minutes()
+			limit := 60 * float64(baud) / 10 / float64(len(data))
+			b.ReportMetric(perMin, "receipts/min")
+			b.ReportMetric(limit, "line-limit-receipts/min")
+			b.ReportMetric(perMin/limit, "of-line-limit")
+			b.ReportMetric(float64(len(data)), "bytes/receipt")
+			b.ReportMetric(float64(baud)/10, "line-bytes/s")
+		})
+	}
+}
+
+// TestExactTextThroughPTY: every kind of receipt, at 58 and 80 mm, in both
+// Chinese text modes, goes through go.bug.st/serial to the virtual printer,
+// which decodes it back: the lines equal printer.Text exactly, and the QR
+// code holds the reference.
+func TestExactTextThroughPTY(t *testing.T) {
+	link := filepath.Join(t.TempDir(), "printer")
+	p := openSim(t, link, sim.Options{})
+	line := &Line{Port: link, Mode: serial.Mode{BaudRate: 115200, DataBits: 8}}
+	defer line.Close()
+	facts := []Facts{
+		topUp(3),
+		{Kind: KindBalance, Time: time.Date(2026, 11, 23, 8, 30, 0, 0, time.Local), TerminalID: "000000000001",
+			Card: "3101000000800001", Holder: "阿依古丽·买买提", BalanceFen: 123456, Reference: "000000000001-7"},
+		{Kind: KindPurchase, Time: time.Date(2026, 11, 23, 12, 5, 9, 0, time.Local), TerminalID: "0000000000A2",
+			Card: "3101000000800002", Holder: "李四", AmountFen: 1250, BalanceFen: 8750, Reference: "0000000000A2-19"},
+		{Kind: KindTest, Time: time.Date(2026, 11, 23, 9, 0, 0, 0, time.Local), TerminalID: "000000000001"},
+	}
+	n := 0
+	for _, layout := range []printer.Layout{printer.Layout58, printer.Layout80} {
+		for _, mode := range []printer.TextMode{printer.TextGB18030, printer.TextGBK} {
+			r := renderer
+			r.Options.Layout, r.Options.Mode = layout, mode
+			for _, f := range facts {
+				nr, err := f.NewReceipt()
+				if err != nil {
+					t.Fatal(err)
+				}
+				q := offline.Receipt{Body: nr.Body}
+				data, err := r.Render(q)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := line.Write(context.Background(), data); err != nil {
+					t.Fatal(err)
+				}
+				n++
+				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+				got, err := p.WaitReceipts(ctx, n)
+				cancel()
+				if err != nil {
+					t.Fatal(err)
+				}
+				pr, _ := r.Receipt(q)
+				want := printer.Text(pr, layout.Cols)
+				rc := got[n-1]
+				lines := rc.Lines
+				for len(lines) > 0 && lines[len(lines)-1] == "" {
+					lines = lines[:len(lines)-1]
+				}
+				name := fmt.Sprintf("%s at %d columns, mode %d", f.Kind, layout.Cols, mode)
+				if !slices.Equal(lines, want) {
+					t.Errorf("%s:\n%s", name, firstDiff(lines, want))
+				}
+				if rc.ErrorCount != 0 {
+					t.Errorf("%s: decoder errors %q", name, rc.Errors)
+				}
+				if f.Reference != "" && !slices.Equal(rc.QR, []string{f.Reference}) {
+					t.Errorf("%s: QR %q, want %q", name, rc.QR, f.Reference)
+				}
+			}
+		}
+	}
+	if testing.Verbose() {
+		t.Logf("the first receipt as printed:\n%s", p.Receipts()[0].Text())
+	}
+}
