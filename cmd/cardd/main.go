@@ -20,7 +20,9 @@ import (
 	"os"
 	"os/signal"
 	"regexp"
+	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -187,6 +189,10 @@ func cmdRun(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	log := newLogger(cfg, stderr)
 	runner := newRunner(cfg, log)
+	// What the heartbeat tells the host of the printer; the print worker
+	// updates it.
+	var printerState atomic.Value
+	printerState.Store("none")
 	if cfg.Host.URL != "" || cfg.Printer.Enabled {
 		store, err := openStore(ctx, cfg, log)
 		if err != nil {
@@ -198,14 +204,15 @@ func cmdRun(ctx context.Context, args []string, stderr io.Writer) error {
 			}
 		}()
 		if cfg.Host.URL != "" {
-			stop, err := startHostLink(ctx, cfg, log, runner, store)
+			stop, err := startHostLink(ctx, cfg, log, runner, store, func() string { return printerState.Load().(string) })
 			if err != nil {
 				return err
 			}
 			defer stop()
 		}
 		if cfg.Printer.Enabled {
-			stop, err := startPrinter(ctx, cfg, store, log)
+			printerState.Store("starting")
+			stop, err := startPrinter(ctx, cfg, store, log, func(s string) { printerState.Store(s) })
 			if err != nil {
 				return err
 			}
@@ -243,14 +250,20 @@ func openStore(ctx context.Context, cfg *config.Config, log *slog.Logger) (*offl
 
 // startHostLink starts the sync loops and gives the runner its on-tap
 // loader. Without a host there is nothing to load.
-func startHostLink(ctx context.Context, cfg *config.Config, log *slog.Logger, runner *tap.Runner, store *offline.Store) (stop func(), err error) {
+func startHostLink(ctx context.Context, cfg *config.Config, log *slog.Logger, runner *tap.Runner, store *offline.Store, printer func() string) (stop func(), err error) {
 	secret, err := config.ReadSecretFile(cfg.Host.SecretFile)
 	if err != nil {
 		return nil, &exitError{code: 2, err: fmt.Errorf("host.secret_file: %w", err)}
 	}
 	client := &hostsync.Client{BaseURL: cfg.Host.URL, TerminalID: cfg.Terminal.ID, Secret: secret}
 	syncer := &hostsync.Syncer{Client: client, Store: store, Logger: log,
-		Heartbeat: func() hostapi.HeartbeatRequest { return hostapi.HeartbeatRequest{Version: version} }}
+		Heartbeat: func() hostapi.HeartbeatRequest {
+			hb := hostapi.HeartbeatRequest{Version: version, Printer: printer()}
+			if n, err := store.ReceiptsWaiting(ctx); err == nil {
+				hb.Extra = map[string]string{"receipts_waiting": strconv.Itoa(n)}
+			}
+			return hb
+		}}
 	syncer.Start(ctx)
 	runner.Loader = &tap.Loader{Store: store, Host: client, TerminalID: cfg.TerminalID(),
 		BalanceCap: cfg.Load.BalanceCapFen(), Logger: log}

@@ -36,6 +36,9 @@ func TestBadConfigExits2WithOneLine(t *testing.T) {
 		{"directory as file", nil, []string{"--config", dir}, []string{dir}},
 		{"unknown key", nil, []string{"--config", bad}, []string{"reader.card_patern"}},
 		{"bad regexp", nil, []string{"--reader-card", "["}, []string{"reader.card_pattern", `"["`}},
+		{"unknown parity", map[string]string{"CARDD_PRINTER_PARITY": "odds"}, nil, []string{"printer.parity", `"odds"`}},
+		{"baud 0", map[string]string{"CARDD_PRINTER_BAUD": "0"}, nil, []string{"printer.baud", `"0"`}},
+		{"printer without port", map[string]string{"CARDD_PRINTER_ENABLED": "true"}, nil, []string{"printer.port", "required"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Setenv("CARDD_CONFIG", "")

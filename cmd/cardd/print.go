@@ -104,8 +104,9 @@ func loadReceipt(cfg *config.Config) func(cr *tap.CardRead, row offline.Row) (of
 
 // startPrinter starts the print worker of `cardd run`: it holds the printer
 // lock, settles receipts a killed daemon left half-sent, and prints the
-// queue. The returned stop stops the worker and releases the lock.
-func startPrinter(ctx context.Context, cfg *config.Config, store *offline.Store, log *slog.Logger) (stop func(), err error) {
+// queue. onState gets each change of the printer's state in words, for the
+// heartbeat. The returned stop stops the worker and releases the lock.
+func startPrinter(ctx context.Context, cfg *config.Config, store *offline.Store, log *slog.Logger, onState func(string)) (stop func(), err error) {
 	release, ok, err := printLock(cfg)
 	if err != nil {
 		return nil, err
@@ -127,6 +128,11 @@ func startPrinter(ctx context.Context, cfg *config.Config, store *offline.Store,
 	}
 	w.OnState = func(s spool.State) {
 		log.Info("printer state", "ready", s.Ready, "answering", s.Answering, "problem", s.Problem)
+		state := "ready"
+		if !s.Ready {
+			state = "not ready: " + s.Problem
+		}
+		onState(state)
 	}
 	w.Start(ctx)
 	return func() {
