@@ -19,8 +19,10 @@ import (
 
 // ErrNoAnswer is returned by Line.Status when the printer did not answer a
 // status query in time: a one-way cable, a printer that does not implement
-// DLE EOT, or one that is off.
-var ErrNoAnswer = errors.New("printer did not answer the status query")
+// DLE EOT, or one that is off. The worker does not then print blind: a
+// printer that is off would swallow receipts counted as printed. Receipts
+// wait, and the error says how to print without status checks.
+var ErrNoAnswer = errors.New("printer did not answer the status query (off, unplugged, or on a one-way cable: then set printer.status_checks to false)")
 
 // Flow control bytes a printer sends when its buffer is nearly full (XOFF)
 // and when it can take more (XON). A DLE EOT answer never equals either: its
