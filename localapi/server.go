@@ -1,0 +1,546 @@
+// Package localapi is the daemon's HTTP API on the terminal itself, for the
+// kiosk screen and the POS app: status, a server-sent-events stream of card
+// and printer events, the local journal, receipts, and arming a purchase.
+// docs/local-api.yaml describes it.
+package localapi
+
+import (
+	"context"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/cardd/cardd/money"
+	"github.com/cardd/cardd/offline"
+	"github.com/cardd/cardd/reader"
+	"github.com/cardd/cardd/redact"
+	"github.com/cardd/cardd/tap"
+)
+
+// Journal is what the API reads of the journal; *offline.Store is it.
+type Journal interface {
+	List(ctx context.Context, beforeSeq int64, limit int) ([]offline.Row, error)
+}
+
+// Receipts is what the API needs of the print queue; *offline.Store is it.
+type Receipts interface {
+	QueueReceipt(ctx context.Context, r offline.NewReceipt) (int64, error)
+	LastReceipt(ctx context.Context) (offline.Receipt, error)
+	Reprint(ctx context.Context, id int64) (int64, error)
+	GetReceipt(ctx context.Context, id int64) (offline.Receipt, error)
+}
+
+// Server is the local API. Set its fields, then serve it; the tap runner's
+// and print worker's hooks (ReaderEvent, Balance, Tap, PrinterState) feed it.
+type Server struct {
+	// Token, when set, must come as "Authorization: Bearer <token>" on
+	// every call that changes something.
+	Token string
+	// Base is the status's fixed part: version, mode, terminal id.
+	Base Status
+	// Journal, when set, serves GET /v1/journal (nil: no store, 503).
+	Journal Journal
+	// Receipts, when set, takes receipt requests (nil: no printer, 503).
+	Receipts Receipts
+	// BalanceReceipt makes the receipt of a balance query for a read.
+	BalanceReceipt func(cr *tap.CardRead) (offline.NewReceipt, error)
+	// KickPrinter wakes the print worker after a receipt was queued.
+	KickPrinter func()
+	// QueueDepth, when set, gives the host queue depth for the status.
+	QueueDepth func(ctx context.Context) (int, error)
+	// ReceiptsWaiting, when set, gives the print queue depth.
+	ReceiptsWaiting func(ctx context.Context) (int, error)
+	// Kiosk, when set, is served at / (the kiosk page).
+	Kiosk http.Handler
+	// Metrics, when set, is served at /metrics.
+	Metrics http.Handler
+	// Healthy, when set, decides /healthz; nil is healthy.
+	Healthy func() error
+
+	Hub Hub
+
+	mu       sync.Mutex
+	readers  map[string]*ReaderView
+	pcscd    bool
+	printer  PrinterView
+	lastRead *tap.CardRead
+	armed    atomic.Int64
+}
+
+// ReaderEvent records a reader event and publishes it; fit for
+// tap.Runner.OnEvent.
+func (s *Server) ReaderEvent(ev reader.Event, role string) {
+	s.mu.Lock()
+	if s.readers == nil {
+		s.readers = map[string]*ReaderView{}
+	}
+	var typ string
+	switch ev.Kind {
+	case reader.ReaderAdded:
+		s.readers[ev.Reader] = &ReaderView{Name: ev.Reader, Role: role}
+		s.pcscd = true
+		typ = EventReader
+	case reader.ReaderRemoved:
+		delete(s.readers, ev.Reader)
+		typ = EventReader
+	case reader.CardInserted:
+		if r := s.readers[ev.Reader]; r != nil {
+			r.CardPresent = true
+		}
+		typ = EventCardPresent
+	case reader.CardRemoved:
+		if r := s.readers[ev.Reader]; r != nil {
+			r.CardPresent = false
+		}
+		typ = EventCardRemoved
+	case reader.ServiceLost:
+		s.pcscd = false
+		typ = EventReader
+	case reader.ServiceBack:
+		s.pcscd = true
+		typ = EventReader
+	default:
+		s.mu.Unlock()
+		return
+	}
+	s.mu.Unlock()
+	e := Event{Type: typ, Reader: ev.Reader}
+	if typ == EventReader {
+		st := s.status(context.Background())
+		e.Status = &st
+	}
+	if (typ == EventCardPresent || typ == EventCardRemoved) && role != "card" {
+		return // the SAM slot is nobody's business on the screen
+	}
+	s.Hub.Publish(e)
+}
+
+// Balance publishes the balance known early; fit for tap.Runner.OnBalance.
+func (s *Server) Balance(res tap.Result) {
+	s.Hub.Publish(Event{Type: EventCardBalance, Reader: res.Reader, Card: cardView(res.Read)})
+}
+
+// Tap records the tap and publishes it; fit for tap.Runner.OnTap.
+func (s *Server) Tap(res tap.Result) {
+	if res.Read != nil && res.Err == nil {
+		s.mu.Lock()
+		s.lastRead = res.Read
+		s.mu.Unlock()
+	}
+	card := cardView(res.Read)
+	tv := tapView(res)
+	if card != nil && res.Load != nil {
+		// The screen shows the card as it is now, after any top-up.
+		card.BalanceFen, card.Balance = tv.BalanceAfterFen, tv.BalanceAfter
+	}
+	s.Hub.Publish(Event{Type: EventCardTap, Reader: res.Reader, Card: card, Tap: tv})
+}
+
+// PrinterState records the printer's state and publishes it.
+func (s *Server) PrinterState(p PrinterView) {
+	s.mu.Lock()
+	s.printer = p
+	s.mu.Unlock()
+	s.Hub.Publish(Event{Type: EventPrinter, Printer: &p})
+}
+
+// ArmedPurchase is the purchase armed for the next tap, in fen (0: none).
+func (s *Server) ArmedPurchase() int64 { return s.armed.Load() }
+
+func (s *Server) status(ctx context.Context) Status {
+	st := s.Base
+	s.mu.Lock()
+	st.PCSCD = s.pcscd
+	st.Readers = []ReaderView{}
+	for _, r := range s.readers {
+		st.Readers = append(st.Readers, *r)
+	}
+	st.Printer = s.printer
+	st.Printer.Enabled = s.Base.Printer.Enabled || s.printer.Enabled
+	s.mu.Unlock()
+	sortReaders(st.Readers)
+	if s.QueueDepth != nil {
+		st.Host.Configured = true
+		if n, err := s.QueueDepth(ctx); err == nil {
+			st.Host.QueueDepth = n
+		}
+	}
+	if s.ReceiptsWaiting != nil {
+		if n, err := s.ReceiptsWaiting(ctx); err == nil {
+			st.Printer.ReceiptsWaiting = n
+		}
+	}
+	st.ArmedPurchaseFen = s.armed.Load()
+	return st
+}
+
+func sortReaders(rs []ReaderView) {
+	for i := 1; i < len(rs); i++ {
+		for j := i; j > 0 && rs[j].Name < rs[j-1].Name; j-- {
+			rs[j], rs[j-1] = rs[j-1], rs[j]
+		}
+	}
+}
+
+// ServeHTTP routes the API.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	path := r.URL.Path
+	switch {
+	case path == "/healthz":
+		s.healthz(w, r)
+	case path == "/metrics" && s.Metrics != nil:
+		s.Metrics.ServeHTTP(w, r)
+	case path == "/v1/status":
+		s.only(w, r, http.MethodGet, s.getStatus)
+	case path == "/v1/events":
+		s.only(w, r, http.MethodGet, s.events)
+	case path == "/v1/journal":
+		s.only(w, r, http.MethodGet, s.journal)
+	case path == "/v1/receipts":
+		s.only(w, r, http.MethodPost, s.authed(s.postReceipt))
+	case path == "/v1/purchase/arm":
+		switch r.Method {
+		case http.MethodPost:
+			s.authed(s.arm)(w, r)
+		case http.MethodDelete:
+			s.authed(s.disarm)(w, r)
+		default:
+			w.Header().Set("Allow", "POST, DELETE")
+			fail(w, http.StatusMethodNotAllowed, "%s is not allowed on %s; use POST or DELETE", r.Method, path)
+		}
+	case strings.HasPrefix(path, "/v1/"):
+		fail(w, http.StatusNotFound, "no such endpoint %s (see docs/local-api.yaml)", path)
+	case s.Kiosk != nil:
+		s.Kiosk.ServeHTTP(w, r)
+	default:
+		fail(w, http.StatusNotFound, "no such endpoint %s", path)
+	}
+}
+
+func (s *Server) only(w http.ResponseWriter, r *http.Request, method string, h http.HandlerFunc) {
+	if r.Method != method {
+		w.Header().Set("Allow", method)
+		fail(w, http.StatusMethodNotAllowed, "%s is not allowed on %s; use %s", r.Method, r.URL.Path, method)
+		return
+	}
+	h(w, r)
+}
+
+// authed checks the bearer token of a call that changes something.
+func (s *Server) authed(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if s.Token != "" {
+			got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+			switch {
+			case !ok || got == "":
+				w.Header().Set("WWW-Authenticate", `Bearer realm="cardd"`)
+				fail(w, http.StatusUnauthorized, "this call changes something: send Authorization: Bearer <token> (the token is in api.token_file)")
+				return
+			case subtle.ConstantTimeCompare([]byte(got), []byte(s.Token)) != 1:
+				w.Header().Set("WWW-Authenticate", `Bearer realm="cardd", error="invalid_token"`)
+				fail(w, http.StatusUnauthorized, "wrong token")
+				return
+			}
+		}
+		h(w, r)
+	}
+}
+
+// apiError is the body of every 4xx and 5xx answer.
+type apiError struct {
+	Error string `json:"error"`
+}
+
+func fail(w http.ResponseWriter, code int, format string, a ...any) {
+	writeJSON(w, code, apiError{Error: fmt.Sprintf(format, a...)})
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// decode reads a small JSON body strictly: unknown fields and trailing data
+// are errors, so a misspelt field is not silently ignored.
+func decode(w http.ResponseWriter, r *http.Request, v any) bool {
+	if ct := r.Header.Get("Content-Type"); ct != "" && !strings.HasPrefix(ct, "application/json") {
+		fail(w, http.StatusUnsupportedMediaType, "Content-Type %q: send application/json", ct)
+		return false
+	}
+	dec := json.NewDecoder(io.LimitReader(r.Body, 64<<10))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		if errors.Is(err, io.EOF) {
+			fail(w, http.StatusBadRequest, "empty body: send a JSON object")
+		} else {
+			fail(w, http.StatusBadRequest, "bad JSON: %v", err)
+		}
+		return false
+	}
+	if dec.More() {
+		fail(w, http.StatusBadRequest, "bad JSON: data after the object")
+		return false
+	}
+	return true
+}
+
+func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
+	if s.Healthy != nil {
+		if err := s.Healthy(); err != nil {
+			fail(w, http.StatusServiceUnavailable, "unhealthy: %v", err)
+			return
+		}
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+}
+
+func (s *Server) getStatus(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, s.status(r.Context()))
+}
+
+// keepAlive is how often an idle stream gets a comment line, so proxies and
+// the browser keep it open and a dead client is noticed.
+const keepAlive = 15 * time.Second
+
+func (s *Server) events(w http.ResponseWriter, r *http.Request) {
+	rc := http.NewResponseController(w)
+	c, cancel := s.Hub.subscribe()
+	defer cancel()
+	w.Header().Set("Content-Type", "text/event-stream; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("X-Accel-Buffering", "no")
+	w.WriteHeader(http.StatusOK)
+	st := s.status(r.Context())
+	if err := writeEvent(w, Event{Type: EventHello, Time: time.Now().UTC(), Status: &st}); err != nil {
+		return
+	}
+	if rc.Flush() != nil {
+		return
+	}
+	tick := time.NewTicker(keepAlive)
+	defer tick.Stop()
+	for {
+		select {
+		case <-r.Context().Done():
+			return
+		case <-c.gone:
+			return // too slow: dropped by the hub
+		case e := <-c.ch:
+			// A write to a client that stopped reading must not hold this
+			// goroutine for ever either.
+			_ = rc.SetWriteDeadline(time.Now().Add(10 * time.Second))
+			if writeEvent(w, e) != nil || rc.Flush() != nil {
+				return
+			}
+		case <-tick.C:
+			_ = rc.SetWriteDeadline(time.Now().Add(10 * time.Second))
+			if _, err := io.WriteString(w, ": keep-alive\n\n"); err != nil || rc.Flush() != nil {
+				return
+			}
+		}
+	}
+}
+
+func writeEvent(w io.Writer, e Event) error {
+	b, err := json.Marshal(e)
+	if err != nil {
+		return err
+	}
+	if e.ID > 0 {
+		_, err = fmt.Fprintf(w, "id: %d\nevent: %s\ndata: %s\n\n", e.ID, e.Type, b)
+	} else {
+		_, err = fmt.Fprintf(w, "event: %s\ndata: %s\n\n", e.Type, b)
+	}
+	return err
+}
+
+// JournalRow is a journal row as the API shows it: the card masked.
+type JournalRow struct {
+	ID        string `json:"id"`
+	Seq       int64  `json:"seq"`
+	Kind      string `json:"kind"`
+	State     string `json:"state"`
+	Card      string `json:"card"`
+	Purse     string `json:"purse,omitempty"`
+	Counter   uint16 `json:"counter"`
+	Balance   string `json:"balance"`
+	Amount    string `json:"amount"`
+	CreditID  string `json:"credit_id,omitempty"`
+	TAC       string `json:"tac,omitempty"`
+	Time      string `json:"time,omitempty"`
+	Detail    string `json:"detail,omitempty"`
+	Unacked   bool   `json:"unacked"`
+	CreatedAt string `json:"created_at"`
+}
+
+// JournalPage is GET /v1/journal's answer; Next is the before= of the next
+// (older) page, 0 at the end.
+type JournalPage struct {
+	Rows []JournalRow `json:"rows"`
+	Next int64        `json:"next"`
+}
+
+func (s *Server) journal(w http.ResponseWriter, r *http.Request) {
+	if s.Journal == nil {
+		fail(w, http.StatusServiceUnavailable, "no journal: set host.url or printer.enabled so cardd keeps one")
+		return
+	}
+	q := r.URL.Query()
+	for k := range q {
+		if k != "before" && k != "limit" {
+			fail(w, http.StatusBadRequest, "unknown parameter %q (before, limit)", k)
+			return
+		}
+	}
+	limit, before := 50, int64(0)
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 500 {
+			fail(w, http.StatusBadRequest, "limit=%q: want 1..500", v)
+			return
+		}
+		limit = n
+	}
+	if v := q.Get("before"); v != "" {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n < 1 {
+			fail(w, http.StatusBadRequest, "before=%q: want a positive row sequence (the next of the previous page)", v)
+			return
+		}
+		before = n
+	}
+	rows, err := s.Journal.List(r.Context(), before, limit)
+	if err != nil {
+		fail(w, http.StatusInternalServerError, "reading the journal: %v", err)
+		return
+	}
+	page := JournalPage{Rows: []JournalRow{}}
+	for _, row := range rows {
+		page.Rows = append(page.Rows, JournalRow{ID: row.ID, Seq: row.Seq, Kind: row.Kind, State: row.State,
+			Card: redact.CardNumber(row.Card), Purse: row.Purse, Counter: row.Counter, Balance: money.Format(row.BalanceFen),
+			Amount: money.Format(row.AmountFen), CreditID: row.CreditID, TAC: row.TAC, Time: row.Time, Detail: row.Detail,
+			Unacked: !row.Acked, CreatedAt: row.Created.UTC().Format(time.RFC3339)})
+	}
+	if len(rows) == limit {
+		page.Next = rows[len(rows)-1].Seq
+	}
+	writeJSON(w, http.StatusOK, page)
+}
+
+// ReceiptRequest is POST /v1/receipts's body.
+type ReceiptRequest struct {
+	// Kind is "balance" (a receipt of the last card tapped) or
+	// "reprint-last" (the last receipt again, marked as a copy).
+	Kind string `json:"kind"`
+}
+
+func (s *Server) postReceipt(w http.ResponseWriter, r *http.Request) {
+	var req ReceiptRequest
+	if !decode(w, r, &req) {
+		return
+	}
+	if s.Receipts == nil {
+		fail(w, http.StatusServiceUnavailable, "no printer configured (printer.enabled)")
+		return
+	}
+	var id int64
+	var err error
+	switch req.Kind {
+	case "balance":
+		s.mu.Lock()
+		cr := s.lastRead
+		s.mu.Unlock()
+		if cr == nil {
+			fail(w, http.StatusConflict, "no card tapped yet")
+			return
+		}
+		var nr offline.NewReceipt
+		if nr, err = s.BalanceReceipt(cr); err == nil {
+			id, err = s.Receipts.QueueReceipt(r.Context(), nr)
+		}
+	case "reprint-last":
+		var last offline.Receipt
+		last, err = s.Receipts.LastReceipt(r.Context())
+		if errors.Is(err, offline.ErrNotFound) {
+			fail(w, http.StatusConflict, "no receipt to reprint")
+			return
+		}
+		if err == nil {
+			id, err = s.Receipts.Reprint(r.Context(), last.ID)
+		}
+	case "":
+		fail(w, http.StatusBadRequest, "kind is required: balance or reprint-last")
+		return
+	default:
+		fail(w, http.StatusBadRequest, "kind %q: want balance or reprint-last", req.Kind)
+		return
+	}
+	if err != nil {
+		fail(w, http.StatusInternalServerError, "queueing the receipt: %v", err)
+		return
+	}
+	if s.KickPrinter != nil {
+		s.KickPrinter()
+	}
+	rv := ReceiptView{ID: id, Kind: req.Kind, State: offline.ReceiptQueued}
+	s.Hub.Publish(Event{Type: EventReceipt, Receipt: &rv})
+	go s.watchReceipt(id, req.Kind)
+	writeJSON(w, http.StatusAccepted, rv)
+}
+
+// watchReceipt publishes when a receipt asked through the API is printed,
+// for the screen's "printed" (it gives up after two minutes).
+func (s *Server) watchReceipt(id int64, kind string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(100 * time.Millisecond):
+		}
+		rc, err := s.Receipts.GetReceipt(ctx, id)
+		if err != nil {
+			return
+		}
+		if rc.State == offline.ReceiptPrinted || rc.State == offline.ReceiptUnknown {
+			s.Hub.Publish(Event{Type: EventReceipt, Receipt: &ReceiptView{ID: id, Kind: kind, State: rc.State}})
+			return
+		}
+	}
+}
+
+// ArmRequest is POST /v1/purchase/arm's body.
+type ArmRequest struct {
+	// Amount is in yuan, "12.50": the purchase the next tap pays.
+	Amount string `json:"amount"`
+}
+
+func (s *Server) arm(w http.ResponseWriter, r *http.Request) {
+	var req ArmRequest
+	if !decode(w, r, &req) {
+		return
+	}
+	fen, err := money.Parse(req.Amount)
+	if err != nil || fen <= 0 {
+		fail(w, http.StatusBadRequest, "amount %q: want yuan above 0 with at most two decimals, like \"12.50\"", req.Amount)
+		return
+	}
+	s.armed.Store(fen)
+	writeJSON(w, http.StatusOK, map[string]any{"armed_purchase_fen": fen, "armed_purchase": money.Format(fen)})
+}
+
+func (s *Server) disarm(w http.ResponseWriter, r *http.Request) {
+	s.armed.Store(0)
+	writeJSON(w, http.StatusOK, map[string]any{"armed_purchase_fen": 0})
+}

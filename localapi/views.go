@@ -1,0 +1,180 @@
+package localapi
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/cardd/cardd/apdu/epurse"
+	"github.com/cardd/cardd/money"
+	"github.com/cardd/cardd/redact"
+	"github.com/cardd/cardd/tap"
+)
+
+// Event types of the /v1/events stream.
+const (
+	EventHello       = "hello"        // first on every stream: Status
+	EventCardPresent = "card.present" // a card arrived: Reader
+	EventCardBalance = "card.balance" // the balance is known, the read goes on: Reader, Card
+	EventCardTap     = "card.tap"     // the tap ended: Reader, Card (when read), Tap
+	EventCardRemoved = "card.removed" // the card left: Reader
+	EventReader      = "reader"       // a reader came or went, or pcscd: Reader, Status
+	EventPrinter     = "printer"      // the printer's state changed: Printer
+	EventReceipt     = "receipt"      // a receipt asked through the API moved: Receipt
+)
+
+// Event is one message of the /v1/events stream; only the fields of its
+// type are set.
+type Event struct {
+	ID      int64        `json:"id"`
+	Type    string       `json:"type"`
+	Time    time.Time    `json:"time"`
+	Reader  string       `json:"reader,omitempty"`
+	Card    *CardView    `json:"card,omitempty"`
+	Tap     *TapView     `json:"tap,omitempty"`
+	Printer *PrinterView `json:"printer,omitempty"`
+	Receipt *ReceiptView `json:"receipt,omitempty"`
+	Status  *Status      `json:"status,omitempty"`
+}
+
+// CardView is a card as the screen shows it. The number is masked: the
+// API never hands out a whole card number.
+type CardView struct {
+	Number       string   `json:"number"`
+	Holder       string   `json:"holder,omitempty"`
+	ValidFrom    string   `json:"valid_from,omitempty"` // 2006-01-02
+	ValidTo      string   `json:"valid_to,omitempty"`
+	Purse        string   `json:"purse"`
+	BalanceFen   int64    `json:"balance_fen"`
+	Balance      string   `json:"balance"` // yuan, "184.12"
+	Transactions []TxView `json:"transactions"`
+}
+
+// TxView is one transaction of the card's log, newest first in CardView.
+type TxView struct {
+	Counter   uint16 `json:"counter"`
+	Time      string `json:"time"` // 2006-01-02 15:04:05, the terminal's wall clock
+	Kind      string `json:"kind"` // load, purchase, composite_purchase or type_0x..
+	AmountFen int64  `json:"amount_fen"`
+	Amount    string `json:"amount"` // signed yuan: "50.00", "-5.59"
+	Terminal  string `json:"terminal"`
+}
+
+// TapView is how a tap ended.
+type TapView struct {
+	Outcome         string     `json:"outcome"` // tap.Outcome
+	Error           string     `json:"error,omitempty"`
+	BalanceAfterFen int64      `json:"balance_after_fen"`
+	BalanceAfter    string     `json:"balance_after"`
+	Loads           []LoadView `json:"loads"`
+	HostOffline     bool       `json:"host_offline"`
+	ToBalanceMS     float64    `json:"to_balance_ms"`
+	ToDoneMS        float64    `json:"to_done_ms"`
+}
+
+// LoadView is one pending top-up's fate on a tap.
+type LoadView struct {
+	CreditID  string `json:"credit_id"`
+	AmountFen int64  `json:"amount_fen"`
+	Amount    string `json:"amount"`
+	Applied   bool   `json:"applied"`
+	Refused   string `json:"refused,omitempty"`
+}
+
+// PrinterView is the printer's state.
+type PrinterView struct {
+	Enabled         bool   `json:"enabled"`
+	Ready           bool   `json:"ready"`
+	Answering       bool   `json:"answering"`
+	Problem         string `json:"problem,omitempty"`
+	ReceiptsWaiting int    `json:"receipts_waiting"`
+}
+
+// ReceiptView is a receipt asked through the API.
+type ReceiptView struct {
+	ID    int64  `json:"id"`
+	Kind  string `json:"kind"`
+	State string `json:"state"`
+}
+
+// ReaderView is one PC/SC reader.
+type ReaderView struct {
+	Name        string `json:"name"`
+	Role        string `json:"role"`
+	CardPresent bool   `json:"card_present"`
+}
+
+// HostView is the link to the central host.
+type HostView struct {
+	Configured bool `json:"configured"`
+	QueueDepth int  `json:"queue_depth"` // journal rows not yet acknowledged
+}
+
+// Status is the terminal at a glance: GET /v1/status.
+type Status struct {
+	Version          string       `json:"version"`
+	Mode             string       `json:"mode"`
+	TerminalID       string       `json:"terminal_id"`
+	PCSCD            bool         `json:"pcscd"` // connected to pcscd
+	Readers          []ReaderView `json:"readers"`
+	Printer          PrinterView  `json:"printer"`
+	Host             HostView     `json:"host"`
+	ArmedPurchaseFen int64        `json:"armed_purchase_fen"`
+}
+
+func txKind(t epurse.TxType) string {
+	switch t {
+	case epurse.TxEDLoad, epurse.TxEPLoad:
+		return "load"
+	case epurse.TxEDPurchase, epurse.TxEPPurchase:
+		return "purchase"
+	case epurse.TxComposite:
+		return "composite_purchase"
+	}
+	return fmt.Sprintf("type_%#02x", byte(t))
+}
+
+// cardView is the screen's view of a read: masked, amounts in both forms.
+func cardView(cr *tap.CardRead) *CardView {
+	if cr == nil {
+		return nil
+	}
+	v := &CardView{Number: redact.CardNumber(cr.Info.CardNumber), Purse: cr.Purse.String(),
+		BalanceFen: cr.Balance, Balance: money.Format(cr.Balance), Transactions: []TxView{}}
+	if !cr.Info.StartDate.IsZero() {
+		v.ValidFrom = cr.Info.StartDate.String()
+	}
+	if !cr.Info.ExpiryDate.IsZero() {
+		v.ValidTo = cr.Info.ExpiryDate.String()
+	}
+	if cr.Holder != nil {
+		v.Holder = cr.Holder.Name
+	}
+	for _, l := range cr.Log {
+		amt := tap.SignedAmount(l)
+		v.Transactions = append(v.Transactions, TxView{Counter: l.Counter, Time: l.Time.Format("2006-01-02 15:04:05"),
+			Kind: txKind(l.Type), AmountFen: amt, Amount: money.Format(amt), Terminal: fmt.Sprintf("%X", l.TerminalID[:])})
+	}
+	return v
+}
+
+// tapView is how the tap ended.
+func tapView(res tap.Result) *TapView {
+	v := &TapView{Outcome: string(res.Outcome()), Loads: []LoadView{},
+		ToBalanceMS: float64(res.ToBalance.Microseconds()) / 1000, ToDoneMS: float64(res.ToDone.Microseconds()) / 1000}
+	if res.Err != nil {
+		v.Error = res.Err.Error()
+	}
+	if res.Read != nil {
+		v.BalanceAfterFen = res.Read.Balance
+	}
+	if res.Load != nil {
+		v.HostOffline = res.Load.HostOffline
+		v.BalanceAfterFen = res.Load.Balance // starts at the read's balance
+		for _, l := range res.Load.Loads {
+			v.Loads = append(v.Loads, LoadView{CreditID: l.CreditID, AmountFen: l.AmountFen, Amount: money.Format(l.AmountFen),
+				Applied: l.Applied, Refused: l.Refused})
+		}
+	}
+	v.BalanceAfter = money.Format(v.BalanceAfterFen)
+	return v
+}
