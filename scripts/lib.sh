@@ -3,6 +3,9 @@
 
 # Debian packages the demo and the tests need at run time and to build.
 CARDD_PACKAGES=(pcscd libpcsclite-dev vsmartcard-vpcd pcsc-tools socat gcc pkg-config procps fonts-wqy-zenhei)
+# Installed with their recommends: Chromium, for the kiosk page's browser
+# tests, was tried here that way only.
+CARDD_PACKAGES_WITH_RECOMMENDS=(chromium)
 
 log() { printf '\033[1m==>\033[0m %s\n' "$*" >&2; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }
@@ -16,10 +19,20 @@ ensure_packages() {
   for p in "${CARDD_PACKAGES[@]}" "$@"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
   done
+  local missing_rec=()
+  for p in "${CARDD_PACKAGES_WITH_RECOMMENDS[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing_rec+=("$p")
+  done
+  if [ ${#missing[@]} -gt 0 ] || [ ${#missing_rec[@]} -gt 0 ]; then
+    as_root apt-get update -qq
+  fi
   if [ ${#missing[@]} -gt 0 ]; then
     log "installing ${missing[*]}"
-    as_root apt-get update -qq
     as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  fi
+  if [ ${#missing_rec[@]} -gt 0 ]; then
+    log "installing ${missing_rec[*]}"
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing_rec[@]}" >/dev/null
   fi
 }
 

@@ -1,0 +1,111 @@
+// Package kiosk serves the kiosk screen: one page with its script and style
+// sheet, embedded in the binary so nothing is built or fetched at run time.
+//
+// The page (Chinese first, with an English toggle kept in localStorage) is
+// made for a 1024×768 landscape touch screen: no scrolling, no hover,
+// buttons at least 64 px. It talks to the local API on its own origin: it
+// listens to GET /v1/events (and reads GET /v1/status once at start), and
+// asks for a balance receipt with POST /v1/receipts, sending the API token
+// the daemon put into the page.
+//
+// What the page shows follows the events: idle ("请刷卡 / Tap your card"),
+// reading on card.present, the card as soon as card.balance comes, the whole
+// tap (top-ups applied, the 5 newest transactions, a print button when the
+// printer is enabled) or an error in plain words on card.tap. After
+// card.removed the last tap stays 20 seconds (?linger=<seconds> in the
+// page's address changes that), then the page is idle again; a new card
+// replaces it at once.
+//
+// For browser tests the page keeps stable hooks: body[data-state] is idle,
+// reading, card or error; body[data-tap] is pending while a tap goes on and
+// done when it ended; body[data-conn] is up or down; body[data-lang] is zh
+// or en. The elements are #balance, #card-number, #holder, #validity,
+// #transactions li, #topup, #message (with data-outcome and, for support,
+// the technical data-detail), #print-button, #print-state (data-phase),
+// #lang-toggle, #conn-badge and #reader-note.
+package kiosk
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"embed"
+	"encoding/hex"
+	"html"
+	"net/http"
+	"strings"
+	"time"
+)
+
+//go:embed assets
+var assets embed.FS
+
+// tokenPlaceholder is the text in index.html that Handler replaces with the
+// API token.
+const tokenPlaceholder = "{{TOKEN}}"
+
+// csp keeps the page to its own files and its own origin: no inline script,
+// no other hosts. Only the page itself needs it.
+const csp = "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; " +
+	"img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+
+type asset struct {
+	body  []byte
+	ctype string
+	etag  string // empty for the page, which holds the token
+}
+
+func mustRead(name string) []byte {
+	b, err := assets.ReadFile("assets/" + name)
+	if err != nil {
+		panic("kiosk: embedded " + name + " missing: " + err.Error())
+	}
+	return b
+}
+
+func etag(b []byte) string {
+	sum := sha256.Sum256(b)
+	return `"` + hex.EncodeToString(sum[:8]) + `"`
+}
+
+// Handler serves the kiosk page at "/", its script at "/app.js" and its
+// style sheet at "/style.css", each with Cache-Control: no-cache; any other
+// path is 404 and any method but GET or HEAD is 405. token is the local
+// API's bearer token ("" when the daemon has none); it is written, trimmed
+// of surrounding white space and escaped for an HTML attribute, into the
+// page's <meta name="cardd-token"> so the page can send it on the calls that
+// change something. Anyone who can load the page can read the token: it
+// keeps other web origins out, not people at the kiosk.
+func Handler(token string) http.Handler {
+	index := mustRead("index.html")
+	page := bytes.ReplaceAll(index, []byte(tokenPlaceholder), []byte(html.EscapeString(strings.TrimSpace(token))))
+	js, css := mustRead("app.js"), mustRead("style.css")
+	files := map[string]asset{
+		"/":          {body: page, ctype: "text/html; charset=utf-8"},
+		"/app.js":    {body: js, ctype: "text/javascript; charset=utf-8", etag: etag(js)},
+		"/style.css": {body: css, ctype: "text/css; charset=utf-8", etag: etag(css)},
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		f, ok := files[r.URL.Path]
+		if !ok {
+			http.NotFound(w, r)
+			return
+		}
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			w.Header().Set("Allow", "GET, HEAD")
+			http.Error(w, r.Method+" is not allowed here; use GET", http.StatusMethodNotAllowed)
+			return
+		}
+		h := w.Header()
+		h.Set("Content-Type", f.ctype)
+		h.Set("Cache-Control", "no-cache")
+		h.Set("X-Content-Type-Options", "nosniff")
+		if f.etag != "" {
+			h.Set("ETag", f.etag)
+		} else {
+			h.Set("Content-Security-Policy", csp)
+			h.Set("Referrer-Policy", "no-referrer")
+			h.Set("X-Frame-Options", "DENY")
+		}
+		http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(f.body))
+	})
+}
