@@ -165,6 +165,14 @@ func (w *watch) run(ctx context.Context, pctx *scard.Context) error {
 	defer stop()
 	w.pnpOK = true
 	for {
+		// The cancel above reaches only a GetStatusChange in progress: one
+		// that lands during sync or between two waits is lost, and the next
+		// wait just times out. Without this check the loop would go on for
+		// ever after its context ended (CI saw `cardd scan --wait 20s` hang
+		// for half an hour).
+		if err := ctx.Err(); err != nil {
+			return err
+		}
 		if err := w.sync(ctx, pctx); err != nil {
 			return err
 		}
