@@ -3,10 +3,13 @@ package integration
 import (
 	"context"
 	"fmt"
+	"github.com/cardd/cardd/localapi"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -230,4 +233,51 @@ func benchTapLoad(b *testing.B, latency time.Duration) {
 	b.ReportMetric(ms(pct(toDone, 50)), "credit-p50-ms")
 	b.ReportMetric(ms(pct(toDone, 99)), "credit-p99-ms")
 	b.ReportMetric(float64(last), "apdus/tap")
+}
+
+// BenchmarkEventStream taps a card b.N times under `cardd run` with a client
+// on the local API's event stream (run it with -benchtime=50x) and reports
+// p50/p99 of: the daemon publishing card.present to the client reading it
+// (the API's own cost), the card entering the slot to the client reading
+// card.present (pcscd's presence poll included), and entering to the tap's
+// card.tap with the balance and transactions. The card answers at once.
+func BenchmarkEventStream(b *testing.B) {
+	requirePCSC(b)
+	w := newHostWorld(b)
+	const number = "3101000000930001"
+	path := w.issue(b, number, 10000)
+	waitEmpty(b, 0)
+	d := startDaemon(b, "CARDD_STORE_PATH="+filepath.Join(b.TempDir(), "cardd.db"))
+	addr := d.apiAddr(b)
+	d.waitLine(b, "reader added", 10*time.Second, func(m map[string]any) bool { return m["reader"] == slot0Reader })
+	s := openEvents(b, addr)
+	s.wait(b, localapi.EventHello)
+	var publishToClient, insertToPresent, insertToTap []time.Duration
+	b.ResetTimer()
+	for range b.N {
+		inserted := time.Now()
+		in := insert(b, path, 0, vpcd.Options{})
+		e := s.wait(b, localapi.EventCardPresent)
+		got := time.Now()
+		publishToClient = append(publishToClient, got.Sub(e.Time))
+		insertToPresent = append(insertToPresent, got.Sub(inserted))
+		if e := s.wait(b, localapi.EventCardTap); e.Tap == nil || e.Tap.Outcome != "ok" {
+			b.Fatalf("tap: %+v", e.Tap)
+		}
+		insertToTap = append(insertToTap, time.Since(inserted))
+		b.StopTimer()
+		in.remove(b)
+		s.wait(b, localapi.EventCardRemoved)
+		waitEmpty(b, 0)
+		b.StartTimer()
+	}
+	b.StopTimer()
+	_ = d.cmd.Process.Signal(syscall.SIGTERM)
+	<-d.exit
+	b.ReportMetric(ms(pct(publishToClient, 50)), "publish-to-client-p50-ms")
+	b.ReportMetric(ms(pct(publishToClient, 99)), "publish-to-client-p99-ms")
+	b.ReportMetric(ms(pct(insertToPresent, 50)), "insert-to-present-p50-ms")
+	b.ReportMetric(ms(pct(insertToPresent, 99)), "insert-to-present-p99-ms")
+	b.ReportMetric(ms(pct(insertToTap, 50)), "insert-to-tap-p50-ms")
+	b.ReportMetric(ms(pct(insertToTap, 99)), "insert-to-tap-p99-ms")
 }

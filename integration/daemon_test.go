@@ -21,10 +21,12 @@ type daemon struct {
 }
 
 // startDaemon runs the cardd binary in kiosk mode on slot 0 with a JSON log.
-func startDaemon(t *testing.T, env ...string) *daemon {
+func startDaemon(t testing.TB, env ...string) *daemon {
 	t.Helper()
 	cmd := exec.Command(binary(t, "cardd"), "run", "--log-format", "json", "--log-level", "debug")
-	cmd.Env = append(append(os.Environ(), "CARDD_READER_CARD_PATTERN=^Virtual PCD 00 00$", "CARDD_CONFIG="), env...)
+	// Any free port for the local API: a daemon of the demo or of an
+	// earlier test must not make this one fail to start.
+	cmd.Env = append(append(os.Environ(), "CARDD_READER_CARD_PATTERN=^Virtual PCD 00 00$", "CARDD_CONFIG=", "CARDD_API_LISTEN=127.0.0.1:0"), env...)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -55,7 +57,7 @@ func startDaemon(t *testing.T, env ...string) *daemon {
 }
 
 // waitLine returns the first log line for which match is true.
-func (d *daemon) waitLine(t *testing.T, what string, limit time.Duration, match func(map[string]any) bool) map[string]any {
+func (d *daemon) waitLine(t testing.TB, what string, limit time.Duration, match func(map[string]any) bool) map[string]any {
 	t.Helper()
 	deadline := time.After(limit)
 	for {

@@ -131,8 +131,14 @@ func (s *Server) Balance(res tap.Result) {
 // Tap records the tap and publishes it; fit for tap.Runner.OnTap.
 func (s *Server) Tap(res tap.Result) {
 	if res.Read != nil && res.Err == nil {
+		// The balance receipt of this card must show what it holds now,
+		// after any top-up of this tap.
+		cr := *res.Read
+		if res.Load != nil {
+			cr.Balance = res.Load.Balance
+		}
 		s.mu.Lock()
-		s.lastRead = res.Read
+		s.lastRead = &cr
 		s.mu.Unlock()
 	}
 	card := cardView(res.Read)

@@ -32,7 +32,7 @@ func newServer(t *testing.T) (*Server, *httptest.Server, *offline.Store) {
 	s := &Server{Token: token, Base: Status{Version: "test", Mode: "kiosk", TerminalID: "000000000001"},
 		Journal: store, Receipts: store, QueueDepth: store.QueueDepth, ReceiptsWaiting: store.ReceiptsWaiting,
 		BalanceReceipt: func(cr *tap.CardRead) (offline.NewReceipt, error) {
-			return offline.NewReceipt{Kind: "balance", Body: []byte(`{"card":"` + cr.Info.CardNumber + `"}`)}, nil
+			return offline.NewReceipt{Kind: "balance", Body: []byte(`{"card":"` + cr.Info.CardNumber + `","balance_fen":` + strconv.FormatInt(cr.Balance, 10) + `}`)}, nil
 		}}
 	srv := httptest.NewServer(s)
 	t.Cleanup(srv.Close)
@@ -213,7 +213,7 @@ func TestStreamAndReceipt(t *testing.T) {
 		t.Errorf("event %+v, want the receipt queued", e)
 	}
 	r, err := store.NextReceipt(context.Background())
-	if err != nil || r.Kind != "balance" || !strings.Contains(string(r.Body), "3101000000123456") {
+	if err != nil || r.Kind != "balance" || !strings.Contains(string(r.Body), "3101000000123456") || !strings.Contains(string(r.Body), "18412") {
 		t.Errorf("queued receipt %+v, %v", r, err)
 	}
 	// Printed by the worker: the stream says so.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"sync/atomic"
 	"time"
 
 	"github.com/cardd/cardd/apdu"
@@ -94,6 +95,22 @@ type Runner struct {
 	OnEvent   func(reader.Event)
 	OnBalance func(Result)
 	OnTap     func(Result)
+
+	alive atomic.Int64 // Unix nanoseconds of the loop's last turn
+}
+
+// aliveEvery is how often an idle Run marks itself alive.
+const aliveEvery = 2 * time.Second
+
+// Alive is when Run's loop last turned: every aliveEvery when idle, and
+// after each tap. A loop that has not turned for much longer than a tap's
+// timeout is wedged (a watchdog restarts such a daemon). Zero before Run.
+func (r *Runner) Alive() time.Time {
+	n := r.alive.Load()
+	if n == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, n)
 }
 
 // Run watches readers and handles taps until ctx is done. It never stops for
@@ -112,8 +129,13 @@ func (r *Runner) Run(ctx context.Context) error {
 	events := make(chan reader.Event, 16)
 	monDone := make(chan error, 1)
 	go func() { monDone <- mon.Run(ctx, events) }()
+	tick := time.NewTicker(aliveEvery)
+	defer tick.Stop()
+	r.alive.Store(time.Now().UnixNano())
 	for {
+		r.alive.Store(time.Now().UnixNano())
 		select {
+		case <-tick.C:
 		case <-ctx.Done():
 			<-monDone
 			return nil

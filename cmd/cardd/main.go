@@ -15,6 +15,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/cardd/cardd/localapi"
+	"github.com/cardd/cardd/printer/spool"
+	"github.com/cardd/cardd/sdnotify"
 	"io"
 	"log/slog"
 	"os"
@@ -43,6 +46,7 @@ commands:
   run      run the daemon: read every card tapped, log one line per tap
   scan     wait for one tap, print the card's purse, exit
   config   print the effective configuration (secrets masked)
+  doctor   check pcscd, readers, printer, host, clock, store and file modes
   print-test
            queue a test page and wait until it is printed
   receipts reprint-last
@@ -91,8 +95,10 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		err = cmdPrintTest(ctx, rest, stdout, stderr)
 	case "receipts":
 		err = cmdReceipts(ctx, rest, stdout, stderr)
+	case "doctor":
+		err = cmdDoctor(ctx, rest, stdout, stderr)
 	default:
-		err = usageErr("unknown command %q (want run, scan, config, print-test or receipts)", cmd)
+		err = usageErr("unknown command %q (want run, scan, config, doctor, print-test or receipts)", cmd)
 	}
 	if err == nil {
 		return 0
@@ -189,6 +195,10 @@ func cmdRun(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	log := newLogger(cfg, stderr)
 	runner := newRunner(cfg, log)
+	api, err := newAPI(cfg)
+	if err != nil {
+		return err
+	}
 	// What the heartbeat tells the host of the printer; the print worker
 	// updates it.
 	var printerState atomic.Value
@@ -203,7 +213,9 @@ func cmdRun(ctx context.Context, args []string, stderr io.Writer) error {
 				log.Error("closing the journal", "err", err)
 			}
 		}()
+		api.Journal = store
 		if cfg.Host.URL != "" {
+			api.QueueDepth = store.QueueDepth
 			stop, err := startHostLink(ctx, cfg, log, runner, store, func() string { return printerState.Load().(string) })
 			if err != nil {
 				return err
@@ -212,19 +224,56 @@ func cmdRun(ctx context.Context, args []string, stderr io.Writer) error {
 		}
 		if cfg.Printer.Enabled {
 			printerState.Store("starting")
-			stop, err := startPrinter(ctx, cfg, store, log, func(s string) { printerState.Store(s) })
+			stop, kick, err := startPrinter(ctx, cfg, store, log, func(s spool.State) {
+				state := "ready"
+				if !s.Ready {
+					state = "not ready: " + s.Problem
+				}
+				printerState.Store(state)
+				api.PrinterState(localapi.PrinterView{Enabled: true, Ready: s.Ready, Answering: s.Answering, Problem: s.Problem})
+			})
 			if err != nil {
 				return err
 			}
 			defer stop()
+			api.Receipts, api.ReceiptsWaiting, api.KickPrinter = store, store.ReceiptsWaiting, kick
+			api.BalanceReceipt = balanceReceipt(cfg)
 			if runner.Loader != nil {
 				runner.Loader.Receipt = loadReceipt(cfg)
 			}
 		}
 	}
+	healthy := func() error {
+		// A tap is bounded by tap.timeout; a loop stuck far longer is wedged.
+		if runner.Alive().IsZero() {
+			return nil // starting
+		}
+		if since := time.Since(runner.Alive()); since > 15*time.Second+cfg.Tap.Timeout {
+			return fmt.Errorf("the tap loop has not turned for %v", since.Round(time.Second))
+		}
+		return nil
+	}
+	api.Healthy = healthy
+	hookAPI(api, runner)
+	stopAPI, err := serveAPI(cfg, api, log)
+	if err != nil {
+		return err
+	}
+	defer stopAPI()
 	log.Info("cardd starting", "mode", cfg.Mode, "terminal", cfg.Terminal.ID, "card_readers", cfg.Reader.CardPattern,
 		"sam_reader", cfg.Reader.SAMPattern, "host", cfg.Host.URL)
+	// systemd (Type=notify): ready once the API listens and the runner
+	// starts; the watchdog is fed only while the tap loop turns.
+	if _, err := sdnotify.Ready(); err != nil {
+		log.Warn("telling systemd cardd is ready", "err", err)
+	}
+	_, _ = sdnotify.Status("reading cards")
+	wdCtx, stopWatchdog := context.WithCancel(ctx)
+	defer stopWatchdog()
+	go sdnotify.Run(wdCtx, func() bool { return healthy() == nil })
 	err = runner.Run(ctx)
+	_, _ = sdnotify.Stopping()
+	stopWatchdog()
 	log.Info("cardd stopped")
 	return err
 }

@@ -104,19 +104,19 @@ func loadReceipt(cfg *config.Config) func(cr *tap.CardRead, row offline.Row) (of
 
 // startPrinter starts the print worker of `cardd run`: it holds the printer
 // lock, settles receipts a killed daemon left half-sent, and prints the
-// queue. onState gets each change of the printer's state in words, for the
-// heartbeat. The returned stop stops the worker and releases the lock.
-func startPrinter(ctx context.Context, cfg *config.Config, store *offline.Store, log *slog.Logger, onState func(string)) (stop func(), err error) {
+// queue. onState gets each change of the printer's state. The returned stop
+// stops the worker and releases the lock; kick wakes the worker.
+func startPrinter(ctx context.Context, cfg *config.Config, store *offline.Store, log *slog.Logger, onState func(spool.State)) (stop, kick func(), err error) {
 	release, ok, err := printLock(cfg)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if !ok {
-		return nil, fmt.Errorf("another cardd drives the printer of this store (%s.printer.lock is held): one daemon per terminal", cfg.Store.Path)
+		return nil, nil, fmt.Errorf("another cardd drives the printer of this store (%s.printer.lock is held): one daemon per terminal", cfg.Store.Path)
 	}
 	if n, err := store.RecoverSending(ctx); err != nil {
 		release()
-		return nil, err
+		return nil, nil, err
 	} else if n > 0 {
 		log.Warn("receipts were being sent when the last run ended; not sent again (they may be on paper): reprint if missing", "receipts", n)
 	}
@@ -124,22 +124,18 @@ func startPrinter(ctx context.Context, cfg *config.Config, store *offline.Store,
 	w, err := newWorker(cfg, store, line, log)
 	if err != nil {
 		release()
-		return nil, err
+		return nil, nil, err
 	}
 	w.OnState = func(s spool.State) {
 		log.Info("printer state", "ready", s.Ready, "answering", s.Answering, "problem", s.Problem)
-		state := "ready"
-		if !s.Ready {
-			state = "not ready: " + s.Problem
-		}
-		onState(state)
+		onState(s)
 	}
 	w.Start(ctx)
 	return func() {
 		w.Stop()
 		line.Close()
 		release()
-	}, nil
+	}, w.Kick, nil
 }
 
 // cmdPrintTest queues a test page and sees it printed.

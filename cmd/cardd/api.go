@@ -1,0 +1,99 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/cardd/cardd/config"
+	"github.com/cardd/cardd/kiosk"
+	"github.com/cardd/cardd/localapi"
+	"github.com/cardd/cardd/offline"
+	"github.com/cardd/cardd/printer/spool"
+	"github.com/cardd/cardd/reader"
+	"github.com/cardd/cardd/tap"
+)
+
+// newAPI builds the local API for the daemon's configuration.
+func newAPI(cfg *config.Config) (*localapi.Server, error) {
+	api := &localapi.Server{Base: localapi.Status{Version: version, Mode: cfg.Mode, TerminalID: cfg.Terminal.ID}}
+	if cfg.API.TokenFile != "" {
+		tok, err := config.ReadSecretFile(cfg.API.TokenFile)
+		if err != nil {
+			return nil, &exitError{code: 2, err: fmt.Errorf("api.token_file: %w", err)}
+		}
+		api.Token = string(tok)
+	}
+	api.Base.Printer.Enabled = cfg.Printer.Enabled
+	// The kiosk page comes from the daemon itself, with the token in it:
+	// the token keeps other web origins out, not the person at the kiosk.
+	api.Kiosk = kiosk.Handler(api.Token)
+	return api, nil
+}
+
+// hookAPI feeds the API from the tap runner, after the hooks already set.
+func hookAPI(api *localapi.Server, runner *tap.Runner) {
+	roles := runner.Roles
+	prevEvent, prevBalance, prevTap := runner.OnEvent, runner.OnBalance, runner.OnTap
+	runner.OnEvent = func(ev reader.Event) {
+		if prevEvent != nil {
+			prevEvent(ev)
+		}
+		api.ReaderEvent(ev, roles.Of(ev.Reader).String())
+	}
+	runner.OnBalance = func(res tap.Result) {
+		if prevBalance != nil {
+			prevBalance(res)
+		}
+		api.Balance(res)
+	}
+	runner.OnTap = func(res tap.Result) {
+		if prevTap != nil {
+			prevTap(res)
+		}
+		api.Tap(res)
+	}
+}
+
+// balanceReceipt is the receipt of a balance query for the card read.
+func balanceReceipt(cfg *config.Config) func(cr *tap.CardRead) (offline.NewReceipt, error) {
+	return func(cr *tap.CardRead) (offline.NewReceipt, error) {
+		f := spool.Facts{Kind: spool.KindBalance, Time: time.Now(), TerminalID: cfg.Terminal.ID,
+			Card: cr.Info.CardNumber, BalanceFen: cr.Balance}
+		if cr.Holder != nil {
+			f.Holder = cr.Holder.Name
+		}
+		return f.NewReceipt()
+	}
+}
+
+// serveAPI listens on api.listen and serves the API until stop is called.
+func serveAPI(cfg *config.Config, api *localapi.Server, log *slog.Logger) (stop func(), err error) {
+	ln, err := net.Listen("tcp", cfg.API.Listen)
+	if err != nil {
+		return nil, &exitError{code: 1, err: fmt.Errorf("api.listen %q: %w", cfg.API.Listen, err)}
+	}
+	srv := &http.Server{Handler: api, ReadHeaderTimeout: 5 * time.Second}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("local API stopped", "err", err)
+		}
+	}()
+	log.Info("local API listening", "addr", ln.Addr().String(), "token", api.Token != "")
+	return func() {
+		// Event streams never end by themselves: give plain calls a moment,
+		// then close what is left.
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		if srv.Shutdown(ctx) != nil {
+			srv.Close()
+		}
+		<-done
+	}, nil
+}

@@ -1,0 +1,183 @@
+package integration
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/cardd/cardd/apdu/epurse"
+	"github.com/cardd/cardd/host"
+	"github.com/cardd/cardd/reader/vpcd"
+)
+
+// chromiumPath finds Debian's Chromium; without it the test fails under
+// CI=true and skips elsewhere.
+func chromiumPath(t *testing.T) string {
+	t.Helper()
+	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
+		if p, err := exec.LookPath(name); err == nil {
+			return p
+		}
+	}
+	if os.Getenv("CI") == "true" {
+		t.Fatal("no chromium in PATH (scripts/setup installs it)")
+	}
+	t.Skip("no chromium in PATH")
+	return ""
+}
+
+// TestKioskInBrowser: Debian's Chromium, headless at 1024×768, opens the
+// kiosk page `cardd run` serves; a card with a pending 50.00 top-up is
+// tapped through pcscd; the page shows the card, its 5 newest transactions
+// and the new balance with the top-up; pressing print puts the balance
+// receipt on the virtual printer. Screenshots go to $CARDD_ARTIFACTS.
+func TestKioskInBrowser(t *testing.T) {
+	requirePCSC(t)
+	chromium := chromiumPath(t)
+	artifacts := os.Getenv("CARDD_ARTIFACTS")
+	if artifacts == "" {
+		artifacts = t.TempDir()
+	} else if err := os.MkdirAll(artifacts, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	w := newHostWorld(t)
+	env, p := w.kioskTerminal(t)
+
+	const number = "3101000000920001"
+	path := filepath.Join(t.TempDir(), "card.json")
+	f, err := w.host.IssueCard(context.Background(), w.keys, host.IssueRequest{Number: number, Holder: "张三", BalanceFen: 10000,
+		Start: epurse.Date{Year: 2025, Month: 9, Day: 1}, Expiry: epurse.Date{Year: 2029, Month: 8, Day: 31}}, path, "test", time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.keys.SeedHistory(epurse.NewSimCard(f, path), [6]byte{0, 0, 0, 0, 0x10, 0x01}, 8, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if f, err = epurse.LoadCardFile(path); err != nil {
+		t.Fatal(err)
+	}
+	before := f.EPBalance
+	w.credit(t, number, 5000)
+
+	waitEmpty(t, 0)
+	d := startDaemon(t, env...)
+	addr := d.apiAddr(t)
+	d.waitLine(t, "reader added", 10*time.Second, func(m map[string]any) bool { return m["reader"] == slot0Reader })
+
+	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(chromium), chromedp.NoSandbox, chromedp.WindowSize(1024, 768))
+	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	defer cancelAlloc()
+	ctx, cancelCtx := chromedp.NewContext(actx)
+	defer cancelCtx()
+	ctx, cancelTime := context.WithTimeout(ctx, 90*time.Second)
+	defer cancelTime()
+	b := &browser{t: t, ctx: ctx, dir: artifacts}
+	b.do(chromedp.EmulateViewport(1024, 768, chromedp.EmulateTouch, chromedp.EmulateLandscape),
+		chromedp.Navigate("http://"+addr+"/"))
+	b.until("the idle screen, connected", `document.body.dataset.state==="idle" && document.body.dataset.conn==="up"`)
+	if got := b.text("body"); !strings.Contains(got, "请刷卡") {
+		t.Errorf("idle page says %q, want 请刷卡", got)
+	}
+	b.screenshot("kiosk-stack-idle.png")
+
+	in := insert(t, path, 0, vpcd.Options{Latency: 15 * time.Millisecond})
+	b.until("the tap done", `document.body.dataset.tap==="done"`)
+	want := fmt.Sprintf("%d.%02d", (before+5000)/100, (before+5000)%100)
+	if got := b.text("#balance"); got != want {
+		t.Errorf("#balance %q, want %q (%d fen + the 50.00 top-up)", got, want, before)
+	}
+	if got := b.text("#card-number"); got != "3101********0001" {
+		t.Errorf("#card-number %q", got)
+	}
+	if got := b.text("#holder"); got != "张三" {
+		t.Errorf("#holder %q", got)
+	}
+	if n := b.eval(`String(document.querySelectorAll("#transactions li").length)`); n != "5" {
+		t.Errorf("%s transactions shown, want 5", n)
+	}
+	if got := b.text("#topup"); !strings.Contains(got, "50.00") {
+		t.Errorf("#topup %q, want the 50.00 top-up", got)
+	}
+	b.screenshot("kiosk-stack-card.png")
+
+	// The top-up's own receipt prints first, by itself.
+	wctx, cancelWait := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancelWait()
+	if _, err := p.WaitReceipts(wctx, 1); err != nil {
+		t.Fatalf("the top-up's receipt: %v", err)
+	}
+	printed := len(p.Receipts())
+	b.do(chromedp.Tap("#print-button"))
+	b.until("printed", `document.querySelector("#print-state").dataset.phase==="printed"`)
+	got := p.Receipts()
+	if len(got) != printed+1 || !strings.Contains(got[len(got)-1].Text(), "余额查询") || !strings.Contains(got[len(got)-1].Text(), want) {
+		t.Errorf("after pressing print: %d receipts (had %d); last:\n%s", len(got), printed, got[len(got)-1].Render())
+	}
+	b.screenshot("kiosk-stack-printed.png")
+	in.remove(t)
+
+	_ = d.cmd.Process.Signal(syscall.SIGTERM)
+	if err := <-d.exit; err != nil {
+		t.Fatalf("cardd exited with %v after SIGTERM", err)
+	}
+}
+
+// browser drives one Chromium tab.
+type browser struct {
+	t   *testing.T
+	ctx context.Context
+	dir string
+}
+
+func (b *browser) do(steps ...chromedp.Action[chromedp.Void]) {
+	b.t.Helper()
+	if err := chromedp.Do(b.ctx, steps...); err != nil {
+		b.t.Fatalf("browser: %v\n%s", err, b.text("body"))
+	}
+}
+
+func (b *browser) eval(js string) string {
+	b.t.Helper()
+	v, err := chromedp.Run(b.ctx, chromedp.Evaluate[string](js))
+	if err != nil {
+		b.t.Fatalf("evaluate %s: %v", js, err)
+	}
+	return v
+}
+
+func (b *browser) text(sel string) string {
+	b.t.Helper()
+	q, _ := json.Marshal(sel)
+	return b.eval(fmt.Sprintf(`(function(){var e=document.querySelector(%s);return e?e.innerText.trim():""})()`, q))
+}
+
+// until waits up to 15 s for a JavaScript condition.
+func (b *browser) until(what, js string) {
+	b.t.Helper()
+	ctx, cancel := context.WithTimeout(b.ctx, 15*time.Second)
+	defer cancel()
+	if _, err := chromedp.Run(ctx, chromedp.Poll[chromedp.Void](js, chromedp.WithPollingTimeout(15*time.Second))); err != nil {
+		b.t.Fatalf("waiting for %s: %v\npage:\n%s", what, err, b.text("body"))
+	}
+}
+
+func (b *browser) screenshot(name string) {
+	b.t.Helper()
+	png, err := chromedp.Run(b.ctx, chromedp.CaptureScreenshot())
+	if err != nil {
+		b.t.Fatalf("screenshot %s: %v", name, err)
+	}
+	if err := os.WriteFile(filepath.Join(b.dir, name), png, 0o644); err != nil {
+		b.t.Fatal(err)
+	}
+	b.t.Logf("screenshot %s", filepath.Join(b.dir, name))
+}
