@@ -33,7 +33,7 @@
 //	host.url             CARDD_HOST_URL                            "" (offline)
 //	host.secret_file     CARDD_HOST_SECRET_FILE                    "" (required with host.url)
 //	api.listen           CARDD_API_LISTEN                          127.0.0.1:8711
-//	api.token_file       CARDD_API_TOKEN_FILE                      "" (required off loopback)
+//	api.token_file       CARDD_API_TOKEN_FILE                      "" (required off loopback; none: a random per-run token)
 //	log.level            CARDD_LOG_LEVEL            --log-level    info (debug|info|warn|error)
 //	log.format           CARDD_LOG_FORMAT           --log-format   text (text|json)
 //	tap.timeout          CARDD_TAP_TIMEOUT                         3s (> 0)

@@ -147,6 +147,20 @@ func TestAPIThroughTheStack(t *testing.T) {
 		}
 	}
 
+	// The same taps in /metrics.
+	resp, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metricsText, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{`cardd_taps_total{outcome="ok"} 3`, `cardd_loads_total{outcome="applied"} 1`,
+		`cardd_apdu_seconds_count`, `cardd_printer_ready`, `cardd_journal_queue_rows`, `cardd_event_stream_clients`} {
+		if !strings.Contains(string(metricsText), want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
+
 	post := func(auth string) (int, string) {
 		req, _ := http.NewRequest("POST", "http://"+addr+"/v1/receipts", strings.NewReader(`{"kind":"balance"}`))
 		req.Header.Set("Content-Type", "application/json")

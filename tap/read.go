@@ -129,6 +129,7 @@ func (c *countingTransmitter) Transmit(cmd []byte) ([]byte, error) {
 type deadlineTransmitter struct {
 	t        apdu.Transmitter
 	deadline time.Time
+	observe  func(time.Duration) // each exchange's round trip; nil: none
 }
 
 // ErrTapTimeout is returned when a tap's card session ran past its time limit.
@@ -138,5 +139,11 @@ func (d deadlineTransmitter) Transmit(cmd []byte) ([]byte, error) {
 	if !d.deadline.IsZero() && time.Now().After(d.deadline) {
 		return nil, ErrTapTimeout
 	}
-	return d.t.Transmit(cmd)
+	if d.observe == nil {
+		return d.t.Transmit(cmd)
+	}
+	start := time.Now()
+	resp, err := d.t.Transmit(cmd)
+	d.observe(time.Since(start))
+	return resp, err
 }

@@ -95,6 +95,8 @@ type Runner struct {
 	OnEvent   func(reader.Event)
 	OnBalance func(Result)
 	OnTap     func(Result)
+	// OnAPDU, when set, gets each APDU exchange's round trip (for metrics).
+	OnAPDU func(time.Duration)
 
 	alive atomic.Int64 // Unix nanoseconds of the loop's last turn
 }
@@ -187,7 +189,7 @@ func (r *Runner) tap(ctx context.Context, d *reader.Dialer, ev reader.Event) Res
 	}
 	s, err := d.Open(ev.Reader)
 	if err == nil {
-		t := deadlineTransmitter{t: s, deadline: res.Start.Add(timeout)}
+		t := deadlineTransmitter{t: s, deadline: res.Start.Add(timeout), observe: r.OnAPDU}
 		res.Read, res.Err = ReadPurse(t, r.Read, func(cr *CardRead) {
 			res.ToBalance = time.Since(res.Start)
 			if r.OnBalance != nil {

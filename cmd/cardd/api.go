@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -12,6 +14,7 @@ import (
 	"github.com/cardd/cardd/config"
 	"github.com/cardd/cardd/kiosk"
 	"github.com/cardd/cardd/localapi"
+	"github.com/cardd/cardd/metrics"
 	"github.com/cardd/cardd/offline"
 	"github.com/cardd/cardd/printer/spool"
 	"github.com/cardd/cardd/reader"
@@ -27,6 +30,15 @@ func newAPI(cfg *config.Config) (*localapi.Server, error) {
 			return nil, &exitError{code: 2, err: fmt.Errorf("api.token_file: %w", err)}
 		}
 		api.Token = string(tok)
+	} else {
+		// Without a token file a change still needs a token: a random one
+		// for this run, which only the kiosk page served here knows. A POS
+		// app or another local user gets 401 until api.token_file is set.
+		var b [16]byte
+		if _, err := rand.Read(b[:]); err != nil {
+			return nil, err
+		}
+		api.Token = hex.EncodeToString(b[:])
 	}
 	api.Base.Printer.Enabled = cfg.Printer.Enabled
 	// The kiosk page comes from the daemon itself, with the token in it:
@@ -35,8 +47,10 @@ func newAPI(cfg *config.Config) (*localapi.Server, error) {
 	return api, nil
 }
 
-// hookAPI feeds the API from the tap runner, after the hooks already set.
-func hookAPI(api *localapi.Server, runner *tap.Runner) {
+// hookAPI feeds the API and the metrics from the tap runner, after the
+// hooks already set.
+func hookAPI(api *localapi.Server, m *metrics.Metrics, runner *tap.Runner) {
+	runner.OnAPDU = m.APDU
 	roles := runner.Roles
 	prevEvent, prevBalance, prevTap := runner.OnEvent, runner.OnBalance, runner.OnTap
 	runner.OnEvent = func(ev reader.Event) {
@@ -56,6 +70,23 @@ func hookAPI(api *localapi.Server, runner *tap.Runner) {
 			prevTap(res)
 		}
 		api.Tap(res)
+		m.Tap(string(res.Outcome()))
+		if res.Load != nil {
+			for _, l := range res.Load.Loads {
+				if l.Applied {
+					m.Load("applied")
+				} else {
+					m.Load("refused")
+				}
+			}
+			for _, r := range res.Load.Recovered {
+				if r.Applied {
+					m.Load("recovered_applied")
+				} else {
+					m.Load("recovered_not_applied")
+				}
+			}
+		}
 	}
 }
 
@@ -85,7 +116,7 @@ func serveAPI(cfg *config.Config, api *localapi.Server, log *slog.Logger) (stop 
 			log.Error("local API stopped", "err", err)
 		}
 	}()
-	log.Info("local API listening", "addr", ln.Addr().String(), "token", api.Token != "")
+	log.Info("local API listening", "addr", ln.Addr().String(), "token_file", cfg.API.TokenFile != "")
 	return func() {
 		// Event streams never end by themselves: give plain calls a moment,
 		// then close what is left.

@@ -16,10 +16,12 @@ import (
 	"errors"
 	"fmt"
 	"github.com/cardd/cardd/localapi"
+	"github.com/cardd/cardd/metrics"
 	"github.com/cardd/cardd/printer/spool"
 	"github.com/cardd/cardd/sdnotify"
 	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"os/signal"
 	"regexp"
@@ -199,6 +201,9 @@ func cmdRun(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	var gauges metrics.Gauges
+	gauges.StreamClients = api.Hub.Clients
+	var mets *metrics.Metrics // made once the store is known, below
 	// What the heartbeat tells the host of the printer; the print worker
 	// updates it.
 	var printerState atomic.Value
@@ -215,8 +220,15 @@ func cmdRun(ctx context.Context, args []string, stderr io.Writer) error {
 		}()
 		api.Journal = store
 		if cfg.Host.URL != "" {
+			gauges.JournalQueue = store.QueueDepth
+		}
+		if cfg.Printer.Enabled {
+			gauges.ReceiptsWaiting = store.ReceiptsWaiting
+		}
+		mets = metrics.New(gauges)
+		if cfg.Host.URL != "" {
 			api.QueueDepth = store.QueueDepth
-			stop, err := startHostLink(ctx, cfg, log, runner, store, func() string { return printerState.Load().(string) })
+			stop, err := startHostLink(ctx, cfg, log, runner, store, mets, func() string { return printerState.Load().(string) })
 			if err != nil {
 				return err
 			}
@@ -230,6 +242,7 @@ func cmdRun(ctx context.Context, args []string, stderr io.Writer) error {
 					state = "not ready: " + s.Problem
 				}
 				printerState.Store(state)
+				mets.PrinterReady(s.Ready)
 				api.PrinterState(localapi.PrinterView{Enabled: true, Ready: s.Ready, Answering: s.Answering, Problem: s.Problem})
 			})
 			if err != nil {
@@ -254,7 +267,11 @@ func cmdRun(ctx context.Context, args []string, stderr io.Writer) error {
 		return nil
 	}
 	api.Healthy = healthy
-	hookAPI(api, runner)
+	if mets == nil {
+		mets = metrics.New(gauges)
+	}
+	api.Metrics = mets.Handler()
+	hookAPI(api, mets, runner)
 	stopAPI, err := serveAPI(cfg, api, log)
 	if err != nil {
 		return err
@@ -299,12 +316,13 @@ func openStore(ctx context.Context, cfg *config.Config, log *slog.Logger) (*offl
 
 // startHostLink starts the sync loops and gives the runner its on-tap
 // loader. Without a host there is nothing to load.
-func startHostLink(ctx context.Context, cfg *config.Config, log *slog.Logger, runner *tap.Runner, store *offline.Store, printer func() string) (stop func(), err error) {
+func startHostLink(ctx context.Context, cfg *config.Config, log *slog.Logger, runner *tap.Runner, store *offline.Store, mets *metrics.Metrics, printer func() string) (stop func(), err error) {
 	secret, err := config.ReadSecretFile(cfg.Host.SecretFile)
 	if err != nil {
 		return nil, &exitError{code: 2, err: fmt.Errorf("host.secret_file: %w", err)}
 	}
-	client := &hostsync.Client{BaseURL: cfg.Host.URL, TerminalID: cfg.Terminal.ID, Secret: secret}
+	client := &hostsync.Client{BaseURL: cfg.Host.URL, TerminalID: cfg.Terminal.ID, Secret: secret,
+		HTTP: &http.Client{Timeout: 10 * time.Second, Transport: mets.Transport(nil)}}
 	syncer := &hostsync.Syncer{Client: client, Store: store, Logger: log,
 		Heartbeat: func() hostapi.HeartbeatRequest {
 			hb := hostapi.HeartbeatRequest{Version: version, Printer: printer()}
