@@ -18,7 +18,7 @@ import (
 
 // PrinterLockPath is the lock file beside the store that the process driving
 // the printer holds (cmd/cardd's printLock): the daemon while it runs.
-func PrinterLockPath(cfg *config.Config) string { return cfg.Store.Path + ".printer.lock" }
+func PrinterLockPath(cfg *config.Config) string { return spool.LockPath(cfg.Store.Path) }
 
 // lockPrinter takes the printer lock when no one holds it, so that a daemon
 // starting meanwhile does not write to the port under the check. The file is
@@ -41,18 +41,6 @@ func lockPrinter(cfg *config.Config) (release func(), held bool, err error) {
 		return nil, false, err
 	}
 	return func() { f.Close() }, false, nil
-}
-
-// SerialLine is the spool.Line to the printer of cfg, as cardd run builds it.
-func SerialLine(cfg *config.Config) *spool.Line {
-	p := cfg.Printer
-	mode := serial.Mode{BaudRate: p.Baud, DataBits: p.DataBits, StopBits: serial.OneStopBit}
-	if p.StopBits == "2" {
-		mode.StopBits = serial.TwoStopBits
-	}
-	mode.Parity = map[string]serial.Parity{"none": serial.NoParity, "odd": serial.OddParity, "even": serial.EvenParity,
-		"mark": serial.MarkParity, "space": serial.SpaceParity}[p.Parity]
-	return &spool.Line{Port: p.Port, Mode: mode, XonXoff: p.FlowControl == "xonxoff", StatusTimeout: p.StatusTimeout}
 }
 
 const portsHint = "ls -l /dev/serial/by-id/ /dev/ttyUSB* /dev/ttyACM* lists the serial ports present"
@@ -86,7 +74,7 @@ func (r *run) checkPrinter(ctx context.Context) Result {
 	if r.opts.OpenPrinter != nil {
 		line = r.opts.OpenPrinter(r.cfg)
 	} else {
-		line = SerialLine(r.cfg)
+		line = spool.ConfiguredLine(r.cfg.Printer, nil)
 	}
 	defer line.Close()
 	// No bytes: this opens the port (and sets its mode) and sends nothing.

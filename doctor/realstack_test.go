@@ -2,6 +2,7 @@ package doctor
 
 import (
 	"context"
+	"github.com/cardd/cardd/printer/spool"
 	"path/filepath"
 	"slices"
 	"testing"
@@ -103,7 +104,7 @@ func TestPrinterOnVirtualPrinter(t *testing.T) {
 func TestPrinterSerialLineFollowsConfig(t *testing.T) {
 	c := config.Default()
 	c.Printer.Port, c.Printer.Baud, c.Printer.Parity, c.Printer.StopBits, c.Printer.FlowControl = "/dev/ttyUSB0", 115200, "even", "2", "xonxoff"
-	l := SerialLine(&c)
+	l := spool.ConfiguredLine(c.Printer, nil)
 	if l.Port != "/dev/ttyUSB0" || l.Mode.BaudRate != 115200 || l.Mode.DataBits != 8 || !l.XonXoff || l.StatusTimeout != c.Printer.StatusTimeout {
 		t.Errorf("line %+v", l)
 	}

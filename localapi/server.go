@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -172,7 +173,7 @@ func (s *Server) status(ctx context.Context) Status {
 	st.Printer = s.printer
 	st.Printer.Enabled = s.Base.Printer.Enabled || s.printer.Enabled
 	s.mu.Unlock()
-	sortReaders(st.Readers)
+	slices.SortFunc(st.Readers, func(a, b ReaderView) int { return strings.Compare(a.Name, b.Name) })
 	if s.QueueDepth != nil {
 		st.Host.Configured = true
 		if n, err := s.QueueDepth(ctx); err == nil {
@@ -186,14 +187,6 @@ func (s *Server) status(ctx context.Context) Status {
 	}
 	st.ArmedPurchaseFen = s.armed.Load()
 	return st
-}
-
-func sortReaders(rs []ReaderView) {
-	for i := 1; i < len(rs); i++ {
-		for j := i; j > 0 && rs[j].Name < rs[j-1].Name; j-- {
-			rs[j], rs[j-1] = rs[j-1], rs[j]
-		}
-	}
 }
 
 // ServeHTTP routes the API.

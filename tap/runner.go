@@ -133,7 +133,6 @@ func (r *Runner) Run(ctx context.Context) error {
 	go func() { monDone <- mon.Run(ctx, events) }()
 	tick := time.NewTicker(aliveEvery)
 	defer tick.Stop()
-	r.alive.Store(time.Now().UnixNano())
 	for {
 		r.alive.Store(time.Now().UnixNano())
 		select {

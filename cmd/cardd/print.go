@@ -10,8 +10,6 @@ import (
 	"syscall"
 	"time"
 
-	"go.bug.st/serial"
-
 	"github.com/cardd/cardd/config"
 	"github.com/cardd/cardd/offline"
 	"github.com/cardd/cardd/printer"
@@ -25,7 +23,7 @@ import (
 // receipts, and root is not stopped by the serial port's own exclusive
 // mode (TIOCEXCL).
 func printLock(cfg *config.Config) (release func(), ok bool, err error) {
-	f, err := os.OpenFile(cfg.Store.Path+".printer.lock", os.O_RDWR|os.O_CREATE, 0o600)
+	f, err := os.OpenFile(spool.LockPath(cfg.Store.Path), os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
 		return nil, false, fmt.Errorf("printer lock beside store.path: %w", err)
 	}
@@ -67,18 +65,6 @@ func renderer(cfg *config.Config) (spool.Renderer, error) {
 	return spool.Renderer{Options: opt, Merchant: cfg.Receipt.Merchant, Footer: cfg.Receipt.Footer}, nil
 }
 
-// serialLine is the configured serial line to the printer.
-func serialLine(cfg *config.Config, log *slog.Logger) *spool.Line {
-	p := cfg.Printer
-	mode := serial.Mode{BaudRate: p.Baud, DataBits: p.DataBits, StopBits: serial.OneStopBit}
-	if p.StopBits == "2" {
-		mode.StopBits = serial.TwoStopBits
-	}
-	mode.Parity = map[string]serial.Parity{"none": serial.NoParity, "odd": serial.OddParity, "even": serial.EvenParity,
-		"mark": serial.MarkParity, "space": serial.SpaceParity}[p.Parity] // validated by config
-	return &spool.Line{Port: p.Port, Mode: mode, XonXoff: p.FlowControl == "xonxoff", StatusTimeout: p.StatusTimeout, Logger: log}
-}
-
 // newWorker is the print worker for the configured printer.
 func newWorker(cfg *config.Config, store *offline.Store, line *spool.Line, log *slog.Logger) (*spool.Worker, error) {
 	r, err := renderer(cfg)
@@ -112,7 +98,7 @@ func startPrinter(ctx context.Context, cfg *config.Config, store *offline.Store,
 		return nil, nil, err
 	}
 	if !ok {
-		return nil, nil, fmt.Errorf("another cardd drives the printer of this store (%s.printer.lock is held): one daemon per terminal", cfg.Store.Path)
+		return nil, nil, fmt.Errorf("another cardd drives the printer of this store (%s is held): one daemon per terminal", spool.LockPath(cfg.Store.Path))
 	}
 	if n, err := store.RecoverSending(ctx); err != nil {
 		release()
@@ -120,7 +106,7 @@ func startPrinter(ctx context.Context, cfg *config.Config, store *offline.Store,
 	} else if n > 0 {
 		log.Warn("receipts were being sent when the last run ended; not sent again (they may be on paper): reprint if missing", "receipts", n)
 	}
-	line := serialLine(cfg, log)
+	line := spool.ConfiguredLine(cfg.Printer, log)
 	w, err := newWorker(cfg, store, line, log)
 	if err != nil {
 		release()
@@ -202,7 +188,7 @@ func queueAndPrint(ctx context.Context, cfg *config.Config, stdout, stderr io.Wr
 	if mine {
 		// No daemon drives the printer: print the queue from here.
 		defer release()
-		line := serialLine(cfg, log)
+		line := spool.ConfiguredLine(cfg.Printer, log)
 		defer line.Close()
 		w, err := newWorker(cfg, store, line, log)
 		if err != nil {

@@ -14,6 +14,7 @@ import (
 
 	"go.bug.st/serial"
 
+	"github.com/cardd/cardd/config"
 	"github.com/cardd/cardd/printer"
 )
 
@@ -254,3 +255,19 @@ func (l *Line) Close() error {
 	l.closePort()
 	return nil
 }
+
+// ConfiguredLine is the serial line of a validated printer configuration.
+func ConfiguredLine(p config.PrinterConfig, log *slog.Logger) *Line {
+	mode := serial.Mode{BaudRate: p.Baud, DataBits: p.DataBits, StopBits: serial.OneStopBit}
+	if p.StopBits == "2" {
+		mode.StopBits = serial.TwoStopBits
+	}
+	mode.Parity = map[string]serial.Parity{"none": serial.NoParity, "odd": serial.OddParity, "even": serial.EvenParity,
+		"mark": serial.MarkParity, "space": serial.SpaceParity}[p.Parity] // validated by config
+	return &Line{Port: p.Port, Mode: mode, XonXoff: p.FlowControl == "xonxoff", StatusTimeout: p.StatusTimeout, Logger: log}
+}
+
+// LockPath is the lock file beside the store at storePath that the process
+// driving the printer holds (the daemon, or an operator command when no
+// daemon runs), so two never write receipts into each other.
+func LockPath(storePath string) string { return storePath + ".printer.lock" }
