@@ -2,6 +2,7 @@ package integration
 
 import (
 	"context"
+	"database/sql"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/cardd/cardd/apdu/epurse"
+	"github.com/cardd/cardd/printer/sim"
 	"github.com/cardd/cardd/reader/vpcd"
 )
 
@@ -30,10 +32,14 @@ func TestLoadDaemonKilled(t *testing.T) {
 	if err := os.WriteFile(secretFile, []byte(w.secret+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	env := []string{
+	// With the printer on, so a kill can also land between the load's
+	// journal row and its receipt, or in the middle of printing it.
+	link := filepath.Join(dir, "printer")
+	p := openPrinter(t, link, sim.Options{})
+	env := append([]string{
 		"CARDD_HOST_URL=" + w.srv.URL, "CARDD_HOST_SECRET_FILE=" + secretFile,
 		"CARDD_STORE_PATH=" + filepath.Join(dir, "cardd.db"), "CARDD_TERMINAL_ID=" + termID,
-	}
+	}, printerEnv(link)...)
 	const number = "3101000000700001"
 	path := w.issue(t, number, 0)
 	rng := rand.New(rand.NewPCG(3, 4))
@@ -75,6 +81,31 @@ func TestLoadDaemonKilled(t *testing.T) {
 			t.Fatalf("round %d: card %d, host loaded %d pending %d alarms %d; want %d once", i, f.EPBalance, l.LoadedFen, l.PendingFen, l.Alarms, sum)
 		}
 	}
+	// Each load has exactly one receipt queued with it, and none is on paper
+	// twice (one being printed at a kill is left unprinted, never resent).
+	store := sqlOpen(t, filepath.Join(dir, "cardd.db"))
+	var loads, receipts int
+	if err := store.QueryRow(`SELECT (SELECT count(*) FROM journal WHERE kind = 'load' AND state = 'done'),
+		(SELECT count(*) FROM receipts WHERE copy = 0)`).Scan(&loads, &receipts); err != nil {
+		t.Fatal(err)
+	}
+	if loads != n || receipts != n {
+		t.Errorf("%d loads done and %d receipts queued in the journal, want %d of each", loads, receipts, n)
+	}
+	seen := map[string]bool{}
+	for _, r := range p.Receipts() {
+		if seen[r.Text()] {
+			t.Errorf("receipt printed twice:\n%s", r.Text())
+		}
+		seen[r.Text()] = true
+	}
+	var states string
+	if err := store.QueryRow(`SELECT group_concat(state || ' ' || n, ', ') FROM (SELECT state, count(*) AS n FROM receipts GROUP BY state)`).Scan(&states); err != nil {
+		t.Fatal(err)
+	}
+	// Not printed yet is queued (the last run was stopped before the worker's
+	// next look) or unknown (killed while writing it: may be on paper).
+	t.Logf("%d loads, %d receipts (%s), %d on paper", loads, receipts, states, len(p.Receipts()))
 	// The terminal's whole configuration (environment and secret file) and
 	// its store hold no issuer key.
 	envFile := filepath.Join(dir, "env")
@@ -83,4 +114,15 @@ func TestLoadDaemonKilled(t *testing.T) {
 	}
 	db := filepath.Join(dir, "cardd.db")
 	assertNoKeys(t, w.hostDir, []string{path}, envFile, secretFile, db, db+"-wal", db+"-shm")
+}
+
+// sqlOpen opens an SQLite file read-only for checks.
+func sqlOpen(t *testing.T, path string) *sql.DB {
+	t.Helper()
+	db, err := sql.Open("sqlite3", "file:"+path+"?mode=ro")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
 }
