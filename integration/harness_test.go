@@ -191,6 +191,27 @@ func binary(t testing.TB, name string) string {
 	return out
 }
 
+// pcscdPollPeriod is how often pcscd's status thread asks a polling driver
+// such as vpcd whether a card is present (PCSCLITE_STATUS_POLL_RATE, 400 ms),
+// with some slack.
+const pcscdPollPeriod = 450 * time.Millisecond
+
+// removeAfterKill takes the card out after the client that held it was
+// killed, and returns once pcscd's status thread has seen it go.
+//
+// pcscd resets the card of a dead client. If the card has already left, the
+// reset fails and pcscd marks the slot empty at once, while its status thread
+// still believes the card is in. A card inserted before that thread's next
+// poll looks to it like no change at all, and the slot reads empty for as
+// long as the new card stays (seen with pcscd 1.9.9 and vpcd: the restarted
+// daemon never saw its card). So wait one poll after the slot reads empty.
+func (in *inserted) removeAfterKill(t testing.TB, slot int) {
+	t.Helper()
+	in.remove(t)
+	waitEmpty(t, slot)
+	time.Sleep(pcscdPollPeriod)
+}
+
 // waitEmpty waits until pcscd sees no card in the vpcd slot.
 func waitEmpty(t testing.TB, slot int) {
 	t.Helper()

@@ -56,9 +56,8 @@ func TestLoadDaemonKilled(t *testing.T) {
 		time.Sleep(time.Duration(rng.IntN(250)) * time.Millisecond)
 		_ = d.cmd.Process.Signal(syscall.SIGKILL)
 		<-d.exit
-		in.remove(t)
+		in.removeAfterKill(t, 0)
 
-		waitEmpty(t, 0)
 		d = startDaemon(t, env...)
 		d.waitLine(t, "reader added", 10*time.Second, func(m map[string]any) bool { return m["reader"] == slot0Reader })
 		in = insert(t, path, 0, vpcd.Options{})
