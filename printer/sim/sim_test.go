@@ -15,13 +15,15 @@ import (
 
 	"go.bug.st/serial"
 	"golang.org/x/sys/unix"
+
+	"github.com/cardd/cardd/internal/pty"
 )
 
 // requirePTY skips the test when no pseudo-terminal can be made, or fails it
 // under CI=true: a pty is a real part of the test.
 func requirePTY(t testing.TB) {
 	t.Helper()
-	m, s, _, err := openPTY()
+	m, s, _, err := pty.Open()
 	if err == nil {
 		m.Close()
 		s.Close()
@@ -133,7 +135,7 @@ func allBytes() []byte {
 // file or through go.bug.st/serial (which sets its own termios).
 func TestPTYByteExact(t *testing.T) {
 	requirePTY(t)
-	master, slave, path, err := openPTY()
+	master, slave, path, err := pty.Open()
 	if err != nil {
 		t.Fatal(err)
 	}
