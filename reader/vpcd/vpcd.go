@@ -216,6 +216,13 @@ func (s *server) control(c byte) error {
 func (s *server) apdu(cmd []byte) error {
 	resp, err := s.card.Transmit(cmd)
 	switch {
+	case errors.Is(err, ErrTorn):
+		// The card itself chose to leave mid-command (a simulated torn
+		// write): no answer, the card is gone, as with TearAfter.
+		s.n++
+		s.log.Info("card left while answering", "ins", hexByte(cmd[1]))
+		s.conn.Close()
+		return ErrTorn
 	case err != nil:
 		s.log.Warn("card failed a command; answering 6F00", "ins", hexByte(cmd[1]), "err", err)
 		resp = swFailure
