@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -235,6 +236,34 @@ func TestTearAfter(t *testing.T) {
 	}
 	if commands, _ := card.counts(); commands != 2 {
 		t.Errorf("card processed %d commands, want 2 (the torn one counts)", commands)
+	}
+}
+
+// tearingCard leaves the field itself while processing its second command,
+// as a simulated card tearing its own write does.
+type tearingCard struct {
+	fakeCard
+	n int
+}
+
+func (c *tearingCard) Transmit(cmd []byte) ([]byte, error) {
+	if c.n++; c.n == 2 {
+		return nil, fmt.Errorf("write of block 5 torn: %w", ErrTorn)
+	}
+	return []byte{0x90, 0x00}, nil
+}
+
+func TestCardTearsItself(t *testing.T) {
+	v := newFakeVPCD(t)
+	done := insert(t.Context(), v.addr(), &tearingCard{fakeCard: fakeCard{atr: testATR}}, Options{})
+	v.accept()
+	v.exchange(0xFF, 0xB0, 0x00, 0x05, 0x10)
+	v.send(0xFF, 0xD6, 0x00, 0x05, 0x10)
+	if p, err := ReadFrame(v.conn); err != io.EOF {
+		t.Fatalf("after the torn command the reader got % X, %v; want EOF (card gone, no 6F00)", p, err)
+	}
+	if err := result(t, done); !errors.Is(err, ErrTorn) {
+		t.Fatalf("Insert = %v, want ErrTorn", err)
 	}
 }
 
