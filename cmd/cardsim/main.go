@@ -6,6 +6,8 @@
 //	cardsim keys new --out masters.json        issuer master keys (the host's HSM stand-in)
 //	cardsim card new --out card.json [flags]   create a card file
 //	cardsim card --file card.json [flags]      insert the card into a vpcd slot
+//	cardsim psam new --keys K --out psam.json  a PSAM with the issuer's purchase key
+//	cardsim psam --file psam.json              insert the PSAM into vpcd slot 1
 //	cardsim printer [flags]                    a virtual ESC/POS printer on a pty
 //
 // Exit codes: 0 success, 1 failure, 2 bad usage.
@@ -39,6 +41,9 @@ const usage = `usage:
   cardsim keys new --out FILE          write new random issuer master keys (mode 0600)
   cardsim card new --out FILE [flags]  create a card file
   cardsim card --file FILE [flags]     insert the card into a vpcd slot and hold it
+  cardsim psam new --keys FILE --out FILE [--terminal ID]
+                                       create a PSAM file with the issuer's purchase key
+  cardsim psam --file FILE [--slot 1]  insert the PSAM into a vpcd slot and hold it
   cardsim printer [flags]              run a virtual ESC/POS receipt printer on a pty
 
 Run 'cardsim <command> --help' for the flags.
@@ -60,6 +65,10 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		err = cmdCardNew(args[2:], stdout)
 	case len(args) >= 1 && args[0] == "card":
 		err = cmdCardInsert(ctx, args[1:], stdout, stderr)
+	case len(args) >= 2 && args[0] == "psam" && args[1] == "new":
+		err = cmdPSAMNew(args[2:], stdout)
+	case len(args) >= 1 && args[0] == "psam":
+		err = cmdPSAMInsert(ctx, args[1:], stdout, stderr)
 	case len(args) >= 1 && args[0] == "printer":
 		err = cmdPrinter(ctx, args[1:], stdout, stderr)
 	case len(args) >= 1 && (args[0] == "-h" || args[0] == "--help" || args[0] == "help"):

@@ -1,0 +1,211 @@
+package psam
+
+import (
+	"bytes"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+
+	"github.com/cardd/cardd/apdu/epurse"
+	"github.com/cardd/cardd/internal/atomicfile"
+)
+
+// SAMFile is the whole state of a simulated PSAM, kept as JSON so that a
+// person can read it. The field names, as written by Save:
+//
+//	terminal_id   EF 0x16 of the MF: the 6-byte terminal id in hex
+//	aid           the purchase application's AID in hex, which selects it
+//	              beside the file id 1001; empty means epurse.AIDCityCard
+//	dpk           the issuer's purchase MASTER key in hex (the key the
+//	              host's master key file calls "dpk"); cards' keys are
+//	              diversified from it inside the PSAM
+//	key_version   the key version of that key; an INIT SAM FOR PURCHASE
+//	              for another version is refused with 9403; default 01
+//	serial        the last terminal transaction serial given out; the next
+//	              purchase gets serial+1, and it is saved before MAC1 is
+//	              answered, so a serial is never given twice
+//
+// A SAMFile holds a master key: Save writes it with mode 0600,
+// LoadSAMFile refuses a file that group or others may read, and its
+// String and LogValue do not show the key.
+type SAMFile struct {
+	TerminalID [6]byte
+	AID        []byte
+	DPK        epurse.Key16
+	KeyVersion byte
+	Serial     uint32
+}
+
+// DefaultKeyVersion is the key version of a new SAMFile: the version that
+// epurse.NewCardFile gives new cards.
+const DefaultKeyVersion = 0x01
+
+// NewSAMFile builds a PSAM for terminal termID holding the purchase master
+// key of masters, the issuer master keys of the reference host. Only DPK is
+// kept: a PSAM holds no load or TAC key (DESIGN.md, money rule 6).
+func NewSAMFile(termID [6]byte, masters epurse.MasterKeys) (*SAMFile, error) {
+	f := &SAMFile{TerminalID: termID, DPK: masters.DPK, KeyVersion: DefaultKeyVersion}
+	if err := f.Validate(); err != nil {
+		return nil, err
+	}
+	return f, nil
+}
+
+// NewSAMFileFromKeyFile builds a PSAM from the reference host's master key
+// file (host.MastersFile in a cardhost directory), read with
+// epurse.ReadMasterKeyFile: mode 0600, no unknown fields.
+func NewSAMFileFromKeyFile(keyFile string, termID [6]byte) (*SAMFile, error) {
+	m, err := epurse.ReadMasterKeyFile(keyFile)
+	if err != nil {
+		return nil, err
+	}
+	f, err := NewSAMFile(termID, m)
+	if err != nil {
+		return nil, fmt.Errorf("master key file %s: %w", keyFile, err)
+	}
+	return f, nil
+}
+
+// Validate checks that the PSAM could exist.
+func (f *SAMFile) Validate() error {
+	var errs []error
+	if f.DPK == (epurse.Key16{}) {
+		errs = append(errs, fmt.Errorf("%w: dpk is missing or all zero", epurse.ErrBadArgument))
+	}
+	if n := len(f.AID); n != 0 && (n < 5 || n > 16) {
+		errs = append(errs, fmt.Errorf("%w: aid must be 5 to 16 bytes, got %d", epurse.ErrBadArgument, n))
+	}
+	return errors.Join(errs...)
+}
+
+// aid is the purchase application's AID.
+func (f *SAMFile) aid() []byte {
+	if len(f.AID) > 0 {
+		return f.AID
+	}
+	return epurse.AIDCityCard
+}
+
+func (f *SAMFile) clone() *SAMFile {
+	c := *f
+	c.AID = bytes.Clone(f.AID)
+	return &c
+}
+
+// String names the PSAM by its terminal id and serial, never its key.
+func (f *SAMFile) String() string {
+	return fmt.Sprintf("PSAM of terminal %X (serial %d)", f.TerminalID, f.Serial)
+}
+
+// GoString keeps %#v to String.
+func (f *SAMFile) GoString() string { return f.String() }
+
+// LogValue keeps slog, whose JSON handler would otherwise call MarshalJSON,
+// from writing the key.
+func (f *SAMFile) LogValue() slog.Value {
+	return slog.GroupValue(
+		slog.String("terminal_id", strings.ToUpper(hex.EncodeToString(f.TerminalID[:]))),
+		slog.Uint64("serial", uint64(f.Serial)),
+	)
+}
+
+type samFileJSON struct {
+	TerminalID string       `json:"terminal_id"`
+	AID        string       `json:"aid,omitempty"`
+	DPK        epurse.Key16 `json:"dpk"`
+	KeyVersion byte         `json:"key_version"`
+	Serial     uint32       `json:"serial"`
+}
+
+// MarshalJSON writes the fields listed on SAMFile, bytes in upper-case hex.
+func (f SAMFile) MarshalJSON() ([]byte, error) {
+	return json.Marshal(samFileJSON{
+		TerminalID: strings.ToUpper(hex.EncodeToString(f.TerminalID[:])),
+		AID:        strings.ToUpper(hex.EncodeToString(f.AID)),
+		DPK:        f.DPK,
+		KeyVersion: f.KeyVersion,
+		Serial:     f.Serial,
+	})
+}
+
+// UnmarshalJSON reads what MarshalJSON writes. key_version defaults to 01.
+func (f *SAMFile) UnmarshalJSON(b []byte) error {
+	j := samFileJSON{KeyVersion: DefaultKeyVersion}
+	if err := json.Unmarshal(b, &j); err != nil {
+		return err
+	}
+	return f.fromJSON(j)
+}
+
+func (f *SAMFile) fromJSON(j samFileJSON) error {
+	v := SAMFile{DPK: j.DPK, KeyVersion: j.KeyVersion, Serial: j.Serial}
+	id, err := hex.DecodeString(j.TerminalID)
+	if err != nil || len(id) != len(v.TerminalID) {
+		return fmt.Errorf("%w: terminal_id must be 6 bytes in hex", epurse.ErrBadArgument)
+	}
+	copy(v.TerminalID[:], id)
+	if j.AID != "" {
+		if v.AID, err = hex.DecodeString(j.AID); err != nil {
+			return fmt.Errorf("%w: aid must be hex", epurse.ErrBadArgument)
+		}
+	}
+	*f = v
+	return nil
+}
+
+// LoadSAMFile reads and validates a PSAM file. It refuses a file that group
+// or others may read (it holds a master key), and unknown fields (a misspelt
+// "dpk" would otherwise leave no key). Its errors never quote the key.
+func LoadSAMFile(path string) (*SAMFile, error) {
+	fh, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("PSAM file: %w", err)
+	}
+	defer fh.Close()
+	st, err := fh.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("PSAM file: %w", err)
+	}
+	if !st.Mode().IsRegular() {
+		return nil, fmt.Errorf("PSAM file %s is not a regular file", path)
+	}
+	if perm := st.Mode().Perm(); perm&0o077 != 0 {
+		return nil, fmt.Errorf("PSAM file %s has mode %04o, readable by group or others: run chmod 600 %s", path, perm, path)
+	}
+	var buf bytes.Buffer
+	if _, err := buf.ReadFrom(fh); err != nil {
+		return nil, fmt.Errorf("PSAM file %s: %w", path, err)
+	}
+	j := samFileJSON{KeyVersion: DefaultKeyVersion}
+	dec := json.NewDecoder(&buf)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&j); err != nil {
+		// json's syntax errors quote no input; type errors name the field only.
+		return nil, fmt.Errorf("PSAM file %s: %w", path, err)
+	}
+	f := &SAMFile{}
+	if err := f.fromJSON(j); err != nil {
+		return nil, fmt.Errorf("PSAM file %s: %w", path, err)
+	}
+	if err := f.Validate(); err != nil {
+		return nil, fmt.Errorf("PSAM file %s: %w", path, err)
+	}
+	return f, nil
+}
+
+// Save writes the PSAM file atomically: a temporary file in the same
+// directory, fsync, rename over path, fsync of the directory. A crash leaves
+// either the old state or the new one, so a serial once answered is on disk.
+// The file has mode 0600: it holds a master key.
+func (f *SAMFile) Save(path string) (err error) {
+	b, err := json.MarshalIndent(f, "", "  ")
+	if err != nil {
+		return fmt.Errorf("PSAM file %s: %w", path, err)
+	}
+	b = append(b, '\n')
+	return atomicfile.Write(path, b, 0o600)
+}
