@@ -1,0 +1,182 @@
+package mifare
+
+import (
+	"bytes"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+
+	"github.com/cardd/cardd/internal/atomicfile"
+)
+
+// CardFile is the whole memory of a simulated MIFARE Classic 1K card, kept as
+// JSON so that a person can read and edit it:
+//
+//	uid        the 4-byte UID in hex
+//	sectors    16 sectors of 4 blocks, each block 32 hex digits; the last
+//	           block of a sector is its trailer: key A, access bits, GPB, key B
+//
+// Block 0 is the manufacturer block: the UID, its BCC (the XOR of the UID
+// bytes), SAK 08, ATQA 0004 and manufacturer data. A trailer whose access
+// bits are malformed is allowed: that sector is locked, as on a real card.
+//
+// The trailers hold the keys in clear: Save writes the file with mode 0600,
+// and String and LogValue show only the UID.
+type CardFile struct {
+	UID    [4]byte
+	Blocks [NumBlocks][BlockSize]byte
+}
+
+type cardFileJSON struct {
+	UID     string     `json:"uid"`
+	Sectors [][]string `json:"sectors"`
+}
+
+// MarshalJSON writes the layout described at CardFile.
+func (f CardFile) MarshalJSON() ([]byte, error) {
+	j := cardFileJSON{UID: upperHex(f.UID[:]), Sectors: make([][]string, NumSectors)}
+	for s := range j.Sectors {
+		j.Sectors[s] = make([]string, BlocksPerSector)
+		for i := range BlocksPerSector {
+			j.Sectors[s][i] = upperHex(f.Blocks[s*BlocksPerSector+i][:])
+		}
+	}
+	return json.Marshal(j)
+}
+
+// UnmarshalJSON reads what MarshalJSON writes, refusing any other shape:
+// a missing or extra block must not pass silently.
+func (f *CardFile) UnmarshalJSON(b []byte) error {
+	var j cardFileJSON
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&j); err != nil {
+		return err
+	}
+	var v CardFile
+	if err := decodeHexInto(v.UID[:], j.UID, "uid"); err != nil {
+		return err
+	}
+	if len(j.Sectors) != NumSectors {
+		return fmt.Errorf("%w: sectors: %d, a 1K card has %d", ErrBadArgument, len(j.Sectors), NumSectors)
+	}
+	for s, blocks := range j.Sectors {
+		if len(blocks) != BlocksPerSector {
+			return fmt.Errorf("%w: sector %d has %d blocks, want %d", ErrBadArgument, s, len(blocks), BlocksPerSector)
+		}
+		for i, h := range blocks {
+			n := s*BlocksPerSector + i
+			if err := decodeHexInto(v.Blocks[n][:], h, fmt.Sprintf("block %d", n)); err != nil {
+				return err
+			}
+		}
+	}
+	*f = v
+	return nil
+}
+
+func upperHex(b []byte) string { return strings.ToUpper(hex.EncodeToString(b)) }
+
+// decodeHexInto fills dst from hex. Its errors do not quote the input: a
+// trailer's hex holds keys.
+func decodeHexInto(dst []byte, s, field string) error {
+	if len(s) != 2*len(dst) {
+		return fmt.Errorf("%w: %s must be %d hex digits, got %d characters", ErrBadArgument, field, 2*len(dst), len(s))
+	}
+	if _, err := hex.Decode(dst, []byte(s)); err != nil {
+		return fmt.Errorf("%w: %s is not hex", ErrBadArgument, field)
+	}
+	return nil
+}
+
+// manufacturerData fills bytes 8-15 of block 0 of an issued card: it names
+// the simulator, as a real card's names its fab.
+var manufacturerData = [8]byte{'C', 'A', 'R', 'D', 'D', 'S', 'I', 'M'}
+
+// NewCardFile issues a card: UID uid; every sector in the transport
+// configuration (keys FFFFFFFFFFFF, access bits FF 07 80) but the wallet's,
+// which gets the wallet's keys, access bits WalletAccess, and balance fen in
+// both its value block and its backup.
+func NewCardFile(uid [4]byte, w Wallet, balance int64) (*CardFile, error) {
+	if err := w.Validate(); err != nil {
+		return nil, err
+	}
+	if balance < 0 || balance > MaxBalance {
+		return nil, fmt.Errorf("%w: balance %d fen is not in 0..%d", ErrBadAmount, balance, MaxBalance)
+	}
+	f := &CardFile{UID: uid}
+	b0 := &f.Blocks[0]
+	copy(b0[0:4], uid[:])
+	b0[4] = bcc(uid)
+	b0[5], b0[6], b0[7] = 0x08, 0x04, 0x00 // SAK 08 and ATQA 0004: MIFARE Classic 1K
+	copy(b0[8:], manufacturerData[:])
+	for s := range byte(NumSectors) {
+		tr := Trailer{KeyA: TransportKey, Access: TransportAccess, GPB: DefaultGPB, KeyB: TransportKey}
+		if s == w.Sector {
+			tr = Trailer{KeyA: w.KeyA, Access: WalletAccess, GPB: DefaultGPB, KeyB: w.KeyB}
+		}
+		b, err := tr.Bytes()
+		if err != nil {
+			return nil, err // the two access settings above always validate
+		}
+		f.Blocks[TrailerOf(s)] = b
+	}
+	f.Blocks[w.ValueBlock] = EncodeValue(int32(balance), w.ValueBlock)
+	f.Blocks[w.BackupBlock] = EncodeValue(int32(balance), w.BackupBlock)
+	return f, nil
+}
+
+// bcc is the block check character of a 4-byte UID: the XOR of its bytes.
+func bcc(uid [4]byte) byte { return uid[0] ^ uid[1] ^ uid[2] ^ uid[3] }
+
+// Validate checks that block 0 agrees with the UID.
+func (f *CardFile) Validate() error {
+	if !bytes.Equal(f.Blocks[0][0:4], f.UID[:]) || f.Blocks[0][4] != bcc(f.UID) {
+		return fmt.Errorf("%w: block 0 must start with the uid %X and its BCC %02X", ErrBadArgument, f.UID, bcc(f.UID))
+	}
+	return nil
+}
+
+// String names the card by its UID, never its keys.
+func (f *CardFile) String() string { return fmt.Sprintf("MIFARE Classic 1K card UID %X", f.UID) }
+
+// GoString keeps %#v from printing the trailers, which hold the keys.
+func (f *CardFile) GoString() string { return f.String() }
+
+// LogValue keeps slog from marshalling the trailers, which hold the keys.
+func (f *CardFile) LogValue() slog.Value {
+	return slog.GroupValue(slog.String("uid", upperHex(f.UID[:])))
+}
+
+// LoadCardFile reads and validates a card file. Unknown fields are an error,
+// so that a misspelt field is not silently ignored.
+func LoadCardFile(path string) (*CardFile, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	f := &CardFile{}
+	if err := json.Unmarshal(b, f); err != nil {
+		return nil, fmt.Errorf("card file %s: %w", path, err)
+	}
+	if err := f.Validate(); err != nil {
+		return nil, fmt.Errorf("card file %s: %w", path, err)
+	}
+	return f, nil
+}
+
+// Save writes the card file atomically: a temporary file in the same
+// directory, fsync, rename over path, fsync of the directory. A crash leaves
+// either the old card or the new one, never half of each. The file has mode
+// 0600: it holds keys.
+func (f *CardFile) Save(path string) (err error) {
+	b, err := json.MarshalIndent(f, "", "  ")
+	if err != nil {
+		return fmt.Errorf("card file %s: %w", path, err)
+	}
+	b = append(b, '\n')
+	return atomicfile.Write(path, b, 0o600)
+}

@@ -1,0 +1,126 @@
+package mifare
+
+import (
+	"bytes"
+	"encoding/hex"
+	"strings"
+	"testing"
+
+	"github.com/cardd/cardd/apdu"
+)
+
+// unhex decodes hex written with spaces for readability, as the spec does.
+func unhex(t testing.TB, s string) []byte {
+	t.Helper()
+	b, err := hex.DecodeString(strings.ReplaceAll(s, " ", ""))
+	if err != nil {
+		t.Fatalf("bad hex %q in test: %v", s, err)
+	}
+	return b
+}
+
+func block(t testing.TB, s string) [BlockSize]byte {
+	t.Helper()
+	var b [BlockSize]byte
+	if n := copy(b[:], unhex(t, s)); n != BlockSize {
+		t.Fatalf("%q is %d bytes, want 16", s, n)
+	}
+	return b
+}
+
+// Keys of the test wallet.
+var (
+	testKeyA = Key{0xA0, 0xA1, 0xA2, 0xA3, 0xA4, 0xA5}
+	testKeyB = Key{0xB0, 0xB1, 0xB2, 0xB3, 0xB4, 0xB5}
+	testUID  = [4]byte{0x04, 0x3A, 0x5C, 0x21}
+)
+
+// testWallet is sector 1, value block 4, backup 5, ACS key slots.
+func testWallet() Wallet {
+	return Wallet{Sector: 1, ValueBlock: 4, BackupBlock: 5, KeyA: testKeyA, KeyB: testKeyB, Slots: KeySlotsACS}
+}
+
+// newTestCard issues a card holding balance in testWallet.
+func newTestCard(t testing.TB, balance int64) *SimCard {
+	t.Helper()
+	f, err := NewCardFile(testUID, testWallet(), balance)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return NewSimCard(f, "")
+}
+
+// script is a card that expects exact command APDUs, byte for byte, and
+// gives canned answers: the spec's APDUs are checked here, not just that the
+// simulated card agrees with the terminal.
+type script struct {
+	t     *testing.T
+	steps []step
+	n     int
+}
+
+type step struct{ cmd, resp string }
+
+func newScript(t *testing.T, steps ...step) *script { return &script{t: t, steps: steps} }
+
+func (s *script) Transmit(cmd []byte) ([]byte, error) {
+	s.t.Helper()
+	if s.n >= len(s.steps) {
+		s.t.Fatalf("unexpected command %X after the script's end", cmd)
+	}
+	st := s.steps[s.n]
+	s.n++
+	if want := unhex(s.t, st.cmd); !bytes.Equal(cmd, want) {
+		s.t.Fatalf("command %d = %X, want %X", s.n, cmd, want)
+	}
+	return unhex(s.t, st.resp), nil
+}
+
+func (s *script) done() {
+	s.t.Helper()
+	if s.n != len(s.steps) {
+		s.t.Errorf("script: %d of %d commands sent", s.n, len(s.steps))
+	}
+}
+
+// counter counts the commands sent to a card, by INS.
+type counter struct {
+	t   apdu.Transmitter
+	ins map[byte]int
+	all int
+}
+
+func count(t apdu.Transmitter) *counter { return &counter{t: t, ins: map[byte]int{}} }
+
+func (c *counter) Transmit(cmd []byte) ([]byte, error) {
+	if len(cmd) > 1 {
+		c.ins[cmd[1]]++
+	}
+	c.all++
+	return c.t.Transmit(cmd)
+}
+
+// send transmits a raw command to a card and returns the response's status
+// word and data, failing the test on a transport error.
+func send(t testing.TB, c apdu.Transmitter, cmd string) (uint16, []byte) {
+	t.Helper()
+	raw, err := c.Transmit(unhex(t, cmd))
+	if err != nil {
+		t.Fatalf("%s: %v", cmd, err)
+	}
+	r, err := apdu.ParseResponse(raw)
+	if err != nil {
+		t.Fatalf("%s: %v", cmd, err)
+	}
+	return r.SW, r.Data
+}
+
+// mustSW sends cmd and checks the status word.
+func mustSW(t testing.TB, c apdu.Transmitter, cmd string, want uint16) []byte {
+	t.Helper()
+	sw, data := send(t, c, cmd)
+	if sw != want {
+		t.Fatalf("%s: SW %04X, want %04X", cmd, sw, want)
+	}
+	return data
+}
