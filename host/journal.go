@@ -39,14 +39,15 @@ func (s *Store) storeJournal(ctx context.Context, terminal string, rows []hostap
 	seen := make(map[string]bool, len(rows))
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		stmt, err := tx.Prepare(`INSERT INTO journal (terminal, id, kind, state, card, purse, counter, balance_fen,
-			amount_fen, credit_id, tac, detail, time, received, updated) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+			amount_fen, credit_id, tac, detail, time, received, updated, term_serial) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 			ON CONFLICT (terminal, id) DO UPDATE SET kind = excluded.kind, state = excluded.state, card = excluded.card,
 				purse = excluded.purse, counter = excluded.counter, balance_fen = excluded.balance_fen,
 				amount_fen = excluded.amount_fen, credit_id = excluded.credit_id, tac = excluded.tac,
-				detail = excluded.detail, time = excluded.time, updated = excluded.updated, versions = versions + 1
-			WHERE (kind, state, card, purse, counter, balance_fen, amount_fen, credit_id, tac, detail, time) IS NOT
+				detail = excluded.detail, time = excluded.time, updated = excluded.updated,
+				term_serial = excluded.term_serial, versions = versions + 1
+			WHERE (kind, state, card, purse, counter, balance_fen, amount_fen, credit_id, tac, detail, time, term_serial) IS NOT
 				(excluded.kind, excluded.state, excluded.card, excluded.purse, excluded.counter, excluded.balance_fen,
-				excluded.amount_fen, excluded.credit_id, excluded.tac, excluded.detail, excluded.time)
+				excluded.amount_fen, excluded.credit_id, excluded.tac, excluded.detail, excluded.time, excluded.term_serial)
 			AND NOT (journal.state IN ('done', 'failed') AND excluded.state IN ('intent', 'unknown'))`)
 		if err != nil {
 			return err
@@ -54,7 +55,7 @@ func (s *Store) storeJournal(ctx context.Context, terminal string, rows []hostap
 		defer stmt.Close()
 		for _, r := range rows {
 			if _, err := stmt.Exec(terminal, r.ID, r.Kind, r.State, r.Card, r.Purse, int64(r.Counter), r.BalanceFen,
-				r.AmountFen, r.CreditID, r.TAC, r.Detail, r.Time, dbTime(now), dbTime(now)); err != nil {
+				r.AmountFen, r.CreditID, r.TAC, r.Detail, r.Time, dbTime(now), dbTime(now), int64(r.TermSerial)); err != nil {
 				return err
 			}
 			if !seen[r.ID] {

@@ -143,6 +143,10 @@ CREATE TABLE ledger (
 );
 CREATE INDEX ledger_by_card ON ledger(card, id);
 `,
+	// 2: a purchase's terminal transaction serial, which its TAC covers.
+	`
+ALTER TABLE journal ADD COLUMN term_serial INTEGER NOT NULL DEFAULT 0;
+`,
 }
 
 // schemaVersion is the user_version this binary writes.

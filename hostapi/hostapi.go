@@ -160,6 +160,9 @@ type JournalRow struct {
 	AmountFen  int64  `json:"amount_fen"`
 	CreditID   string `json:"credit_id,omitempty"`
 	TAC        string `json:"tac,omitempty"`
+	// TermSerial is a purchase's terminal transaction serial (the PSAM's),
+	// which its TAC covers.
+	TermSerial uint32 `json:"term_serial,omitempty"`
 	Detail     string `json:"detail,omitempty"`
 	Time       string `json:"time"` // RFC 3339
 }

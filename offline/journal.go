@@ -55,8 +55,11 @@ type Row struct {
 	// moves (never negative: Kind says the direction).
 	BalanceFen, AmountFen int64
 	CreditID              string // the host credit a load applies
-	TAC                   string // the card's TAC, upper-case hex, once done
-	MAC2                  string // the host's MAC2 a load was sent with
+	// TermSerial is the terminal transaction serial a purchase was made
+	// with: the PSAM's, for an e-purse purchase (it is in the TAC).
+	TermSerial uint32
+	TAC        string // the card's TAC, upper-case hex, once done
+	MAC2       string // the host's MAC2 a load was sent with
 	// Time is the card-side time "20060102150405" (hostapi.TimeLayout) sent
 	// in the command, in the terminal's local time.
 	Time   string
@@ -87,13 +90,13 @@ func (r Row) HostRow() hostapi.JournalRow {
 	return hostapi.JournalRow{
 		ID: r.ID, Kind: r.Kind, State: r.State, Card: r.Card, Purse: r.Purse,
 		Counter: r.Counter, BalanceFen: r.BalanceFen, AmountFen: r.AmountFen,
-		CreditID: r.CreditID, TAC: r.TAC, Detail: r.Detail,
+		CreditID: r.CreditID, TAC: r.TAC, TermSerial: r.TermSerial, Detail: r.Detail,
 		Time: t.Format(time.RFC3339),
 	}
 }
 
 const rowCols = `seq, terminal, kind, state, card, purse, counter, balance_fen, amount_fen,
-	credit_id, tac, mac2, proof, time, detail, created, updated, rev, acked_rev, completion_reported`
+	credit_id, tac, mac2, proof, time, detail, created, updated, rev, acked_rev, completion_reported, term_serial`
 
 type scanner interface{ Scan(dest ...any) error }
 
@@ -105,9 +108,10 @@ func scanRow(sc scanner) (Row, error) {
 		created, updated int64
 		rev, ackedRev    int64
 		reported         int64
+		serial           int64
 	)
 	err := sc.Scan(&r.Seq, &term, &r.Kind, &r.State, &r.Card, &r.Purse, &counter, &r.BalanceFen, &r.AmountFen,
-		&r.CreditID, &r.TAC, &r.MAC2, &r.Proof, &r.Time, &r.Detail, &created, &updated, &rev, &ackedRev, &reported)
+		&r.CreditID, &r.TAC, &r.MAC2, &r.Proof, &r.Time, &r.Detail, &created, &updated, &rev, &ackedRev, &reported, &serial)
 	if err != nil {
 		return Row{}, err
 	}
@@ -116,6 +120,7 @@ func scanRow(sc scanner) (Row, error) {
 	r.Created, r.Updated = time.Unix(0, created), time.Unix(0, updated)
 	r.Acked = ackedRev >= rev
 	r.CompletionReported = reported != 0
+	r.TermSerial = uint32(serial) // CHECK keeps it in range
 	return r, nil
 }
 
@@ -195,10 +200,10 @@ func (s *Store) Begin(ctx context.Context, r Row) (Row, error) {
 	r.Created, r.Updated = now, now
 	err := s.write(ctx, "begin "+r.Kind+" row for card "+redact.CardNumber(r.Card), func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, `INSERT INTO journal (terminal, kind, state, card, purse, counter,
-			balance_fen, amount_fen, credit_id, tac, mac2, time, detail, created, updated)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			balance_fen, amount_fen, credit_id, tac, mac2, time, detail, created, updated, term_serial)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			s.terminal, r.Kind, r.State, r.Card, r.Purse, int64(r.Counter), r.BalanceFen, r.AmountFen,
-			r.CreditID, r.TAC, r.MAC2, r.Time, r.Detail, now.UnixNano(), now.UnixNano())
+			r.CreditID, r.TAC, r.MAC2, r.Time, r.Detail, now.UnixNano(), now.UnixNano(), int64(r.TermSerial))
 		if err != nil {
 			return err
 		}
@@ -386,6 +391,26 @@ func (s *Store) RecoverInterrupted(ctx context.Context) (int, error) {
 		return err
 	})
 	return int(n), err
+}
+
+// PurchasesOn returns card's purchase rows whose card-side time falls on day
+// ("20060102"), failed ones excepted: what this terminal debited from the
+// card that day, or may have (unknown counts, to stay on the safe side of a
+// spending limit). Oldest first.
+func (s *Store) PurchasesOn(ctx context.Context, card, day string) ([]Row, error) {
+	if card == "" {
+		return nil, errors.New("offline: purchases of a day: empty card number")
+	}
+	if _, err := time.Parse("20060102", day); err != nil {
+		return nil, fmt.Errorf("offline: purchases of day %q: want YYYYMMDD", day)
+	}
+	rows, err := queryRows(ctx, s.db, `SELECT `+rowCols+` FROM journal
+		WHERE kind = 'purchase' AND card = ? AND time >= ? AND time < ? AND state <> 'failed' ORDER BY seq`,
+		card, day, day+"999999")
+	if err != nil {
+		return nil, fmt.Errorf("offline: purchases of card %s on %s: %w", redact.CardNumber(card), day, err)
+	}
+	return rows, nil
 }
 
 // Unresolved returns the load and purchase rows of card that are in intent

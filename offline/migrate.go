@@ -97,6 +97,13 @@ CREATE TABLE receipts (
 CREATE UNIQUE INDEX receipts_original ON receipts (journal_seq) WHERE journal_seq IS NOT NULL AND copy = 0;
 CREATE INDEX receipts_pending ON receipts (id) WHERE state IN ('queued', 'sending');
 `,
+	// 3: purchases record the PSAM's terminal transaction serial (it is in
+	// the TAC, so the host needs it to verify one), and the daily limit
+	// sums a card's purchases of a day.
+	`
+ALTER TABLE journal ADD COLUMN term_serial INTEGER NOT NULL DEFAULT 0 CHECK (term_serial BETWEEN 0 AND 4294967295);
+CREATE INDEX journal_purchases ON journal (card, time) WHERE kind = 'purchase';
+`,
 }
 
 // SchemaVersion is the user_version this code writes and understands; a

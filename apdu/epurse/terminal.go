@@ -181,14 +181,24 @@ const MaxLogRecords = 10
 // more transactions". Any other error is returned with the records read
 // before it; a file the card does not have is apdu.ErrFileNotFound.
 func ReadLog(t apdu.Transmitter, sfi byte, max int) ([]LogRecord, error) {
+	return ReadLogFrom(t, sfi, 1, max)
+}
+
+// ReadLogFrom is ReadLog starting at record first (1 is the newest) and
+// reading up to record max: for a caller that has read the newer records
+// already and needs older ones.
+func ReadLogFrom(t apdu.Transmitter, sfi byte, first, max int) ([]LogRecord, error) {
 	if sfi < 1 || sfi > 30 {
 		return nil, fmt.Errorf("%w: SFI %#02x is not in 1..30", ErrBadArgument, sfi)
 	}
 	if max < 1 || max > MaxLogRecords {
 		return nil, fmt.Errorf("%w: %d records asked, a log holds 1 to %d", ErrBadArgument, max, MaxLogRecords)
 	}
+	if first < 1 || first > max {
+		return nil, fmt.Errorf("%w: first record %d is not in 1..%d", ErrBadArgument, first, max)
+	}
 	var recs []LogRecord
-	for n := 1; n <= max; n++ {
+	for n := first; n <= max; n++ {
 		data, err := apdu.Transceive(t, apdu.Command{CLA: claISO, INS: insReadRecord, P1: byte(n), P2: sfi<<3 | p2ReadRecordSFI, Ne: LogRecordLen})
 		if errors.Is(err, apdu.ErrRecordNotFound) {
 			break

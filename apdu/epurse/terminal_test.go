@@ -186,6 +186,18 @@ func TestReadLogAPDU(t *testing.T) {
 	}
 	s.done()
 
+	// Reading on from record 2, up to record 3.
+	s = newScript(t, step{"00B202C417", rec2 + "9000"}, step{"00B203C417", "6A83"})
+	if recs, err := ReadLogFrom(s, 0x18, 2, 3); err != nil || len(recs) != 1 || recs[0].Counter != 6 {
+		t.Errorf("from 2: %+v, %v", recs, err)
+	}
+	s.done()
+	for _, first := range []int{0, 4} {
+		if _, err := ReadLogFrom(newScript(t), 0x18, first, 3); !errors.Is(err, ErrBadArgument) {
+			t.Errorf("first %d of 3: err = %v", first, err)
+		}
+	}
+
 	s = newScript(t, step{"00B201C417", "6A82"})
 	if _, err := ReadLog(s, 0x18, 3); !errors.Is(err, apdu.ErrFileNotFound) {
 		t.Errorf("no log file: err = %v", err)
