@@ -42,6 +42,7 @@ type Config struct {
 	Log      LogConfig      `mapstructure:"log"`
 	Tap      TapConfig      `mapstructure:"tap"`
 	Load     LoadConfig     `mapstructure:"load"`
+	POS      POSConfig      `mapstructure:"pos"`
 	Printer  PrinterConfig  `mapstructure:"printer"`
 	Receipt  ReceiptConfig  `mapstructure:"receipt"`
 }
@@ -114,6 +115,57 @@ type LoadConfig struct {
 	// BalanceCap is the most a card may hold after a load, in yuan ("1000.00"):
 	// a credit that would take the card above it is refused, with the reason.
 	BalanceCap string `mapstructure:"balance_cap"`
+}
+
+// POSConfig governs purchases at a canteen POS (mode pos).
+type POSConfig struct {
+	// DailyLimit is what a card may spend in a day (the terminal's local
+	// day) before its PIN is asked, in yuan; "0" means no daily limit. The
+	// day's spending is the card's own log plus this terminal's journal.
+	DailyLimit string `mapstructure:"daily_limit"`
+	// MaxPurchase is the largest single purchase that can be armed, in yuan.
+	MaxPurchase string `mapstructure:"max_purchase"`
+	// SAMApps are the PSAM's purchase application, tried in order: 4 hex
+	// digits are a file id ("1001"), 10 to 32 an AID.
+	SAMApps []string `mapstructure:"sam_apps"`
+}
+
+// DailyLimitFen is DailyLimit in fen, -1 for no limit; the config must be
+// valid.
+func (p POSConfig) DailyLimitFen() int64 {
+	fen, _ := money.Parse(p.DailyLimit)
+	if fen == 0 {
+		return -1
+	}
+	return fen
+}
+
+// MaxPurchaseFen is MaxPurchase in fen; the config must be valid.
+func (p POSConfig) MaxPurchaseFen() int64 {
+	fen, _ := money.Parse(p.MaxPurchase)
+	return fen
+}
+
+// SAMApp is one entry of pos.sam_apps: a file id or an AID.
+type SAMApp struct {
+	FileID uint16
+	AID    []byte
+}
+
+// SAMAppList returns pos.sam_apps decoded; the config must be valid.
+func (p POSConfig) SAMAppList() []SAMApp {
+	out := make([]SAMApp, 0, len(p.SAMApps))
+	for _, a := range p.SAMApps {
+		b, err := hex.DecodeString(a)
+		switch {
+		case err != nil:
+		case len(b) == 2:
+			out = append(out, SAMApp{FileID: uint16(b[0])<<8 | uint16(b[1])})
+		default:
+			out = append(out, SAMApp{AID: b})
+		}
+	}
+	return out
 }
 
 // BalanceCapFen is BalanceCap in fen; the config must be valid.
@@ -238,6 +290,7 @@ func Default() Config {
 		Log:   LogConfig{Level: "info", Format: "text"},
 		Tap:   TapConfig{Timeout: 3 * time.Second},
 		Load:  LoadConfig{BalanceCap: "1000.00"},
+		POS:   POSConfig{DailyLimit: "200.00", MaxPurchase: "500.00", SAMApps: []string{"1001"}},
 		Printer: PrinterConfig{Baud: 9600, DataBits: 8, Parity: "none", StopBits: "1", FlowControl: "none",
 			Paper: 58, Text: TextGB18030, StatusChecks: true, StatusTimeout: 500 * time.Millisecond, Code: "qr"},
 		Receipt: ReceiptConfig{Merchant: "校园一卡通", Footer: []string{"请妥善保管小票"}},
@@ -383,6 +436,23 @@ func (c *Config) Validate() error {
 
 	if fen, err := money.Parse(c.Load.BalanceCap); err != nil || fen <= 0 || fen > 0xFFFFFFFF {
 		bad("load.balance_cap", c.Load.BalanceCap, "must be an amount in yuan above 0 and at most 42949672.95, like \"1000.00\"")
+	}
+	if fen, err := money.Parse(c.POS.DailyLimit); err != nil || fen < 0 || fen > 0xFFFFFFFF {
+		bad("pos.daily_limit", c.POS.DailyLimit, "must be an amount in yuan, 0 (no limit) to 42949672.95, like \"200.00\"")
+	}
+	if fen, err := money.Parse(c.POS.MaxPurchase); err != nil || fen <= 0 || fen > 0xFFFFFFFF {
+		bad("pos.max_purchase", c.POS.MaxPurchase, "must be an amount in yuan above 0 and at most 42949672.95, like \"500.00\"")
+	}
+	if len(c.POS.SAMApps) == 0 {
+		bad("pos.sam_apps", "", "must list at least one PSAM application, like [\"1001\"]")
+	}
+	for i, a := range c.POS.SAMApps {
+		if !isHex(a) || !(len(a) == 4 && a != "0000" || len(a)%2 == 0 && len(a) >= 10 && len(a) <= 32) {
+			bad("pos.sam_apps", a, "entry %d must be a file id of 4 hex digits (\"1001\") or an AID of 5 to 16 bytes in hex", i+1)
+		}
+	}
+	if c.Mode == ModePOS && c.Reader.SAMPattern == "" {
+		bad("reader.sam_pattern", "", "required in mode pos: purchases go through the PSAM in the SAM reader")
 	}
 	if c.Store.Retention < 24*time.Hour {
 		bad("store.retention", c.Store.Retention.String(), "must be at least 24h; acknowledged rows are kept this long (default 4320h, 180 days)")

@@ -126,7 +126,7 @@ log:
 
 func TestUnsetFlagsDoNotOverride(t *testing.T) {
 	cleanEnv(t)
-	path := writeFile(t, "mode: pos\nlog:\n  level: error\n")
+	path := writeFile(t, "mode: pos\nreader:\n  sam_pattern: SAM\nlog:\n  level: error\n")
 	c, err := Load(flags(t, "--config", path))
 	if err != nil {
 		t.Fatal(err)
@@ -166,6 +166,11 @@ func TestBadValues(t *testing.T) {
 		{name: "AID not a string", file: "epurse:\n  aids: [\"A000000632010105\", 7]\n", key: "epurse.aids", value: "7", in: "entry 2 must be a string"},
 		{name: "bad card regexp", file: "reader:\n  card_pattern: \"[\"\n", key: "reader.card_pattern", value: "[", in: "invalid regexp: error parsing regexp: missing closing ]"},
 		{name: "bad sam regexp", env: map[string]string{"CARDD_READER_SAM_PATTERN": "(x"}, key: "reader.sam_pattern", value: "(x", in: "invalid regexp"},
+		{name: "pos without a SAM", file: "mode: pos\n", key: "reader.sam_pattern", value: "", in: "required in mode pos"},
+		{name: "negative daily limit", file: "pos:\n  daily_limit: \"-1\"\n", key: "pos.daily_limit", value: "-1", in: "0 (no limit)"},
+		{name: "daily limit with a float's digits", env: map[string]string{"CARDD_POS_DAILY_LIMIT": "200.001"}, key: "pos.daily_limit", value: "200.001", in: "amount in yuan"},
+		{name: "zero max purchase", file: "pos:\n  max_purchase: \"0\"\n", key: "pos.max_purchase", value: "0", in: "above 0"},
+		{name: "SAM app of 3 digits", file: "pos:\n  sam_apps: [\"100\"]\n", key: "pos.sam_apps", value: "100", in: "entry 1 must be a file id"},
 		{name: "loud log level", file: "log:\n  level: loud\n", key: "log.level", value: "loud", in: "debug, info, warn, error"},
 		{name: "log format", args: []string{"--log-format", "xml"}, key: "log.format", value: "xml", in: "text, json"},
 		{name: "11 log records", file: "epurse:\n  log_records: 11\n", key: "epurse.log_records", value: "11", in: "1..10"},
@@ -550,7 +555,7 @@ func TestParallelLoads(t *testing.T) {
 	for _, mode := range []string{ModeKiosk, ModePOS, ModeDoor, ModeKiosk, ModePOS, ModeDoor} {
 		t.Run(mode, func(t *testing.T) {
 			t.Parallel()
-			path := writeFile(t, "mode: "+mode+"\n")
+			path := writeFile(t, "mode: "+mode+"\nreader:\n  sam_pattern: SAM\n")
 			for range 20 {
 				c, err := Load(flags(t, "--config", path))
 				if err != nil || c.Mode != mode {

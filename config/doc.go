@@ -38,6 +38,9 @@
 //	log.format           CARDD_LOG_FORMAT           --log-format   text (text|json)
 //	tap.timeout          CARDD_TAP_TIMEOUT                         3s (> 0)
 //	load.balance_cap     CARDD_LOAD_BALANCE_CAP                    "1000.00" (yuan; most a card may hold after a load)
+//	pos.daily_limit      CARDD_POS_DAILY_LIMIT                     "200.00" (yuan a card spends a day without its PIN; "0": none)
+//	pos.max_purchase     CARDD_POS_MAX_PURCHASE                    "500.00" (yuan; the largest sale that can be armed)
+//	pos.sam_apps         CARDD_POS_SAM_APPS                        ["1001"] (PSAM purchase DF: file id or AID, hex)
 //	printer.enabled      CARDD_PRINTER_ENABLED                     false (true needs printer.port)
 //	printer.port         CARDD_PRINTER_PORT                        "" (serial device, e.g. /dev/ttyUSB0)
 //	printer.baud         CARDD_PRINTER_BAUD                        9600

@@ -281,3 +281,66 @@ func BenchmarkEventStream(b *testing.B) {
 	b.ReportMetric(ms(pct(insertToTap, 50)), "insert-to-tap-p50-ms")
 	b.ReportMetric(ms(pct(insertToTap, 99)), "insert-to-tap-p99-ms")
 }
+
+// BenchmarkTapPurchase is a POS tap: the card is read, the armed sale is
+// debited through the simulated PSAM in slot 1, and the tap is approved. It
+// reports tap-to-approved p50/p99 (from the card's arrival as the monitor
+// saw it to the journal row done) and the card's and the PSAM's APDU
+// counts, for a card answering at once and one answering in 15 ms per APDU
+// (the PSAM answers at once in both: a contact SAM is faster than the RF
+// link, and its APDUs are counted apart).
+func BenchmarkTapPurchase(b *testing.B) {
+	for _, lat := range []time.Duration{0, 15 * time.Millisecond} {
+		b.Run(fmt.Sprintf("latency=%v", lat), func(b *testing.B) { benchTapPurchase(b, lat) })
+	}
+}
+
+func benchTapPurchase(b *testing.B, latency time.Duration) {
+	requirePCSC(b)
+	w := newHostWorld(b)
+	_, samAPDUs := insertPSAM(b, w.hostDir)
+	_, till, results := startPOSRunner(b, -1)
+	const number = "3101000000888899"
+	const amount = 10
+	path := w.issue(b, number, 100000)
+	var apdus atomic.Int64
+	var toDone []time.Duration
+	var last, lastSAM int64
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		b.StopTimer()
+		samBefore := samAPDUs.Load()
+		if _, err := till.Arm(amount, ""); err != nil {
+			b.Fatal(err)
+		}
+		apdus.Store(0)
+		b.StartTimer()
+		in := insert(b, path, 0, vpcd.Options{Latency: latency, OnAPDU: func(n int) { apdus.Store(int64(n)) }})
+		var res tap.Result
+		select {
+		case res = <-results:
+		case <-time.After(15 * time.Second):
+			b.Fatal("no tap within 15 s")
+		}
+		b.StopTimer()
+		in.remove(b)
+		if res.Err != nil || res.Purchase == nil || !res.Purchase.Paid {
+			b.Fatalf("tap %d: not paid: %v %+v", i, res.Err, res.Purchase)
+		}
+		toDone = append(toDone, res.ToDone)
+		last, lastSAM = apdus.Load(), samAPDUs.Load()-samBefore
+		b.StartTimer()
+	}
+	b.StopTimer()
+	f, err := epurse.LoadCardFile(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if want := 100000 - int64(b.N)*amount; f.EPBalance != want {
+		b.Fatalf("after %d purchases the card holds %d, want %d", b.N, f.EPBalance, want)
+	}
+	b.ReportMetric(ms(pct(toDone, 50)), "approved-p50-ms")
+	b.ReportMetric(ms(pct(toDone, 99)), "approved-p99-ms")
+	b.ReportMetric(float64(last), "card-apdus/tap")
+	b.ReportMetric(float64(lastSAM), "psam-apdus/tap")
+}

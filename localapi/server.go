@@ -16,7 +16,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/cardd/cardd/money"
@@ -65,6 +64,9 @@ type Server struct {
 	Metrics http.Handler
 	// Healthy, when set, decides /healthz; nil is healthy.
 	Healthy func() error
+	// Till, when set (POS mode), is where POST /v1/purchase/arm arms a
+	// sale for the next tap; without it arming is refused with 409.
+	Till *tap.Till
 
 	Hub Hub
 
@@ -73,7 +75,6 @@ type Server struct {
 	pcscd    bool
 	printer  PrinterView
 	lastRead *tap.CardRead
-	armed    atomic.Int64
 }
 
 // ReaderEvent records a reader event and publishes it; fit for
@@ -159,9 +160,6 @@ func (s *Server) PrinterState(p PrinterView) {
 	s.Hub.Publish(Event{Type: EventPrinter, Printer: &p})
 }
 
-// ArmedPurchase is the purchase armed for the next tap, in fen (0: none).
-func (s *Server) ArmedPurchase() int64 { return s.armed.Load() }
-
 func (s *Server) status(ctx context.Context) Status {
 	st := s.Base
 	s.mu.Lock()
@@ -185,7 +183,11 @@ func (s *Server) status(ctx context.Context) Status {
 			st.Printer.ReceiptsWaiting = n
 		}
 	}
-	st.ArmedPurchaseFen = s.armed.Load()
+	if s.Till != nil {
+		if v, ok := s.Till.View(redact.CardNumber); ok {
+			st.ArmedPurchaseFen, st.Sale = v.AmountFen, &v
+		}
+	}
 	return st
 }
 
@@ -365,21 +367,23 @@ func writeEvent(w io.Writer, e Event) error {
 
 // JournalRow is a journal row as the API shows it: the card masked.
 type JournalRow struct {
-	ID        string `json:"id"`
-	Seq       int64  `json:"seq"`
-	Kind      string `json:"kind"`
-	State     string `json:"state"`
-	Card      string `json:"card"`
-	Purse     string `json:"purse,omitempty"`
-	Counter   uint16 `json:"counter"`
-	Balance   string `json:"balance"`
-	Amount    string `json:"amount"`
-	CreditID  string `json:"credit_id,omitempty"`
-	TAC       string `json:"tac,omitempty"`
-	Time      string `json:"time,omitempty"`
-	Detail    string `json:"detail,omitempty"`
-	Unacked   bool   `json:"unacked"`
-	CreatedAt string `json:"created_at"`
+	ID       string `json:"id"`
+	Seq      int64  `json:"seq"`
+	Kind     string `json:"kind"`
+	State    string `json:"state"`
+	Card     string `json:"card"`
+	Purse    string `json:"purse,omitempty"`
+	Counter  uint16 `json:"counter"`
+	Balance  string `json:"balance"`
+	Amount   string `json:"amount"`
+	CreditID string `json:"credit_id,omitempty"`
+	TAC      string `json:"tac,omitempty"`
+	// TermSerial is a purchase's terminal transaction serial (the PSAM's).
+	TermSerial uint32 `json:"term_serial,omitempty"`
+	Time       string `json:"time,omitempty"`
+	Detail     string `json:"detail,omitempty"`
+	Unacked    bool   `json:"unacked"`
+	CreatedAt  string `json:"created_at"`
 }
 
 // JournalPage is GET /v1/journal's answer; Next is the before= of the next
@@ -427,7 +431,7 @@ func (s *Server) journal(w http.ResponseWriter, r *http.Request) {
 	for _, row := range rows {
 		page.Rows = append(page.Rows, JournalRow{ID: row.ID, Seq: row.Seq, Kind: row.Kind, State: row.State,
 			Card: redact.CardNumber(row.Card), Purse: row.Purse, Counter: row.Counter, Balance: money.Format(row.BalanceFen),
-			Amount: money.Format(row.AmountFen), CreditID: row.CreditID, TAC: row.TAC, Time: row.Time, Detail: row.Detail,
+			Amount: money.Format(row.AmountFen), CreditID: row.CreditID, TAC: row.TAC, TermSerial: row.TermSerial, Time: row.Time, Detail: row.Detail,
 			Unacked: !row.Acked, CreatedAt: row.Created.UTC().Format(time.RFC3339)})
 	}
 	if len(rows) == limit {
@@ -523,6 +527,10 @@ func (s *Server) watchReceipt(id int64, kind string) {
 type ArmRequest struct {
 	// Amount is in yuan, "12.50": the purchase the next tap pays.
 	Amount string `json:"amount"`
+	// PIN is the cardholder's PIN, 4 to 12 digits, when the POS app has
+	// asked for it: a purchase over the card's daily limit needs it. It is
+	// sent to the card (VERIFY) and never logged or shown.
+	PIN string `json:"pin,omitempty"`
 }
 
 func (s *Server) arm(w http.ResponseWriter, r *http.Request) {
@@ -535,11 +543,30 @@ func (s *Server) arm(w http.ResponseWriter, r *http.Request) {
 		fail(w, http.StatusBadRequest, "amount %q: want yuan above 0 with at most two decimals, like \"12.50\"", req.Amount)
 		return
 	}
-	s.armed.Store(fen)
-	writeJSON(w, http.StatusOK, map[string]any{"armed_purchase_fen": fen, "armed_purchase": money.Format(fen)})
+	if s.Till == nil {
+		fail(w, http.StatusConflict, "purchases need mode pos; this terminal runs mode %s", s.Base.Mode)
+		return
+	}
+	sale, err := s.Till.Arm(fen, req.PIN)
+	switch {
+	case errors.Is(err, tap.ErrSaleInDoubt):
+		fail(w, http.StatusConflict, "%v", err)
+		return
+	case err != nil:
+		fail(w, http.StatusBadRequest, "%v", err)
+		return
+	}
+	v, _ := s.Till.View(redact.CardNumber)
+	s.Hub.Publish(Event{Type: EventSale, Sale: &v})
+	writeJSON(w, http.StatusOK, map[string]any{"armed_purchase_fen": sale.AmountFen, "armed_purchase": money.Format(sale.AmountFen), "sale": v})
 }
 
 func (s *Server) disarm(w http.ResponseWriter, r *http.Request) {
-	s.armed.Store(0)
+	if s.Till == nil {
+		fail(w, http.StatusConflict, "purchases need mode pos; this terminal runs mode %s", s.Base.Mode)
+		return
+	}
+	s.Till.Disarm()
+	s.Hub.Publish(Event{Type: EventSale})
 	writeJSON(w, http.StatusOK, map[string]any{"armed_purchase_fen": 0})
 }

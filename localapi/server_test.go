@@ -29,7 +29,7 @@ func newServer(t *testing.T) (*Server, *httptest.Server, *offline.Store) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { store.Close() })
-	s := &Server{Token: token, Base: Status{Version: "test", Mode: "kiosk", TerminalID: "000000000001"},
+	s := &Server{Token: token, Base: Status{Version: "test", Mode: "pos", TerminalID: "000000000001"}, Till: &tap.Till{MaxPurchase: 50000},
 		Journal: store, Receipts: store, QueueDepth: store.QueueDepth, ReceiptsWaiting: store.ReceiptsWaiting,
 		BalanceReceipt: func(cr *tap.CardRead) (offline.NewReceipt, error) {
 			return offline.NewReceipt{Kind: "balance", Body: []byte(`{"card":"` + cr.Info.CardNumber + `","balance_fen":` + strconv.FormatInt(cr.Balance, 10) + `}`)}, nil
@@ -113,6 +113,8 @@ func TestBadRequests(t *testing.T) {
 		{"POST", "/v1/purchase/arm", `{"amonut":"1"}`, 400, "unknown field"},
 		{"POST", "/v1/purchase/arm", `{"amount":"1"} {}`, 400, "after the object"},
 		{"POST", "/v1/purchase/arm", ``, 400, "empty body"},
+		{"POST", "/v1/purchase/arm", `{"amount":"500.01"}`, 400, "per-purchase maximum of 500.00"},
+		{"POST", "/v1/purchase/arm", `{"amount":"5","pin":"12x4"}`, 400, "PIN is 4 to 12 digits"},
 		{"POST", "/v1/receipts", `{"kind":"coffee"}`, 400, "want balance or reprint-last"},
 		{"POST", "/v1/receipts", `{}`, 400, "kind is required"},
 		{"POST", "/v1/receipts", `{"kind":"balance"}`, 409, "no card tapped yet"},

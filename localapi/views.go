@@ -20,20 +20,22 @@ const (
 	EventReader      = "reader"       // a reader came or went, or pcscd: Reader, Status
 	EventPrinter     = "printer"      // the printer's state changed: Printer
 	EventReceipt     = "receipt"      // a receipt asked through the API moved: Receipt
+	EventSale        = "sale"         // a POS sale was armed (Sale) or disarmed (no Sale)
 )
 
 // Event is one message of the /v1/events stream; only the fields of its
 // type are set.
 type Event struct {
-	ID      int64        `json:"id"`
-	Type    string       `json:"type"`
-	Time    time.Time    `json:"time"`
-	Reader  string       `json:"reader,omitempty"`
-	Card    *CardView    `json:"card,omitempty"`
-	Tap     *TapView     `json:"tap,omitempty"`
-	Printer *PrinterView `json:"printer,omitempty"`
-	Receipt *ReceiptView `json:"receipt,omitempty"`
-	Status  *Status      `json:"status,omitempty"`
+	ID      int64         `json:"id"`
+	Type    string        `json:"type"`
+	Time    time.Time     `json:"time"`
+	Reader  string        `json:"reader,omitempty"`
+	Card    *CardView     `json:"card,omitempty"`
+	Tap     *TapView      `json:"tap,omitempty"`
+	Printer *PrinterView  `json:"printer,omitempty"`
+	Receipt *ReceiptView  `json:"receipt,omitempty"`
+	Status  *Status       `json:"status,omitempty"`
+	Sale    *tap.SaleView `json:"sale,omitempty"`
 }
 
 // CardView is a card as the screen shows it. The number is masked: the
@@ -67,8 +69,10 @@ type TapView struct {
 	BalanceAfter    string     `json:"balance_after"`
 	Loads           []LoadView `json:"loads"`
 	HostOffline     bool       `json:"host_offline"`
-	ToBalanceMS     float64    `json:"to_balance_ms"`
-	ToDoneMS        float64    `json:"to_done_ms"`
+	// Purchase is what a POS tap did with the armed sale.
+	Purchase    *PurchaseView `json:"purchase,omitempty"`
+	ToBalanceMS float64       `json:"to_balance_ms"`
+	ToDoneMS    float64       `json:"to_done_ms"`
 }
 
 // LoadView is one pending top-up's fate on a tap.
@@ -78,6 +82,28 @@ type LoadView struct {
 	Amount    string `json:"amount"`
 	Applied   bool   `json:"applied"`
 	Refused   string `json:"refused,omitempty"`
+}
+
+// PurchaseView is a POS tap's purchase step.
+type PurchaseView struct {
+	SaleID        string `json:"sale_id,omitempty"`
+	AmountFen     int64  `json:"amount_fen"`
+	Amount        string `json:"amount"`
+	Paid          bool   `json:"paid"`
+	JournalID     string `json:"journal_id,omitempty"`
+	TermSerial    uint32 `json:"term_serial,omitempty"`
+	SpentTodayFen int64  `json:"spent_today_fen"`
+	PINVerified   bool   `json:"pin_verified"`
+	// Recovered lists earlier unfinished purchases of this card the tap
+	// settled from the card.
+	Recovered []RecoveredView `json:"recovered"`
+}
+
+// RecoveredView is an unfinished purchase settled on a later tap.
+type RecoveredView struct {
+	JournalID string `json:"journal_id"`
+	AmountFen int64  `json:"amount_fen"`
+	Applied   bool   `json:"applied"`
 }
 
 // PrinterView is the printer's state.
@@ -119,6 +145,8 @@ type Status struct {
 	Printer          PrinterView  `json:"printer"`
 	Host             HostView     `json:"host"`
 	ArmedPurchaseFen int64        `json:"armed_purchase_fen"`
+	// Sale is the sale armed at a POS (nil when none).
+	Sale *tap.SaleView `json:"sale,omitempty"`
 }
 
 func txKind(t epurse.TxType) string {
@@ -174,6 +202,16 @@ func tapView(res tap.Result) *TapView {
 			v.Loads = append(v.Loads, LoadView{CreditID: l.CreditID, AmountFen: l.AmountFen, Amount: money.Format(l.AmountFen),
 				Applied: l.Applied, Refused: l.Refused})
 		}
+	}
+	if p := res.Purchase; p != nil {
+		v.BalanceAfterFen = p.Balance
+		pv := &PurchaseView{SaleID: p.Sale.ID, AmountFen: p.Sale.AmountFen, Amount: money.Format(p.Sale.AmountFen), Paid: p.Paid,
+			JournalID: p.JournalID, TermSerial: p.TermSerial, SpentTodayFen: p.SpentToday, PINVerified: p.PINVerified,
+			Recovered: []RecoveredView{}}
+		for _, r := range p.Recovered {
+			pv.Recovered = append(pv.Recovered, RecoveredView{JournalID: r.JournalID, AmountFen: r.AmountFen, Applied: r.Applied})
+		}
+		v.Purchase = pv
 	}
 	v.BalanceAfter = money.Format(v.BalanceAfterFen)
 	return v

@@ -343,18 +343,24 @@ func (l *Loader) finish(ctx context.Context, id, state, tac, detail string) {
 }
 
 // storeDone records load row done, with its receipt when receipts are on.
-// A receipt that cannot be made (a bug, never the card's doing) must not
-// cost the record of the money: the row is recorded without it and the
-// error logged.
 func (l *Loader) storeDone(ctx context.Context, cr *CardRead, row offline.Row, detail string) error {
-	if l.Receipt != nil {
-		rc, err := l.Receipt(cr, row)
+	return recordDone(ctx, l.Store, l.Receipt, l.logger(), cr, row, detail)
+}
+
+// recordDone records a money row done with its TAC, and queues its receipt
+// in the same transaction when receipt is set. A receipt that cannot be made
+// (a bug, never the card's doing) must not cost the record of the money: the
+// row is recorded without it and the error logged.
+func recordDone(ctx context.Context, st *offline.Store, receipt func(*CardRead, offline.Row) (offline.NewReceipt, error),
+	log *slog.Logger, cr *CardRead, row offline.Row, detail string) error {
+	if receipt != nil {
+		rc, err := receipt(cr, row)
 		if err == nil {
-			return l.Store.FinishPrint(ctx, row.ID, offline.StateDone, row.TAC, detail, rc)
+			return st.FinishPrint(ctx, row.ID, offline.StateDone, row.TAC, detail, rc)
 		}
-		l.logger().Error("making the receipt of a load; recorded without it", "journal", row.ID, "err", err)
+		log.Error("making the receipt of a "+row.Kind+"; recorded without it", "journal", row.ID, "err", err)
 	}
-	return l.Store.Finish(ctx, row.ID, offline.StateDone, row.TAC, detail)
+	return st.Finish(ctx, row.ID, offline.StateDone, row.TAC, detail)
 }
 
 // finishDone is storeDone whose failure is logged, like finish.

@@ -30,6 +30,12 @@ const (
 	OutcomeCardFailure Outcome = "card_error"
 	OutcomeDenied      Outcome = "card_denied"
 	OutcomeExpired     Outcome = "card_expired"
+	// POS outcomes: the sale was not paid on this tap.
+	OutcomeInsufficient Outcome = "insufficient_balance"
+	OutcomePINRequired  Outcome = "pin_required"
+	OutcomeWrongPIN     Outcome = "wrong_pin"
+	OutcomeNoSAM        Outcome = "psam_unavailable"
+	OutcomeSaleInDoubt  Outcome = "sale_in_doubt"
 )
 
 // Result is one tap, as it happened.
@@ -46,6 +52,9 @@ type Result struct {
 	// Load is what the on-tap load did, when a Loader is set and the read
 	// succeeded; Read.Balance is the balance before it, Load.Balance after.
 	Load *LoadReport
+	// Purchase is what the POS purchase step did, when a Purchaser is set
+	// and the read and load succeeded.
+	Purchase *PurchaseReport
 	// Err is why the tap ended early: a failed read (Read nil), or a load
 	// that could not finish or a refused card (Read set).
 	Err error
@@ -62,6 +71,16 @@ func (r Result) Outcome() Outcome {
 		return OutcomeDenied
 	case errors.Is(err, ErrCardExpired):
 		return OutcomeExpired
+	case errors.Is(err, ErrInsufficientBalance), errors.Is(err, apdu.ErrInsufficientBalance):
+		return OutcomeInsufficient
+	case errors.Is(err, ErrPINRequired):
+		return OutcomePINRequired
+	case errors.Is(err, apdu.ErrWrongPIN), errors.Is(err, apdu.ErrSecurityStatus):
+		return OutcomeWrongPIN
+	case errors.Is(err, ErrNoSAM):
+		return OutcomeNoSAM
+	case errors.Is(err, ErrSaleInDoubt):
+		return OutcomeSaleInDoubt
 	case errors.Is(err, ErrTapTimeout):
 		return OutcomeTimeout
 	case errors.Is(err, apdu.ErrFileInvalidated), errors.Is(err, apdu.ErrAppLocked), errors.Is(err, apdu.ErrNotSupported):
@@ -89,6 +108,10 @@ type Runner struct {
 	// Loader, when set, writes the card's pending credits onto it on every
 	// tap, after the read, in the same card session.
 	Loader *Loader
+	// Purchaser, when set (POS mode), debits the armed sale on every tap,
+	// after the load, in the same card session, through the PSAM in the
+	// reader with the SAM role.
+	Purchaser *Purchaser
 
 	// OnEvent, OnBalance and OnTap, when set, are called from Run's goroutine;
 	// they must not block for long, since the next tap waits for them.
@@ -99,6 +122,9 @@ type Runner struct {
 	OnAPDU func(time.Duration)
 
 	alive atomic.Int64 // Unix nanoseconds of the loop's last turn
+	// samReader is the reader with the SAM role now present ("" none);
+	// only Run's goroutine touches it.
+	samReader string
 }
 
 // aliveEvery is how often an idle Run marks itself alive.
@@ -173,9 +199,29 @@ func (r *Runner) event(ev reader.Event) {
 	default:
 		log.Info("reader event", "event", ev.Kind.String(), "reader", ev.Reader, "role", r.Roles.Of(ev.Reader).String())
 	}
+	if r.Roles.Of(ev.Reader) == reader.RoleSAM {
+		switch ev.Kind {
+		case reader.ReaderAdded:
+			r.samReader = ev.Reader
+		case reader.ReaderRemoved:
+			if r.samReader == ev.Reader {
+				r.samReader = ""
+			}
+		}
+	}
 	if r.OnEvent != nil {
 		r.OnEvent(ev)
 	}
+}
+
+// samOpener opens the PSAM for one purchase, or nil when no SAM reader is
+// present.
+func (r *Runner) samOpener(d *reader.Dialer) func() (SAMSession, error) {
+	name := r.samReader
+	if name == "" {
+		return nil
+	}
+	return func() (SAMSession, error) { return d.Open(name) }
 }
 
 // tap reads the card in the reader named by ev, logs the outcome and
@@ -204,6 +250,14 @@ func (r *Runner) tap(ctx context.Context, d *reader.Dialer, ev reader.Event) Res
 		if res.Err == nil && r.Loader != nil {
 			rep, err := r.Loader.Apply(ctx, t, res.Read)
 			res.Load, res.Err = &rep, err
+		}
+		if res.Err == nil && r.Purchaser != nil {
+			balance := res.Read.Balance
+			if res.Load != nil {
+				balance = res.Load.Balance
+			}
+			rep, err := r.Purchaser.Charge(ctx, t, res.Read, balance, r.samOpener(d))
+			res.Purchase, res.Err = &rep, err
 		}
 		if cerr := s.Close(); cerr != nil {
 			r.logger().Warn("closing card session", "reader", ev.Reader, "err", cerr)
@@ -265,6 +319,19 @@ func (r *Runner) logTap(res Result) {
 			loads = append(loads, fmt.Sprintf("%s recovered from journal %s: applied=%v", x.CreditID, x.JournalID, x.Applied))
 		}
 		attrs = append(attrs, "balance_after", money.Format(l.Balance), "loads", loads, "host_offline", l.HostOffline)
+	}
+	if pr := res.Purchase; pr != nil {
+		attrs = append(attrs, "balance_after", money.Format(pr.Balance))
+		if pr.Sale.ID != "" {
+			attrs = append(attrs, "sale", pr.Sale.ID, "sale_amount", money.Format(pr.Sale.AmountFen), "paid", pr.Paid,
+				"spent_today", money.Format(pr.SpentToday), "pin_verified", pr.PINVerified)
+		}
+		if pr.Paid {
+			attrs = append(attrs, "journal", pr.JournalID, "term_serial", pr.TermSerial, "mac2_verified", pr.MAC2Verified)
+		}
+		for _, x := range pr.Recovered {
+			attrs = append(attrs, "recovered_purchase", fmt.Sprintf("%s -%s applied=%v", x.JournalID, money.Format(x.AmountFen), x.Applied))
+		}
 	}
 	if res.Err != nil {
 		r.logger().Warn("tap", append(attrs, "err", res.Err.Error())...)

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"time"
 
 	"github.com/cardd/cardd/config"
@@ -117,7 +118,15 @@ func serveAPI(cfg *config.Config, api *localapi.Server, log *slog.Logger) (stop 
 		}
 	}()
 	log.Info("local API listening", "addr", ln.Addr().String(), "token_file", cfg.API.TokenFile != "")
+	// Operator commands on this machine (cardd pos) find the API here: its
+	// address (api.listen may say port 0) and token (random per run without
+	// api.token_file). 0600 and root's, like the store beside it.
+	rt := runtimeAPIPath(cfg)
+	if err := writeRuntimeAPI(rt, runtimeAPI{URL: "http://" + ln.Addr().String(), Token: api.Token}); err != nil {
+		log.Warn("writing the API's runtime file; cardd pos needs api.token_file and a fixed api.listen", "path", rt, "err", err)
+	}
 	return func() {
+		_ = os.Remove(rt)
 		// Event streams never end by themselves: give plain calls a moment,
 		// then close what is left.
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)

@@ -34,6 +34,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/cardd/cardd/apdu/epurse"
+	"github.com/cardd/cardd/apdu/psam"
 	"github.com/cardd/cardd/config"
 	"github.com/cardd/cardd/hostapi"
 	"github.com/cardd/cardd/offline"
@@ -53,6 +54,10 @@ commands:
            queue a test page and wait until it is printed
   receipts reprint-last
            print the last receipt again, marked as a copy
+  pos charge AMOUNT [--pin-stdin] [--wait D]
+           arm a sale at a running POS (mode pos) for the next tap
+  pos cancel
+           drop the armed sale
 
 Run 'cardd <command> --help' for the flags of a command.
 `
@@ -99,8 +104,10 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		err = cmdReceipts(ctx, rest, stdout, stderr)
 	case "doctor":
 		err = cmdDoctor(ctx, rest, stdout, stderr)
+	case "pos":
+		err = cmdPOS(ctx, rest, stdout, stderr)
 	default:
-		err = usageErr("unknown command %q (want run, scan, config, doctor, print-test or receipts)", cmd)
+		err = usageErr("unknown command %q (want run, scan, config, doctor, print-test, receipts or pos)", cmd)
 	}
 	if err == nil {
 		return 0
@@ -121,6 +128,16 @@ func Main(args []string, stdout, stderr io.Writer) int {
 // loadConfig parses the flags of a subcommand and loads the configuration.
 // extra registers the subcommand's own flags.
 func loadConfig(name string, args []string, extra func(*pflag.FlagSet)) (*config.Config, error) {
+	cfg, rest, err := loadConfigArgs(name, args, extra)
+	if err == nil && len(rest) > 0 {
+		return nil, usageErr("unexpected argument %q", rest[0])
+	}
+	return cfg, err
+}
+
+// loadConfigArgs is loadConfig for a subcommand that takes arguments: it
+// returns those that are not flags.
+func loadConfigArgs(name string, args []string, extra func(*pflag.FlagSet)) (*config.Config, []string, error) {
 	fs := pflag.NewFlagSet("cardd "+name, pflag.ContinueOnError)
 	fs.SortFlags = false
 	config.RegisterFlags(fs)
@@ -129,18 +146,15 @@ func loadConfig(name string, args []string, extra func(*pflag.FlagSet)) (*config
 	}
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, pflag.ErrHelp) {
-			return nil, err
+			return nil, nil, err
 		}
-		return nil, usageErr("%v", err)
-	}
-	if fs.NArg() > 0 {
-		return nil, usageErr("unexpected argument %q", fs.Arg(0))
+		return nil, nil, usageErr("%v", err)
 	}
 	cfg, err := config.Load(fs)
 	if err != nil {
-		return nil, &exitError{code: 2, err: err}
+		return nil, nil, &exitError{code: 2, err: err}
 	}
-	return cfg, nil
+	return cfg, fs.Args(), nil
 }
 
 // newLogger builds the daemon's slog logger from the config.
@@ -192,8 +206,8 @@ func cmdRun(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if cfg.Mode != config.ModeKiosk {
-		return usageErr("mode %q is not available yet in this build; use mode kiosk", cfg.Mode)
+	if cfg.Mode == config.ModeDoor {
+		return usageErr("mode %q is not available yet in this build; use mode kiosk or pos", cfg.Mode)
 	}
 	log := newLogger(cfg, stderr)
 	runner := newRunner(cfg, log)
@@ -208,7 +222,13 @@ func cmdRun(ctx context.Context, args []string, stderr io.Writer) error {
 	// updates it.
 	var printerState atomic.Value
 	printerState.Store("none")
-	if cfg.Host.URL != "" || cfg.Printer.Enabled {
+	pos := cfg.Mode == config.ModePOS
+	if pos {
+		// The till exists before the API serves, so a sale can be armed
+		// as soon as the API answers.
+		api.Till = &tap.Till{MaxPurchase: cfg.POS.MaxPurchaseFen()}
+	}
+	if cfg.Host.URL != "" || cfg.Printer.Enabled || pos {
 		store, err := openStore(ctx, cfg, log)
 		if err != nil {
 			return err
@@ -234,6 +254,14 @@ func cmdRun(ctx context.Context, args []string, stderr io.Writer) error {
 			}
 			defer stop()
 		}
+		if pos {
+			if runner.Loader == nil {
+				// No host: no credits to load, but the deny list and the
+				// expiry date are still checked on every tap.
+				runner.Loader = &tap.Loader{Store: store, TerminalID: cfg.TerminalID(), BalanceCap: cfg.Load.BalanceCapFen(), Logger: log}
+			}
+			runner.Purchaser = newPurchaser(cfg, store, api.Till, log)
+		}
 		if cfg.Printer.Enabled {
 			printerState.Store("starting")
 			stop, kick, err := startPrinter(ctx, cfg, store, log, func(s spool.State) {
@@ -253,6 +281,9 @@ func cmdRun(ctx context.Context, args []string, stderr io.Writer) error {
 			api.BalanceReceipt = balanceReceipt(cfg)
 			if runner.Loader != nil {
 				runner.Loader.Receipt = loadReceipt(cfg)
+			}
+			if runner.Purchaser != nil {
+				runner.Purchaser.Receipt = purchaseReceipt(cfg)
 			}
 		}
 	}
@@ -293,6 +324,20 @@ func cmdRun(ctx context.Context, args []string, stderr io.Writer) error {
 	stopWatchdog()
 	log.Info("cardd stopped")
 	return err
+}
+
+// newPurchaser wires the POS purchase step from a validated config.
+func newPurchaser(cfg *config.Config, store *offline.Store, till *tap.Till, log *slog.Logger) *tap.Purchaser {
+	var apps []psam.App
+	for _, a := range cfg.POS.SAMAppList() {
+		apps = append(apps, psam.App{FileID: a.FileID, AID: a.AID})
+	}
+	logFile := byte(0x18)
+	if len(cfg.EPurse.LogFiles) > 0 {
+		logFile = byte(cfg.EPurse.LogFiles[0])
+	}
+	return &tap.Purchaser{Store: store, Till: till, SAMApps: apps, TerminalID: cfg.TerminalID(),
+		DailyLimit: cfg.POS.DailyLimitFen(), LogFile: logFile, LogContinues: len(cfg.EPurse.LogFiles) == 1, Logger: log}
 }
 
 // openStore opens the journal and settles what a killed daemon left in

@@ -88,6 +88,21 @@ func loadReceipt(cfg *config.Config) func(cr *tap.CardRead, row offline.Row) (of
 	}
 }
 
+// purchaseReceipt makes the receipt of a purchase row that reached the
+// card. The terminal id printed is cardd's; the PSAM's serial is in the
+// journal row the reference names.
+func purchaseReceipt(cfg *config.Config) func(cr *tap.CardRead, row offline.Row) (offline.NewReceipt, error) {
+	return func(cr *tap.CardRead, row offline.Row) (offline.NewReceipt, error) {
+		f := spool.Facts{Kind: spool.KindPurchase, Time: time.Now(), TerminalID: cfg.Terminal.ID, Card: row.Card,
+			BalanceBeforeFen: row.BalanceFen, AmountFen: row.AmountFen, BalanceFen: row.BalanceFen - row.AmountFen,
+			Reference: row.ID}
+		if cr != nil && cr.Holder != nil {
+			f.Holder = cr.Holder.Name
+		}
+		return f.NewReceipt()
+	}
+}
+
 // startPrinter starts the print worker of `cardd run`: it holds the printer
 // lock, settles receipts a killed daemon left half-sent, and prints the
 // queue. onState gets each change of the printer's state. The returned stop

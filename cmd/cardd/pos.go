@@ -1,0 +1,230 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/spf13/pflag"
+
+	"github.com/cardd/cardd/config"
+	"github.com/cardd/cardd/internal/atomicfile"
+	"github.com/cardd/cardd/localapi"
+	"github.com/cardd/cardd/money"
+)
+
+// runtimeAPI is where a running daemon's local API is, for the operator
+// commands of the same machine.
+type runtimeAPI struct {
+	URL   string `json:"url"`
+	Token string `json:"token"`
+}
+
+// runtimeAPIPath is the runtime file beside the store: one per terminal, as
+// the store is.
+func runtimeAPIPath(cfg *config.Config) string { return cfg.Store.Path + ".api" }
+
+func writeRuntimeAPI(path string, rt runtimeAPI) error {
+	b, err := json.Marshal(rt)
+	if err != nil {
+		return err
+	}
+	// Whole or not at all: cardd pos may read it at any moment.
+	return atomicfile.Write(path, b, 0o600)
+}
+
+// findAPI returns the local API of the daemon of this configuration: the
+// runtime file it wrote, else api.listen with api.token_file.
+func findAPI(cfg *config.Config) (runtimeAPI, error) {
+	if b, err := os.ReadFile(runtimeAPIPath(cfg)); err == nil {
+		var rt runtimeAPI
+		if err := json.Unmarshal(b, &rt); err == nil && rt.URL != "" {
+			return rt, nil
+		}
+	}
+	if cfg.API.TokenFile == "" || strings.HasSuffix(cfg.API.Listen, ":0") {
+		return runtimeAPI{}, fmt.Errorf("no running cardd found (%s is missing) and api.token_file with a fixed api.listen is not configured", runtimeAPIPath(cfg))
+	}
+	tok, err := config.ReadSecretFile(cfg.API.TokenFile)
+	if err != nil {
+		return runtimeAPI{}, &exitError{code: 2, err: fmt.Errorf("api.token_file: %w", err)}
+	}
+	return runtimeAPI{URL: "http://" + cfg.API.Listen, Token: string(tok)}, nil
+}
+
+const posUsage = `usage: cardd pos charge AMOUNT [--pin-stdin] [--wait D]   arm a sale of AMOUNT yuan for the next tap
+       cardd pos cancel                                    disarm the sale`
+
+// cmdPOS arms and disarms sales at a running POS daemon, through its local
+// API, as a POS app does.
+func cmdPOS(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
+		return usageErr("%s", posUsage)
+	}
+	sub, rest := args[0], args[1:]
+	var pinStdin bool
+	var wait time.Duration
+	cfg, posArgs, err := loadConfigArgs("pos "+sub, rest, func(fs *pflag.FlagSet) {
+		if sub == "charge" {
+			fs.BoolVar(&pinStdin, "pin-stdin", false, "read the cardholder's PIN from standard input (needed above the daily limit)")
+			fs.DurationVar(&wait, "wait", 0, "wait this long for the tap that pays, and print its outcome (0: return once armed)")
+		}
+	})
+	if err != nil {
+		return err
+	}
+	rt, err := findAPI(cfg)
+	if err != nil {
+		return err
+	}
+	switch sub {
+	case "charge":
+		if len(posArgs) != 1 {
+			return usageErr("%s", posUsage)
+		}
+		fen, err := money.Parse(posArgs[0])
+		if err != nil || fen <= 0 {
+			return usageErr("amount %q: want yuan above 0 with at most two decimals, like 12.50", posArgs[0])
+		}
+		req := localapi.ArmRequest{Amount: money.Format(fen)}
+		if pinStdin {
+			line, err := bufio.NewReader(os.Stdin).ReadString('\n')
+			if err != nil && !errors.Is(err, io.EOF) {
+				return fmt.Errorf("reading the PIN: %w", err)
+			}
+			req.PIN = strings.TrimSpace(line)
+		}
+		// Follow the events first, so the tap cannot pass before we look.
+		var events <-chan localapi.Event
+		if wait > 0 {
+			wctx, cancel := context.WithTimeout(ctx, wait)
+			defer cancel()
+			if events, err = streamEvents(wctx, rt); err != nil {
+				return err
+			}
+		}
+		var armed struct {
+			ID struct {
+				ID string `json:"id"`
+			} `json:"sale"`
+		}
+		if err := apiCall(ctx, rt, http.MethodPost, "/v1/purchase/arm", req, &armed); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "sale %s of %s armed: tap the card\n", armed.ID.ID, money.Format(fen))
+		if wait == 0 {
+			return nil
+		}
+		for e := range events {
+			if e.Type != localapi.EventCardTap || e.Tap == nil {
+				continue
+			}
+			p := e.Tap.Purchase
+			if p == nil || p.SaleID != armed.ID.ID {
+				continue
+			}
+			if p.Paid {
+				fmt.Fprintf(stdout, "paid %s: balance %s, journal %s\n", p.Amount, e.Tap.BalanceAfter, p.JournalID)
+				return nil
+			}
+			fmt.Fprintf(stdout, "not paid (%s): %s\n", e.Tap.Outcome, e.Tap.Error)
+			return &exitError{code: 1, err: fmt.Errorf("sale %s not paid: %s", armed.ID.ID, e.Tap.Outcome)}
+		}
+		return fmt.Errorf("no tap paid sale %s within %v; it stays armed (cardd pos cancel to drop it)", armed.ID.ID, wait)
+	case "cancel":
+		if len(posArgs) != 0 {
+			return usageErr("%s", posUsage)
+		}
+		if err := apiCall(ctx, rt, http.MethodDelete, "/v1/purchase/arm", nil, nil); err != nil {
+			return err
+		}
+		fmt.Fprintln(stdout, "sale cancelled")
+		return nil
+	}
+	return usageErr("unknown pos command %q\n%s", sub, posUsage)
+}
+
+// apiCall sends one request to the local API and decodes its answer into
+// out (when not nil); a 4xx or 5xx is an error with the API's reason.
+func apiCall(ctx context.Context, rt runtimeAPI, method, path string, body, out any) error {
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return err
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, rt.URL+path, rd)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "Bearer "+rt.Token)
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("cardd's local API at %s: %w", rt.URL, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if resp.StatusCode >= 300 {
+		var e struct {
+			Error string `json:"error"`
+		}
+		_ = json.Unmarshal(b, &e)
+		return fmt.Errorf("%s %s: %s: %s", method, path, resp.Status, e.Error)
+	}
+	if out != nil {
+		return json.Unmarshal(b, out)
+	}
+	return nil
+}
+
+// streamEvents follows GET /v1/events until ctx ends.
+func streamEvents(ctx context.Context, rt runtimeAPI) (<-chan localapi.Event, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, rt.URL+"/v1/events", nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("cardd's event stream at %s: %w", rt.URL, err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		resp.Body.Close()
+		return nil, fmt.Errorf("cardd's event stream: %s", resp.Status)
+	}
+	ch := make(chan localapi.Event)
+	go func() {
+		defer close(ch)
+		defer resp.Body.Close()
+		sc := bufio.NewScanner(resp.Body)
+		sc.Buffer(make([]byte, 64<<10), 1<<20)
+		for sc.Scan() {
+			data, ok := strings.CutPrefix(sc.Text(), "data: ")
+			if !ok {
+				continue
+			}
+			var e localapi.Event
+			if json.Unmarshal([]byte(data), &e) != nil {
+				continue
+			}
+			select {
+			case ch <- e:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	return ch, nil
+}

@@ -1,0 +1,342 @@
+package integration
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/cardd/cardd/apdu/epurse"
+	"github.com/cardd/cardd/apdu/psam"
+	"github.com/cardd/cardd/host"
+	"github.com/cardd/cardd/offline"
+	"github.com/cardd/cardd/reader"
+	"github.com/cardd/cardd/reader/vpcd"
+	"github.com/cardd/cardd/tap"
+)
+
+// samTerminal is the terminal id personalised into the test PSAM.
+var samTerminal = [6]byte{0x00, 0x00, 0x00, 0x00, 0x30, 0x03}
+
+// insertPSAM personalises a PSAM with the host's purchase master key and
+// holds it in vpcd slot 1 until the test ends. It returns the PSAM file and
+// the count of APDUs the PSAM has answered.
+func insertPSAM(t testing.TB, hostDir string) (string, *atomic.Int64) {
+	t.Helper()
+	f, err := psam.NewSAMFileFromKeyFile(filepath.Join(hostDir, host.MastersFile), samTerminal)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "psam.json")
+	if err := f.Save(path); err != nil {
+		t.Fatal(err)
+	}
+	waitEmpty(t, 1)
+	sam := psam.NewSimPSAM(f, path)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	var n atomic.Int64
+	go func() {
+		done <- vpcd.Insert(ctx, vpcd.SlotAddr(1), sam, vpcd.Options{OnAPDU: func(int) { n.Add(1) }})
+	}()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+		waitEmpty(t, 1)
+	})
+	return path, &n
+}
+
+// purchaseRows returns the purchase rows of card in a terminal's store.
+func purchaseRows(t *testing.T, storePath, card string) []offline.Row {
+	t.Helper()
+	st, err := offline.Open(storePath, termID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	rows, err := st.PurchasesOn(context.Background(), card, time.Now().Format("20060102"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rows
+}
+
+// checkTAC verifies a purchase row's TAC with the card's own TAC key: the
+// card computed it over the PSAM's terminal id and serial.
+func checkTAC(t *testing.T, cardPath string, row offline.Row) {
+	t.Helper()
+	f, err := epurse.LoadCardFile(cardPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	when, err := time.ParseInLocation("20060102150405", row.Time, time.Local)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := epurse.PurchaseTAC(f.Keys.DTK, row.AmountFen, epurse.TxEPPurchase, samTerminal, row.TermSerial, when)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.ToUpper(row.TAC); got != strings.ToUpper(hexOf(want[:])) {
+		t.Errorf("row %s: TAC %s, the card's key gives %X", row.ID, row.TAC, want)
+	}
+}
+
+func hexOf(b []byte) string {
+	const digits = "0123456789ABCDEF"
+	out := make([]byte, 0, 2*len(b))
+	for _, c := range b {
+		out = append(out, digits[c>>4], digits[c&0x0F])
+	}
+	return string(out)
+}
+
+// posCharge runs `cardd pos charge` against the running daemon and returns
+// once it said the sale is armed; wait gives its exit error and output.
+func posCharge(t *testing.T, env []string, stdin string, args ...string) (wait func() (string, error)) {
+	t.Helper()
+	cmd := exec.Command(binary(t, "cardd"), append([]string{"pos", "charge"}, args...)...)
+	cmd.Env = append(append(os.Environ(), "CARDD_CONFIG="), env...)
+	cmd.Stdin = strings.NewReader(stdin)
+	var errb strings.Builder
+	cmd.Stderr = &errb
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	sc := bufio.NewScanner(out)
+	var lines []string
+	if sc.Scan() {
+		lines = append(lines, sc.Text())
+	}
+	if len(lines) == 0 || !strings.Contains(lines[0], "armed") {
+		_ = cmd.Wait()
+		t.Fatalf("cardd pos charge %v: %q, stderr %q", args, lines, errb.String())
+	}
+	return func() (string, error) {
+		for sc.Scan() {
+			lines = append(lines, sc.Text())
+		}
+		err := cmd.Wait()
+		return strings.Join(lines, "\n") + errb.String(), err
+	}
+}
+
+// TestPOSPurchaseThroughDaemon: `cardd run` in mode pos with the simulated
+// PSAM in slot 1; sales armed with `cardd pos charge`. One tap loads the
+// pending top-up and then debits the sale; insufficient balance is refused
+// with nothing written; above the daily limit the PIN is asked, and given,
+// verified on the card.
+func TestPOSPurchaseThroughDaemon(t *testing.T) {
+	requirePCSC(t)
+	w := newHostWorld(t)
+	insertPSAM(t, w.hostDir)
+	dir := t.TempDir()
+	secretFile := filepath.Join(dir, "host.secret")
+	if err := os.WriteFile(secretFile, []byte(w.secret+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	storePath := filepath.Join(dir, "cardd.db")
+	env := []string{"CARDD_MODE=pos", "CARDD_READER_SAM_PATTERN=^" + regexp.QuoteMeta(slot1Reader) + "$",
+		"CARDD_HOST_URL=" + w.srv.URL, "CARDD_HOST_SECRET_FILE=" + secretFile,
+		"CARDD_STORE_PATH=" + storePath, "CARDD_TERMINAL_ID=" + termID, "CARDD_POS_DAILY_LIMIT=30.00"}
+	const number = "3101000000800001"
+	path := w.issue(t, number, 10000)
+	w.credit(t, number, 2000)
+
+	waitEmpty(t, 0)
+	d := startDaemon(t, env...)
+	d.waitLine(t, "reader added", 10*time.Second, func(m map[string]any) bool { return m["reader"] == slot1Reader && m["role"] == "sam" })
+
+	// 100.00 + 20.00 top-up - 12.50 in one tap.
+	wait := posCharge(t, env, "", "12.50", "--wait", "20s")
+	in := insert(t, path, 0, vpcd.Options{Latency: 5 * time.Millisecond})
+	out, err := wait()
+	in.remove(t)
+	if err != nil || !strings.Contains(out, "paid 12.50: balance 107.50") {
+		t.Fatalf("cardd pos charge 12.50: %v\n%s", err, out)
+	}
+	rows := purchaseRows(t, storePath, number)
+	if len(rows) != 1 || rows[0].State != offline.StateDone || rows[0].AmountFen != 1250 || rows[0].TermSerial == 0 {
+		t.Fatalf("purchase rows %+v", rows)
+	}
+	checkTAC(t, path, rows[0])
+	if l, err := w.host.Ledger(context.Background(), number); err != nil || l.LoadedFen != 2000 || l.PendingFen != 0 {
+		t.Fatalf("host ledger %+v %v: the top-up should be loaded on the same tap", l, err)
+	}
+
+	// More than the card holds: refused, nothing written.
+	wait = posCharge(t, env, "", "200.00", "--wait", "20s")
+	in = insert(t, path, 0, vpcd.Options{})
+	out, err = wait()
+	in.remove(t)
+	if err == nil || !strings.Contains(out, "insufficient_balance") {
+		t.Fatalf("charge over the balance: %v\n%s", err, out)
+	}
+	if n := len(purchaseRows(t, storePath, number)); n != 1 {
+		t.Fatalf("%d purchase rows after a refused sale, want 1", n)
+	}
+
+	// 12.50 spent today; 20.00 more is over 30.00: the PIN is asked.
+	wait = posCharge(t, env, "", "20.00", "--wait", "20s")
+	in = insert(t, path, 0, vpcd.Options{})
+	out, err = wait()
+	in.remove(t)
+	if err == nil || !strings.Contains(out, "pin_required") {
+		t.Fatalf("charge over the daily limit without PIN: %v\n%s", err, out)
+	}
+	wait = posCharge(t, env, epurse.DefaultPIN+"\n", "20.00", "--pin-stdin", "--wait", "20s")
+	in = insert(t, path, 0, vpcd.Options{})
+	out, err = wait()
+	in.remove(t)
+	if err != nil || !strings.Contains(out, "paid 20.00: balance 87.50") {
+		t.Fatalf("charge over the daily limit with the PIN: %v\n%s", err, out)
+	}
+	f, err := epurse.LoadCardFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f.EPBalance != 8750 {
+		t.Fatalf("card balance %d, want 8750", f.EPBalance)
+	}
+	// The purchases reach the host's journal.
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		n, err := w.host.JournalCount(context.Background(), termID)
+		if err == nil && n >= 4 { // 4 taps' reads, a load, 2 purchases
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("host holds %d journal rows of the terminal (%v)", n, err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	_ = d.cmd.Process.Signal(os.Interrupt)
+	if err := <-d.exit; err != nil {
+		t.Fatalf("cardd exited with %v", err)
+	}
+}
+
+// startPOSRunner runs an in-process POS tap runner: cards on slot 0, the
+// PSAM on slot 1, a fresh store, no host. It returns the store, the till and
+// the taps' results.
+func startPOSRunner(t testing.TB, dailyLimit int64) (*offline.Store, *tap.Till, chan tap.Result) {
+	t.Helper()
+	store, err := offline.Open(filepath.Join(t.TempDir(), "cardd.db"), termID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	till := &tap.Till{}
+	results := make(chan tap.Result, 16)
+	r := &tap.Runner{
+		Roles: reader.Roles{Card: regexp.MustCompile("^" + regexp.QuoteMeta(slot0Reader) + "$"),
+			SAM: regexp.MustCompile("^" + regexp.QuoteMeta(slot1Reader) + "$")},
+		Logger:    discardLogger(),
+		OnTap:     func(res tap.Result) { results <- res },
+		Loader:    &tap.Loader{Store: store, Logger: discardLogger()},
+		Purchaser: &tap.Purchaser{Store: store, Till: till, DailyLimit: dailyLimit, Logger: discardLogger()},
+	}
+	waitEmpty(t, 0)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { _ = r.Run(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return store, till, results
+}
+
+// TestPOSPurchaseCardPulledAtEveryAPDU pulls the card while it answers each
+// APDU of a purchase tap in turn (the command takes effect, its answer is
+// lost), then taps it again: the sale is debited exactly once, its row is
+// done with the card's TAC, recovered with GET TRANSACTION PROVE when the
+// DEBIT itself was torn.
+func TestPOSPurchaseCardPulledAtEveryAPDU(t *testing.T) {
+	requirePCSC(t)
+	w := newHostWorld(t)
+	insertPSAM(t, w.hostDir)
+	store, till, results := startPOSRunner(t, -1)
+	const number = "3101000000800002"
+	path := w.issue(t, number, 50000)
+	tapOnce := func(opt vpcd.Options) (tap.Result, bool) {
+		var answered atomic.Int64
+		opt.OnAPDU = func(n int) { answered.Store(int64(n)) }
+		in := insert(t, path, 0, opt)
+		select {
+		case res := <-results:
+			in.remove(t)
+			// vpcd counts the torn APDU too: it reached the card.
+			return res, opt.TearAfter > 0 && answered.Load() >= int64(opt.TearAfter)
+		case <-time.After(15 * time.Second):
+			t.Fatalf("no tap within 15 s: %s", in.status())
+		}
+		return tap.Result{}, false
+	}
+	balance := int64(50000)
+	recoveredApplied := 0
+	for k := 1; ; k++ {
+		if _, err := till.Arm(700, ""); err != nil && !errors.Is(err, tap.ErrSaleInDoubt) {
+			t.Fatal(err)
+		}
+		res, torn := tapOnce(vpcd.Options{TearAfter: k})
+		if !torn {
+			// Past the tap's last APDU: this tap paid normally.
+			if res.Err != nil || res.Purchase == nil || !res.Purchase.Paid {
+				t.Fatalf("k=%d: untorn tap: %+v %v", k, res.Purchase, res.Err)
+			}
+			balance -= 700
+			t.Logf("a purchase tap is %d APDUs; torn at each of them", k-1)
+			break
+		}
+		again, _ := tapOnce(vpcd.Options{})
+		if again.Err != nil || again.Purchase == nil || !again.Purchase.Paid {
+			t.Fatalf("k=%d: tap after the tear: %+v %v", k, again.Purchase, again.Err)
+		}
+		for _, rec := range again.Purchase.Recovered {
+			if rec.Applied {
+				recoveredApplied++
+			}
+		}
+		balance -= 700
+		f, err := epurse.LoadCardFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if f.EPBalance != balance {
+			t.Fatalf("k=%d: card balance %d, want %d (one debit per sale)", k, f.EPBalance, balance)
+		}
+		if _, ok := till.Armed(); ok {
+			t.Fatalf("k=%d: the sale is still armed after it was paid", k)
+		}
+		if k > 40 {
+			t.Fatal("a purchase tap should not take 40 APDUs")
+		}
+	}
+	rows, err := store.PurchasesOn(context.Background(), number, time.Now().Format("20060102"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, row := range rows {
+		if row.State != offline.StateDone {
+			t.Errorf("row %s is %s (%s)", row.ID, row.State, row.Detail)
+			continue
+		}
+		checkTAC(t, path, row)
+	}
+	if want := int((50000 - balance) / 700); len(rows) != want {
+		t.Errorf("%d purchase rows not failed, want %d (one per sale)", len(rows), want)
+	}
+	if recoveredApplied != 1 {
+		t.Errorf("%d purchases recovered as applied; want 1, the tap torn at DEBIT FOR PURCHASE", recoveredApplied)
+	}
+}

@@ -1,0 +1,282 @@
+package tap
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/cardd/cardd/apdu"
+	"github.com/cardd/cardd/apdu/epurse"
+	"github.com/cardd/cardd/apdu/psam"
+	"github.com/cardd/cardd/offline"
+	"github.com/cardd/cardd/reader"
+)
+
+var samTermID = [6]byte{0x00, 0x00, 0x00, 0x00, 0x20, 0x02}
+
+// posWorld is a POS on fakes: an in-memory card, an in-memory PSAM with the
+// same issuer keys, a real store.
+type posWorld struct {
+	card  *epurse.SimCard
+	sam   *psam.SimPSAM
+	store *offline.Store
+	till  *Till
+	p     *Purchaser
+	now   time.Time
+}
+
+func newPOSWorld(t *testing.T, history int) *posWorld {
+	t.Helper()
+	w := &posWorld{card: newTestCard(t, "王小明", history, nil), till: &Till{MaxPurchase: 50000}}
+	f, err := psam.NewSAMFile(samTermID, testMasters)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.sam = psam.NewSimPSAM(f, "")
+	w.store, err = offline.Open(filepath.Join(t.TempDir(), "cardd.db"), "000000000001")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { w.store.Close() })
+	w.now = time.Date(2026, 11, 23, 12, 0, 0, 0, time.Local)
+	w.p = &Purchaser{Store: w.store, Till: w.till, TerminalID: testTermID, Now: func() time.Time { return w.now }, Logger: slog.New(slog.DiscardHandler)}
+	return w
+}
+
+type samSession struct{ apdu.Transmitter }
+
+func (samSession) Close() error { return nil }
+
+// tap reads the card and charges, through card (which may cut the card off).
+func (w *posWorld) tap(t *testing.T, card apdu.Transmitter) (PurchaseReport, error) {
+	t.Helper()
+	w.card.Reset()
+	cr, err := ReadPurse(card, ReadOptions{}, nil)
+	if err != nil {
+		return PurchaseReport{}, err
+	}
+	return w.p.Charge(context.Background(), card, cr, cr.Balance, func() (SAMSession, error) { return samSession{w.sam}, nil })
+}
+
+// cutAfter answers the first n commands and then behaves as a card that
+// left the field.
+// With deliver, the command at the cut reaches the card and only its
+// answer is lost.
+type cutAfter struct {
+	t       apdu.Transmitter
+	n       int
+	deliver bool
+}
+
+func (c *cutAfter) Transmit(cmd []byte) ([]byte, error) {
+	if c.n <= 0 {
+		if c.deliver && c.n == 0 {
+			_, _ = c.t.Transmit(cmd)
+		}
+		c.n--
+		return nil, &reader.Error{Op: "transmit", Kind: reader.ErrCardRemoved, Err: errors.New("card left")}
+	}
+	c.n--
+	return c.t.Transmit(cmd)
+}
+
+func TestPurchaseDebitsOnce(t *testing.T) {
+	w := newPOSWorld(t, 0)
+	if _, err := w.till.Arm(1250, ""); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := w.tap(t, w.card)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !rep.Paid || !rep.MAC2Verified || rep.Balance != 12345-1250 || rep.TAC == "" {
+		t.Fatalf("report %+v", rep)
+	}
+	if got := w.card.File().EPBalance; got != 12345-1250 {
+		t.Fatalf("card balance %d", got)
+	}
+	row, err := w.store.Get(context.Background(), rep.JournalID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if row.State != offline.StateDone || row.TAC != rep.TAC || row.TermSerial != rep.TermSerial || row.AmountFen != 1250 {
+		t.Fatalf("journal row %+v", row)
+	}
+	// The TAC is the card's, over the PSAM's terminal id and serial.
+	when, _ := time.ParseInLocation("20060102150405", row.Time, time.Local)
+	want, err := epurse.PurchaseTAC(w.card.File().Keys.DTK, 1250, epurse.TxEPPurchase, samTermID, rep.TermSerial, when)
+	if err != nil || hexUpper(want[:]) != row.TAC {
+		t.Fatalf("TAC %s, want %X (%v)", row.TAC, want, err)
+	}
+	// The sale is taken: a second tap pays nothing.
+	rep, err = w.tap(t, w.card)
+	if err != nil || rep.Paid || rep.Sale.ID != "" {
+		t.Fatalf("second tap: %+v %v", rep, err)
+	}
+	if got := w.card.File().EPBalance; got != 12345-1250 {
+		t.Fatalf("card balance %d after a second tap", got)
+	}
+}
+
+func TestPurchaseInsufficientBalanceWritesNothing(t *testing.T) {
+	w := newPOSWorld(t, 0)
+	if _, err := w.till.Arm(12346, ""); err != nil {
+		t.Fatal(err)
+	}
+	_, err := w.tap(t, w.card)
+	if !errors.Is(err, ErrInsufficientBalance) {
+		t.Fatalf("err %v", err)
+	}
+	if (Result{Err: err}).Outcome() != OutcomeInsufficient {
+		t.Fatal("outcome")
+	}
+	if n, _ := w.store.QueueDepth(context.Background()); n != 0 {
+		t.Fatalf("%d journal rows", n)
+	}
+	if got := w.card.File().EPBalance; got != 12345 {
+		t.Fatalf("card balance %d", got)
+	}
+	if _, ok := w.till.Armed(); !ok {
+		t.Fatal("the unpaid sale should stay armed")
+	}
+}
+
+func TestPurchaseDailyLimitNeedsPIN(t *testing.T) {
+	w := newPOSWorld(t, 0)
+	w.p.DailyLimit = 3000
+	for _, amount := range []int64{1000, 1500} {
+		if _, err := w.till.Arm(amount, ""); err != nil {
+			t.Fatal(err)
+		}
+		if rep, err := w.tap(t, w.card); err != nil || !rep.Paid {
+			t.Fatalf("purchase of %d: %+v %v", amount, rep, err)
+		}
+	}
+	// 25.00 spent; 6.00 more is over 30.00.
+	if _, err := w.till.Arm(600, ""); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := w.tap(t, w.card)
+	if !errors.Is(err, ErrPINRequired) || rep.SpentToday != 2500 {
+		t.Fatalf("without PIN: %+v %v", rep, err)
+	}
+	if _, err := w.till.Arm(600, "654321"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.tap(t, w.card); !errors.Is(err, apdu.ErrWrongPIN) || (Result{Err: err}).Outcome() != OutcomeWrongPIN {
+		t.Fatalf("wrong PIN: %v", err)
+	}
+	if _, err := w.till.Arm(600, epurse.DefaultPIN); err != nil {
+		t.Fatal(err)
+	}
+	rep, err = w.tap(t, w.card)
+	if err != nil || !rep.Paid || !rep.PINVerified {
+		t.Fatalf("with PIN: %+v %v", rep, err)
+	}
+	if got := w.card.File().EPBalance; got != 12345-3100 {
+		t.Fatalf("card balance %d", got)
+	}
+	// Tomorrow the sum starts again.
+	w.now = w.now.Add(24 * time.Hour)
+	if _, err := w.till.Arm(2000, ""); err != nil {
+		t.Fatal(err)
+	}
+	if rep, err := w.tap(t, w.card); err != nil || rep.SpentToday != 0 {
+		t.Fatalf("next day: %+v %v", rep, err)
+	}
+}
+
+// TestPurchaseDailyLimitCountsJournalBeyondLog: purchases of today the card's
+// cyclic log no longer holds still count, from the journal.
+func TestPurchaseDailyLimitCountsJournalBeyondLog(t *testing.T) {
+	for _, cont := range []bool{false, true} {
+		t.Run(fmt.Sprintf("LogContinues=%v", cont), func(t *testing.T) { testDailyBeyondLog(t, cont) })
+	}
+}
+
+func testDailyBeyondLog(t *testing.T, cont bool) {
+	w := newPOSWorld(t, 0)
+	w.p.DailyLimit = 100000
+	w.p.LogContinues = cont
+	for range 12 {
+		if _, err := w.till.Arm(100, ""); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := w.tap(t, w.card); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := w.till.Arm(100, ""); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := w.tap(t, w.card)
+	if err != nil || rep.SpentToday != 1200 {
+		t.Fatalf("%+v %v", rep, err)
+	}
+}
+
+func TestTillRefusesBadSales(t *testing.T) {
+	till := &Till{MaxPurchase: 50000}
+	for _, c := range []struct {
+		amount int64
+		pin    string
+	}{{0, ""}, {-5, ""}, {50001, ""}, {100, "12a4"}, {100, "123"}} {
+		if _, err := till.Arm(c.amount, c.pin); !errors.Is(err, ErrBadSale) {
+			t.Errorf("Arm(%d, %q) = %v", c.amount, c.pin, err)
+		}
+	}
+	if _, ok := till.Armed(); ok {
+		t.Fatal("a refused sale was armed")
+	}
+}
+
+// TestPurchaseCardPulledAtEveryAPDU pulls the card after each command of a
+// purchase tap in turn, then taps it again: the sale is debited exactly once,
+// its row is done with the card's TAC, and no other row moved money.
+func TestPurchaseCardPulledAtEveryAPDU(t *testing.T) {
+	// How many commands a whole tap takes.
+	probe := newPOSWorld(t, 3)
+	probe.till.Arm(700, "")
+	rec := &recorder{t: probe.card}
+	if _, err := probe.tap(t, rec); err != nil {
+		t.Fatal(err)
+	}
+	total := len(rec.cmds)
+	for i := 0; i < 2*total; i++ {
+		cut, deliver := i/2, i%2 == 1
+		w := newPOSWorld(t, 3)
+		before := w.card.File().EPBalance
+		sale, _ := w.till.Arm(700, "")
+		_, err := w.tap(t, &cutAfter{t: w.card, n: cut, deliver: deliver})
+		if err == nil {
+			t.Fatalf("cut %d of %d: no error", cut, total)
+		}
+		// The cashier may also press arm again for the same amount.
+		if _, err := w.till.Arm(700, ""); err != nil && !errors.Is(err, ErrSaleInDoubt) {
+			t.Fatalf("cut %d: re-arm: %v", cut, err)
+		}
+		rep, err := w.tap(t, w.card)
+		if err != nil || (!rep.Paid && rep.Sale.ID == "") {
+			t.Fatalf("cut %d: tap again: %+v %v", cut, rep, err)
+		}
+		if got := w.card.File().EPBalance; got != before-700 {
+			t.Fatalf("cut %d (delivered %v): card balance %d, want one debit from %d", cut, deliver, got, before)
+		}
+		if _, ok := w.till.Armed(); ok {
+			t.Fatalf("cut %d: sale still armed after it was paid", cut)
+		}
+		rows, err := w.store.PurchasesOn(context.Background(), testNumber, "20261123")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(rows) != 1 || rows[0].State != offline.StateDone || rows[0].TAC == "" {
+			t.Fatalf("cut %d (delivered %v): purchase rows %+v", cut, deliver, rows)
+		}
+		_ = sale
+	}
+	t.Logf("cut at each of %d commands, before and after the card got it", total)
+}
