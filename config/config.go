@@ -43,6 +43,7 @@ type Config struct {
 	Tap      TapConfig      `mapstructure:"tap"`
 	Load     LoadConfig     `mapstructure:"load"`
 	POS      POSConfig      `mapstructure:"pos"`
+	Door     DoorConfig     `mapstructure:"door"`
 	Printer  PrinterConfig  `mapstructure:"printer"`
 	Receipt  ReceiptConfig  `mapstructure:"receipt"`
 }
@@ -128,6 +129,30 @@ type POSConfig struct {
 	// SAMApps are the PSAM's purchase application, tried in order: 4 hex
 	// digits are a file id ("1001"), 10 to 32 an AID.
 	SAMApps []string `mapstructure:"sam_apps"`
+}
+
+// DoorConfig is the dorm door (mode door). Its values are checked by
+// package door (door.Config.Validate) when the daemon starts in door mode,
+// with errors naming these keys.
+type DoorConfig struct {
+	// Groups are the access list's groups this door admits; "*" is all.
+	Groups []string `mapstructure:"groups"`
+	// LoadCredits writes a card's pending top-ups onto it after the door
+	// opened ("tap for 3 seconds to sync"); needs host.url.
+	LoadCredits bool            `mapstructure:"load_credits"`
+	Relay       DoorRelayConfig `mapstructure:"relay"`
+}
+
+// DoorRelayConfig is the relay board that releases the door's lock.
+type DoorRelayConfig struct {
+	// Port is the serial device of the relay board, e.g. /dev/ttyUSB0.
+	Port string `mapstructure:"port"`
+	Baud int    `mapstructure:"baud"`
+	// Open and Close are the bytes that switch the relay on and off, hex.
+	Open  string `mapstructure:"open"`
+	Close string `mapstructure:"close"`
+	// Hold is how long the door stays unlocked after an allowed tap.
+	Hold time.Duration `mapstructure:"hold"`
 }
 
 // DailyLimitFen is DailyLimit in fen, -1 for no limit; the config must be
@@ -291,6 +316,9 @@ func Default() Config {
 		Tap:   TapConfig{Timeout: 3 * time.Second},
 		Load:  LoadConfig{BalanceCap: "1000.00"},
 		POS:   POSConfig{DailyLimit: "200.00", MaxPurchase: "500.00", SAMApps: []string{"1001"}},
+		// The LCUS-1 USB relay board's channel 1, the most common board.
+		Door: DoorConfig{Groups: []string{"*"}, LoadCredits: true,
+			Relay: DoorRelayConfig{Baud: 9600, Open: "A00101A2", Close: "A00100A1", Hold: 3 * time.Second}},
 		Printer: PrinterConfig{Baud: 9600, DataBits: 8, Parity: "none", StopBits: "1", FlowControl: "none",
 			Paper: 58, Text: TextGB18030, StatusChecks: true, StatusTimeout: 500 * time.Millisecond, Code: "qr"},
 		Receipt: ReceiptConfig{Merchant: "校园一卡通", Footer: []string{"请妥善保管小票"}},
@@ -450,6 +478,9 @@ func (c *Config) Validate() error {
 		if !isHex(a) || !(len(a) == 4 && a != "0000" || len(a)%2 == 0 && len(a) >= 10 && len(a) <= 32) {
 			bad("pos.sam_apps", a, "entry %d must be a file id of 4 hex digits (\"1001\") or an AID of 5 to 16 bytes in hex", i+1)
 		}
+	}
+	if c.Mode == ModeDoor && c.Door.Relay.Port == "" {
+		bad("door.relay.port", "", "required in mode door: the serial port of the relay board that opens the door")
 	}
 	if c.Mode == ModePOS && c.Reader.SAMPattern == "" {
 		bad("reader.sam_pattern", "", "required in mode pos: purchases go through the PSAM in the SAM reader")

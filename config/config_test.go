@@ -72,6 +72,9 @@ terminal:
   id: "0102030405A6"
 reader:
   card_pattern: "PICC"
+door:
+  relay:
+    port: /dev/ttyUSB0
 log:
   level: debug
   format: json
@@ -166,6 +169,7 @@ func TestBadValues(t *testing.T) {
 		{name: "AID not a string", file: "epurse:\n  aids: [\"A000000632010105\", 7]\n", key: "epurse.aids", value: "7", in: "entry 2 must be a string"},
 		{name: "bad card regexp", file: "reader:\n  card_pattern: \"[\"\n", key: "reader.card_pattern", value: "[", in: "invalid regexp: error parsing regexp: missing closing ]"},
 		{name: "bad sam regexp", env: map[string]string{"CARDD_READER_SAM_PATTERN": "(x"}, key: "reader.sam_pattern", value: "(x", in: "invalid regexp"},
+		{name: "door without a relay", file: "mode: door\n", key: "door.relay.port", value: "", in: "required in mode door"},
 		{name: "pos without a SAM", file: "mode: pos\n", key: "reader.sam_pattern", value: "", in: "required in mode pos"},
 		{name: "negative daily limit", file: "pos:\n  daily_limit: \"-1\"\n", key: "pos.daily_limit", value: "-1", in: "0 (no limit)"},
 		{name: "daily limit with a float's digits", env: map[string]string{"CARDD_POS_DAILY_LIMIT": "200.001"}, key: "pos.daily_limit", value: "200.001", in: "amount in yuan"},
@@ -555,7 +559,7 @@ func TestParallelLoads(t *testing.T) {
 	for _, mode := range []string{ModeKiosk, ModePOS, ModeDoor, ModeKiosk, ModePOS, ModeDoor} {
 		t.Run(mode, func(t *testing.T) {
 			t.Parallel()
-			path := writeFile(t, "mode: "+mode+"\nreader:\n  sam_pattern: SAM\n")
+			path := writeFile(t, "mode: "+mode+"\nreader:\n  sam_pattern: SAM\ndoor:\n  relay:\n    port: /dev/ttyUSB0\n")
 			for range 20 {
 				c, err := Load(flags(t, "--config", path))
 				if err != nil || c.Mode != mode {

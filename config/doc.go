@@ -41,6 +41,13 @@
 //	pos.daily_limit      CARDD_POS_DAILY_LIMIT                     "200.00" (yuan a card spends a day without its PIN; "0": none)
 //	pos.max_purchase     CARDD_POS_MAX_PURCHASE                    "500.00" (yuan; the largest sale that can be armed)
 //	pos.sam_apps         CARDD_POS_SAM_APPS                        ["1001"] (PSAM purchase DF: file id or AID, hex)
+//	door.groups          CARDD_DOOR_GROUPS                         ["*"] (access-list groups this door admits; * all)
+//	door.load_credits    CARDD_DOOR_LOAD_CREDITS                   true (write pending top-ups after opening; needs host.url)
+//	door.relay.port      CARDD_DOOR_RELAY_PORT                     "" (relay board's serial port; required in mode door)
+//	door.relay.baud      CARDD_DOOR_RELAY_BAUD                     9600
+//	door.relay.open      CARDD_DOOR_RELAY_OPEN                     "A00101A2" (hex bytes that release the lock)
+//	door.relay.close     CARDD_DOOR_RELAY_CLOSE                    "A00100A1" (hex bytes that lock again)
+//	door.relay.hold      CARDD_DOOR_RELAY_HOLD                     3s (100ms..60s the door stays open)
 //	printer.enabled      CARDD_PRINTER_ENABLED                     false (true needs printer.port)
 //	printer.port         CARDD_PRINTER_PORT                        "" (serial device, e.g. /dev/ttyUSB0)
 //	printer.baud         CARDD_PRINTER_BAUD                        9600

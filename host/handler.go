@@ -138,6 +138,7 @@ func NewHandler(store *Store, keys *Keys, opt Options) *Handler {
 		hostapi.PathLoadComplete:  h.complete,
 		hostapi.PathJournal:       h.journal,
 		hostapi.PathHeartbeat:     h.heartbeat,
+		hostapi.PathAccess:        h.access,
 	}
 	return h
 }
@@ -316,6 +317,23 @@ func (h *Handler) heartbeat(ctx context.Context, term string, body []byte, now t
 
 // answerError answers a refusal with its status and code, and anything
 // else as 500 without details, which go to the host's log instead.
+// access sends the door access list when the terminal's version differs.
+func (h *Handler) access(ctx context.Context, term string, body []byte, now time.Time) (any, error) {
+	var req hostapi.AccessRequest
+	if err := decode(body, &req); err != nil {
+		return nil, err
+	}
+	version, list, err := h.store.AccessList(ctx)
+	if err != nil {
+		return nil, err
+	}
+	resp := hostapi.AccessResponse{Version: version}
+	if version != req.Version {
+		resp.Changed, resp.List = true, list
+	}
+	return resp, nil
+}
+
 func (h *Handler) answerError(w http.ResponseWriter, r *http.Request, term string, err error) {
 	var rf *Refusal
 	if errors.As(err, &rf) {

@@ -147,6 +147,16 @@ CREATE INDEX ledger_by_card ON ledger(card, id);
 	`
 ALTER TABLE journal ADD COLUMN term_serial INTEGER NOT NULL DEFAULT 0;
 `,
+	// 3: the door access list terminals pull (one list, content-versioned).
+	`
+CREATE TABLE access_list (
+	id      INTEGER PRIMARY KEY CHECK (id = 1),
+	version TEXT NOT NULL,
+	body    BLOB NOT NULL,                 -- package door's List, JSON
+	updated TEXT NOT NULL,
+	actor   TEXT NOT NULL
+);
+`,
 }
 
 // schemaVersion is the user_version this binary writes.

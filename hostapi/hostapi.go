@@ -9,6 +9,8 @@
 // "20060102150405", the form that goes into the card's MAC inputs.
 package hostapi
 
+import "encoding/json"
+
 // Endpoint paths.
 const (
 	PathPull          = "/v1/pull"           // pending credits and deny-list changes since a cursor
@@ -17,6 +19,7 @@ const (
 	PathLoadComplete  = "/v1/load/complete"  // TAC (or proof of non-application) in
 	PathJournal       = "/v1/journal"        // journal rows up, acked by id
 	PathHeartbeat     = "/v1/heartbeat"      // versions, queue depth, device state; host time back
+	PathAccess        = "/v1/access"         // the door access list, when it changed
 )
 
 // TimeLayout is how date and time travel: exactly the BCD digits the card
@@ -189,4 +192,19 @@ type HeartbeatRequest struct {
 // HeartbeatResponse gives the host's clock, for the terminal's skew check.
 type HeartbeatResponse struct {
 	Time string `json:"time"` // RFC 3339, UTC
+}
+
+// AccessRequest asks for the door access list; Version is the one the
+// terminal holds ("" for none).
+type AccessRequest struct {
+	Version string `json:"version"`
+}
+
+// AccessResponse answers AccessRequest: List is sent only when Changed, that
+// is when the host's version differs from the terminal's. The list's JSON is
+// package door's List. Version "" means the host has no list.
+type AccessResponse struct {
+	Version string          `json:"version"`
+	Changed bool            `json:"changed"`
+	List    json.RawMessage `json:"list,omitempty"`
 }

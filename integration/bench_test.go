@@ -3,7 +3,8 @@ package integration
 import (
 	"context"
 	"fmt"
-	"github.com/cardd/cardd/localapi"
+	"io"
+	"os"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -16,6 +17,10 @@ import (
 	"github.com/ebfe/scard"
 
 	"github.com/cardd/cardd/apdu/epurse"
+	"github.com/cardd/cardd/door"
+	"github.com/cardd/cardd/internal/pty"
+	"github.com/cardd/cardd/localapi"
+	"github.com/cardd/cardd/offline"
 	"github.com/cardd/cardd/reader"
 	"github.com/cardd/cardd/reader/vpcd"
 	"github.com/cardd/cardd/tap"
@@ -83,12 +88,7 @@ func benchTap(b *testing.B, latency time.Duration) {
 		done := make(chan error, 1)
 		go func() { done <- vpcd.Insert(cctx, vpcd.SlotAddr(0), card, vpcd.Options{Latency: latency}) }()
 		b.StartTimer()
-		var res tap.Result
-		select {
-		case res = <-results:
-		case <-time.After(15 * time.Second):
-			b.Fatal("no tap within 15 s")
-		}
+		res := waitResult(b, results)
 		b.StopTimer()
 		ccancel()
 		<-done
@@ -316,12 +316,7 @@ func benchTapPurchase(b *testing.B, latency time.Duration) {
 		apdus.Store(0)
 		b.StartTimer()
 		in := insert(b, path, 0, vpcd.Options{Latency: latency, OnAPDU: func(n int) { apdus.Store(int64(n)) }})
-		var res tap.Result
-		select {
-		case res = <-results:
-		case <-time.After(15 * time.Second):
-			b.Fatal("no tap within 15 s")
-		}
+		res := waitResult(b, results)
 		b.StopTimer()
 		in.remove(b)
 		if res.Err != nil || res.Purchase == nil || !res.Purchase.Paid {
@@ -343,4 +338,87 @@ func benchTapPurchase(b *testing.B, latency time.Duration) {
 	b.ReportMetric(ms(pct(toDone, 99)), "approved-p99-ms")
 	b.ReportMetric(float64(last), "card-apdus/tap")
 	b.ReportMetric(float64(lastSAM), "psam-apdus/tap")
+}
+
+// BenchmarkTapDoor is a door tap: the card is identified, the decision made
+// offline from an access list of 50,000 cards, and the relay (a board on a
+// pty) switched. It reports p50/p99 from the card's arrival (the monitor's
+// event) to the relay's open command written, and the APDUs sent until
+// then, at both card speeds.
+func BenchmarkTapDoor(b *testing.B) {
+	for _, lat := range []time.Duration{0, 15 * time.Millisecond} {
+		b.Run(fmt.Sprintf("latency=%v", lat), func(b *testing.B) { benchTapDoor(b, lat) })
+	}
+}
+
+func benchTapDoor(b *testing.B, latency time.Duration) {
+	requirePCSC(b)
+	w := newHostWorld(b)
+	const number = "3101000000888877"
+	path := w.issue(b, number, 1000)
+	list := door.List{Groups: []door.Group{{Name: "residents", Windows: []door.Window{{
+		Days: []string{"mon", "tue", "wed", "thu", "fri", "sat", "sun"}, From: "00:00", Until: "24:00"}}}}}
+	for i := range 50000 {
+		list.Entries = append(list.Entries, door.Entry{Card: fmt.Sprintf("31020000%08d", i), Groups: []string{"residents"}})
+	}
+	list.Entries = append(list.Entries, door.Entry{Card: number, Groups: []string{"residents"}})
+	ix, err := door.NewIndex(&list, []string{"residents"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	dir := b.TempDir()
+	link := filepath.Join(dir, "relay")
+	master, slave, ptyPath, err := pty.Open()
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { master.Close(); slave.Close() })
+	go io.Copy(io.Discard, master)
+	if err := os.Symlink(ptyPath, link); err != nil {
+		b.Fatal(err)
+	}
+	relay, err := door.NewRelay(door.RelayConfig{Port: link, Hold: 100 * time.Millisecond}, discardLogger())
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { relay.Close() })
+	store, err := offline.Open(filepath.Join(dir, "cardd.db"), termID)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { store.Close() })
+	d := &tap.Door{Store: store, Relay: relay, Logger: discardLogger()}
+	d.SetList(ix)
+	results := make(chan tap.Result, 16)
+	var apdus atomic.Int64
+	var atOpen int64
+	r := &tap.Runner{
+		Roles:  reader.Roles{Card: regexp.MustCompile("^" + regexp.QuoteMeta(slot0Reader) + "$")},
+		Logger: discardLogger(),
+		OnTap:  func(res tap.Result) { results <- res },
+		OnBalance: func(tap.Result) {
+			// The door decides on the balance, just before this hook.
+			atOpen = apdus.Load()
+		},
+		Door: d,
+	}
+	runRunner(b, r)
+	var toOpen []time.Duration
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		apdus.Store(0)
+		in := insert(b, path, 0, vpcd.Options{Latency: latency, OnAPDU: func(n int) { apdus.Store(int64(n)) }})
+		res := waitResult(b, results)
+		b.StopTimer()
+		in.remove(b)
+		if res.Err != nil || res.Door == nil || !res.Door.Opened {
+			b.Fatalf("tap %d: door not opened: %v %+v", i, res.Err, res.Door)
+		}
+		toOpen = append(toOpen, res.Door.ToOpen)
+		b.StartTimer()
+	}
+	b.StopTimer()
+	b.ReportMetric(ms(pct(toOpen, 50)), "open-p50-ms")
+	b.ReportMetric(ms(pct(toOpen, 99)), "open-p99-ms")
+	b.ReportMetric(float64(atOpen), "apdus-to-open")
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/cardd/cardd/apdu/epurse"
 	"github.com/cardd/cardd/reader"
 	"github.com/cardd/cardd/reader/vpcd"
+	"github.com/cardd/cardd/tap"
 )
 
 // Reader names pcscd gives the vpcd slots.
@@ -129,7 +130,13 @@ func insert(t testing.TB, path string, slot int, opt vpcd.Options) *inserted {
 	if err != nil {
 		t.Fatal(err)
 	}
-	card := epurse.NewSimCard(f, path)
+	return insertSim(t, epurse.NewSimCard(f, path), slot, opt)
+}
+
+// insertSim puts any simulated card (an M1 card, a PSAM) into the vpcd slot
+// until remove is called, the tear point is reached or the test ends.
+func insertSim(t testing.TB, card vpcd.Card, slot int, opt vpcd.Options) *inserted {
+	t.Helper()
 	// pcscd notices a card leaving only at its next presence poll; a card
 	// inserted before that would be taken for the one that left.
 	waitEmpty(t, slot)
@@ -226,3 +233,26 @@ func waitEmpty(t testing.TB, slot int) {
 }
 
 func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
+
+// runRunner runs r (on slot 0) until the test ends; the slot is emptied of
+// any earlier test's card first.
+func runRunner(t testing.TB, r *tap.Runner) {
+	t.Helper()
+	waitEmpty(t, 0)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { _ = r.Run(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+}
+
+// waitResult waits for the next tap's result.
+func waitResult(t testing.TB, results <-chan tap.Result) tap.Result {
+	t.Helper()
+	select {
+	case res := <-results:
+		return res
+	case <-time.After(15 * time.Second):
+		t.Fatal("no tap within 15 s")
+	}
+	return tap.Result{}
+}

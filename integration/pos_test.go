@@ -248,11 +248,7 @@ func startPOSRunner(t testing.TB, dailyLimit int64) (*offline.Store, *tap.Till, 
 		Loader:    &tap.Loader{Store: store, Logger: discardLogger()},
 		Purchaser: &tap.Purchaser{Store: store, Till: till, DailyLimit: dailyLimit, Logger: discardLogger()},
 	}
-	waitEmpty(t, 0)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { _ = r.Run(ctx); close(done) }()
-	t.Cleanup(func() { cancel(); <-done })
+	runRunner(t, r)
 	return store, till, results
 }
 

@@ -1,7 +1,6 @@
 package integration
 
 import (
-	"context"
 	"errors"
 	"log/slog"
 	"regexp"
@@ -25,10 +24,7 @@ func startRunner(t *testing.T) <-chan tap.Result {
 		Logger: slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		OnTap:  func(res tap.Result) { results <- res },
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { _ = r.Run(ctx); close(done) }()
-	t.Cleanup(func() { cancel(); <-done })
+	runRunner(t, r)
 	return results
 }
 

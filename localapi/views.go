@@ -70,9 +70,11 @@ type TapView struct {
 	Loads           []LoadView `json:"loads"`
 	HostOffline     bool       `json:"host_offline"`
 	// Purchase is what a POS tap did with the armed sale.
-	Purchase    *PurchaseView `json:"purchase,omitempty"`
-	ToBalanceMS float64       `json:"to_balance_ms"`
-	ToDoneMS    float64       `json:"to_done_ms"`
+	Purchase *PurchaseView `json:"purchase,omitempty"`
+	// Door is a door tap's decision.
+	Door        *DoorView `json:"door,omitempty"`
+	ToBalanceMS float64   `json:"to_balance_ms"`
+	ToDoneMS    float64   `json:"to_done_ms"`
 }
 
 // LoadView is one pending top-up's fate on a tap.
@@ -104,6 +106,15 @@ type RecoveredView struct {
 	JournalID string `json:"journal_id"`
 	AmountFen int64  `json:"amount_fen"`
 	Applied   bool   `json:"applied"`
+}
+
+// DoorView is a door decision; the card is masked.
+type DoorView struct {
+	Reason string `json:"reason"` // door.Reason: allowed, deny_listed, unknown_card, …
+	Text   string `json:"text"`
+	Card   string `json:"card"`
+	Group  string `json:"group,omitempty"`
+	Opened bool   `json:"opened"`
 }
 
 // PrinterView is the printer's state.
@@ -212,6 +223,10 @@ func tapView(res tap.Result) *TapView {
 			pv.Recovered = append(pv.Recovered, RecoveredView{JournalID: r.JournalID, AmountFen: r.AmountFen, Applied: r.Applied})
 		}
 		v.Purchase = pv
+	}
+	if d := res.Door; d != nil && d.Decision.Reason != "" {
+		v.Door = &DoorView{Reason: string(d.Decision.Reason), Text: d.Decision.Text, Card: redact.CardNumber(d.Decision.Card),
+			Group: d.Decision.Group, Opened: d.Opened}
 	}
 	v.BalanceAfter = money.Format(v.BalanceAfterFen)
 	return v

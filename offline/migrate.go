@@ -104,6 +104,15 @@ CREATE INDEX receipts_pending ON receipts (id) WHERE state IN ('queued', 'sendin
 ALTER TABLE journal ADD COLUMN term_serial INTEGER NOT NULL DEFAULT 0 CHECK (term_serial BETWEEN 0 AND 4294967295);
 CREATE INDEX journal_purchases ON journal (card, time) WHERE kind = 'purchase';
 `,
+	// 4: the door access list pulled from the host (one, replaced whole).
+	`
+CREATE TABLE access_list (
+	id      INTEGER PRIMARY KEY CHECK (id = 1),
+	version TEXT    NOT NULL,
+	body    BLOB    NOT NULL,
+	updated INTEGER NOT NULL
+);
+`,
 }
 
 // SchemaVersion is the user_version this code writes and understands; a

@@ -149,6 +149,13 @@ func (c *Client) UploadJournal(ctx context.Context, rows []hostapi.JournalRow) (
 	return r.Acked, err
 }
 
+// Access fetches the door access list when the host's differs from version.
+func (c *Client) Access(ctx context.Context, version string) (hostapi.AccessResponse, error) {
+	var resp hostapi.AccessResponse
+	err := c.call(ctx, hostapi.PathAccess, hostapi.AccessRequest{Version: version}, &resp)
+	return resp, err
+}
+
 // Heartbeat reports the terminal's state and returns the host's clock.
 func (c *Client) Heartbeat(ctx context.Context, req hostapi.HeartbeatRequest) (hostapi.HeartbeatResponse, error) {
 	var r hostapi.HeartbeatResponse

@@ -3,6 +3,7 @@ package sync
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"math/rand/v2"
 	gosync "sync"
@@ -28,6 +29,11 @@ type Syncer struct {
 	MaxBackoff     time.Duration // zero: 2 min
 	// Heartbeat fills the heartbeat body; nil sends the queue depth only.
 	Heartbeat func() hostapi.HeartbeatRequest
+	// OnAccessList, when set (door mode), turns on the access-list pull:
+	// a new list is stored, then handed to it to be put in force. It
+	// returns an error for a list it refuses; the list is then not stored
+	// and asked again at the next pull.
+	OnAccessList func(version string, body []byte) error
 
 	cancel context.CancelFunc
 	wg     gosync.WaitGroup
@@ -48,7 +54,11 @@ func (s *Syncer) Start(ctx context.Context) {
 		{"pull", s.PullEvery, 30 * time.Second, s.pullOnce, false},
 		{"upload", s.UploadEvery, 5 * time.Second, s.uploadOnce, true},
 		{"heartbeat", s.HeartbeatEvery, 60 * time.Second, s.heartbeatOnce, false},
+		{"access", s.PullEvery, 30 * time.Second, s.accessOnce, false},
 	} {
+		if loop.name == "access" && s.OnAccessList == nil {
+			continue
+		}
 		every := loop.every
 		if every <= 0 {
 			every = loop.def
@@ -166,6 +176,31 @@ func (s *Syncer) pullOnce(ctx context.Context) (bool, error) {
 		return false, err
 	}
 	return r.More, nil
+}
+
+// accessOnce pulls the door access list when the host's version differs
+// from the stored one: checked by OnAccessList, then stored.
+func (s *Syncer) accessOnce(ctx context.Context) (bool, error) {
+	version, _, err := s.Store.AccessList(ctx)
+	if err != nil {
+		return false, err
+	}
+	r, err := s.Client.Access(ctx, version)
+	if err != nil || !r.Changed {
+		return false, err
+	}
+	if r.Version == "" || len(r.List) == 0 {
+		// The host has no list (any more): no card is on it.
+		r.List = []byte("{}")
+	}
+	if err := s.OnAccessList(r.Version, r.List); err != nil {
+		return false, fmt.Errorf("access list %s from the host: %w", r.Version, err)
+	}
+	if err := s.Store.SaveAccessList(ctx, r.Version, r.List); err != nil {
+		return false, err
+	}
+	s.logger().Info("access list updated", "version", r.Version)
+	return false, nil
 }
 
 // uploadOnce reports owed load completions first (they release or consume

@@ -458,6 +458,48 @@ func TestSyncerPullsDenyList(t *testing.T) {
 	waitFor(t, "card lifted at the terminal", func() bool { d, _ := denied(); return !d })
 }
 
+// TestSyncerPullsAccessList: a list set at the host reaches the terminal's
+// store and OnAccessList; one OnAccessList refuses is not stored and asked
+// again.
+func TestSyncerPullsAccessList(t *testing.T) {
+	h := newTestHost(t, termA)
+	srv := httptest.NewServer(h.handler)
+	t.Cleanup(srv.Close)
+	tm := newTerminal(t, h, termA, srv.URL)
+	var mu gosync.Mutex
+	var got []string
+	refuse := true
+	tm.syncer(t, func(s *hostsync.Syncer) {
+		s.PullEvery = 50 * time.Millisecond
+		s.OnAccessList = func(version string, body []byte) error {
+			mu.Lock()
+			defer mu.Unlock()
+			got = append(got, version)
+			if refuse {
+				return errors.New("refused for the test")
+			}
+			return nil
+		}
+	})
+	ctx := context.Background()
+	body := []byte(`{"groups":[{"name":"r","windows":[{"days":["mon"],"from":"00:00","until":"24:00"}]}],"entries":[{"card":"3101000000700002","groups":["r"]}]}`)
+	v, err := h.store.SetAccessList(ctx, body, "test", time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the list offered twice while refused", func() bool { mu.Lock(); defer mu.Unlock(); return len(got) >= 2 })
+	if sv, _, _ := tm.store.AccessList(ctx); sv != "" {
+		t.Fatalf("a refused list was stored as %q", sv)
+	}
+	mu.Lock()
+	refuse = false
+	mu.Unlock()
+	waitFor(t, "the list stored", func() bool { sv, _, _ := tm.store.AccessList(ctx); return sv == v })
+	if _, b, _ := tm.store.AccessList(ctx); string(b) != string(body) {
+		t.Fatalf("stored %s", b)
+	}
+}
+
 // TestSyncerStopCancelsInFlight: Stop returns while an upload hangs at the
 // host, cancelling the request; the rows stay queued and go up with the
 // next Syncer.

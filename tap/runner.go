@@ -36,6 +36,9 @@ const (
 	OutcomeWrongPIN     Outcome = "wrong_pin"
 	OutcomeNoSAM        Outcome = "psam_unavailable"
 	OutcomeSaleInDoubt  Outcome = "sale_in_doubt"
+	// Door outcome: the door stayed shut (the decision's reason is logged).
+	OutcomeAccessDenied Outcome = "access_denied"
+	OutcomeRelayFailed  Outcome = "door_relay_failed"
 )
 
 // Result is one tap, as it happened.
@@ -55,6 +58,8 @@ type Result struct {
 	// Purchase is what the POS purchase step did, when a Purchaser is set
 	// and the read and load succeeded.
 	Purchase *PurchaseReport
+	// Door is the door decision, in door mode.
+	Door *DoorReport
 	// Err is why the tap ended early: a failed read (Read nil), or a load
 	// that could not finish or a refused card (Read set).
 	Err error
@@ -81,6 +86,10 @@ func (r Result) Outcome() Outcome {
 		return OutcomeNoSAM
 	case errors.Is(err, ErrSaleInDoubt):
 		return OutcomeSaleInDoubt
+	case errors.Is(err, ErrAccessDenied):
+		return OutcomeAccessDenied
+	case errors.Is(err, ErrRelayFailed):
+		return OutcomeRelayFailed
 	case errors.Is(err, ErrTapTimeout):
 		return OutcomeTimeout
 	case errors.Is(err, apdu.ErrFileInvalidated), errors.Is(err, apdu.ErrAppLocked), errors.Is(err, apdu.ErrNotSupported):
@@ -112,6 +121,9 @@ type Runner struct {
 	// after the load, in the same card session, through the PSAM in the
 	// reader with the SAM role.
 	Purchaser *Purchaser
+	// Door, when set (door mode), decides each tap at the door before
+	// anything else; the Loader then runs only for an e-purse card let in.
+	Door *Door
 
 	// OnEvent, OnBalance and OnTap, when set, are called from Run's goroutine;
 	// they must not block for long, since the next tap waits for them.
@@ -235,8 +247,15 @@ func (r *Runner) tap(ctx context.Context, d *reader.Dialer, ev reader.Event) Res
 	s, err := d.Open(ev.Reader)
 	if err == nil {
 		t := deadlineTransmitter{t: s, deadline: res.Start.Add(timeout), observe: r.OnAPDU}
+		var doorErr error
 		res.Read, res.Err = ReadPurse(t, r.Read, func(cr *CardRead) {
 			res.ToBalance = time.Since(res.Start)
+			if r.Door != nil {
+				// The number is known: the door opens now, not after the
+				// cardholder and log reads, which only a load needs.
+				rep, err := r.Door.Decide(ctx, t, res.Start, cr, nil)
+				res.Door, doorErr = &rep, err
+			}
 			if r.OnBalance != nil {
 				// A copy: ReadPurse goes on filling cr while a hook may
 				// hand the snapshot to another goroutine.
@@ -247,7 +266,17 @@ func (r *Runner) tap(ctx context.Context, d *reader.Dialer, ev reader.Event) Res
 				r.OnBalance(snap)
 			}
 		})
-		if res.Err == nil && r.Loader != nil {
+		switch {
+		case r.Door == nil:
+		case res.Door != nil:
+			// Decided on the balance; a read that failed after it only
+			// costs the load (res.Read is then nil).
+			res.Err = doorErr
+		default:
+			rep, err := r.Door.Decide(ctx, t, res.Start, res.Read, res.Err)
+			res.Door, res.Err = &rep, err
+		}
+		if res.Err == nil && res.Read != nil && r.Loader != nil {
 			rep, err := r.Loader.Apply(ctx, t, res.Read)
 			res.Load, res.Err = &rep, err
 		}
@@ -281,8 +310,19 @@ func (r *Runner) logTap(res Result) {
 		"outcome", string(res.Outcome()),
 		"ms", res.ToDone.Milliseconds(),
 	}
-	if res.Err != nil && res.Read == nil {
-		r.logger().Warn("tap", append(attrs, "err", res.Err.Error())...)
+	if d := res.Door; d != nil && d.Decision.Reason != "" {
+		attrs = append(attrs, "door", string(d.Decision.Reason), "door_card", redact.CardNumber(d.Decision.Card),
+			"door_text", d.Decision.Text, "opened", d.Opened)
+		if d.Opened {
+			attrs = append(attrs, "to_open_ms", float64(d.ToOpen.Microseconds())/1000)
+		}
+	}
+	if res.Read == nil {
+		if res.Err != nil {
+			r.logger().Warn("tap", append(attrs, "err", res.Err.Error())...)
+		} else {
+			r.logger().Info("tap", attrs...)
+		}
 		return
 	}
 	cr := res.Read

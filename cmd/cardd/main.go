@@ -206,8 +206,11 @@ func cmdRun(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if cfg.Mode == config.ModeDoor {
-		return usageErr("mode %q is not available yet in this build; use mode kiosk or pos", cfg.Mode)
+	doorMode := cfg.Mode == config.ModeDoor
+	if doorMode {
+		if err := doorConfig(cfg).Validate(); err != nil {
+			return &exitError{code: 2, err: err}
+		}
 	}
 	log := newLogger(cfg, stderr)
 	runner := newRunner(cfg, log)
@@ -228,7 +231,7 @@ func cmdRun(ctx context.Context, args []string, stderr io.Writer) error {
 		// as soon as the API answers.
 		api.Till = &tap.Till{MaxPurchase: cfg.POS.MaxPurchaseFen()}
 	}
-	if cfg.Host.URL != "" || cfg.Printer.Enabled || pos {
+	if cfg.Host.URL != "" || cfg.Printer.Enabled || pos || doorMode {
 		store, err := openStore(ctx, cfg, log)
 		if err != nil {
 			return err
@@ -246,13 +249,25 @@ func cmdRun(ctx context.Context, args []string, stderr io.Writer) error {
 			gauges.ReceiptsWaiting = store.ReceiptsWaiting
 		}
 		mets = metrics.New(gauges)
-		if cfg.Host.URL != "" {
-			api.QueueDepth = store.QueueDepth
-			stop, err := startHostLink(ctx, cfg, log, runner, store, mets, func() string { return printerState.Load().(string) })
+		var onAccess func(string, []byte) error
+		if doorMode {
+			d, apply, stop, err := newDoor(ctx, cfg, store, log)
 			if err != nil {
 				return err
 			}
 			defer stop()
+			runner.Door, onAccess = d, apply
+		}
+		if cfg.Host.URL != "" {
+			api.QueueDepth = store.QueueDepth
+			stop, err := startHostLink(ctx, cfg, log, runner, store, mets, func() string { return printerState.Load().(string) }, onAccess)
+			if err != nil {
+				return err
+			}
+			defer stop()
+			if doorMode && !cfg.Door.LoadCredits {
+				runner.Loader = nil
+			}
 		}
 		if pos {
 			if runner.Loader == nil {
@@ -361,7 +376,7 @@ func openStore(ctx context.Context, cfg *config.Config, log *slog.Logger) (*offl
 
 // startHostLink starts the sync loops and gives the runner its on-tap
 // loader. Without a host there is nothing to load.
-func startHostLink(ctx context.Context, cfg *config.Config, log *slog.Logger, runner *tap.Runner, store *offline.Store, mets *metrics.Metrics, printer func() string) (stop func(), err error) {
+func startHostLink(ctx context.Context, cfg *config.Config, log *slog.Logger, runner *tap.Runner, store *offline.Store, mets *metrics.Metrics, printer func() string, onAccess func(string, []byte) error) (stop func(), err error) {
 	secret, err := config.ReadSecretFile(cfg.Host.SecretFile)
 	if err != nil {
 		return nil, &exitError{code: 2, err: fmt.Errorf("host.secret_file: %w", err)}
@@ -375,7 +390,7 @@ func startHostLink(ctx context.Context, cfg *config.Config, log *slog.Logger, ru
 				hb.Extra = map[string]string{"receipts_waiting": strconv.Itoa(n)}
 			}
 			return hb
-		}}
+		}, OnAccessList: onAccess}
 	syncer.Start(ctx)
 	runner.Loader = &tap.Loader{Store: store, Host: client, TerminalID: cfg.TerminalID(),
 		BalanceCap: cfg.Load.BalanceCapFen(), Logger: log}

@@ -79,6 +79,7 @@ func TestUsageErrors(t *testing.T) {
 func TestConfigPrintsEffective(t *testing.T) {
 	t.Setenv("CARDD_CONFIG", "")
 	t.Setenv("CARDD_TERMINAL_ID", "0011223344AA")
+	t.Setenv("CARDD_DOOR_RELAY_PORT", "/dev/ttyUSB0")
 	code, out, stderr := run(t, "config", "--mode", "door")
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, stderr)

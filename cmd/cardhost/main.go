@@ -11,6 +11,8 @@
 //	cardhost credit cancel --dir D --id CREDIT
 //	cardhost deny add --dir D --card N [--reason lost]
 //	cardhost deny remove --dir D --card N
+//	cardhost access set --dir D --file list.json
+//	cardhost access show --dir D
 //	cardhost ledger --dir D --card N [--json]
 //	cardhost serve --dir D [--listen 127.0.0.1:8710] [--balance-cap 1000.00]
 //
@@ -47,6 +49,8 @@ commands:
   credit list --dir D [--card N]                 credits and their state
   credit cancel --dir D --id C                   withdraw a pending credit
   deny add|remove --dir D --card N [--reason R]  put a card on the deny list, or lift it
+  access set --dir D --file F                    set the door access list (JSON) door terminals pull
+  access show --dir D                            print it with its version
   ledger --dir D --card N [--json]               a card's credits and their fate
   serve --dir D [--listen ADDR]                  serve the upstream API to terminals
 
@@ -80,6 +84,8 @@ var commands = map[string]func(ctx context.Context, args []string, stdout, stder
 	"credit list":   cmdCreditList,
 	"credit cancel": cmdCreditCancel,
 	"deny add":      cmdDenyAdd,
+	"access set":    cmdAccessSet,
+	"access show":   cmdAccessShow,
 	"deny remove":   cmdDenyRemove,
 	"ledger":        cmdLedger,
 	"serve":         cmdServe,

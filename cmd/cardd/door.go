@@ -1,0 +1,69 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+
+	"github.com/cardd/cardd/config"
+	"github.com/cardd/cardd/door"
+	"github.com/cardd/cardd/offline"
+	"github.com/cardd/cardd/tap"
+)
+
+// doorConfig is the door package's view of door.*; its Validate names the
+// keys.
+func doorConfig(cfg *config.Config) door.Config {
+	r := cfg.Door.Relay
+	return door.Config{Groups: cfg.Door.Groups,
+		Relay: door.RelayConfig{Port: r.Port, Baud: r.Baud, Open: r.Open, Close: r.Close, Hold: r.Hold}}
+}
+
+// newDoor wires door mode: the relay (locked at start, in case a killed
+// daemon left it open), the access list last pulled, and the step that
+// decides each tap. stop locks the door and releases the port.
+func newDoor(ctx context.Context, cfg *config.Config, store *offline.Store, log *slog.Logger) (*tap.Door, func(version string, body []byte) error, func(), error) {
+	dc := doorConfig(cfg)
+	relay, err := door.NewRelay(dc.Relay, log)
+	if err != nil {
+		return nil, nil, nil, &exitError{code: 2, err: err}
+	}
+	if err := relay.Lock(ctx); err != nil {
+		log.Warn("locking the door at start; the relay is retried on the next tap", "port", dc.Relay.Port, "err", err)
+	}
+	d := &tap.Door{Store: store, Relay: relay, Logger: log}
+	apply := func(version string, body []byte) error {
+		list, err := door.ParseList(body)
+		if err != nil {
+			return err
+		}
+		ix, err := door.NewIndex(list, dc.Groups)
+		if err != nil {
+			return err
+		}
+		if missing := ix.MissingGroups(); len(missing) > 0 {
+			log.Warn("door.groups names groups the access list does not have", "groups", missing, "version", version)
+		}
+		d.SetList(ix)
+		log.Info("access list in force", "version", version, "cards", ix.Len())
+		return nil
+	}
+	version, body, err := store.AccessList(ctx)
+	if err != nil {
+		relay.Close()
+		return nil, nil, nil, err
+	}
+	if body != nil {
+		if err := apply(version, body); err != nil {
+			log.Error("the stored access list is refused; every card is refused until the host sends one", "version", version, "err", err)
+		}
+	} else {
+		log.Warn("no access list yet: every card is refused until the host sends one")
+	}
+	stop := func() {
+		if err := relay.Close(); err != nil {
+			log.Error("locking the door at stop", "err", fmt.Sprint(err))
+		}
+	}
+	return d, apply, stop, nil
+}
