@@ -44,6 +44,7 @@ type Config struct {
 	Load     LoadConfig     `mapstructure:"load"`
 	POS      POSConfig      `mapstructure:"pos"`
 	Door     DoorConfig     `mapstructure:"door"`
+	Mifare   MifareConfig   `mapstructure:"mifare"`
 	Printer  PrinterConfig  `mapstructure:"printer"`
 	Receipt  ReceiptConfig  `mapstructure:"receipt"`
 }
@@ -141,6 +142,17 @@ type DoorConfig struct {
 	// opened ("tap for 3 seconds to sync"); needs host.url.
 	LoadCredits bool            `mapstructure:"load_credits"`
 	Relay       DoorRelayConfig `mapstructure:"relay"`
+}
+
+// MifareConfig is the M1 (MIFARE Classic) wallet, paid from at a POS.
+type MifareConfig struct {
+	// KeyFile is the wallet key file (sector, blocks, keys A and B; JSON,
+	// mode 0600); "" means M1 cards are not taken as wallets.
+	KeyFile string `mapstructure:"key_file"`
+	// SlotConvention is how the reader takes keys (FF 82): "acs" (P1 00, volatile
+	// slots 0 and 1, ACS and most PC/SC readers) or "nonvolatile" (P1 20,
+	// keys kept in the reader, e.g. HID OMNIKEY).
+	SlotConvention string `mapstructure:"slot_convention"`
 }
 
 // DoorRelayConfig is the relay board that releases the door's lock.
@@ -317,6 +329,7 @@ func Default() Config {
 		Load:  LoadConfig{BalanceCap: "1000.00"},
 		POS:   POSConfig{DailyLimit: "200.00", MaxPurchase: "500.00", SAMApps: []string{"1001"}},
 		// The LCUS-1 USB relay board's channel 1, the most common board.
+		Mifare: MifareConfig{SlotConvention: "acs"},
 		Door: DoorConfig{Groups: []string{"*"}, LoadCredits: true,
 			Relay: DoorRelayConfig{Baud: 9600, Open: "A00101A2", Close: "A00100A1", Hold: 3 * time.Second}},
 		Printer: PrinterConfig{Baud: 9600, DataBits: 8, Parity: "none", StopBits: "1", FlowControl: "none",
@@ -479,8 +492,12 @@ func (c *Config) Validate() error {
 			bad("pos.sam_apps", a, "entry %d must be a file id of 4 hex digits (\"1001\") or an AID of 5 to 16 bytes in hex", i+1)
 		}
 	}
+	oneOf(bad, "mifare.slot_convention", c.Mifare.SlotConvention, "acs", "nonvolatile")
 	if c.Mode == ModeDoor && c.Door.Relay.Port == "" {
 		bad("door.relay.port", "", "required in mode door: the serial port of the relay board that opens the door")
+	}
+	if c.Mode == ModePOS && c.EPurse.Purse == PurseED {
+		bad("epurse.purse", c.EPurse.Purse, "mode pos debits the electronic purse (ep); the PIN-protected deposit (ed) is not sold from here")
 	}
 	if c.Mode == ModePOS && c.Reader.SAMPattern == "" {
 		bad("reader.sam_pattern", "", "required in mode pos: purchases go through the PSAM in the SAM reader")

@@ -41,6 +41,8 @@
 //	pos.daily_limit      CARDD_POS_DAILY_LIMIT                     "200.00" (yuan a card spends a day without its PIN; "0": none)
 //	pos.max_purchase     CARDD_POS_MAX_PURCHASE                    "500.00" (yuan; the largest sale that can be armed)
 //	pos.sam_apps         CARDD_POS_SAM_APPS                        ["1001"] (PSAM purchase DF: file id or AID, hex)
+//	mifare.key_file      CARDD_MIFARE_KEY_FILE                     "" (M1 wallet key file, 0600 JSON; "": no M1 wallets)
+//	mifare.slot_convention CARDD_MIFARE_SLOT_CONVENTION            acs (acs: FF 82 P1 00 slots 0/1; nonvolatile: P1 20)
 //	door.groups          CARDD_DOOR_GROUPS                         ["*"] (access-list groups this door admits; * all)
 //	door.load_credits    CARDD_DOOR_LOAD_CREDITS                   true (write pending top-ups after opening; needs host.url)
 //	door.relay.port      CARDD_DOOR_RELAY_PORT                     "" (relay board's serial port; required in mode door)

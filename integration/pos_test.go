@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/cardd/cardd/apdu/epurse"
+	"github.com/cardd/cardd/apdu/mifare"
 	"github.com/cardd/cardd/apdu/psam"
 	"github.com/cardd/cardd/host"
 	"github.com/cardd/cardd/offline"
@@ -334,5 +335,105 @@ func TestPOSPurchaseCardPulledAtEveryAPDU(t *testing.T) {
 	}
 	if recoveredApplied != 1 {
 		t.Errorf("%d purchases recovered as applied; want 1, the tap torn at DEBIT FOR PURCHASE", recoveredApplied)
+	}
+}
+
+// TestPOSM1Wallet: `cardd run` in mode pos with mifare.key_file; an M1 card
+// (MIFARE Classic, no e-purse) pays from its wallet. A purchase whose value
+// block write is torn (the card leaves with the block half written) is
+// repaired from the backup block on the next tap and paid exactly once.
+func TestPOSM1Wallet(t *testing.T) {
+	requirePCSC(t)
+	w := newHostWorld(t)
+	insertPSAM(t, w.hostDir)
+	dir := t.TempDir()
+	keyFile := filepath.Join(dir, "wallet-keys.json")
+	keys := `{"sector":2,"value_block":8,"backup_block":9,"key_a":"A0A1A2A3A4A5","key_b":"B0B1B2B3B4B5"}`
+	if err := os.WriteFile(keyFile, []byte(keys), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	wallet, err := mifare.ParseWalletFile([]byte(keys), mifare.KeySlotsACS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cardPath := filepath.Join(dir, "m1.json")
+	f, err := mifare.NewCardFile([4]byte{0x04, 0x11, 0x22, 0x33}, wallet, 5000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Save(cardPath); err != nil {
+		t.Fatal(err)
+	}
+	storePath := filepath.Join(dir, "cardd.db")
+	env := []string{"CARDD_MODE=pos", "CARDD_READER_SAM_PATTERN=^" + regexp.QuoteMeta(slot1Reader) + "$",
+		"CARDD_STORE_PATH=" + storePath, "CARDD_TERMINAL_ID=" + termID, "CARDD_MIFARE_KEY_FILE=" + keyFile}
+	waitEmpty(t, 0)
+	d := startDaemon(t, env...)
+	d.waitLine(t, "reader added", 10*time.Second, func(m map[string]any) bool { return m["reader"] == slot0Reader })
+	m1 := func(tear int) *inserted {
+		f, err := mifare.LoadCardFile(cardPath)
+		if err != nil {
+			t.Fatal(err)
+		}
+		card := mifare.NewSimCard(f, cardPath)
+		if tear > 0 {
+			card.TearNextWriteAt(tear, mifare.TearCorrupt)
+		}
+		return insertSim(t, card, 0, vpcd.Options{})
+	}
+	balance := func() int64 {
+		f, err := mifare.LoadCardFile(cardPath)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _, err := wallet.Read(mifare.NewSimCard(f, ""))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+
+	wait := posCharge(t, env, "", "12.50", "--wait", "20s")
+	in := m1(0)
+	out, err := wait()
+	in.remove(t)
+	if err != nil || !strings.Contains(out, "paid 12.50: balance 37.50") {
+		t.Fatalf("M1 purchase: %v\n%s", err, out)
+	}
+	if b := balance(); b != 3750 {
+		t.Fatalf("wallet holds %d, want 3750", b)
+	}
+
+	// The value block write torn: the card leaves, the sale waits for it.
+	wait = posCharge(t, env, "", "5.00", "--wait", "20s")
+	in = m1(1)
+	out, err = wait()
+	in.remove(t)
+	if err == nil {
+		t.Fatalf("a torn M1 purchase was reported paid:\n%s", out)
+	}
+	wait = posCharge(t, env, "", "5.00", "--wait", "20s")
+	in = m1(0)
+	out, err = wait()
+	in.remove(t)
+	if err != nil || !strings.Contains(out, "paid 5.00: balance 32.50") {
+		t.Fatalf("tap after the torn write: %v\n%s", err, out)
+	}
+	if b := balance(); b != 3250 {
+		t.Fatalf("wallet holds %d, want 3250: one debit of 5.00", b)
+	}
+	rows := purchaseRows(t, storePath, "uid:04112233")
+	var done, failed int
+	for _, r := range rows {
+		if r.State == offline.StateDone {
+			done++
+		}
+	}
+	if done != 2 || len(rows)-done-failed != 0 {
+		t.Fatalf("purchase rows %+v: want 2 done", rows)
+	}
+	_ = d.cmd.Process.Signal(os.Interrupt)
+	if err := <-d.exit; err != nil {
+		t.Fatalf("cardd exited with %v", err)
 	}
 }

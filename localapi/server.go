@@ -549,7 +549,7 @@ func (s *Server) arm(w http.ResponseWriter, r *http.Request) {
 	}
 	sale, err := s.Till.Arm(fen, req.PIN)
 	switch {
-	case errors.Is(err, tap.ErrSaleInDoubt):
+	case errors.Is(err, tap.ErrSaleInDoubt), errors.Is(err, tap.ErrSaleInTap):
 		fail(w, http.StatusConflict, "%v", err)
 		return
 	case err != nil:
@@ -566,7 +566,10 @@ func (s *Server) disarm(w http.ResponseWriter, r *http.Request) {
 		fail(w, http.StatusConflict, "purchases need mode pos; this terminal runs mode %s", s.Base.Mode)
 		return
 	}
-	s.Till.Disarm()
+	if err := s.Till.Disarm(); err != nil {
+		fail(w, http.StatusConflict, "%v", err)
+		return
+	}
 	s.Hub.Publish(Event{Type: EventSale})
 	writeJSON(w, http.StatusOK, map[string]any{"armed_purchase_fen": 0})
 }

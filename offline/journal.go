@@ -393,6 +393,20 @@ func (s *Store) RecoverInterrupted(ctx context.Context) (int, error) {
 	return int(n), err
 }
 
+// InDoubt returns the rows of kind, of every card, that are in intent or
+// unknown, oldest first: after a restart, what only the cards can settle.
+func (s *Store) InDoubt(ctx context.Context, kind string) ([]Row, error) {
+	if !validKind(kind) {
+		return nil, fmt.Errorf("offline: rows in doubt: kind %q", kind)
+	}
+	rows, err := queryRows(ctx, s.db, `SELECT `+rowCols+` FROM journal
+		WHERE state IN ('intent', 'unknown') AND kind = ? ORDER BY seq`, kind)
+	if err != nil {
+		return nil, fmt.Errorf("offline: %s rows in doubt: %w", kind, err)
+	}
+	return rows, nil
+}
+
 // PurchasesOn returns card's purchase rows whose card-side time falls on day
 // ("20060102"), failed ones excepted: what this terminal debited from the
 // card that day, or may have (unknown counts, to stay on the safe side of a

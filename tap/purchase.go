@@ -2,14 +2,17 @@ package tap
 
 import (
 	"context"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/cardd/cardd/apdu"
 	"github.com/cardd/cardd/apdu/epurse"
+	"github.com/cardd/cardd/apdu/mifare"
 	"github.com/cardd/cardd/apdu/psam"
 	"github.com/cardd/cardd/hostapi"
 	"github.com/cardd/cardd/money"
@@ -58,8 +61,16 @@ type Purchaser struct {
 	Now          func() time.Time // nil: time.Now
 	Logger       *slog.Logger     // nil: slog.Default()
 	// Receipt, when set, gives the receipt of a purchase that reached the
-	// card; it is queued with the row that records it done.
+	// card; it is queued with the row that records it done. cr is nil for
+	// an M1 wallet.
 	Receipt func(cr *CardRead, row offline.Row) (offline.NewReceipt, error)
+	// Wallet, when set, is where M1 cards (MIFARE Classic, no e-purse) keep
+	// their balance: they pay through ChargeM1.
+	Wallet *mifare.Wallet
+
+	// m1KeysLoaded is whether a Preloaded wallet's keys were put into the
+	// reader by this process (only the tap loop touches it).
+	m1KeysLoaded bool
 }
 
 // PurchaseRecovery is an unfinished purchase of an earlier tap, settled on
@@ -122,10 +133,11 @@ func (p *Purchaser) Charge(ctx context.Context, t apdu.Transmitter, cr *CardRead
 	if err := p.recover(ctx, t, cr, &rep); err != nil {
 		return rep, err
 	}
-	sale, inDoubt, err := p.Till.forCard(card)
+	sale, inDoubt, err := p.Till.take(card)
 	if err != nil || sale.ID == "" {
 		return rep, err
 	}
+	defer p.Till.release()
 	rep.Sale = sale
 	if inDoubt != "" {
 		row, err := p.Store.Get(ctx, inDoubt)
@@ -160,6 +172,10 @@ func (p *Purchaser) Charge(ctx context.Context, t apdu.Transmitter, cr *CardRead
 			return rep, fmt.Errorf("%w (spent today %s, sale %s, limit %s)", ErrPINRequired, money.Format(rep.SpentToday), money.Format(sale.AmountFen), money.Format(limit))
 		}
 		if err := epurse.VerifyPIN(t, sale.PIN); err != nil {
+			if errors.Is(err, apdu.ErrWrongPIN) || errors.Is(err, apdu.ErrAuthMethodBlocked) {
+				// Never sent again: each try uses one of the card's.
+				p.Till.dropPIN(sale.ID)
+			}
 			return rep, fmt.Errorf("cardholder PIN: %w", err)
 		}
 		rep.PINVerified = true
@@ -177,6 +193,14 @@ func (p *Purchaser) Charge(ctx context.Context, t apdu.Transmitter, cr *CardRead
 		}
 	}()
 	return rep, p.debit(ctx, t, sam, cr, sale, &rep)
+}
+
+// Settle settles this card's unfinished purchases and takes no sale: for a
+// tap that ends early (a denied or expired card), since reading the card's
+// counter changes nothing on it.
+func (p *Purchaser) Settle(ctx context.Context, t apdu.Transmitter, cr *CardRead, balance int64) (PurchaseReport, error) {
+	rep := PurchaseReport{Balance: balance}
+	return rep, p.recover(ctx, t, cr, &rep)
 }
 
 // debit is one purchase: PSAM ready, INITIALIZE FOR PURCHASE, MAC1 from the
@@ -212,15 +236,28 @@ func (p *Purchaser) debit(ctx context.Context, t apdu.Transmitter, sam apdu.Tran
 	rep.JournalID, rep.TermSerial = row.ID, serial
 	tac, mac2, err := epurse.DebitPurchase(t, serial, when, mac1)
 	if err != nil {
-		if _, answered := apdu.SW(err); answered {
-			p.finish(ctx, row.ID, offline.StateFailed, "", "card refused DEBIT FOR PURCHASE: "+err.Error())
+		// Whether the card answered or not, only its counter and log say
+		// what happened (a status word after 61xx may be GET RESPONSE's,
+		// with the debit done): ask it now, while it may still be here.
+		state, tac, detail, serr := p.settleRow(t, cr, init.Balance, row)
+		if serr != nil || state == offline.StateUnknown {
+			// The card settles it on its next tap (rule 3); until then the
+			// sale waits for this card.
+			p.finish(ctx, row.ID, offline.StateUnknown, "", "no usable answer to DEBIT FOR PURCHASE: "+err.Error())
+			p.Till.markInDoubt(sale.ID, cr.Info.CardNumber, row.ID)
+			return err
+		}
+		row.State, row.TAC = state, tac
+		if state == offline.StateFailed {
+			p.finish(ctx, row.ID, offline.StateFailed, "", "DEBIT FOR PURCHASE did not happen ("+err.Error()+"): "+detail)
 			return fmt.Errorf("the card refused the debit: %w", err)
 		}
-		// No answer: the card settles it on its next tap (rule 3), and
-		// until then the sale waits for this card.
-		p.finish(ctx, row.ID, offline.StateUnknown, "", "no answer to DEBIT FOR PURCHASE: "+err.Error())
-		p.Till.markInDoubt(sale.ID, cr.Info.CardNumber, row.ID)
-		return err
+		if err := p.storeDone(ctx, cr, row, "DEBIT FOR PURCHASE answered "+err.Error()+"; "+detail); err != nil {
+			p.logger().Error("journal update failed; the next tap resolves it from the card", "journal", row.ID, "err", err)
+		}
+		p.Till.paid(sale.ID)
+		rep.Paid, rep.TAC, rep.Balance = true, row.TAC, init.Balance-sale.AmountFen
+		return nil
 	}
 	detail := ""
 	if err := psam.VerifyMAC2(sam, mac2); err != nil {
@@ -244,9 +281,8 @@ func (p *Purchaser) debit(ctx context.Context, t apdu.Transmitter, sam apdu.Tran
 	return nil
 }
 
-// recover settles this card's unfinished purchases from its offline counter:
-// one more than the row's means the debit happened (its TAC comes from GET
-// TRANSACTION PROVE), the same means it did not.
+// recover settles this card's unfinished purchases from the card itself
+// (settleRow).
 func (p *Purchaser) recover(ctx context.Context, t apdu.Transmitter, cr *CardRead, rep *PurchaseReport) error {
 	rows, err := p.Store.Unresolved(ctx, cr.Info.CardNumber)
 	if err != nil {
@@ -257,28 +293,24 @@ func (p *Purchaser) recover(ctx context.Context, t apdu.Transmitter, cr *CardRea
 		if row.Kind != offline.KindPurchase || row.Purse != cr.Purse.String() {
 			continue
 		}
-		counter, err := p.offlineCounter(t, cr, rep.Balance)
+		state, tac, detail, err := p.settleRow(t, cr, rep.Balance, row)
 		if err != nil {
-			return fmt.Errorf("probing the card's counter for journal row %s: %w", row.ID, err)
+			return fmt.Errorf("settling journal row %s from the card: %w", row.ID, err)
 		}
 		rec := PurchaseRecovery{JournalID: row.ID, AmountFen: row.AmountFen}
-		switch counter {
-		case row.Counter + 1:
-			_, tac, err := epurse.GetTransactionProve(t, cr.Purse.PurchaseType(), row.Counter+1)
-			if err != nil {
-				return fmt.Errorf("proof of purchase %s: %w", row.ID, err)
-			}
-			row.State, row.TAC = offline.StateDone, hexUpper(tac[:])
-			if err := p.storeDone(ctx, cr, row, "recovered: the card's counter moved"); err != nil {
+		switch state {
+		case offline.StateDone:
+			row.State, row.TAC = state, tac
+			if err := p.storeDone(ctx, cr, row, detail); err != nil {
 				return err
 			}
 			rec.Applied = true
-		case row.Counter:
-			if err := p.Store.Finish(ctx, row.ID, offline.StateFailed, "", "recovered: the card's counter did not move, the debit did not happen"); err != nil {
+		case offline.StateFailed:
+			if err := p.Store.Finish(ctx, row.ID, offline.StateFailed, "", detail); err != nil {
 				return err
 			}
 		default:
-			p.finish(ctx, row.ID, offline.StateUnknown, "", fmt.Sprintf("card counter %d, journal counter %d: left to the host", counter, row.Counter))
+			p.finish(ctx, row.ID, offline.StateUnknown, "", detail)
 			continue
 		}
 		recovered = true
@@ -295,30 +327,65 @@ func (p *Purchaser) recover(ctx context.Context, t apdu.Transmitter, cr *CardRea
 	return nil
 }
 
-// offlineCounter is the purse's offline counter now. INITIALIZE FOR
-// PURCHASE shows it and changes nothing until a DEBIT follows; a card with
-// nothing to spend refuses it (9401), and then the newest purchase in the
-// log gives it.
-func (p *Purchaser) offlineCounter(t apdu.Transmitter, cr *CardRead, balance int64) (uint16, error) {
-	if balance > 0 {
-		init, err := epurse.InitPurchase(t, cr.Purse, 1, 1, p.TerminalID)
-		if err == nil {
-			return init.OfflineCounter, nil
-		}
-		if !errors.Is(err, apdu.ErrInsufficientBalance) {
-			return 0, err
-		}
+// settleRow decides from the card whether the DEBIT of a purchase row
+// happened (DESIGN.md, money rule 3). The offline counter still at the row's
+// means it did not. Otherwise the log record that used the row's counter
+// tells: the same amount at the same time is this purchase (its TAC from
+// GET TRANSACTION PROVE while the card has nothing newer); anything else is
+// another terminal's purchase, made after this one never happened. With
+// neither (the log has moved past it) only the host can tell: unknown. An
+// error means the card could not be asked (it left).
+func (p *Purchaser) settleRow(t apdu.Transmitter, cr *CardRead, balance int64, row offline.Row) (state, tac, detail string, err error) {
+	typ := cr.Purse.PurchaseType()
+	counter, known, err := p.offlineCounter(t, cr, balance)
+	if err != nil {
+		return "", "", "", err
+	}
+	if known && counter == row.Counter {
+		return offline.StateFailed, "", "recovered: the card's counter did not move, the debit did not happen", nil
 	}
 	recs, err := epurse.ReadLog(t, p.logFile(), epurse.MaxLogRecords)
 	if err != nil {
-		return 0, err
+		return "", "", "", err
 	}
-	for _, r := range recs { // newest first
-		if r.Type == cr.Purse.PurchaseType() {
-			return r.Counter + 1, nil
+	for _, r := range recs {
+		if r.Type != typ || r.Counter != row.Counter {
+			continue
 		}
+		if r.Amount != row.AmountFen || r.Time.Format(hostapi.TimeLayout) != row.Time {
+			return offline.StateFailed, "", fmt.Sprintf("recovered: the card's counter %d went to another purchase (%s at %s): this debit did not happen",
+				row.Counter, money.Format(r.Amount), r.Time.Format(hostapi.TimeLayout)), nil
+		}
+		detail = "recovered: the card's log holds this purchase"
+		if !known || counter != row.Counter+1 {
+			return offline.StateDone, "", detail + "; the card has moved on, so no TAC", nil
+		}
+		_, t4, err := epurse.GetTransactionProve(t, typ, row.Counter+1)
+		if _, answered := apdu.SW(err); err != nil && !answered {
+			return "", "", "", err
+		} else if err != nil {
+			return offline.StateDone, "", detail + "; no TAC from the card: " + err.Error(), nil
+		}
+		return offline.StateDone, hexUpper(t4[:]), detail, nil
 	}
-	return 0, nil
+	return offline.StateUnknown, "", fmt.Sprintf("the card's log no longer shows counter %d (card counter %d, known %v): left to the host", row.Counter, counter, known), nil
+}
+
+// offlineCounter is the purse's offline counter now, from INITIALIZE FOR
+// PURCHASE, which changes nothing until a DEBIT follows. A card with
+// nothing to spend refuses it (9401): then known is false.
+func (p *Purchaser) offlineCounter(t apdu.Transmitter, cr *CardRead, balance int64) (counter uint16, known bool, err error) {
+	if balance <= 0 {
+		return 0, false, nil
+	}
+	init, err := epurse.InitPurchase(t, cr.Purse, 1, 1, p.TerminalID)
+	switch {
+	case err == nil:
+		return init.OfflineCounter, true, nil
+	case errors.Is(err, apdu.ErrInsufficientBalance):
+		return 0, false, nil
+	}
+	return 0, false, err
 }
 
 func (p *Purchaser) logFile() byte {
@@ -336,20 +403,18 @@ func (p *Purchaser) spentToday(ctx context.Context, t apdu.Transmitter, cr *Card
 	today := p.now().Format("20060102")
 	recs := cr.Log
 	if n := len(recs); n > 0 && n < epurse.MaxLogRecords && recs[n-1].Time.Format("20060102") == today {
-		// Every record read is from today: older ones may be too.
+		// Every record read is from today: older ones may be too. A load
+		// on this tap may have pushed a record read already down one: the
+		// sum below counts each (type, counter) once.
+		first := 1
 		if p.LogContinues {
-			more, err := epurse.ReadLogFrom(t, p.logFile(), n+1, epurse.MaxLogRecords)
-			if err != nil {
-				return 0, fmt.Errorf("reading the card's log for the daily limit: %w", err)
-			}
-			recs = append(slices.Clone(recs), more...)
-		} else {
-			all, err := epurse.ReadLog(t, p.logFile(), epurse.MaxLogRecords)
-			if err != nil {
-				return 0, fmt.Errorf("reading the card's log for the daily limit: %w", err)
-			}
-			recs = all
+			first = n + 1
 		}
+		more, err := epurse.ReadLogFrom(t, p.logFile(), first, epurse.MaxLogRecords)
+		if err != nil {
+			return 0, fmt.Errorf("reading the card's log for the daily limit: %w", err)
+		}
+		recs = append(slices.Clone(recs), more...)
 	}
 	type key struct {
 		typ     epurse.TxType
@@ -358,10 +423,11 @@ func (p *Purchaser) spentToday(ctx context.Context, t apdu.Transmitter, cr *Card
 	seen := map[key]bool{}
 	var spent int64
 	for _, r := range recs {
-		if !isPurchase(r.Type) || r.Time.Format("20060102") != today {
+		k := key{r.Type, r.Counter}
+		if !isPurchase(r.Type) || r.Time.Format("20060102") != today || seen[k] {
 			continue
 		}
-		seen[key{r.Type, r.Counter}] = true
+		seen[k] = true
 		spent += r.Amount
 	}
 	rows, err := p.Store.PurchasesOn(ctx, cr.Info.CardNumber, today)
@@ -396,4 +462,154 @@ func (p *Purchaser) finish(ctx context.Context, id, state, tac, detail string) {
 // are on.
 func (p *Purchaser) storeDone(ctx context.Context, cr *CardRead, row offline.Row, detail string) error {
 	return recordDone(ctx, p.Store, p.Receipt, p.logger(), cr, row, detail)
+}
+
+// PurseM1 is the Purse of journal rows of MIFARE Classic wallets.
+const PurseM1 = "M1"
+
+// ChargeM1 is Charge for a MIFARE Classic wallet card (one without the
+// e-purse), known by its UID: it settles the card's unfinished purchases
+// from its balance (the read also repairs a torn write from the backup
+// block), then debits the armed sale. There is no PSAM, no PIN and no card
+// log: the daily limit counts this terminal's journal, and a sale over it
+// is refused. It needs Wallet.
+func (p *Purchaser) ChargeM1(ctx context.Context, t apdu.Transmitter) (PurchaseReport, error) {
+	var rep PurchaseReport
+	uid, err := mifare.UID(t)
+	if err != nil {
+		return rep, err
+	}
+	card := "uid:" + strings.ToUpper(hex.EncodeToString(uid))
+	balance, repair, err := p.readM1(t)
+	if err != nil {
+		return rep, fmt.Errorf("M1 wallet: %w", err)
+	}
+	if repair != mifare.RepairNone {
+		p.logger().Warn("M1 wallet repaired from a torn write", "card", redact.CardNumber(card), "repair", repair.String())
+	}
+	rep.Balance = balance
+	rows, err := p.Store.Unresolved(ctx, card)
+	if err != nil {
+		return rep, err
+	}
+	for _, row := range rows {
+		if row.Kind != offline.KindPurchase {
+			continue
+		}
+		rec := PurchaseRecovery{JournalID: row.ID, AmountFen: row.AmountFen}
+		switch balance {
+		case row.BalanceFen - row.AmountFen:
+			if err := p.storeDone(ctx, nil, row, "recovered: the wallet holds the balance after the purchase"); err != nil {
+				return rep, err
+			}
+			rec.Applied = true
+		case row.BalanceFen:
+			if err := p.Store.Finish(ctx, row.ID, offline.StateFailed, "", "recovered: the wallet holds the balance before the purchase"); err != nil {
+				return rep, err
+			}
+		default:
+			p.finish(ctx, row.ID, offline.StateUnknown, "", fmt.Sprintf("wallet holds %d fen, journal %d before and %d after: left to the host",
+				balance, row.BalanceFen, row.BalanceFen-row.AmountFen))
+			continue
+		}
+		rep.Recovered = append(rep.Recovered, rec)
+	}
+	sale, inDoubt, err := p.Till.take(card)
+	if err != nil || sale.ID == "" {
+		return rep, err
+	}
+	defer p.Till.release()
+	rep.Sale = sale
+	if inDoubt != "" {
+		row, err := p.Store.Get(ctx, inDoubt)
+		if err != nil {
+			return rep, err
+		}
+		switch row.State {
+		case offline.StateDone:
+			p.Till.paid(sale.ID)
+			rep.Paid, rep.JournalID = true, row.ID
+			return rep, nil
+		case offline.StateFailed:
+			p.Till.clearDoubt(sale.ID)
+		default:
+			return rep, fmt.Errorf("%w: the wallet cannot tell whether journal row %s happened; the host settles it", ErrSaleInDoubt, row.ID)
+		}
+	}
+	if sale.AmountFen > balance {
+		return rep, fmt.Errorf("%w: the card holds %s, the sale is %s", ErrInsufficientBalance, money.Format(balance), money.Format(sale.AmountFen))
+	}
+	if limit := p.dailyLimit(); limit > 0 {
+		today, err := p.Store.PurchasesOn(ctx, card, p.now().Format("20060102"))
+		if err != nil {
+			return rep, err
+		}
+		for _, r := range today {
+			rep.SpentToday += r.AmountFen
+		}
+		if rep.SpentToday+sale.AmountFen > limit {
+			return rep, fmt.Errorf("%w: an M1 card has no PIN, so the sale is refused (spent today %s, sale %s, limit %s)",
+				ErrPINRequired, money.Format(rep.SpentToday), money.Format(sale.AmountFen), money.Format(limit))
+		}
+	}
+	when := p.now().Truncate(time.Second)
+	var row offline.Row
+	change, err := p.Wallet.Decrement(t, sale.AmountFen, func(c mifare.Change) error {
+		// Rule 2: on disk before the first block write.
+		var err error
+		row, err = p.Store.Begin(ctx, offline.Row{Kind: offline.KindPurchase, State: offline.StateIntent, Card: card, Purse: PurseM1,
+			BalanceFen: c.Old, AmountFen: sale.AmountFen, Time: when.Format(hostapi.TimeLayout)})
+		return err
+	})
+	switch {
+	case errors.Is(err, mifare.ErrOutcomeUnknown):
+		p.finish(ctx, row.ID, offline.StateUnknown, "", "no answer to the value block write: "+err.Error())
+		p.Till.markInDoubt(sale.ID, card, row.ID)
+		rep.JournalID = row.ID
+		return rep, err
+	case err != nil && row.ID != "":
+		// Written ahead, then refused before any write that counts.
+		p.finish(ctx, row.ID, offline.StateFailed, "", "the wallet refused the purchase: "+err.Error())
+		return rep, err
+	case errors.Is(err, mifare.ErrInsufficientBalance):
+		return rep, fmt.Errorf("%w: %v", ErrInsufficientBalance, err)
+	case err != nil:
+		return rep, err
+	}
+	row.State = offline.StateDone
+	detail := ""
+	if change.BackupStale {
+		detail = "backup block not updated; the next read repairs it"
+	}
+	if err := p.storeDone(ctx, nil, row, detail); err != nil {
+		p.logger().Error("journal update failed; the next tap resolves it from the card", "journal", row.ID, "err", err)
+	}
+	p.Till.paid(sale.ID)
+	rep.Paid, rep.JournalID, rep.Balance = true, row.ID, change.New
+	p.logger().Info("purchase debited from an M1 wallet", "card", redact.CardNumber(card), "journal", row.ID,
+		"amount", money.Format(sale.AmountFen), "balance", money.Format(change.New))
+	return rep, nil
+}
+
+// readM1 reads the wallet. Keys kept in the reader (non-volatile slots) are
+// written there once, not on every tap (that memory wears), and again when
+// authentication fails: a reader swapped for a new one has none.
+func (p *Purchaser) readM1(t apdu.Transmitter) (int64, mifare.Repair, error) {
+	if !p.Wallet.Slots.Preloaded {
+		return p.Wallet.Read(t)
+	}
+	if !p.m1KeysLoaded {
+		if err := p.Wallet.LoadKeys(t); err != nil {
+			return 0, mifare.RepairNone, err
+		}
+		p.m1KeysLoaded = true
+	}
+	b, r, err := p.Wallet.Read(t)
+	if errors.Is(err, mifare.ErrAuth) {
+		if err := p.Wallet.LoadKeys(t); err != nil {
+			return 0, mifare.RepairNone, err
+		}
+		return p.Wallet.Read(t)
+	}
+	return b, r, err
 }

@@ -280,3 +280,120 @@ func TestPurchaseCardPulledAtEveryAPDU(t *testing.T) {
 	}
 	t.Logf("cut at each of %d commands, before and after the card got it", total)
 }
+
+func TestTillHoldsTheSaleDuringATap(t *testing.T) {
+	till := &Till{}
+	if _, err := till.Arm(500, ""); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := till.take(testNumber); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := till.Arm(900, ""); !errors.Is(err, ErrSaleInTap) {
+		t.Fatalf("Arm during a tap: %v", err)
+	}
+	if err := till.Disarm(); !errors.Is(err, ErrSaleInTap) {
+		t.Fatalf("Disarm during a tap: %v", err)
+	}
+	till.release()
+	if _, err := till.Arm(900, ""); err != nil {
+		t.Fatalf("Arm after the tap: %v", err)
+	}
+}
+
+// debitIndex is how many commands a purchase tap sends before DEBIT FOR
+// PURCHASE (80 54).
+func debitIndex(t *testing.T) int {
+	t.Helper()
+	w := newPOSWorld(t, 3)
+	w.till.Arm(700, "")
+	rec := &recorder{t: w.card}
+	if _, err := w.tap(t, rec); err != nil {
+		t.Fatal(err)
+	}
+	for i, c := range rec.cmds {
+		if c.INS == 0x54 {
+			return i
+		}
+	}
+	t.Fatal("no DEBIT FOR PURCHASE")
+	return 0
+}
+
+// TestPurchaseCounterTakenElsewhere: the DEBIT never reached the card; the
+// student then pays at another POS, which moves the card's counter by one.
+// Back here, that counter is not taken for this sale: the row fails and the
+// sale is charged, once.
+func TestPurchaseCounterTakenElsewhere(t *testing.T) {
+	at := debitIndex(t)
+	w := newPOSWorld(t, 3)
+	start := w.card.File().EPBalance
+	w.till.Arm(700, "")
+	if _, err := w.tap(t, &cutAfter{t: w.card, n: at}); err == nil {
+		t.Fatal("no error with the DEBIT cut")
+	}
+	// Another terminal, same card: 3.00.
+	other := newPOSWorld(t, 0)
+	other.card = w.card
+	other.till.Arm(300, "")
+	if rep, err := other.tap(t, w.card); err != nil || !rep.Paid {
+		t.Fatalf("purchase at the other POS: %+v %v", rep, err)
+	}
+	rep, err := w.tap(t, w.card)
+	if err != nil || !rep.Paid || len(rep.Recovered) != 1 || rep.Recovered[0].Applied {
+		t.Fatalf("back here: %+v %v", rep, err)
+	}
+	if got := w.card.File().EPBalance; got != start-300-700 {
+		t.Fatalf("card holds %d, want %d", got, start-1000)
+	}
+}
+
+// TestPurchaseInDoubtAfterRestart: the DEBIT happened but its answer was
+// lost and the daemon restarted (a new, empty till). The sale is restored in
+// doubt on that card: a different amount cannot be armed, and the card's
+// next tap finds the debit done, paying the sale without a second debit.
+func TestPurchaseInDoubtAfterRestart(t *testing.T) {
+	at := debitIndex(t)
+	w := newPOSWorld(t, 3)
+	start := w.card.File().EPBalance
+	w.till.Arm(700, "")
+	if _, err := w.tap(t, &cutAfter{t: w.card, n: at, deliver: true}); err == nil {
+		t.Fatal("no error with the DEBIT answer lost")
+	}
+	// Restart.
+	w.till = &Till{}
+	w.p.Till = w.till
+	rows, err := w.store.InDoubt(context.Background(), offline.KindPurchase)
+	if err != nil || len(rows) != 1 {
+		t.Fatalf("rows in doubt %+v %v", rows, err)
+	}
+	w.till.RestoreInDoubt(rows[0].Card, rows[0].ID, rows[0].AmountFen)
+	if _, err := w.till.Arm(800, ""); !errors.Is(err, ErrSaleInDoubt) {
+		t.Fatalf("another amount armed over a sale in doubt: %v", err)
+	}
+	rep, err := w.tap(t, w.card)
+	if err != nil || !rep.Paid || len(rep.Recovered) != 1 || !rep.Recovered[0].Applied {
+		t.Fatalf("tap after the restart: %+v %v", rep, err)
+	}
+	if got := w.card.File().EPBalance; got != start-700 {
+		t.Fatalf("card holds %d, want one debit from %d", got, start)
+	}
+	if _, ok := w.till.Armed(); ok {
+		t.Fatal("the sale is still armed")
+	}
+}
+
+func TestWrongPINIsNotSentAgain(t *testing.T) {
+	w := newPOSWorld(t, 0)
+	w.p.DailyLimit = 100
+	w.till.Arm(500, "999999")
+	if _, err := w.tap(t, w.card); !errors.Is(err, apdu.ErrWrongPIN) {
+		t.Fatalf("wrong PIN: %v", err)
+	}
+	if _, err := w.tap(t, w.card); !errors.Is(err, ErrPINRequired) {
+		t.Fatalf("second tap: %v, want the PIN asked again", err)
+	}
+	if n := w.card.File().PINTriesLeft; n != epurse.PINTries-1 {
+		t.Fatalf("%d PIN tries left, want one used", n)
+	}
+}

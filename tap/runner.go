@@ -80,7 +80,7 @@ func (r Result) Outcome() Outcome {
 		return OutcomeInsufficient
 	case errors.Is(err, ErrPINRequired):
 		return OutcomePINRequired
-	case errors.Is(err, apdu.ErrWrongPIN), errors.Is(err, apdu.ErrSecurityStatus):
+	case errors.Is(err, apdu.ErrWrongPIN), errors.Is(err, apdu.ErrAuthMethodBlocked):
 		return OutcomeWrongPIN
 	case errors.Is(err, ErrNoSAM):
 		return OutcomeNoSAM
@@ -280,13 +280,29 @@ func (r *Runner) tap(ctx context.Context, d *reader.Dialer, ev reader.Event) Res
 			rep, err := r.Loader.Apply(ctx, t, res.Read)
 			res.Load, res.Err = &rep, err
 		}
-		if res.Err == nil && r.Purchaser != nil {
+		if res.Err != nil && res.Read == nil && r.Door == nil && r.Purchaser != nil && r.Purchaser.Wallet != nil && uidFallback(res.Err) {
+			// Not an e-purse card: an M1 wallet, perhaps.
+			rep, err := r.Purchaser.ChargeM1(ctx, t)
+			res.Purchase, res.Err = &rep, err
+		}
+		if res.Read != nil && r.Purchaser != nil {
 			balance := res.Read.Balance
 			if res.Load != nil {
 				balance = res.Load.Balance
 			}
-			rep, err := r.Purchaser.Charge(ctx, t, res.Read, balance, r.samOpener(d))
-			res.Purchase, res.Err = &rep, err
+			switch {
+			case res.Err == nil:
+				rep, err := r.Purchaser.Charge(ctx, t, res.Read, balance, r.samOpener(d))
+				res.Purchase, res.Err = &rep, err
+			case errors.Is(res.Err, ErrCardDenied), errors.Is(res.Err, ErrCardExpired):
+				// No sale for this card, but its unfinished purchases are
+				// still settled: that changes nothing on it.
+				rep, err := r.Purchaser.Settle(ctx, t, res.Read, balance)
+				res.Purchase = &rep
+				if err != nil {
+					r.logger().Warn("settling a refused card's unfinished purchases", "err", err)
+				}
+			}
 		}
 		if cerr := s.Close(); cerr != nil {
 			r.logger().Warn("closing card session", "reader", ev.Reader, "err", cerr)
@@ -318,6 +334,9 @@ func (r *Runner) logTap(res Result) {
 		}
 	}
 	if res.Read == nil {
+		if pr := res.Purchase; pr != nil {
+			attrs = purchaseAttrs(attrs, pr) // an M1 wallet
+		}
 		if res.Err != nil {
 			r.logger().Warn("tap", append(attrs, "err", res.Err.Error())...)
 		} else {
@@ -361,21 +380,27 @@ func (r *Runner) logTap(res Result) {
 		attrs = append(attrs, "balance_after", money.Format(l.Balance), "loads", loads, "host_offline", l.HostOffline)
 	}
 	if pr := res.Purchase; pr != nil {
-		attrs = append(attrs, "balance_after", money.Format(pr.Balance))
-		if pr.Sale.ID != "" {
-			attrs = append(attrs, "sale", pr.Sale.ID, "sale_amount", money.Format(pr.Sale.AmountFen), "paid", pr.Paid,
-				"spent_today", money.Format(pr.SpentToday), "pin_verified", pr.PINVerified)
-		}
-		if pr.Paid {
-			attrs = append(attrs, "journal", pr.JournalID, "term_serial", pr.TermSerial, "mac2_verified", pr.MAC2Verified)
-		}
-		for _, x := range pr.Recovered {
-			attrs = append(attrs, "recovered_purchase", fmt.Sprintf("%s -%s applied=%v", x.JournalID, money.Format(x.AmountFen), x.Applied))
-		}
+		attrs = purchaseAttrs(attrs, pr)
 	}
 	if res.Err != nil {
 		r.logger().Warn("tap", append(attrs, "err", res.Err.Error())...)
 		return
 	}
 	r.logger().Info("tap", attrs...)
+}
+
+// purchaseAttrs adds a POS tap's purchase to its log line: never the PIN.
+func purchaseAttrs(attrs []any, pr *PurchaseReport) []any {
+	attrs = append(attrs, "balance_after", money.Format(pr.Balance))
+	if pr.Sale.ID != "" {
+		attrs = append(attrs, "sale", pr.Sale.ID, "sale_amount", money.Format(pr.Sale.AmountFen), "paid", pr.Paid,
+			"spent_today", money.Format(pr.SpentToday), "pin_verified", pr.PINVerified)
+	}
+	if pr.Paid {
+		attrs = append(attrs, "journal", pr.JournalID, "term_serial", pr.TermSerial, "mac2_verified", pr.MAC2Verified)
+	}
+	for _, x := range pr.Recovered {
+		attrs = append(attrs, "recovered_purchase", fmt.Sprintf("%s -%s applied=%v", x.JournalID, money.Format(x.AmountFen), x.Applied))
+	}
+	return attrs
 }

@@ -15,6 +15,7 @@ import (
 var (
 	ErrBadSale     = errors.New("bad sale")
 	ErrSaleInDoubt = errors.New("the last sale's card left before it answered")
+	ErrSaleInTap   = errors.New("the sale is being paid by a card right now")
 )
 
 // Sale is a purchase armed for the next tap: the cashier keyed Amount, and
@@ -52,6 +53,9 @@ type Till struct {
 	// until that card is back and settles it, the sale cannot go to another
 	// card (it may already be paid).
 	doubt *doubt
+	// inTap is set while a tap holds the sale (take to release): the sale
+	// cannot be replaced or cancelled under a debit in flight.
+	inTap bool
 }
 
 type doubt struct {
@@ -81,6 +85,9 @@ func (t *Till) Arm(amount int64, pin string) (Sale, error) {
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	if t.inTap {
+		return Sale{}, fmt.Errorf("%w: wait for the tap to end", ErrSaleInTap)
+	}
 	if t.doubt != nil && t.sale != nil {
 		if amount != t.sale.AmountFen {
 			return Sale{}, fmt.Errorf("%w: tap that card again to settle the sale of %s first", ErrSaleInDoubt, money.Format(t.sale.AmountFen))
@@ -96,10 +103,25 @@ func (t *Till) Arm(amount int64, pin string) (Sale, error) {
 // Disarm cancels the armed sale. A sale in doubt is cancelled too: the
 // journal still settles its debit from the card on its next tap, but no
 // later tap will take it as this sale.
-func (t *Till) Disarm() {
+func (t *Till) Disarm() error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	if t.inTap {
+		return fmt.Errorf("%w: wait for the tap to end", ErrSaleInTap)
+	}
 	t.sale, t.doubt = nil, nil
+	return nil
+}
+
+// RestoreInDoubt re-arms, after a restart, the sale whose debit a previous
+// run journaled and never saw answered (money rule 3): tied to that card
+// until its next tap settles the row, so the cashier cannot charge the
+// same purchase again meanwhile. The status shows it in doubt.
+func (t *Till) RestoreInDoubt(card, journalID string, amount int64) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.sale = &Sale{ID: newSaleID(), AmountFen: amount, Armed: time.Now()}
+	t.doubt = &doubt{card: card, journalID: journalID}
 }
 
 // Armed returns the armed sale, if any.
@@ -127,10 +149,11 @@ func (t *Till) View(mask func(string) string) (SaleView, bool) {
 	return v, true
 }
 
-// forCard returns the sale a tap of card may take: the armed one, unless it
-// is in doubt on another card. inDoubt is the journal row to settle first
-// when it is in doubt on this card.
-func (t *Till) forCard(card string) (s Sale, inDoubt string, err error) {
+// take returns the sale a tap of card may pay and holds it for the tap
+// until release: the armed one, unless it is in doubt on another card.
+// inDoubt is the journal row to settle first when it is in doubt on this
+// card.
+func (t *Till) take(card string) (s Sale, inDoubt string, err error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.sale == nil {
@@ -140,9 +163,28 @@ func (t *Till) forCard(card string) (s Sale, inDoubt string, err error) {
 		if t.doubt.card != card {
 			return Sale{}, "", fmt.Errorf("%w: the sale of %s waits for that card", ErrSaleInDoubt, money.Format(t.sale.AmountFen))
 		}
+		t.inTap = true
 		return *t.sale, t.doubt.journalID, nil
 	}
+	t.inTap = true
 	return *t.sale, "", nil
+}
+
+// release ends a tap's hold on the sale.
+func (t *Till) release() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.inTap = false
+}
+
+// dropPIN forgets the PIN of sale id: the card refused it, and sending it
+// again would use up the cardholder's tries (or reach another card).
+func (t *Till) dropPIN(id string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.sale != nil && t.sale.ID == id {
+		t.sale.PIN = ""
+	}
 }
 
 // markInDoubt ties sale id to the card whose debit did not answer.

@@ -15,10 +15,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/cardd/cardd/localapi"
-	"github.com/cardd/cardd/metrics"
-	"github.com/cardd/cardd/printer/spool"
-	"github.com/cardd/cardd/sdnotify"
 	"io"
 	"log/slog"
 	"net/http"
@@ -34,11 +30,18 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/cardd/cardd/apdu/epurse"
+	"github.com/cardd/cardd/apdu/mifare"
 	"github.com/cardd/cardd/apdu/psam"
 	"github.com/cardd/cardd/config"
 	"github.com/cardd/cardd/hostapi"
+	"github.com/cardd/cardd/localapi"
+	"github.com/cardd/cardd/metrics"
+	"github.com/cardd/cardd/money"
 	"github.com/cardd/cardd/offline"
+	"github.com/cardd/cardd/printer/spool"
 	"github.com/cardd/cardd/reader"
+	"github.com/cardd/cardd/redact"
+	"github.com/cardd/cardd/sdnotify"
 	hostsync "github.com/cardd/cardd/sync"
 	"github.com/cardd/cardd/tap"
 )
@@ -276,6 +279,23 @@ func cmdRun(ctx context.Context, args []string, stderr io.Writer) error {
 				runner.Loader = &tap.Loader{Store: store, TerminalID: cfg.TerminalID(), BalanceCap: cfg.Load.BalanceCapFen(), Logger: log}
 			}
 			runner.Purchaser = newPurchaser(cfg, store, api.Till, log)
+			// A sale whose debit a previous run never saw answered waits
+			// for its card again, so the cashier cannot charge it twice.
+			if doubt, err := store.InDoubt(ctx, offline.KindPurchase); err != nil {
+				return err
+			} else if n := len(doubt); n > 0 {
+				last := doubt[n-1]
+				api.Till.RestoreInDoubt(last.Card, last.ID, last.AmountFen)
+				log.Warn("a purchase of the last run is in doubt: its sale waits for that card's next tap",
+					"card", redact.CardNumber(last.Card), "journal", last.ID, "amount", money.Format(last.AmountFen), "in_doubt_rows", n)
+			}
+			if cfg.Mifare.KeyFile != "" {
+				w, err := loadWallet(cfg)
+				if err != nil {
+					return err
+				}
+				runner.Purchaser.Wallet = &w
+			}
 		}
 		if cfg.Printer.Enabled {
 			printerState.Store("starting")
@@ -353,6 +373,23 @@ func newPurchaser(cfg *config.Config, store *offline.Store, till *tap.Till, log 
 	}
 	return &tap.Purchaser{Store: store, Till: till, SAMApps: apps, TerminalID: cfg.TerminalID(),
 		DailyLimit: cfg.POS.DailyLimitFen(), LogFile: logFile, LogContinues: len(cfg.EPurse.LogFiles) == 1, Logger: log}
+}
+
+// loadWallet reads mifare.key_file (0600) into the M1 wallet.
+func loadWallet(cfg *config.Config) (mifare.Wallet, error) {
+	b, err := config.ReadSecretFile(cfg.Mifare.KeyFile)
+	if err != nil {
+		return mifare.Wallet{}, &exitError{code: 2, err: fmt.Errorf("mifare.key_file: %w", err)}
+	}
+	slots := mifare.KeySlotsACS
+	if cfg.Mifare.SlotConvention == "nonvolatile" {
+		slots = mifare.KeySlotsNonVolatile
+	}
+	w, err := mifare.ParseWalletFile(b, slots)
+	if err != nil {
+		return mifare.Wallet{}, &exitError{code: 2, err: fmt.Errorf("mifare.key_file %s: %w", cfg.Mifare.KeyFile, err)}
+	}
+	return w, nil
 }
 
 // openStore opens the journal and settles what a killed daemon left in

@@ -6,6 +6,8 @@
 //	cardsim keys new --out masters.json        issuer master keys (the host's HSM stand-in)
 //	cardsim card new --out card.json [flags]   create a card file
 //	cardsim card --file card.json [flags]      insert the card into a vpcd slot
+//	cardsim m1 keys|new [flags]                M1 wallet keys, an M1 card with a wallet
+//	cardsim m1 --file m1.json                  insert the M1 card into a vpcd slot
 //	cardsim psam new --keys K --out psam.json  a PSAM with the issuer's purchase key
 //	cardsim psam --file psam.json              insert the PSAM into vpcd slot 1
 //	cardsim printer [flags]                    a virtual ESC/POS printer on a pty
@@ -41,6 +43,11 @@ const usage = `usage:
   cardsim keys new --out FILE          write new random issuer master keys (mode 0600)
   cardsim card new --out FILE [flags]  create a card file
   cardsim card --file FILE [flags]     insert the card into a vpcd slot and hold it
+  cardsim m1 keys --out FILE          write random M1 wallet keys (mode 0600), for mifare.key_file
+  cardsim m1 new --out FILE --keys FILE [--uid HEX] [--balance 50.00]
+                                       create a MIFARE Classic 1K card with a wallet
+  cardsim m1 --file FILE [--tear-write N --tear-mode corrupt|old|new]
+                                       insert the M1 card into a vpcd slot and hold it
   cardsim psam new --keys FILE --out FILE [--terminal ID]
                                        create a PSAM file with the issuer's purchase key
   cardsim psam --file FILE [--slot 1]  insert the PSAM into a vpcd slot and hold it
@@ -65,6 +72,12 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		err = cmdCardNew(args[2:], stdout)
 	case len(args) >= 1 && args[0] == "card":
 		err = cmdCardInsert(ctx, args[1:], stdout, stderr)
+	case len(args) >= 2 && args[0] == "m1" && args[1] == "keys":
+		err = cmdM1Keys(args[2:], stdout)
+	case len(args) >= 2 && args[0] == "m1" && args[1] == "new":
+		err = cmdM1New(args[2:], stdout)
+	case len(args) >= 1 && args[0] == "m1":
+		err = cmdM1Insert(ctx, args[1:], stdout, stderr)
 	case len(args) >= 2 && args[0] == "psam" && args[1] == "new":
 		err = cmdPSAMNew(args[2:], stdout)
 	case len(args) >= 1 && args[0] == "psam":
