@@ -139,22 +139,8 @@ func (p *Purchaser) Charge(ctx context.Context, t apdu.Transmitter, cr *CardRead
 	}
 	defer p.Till.release()
 	rep.Sale = sale
-	if inDoubt != "" {
-		row, err := p.Store.Get(ctx, inDoubt)
-		if err != nil {
-			return rep, err
-		}
-		switch row.State {
-		case offline.StateDone:
-			// The debit of the last tap happened: the sale is paid.
-			p.Till.paid(sale.ID)
-			rep.Paid, rep.JournalID, rep.TAC, rep.TermSerial = true, row.ID, row.TAC, row.TermSerial
-			return rep, nil
-		case offline.StateFailed:
-			p.Till.clearDoubt(sale.ID)
-		default:
-			return rep, fmt.Errorf("%w: the card cannot tell whether journal row %s happened; the host settles it", ErrSaleInDoubt, row.ID)
-		}
+	if paid, err := p.settleInDoubt(ctx, sale, inDoubt, &rep); paid || err != nil {
+		return rep, err
 	}
 	if sale.AmountFen > rep.Balance {
 		return rep, fmt.Errorf("%w: the card holds %s, the sale is %s", ErrInsufficientBalance, money.Format(rep.Balance), money.Format(sale.AmountFen))
@@ -193,6 +179,30 @@ func (p *Purchaser) Charge(ctx context.Context, t apdu.Transmitter, cr *CardRead
 		}
 	}()
 	return rep, p.debit(ctx, t, sam, cr, sale, &rep)
+}
+
+// settleInDoubt looks at the journal row of the sale's earlier debit that
+// went unanswered, which this tap's recovery has just settled from the
+// card: done means the sale is paid (paid true); failed frees the sale to
+// be charged now; still unknown keeps it waiting (an error).
+func (p *Purchaser) settleInDoubt(ctx context.Context, sale Sale, journalID string, rep *PurchaseReport) (paid bool, err error) {
+	if journalID == "" {
+		return false, nil
+	}
+	row, err := p.Store.Get(ctx, journalID)
+	if err != nil {
+		return false, err
+	}
+	switch row.State {
+	case offline.StateDone:
+		p.Till.paid(sale.ID)
+		rep.Paid, rep.JournalID, rep.TAC, rep.TermSerial = true, row.ID, row.TAC, row.TermSerial
+		return true, nil
+	case offline.StateFailed:
+		p.Till.clearDoubt(sale.ID)
+		return false, nil
+	}
+	return false, fmt.Errorf("%w: the card cannot tell whether journal row %s happened; the host settles it", ErrSaleInDoubt, row.ID)
 }
 
 // Settle settles this card's unfinished purchases and takes no sale: for a
@@ -520,21 +530,8 @@ func (p *Purchaser) ChargeM1(ctx context.Context, t apdu.Transmitter) (PurchaseR
 	}
 	defer p.Till.release()
 	rep.Sale = sale
-	if inDoubt != "" {
-		row, err := p.Store.Get(ctx, inDoubt)
-		if err != nil {
-			return rep, err
-		}
-		switch row.State {
-		case offline.StateDone:
-			p.Till.paid(sale.ID)
-			rep.Paid, rep.JournalID = true, row.ID
-			return rep, nil
-		case offline.StateFailed:
-			p.Till.clearDoubt(sale.ID)
-		default:
-			return rep, fmt.Errorf("%w: the wallet cannot tell whether journal row %s happened; the host settles it", ErrSaleInDoubt, row.ID)
-		}
+	if paid, err := p.settleInDoubt(ctx, sale, inDoubt, &rep); paid || err != nil {
+		return rep, err
 	}
 	if sale.AmountFen > balance {
 		return rep, fmt.Errorf("%w: the card holds %s, the sale is %s", ErrInsufficientBalance, money.Format(balance), money.Format(sale.AmountFen))
