@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"net/http"
 	gosync "sync"
 	"time"
 
@@ -226,9 +227,12 @@ func (s *Syncer) uploadOnce(ctx context.Context) (bool, error) {
 		case err == nil, HasCode(err, hostapi.CodeCreditConsumed):
 			// Consumed already (the card's proof reached the host through
 			// another terminal): nothing more is owed.
-		case errors.As(err, &he):
+		case errors.As(err, &he) && he.Status >= 400 && he.Status < 500 &&
+			he.Status != http.StatusUnauthorized && he.Status != http.StatusTooManyRequests:
 			// The host verified and refused; retrying the same proof cannot
-			// change its answer. Keep it visible, stop owing it.
+			// change its answer. Keep it visible, stop owing it. (A 5xx,
+			// a 401 from a skewed clock or a 429 is the host's trouble
+			// or the link's, not an answer: the completion stays owed.)
 			s.logger().Error("host refused a load completion", "journal", row.ID, "credit", row.CreditID, "err", err)
 		default:
 			return false, err
