@@ -68,7 +68,7 @@ func TestSimWalletAccess(t *testing.T) {
 	card := newTestCard(t, 1000)
 	// Key A: read, decrement; no write, no increment, no trailer write.
 	auth(t, card, 4, KeyTypeA, testKeyA)
-	if b, err := ReadBlock(card, 4); err != nil || b != EncodeValue(1000, 4) {
+	if b, err := ReadBlock(card, 4); err != nil || b != EncodeValue(1000, 0) {
 		t.Fatalf("read = %X, %v", b, err)
 	}
 	tr, err := ReadBlock(card, 7)
@@ -92,8 +92,8 @@ func TestSimWalletAccess(t *testing.T) {
 		t.Fatalf("read outside the authenticated sector: %v", err)
 	}
 	f := card.File()
-	if v, a, err := parseValue(f.Blocks[5][:]); err != nil || v != 900 || a != 4 {
-		t.Fatalf("restored block = %d addr %d, %v; want 900 with block 4's address", v, a, err)
+	if v, a, err := parseValue(f.Blocks[5][:]); err != nil || v != 900 || a != f.Blocks[4][12] {
+		t.Fatalf("restored block = %d addr %d, %v; want 900 with block 4's address byte", v, a, err)
 	}
 
 	// Key B: write and increment too.
@@ -106,7 +106,7 @@ func TestSimWalletAccess(t *testing.T) {
 	mustSW(t, card, "FFB1000604", 0x6300) // not a value block
 	mustSW(t, card, "FFD7000605 02 00000001", 0x6300)
 	f = card.File()
-	if v, _ := DecodeValue(f.Blocks[4][:], 4); v != 1100 {
+	if v, _, _ := parseValue(f.Blocks[4][:]); v != 1100 {
 		t.Fatalf("block 4 = %d, want 1100", v)
 	}
 	// Limits of the value operations.

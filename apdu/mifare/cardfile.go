@@ -124,8 +124,9 @@ func NewCardFile(uid [4]byte, w Wallet, balance int64) (*CardFile, error) {
 		}
 		f.Blocks[TrailerOf(s)] = b
 	}
-	f.Blocks[w.ValueBlock] = EncodeValue(int32(balance), w.ValueBlock)
-	f.Blocks[w.BackupBlock] = EncodeValue(int32(balance), w.BackupBlock)
+	// Sequence 0: the wallet has seen no change yet (State.Seq).
+	f.Blocks[w.ValueBlock] = EncodeValue(int32(balance), 0)
+	f.Blocks[w.BackupBlock] = EncodeValue(int32(balance), 0)
 	return f, nil
 }
 

@@ -20,7 +20,7 @@ func TestNewCardFile(t *testing.T) {
 	if want := block(t, "043A5C21 43 08 0400 434152444453494D"); f.Blocks[0] != want {
 		t.Errorf("block 0 = %X, want %X", f.Blocks[0], want)
 	}
-	if f.Blocks[4] != EncodeValue(1000, 4) || f.Blocks[5] != EncodeValue(1000, 5) || f.Blocks[6] != [BlockSize]byte{} {
+	if f.Blocks[4] != EncodeValue(1000, 0) || f.Blocks[5] != EncodeValue(1000, 0) || f.Blocks[6] != [BlockSize]byte{} {
 		t.Error("wallet blocks")
 	}
 	if f.Blocks[7] != block(t, "A0A1A2A3A4A5 08778F 69 B0B1B2B3B4B5") {
@@ -65,7 +65,7 @@ func TestCardFileSaveLoad(t *testing.T) {
 		t.Fatalf("LoadCardFile: %v", err)
 	}
 	raw, _ := os.ReadFile(path)
-	if !strings.Contains(string(raw), `"uid": "043A5C21"`) || !strings.Contains(string(raw), `"E803000017FCFFFFE803000004FB04FB"`) {
+	if !strings.Contains(string(raw), `"uid": "043A5C21"`) || !strings.Contains(string(raw), `"E803000017FCFFFFE803000000FF00FF"`) {
 		t.Errorf("file layout:\n%s", raw)
 	}
 

@@ -21,7 +21,14 @@
 // # The wallet
 //
 // The balance, in fen, is a value block (EncodeValue) in the wallet's sector,
-// and a backup value block in the same sector holds a copy. The sector's
+// and a backup value block in the same sector holds a copy. The address
+// byte of both holds the wallet's transaction sequence (State.Seq), which
+// every change increments, mod 256, in the same block write as the balance:
+// so a change whose answer was lost is settled from the card by balance and
+// sequence together (Change.Happened), and a wallet that was changed back
+// to the same balance elsewhere meanwhile (A-B-A) is not mistaken for one
+// that was not changed. The address byte is the application's to use (the
+// card's value operations keep it, and only check its redundancy). The sector's
 // access bits must be a wallet's (WalletAccess, 08 77 8F: key A reads and
 // decrements, key B also writes and increments, key B is secret): every
 // operation reads the trailer first and refuses another setting with
@@ -34,13 +41,13 @@
 // Write order of a change from old to new:
 //
 //  1. repair, if the blocks disagree, so that value block = backup = old;
-//  2. write the value block = new;
-//  3. write the backup = new.
+//  2. write the value block = new, at sequence + 1;
+//  3. write the backup = the same.
 //
 // Repair rule, applied by every Read and before every change:
 //
-//   - value block valid (and not negative): it is the balance; a backup that
-//     is invalid or different is rewritten from it;
+//   - value block valid (and not negative): it is the balance and sequence;
+//     a backup that is invalid or different is rewritten from it;
 //   - value block invalid, backup valid: the backup is the balance; the value
 //     block is restored from it;
 //   - neither valid: ErrCorrupt, nothing is written.

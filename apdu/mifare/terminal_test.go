@@ -128,8 +128,9 @@ func TestWriteTrailer(t *testing.T) {
 // The whole APDU sequence of a read and of a decrement, byte for byte.
 func TestWalletAPDUs(t *testing.T) {
 	trailerA := "000000000000 08778F 69 000000000000"
-	v1000b4 := "E8030000 17FCFFFF E8030000 04FB04FB"
-	v1000b5 := "E8030000 17FCFFFF E8030000 05FA05FA"
+	// 1000 at sequence 7, in the value block and its backup alike.
+	v1000b4 := "E8030000 17FCFFFF E8030000 07F807F8"
+	v1000b5 := v1000b4
 	s := newScript(t,
 		step{"FF82000006 A0A1A2A3A4A5", "9000"},
 		step{"FF86000005 01 00 04 60 00", "9000"},
@@ -143,18 +144,18 @@ func TestWalletAPDUs(t *testing.T) {
 	}
 	s.done()
 
-	// 1000 - 250 = 750 = 0x02EE.
+	// 1000 - 250 = 750 = 0x02EE, at sequence 8.
 	s = newScript(t,
 		step{"FF82000106 B0B1B2B3B4B5", "9000"},
 		step{"FF86000005 01 00 04 61 01", "9000"},
 		step{"FFB0000710", trailerA + "9000"},
 		step{"FFB0000410", v1000b4 + "9000"},
 		step{"FFB0000510", v1000b5 + "9000"},
-		step{"FFD6000410 EE020000 11FDFFFF EE020000 04FB04FB", "9000"},
-		step{"FFD6000510 EE020000 11FDFFFF EE020000 05FA05FA", "9000"},
+		step{"FFD6000410 EE020000 11FDFFFF EE020000 08F708F7", "9000"},
+		step{"FFD6000510 EE020000 11FDFFFF EE020000 08F708F7", "9000"},
 	)
 	c, err := testWallet().Decrement(s, 250, nil)
-	if err != nil || c != (Change{Old: 1000, New: 750}) {
+	if err != nil || c != (Change{Old: 1000, New: 750, Seq: 7}) {
 		t.Fatalf("Decrement = %+v, %v", c, err)
 	}
 	s.done()

@@ -28,8 +28,9 @@ type Wallet struct {
 	// directory).
 	Sector byte
 	// ValueBlock and BackupBlock are absolute block numbers (sector*4 + 0,
-	// 1 or 2), different, both in Sector. Each holds a value block whose
-	// address byte is its own block number.
+	// 1 or 2), different, both in Sector. Both hold the same value block:
+	// the balance, and in its address byte the wallet's transaction
+	// sequence (State.Seq).
 	ValueBlock, BackupBlock byte
 	// KeyA and KeyB are the sector's keys.
 	KeyA, KeyB Key
@@ -117,7 +118,28 @@ func (w Wallet) LoadKeys(t apdu.Transmitter) error {
 	return LoadKey(t, w.Slots.P1, w.Slots.SlotB, w.KeyB)
 }
 
-// Read returns the balance in fen. It checks that the sector is set up as a
+// State is what a read of the wallet found.
+type State struct {
+	// Balance is the balance in fen.
+	Balance int64
+	// Seq is the wallet's transaction sequence, kept in the address byte
+	// of its value block: every change writes the new balance with Seq+1
+	// (mod 256) in the same block write, so balance and sequence change
+	// together or not at all. A balance alone cannot tell a change that
+	// did not happen from one undone by a later change elsewhere (A-B-A);
+	// the sequence can.
+	Seq byte
+	// Repair is what the read did to bring the two blocks together.
+	Repair Repair
+}
+
+// Read returns the balance in fen and the repair made; see ReadState.
+func (w Wallet) Read(t apdu.Transmitter) (int64, Repair, error) {
+	st, err := w.ReadState(t)
+	return st.Balance, st.Repair, err
+}
+
+// ReadState returns the wallet's balance and sequence. It checks that the sector is set up as a
 // wallet (ErrNotWallet otherwise), reads the value block and its backup, and
 // when they disagree repairs them by the rule of the package doc and says
 // which repair it made. When the repair write fails, Read returns the
@@ -127,29 +149,32 @@ func (w Wallet) LoadKeys(t apdu.Transmitter) error {
 // APDUs: load key A (unless preloaded), authenticate, read the trailer, the
 // value block and the backup; a repair adds load key B, authenticate and
 // one write.
-func (w Wallet) Read(t apdu.Transmitter) (int64, Repair, error) {
+func (w Wallet) ReadState(t apdu.Transmitter) (State, error) {
 	if err := w.Validate(); err != nil {
-		return 0, RepairNone, err
+		return State{}, err
 	}
 	if err := w.auth(t, KeyTypeA); err != nil {
-		return 0, RepairNone, err
+		return State{}, err
 	}
 	s, err := w.inspect(t)
+	st := State{Balance: s.balance, Seq: s.seq, Repair: s.repair}
 	if err != nil || s.repair == RepairNone {
-		return s.balance, s.repair, err
+		return st, err
 	}
 	if err := w.auth(t, KeyTypeB); err != nil {
-		return s.balance, s.repair, fmt.Errorf("%v not repaired: %w", s.repair, err)
+		return st, fmt.Errorf("%v not repaired: %w", s.repair, err)
 	}
 	if err := w.repair(t, s); err != nil {
-		return s.balance, s.repair, err
+		return st, err
 	}
-	return s.balance, s.repair, nil
+	return st, nil
 }
 
 // Change is one change of a wallet's balance, in fen.
 type Change struct {
 	Old, New int64
+	// Seq is the wallet's sequence before the change; after it, Seq+1.
+	Seq byte
 	// Repair is what was done to the blocks before the change.
 	Repair Repair
 	// BackupStale is set when the value block was written (the change
@@ -158,16 +183,19 @@ type Change struct {
 }
 
 // Happened resolves a change whose outcome was unknown (ErrOutcomeUnknown)
-// from the balance read on the card's next tap: true when the card holds the
-// new balance, false when it holds the old one, ErrBalanceMoved otherwise.
-func (c Change) Happened(balance int64) (bool, error) {
-	switch balance {
-	case c.New:
+// from the state read on the card's next tap: true when the wallet holds
+// the new balance at the next sequence, false when it holds the old balance
+// at the same sequence, ErrBalanceMoved otherwise (the wallet changed since,
+// elsewhere: only the records of every terminal can tell).
+func (c Change) Happened(st State) (bool, error) {
+	switch {
+	case st.Seq == c.Seq+1 && st.Balance == c.New:
 		return true, nil
-	case c.Old:
+	case st.Seq == c.Seq && st.Balance == c.Old:
 		return false, nil
 	}
-	return false, fmt.Errorf("%w: %d fen, the change was %d to %d", ErrBalanceMoved, balance, c.Old, c.New)
+	return false, fmt.Errorf("%w: %d fen at sequence %d; the change was %d to %d from sequence %d",
+		ErrBalanceMoved, st.Balance, st.Seq, c.Old, c.New, c.Seq)
 }
 
 // WriteAhead is called by Decrement and Increment once the balance before
@@ -216,7 +244,7 @@ func (w Wallet) change(t apdu.Transmitter, what string, amount int64, sign int64
 	if err != nil {
 		return Change{}, err
 	}
-	c := Change{Old: s.balance, New: s.balance + sign*amount, Repair: s.repair}
+	c := Change{Old: s.balance, New: s.balance + sign*amount, Seq: s.seq, Repair: s.repair}
 	switch {
 	case c.New < 0:
 		return Change{}, fmt.Errorf("%s of %d fen from a balance of %d fen: %w", what, amount, c.Old, ErrInsufficientBalance)
@@ -233,13 +261,13 @@ func (w Wallet) change(t apdu.Transmitter, what string, amount int64, sign int64
 	if err := w.repair(t, s); err != nil {
 		return Change{}, fmt.Errorf("%s not made, balance still %d fen: %w", what, c.Old, err)
 	}
-	if err := writeBlock(t, w.ValueBlock, EncodeValue(int32(c.New), w.ValueBlock)); err != nil {
+	if err := writeBlock(t, w.ValueBlock, EncodeValue(int32(c.New), c.Seq+1)); err != nil {
 		// Written, not written or torn: only the card can tell.
 		return c, fmt.Errorf("%s of %d fen: %w: %w", what, amount, ErrOutcomeUnknown, err)
 	}
 	// The value block is valid and holds the new balance: by the rule the
 	// change has happened, whatever becomes of the backup.
-	if err := writeBlock(t, w.BackupBlock, EncodeValue(int32(c.New), w.BackupBlock)); err != nil {
+	if err := writeBlock(t, w.BackupBlock, EncodeValue(int32(c.New), c.Seq+1)); err != nil {
 		c.BackupStale = true
 	}
 	return c, nil
@@ -260,10 +288,11 @@ func (w Wallet) auth(t apdu.Transmitter, kt KeyType) error {
 	return Authenticate(t, w.ValueBlock, kt, slot)
 }
 
-// snapshot is what inspect found: the balance by the rule, and the repair
-// that makes both blocks hold it.
+// snapshot is what inspect found: the balance and sequence by the rule,
+// and the repair that makes both blocks hold them.
 type snapshot struct {
 	balance int64
+	seq     byte
 	repair  Repair
 }
 
@@ -294,21 +323,21 @@ func (w Wallet) inspect(t apdu.Transmitter) (snapshot, error) {
 }
 
 // decide applies the repair rule to the two blocks: a valid value block is
-// the balance, and the backup is brought to it; an invalid value block is
-// restored from a valid backup; neither valid is ErrCorrupt. A negative
-// value is no balance: it is refused, never repaired over.
+// the balance and sequence, and the backup is brought to it; an invalid
+// value block is restored from a valid backup; neither valid is ErrCorrupt.
+// A negative value is no balance: it is refused, never repaired over.
 func (w Wallet) decide(m, b [BlockSize]byte) (snapshot, error) {
-	mv, merr := DecodeValue(m[:], w.ValueBlock)
-	bv, berr := DecodeValue(b[:], w.BackupBlock)
+	mv, ma, merr := parseValue(m[:])
+	bv, ba, berr := parseValue(b[:])
 	switch {
 	case merr == nil && mv < 0:
 		return snapshot{}, fmt.Errorf("%w: value block %d holds %d", ErrCorrupt, w.ValueBlock, mv)
-	case merr == nil && berr == nil && bv == mv:
-		return snapshot{balance: int64(mv)}, nil
+	case merr == nil && berr == nil && bv == mv && ba == ma:
+		return snapshot{balance: int64(mv), seq: ma}, nil
 	case merr == nil:
-		return snapshot{balance: int64(mv), repair: RepairBackup}, nil
+		return snapshot{balance: int64(mv), seq: ma, repair: RepairBackup}, nil
 	case berr == nil && bv >= 0:
-		return snapshot{balance: int64(bv), repair: RepairMain}, nil
+		return snapshot{balance: int64(bv), seq: ba, repair: RepairMain}, nil
 	case berr == nil:
 		return snapshot{}, fmt.Errorf("%w: value block %d: %v; backup %d holds %d", ErrCorrupt, w.ValueBlock, merr, w.BackupBlock, bv)
 	}
@@ -321,9 +350,9 @@ func (w Wallet) repair(t apdu.Transmitter, s snapshot) error {
 	var err error
 	switch s.repair {
 	case RepairBackup:
-		err = writeBlock(t, w.BackupBlock, EncodeValue(int32(s.balance), w.BackupBlock))
+		err = writeBlock(t, w.BackupBlock, EncodeValue(int32(s.balance), s.seq))
 	case RepairMain:
-		err = writeBlock(t, w.ValueBlock, EncodeValue(int32(s.balance), w.ValueBlock))
+		err = writeBlock(t, w.ValueBlock, EncodeValue(int32(s.balance), s.seq))
 	}
 	if err != nil {
 		return fmt.Errorf("%v: %w", s.repair, err)

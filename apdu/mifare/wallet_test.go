@@ -11,21 +11,22 @@ import (
 )
 
 // walletBlocks decodes both wallet blocks of the card; ok is false when
-// either does not decode.
+// either does not decode or their sequences differ.
 func walletBlocks(c *SimCard) (main, backup int32, ok bool) {
 	f := c.File()
 	w := testWallet()
-	m, err1 := DecodeValue(f.Blocks[w.ValueBlock][:], w.ValueBlock)
-	b, err2 := DecodeValue(f.Blocks[w.BackupBlock][:], w.BackupBlock)
-	return m, b, err1 == nil && err2 == nil
+	m, ma, err1 := parseValue(f.Blocks[w.ValueBlock][:])
+	b, ba, err2 := parseValue(f.Blocks[w.BackupBlock][:])
+	return m, b, err1 == nil && err2 == nil && ma == ba
 }
 
-// consistent checks the card at rest: both blocks hold balance.
+// consistent checks the card at rest: both blocks hold balance, at the
+// same sequence.
 func consistent(t *testing.T, c *SimCard, balance int64) {
 	t.Helper()
 	m, b, ok := walletBlocks(c)
 	if !ok || int64(m) != balance || int64(b) != balance {
-		t.Fatalf("card at rest: value %d backup %d (both valid: %v), want %d in both", m, b, ok, balance)
+		t.Fatalf("card at rest: value %d backup %d (both valid, same sequence: %v), want %d in both", m, b, ok, balance)
 	}
 }
 
@@ -37,12 +38,12 @@ func TestPurchaseAndLoad(t *testing.T) {
 		t.Fatalf("Read = %d, %v, %v", bal, rep, err)
 	}
 	c, err := w.Decrement(card, 1234, nil)
-	if err != nil || c != (Change{Old: 10000, New: 8766}) {
+	if err != nil || c != (Change{Old: 10000, New: 8766, Seq: 0}) {
 		t.Fatalf("Decrement = %+v, %v", c, err)
 	}
 	consistent(t, card, 8766)
 	c, err = w.Increment(card, 5000, nil)
-	if err != nil || c != (Change{Old: 8766, New: 13766}) {
+	if err != nil || c != (Change{Old: 8766, New: 13766, Seq: 1}) {
 		t.Fatalf("Increment = %+v, %v", c, err)
 	}
 	consistent(t, card, 13766)
@@ -178,7 +179,6 @@ func TestCorruptWallet(t *testing.T) {
 		"both broken":             {block(t, "00000000 00000000 00000000 04FB04FB"), [BlockSize]byte{}},
 		"negative value":          {EncodeValue(-5, 4), EncodeValue(-5, 5)},
 		"broken, backup negative": {[BlockSize]byte{}, EncodeValue(-5, 5)},
-		"value of another block":  {EncodeValue(100, 5), EncodeValue(100, 4)},
 	} {
 		f, _ := NewCardFile(testUID, w, 100)
 		f.Blocks[4], f.Blocks[5] = c.main, c.backup
@@ -203,6 +203,7 @@ func TestReadRepairs(t *testing.T) {
 		repair       Repair
 	}{
 		"backup broken":    {EncodeValue(700, 4), [BlockSize]byte{1}, 700, RepairBackup},
+		"sequences differ": {EncodeValue(700, 5), EncodeValue(700, 4), 700, RepairBackup}, // the backup is a change behind
 		"backup older":     {EncodeValue(700, 4), EncodeValue(1000, 5), 700, RepairBackup},
 		"backup newer":     {EncodeValue(700, 4), EncodeValue(400, 5), 700, RepairBackup}, // the rule: main wins
 		"value block torn": {torn(EncodeValue(1000, 4), EncodeValue(700, 4)), EncodeValue(1000, 5), 1000, RepairMain},
@@ -267,7 +268,8 @@ func TestTornWrites(t *testing.T) {
 					if write == 1 && mode != TearWritten {
 						want = 1000
 					}
-					bal, rep, err := w.Read(card)
+					st, err := w.ReadState(card)
+					bal, rep := st.Balance, st.Repair
 					if err != nil || bal != want {
 						t.Fatalf("Read after tear = %d (%v), %v; want %d", bal, rep, err, want)
 					}
@@ -281,8 +283,8 @@ func TestTornWrites(t *testing.T) {
 					if rep != wantRepair {
 						t.Errorf("repair = %v, want %v", rep, wantRepair)
 					}
-					if happened, err := c.Happened(bal); err != nil || happened != (want == op.new) {
-						t.Errorf("Happened(%d) = %v, %v", bal, happened, err)
+					if happened, err := c.Happened(st); err != nil || happened != (want == op.new) {
+						t.Errorf("Happened(%+v) = %v, %v", st, happened, err)
 					}
 					consistent(t, card, want)
 					if _, rep, err := w.Read(card); err != nil || rep != RepairNone {
@@ -369,16 +371,17 @@ func TestRandomTears(t *testing.T) {
 			t.Fatalf("step %d: %v", i, err)
 		}
 		card.Reset()
-		bal, _, err := w.Read(card)
+		st, err := w.ReadState(card)
 		if errors.Is(err, ErrTorn) { // a tear armed for later hit the repair
 			card.Reset()
-			bal, _, err = w.Read(card)
+			st, err = w.ReadState(card)
 		}
 		if err != nil {
 			t.Fatalf("step %d: Read: %v", i, err)
 		}
+		bal := st.Balance
 		if unknown {
-			happened, err := c.Happened(bal)
+			happened, err := c.Happened(st)
 			if err != nil {
 				t.Fatalf("step %d: %v", i, err)
 			}
@@ -440,14 +443,40 @@ func TestWalletValidate(t *testing.T) {
 }
 
 func TestHappened(t *testing.T) {
-	c := Change{Old: 1000, New: 700}
-	if h, err := c.Happened(700); !h || err != nil {
-		t.Error("new balance")
+	c := Change{Old: 1000, New: 700, Seq: 255}
+	if h, err := c.Happened(State{Balance: 700, Seq: 0}); !h || err != nil {
+		t.Error("new balance at the next sequence (wrapped)")
 	}
-	if h, err := c.Happened(1000); h || err != nil {
-		t.Error("old balance")
+	if h, err := c.Happened(State{Balance: 1000, Seq: 255}); h || err != nil {
+		t.Error("old balance at the same sequence")
 	}
-	if _, err := c.Happened(400); !errors.Is(err, ErrBalanceMoved) {
-		t.Errorf("other balance: %v", err)
+	for _, st := range []State{
+		{Balance: 400, Seq: 255}, // impossible, but not ours
+		{Balance: 1000, Seq: 1},  // A-B-A: changed twice since, back to the old balance
+		{Balance: 700, Seq: 1},   // the new balance, but by two changes elsewhere
+		{Balance: 1000, Seq: 0},  // the old balance one change later: not ours
+	} {
+		if _, err := c.Happened(st); !errors.Is(err, ErrBalanceMoved) {
+			t.Errorf("Happened(%+v): %v, want ErrBalanceMoved", st, err)
+		}
+	}
+}
+
+// TestSequence: every change moves the sequence by one, in the same write
+// as the balance, and a torn change leaves it with the balance it goes with.
+func TestSequence(t *testing.T) {
+	w := testWallet()
+	card := newTestCard(t, 1000)
+	st, err := w.ReadState(card)
+	if err != nil || st.Seq != 0 || st.Balance != 1000 {
+		t.Fatalf("fresh wallet: %+v, %v; want 1000 at sequence 0", st, err)
+	}
+	for i := 1; i <= 300; i++ {
+		if _, err := w.Decrement(card, 1, nil); err != nil {
+			t.Fatal(err)
+		}
+		if st, err = w.ReadState(card); err != nil || st.Seq != byte(i) || st.Balance != int64(1000-i) {
+			t.Fatalf("after %d changes: %+v, %v", i, st, err)
+		}
 	}
 }
