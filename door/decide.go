@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/cardd/cardd/hostapi"
 	"github.com/cardd/cardd/redact"
 )
 
@@ -43,8 +44,9 @@ func (id Identity) key() string {
 	return strings.ToUpper(id.UID)
 }
 
-// DenyFunc looks a card up in the deny list: card is a card number, or a
-// UID in upper-case hex. It reports whether the card is denied and why
+// DenyFunc looks a card up in the deny list: card is a card id (a card
+// number, or hostapi.UIDCardPrefix and the UID in upper-case hex, as the host
+// lists it). It reports whether the card is denied and why
 // ("lost", "stolen", …). A lookup that can fail (a database) should report
 // the card denied when it fails, so that a broken store keeps a lost card
 // out rather than letting it in.
@@ -253,11 +255,17 @@ func (ix *Index) lookup(id Identity) (indexEntry, string, bool) {
 // card.
 func Decide(ix *Index, deny DenyFunc, id Identity, now time.Time) Decision {
 	if deny != nil {
-		for _, card := range [2]string{id.Number, strings.ToUpper(id.UID)} {
+		uid := strings.ToUpper(id.UID)
+		for _, card := range [2]string{id.Number, uid} {
 			if card == "" {
 				continue
 			}
-			if denied, why := deny(card); denied {
+			key := card
+			if card == uid {
+				// The host's deny list names a UID as a card id does.
+				key = hostapi.UIDCardPrefix + uid
+			}
+			if denied, why := deny(key); denied {
 				text := "card is on the deny list"
 				if why != "" {
 					text += ": " + why

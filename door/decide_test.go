@@ -93,7 +93,7 @@ var shanghai = time.FixedZone("CST", 8*3600)
 
 func TestDecide(t *testing.T) {
 	ix := mustIndex(t, fixture(), admitted)
-	deny := denyList(cardLost, uidLost)
+	deny := denyList(cardLost, "uid:"+uidLost)
 	byNumber := func(n string) Identity { return Identity{Number: n, UID: "11223344"} }
 	tests := []struct {
 		name  string

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/cardd/cardd/apdu/epurse"
+	"github.com/cardd/cardd/hostapi"
 	"github.com/cardd/cardd/redact"
 )
 
@@ -35,7 +36,15 @@ type Card struct {
 	InitialBalanceFen int64  `json:"initial_balance_fen"`
 	StartDate         string `json:"start_date"`
 	ExpiryDate        string `json:"expiry_date"`
+	// Kind is CardEPurse or CardM1.
+	Kind string `json:"kind"`
 }
+
+// Card kinds.
+const (
+	CardEPurse = "epurse" // a CPU card with the e-purse application, known by its number
+	CardM1     = "m1"     // a MIFARE Classic wallet, known by its UID
+)
 
 // serial decodes the application serial the keys are diversified from.
 func (c Card) serial() ([10]byte, error) {
@@ -58,9 +67,9 @@ type querier interface {
 // card reads a card; ErrNotFound when the host never issued it.
 func card(q querier, number string) (Card, error) {
 	var c Card
-	err := q.QueryRow(`SELECT number, app_serial, holder, issued, initial_balance_fen, start_date, expiry_date
+	err := q.QueryRow(`SELECT number, app_serial, holder, issued, initial_balance_fen, start_date, expiry_date, kind
 		FROM cards WHERE number = ?`, number).
-		Scan(&c.Number, &c.AppSerial, &c.Holder, &c.Issued, &c.InitialBalanceFen, &c.StartDate, &c.ExpiryDate)
+		Scan(&c.Number, &c.AppSerial, &c.Holder, &c.Issued, &c.InitialBalanceFen, &c.StartDate, &c.ExpiryDate, &c.Kind)
 	if errors.Is(err, sql.ErrNoRows) {
 		return c, fmt.Errorf("card %s: %w", redact.CardNumber(number), ErrNotFound)
 	}
@@ -141,11 +150,12 @@ func denyState(q querier, number string) (denied bool, reason string, err error)
 }
 
 // Deny puts a card on the deny list, or changes the reason it is there. Any
-// 16-digit number may be denied, issued here or not: terminals also meet
-// cards of other issuers. It reports whether anything changed; a change
+// card id (hostapi.CheckCardID: a 16-digit number or a UID) may be denied,
+// issued here or not: terminals also meet cards of other issuers, and a
+// door knows most cards by their UID alone. It reports whether anything changed; a change
 // reaches the terminals through /v1/pull.
 func (s *Store) Deny(ctx context.Context, number, reason, actor string, now time.Time) (changed bool, err error) {
-	if err := CheckCardNumber(number); err != nil {
+	if err := hostapi.CheckCardID(number); err != nil {
 		return false, err
 	}
 	err = s.inTx(ctx, func(tx *sql.Tx) error {
@@ -171,7 +181,7 @@ func (s *Store) Deny(ctx context.Context, number, reason, actor string, now time
 
 // Undeny lifts a card from the deny list; ErrNotFound when it is not on it.
 func (s *Store) Undeny(ctx context.Context, number, actor string, now time.Time) error {
-	if err := CheckCardNumber(number); err != nil {
+	if err := hostapi.CheckCardID(number); err != nil {
 		return err
 	}
 	return s.inTx(ctx, func(tx *sql.Tx) error {

@@ -143,6 +143,12 @@ func (s *Store) CancelCredit(ctx context.Context, id, actor string, now time.Tim
 		if !errors.Is(err, sql.ErrNoRows) {
 			return err
 		}
+		if l, err := openM1Load(tx, id); err != nil {
+			return err
+		} else if l != nil {
+			return fmt.Errorf("credit %s is authorized to terminal %s at a wallet balance of %s and may be on the M1 wallet already: "+
+				"it can be cancelled once that terminal reports, or after 'cardhost credit settle-m1'", id, l.Terminal, money.Format(l.OldBalance))
+		}
 		if _, err := tx.Exec(`UPDATE credits SET state = 'cancelled' WHERE id = ?`, id); err != nil {
 			return err
 		}
@@ -166,7 +172,10 @@ func (s *Store) pendingCredits(ctx context.Context, number string) (hostapi.Card
 	for _, c := range list {
 		r.Credits = append(r.Credits, c.Credit)
 	}
-	r.Denied, r.Reason, err = denyState(s.db, number)
+	if r.Denied, r.Reason, err = denyState(s.db, number); err != nil {
+		return r, err
+	}
+	r.M1Open, err = openM1OfCard(s.db, number)
 	return r, err
 }
 

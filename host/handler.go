@@ -261,7 +261,7 @@ func (h *Handler) cardCredits(ctx context.Context, term string, body []byte, now
 	if err := decode(body, &req); err != nil {
 		return nil, err
 	}
-	if err := CheckCardNumber(req.Card); err != nil {
+	if err := hostapi.CheckCardID(req.Card); err != nil {
 		return nil, badRequest("%v", err)
 	}
 	resp, err := h.store.pendingCredits(ctx, req.Card)

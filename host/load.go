@@ -196,8 +196,36 @@ func loadCredit(tx *sql.Tx, id, number string) (CreditInfo, Card, [10]byte, erro
 	if err != nil {
 		return c, cd, serial, err
 	}
+	if cd.Kind == CardM1 {
+		return c, cd, serial, badRequest("card %s is an M1 wallet: its loads name purse %s", redact.CardNumber(number), hostapi.PurseM1)
+	}
 	serial, err = cd.serial()
 	return c, cd, serial, err
+}
+
+// checkLoadable is the end of rule 1 of Authorize, for the e-purse and the
+// M1 wallet alike: credit c is pending, its amount is the request's, and its
+// card is not denied.
+func checkLoadable(tx *sql.Tx, c CreditInfo, amount int64) error {
+	switch c.State {
+	case hostapi.CreditConsumed:
+		proof := "TAC " + c.ConsumedTAC
+		if c.ConsumedTAC == "" {
+			proof = "reported by terminal " + c.ConsumedBy // an M1 wallet signs nothing
+		}
+		return conflict(hostapi.CodeCreditConsumed, "credit %s was loaded onto the card at %s (%s)", c.ID, c.ConsumedAt, proof)
+	case hostapi.CreditCancelled:
+		return notFound("credit %s was cancelled", c.ID)
+	}
+	if c.AmountFen != amount {
+		return badRequest("credit %s is %s, the request loads %s", c.ID, money.Format(c.AmountFen), money.Format(amount))
+	}
+	if denied, reason, err := denyState(tx, c.Card); err != nil {
+		return err
+	} else if denied {
+		return conflict(hostapi.CodeCardDenied, "card %s is on the deny list (%s)", redact.CardNumber(c.Card), reason)
+	}
+	return nil
 }
 
 // Authorize answers an INITIALIZE FOR LOAD with MAC2, applying the money
@@ -227,6 +255,9 @@ func loadCredit(tx *sql.Tx, id, number string) (CreditInfo, Card, [10]byte, erro
 //  8. a new MAC2 is issued for this counter and time and recorded open.
 func (r *Rules) Authorize(ctx context.Context, term string, req hostapi.LoadAuthorizeRequest, now time.Time) (hostapi.LoadAuthorizeResponse, error) {
 	var resp hostapi.LoadAuthorizeResponse
+	if req.Purse == hostapi.PurseM1 {
+		return r.authorizeM1(ctx, term, req, now)
+	}
 	purse, err := parsePurse(req.Purse)
 	if err != nil {
 		return resp, badRequest("%v", err)
@@ -262,19 +293,8 @@ func (r *Rules) Authorize(ctx context.Context, term string, req hostapi.LoadAuth
 		if err != nil {
 			return err
 		}
-		switch c.State {
-		case hostapi.CreditConsumed:
-			return conflict(hostapi.CodeCreditConsumed, "credit %s was loaded onto the card at %s (TAC %s)", c.ID, c.ConsumedAt, c.ConsumedTAC)
-		case hostapi.CreditCancelled:
-			return notFound("credit %s was cancelled", c.ID)
-		}
-		if c.AmountFen != req.AmountFen {
-			return badRequest("credit %s is %s, the request loads %s", c.ID, money.Format(c.AmountFen), money.Format(req.AmountFen))
-		}
-		if denied, reason, err := denyState(tx, req.Card); err != nil {
+		if err := checkLoadable(tx, c, req.AmountFen); err != nil {
 			return err
-		} else if denied {
-			return conflict(hostapi.CodeCardDenied, "card %s is on the deny list (%s)", redact.CardNumber(req.Card), reason)
 		}
 		// Rule 2.
 		if r.BalanceCap > 0 && req.OldBalanceFen+req.AmountFen > r.BalanceCap {
@@ -402,6 +422,9 @@ func (r *Rules) Authorize(ctx context.Context, term string, req hostapi.LoadAuth
 // With NotApplied: see notApplied.
 func (r *Rules) Complete(ctx context.Context, term string, req hostapi.LoadCompleteRequest, now time.Time) (hostapi.LoadCompleteResponse, error) {
 	var resp hostapi.LoadCompleteResponse
+	if req.Purse == hostapi.PurseM1 {
+		return r.completeM1(ctx, term, req, now)
+	}
 	if err := CheckCardNumber(req.Card); err != nil {
 		return resp, badRequest("%v", err)
 	}

@@ -157,6 +157,30 @@ CREATE TABLE access_list (
 	actor   TEXT NOT NULL
 );
 `,
+	// 4: M1 wallets: cards known by their UID (number "uid:…", no app
+	// serial: nothing on them is diversified), and their loads, which the
+	// host authorizes to one terminal at the balance it read.
+	`
+ALTER TABLE cards ADD COLUMN kind TEXT NOT NULL DEFAULT 'epurse' CHECK (kind IN ('epurse', 'm1'));
+
+CREATE TABLE m1_loads (
+	id              INTEGER PRIMARY KEY AUTOINCREMENT,
+	credit          TEXT NOT NULL REFERENCES credits(id),
+	card            TEXT NOT NULL REFERENCES cards(number),
+	terminal        TEXT NOT NULL,
+	ref             TEXT NOT NULL,         -- the terminal's name for it, journaled before it asked
+	seq             INTEGER NOT NULL,      -- the wallet's transaction sequence before the load
+	old_balance_fen INTEGER NOT NULL,
+	amount_fen      INTEGER NOT NULL,
+	time            TEXT NOT NULL,         -- hostapi.TimeLayout, the terminal's wall clock
+	state           TEXT NOT NULL CHECK (state IN ('open', 'applied', 'void')),
+	created         TEXT NOT NULL,
+	closed          TEXT
+);
+CREATE UNIQUE INDEX m1_loads_ref ON m1_loads(credit, ref);
+-- One open load per wallet: two would leave it in states it could not tell apart.
+CREATE UNIQUE INDEX m1_loads_one_open ON m1_loads(card) WHERE state = 'open';
+`,
 }
 
 // schemaVersion is the user_version this binary writes.

@@ -9,7 +9,11 @@
 // "20060102150405", the form that goes into the card's MAC inputs.
 package hostapi
 
-import "encoding/json"
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+)
 
 // Endpoint paths.
 const (
@@ -48,6 +52,45 @@ const (
 	CodeCounterMismatch = "counter_mismatch" // 409: the proof's counter does not fit the authorization
 )
 
+// PurseM1 names the value block of a MIFARE Classic wallet where the
+// e-purse names EP or ED: in load requests and journal rows.
+const PurseM1 = "M1"
+
+// UIDCardPrefix starts the id of a card known by its UID alone (an M1
+// wallet, or any card at a door): "uid:" and the UID in upper-case hex.
+const UIDCardPrefix = "uid:"
+
+// UIDCard is the card id of a card known by its UID.
+func UIDCard(uid []byte) string {
+	const digits = "0123456789ABCDEF"
+	out := []byte(UIDCardPrefix)
+	for _, b := range uid {
+		out = append(out, digits[b>>4], digits[b&0x0F])
+	}
+	return string(out)
+}
+
+// CheckCardID accepts the two forms a card id takes: a card number of 16
+// digits (the e-purse's EF 0x15), or UIDCardPrefix and a 4-, 7- or 10-byte
+// ISO 14443 UID in upper-case hex.
+func CheckCardID(id string) error {
+	if rest, ok := strings.CutPrefix(id, UIDCardPrefix); ok {
+		if n := len(rest); n != 8 && n != 14 && n != 20 {
+			return fmt.Errorf("card id %q: want %s and a UID of 4, 7 or 10 bytes in upper-case hex", id, UIDCardPrefix)
+		}
+		for _, c := range rest {
+			if !('0' <= c && c <= '9' || 'A' <= c && c <= 'F') {
+				return fmt.Errorf("card id %q: want %s and a UID of 4, 7 or 10 bytes in upper-case hex", id, UIDCardPrefix)
+			}
+		}
+		return nil
+	}
+	if len(id) != 16 || strings.Trim(id, "0123456789") != "" {
+		return fmt.Errorf("card number %q: want 16 digits (or %s and a UID)", id, UIDCardPrefix)
+	}
+	return nil
+}
+
 // PullRequest asks for what changed since Cursor ("" = from the start).
 type PullRequest struct {
 	Cursor string `json:"cursor"`
@@ -66,7 +109,7 @@ type PullResponse struct {
 // Credit is money paid for a card that waits to be loaded onto it.
 type Credit struct {
 	ID        string `json:"id"`   // stable, unique at the host
-	Card      string `json:"card"` // card number, 16 digits
+	Card      string `json:"card"` // a card id: see CheckCardID
 	AmountFen int64  `json:"amount_fen"`
 	Note      string `json:"note,omitempty"` // "wechat", "subsidy", …
 	Created   string `json:"created"`        // RFC 3339
@@ -99,15 +142,35 @@ type CardCreditsResponse struct {
 	Credits []Credit `json:"credits"`
 	Denied  bool     `json:"denied"`
 	Reason  string   `json:"reason,omitempty"`
+	// M1Open is an M1 wallet's load the host has authorized and not heard
+	// the end of (at most one per wallet). Any terminal that reads the
+	// wallet before changing it can tell from its balance and sequence
+	// whether it happened, and complete it under its Ref.
+	M1Open *M1OpenLoad `json:"m1_open,omitempty"`
+}
+
+// M1OpenLoad is an open authorization of an M1 wallet's load.
+type M1OpenLoad struct {
+	CreditID      string `json:"credit_id"`
+	Ref           string `json:"ref"`
+	Terminal      string `json:"terminal"`
+	OldBalanceFen int64  `json:"old_balance_fen"`
+	AmountFen     int64  `json:"amount_fen"`
+	Seq           uint8  `json:"seq"` // the wallet's sequence before the load
 }
 
 // LoadAuthorizeRequest carries the card's answer to INITIALIZE FOR LOAD for
 // one credit (spec "Commands"). The host checks MAC1 with the card's load key
 // and answers MAC2 for this counter only.
+//
+// For an M1 wallet (Purse PurseM1, Card a UIDCard) there is no MAC1: the
+// request holds the balance and the transaction sequence (OnlineCounter)
+// the terminal read, the time and Ref, and the host authorizes the credit
+// to this terminal at that balance (MAC2 empty).
 type LoadAuthorizeRequest struct {
 	CreditID      string `json:"credit_id"`
 	Card          string `json:"card"`
-	Purse         string `json:"purse"` // "EP" or "ED"
+	Purse         string `json:"purse"` // "EP" or "ED"; PurseM1 for an M1 wallet
 	AmountFen     int64  `json:"amount_fen"`
 	OldBalanceFen int64  `json:"old_balance_fen"`
 	OnlineCounter uint16 `json:"online_counter"`
@@ -117,6 +180,10 @@ type LoadAuthorizeRequest struct {
 	MAC1          string `json:"mac1"`   // 4 bytes hex
 	// Time is the instant the terminal will send in CREDIT FOR LOAD.
 	Time string `json:"time"` // TimeLayout
+	// Ref is, for an M1 wallet, the terminal's own name for this
+	// authorization (16 hex digits, random), journaled before it is asked
+	// for: the completion names it back. The same Ref again is a retry.
+	Ref string `json:"ref,omitempty"`
 }
 
 // LoadAuthorizeResponse authorizes exactly one CREDIT FOR LOAD.
@@ -135,6 +202,17 @@ type LoadCompleteRequest struct {
 	// Counter is the online counter the authorization was for.
 	Counter uint16 `json:"counter"`
 	TAC     string `json:"tac,omitempty"` // 4 bytes hex, when applied
+
+	// Purse is PurseM1 for an M1 wallet's load, else empty.
+	Purse string `json:"purse,omitempty"`
+	// Ref is, for an M1 wallet, the LoadAuthorizeRequest.Ref of the
+	// authorization this completion closes: a late or repeated completion
+	// closes only the authorization it is about.
+	Ref string `json:"ref,omitempty"`
+	// BalanceFen is, for an M1 wallet, the balance the wallet holds after
+	// the load (applied) or still holds (NotApplied): the terminal's signed
+	// word, since the card proves nothing.
+	BalanceFen int64 `json:"balance_fen,omitempty"`
 
 	NotApplied bool `json:"not_applied,omitempty"`
 	// The fresh INIT FOR LOAD answer, when NotApplied.

@@ -84,9 +84,10 @@ var (
 // then the host goes down: an allowed e-purse card and an allowed UID card
 // (MIFARE Classic, no e-purse) open the relay, which closes after the hold;
 // a card of a group this door does not admit, an expired entry, one outside
-// its hours, a deny-listed card and an unknown card do not. Every decision
-// is journaled and reaches the host once it is back (8 decisions: the 7
-// offline and one more tap after the host's return).
+// its hours, a deny-listed card, a UID card deny-listed by its UID and an
+// unknown card do not. Every decision is journaled and reaches the host once
+// it is back (9 decisions: the 8 offline and one more tap after the host's
+// return).
 func TestDoorDecidesOffline(t *testing.T) {
 	requirePCSC(t)
 	w := newHostWorld(t)
@@ -116,6 +117,7 @@ func TestDoorDecidesOffline(t *testing.T) {
 			{"card": "3101000000900004", "groups": []string{"night"}},
 			{"card": "3101000000900005", "groups": []string{"residents"}},
 			{"uid": "04A1B2C3", "groups": []string{"residents"}},
+			{"uid": "04D1E2F3", "groups": []string{"residents"}}, // lost: denied by its UID
 		},
 	}
 	body, err := json.Marshal(list)
@@ -125,8 +127,10 @@ func TestDoorDecidesOffline(t *testing.T) {
 	if _, err := w.host.SetAccessList(ctx, body, "test", now); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := w.host.Deny(ctx, "3101000000900005", "lost", "test", now); err != nil {
-		t.Fatal(err)
+	for _, id := range []string{"3101000000900005", "uid:04D1E2F3"} {
+		if _, err := w.host.Deny(ctx, id, "lost", "test", now); err != nil {
+			t.Fatal(err)
+		}
 	}
 
 	dir := t.TempDir()
@@ -147,7 +151,7 @@ func TestDoorDecidesOffline(t *testing.T) {
 	deadline := time.Now().Add(15 * time.Second)
 	for {
 		var n int
-		if err := store.QueryRow(`SELECT count(*) FROM deny`).Scan(&n); err == nil && n == 1 {
+		if err := store.QueryRow(`SELECT count(*) FROM deny`).Scan(&n); err == nil && n == 2 {
 			break
 		}
 		if time.Now().After(deadline) {
@@ -188,18 +192,27 @@ func TestDoorDecidesOffline(t *testing.T) {
 		checkRelay(t, c.name, board, before, c.want == "allowed")
 	}
 
-	// A MIFARE Classic card without the e-purse, listed by its UID.
-	m1, err := mifare.NewCardFile([4]byte{0x04, 0xA1, 0xB2, 0xC3}, mifare.Wallet{Sector: 1, ValueBlock: 4, BackupBlock: 5,
-		KeyA: mifare.Key{1, 2, 3, 4, 5, 6}, KeyB: mifare.Key{6, 5, 4, 3, 2, 1}, Slots: mifare.KeySlotsACS}, 0)
-	if err != nil {
-		t.Fatal(err)
+	// MIFARE Classic cards without the e-purse, listed by their UIDs; the
+	// second is deny-listed by its UID.
+	uidCard := func(uid [4]byte) func() *inserted {
+		f, err := mifare.NewCardFile(uid, mifare.Wallet{Sector: 1, ValueBlock: 4, BackupBlock: 5,
+			KeyA: mifare.Key{1, 2, 3, 4, 5, 6}, KeyB: mifare.Key{6, 5, 4, 3, 2, 1}, Slots: mifare.KeySlotsACS}, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return func() *inserted { return insertSim(t, mifare.NewSimCard(f, ""), 0, vpcd.Options{}) }
 	}
 	before := board.len()
-	m := tapDoor(func() *inserted { return insertSim(t, mifare.NewSimCard(m1, ""), 0, vpcd.Options{}) })
+	m := tapDoor(uidCard([4]byte{0x04, 0xA1, 0xB2, 0xC3}))
 	if m["door"] != "allowed" || m["outcome"] != "ok" {
 		t.Errorf("UID card: %v", m)
 	}
 	checkRelay(t, "UID card", board, before, true)
+	before = board.len()
+	if m := tapDoor(uidCard([4]byte{0x04, 0xD1, 0xE2, 0xF3})); m["door"] != "deny_listed" {
+		t.Errorf("UID card deny-listed by its UID: door %v (%v)", m["door"], m["door_text"])
+	}
+	checkRelay(t, "UID card deny-listed", board, before, false)
 
 	// The host comes back: every decision arrives, once. The upload loop
 	// may be in a long backoff; the next tap wakes it, as at a busy door.
@@ -213,16 +226,16 @@ func TestDoorDecidesOffline(t *testing.T) {
 	deadline = time.Now().Add(30 * time.Second)
 	for {
 		var n int
-		if err := hostDB.QueryRow(`SELECT count(*) FROM journal WHERE kind = 'access'`).Scan(&n); err == nil && n == 8 {
+		if err := hostDB.QueryRow(`SELECT count(*) FROM journal WHERE kind = 'access'`).Scan(&n); err == nil && n == 9 {
 			break
 		} else if time.Now().After(deadline) {
-			t.Fatalf("host holds %d door decisions (%v), want 8", n, err)
+			t.Fatalf("host holds %d door decisions (%v), want 9", n, err)
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
 	var denied int
-	if err := hostDB.QueryRow(`SELECT count(*) FROM journal WHERE kind = 'access' AND detail LIKE 'deny_listed:%'`).Scan(&denied); err != nil || denied != 1 {
-		t.Errorf("host holds %d deny_listed decisions (%v), want 1", denied, err)
+	if err := hostDB.QueryRow(`SELECT count(*) FROM journal WHERE kind = 'access' AND detail LIKE 'deny_listed:%'`).Scan(&denied); err != nil || denied != 2 {
+		t.Errorf("host holds %d deny_listed decisions (%v), want 2", denied, err)
 	}
 	_ = d.cmd.Process.Signal(os.Interrupt)
 	if err := <-d.exit; err != nil {

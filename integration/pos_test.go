@@ -17,6 +17,7 @@ import (
 	"github.com/cardd/cardd/apdu/mifare"
 	"github.com/cardd/cardd/apdu/psam"
 	"github.com/cardd/cardd/host"
+	"github.com/cardd/cardd/hostapi"
 	"github.com/cardd/cardd/offline"
 	"github.com/cardd/cardd/reader"
 	"github.com/cardd/cardd/reader/vpcd"
@@ -365,8 +366,19 @@ func TestPOSM1Wallet(t *testing.T) {
 		t.Fatal(err)
 	}
 	storePath := filepath.Join(dir, "cardd.db")
+	secretFile := filepath.Join(dir, "host.secret")
+	if err := os.WriteFile(secretFile, []byte(w.secret+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	env := []string{"CARDD_MODE=pos", "CARDD_READER_SAM_PATTERN=^" + regexp.QuoteMeta(slot1Reader) + "$",
+		"CARDD_HOST_URL=" + w.srv.URL, "CARDD_HOST_SECRET_FILE=" + secretFile,
 		"CARDD_STORE_PATH=" + storePath, "CARDD_TERMINAL_ID=" + termID, "CARDD_MIFARE_KEY_FILE=" + keyFile}
+	ctx := context.Background()
+	const uidCard = "uid:04112233"
+	if _, err := w.host.RegisterM1(ctx, "04112233", "王五", "test", time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	credit1 := w.credit(t, uidCard, 2000)
 	waitEmpty(t, 0)
 	d := startDaemon(t, env...)
 	d.waitLine(t, "reader added", 10*time.Second, func(m map[string]any) bool { return m["reader"] == slot0Reader })
@@ -393,15 +405,53 @@ func TestPOSM1Wallet(t *testing.T) {
 		return b
 	}
 
+	// One tap loads the 20.00 paid in the app, then pays 12.50.
 	wait := posCharge(t, env, "", "12.50", "--wait", "20s")
 	in := m1(0)
 	out, err := wait()
 	in.remove(t)
-	if err != nil || !strings.Contains(out, "paid 12.50: balance 37.50") {
-		t.Fatalf("M1 purchase: %v\n%s", err, out)
+	if err != nil || !strings.Contains(out, "paid 12.50: balance 57.50") {
+		t.Fatalf("M1 load and purchase: %v\n%s", err, out)
 	}
-	if b := balance(); b != 3750 {
-		t.Fatalf("wallet holds %d, want 3750", b)
+	if b := balance(); b != 5750 {
+		t.Fatalf("wallet holds %d, want 5750", b)
+	}
+	creditState := func(id string) string {
+		list, err := w.host.Credits(ctx, uidCard)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range list {
+			if c.ID == id {
+				return c.State
+			}
+		}
+		return "missing"
+	}
+	if s := creditState(credit1); s != hostapi.CreditConsumed {
+		t.Fatalf("credit %s at the host after the load, want consumed", s)
+	}
+
+	// The load's value block write torn: the tap ends, the next one
+	// repairs the wallet from its backup, tells the host the load did not
+	// happen, loads it again and pays.
+	credit2 := w.credit(t, uidCard, 300)
+	wait = posCharge(t, env, "", "5.00", "--wait", "20s")
+	in = m1(1)
+	out, err = wait()
+	in.remove(t)
+	if err == nil {
+		t.Fatalf("a tap with a torn load was reported paid:\n%s", out)
+	}
+	wait = posCharge(t, env, "", "5.00", "--wait", "20s")
+	in = m1(0)
+	out, err = wait()
+	in.remove(t)
+	if err != nil || !strings.Contains(out, "paid 5.00: balance 55.50") {
+		t.Fatalf("tap after the torn load: %v\n%s", err, out)
+	}
+	if b := balance(); b != 5550 || creditState(credit2) != hostapi.CreditConsumed {
+		t.Fatalf("wallet holds %d, credit %s: want 5550 and consumed (3.00 loaded once)", b, creditState(credit2))
 	}
 
 	// The value block write torn: the card leaves, the sale waits for it.
@@ -416,21 +466,38 @@ func TestPOSM1Wallet(t *testing.T) {
 	in = m1(0)
 	out, err = wait()
 	in.remove(t)
-	if err != nil || !strings.Contains(out, "paid 5.00: balance 32.50") {
+	if err != nil || !strings.Contains(out, "paid 5.00: balance 50.50") {
 		t.Fatalf("tap after the torn write: %v\n%s", err, out)
 	}
-	if b := balance(); b != 3250 {
-		t.Fatalf("wallet holds %d, want 3250: one debit of 5.00", b)
+	if b := balance(); b != 5050 {
+		t.Fatalf("wallet holds %d, want 5050: one debit of 5.00", b)
 	}
-	rows := purchaseRows(t, storePath, "uid:04112233")
-	var done, failed int
+	rows := purchaseRows(t, storePath, uidCard)
+	var done int
 	for _, r := range rows {
 		if r.State == offline.StateDone {
 			done++
 		}
 	}
-	if done != 2 || len(rows)-done-failed != 0 {
-		t.Fatalf("purchase rows %+v: want 2 done", rows)
+	if done != 3 || len(rows) != 3 {
+		t.Fatalf("purchase rows %+v: want 3 done", rows)
+	}
+
+	// Reported lost at the host by its UID: the next tap learns it and
+	// refuses the sale; the wallet keeps its money.
+	if _, err := w.host.Deny(ctx, uidCard, "lost", "test", time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	wait = posCharge(t, env, "", "1.00", "--wait", "3s")
+	in = m1(0)
+	d.waitLine(t, "tap", 10*time.Second, func(m map[string]any) bool { return m["outcome"] == "card_denied" })
+	out, err = wait()
+	in.remove(t)
+	if err == nil || !strings.Contains(out, "no tap paid") {
+		t.Fatalf("a deny-listed wallet paid:\n%s", out)
+	}
+	if b := balance(); b != 5050 {
+		t.Fatalf("wallet holds %d after the refused sale, want 5050", b)
 	}
 	_ = d.cmd.Process.Signal(os.Interrupt)
 	if err := <-d.exit; err != nil {

@@ -429,15 +429,66 @@ func (s *Store) PurchasesOn(ctx context.Context, card, day string) ([]Row, error
 
 // Unresolved returns the load and purchase rows of card that are in intent
 // or unknown, oldest first: the tap must settle them from the card (money
-// rule 3) before it changes the card again.
+// rule 3) before it changes the card again. An unknown row marked reported
+// (MarkCompletionReported: an M1 load the host has closed since, from
+// another terminal's reading of the wallet or an operator's decision) is
+// settled and not returned.
 func (s *Store) Unresolved(ctx context.Context, card string) ([]Row, error) {
 	if card == "" {
 		return nil, errors.New("offline: unresolved rows: empty card number")
 	}
 	rows, err := queryRows(ctx, s.db, `SELECT `+rowCols+` FROM journal
-		WHERE card = ? AND state IN ('intent', 'unknown') AND kind IN ('load', 'purchase') ORDER BY seq`, card)
+		WHERE card = ? AND kind IN ('load', 'purchase')
+		AND (state = 'intent' OR state = 'unknown' AND completion_reported = 0) ORDER BY seq`, card)
 	if err != nil {
 		return nil, fmt.Errorf("offline: unresolved rows of card %s: %w", redact.CardNumber(card), err)
+	}
+	return rows, nil
+}
+
+// CompletionsOwedOf is CompletionsOwed for one card, all of them.
+func (s *Store) CompletionsOwedOf(ctx context.Context, card string) ([]Row, error) {
+	rows, err := queryRows(ctx, s.db, `SELECT `+rowCols+` FROM journal WHERE card = ? AND `+owedWhere+` ORDER BY seq`, card)
+	if err != nil {
+		return nil, fmt.Errorf("offline: completions owed for card %s: %w", redact.CardNumber(card), err)
+	}
+	return rows, nil
+}
+
+// SettledElsewhere marks unknown load row id settled by the host without
+// this terminal (an M1 load the next terminal to read the wallet, or an
+// operator, closed): Unresolved no longer returns it. Its state stays
+// unknown: this terminal never learned the outcome.
+func (s *Store) SettledElsewhere(ctx context.Context, id string) error {
+	term, seq, ok := parseID(id)
+	if !ok {
+		return fmt.Errorf("offline: settle row %s elsewhere: %w: not a journal row id", id, ErrNotFound)
+	}
+	return s.write(ctx, "settle row "+id+" elsewhere", func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE journal SET completion_reported = 1, updated = ?
+			WHERE seq = ? AND terminal = ? AND kind = 'load' AND state = 'unknown'`, s.now().UnixNano(), seq, term)
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return err
+		} else if n == 0 {
+			return fmt.Errorf("%w: no unknown load row %s", ErrNotFound, id)
+		}
+		return nil
+	})
+}
+
+// LoadsOfCredit returns this terminal's load rows of one credit, oldest
+// first, whatever their state: whether this terminal ever wrote (or meant
+// to write) that credit onto a card.
+func (s *Store) LoadsOfCredit(ctx context.Context, credit string) ([]Row, error) {
+	if credit == "" {
+		return nil, errors.New("offline: loads of a credit: empty credit id")
+	}
+	rows, err := queryRows(ctx, s.db, `SELECT `+rowCols+` FROM journal WHERE kind = 'load' AND credit_id = ? ORDER BY seq`, credit)
+	if err != nil {
+		return nil, fmt.Errorf("offline: loads of credit %s: %w", credit, err)
 	}
 	return rows, nil
 }
@@ -540,11 +591,12 @@ func (s *Store) Ack(ctx context.Context, ids []string) error {
 }
 
 // owedWhere selects load rows whose completion the host is owed: done with
-// the card's TAC, or failed with proof of non-application. A load that
-// failed without proof owes nothing: the host re-authorizes its credit only
-// when a later MAC1 shows the counter did not move (money rule 4).
+// the card's TAC (an M1 wallet's load has none: done is enough), or failed
+// with proof of non-application. A load that failed without proof owes
+// nothing: the host re-authorizes its credit only when a later MAC1 shows
+// the counter did not move (money rule 4).
 const owedWhere = `kind = 'load' AND completion_reported = 0 AND credit_id <> ''
-	AND ((state = 'done' AND tac <> '') OR (state = 'failed' AND proof <> ''))`
+	AND ((state = 'done' AND (tac <> '' OR purse = 'M1')) OR (state = 'failed' AND proof <> ''))`
 
 // Purge deletes the rows created before olderThan that the host has
 // acknowledged in a final state and that owe no load completion; it never

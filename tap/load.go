@@ -142,26 +142,35 @@ func (l *Loader) Apply(ctx context.Context, t apdu.Transmitter, cr *CardRead) (L
 		}
 		return rep, fmt.Errorf("asking the host for credits: %w", err)
 	}
+	return rep, l.loadAll(ctx, card, resp, &rep, func(c hostapi.Credit) (LoadResult, error) {
+		return l.loadOne(ctx, t, cr, c, &rep)
+	})
+}
+
+// loadAll loads the credits of resp, the host's answer for card, one by
+// one with one, unless the host says the card is denied. It stops at the
+// first error (the tap is over) and when the host went away.
+func (l *Loader) loadAll(ctx context.Context, card string, resp hostapi.CardCreditsResponse, rep *LoadReport, one func(hostapi.Credit) (LoadResult, error)) error {
 	if resp.Denied {
 		// The host knows first; remember it for when it is offline.
 		if err := l.Store.SetDenied(ctx, card, true, resp.Reason); err != nil {
-			return rep, err
+			return err
 		}
-		return rep, fmt.Errorf("%w (%s)", ErrCardDenied, resp.Reason)
+		return fmt.Errorf("%w (%s)", ErrCardDenied, resp.Reason)
 	}
 	for _, c := range resp.Credits {
-		res, err := l.loadOne(ctx, t, cr, c, &rep)
+		res, err := one(c)
 		if res.CreditID != "" {
 			rep.Loads = append(rep.Loads, res)
 		}
 		if err != nil {
-			return rep, err
+			return err
 		}
 		if rep.HostOffline {
 			break
 		}
 	}
-	return rep, nil
+	return nil
 }
 
 // loadOne applies one credit: INITIALIZE FOR LOAD, host authorization,

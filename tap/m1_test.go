@@ -49,7 +49,7 @@ func walletBalance(t *testing.T, card *mifare.SimCard) int64 {
 func TestM1Purchase(t *testing.T) {
 	card, p, till, st := newM1World(t, 5000)
 	till.Arm(1250, "")
-	rep, err := p.ChargeM1(context.Background(), card)
+	rep, err := chargeM1(p, card)
 	if err != nil || !rep.Paid || rep.Balance != 3750 {
 		t.Fatalf("ChargeM1 = %+v, %v", rep, err)
 	}
@@ -63,7 +63,7 @@ func TestM1Purchase(t *testing.T) {
 	// Over the balance: refused, nothing written.
 	till.Arm(3751, "")
 	card.Reset()
-	if _, err := p.ChargeM1(context.Background(), card); !errors.Is(err, ErrInsufficientBalance) {
+	if _, err := chargeM1(p, card); !errors.Is(err, ErrInsufficientBalance) {
 		t.Fatalf("over the balance: %v", err)
 	}
 	if rows, _ := st.PurchasesOn(context.Background(), m1Card, "20261123"); len(rows) != 1 {
@@ -73,7 +73,7 @@ func TestM1Purchase(t *testing.T) {
 	p.DailyLimit = 2000
 	till.Arm(800, "123456")
 	card.Reset()
-	if _, err := p.ChargeM1(context.Background(), card); !errors.Is(err, ErrPINRequired) {
+	if _, err := chargeM1(p, card); !errors.Is(err, ErrPINRequired) {
 		t.Fatalf("over the daily limit: %v", err)
 	}
 }
@@ -88,7 +88,7 @@ func TestM1PurchaseTornAtEveryWrite(t *testing.T) {
 				card, p, till, st := newM1World(t, 5000)
 				till.Arm(700, "")
 				card.TearNextWriteAt(n, mode)
-				first, err := p.ChargeM1(context.Background(), card)
+				first, err := chargeM1(p, card)
 				switch {
 				case n == 1 && err == nil:
 					t.Fatal("a purchase torn at the value block write reported no error")
@@ -98,7 +98,7 @@ func TestM1PurchaseTornAtEveryWrite(t *testing.T) {
 					t.Fatalf("torn at the backup write: %+v, %v; want paid", first, err)
 				}
 				card.Reset()
-				rep, err := p.ChargeM1(context.Background(), card)
+				rep, err := chargeM1(p, card)
 				if err != nil || (n == 1 && !rep.Paid) {
 					t.Fatalf("tap again: %+v, %v", rep, err)
 				}
@@ -115,4 +115,14 @@ func TestM1PurchaseTornAtEveryWrite(t *testing.T) {
 			})
 		}
 	}
+}
+
+// chargeM1 is what the runner does with an M1 card at a POS without a
+// host: ReadM1, then ChargeM1.
+func chargeM1(p *Purchaser, card *mifare.SimCard) (PurchaseReport, error) {
+	rep, _, err := p.ReadM1(context.Background(), card)
+	if err != nil {
+		return rep, err
+	}
+	return p.ChargeM1(context.Background(), card, rep)
 }

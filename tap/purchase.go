@@ -2,12 +2,10 @@ package tap
 
 import (
 	"context"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/cardd/cardd/apdu"
@@ -83,6 +81,9 @@ type PurchaseRecovery struct {
 
 // PurchaseReport is what the purchase step of a tap did.
 type PurchaseReport struct {
+	// Card is the card's id: its number, or hostapi.UIDCard for an M1
+	// wallet (set by ReadM1).
+	Card      string
 	Recovered []PurchaseRecovery
 	// Sale is the sale this tap took (zero when none was armed).
 	Sale Sale
@@ -477,52 +478,76 @@ func (p *Purchaser) storeDone(ctx context.Context, cr *CardRead, row offline.Row
 // PurseM1 is the Purse of journal rows of MIFARE Classic wallets.
 const PurseM1 = "M1"
 
-// ChargeM1 is Charge for a MIFARE Classic wallet card (one without the
-// e-purse), known by its UID: it settles the card's unfinished purchases
-// from its balance (the read also repairs a torn write from the backup
-// block), then debits the armed sale. There is no PSAM, no PIN and no card
-// log: the daily limit counts this terminal's journal, and a sale over it
-// is refused. It needs Wallet.
-func (p *Purchaser) ChargeM1(ctx context.Context, t apdu.Transmitter) (PurchaseReport, error) {
+// ReadM1 identifies a MIFARE Classic wallet card (one without the
+// e-purse) by its UID and reads its state (the read repairs a torn write
+// from the backup block), then settles the card's unfinished purchases from
+// its balance and sequence (mifare.Change.Happened). It must run before
+// anything changes the wallet on this tap (a load). It needs Wallet.
+func (p *Purchaser) ReadM1(ctx context.Context, t apdu.Transmitter) (PurchaseReport, mifare.State, error) {
 	var rep PurchaseReport
 	uid, err := mifare.UID(t)
 	if err != nil {
-		return rep, err
+		return rep, mifare.State{}, err
 	}
-	card := "uid:" + strings.ToUpper(hex.EncodeToString(uid))
-	balance, repair, err := p.readM1(t)
+	card := hostapi.UIDCard(uid)
+	rep.Card = card
+	st, err := p.readM1(t)
 	if err != nil {
-		return rep, fmt.Errorf("M1 wallet: %w", err)
+		return rep, st, fmt.Errorf("M1 wallet: %w", err)
 	}
-	if repair != mifare.RepairNone {
-		p.logger().Warn("M1 wallet repaired from a torn write", "card", redact.CardNumber(card), "repair", repair.String())
+	if st.Repair != mifare.RepairNone {
+		p.logger().Warn("M1 wallet repaired from a torn write", "card", redact.CardNumber(card), "repair", st.Repair.String())
 	}
-	rep.Balance = balance
+	rep.Balance = st.Balance
+	return rep, st, p.settleM1(ctx, card, st, &rep)
+}
+
+// settleM1 settles card's unfinished purchases from the wallet's state: the
+// balance after at the next sequence means the debit happened, the balance
+// before at the same sequence means it did not; anything else means the
+// wallet changed elsewhere since, and the row is left to the host.
+func (p *Purchaser) settleM1(ctx context.Context, card string, st mifare.State, rep *PurchaseReport) error {
 	rows, err := p.Store.Unresolved(ctx, card)
 	if err != nil {
-		return rep, err
+		return err
 	}
 	for _, row := range rows {
-		if row.Kind != offline.KindPurchase {
+		if row.Kind != offline.KindPurchase || row.Purse != PurseM1 {
 			continue
 		}
 		rec := PurchaseRecovery{JournalID: row.ID, AmountFen: row.AmountFen}
-		switch balance {
-		case row.BalanceFen - row.AmountFen:
+		ch := mifare.Change{Old: row.BalanceFen, New: row.BalanceFen - row.AmountFen, Seq: byte(row.Counter)}
+		happened, err := ch.Happened(st)
+		switch {
+		case err != nil:
+			p.finish(ctx, row.ID, offline.StateUnknown, "", "left to the host: "+err.Error())
+			continue
+		case happened:
 			if err := p.storeDone(ctx, nil, row, "recovered: the wallet holds the balance after the purchase"); err != nil {
-				return rep, err
+				return err
 			}
 			rec.Applied = true
-		case row.BalanceFen:
-			if err := p.Store.Finish(ctx, row.ID, offline.StateFailed, "", "recovered: the wallet holds the balance before the purchase"); err != nil {
-				return rep, err
-			}
 		default:
-			p.finish(ctx, row.ID, offline.StateUnknown, "", fmt.Sprintf("wallet holds %d fen, journal %d before and %d after: left to the host",
-				balance, row.BalanceFen, row.BalanceFen-row.AmountFen))
-			continue
+			if err := p.Store.Finish(ctx, row.ID, offline.StateFailed, "", "recovered: the wallet holds the balance before the purchase"); err != nil {
+				return err
+			}
 		}
 		rep.Recovered = append(rep.Recovered, rec)
+	}
+	return nil
+}
+
+// ChargeM1 is Charge for the M1 wallet ReadM1 read: rep is ReadM1's
+// report, its Balance updated by any load since. It debits the armed sale.
+// There is no PSAM, no PIN and no card log: the daily limit counts this
+// terminal's journal, and a sale over it is refused. A card on the deny
+// list is refused.
+func (p *Purchaser) ChargeM1(ctx context.Context, t apdu.Transmitter, rep PurchaseReport) (PurchaseReport, error) {
+	card, balance := rep.Card, rep.Balance
+	if denied, reason, err := p.Store.Denied(ctx, card); err != nil {
+		return rep, err
+	} else if denied {
+		return rep, fmt.Errorf("%w (%s)", ErrCardDenied, reason)
 	}
 	sale, inDoubt, err := p.Till.take(card)
 	if err != nil || sale.ID == "" {
@@ -554,8 +579,10 @@ func (p *Purchaser) ChargeM1(ctx context.Context, t apdu.Transmitter) (PurchaseR
 	change, err := p.Wallet.Decrement(t, sale.AmountFen, func(c mifare.Change) error {
 		// Rule 2: on disk before the first block write.
 		var err error
+		// Counter holds the wallet's sequence before the debit, which
+		// settles it if the answer is lost (settleM1).
 		row, err = p.Store.Begin(ctx, offline.Row{Kind: offline.KindPurchase, State: offline.StateIntent, Card: card, Purse: PurseM1,
-			BalanceFen: c.Old, AmountFen: sale.AmountFen, Time: when.Format(hostapi.TimeLayout)})
+			Counter: uint16(c.Seq), BalanceFen: c.Old, AmountFen: sale.AmountFen, Time: when.Format(hostapi.TimeLayout)})
 		return err
 	})
 	switch {
@@ -591,22 +618,22 @@ func (p *Purchaser) ChargeM1(ctx context.Context, t apdu.Transmitter) (PurchaseR
 // readM1 reads the wallet. Keys kept in the reader (non-volatile slots) are
 // written there once, not on every tap (that memory wears), and again when
 // authentication fails: a reader swapped for a new one has none.
-func (p *Purchaser) readM1(t apdu.Transmitter) (int64, mifare.Repair, error) {
+func (p *Purchaser) readM1(t apdu.Transmitter) (mifare.State, error) {
 	if !p.Wallet.Slots.Preloaded {
-		return p.Wallet.Read(t)
+		return p.Wallet.ReadState(t)
 	}
 	if !p.m1KeysLoaded {
 		if err := p.Wallet.LoadKeys(t); err != nil {
-			return 0, mifare.RepairNone, err
+			return mifare.State{}, err
 		}
 		p.m1KeysLoaded = true
 	}
-	b, r, err := p.Wallet.Read(t)
+	st, err := p.Wallet.ReadState(t)
 	if errors.Is(err, mifare.ErrAuth) {
 		if err := p.Wallet.LoadKeys(t); err != nil {
-			return 0, mifare.RepairNone, err
+			return mifare.State{}, err
 		}
-		return p.Wallet.Read(t)
+		return p.Wallet.ReadState(t)
 	}
-	return b, r, err
+	return st, err
 }

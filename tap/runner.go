@@ -281,8 +281,18 @@ func (r *Runner) tap(ctx context.Context, d *reader.Dialer, ev reader.Event) Res
 			res.Load, res.Err = &rep, err
 		}
 		if res.Err != nil && res.Read == nil && r.Door == nil && r.Purchaser != nil && r.Purchaser.Wallet != nil && uidFallback(res.Err) {
-			// Not an e-purse card: an M1 wallet, perhaps.
-			rep, err := r.Purchaser.ChargeM1(ctx, t)
+			// Not an e-purse card: an M1 wallet, perhaps. Its unfinished
+			// purchases are settled from the balance before a load moves
+			// it; then top-ups, then the sale, as for the e-purse.
+			rep, st, err := r.Purchaser.ReadM1(ctx, t)
+			if err == nil && r.Loader != nil {
+				lrep, lerr := r.Loader.ApplyM1(ctx, t, r.Purchaser.Wallet, rep.Card, st)
+				res.Load, err = &lrep, lerr
+				rep.Balance = lrep.Balance
+			}
+			if err == nil {
+				rep, err = r.Purchaser.ChargeM1(ctx, t, rep)
+			}
 			res.Purchase, res.Err = &rep, err
 		}
 		if res.Read != nil && r.Purchaser != nil {

@@ -15,6 +15,7 @@ import (
 
 	"github.com/cardd/cardd/apdu/epurse"
 	"github.com/cardd/cardd/host"
+	"github.com/cardd/cardd/hostapi"
 	"github.com/cardd/cardd/money"
 	"github.com/cardd/cardd/redact"
 )
@@ -151,7 +152,7 @@ func dash(s string) string {
 
 func cmdCardIssue(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs, dir := newFlags("card issue", stdout)
-	number := fs.String("number", "", "card number, 16 digits (required)")
+	number := fs.String("number", "", "card number, 16 digits, or uid: and an M1 wallet's UID (required)")
 	holder := fs.String("holder", "", "cardholder name (stored as GBK on the card); empty for an anonymous card")
 	balance := fs.String("balance", "0.00", "EP balance at issue, in yuan, like 100.00")
 	start := fs.String("start", "", "first valid day, YYYY-MM-DD (default a year ago, so a --history lies within it)")
@@ -226,26 +227,60 @@ func cmdCardIssue(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	return nil
 }
 
-// parseCard checks a --card flag.
-func parseCard(flag, number string) error {
-	if err := required(flag, number); err != nil {
+// parseCard checks a --card flag: a card number of 16 digits, or "uid:"
+// and a card's UID in hex (an M1 wallet, a door card), which it upper-cases.
+func parseCard(flag string, id *string) error {
+	if err := required(flag, *id); err != nil {
 		return err
 	}
-	if err := host.CheckCardNumber(number); err != nil {
-		return usagef("--%s = %q: want 16 digits", flag, number)
+	if rest, ok := strings.CutPrefix(*id, hostapi.UIDCardPrefix); ok {
+		*id = hostapi.UIDCardPrefix + strings.ToUpper(rest)
 	}
+	if err := hostapi.CheckCardID(*id); err != nil {
+		return usagef("--%s = %q: want 16 digits, or uid: and a UID of 4, 7 or 10 bytes in hex", flag, *id)
+	}
+	return nil
+}
+
+func cmdCardM1(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs, dir := newFlags("card m1", stdout)
+	uid := fs.String("uid", "", "the wallet card's UID in hex, 4, 7 or 10 bytes, as 'cardsim m1 new' prints it (required)")
+	holder := fs.String("holder", "", "cardholder name; empty for an anonymous card")
+	if err := parse(fs, args, dir); err != nil {
+		return err
+	}
+	if err := required("uid", *uid); err != nil {
+		return err
+	}
+	id := hostapi.UIDCardPrefix + strings.ToUpper(*uid)
+	if err := hostapi.CheckCardID(id); err != nil {
+		return usagef("--uid = %q: want 4, 7 or 10 bytes in hex", *uid)
+	}
+	st, err := openStore(*dir)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	c, err := st.RegisterM1(ctx, *uid, *holder, operator(), time.Now())
+	if errors.Is(err, host.ErrExists) {
+		return usagef("--uid = %q: registered already", *uid)
+	}
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "registered M1 wallet %s: holder %q; add credits for it with --card %s\n", c.Number, *holder, c.Number)
 	return nil
 }
 
 func cmdCreditAdd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs, dir := newFlags("credit add", stdout)
-	number := fs.String("card", "", "card number, 16 digits (required)")
+	number := fs.String("card", "", "card number, 16 digits, or uid: and an M1 wallet's UID (required)")
 	amount := fs.String("amount", "", "amount in yuan, like 50.00 (required)")
 	note := fs.String("note", "", "where the money came from: wechat, alipay, subsidy, …")
 	if err := parse(fs, args, dir); err != nil {
 		return err
 	}
-	if err := parseCard("card", *number); err != nil {
+	if err := parseCard("card", number); err != nil {
 		return err
 	}
 	if err := required("amount", *amount); err != nil {
@@ -262,7 +297,7 @@ func cmdCreditAdd(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	defer st.Close()
 	c, err := st.AddCredit(ctx, *number, fen, *note, operator(), time.Now())
 	if errors.Is(err, host.ErrNotFound) {
-		return fmt.Errorf("--card = %q: no such card: issue it first with 'cardhost card issue'", *number)
+		return fmt.Errorf("--card = %q: no such card: issue it first with 'cardhost card issue' (an M1 wallet: 'cardhost card m1')", *number)
 	}
 	if err != nil {
 		return err
@@ -279,7 +314,7 @@ func cmdCreditList(ctx context.Context, args []string, stdout, stderr io.Writer)
 		return err
 	}
 	if *number != "" {
-		if err := parseCard("card", *number); err != nil {
+		if err := parseCard("card", number); err != nil {
 			return err
 		}
 	}
@@ -327,14 +362,42 @@ func cmdCreditCancel(ctx context.Context, args []string, stdout, stderr io.Write
 	return nil
 }
 
+func cmdCreditSettleM1(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs, dir := newFlags("credit settle-m1", stdout)
+	id := fs.String("id", "", "the credit whose M1 load no terminal can settle (required)")
+	applied := fs.String("applied", "", "yes: the wallet got it (the credit is consumed); no: it did not (the credit is pending again) (required)")
+	if err := parse(fs, args, dir); err != nil {
+		return err
+	}
+	if err := required("id", *id); err != nil {
+		return err
+	}
+	if *applied != "yes" && *applied != "no" {
+		return usagef("--applied = %q: want yes or no", *applied)
+	}
+	st, err := openStore(*dir)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	if err := st.SettleM1(ctx, *id, *applied == "yes", operator(), time.Now()); err != nil {
+		if errors.Is(err, host.ErrNotFound) {
+			return fmt.Errorf("--id = %q: %v", *id, err)
+		}
+		return err
+	}
+	fmt.Fprintf(stdout, "credit %s settled: applied %s\n", *id, *applied)
+	return nil
+}
+
 func cmdDenyAdd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs, dir := newFlags("deny add", stdout)
-	number := fs.String("card", "", "card number, 16 digits (required)")
+	number := fs.String("card", "", "card number, 16 digits, or uid: and an M1 wallet's UID (required)")
 	reason := fs.String("reason", "lost", "why: lost, stolen, …")
 	if err := parse(fs, args, dir); err != nil {
 		return err
 	}
-	if err := parseCard("card", *number); err != nil {
+	if err := parseCard("card", number); err != nil {
 		return err
 	}
 	st, err := openStore(*dir)
@@ -356,11 +419,11 @@ func cmdDenyAdd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 
 func cmdDenyRemove(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs, dir := newFlags("deny remove", stdout)
-	number := fs.String("card", "", "card number, 16 digits (required)")
+	number := fs.String("card", "", "card number, 16 digits, or uid: and an M1 wallet's UID (required)")
 	if err := parse(fs, args, dir); err != nil {
 		return err
 	}
-	if err := parseCard("card", *number); err != nil {
+	if err := parseCard("card", number); err != nil {
 		return err
 	}
 	st, err := openStore(*dir)
@@ -380,12 +443,12 @@ func cmdDenyRemove(ctx context.Context, args []string, stdout, stderr io.Writer)
 
 func cmdLedger(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs, dir := newFlags("ledger", stdout)
-	number := fs.String("card", "", "card number, 16 digits (required)")
+	number := fs.String("card", "", "card number, 16 digits, or uid: and an M1 wallet's UID (required)")
 	asJSON := fs.Bool("json", false, "print JSON instead of a table")
 	if err := parse(fs, args, dir); err != nil {
 		return err
 	}
-	if err := parseCard("card", *number); err != nil {
+	if err := parseCard("card", number); err != nil {
 		return err
 	}
 	st, err := openStore(*dir)

@@ -6,9 +6,11 @@
 //	cardhost terminal add --dir D --id 000000000001 --secret-out FILE
 //	cardhost terminal list --dir D
 //	cardhost card issue --dir D --number N --holder NAME --balance 100.00 [--start YYYY-MM-DD --expiry YYYY-MM-DD] --out card.json
+//	cardhost card m1 --dir D --uid 04A1B2C3 [--holder NAME]
 //	cardhost credit add --dir D --card N --amount 50.00 [--note wechat]
 //	cardhost credit list --dir D [--card N]
 //	cardhost credit cancel --dir D --id CREDIT
+//	cardhost credit settle-m1 --dir D --id CREDIT --applied yes|no
 //	cardhost deny add --dir D --card N [--reason lost]
 //	cardhost deny remove --dir D --card N
 //	cardhost access set --dir D --file list.json
@@ -45,10 +47,12 @@ commands:
   terminal add --dir D --id ID --secret-out F    register a terminal; its secret goes to F (mode 0600)
   terminal list --dir D                          registered terminals and their last heartbeat
   card issue --dir D --number N --out F [flags]  issue a card: its file (for cardsim) and its registration
+  card m1 --dir D --uid U [--holder H]           register an M1 wallet card by its UID: its id is uid:U
   credit add --dir D --card N --amount A         record money paid for a card; prints the credit id
   credit list --dir D [--card N]                 credits and their state
   credit cancel --dir D --id C                   withdraw a pending credit
-  deny add|remove --dir D --card N [--reason R]  put a card on the deny list, or lift it
+  credit settle-m1 --dir D --id C --applied yes|no  settle an M1 load no terminal can tell
+  deny add|remove --dir D --card N [--reason R]  put a card (number or uid:UID) on the deny list, or lift it
   access set --dir D --file F                    set the door access list (JSON) door terminals pull
   access show --dir D                            print it with its version
   ledger --dir D --card N [--json]               a card's credits and their fate
@@ -76,19 +80,21 @@ func Main(args []string, stdout, stderr io.Writer) int {
 
 // commands maps "word" or "word subword" to its function.
 var commands = map[string]func(ctx context.Context, args []string, stdout, stderr io.Writer) error{
-	"init":          cmdInit,
-	"terminal add":  cmdTerminalAdd,
-	"terminal list": cmdTerminalList,
-	"card issue":    cmdCardIssue,
-	"credit add":    cmdCreditAdd,
-	"credit list":   cmdCreditList,
-	"credit cancel": cmdCreditCancel,
-	"deny add":      cmdDenyAdd,
-	"access set":    cmdAccessSet,
-	"access show":   cmdAccessShow,
-	"deny remove":   cmdDenyRemove,
-	"ledger":        cmdLedger,
-	"serve":         cmdServe,
+	"init":             cmdInit,
+	"terminal add":     cmdTerminalAdd,
+	"terminal list":    cmdTerminalList,
+	"card issue":       cmdCardIssue,
+	"card m1":          cmdCardM1,
+	"credit add":       cmdCreditAdd,
+	"credit list":      cmdCreditList,
+	"credit cancel":    cmdCreditCancel,
+	"credit settle-m1": cmdCreditSettleM1,
+	"deny add":         cmdDenyAdd,
+	"access set":       cmdAccessSet,
+	"access show":      cmdAccessShow,
+	"deny remove":      cmdDenyRemove,
+	"ledger":           cmdLedger,
+	"serve":            cmdServe,
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {

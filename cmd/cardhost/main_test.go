@@ -240,3 +240,29 @@ func TestServe(t *testing.T) {
 		t.Fatal("serve did not stop")
 	}
 }
+
+func TestM1WalletCommands(t *testing.T) {
+	dir, _, _ := setup(t)
+	out, _ := wantCode(t, 0, "card", "m1", "--dir", dir, "--uid", "04a1b2c3", "--holder", "李四")
+	if !strings.Contains(out, "uid:04A1B2C3") {
+		t.Fatalf("card m1 printed %q: want the card id uid:04A1B2C3", out)
+	}
+	wantCode(t, 2, "card", "m1", "--dir", dir, "--uid", "04A1B2C3") // registered already
+	wantCode(t, 2, "card", "m1", "--dir", dir, "--uid", "04A1B2")   // 3 bytes
+	id, _ := wantCode(t, 0, "credit", "add", "--dir", dir, "--card", "uid:04a1b2c3", "--amount", "20.00")
+	list, _ := wantCode(t, 0, "credit", "list", "--dir", dir, "--card", "uid:04A1B2C3")
+	if !strings.Contains(list, strings.TrimSpace(id)) || !strings.Contains(list, "20.00") {
+		t.Fatalf("credit list:\n%s\nwant credit %s", list, id)
+	}
+	wantCode(t, 1, "credit", "add", "--dir", dir, "--card", "uid:0A0B0C0D", "--amount", "1.00") // not registered
+	wantCode(t, 2, "credit", "settle-m1", "--dir", dir, "--id", strings.TrimSpace(id), "--applied", "maybe")
+	if _, errOut := wantCode(t, 1, "credit", "settle-m1", "--dir", dir, "--id", strings.TrimSpace(id), "--applied", "no"); !strings.Contains(errOut, "no open M1 authorization") {
+		t.Fatalf("settle-m1 with nothing open: %s", errOut)
+	}
+	wantCode(t, 2, "deny", "add", "--dir", dir, "--card", "uid:XYZ")
+	out, _ = wantCode(t, 0, "deny", "add", "--dir", dir, "--card", "uid:0a0b0c0d", "--reason", "lost")
+	if !strings.Contains(out, "uid:0A0B0C0D denied") {
+		t.Fatalf("deny add printed %q", out)
+	}
+	wantCode(t, 0, "deny", "remove", "--dir", dir, "--card", "uid:0A0B0C0D")
+}
