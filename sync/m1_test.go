@@ -442,6 +442,9 @@ func TestM1CompletionOn500(t *testing.T) {
 		PullEvery: fast, UploadEvery: fast, HeartbeatEvery: fast, MaxBackoff: fast}
 	s.Start(context.Background())
 	defer s.Stop()
+	// The journal still goes up meanwhile: one completion the host cannot
+	// take holds nothing else back.
+	waitFor(t, "the journal uploaded", func() bool { return w.tm.queueDepth(t) == 0 })
 	time.Sleep(200 * time.Millisecond) // several rounds of 500
 	if owed, _ := w.tm.store.CompletionsOwed(context.Background(), 10); len(owed) != 1 {
 		t.Fatalf("%d completions owed after the host's 500s, want 1", len(owed))

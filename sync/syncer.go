@@ -215,6 +215,10 @@ func (s *Syncer) uploadOnce(ctx context.Context) (bool, error) {
 	if err != nil {
 		return false, err
 	}
+	// A completion the host could not take now (5xx, 401, 429) stays owed
+	// and is retried after the backoff; it does not hold back the others
+	// or the journal.
+	var later error
 	for _, row := range owed {
 		req, err := CompletionRequest(row)
 		if err != nil {
@@ -234,6 +238,9 @@ func (s *Syncer) uploadOnce(ctx context.Context) (bool, error) {
 			// a 401 from a skewed clock or a 429 is the host's trouble
 			// or the link's, not an answer: the completion stays owed.)
 			s.logger().Error("host refused a load completion", "journal", row.ID, "credit", row.CreditID, "err", err)
+		case errors.As(err, &he):
+			later = err
+			continue
 		default:
 			return false, err
 		}
@@ -243,7 +250,7 @@ func (s *Syncer) uploadOnce(ctx context.Context) (bool, error) {
 	}
 	rows, err := s.Store.Unacked(ctx, batch)
 	if err != nil || len(rows) == 0 {
-		return false, err
+		return false, errors.Join(err, later)
 	}
 	up := make([]hostapi.JournalRow, len(rows))
 	for i, r := range rows {
@@ -256,7 +263,7 @@ func (s *Syncer) uploadOnce(ctx context.Context) (bool, error) {
 	if err := s.Store.Ack(ctx, acked); err != nil {
 		return false, err
 	}
-	return len(rows) == batch, nil
+	return len(rows) == batch && later == nil, later
 }
 
 func (s *Syncer) heartbeatOnce(ctx context.Context) (bool, error) {

@@ -41,16 +41,13 @@ import (
 // been read in this session (its keys are loaded).
 func (l *Loader) ApplyM1(ctx context.Context, t apdu.Transmitter, w *mifare.Wallet, card string, st mifare.State) (LoadReport, error) {
 	rep := LoadReport{Balance: st.Balance}
-	if err := l.recoverM1(ctx, card, st, &rep); err != nil {
-		return rep, err
-	}
 	if denied, reason, err := l.Store.Denied(ctx, card); err != nil {
 		return rep, err
 	} else if denied {
-		return rep, fmt.Errorf("%w (%s)", ErrCardDenied, reason)
+		return rep, errors.Join(l.recoverM1(ctx, card, st, &rep, nil), fmt.Errorf("%w (%s)", ErrCardDenied, reason))
 	}
 	if l.Host == nil {
-		return rep, nil
+		return rep, l.recoverM1(ctx, card, st, &rep, nil)
 	}
 	// What this terminal owes the host about the wallet goes first: an
 	// unreported completion keeps the wallet's load open there.
@@ -64,6 +61,23 @@ func (l *Loader) ApplyM1(ctx context.Context, t apdu.Transmitter, w *mifare.Wall
 	hctx, cancel := l.hostCtx(ctx)
 	resp, err := l.Host.CardCredits(hctx, card)
 	cancel()
+	if err == nil {
+		// Judge from the wallet only the row the host still holds open:
+		// one it closed (another terminal judged it, or an operator) may
+		// have been followed by a load from the same state.
+		keep := func(r offline.Row) bool { return resp.M1Open != nil && resp.M1Open.Ref == r.MAC2 }
+		n := len(rep.Recovered)
+		if err := l.recoverM1(ctx, card, st, &rep, keep); err != nil {
+			return rep, err
+		}
+		if len(rep.Recovered) > n {
+			hctx, cancel := l.hostCtx(ctx)
+			resp, err = l.Host.CardCredits(hctx, card)
+			cancel()
+		}
+	} else if rerr := l.recoverM1(ctx, card, st, &rep, nil); rerr != nil {
+		return rep, rerr
+	}
 	switch {
 	case err == nil:
 	case errors.Is(err, hostsync.ErrUnreachable):
@@ -90,7 +104,7 @@ func (l *Loader) ApplyM1(ctx context.Context, t apdu.Transmitter, w *mifare.Wall
 }
 
 // recoverM1 is rule 1 of ApplyM1.
-func (l *Loader) recoverM1(ctx context.Context, card string, st mifare.State, rep *LoadReport) error {
+func (l *Loader) recoverM1(ctx context.Context, card string, st mifare.State, rep *LoadReport, judge func(offline.Row) bool) error {
 	rows, err := l.Store.Unresolved(ctx, card)
 	if err != nil {
 		return err
@@ -98,6 +112,12 @@ func (l *Loader) recoverM1(ctx context.Context, card string, st mifare.State, re
 	for _, row := range rows {
 		if row.Kind != offline.KindLoad || row.Purse != hostapi.PurseM1 {
 			continue
+		}
+		if judge != nil && !judge(row) {
+			if row.State == offline.StateIntent {
+				l.finish(ctx, row.ID, offline.StateUnknown, "", "the host holds no open load of it")
+			}
+			continue // closeSettledM1
 		}
 		rec := Recovery{JournalID: row.ID, CreditID: row.CreditID, AmountFen: row.AmountFen}
 		ch := mifare.Change{Old: row.BalanceFen, New: row.BalanceFen + row.AmountFen, Seq: byte(row.Counter)}
@@ -141,7 +161,7 @@ func (l *Loader) settleOpenM1(ctx context.Context, card string, st mifare.State,
 		return open, err
 	}
 	for _, r := range rows {
-		if r.MAC2 == open.Ref && r.Card == card {
+		if r.MAC2 == open.Ref && r.Card == card && !r.CompletionReported {
 			return open, nil // this terminal's: its journal settles it (rule 1)
 		}
 	}
