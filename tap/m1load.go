@@ -26,8 +26,12 @@ import (
 //     state (mifare.Change.Happened): the balance after it at the next
 //     sequence means it happened, the balance before at the same sequence
 //     means it did not; anything else (the wallet changed elsewhere since)
-//     is left unknown;
-//  2. the wallet's open load at the host, when another terminal left it,
+//     is left unknown. When the host answers, only the load it still holds
+//     open is judged: one it closed (another terminal judged it, or an
+//     operator) may have been followed by a load from the same state, and
+//     is only marked settled (closeSettledM1);
+//  2. the wallet's open load at the host, when this terminal's journal
+//     does not settle it (another terminal's, or its own answered late),
 //     is settled the same way and reported under its Ref;
 //  3. a denied card gets nothing;
 //  4. a credit is not asked for again while a load of it here is unsettled
