@@ -52,6 +52,7 @@ const usage = `usage:
                                        create a PSAM file with the issuer's purchase key
   cardsim psam --file FILE [--slot 1]  insert the PSAM into a vpcd slot and hold it
   cardsim printer [flags]              run a virtual ESC/POS receipt printer on a pty
+  cardsim relay [--link PATH]          run a virtual door relay board on a pty, printing what it gets
 
 Run 'cardsim <command> --help' for the flags.
 `
@@ -84,6 +85,8 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		err = cmdPSAMInsert(ctx, args[1:], stdout, stderr)
 	case len(args) >= 1 && args[0] == "printer":
 		err = cmdPrinter(ctx, args[1:], stdout, stderr)
+	case len(args) >= 1 && args[0] == "relay":
+		err = cmdRelay(ctx, args[1:], stdout)
 	case len(args) >= 1 && (args[0] == "-h" || args[0] == "--help" || args[0] == "help"):
 		fmt.Fprint(stdout, usage)
 		return 0

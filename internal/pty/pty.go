@@ -94,3 +94,23 @@ func setRaw(fd int) error {
 	}
 	return nil
 }
+
+// Link points link at target (a pty's slave side, the port a daemon is
+// configured with), replacing a symbolic link already there, so a
+// simulator restarted on a new pty keeps the configured name. Anything
+// else at link is refused, never replaced.
+func Link(target, link string) error {
+	if fi, err := os.Lstat(link); err == nil && fi.Mode()&os.ModeSymlink == 0 {
+		return fmt.Errorf("pty: %s exists and is not a symbolic link; not replacing it", link)
+	}
+	tmp := fmt.Sprintf("%s.%d.tmp", link, os.Getpid())
+	os.Remove(tmp)
+	if err := os.Symlink(target, tmp); err != nil {
+		return fmt.Errorf("pty: link: %w", err)
+	}
+	if err := os.Rename(tmp, link); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("pty: link: %w", err)
+	}
+	return nil
+}

@@ -323,7 +323,7 @@ func Open(opt Options) (*Printer, error) {
 		p.bps = 1
 	}
 	if opt.Link != "" {
-		if err := makeLink(path, opt.Link); err != nil {
+		if err := pty.Link(path, opt.Link); err != nil {
 			master.Close()
 			slave.Close()
 			return nil, err
@@ -334,23 +334,6 @@ func Open(opt Options) (*Printer, error) {
 		"silent", opt.Silent, "always_offline", opt.AlwaysOffline, "baud", opt.BaudDelay)
 	go p.serve()
 	return p, nil
-}
-
-// makeLink points link at target, replacing a symbolic link already there.
-func makeLink(target, link string) error {
-	if fi, err := os.Lstat(link); err == nil && fi.Mode()&os.ModeSymlink == 0 {
-		return fmt.Errorf("printer/sim: %s exists and is not a symbolic link; not replacing it", link)
-	}
-	tmp := fmt.Sprintf("%s.%d.tmp", link, os.Getpid())
-	os.Remove(tmp)
-	if err := os.Symlink(target, tmp); err != nil {
-		return fmt.Errorf("printer/sim: link: %w", err)
-	}
-	if err := os.Rename(tmp, link); err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("printer/sim: link: %w", err)
-	}
-	return nil
 }
 
 var receiptName = regexp.MustCompile(`^receipt-(\d+)\.txt$`)
