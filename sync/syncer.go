@@ -176,6 +176,11 @@ func (s *Syncer) pullOnce(ctx context.Context) (bool, error) {
 	if err := s.Store.ApplyPull(ctx, put, drop, deny, r.NextCursor); err != nil {
 		return false, err
 	}
+	if len(deny) > 0 {
+		// A lost card is refused from here on, offline too: worth a line
+		// for the operator who just reported it.
+		s.logger().Info("deny list updated", "changes", len(deny))
+	}
 	return r.More, nil
 }
 
