@@ -473,8 +473,13 @@ func cmdLedger(ctx context.Context, args []string, stdout, stderr io.Writer) err
 // credit with its events indented under it, and the sums.
 func printLedger(w io.Writer, l host.CardLedger) error {
 	c := l.Card
-	fmt.Fprintf(w, "card %s  holder %s  issued %s  initial balance %s  valid %s to %s\n",
-		c.Number, dash(c.Holder), c.Issued, money.Format(c.InitialBalanceFen), c.StartDate, c.ExpiryDate)
+	if c.Kind == host.CardM1 {
+		// Its balance lives on the wallet only; it has no validity dates.
+		fmt.Fprintf(w, "M1 wallet %s  holder %s  registered %s\n", c.Number, dash(c.Holder), c.Issued)
+	} else {
+		fmt.Fprintf(w, "card %s  holder %s  issued %s  initial balance %s  valid %s to %s\n",
+			c.Number, dash(c.Holder), c.Issued, money.Format(c.InitialBalanceFen), c.StartDate, c.ExpiryDate)
+	}
 	if l.Denied {
 		fmt.Fprintf(w, "DENIED: %s\n", l.DenyReason)
 	}

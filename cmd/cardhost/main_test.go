@@ -265,4 +265,7 @@ func TestM1WalletCommands(t *testing.T) {
 		t.Fatalf("deny add printed %q", out)
 	}
 	wantCode(t, 0, "deny", "remove", "--dir", dir, "--card", "uid:0A0B0C0D")
+	if out, _ := wantCode(t, 0, "ledger", "--dir", dir, "--card", "uid:04A1B2C3"); !strings.HasPrefix(out, "M1 wallet uid:04A1B2C3  holder 李四") {
+		t.Fatalf("ledger of an M1 wallet:\n%s", out)
+	}
 }
