@@ -1,20 +1,12 @@
 package epurse
 
 import (
-	"encoding/hex"
-	"strings"
+	"github.com/cardd/cardd/internal/apdutest"
 	"testing"
 )
 
-// unhex decodes hex written with spaces for readability, as the spec does.
-func unhex(t testing.TB, s string) []byte {
-	t.Helper()
-	b, err := hex.DecodeString(strings.ReplaceAll(s, " ", ""))
-	if err != nil {
-		t.Fatalf("bad hex %q in test: %v", s, err)
-	}
-	return b
-}
+// unhex is apdutest.Unhex: hex with spaces, as the spec writes it.
+func unhex(t testing.TB, s string) []byte { return apdutest.Unhex(t, s) }
 
 func key16(t testing.TB, s string) Key16 {
 	var k Key16

@@ -9,40 +9,13 @@ import (
 	"time"
 
 	"github.com/cardd/cardd/apdu"
+	"github.com/cardd/cardd/internal/apdutest"
 )
 
-// script is a card that expects exact command APDUs, byte for byte, and
-// gives canned answers: the spec's APDUs are checked here, not just that the
-// simulated card agrees with the terminal.
-type script struct {
-	t     *testing.T
-	steps []step
-	n     int
-}
+// step and newScript are apdutest's scripted card.
+type step = apdutest.Step
 
-type step struct{ cmd, resp string }
-
-func newScript(t *testing.T, steps ...step) *script { return &script{t: t, steps: steps} }
-
-func (s *script) Transmit(cmd []byte) ([]byte, error) {
-	s.t.Helper()
-	if s.n >= len(s.steps) {
-		s.t.Fatalf("unexpected command %X after the script's end", cmd)
-	}
-	st := s.steps[s.n]
-	s.n++
-	if want := unhex(s.t, st.cmd); !bytes.Equal(cmd, want) {
-		s.t.Fatalf("command %d = %X, want %X", s.n, cmd, want)
-	}
-	return unhex(s.t, st.resp), nil
-}
-
-func (s *script) done() {
-	s.t.Helper()
-	if s.n != len(s.steps) {
-		s.t.Errorf("script: %d of %d commands sent", s.n, len(s.steps))
-	}
-}
+func newScript(t *testing.T, steps ...step) *apdutest.Script { return apdutest.NewScript(t, steps...) }
 
 func fciHex(t *testing.T, aid []byte) string {
 	info := unhex(t, ef15)
@@ -61,7 +34,7 @@ func TestSelectDefaultAIDs(t *testing.T) {
 	if err != nil || !bytes.Equal(f.AID, AIDTUnion) || f.Info == nil || f.Info.CardNumber != "3101234567890001" {
 		t.Errorf("Select = %+v, %v", f, err)
 	}
-	s.done()
+	s.Done()
 }
 
 func TestSelectFallsBackToFileID(t *testing.T) {
@@ -74,7 +47,7 @@ func TestSelectFallsBackToFileID(t *testing.T) {
 	if err != nil || f.Info != nil || f.AID != nil {
 		t.Errorf("Select = %+v, %v; want an empty FCI", f, err)
 	}
-	s.done()
+	s.Done()
 
 	s = newScript(t,
 		step{"00A4040005A000000001 00", "6A82"},
@@ -83,7 +56,7 @@ func TestSelectFallsBackToFileID(t *testing.T) {
 	if _, err := Select(s, unhex(t, "A000000001")); !errors.Is(err, apdu.ErrFileNotFound) {
 		t.Errorf("no application: err = %v, want ErrFileNotFound", err)
 	}
-	s.done()
+	s.Done()
 }
 
 func TestSelectBlocked(t *testing.T) {
@@ -98,7 +71,7 @@ func TestSelectBlocked(t *testing.T) {
 	if f.Info == nil || f.Info.CardNumber != "3101234567890001" {
 		t.Errorf("the FCI that came with 6283 was dropped: %+v", f)
 	}
-	s.done()
+	s.Done()
 }
 
 func TestSelectOtherErrorStops(t *testing.T) {
@@ -106,7 +79,7 @@ func TestSelectOtherErrorStops(t *testing.T) {
 	if _, err := Select(s); !errors.Is(err, apdu.ErrCLANotSupported) {
 		t.Errorf("err = %v", err)
 	}
-	s.done()
+	s.Done()
 }
 
 func TestGetBalanceAPDU(t *testing.T) {
@@ -131,7 +104,7 @@ func TestGetBalanceAPDU(t *testing.T) {
 	if _, err := GetBalance(s, 3); !errors.Is(err, ErrBadArgument) {
 		t.Errorf("purse 3: err = %v", err)
 	}
-	s.done()
+	s.Done()
 }
 
 func TestReadFilesAPDU(t *testing.T) {
@@ -153,7 +126,7 @@ func TestReadFilesAPDU(t *testing.T) {
 	if _, err := ReadIssuerInfo(s); !errors.Is(err, apdu.ErrMalformed) {
 		t.Errorf("short EF 0x15: err = %v", err)
 	}
-	s.done()
+	s.Done()
 }
 
 func TestReadLogAPDU(t *testing.T) {
@@ -167,7 +140,7 @@ func TestReadLogAPDU(t *testing.T) {
 	if err != nil || len(recs) != 2 || recs[0].Counter != 7 || recs[1].Type != TxEPLoad {
 		t.Errorf("ReadLog = %+v, %v", recs, err)
 	}
-	s.done()
+	s.Done()
 
 	// A card that answers unused slots with zeros.
 	s = newScript(t,
@@ -177,21 +150,21 @@ func TestReadLogAPDU(t *testing.T) {
 	if recs, err := ReadLog(s, 0x1A, 5); err != nil || len(recs) != 1 {
 		t.Errorf("zero-filled end: %+v, %v", recs, err)
 	}
-	s.done()
+	s.Done()
 
 	// Only max records are asked for.
 	s = newScript(t, step{"00B201C417", logRec + "9000"})
 	if recs, err := ReadLog(s, 0x18, 1); err != nil || len(recs) != 1 {
 		t.Errorf("max 1: %+v, %v", recs, err)
 	}
-	s.done()
+	s.Done()
 
 	// Reading on from record 2, up to record 3.
 	s = newScript(t, step{"00B202C417", rec2 + "9000"}, step{"00B203C417", "6A83"})
 	if recs, err := ReadLogFrom(s, 0x18, 2, 3); err != nil || len(recs) != 1 || recs[0].Counter != 6 {
 		t.Errorf("from 2: %+v, %v", recs, err)
 	}
-	s.done()
+	s.Done()
 	for _, first := range []int{0, 4} {
 		if _, err := ReadLogFrom(newScript(t), 0x18, first, 3); !errors.Is(err, ErrBadArgument) {
 			t.Errorf("first %d of 3: err = %v", first, err)
@@ -202,13 +175,13 @@ func TestReadLogAPDU(t *testing.T) {
 	if _, err := ReadLog(s, 0x18, 3); !errors.Is(err, apdu.ErrFileNotFound) {
 		t.Errorf("no log file: err = %v", err)
 	}
-	s.done()
+	s.Done()
 
 	s = newScript(t, step{"00B201C417", logRec + "9000"}, step{"00B202C417", "00 9000"})
 	if recs, err := ReadLog(s, 0x18, 3); !errors.Is(err, apdu.ErrMalformed) || len(recs) != 1 {
 		t.Errorf("short record: %d records, err = %v", len(recs), err)
 	}
-	s.done()
+	s.Done()
 
 	for _, c := range []struct {
 		sfi byte
@@ -245,7 +218,7 @@ func TestVerifyPINAPDU(t *testing.T) {
 			t.Errorf("VerifyPIN(%q) err = %v", bad, err)
 		}
 	}
-	s.done()
+	s.Done()
 }
 
 func TestLoadAPDUs(t *testing.T) {
@@ -270,7 +243,7 @@ func TestLoadAPDUs(t *testing.T) {
 	if _, err := CreditLoad(s, when, b4(t, "3A845BF0")); !errors.Is(err, apdu.ErrMalformed) {
 		t.Errorf("short TAC: err = %v", err)
 	}
-	s.done()
+	s.Done()
 
 	for _, amount := range []int64{-1, MaxAmount + 1} {
 		if _, err := InitLoad(newScript(t), PurseEP, 1, amount, [6]byte{}); !errors.Is(err, ErrBadAmount) {
@@ -305,7 +278,7 @@ func TestPurchaseAPDUs(t *testing.T) {
 	if _, err := InitPurchase(s, PurseEP, 1, 0x1000, b6(t, "001122334455")); !errors.Is(err, apdu.ErrMalformed) {
 		t.Errorf("short answer: err = %v", err)
 	}
-	s.done()
+	s.Done()
 }
 
 func TestGetTransactionProveAPDU(t *testing.T) {
@@ -320,7 +293,7 @@ func TestGetTransactionProveAPDU(t *testing.T) {
 	if _, _, err := GetTransactionProve(s, TxEPPurchase, 16); !errors.Is(err, apdu.ErrMACNotAvailable) {
 		t.Errorf("9406: err = %v", err)
 	}
-	s.done()
+	s.Done()
 }
 
 // A T=0 card or SAM answers 61xx and 6Cxx; the apdu layer hides both.
@@ -337,5 +310,5 @@ func TestT0Answers(t *testing.T) {
 	if _, err := ReadIssuerInfo(s); err != nil {
 		t.Errorf("6Cxx: %v", err)
 	}
-	s.done()
+	s.Done()
 }

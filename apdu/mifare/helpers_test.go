@@ -1,23 +1,14 @@
 package mifare
 
 import (
-	"bytes"
-	"encoding/hex"
-	"strings"
+	"github.com/cardd/cardd/internal/apdutest"
 	"testing"
 
 	"github.com/cardd/cardd/apdu"
 )
 
-// unhex decodes hex written with spaces for readability, as the spec does.
-func unhex(t testing.TB, s string) []byte {
-	t.Helper()
-	b, err := hex.DecodeString(strings.ReplaceAll(s, " ", ""))
-	if err != nil {
-		t.Fatalf("bad hex %q in test: %v", s, err)
-	}
-	return b
-}
+// unhex is apdutest.Unhex: hex with spaces, as the spec writes it.
+func unhex(t testing.TB, s string) []byte { return apdutest.Unhex(t, s) }
 
 func block(t testing.TB, s string) [BlockSize]byte {
 	t.Helper()
@@ -50,38 +41,10 @@ func newTestCard(t testing.TB, balance int64) *SimCard {
 	return NewSimCard(f, "")
 }
 
-// script is a card that expects exact command APDUs, byte for byte, and
-// gives canned answers: the spec's APDUs are checked here, not just that the
-// simulated card agrees with the terminal.
-type script struct {
-	t     *testing.T
-	steps []step
-	n     int
-}
+// step and newScript are apdutest's scripted card.
+type step = apdutest.Step
 
-type step struct{ cmd, resp string }
-
-func newScript(t *testing.T, steps ...step) *script { return &script{t: t, steps: steps} }
-
-func (s *script) Transmit(cmd []byte) ([]byte, error) {
-	s.t.Helper()
-	if s.n >= len(s.steps) {
-		s.t.Fatalf("unexpected command %X after the script's end", cmd)
-	}
-	st := s.steps[s.n]
-	s.n++
-	if want := unhex(s.t, st.cmd); !bytes.Equal(cmd, want) {
-		s.t.Fatalf("command %d = %X, want %X", s.n, cmd, want)
-	}
-	return unhex(s.t, st.resp), nil
-}
-
-func (s *script) done() {
-	s.t.Helper()
-	if s.n != len(s.steps) {
-		s.t.Errorf("script: %d of %d commands sent", s.n, len(s.steps))
-	}
-}
+func newScript(t *testing.T, steps ...step) *apdutest.Script { return apdutest.NewScript(t, steps...) }
 
 // counter counts the commands sent to a card, by INS.
 type counter struct {

@@ -13,7 +13,7 @@ func TestUID(t *testing.T) {
 	if err != nil || string(uid) != string(testUID[:]) {
 		t.Fatalf("UID = %X, %v", uid, err)
 	}
-	s.done()
+	s.Done()
 
 	s = newScript(t, step{"FFCA000000", "043A5C 9000"})
 	if _, err := UID(s); !errors.Is(err, apdu.ErrMalformed) {
@@ -36,12 +36,12 @@ func TestLoadKeyConventions(t *testing.T) {
 	if err := LoadKey(s, KeyStructureNonVolatile, 0x05, testKeyB); err != nil {
 		t.Fatal(err)
 	}
-	s.done()
+	s.Done()
 	s = newScript(t)
 	if err := LoadKey(s, 0x40, 0, testKeyA); !errors.Is(err, ErrBadArgument) {
 		t.Errorf("P1 40: %v", err)
 	}
-	s.done()
+	s.Done()
 }
 
 func TestAuthenticate(t *testing.T) {
@@ -56,7 +56,7 @@ func TestAuthenticate(t *testing.T) {
 	if sw, _ := apdu.SW(err); !errors.Is(err, ErrAuth) || sw != 0x6300 {
 		t.Errorf("6300: %v (SW %04X), want ErrAuth carrying 6300", err, sw)
 	}
-	s.done()
+	s.Done()
 	for _, c := range []struct {
 		block byte
 		kt    KeyType
@@ -96,7 +96,7 @@ func TestReadWriteBlock(t *testing.T) {
 	if err := WriteBlock(s, 5, b); !errors.Is(err, apdu.ErrMalformed) {
 		t.Errorf("write answered with data: %v", err)
 	}
-	s.done()
+	s.Done()
 
 	none := newScript(t)
 	for _, blk := range []byte{0, 3, 7, 63, 64} {
@@ -114,7 +114,7 @@ func TestWriteTrailer(t *testing.T) {
 	if err := WriteTrailer(s, 1, Trailer{KeyA: testKeyA, Access: WalletAccess, GPB: 0x69, KeyB: testKeyB}); err != nil {
 		t.Fatal(err)
 	}
-	s.done()
+	s.Done()
 	none := newScript(t)
 	bad := Trailer{KeyA: testKeyA, Access: AccessBits{0x08, 0x77, 0x8E}, KeyB: testKeyB}
 	if err := WriteTrailer(none, 1, bad); !errors.Is(err, ErrBadAccessBits) {
@@ -142,7 +142,7 @@ func TestWalletAPDUs(t *testing.T) {
 	if err != nil || bal != 1000 || rep != RepairNone {
 		t.Fatalf("Read = %d, %v, %v", bal, rep, err)
 	}
-	s.done()
+	s.Done()
 
 	// 1000 - 250 = 750 = 0x02EE, at sequence 8.
 	s = newScript(t,
@@ -158,7 +158,7 @@ func TestWalletAPDUs(t *testing.T) {
 	if err != nil || c != (Change{Old: 1000, New: 750, Seq: 7}) {
 		t.Fatalf("Decrement = %+v, %v", c, err)
 	}
-	s.done()
+	s.Done()
 
 	// Non-volatile, preloaded keys: no LOAD KEYS at all.
 	w := testWallet()
@@ -172,7 +172,7 @@ func TestWalletAPDUs(t *testing.T) {
 	if bal, _, err := w.Read(s); err != nil || bal != 1000 {
 		t.Fatalf("preloaded Read = %d, %v", bal, err)
 	}
-	s.done()
+	s.Done()
 	s = newScript(t,
 		step{"FF82200006 A0A1A2A3A4A5", "9000"},
 		step{"FF82200106 B0B1B2B3B4B5", "9000"},
@@ -180,5 +180,5 @@ func TestWalletAPDUs(t *testing.T) {
 	if err := w.LoadKeys(s); err != nil {
 		t.Fatal(err)
 	}
-	s.done()
+	s.Done()
 }

@@ -2,6 +2,7 @@ package psam
 
 import (
 	"encoding/hex"
+	"github.com/cardd/cardd/internal/apdutest"
 	"strings"
 	"testing"
 
@@ -9,15 +10,8 @@ import (
 	"github.com/cardd/cardd/apdu/epurse"
 )
 
-// unhex decodes hex written with spaces for readability, as the spec does.
-func unhex(t testing.TB, s string) []byte {
-	t.Helper()
-	b, err := hex.DecodeString(strings.ReplaceAll(s, " ", ""))
-	if err != nil {
-		t.Fatalf("bad hex %q in test: %v", s, err)
-	}
-	return b
-}
+// unhex is apdutest.Unhex: hex with spaces, as the spec writes it.
+func unhex(t testing.TB, s string) []byte { return apdutest.Unhex(t, s) }
 
 func key16(t testing.TB, s string) epurse.Key16 {
 	t.Helper()
