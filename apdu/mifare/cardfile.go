@@ -174,10 +174,8 @@ func LoadCardFile(path string) (*CardFile, error) {
 // either the old card or the new one, never half of each. The file has mode
 // 0600: it holds keys.
 func (f *CardFile) Save(path string) (err error) {
-	b, err := json.MarshalIndent(f, "", "  ")
-	if err != nil {
+	if err := atomicfile.WriteJSON(path, f, 0o600); err != nil {
 		return fmt.Errorf("card file %s: %w", path, err)
 	}
-	b = append(b, '\n')
-	return atomicfile.Write(path, b, 0o600)
+	return nil
 }

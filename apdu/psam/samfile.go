@@ -202,10 +202,8 @@ func LoadSAMFile(path string) (*SAMFile, error) {
 // either the old state or the new one, so a serial once answered is on disk.
 // The file has mode 0600: it holds a master key.
 func (f *SAMFile) Save(path string) (err error) {
-	b, err := json.MarshalIndent(f, "", "  ")
-	if err != nil {
+	if err := atomicfile.WriteJSON(path, f, 0o600); err != nil {
 		return fmt.Errorf("PSAM file %s: %w", path, err)
 	}
-	b = append(b, '\n')
-	return atomicfile.Write(path, b, 0o600)
+	return nil
 }

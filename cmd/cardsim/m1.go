@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -46,11 +45,7 @@ func cmdM1Keys(args []string, stdout io.Writer) error {
 			return err
 		}
 	}
-	b, err := json.MarshalIndent(f, "", "  ")
-	if err != nil {
-		return err
-	}
-	if err := atomicfile.Write(*out, append(b, '\n'), 0o600); err != nil {
+	if err := atomicfile.WriteJSON(*out, f, 0o600); err != nil {
 		return err
 	}
 	fmt.Fprintf(stdout, "wallet keys %s: sector %d, value block %d, backup %d\n", *out, f.Sector, f.ValueBlock, f.BackupBlock)

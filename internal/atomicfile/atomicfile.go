@@ -5,6 +5,7 @@
 package atomicfile
 
 import (
+	"encoding/json"
 	"os"
 	"path/filepath"
 )
@@ -45,4 +46,14 @@ func Write(path string, data []byte, perm os.FileMode) (err error) {
 	}
 	defer d.Close()
 	return d.Sync()
+}
+
+// WriteJSON is Write of v as indented JSON with a final newline: the form
+// of the simulators' card, PSAM and key files, which people read.
+func WriteJSON(path string, v any, perm os.FileMode) error {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	return Write(path, append(b, '\n'), perm)
 }
