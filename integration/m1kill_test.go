@@ -10,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cardd/cardd/apdu/mifare"
 	"github.com/cardd/cardd/money"
 	"github.com/cardd/cardd/offline"
 	"github.com/cardd/cardd/reader/vpcd"
@@ -36,37 +35,14 @@ func TestPOSM1DaemonKilled(t *testing.T) {
 	if err := os.WriteFile(secretFile, []byte(w.secret+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	keyFile := filepath.Join(dir, "wallet-keys.json")
-	keys := `{"sector":3,"value_block":12,"backup_block":13,"key_a":"A0A1A2A3A4A5","key_b":"B0B1B2B3B4B5"}`
-	if err := os.WriteFile(keyFile, []byte(keys), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	wallet, err := mifare.ParseWalletFile([]byte(keys), mifare.KeySlotsACS)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cardPath := filepath.Join(dir, "m1.json")
-	f, err := mifare.NewCardFile([4]byte{0x04, 0x55, 0x66, 0x77}, wallet, 1000)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := f.Save(cardPath); err != nil {
-		t.Fatal(err)
-	}
+	wallet := newM1Card(t, dir, [4]byte{0x04, 0x55, 0x66, 0x77}, 1000)
 	const uidCard = "uid:04556677"
 	if _, err := w.host.RegisterM1(context.Background(), "04556677", "", "test", time.Now()); err != nil {
 		t.Fatal(err)
 	}
 	env := []string{"CARDD_MODE=pos", "CARDD_READER_SAM_PATTERN=^" + regexp.QuoteMeta(slot1Reader) + "$",
 		"CARDD_HOST_URL=" + w.srv.URL, "CARDD_HOST_SECRET_FILE=" + secretFile,
-		"CARDD_STORE_PATH=" + filepath.Join(dir, "cardd.db"), "CARDD_TERMINAL_ID=" + termID, "CARDD_MIFARE_KEY_FILE=" + keyFile}
-	tapWallet := func(opt vpcd.Options) *inserted {
-		f, err := mifare.LoadCardFile(cardPath)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return insertSim(t, mifare.NewSimCard(f, cardPath), 0, opt)
-	}
+		"CARDD_STORE_PATH=" + filepath.Join(dir, "cardd.db"), "CARDD_TERMINAL_ID=" + termID, "CARDD_MIFARE_KEY_FILE=" + wallet.keyFile}
 	rng := rand.New(rand.NewPCG(5, 6))
 	storePath := filepath.Join(dir, "cardd.db")
 	var sum int64
@@ -79,7 +55,7 @@ func TestPOSM1DaemonKilled(t *testing.T) {
 		d := startDaemon(t, env...)
 		d.waitLine(t, "reader added", 10*time.Second, func(m map[string]any) bool { return m["reader"] == slot0Reader })
 		sale := posCharge(t, env, "", money.Format(int64(1+rng.IntN(100))), "--wait", "10s")
-		in := tapWallet(vpcd.Options{Latency: 15 * time.Millisecond})
+		in := wallet.insert(t, 0, vpcd.Options{Latency: 15 * time.Millisecond})
 		// From the moment the daemon sees the card: the tap is about 20
 		// APDUs of 15 ms and three host calls, then the sale.
 		d.waitLine(t, "card seen", 10*time.Second, func(m map[string]any) bool { return m["event"] == "card-inserted" })
@@ -91,7 +67,7 @@ func TestPOSM1DaemonKilled(t *testing.T) {
 
 		d = startDaemon(t, env...)
 		d.waitLine(t, "reader added", 10*time.Second, func(m map[string]any) bool { return m["reader"] == slot0Reader })
-		in = tapWallet(vpcd.Options{})
+		in = wallet.insert(t, 0, vpcd.Options{})
 		d.waitLine(t, "tap after restart", 15*time.Second, isTap("ok"))
 		in.remove(t)
 		_ = d.cmd.Process.Signal(syscall.SIGTERM)
@@ -99,14 +75,7 @@ func TestPOSM1DaemonKilled(t *testing.T) {
 			t.Fatalf("round %d: cardd exited with %v after SIGTERM", i, err)
 		}
 
-		f, err := mifare.LoadCardFile(cardPath)
-		if err != nil {
-			t.Fatal(err)
-		}
-		balance, _, err := wallet.Read(mifare.NewSimCard(f, ""))
-		if err != nil {
-			t.Fatal(err)
-		}
+		balance := wallet.balance(t)
 		l, err := w.host.Ledger(context.Background(), uidCard)
 		if err != nil {
 			t.Fatal(err)

@@ -348,23 +348,7 @@ func TestPOSM1Wallet(t *testing.T) {
 	w := newHostWorld(t)
 	insertPSAM(t, w.hostDir)
 	dir := t.TempDir()
-	keyFile := filepath.Join(dir, "wallet-keys.json")
-	keys := `{"sector":2,"value_block":8,"backup_block":9,"key_a":"A0A1A2A3A4A5","key_b":"B0B1B2B3B4B5"}`
-	if err := os.WriteFile(keyFile, []byte(keys), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	wallet, err := mifare.ParseWalletFile([]byte(keys), mifare.KeySlotsACS)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cardPath := filepath.Join(dir, "m1.json")
-	f, err := mifare.NewCardFile([4]byte{0x04, 0x11, 0x22, 0x33}, wallet, 5000)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := f.Save(cardPath); err != nil {
-		t.Fatal(err)
-	}
+	wallet := newM1Card(t, dir, [4]byte{0x04, 0x11, 0x22, 0x33}, 5000)
 	storePath := filepath.Join(dir, "cardd.db")
 	secretFile := filepath.Join(dir, "host.secret")
 	if err := os.WriteFile(secretFile, []byte(w.secret+"\n"), 0o600); err != nil {
@@ -372,7 +356,7 @@ func TestPOSM1Wallet(t *testing.T) {
 	}
 	env := []string{"CARDD_MODE=pos", "CARDD_READER_SAM_PATTERN=^" + regexp.QuoteMeta(slot1Reader) + "$",
 		"CARDD_HOST_URL=" + w.srv.URL, "CARDD_HOST_SECRET_FILE=" + secretFile,
-		"CARDD_STORE_PATH=" + storePath, "CARDD_TERMINAL_ID=" + termID, "CARDD_MIFARE_KEY_FILE=" + keyFile}
+		"CARDD_STORE_PATH=" + storePath, "CARDD_TERMINAL_ID=" + termID, "CARDD_MIFARE_KEY_FILE=" + wallet.keyFile}
 	ctx := context.Background()
 	const uidCard = "uid:04112233"
 	if _, err := w.host.RegisterM1(ctx, "04112233", "王五", "test", time.Now()); err != nil {
@@ -382,28 +366,8 @@ func TestPOSM1Wallet(t *testing.T) {
 	waitEmpty(t, 0)
 	d := startDaemon(t, env...)
 	d.waitLine(t, "reader added", 10*time.Second, func(m map[string]any) bool { return m["reader"] == slot0Reader })
-	m1 := func(tear int) *inserted {
-		f, err := mifare.LoadCardFile(cardPath)
-		if err != nil {
-			t.Fatal(err)
-		}
-		card := mifare.NewSimCard(f, cardPath)
-		if tear > 0 {
-			card.TearNextWriteAt(tear, mifare.TearCorrupt)
-		}
-		return insertSim(t, card, 0, vpcd.Options{})
-	}
-	balance := func() int64 {
-		f, err := mifare.LoadCardFile(cardPath)
-		if err != nil {
-			t.Fatal(err)
-		}
-		b, _, err := wallet.Read(mifare.NewSimCard(f, ""))
-		if err != nil {
-			t.Fatal(err)
-		}
-		return b
-	}
+	m1 := func(tear int) *inserted { return wallet.insert(t, tear, vpcd.Options{}) }
+	balance := func() int64 { return wallet.balance(t) }
 
 	// One tap loads the 20.00 paid in the app, then pays 12.50.
 	wait := posCharge(t, env, "", "12.50", "--wait", "20s")
@@ -503,4 +467,62 @@ func TestPOSM1Wallet(t *testing.T) {
 	if err := <-d.exit; err != nil {
 		t.Fatalf("cardd exited with %v", err)
 	}
+}
+
+// m1Card is a simulated M1 wallet card in a file, with the 0600 wallet key
+// file a POS is configured with (mifare.key_file).
+type m1Card struct {
+	keyFile, path string
+	wallet        mifare.Wallet
+}
+
+// newM1Card writes a key file and a card holding balance fen into dir.
+func newM1Card(t *testing.T, dir string, uid [4]byte, balance int64) *m1Card {
+	t.Helper()
+	c := &m1Card{keyFile: filepath.Join(dir, "wallet-keys.json"), path: filepath.Join(dir, "m1.json")}
+	keys := `{"sector":2,"value_block":8,"backup_block":9,"key_a":"A0A1A2A3A4A5","key_b":"B0B1B2B3B4B5"}`
+	if err := os.WriteFile(c.keyFile, []byte(keys), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var err error
+	if c.wallet, err = mifare.ParseWalletFile([]byte(keys), mifare.KeySlotsACS); err != nil {
+		t.Fatal(err)
+	}
+	f, err := mifare.NewCardFile(uid, c.wallet, balance)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Save(c.path); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// insert puts the card in slot 0; tear > 0 tears that block write from
+// now (corrupt), as a card pulled while it writes.
+func (c *m1Card) insert(t *testing.T, tear int, opt vpcd.Options) *inserted {
+	t.Helper()
+	f, err := mifare.LoadCardFile(c.path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	card := mifare.NewSimCard(f, c.path)
+	if tear > 0 {
+		card.TearNextWriteAt(tear, mifare.TearCorrupt)
+	}
+	return insertSim(t, card, 0, opt)
+}
+
+// balance reads the wallet from the card's file.
+func (c *m1Card) balance(t *testing.T) int64 {
+	t.Helper()
+	f, err := mifare.LoadCardFile(c.path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _, err := c.wallet.Read(mifare.NewSimCard(f, ""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }
