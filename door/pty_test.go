@@ -27,8 +27,9 @@ type board struct {
 	done    chan struct{}
 }
 
-// newBoard opens a pty pair and points link at its slave. Without a pty the
-// test fails under CI=true and skips elsewhere.
+// newBoard opens a pty pair and points link at its slave (pty.Link replaces
+// the link atomically, as a udev rule does when a board is plugged in again).
+// Without a pty the test fails under CI=true and skips elsewhere.
 func newBoard(t *testing.T, link string) *board {
 	t.Helper()
 	master, slave, path, err := pty.Open()
@@ -40,7 +41,7 @@ func newBoard(t *testing.T, link string) *board {
 	}
 	b := &board{master: master, slave: slave, path: path, changed: make(chan struct{}), done: make(chan struct{})}
 	if link != "" {
-		if err := pointLink(path, link); err != nil {
+		if err := pty.Link(path, link); err != nil {
 			b.close()
 			t.Fatal(err)
 		}
@@ -108,17 +109,6 @@ func (b *board) wait(t *testing.T, n int) ([]byte, []time.Time) {
 			t.Fatalf("board got % X after 15 s, want at least %d bytes", have, n)
 		}
 	}
-}
-
-// pointLink points link at target, replacing the link atomically, as a
-// udev rule does when the board is plugged in again.
-func pointLink(target, link string) error {
-	tmp := link + ".tmp"
-	os.Remove(tmp)
-	if err := os.Symlink(target, tmp); err != nil {
-		return err
-	}
-	return os.Rename(tmp, link)
 }
 
 func tempLink(t *testing.T) string { return filepath.Join(t.TempDir(), "door-relay") }
