@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/cardd/cardd/apdu/epurse"
@@ -14,15 +15,11 @@ import (
 	"github.com/cardd/cardd/redact"
 )
 
-// CheckCardNumber accepts a card number of 16 digits, the form of EF 0x15.
+// CheckCardNumber accepts a card number of 16 digits, the form of EF 0x15:
+// the card ids of hostapi.CheckCardID but a UID's.
 func CheckCardNumber(n string) error {
-	if len(n) != 16 {
+	if strings.HasPrefix(n, hostapi.UIDCardPrefix) || hostapi.CheckCardID(n) != nil {
 		return fmt.Errorf("card number %q: want 16 digits", n)
-	}
-	for _, c := range n {
-		if c < '0' || c > '9' {
-			return fmt.Errorf("card number %q: want 16 digits", n)
-		}
 	}
 	return nil
 }

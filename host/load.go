@@ -175,24 +175,31 @@ func voidOpenAt(tx *sql.Tx, number string, p epurse.Purse, counter uint16, keep 
 	return nil
 }
 
+// creditOfCard reads the credit a load request names and the card it is
+// for; a refusal when there is no such credit or it is another card's.
+func creditOfCard(tx *sql.Tx, id, number string) (CreditInfo, Card, error) {
+	if id == "" {
+		return CreditInfo{}, Card{}, badRequest("credit_id is empty")
+	}
+	c, err := credit(tx, id)
+	if errors.Is(err, ErrNotFound) {
+		return c, Card{}, notFound("no credit %q", id)
+	}
+	if err != nil {
+		return c, Card{}, err
+	}
+	if c.Card != number {
+		return c, Card{}, badRequest("credit %s is not a credit of card %s", id, redact.CardNumber(number))
+	}
+	cd, err := card(tx, number)
+	return c, cd, err
+}
+
 // loadCredit reads the credit a load request names and checks that it is
 // the named card's; a refusal when not.
 func loadCredit(tx *sql.Tx, id, number string) (CreditInfo, Card, [10]byte, error) {
 	var serial [10]byte
-	if id == "" {
-		return CreditInfo{}, Card{}, serial, badRequest("credit_id is empty")
-	}
-	c, err := credit(tx, id)
-	if errors.Is(err, ErrNotFound) {
-		return c, Card{}, serial, notFound("no credit %q", id)
-	}
-	if err != nil {
-		return c, Card{}, serial, err
-	}
-	if c.Card != number {
-		return c, Card{}, serial, badRequest("credit %s is not a credit of card %s", id, redact.CardNumber(number))
-	}
-	cd, err := card(tx, number)
+	c, cd, err := creditOfCard(tx, id, number)
 	if err != nil {
 		return c, cd, serial, err
 	}

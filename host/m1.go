@@ -98,20 +98,7 @@ func openM1Load(q querier, credit string) (*m1Load, error) {
 
 // m1Credit reads the credit a request names and checks it is the M1 card's.
 func m1Credit(tx *sql.Tx, id, cardID string) (CreditInfo, error) {
-	if id == "" {
-		return CreditInfo{}, badRequest("credit_id is empty")
-	}
-	c, err := credit(tx, id)
-	if errors.Is(err, ErrNotFound) {
-		return c, notFound("no credit %q", id)
-	}
-	if err != nil {
-		return c, err
-	}
-	if c.Card != cardID {
-		return c, badRequest("credit %s is not a credit of card %s", id, redact.CardNumber(cardID))
-	}
-	cd, err := card(tx, cardID)
+	c, cd, err := creditOfCard(tx, id, cardID)
 	if err != nil {
 		return c, err
 	}
@@ -309,13 +296,8 @@ func (r *Rules) completeM1(ctx context.Context, term string, req hostapi.LoadCom
 
 // openM1OfCard is the wallet's open load, for /v1/card/credits.
 func openM1OfCard(q querier, cardID string) (*hostapi.M1OpenLoad, error) {
-	var l m1Load
-	err := q.QueryRow(`SELECT `+m1LoadColumns+` FROM m1_loads WHERE card = ? AND state = 'open'`, cardID).
-		Scan(&l.ID, &l.Credit, &l.Terminal, &l.Ref, &l.Seq, &l.OldBalance, &l.Amount, &l.Time, &l.State)
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, nil
-	}
-	if err != nil {
+	l, err := queryM1Load(q, `card = ? AND state = 'open'`, cardID)
+	if l == nil || err != nil {
 		return nil, err
 	}
 	return &hostapi.M1OpenLoad{CreditID: l.Credit, Ref: l.Ref, Terminal: l.Terminal, OldBalanceFen: l.OldBalance, AmountFen: l.Amount, Seq: l.Seq}, nil

@@ -14,6 +14,7 @@ import (
 	"github.com/cardd/cardd/apdu/epurse"
 	"github.com/cardd/cardd/apdu/mifare"
 	"github.com/cardd/cardd/door"
+	"github.com/cardd/cardd/hostapi"
 	"github.com/cardd/cardd/offline"
 	"github.com/cardd/cardd/reader"
 	"github.com/cardd/cardd/redact"
@@ -136,9 +137,9 @@ func (d *Door) Decide(ctx context.Context, t apdu.Transmitter, start time.Time, 
 	}
 	card := dec.Card
 	if card == "" {
-		card = "uid:" + id.UID
+		card = hostapi.UIDCardPrefix + id.UID
 	} else if id.Number == "" {
-		card = "uid:" + card
+		card = hostapi.UIDCardPrefix + card
 	}
 	// Done either way: the decision was made and carried out; the detail
 	// starts with its reason for the host to sort by.
