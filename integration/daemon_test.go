@@ -3,8 +3,10 @@ package integration
 import (
 	"bufio"
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -79,31 +81,79 @@ func isTap(outcome string) func(map[string]any) bool {
 	return func(m map[string]any) bool { return m["msg"] == "tap" && m["outcome"] == outcome }
 }
 
-// restartPCSCD stops the machine's pcscd and starts a new one, as an
-// operator's `systemctl restart pcscd` or a package upgrade would.
-func restartPCSCD(t *testing.T) {
+// privatePCSCD names the environment variable that holds the pid of the
+// pcscd a test may stop: scripts/isolated sets it to the pcscd it started
+// in its private namespace, and restartPCSCD to the one it starts instead.
+const privatePCSCD = "CARDD_PCSCD_PID"
+
+// ownPCSCD is the pid of the test's private pcscd (privatePCSCD), which it
+// may stop. Any other pcscd, even one found by its name, could be a
+// developer's serving a real reader: without privatePCSCD (not run inside
+// scripts/isolated) the test fails under CI and is skipped otherwise, before
+// it has done anything.
+func ownPCSCD(t *testing.T) int {
 	t.Helper()
+	refuse := t.Skip
+	if os.Getenv("CI") == "true" {
+		refuse = t.Fatal
+	}
 	if os.Geteuid() != 0 {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("restarting pcscd needs root")
+		refuse("restarting pcscd needs root")
+	}
+	pid, err := strconv.Atoi(os.Getenv(privatePCSCD))
+	if err != nil || pid <= 1 {
+		refuse("restarting pcscd needs a pcscd of the test's own (" + privatePCSCD + "): run it inside scripts/isolated")
+	}
+	return pid
+}
+
+// restartPCSCD stops the test's private pcscd, pid from ownPCSCD, and
+// starts a new one, as an operator's `systemctl restart pcscd` or a package
+// upgrade would.
+func restartPCSCD(t *testing.T, pid int) {
+	t.Helper()
+	if comm, err := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid)); err != nil || strings.TrimSpace(string(comm)) != "pcscd" {
+		t.Fatalf("%s=%d is not a running pcscd (%q, %v)", privatePCSCD, pid, comm, err)
+	}
+	if err := syscall.Kill(pid, syscall.SIGTERM); err != nil {
+		t.Fatalf("stopping pcscd %d: %v", pid, err)
+	}
+	// Gone, or a zombie its parent has not reaped (scripts/isolated's
+	// command is its parent, and need not reap it): it has let go of its
+	// socket either way.
+	for i := 0; ; i++ {
+		stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil || processState(stat) == "Z" {
+			break
 		}
-		t.Skip("restarting pcscd needs root")
-	}
-	if out, err := exec.Command("pkill", "-x", "pcscd").CombinedOutput(); err != nil {
-		t.Fatalf("pkill pcscd: %v %s", err, out)
-	}
-	for i := 0; exec.Command("pgrep", "-x", "pcscd").Run() == nil; i++ {
 		if i == 100 {
-			t.Fatal("pcscd did not stop within 10 s")
+			t.Fatalf("pcscd %d did not stop within 10 s", pid)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	if out, err := exec.Command("pcscd").CombinedOutput(); err != nil {
-		t.Fatalf("starting pcscd: %v %s", err, out)
+	// In the foreground, a child of this process, so that its pid is known
+	// for the next restart; it outlives the test for the tests after it,
+	// and the namespace's end stops it.
+	cmd := exec.Command("pcscd", "--foreground")
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("starting pcscd: %v", err)
 	}
+	go cmd.Wait() // reaps it whenever it ends
+	os.Setenv(privatePCSCD, strconv.Itoa(cmd.Process.Pid))
 	if _, err := waitReaders(10 * time.Second); err != nil {
 		t.Fatalf("pcscd did not come back: %v", err)
 	}
+}
+
+// processState is the state letter of a /proc/<pid>/stat line: the field
+// after the command name, which is in parentheses and may hold spaces.
+func processState(stat []byte) string {
+	s := string(stat)
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 || i+3 > len(s) {
+		return ""
+	}
+	return s[i+2 : i+3]
 }
 
 // TestDaemonSurvivesPCSCDRestart: `cardd run` reads a tap, pcscd is
@@ -111,6 +161,7 @@ func restartPCSCD(t *testing.T) {
 // read by the same process; SIGTERM then stops it cleanly.
 func TestDaemonSurvivesPCSCDRestart(t *testing.T) {
 	requirePCSC(t)
+	pcscd := ownPCSCD(t)
 	f, path := newCardFile(t, "3101000000777777", "王五", 8800, 6)
 	waitEmpty(t, 0)
 	d := startDaemon(t)
@@ -128,7 +179,7 @@ func TestDaemonSurvivesPCSCDRestart(t *testing.T) {
 	}
 	in.remove(t)
 
-	restartPCSCD(t)
+	restartPCSCD(t, pcscd)
 	d.waitLine(t, "pcscd connection lost", 15*time.Second, func(m map[string]any) bool { return m["event"] == "service-lost" })
 	d.waitLine(t, "reader back", 30*time.Second, func(m map[string]any) bool {
 		return m["event"] == "reader-added" && m["reader"] == slot0Reader

@@ -25,6 +25,18 @@ var (
 	ErrNoSAM               = errors.New("no PSAM: purchases need the PSAM in the SAM reader")
 )
 
+// ErrMAC2Refused ends a tap whose card debited the sale but whose MAC2 the
+// PSAM did not accept: the card has not proved that it holds the issuer's
+// purchase key, so it may not be genuine. The sale is paid all the same
+// (the card debited and gave its TAC: charging it again would take the
+// money twice); its journal row is done with the TAC and its detail begins
+// with MAC2Alarm, for the host, which verifies the TAC and judges.
+var ErrMAC2Refused = errors.New("the PSAM did not accept the card's MAC2")
+
+// MAC2Alarm begins the detail of a purchase row whose MAC2 the PSAM did not
+// accept: what the host and an operator search the journal for.
+const MAC2Alarm = "ALARM: the PSAM did not accept the card's MAC2"
+
 // SAMSession is one exchange with the PSAM, inside a PC/SC transaction;
 // *reader.Session is one.
 type SAMSession interface {
@@ -127,7 +139,8 @@ func (p *Purchaser) dailyLimit() int64 {
 // balance being the card's balance now. It first settles this card's
 // unfinished purchases, then takes the armed sale, if any, and debits it.
 // openSAM opens the PSAM for the debit. An error means the sale was not
-// paid on this tap; the report and the journal say what was done.
+// paid on this tap, except ErrMAC2Refused: paid (rep.Paid), but the card
+// did not prove itself. The report and the journal say what was done.
 func (p *Purchaser) Charge(ctx context.Context, t apdu.Transmitter, cr *CardRead, balance int64, openSAM func() (SAMSession, error)) (PurchaseReport, error) {
 	rep := PurchaseReport{Balance: balance}
 	card := cr.Info.CardNumber
@@ -271,12 +284,14 @@ func (p *Purchaser) debit(ctx context.Context, t apdu.Transmitter, sam apdu.Tran
 		return nil
 	}
 	detail := ""
-	if err := psam.VerifyMAC2(sam, mac2); err != nil {
+	macErr := psam.VerifyMAC2(sam, mac2)
+	if macErr != nil {
 		// The card has debited and given its TAC: the purchase stands, and
-		// the host, which verifies the TAC, judges it.
-		detail = "PSAM refused the card's MAC2: " + err.Error()
-		p.logger().Error("PSAM refused the card's MAC2; the purchase is recorded for the host to judge",
-			"card", redact.CardNumber(cr.Info.CardNumber), "journal", row.ID, "err", err)
+		// the host, which verifies the TAC, judges it; but the tap ends in
+		// an alarm, not as a sale like any other.
+		detail = MAC2Alarm + ": " + macErr.Error()
+		p.logger().Error("ALARM: the PSAM did not accept the card's MAC2; the purchase is recorded for the host to judge",
+			"card", redact.CardNumber(cr.Info.CardNumber), "journal", row.ID, "err", macErr)
 	} else {
 		rep.MAC2Verified = true
 	}
@@ -289,6 +304,11 @@ func (p *Purchaser) debit(ctx context.Context, t apdu.Transmitter, sam apdu.Tran
 	rep.Balance = init.Balance - sale.AmountFen
 	p.logger().Info("purchase debited", "card", redact.CardNumber(cr.Info.CardNumber), "journal", row.ID,
 		"amount", money.Format(sale.AmountFen), "balance", money.Format(rep.Balance), "counter", init.OfflineCounter, "term_serial", serial)
+	if macErr != nil {
+		// The PSAM's own error is text only: whatever it was (a wrong MAC2,
+		// a PSAM gone), the tap is classed by the alarm.
+		return fmt.Errorf("%w (journal row %s): %v", ErrMAC2Refused, row.ID, macErr)
+	}
 	return nil
 }
 
