@@ -57,7 +57,7 @@ func findAPI(cfg *config.Config) (runtimeAPI, error) {
 	if err != nil {
 		return runtimeAPI{}, &exitError{code: 2, err: fmt.Errorf("api.token_file: %w", err)}
 	}
-	return runtimeAPI{URL: "http://" + cfg.API.Listen, Token: string(tok)}, nil
+	return runtimeAPI{URL: "http://" + dialAddr(cfg.API.Listen), Token: string(tok)}, nil
 }
 
 const posUsage = `usage: cardd pos charge AMOUNT [--pin-stdin] [--wait D]   arm a sale of AMOUNT yuan for the next tap
