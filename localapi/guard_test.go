@@ -103,6 +103,17 @@ func TestForeignHostRefused(t *testing.T) {
 	if _, ok := s.Till.View(nil); ok {
 		t.Error("a refused request armed a sale")
 	}
+	// The refusal quotes the Host sent: no browser may take it for a page.
+	req, _ := http.NewRequest("GET", srv.URL+"/v1/status", nil)
+	req.Host = "<script>x</script>"
+	if resp, err := http.DefaultClient.Do(req); err != nil {
+		t.Fatal(err)
+	} else {
+		resp.Body.Close()
+		if resp.Header.Get("X-Content-Type-Options") != "nosniff" || !strings.HasPrefix(resp.Header.Get("Content-Type"), "application/json") {
+			t.Errorf("refusal headers %v: want JSON with nosniff", resp.Header)
+		}
+	}
 	s.AllowedHosts = nil
 	if code, _ := do(t, srv, "GET", "/healthz", ""); code != http.StatusMisdirectedRequest {
 		t.Errorf("no allowed hosts: %d, want every request refused", code)

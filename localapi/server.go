@@ -319,6 +319,9 @@ func fail(w http.ResponseWriter, code int, format string, a ...any) {
 func writeJSON(w http.ResponseWriter, code int, v any) {
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
+	// Answers quote what the client sent (a Host, a field name): never
+	// let a browser take them for a page.
+	w.Header().Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(code)
 	_ = json.NewEncoder(w).Encode(v)
 }
