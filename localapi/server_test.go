@@ -38,12 +38,11 @@ func newServer(t *testing.T) (*Server, *httptest.Server, *offline.Store) {
 			return offline.NewReceipt{Kind: "balance", Body: []byte(`{"card":"` + cr.Info.CardNumber + `","balance_fen":` + strconv.FormatInt(cr.Balance, 10) + `}`)}, nil
 		}}
 	srv := httptest.NewUnstartedServer(s)
-	srv.Start()
-	t.Cleanup(srv.Close)
-	s.AllowedHosts, err = AllowedHosts("127.0.0.1:0", srv.Listener.Addr(), nil)
-	if err != nil {
+	if s.AllowedHosts, err = AllowedHosts("127.0.0.1:0", srv.Listener.Addr(), nil); err != nil {
 		t.Fatal(err)
 	}
+	srv.Start()
+	t.Cleanup(srv.Close)
 	return s, srv, store
 }
 
