@@ -2,6 +2,8 @@ package integration
 
 import (
 	"encoding/json"
+	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -51,7 +53,7 @@ var pageCredential = regexp.MustCompile(`<meta name="cardd-token" content="([^"]
 // rebinding) is refused whatever the path; a sale armed with the real token
 // from another web origin is refused; bodies that are too large, case-folded
 // or repeat a key are refused; the real token from this machine (curl,
-// cardd pos) still works.
+// cardd pos) still works; clients that never send their body are cut off.
 func TestAPISecurityThroughDaemon(t *testing.T) {
 	requirePCSC(t)
 	dir := t.TempDir()
@@ -155,6 +157,31 @@ func TestAPISecurityThroughDaemon(t *testing.T) {
 	}
 	if st := status(); st["armed_purchase_fen"] != float64(0) {
 		t.Fatalf("status after cardd pos cancel: %v", st)
+	}
+
+	// Clients that send their headers and never their body are cut off
+	// (api read timeout 10 s), and the API answers meanwhile.
+	var slow []net.Conn
+	for range 200 {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		fmt.Fprintf(c, "POST /v1/purchase/arm HTTP/1.1\r\nHost: %s\r\nAuthorization: %s\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"amo", addr, pos)
+		slow = append(slow, c)
+	}
+	if code, body := apiRequest(t, addr, "GET", "/healthz", ""); code != 200 {
+		t.Errorf("healthz with 200 silent clients: %d %s", code, body)
+	}
+	deadline := time.Now().Add(30 * time.Second) // a bound for a hang, not a speed
+	for i, c := range slow {
+		_ = c.SetReadDeadline(deadline)
+		_, err := io.ReadAll(c)
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() {
+			t.Fatalf("silent client %d still held after 30 s", i)
+		}
 	}
 
 	_ = d.cmd.Process.Signal(syscall.SIGTERM)
