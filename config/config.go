@@ -286,9 +286,16 @@ type APIConfig struct {
 	// Listen is the host:port to listen on. Off loopback, TokenFile is
 	// required, because the API can arm a purchase.
 	Listen string `mapstructure:"listen"`
-	// TokenFile is the path of the file holding the bearer token clients must
-	// present, read with [ReadSecretFile]; empty means no token (loopback only).
+	// TokenFile is the path of the file holding the POS app's bearer token,
+	// read with [ReadSecretFile]; empty means a random token per run, written
+	// only to the runtime file for cardd pos (loopback only).
 	TokenFile string `mapstructure:"token_file"`
+	// AllowedHosts are more names or addresses, each with an optional
+	// :port (else the listen port), that clients may use to reach the API:
+	// the Host header of a request must be one of them, the listen address
+	// or, on loopback or a wildcard address, a loopback name. It keeps web
+	// pages of other sites out through DNS rebinding.
+	AllowedHosts []string `mapstructure:"allowed_hosts"`
 }
 
 // LogConfig controls the daemon's own log.
@@ -323,7 +330,7 @@ func Default() Config {
 		},
 		Store: StoreConfig{Path: "/var/lib/cardd/cardd.db", Retention: 180 * 24 * time.Hour},
 		Host:  HostConfig{},
-		API:   APIConfig{Listen: "127.0.0.1:8711"},
+		API:   APIConfig{Listen: "127.0.0.1:8711", AllowedHosts: []string{}},
 		Log:   LogConfig{Level: "info", Format: "text"},
 		Tap:   TapConfig{Timeout: 3 * time.Second},
 		Load:  LoadConfig{BalanceCap: "1000.00"},
@@ -471,6 +478,11 @@ func (c *Config) Validate() error {
 	} else if !isLoopback(host) && c.API.TokenFile == "" {
 		bad("api.token_file", "", "required when api.listen (%q) is not a loopback address: the API can arm purchases", c.API.Listen)
 	}
+	for i, h := range c.API.AllowedHosts {
+		if why := hostProblem(h); why != "" {
+			bad("api.allowed_hosts", h, "entry %d: %s", i+1, why)
+		}
+	}
 
 	oneOf(bad, "log.level", c.Log.Level, "debug", "info", "warn", "error")
 	oneOf(bad, "log.format", c.Log.Format, "text", "json")
@@ -564,6 +576,48 @@ func isLoopback(host string) bool {
 	}
 	ip := net.ParseIP(host)
 	return ip != nil && ip.IsLoopback()
+}
+
+// hostProblem says what is wrong with an api.allowed_hosts entry: a host
+// name, an IPv4 address or an IPv6 address (in brackets with a port), with
+// an optional :port. "" when nothing is.
+func hostProblem(e string) string {
+	if strings.Contains(e, "://") || strings.ContainsAny(e, "/?#@") {
+		return "must be a host name or address with an optional :port, not a URL, like \"kiosk-3.canteen.lan\" or \"10.0.0.7:8711\""
+	}
+	if strings.Contains(e, "*") {
+		return "wildcards are not allowed: list each name"
+	}
+	host := e
+	if net.ParseIP(e) == nil {
+		if h, port, err := net.SplitHostPort(e); err == nil {
+			if p, err := strconv.Atoi(port); err != nil || p < 1 || p > 65535 {
+				return "port must be a number 1..65535"
+			}
+			host = h
+		} else if strings.HasPrefix(e, "[") && strings.HasSuffix(e, "]") {
+			host = e[1 : len(e)-1]
+		} else if strings.Contains(e, ":") && !strings.Contains(err.Error(), "missing port") {
+			return "must be host or host:port (an IPv6 address with a port goes in brackets: \"[fe80::1]:8711\")"
+		}
+	}
+	if net.ParseIP(host) != nil {
+		return ""
+	}
+	if len(host) == 0 || len(host) > 253 {
+		return "must be a host name of 1 to 253 characters"
+	}
+	for _, label := range strings.Split(host, ".") {
+		if len(label) == 0 || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
+			return "each dot-separated part of a host name is 1 to 63 letters, digits or hyphens, not starting or ending with a hyphen"
+		}
+		for _, r := range label {
+			if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-') {
+				return fmt.Sprintf("%q is not allowed in a host name (letters, digits, hyphens and dots)", r)
+			}
+		}
+	}
+	return ""
 }
 
 // unwrapURLError drops url.Error's repetition of the URL, which the

@@ -195,6 +195,12 @@ func TestBadValues(t *testing.T) {
 		{name: "host without secret", file: "host:\n  url: https://host.example.com\n", key: "host.secret_file", in: "required when host.url is set"},
 		{name: "api listen", file: "api:\n  listen: localhost\n", key: "api.listen", value: "localhost", in: "host:port"},
 		{name: "exposed api without token", file: "api:\n  listen: \":8711\"\n", key: "api.token_file", in: "not a loopback address"},
+		{name: "allowed host URL", file: "api:\n  allowed_hosts: [\"http://kiosk.lan\"]\n", key: "api.allowed_hosts", value: "http://kiosk.lan", in: "entry 1: must be a host name or address with an optional :port, not a URL"},
+		{name: "allowed host wildcard", env: map[string]string{"CARDD_API_ALLOWED_HOSTS": "kiosk.lan,*.lan"}, key: "api.allowed_hosts", value: "*.lan", in: "entry 2: wildcards are not allowed"},
+		{name: "allowed host port", file: "api:\n  allowed_hosts: [\"kiosk.lan:0\"]\n", key: "api.allowed_hosts", value: "kiosk.lan:0", in: "port must be a number 1..65535"},
+		{name: "allowed host bare IPv6 with port", file: "api:\n  allowed_hosts: [\"fe80::1:8711:x\"]\n", key: "api.allowed_hosts", value: "fe80::1:8711:x", in: "in brackets"},
+		{name: "allowed host name", file: "api:\n  allowed_hosts: [\"kiosk_3.lan\"]\n", key: "api.allowed_hosts", value: "kiosk_3.lan", in: "'_' is not allowed in a host name"},
+		{name: "allowed host empty label", file: "api:\n  allowed_hosts: [\"kiosk..lan\"]\n", key: "api.allowed_hosts", value: "kiosk..lan", in: "dot-separated part"},
 		{name: "unknown key", file: "reader:\n  card_patern: x\n", key: "reader.card_patern", value: "x", in: "unknown key in"},
 		{name: "unknown section", file: "scanner:\n  port: /dev/ttyS0\n", key: "scanner.port", value: "/dev/ttyS0", in: "unknown key"},
 		{name: "unknown parity", file: "printer:\n  parity: odds\n", key: "printer.parity", value: "odds", in: "none, odd, even, mark, space"},
@@ -394,7 +400,7 @@ func TestWriteEffective(t *testing.T) {
 	c.Mode = ModePOS
 	c.Reader = ReaderConfig{CardPattern: "^Virtual PCD 00 00$", SAMPattern: `^Virtual "PCD" 00 01\b`}
 	c.Host = HostConfig{URL: "https://host.example.com", SecretFile: secretPath}
-	c.API = APIConfig{Listen: "0.0.0.0:8711", TokenFile: filepath.Join(dir, "api.token")}
+	c.API = APIConfig{Listen: "0.0.0.0:8711", TokenFile: filepath.Join(dir, "api.token"), AllowedHosts: []string{"kiosk-3.canteen.lan", "[fe80::1]:8711"}}
 	c.EPurse.LogFiles = []int{0x18, 0x1E}
 	c.Tap.Timeout = 2500 * time.Millisecond
 	if err := c.Validate(); err != nil {

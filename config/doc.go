@@ -14,7 +14,8 @@
 //     in upper case with dots as underscores (reader.card_pattern is
 //     CARDD_READER_CARD_PATTERN). An empty variable counts as unset (viper's
 //     default), so an empty line in a systemd EnvironmentFile changes nothing.
-//     The lists epurse.aids and epurse.log_files are comma-separated there.
+//     The lists epurse.aids, epurse.log_files and api.allowed_hosts are
+//     comma-separated there.
 //  4. The flags of [RegisterFlags] that were given on the command line.
 //
 // # Keys
@@ -34,6 +35,7 @@
 //	host.secret_file     CARDD_HOST_SECRET_FILE                    "" (required with host.url)
 //	api.listen           CARDD_API_LISTEN                          127.0.0.1:8711
 //	api.token_file       CARDD_API_TOKEN_FILE                      "" (required off loopback; none: a random per-run token)
+//	api.allowed_hosts    CARDD_API_ALLOWED_HOSTS                   [] (more Host names or addresses the API answers to)
 //	log.level            CARDD_LOG_LEVEL            --log-level    info (debug|info|warn|error)
 //	log.format           CARDD_LOG_FORMAT           --log-format   text (text|json)
 //	tap.timeout          CARDD_TAP_TIMEOUT                         3s (> 0)

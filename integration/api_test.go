@@ -117,7 +117,7 @@ func TestAPIThroughTheStack(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer stalled.Close()
-	if _, err := io.WriteString(stalled, "GET /v1/events HTTP/1.1\r\nHost: cardd\r\n\r\n"); err != nil {
+	if _, err := io.WriteString(stalled, "GET /v1/events HTTP/1.1\r\nHost: "+addr+"\r\n\r\n"); err != nil {
 		t.Fatal(err)
 	}
 	s := openEvents(t, addr)
@@ -162,18 +162,7 @@ func TestAPIThroughTheStack(t *testing.T) {
 	}
 
 	post := func(auth string) (int, string) {
-		req, _ := http.NewRequest("POST", "http://"+addr+"/v1/receipts", strings.NewReader(`{"kind":"balance"}`))
-		req.Header.Set("Content-Type", "application/json")
-		if auth != "" {
-			req.Header.Set("Authorization", auth)
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, string(b)
+		return apiRequest(t, addr, "POST", "/v1/receipts", `{"kind":"balance"}`, "Authorization", auth)
 	}
 	if code, body := post(""); code != http.StatusUnauthorized {
 		t.Errorf("receipt without the token: %d %s", code, body)

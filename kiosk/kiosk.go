@@ -5,8 +5,9 @@
 // made for a 1024×768 landscape touch screen: no scrolling, no hover,
 // buttons at least 64 px. It talks to the local API on its own origin: it
 // listens to GET /v1/events (and reads GET /v1/status once at start), and
-// asks for a balance receipt with POST /v1/receipts, sending the API token
-// the daemon put into the page.
+// asks for a balance receipt with POST /v1/receipts, sending the page's
+// credential the daemon put into the page: not the POS app's token, but one
+// that can only ask for the balance receipt of a tap.
 //
 // What the page shows follows the events: idle ("请刷卡 / Tap your card"),
 // reading on card.present, the card as soon as card.balance comes, the whole
@@ -40,7 +41,7 @@ import (
 var assets embed.FS
 
 // tokenPlaceholder is the text in index.html that Handler replaces with the
-// API token.
+// page's credential.
 const tokenPlaceholder = "{{TOKEN}}"
 
 // csp keeps the page to its own files and its own origin: no inline script,
@@ -51,7 +52,7 @@ const csp = "default-src 'none'; script-src 'self'; style-src 'self'; connect-sr
 type asset struct {
 	body  []byte
 	ctype string
-	etag  string // empty for the page, which holds the token
+	etag  string // empty for the page, which holds the credential
 }
 
 func mustRead(name string) []byte {
@@ -69,12 +70,13 @@ func etag(b []byte) string {
 
 // Handler serves the kiosk page at "/", its script at "/app.js" and its
 // style sheet at "/style.css", each with Cache-Control: no-cache; any other
-// path is 404 and any method but GET or HEAD is 405. token is the local
-// API's bearer token ("" when the daemon has none); it is written, trimmed
-// of surrounding white space and escaped for an HTML attribute, into the
-// page's <meta name="cardd-token"> so the page can send it on the calls that
-// change something. Anyone who can load the page can read the token: it
-// keeps other web origins out, not people at the kiosk.
+// path is 404 and any method but GET or HEAD is 405. token is the page's
+// bearer credential ("" for none); it is written, trimmed of surrounding
+// white space and escaped for an HTML attribute, into the page's
+// <meta name="cardd-token"> so the page can send it on its receipt request.
+// Anyone who can load the page can read it, so it must never be a token that
+// can do more than the page does: the daemon gives the page its own, which
+// the local API takes only for a balance receipt (docs/local-api.md).
 func Handler(token string) http.Handler {
 	index := mustRead("index.html")
 	page := bytes.ReplaceAll(index, []byte(tokenPlaceholder), []byte(html.EscapeString(strings.TrimSpace(token))))

@@ -2,6 +2,13 @@
 // kiosk screen and the POS app: status, a server-sent-events stream of card
 // and printer events, the local journal, receipts, and arming a purchase.
 // docs/local-api.yaml describes it.
+//
+// Arming a sale makes the next cardholder pay, so the API trusts little: it
+// answers only to its own Host names (no DNS rebinding), refuses changes
+// from other web origins, takes two credentials (the POS app's for all, the
+// kiosk page's for a balance receipt only), reads bodies strictly and
+// bounded, and its http.Server ([NewHTTPServer]) bounds every wait.
+// docs/local-api.md is the threat model.
 package localapi
 
 import (
@@ -18,6 +25,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/cardd/cardd/internal/strictjson"
 	"github.com/cardd/cardd/money"
 	"github.com/cardd/cardd/offline"
 	"github.com/cardd/cardd/reader"
@@ -41,9 +49,19 @@ type Receipts interface {
 // Server is the local API. Set its fields, then serve it; the tap runner's
 // and print worker's hooks (ReaderEvent, Balance, Tap, PrinterState) feed it.
 type Server struct {
-	// Token, when set, must come as "Authorization: Bearer <token>" on
-	// every call that changes something.
+	// Token is the POS app's credential: "Authorization: Bearer <Token>"
+	// may make every call that changes something. Empty, only PageToken's
+	// call is possible.
 	Token string
+	// PageToken is the kiosk page's credential, given to whoever loads the
+	// page: with it the only call that changes something is the page's
+	// own, a balance receipt of the last tap, once per tap. It never arms
+	// or cancels a sale.
+	PageToken string
+	// AllowedHosts are the Host header values answered ([AllowedHosts]
+	// makes them); any other gets 421, whatever the path. Empty refuses
+	// every request.
+	AllowedHosts []string
 	// Base is the status's fixed part: version, mode, terminal id.
 	Base Status
 	// Journal, when set, serves GET /v1/journal (nil: no store, 503).
@@ -75,6 +93,9 @@ type Server struct {
 	pcscd    bool
 	printer  PrinterView
 	lastRead *tap.CardRead
+	// pagePrinted is the read whose balance receipt the page's credential
+	// already asked for.
+	pagePrinted *tap.CardRead
 }
 
 // ReaderEvent records a reader event and publishes it; fit for
@@ -191,8 +212,11 @@ func (s *Server) status(ctx context.Context) Status {
 	return st
 }
 
-// ServeHTTP routes the API.
+// ServeHTTP routes the API, after the Host, origin and body checks.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if !s.guard(w, r) {
+		return
+	}
 	path := r.URL.Path
 	switch {
 	case path == "/healthz":
@@ -206,13 +230,13 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case path == "/v1/journal":
 		s.only(w, r, http.MethodGet, s.journal)
 	case path == "/v1/receipts":
-		s.only(w, r, http.MethodPost, s.authed(s.postReceipt))
+		s.only(w, r, http.MethodPost, s.authed(pageMay, s.postReceipt))
 	case path == "/v1/purchase/arm":
 		switch r.Method {
 		case http.MethodPost:
-			s.authed(s.arm)(w, r)
+			s.authed(posOnly, s.arm)(w, r)
 		case http.MethodDelete:
-			s.authed(s.disarm)(w, r)
+			s.authed(posOnly, s.disarm)(w, r)
 		default:
 			w.Header().Set("Allow", "POST, DELETE")
 			fail(w, http.StatusMethodNotAllowed, "%s is not allowed on %s; use POST or DELETE", r.Method, path)
@@ -235,24 +259,52 @@ func (s *Server) only(w http.ResponseWriter, r *http.Request, method string, h h
 	h(w, r)
 }
 
-// authed checks the bearer token of a call that changes something.
-func (s *Server) authed(h http.HandlerFunc) http.HandlerFunc {
+// credential is who made a call that changes something.
+type credential int
+
+const (
+	posCredential  credential = iota + 1 // the POS app's token: any call
+	pageCredential                       // the kiosk page's: its own call only
+)
+
+// Whether a route takes the page's credential.
+const (
+	posOnly = false
+	pageMay = true
+)
+
+// authed checks the bearer token of a call that changes something and
+// hands the handler who made it.
+func (s *Server) authed(page bool, h func(http.ResponseWriter, *http.Request, credential)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		if s.Token != "" {
-			got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-			switch {
-			case !ok || got == "":
-				w.Header().Set("WWW-Authenticate", `Bearer realm="cardd"`)
-				fail(w, http.StatusUnauthorized, "this call changes something: send Authorization: Bearer <token> (the token is in api.token_file)")
-				return
-			case subtle.ConstantTimeCompare([]byte(got), []byte(s.Token)) != 1:
-				w.Header().Set("WWW-Authenticate", `Bearer realm="cardd", error="invalid_token"`)
-				fail(w, http.StatusUnauthorized, "wrong token")
-				return
-			}
+		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		var c credential
+		switch {
+		case !ok || got == "":
+			w.Header().Set("WWW-Authenticate", `Bearer realm="cardd"`)
+			fail(w, http.StatusUnauthorized, "this call changes something: send Authorization: Bearer <token> (the token is in api.token_file)")
+			return
+		case equal(got, s.Token):
+			c = posCredential
+		case equal(got, s.PageToken):
+			c = pageCredential
+		default:
+			w.Header().Set("WWW-Authenticate", `Bearer realm="cardd", error="invalid_token"`)
+			fail(w, http.StatusUnauthorized, "wrong token")
+			return
 		}
-		h(w, r)
+		if c == pageCredential && !page {
+			fail(w, http.StatusForbidden, "the kiosk page's credential cannot %s %s: that needs the POS token (api.token_file)", r.Method, r.URL.Path)
+			return
+		}
+		h(w, r, c)
 	}
+}
+
+// equal compares a token sent with one held in constant time; an empty
+// held token matches nothing.
+func equal(got, want string) bool {
+	return want != "" && subtle.ConstantTimeCompare([]byte(got), []byte(want)) == 1
 }
 
 // apiError is the body of every 4xx and 5xx answer.
@@ -267,29 +319,37 @@ func fail(w http.ResponseWriter, code int, format string, a ...any) {
 func writeJSON(w http.ResponseWriter, code int, v any) {
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
+	// Answers quote what the client sent (a Host, a field name): never
+	// let a browser take them for a page.
+	w.Header().Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(code)
 	_ = json.NewEncoder(w).Encode(v)
 }
 
-// decode reads a small JSON body strictly: unknown fields and trailing data
-// are errors, so a misspelt field is not silently ignored.
+// decode reads a small JSON body strictly (see [strictjson]): a misspelt,
+// case-folded or repeated field is refused, not silently ignored or taken
+// last, and a body over MaxBody is 413.
 func decode(w http.ResponseWriter, r *http.Request, v any) bool {
 	if ct := r.Header.Get("Content-Type"); ct != "" && !strings.HasPrefix(ct, "application/json") {
 		fail(w, http.StatusUnsupportedMediaType, "Content-Type %q: send application/json", ct)
 		return false
 	}
-	dec := json.NewDecoder(io.LimitReader(r.Body, 64<<10))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		if errors.Is(err, io.EOF) {
+	b, err := io.ReadAll(r.Body)
+	var tooBig *http.MaxBytesError
+	switch {
+	case errors.As(err, &tooBig):
+		fail(w, http.StatusRequestEntityTooLarge, "body over %d bytes: the most is %d", tooBig.Limit, tooBig.Limit)
+		return false
+	case err != nil:
+		fail(w, http.StatusBadRequest, "reading the body: %v", err)
+		return false
+	}
+	if err := strictjson.Unmarshal(b, v); err != nil {
+		if errors.Is(err, strictjson.ErrEmpty) {
 			fail(w, http.StatusBadRequest, "empty body: send a JSON object")
 		} else {
 			fail(w, http.StatusBadRequest, "bad JSON: %v", err)
 		}
-		return false
-	}
-	if dec.More() {
-		fail(w, http.StatusBadRequest, "bad JSON: data after the object")
 		return false
 	}
 	return true
@@ -313,8 +373,25 @@ func (s *Server) getStatus(w http.ResponseWriter, r *http.Request) {
 // the browser keep it open and a dead client is noticed.
 const keepAlive = 15 * time.Second
 
+// maxStreams bounds the event streams open at once: a screen and a POS app
+// need one each, and each stream holds a connection for ever.
+const maxStreams = 64
+
+// writeWait bounds one write to a stream client.
+const writeWait = 10 * time.Second
+
 func (s *Server) events(w http.ResponseWriter, r *http.Request) {
+	if s.Hub.Clients() >= maxStreams {
+		fail(w, http.StatusServiceUnavailable, "%d event streams are open already", maxStreams)
+		return
+	}
 	rc := http.NewResponseController(w)
+	// The server's write timeout is for plain calls; a stream lasts, so
+	// each write gets its own deadline. A client gone is still noticed: by
+	// the connection closing (the request's context) or a write not done
+	// within writeWait. (net/http lifts the read deadline itself once the
+	// request is read.)
+	_ = rc.SetWriteDeadline(time.Now().Add(writeWait))
 	c, cancel := s.Hub.subscribe()
 	defer cancel()
 	w.Header().Set("Content-Type", "text/event-stream; charset=utf-8")
@@ -339,12 +416,12 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 		case e := <-c.ch:
 			// A write to a client that stopped reading must not hold this
 			// goroutine for ever either.
-			_ = rc.SetWriteDeadline(time.Now().Add(10 * time.Second))
+			_ = rc.SetWriteDeadline(time.Now().Add(writeWait))
 			if writeEvent(w, e) != nil || rc.Flush() != nil {
 				return
 			}
 		case <-tick.C:
-			_ = rc.SetWriteDeadline(time.Now().Add(10 * time.Second))
+			_ = rc.SetWriteDeadline(time.Now().Add(writeWait))
 			if _, err := io.WriteString(w, ": keep-alive\n\n"); err != nil || rc.Flush() != nil {
 				return
 			}
@@ -447,9 +524,13 @@ type ReceiptRequest struct {
 	Kind string `json:"kind"`
 }
 
-func (s *Server) postReceipt(w http.ResponseWriter, r *http.Request) {
+func (s *Server) postReceipt(w http.ResponseWriter, r *http.Request, c credential) {
 	var req ReceiptRequest
 	if !decode(w, r, &req) {
+		return
+	}
+	if c == pageCredential && req.Kind != "balance" {
+		fail(w, http.StatusForbidden, "the kiosk page's credential asks for balance receipts only; %q needs the POS token (api.token_file)", req.Kind)
 		return
 	}
 	if s.Receipts == nil {
@@ -460,16 +541,19 @@ func (s *Server) postReceipt(w http.ResponseWriter, r *http.Request) {
 	var err error
 	switch req.Kind {
 	case "balance":
-		s.mu.Lock()
-		cr := s.lastRead
-		s.mu.Unlock()
+		cr, msg := s.claimRead(c)
 		if cr == nil {
-			fail(w, http.StatusConflict, "no card tapped yet")
+			fail(w, http.StatusConflict, "%s", msg)
 			return
 		}
 		var nr offline.NewReceipt
 		if nr, err = s.BalanceReceipt(cr); err == nil {
 			id, err = s.Receipts.QueueReceipt(r.Context(), nr)
+		}
+		if err != nil && c == pageCredential {
+			s.mu.Lock()
+			s.pagePrinted = nil // not queued: the page may ask again
+			s.mu.Unlock()
 		}
 	case "reprint-last":
 		var last offline.Receipt
@@ -499,6 +583,25 @@ func (s *Server) postReceipt(w http.ResponseWriter, r *http.Request) {
 	s.Hub.Publish(Event{Type: EventReceipt, Receipt: &rv})
 	go s.watchReceipt(id, req.Kind)
 	writeJSON(w, http.StatusAccepted, rv)
+}
+
+// claimRead is the last card read, for its balance receipt, or nil and
+// why not. The page's credential gets each read once: a script holding it
+// cannot empty the paper roll, and two presses at once print one receipt.
+func (s *Server) claimRead(c credential) (*tap.CardRead, string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	cr := s.lastRead
+	switch {
+	case cr == nil:
+		return nil, "no card tapped yet"
+	case c != pageCredential:
+		return cr, ""
+	case s.pagePrinted == cr:
+		return nil, "this tap's receipt was already asked for from the kiosk page: tap the card again"
+	}
+	s.pagePrinted = cr
+	return cr, ""
 }
 
 // watchReceipt publishes when a receipt asked through the API is printed,
@@ -533,7 +636,7 @@ type ArmRequest struct {
 	PIN string `json:"pin,omitempty"`
 }
 
-func (s *Server) arm(w http.ResponseWriter, r *http.Request) {
+func (s *Server) arm(w http.ResponseWriter, r *http.Request, _ credential) {
 	var req ArmRequest
 	if !decode(w, r, &req) {
 		return
@@ -561,7 +664,7 @@ func (s *Server) arm(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"armed_purchase_fen": sale.AmountFen, "armed_purchase": money.Format(sale.AmountFen), "sale": v})
 }
 
-func (s *Server) disarm(w http.ResponseWriter, r *http.Request) {
+func (s *Server) disarm(w http.ResponseWriter, r *http.Request, _ credential) {
 	if s.Till == nil {
 		fail(w, http.StatusConflict, "purchases need mode pos; this terminal runs mode %s", s.Base.Mode)
 		return

@@ -20,7 +20,10 @@ import (
 	"github.com/cardd/cardd/tap"
 )
 
-const token = "s3cret-token"
+const (
+	token     = "s3cret-token"
+	pageToken = "page-token"
+)
 
 func newServer(t *testing.T) (*Server, *httptest.Server, *offline.Store) {
 	t.Helper()
@@ -29,12 +32,16 @@ func newServer(t *testing.T) (*Server, *httptest.Server, *offline.Store) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { store.Close() })
-	s := &Server{Token: token, Base: Status{Version: "test", Mode: "pos", TerminalID: "000000000001"}, Till: &tap.Till{MaxPurchase: 50000},
+	s := &Server{Token: token, PageToken: pageToken, Base: Status{Version: "test", Mode: "pos", TerminalID: "000000000001"}, Till: &tap.Till{MaxPurchase: 50000},
 		Journal: store, Receipts: store, QueueDepth: store.QueueDepth, ReceiptsWaiting: store.ReceiptsWaiting,
 		BalanceReceipt: func(cr *tap.CardRead) (offline.NewReceipt, error) {
 			return offline.NewReceipt{Kind: "balance", Body: []byte(`{"card":"` + cr.Info.CardNumber + `","balance_fen":` + strconv.FormatInt(cr.Balance, 10) + `}`)}, nil
 		}}
-	srv := httptest.NewServer(s)
+	srv := httptest.NewUnstartedServer(s)
+	if s.AllowedHosts, err = AllowedHosts("127.0.0.1:0", srv.Listener.Addr(), nil); err != nil {
+		t.Fatal(err)
+	}
+	srv.Start()
 	t.Cleanup(srv.Close)
 	return s, srv, store
 }
@@ -111,7 +118,11 @@ func TestBadRequests(t *testing.T) {
 		{"POST", "/v1/purchase/arm", `{"amount":"12.5.0"}`, 400, "amount"},
 		{"POST", "/v1/purchase/arm", `{"amount":"-1"}`, 400, "above 0"},
 		{"POST", "/v1/purchase/arm", `{"amonut":"1"}`, 400, "unknown field"},
-		{"POST", "/v1/purchase/arm", `{"amount":"1"} {}`, 400, "after the object"},
+		{"POST", "/v1/purchase/arm", `{"amount":"1"} {}`, 400, "data after"},
+		{"POST", "/v1/purchase/arm", `{"Amount":"3.00"}`, 400, `field names are case-sensitive, did you mean "amount"`},
+		{"POST", "/v1/purchase/arm", `{"amount":"1.00","amount":"499.00"}`, 400, `key "amount" given twice`},
+		{"POST", "/v1/purchase/arm", strings.Repeat(" ", 10<<20), 413, "the most is 65536"},
+		{"POST", "/v1/purchase/arm", `{"amount":"1.00","pin":"` + strings.Repeat("1", 10<<20) + `"}`, 413, "the most is 65536"},
 		{"POST", "/v1/purchase/arm", ``, 400, "empty body"},
 		{"POST", "/v1/purchase/arm", `{"amount":"500.01"}`, 400, "per-purchase maximum of 500.00"},
 		{"POST", "/v1/purchase/arm", `{"amount":"5","pin":"12x4"}`, 400, "PIN is 4 to 12 digits"},
@@ -240,7 +251,7 @@ func TestStalledClientDropped(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	if _, err := io.WriteString(conn, "GET /v1/events HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
+	if _, err := io.WriteString(conn, "GET /v1/events HTTP/1.1\r\nHost: "+srv.Listener.Addr().String()+"\r\n\r\n"); err != nil {
 		t.Fatal(err)
 	}
 	good := openStream(t, srv)

@@ -33,19 +33,33 @@ func newAPI(cfg *config.Config) (*localapi.Server, error) {
 		api.Token = string(tok)
 	} else {
 		// Without a token file a change still needs a token: a random one
-		// for this run, which only the kiosk page served here knows. A POS
-		// app or another local user gets 401 until api.token_file is set.
-		var b [16]byte
-		if _, err := rand.Read(b[:]); err != nil {
+		// for this run, in the runtime file only root reads (cardd pos).
+		// A POS app or another local user gets 401 until api.token_file
+		// is set.
+		var err error
+		if api.Token, err = randomToken(); err != nil {
 			return nil, err
 		}
-		api.Token = hex.EncodeToString(b[:])
+	}
+	// The kiosk page gets its own credential, which only asks for the
+	// balance receipt of a tap: whoever can load the page (anyone at the
+	// kiosk, any local user) can read it, so it must not arm a sale.
+	var err error
+	if api.PageToken, err = randomToken(); err != nil {
+		return nil, err
 	}
 	api.Base.Printer.Enabled = cfg.Printer.Enabled
-	// The kiosk page comes from the daemon itself, with the token in it:
-	// the token keeps other web origins out, not the person at the kiosk.
-	api.Kiosk = kiosk.Handler(api.Token)
+	api.Kiosk = kiosk.Handler(api.PageToken)
 	return api, nil
+}
+
+// randomToken is 128 random bits in hex, a credential for one run.
+func randomToken() (string, error) {
+	var b [16]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(b[:]), nil
 }
 
 // hookAPI feeds the API and the metrics from the tap runner, after the
@@ -109,7 +123,13 @@ func serveAPI(cfg *config.Config, api *localapi.Server, log *slog.Logger) (stop 
 	if err != nil {
 		return nil, &exitError{code: 1, err: fmt.Errorf("api.listen %q: %w", cfg.API.Listen, err)}
 	}
-	srv := &http.Server{Handler: api, ReadHeaderTimeout: 5 * time.Second}
+	// The Host names the API answers to need the port bound (api.listen
+	// may say port 0).
+	if api.AllowedHosts, err = localapi.AllowedHosts(cfg.API.Listen, ln.Addr(), cfg.API.AllowedHosts); err != nil {
+		ln.Close()
+		return nil, &exitError{code: 2, err: fmt.Errorf("api.allowed_hosts: %w", err)}
+	}
+	srv := localapi.NewHTTPServer(api, localapi.DefaultTimeouts)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -117,12 +137,13 @@ func serveAPI(cfg *config.Config, api *localapi.Server, log *slog.Logger) (stop 
 			log.Error("local API stopped", "err", err)
 		}
 	}()
-	log.Info("local API listening", "addr", ln.Addr().String(), "token_file", cfg.API.TokenFile != "")
+	log.Info("local API listening", "addr", ln.Addr().String(), "token_file", cfg.API.TokenFile != "", "hosts", api.AllowedHosts)
 	// Operator commands on this machine (cardd pos) find the API here: its
-	// address (api.listen may say port 0) and token (random per run without
-	// api.token_file). 0600 and root's, like the store beside it.
+	// address (api.listen may say port 0, or every address, which is not
+	// one to connect to nor an allowed Host) and token (random per run
+	// without api.token_file). 0600 and root's, like the store beside it.
 	rt := runtimeAPIPath(cfg)
-	if err := writeRuntimeAPI(rt, runtimeAPI{URL: "http://" + ln.Addr().String(), Token: api.Token}); err != nil {
+	if err := writeRuntimeAPI(rt, runtimeAPI{URL: "http://" + dialAddr(ln.Addr().String()), Token: api.Token}); err != nil {
 		log.Warn("writing the API's runtime file; cardd pos needs api.token_file and a fixed api.listen", "path", rt, "err", err)
 	}
 	return func() {
@@ -136,4 +157,15 @@ func serveAPI(cfg *config.Config, api *localapi.Server, log *slog.Logger) (stop 
 		}
 		<-done
 	}, nil
+}
+
+// dialAddr is where a client on this machine reaches a listener on
+// hostport: hostport itself, or 127.0.0.1 for a wildcard address (which is
+// neither one to connect to nor a Host the API answers to).
+func dialAddr(hostport string) string {
+	h, port, err := net.SplitHostPort(hostport)
+	if ip := net.ParseIP(h); err == nil && (h == "" || ip != nil && ip.IsUnspecified()) {
+		return net.JoinHostPort("127.0.0.1", port)
+	}
+	return hostport
 }

@@ -1,15 +1,22 @@
 package main
 
 import (
+	"context"
+	"errors"
+	"net"
+	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/cardd/cardd/config"
+	"github.com/cardd/cardd/localapi"
 )
 
 // Without api.token_file a change still needs a token: a random one per
-// run, which the kiosk page carries and nobody else knows.
+// run. The kiosk page carries its own credential, never that token, and
+// with it cannot arm a sale.
 func TestAPITokenWithoutFile(t *testing.T) {
 	cfg := config.Default()
 	a, err := newAPI(&cfg)
@@ -20,17 +27,66 @@ func TestAPITokenWithoutFile(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(a.Token) != 32 || a.Token == b.Token {
-		t.Fatalf("tokens %q and %q: want 32 hex digits, different per run", a.Token, b.Token)
+	if len(a.Token) != 32 || a.Token == b.Token || len(a.PageToken) != 32 || a.PageToken == b.PageToken || a.PageToken == a.Token {
+		t.Fatalf("tokens %q/%q and %q/%q: want 32 hex digits each, different per run and from each other", a.Token, a.PageToken, b.Token, b.PageToken)
+	}
+	if a.AllowedHosts, err = localapi.AllowedHosts("127.0.0.1:8711", &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 8711}, nil); err != nil {
+		t.Fatal(err)
+	}
+	arm := func(auth string) int {
+		rec := httptest.NewRecorder()
+		req := httptest.NewRequest("POST", "http://127.0.0.1:8711/v1/purchase/arm", strings.NewReader(`{"amount":"1.00"}`))
+		if auth != "" {
+			req.Header.Set("Authorization", "Bearer "+auth)
+		}
+		a.ServeHTTP(rec, req)
+		return rec.Code
+	}
+	if code := arm(""); code != 401 {
+		t.Errorf("arm without a token: %d, want 401", code)
+	}
+	if code := arm(a.PageToken); code != 403 {
+		t.Errorf("arm with the page's credential: %d, want 403", code)
 	}
 	rec := httptest.NewRecorder()
-	a.ServeHTTP(rec, httptest.NewRequest("POST", "/v1/purchase/arm", strings.NewReader(`{"amount":"1.00"}`)))
-	if rec.Code != 401 {
-		t.Errorf("arm without a token: %d, want 401", rec.Code)
+	a.ServeHTTP(rec, httptest.NewRequest("GET", "http://127.0.0.1:8711/", nil))
+	if page := rec.Body.String(); rec.Code != 200 || strings.Contains(page, a.Token) || !strings.Contains(page, a.PageToken) {
+		t.Errorf("kiosk page (%d): want the page's credential in it and the run's token not", rec.Code)
 	}
-	rec = httptest.NewRecorder()
-	a.ServeHTTP(rec, httptest.NewRequest("GET", "/", nil))
-	if !strings.Contains(rec.Body.String(), a.Token) {
-		t.Error("the kiosk page does not carry the run's token")
+}
+
+func TestDialAddr(t *testing.T) {
+	for in, want := range map[string]string{"0.0.0.0:8711": "127.0.0.1:8711", "[::]:8711": "127.0.0.1:8711", ":8711": "127.0.0.1:8711",
+		"127.0.0.1:8711": "127.0.0.1:8711", "192.168.1.10:8711": "192.168.1.10:8711", "kiosk.lan:8711": "kiosk.lan:8711"} {
+		if got := dialAddr(in); got != want {
+			t.Errorf("dialAddr(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+// A daemon that takes the call and never answers does not hang cardd pos.
+func TestAPICallBounded(t *testing.T) {
+	stop := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-stop:
+		case <-r.Context().Done():
+		}
+	}))
+	defer srv.Close()
+	defer close(stop)
+	defer func(d time.Duration) { apiTimeout = d }(apiTimeout)
+	apiTimeout = 200 * time.Millisecond
+	done := make(chan error, 1)
+	go func() {
+		done <- apiCall(context.Background(), runtimeAPI{URL: srv.URL, Token: "t"}, "DELETE", "/v1/purchase/arm", nil, nil)
+	}()
+	select {
+	case err := <-done:
+		if !errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("apiCall to a silent daemon: %v, want the deadline", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("apiCall to a silent daemon still waiting after 10 s (timeout 200 ms)")
 	}
 }

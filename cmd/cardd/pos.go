@@ -57,7 +57,7 @@ func findAPI(cfg *config.Config) (runtimeAPI, error) {
 	if err != nil {
 		return runtimeAPI{}, &exitError{code: 2, err: fmt.Errorf("api.token_file: %w", err)}
 	}
-	return runtimeAPI{URL: "http://" + cfg.API.Listen, Token: string(tok)}, nil
+	return runtimeAPI{URL: "http://" + dialAddr(cfg.API.Listen), Token: string(tok)}, nil
 }
 
 const posUsage = `usage: cardd pos charge AMOUNT [--pin-stdin] [--wait D]   arm a sale of AMOUNT yuan for the next tap
@@ -152,9 +152,15 @@ func cmdPOS(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	return usageErr("unknown pos command %q\n%s", sub, posUsage)
 }
 
+// apiTimeout bounds one call to the local API: a daemon that accepts and
+// never answers must not hang the cashier's command.
+var apiTimeout = 15 * time.Second
+
 // apiCall sends one request to the local API and decodes its answer into
 // out (when not nil); a 4xx or 5xx is an error with the API's reason.
 func apiCall(ctx context.Context, rt runtimeAPI, method, path string, body, out any) error {
+	ctx, cancel := context.WithTimeout(ctx, apiTimeout)
+	defer cancel()
 	var rd io.Reader
 	if body != nil {
 		b, err := json.Marshal(body)
