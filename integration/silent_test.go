@@ -2,6 +2,7 @@ package integration
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"testing"
 	"time"
@@ -178,4 +179,81 @@ func TestLoadSilentCardInDoubt(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestPOSSilentAtDebit: a card that goes silent on DEBIT FOR PURCHASE (after
+// debiting itself) ends the tap as timeout with the purchase row unknown and
+// the sale in doubt; its next tap settles the row from the card's counter,
+// and the sale is paid exactly once.
+func TestPOSSilentAtDebit(t *testing.T) {
+	requirePCSC(t)
+	w := newHostWorld(t)
+	insertPSAM(t, w.hostDir)
+	store, till, results := startPOSRunner(t, -1)
+	tapOnce := func(path string, opt vpcd.Options) tap.Result {
+		in := insert(t, path, 0, opt)
+		res := waitResult(t, results)
+		in.remove(t)
+		return res
+	}
+	// A clean sale on a new card, to count its APDUs: DEBIT FOR PURCHASE
+	// is the last (the PSAM checks the card's MAC2 after it). Another new
+	// card's first sale takes the same APDUs.
+	count := 0
+	if _, err := till.Arm(700, ""); err != nil {
+		t.Fatal(err)
+	}
+	probe := w.issue(t, "3101000000800003", 50000)
+	if res := tapOnce(probe, vpcd.Options{OnAPDU: func(n int) { count = n }}); res.Err != nil || !res.Purchase.Paid {
+		t.Fatalf("clean sale: %+v %v", res.Purchase, res.Err)
+	}
+
+	const number = "3101000000800004"
+	path := w.issue(t, number, 50000)
+	if _, err := till.Arm(700, ""); err != nil {
+		t.Fatal(err)
+	}
+	res := tapOnce(path, vpcd.Options{SilentAfter: count})
+	if res.Outcome() != tap.OutcomeTimeout {
+		t.Errorf("silent DEBIT: tap ended %s (%v), want timeout", res.Outcome(), res.Err)
+	}
+	if limit := 3*time.Second + time.Second; res.ToDone > limit {
+		t.Errorf("silent DEBIT: tap took %v, want within tap.timeout + 1 s", res.ToDone)
+	}
+	if res.Purchase != nil && res.Purchase.Paid {
+		t.Error("a debit that was never answered reported paid")
+	}
+	rows, err := store.Unresolved(context.Background(), number)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rows) != 1 || rows[0].State != offline.StateUnknown {
+		t.Fatalf("journal after the silent DEBIT: %+v, want one unknown purchase row", rows)
+	}
+	if _, err := till.Arm(900, ""); !errors.Is(err, tap.ErrSaleInDoubt) {
+		t.Errorf("arming another sale while the last is in doubt: %v, want ErrSaleInDoubt", err)
+	}
+
+	again := tapOnce(path, vpcd.Options{})
+	if again.Err != nil || again.Purchase == nil || !again.Purchase.Paid {
+		t.Fatalf("tap after the silent DEBIT: %+v %v", again.Purchase, again.Err)
+	}
+	if n := len(again.Purchase.Recovered); n != 1 || !again.Purchase.Recovered[0].Applied {
+		t.Errorf("recovered %+v, want the silent debit recovered as applied", again.Purchase.Recovered)
+	}
+	f, err := epurse.LoadCardFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f.EPBalance != 50000-700 {
+		t.Errorf("card balance %d, want %d: the sale debited once", f.EPBalance, 50000-700)
+	}
+	done, err := store.PurchasesOn(context.Background(), number, time.Now().Format("20060102"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(done) != 1 || done[0].State != offline.StateDone {
+		t.Fatalf("purchase rows %+v, want one, done", done)
+	}
+	checkTAC(t, path, done[0])
 }
