@@ -146,9 +146,9 @@ func (d *Dialer) setBusy(reader string, busy bool) {
 	}
 }
 
-// Busy reports whether reader has an abandoned card call that has not
+// isBusy reports whether reader has an abandoned card call that has not
 // returned yet; Open refuses such a reader.
-func (d *Dialer) Busy(reader string) bool {
+func (d *Dialer) isBusy(reader string) bool {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	return d.busy[reader]

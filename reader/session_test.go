@@ -149,7 +149,7 @@ func TestSilentCardAbandoned(t *testing.T) {
 	if !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("Transmit to a silent card = %v, want one wrapping context.DeadlineExceeded", err)
 	}
-	if !d.Busy("A") {
+	if !d.isBusy("A") {
 		t.Error("reader A not busy while its abandoned call is blocked")
 	}
 	if _, err := s.Transmit([]byte{0x00, 0xB0, 0x95, 0x00, 0x00}); !errors.Is(err, ErrReaderBusy) {
@@ -176,7 +176,7 @@ func TestSilentCardAbandoned(t *testing.T) {
 	}
 
 	close(mute) // the card leaves: pcscd returns the call
-	eventually(t, "reader A freed", func() bool { return !d.Busy("A") })
+	eventually(t, "reader A freed", func() bool { return !d.isBusy("A") })
 	if _, disposals := card.state(); len(disposals) != 1 || disposals[0] != scard.ResetCard {
 		t.Errorf("after the abandoned call returned: disconnects %v, want one with reset", disposals)
 	}
