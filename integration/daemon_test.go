@@ -77,6 +77,22 @@ func (d *daemon) waitLine(t testing.TB, what string, limit time.Duration, match 
 	}
 }
 
+// stop sends SIGTERM and waits up to limit for cardd to exit 0.
+func (d *daemon) stop(t testing.TB, limit time.Duration) {
+	t.Helper()
+	if err := d.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-d.exit:
+		if err != nil {
+			t.Fatalf("cardd exited with %v after SIGTERM, want 0", err)
+		}
+	case <-time.After(limit):
+		t.Fatalf("cardd did not stop within %v of SIGTERM", limit)
+	}
+}
+
 func isTap(outcome string) func(map[string]any) bool {
 	return func(m map[string]any) bool { return m["msg"] == "tap" && m["outcome"] == outcome }
 }
@@ -191,17 +207,7 @@ func TestDaemonSurvivesPCSCDRestart(t *testing.T) {
 		t.Errorf("tap after restart read %v/%v, before %v/%v", second["card"], second["balance"], first["card"], first["balance"])
 	}
 
-	if err := d.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case err := <-d.exit:
-		if err != nil {
-			t.Fatalf("cardd exited with %v after SIGTERM, want 0", err)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("cardd did not stop within 10 s of SIGTERM")
-	}
+	d.stop(t, 10*time.Second)
 	for m := range d.lines {
 		if s, _ := m["line"].(string); strings.Contains(s, "panic") {
 			t.Errorf("cardd panicked: %s", s)

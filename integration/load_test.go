@@ -183,6 +183,19 @@ func (w *world) tap(t testing.TB, path string, opt vpcd.Options) tap.Result {
 	return res
 }
 
+// loadTapAPDUs counts the APDUs of a clean tap that loads one credit onto
+// a new card with the given number: the last one is CREDIT FOR LOAD.
+func (w *world) loadTapAPDUs(t testing.TB, number string) int {
+	t.Helper()
+	count := 0
+	path := w.issue(t, number, 10000)
+	w.credit(t, number, 100)
+	if res := w.tap(t, path, vpcd.Options{OnAPDU: func(n int) { count = n }}); res.Err != nil {
+		t.Fatalf("clean tap: %v", res.Err)
+	}
+	return count
+}
+
 // checkOnce asserts the money rules' end state: the card holds start+credit,
 // the host has the credit consumed with a TAC, once.
 func (w *world) checkOnce(t *testing.T, path, number, creditID string, start, amount int64) {
@@ -254,13 +267,7 @@ func TestLoadOnTap(t *testing.T) {
 func TestLoadTearEachAPDU(t *testing.T) {
 	requirePCSC(t)
 	w := newWorld(t)
-	// A clean tap with a load, to count its APDUs.
-	count := 0
-	probe := w.issue(t, "3101000000500100", 10000)
-	w.credit(t, "3101000000500100", 100)
-	if res := w.tap(t, probe, vpcd.Options{OnAPDU: func(n int) { count = n }}); res.Err != nil {
-		t.Fatalf("clean tap: %v", res.Err)
-	}
+	count := w.loadTapAPDUs(t, "3101000000500100")
 	if count < 6 { // SELECT, GET BALANCE, EF 0x16, READ RECORD (6A83), INIT, CREDIT
 		t.Fatalf("a tap with one load took %d APDUs; expected the read, INIT and CREDIT", count)
 	}

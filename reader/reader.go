@@ -31,14 +31,19 @@ var ErrNoService = errors.New("PC/SC service (pcscd) not available")
 // ErrReaderGone means the reader was unplugged or is not known to pcscd.
 var ErrReaderGone = errors.New("reader not available")
 
+// ErrReaderBusy means a card call on this reader was abandoned (it did not
+// return before its session's deadline) and pcscd has not returned it yet:
+// no new session opens on the reader until it does. Other readers work.
+var ErrReaderBusy = errors.New("reader busy: an abandoned card call has not returned")
+
 // Error is a PC/SC failure with the operation it happened in. It unwraps to
 // one of the sentinel errors above where one applies, and always to the
 // underlying scard.Error, so errors.Is works with both.
 type Error struct {
 	Op     string // "connect", "transmit", ...
 	Reader string
-	Kind   error // ErrCardRemoved, ErrNoService, ErrReaderGone or nil
-	Err    error // the scard.Error
+	Kind   error // ErrCardRemoved, ErrNoService, ErrReaderGone, ErrReaderBusy or nil
+	Err    error // the scard.Error, or the context's error for an abandoned call
 }
 
 func (e *Error) Error() string {

@@ -80,7 +80,8 @@ func (d *Door) logger() *slog.Logger {
 // identifying by its UID: the card answered, it just has no e-purse.
 func uidFallback(err error) bool {
 	return !errors.Is(err, reader.ErrCardRemoved) && !errors.Is(err, ErrTapTimeout) &&
-		!errors.Is(err, reader.ErrNoService) && !errors.Is(err, reader.ErrReaderGone)
+		!errors.Is(err, reader.ErrNoService) && !errors.Is(err, reader.ErrReaderGone) &&
+		!errors.Is(err, reader.ErrReaderBusy) && !errors.Is(err, context.Canceled)
 }
 
 // Decide runs after the purse read (cr nil and readErr set when it

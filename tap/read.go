@@ -4,7 +4,9 @@
 package tap
 
 import (
+	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"time"
 
@@ -123,9 +125,11 @@ func (c *countingTransmitter) Transmit(cmd []byte) ([]byte, error) {
 	return c.t.Transmit(cmd)
 }
 
-// deadlineTransmitter refuses to start an APDU after the deadline. PC/SC
-// cannot cancel an APDU in flight, but a tap that has run too long must not
-// go on issuing new ones.
+// deadlineTransmitter refuses to start an APDU after the deadline, and names
+// an exchange the session abandoned at the deadline (a card that stopped
+// answering: reader.Session) a tap timeout. PC/SC cannot cancel an APDU in
+// flight, but a tap that has run too long must neither wait for it nor go
+// on issuing new ones.
 type deadlineTransmitter struct {
 	t        apdu.Transmitter
 	deadline time.Time
@@ -139,11 +143,13 @@ func (d deadlineTransmitter) Transmit(cmd []byte) ([]byte, error) {
 	if !d.deadline.IsZero() && time.Now().After(d.deadline) {
 		return nil, ErrTapTimeout
 	}
-	if d.observe == nil {
-		return d.t.Transmit(cmd)
-	}
 	start := time.Now()
 	resp, err := d.t.Transmit(cmd)
-	d.observe(time.Since(start))
+	if d.observe != nil {
+		d.observe(time.Since(start))
+	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		return nil, fmt.Errorf("%w: %w", ErrTapTimeout, err)
+	}
 	return resp, err
 }

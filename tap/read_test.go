@@ -2,6 +2,7 @@ package tap
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"slices"
@@ -532,6 +533,22 @@ func TestDeadlineTransmitter(t *testing.T) {
 		}
 		if len(rec.cmds) != 0 {
 			t.Errorf("%d commands reached the card after the deadline", len(rec.cmds))
+		}
+	})
+	t.Run("exchange abandoned at the deadline is a timeout", func(t *testing.T) {
+		// What reader.Session returns when the card never answered before
+		// the session's deadline.
+		abandoned := &reader.Error{Op: "transmit", Reader: "r", Err: context.DeadlineExceeded}
+		_, err := ReadPurse(deadlineTransmitter{t: apdu.TransmitterFunc(func([]byte) ([]byte, error) { return nil, abandoned }),
+			deadline: time.Now().Add(time.Hour)}, ReadOptions{}, nil)
+		if !errors.Is(err, ErrTapTimeout) || !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("err = %v, want ErrTapTimeout wrapping the deadline", err)
+		}
+		if _, answered := apdu.SW(err); answered {
+			t.Errorf("an abandoned exchange looks answered (%v): a money command would be judged refused, not unknown", err)
+		}
+		if o := (Result{Err: err}).Outcome(); o != OutcomeTimeout {
+			t.Errorf("outcome %q, want %q", o, OutcomeTimeout)
 		}
 	})
 	for _, tc := range []struct {

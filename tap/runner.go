@@ -39,6 +39,11 @@ const (
 	// Door outcome: the door stayed shut (the decision's reason is logged).
 	OutcomeAccessDenied Outcome = "access_denied"
 	OutcomeRelayFailed  Outcome = "door_relay_failed"
+	// OutcomeReaderBusy: the reader still holds an exchange abandoned by an
+	// earlier tap (a card that stopped answering), so no session opens.
+	OutcomeReaderBusy Outcome = "reader_busy"
+	// OutcomeStopped: the daemon stopped in the middle of the tap.
+	OutcomeStopped Outcome = "stopped"
 )
 
 // Result is one tap, as it happened.
@@ -90,8 +95,12 @@ func (r Result) Outcome() Outcome {
 		return OutcomeAccessDenied
 	case errors.Is(err, ErrRelayFailed):
 		return OutcomeRelayFailed
-	case errors.Is(err, ErrTapTimeout):
+	case errors.Is(err, ErrTapTimeout), errors.Is(err, context.DeadlineExceeded):
 		return OutcomeTimeout
+	case errors.Is(err, context.Canceled):
+		return OutcomeStopped
+	case errors.Is(err, reader.ErrReaderBusy):
+		return OutcomeReaderBusy
 	case errors.Is(err, apdu.ErrFileInvalidated), errors.Is(err, apdu.ErrAppLocked), errors.Is(err, apdu.ErrNotSupported):
 		return OutcomeBlocked
 	case errors.Is(err, apdu.ErrFileNotFound):
@@ -228,12 +237,12 @@ func (r *Runner) event(ev reader.Event) {
 
 // samOpener opens the PSAM for one purchase, or nil when no SAM reader is
 // present.
-func (r *Runner) samOpener(d *reader.Dialer) func() (SAMSession, error) {
+func (r *Runner) samOpener(ctx context.Context, d *reader.Dialer) func() (SAMSession, error) {
 	name := r.samReader
 	if name == "" {
 		return nil
 	}
-	return func() (SAMSession, error) { return d.Open(name) }
+	return func() (SAMSession, error) { return d.Open(ctx, name) }
 }
 
 // tap reads the card in the reader named by ev, logs the outcome and
@@ -244,9 +253,14 @@ func (r *Runner) tap(ctx context.Context, d *reader.Dialer, ev reader.Event) Res
 	if timeout <= 0 {
 		timeout = 3 * time.Second
 	}
-	s, err := d.Open(ev.Reader)
+	// The tap's card calls (the PSAM's too) end at the deadline, even one
+	// that the card never answers: it is abandoned, and the tap ends timeout.
+	deadline := res.Start.Add(timeout)
+	cardCtx, cancel := context.WithDeadline(ctx, deadline)
+	defer cancel()
+	s, err := d.Open(cardCtx, ev.Reader)
 	if err == nil {
-		t := deadlineTransmitter{t: s, deadline: res.Start.Add(timeout), observe: r.OnAPDU}
+		t := deadlineTransmitter{t: s, deadline: deadline, observe: r.OnAPDU}
 		var doorErr error
 		res.Read, res.Err = ReadPurse(t, r.Read, func(cr *CardRead) {
 			res.ToBalance = time.Since(res.Start)
@@ -302,7 +316,7 @@ func (r *Runner) tap(ctx context.Context, d *reader.Dialer, ev reader.Event) Res
 			}
 			switch {
 			case res.Err == nil:
-				rep, err := r.Purchaser.Charge(ctx, t, res.Read, balance, r.samOpener(d))
+				rep, err := r.Purchaser.Charge(ctx, t, res.Read, balance, r.samOpener(cardCtx, d))
 				res.Purchase, res.Err = &rep, err
 			case errors.Is(res.Err, ErrCardDenied), errors.Is(res.Err, ErrCardExpired):
 				// No sale for this card, but its unfinished purchases are

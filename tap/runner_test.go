@@ -2,6 +2,7 @@ package tap
 
 import (
 	"bytes"
+	"context"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -27,6 +28,9 @@ func TestResultOutcome(t *testing.T) {
 		{"card removed, wrapped", fmt.Errorf("get EP balance: %w", reader.ErrCardRemoved), OutcomeRemoved},
 		{"card removed, reader.Error", fmt.Errorf("read record 1: %w", &reader.Error{Op: "transmit", Reader: "r", Kind: reader.ErrCardRemoved, Err: errors.New("removed")}), OutcomeRemoved},
 		{"tap timeout", fmt.Errorf("read EF 0x16: %w", ErrTapTimeout), OutcomeTimeout},
+		{"PSAM call abandoned at the deadline", fmt.Errorf("PSAM: %w", &reader.Error{Op: "transmit", Reader: "r", Err: context.DeadlineExceeded}), OutcomeTimeout},
+		{"stopped mid-tap", &reader.Error{Op: "transmit", Reader: "r", Err: context.Canceled}, OutcomeStopped},
+		{"reader busy", &reader.Error{Op: "connect", Reader: "r", Kind: reader.ErrReaderBusy, Err: errors.New("abandoned")}, OutcomeReaderBusy},
 		{"6283 invalidated", sw(0x6283), OutcomeBlocked},
 		{"9303 locked", sw(0x9303), OutcomeBlocked},
 		{"6A81 blocked", sw(0x6A81), OutcomeBlocked},

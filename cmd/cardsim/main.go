@@ -238,6 +238,7 @@ func cmdCardInsert(ctx context.Context, args []string, stdout, stderr io.Writer)
 	gap := fs.Duration("gap", time.Second, "time between taps, card out of the field")
 	latency := fs.Duration("latency", 0, "delay before each answer; 15ms is a real card at 106 kbit/s")
 	tearAfter := fs.Int("tear-after", 0, "pull the card while it answers its Nth APDU: the command takes effect, the answer is lost; 0 never")
+	silentAfter := fs.Int("silent-after", 0, "go mute while answering the Nth APDU: the command takes effect, then the card answers nothing more but stays in the field (a hung card); 0 never")
 	verbose := fs.Bool("verbose", false, "log each APDU (instruction, lengths and status word only)")
 	if err := parse(fs, args); err != nil {
 		return err
@@ -247,8 +248,8 @@ func cmdCardInsert(ctx context.Context, args []string, stdout, stderr io.Writer)
 		return usageError{errors.New("--file is required")}
 	case *slot < 0 || *slot > 15:
 		return usageError{fmt.Errorf("--slot = %d: want 0 to 15", *slot)}
-	case *hold < 0 || *gap < 0 || *latency < 0 || *tearAfter < 0 || *taps < 0:
-		return usageError{errors.New("--hold, --gap, --latency, --tear-after and --taps must not be negative")}
+	case *hold < 0 || *gap < 0 || *latency < 0 || *tearAfter < 0 || *silentAfter < 0 || *taps < 0:
+		return usageError{errors.New("--hold, --gap, --latency, --tear-after, --silent-after and --taps must not be negative")}
 	case *hold == 0 && *taps != 1:
 		return usageError{errors.New("--taps other than 1 needs --hold: a card held until signalled is tapped once")}
 	}
@@ -262,7 +263,7 @@ func cmdCardInsert(ctx context.Context, args []string, stdout, stderr io.Writer)
 		return err
 	}
 	card := epurse.NewSimCard(f, *file)
-	opt := vpcd.Options{Latency: *latency, TearAfter: *tearAfter, Logger: log}
+	opt := vpcd.Options{Latency: *latency, TearAfter: *tearAfter, SilentAfter: *silentAfter, Logger: log}
 	for i := 0; *taps == 0 || i < *taps; i++ {
 		if i > 0 {
 			select {

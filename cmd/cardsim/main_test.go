@@ -401,6 +401,7 @@ func TestCardInsertUsageErrors(t *testing.T) {
 		{"negative latency", []string{"--file", missing, "--latency=-1ms"}, "--latency"},
 		{"negative gap", []string{"--file", missing, "--hold", "1s", "--gap=-1s"}, "--gap"},
 		{"negative tear-after", []string{"--file", missing, "--tear-after=-1"}, "--tear-after"},
+		{"negative silent-after", []string{"--file", missing, "--silent-after=-1"}, "--silent-after"},
 		{"latency not a duration", []string{"--file", missing, "--latency", "15"}, "latency"},
 		{"stray argument", []string{"--file", missing, "now"}, "now"},
 	} {

@@ -58,6 +58,16 @@ type Options struct {
 	// before the answer is sent, and Insert returns ErrTorn. 0 never tears.
 	TearAfter int
 
+	// SilentAfter, when positive, makes the card go mute during its answer
+	// to the Nth command APDU of this insertion: the card processes that
+	// command, as with TearAfter, but then answers nothing more (not that
+	// command, not the ATR requests of pcscd's presence polls) while it
+	// stays connected, so pcscd still counts it in the field. This is a
+	// card or reader driver that hangs mid-tap: vpcd waits for the answer
+	// without a timeout, so the SCardTransmit blocks until the card leaves
+	// (ctx done). 0 never goes silent.
+	SilentAfter int
+
 	// Logger receives insertion, removal and tearing at Info and each APDU
 	// at Debug. APDUs are logged by INS, lengths and status word only, never
 	// their data, which can hold a PIN or a key. nil discards.
@@ -163,6 +173,9 @@ type server struct {
 	log  *slog.Logger
 	ctx  context.Context
 	n    int // command APDUs processed
+	// silent is set at opt.SilentAfter: from then on every message from
+	// vpcd is read and dropped.
+	silent bool
 }
 
 func (s *server) serve() error {
@@ -175,6 +188,11 @@ func (s *server) serve() error {
 		}
 		if err != nil {
 			return err
+		}
+		if s.silent {
+			// Read on, so vpcd's writes never block on a full socket; a
+			// mute card answers nothing, not even an ATR request.
+			continue
 		}
 		if len(msg) == 1 {
 			err = s.control(msg[0])
@@ -252,6 +270,11 @@ func (s *server) apdu(cmd []byte) error {
 		s.log.Debug("apdu processed, answer torn", attrs...)
 		s.conn.Close()
 		return ErrTorn
+	}
+	if s.opt.SilentAfter > 0 && s.n == s.opt.SilentAfter {
+		s.log.Info("apdu processed, card gone silent", attrs...)
+		s.silent = true
+		return nil
 	}
 	s.log.Debug("apdu", attrs...)
 	return WriteFrame(s.conn, resp)

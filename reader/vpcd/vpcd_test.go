@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -236,6 +237,39 @@ func TestTearAfter(t *testing.T) {
 	}
 	if commands, _ := card.counts(); commands != 2 {
 		t.Errorf("card processed %d commands, want 2 (the torn one counts)", commands)
+	}
+}
+
+func TestSilentAfter(t *testing.T) {
+	v := newFakeVPCD(t)
+	card := &fakeCard{atr: testATR}
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	done := insert(ctx, v.addr(), card, Options{SilentAfter: 2})
+	v.accept()
+	v.send(ctrlOn)
+
+	v.exchange(0x00, 0xA4, 0x04, 0x00) // answered
+	v.send(0x80, 0x5C, 0x00, 0x02, 0x04)
+	v.send(ctrlATR)
+	v.send(0x80, 0x5C, 0x00, 0x02, 0x04)
+	// Mute, yet still in: nothing comes back, and the connection stays
+	// open (a read times out rather than ending).
+	v.conn.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
+	if p, err := ReadFrame(v.conn); !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("a silent card answered % X, %v; want nothing (read deadline)", p, err)
+	}
+	select {
+	case err := <-done:
+		t.Fatalf("Insert returned %v while the silent card should stay in", err)
+	default:
+	}
+	if commands, _ := card.counts(); commands != 2 {
+		t.Errorf("card processed %d commands, want 2 (the one it went silent on counts, none after)", commands)
+	}
+	cancel() // the card leaves
+	if err := result(t, done); err != nil {
+		t.Fatalf("Insert after cancel = %v, want nil", err)
 	}
 }
 
