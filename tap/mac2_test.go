@@ -32,7 +32,7 @@ func TestPurchaseMAC2RefusedIsAnAlarm(t *testing.T) {
 		t.Fatal(err)
 	}
 	rep, err := w.tap(t, badMAC2{w.card})
-	if !errors.Is(err, ErrMAC2Refused) || (Result{Err: err}).Outcome() == OutcomeOK {
+	if !errors.Is(err, ErrMAC2Refused) || (Result{Err: err}).Outcome() != OutcomeMAC2Alarm {
 		t.Fatalf("tap with a wrong MAC2: %v, outcome %s; want the MAC2 alarm", err, (Result{Err: err}).Outcome())
 	}
 	if !rep.Paid || rep.MAC2Verified || rep.TAC == "" {
@@ -42,7 +42,7 @@ func TestPurchaseMAC2RefusedIsAnAlarm(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if row.State != offline.StateDone || row.TAC != rep.TAC || !strings.HasPrefix(row.Detail, MAC2Alarm) {
+	if row.State != offline.StateDone || row.TAC != rep.TAC || !strings.HasPrefix(row.Detail, MAC2Alarm+": ") {
 		t.Fatalf("journal row %+v: want done with the TAC and the alarm", row)
 	}
 	if up := row.HostRow(); !strings.HasPrefix(up.Detail, MAC2Alarm) {

@@ -290,6 +290,12 @@ func (p *Purchaser) debit(ctx context.Context, t apdu.Transmitter, sam apdu.Tran
 		// the host, which verifies the TAC, judges it; but the tap ends in
 		// an alarm, not as a sale like any other.
 		detail = MAC2Alarm + ": " + macErr.Error()
+		if !errors.Is(macErr, apdu.ErrMACInvalid) {
+			// Not a verdict on the card (the PSAM gone, the tap's time up):
+			// the host still judges the TAC, but the operator should not
+			// read it as a forged card.
+			detail = MAC2Alarm + " (not checked): " + macErr.Error()
+		}
 		p.logger().Error("ALARM: the PSAM did not accept the card's MAC2; the purchase is recorded for the host to judge",
 			"card", redact.CardNumber(cr.Info.CardNumber), "journal", row.ID, "err", macErr)
 	} else {

@@ -36,6 +36,10 @@ const (
 	OutcomeWrongPIN     Outcome = "wrong_pin"
 	OutcomeNoSAM        Outcome = "psam_unavailable"
 	OutcomeSaleInDoubt  Outcome = "sale_in_doubt"
+	// OutcomeMAC2Alarm: the sale was paid (the card debited and gave its
+	// TAC), but the PSAM did not accept, or could not check, the card's
+	// MAC2; the row carries MAC2Alarm for the host to judge.
+	OutcomeMAC2Alarm Outcome = "mac2_alarm"
 	// Door outcome: the door stayed shut (the decision's reason is logged).
 	OutcomeAccessDenied Outcome = "access_denied"
 	OutcomeRelayFailed  Outcome = "door_relay_failed"
@@ -75,6 +79,10 @@ func (r Result) Outcome() Outcome {
 	switch err := r.Err; {
 	case err == nil:
 		return OutcomeOK
+	case errors.Is(err, ErrMAC2Refused):
+		// First: the PSAM's error inside may be a time-out or a card error,
+		// but the sale is paid and only the alarm matters.
+		return OutcomeMAC2Alarm
 	case errors.Is(err, reader.ErrCardRemoved):
 		return OutcomeRemoved
 	case errors.Is(err, ErrCardDenied):

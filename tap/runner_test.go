@@ -38,6 +38,7 @@ func TestResultOutcome(t *testing.T) {
 		{"no pcscd", &reader.Error{Op: "connect", Kind: reader.ErrNoService, Err: errors.New("no service")}, OutcomeNoService},
 		{"no pcscd, plain", reader.ErrNoService, OutcomeNoService},
 		{"reader gone", fmt.Errorf("open: %w", reader.ErrReaderGone), OutcomeReaderGone},
+		{"MAC2 refused by the PSAM, sale paid", fmt.Errorf("%w (journal row j): %v", ErrMAC2Refused, context.DeadlineExceeded), OutcomeMAC2Alarm},
 		{"other status word", sw(0x6985), OutcomeCardFailure},
 		{"status word without a name", sw(0x6F00), OutcomeCardFailure},
 		{"malformed answer", fmt.Errorf("get EP balance: %w", apdu.ErrMalformed), OutcomeCardFailure},

@@ -19,6 +19,7 @@ import (
 	"github.com/cardd/cardd/internal/atomicfile"
 	"github.com/cardd/cardd/localapi"
 	"github.com/cardd/cardd/money"
+	"github.com/cardd/cardd/tap"
 )
 
 // runtimeAPI is where a running daemon's local API is, for the operator
@@ -133,6 +134,10 @@ func cmdPOS(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 			}
 			if p.Paid {
 				fmt.Fprintf(stdout, "paid %s: balance %s, journal %s\n", p.Amount, e.Tap.BalanceAfter, p.JournalID)
+				if e.Tap.Outcome == string(tap.OutcomeMAC2Alarm) {
+					// Paid all the same: charging again would take the money twice.
+					fmt.Fprintf(stdout, "ALARM: %s\n", e.Tap.Error)
+				}
 				return nil
 			}
 			fmt.Fprintf(stdout, "not paid (%s): %s\n", e.Tap.Outcome, e.Tap.Error)

@@ -68,6 +68,8 @@
       out_pcscd_unavailable: "读卡服务未运行，请联系工作人员",
       out_reader_gone: "读卡器已断开，请联系工作人员",
       out_card_error: "读卡失败，请重新刷卡",
+      out_reader_busy: "读卡器忙，请稍候再刷卡",
+      out_stopped: "终端正在重启，请稍候再刷卡",
       out_other: "操作未完成，请重新刷卡"
     },
     en: {
@@ -117,6 +119,8 @@
       out_pcscd_unavailable: "The card reader service is not running. Please ask staff",
       out_reader_gone: "The card reader was disconnected. Please ask staff",
       out_card_error: "Could not read the card. Please tap again",
+      out_reader_busy: "The reader is busy. Please wait a moment and tap again",
+      out_stopped: "The kiosk is restarting. Please tap again in a moment",
       out_other: "Something went wrong. Please tap again"
     }
   };
