@@ -193,6 +193,7 @@ func newRunner(cfg *config.Config, log *slog.Logger) *tap.Runner {
 			Purse:      purse,
 			LogFiles:   sfis,
 			LogRecords: cfg.EPurse.LogRecords,
+			Logger:     log,
 		},
 	}
 }
