@@ -13,7 +13,8 @@
 //
 // The checks never fight the running daemon: the printer is left alone while
 // cardd holds its lock (the port is then reported as driven by the daemon),
-// the journal is opened beside it (SQLite WAL allows that), and pcscd is
+// the journal is opened beside it (SQLite WAL allows that; the store held
+// by the daemon is reported, not failed), and pcscd is
 // only asked for its readers.
 //
 // Hardware is reached through function fields of [Options] (DialPCSC,

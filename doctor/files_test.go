@@ -89,6 +89,25 @@ func TestStoreOpensAndChecks(t *testing.T) {
 		fmt.Sprintf("schema version %d", offline.SchemaVersion()), "quick_check ok", "0 receipt(s) waiting")
 }
 
+// TestStoreHeldByDaemon: the store's lock held (the daemon runs) is said
+// with the holder's pid, and is no failure.
+func TestStoreHeldByDaemon(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.Printer.Enabled, cfg.Printer.Port = true, "/dev/null"
+	newStore(t, cfg.Store.Path)
+	l, err := offline.Lock(cfg.Store.Path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Release()
+	r := &run{cfg: cfg}
+	want(t, "store", r.checkStore(context.Background()), Pass, "quick_check ok", fmt.Sprintf("in use by the running cardd (pid %d)", os.Getpid()))
+	l.Release()
+	if res := r.checkStore(context.Background()); strings.Contains(res.Detail, "in use") {
+		t.Errorf("released, the store is still said in use: %s", res.Detail)
+	}
+}
+
 func TestStoreMigratesAnEmptyFile(t *testing.T) {
 	cfg := testConfig(t)
 	cfg.Printer.Enabled, cfg.Printer.Port = true, "/dev/null"

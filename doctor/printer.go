@@ -6,12 +6,12 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"syscall"
 	"time"
 
 	"go.bug.st/serial"
 
 	"github.com/cardd/cardd/config"
+	"github.com/cardd/cardd/internal/lockfile"
 	"github.com/cardd/cardd/printer"
 	"github.com/cardd/cardd/printer/spool"
 )
@@ -26,21 +26,17 @@ func PrinterLockPath(cfg *config.Config) string { return spool.LockPath(cfg.Stor
 // daemon's user cannot open. A missing file means no cardd ever drove the
 // printer of this store. held reports that another process holds it.
 func lockPrinter(cfg *config.Config) (release func(), held bool, err error) {
-	f, err := os.Open(PrinterLockPath(cfg)) // flock needs no write access
-	if errors.Is(err, fs.ErrNotExist) {
+	l, err := lockfile.AcquireExisting(PrinterLockPath(cfg))
+	var he *lockfile.HeldError
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
 		return func() {}, false, nil
-	}
-	if err != nil {
+	case errors.As(err, &he):
+		return nil, true, nil
+	case err != nil:
 		return nil, false, err
 	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
-		f.Close()
-		if errors.Is(err, syscall.EWOULDBLOCK) {
-			return nil, true, nil
-		}
-		return nil, false, err
-	}
-	return func() { f.Close() }, false, nil
+	return func() { l.Release() }, false, nil
 }
 
 const portsHint = "ls -l /dev/serial/by-id/ /dev/ttyUSB* /dev/ttyACM* lists the serial ports present"

@@ -10,6 +10,7 @@ import (
 	"os"
 	"strings"
 
+	"github.com/cardd/cardd/internal/lockfile"
 	"github.com/cardd/cardd/offline"
 )
 
@@ -67,6 +68,15 @@ func (r *run) checkStore(ctx context.Context) Result {
 	if r.cfg.Printer.Enabled {
 		if n, err := s.ReceiptsWaiting(ctx); err == nil {
 			detail += fmt.Sprintf("; %d receipt(s) waiting to print", n)
+		}
+	}
+	// A daemon holding the store is how it should be while cardd runs:
+	// worth saying (a second daemon would exit 2), not a failure.
+	if pid, held, err := lockfile.Holder(offline.LockPath(path)); err == nil && held {
+		if pid > 0 {
+			detail += fmt.Sprintf("; in use by the running cardd (pid %d)", pid)
+		} else {
+			detail += "; in use by a running cardd"
 		}
 	}
 	return pass("%s", detail)

@@ -2,6 +2,8 @@ package integration
 
 import (
 	"context"
+	"encoding/json"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -10,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cardd/cardd/localapi"
 	"github.com/cardd/cardd/printer/sim"
 	"github.com/cardd/cardd/reader/vpcd"
 )
@@ -150,5 +153,83 @@ func TestPrintTestAndReprint(t *testing.T) {
 	out, err := cmd.CombinedOutput()
 	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 2 || !strings.Contains(string(out), "printer.enabled") {
 		t.Errorf("print-test without a printer: %v\n%s", err, out)
+	}
+}
+
+// TestPrinterGoneAfterReceipt: the printer's port vanishes just after a
+// receipt (the pty hung up, the link removed, as when a USB serial cable is
+// pulled): the daemon's status query after the receipt fails, and the
+// printer is then not ready, in the log and in /v1/status, and stays so:
+// no "printer ready" without a status answer, so the kiosk does not offer
+// a receipt that cannot print.
+func TestPrinterGoneAfterReceipt(t *testing.T) {
+	requirePCSC(t)
+	dir := t.TempDir()
+	link := filepath.Join(dir, "printer")
+	printed, release := make(chan struct{}, 1), make(chan struct{})
+	defer func() {
+		select {
+		case <-release:
+		default:
+			close(release)
+		}
+	}()
+	// The printer holds its reading after the receipt until the port is
+	// gone, so the daemon's status query can never be answered first.
+	p := openPrinter(t, link, sim.Options{OnReceipt: func(sim.Receipt) {
+		printed <- struct{}{}
+		<-release
+	}})
+	env := append([]string{"CARDD_STORE_PATH=" + filepath.Join(dir, "cardd.db"), "CARDD_TERMINAL_ID=" + termID}, printerEnv(link)...)
+	d := startDaemon(t, env...)
+	addr := d.apiAddr(t)
+	d.waitLine(t, "start", 10*time.Second, func(m map[string]any) bool { return m["msg"] == "cardd starting" })
+
+	cmd := exec.Command(binary(t, "cardd"), "print-test")
+	cmd.Env = append(os.Environ(), append([]string{"CARDD_CONFIG="}, env...)...)
+	out := make(chan []byte, 1)
+	go func() { b, _ := cmd.CombinedOutput(); out <- b }()
+	select {
+	case <-printed:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the test page was not printed within 30 s")
+	}
+	closed := make(chan error, 1)
+	go func() { closed <- p.Close() }() // hangs up now; returns once released
+	d.waitLine(t, "printer not ready", 10*time.Second, func(m map[string]any) bool { return m["msg"] == "printer cannot print" })
+	close(release)
+	if err := <-closed; err != nil {
+		t.Fatal(err)
+	}
+	if b := <-out; !strings.Contains(string(b), "printed") {
+		t.Errorf("print-test said %q", b)
+	}
+	if _, err := os.Lstat(link); !os.IsNotExist(err) {
+		t.Fatalf("the printer's link is still there: %v", err)
+	}
+
+	// Past the worker's idle poll (2 s): still not ready, and never said
+	// ready in between.
+	deadline := time.Now().Add(3 * time.Second)
+	for time.Now().Before(deadline) {
+		select {
+		case m := <-d.lines:
+			if m["msg"] == "printer ready" {
+				t.Fatalf("the daemon says the printer is ready with its port gone: %v", m)
+			}
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	resp, err := http.Get("http://" + addr + "/v1/status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var st localapi.Status
+	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
+		t.Fatal(err)
+	}
+	if !st.Printer.Enabled || st.Printer.Ready || st.Printer.Problem == "" {
+		t.Fatalf("/v1/status printer %+v, want enabled, not ready, with the problem", st.Printer)
 	}
 }

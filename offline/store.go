@@ -14,6 +14,8 @@ import (
 	"time"
 
 	sqlite3 "github.com/mattn/go-sqlite3"
+
+	"github.com/cardd/cardd/internal/lockfile"
 )
 
 // Errors callers test for with errors.Is.
@@ -121,11 +123,8 @@ func Open(path, terminalID string) (*Store, error) {
 // prepareFile makes the directory (0700) and the file (0600) before SQLite
 // sees them, so the file is never, even briefly, readable by others.
 func prepareFile(path string) error {
-	dir := filepath.Dir(path)
-	if _, err := os.Stat(dir); errors.Is(err, os.ErrNotExist) {
-		if err := os.MkdirAll(dir, 0o700); err != nil {
-			return fmt.Errorf("offline: create directory for the database: %w", err)
-		}
+	if err := prepareDir(path); err != nil {
+		return err
 	}
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
@@ -139,6 +138,36 @@ func prepareFile(path string) error {
 		return fmt.Errorf("offline: database file mode: %w", err)
 	}
 	return nil
+}
+
+// prepareDir makes the directory of the database at path (0700) when it is
+// missing.
+func prepareDir(path string) error {
+	dir := filepath.Dir(path)
+	if _, err := os.Stat(dir); errors.Is(err, os.ErrNotExist) {
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return fmt.Errorf("offline: create directory for the database: %w", err)
+		}
+	}
+	return nil
+}
+
+// LockPath is the lock file beside the store at path, held by the one
+// process that runs on the store (the daemon).
+func LockPath(path string) string { return path + ".lock" }
+
+// Lock takes the lock of the store at path without waiting, making its
+// directory (0700) when missing. The daemon holds it while it runs: it
+// settles the rows an earlier run left in intent and owns the files beside
+// the store, so a second daemon would take the first one's rows in flight
+// for interrupted ones. It returns a *lockfile.HeldError, naming the
+// holder's pid, when another process holds it. Commands that only add to
+// the store (a receipt to print) open it beside the daemon without it.
+func Lock(path string) (*lockfile.Lock, error) {
+	if err := prepareDir(path); err != nil {
+		return nil, err
+	}
+	return lockfile.Acquire(LockPath(path))
 }
 
 // openDSN opens the database behind dsn, checks its settings and migrates it.

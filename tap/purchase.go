@@ -437,6 +437,10 @@ func (p *Purchaser) logFile() byte {
 // terminal's journal the log no longer shows (it keeps 10 records). A
 // purchase in both counts once, matched by purse type and counter.
 func (p *Purchaser) spentToday(ctx context.Context, t apdu.Transmitter, cr *CardRead) (int64, error) {
+	if cr.LogSkipped > 0 {
+		// A record that does not parse may be a purchase of today.
+		return 0, fmt.Errorf("the card's log has %d record(s) that do not parse: today's spending cannot be summed for the daily limit", cr.LogSkipped)
+	}
 	today := p.now().Format("20060102")
 	recs := cr.Log
 	if n := len(recs); n > 0 && n < epurse.MaxLogRecords && recs[n-1].Time.Format("20060102") == today {

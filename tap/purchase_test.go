@@ -1,11 +1,13 @@
 package tap
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -187,6 +189,35 @@ func TestPurchaseDailyLimitNeedsPIN(t *testing.T) {
 	}
 	if rep, err := w.tap(t, w.card); err != nil || rep.SpentToday != 0 {
 		t.Fatalf("next day: %+v %v", rep, err)
+	}
+}
+
+// TestPurchaseDailyLimitBadLogRecord: a log record that does not parse may
+// be a purchase of today, so the day's sum is not known: the sale is
+// refused with the reason, and nothing is debited.
+func TestPurchaseDailyLimitBadLogRecord(t *testing.T) {
+	w := newPOSWorld(t, 3)
+	w.p.DailyLimit = 100000
+	before := w.card.File().EPBalance
+	if _, err := w.till.Arm(600, ""); err != nil {
+		t.Fatal(err)
+	}
+	garbled := apdu.TransmitterFunc(func(cmd []byte) ([]byte, error) {
+		resp, err := w.card.Transmit(cmd)
+		if err == nil && cmd[1] == 0xB2 && cmd[2] == 2 {
+			resp = append(bytes.Clone(resp[:22]), 0x90, 0x00)
+		}
+		return resp, err
+	})
+	rep, err := w.tap(t, garbled)
+	if err == nil || !strings.Contains(err.Error(), "do not parse") || rep.Paid {
+		t.Fatalf("sale with an unreadable log record: %+v %v", rep, err)
+	}
+	if got := w.card.File().EPBalance; got != before {
+		t.Fatalf("card balance %d, want %d", got, before)
+	}
+	if n, _ := w.store.QueueDepth(context.Background()); n != 0 {
+		t.Fatalf("%d journal rows", n)
 	}
 }
 

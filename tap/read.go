@@ -7,11 +7,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
 	"time"
 
 	"github.com/cardd/cardd/apdu"
 	"github.com/cardd/cardd/apdu/epurse"
+	"github.com/cardd/cardd/redact"
 )
 
 // ReadOptions says what to read from an e-purse card.
@@ -26,6 +28,15 @@ type ReadOptions struct {
 	LogFiles []byte
 	// LogRecords is how many newest records to show; zero means 5.
 	LogRecords int
+	// Logger gets the log records that do not parse; nil: slog.Default().
+	Logger *slog.Logger
+}
+
+func (o ReadOptions) logger() *slog.Logger {
+	if o.Logger != nil {
+		return o.Logger
+	}
+	return slog.Default()
 }
 
 func (o ReadOptions) withDefaults() ReadOptions {
@@ -48,6 +59,9 @@ type CardRead struct {
 	Purse   epurse.Purse
 	Balance int64 // fen
 	Log     []epurse.LogRecord
+	// LogSkipped counts the log records read that do not parse: they are
+	// not in Log.
+	LogSkipped int
 	// APDUs counts the command APDUs sent, GET RESPONSE rounds included.
 	APDUs int
 	// BalanceAPDUs is how many APDUs it took until the balance was known.
@@ -95,10 +109,17 @@ func ReadPurse(t apdu.Transmitter, o ReadOptions, onBalance func(*CardRead)) (*C
 
 	for _, sfi := range o.LogFiles {
 		recs, err := epurse.ReadLog(ct, sfi, o.LogRecords)
-		if errors.Is(err, apdu.ErrFileNotFound) {
+		var bad *epurse.LogRecordError
+		switch {
+		case errors.Is(err, apdu.ErrFileNotFound):
 			continue // a configured file this card does not have
-		}
-		if err != nil {
+		case errors.As(err, &bad):
+			// A record the card wrote wrongly costs that record, not the
+			// balance and the others.
+			r.LogSkipped += len(bad.Records)
+			o.logger().Warn("card log records do not parse; skipped", "card", redact.CardNumber(r.Info.CardNumber),
+				"sfi", sfi, "records", bad.Records, "err", bad.Err)
+		case err != nil:
 			return nil, err
 		}
 		r.Log = append(r.Log, recs...)

@@ -5,7 +5,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -470,12 +472,6 @@ func TestReadPurseMalformedAnswers(t *testing.T) {
 			return b
 		}},
 		{"EF 0x16 of 10 bytes", 0xB0, 0x96, func([]byte) []byte { return append(make([]byte, 10), 0x90, 0x00) }},
-		{"log record of 22 bytes", 0xB2, 1, func(real []byte) []byte { return append(bytes.Clone(real[:22]), 0x90, 0x00) }},
-		{"log record with time 25:00", 0xB2, 2, func(real []byte) []byte {
-			b := bytes.Clone(real)
-			b[20] = 0x25
-			return b
-		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			card := newTestCard(t, "张三", 5, nil)
@@ -567,6 +563,64 @@ func TestDeadlineTransmitter(t *testing.T) {
 			}
 			if got.APDUs != len(rec.cmds) || len(rec.cmds) != 2+1+4 {
 				t.Errorf("APDUs %d, card saw %d, want 7", got.APDUs, len(rec.cmds))
+			}
+		})
+	}
+}
+
+// One log record that does not parse does not fail the tap: the balance and
+// the records that parse are read, and the bad one is logged (card masked)
+// and counted. (An answer that is not a record at all, or an error status,
+// still fails the read: TestReadPurseMalformedAnswers.)
+func TestReadPurseSkipsABadLogRecord(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		record byte
+		answer func(real []byte) []byte
+	}{
+		{"22 bytes", 1, func(real []byte) []byte { return append(bytes.Clone(real[:22]), 0x90, 0x00) }},
+		{"time 25:00", 2, func(real []byte) []byte {
+			b := bytes.Clone(real)
+			b[20] = 0x25
+			return b
+		}},
+		{"month 13", 3, func(real []byte) []byte {
+			b := bytes.Clone(real)
+			b[18] = 0x13
+			return b
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			card := newTestCard(t, "张三", 7, nil)
+			want := card.File()
+			bad := apdu.TransmitterFunc(func(cmd []byte) ([]byte, error) {
+				resp, err := card.Transmit(cmd)
+				if err == nil && cmd[1] == 0xB2 && cmd[2] == tc.record && cmd[3] == 0x18<<3|4 {
+					return tc.answer(resp), nil
+				}
+				return resp, err
+			})
+			var logged bytes.Buffer
+			got, err := ReadPurse(bad, ReadOptions{Logger: slog.New(slog.NewTextHandler(&logged, nil))}, nil)
+			if err != nil {
+				t.Fatalf("ReadPurse: %v", err)
+			}
+			if got.Balance != want.EPBalance {
+				t.Errorf("balance %d, want %d", got.Balance, want.EPBalance)
+			}
+			i := int(tc.record) - 1
+			sameRecords(t, "log", got.Log, append(slices.Clone(want.Log[:i]), want.Log[i+1:5]...))
+			if got.LogSkipped != 1 {
+				t.Errorf("LogSkipped %d, want 1", got.LogSkipped)
+			}
+			line := logged.String()
+			for _, w := range []string{"level=WARN", "do not parse", fmt.Sprintf("records=[%d]", tc.record), "3101********3456"} {
+				if !strings.Contains(line, w) {
+					t.Errorf("log %q lacks %q", line, w)
+				}
+			}
+			if strings.Contains(line, testNumber) {
+				t.Errorf("log shows the whole card number: %q", line)
 			}
 		})
 	}

@@ -5,29 +5,24 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+
+	"github.com/cardd/cardd/internal/atomicfile"
 )
 
-// WriteMasterKeyFile writes m as JSON to a new file with mode 0600 and syncs
-// it. An existing file is never overwritten: every card issued with the old
-// keys would become unloadable.
+// WriteMasterKeyFile writes m as JSON to a new file with mode 0600, synced.
+// An existing file is never overwritten: every card issued with the old
+// keys would become unloadable. The file appears whole or not at all, so a
+// failed write (a full disk) reports an error and leaves no cut-short key
+// file that a later start would take for the real one.
 func WriteMasterKeyFile(path string, m MasterKeys) error {
 	b, err := json.MarshalIndent(m, "", "  ")
 	if err != nil {
 		return err
 	}
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
-		return fmt.Errorf("master key file: %w", err)
-	}
-	if _, err := f.Write(append(b, '\n')); err == nil {
-		err = f.Sync()
-	}
-	if err != nil {
-		f.Close()
-		os.Remove(path)
+	if err := atomicfile.Create(path, append(b, '\n'), 0o600); err != nil {
 		return fmt.Errorf("master key file %s: %w", path, err)
 	}
-	return f.Close()
+	return nil
 }
 
 // ReadMasterKeyFile reads a master key file. It refuses a file that group or

@@ -30,7 +30,6 @@ func (m *macInput) u16(v uint16)      { m.b = binary.BigEndian.AppendUint16(m.b,
 func (m *macInput) u32(v uint32)      { m.b = binary.BigEndian.AppendUint32(m.b, v) }
 func (m *macInput) typ(t TxType)      { m.b = append(m.b, byte(t)) }
 func (m *macInput) termID(id [6]byte) { m.b = append(m.b, id[:]...) }
-func (m *macInput) raw(b []byte)      { m.b = append(m.b, b...) }
 func (m *macInput) mac(k [8]byte) ([4]byte, error) {
 	if m.err != nil {
 		return [4]byte{}, m.err

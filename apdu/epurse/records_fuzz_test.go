@@ -62,6 +62,9 @@ func FuzzParseHolder(f *testing.F) {
 func FuzzParseLogRecord(f *testing.F) {
 	f.Add(unhex(f, logRec))
 	f.Add(make([]byte, LogRecordLen))
+	// Records that do not parse: a 13th month, one cut short.
+	f.Add(unhex(f, "0005 000000 00000100 06 001122334455 20121399 090000"))
+	f.Add(unhex(f, logRec)[:LogRecordLen-1])
 	f.Fuzz(func(t *testing.T, b []byte) {
 		r, empty, err := ParseLogRecord(b)
 		if err != nil {

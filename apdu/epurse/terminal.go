@@ -175,11 +175,33 @@ func ReadHolder(t apdu.Transmitter) (Holder, error) {
 // MaxLogRecords is the number of records of a log file (spec "Files").
 const MaxLogRecords = 10
 
+// LogRecordError is returned by ReadLog when records of the log were read
+// but do not parse (a wrong length, an impossible date): the records that
+// parse, before and after them, are returned with it. It wraps the first
+// record's parse error.
+type LogRecordError struct {
+	// SFI is the log file.
+	SFI byte
+	// Records are the numbers of the records that do not parse, 1 the
+	// newest.
+	Records []int
+	// Err is the first one's parse error.
+	Err error
+}
+
+func (e *LogRecordError) Error() string {
+	return fmt.Sprintf("record(s) %v of log SFI %#02x do not parse: %v", e.Records, e.SFI, e.Err)
+}
+
+func (e *LogRecordError) Unwrap() error { return e.Err }
+
 // ReadLog reads up to max records, newest first, of the cyclic log file sfi:
 // 00 B2 n (sfi<<3|4) 17 for n = 1..max (spec "Files", EF 0x18). It stops
 // cleanly at 6A83 and at a zero-filled record, the two ways cards say "no
-// more transactions". Any other error is returned with the records read
-// before it; a file the card does not have is apdu.ErrFileNotFound.
+// more transactions". A record that does not parse is skipped and the
+// reading goes on: the records that parse come with a *LogRecordError. Any
+// other error is returned with the records read before it; a file the card
+// does not have is apdu.ErrFileNotFound.
 func ReadLog(t apdu.Transmitter, sfi byte, max int) ([]LogRecord, error) {
 	return ReadLogFrom(t, sfi, 1, max)
 }
@@ -198,6 +220,7 @@ func ReadLogFrom(t apdu.Transmitter, sfi byte, first, max int) ([]LogRecord, err
 		return nil, fmt.Errorf("%w: first record %d is not in 1..%d", ErrBadArgument, first, max)
 	}
 	var recs []LogRecord
+	var bad *LogRecordError
 	for n := first; n <= max; n++ {
 		data, err := apdu.Transceive(t, apdu.Command{CLA: claISO, INS: insReadRecord, P1: byte(n), P2: sfi<<3 | p2ReadRecordSFI, Ne: LogRecordLen})
 		if errors.Is(err, apdu.ErrRecordNotFound) {
@@ -208,12 +231,21 @@ func ReadLogFrom(t apdu.Transmitter, sfi byte, first, max int) ([]LogRecord, err
 		}
 		rec, empty, err := ParseLogRecord(data)
 		if err != nil {
-			return recs, fmt.Errorf("record %d of SFI %#02x: %w", n, sfi, err)
+			// The card answered: one record it wrote wrongly says nothing
+			// of the others.
+			if bad == nil {
+				bad = &LogRecordError{SFI: sfi, Err: err}
+			}
+			bad.Records = append(bad.Records, n)
+			continue
 		}
 		if empty {
 			break
 		}
 		recs = append(recs, rec)
+	}
+	if bad != nil {
+		return recs, bad
 	}
 	return recs, nil
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/hex"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -177,9 +178,22 @@ func TestReadLogAPDU(t *testing.T) {
 	}
 	s.Done()
 
-	s = newScript(t, step{"00B201C417", logRec + "9000"}, step{"00B202C417", "00 9000"})
-	if recs, err := ReadLog(s, 0x18, 3); !errors.Is(err, apdu.ErrMalformed) || len(recs) != 1 {
-		t.Errorf("short record: %d records, err = %v", len(recs), err)
+	// Records that do not parse (too short, a 13th month) are skipped, and
+	// the ones after them read: the error names the bad ones.
+	s = newScript(t,
+		step{"00B201C417", logRec + "9000"},
+		step{"00B202C417", "00 9000"},
+		step{"00B203C417", "0005 000000 00000100 06 001122334455 20121399 090000 9000"},
+		step{"00B204C417", rec2 + "9000"},
+		step{"00B205C417", "6A83"},
+	)
+	recs, err = ReadLog(s, 0x18, 10)
+	var bad *LogRecordError
+	if !errors.As(err, &bad) || !errors.Is(err, apdu.ErrMalformed) || !slices.Equal(bad.Records, []int{2, 3}) || bad.SFI != 0x18 {
+		t.Errorf("bad records: err = %v, want records 2 and 3 of SFI 0x18 named", err)
+	}
+	if len(recs) != 2 || recs[0].Counter != 7 || recs[1].Counter != 6 {
+		t.Errorf("bad records: %+v, want the two that parse", recs)
 	}
 	s.Done()
 

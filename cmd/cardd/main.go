@@ -8,7 +8,7 @@
 // Configuration comes from defaults, a YAML file (--config or CARDD_CONFIG),
 // CARDD_* environment variables and flags, in that order; see package config.
 // Exit codes: 0 success, 1 the work failed (a tap, pcscd), 2 bad usage or
-// configuration.
+// configuration, or a store.path another cardd run holds.
 package main
 
 import (
@@ -34,6 +34,7 @@ import (
 	"github.com/cardd/cardd/apdu/psam"
 	"github.com/cardd/cardd/config"
 	"github.com/cardd/cardd/hostapi"
+	"github.com/cardd/cardd/internal/lockfile"
 	"github.com/cardd/cardd/localapi"
 	"github.com/cardd/cardd/metrics"
 	"github.com/cardd/cardd/money"
@@ -192,6 +193,7 @@ func newRunner(cfg *config.Config, log *slog.Logger) *tap.Runner {
 			Purse:      purse,
 			LogFiles:   sfis,
 			LogRecords: cfg.EPurse.LogRecords,
+			Logger:     log,
 		},
 	}
 }
@@ -216,6 +218,16 @@ func cmdRun(ctx context.Context, args []string, stderr io.Writer) error {
 		}
 	}
 	log := newLogger(cfg, stderr)
+	pos := cfg.Mode == config.ModePOS
+	storeUsed := cfg.Host.URL != "" || cfg.Printer.Enabled || pos || doorMode
+	// Before anything touches the store or the files beside it: a second
+	// daemon would settle the first one's rows in flight as interrupted
+	// and take over its .api file. Released last, after .api is removed.
+	releaseStore, err := lockStore(cfg, storeUsed, log)
+	if err != nil {
+		return err
+	}
+	defer releaseStore()
 	runner := newRunner(cfg, log)
 	api, err := newAPI(cfg)
 	if err != nil {
@@ -228,13 +240,12 @@ func cmdRun(ctx context.Context, args []string, stderr io.Writer) error {
 	// updates it.
 	var printerState atomic.Value
 	printerState.Store("none")
-	pos := cfg.Mode == config.ModePOS
 	if pos {
 		// The till exists before the API serves, so a sale can be armed
 		// as soon as the API answers.
 		api.Till = &tap.Till{MaxPurchase: cfg.POS.MaxPurchaseFen()}
 	}
-	if cfg.Host.URL != "" || cfg.Printer.Enabled || pos || doorMode {
+	if storeUsed {
 		store, err := openStore(ctx, cfg, log)
 		if err != nil {
 			return err
@@ -390,6 +401,35 @@ func loadWallet(cfg *config.Config) (mifare.Wallet, error) {
 		return mifare.Wallet{}, &exitError{code: 2, err: fmt.Errorf("mifare.key_file %s: %w", cfg.Mifare.KeyFile, err)}
 	}
 	return w, nil
+}
+
+// lockStore takes the store's lock for `cardd run` (offline.Lock): exit 2
+// naming the holder when another daemon has it. A daemon that keeps no
+// journal (used is false) still guards the .api file beside the store, but
+// does not make the store's directory for that: where it cannot lock, it
+// cannot write .api either, and runs unlocked as before.
+func lockStore(cfg *config.Config, used bool, log *slog.Logger) (release func(), err error) {
+	var l *lockfile.Lock
+	if used {
+		l, err = offline.Lock(cfg.Store.Path)
+	} else {
+		l, err = lockfile.Acquire(offline.LockPath(cfg.Store.Path))
+	}
+	var held *lockfile.HeldError
+	switch {
+	case errors.As(err, &held):
+		holder := "another cardd"
+		if held.PID > 0 {
+			holder = "cardd pid " + strconv.Itoa(held.PID)
+		}
+		return nil, &exitError{code: 2, err: fmt.Errorf("store %s is in use by %s (%s): one daemon per store; stop it, or give this one its own store.path", cfg.Store.Path, holder, held.Path)}
+	case err != nil && used:
+		return nil, fmt.Errorf("store.path %s: %w", cfg.Store.Path, err)
+	case err != nil:
+		log.Debug("no store lock: this daemon keeps no journal and cannot write beside store.path", "err", err)
+		return func() {}, nil
+	}
+	return func() { l.Release() }, nil
 }
 
 // openStore opens the journal and settles what a killed daemon left in

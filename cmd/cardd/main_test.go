@@ -2,10 +2,13 @@ package main
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/cardd/cardd/offline"
 )
 
 func run(t *testing.T, args ...string) (code int, stdout, stderr string) {
@@ -87,6 +90,41 @@ func TestConfigPrintsEffective(t *testing.T) {
 	for _, w := range []string{`mode: "door"`, `"0011223344AA"`, "card_pattern"} {
 		if !strings.Contains(out, w) {
 			t.Errorf("effective config lacks %q:\n%s", w, out)
+		}
+	}
+}
+
+// A daemon on a store another daemon holds exits 2 at once, naming the
+// store and the holder's pid, and writes nothing beside the store: with a
+// journal, and without one (it still guards the .api file).
+func TestRunOnAHeldStoreExits2(t *testing.T) {
+	t.Setenv("CARDD_CONFIG", "")
+	store := filepath.Join(t.TempDir(), "cardd.db")
+	t.Setenv("CARDD_STORE_PATH", store)
+	l, err := offline.Lock(store)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Release()
+	// A token file that is not there stops a daemon that got past the
+	// lock, rather than letting it run.
+	t.Setenv("CARDD_API_TOKEN_FILE", filepath.Join(t.TempDir(), "no-token"))
+	for _, env := range []map[string]string{
+		{"CARDD_HOST_URL": "http://127.0.0.1:1", "CARDD_HOST_SECRET_FILE": filepath.Join(t.TempDir(), "secret")},
+		{"CARDD_HOST_URL": ""},
+	} {
+		for k, v := range env {
+			t.Setenv(k, v)
+		}
+		code, _, stderr := run(t, "run")
+		want := fmt.Sprintf("store %s is in use by cardd pid %d", store, os.Getpid())
+		if code != 2 || !strings.Contains(stderr, want) {
+			t.Errorf("%v: exit %d, stderr %q; want 2 and %q", env, code, stderr, want)
+		}
+		for _, f := range []string{store, store + ".api"} {
+			if _, err := os.Stat(f); !os.IsNotExist(err) {
+				t.Errorf("%v: %s was made (%v)", env, f, err)
+			}
 		}
 	}
 }

@@ -6,11 +6,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
-	"syscall"
 	"time"
 
 	"github.com/cardd/cardd/config"
+	"github.com/cardd/cardd/internal/lockfile"
 	"github.com/cardd/cardd/offline"
 	"github.com/cardd/cardd/printer"
 	"github.com/cardd/cardd/printer/spool"
@@ -21,20 +20,16 @@ import (
 // drives the printer: the daemon while it runs, else an operator
 // subcommand. Two processes writing to one printer would interleave their
 // receipts, and root is not stopped by the serial port's own exclusive
-// mode (TIOCEXCL).
-func printLock(cfg *config.Config) (release func(), ok bool, err error) {
-	f, err := os.OpenFile(spool.LockPath(cfg.Store.Path), os.O_RDWR|os.O_CREATE, 0o600)
+// mode (TIOCEXCL). held is the holder when another process has it.
+func printLock(cfg *config.Config) (release func(), held *lockfile.HeldError, err error) {
+	l, err := lockfile.Acquire(spool.LockPath(cfg.Store.Path))
+	if errors.As(err, &held) {
+		return nil, held, nil
+	}
 	if err != nil {
-		return nil, false, fmt.Errorf("printer lock beside store.path: %w", err)
+		return nil, nil, fmt.Errorf("printer lock beside store.path: %w", err)
 	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
-		f.Close()
-		if errors.Is(err, syscall.EWOULDBLOCK) {
-			return nil, false, nil
-		}
-		return nil, false, fmt.Errorf("printer lock: %w", err)
-	}
-	return func() { f.Close() }, true, nil
+	return func() { l.Release() }, nil, nil
 }
 
 // renderer builds the receipt renderer of the configured printer.
@@ -108,12 +103,12 @@ func purchaseReceipt(cfg *config.Config) func(cr *tap.CardRead, row offline.Row)
 // queue. onState gets each change of the printer's state. The returned stop
 // stops the worker and releases the lock; kick wakes the worker.
 func startPrinter(ctx context.Context, cfg *config.Config, store *offline.Store, log *slog.Logger, onState func(spool.State)) (stop, kick func(), err error) {
-	release, ok, err := printLock(cfg)
+	release, held, err := printLock(cfg)
 	if err != nil {
 		return nil, nil, err
 	}
-	if !ok {
-		return nil, nil, fmt.Errorf("another cardd drives the printer of this store (%s is held): one daemon per terminal", spool.LockPath(cfg.Store.Path))
+	if held != nil {
+		return nil, nil, fmt.Errorf("another cardd drives the printer of this store (%v): one daemon per terminal", held)
 	}
 	if n, err := store.RecoverSending(ctx); err != nil {
 		release()
@@ -196,11 +191,11 @@ func queueAndPrint(ctx context.Context, cfg *config.Config, stdout, stderr io.Wr
 	}
 	fmt.Fprintf(stdout, "receipt %d queued\n", id)
 	log := newLogger(cfg, stderr)
-	release, mine, err := printLock(cfg)
+	release, held, err := printLock(cfg)
 	if err != nil {
 		return err
 	}
-	if mine {
+	if held == nil {
 		// No daemon drives the printer: print the queue from here.
 		defer release()
 		line := spool.ConfiguredLine(cfg.Printer, log)

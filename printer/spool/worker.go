@@ -196,14 +196,17 @@ func (w *Worker) printOne(ctx context.Context) (bool, error) {
 			// receipt did not print, and sending it again would print it
 			// twice if it did: it counts as printed, with a warning so a
 			// person can reprint it if the paper shows otherwise.
+			// The printer itself is not ready until a status query is
+			// answered again: a kiosk must not offer a receipt now.
 			w.setState(State{Problem: err.Error()})
 			w.logger().Warn("receipt written but the printer did not confirm; counted printed", "receipt", r.ID, "err", err)
 		case stopped(st):
 			w.setState(State{Answering: true, Status: st, Problem: problem(st)})
 			w.notPrinted(ctx, r, "printing stopped: "+problem(st))
 			return false, fmt.Errorf("%w: %s", errNotReady, problem(st))
+		default:
+			w.setState(State{Answering: true, Status: st, Ready: st.CanPrint(), Problem: problem(st)})
 		}
-		w.setState(State{Answering: true, Status: st, Ready: st.CanPrint(), Problem: problem(st)})
 	}
 	if err := w.Queue.MarkPrinted(ctx, r.ID); err != nil {
 		w.logger().Error("marking a receipt printed", "receipt", r.ID, "err", err)

@@ -171,6 +171,79 @@ func (p *tornPrinter) Write(ctx context.Context, b []byte) error {
 	return p.fakePrinter.Write(ctx, b)
 }
 
+// A printer whose port vanishes just after a receipt (its cable pulled):
+// the receipt counts printed, and the printer is not ready, and stays so,
+// until a status query is answered again. Claiming ready would have the
+// kiosk offer a receipt that cannot print.
+func TestGoneAfterReceiptIsNotReady(t *testing.T) {
+	q := newQueue(t, 1)
+	p := &fakePrinter{}
+	gone := &gonePrinter{fakePrinter: p}
+	var mu sync.Mutex
+	var states []State
+	w := &Worker{Queue: q, Printer: gone, StatusChecks: true, Poll: 10 * time.Millisecond, Settle: time.Millisecond,
+		Render:  func(r offline.Receipt) ([]byte, error) { return r.Body, nil },
+		OnState: func(s State) { mu.Lock(); states = append(states, s); mu.Unlock() }}
+	w.Start(context.Background())
+	defer w.Stop()
+	waitUntil(t, "printed", func() bool {
+		r, _ := q.GetReceipt(context.Background(), 1)
+		return r.State == offline.ReceiptPrinted
+	})
+	time.Sleep(50 * time.Millisecond) // idle polls of the empty queue
+	mu.Lock()
+	last := states[len(states)-1]
+	mu.Unlock()
+	if last.Ready || last.Problem == "" {
+		t.Fatalf("after the port vanished the last state is %+v, want not ready with the reason", last)
+	}
+	// A receipt queued now waits; once the printer answers again it prints
+	// and the printer is ready.
+	if _, err := q.QueueReceipt(context.Background(), offline.NewReceipt{Kind: "test", Body: []byte("second")}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(50 * time.Millisecond)
+	if got := p.list(); len(got) != 1 {
+		t.Fatalf("printed %q while the port was gone", got)
+	}
+	gone.set(func(*fakePrinter) { gone.back = true })
+	waitUntil(t, "ready again", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return states[len(states)-1].Ready && len(p.list()) == 2
+	})
+}
+
+// gonePrinter is a printer whose port disappears once the first receipt's
+// bytes have left the line: every call then fails, until back.
+type gonePrinter struct {
+	*fakePrinter
+	written, back bool
+}
+
+var errPortGone = errors.New("opening printer port /dev/ttyUSB0: no such file or directory")
+
+func (p *gonePrinter) Write(ctx context.Context, b []byte) error {
+	p.mu.Lock()
+	if p.written && !p.back {
+		p.mu.Unlock()
+		return errPortGone
+	}
+	p.written = true
+	p.mu.Unlock()
+	return p.fakePrinter.Write(ctx, b)
+}
+
+func (p *gonePrinter) State(ctx context.Context) (printer.Status, error) {
+	p.mu.Lock()
+	gone := p.written && !p.back
+	p.mu.Unlock()
+	if gone {
+		return printer.Status{}, errPortGone
+	}
+	return p.fakePrinter.State(ctx)
+}
+
 // A silent printer (one-way cable) never prints with status checks on, and
 // prints blind with them off.
 func TestSilentPrinter(t *testing.T) {
