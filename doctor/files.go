@@ -208,10 +208,10 @@ func (r *run) checkHostSecret(context.Context) Result {
 func (r *run) checkAPIToken(context.Context) Result {
 	path := r.cfg.API.TokenFile
 	if path == "" {
-		return skip("api.token_file is not set: the local API on %s takes no token (loopback only)", r.cfg.API.Listen)
+		return skip("api.token_file is not set: calls that change something through the local API on %s take a random token made at start (written to <store.path>.api for cardd pos); the kiosk page gets its own limited credential", r.cfg.API.Listen)
 	}
 	res, _ := r.secretFile("api.token_file", path,
-		fmt.Sprintf("write a random token there: (umask 077; head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \\n' > %s), and give the kiosk screen and POS app the same token", path))
+		fmt.Sprintf("write a random token there: (umask 077; head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \\n' > %s), and give the POS app the same token (the kiosk page never needs it)", path))
 	return res
 }
 
