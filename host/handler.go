@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/cardd/cardd/hostapi"
+	"github.com/cardd/cardd/internal/strictjson"
 	"github.com/cardd/cardd/redact"
 )
 
@@ -218,19 +219,12 @@ func (h *Handler) verify(r *http.Request, body []byte, now time.Time) (string, e
 	return CanonicalTerminalID(term)
 }
 
-// decode reads a request body strictly: one JSON object, no unknown field,
+// decode reads a request body strictly (package strictjson): one JSON
+// object, no unknown field, no field named in another case, no key twice,
 // nothing after it.
 func decode(body []byte, v any) error {
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		if errors.Is(err, io.EOF) {
-			return badRequest("body is empty: want a JSON object")
-		}
+	if err := strictjson.Decode(bytes.NewReader(body), v); err != nil {
 		return badRequest("body: %v", err)
-	}
-	if err := dec.Decode(&struct{}{}); !errors.Is(err, io.EOF) {
-		return badRequest("body: more than one JSON value")
 	}
 	return nil
 }

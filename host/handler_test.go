@@ -101,6 +101,23 @@ func TestRequestShape(t *testing.T) {
 	if status != http.StatusBadRequest || !bytes.Contains(b, []byte("since")) {
 		t.Fatalf("unknown field: %d %s", status, b)
 	}
+	// A name in another case and a key given twice are refused, by name:
+	// encoding/json alone would take "Limit" for "limit" and keep the last
+	// of two "limit"s.
+	for body, want := range map[string]string{
+		`{"cursor": "", "Limit": 5}`:             `unknown field \"Limit\": names are case-sensitive, did you mean \"limit\"?`,
+		`{"cursor": "", "limit": 5, "limit": 1}`: "limit: key given twice",
+		`{"rows": [{"id": "a", "ID": "b"}]}`:     `rows[0].ID: unknown field \"ID\"`,
+	} {
+		path := hostapi.PathPull
+		if strings.Contains(body, "rows") {
+			path = hostapi.PathJournal
+		}
+		status, b := e.send(e.signedRaw(path, []byte(body), testTerm, e.secret, time.Now(), newNonce()))
+		if status != http.StatusBadRequest || !bytes.Contains(b, []byte(want)) {
+			t.Errorf("body %s: %d %s, want 400 with %s", body, status, b, want)
+		}
+	}
 	for _, body := range []string{``, `{"cursor": ""} {}`, `[1]`, `{"limit": "ten"}`} {
 		status, b := e.send(e.signedRaw(hostapi.PathPull, []byte(body), testTerm, e.secret, time.Now(), newNonce()))
 		if status != http.StatusBadRequest || !bytes.Contains(b, []byte(hostapi.CodeBadRequest)) {
