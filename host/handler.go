@@ -99,12 +99,14 @@ type Options struct {
 // one that does not verify 409 mac_invalid. A credit is consumed only on a
 // verified TAC.
 //
-// /v1/journal: journal rows, stored once per terminal and row id (a batch
-// sent again stores nothing new); every id stored or already present is
-// acknowledged. A row sent again changed (settled after its first upload)
-// replaces the stored one, except that a done or failed row never goes back
-// to intent or unknown. A row with an empty id refuses the batch with 400
-// naming the row, and nothing of it is stored.
+// /v1/journal: journal rows, answered row by row (storeJournal): each is
+// checked (kind, state, card id, purse, amount and balance within 0 and the
+// larger of MaxJournalAmountFen and the balance cap, credit id, TAC form,
+// an RFC 3339 time from 2000 to a day past the host's clock); a bad row is
+// refused and the good ones of the batch are stored. A row stored done or
+// failed is final: the same copy again is acked, a changed one refused 409
+// row_settled and alarmed. The answer is 200 with acked ids and refused
+// rows for any well-formed batch, even when every row is refused.
 //
 // /v1/heartbeat: the terminal's version, queue depth, readers, printer and
 // extras are stored with the time; the answer is the host's clock, RFC 3339
@@ -294,8 +296,17 @@ func (h *Handler) journal(ctx context.Context, term string, body []byte, now tim
 	if err := decode(body, &req); err != nil {
 		return nil, err
 	}
-	acked, err := h.store.storeJournal(ctx, term, req.Rows, now)
-	return hostapi.JournalResponse{Acked: acked}, err
+	res, err := h.store.storeJournal(ctx, term, req.Rows, rowChecker{now: now, amountCap: max(MaxJournalAmountFen, h.rules.BalanceCap)})
+	if err != nil {
+		return nil, err
+	}
+	for _, a := range res.Alarms {
+		h.log.Error("terminal sent a settled journal row changed", "terminal", term, "detail", a)
+	}
+	for _, rf := range res.Refused {
+		h.log.Warn("journal row refused", "terminal", term, "index", rf.Index, "id", rf.ID, "code", rf.Code, "reason", rf.Reason)
+	}
+	return res.JournalResponse, nil
 }
 
 func (h *Handler) heartbeat(ctx context.Context, term string, body []byte, now time.Time) (any, error) {
