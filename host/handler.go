@@ -33,6 +33,9 @@ type Options struct {
 	// BalanceCap is the most a purse may hold after a load, in fen;
 	// 0 means DefaultBalanceCap.
 	BalanceCap int64
+	// LoadHold is how long a load authorization holds the card's counter
+	// against other terminals; 0 means DefaultLoadHold.
+	LoadHold time.Duration
 	// Now is the host's clock; nil means time.Now. Tests move it.
 	Now func() time.Time
 	// Logger gets one line per refused request and every alarm; nil
@@ -79,7 +82,9 @@ type Options struct {
 // over_balance_cap); MAC1 verifies with the card's load key for the random,
 // counter and this terminal (409 mac_invalid, nothing recorded); an open
 // authorization of the credit at the same counter is void (the card did not
-// move), at another counter it is 409 credit_in_flight until completed; then
+// move) unless another terminal was issued it less than Options.LoadHold ago
+// (409 credit_busy: the credit waits for the card's next tap), at another
+// counter it is 409 credit_in_flight until completed; then
 // MAC2 over amount, type, terminal and the request's time (the terminal's
 // wall clock, hostapi.TimeLayout, within a day of the host's clock, else
 // 400) is recorded as an open authorization and answered.
@@ -133,7 +138,7 @@ func NewHandler(store *Store, keys *Keys, opt Options) *Handler {
 	if balanceCap == 0 {
 		balanceCap = DefaultBalanceCap
 	}
-	h.rules = &Rules{Store: store, Keys: keys, BalanceCap: balanceCap, Logger: h.log}
+	h.rules = &Rules{Store: store, Keys: keys, BalanceCap: balanceCap, Logger: h.log, LoadHold: opt.LoadHold}
 	h.routes = map[string]func(context.Context, string, []byte, time.Time) (any, error){
 		hostapi.PathPull:          h.pull,
 		hostapi.PathCardCredits:   h.cardCredits,

@@ -50,6 +50,10 @@ const (
 	CodeBalanceCap      = "over_balance_cap" // 409: the load would take the card over its cap
 	CodeCardDenied      = "card_denied"      // 409: the card is on the deny list
 	CodeCounterMismatch = "counter_mismatch" // 409: the proof's counter does not fit the authorization
+	// CodeCreditBusy (409): another terminal holds a fresh authorization of
+	// the credit (or of the card at this counter): the card may be at it
+	// right now. The credit waits; try again on the card's next tap.
+	CodeCreditBusy = "credit_busy"
 	// CodeBadRow (400, per journal row): the row is malformed.
 	CodeBadRow = "bad_row"
 	// CodeRowSettled (409, per journal row): the host holds this id done or
