@@ -7,6 +7,7 @@ package sync_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -15,6 +16,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"strconv"
 	"strings"
 	gosync "sync"
 	"sync/atomic"
@@ -685,5 +687,80 @@ func TestLoadBusyAtAnotherTerminal(t *testing.T) {
 	}
 	if l, err := h.store.Ledger(ctx, number); err != nil || l.LoadedFen != 2500 || l.PendingFen != 0 || l.Alarms != 0 {
 		t.Fatalf("host ledger: loaded %d pending %d alarms %d (%v)", l.LoadedFen, l.PendingFen, l.Alarms, err)
+	}
+}
+
+// TestSyncerHostAcksSome: a host that acks some rows of each batch, refuses
+// some and says nothing of the rest. The terminal marks exactly the acked
+// ids; a refused row is kept, marked with the host's reason and sent only
+// once, never blocking the others; a row the host did not answer goes again.
+func TestSyncerHostAcksSome(t *testing.T) {
+	h := newTestHost(t, termA)
+	var mu gosync.Mutex
+	sent := map[string]int{}
+	silentRounds := 3
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != hostapi.PathJournal {
+			h.handler.ServeHTTP(w, r)
+			return
+		}
+		var req hostapi.JournalRequest
+		body, _ := io.ReadAll(r.Body)
+		if err := json.Unmarshal(body, &req); err != nil {
+			t.Errorf("upload body: %v", err)
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		resp := hostapi.JournalResponse{Acked: []string{}, Refused: []hostapi.JournalRefusal{}}
+		for i, row := range req.Rows {
+			sent[row.ID]++
+			_, seq, _ := strings.Cut(row.ID, "-")
+			switch n, _ := strconv.Atoi(seq); {
+			case n%3 == 1:
+				resp.Acked = append(resp.Acked, row.ID)
+			case n%3 == 2:
+				resp.Refused = append(resp.Refused, hostapi.JournalRefusal{Index: i, ID: row.ID, Status: http.StatusConflict,
+					Code: hostapi.CodeRowSettled, Reason: "row " + row.ID + " is stored done and final"})
+			case silentRounds == 0:
+				resp.Acked = append(resp.Acked, row.ID)
+			}
+		}
+		if silentRounds > 0 {
+			silentRounds--
+		}
+		json.NewEncoder(w).Encode(resp)
+	}))
+	t.Cleanup(srv.Close)
+	tm := newTerminal(t, h, termA, srv.URL)
+	tm.journal(t, 12)
+	ctx := context.Background()
+	tm.syncer(t, nil)
+	waitFor(t, "queue empty", func() bool { return tm.queueDepth(t) == 0 })
+
+	rows, err := tm.store.List(ctx, 0, 100)
+	if err != nil || len(rows) != 12 {
+		t.Fatalf("%d rows (%v)", len(rows), err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for _, row := range rows {
+		switch row.Seq % 3 {
+		case 1:
+			if !row.Acked || row.HostRefused != "" || sent[row.ID] != 1 {
+				t.Errorf("acked row %s: acked %v, refused %q, sent %d times", row.ID, row.Acked, row.HostRefused, sent[row.ID])
+			}
+		case 2:
+			if row.Acked || !strings.Contains(row.HostRefused, "row_settled: row "+row.ID) || sent[row.ID] != 1 {
+				t.Errorf("refused row %s: acked %v, refused %q, sent %d times; want kept unacked with the reason, sent once", row.ID, row.Acked, row.HostRefused, sent[row.ID])
+			}
+		case 0:
+			if !row.Acked || sent[row.ID] < 2 {
+				t.Errorf("row %s the host did not answer at first: acked %v, sent %d times; want sent again until acked", row.ID, row.Acked, sent[row.ID])
+			}
+		}
+	}
+	refused, err := tm.store.HostRefusedRows(ctx, 100)
+	if err != nil || len(refused) != 4 {
+		t.Fatalf("%d rows refused by the host listed (%v), want 4", len(refused), err)
 	}
 }
