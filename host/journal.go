@@ -221,7 +221,18 @@ func (s *Store) storeJournal(ctx context.Context, terminal string, rows []hostap
 	now := check.now
 	actor := terminalActor(terminal)
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		res.Acked, res.Refused, res.Alarms = res.Acked[:0], res.Refused[:0], nil // a retried transaction starts over
+		// A batch is hundreds of rows: each takes a look-up and an insert.
+		get, err := tx.Prepare(storedRowQuery)
+		if err != nil {
+			return err
+		}
+		defer get.Close()
+		insert, err := tx.Prepare(`INSERT INTO journal (terminal, id, kind, state, card, purse, counter, balance_fen,
+			amount_fen, credit_id, tac, detail, time, received, updated, term_serial) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+		if err != nil {
+			return err
+		}
+		defer insert.Close()
 		for i, r := range rows {
 			if reason := check.check(r); reason != "" {
 				refuse(i, http.StatusBadRequest, hostapi.CodeBadRow, reason)
@@ -231,15 +242,13 @@ func (s *Store) storeJournal(ctx context.Context, terminal string, rows []hostap
 				refuse(i, http.StatusBadRequest, hostapi.CodeBadRow, fmt.Sprintf("id %s is in the batch %d times: a terminal sends each row once; none of them is stored", r.ID, n))
 				continue
 			}
-			old, found, err := storedRow(tx, terminal, r.ID)
+			old, found, err := storedRow(get, terminal, r.ID)
 			if err != nil {
 				return err
 			}
 			switch {
 			case !found:
-				_, err = tx.Exec(`INSERT INTO journal (terminal, id, kind, state, card, purse, counter, balance_fen,
-					amount_fen, credit_id, tac, detail, time, received, updated, term_serial) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-					terminal, r.ID, r.Kind, r.State, r.Card, r.Purse, int64(r.Counter), r.BalanceFen,
+				_, err = insert.Exec(terminal, r.ID, r.Kind, r.State, r.Card, r.Purse, int64(r.Counter), r.BalanceFen,
 					r.AmountFen, r.CreditID, r.TAC, r.Detail, r.Time, dbTime(now), dbTime(now), int64(r.TermSerial))
 			case old == r:
 				// The same copy again: a retried upload.
@@ -280,12 +289,15 @@ func (s *Store) storeJournal(ctx context.Context, terminal string, rows []hostap
 	return res, nil
 }
 
-// storedRow reads a stored journal row back in its upload form.
-func storedRow(tx *sql.Tx, terminal, id string) (hostapi.JournalRow, bool, error) {
+const storedRowQuery = `SELECT kind, state, card, purse, counter, balance_fen, amount_fen, credit_id, tac, detail, time, term_serial
+	FROM journal WHERE terminal = ? AND id = ?`
+
+// storedRow reads a stored journal row back in its upload form, with get
+// prepared from storedRowQuery.
+func storedRow(get *sql.Stmt, terminal, id string) (hostapi.JournalRow, bool, error) {
 	r := hostapi.JournalRow{ID: id}
 	var counter, serial int64
-	err := tx.QueryRow(`SELECT kind, state, card, purse, counter, balance_fen, amount_fen, credit_id, tac, detail, time, term_serial
-		FROM journal WHERE terminal = ? AND id = ?`, terminal, id).Scan(&r.Kind, &r.State, &r.Card, &r.Purse, &counter,
+	err := get.QueryRow(terminal, id).Scan(&r.Kind, &r.State, &r.Card, &r.Purse, &counter,
 		&r.BalanceFen, &r.AmountFen, &r.CreditID, &r.TAC, &r.Detail, &r.Time, &serial)
 	if errors.Is(err, sql.ErrNoRows) {
 		return r, false, nil

@@ -29,13 +29,12 @@ func (e *env) upload(rows ...hostapi.JournalRow) hostapi.JournalResponse {
 // storedJournal reads a row back as the host holds it.
 func (e *env) storedJournal(id string) hostapi.JournalRow {
 	e.t.Helper()
-	var r hostapi.JournalRow
-	tx, err := e.st.db.Begin()
+	get, err := e.st.db.Prepare(storedRowQuery)
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	defer tx.Rollback()
-	r, found, err := storedRow(tx, testTerm, id)
+	defer get.Close()
+	r, found, err := storedRow(get, testTerm, id)
 	if err != nil || !found {
 		e.t.Fatalf("row %s: found %v, %v", id, found, err)
 	}
