@@ -57,7 +57,8 @@ const (
 	// CodeBadRow (400, per journal row): the row is malformed.
 	CodeBadRow = "bad_row"
 	// CodeRowSettled (409, per journal row): the host holds this id done or
-	// failed, and the copy sent differs: a settled row is never rewritten.
+	// failed and the copy sent differs (a settled row is never rewritten),
+	// or holds it unknown and the copy changes more than its outcome.
 	CodeRowSettled = "row_settled"
 )
 
@@ -242,7 +243,7 @@ type LoadCompleteResponse struct {
 type JournalRow struct {
 	ID         string `json:"id"`
 	Kind       string `json:"kind"`  // "read", "load", "purchase", "access", "recovery"
-	State      string `json:"state"` // "done", "failed", "unknown", …
+	State      string `json:"state"` // "done", "failed" or "unknown": a row in intent stays at the terminal
 	Card       string `json:"card"`
 	Purse      string `json:"purse,omitempty"`
 	Counter    uint16 `json:"counter"`
