@@ -45,9 +45,10 @@ type Options struct {
 
 // Handler is the host's upstream API (package hostapi), an http.Handler.
 // Every endpoint takes a POST with a JSON body of at most MaxBodyBytes and
-// answers JSON; a body with an unknown field, a second value or a field of
-// the wrong type is 400 bad_request naming it, any other method 405, any
-// other path 404. Every non-2xx answer is a hostapi.Error.
+// answers JSON; a body with an unknown field, a field named in another
+// case, a key given twice, a second value or a field of the wrong type is
+// 400 bad_request naming it, any other method 405, any other path 404.
+// Every non-2xx answer is a hostapi.Error.
 //
 // Every request is authenticated before its body is looked at, with
 // hostapi.Verify: the X-Cardd-* headers must name a registered terminal
