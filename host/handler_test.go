@@ -203,6 +203,9 @@ func TestJournal(t *testing.T) {
 	if len(late.Acked) != 0 || len(late.Refused) != 1 || late.Refused[0].Code != hostapi.CodeRowSettled {
 		t.Fatalf("a late unknown copy of a done row: %+v", late)
 	}
+	if n := e.count("ledger", "event = 'alarm'"); n != 0 {
+		t.Fatalf("%d alarms for the row's own earlier version arriving late", n)
+	}
 	e.mustCall(hostapi.PathJournal, hostapi.JournalRequest{Rows: []hostapi.JournalRow{row}}, nil)
 	if state, _, v := stored(); state != "done" || v != 2 {
 		t.Fatalf("after a late old version and a repeat: %s, %d versions", state, v)

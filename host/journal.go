@@ -165,6 +165,14 @@ func sameRecord(a, b hostapi.JournalRow) bool {
 	return a == b
 }
 
+// earlierVersion says whether r is settled row old as it was before it
+// settled: unknown, without a TAC, the same otherwise. It arrives late when
+// two uploads of the terminal cross.
+func earlierVersion(old, r hostapi.JournalRow) bool {
+	old.State, old.TAC = rowUnknown, ""
+	return r.State == rowUnknown && sameRecord(old, r)
+}
+
 // rowDiff names the first fields where b differs from a, for a refusal.
 func rowDiff(a, b hostapi.JournalRow) string {
 	var d []string
@@ -208,7 +216,8 @@ type JournalResult struct {
 // again is acked and changes nothing (a detail reworded replaces the stored
 // one), a different one is refused 409 row_settled with what differs, and
 // an alarm goes to the card's ledger (once per row) since the terminal's
-// record of money contradicts what it said before.
+// record of money contradicts what it said before; except for the row's
+// own unknown version arriving late, which is refused without an alarm.
 func (s *Store) storeJournal(ctx context.Context, terminal string, rows []hostapi.JournalRow, check rowChecker) (JournalResult, error) {
 	res := JournalResult{JournalResponse: hostapi.JournalResponse{Acked: []string{}, Refused: []hostapi.JournalRefusal{}}}
 	count := make(map[string]int, len(rows))
@@ -258,6 +267,9 @@ func (s *Store) storeJournal(ctx context.Context, terminal string, rows []hostap
 			case settled(old.State):
 				reason := fmt.Sprintf("row %s is stored %s and final; this copy differs (%s): the host keeps the stored one", r.ID, old.State, rowDiff(old, r))
 				refuse(i, http.StatusConflict, hostapi.CodeRowSettled, reason)
+				if earlierVersion(old, r) {
+					continue // old news, not a contradiction
+				}
 				if alarmed, err := journalAlarm(tx, old, terminal, actor, reason, now); err != nil {
 					return err
 				} else if alarmed {
