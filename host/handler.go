@@ -1,7 +1,6 @@
 package host
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -12,6 +11,7 @@ import (
 	"time"
 
 	"github.com/cardd/cardd/hostapi"
+	"github.com/cardd/cardd/internal/strictjson"
 	"github.com/cardd/cardd/redact"
 )
 
@@ -32,6 +32,9 @@ type Options struct {
 	// BalanceCap is the most a purse may hold after a load, in fen;
 	// 0 means DefaultBalanceCap.
 	BalanceCap int64
+	// LoadHold is how long a load authorization holds the card's counter
+	// against other terminals; 0 means DefaultLoadHold.
+	LoadHold time.Duration
 	// Now is the host's clock; nil means time.Now. Tests move it.
 	Now func() time.Time
 	// Logger gets one line per refused request and every alarm; nil
@@ -41,9 +44,10 @@ type Options struct {
 
 // Handler is the host's upstream API (package hostapi), an http.Handler.
 // Every endpoint takes a POST with a JSON body of at most MaxBodyBytes and
-// answers JSON; a body with an unknown field, a second value or a field of
-// the wrong type is 400 bad_request naming it, any other method 405, any
-// other path 404. Every non-2xx answer is a hostapi.Error.
+// answers JSON; a body with an unknown field, a field named in another
+// case, a key given twice, a second value or a field of the wrong type is
+// 400 bad_request naming it, any other method 405, any other path 404.
+// Every non-2xx answer is a hostapi.Error.
 //
 // Every request is authenticated before its body is looked at, with
 // hostapi.Verify: the X-Cardd-* headers must name a registered terminal
@@ -78,7 +82,9 @@ type Options struct {
 // over_balance_cap); MAC1 verifies with the card's load key for the random,
 // counter and this terminal (409 mac_invalid, nothing recorded); an open
 // authorization of the credit at the same counter is void (the card did not
-// move), at another counter it is 409 credit_in_flight until completed; then
+// move) unless another terminal was issued it less than Options.LoadHold ago
+// (409 credit_busy: the credit waits for the card's next tap), at another
+// counter it is 409 credit_in_flight until completed; then
 // MAC2 over amount, type, terminal and the request's time (the terminal's
 // wall clock, hostapi.TimeLayout, within a day of the host's clock, else
 // 400) is recorded as an open authorization and answered.
@@ -98,12 +104,14 @@ type Options struct {
 // one that does not verify 409 mac_invalid. A credit is consumed only on a
 // verified TAC.
 //
-// /v1/journal: journal rows, stored once per terminal and row id (a batch
-// sent again stores nothing new); every id stored or already present is
-// acknowledged. A row sent again changed (settled after its first upload)
-// replaces the stored one, except that a done or failed row never goes back
-// to intent or unknown. A row with an empty id refuses the batch with 400
-// naming the row, and nothing of it is stored.
+// /v1/journal: journal rows, answered row by row (storeJournal): each is
+// checked (kind, state, card id, purse, amount and balance within 0 and the
+// larger of MaxJournalAmountFen and the balance cap, credit id, TAC form,
+// an RFC 3339 time from 2000 to a day past the host's clock); a bad row is
+// refused and the good ones of the batch are stored. A row stored done or
+// failed is final: the same copy again is acked, a changed one refused 409
+// row_settled and alarmed. The answer is 200 with acked ids and refused
+// rows for any well-formed batch, even when every row is refused.
 //
 // /v1/heartbeat: the terminal's version, queue depth, readers, printer and
 // extras are stored with the time; the answer is the host's clock, RFC 3339
@@ -130,7 +138,7 @@ func NewHandler(store *Store, keys *Keys, opt Options) *Handler {
 	if balanceCap == 0 {
 		balanceCap = DefaultBalanceCap
 	}
-	h.rules = &Rules{Store: store, Keys: keys, BalanceCap: balanceCap, Logger: h.log}
+	h.rules = &Rules{Store: store, Keys: keys, BalanceCap: balanceCap, Logger: h.log, LoadHold: opt.LoadHold}
 	h.routes = map[string]func(context.Context, string, []byte, time.Time) (any, error){
 		hostapi.PathPull:          h.pull,
 		hostapi.PathCardCredits:   h.cardCredits,
@@ -218,19 +226,12 @@ func (h *Handler) verify(r *http.Request, body []byte, now time.Time) (string, e
 	return CanonicalTerminalID(term)
 }
 
-// decode reads a request body strictly: one JSON object, no unknown field,
+// decode reads a request body strictly (package strictjson): one JSON
+// object, no unknown field, no field named in another case, no key twice,
 // nothing after it.
 func decode(body []byte, v any) error {
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		if errors.Is(err, io.EOF) {
-			return badRequest("body is empty: want a JSON object")
-		}
+	if err := strictjson.Unmarshal(body, v); err != nil {
 		return badRequest("body: %v", err)
-	}
-	if err := dec.Decode(&struct{}{}); !errors.Is(err, io.EOF) {
-		return badRequest("body: more than one JSON value")
 	}
 	return nil
 }
@@ -300,8 +301,17 @@ func (h *Handler) journal(ctx context.Context, term string, body []byte, now tim
 	if err := decode(body, &req); err != nil {
 		return nil, err
 	}
-	acked, err := h.store.storeJournal(ctx, term, req.Rows, now)
-	return hostapi.JournalResponse{Acked: acked}, err
+	res, err := h.store.storeJournal(ctx, term, req.Rows, rowChecker{now: now, amountCap: max(MaxJournalAmountFen, h.rules.BalanceCap)})
+	if err != nil {
+		return nil, err
+	}
+	for _, a := range res.Alarms {
+		h.log.Error("terminal sent a settled journal row changed", "terminal", term, "detail", a)
+	}
+	for _, rf := range res.Refused {
+		h.log.Warn("journal row refused", "terminal", term, "index", rf.Index, "id", rf.ID, "code", rf.Code, "reason", rf.Reason)
+	}
+	return res.JournalResponse, nil
 }
 
 func (h *Handler) heartbeat(ctx context.Context, term string, body []byte, now time.Time) (any, error) {

@@ -3,72 +3,338 @@ package host
 import (
 	"context"
 	"database/sql"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
 	"time"
+	"unicode"
 
 	"github.com/cardd/cardd/hostapi"
+	"github.com/cardd/cardd/money"
+	"github.com/cardd/cardd/redact"
 )
 
 // maxJournalIDLen bounds a journal row id; the terminal's are its 12-digit
 // id, a dash and a sequence number.
 const maxJournalIDLen = 128
 
-// storeJournal stores a batch of journal rows of one terminal and returns
-// the ids to acknowledge: every id stored now or already present, so a
-// batch sent twice is stored once and acknowledged twice (money rule 5).
-//
-// A row the terminal changed after uploading it (a load journaled unknown,
-// settled on a later tap) comes again with the same id; the host keeps the
-// newest version, as the terminal's offline store expects, except that a
-// settled state (done, failed) is never replaced by an unsettled one
-// (intent, unknown): JournalRow carries no revision, and a late duplicate
-// of an old upload must not undo a settlement. An identical row changes
-// nothing.
-//
-// A malformed row refuses the whole batch, naming the row, before anything
-// is stored.
-func (s *Store) storeJournal(ctx context.Context, terminal string, rows []hostapi.JournalRow, now time.Time) ([]string, error) {
-	for i, r := range rows {
-		switch {
-		case r.ID == "":
-			return nil, badRequest("journal row %d of %d: empty id", i+1, len(rows))
-		case len(r.ID) > maxJournalIDLen:
-			return nil, badRequest("journal row %d of %d: id of %d characters, at most %d", i+1, len(rows), len(r.ID), maxJournalIDLen)
+// maxJournalTextLen bounds a row's credit id and detail: the detail is a
+// sentence for people (a door's reason, a card's status word), never a
+// document.
+const maxJournalTextLen = 4096
+
+// MaxJournalAmountFen is the least upper bound of a journal row's amount and
+// balance: 100000.00 yuan, a hundred times the default balance cap. The
+// bound in force is the larger of it and the host's balance cap, so raising
+// the cap never refuses a row it allowed; past it a row is a bug or a forgery,
+// not a card operation.
+const MaxJournalAmountFen = 10_000_000
+
+// minJournalTime is the earliest time a journal row may carry: before it a
+// terminal's clock was never set (the zero time, the Unix epoch).
+var minJournalTime = time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)
+
+// Journal row kinds and states, as the terminal writes them (package
+// offline). The host is sent a row once it left intent: only then does the
+// terminal upload it.
+const (
+	rowRead     = "read"
+	rowLoad     = "load"
+	rowPurchase = "purchase"
+	rowAccess   = "access"
+	rowRecovery = "recovery"
+
+	rowDone    = "done"
+	rowFailed  = "failed"
+	rowUnknown = "unknown"
+)
+
+// settled says whether a row's state is final.
+func settled(state string) bool { return state == rowDone || state == rowFailed }
+
+// rowChecker validates journal rows against the host's clock and amount cap.
+type rowChecker struct {
+	now       time.Time
+	amountCap int64
+}
+
+// check returns why row r cannot be stored, or "" when it can.
+func (c rowChecker) check(r hostapi.JournalRow) string {
+	switch {
+	case r.ID == "":
+		return "empty id"
+	case len(r.ID) > maxJournalIDLen:
+		return fmt.Sprintf("id of %d characters, at most %d", len(r.ID), maxJournalIDLen)
+	case strings.IndexFunc(r.ID, func(c rune) bool { return c > unicode.MaxASCII || unicode.IsControl(c) || c == ' ' }) >= 0:
+		return fmt.Sprintf("id %q: printable ASCII without spaces only", r.ID)
+	}
+	moves := r.Kind == rowLoad || r.Kind == rowPurchase
+	switch r.Kind {
+	case rowRead, rowLoad, rowPurchase, rowAccess, rowRecovery:
+	default:
+		return fmt.Sprintf("kind %q: want read, load, purchase, access or recovery", r.Kind)
+	}
+	switch r.State {
+	case rowDone, rowFailed, rowUnknown:
+	default:
+		return fmt.Sprintf("state %q: want done, failed or unknown (a row in intent stays at the terminal)", r.State)
+	}
+	if hostapi.CheckCardID(r.Card) != nil {
+		return fmt.Sprintf("card %s: want 16 digits, or %s and a UID of 4, 7 or 10 bytes in upper-case hex", redact.CardNumber(r.Card), hostapi.UIDCardPrefix)
+	}
+	switch {
+	case r.Purse != "" && r.Purse != "EP" && r.Purse != "ED" && r.Purse != hostapi.PurseM1:
+		return fmt.Sprintf("purse %q: want EP, ED, %s or none", r.Purse, hostapi.PurseM1)
+	case moves && r.Purse == "":
+		return fmt.Sprintf("a %s row names its purse (EP, ED or %s)", r.Kind, hostapi.PurseM1)
+	case r.Kind == rowAccess && r.Purse != "":
+		return fmt.Sprintf("purse %q: a door decision names none", r.Purse)
+	}
+	if reason := c.checkAmount("amount_fen", r.AmountFen); reason != "" {
+		return reason
+	}
+	if reason := c.checkAmount("balance_fen", r.BalanceFen); reason != "" {
+		return reason
+	}
+	switch {
+	case moves && r.AmountFen == 0:
+		return fmt.Sprintf("amount_fen 0: a %s moves money", r.Kind)
+	case (r.Kind == rowRead || r.Kind == rowAccess) && r.AmountFen != 0:
+		return fmt.Sprintf("amount_fen %d: a %s row moves no money", r.AmountFen, r.Kind)
+	case r.Kind == rowLoad && r.CreditID == "":
+		return "a load row names the credit it applies"
+	case r.Kind != rowLoad && r.CreditID != "":
+		return fmt.Sprintf("credit_id %q: only a load row applies a credit", r.CreditID)
+	case len(r.CreditID) > maxJournalIDLen:
+		return fmt.Sprintf("credit_id of %d characters, at most %d", len(r.CreditID), maxJournalIDLen)
+	case len(r.Detail) > maxJournalTextLen:
+		return fmt.Sprintf("detail of %d bytes, at most %d", len(r.Detail), maxJournalTextLen)
+	case r.Kind != rowPurchase && r.TermSerial != 0:
+		return fmt.Sprintf("term_serial %d: only a purchase has one", r.TermSerial)
+	}
+	if reason := checkRowTAC(r); reason != "" {
+		return reason
+	}
+	t, err := time.Parse(time.RFC3339, r.Time)
+	switch {
+	case err != nil:
+		return fmt.Sprintf("time %q: want RFC 3339, like 2026-12-03T09:30:00+08:00", r.Time)
+	case t.Before(minJournalTime):
+		return fmt.Sprintf("time %s is before %s: the terminal's clock was not set", r.Time, minJournalTime.Format(time.DateOnly))
+	case t.After(c.now.Add(MaxTimeOffset)):
+		return fmt.Sprintf("time %s is more than %v ahead of the host's clock (%s): check the terminal's clock",
+			r.Time, MaxTimeOffset, c.now.UTC().Format(time.RFC3339))
+	}
+	return ""
+}
+
+func (c rowChecker) checkAmount(field string, v int64) string {
+	if v < 0 || v > c.amountCap {
+		return fmt.Sprintf("%s %d: want 0 to %d fen (%s)", field, v, c.amountCap, money.Format(c.amountCap))
+	}
+	return ""
+}
+
+// checkRowTAC: a TAC is the card's 4-byte proof of an e-purse load or
+// purchase that happened, so it is 8 upper-case hex digits, on a done row of
+// those only. A done e-purse load always has it (the terminal reads it from
+// the card before it calls the load done); a done purchase may lack it (the
+// card moved on before GET TRANSACTION PROVE could fetch it).
+func checkRowTAC(r hostapi.JournalRow) string {
+	epurse := r.Purse == "EP" || r.Purse == "ED"
+	if r.TAC == "" {
+		if r.Kind == rowLoad && epurse && r.State == rowDone {
+			return "a done e-purse load carries the card's TAC"
+		}
+		return ""
+	}
+	if len(r.TAC) != 8 || strings.Trim(r.TAC, "0123456789ABCDEF") != "" {
+		return fmt.Sprintf("tac %q: want 4 bytes as 8 upper-case hex digits", r.TAC)
+	}
+	if !(r.Kind == rowLoad || r.Kind == rowPurchase) || !epurse || r.State != rowDone {
+		return fmt.Sprintf("tac %s: only a done e-purse load or purchase has one (this is a %s %s row, purse %q)", r.TAC, r.State, r.Kind, r.Purse)
+	}
+	return ""
+}
+
+// sameRecord compares the fields a settled row is held to: everything but
+// the detail, which is a note for people the terminal may reword.
+func sameRecord(a, b hostapi.JournalRow) bool {
+	a.Detail, b.Detail = "", ""
+	return a == b
+}
+
+// earlierVersion says whether r is settled row old as it was before it
+// settled: unknown, without a TAC, the same otherwise. It arrives late when
+// two uploads of the terminal cross.
+func earlierVersion(old, r hostapi.JournalRow) bool {
+	old.State, old.TAC = rowUnknown, ""
+	return r.State == rowUnknown && sameRecord(old, r)
+}
+
+// rowDiff names the first fields where b differs from a, for a refusal.
+func rowDiff(a, b hostapi.JournalRow) string {
+	var d []string
+	add := func(field string, x, y any) {
+		if x != y {
+			d = append(d, fmt.Sprintf("%s %v → %v", field, x, y))
 		}
 	}
-	acked := make([]string, 0, len(rows))
-	seen := make(map[string]bool, len(rows))
+	add("kind", a.Kind, b.Kind)
+	add("state", a.State, b.State)
+	add("card", redact.CardNumber(a.Card), redact.CardNumber(b.Card))
+	add("purse", a.Purse, b.Purse)
+	add("counter", a.Counter, b.Counter)
+	add("balance_fen", a.BalanceFen, b.BalanceFen)
+	add("amount_fen", a.AmountFen, b.AmountFen)
+	add("credit_id", a.CreditID, b.CreditID)
+	add("tac", a.TAC, b.TAC)
+	add("term_serial", a.TermSerial, b.TermSerial)
+	add("time", a.Time, b.Time)
+	return strings.Join(d, ", ")
+}
+
+// JournalResult is what storeJournal made of a batch: the response and the
+// alarms it recorded, for the caller's log.
+type JournalResult struct {
+	hostapi.JournalResponse
+	Alarms []string
+}
+
+// storeJournal stores a batch of journal rows of one terminal and answers
+// each row (money rule 5: a batch sent twice is stored once and acked
+// twice). Each row is checked on its own (rowChecker); a bad row is refused
+// with its reason and the rest of the batch is stored all the same. Two
+// copies of one id in a batch are both refused: the terminal sends each row
+// once, so one of them is not the terminal's, and the host cannot tell which.
+//
+// A stored row settles as the terminal learns its outcome: a row stored
+// unknown may come again done, failed or still unknown, with the same
+// record otherwise (kind, card, purse, counter, balance, amount, credit,
+// serial, time never change). A done or failed row is final: the same copy
+// again is acked and changes nothing (a detail reworded replaces the stored
+// one), a different one is refused 409 row_settled with what differs, and
+// an alarm goes to the card's ledger (once per row) since the terminal's
+// record of money contradicts what it said before; except for the row's
+// own unknown version arriving late, which is refused without an alarm.
+func (s *Store) storeJournal(ctx context.Context, terminal string, rows []hostapi.JournalRow, check rowChecker) (JournalResult, error) {
+	res := JournalResult{JournalResponse: hostapi.JournalResponse{Acked: []string{}, Refused: []hostapi.JournalRefusal{}}}
+	count := make(map[string]int, len(rows))
+	for _, r := range rows {
+		count[r.ID]++
+	}
+	refuse := func(i int, status int, code, reason string) {
+		res.Refused = append(res.Refused, hostapi.JournalRefusal{Index: i, ID: rows[i].ID, Status: status, Code: code, Reason: reason})
+	}
+	now := check.now
+	actor := terminalActor(terminal)
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		stmt, err := tx.Prepare(`INSERT INTO journal (terminal, id, kind, state, card, purse, counter, balance_fen,
-			amount_fen, credit_id, tac, detail, time, received, updated, term_serial) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-			ON CONFLICT (terminal, id) DO UPDATE SET kind = excluded.kind, state = excluded.state, card = excluded.card,
-				purse = excluded.purse, counter = excluded.counter, balance_fen = excluded.balance_fen,
-				amount_fen = excluded.amount_fen, credit_id = excluded.credit_id, tac = excluded.tac,
-				detail = excluded.detail, time = excluded.time, updated = excluded.updated,
-				term_serial = excluded.term_serial, versions = versions + 1
-			WHERE (kind, state, card, purse, counter, balance_fen, amount_fen, credit_id, tac, detail, time, term_serial) IS NOT
-				(excluded.kind, excluded.state, excluded.card, excluded.purse, excluded.counter, excluded.balance_fen,
-				excluded.amount_fen, excluded.credit_id, excluded.tac, excluded.detail, excluded.time, excluded.term_serial)
-			AND NOT (journal.state IN ('done', 'failed') AND excluded.state IN ('intent', 'unknown'))`)
+		// A batch is hundreds of rows: each takes a look-up and an insert.
+		get, err := tx.Prepare(storedRowQuery)
 		if err != nil {
 			return err
 		}
-		defer stmt.Close()
-		for _, r := range rows {
-			if _, err := stmt.Exec(terminal, r.ID, r.Kind, r.State, r.Card, r.Purse, int64(r.Counter), r.BalanceFen,
-				r.AmountFen, r.CreditID, r.TAC, r.Detail, r.Time, dbTime(now), dbTime(now), int64(r.TermSerial)); err != nil {
+		defer get.Close()
+		insert, err := tx.Prepare(`INSERT INTO journal (terminal, id, kind, state, card, purse, counter, balance_fen,
+			amount_fen, credit_id, tac, detail, time, received, updated, term_serial) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+		if err != nil {
+			return err
+		}
+		defer insert.Close()
+		for i, r := range rows {
+			if reason := check.check(r); reason != "" {
+				refuse(i, http.StatusBadRequest, hostapi.CodeBadRow, reason)
+				continue
+			}
+			if n := count[r.ID]; n > 1 {
+				refuse(i, http.StatusBadRequest, hostapi.CodeBadRow, fmt.Sprintf("id %s is in the batch %d times: a terminal sends each row once; none of them is stored", r.ID, n))
+				continue
+			}
+			old, found, err := storedRow(get, terminal, r.ID)
+			if err != nil {
 				return err
 			}
-			if !seen[r.ID] {
-				seen[r.ID] = true
-				acked = append(acked, r.ID)
+			switch {
+			case !found:
+				_, err = insert.Exec(terminal, r.ID, r.Kind, r.State, r.Card, r.Purse, int64(r.Counter), r.BalanceFen,
+					r.AmountFen, r.CreditID, r.TAC, r.Detail, r.Time, dbTime(now), dbTime(now), int64(r.TermSerial))
+			case old == r:
+				// The same copy again: a retried upload.
+			case sameRecord(old, r):
+				_, err = tx.Exec(`UPDATE journal SET detail = ?, updated = ?, versions = versions + 1 WHERE terminal = ? AND id = ?`,
+					r.Detail, dbTime(now), terminal, r.ID)
+			case settled(old.State):
+				reason := fmt.Sprintf("row %s is stored %s and final; this copy differs (%s): the host keeps the stored one", r.ID, old.State, rowDiff(old, r))
+				refuse(i, http.StatusConflict, hostapi.CodeRowSettled, reason)
+				if earlierVersion(old, r) {
+					continue // old news, not a contradiction
+				}
+				if alarmed, err := journalAlarm(tx, old, terminal, actor, reason, now); err != nil {
+					return err
+				} else if alarmed {
+					res.Alarms = append(res.Alarms, reason)
+				}
+				continue
+			default:
+				// Unknown, now settled or still unknown: only the outcome
+				// may change.
+				settling := old
+				settling.State, settling.TAC, settling.Detail = r.State, r.TAC, r.Detail
+				if settling != r {
+					refuse(i, http.StatusConflict, hostapi.CodeRowSettled, fmt.Sprintf("row %s is stored unknown; a later copy may change its state and TAC only, this one changes %s", r.ID, rowDiff(old, r)))
+					continue
+				}
+				_, err = tx.Exec(`UPDATE journal SET state = ?, tac = ?, detail = ?, updated = ?, versions = versions + 1 WHERE terminal = ? AND id = ?`,
+					r.State, r.TAC, r.Detail, dbTime(now), terminal, r.ID)
 			}
+			if err != nil {
+				return err
+			}
+			res.Acked = append(res.Acked, r.ID)
 		}
 		return nil
 	})
 	if err != nil {
-		return nil, err
+		return JournalResult{}, err
 	}
-	return acked, nil
+	return res, nil
+}
+
+const storedRowQuery = `SELECT kind, state, card, purse, counter, balance_fen, amount_fen, credit_id, tac, detail, time, term_serial
+	FROM journal WHERE terminal = ? AND id = ?`
+
+// storedRow reads a stored journal row back in its upload form, with get
+// prepared from storedRowQuery.
+func storedRow(get *sql.Stmt, terminal, id string) (hostapi.JournalRow, bool, error) {
+	r := hostapi.JournalRow{ID: id}
+	var counter, serial int64
+	err := get.QueryRow(terminal, id).Scan(&r.Kind, &r.State, &r.Card, &r.Purse, &counter,
+		&r.BalanceFen, &r.AmountFen, &r.CreditID, &r.TAC, &r.Detail, &r.Time, &serial)
+	if errors.Is(err, sql.ErrNoRows) {
+		return r, false, nil
+	}
+	r.Counter, r.TermSerial = uint16(counter), uint32(serial)
+	return r, err == nil, err
+}
+
+// journalAlarm records in the card's ledger that a terminal sent a settled
+// row changed, once per terminal and row, so a terminal (or a forger) that
+// keeps sending it does not flood the ledger. It says whether it recorded.
+func journalAlarm(tx *sql.Tx, old hostapi.JournalRow, terminal, actor, reason string, now time.Time) (bool, error) {
+	tag := fmt.Sprintf("journal row %s of terminal %s", old.ID, terminal)
+	var n int
+	if err := tx.QueryRow(`SELECT count(*) FROM ledger WHERE card = ? AND event = ? AND detail LIKE ? ESCAPE '\'`,
+		old.Card, EventAlarm, likePrefix(tag)+"%").Scan(&n); err != nil || n > 0 {
+		return false, err
+	}
+	return true, addLedger(tx, ledgerEntry{Time: now, Actor: actor, Event: EventAlarm, Card: old.Card,
+		Detail: tag + " re-uploaded changed: " + reason})
+}
+
+// likePrefix escapes s for a LIKE pattern with ESCAPE '\'.
+func likePrefix(s string) string {
+	return strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`).Replace(s)
 }
 
 // JournalCount returns how many journal rows the host holds from a terminal

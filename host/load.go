@@ -31,6 +31,22 @@ type Rules struct {
 	BalanceCap int64
 	// Logger receives alarms: a card contradicting the host. Nil discards.
 	Logger *slog.Logger
+	// LoadHold is how long an authorization keeps the card's counter for
+	// the terminal it was issued to; 0 means DefaultLoadHold.
+	LoadHold time.Duration
+}
+
+// DefaultLoadHold is how long an e-purse load authorization holds the card's
+// counter against other terminals: a terminal sends CREDIT FOR LOAD within a
+// second of its MAC2, so 30 s covers a slow link and a hesitant hand, and a
+// card torn away from one terminal is loaded at another after at most that.
+const DefaultLoadHold = 30 * time.Second
+
+func (r *Rules) hold() time.Duration {
+	if r.LoadHold > 0 {
+		return r.LoadHold
+	}
+	return DefaultLoadHold
 }
 
 // MaxTimeOffset is how far the time of an authorization may be from the
@@ -256,9 +272,13 @@ func checkLoadable(tx *sql.Tx, c CreditInfo, amount int64) error {
 //     settles it, since the host cannot tell which);
 //  7. the credit's open authorization, if any: the same INIT answer again is
 //     a retry and gets the same MAC2 and time back; another purse is 409
-//     credit_in_flight; the same counter with a new random means the card did
-//     not move, so it (and any other open authorization at this counter) is
-//     void, and
+//     credit_in_flight; an open authorization at this counter issued to
+//     another terminal less than LoadHold ago is 409 credit_busy (that
+//     terminal may be sending CREDIT FOR LOAD right now; two terminals asking
+//     in turn must not void each other's MAC2 back and forth); otherwise the
+//     same counter with a new random means the card did not move, so every
+//     open authorization at this counter (this terminal's own, or another's
+//     whose hold ran out) is void, and
 //  8. a new MAC2 is issued for this counter and time and recorded open.
 func (r *Rules) Authorize(ctx context.Context, term string, req hostapi.LoadAuthorizeRequest, now time.Time) (hostapi.LoadAuthorizeResponse, error) {
 	var resp hostapi.LoadAuthorizeResponse
@@ -375,6 +395,19 @@ func (r *Rules) Authorize(ctx context.Context, term string, req hostapi.LoadAuth
 				resp = hostapi.LoadAuthorizeResponse{MAC2: p.MAC2, Time: p.Time}
 				return nil
 			}
+		}
+		// Rule 7, busy: another terminal's fresh authorization at this
+		// counter stays, whatever credit it is for.
+		var holder, heldCredit, heldAt string
+		err = tx.QueryRow(`SELECT terminal, credit, created FROM authorizations WHERE card = ? AND purse = ? AND counter = ?
+			AND state = 'open' AND terminal != ? AND created > ? ORDER BY id DESC LIMIT 1`,
+			req.Card, purse.String(), int64(req.OnlineCounter), term, dbTime(now.Add(-r.hold()))).Scan(&holder, &heldCredit, &heldAt)
+		if err == nil {
+			refusal = conflict(hostapi.CodeCreditBusy, "terminal %s was authorized to load credit %s onto this card at counter %d at %s, less than %v ago: it may be loading it now; the credit waits, try on the card's next tap",
+				holder, heldCredit, req.OnlineCounter, rfc3339(heldAt), r.hold())
+			return nil
+		} else if !errors.Is(err, sql.ErrNoRows) {
+			return err
 		}
 		detail := fmt.Sprintf("the card answered a new INIT FOR LOAD at the same counter %d (random %s): its earlier session is gone, the load was not applied", req.OnlineCounter, randomHex)
 		if err := voidOpenAt(tx, req.Card, purse, req.OnlineCounter, 0, actor, detail, now); err != nil {

@@ -50,6 +50,16 @@ const (
 	CodeBalanceCap      = "over_balance_cap" // 409: the load would take the card over its cap
 	CodeCardDenied      = "card_denied"      // 409: the card is on the deny list
 	CodeCounterMismatch = "counter_mismatch" // 409: the proof's counter does not fit the authorization
+	// CodeCreditBusy (409): another terminal holds a fresh authorization of
+	// the credit (or of the card at this counter): the card may be at it
+	// right now. The credit waits; try again on the card's next tap.
+	CodeCreditBusy = "credit_busy"
+	// CodeBadRow (400, per journal row): the row is malformed.
+	CodeBadRow = "bad_row"
+	// CodeRowSettled (409, per journal row): the host holds this id done or
+	// failed and the copy sent differs (a settled row is never rewritten),
+	// or holds it unknown and the copy changes more than its outcome.
+	CodeRowSettled = "row_settled"
 )
 
 // PurseM1 names the value block of a MIFARE Classic wallet where the
@@ -233,7 +243,7 @@ type LoadCompleteResponse struct {
 type JournalRow struct {
 	ID         string `json:"id"`
 	Kind       string `json:"kind"`  // "read", "load", "purchase", "access", "recovery"
-	State      string `json:"state"` // "done", "failed", "unknown", …
+	State      string `json:"state"` // "done", "failed" or "unknown": a row in intent stays at the terminal
 	Card       string `json:"card"`
 	Purse      string `json:"purse,omitempty"`
 	Counter    uint16 `json:"counter"`
@@ -253,9 +263,24 @@ type JournalRequest struct {
 	Rows []JournalRow `json:"rows"`
 }
 
-// JournalResponse acknowledges every row it stored or already had.
+// JournalResponse answers a batch row by row: Acked lists the ids the host
+// stored or already held exactly so; Refused the rows it will never take as
+// sent. Every row of the batch is in exactly one of them. A refused row is
+// not worth sending again unchanged.
 type JournalResponse struct {
-	Acked []string `json:"acked"`
+	Acked   []string         `json:"acked"`
+	Refused []JournalRefusal `json:"refused"`
+}
+
+// JournalRefusal is one refused row of a batch.
+type JournalRefusal struct {
+	// Index is the row's position in the batch, from 0: it names even a row
+	// whose id is missing or repeated.
+	Index  int    `json:"index"`
+	ID     string `json:"id"`
+	Status int    `json:"status"` // 400 (CodeBadRow) or 409 (CodeRowSettled)
+	Code   string `json:"code"`
+	Reason string `json:"reason"`
 }
 
 // HeartbeatRequest tells the host how the terminal is.

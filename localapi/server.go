@@ -460,7 +460,11 @@ type JournalRow struct {
 	Time       string `json:"time,omitempty"`
 	Detail     string `json:"detail,omitempty"`
 	Unacked    bool   `json:"unacked"`
-	CreatedAt  string `json:"created_at"`
+	// HostRefused is the host's code and reason when it refused the row as
+	// it stands: kept here, not sent again unless it changes; a person must
+	// look at it.
+	HostRefused string `json:"host_refused,omitempty"`
+	CreatedAt   string `json:"created_at"`
 }
 
 // JournalPage is GET /v1/journal's answer; Next is the before= of the next
@@ -509,7 +513,7 @@ func (s *Server) journal(w http.ResponseWriter, r *http.Request) {
 		page.Rows = append(page.Rows, JournalRow{ID: row.ID, Seq: row.Seq, Kind: row.Kind, State: row.State,
 			Card: redact.CardNumber(row.Card), Purse: row.Purse, Counter: row.Counter, Balance: money.Format(row.BalanceFen),
 			Amount: money.Format(row.AmountFen), CreditID: row.CreditID, TAC: row.TAC, TermSerial: row.TermSerial, Time: row.Time, Detail: row.Detail,
-			Unacked: !row.Acked, CreatedAt: row.Created.UTC().Format(time.RFC3339)})
+			Unacked: !row.Acked, HostRefused: row.HostRefused, CreatedAt: row.Created.UTC().Format(time.RFC3339)})
 	}
 	if len(rows) == limit {
 		page.Next = rows[len(rows)-1].Seq

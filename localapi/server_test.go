@@ -326,3 +326,30 @@ func TestHealthz(t *testing.T) {
 		t.Errorf("unhealthy: %d %v", code, m)
 	}
 }
+
+// TestJournalShowsHostRefusal: a row the host refused shows the host's
+// reason, for the operator; the others carry no such field.
+func TestJournalShowsHostRefusal(t *testing.T) {
+	_, srv, store := newServer(t)
+	ctx := context.Background()
+	for range 2 {
+		if _, err := store.Begin(ctx, offline.Row{Kind: offline.KindRead, State: offline.StateDone, Card: "3101000000123456", Purse: "EP"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rows, err := store.Unacked(ctx, 10)
+	if err != nil || len(rows) != 2 {
+		t.Fatalf("unacked %d (%v)", len(rows), err)
+	}
+	if _, err := store.RefusedByHost(ctx, []offline.HostRefusal{{ID: rows[0].ID, Reason: "bad_row: time"}}); err != nil {
+		t.Fatal(err)
+	}
+	code, m := call(t, srv, "GET", "/v1/journal", "", "")
+	if code != 200 {
+		t.Fatalf("%d %v", code, m)
+	}
+	got := m["rows"].([]any)
+	if newest, oldest := got[0].(map[string]any), got[1].(map[string]any); oldest["host_refused"] != "bad_row: time" || newest["host_refused"] != nil {
+		t.Errorf("rows %v, want the first one refused by the host", got)
+	}
+}

@@ -72,6 +72,10 @@ type Row struct {
 	Created, Updated time.Time
 	// Acked is whether the host acknowledged this row in its current state.
 	Acked bool
+	// HostRefused is, when the host refused this row in its current state,
+	// the host's code and reason; "" otherwise. Such a row is kept and not
+	// sent again until it changes.
+	HostRefused string
 	// CompletionReported is whether POST /v1/load/complete succeeded for it.
 	CompletionReported bool
 }
@@ -96,7 +100,8 @@ func (r Row) HostRow() hostapi.JournalRow {
 }
 
 const rowCols = `seq, terminal, kind, state, card, purse, counter, balance_fen, amount_fen,
-	credit_id, tac, mac2, proof, time, detail, created, updated, rev, acked_rev, completion_reported, term_serial`
+	credit_id, tac, mac2, proof, time, detail, created, updated, rev, acked_rev, completion_reported, term_serial,
+	refused_rev, host_refused`
 
 type scanner interface{ Scan(dest ...any) error }
 
@@ -109,9 +114,12 @@ func scanRow(sc scanner) (Row, error) {
 		rev, ackedRev    int64
 		reported         int64
 		serial           int64
+		refusedRev       int64
+		refused          string
 	)
 	err := sc.Scan(&r.Seq, &term, &r.Kind, &r.State, &r.Card, &r.Purse, &counter, &r.BalanceFen, &r.AmountFen,
-		&r.CreditID, &r.TAC, &r.MAC2, &r.Proof, &r.Time, &r.Detail, &created, &updated, &rev, &ackedRev, &reported, &serial)
+		&r.CreditID, &r.TAC, &r.MAC2, &r.Proof, &r.Time, &r.Detail, &created, &updated, &rev, &ackedRev, &reported, &serial,
+		&refusedRev, &refused)
 	if err != nil {
 		return Row{}, err
 	}
@@ -121,6 +129,9 @@ func scanRow(sc scanner) (Row, error) {
 	r.Acked = ackedRev >= rev
 	r.CompletionReported = reported != 0
 	r.TermSerial = uint32(serial) // CHECK keeps it in range
+	if refusedRev >= rev {
+		r.HostRefused = refused
+	}
 	return r, nil
 }
 
@@ -533,7 +544,11 @@ func (s *Store) List(ctx context.Context, beforeSeq int64, limit int) ([]Row, er
 // is exactly what the host's operators must see even if the card never
 // comes back; when it is settled the row goes up again with the same id and
 // its final state (the host stores the newest state of an id).
-const outboxWhere = `state <> 'intent' AND acked_rev < rev`
+//
+// A row the host refused in its current version (RefusedByHost) is not
+// owed either: the same copy would be refused again. It goes up again once
+// it changes.
+const outboxWhere = `state <> 'intent' AND acked_rev < rev AND refused_rev < rev`
 
 // Unacked returns up to limit rows owed to the host, oldest first: every row
 // not in intent whose current state the host has not acknowledged. It
@@ -588,6 +603,65 @@ func (s *Store) Ack(ctx context.Context, ids []string) error {
 		}
 		return nil
 	})
+}
+
+// HostRefusal is the host's answer for one row it would not take.
+type HostRefusal struct {
+	ID     string
+	Reason string // the host's code and reason, for the operator
+}
+
+// RefusedByHost records that the host refused these rows in the version
+// Unacked last handed out: they are kept, with the reason (Row.HostRefused),
+// and not owed any more unless they change again. It returns the ones it
+// newly marked, so the caller logs each refusal once; ids it does not know,
+// rows never handed out, and versions already acked are ignored.
+func (s *Store) RefusedByHost(ctx context.Context, refusals []HostRefusal) ([]HostRefusal, error) {
+	var marked []HostRefusal
+	if len(refusals) == 0 {
+		return nil, nil
+	}
+	err := s.write(ctx, fmt.Sprintf("mark %d rows refused by the host", len(refusals)), func(tx *sql.Tx) error {
+		marked = marked[:0]
+		stmt, err := tx.PrepareContext(ctx, `UPDATE journal SET refused_rev = sent_rev, host_refused = ?
+			WHERE seq = ? AND terminal = ? AND sent_rev > acked_rev AND sent_rev > refused_rev`)
+		if err != nil {
+			return err
+		}
+		defer stmt.Close()
+		for _, rf := range refusals {
+			term, seq, ok := parseID(rf.ID)
+			if !ok {
+				continue
+			}
+			res, err := stmt.ExecContext(ctx, rf.Reason, seq, term)
+			if err != nil {
+				return fmt.Errorf("row %s: %w", rf.ID, err)
+			}
+			if n, err := res.RowsAffected(); err != nil {
+				return err
+			} else if n > 0 {
+				marked = append(marked, rf)
+			}
+		}
+		return nil
+	})
+	return marked, err
+}
+
+// HostRefusedRows returns up to limit rows, oldest first, that the host
+// refused in their current version: for the operator, who must look at
+// each (the terminal's record and the host's disagree, or the row is
+// malformed).
+func (s *Store) HostRefusedRows(ctx context.Context, limit int) ([]Row, error) {
+	if err := checkLimit(limit); err != nil {
+		return nil, fmt.Errorf("offline: rows refused by the host: %w", err)
+	}
+	rows, err := queryRows(ctx, s.db, `SELECT `+rowCols+` FROM journal WHERE refused_rev > 0 AND refused_rev >= rev ORDER BY seq LIMIT ?`, limit)
+	if err != nil {
+		return nil, fmt.Errorf("offline: rows refused by the host: %w", err)
+	}
+	return rows, nil
 }
 
 // owedWhere selects load rows whose completion the host is owed: done with

@@ -536,3 +536,55 @@ func TestHostRow(t *testing.T) {
 		t.Errorf("read row time %s", got)
 	}
 }
+
+// TestRefusedByHost: a row the host refused in the version it was sent is
+// kept with the reason, leaves the outbox and the queue depth, is listed for
+// the operator and never purged; once it changes it is owed again.
+func TestRefusedByHost(t *testing.T) {
+	s, _ := newStore(t)
+	ctx := context.Background()
+	read := mustBegin(t, s, Row{Kind: KindRead, Card: cardA})
+	load := mustBegin(t, s, loadRow(cardA, "c1"))
+	if err := s.Finish(ctx, load.ID, StateUnknown, "", "no answer"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Unacked(ctx, 10); err != nil {
+		t.Fatal(err)
+	}
+	// Not handed out yet: a refusal of a row never sent is ignored.
+	late := mustBegin(t, s, Row{Kind: KindRead, Card: cardB})
+	marked, err := s.RefusedByHost(ctx, []HostRefusal{{ID: read.ID, Reason: "bad_row: time"}, {ID: load.ID, Reason: "row_settled: differs"},
+		{ID: late.ID, Reason: "x"}, {ID: "garbage", Reason: "x"}})
+	if err != nil || len(marked) != 2 {
+		t.Fatalf("marked %v (%v), want the two rows handed out", marked, err)
+	}
+	// Marked once: the same refusal again marks nothing new (logged once).
+	if again, err := s.RefusedByHost(ctx, []HostRefusal{{ID: read.ID, Reason: "bad_row: time"}}); err != nil || len(again) != 0 {
+		t.Fatalf("second refusal marked %v (%v)", again, err)
+	}
+	if r := mustGet(t, s, read.ID); r.HostRefused != "bad_row: time" || r.Acked {
+		t.Fatalf("refused row: %+v", r)
+	}
+	if d, _ := s.QueueDepth(ctx); d != 1 {
+		t.Fatalf("queue depth %d, want 1 (the row not sent yet)", d)
+	}
+	if got, _ := s.Unacked(ctx, 10); fmt.Sprint(ids(got)) != fmt.Sprint([]string{late.ID}) {
+		t.Fatalf("Unacked %v, want only %s", ids(got), late.ID)
+	}
+	if got, err := s.HostRefusedRows(ctx, 10); err != nil || fmt.Sprint(ids(got)) != fmt.Sprint([]string{read.ID, load.ID}) {
+		t.Fatalf("HostRefusedRows %v (%v)", ids(got), err)
+	}
+	if n, err := s.Purge(ctx, time.Now().Add(time.Hour)); err != nil || n != 0 {
+		t.Fatalf("Purge deleted %d (%v): a refused row is kept", n, err)
+	}
+	// The unknown load settles on a later tap: its new version is owed.
+	if err := s.Finish(ctx, load.ID, StateDone, "0A0B0C0D", "recovered"); err != nil {
+		t.Fatal(err)
+	}
+	if r := mustGet(t, s, load.ID); r.HostRefused != "" {
+		t.Fatalf("a changed row still shows the old refusal: %q", r.HostRefused)
+	}
+	if got, _ := s.Unacked(ctx, 10); fmt.Sprint(ids(got)) != fmt.Sprint([]string{load.ID, late.ID}) {
+		t.Fatalf("Unacked after the change %v", ids(got))
+	}
+}

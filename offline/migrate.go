@@ -113,6 +113,15 @@ CREATE TABLE access_list (
 	updated INTEGER NOT NULL
 );
 `,
+	// 5: rows the host refused (a malformed row, or a settled row it holds
+	// otherwise): refused_rev is the rev it refused, host_refused its
+	// reason. Such a version is not owed any more: sent again unchanged it
+	// would be refused again, for ever.
+	`
+ALTER TABLE journal ADD COLUMN refused_rev INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE journal ADD COLUMN host_refused TEXT NOT NULL DEFAULT '';
+CREATE INDEX journal_refused ON journal (seq) WHERE refused_rev > 0;
+`,
 }
 
 // SchemaVersion is the user_version this code writes and understands; a

@@ -142,11 +142,12 @@ func (c *Client) CompleteLoad(ctx context.Context, req hostapi.LoadCompleteReque
 	return r, err
 }
 
-// UploadJournal sends rows and returns the ids the host acknowledged.
-func (c *Client) UploadJournal(ctx context.Context, rows []hostapi.JournalRow) ([]string, error) {
+// UploadJournal sends rows and returns the host's answer: the ids it
+// acknowledged and the rows it refused.
+func (c *Client) UploadJournal(ctx context.Context, rows []hostapi.JournalRow) (hostapi.JournalResponse, error) {
 	var r hostapi.JournalResponse
 	err := c.call(ctx, hostapi.PathJournal, hostapi.JournalRequest{Rows: rows}, &r)
-	return r.Acked, err
+	return r, err
 }
 
 // Access fetches the door access list when the host's differs from version.

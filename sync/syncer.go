@@ -261,14 +261,41 @@ func (s *Syncer) uploadOnce(ctx context.Context) (bool, error) {
 	for i, r := range rows {
 		up[i] = r.HostRow()
 	}
-	acked, err := s.Client.UploadJournal(ctx, up)
+	resp, err := s.Client.UploadJournal(ctx, up)
 	if err != nil {
 		return false, err
 	}
-	if err := s.Store.Ack(ctx, acked); err != nil {
+	if err := s.Store.Ack(ctx, resp.Acked); err != nil {
+		return false, err
+	}
+	if err := s.hostRefused(ctx, up, resp.Refused); err != nil {
 		return false, err
 	}
 	return len(rows) == batch && later == nil, later
+}
+
+// hostRefused records the rows the host refused, so they are kept but not
+// sent again unchanged (the answer would not change: a malformed row, or a
+// settled row the host holds otherwise), and logs each once as an error: a
+// terminal's record of money the host will not take needs a person. A row
+// is named by its index in the batch, checked against its id.
+func (s *Syncer) hostRefused(ctx context.Context, up []hostapi.JournalRow, refused []hostapi.JournalRefusal) error {
+	if len(refused) == 0 {
+		return nil
+	}
+	marks := make([]offline.HostRefusal, 0, len(refused))
+	for _, rf := range refused {
+		if rf.Index < 0 || rf.Index >= len(up) || up[rf.Index].ID != rf.ID {
+			s.logger().Warn("host refused a journal row the batch does not have at that place; it stays owed", "index", rf.Index, "id", rf.ID, "code", rf.Code)
+			continue
+		}
+		marks = append(marks, offline.HostRefusal{ID: rf.ID, Reason: rf.Code + ": " + rf.Reason})
+	}
+	marked, err := s.Store.RefusedByHost(ctx, marks)
+	for _, m := range marked {
+		s.logger().Error("host refused a journal row; kept here, not sent again unless it changes", "journal", m.ID, "reason", m.Reason)
+	}
+	return err
 }
 
 func (s *Syncer) heartbeatOnce(ctx context.Context) (bool, error) {

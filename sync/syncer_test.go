@@ -7,6 +7,7 @@ package sync_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -15,6 +16,8 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"strconv"
+	"strings"
 	gosync "sync"
 	"sync/atomic"
 	"syscall"
@@ -604,5 +607,160 @@ func TestSyncerKick(t *testing.T) {
 	waitFor(t, "second kicked upload", func() bool { return tm.queueDepth(t) == 0 })
 	if n := c.get(hostapi.PathJournal); n > uploads+3 {
 		t.Errorf("%d journal uploads after 102 kicks, want at most %d", n, uploads+3)
+	}
+}
+
+// TestLoadBusyAtAnotherTerminal: terminal A was authorized to load a credit
+// and the card left before CREDIT FOR LOAD; tapped at terminal B at once,
+// the credit waits (B is told "busy", journals no load and voids nothing);
+// once A's hold is over, B loads it, once.
+func TestLoadBusyAtAnotherTerminal(t *testing.T) {
+	h := newTestHost(t, termA, termB)
+	clock := time.Now()
+	var mu gosync.Mutex
+	h.handler = host.NewHandler(h.store, h.keys, host.Options{LoadHold: time.Minute,
+		Now: func() time.Time { mu.Lock(); defer mu.Unlock(); return clock }})
+	srv := httptest.NewServer(h.handler)
+	t.Cleanup(srv.Close)
+	const number = "3101000000700002"
+	card := h.issue(t, number, 10000)
+	c := h.credit(t, number, 2500, "wechat")
+	ctx := context.Background()
+
+	// A's torn tap: INIT, authorized, then the card is gone.
+	a := newTerminal(t, h, termA, srv.URL)
+	card.Reset()
+	if _, err := epurse.Select(card); err != nil {
+		t.Fatal(err)
+	}
+	li, err := epurse.InitLoad(card, epurse.PurseEP, 1, c.AmountFen, [6]byte{0, 0, 0, 0, 0, 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hexU := func(b []byte) string { return fmt.Sprintf("%X", b) }
+	if _, err := a.client.AuthorizeLoad(ctx, hostapi.LoadAuthorizeRequest{CreditID: c.ID, Card: number, Purse: "EP", AmountFen: c.AmountFen,
+		OldBalanceFen: li.OldBalance, OnlineCounter: li.OnlineCounter, KeyVersion: li.KeyVersion, AlgID: li.AlgID,
+		Random: hexU(li.Random[:]), MAC1: hexU(li.MAC1[:]), Time: time.Now().Format(hostapi.TimeLayout)}); err != nil {
+		t.Fatal(err)
+	}
+
+	b := newTerminal(t, h, termB, srv.URL)
+	loader := &tap.Loader{Store: b.store, Host: b.client, TerminalID: [6]byte{0, 0, 0, 0, 0, 2}, Logger: slog.New(slog.DiscardHandler)}
+	tapB := func() tap.LoadReport {
+		t.Helper()
+		card.Reset()
+		read, err := tap.ReadPurse(card, tap.ReadOptions{}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rep, err := loader.Apply(ctx, card, read)
+		if err != nil {
+			t.Fatalf("tap at B: %v", err)
+		}
+		return rep
+	}
+	rep := tapB()
+	if len(rep.Loads) != 1 || rep.Loads[0].Applied || !strings.Contains(rep.Loads[0].Refused, "another terminal") {
+		t.Fatalf("tap at B while A holds the credit: %+v", rep.Loads)
+	}
+	if rows, _ := b.store.LoadsOfCredit(ctx, c.ID); len(rows) != 0 {
+		t.Fatalf("B journaled %d load rows for a credit it was not authorized for", len(rows))
+	}
+	l, err := h.store.Ledger(ctx, number)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, cr := range l.Credits {
+		for _, ev := range cr.Events {
+			if ev.Event == host.EventVoided {
+				t.Fatalf("A's authorization was voided by B's tap: %+v", cr.Events)
+			}
+		}
+	}
+
+	mu.Lock()
+	clock = clock.Add(2 * time.Minute)
+	mu.Unlock()
+	rep = tapB()
+	if len(rep.Loads) != 1 || !rep.Loads[0].Applied || rep.Balance != 12500 {
+		t.Fatalf("tap at B after A's hold: %+v", rep)
+	}
+	if l, err := h.store.Ledger(ctx, number); err != nil || l.LoadedFen != 2500 || l.PendingFen != 0 || l.Alarms != 0 {
+		t.Fatalf("host ledger: loaded %d pending %d alarms %d (%v)", l.LoadedFen, l.PendingFen, l.Alarms, err)
+	}
+}
+
+// TestSyncerHostAcksSome: a host that acks some rows of each batch, refuses
+// some and says nothing of the rest. The terminal marks exactly the acked
+// ids; a refused row is kept, marked with the host's reason and sent only
+// once, never blocking the others; a row the host did not answer goes again.
+func TestSyncerHostAcksSome(t *testing.T) {
+	h := newTestHost(t, termA)
+	var mu gosync.Mutex
+	sent := map[string]int{}
+	silentRounds := 3
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != hostapi.PathJournal {
+			h.handler.ServeHTTP(w, r)
+			return
+		}
+		var req hostapi.JournalRequest
+		body, _ := io.ReadAll(r.Body)
+		if err := json.Unmarshal(body, &req); err != nil {
+			t.Errorf("upload body: %v", err)
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		resp := hostapi.JournalResponse{Acked: []string{}, Refused: []hostapi.JournalRefusal{}}
+		for i, row := range req.Rows {
+			sent[row.ID]++
+			_, seq, _ := strings.Cut(row.ID, "-")
+			switch n, _ := strconv.Atoi(seq); {
+			case n%3 == 1:
+				resp.Acked = append(resp.Acked, row.ID)
+			case n%3 == 2:
+				resp.Refused = append(resp.Refused, hostapi.JournalRefusal{Index: i, ID: row.ID, Status: http.StatusConflict,
+					Code: hostapi.CodeRowSettled, Reason: "row " + row.ID + " is stored done and final"})
+			case silentRounds == 0:
+				resp.Acked = append(resp.Acked, row.ID)
+			}
+		}
+		if silentRounds > 0 {
+			silentRounds--
+		}
+		json.NewEncoder(w).Encode(resp)
+	}))
+	t.Cleanup(srv.Close)
+	tm := newTerminal(t, h, termA, srv.URL)
+	tm.journal(t, 12)
+	ctx := context.Background()
+	tm.syncer(t, nil)
+	waitFor(t, "queue empty", func() bool { return tm.queueDepth(t) == 0 })
+
+	rows, err := tm.store.List(ctx, 0, 100)
+	if err != nil || len(rows) != 12 {
+		t.Fatalf("%d rows (%v)", len(rows), err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for _, row := range rows {
+		switch row.Seq % 3 {
+		case 1:
+			if !row.Acked || row.HostRefused != "" || sent[row.ID] != 1 {
+				t.Errorf("acked row %s: acked %v, refused %q, sent %d times", row.ID, row.Acked, row.HostRefused, sent[row.ID])
+			}
+		case 2:
+			if row.Acked || !strings.Contains(row.HostRefused, "row_settled: row "+row.ID) || sent[row.ID] != 1 {
+				t.Errorf("refused row %s: acked %v, refused %q, sent %d times; want kept unacked with the reason, sent once", row.ID, row.Acked, row.HostRefused, sent[row.ID])
+			}
+		case 0:
+			if !row.Acked || sent[row.ID] < 2 {
+				t.Errorf("row %s the host did not answer at first: acked %v, sent %d times; want sent again until acked", row.ID, row.Acked, sent[row.ID])
+			}
+		}
+	}
+	refused, err := tm.store.HostRefusedRows(ctx, 100)
+	if err != nil || len(refused) != 4 {
+		t.Fatalf("%d rows refused by the host listed (%v), want 4", len(refused), err)
 	}
 }

@@ -205,6 +205,13 @@ func (l *Loader) loadOne(ctx context.Context, t apdu.Transmitter, cr *CardRead, 
 		rep.HostOffline = true
 		res.Refused = "host unreachable: the top-up applies on a later tap"
 		return res, nil
+	case hostsync.HasCode(err, hostapi.CodeCreditBusy):
+		// Another terminal was authorized for this card a moment ago and
+		// may be loading it now: nothing is wrong, the credit waits for a
+		// later tap (by then that terminal has finished, or its hold ran
+		// out). No journal row: nothing was sent to the card.
+		res.Refused = "being loaded at another terminal: it waits, tap again in a moment"
+		return res, nil
 	case hostsync.HasCode(err, hostapi.CodeCreditPending):
 		// Another tap (here or at another terminal) was authorized for this
 		// credit and the card's counter has moved since: the card's proof

@@ -229,6 +229,24 @@ func TestServe(t *testing.T) {
 	if res.StatusCode != http.StatusOK {
 		t.Fatalf("heartbeat with the secret file's key: %d", res.StatusCode)
 	}
+	// Headers are bounded before anything is authenticated; so is the body.
+	req, _ = http.NewRequest(http.MethodPost, url+hostapi.PathHeartbeat, bytes.NewReader(body))
+	req.Header.Set("X-Padding", strings.Repeat("x", 32<<10))
+	if res, err = http.DefaultClient.Do(req); err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusRequestHeaderFieldsTooLarge {
+		t.Fatalf("32 KiB of headers: %d, want 431", res.StatusCode)
+	}
+	big := bytes.Repeat([]byte(" "), host.MaxBodyBytes+1)
+	if res, err = http.DefaultClient.Post(url+hostapi.PathJournal, "application/json", bytes.NewReader(big)); err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusRequestEntityTooLarge {
+		t.Fatalf("a body over the limit: %d, want 413", res.StatusCode)
+	}
 
 	cancel()
 	select {

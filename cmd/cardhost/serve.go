@@ -19,6 +19,12 @@ import (
 // SIGTERM. A load authorization is one short transaction; 10 s is plenty.
 const shutdownGrace = 10 * time.Second
 
+// maxHeaderBytes bounds a request's headers: a terminal's signed request
+// carries well under 1 KiB of them, and Go's default (1 MiB) would let a
+// client hold that much per connection before it is even authenticated.
+// Bodies are bounded by the handler (host.MaxBodyBytes, answered 413).
+const maxHeaderBytes = 16 << 10
+
 func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs, dir := newFlags("serve", stdout)
 	listen := fs.String("listen", "127.0.0.1:8710", "address to listen on, host:port")
@@ -54,6 +60,7 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      30 * time.Second,
 		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    maxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 	fmt.Fprintf(stdout, "cardhost serving on http://%s (balance cap %s)\n", ln.Addr(), money.Format(capFen))

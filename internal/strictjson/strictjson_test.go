@@ -156,3 +156,44 @@ func FuzzUnmarshal(f *testing.F) {
 		}
 	})
 }
+
+// TestNestedShapes: the host's request bodies nest rows in arrays, maps and
+// raw values; a repeated or case-folded key is refused at any depth.
+func TestNestedShapes(t *testing.T) {
+	type row struct {
+		ID        string `json:"id"`
+		AmountFen int64  `json:"amount_fen"`
+		Note      string
+	}
+	type batch struct {
+		Rows  []row             `json:"rows"`
+		Extra map[string]string `json:"extra,omitempty"`
+		Raw   json.RawMessage   `json:"raw,omitempty"`
+		Inner *row              `json:"inner,omitempty"`
+	}
+	for _, c := range []struct {
+		body string
+		ok   bool
+	}{
+		{`{"rows": [{"id": "a", "amount_fen": 5, "Note": "n"}], "extra": {"k": "v"}, "raw": {"x": 1}, "inner": {"id": "b"}}`, true},
+		{`{"rows": [{"id": "a", "Amount_Fen": 5}]}`, false},
+		{`{"Rows": []}`, false},
+		{`{"rows": [{"id": "a", "note": "n"}]}`, false},
+		{`{"rows": [{"id": "a", "id": "b"}]}`, false},
+		{`{"rows": [], "rows": []}`, false},
+		{`{"extra": {"k": "v", "k": "w"}}`, false},
+		{`{"raw": {"x": 1, "x": 2}}`, false},
+		{`{"inner": {"id": "a", "ID": "b"}}`, false},
+		{`{"since": 1}`, false},
+		{`{} {}`, false},
+		{``, false},
+		{`{"rows": [{"amount_fen": "ten"}]}`, false},
+		{`{"rows": [`, false},
+	} {
+		var b batch
+		err := Unmarshal([]byte(c.body), &b)
+		if c.ok != (err == nil) {
+			t.Errorf("%s: error %v, want ok=%v", c.body, err, c.ok)
+		}
+	}
+}
