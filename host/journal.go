@@ -270,7 +270,7 @@ func (s *Store) storeJournal(ctx context.Context, terminal string, rows []hostap
 				if earlierVersion(old, r) {
 					continue // old news, not a contradiction
 				}
-				if alarmed, err := journalAlarm(tx, old, terminal, actor, reason, now); err != nil {
+				if alarmed, err := journalAlarm(tx, old, terminal, actor, "re-uploaded changed", reason, now); err != nil {
 					return err
 				} else if alarmed {
 					res.Alarms = append(res.Alarms, reason)
@@ -290,6 +290,16 @@ func (s *Store) storeJournal(ctx context.Context, terminal string, rows []hostap
 			}
 			if err != nil {
 				return err
+			}
+			if strings.HasPrefix(r.Detail, hostapi.AlarmPrefix) {
+				// The terminal's own alarm (rule: a card that did not prove
+				// itself is a person's question, not a log line).
+				reason := r.Detail
+				if alarmed, err := journalAlarm(tx, r, terminal, actor, "reported by the terminal", reason, now); err != nil {
+					return err
+				} else if alarmed {
+					res.Alarms = append(res.Alarms, reason)
+				}
 			}
 			res.Acked = append(res.Acked, r.ID)
 		}
@@ -318,18 +328,19 @@ func storedRow(get *sql.Stmt, terminal, id string) (hostapi.JournalRow, bool, er
 	return r, err == nil, err
 }
 
-// journalAlarm records in the card's ledger that a terminal sent a settled
-// row changed, once per terminal and row, so a terminal (or a forger) that
-// keeps sending it does not flood the ledger. It says whether it recorded.
-func journalAlarm(tx *sql.Tx, old hostapi.JournalRow, terminal, actor, reason string, now time.Time) (bool, error) {
-	tag := fmt.Sprintf("journal row %s of terminal %s", old.ID, terminal)
+// journalAlarm records in the card's ledger an alarm about a journal row
+// (a settled row sent changed, or the terminal's own alarm), once per
+// terminal and row, so a terminal (or a forger) that keeps sending it does
+// not flood the ledger. It says whether it recorded.
+func journalAlarm(tx *sql.Tx, old hostapi.JournalRow, terminal, actor, what, reason string, now time.Time) (bool, error) {
+	tag := fmt.Sprintf("journal row %s of terminal %s %s", old.ID, terminal, what)
 	var n int
 	if err := tx.QueryRow(`SELECT count(*) FROM ledger WHERE card = ? AND event = ? AND detail LIKE ? ESCAPE '\'`,
 		old.Card, EventAlarm, likePrefix(tag)+"%").Scan(&n); err != nil || n > 0 {
 		return false, err
 	}
 	return true, addLedger(tx, ledgerEntry{Time: now, Actor: actor, Event: EventAlarm, Card: old.Card,
-		Detail: tag + " re-uploaded changed: " + reason})
+		Detail: tag + ": " + reason})
 }
 
 // likePrefix escapes s for a LIKE pattern with ESCAPE '\'.

@@ -236,3 +236,28 @@ func TestJournalDuplicateIDInBatch(t *testing.T) {
 		}
 	}
 }
+
+// TestJournalTerminalAlarm: a row whose detail begins with the terminal's
+// alarm (a card whose MAC2 the PSAM did not accept) is stored and acked as
+// any other, and its alarm reaches the card's ledger once, however often the
+// row is sent.
+func TestJournalTerminalAlarm(t *testing.T) {
+	e := newEnv(t, Options{})
+	row := purchaseRow("mac2")
+	row.Detail = hostapi.AlarmPrefix + " the PSAM did not accept the card's MAC2: MAC invalid"
+	for range 2 {
+		if resp := e.upload(row); len(resp.Acked) != 1 {
+			t.Fatalf("alarmed row: %+v", resp)
+		}
+	}
+	if n := e.count("ledger", "event = 'alarm' AND card = ? AND detail LIKE ?", testNumber, "journal row "+row.ID+" of terminal "+testTerm+" reported by the terminal: ALARM:%"); n != 1 {
+		t.Fatalf("%d terminal alarms in the ledger, want 1", n)
+	}
+	// A row without the prefix raises none.
+	plain := purchaseRow("plain")
+	plain.Detail = "no ALARM: here"
+	e.upload(plain)
+	if l, err := e.st.Ledger(context.Background(), testNumber); err != nil || l.Alarms != 1 {
+		t.Fatalf("card ledger: %d alarms (%v), want 1", l.Alarms, err)
+	}
+}

@@ -62,6 +62,11 @@ const (
 	CodeRowSettled = "row_settled"
 )
 
+// AlarmPrefix starts the detail of a journal row whose terminal raises an
+// alarm about it (a card whose MAC2 the PSAM refused, say): the host copies
+// such a row into the card's ledger as an alarm, for a person to look at.
+const AlarmPrefix = "ALARM:"
+
 // PurseM1 names the value block of a MIFARE Classic wallet where the
 // e-purse names EP or ED: in load requests and journal rows.
 const PurseM1 = "M1"

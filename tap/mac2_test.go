@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/cardd/cardd/apdu"
+	"github.com/cardd/cardd/hostapi"
 	"github.com/cardd/cardd/offline"
 )
 
@@ -57,5 +58,14 @@ func TestPurchaseMAC2RefusedIsAnAlarm(t *testing.T) {
 	}
 	if rep, err := w.tap(t, w.card); err != nil || rep.Sale.ID != "" || w.card.File().EPBalance != 12345-1250 {
 		t.Fatalf("next tap: %+v, %v, card holds %d", rep, err, w.card.File().EPBalance)
+	}
+}
+
+// TestMAC2AlarmReachesTheHostLedger: the host raises a ledger alarm for a
+// row whose detail begins with hostapi.AlarmPrefix; the terminal's MAC2
+// alarm must begin so.
+func TestMAC2AlarmReachesTheHostLedger(t *testing.T) {
+	if !strings.HasPrefix(MAC2Alarm, hostapi.AlarmPrefix) {
+		t.Fatalf("MAC2Alarm %q does not begin with hostapi.AlarmPrefix %q", MAC2Alarm, hostapi.AlarmPrefix)
 	}
 }
