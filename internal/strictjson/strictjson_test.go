@@ -43,6 +43,9 @@ func TestAccepts(t *testing.T) {
 		s.Labels["X"] != "2" || s.Untagged != 7 || s.Note != "n" || s.When.Year() != 2026 {
 		t.Errorf("decoded %+v", s)
 	}
+	if s.hidden != "" {
+		t.Errorf("an unexported field was set: %q", s.hidden)
+	}
 	var m map[string]any
 	if err := Unmarshal([]byte(`{"a":1,"A":2}`), &m); err != nil || len(m) != 2 {
 		t.Errorf("a map takes keys differing in case: %v %v", m, err)
