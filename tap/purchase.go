@@ -269,7 +269,9 @@ func (p *Purchaser) debit(ctx context.Context, t apdu.Transmitter, sam apdu.Tran
 			// sale waits for this card.
 			p.finish(ctx, row.ID, offline.StateUnknown, "", "no usable answer to DEBIT FOR PURCHASE: "+err.Error())
 			p.Till.markInDoubt(sale.ID, cr.Info.CardNumber, row.ID)
-			return err
+			// In doubt, not "not paid": the card may have debited, and a
+			// cashier told otherwise takes a second payment.
+			return fmt.Errorf("%w (journal row %s): %w", ErrSaleInDoubt, row.ID, err)
 		}
 		row.State, row.TAC = state, tac
 		if state == offline.StateFailed {
@@ -620,7 +622,7 @@ func (p *Purchaser) ChargeM1(ctx context.Context, t apdu.Transmitter, rep Purcha
 		p.finish(ctx, row.ID, offline.StateUnknown, "", "no answer to the value block write: "+err.Error())
 		p.Till.markInDoubt(sale.ID, card, row.ID)
 		rep.JournalID = row.ID
-		return rep, err
+		return rep, fmt.Errorf("%w (journal row %s): %w", ErrSaleInDoubt, row.ID, err)
 	case err != nil && row.ID != "":
 		// Written ahead, then refused before any write that counts.
 		p.finish(ctx, row.ID, offline.StateFailed, "", "the wallet refused the purchase: "+err.Error())

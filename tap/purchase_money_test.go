@@ -32,8 +32,14 @@ func TestPurchaseWriteAheadSurvivesAKill(t *testing.T) {
 				cut.kill = func() { w.store.Close() }
 				want = offline.StateIntent // nothing after the row was written
 			}
-			if _, err := w.tap(t, cut); err == nil {
+			_, err := w.tap(t, cut)
+			if err == nil {
 				t.Fatal("no error with the tap cut at DEBIT FOR PURCHASE")
+			}
+			// The cashier must hear "in doubt", never "not paid": the card
+			// may have debited (when the journal survives to say so).
+			if o := (Result{Err: err}).Outcome(); !c.kill && o != OutcomeSaleInDoubt {
+				t.Errorf("tap cut at DEBIT FOR PURCHASE ended %s (%v), want sale_in_doubt", o, err)
 			}
 			if want := map[bool]int{false: 0, true: 1}[c.deliver]; cut.sent != want {
 				t.Fatalf("DEBIT FOR PURCHASE sent %d times", cut.sent)

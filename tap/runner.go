@@ -83,6 +83,10 @@ func (r Result) Outcome() Outcome {
 		// First: the PSAM's error inside may be a time-out or a card error,
 		// but the sale is paid and only the alarm matters.
 		return OutcomeMAC2Alarm
+	case errors.Is(err, ErrSaleInDoubt):
+		// Before removed and timeout, which it may wrap: the card may have
+		// paid, and the cashier must take no other payment.
+		return OutcomeSaleInDoubt
 	case errors.Is(err, reader.ErrCardRemoved):
 		return OutcomeRemoved
 	case errors.Is(err, ErrCardDenied):
@@ -97,8 +101,6 @@ func (r Result) Outcome() Outcome {
 		return OutcomeWrongPIN
 	case errors.Is(err, ErrNoSAM):
 		return OutcomeNoSAM
-	case errors.Is(err, ErrSaleInDoubt):
-		return OutcomeSaleInDoubt
 	case errors.Is(err, ErrAccessDenied):
 		return OutcomeAccessDenied
 	case errors.Is(err, ErrRelayFailed):
@@ -264,7 +266,10 @@ func (r *Runner) tap(ctx context.Context, d *reader.Dialer, ev reader.Event) Res
 	// The tap's card calls (the PSAM's too) end at the deadline, even one
 	// that the card never answers: it is abandoned, and the tap ends timeout.
 	deadline := res.Start.Add(timeout)
-	cardCtx, cancel := context.WithDeadline(ctx, deadline)
+	// Not cancelled by a stop: a CREDIT FOR LOAD or DEBIT FOR PURCHASE cut
+	// off by a restart would leave money in doubt. A stop waits for the tap
+	// at most until its deadline.
+	cardCtx, cancel := context.WithDeadline(context.WithoutCancel(ctx), deadline)
 	defer cancel()
 	s, err := d.Open(cardCtx, ev.Reader)
 	if err == nil {

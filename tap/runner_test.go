@@ -39,6 +39,8 @@ func TestResultOutcome(t *testing.T) {
 		{"no pcscd, plain", reader.ErrNoService, OutcomeNoService},
 		{"reader gone", fmt.Errorf("open: %w", reader.ErrReaderGone), OutcomeReaderGone},
 		{"MAC2 refused by the PSAM, sale paid", fmt.Errorf("%w (journal row j): %v", ErrMAC2Refused, context.DeadlineExceeded), OutcomeMAC2Alarm},
+		{"DEBIT unanswered, card gone", fmt.Errorf("%w (journal row j): %w", ErrSaleInDoubt, reader.ErrCardRemoved), OutcomeSaleInDoubt},
+		{"DEBIT unanswered at the deadline", fmt.Errorf("%w (journal row j): %w", ErrSaleInDoubt, ErrTapTimeout), OutcomeSaleInDoubt},
 		{"other status word", sw(0x6985), OutcomeCardFailure},
 		{"status word without a name", sw(0x6F00), OutcomeCardFailure},
 		{"malformed answer", fmt.Errorf("get EP balance: %w", apdu.ErrMalformed), OutcomeCardFailure},

@@ -140,6 +140,11 @@ func cmdPOS(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 				}
 				return nil
 			}
+			if e.Tap.Outcome == string(tap.OutcomeSaleInDoubt) {
+				// The card may have debited: a second payment could be taken.
+				fmt.Fprintf(stdout, "IN DOUBT: the card may have paid %s; take no other payment, tap the same card again to settle it (%s)\n", p.Amount, e.Tap.Error)
+				return &exitError{code: 1, err: fmt.Errorf("sale %s in doubt: tap the same card again", armed.ID.ID)}
+			}
 			fmt.Fprintf(stdout, "not paid (%s): %s\n", e.Tap.Outcome, e.Tap.Error)
 			return &exitError{code: 1, err: fmt.Errorf("sale %s not paid: %s", armed.ID.ID, e.Tap.Outcome)}
 		}
