@@ -403,6 +403,10 @@ func loadWallet(cfg *config.Config) (mifare.Wallet, error) {
 	return w, nil
 }
 
+// lockRetry is how long lockStore tries a held store lock again before it
+// gives up: longer than any probe of cardd doctor holds it.
+var lockRetry = 2 * time.Second
+
 // lockStore takes the store's lock for `cardd run` (offline.Lock): exit 2
 // naming the holder when another daemon has it. A daemon that keeps no
 // journal (used is false) still guards the .api file beside the store, but
@@ -410,12 +414,20 @@ func loadWallet(cfg *config.Config) (mifare.Wallet, error) {
 // cannot write .api either, and runs unlocked as before.
 func lockStore(cfg *config.Config, used bool, log *slog.Logger) (release func(), err error) {
 	var l *lockfile.Lock
-	if used {
-		l, err = offline.Lock(cfg.Store.Path)
-	} else {
-		l, err = lockfile.Acquire(offline.LockPath(cfg.Store.Path))
-	}
 	var held *lockfile.HeldError
+	// cardd doctor asks who holds the lock by taking it for an instant: a
+	// daemon starting then must not exit 2 (systemd does not restart on 2),
+	// so a held lock is tried again for a moment before it counts.
+	for deadline := time.Now().Add(lockRetry); ; time.Sleep(50 * time.Millisecond) {
+		if used {
+			l, err = offline.Lock(cfg.Store.Path)
+		} else {
+			l, err = lockfile.Acquire(offline.LockPath(cfg.Store.Path))
+		}
+		if !errors.As(err, &held) || time.Now().After(deadline) {
+			break
+		}
+	}
 	switch {
 	case errors.As(err, &held):
 		holder := "another cardd"

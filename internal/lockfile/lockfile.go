@@ -41,7 +41,9 @@ type Lock struct {
 // if needed, and writes this process's pid into it. It returns a
 // *HeldError when another process holds it.
 func Acquire(path string) (*Lock, error) {
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	// O_NOFOLLOW: a link planted where the lock goes (a store in a folder
+	// others can write) must not make a root daemon truncate its target.
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|syscall.O_NOFOLLOW, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("lock file: %w", err)
 	}

@@ -64,3 +64,24 @@ func TestAcquireExistingCreatesNothing(t *testing.T) {
 		t.Fatalf("the lock file was created: %v", err)
 	}
 }
+
+// A link planted where the lock goes is not followed: its target is left
+// as it was.
+func TestAcquireRefusesALink(t *testing.T) {
+	dir := t.TempDir()
+	target := filepath.Join(dir, "precious")
+	if err := os.WriteFile(target, []byte("keep me"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	link := filepath.Join(dir, "store.lock")
+	if err := os.Symlink(target, link); err != nil {
+		t.Fatal(err)
+	}
+	if l, err := Acquire(link); err == nil {
+		l.Release()
+		t.Fatal("a lock taken through a link")
+	}
+	if b, _ := os.ReadFile(target); string(b) != "keep me" {
+		t.Fatalf("the link's target now holds %q", b)
+	}
+}
