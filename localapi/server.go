@@ -556,7 +556,9 @@ func (s *Server) postReceipt(w http.ResponseWriter, r *http.Request, c credentia
 		}
 		if err != nil && c == pageCredential {
 			s.mu.Lock()
-			s.pagePrinted = nil // not queued: the page may ask again
+			if s.pagePrinted == cr {
+				s.pagePrinted = nil // not queued: the page may ask again for this tap
+			}
 			s.mu.Unlock()
 		}
 	case "reprint-last":
