@@ -261,6 +261,10 @@ func (s *Store) storeJournal(ctx context.Context, terminal string, rows []hostap
 					r.AmountFen, r.CreditID, r.TAC, r.Detail, r.Time, dbTime(now), dbTime(now), int64(r.TermSerial))
 			case old == r:
 				// The same copy again: a retried upload.
+			case sameRecord(old, r) && strings.HasPrefix(old.Detail, hostapi.AlarmPrefix) && settled(old.State):
+				// A reworded detail must not wipe the terminal's alarm.
+				refuse(i, http.StatusConflict, hostapi.CodeRowSettled, fmt.Sprintf("row %s is stored %s with the terminal's alarm in its detail, which is final", r.ID, old.State))
+				continue
 			case sameRecord(old, r):
 				_, err = tx.Exec(`UPDATE journal SET detail = ?, updated = ?, versions = versions + 1 WHERE terminal = ? AND id = ?`,
 					r.Detail, dbTime(now), terminal, r.ID)

@@ -253,6 +253,15 @@ func TestJournalTerminalAlarm(t *testing.T) {
 	if n := e.count("ledger", "event = 'alarm' AND card = ? AND detail LIKE ?", testNumber, "journal row "+row.ID+" of terminal "+testTerm+" reported by the terminal: ALARM:%"); n != 1 {
 		t.Fatalf("%d terminal alarms in the ledger, want 1", n)
 	}
+	// Its detail, unlike another row's, cannot be reworded away.
+	quiet := row
+	quiet.Detail = "all fine"
+	if resp := e.upload(quiet); len(resp.Refused) != 1 || resp.Refused[0].Code != hostapi.CodeRowSettled {
+		t.Fatalf("alarm detail reworded: %+v", resp)
+	}
+	if got := e.storedJournal(row.ID); got.Detail != row.Detail {
+		t.Fatalf("host holds detail %q, want the alarm %q", got.Detail, row.Detail)
+	}
 	// A row without the prefix raises none.
 	plain := purchaseRow("plain")
 	plain.Detail = "no ALARM: here"
