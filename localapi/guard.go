@@ -124,6 +124,15 @@ func (s *Server) guard(w http.ResponseWriter, r *http.Request) bool {
 	}
 	switch r.Method {
 	case http.MethodGet, http.MethodHead, http.MethodOptions:
+		// Reading is for this API's own page and for programs (no
+		// Sec-Fetch-Site). Another site's script could not read the
+		// answer, but could hold event streams and connections: refused,
+		// except a plain navigation to the page.
+		site := r.Header.Get("Sec-Fetch-Site")
+		if site != "" && site != "same-origin" && site != "none" && r.Header.Get("Sec-Fetch-Mode") != "navigate" {
+			fail(w, http.StatusForbidden, "refused: a %s request from another site (Sec-Fetch-Site: %s)", r.Method, site)
+			return false
+		}
 	default:
 		// A browser says where a request comes from; no other page may
 		// change anything here, and none is granted CORS.

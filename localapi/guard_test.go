@@ -157,10 +157,21 @@ func TestCrossOriginRefused(t *testing.T) {
 	if code, body := do(t, srv, "POST", "/v1/purchase/arm", `{"amount":"5.00"}`, "Authorization", auth); code != 200 {
 		t.Errorf("arm without Origin (curl, cardd pos): %d %s", code, body)
 	}
-	// Reads are not refused by origin: a browser keeps another origin from
-	// reading the answer, and the Host check keeps rebinding out.
-	if code, _ := do(t, srv, "GET", "/v1/status", "", "Origin", "http://evil.example", "Sec-Fetch-Site", "cross-site"); code != 200 {
-		t.Errorf("status read cross-site: %d", code)
+	// Reads from another site are refused too: the browser would hide the
+	// answer, but the request could still hold event streams. A plain
+	// navigation to the page, and programs (no Sec-Fetch-Site), read.
+	for _, site := range []string{"cross-site", "same-site"} {
+		for _, path := range []string{"/v1/status", "/v1/events"} {
+			if code, _ := do(t, srv, "GET", path, "", "Origin", "http://evil.example", "Sec-Fetch-Site", site); code != http.StatusForbidden {
+				t.Errorf("%s read %s: %d, want 403", path, site, code)
+			}
+		}
+	}
+	if code, _ := do(t, srv, "GET", "/", "", "Sec-Fetch-Site", "cross-site", "Sec-Fetch-Mode", "navigate"); code == http.StatusForbidden {
+		t.Errorf("a navigation to the page from a link: 403")
+	}
+	if code, _ := do(t, srv, "GET", "/v1/status", "", "Sec-Fetch-Site", "same-origin"); code != 200 {
+		t.Errorf("status read by the page: %d", code)
 	}
 }
 
@@ -325,4 +336,35 @@ func TestStreamLimit(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	openStream(t, srv).next(t)
+	// With every anonymous stream taken, the POS token and the page's
+	// credential still get one of the reserved streams, up to their own
+	// limit.
+	for i := range reservedStreams {
+		var resp *http.Response
+		var err error
+		if i%2 == 0 {
+			req, _ := http.NewRequest("GET", srv.URL+"/v1/events", nil)
+			req.Header.Set("Authorization", "Bearer "+token)
+			resp, err = http.DefaultClient.Do(req)
+		} else {
+			resp, err = http.Get(srv.URL + "/v1/events?credential=" + pageToken)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { resp.Body.Close() })
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("reserved stream %d with every anonymous one taken: %s", i, resp.Status)
+		}
+	}
+	req, _ := http.NewRequest("GET", srv.URL+"/v1/events", nil)
+	req.Header.Set("Authorization", "Bearer "+token)
+	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != http.StatusServiceUnavailable {
+		t.Fatalf("reserved stream %d: %v %v, want 503", reservedStreams+1, resp, err)
+	} else {
+		resp.Body.Close()
+	}
+	if code, _ := do(t, srv, "GET", "/v1/events?credential=wrong", ""); code != http.StatusServiceUnavailable {
+		t.Errorf("a wrong credential got a stream: %d", code)
+	}
 }

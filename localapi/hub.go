@@ -22,8 +22,9 @@ type Hub struct {
 }
 
 type client struct {
-	ch   chan Event
-	gone chan struct{} // closed when the hub dropped it
+	ch       chan Event
+	gone     chan struct{} // closed when the hub dropped it
+	reserved bool          // counted against the reserved streams
 }
 
 // Publish stamps e with the next id and the time, and queues it for every
@@ -52,10 +53,30 @@ func (h *Hub) Publish(e Event) Event {
 
 // subscribe adds a client; cancel removes it.
 func (h *Hub) subscribe() (c *client, cancel func()) {
-	c = &client{ch: make(chan Event, clientBuffer), gone: make(chan struct{})}
+	c, cancel, _ = h.subscribeWithin(false, -1)
+	return c, cancel
+}
+
+// subscribeWithin adds a client unless limit clients of its kind (reserved
+// or not) are subscribed already (limit < 0: no limit). Counting and adding
+// under one lock keeps the limit when many arrive at once.
+func (h *Hub) subscribeWithin(reserved bool, limit int) (c *client, cancel func(), ok bool) {
+	c = &client{ch: make(chan Event, clientBuffer), gone: make(chan struct{}), reserved: reserved}
 	h.mu.Lock()
 	if h.clients == nil {
 		h.clients = map[*client]struct{}{}
+	}
+	if limit >= 0 {
+		n := 0
+		for o := range h.clients {
+			if o.reserved == reserved {
+				n++
+			}
+		}
+		if n >= limit {
+			h.mu.Unlock()
+			return nil, nil, false
+		}
 	}
 	h.clients[c] = struct{}{}
 	h.mu.Unlock()
@@ -66,7 +87,7 @@ func (h *Hub) subscribe() (c *client, cancel func()) {
 			close(c.gone)
 		}
 		h.mu.Unlock()
-	}
+	}, true
 }
 
 // Clients is the number of connected stream clients.

@@ -301,6 +301,16 @@ func (s *Server) authed(page bool, h func(http.ResponseWriter, *http.Request, cr
 	}
 }
 
+// streamCredential says whether an event stream request shows the POS
+// token or the page's credential, which entitles it to a reserved stream.
+func (s *Server) streamCredential(r *http.Request) bool {
+	got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	if !ok {
+		got = r.URL.Query().Get("credential")
+	}
+	return got != "" && (equal(got, s.Token) || equal(got, s.PageToken))
+}
+
 // equal compares a token sent with one held in constant time; an empty
 // held token matches nothing.
 func equal(got, want string) bool {
@@ -373,18 +383,32 @@ func (s *Server) getStatus(w http.ResponseWriter, r *http.Request) {
 // the browser keep it open and a dead client is noticed.
 const keepAlive = 15 * time.Second
 
-// maxStreams bounds the event streams open at once: a screen and a POS app
-// need one each, and each stream holds a connection for ever.
+// maxStreams bounds the event streams open at once without a credential:
+// a screen and a POS app need one each, and each stream holds a connection
+// for ever.
 const maxStreams = 64
+
+// reservedStreams are kept for clients that show the POS token or the
+// page's credential (Authorization: Bearer, or ?credential= since a
+// browser's EventSource sends no header), so that anyone who can reach the
+// port cannot take every stream from the kiosk screen and cardd pos.
+const reservedStreams = 8
 
 // writeWait bounds one write to a stream client.
 const writeWait = 10 * time.Second
 
 func (s *Server) events(w http.ResponseWriter, r *http.Request) {
-	if s.Hub.Clients() >= maxStreams {
-		fail(w, http.StatusServiceUnavailable, "%d event streams are open already", maxStreams)
+	reserved := s.streamCredential(r)
+	limit := maxStreams
+	if reserved {
+		limit = reservedStreams
+	}
+	c, cancel, ok := s.Hub.subscribeWithin(reserved, limit)
+	if !ok {
+		fail(w, http.StatusServiceUnavailable, "%d event streams are open already", limit)
 		return
 	}
+	defer cancel()
 	rc := http.NewResponseController(w)
 	// The server's write timeout is for plain calls; a stream lasts, so
 	// each write gets its own deadline. A client gone is still noticed: by
@@ -392,8 +416,6 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 	// within writeWait. (net/http lifts the read deadline itself once the
 	// request is read.)
 	_ = rc.SetWriteDeadline(time.Now().Add(writeWait))
-	c, cancel := s.Hub.subscribe()
-	defer cancel()
 	w.Header().Set("Content-Type", "text/event-stream; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("X-Accel-Buffering", "no")

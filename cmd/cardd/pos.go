@@ -212,6 +212,9 @@ func streamEvents(ctx context.Context, rt runtimeAPI) (<-chan localapi.Event, er
 	if err != nil {
 		return nil, err
 	}
+	// The token gets a stream kept for the POS app: anonymous clients
+	// cannot take them all.
+	req.Header.Set("Authorization", "Bearer "+rt.Token)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return nil, fmt.Errorf("cardd's event stream at %s: %w", rt.URL, err)

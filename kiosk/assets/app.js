@@ -314,7 +314,10 @@
   function connect() {
     retryTimer = 0;
     if (typeof EventSource === "undefined") return;
-    es = new EventSource("/v1/events");
+    // The page's credential gets it one of the streams kept for the
+    // screen and the POS app (EventSource cannot send a header).
+    var tok = token();
+    es = new EventSource("/v1/events" + (tok ? "?credential=" + encodeURIComponent(tok) : ""));
     es.onopen = function () { model.conn = true; render(); };
     es.onerror = function () {
       model.conn = false;
