@@ -116,10 +116,25 @@ func (c rowChecker) check(r hostapi.JournalRow) string {
 	if reason := checkRowTAC(r); reason != "" {
 		return reason
 	}
+	if _, err := time.Parse(time.RFC3339, r.Time); err != nil {
+		return fmt.Sprintf("time %q: want RFC 3339, like 2026-12-03T09:30:00+08:00", r.Time)
+	}
+	if reason := c.checkClock(r); reason != "" && !(r.Kind == rowLoad || r.Kind == rowPurchase) {
+		return reason
+	}
+	return ""
+}
+
+// checkClock says why row r's time cannot be right: before 2000, or too far
+// ahead of the host's clock. A load or purchase is stored all the same, with
+// an alarm (storeJournal): the card moved money whatever the terminal's
+// clock said (a kiosk without a clock battery sells before NTP), and its TAC,
+// computed over that time, could not be sent again with a corrected one.
+func (c rowChecker) checkClock(r hostapi.JournalRow) string {
 	t, err := time.Parse(time.RFC3339, r.Time)
 	switch {
 	case err != nil:
-		return fmt.Sprintf("time %q: want RFC 3339, like 2026-12-03T09:30:00+08:00", r.Time)
+		return ""
 	case t.Before(minJournalTime):
 		return fmt.Sprintf("time %s is before %s: the terminal's clock was not set", r.Time, minJournalTime.Format(time.DateOnly))
 	case t.After(c.now.Add(MaxTimeOffset)):
@@ -159,9 +174,16 @@ func checkRowTAC(r hostapi.JournalRow) string {
 }
 
 // sameRecord compares the fields a settled row is held to: everything but
-// the detail, which is a note for people the terminal may reword.
+// the detail, which is a note for people the terminal may reword. Times are
+// compared as instants: a terminal whose time zone changed between two
+// uploads writes the same time another way.
 func sameRecord(a, b hostapi.JournalRow) bool {
 	a.Detail, b.Detail = "", ""
+	ta, errA := time.Parse(time.RFC3339, a.Time)
+	tb, errB := time.Parse(time.RFC3339, b.Time)
+	if errA == nil && errB == nil && ta.Equal(tb) {
+		a.Time, b.Time = "", ""
+	}
 	return a == b
 }
 
@@ -261,7 +283,7 @@ func (s *Store) storeJournal(ctx context.Context, terminal string, rows []hostap
 					r.AmountFen, r.CreditID, r.TAC, r.Detail, r.Time, dbTime(now), dbTime(now), int64(r.TermSerial))
 			case old == r:
 				// The same copy again: a retried upload.
-			case sameRecord(old, r) && strings.HasPrefix(old.Detail, hostapi.AlarmPrefix) && settled(old.State):
+			case sameRecord(old, r) && old.Detail != r.Detail && strings.HasPrefix(old.Detail, hostapi.AlarmPrefix) && settled(old.State):
 				// A reworded detail must not wipe the terminal's alarm.
 				refuse(i, http.StatusConflict, hostapi.CodeRowSettled, fmt.Sprintf("row %s is stored %s with the terminal's alarm in its detail, which is final", r.ID, old.State))
 				continue
@@ -285,7 +307,7 @@ func (s *Store) storeJournal(ctx context.Context, terminal string, rows []hostap
 				// may change.
 				settling := old
 				settling.State, settling.TAC, settling.Detail = r.State, r.TAC, r.Detail
-				if settling != r {
+				if !sameRecord(settling, r) {
 					refuse(i, http.StatusConflict, hostapi.CodeRowSettled, fmt.Sprintf("row %s is stored unknown; a later copy may change its state and TAC only, this one changes %s", r.ID, rowDiff(old, r)))
 					continue
 				}
@@ -294,6 +316,14 @@ func (s *Store) storeJournal(ctx context.Context, terminal string, rows []hostap
 			}
 			if err != nil {
 				return err
+			}
+			if reason := check.checkClock(r); reason != "" && !found {
+				// A money row is kept whatever its time (checkClock).
+				if alarmed, err := journalAlarm(tx, r, terminal, actor, "stored with a wrong time", reason, now); err != nil {
+					return err
+				} else if alarmed {
+					res.Alarms = append(res.Alarms, reason)
+				}
 			}
 			if strings.HasPrefix(r.Detail, hostapi.AlarmPrefix) {
 				// The terminal's own alarm (rule: a card that did not prove

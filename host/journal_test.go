@@ -47,29 +47,33 @@ func TestJournalRowChecks(t *testing.T) {
 	e := newEnv(t, Options{})
 	now := time.Now()
 	bad := map[string]func(*hostapi.JournalRow){
-		"empty id":                     func(r *hostapi.JournalRow) { r.ID = "" },
-		"at most 128":                  func(r *hostapi.JournalRow) { r.ID = strings.Repeat("9", 129) },
-		"printable ASCII":              func(r *hostapi.JournalRow) { r.ID = testTerm + "-1\n" },
-		`kind "refund"`:                func(r *hostapi.JournalRow) { r.Kind = "refund" },
-		`state "intent"`:               func(r *hostapi.JournalRow) { r.State = "intent" },
-		`state "settled"`:              func(r *hostapi.JournalRow) { r.State = "settled" },
-		"card 3101*******3456":         func(r *hostapi.JournalRow) { r.Card = "310100000123456" },
-		"card uid:**34ab":              func(r *hostapi.JournalRow) { r.Card = "uid:1234ab" },
-		`purse "XX"`:                   func(r *hostapi.JournalRow) { r.Purse = "XX" },
-		"names its purse":              func(r *hostapi.JournalRow) { r.Purse = "" },
-		"amount_fen -1250":             func(r *hostapi.JournalRow) { r.AmountFen = -1250 },
-		"amount_fen 10000001":          func(r *hostapi.JournalRow) { r.AmountFen = MaxJournalAmountFen + 1 },
-		"balance_fen -1":               func(r *hostapi.JournalRow) { r.BalanceFen = -1 },
-		"amount_fen 0: a purchase":     func(r *hostapi.JournalRow) { r.AmountFen = 0 },
-		"only a load row applies":      func(r *hostapi.JournalRow) { r.CreditID = "cr-1" },
-		"detail of 5000 bytes":         func(r *hostapi.JournalRow) { r.Detail = strings.Repeat("x", 5000) },
-		`tac "1a2b3c4d"`:               func(r *hostapi.JournalRow) { r.TAC = "1a2b3c4d" },
-		`tac "1A2B3C"`:                 func(r *hostapi.JournalRow) { r.TAC = "1A2B3C" },
-		"only a done e-purse":          func(r *hostapi.JournalRow) { r.State = "failed" },
-		`time "yesterday"`:             func(r *hostapi.JournalRow) { r.Time = "yesterday" },
-		`time ""`:                      func(r *hostapi.JournalRow) { r.Time = "" },
-		"clock was not set":            func(r *hostapi.JournalRow) { r.Time = "1970-01-01T00:00:00Z" },
-		"ahead of the host's clock":    func(r *hostapi.JournalRow) { r.Time = now.Add(25 * time.Hour).Format(time.RFC3339) },
+		"empty id":                 func(r *hostapi.JournalRow) { r.ID = "" },
+		"at most 128":              func(r *hostapi.JournalRow) { r.ID = strings.Repeat("9", 129) },
+		"printable ASCII":          func(r *hostapi.JournalRow) { r.ID = testTerm + "-1\n" },
+		`kind "refund"`:            func(r *hostapi.JournalRow) { r.Kind = "refund" },
+		`state "intent"`:           func(r *hostapi.JournalRow) { r.State = "intent" },
+		`state "settled"`:          func(r *hostapi.JournalRow) { r.State = "settled" },
+		"card 3101*******3456":     func(r *hostapi.JournalRow) { r.Card = "310100000123456" },
+		"card uid:**34ab":          func(r *hostapi.JournalRow) { r.Card = "uid:1234ab" },
+		`purse "XX"`:               func(r *hostapi.JournalRow) { r.Purse = "XX" },
+		"names its purse":          func(r *hostapi.JournalRow) { r.Purse = "" },
+		"amount_fen -1250":         func(r *hostapi.JournalRow) { r.AmountFen = -1250 },
+		"amount_fen 10000001":      func(r *hostapi.JournalRow) { r.AmountFen = MaxJournalAmountFen + 1 },
+		"balance_fen -1":           func(r *hostapi.JournalRow) { r.BalanceFen = -1 },
+		"amount_fen 0: a purchase": func(r *hostapi.JournalRow) { r.AmountFen = 0 },
+		"only a load row applies":  func(r *hostapi.JournalRow) { r.CreditID = "cr-1" },
+		"detail of 5000 bytes":     func(r *hostapi.JournalRow) { r.Detail = strings.Repeat("x", 5000) },
+		`tac "1a2b3c4d"`:           func(r *hostapi.JournalRow) { r.TAC = "1a2b3c4d" },
+		`tac "1A2B3C"`:             func(r *hostapi.JournalRow) { r.TAC = "1A2B3C" },
+		"only a done e-purse":      func(r *hostapi.JournalRow) { r.State = "failed" },
+		`time "yesterday"`:         func(r *hostapi.JournalRow) { r.Time = "yesterday" },
+		`time ""`:                  func(r *hostapi.JournalRow) { r.Time = "" },
+		"clock was not set": func(r *hostapi.JournalRow) {
+			r.Kind, r.TAC, r.TermSerial, r.AmountFen, r.Purse, r.Time = "access", "", 0, 0, "", "1970-01-01T00:00:00Z"
+		},
+		"ahead of the host's clock": func(r *hostapi.JournalRow) {
+			r.Kind, r.TAC, r.TermSerial, r.AmountFen, r.Purse, r.Time = "read", "", 0, 0, "", now.Add(25*time.Hour).Format(time.RFC3339)
+		},
 		"moves no money":               func(r *hostapi.JournalRow) { r.Kind, r.TAC, r.TermSerial = "read", "", 0 },
 		"a door decision names none":   func(r *hostapi.JournalRow) { r.Kind, r.TAC, r.TermSerial, r.AmountFen = "access", "", 0, 0 },
 		"names the credit it applies":  func(r *hostapi.JournalRow) { r.Kind, r.TermSerial = "load", 0 },
@@ -268,5 +272,48 @@ func TestJournalTerminalAlarm(t *testing.T) {
 	e.upload(plain)
 	if l, err := e.st.Ledger(context.Background(), testNumber); err != nil || l.Alarms != 1 {
 		t.Fatalf("card ledger: %d alarms (%v), want 1", l.Alarms, err)
+	}
+}
+
+// TestJournalMoneyRowWithAWrongClock: a done sale or load whose time cannot
+// be right (a kiosk without a clock battery, selling before NTP) is kept,
+// with an alarm, not refused: the card moved the money, and its TAC, made
+// over that time, cannot come again with a better one.
+func TestJournalMoneyRowWithAWrongClock(t *testing.T) {
+	e := newEnv(t, Options{})
+	early := purchaseRow("1970")
+	early.Time = "1970-01-01T00:05:00Z"
+	ahead := purchaseRow("ahead")
+	ahead.Time = time.Now().Add(72 * time.Hour).Format(time.RFC3339)
+	for _, r := range []hostapi.JournalRow{early, ahead} {
+		if resp := e.upload(r); len(resp.Acked) != 1 {
+			t.Fatalf("money row at %s: %+v", r.Time, resp.Refused)
+		}
+		if got := e.storedJournal(r.ID); got != r {
+			t.Fatalf("host holds %+v, want %+v", got, r)
+		}
+		if n := e.count("ledger", "event = 'alarm' AND card = ? AND detail LIKE ?", testNumber, "journal row "+r.ID+" of terminal "+testTerm+" stored with a wrong time%"); n != 1 {
+			t.Fatalf("%s: %d clock alarms, want 1", r.ID, n)
+		}
+	}
+}
+
+// TestJournalTimeZoneChanged: the same instant written in another zone (the
+// terminal's zone changed between two uploads) is the same row.
+func TestJournalTimeZoneChanged(t *testing.T) {
+	e := newEnv(t, Options{})
+	at := time.Now().Add(-time.Hour).Truncate(time.Second)
+	unknown := purchaseRow("tz")
+	unknown.State, unknown.TAC, unknown.Time = "unknown", "", at.In(time.FixedZone("CST", 8*3600)).Format(time.RFC3339)
+	if resp := e.upload(unknown); len(resp.Acked) != 1 {
+		t.Fatalf("unknown row: %+v", resp.Refused)
+	}
+	done := purchaseRow("tz")
+	done.Time = at.UTC().Format(time.RFC3339)
+	if resp := e.upload(done); len(resp.Acked) != 1 {
+		t.Fatalf("its done copy written in UTC: %+v", resp.Refused)
+	}
+	if got := e.storedJournal(done.ID); got.State != "done" {
+		t.Fatalf("host holds %+v, want done", got)
 	}
 }
