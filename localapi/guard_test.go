@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cardd/cardd/offline"
 	"github.com/cardd/cardd/tap"
 )
 
@@ -366,5 +367,44 @@ func TestStreamLimit(t *testing.T) {
 	}
 	if code, _ := do(t, srv, "GET", "/v1/events?credential=wrong", ""); code != http.StatusServiceUnavailable {
 		t.Errorf("a wrong credential got a stream: %d", code)
+	}
+}
+
+// A page receipt that fails slowly for one tap frees that tap's claim
+// only: a later tap's receipt, asked for meanwhile and printed, is not
+// printable from the page a second time.
+func TestPageReceiptFailureFreesItsOwnClaim(t *testing.T) {
+	s, srv, _ := newServer(t)
+	page := "Bearer " + pageToken
+	first := sampleRead()
+	failing, release := make(chan struct{}), make(chan struct{})
+	layout := s.BalanceReceipt
+	s.BalanceReceipt = func(cr *tap.CardRead) (offline.NewReceipt, error) {
+		if cr.Info.CardNumber == first.Info.CardNumber {
+			close(failing)
+			<-release
+			return offline.NewReceipt{}, errors.New("the printer's layout failed")
+		}
+		return layout(cr)
+	}
+	s.Tap(tap.Result{Reader: "R0", Read: first})
+	done := make(chan int)
+	go func() {
+		code, _ := do(t, srv, "POST", "/v1/receipts", `{"kind":"balance"}`, "Authorization", page)
+		done <- code
+	}()
+	<-failing
+	second := sampleRead()
+	second.Info.CardNumber = "3101000000009999"
+	s.Tap(tap.Result{Reader: "R0", Read: second})
+	if code, body := do(t, srv, "POST", "/v1/receipts", `{"kind":"balance"}`, "Authorization", page); code != http.StatusOK && code != http.StatusAccepted {
+		t.Fatalf("second tap's page receipt: %d %s", code, body)
+	}
+	close(release)
+	if code := <-done; code < 400 {
+		t.Fatalf("the failing receipt answered %d", code)
+	}
+	if code, body := do(t, srv, "POST", "/v1/receipts", `{"kind":"balance"}`, "Authorization", page); code != http.StatusConflict {
+		t.Fatalf("the second tap's receipt again from the page: %d %s, want 409", code, body)
 	}
 }
