@@ -51,13 +51,7 @@ func (h *Hub) Publish(e Event) Event {
 	return e
 }
 
-// subscribe adds a client; cancel removes it.
-func (h *Hub) subscribe() (c *client, cancel func()) {
-	c, cancel, _ = h.subscribeWithin(false, -1)
-	return c, cancel
-}
-
-// subscribeWithin adds a client unless limit clients of its kind (reserved
+// subscribeWithin adds a client, cancel removes it; unless limit clients of its kind (reserved
 // or not) are subscribed already (limit < 0: no limit). Counting and adding
 // under one lock keeps the limit when many arrive at once.
 func (h *Hub) subscribeWithin(reserved bool, limit int) (c *client, cancel func(), ok bool) {
