@@ -51,9 +51,10 @@ func (h *Hub) Publish(e Event) Event {
 	return e
 }
 
-// subscribeWithin adds a client, cancel removes it; unless limit clients of its kind (reserved
-// or not) are subscribed already (limit < 0: no limit). Counting and adding
-// under one lock keeps the limit when many arrive at once.
+// subscribeWithin adds a client (cancel removes it) unless limit clients of
+// its kind, reserved or not, are subscribed already; a limit below 0 is no
+// limit. Counting and adding under one lock keeps the limit when many
+// arrive at once.
 func (h *Hub) subscribeWithin(reserved bool, limit int) (c *client, cancel func(), ok bool) {
 	c = &client{ch: make(chan Event, clientBuffer), gone: make(chan struct{}), reserved: reserved}
 	h.mu.Lock()
