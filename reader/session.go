@@ -146,14 +146,6 @@ func (d *Dialer) setBusy(reader string, busy bool) {
 	}
 }
 
-// isBusy reports whether reader has an abandoned card call that has not
-// returned yet; Open refuses such a reader.
-func (d *Dialer) isBusy(reader string) bool {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return d.busy[reader]
-}
-
 // Open connects to the card in reader and begins a PC/SC transaction, so that
 // no other application interleaves commands with ours until Close. The
 // session is bound to ctx: a call that has not returned when ctx ends is

@@ -244,3 +244,11 @@ func TestContextPerReaderKept(t *testing.T) {
 }
 
 func discard() *slog.Logger { return slog.New(slog.DiscardHandler) }
+
+// isBusy reports whether reader has an abandoned card call that has not
+// returned yet (Open refuses such a reader).
+func (d *Dialer) isBusy(reader string) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.busy[reader]
+}
