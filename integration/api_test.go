@@ -30,10 +30,7 @@ func (d *daemon) apiAddr(t testing.TB) string {
 func (w *world) kioskTerminal(t *testing.T) ([]string, *sim.Printer) {
 	t.Helper()
 	dir := t.TempDir()
-	secretFile, tokenFile := filepath.Join(dir, "host.secret"), filepath.Join(dir, "api.token")
-	if err := os.WriteFile(secretFile, []byte(w.secret+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	secretFile, tokenFile := w.secretFile(t, dir), filepath.Join(dir, "api.token")
 	if err := os.WriteFile(tokenFile, []byte("kiosk-token\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}

@@ -134,10 +134,7 @@ func TestDoorDecidesOffline(t *testing.T) {
 	}
 
 	dir := t.TempDir()
-	secretFile := filepath.Join(dir, "host.secret")
-	if err := os.WriteFile(secretFile, []byte(w.secret+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	secretFile := w.secretFile(t, dir)
 	link := filepath.Join(dir, "relay")
 	board := newRelayBoard(t, link)
 	storePath := filepath.Join(dir, "cardd.db")

@@ -28,10 +28,7 @@ func TestLoadDaemonKilled(t *testing.T) {
 	}
 	w := newHostWorld(t)
 	dir := t.TempDir()
-	secretFile := filepath.Join(dir, "host.secret")
-	if err := os.WriteFile(secretFile, []byte(w.secret+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	secretFile := w.secretFile(t, dir)
 	// With the printer on, so a kill can also land between the load's
 	// journal row and its receipt, or in the middle of printing it.
 	link := filepath.Join(dir, "printer")

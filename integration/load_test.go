@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"math/rand/v2"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"regexp"
 	"testing"
@@ -50,6 +51,17 @@ func newWorld(t testing.TB) *world {
 	w.client = &hostsync.Client{BaseURL: w.srv.URL, TerminalID: termID, Secret: []byte(w.secret)}
 	w.startRunner(t)
 	return w
+}
+
+// secretFile writes the terminal's host secret into dir as cardd reads it
+// (host.secret_file, 0600) and returns its path.
+func (w *world) secretFile(t testing.TB, dir string) string {
+	t.Helper()
+	path := filepath.Join(dir, "host.secret")
+	if err := os.WriteFile(path, []byte(w.secret+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
 }
 
 // newHostWorld is the reference host alone, with terminal termID registered.

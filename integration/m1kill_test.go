@@ -3,7 +3,6 @@ package integration
 import (
 	"context"
 	"math/rand/v2"
-	"os"
 	"path/filepath"
 	"regexp"
 	"syscall"
@@ -31,10 +30,7 @@ func TestPOSM1DaemonKilled(t *testing.T) {
 	}
 	w := newHostWorld(t)
 	dir := t.TempDir()
-	secretFile := filepath.Join(dir, "host.secret")
-	if err := os.WriteFile(secretFile, []byte(w.secret+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	secretFile := w.secretFile(t, dir)
 	wallet := newM1Card(t, dir, [4]byte{0x04, 0x55, 0x66, 0x77}, 1000)
 	const uidCard = "uid:04556677"
 	if _, err := w.host.RegisterM1(context.Background(), "04556677", "", "test", time.Now()); err != nil {

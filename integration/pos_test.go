@@ -145,10 +145,7 @@ func TestPOSPurchaseThroughDaemon(t *testing.T) {
 	w := newHostWorld(t)
 	insertPSAM(t, w.hostDir)
 	dir := t.TempDir()
-	secretFile := filepath.Join(dir, "host.secret")
-	if err := os.WriteFile(secretFile, []byte(w.secret+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	secretFile := w.secretFile(t, dir)
 	storePath := filepath.Join(dir, "cardd.db")
 	env := []string{"CARDD_MODE=pos", "CARDD_READER_SAM_PATTERN=^" + regexp.QuoteMeta(slot1Reader) + "$",
 		"CARDD_HOST_URL=" + w.srv.URL, "CARDD_HOST_SECRET_FILE=" + secretFile,
@@ -350,10 +347,7 @@ func TestPOSM1Wallet(t *testing.T) {
 	dir := t.TempDir()
 	wallet := newM1Card(t, dir, [4]byte{0x04, 0x11, 0x22, 0x33}, 5000)
 	storePath := filepath.Join(dir, "cardd.db")
-	secretFile := filepath.Join(dir, "host.secret")
-	if err := os.WriteFile(secretFile, []byte(w.secret+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	secretFile := w.secretFile(t, dir)
 	env := []string{"CARDD_MODE=pos", "CARDD_READER_SAM_PATTERN=^" + regexp.QuoteMeta(slot1Reader) + "$",
 		"CARDD_HOST_URL=" + w.srv.URL, "CARDD_HOST_SECRET_FILE=" + secretFile,
 		"CARDD_STORE_PATH=" + storePath, "CARDD_TERMINAL_ID=" + termID, "CARDD_MIFARE_KEY_FILE=" + wallet.keyFile}

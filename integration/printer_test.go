@@ -46,10 +46,7 @@ func TestReceiptSurvivesDaemonKill(t *testing.T) {
 	requirePCSC(t)
 	w := newHostWorld(t)
 	dir := t.TempDir()
-	secretFile := filepath.Join(dir, "host.secret")
-	if err := os.WriteFile(secretFile, []byte(w.secret+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	secretFile := w.secretFile(t, dir)
 	link := filepath.Join(dir, "printer")
 	if err := os.Mkdir(filepath.Join(dir, "receipts"), 0o755); err != nil {
 		t.Fatal(err)

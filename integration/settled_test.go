@@ -9,7 +9,6 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -134,10 +133,7 @@ func TestSettledRowRefusedThroughServe(t *testing.T) {
 	base := startServe(t, w.hostDir)
 
 	dir := t.TempDir()
-	secretFile := filepath.Join(dir, "host.secret")
-	if err := os.WriteFile(secretFile, []byte(w.secret+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	secretFile := w.secretFile(t, dir)
 	waitEmpty(t, 0)
 	d := startDaemon(t, "CARDD_HOST_URL="+base, "CARDD_HOST_SECRET_FILE="+secretFile,
 		"CARDD_STORE_PATH="+filepath.Join(dir, "cardd.db"), "CARDD_TERMINAL_ID="+termID)

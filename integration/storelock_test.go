@@ -29,10 +29,7 @@ func TestSecondDaemonOnOneStore(t *testing.T) {
 	requirePCSC(t)
 	w := newHostWorld(t)
 	dir := t.TempDir()
-	secretFile := filepath.Join(dir, "host.secret")
-	if err := os.WriteFile(secretFile, []byte(w.secret+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	secretFile := w.secretFile(t, dir)
 	storePath := filepath.Join(dir, "cardd.db")
 	env := []string{
 		"CARDD_HOST_URL=" + w.srv.URL, "CARDD_HOST_SECRET_FILE=" + secretFile,
