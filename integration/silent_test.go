@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"sync"
 	"testing"
 	"time"
 
@@ -258,4 +259,63 @@ func TestPOSSilentAtDebit(t *testing.T) {
 		t.Fatalf("purchase rows %+v, want one, done", done)
 	}
 	checkTAC(t, path, done[0])
+}
+
+// stopAtCard stops the daemon's tap loop when the card takes the command
+// with instruction ins, then answers it after delay: a SIGTERM (a restart,
+// an upgrade) landing while a money command is on the card.
+type stopAtCard struct {
+	vpcd.Card
+	ins   byte
+	delay time.Duration
+	stop  func()
+	once  *sync.Once
+}
+
+func (c stopAtCard) Transmit(cmd []byte) ([]byte, error) {
+	resp, err := c.Card.Transmit(cmd)
+	if len(cmd) > 1 && cmd[1] == c.ins {
+		c.once.Do(func() { go c.stop() })
+		time.Sleep(c.delay)
+	}
+	return resp, err
+}
+
+// TestStopDuringLoadLetsItFinish: a stop while CREDIT FOR LOAD is on the
+// card lets the tap finish, within its deadline, instead of abandoning the
+// command: the row is done with the card's TAC, not left in doubt by a
+// restart, and the loop stops within tap.timeout + 1 s.
+func TestStopDuringLoadLetsItFinish(t *testing.T) {
+	requirePCSC(t)
+	w := newWorld(t)
+	const number = "3101000000600301"
+	path := w.issue(t, number, 20000)
+	w.credit(t, number, 3000)
+	f, err := epurse.LoadCardFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop, took := w.stop, make(chan time.Duration, 1)
+	card := stopAtCard{Card: epurse.NewSimCard(f, path), ins: 0x52, delay: time.Second, once: &sync.Once{},
+		stop: func() { start := time.Now(); stop(); took <- time.Since(start) }}
+	in := insertSim(t, card, 0, vpcd.Options{})
+	res := waitResult(t, w.results)
+	if res.Load == nil || len(res.Load.Loads) != 1 || !res.Load.Loads[0].Applied {
+		t.Fatalf("tap stopped during CREDIT FOR LOAD: %+v (%v), want the load applied", res.Load, res.Err)
+	}
+	select {
+	case d := <-took:
+		if d > 3*time.Second+time.Second {
+			t.Errorf("the stop took %v, want within tap.timeout + 1 s", d)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the tap loop did not stop")
+	}
+	if rows, err := w.store.Unresolved(context.Background(), number); err != nil || len(rows) != 0 {
+		t.Fatalf("journal after a stop during the load: %+v %v, want nothing unresolved", rows, err)
+	}
+	in.remove(t)
+	if f, err := epurse.LoadCardFile(path); err != nil || f.EPBalance != 23000 {
+		t.Fatalf("card balance after the load: %v %v, want 230.00", f.EPBalance, err)
+	}
 }
