@@ -33,6 +33,7 @@
       readingHint: "请勿移开卡片",
       cardNumber: "卡号",
       holder: "持卡人",
+      issuer: "卡种",
       validity: "有效期",
       validRange: "{from} 至 {to}",
       validTo: "至 {to}",
@@ -62,6 +63,7 @@
       out_card_removed_too_early: "拿开太快，请重新刷卡",
       out_card_denied: "此卡已冻结，请联系卡务中心",
       out_card_expired: "卡已过期，请到卡务中心办理",
+      out_card_not_recognised: "已读取余额，此卡不能在本机充值或消费",
       out_timeout: "读卡超时，请重新刷卡",
       out_application_blocked: "此卡已锁定，请联系卡务中心",
       out_not_an_epurse_card: "无法识别此卡，请使用校园卡",
@@ -84,6 +86,7 @@
       readingHint: "Keep the card on the reader",
       cardNumber: "Card",
       holder: "Holder",
+      issuer: "Card",
       validity: "Valid",
       validRange: "{from} to {to}",
       validTo: "until {to}",
@@ -113,6 +116,7 @@
       out_card_removed_too_early: "Card removed too early. Please tap again",
       out_card_denied: "Card frozen. Please contact the card office",
       out_card_expired: "Card expired. Please visit the card office",
+      out_card_not_recognised: "Balance read. This card cannot top up or pay here",
       out_timeout: "Reading took too long. Please tap again",
       out_application_blocked: "Card locked. Please contact the card office",
       out_not_an_epurse_card: "Card not recognised. Please use your campus card",
@@ -467,6 +471,9 @@
 
     // Card.
     setText("card-number", card && card.number ? card.number : "");
+    var issuer = card ? (model.lang === "zh" ? card.issuer || card.issuer_en : card.issuer_en || card.issuer) || "" : "";
+    setText("issuer", issuer);
+    $("issuer-row").hidden = !issuer;
     setText("holder", card && card.holder ? card.holder : "");
     $("holder-row").hidden = !(card && card.holder);
     var validity = "";
