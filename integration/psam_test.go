@@ -62,12 +62,12 @@ func (w *world) issueFor(t *testing.T, number string, balance int64, cp psam.Car
 	return path
 }
 
-// startPSAMDaemon starts `cardd run` in mode pos with PSAM profile prof,
-// offline, and waits until it has the SAM reader.
-func startPSAMDaemon(t *testing.T, storePath, prof string) []string {
+// startPSAMDaemon starts `cardd run` in mode pos with PSAM profile prof
+// (and the settings more), offline, and waits until it has the SAM reader.
+func startPSAMDaemon(t *testing.T, storePath, prof string, more ...string) []string {
 	t.Helper()
-	env := []string{"CARDD_MODE=pos", "CARDD_READER_SAM_PATTERN=^" + regexp.QuoteMeta(slot1Reader) + "$",
-		"CARDD_STORE_PATH=" + storePath, "CARDD_TERMINAL_ID=" + termID, "CARDD_PSAM_PROFILE=" + prof}
+	env := append([]string{"CARDD_MODE=pos", "CARDD_READER_SAM_PATTERN=^" + regexp.QuoteMeta(slot1Reader) + "$",
+		"CARDD_STORE_PATH=" + storePath, "CARDD_TERMINAL_ID=" + termID, "CARDD_PSAM_PROFILE=" + prof}, more...)
 	waitEmpty(t, 0)
 	d := startDaemon(t, env...)
 	d.waitLine(t, "reader added", 10*time.Second, func(m map[string]any) bool { return m["reader"] == slot1Reader && m["role"] == "sam" })
@@ -166,5 +166,57 @@ func TestPSAMRefusesOneLevelThroughDaemon(t *testing.T) {
 	st.Close()
 	if err != nil || len(unresolved) != 0 {
 		t.Fatalf("unresolved rows %+v (%v)", unresolved, err)
+	}
+}
+
+// TestPSAMProfileByFamilyThroughDaemon: with a city-card PSAM (keys
+// diversified by city code, the card's security code required) in the SAM
+// slot and psam.families.cityunion set to "cityunion", a City Union card (an
+// issuer other than ours, city 3100, recognised by epurse.Identify) pays
+// through that profile, while a campus card gets psam.profile (cardd, one
+// level), which this PSAM refuses: not paid, nothing journaled for it.
+func TestPSAMProfileByFamilyThroughDaemon(t *testing.T) {
+	requirePCSC(t)
+	w := newHostWorld(t)
+	insertProfiledPSAM(t, w.hostDir, func(f *psam.SAMFile) { f.Diversification, f.SecurityCode = psam.DiversifyCity, true })
+	keyed := psam.CardPurchase{Diversification: psam.DiversifyCity, SecurityCode: true}
+	const city, campus = "3101000000800081", "3101000000800099"
+	cityPath := w.issue(t, city, 10000)
+	f, err := epurse.LoadCardFile(cityPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Info.IssuerID = [8]byte{0x02, 0x13, 0x31, 0x00, 0xFF, 0xFF, 0xFF, 0xFF} // another issuer, city 3100
+	w.keys.PersonalizePurchase(f, keyed)
+	if err := f.Save(cityPath); err != nil {
+		t.Fatal(err)
+	}
+	campusPath := w.issueFor(t, campus, 10000, keyed)
+	storePath := filepath.Join(t.TempDir(), "cardd.db")
+	env := startPSAMDaemon(t, storePath, "cardd", "CARDD_PSAM_FAMILIES_CITYUNION=cityunion")
+
+	wait := posCharge(t, env, "", "12.50", "--wait", "20s")
+	in := insert(t, cityPath, 0, vpcd.Options{})
+	out, err := wait()
+	in.remove(t)
+	if err != nil || !strings.Contains(out, "paid 12.50: balance 87.50") {
+		t.Fatalf("City Union card through psam.families.cityunion: %v\n%s", err, out)
+	}
+	if rows := purchaseRows(t, storePath, city); len(rows) != 1 || rows[0].State != offline.StateDone {
+		t.Fatalf("City Union purchase rows %+v", rows)
+	}
+
+	wait = posCharge(t, env, "", "12.50", "--wait", "20s")
+	in = insert(t, campusPath, 0, vpcd.Options{})
+	out, err = wait()
+	in.remove(t)
+	if err == nil || !strings.Contains(out, "not paid (psam_refused)") || !strings.Contains(out, "PSAM profile cardd ") {
+		t.Fatalf("campus card through the default profile: %v\n%s", err, out)
+	}
+	if f, err := epurse.LoadCardFile(campusPath); err != nil || f.EPBalance != 10000 {
+		t.Fatalf("campus card balance %d (%v)", f.EPBalance, err)
+	}
+	if rows := purchaseRows(t, storePath, campus); len(rows) != 0 {
+		t.Fatalf("campus purchase rows %+v", rows)
 	}
 }

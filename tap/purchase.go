@@ -61,13 +61,10 @@ type Purchaser struct {
 	// SAMApps are the PSAM's purchase applications to try (psam.DefaultApps
 	// when nil), unless the profile names its own.
 	SAMApps []psam.App
-	// PSAMProfiles give, per card family, how the PSAM is spoken to (key
-	// index, diversification, security code); the zero value is the
-	// profile cardd always used.
+	// PSAMProfiles give, per card family (CardRead.Profile's name), how
+	// the PSAM is spoken to (key index, diversification, security code);
+	// the zero value is the profile cardd always used.
 	PSAMProfiles psam.Profiles
-	// CardFamily names the family of the card read (psam.families keys);
-	// nil or "" means the default profile.
-	CardFamily func(cr *CardRead) string
 	// TerminalID is the terminal id sent in a recovery probe, which
 	// changes nothing on the card; a purchase uses the PSAM's own id.
 	TerminalID [6]byte
@@ -360,11 +357,12 @@ func (p *Purchaser) debit(ctx context.Context, t apdu.Transmitter, sam apdu.Tran
 	return nil
 }
 
-// profile is the PSAM profile for the card read.
+// profile is the PSAM profile for the card read: its family's, else the
+// default.
 func (p *Purchaser) profile(cr *CardRead) psam.Profile {
 	family := ""
-	if p.CardFamily != nil {
-		family = p.CardFamily(cr)
+	if cr.Profile != nil {
+		family = cr.Profile.Name
 	}
 	return p.PSAMProfiles.For(family)
 }

@@ -113,21 +113,27 @@ func TestPSAMRefusalMovesNothing(t *testing.T) {
 	}
 }
 
-// TestPSAMProfileByFamily: the card's family picks its profile; other
-// families take the default.
+// TestPSAMProfileByFamily: the card's family (epurse.Identify) picks its
+// profile; other families take the default. Both cards are keyed for the
+// city PSAM: the campus card, paid through the default one-level profile,
+// is refused; the City Union card, through psam.families.cityunion, pays.
 func TestPSAMProfileByFamily(t *testing.T) {
 	profiles := psam.Profiles{Default: mustProfile(t, "cardd"), Families: map[string]psam.Profile{"cityunion": mustProfile(t, "cityunion")}}
-	w := newProfiledWorld(t, func(f *psam.SAMFile) { f.Diversification, f.SecurityCode = psam.DiversifyCity, true },
-		psam.CardPurchase{Diversification: psam.DiversifyCity, SecurityCode: true}, profiles)
-	family := "campus"
-	w.p.CardFamily = func(*CardRead) string { return family }
+	citySAM := func(f *psam.SAMFile) { f.Diversification, f.SecurityCode = psam.DiversifyCity, true }
+	keyed := psam.CardPurchase{Diversification: psam.DiversifyCity, SecurityCode: true}
+	w := newProfiledWorld(t, citySAM, keyed, profiles)
+	campus := newTestCard(t, "王小明", 0, func(cf *epurse.CardFile) { keyed.Apply(cf, testMasters.DPK) })
 	if _, err := w.till.Arm(100, ""); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := w.tap(t, w.card); !errors.Is(err, ErrPSAMRefused) {
+	w.card = campus
+	if _, err := w.tap(t, campus); !errors.Is(err, ErrPSAMRefused) || !strings.Contains(err.Error(), "PSAM profile cardd ") {
 		t.Fatalf("campus card (default profile) through a city PSAM: %v", err)
 	}
-	family = "cityunion"
+	w.card = newTestCard(t, "王小明", 0, func(cf *epurse.CardFile) {
+		cf.Info.IssuerID = [8]byte{0x02, 0x13, 0x31, 0x00, 0xFF, 0xFF, 0xFF, 0xFF}
+		keyed.Apply(cf, testMasters.DPK)
+	})
 	if rep, err := w.tap(t, w.card); err != nil || !rep.Paid {
 		t.Fatalf("cityunion card: %+v, %v", rep, err)
 	}
