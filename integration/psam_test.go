@@ -64,7 +64,7 @@ func (w *world) issueFor(t *testing.T, number string, balance int64, cp psam.Car
 
 // startPSAMDaemon starts `cardd run` in mode pos with PSAM profile prof
 // (and the settings more), offline, and waits until it has the SAM reader.
-func startPSAMDaemon(t *testing.T, storePath, prof string, more ...string) []string {
+func startPSAMDaemon(t *testing.T, storePath, prof string, more ...string) (*daemon, []string) {
 	t.Helper()
 	env := append([]string{"CARDD_MODE=pos", "CARDD_READER_SAM_PATTERN=^" + regexp.QuoteMeta(slot1Reader) + "$",
 		"CARDD_STORE_PATH=" + storePath, "CARDD_TERMINAL_ID=" + termID, "CARDD_PSAM_PROFILE=" + prof}, more...)
@@ -75,7 +75,7 @@ func startPSAMDaemon(t *testing.T, storePath, prof string, more ...string) []str
 		_ = d.cmd.Process.Signal(os.Interrupt)
 		<-d.exit
 	})
-	return env
+	return d, env
 }
 
 // TestPSAMProfilesThroughDaemon: `cardd run` in mode pos pays a sale through
@@ -106,7 +106,7 @@ func TestPSAMProfilesThroughDaemon(t *testing.T) {
 			number := "31010000008000" + string(rune('2'+i)) + "1"
 			path := w.issueFor(t, number, 10000, tc.card)
 			storePath := filepath.Join(t.TempDir(), "cardd.db")
-			env := startPSAMDaemon(t, storePath, tc.prof)
+			d, env := startPSAMDaemon(t, storePath, tc.prof)
 
 			wait := posCharge(t, env, "", "12.50", "--wait", "20s")
 			in := insert(t, path, 0, vpcd.Options{})
@@ -124,6 +124,10 @@ func TestPSAMProfilesThroughDaemon(t *testing.T) {
 				t.Fatalf("purchase rows %+v", rows)
 			}
 			checkTAC(t, path, rows[0])
+			d.waitLine(t, "purchase debited", 5*time.Second, func(m map[string]any) bool {
+				p, _ := psam.ParseProfile(tc.prof)
+				return m["msg"] == "purchase debited" && m["psam_profile"] == p.String()
+			})
 		})
 	}
 }
@@ -140,7 +144,7 @@ func TestPSAMRefusesOneLevelThroughDaemon(t *testing.T) {
 	const number = "3101000000800091"
 	path := w.issueFor(t, number, 10000, psam.CardPurchase{Diversification: psam.DiversifyCity})
 	storePath := filepath.Join(t.TempDir(), "cardd.db")
-	env := startPSAMDaemon(t, storePath, "cardd")
+	_, env := startPSAMDaemon(t, storePath, "cardd")
 
 	wait := posCharge(t, env, "", "12.50", "--wait", "20s")
 	in := insert(t, path, 0, vpcd.Options{})
@@ -193,7 +197,7 @@ func TestPSAMProfileByFamilyThroughDaemon(t *testing.T) {
 	}
 	campusPath := w.issueFor(t, campus, 10000, keyed)
 	storePath := filepath.Join(t.TempDir(), "cardd.db")
-	env := startPSAMDaemon(t, storePath, "cardd", "CARDD_PSAM_FAMILIES_CITYUNION=cityunion")
+	_, env := startPSAMDaemon(t, storePath, "cardd", "CARDD_PSAM_FAMILIES_CITYUNION=cityunion")
 
 	wait := posCharge(t, env, "", "12.50", "--wait", "20s")
 	in := insert(t, cityPath, 0, vpcd.Options{})

@@ -348,7 +348,7 @@ func (p *Purchaser) debit(ctx context.Context, t apdu.Transmitter, sam apdu.Tran
 	rep.Paid, rep.TAC = true, row.TAC
 	rep.Balance = init.Balance - sale.AmountFen
 	p.logger().Info("purchase debited", "card", redact.CardNumber(cr.Info.CardNumber), "journal", row.ID,
-		"amount", money.Format(sale.AmountFen), "balance", money.Format(rep.Balance), "counter", init.OfflineCounter, "term_serial", serial)
+		"amount", money.Format(sale.AmountFen), "balance", money.Format(rep.Balance), "counter", init.OfflineCounter, "term_serial", serial, "psam_profile", prof.String())
 	if macErr != nil {
 		// The PSAM's own error is text only: whatever it was (a wrong MAC2,
 		// a PSAM gone), the tap is classed by the alarm.
