@@ -40,8 +40,16 @@ func (r *Recorder) Transmit(cmd []byte) ([]byte, error) {
 	return resp, nil
 }
 
-// Exchanges returns the exchanges recorded so far, in order.
-func (r *Recorder) Exchanges() []Exchange { return r.exchanges }
+// Exchanges returns a copy of the exchanges recorded so far, in order: a
+// trace made of them may be blanked without changing the record.
+func (r *Recorder) Exchanges() []Exchange {
+	out := make([]Exchange, len(r.exchanges))
+	for i, e := range r.exchanges {
+		e.Command, e.Response = bytes.Clone(e.Command), bytes.Clone(e.Response)
+		out[i] = e
+	}
+	return out
+}
 
 // Lost returns the commands that got no answer, in order.
 func (r *Recorder) Lost() []Lost { return r.lost }

@@ -45,6 +45,10 @@ func TestRecorder(t *testing.T) {
 	if l := rec.Lost(); len(l) != 1 || !bytes.Equal(l[0].Command, mustHex("00B0960037")) || l[0].Err != gone {
 		t.Errorf("lost %+v", l)
 	}
+	rec.Exchanges()[0].Response[0] = 0xFF
+	if rec.Exchanges()[0].Response[0] != 0x6F {
+		t.Error("Exchanges handed out the record itself: blanking a trace made of it changed it")
+	}
 	if rec.Note != "" {
 		t.Errorf("the note %q stayed for the next exchange", rec.Note)
 	}
