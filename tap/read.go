@@ -18,9 +18,12 @@ import (
 
 // ReadOptions says what to read from an e-purse card.
 type ReadOptions struct {
-	// AIDs are tried in order before the file id 1001; nil means the
-	// city-card and T-Union AIDs.
+	// AIDs are tried in order before the file id 1001; nil means every
+	// card profile's (epurse.DefaultAIDs), our own cards' first.
 	AIDs [][]byte
+	// OwnIssuers are the issuer ids (EF 0x15 bytes 0-7) of our own cards,
+	// read with epurse.ProfileCampus; nil means epurse.DefaultIssuerID.
+	OwnIssuers [][8]byte
 	// Purse is the purse whose balance is shown; zero means EP.
 	Purse epurse.Purse
 	// LogFiles are the SFIs of the transaction log files; nil means {0x18}.
@@ -54,11 +57,31 @@ func (o ReadOptions) withDefaults() ReadOptions {
 
 // CardRead is what one tap read from a card.
 type CardRead struct {
-	Info    epurse.IssuerInfo
+	// Info is EF 0x15; Info.CardNumber is the number of the card's
+	// profile ("" when it could not be formed) and Info.Numbering the
+	// numbering that formed it.
+	Info epurse.IssuerInfo
+	// Profile is the card's family (epurse.Identify); never nil after a
+	// read.
+	Profile *epurse.Profile
 	Holder  *epurse.Holder // nil when the card has no cardholder file
 	Purse   epurse.Purse
-	Balance int64 // fen
-	Log     []epurse.LogRecord
+	// Balance is the balance to show, in fen (Profile.Shown): the purse,
+	// or on a T-Union card spent below zero, less its second purse. It is
+	// negative for a card in overdraft.
+	Balance int64
+	// PurseBalance is the purse alone, as the profile reads GET BALANCE.
+	PurseBalance int64
+	// SecondPurse is the second purse of a card whose profile has one
+	// (GET BALANCE P1 01), nil when it has none or did not answer.
+	SecondPurse *int64
+	// Notes describe what the card holds that cardd could not interpret
+	// (a field that is not BCD, a date that does not exist): each cost that
+	// field, never the tap.
+	Notes []string
+	// datesUnread: the validity dates could not be read (Transactable).
+	datesUnread bool
+	Log         []epurse.LogRecord
 	// LogSkipped counts the log records read that do not parse: they are
 	// not in Log.
 	LogSkipped int
@@ -79,18 +102,33 @@ func ReadPurse(t apdu.Transmitter, o ReadOptions, onBalance func(*CardRead)) (*C
 	r := &CardRead{Purse: o.Purse}
 	defer func() { r.APDUs = ct.n }()
 
-	fci, err := epurse.Select(ct, o.AIDs...)
+	aids := o.AIDs
+	if aids == nil {
+		aids = epurse.DefaultAIDs()
+	}
+	fci, err := epurse.Select(ct, aids...)
 	if err != nil {
 		return nil, err
 	}
-	if fci.Info != nil {
-		r.Info = *fci.Info
-	} else if r.Info, err = epurse.ReadIssuerInfo(ct); err != nil {
+	if err := r.identify(ct, fci, o.OwnIssuers); err != nil {
 		return nil, err
 	}
-	if r.Balance, err = epurse.GetBalance(ct, o.Purse); err != nil {
+	word, err := epurse.GetBalanceWord(ct, 0x00, o.Purse)
+	if err != nil {
 		return nil, err
 	}
+	r.PurseBalance = r.Profile.Balance.Decode(word)
+	if r.Profile.SecondPurse {
+		// A card of the family without a second purse answers an error
+		// status: that costs the second purse, not the balance.
+		if w, err := epurse.GetBalanceWord(ct, 0x01, o.Purse); err == nil {
+			v := r.Profile.Balance.Decode(w)
+			r.SecondPurse = &v
+		} else if _, isSW := apdu.SW(err); !isSW {
+			return nil, err
+		}
+	}
+	r.Balance = r.Profile.Shown(r.PurseBalance, r.SecondPurse)
 	r.BalanceAPDUs = ct.n
 	if onBalance != nil {
 		r.APDUs = ct.n

@@ -379,8 +379,12 @@ func TestReadPurseNotAnEPurse(t *testing.T) {
 	if o := (Result{Err: err}).Outcome(); o != OutcomeNotEPurse {
 		t.Errorf("outcome %q, want %q", o, OutcomeNotEPurse)
 	}
-	// Both AIDs, then the file id 1001, then nothing more.
-	want := []cmdRec{{0xA4, 0x04}, {0xA4, 0x04}, {0xA4, 0x00}}
+	// Every family's AID, then the file id 1001, then nothing more.
+	var want []cmdRec
+	for range epurse.DefaultAIDs() {
+		want = append(want, cmdRec{0xA4, 0x04})
+	}
+	want = append(want, cmdRec{0xA4, 0x00})
 	if !slices.Equal(rec.cmds, want) {
 		t.Errorf("commands % X, want % X", rec.cmds, want)
 	}
@@ -463,14 +467,6 @@ func TestReadPurseMalformedAnswers(t *testing.T) {
 		{"GET BALANCE without data", 0x5C, -1, func([]byte) []byte { return []byte{0x90, 0x00} }},
 		{"GET BALANCE of 5 bytes", 0x5C, -1, func([]byte) []byte { return []byte{0x00, 0x00, 0x00, 0x30, 0x39, 0x90, 0x00} }},
 		{"answer without status word", 0x5C, -1, func([]byte) []byte { return []byte{0x90} }},
-		{"FCI cut short", 0xA4, 0x04, func(real []byte) []byte { return append(bytes.Clone(real[:10]), 0x90, 0x00) }},
-		{"FCI without 6F", 0xA4, 0x04, func([]byte) []byte { return []byte{0x84, 0x01, 0xA0, 0x90, 0x00} }},
-		{"9F0C with a date that does not exist", 0xA4, 0x04, func(real []byte) []byte {
-			b := bytes.Clone(real)
-			i := bytes.Index(b, []byte{0x9F, 0x0C, 0x1E})
-			b[i+3+20+2] = 0x13 // start date month 13
-			return b
-		}},
 		{"EF 0x16 of 10 bytes", 0xB0, 0x96, func([]byte) []byte { return append(make([]byte, 10), 0x90, 0x00) }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -508,6 +504,53 @@ func TestReadPurseMalformedAnswers(t *testing.T) {
 			}
 			if o := (Result{Err: err}).Outcome(); o != OutcomeCardFailure {
 				t.Errorf("outcome %q, want %q", o, OutcomeCardFailure)
+			}
+		})
+	}
+}
+
+// An FCI or EF 0x15 the card's issuer wrote its own way costs the field,
+// never the balance: the read goes on, says what it could not interpret,
+// and no money moves on a card whose validity did not read.
+func TestReadPurseOddFieldsCostOnlyThemselves(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		ins  byte
+		p1   int
+		// answer replaces the card's answer to the matching command.
+		answer func(real []byte) []byte
+	}{
+		{"FCI cut short", 0xA4, 0x04, func(real []byte) []byte { return append(bytes.Clone(real[:10]), 0x90, 0x00) }},
+		{"FCI without 6F", 0xA4, 0x04, func([]byte) []byte { return []byte{0x84, 0x01, 0xA0, 0x90, 0x00} }},
+		{"9F0C with a date that does not exist", 0xA4, 0x04, func(real []byte) []byte {
+			b := bytes.Clone(real)
+			i := bytes.Index(b, []byte{0x9F, 0x0C, 0x1E})
+			b[i+3+20+2] = 0x13 // start date month 13
+			return b
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			card := newTestCard(t, "张三", 5, nil)
+			odd := apdu.TransmitterFunc(func(cmd []byte) ([]byte, error) {
+				resp, err := card.Transmit(cmd)
+				if err == nil && cmd[1] == tc.ins && cmd[2] == byte(tc.p1) {
+					return tc.answer(resp), nil
+				}
+				return resp, err
+			})
+			got, err := ReadPurse(odd, ReadOptions{}, nil)
+			if err != nil {
+				t.Fatalf("err = %v", err)
+			}
+			if got.Balance != card.File().EPBalance || len(got.Log) == 0 || len(got.Notes) == 0 {
+				t.Errorf("balance %d (card %d), %d log records, notes %q", got.Balance, card.File().EPBalance, len(got.Log), got.Notes)
+			}
+			if got.Info.CardNumber != card.File().Info.CardNumber || got.Profile != epurse.ProfileCampus {
+				t.Errorf("card %q, profile %s", got.Info.CardNumber, got.Profile.Name)
+			}
+			dateBroken := strings.Contains(tc.name, "date")
+			if err := got.Transactable(); (err != nil) != dateBroken || err != nil && !errors.Is(err, ErrCardNotRecognised) {
+				t.Errorf("Transactable() = %v, want an error %v", err, dateBroken)
 			}
 		})
 	}

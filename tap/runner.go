@@ -30,6 +30,9 @@ const (
 	OutcomeCardFailure Outcome = "card_error"
 	OutcomeDenied      Outcome = "card_denied"
 	OutcomeExpired     Outcome = "card_expired"
+	// OutcomeNotRecognised: the card was read and shown, but cardd could
+	// not form its number or read its validity, so no money moved.
+	OutcomeNotRecognised Outcome = "card_not_recognised"
 	// POS outcomes: the sale was not paid on this tap.
 	OutcomeInsufficient Outcome = "insufficient_balance"
 	OutcomePINRequired  Outcome = "pin_required"
@@ -93,6 +96,8 @@ func (r Result) Outcome() Outcome {
 		return OutcomeDenied
 	case errors.Is(err, ErrCardExpired):
 		return OutcomeExpired
+	case errors.Is(err, ErrCardNotRecognised):
+		return OutcomeNotRecognised
 	case errors.Is(err, ErrInsufficientBalance), errors.Is(err, apdu.ErrInsufficientBalance):
 		return OutcomeInsufficient
 	case errors.Is(err, ErrPINRequired):
@@ -313,6 +318,10 @@ func (r *Runner) tap(ctx context.Context, d *reader.Dialer, ev reader.Event) Res
 		default:
 			rep, err := r.Door.Decide(ctx, t, res.Start, res.Read, res.Err)
 			res.Door, res.Err = &rep, err
+		}
+		if res.Err == nil && res.Read != nil && (r.Loader != nil || r.Purchaser != nil) {
+			// Shown, but not charged or loaded: see Transactable.
+			res.Err = res.Read.Transactable()
 		}
 		if res.Err == nil && res.Read != nil && r.Loader != nil {
 			rep, err := r.Loader.Apply(ctx, t, res.Read)

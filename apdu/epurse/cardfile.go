@@ -183,9 +183,9 @@ func (f *CardFile) Validate() error {
 	bad := func(format string, a ...any) {
 		errs = append(errs, fmt.Errorf("%w: "+format, append([]any{ErrBadArgument}, a...)...))
 	}
-	number, err := decodeDigits(f.Info.AppSerial[2:])
+	number, err := f.Info.serialNumber()
 	if err != nil {
-		bad("info.app_serial: bytes 2-9 must be the card number in BCD")
+		bad("info.app_serial does not hold a card number numbered %q: %v", f.Info.Numbering, err)
 	} else if f.Info.CardNumber != "" && f.Info.CardNumber != number {
 		bad("info.card_number %s does not match app_serial, which holds %s", f.Info.CardNumber, number)
 	}

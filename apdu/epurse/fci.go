@@ -14,6 +14,9 @@ const (
 	tagProprietary = 0xA5
 	tagIssuerInfo  = 0x9F0C
 	tagSFI         = 0x88
+	// tagIssuerInfoSZT holds the EF 0x15 image on Shenzhen Tong cards that
+	// send no 9F0C (Metrodroid, NewShenzhenTransitData.getTagInfo).
+	tagIssuerInfoSZT = 0x8C
 )
 
 // FCI is the answer to SELECT of the e-purse application: 6F with the DF name
@@ -22,14 +25,27 @@ const (
 type FCI struct {
 	// AID is the DF name (tag 84); nil when the card left it out.
 	AID []byte
-	// Info is the 9F0C copy of EF 0x15; nil when the card sends none.
+	// Info is the copy of EF 0x15 decoded with DecodeIssuerInfo; nil when
+	// the card sends none, or one too short to hold the validity dates.
 	Info *IssuerInfo
+	// InfoRaw is the copy of EF 0x15 as the card sent it, of whatever
+	// length: 30 bytes on most cards, 32 on Shenzhen Tong. Profiles tell
+	// families apart by it.
+	InfoRaw []byte
+	// InfoProblems are the fields of Info DecodeIssuerInfo could not read.
+	InfoProblems []error
+	// Unreadable is set by Select when the card selected the application
+	// (9000) but answered with data that is not an FCI cardd can parse: the
+	// application is selected all the same, and the caller reads EF 0x15.
+	Unreadable error
 }
 
-// ParseFCI decodes a select answer. It needs the 6F template. A 9F0C of a
-// length other than 30 bytes is some other issuer data, not a copy of EF
-// 0x15, and leaves Info nil so the caller reads EF 0x15; a 30-byte 9F0C that
-// does not parse is an error.
+// ParseFCI decodes a select answer. It needs the 6F template. The copy of
+// EF 0x15 is 9F0C in the proprietary template A5 (or, on some Shenzhen Tong
+// cards, 8C); one of 28 bytes or more is decoded leniently into Info, since
+// issuers differ in its length (30 or 32 bytes) and in how they number the
+// card. A shorter one is some other issuer data and leaves Info nil, so the
+// caller reads EF 0x15 itself.
 func ParseFCI(b []byte) (FCI, error) {
 	ts, err := apdu.ParseTLV(b)
 	if err != nil {
@@ -48,12 +64,16 @@ func ParseFCI(b []byte) (FCI, error) {
 		return f, nil
 	}
 	// Some cards nest 9F0C one level deeper (in BF0C), hence the deep search.
-	if raw, ok := apdu.FindTLV(prop.Children, tagIssuerInfo); ok && len(raw.Value) == IssuerInfoLen {
-		info, err := ParseIssuerInfo(raw.Value)
-		if err != nil {
-			return FCI{}, fmt.Errorf("FCI 9F0C: %w", err)
-		}
-		f.Info = &info
+	raw, ok := apdu.FindTLV(prop.Children, tagIssuerInfo)
+	if !ok {
+		raw, ok = apdu.FindTLV(prop.Children, tagIssuerInfoSZT)
+	}
+	if !ok {
+		return f, nil
+	}
+	f.InfoRaw = bytes.Clone(raw.Value)
+	if info, problems, err := DecodeIssuerInfo(raw.Value); err == nil {
+		f.Info, f.InfoProblems = &info, problems
 	}
 	return f, nil
 }

@@ -29,38 +29,77 @@ type IssuerInfo struct {
 	// AppSerial is bytes 10-19, the application serial from which the card
 	// keys are diversified.
 	AppSerial [10]byte
-	// CardNumber is the decimal reading of AppSerial[2:10] (bytes 12-19),
-	// filled by ParseIssuerInfo. Bytes writes AppSerial, not this field: set
-	// the number with AppSerialFor.
+	// CardNumber is the number people know the card by. ParseIssuerInfo
+	// fills it with the packed BCD digits of bytes 12-19, our own cards'
+	// numbering; a card of another family is numbered by its Profile
+	// (Profile.Number), and "" means the number is not known. Bytes writes
+	// AppSerial, not this field: set the number with AppSerialFor or
+	// Numbering.AppSerial.
 	CardNumber string
+	// Numbering is how CardNumber is formed from the card's files; "" is
+	// NumberBCD. It is not on the card: card files keep it so that a
+	// simulated card of another family names its number right.
+	Numbering Numbering
 	// StartDate and ExpiryDate are bytes 20-23 and 24-27.
 	StartDate, ExpiryDate Date
 	// CardType is bytes 28-29, big-endian.
 	CardType uint16
 }
 
-// ParseIssuerInfo decodes the 30 bytes of EF 0x15.
+// MinIssuerInfoLen is the shortest EF 0x15 that still holds the validity
+// dates; cards of some issuers keep fewer or more bytes than 30.
+const MinIssuerInfoLen = 28
+
+// ParseIssuerInfo decodes the 30 bytes of EF 0x15 strictly: the card number
+// must be BCD and the dates real. It is for our own cards (card files, the
+// host's issue); a card in a reader is read with DecodeIssuerInfo.
 func ParseIssuerInfo(b []byte) (IssuerInfo, error) {
-	var i IssuerInfo
 	if len(b) != IssuerInfoLen {
-		return i, fmt.Errorf("%w: EF 0x15 of %d bytes, want %d", apdu.ErrMalformed, len(b), IssuerInfoLen)
+		return IssuerInfo{}, fmt.Errorf("%w: EF 0x15 of %d bytes, want %d", apdu.ErrMalformed, len(b), IssuerInfoLen)
+	}
+	i, problems, err := DecodeIssuerInfo(b)
+	if err != nil {
+		return IssuerInfo{}, err
+	}
+	if len(problems) > 0 {
+		return IssuerInfo{}, problems[0]
+	}
+	return i, nil
+}
+
+// DecodeIssuerInfo decodes EF 0x15 as cards of every issuer write it: 28
+// bytes or more, of which it reads the first 30 (bytes 28-29, the card type,
+// when present). Only a file too short to hold the dates is an error. A
+// field it cannot interpret (a number that is not BCD, a date that does not
+// exist) is left zero and described in problems: one odd field of a card
+// from another issuer must not stop the balance, validity and log from
+// being read.
+func DecodeIssuerInfo(b []byte) (i IssuerInfo, problems []error, err error) {
+	if len(b) < MinIssuerInfoLen {
+		return i, nil, fmt.Errorf("%w: EF 0x15 of %d bytes, want at least %d", apdu.ErrMalformed, len(b), MinIssuerInfoLen)
 	}
 	copy(i.IssuerID[:], b[0:8])
 	i.AppType, i.Version = b[8], b[9]
 	copy(i.AppSerial[:], b[10:20])
-	var err error
-	if i.CardNumber, err = decodeDigits(b[12:20]); err != nil {
-		return IssuerInfo{}, fmt.Errorf("EF 0x15 card number: %w", err)
+	var perr error
+	if i.CardNumber, perr = decodeDigits(b[12:20]); perr != nil {
+		problems = append(problems, fmt.Errorf("EF 0x15 card number: %w", perr))
 	}
-	if i.StartDate, err = ParseDate(b[20:24]); err != nil {
-		return IssuerInfo{}, fmt.Errorf("EF 0x15 start date: %w", err)
+	if i.StartDate, perr = ParseDate(b[20:24]); perr != nil {
+		problems = append(problems, fmt.Errorf("EF 0x15 start date: %w", perr))
 	}
-	if i.ExpiryDate, err = ParseDate(b[24:28]); err != nil {
-		return IssuerInfo{}, fmt.Errorf("EF 0x15 expiry date: %w", err)
+	if i.ExpiryDate, perr = ParseDate(b[24:28]); perr != nil {
+		problems = append(problems, fmt.Errorf("EF 0x15 expiry date: %w", perr))
 	}
-	i.CardType = binary.BigEndian.Uint16(b[28:30])
-	return i, nil
+	if len(b) >= 30 {
+		i.CardType = binary.BigEndian.Uint16(b[28:30])
+	}
+	return i, problems, nil
 }
+
+// CityCode is bytes 2-3 of the issuer id, a city card's city code (CJ/T
+// 166): 2000 is Shanghai.
+func (i IssuerInfo) CityCode() uint16 { return binary.BigEndian.Uint16(i.IssuerID[2:4]) }
 
 // Bytes encodes i as the 30 bytes of EF 0x15. A date that is neither zero
 // nor real is written as zeros; ParseIssuerInfo never produces one.
@@ -86,8 +125,8 @@ func (i IssuerInfo) ValidOn(d Date) bool {
 	return i.ExpiryDate.IsZero() || !d.After(i.ExpiryDate)
 }
 
-// AppSerialFor builds a 10-byte application serial from a 2-byte prefix
-// and a card number of up to 16 digits, packed BCD into bytes 2-9 (card
+// AppSerialFor builds a 10-byte application serial of our own numbering
+// (NumberBCD) from a 2-byte prefix and a card number of up to 16 digits, packed BCD into bytes 2-9 (card
 // bytes 12-19) and padded with F on the right, so that the card number is
 // what ParseIssuerInfo reads back.
 func AppSerialFor(prefix [2]byte, number string) ([10]byte, error) {

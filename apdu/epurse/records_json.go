@@ -11,26 +11,33 @@ import (
 // issuerInfoJSON is the readable JSON form of IssuerInfo, used by card files
 // and by anyone showing a card: byte strings in hex, dates as YYYY-MM-DD.
 type issuerInfoJSON struct {
-	CardNumber string `json:"card_number"`
-	AppSerial  string `json:"app_serial,omitempty"`
-	IssuerID   string `json:"issuer_id"`
-	AppType    byte   `json:"app_type"`
-	Version    byte   `json:"version"`
-	StartDate  Date   `json:"start_date"`
-	ExpiryDate Date   `json:"expiry_date"`
-	CardType   uint16 `json:"card_type"`
+	CardNumber string    `json:"card_number"`
+	Numbering  Numbering `json:"numbering,omitempty"`
+	AppSerial  string    `json:"app_serial,omitempty"`
+	IssuerID   string    `json:"issuer_id"`
+	AppType    byte      `json:"app_type"`
+	Version    byte      `json:"version"`
+	StartDate  Date      `json:"start_date"`
+	ExpiryDate Date      `json:"expiry_date"`
+	CardType   uint16    `json:"card_type"`
 }
 
 // MarshalJSON writes i with the field names card_number, app_serial (hex),
 // issuer_id (hex), app_type, version, start_date, expiry_date and card_type.
-// card_number is the one read from app_serial.
+// card_number is the one read from app_serial in the card's numbering
+// (numbering, left out for our own BCD numbering).
 func (i IssuerInfo) MarshalJSON() ([]byte, error) {
-	number, err := decodeDigits(i.AppSerial[2:])
+	number, err := i.serialNumber()
 	if err != nil {
 		return nil, fmt.Errorf("issuer info: app serial: %w", err)
 	}
+	nb := i.Numbering
+	if nb == NumberBCD {
+		nb = ""
+	}
 	return json.Marshal(issuerInfoJSON{
 		CardNumber: number,
+		Numbering:  nb,
 		AppSerial:  strings.ToUpper(hex.EncodeToString(i.AppSerial[:])),
 		IssuerID:   strings.ToUpper(hex.EncodeToString(i.IssuerID[:])),
 		AppType:    i.AppType,
@@ -50,7 +57,7 @@ func (i *IssuerInfo) UnmarshalJSON(b []byte) error {
 	if err := json.Unmarshal(b, &j); err != nil {
 		return err
 	}
-	var v IssuerInfo
+	v := IssuerInfo{Numbering: j.Numbering}
 	if err := decodeHexInto(v.IssuerID[:], j.IssuerID, "issuer_id"); err != nil {
 		return err
 	}
@@ -60,7 +67,7 @@ func (i *IssuerInfo) UnmarshalJSON(b []byte) error {
 			return err
 		}
 	case j.CardNumber != "":
-		s, err := AppSerialFor([2]byte{v.IssuerID[2], v.IssuerID[3]}, j.CardNumber)
+		s, err := v.Numbering.AppSerial([2]byte{v.IssuerID[2], v.IssuerID[3]}, j.CardNumber)
 		if err != nil {
 			return err
 		}
@@ -68,7 +75,7 @@ func (i *IssuerInfo) UnmarshalJSON(b []byte) error {
 	default:
 		return fmt.Errorf("%w: issuer info needs card_number or app_serial", ErrBadArgument)
 	}
-	number, err := decodeDigits(v.AppSerial[2:])
+	number, err := v.serialNumber()
 	if err != nil {
 		return fmt.Errorf("app_serial: %w", err)
 	}
@@ -80,6 +87,19 @@ func (i *IssuerInfo) UnmarshalJSON(b []byte) error {
 	v.StartDate, v.ExpiryDate = j.StartDate, j.ExpiryDate
 	*i = v
 	return nil
+}
+
+// serialNumber reads the card number from AppSerial in i's numbering: the
+// numberings a card of ours can be issued with (Numbering.AppSerial).
+func (i IssuerInfo) serialNumber() (string, error) {
+	switch i.Numbering {
+	case "", NumberBCD:
+		return decodeDigits(i.AppSerial[2:])
+	case NumberTUnion:
+		head := make([]byte, 10, 20)
+		return NumberTUnion.number(append(head, i.AppSerial[:]...), FileRange{}, nil)
+	}
+	return "", fmt.Errorf("%w: cards numbered %q cannot be issued here", ErrBadArgument, i.Numbering)
 }
 
 func decodeHexInto(dst []byte, s, field string) error {

@@ -228,12 +228,21 @@ func TestParseFCI(t *testing.T) {
 	if f, err := ParseFCI(apdu.AppendTLV(nil, 0x6F, apdu.AppendTLV(nil, 0x84, aid))); err != nil || f.Info != nil || !bytes.Equal(f.AID, aid) {
 		t.Errorf("no A5: %+v, %v", f, err)
 	}
-	// A 30-byte 9F0C with a bad date is an error.
+	// A 9F0C with a bad date costs the date, not the FCI: the date is a
+	// problem beside the info, and the number and the other date stay.
 	badInfo := bytes.Clone(info)
 	badInfo[22] = 0x13
 	bad := append(apdu.AppendTLV(nil, 0x84, aid), apdu.AppendTLV(nil, 0xA5, apdu.AppendTLV(nil, 0x9F0C, badInfo))...)
-	if _, err := ParseFCI(apdu.AppendTLV(nil, 0x6F, bad)); !errors.Is(err, ErrBadRecord) {
-		t.Errorf("bad 9F0C: err = %v", err)
+	f, err = ParseFCI(apdu.AppendTLV(nil, 0x6F, bad))
+	if err != nil || f.Info == nil || len(f.InfoProblems) != 1 || !errors.Is(f.InfoProblems[0], ErrBadRecord) ||
+		!f.Info.StartDate.IsZero() || f.Info.ExpiryDate.IsZero() || f.Info.CardNumber == "" || !bytes.Equal(f.InfoRaw, badInfo) {
+		t.Errorf("bad 9F0C: %+v, %v", f, err)
+	}
+	// Shenzhen Tong's 32-byte copy is read, and kept whole.
+	long := append(bytes.Clone(info), 0xAB, 0xCD)
+	szt := apdu.AppendTLV(nil, 0x6F, append(apdu.AppendTLV(nil, 0x84, []byte("PAY.SZT")), apdu.AppendTLV(nil, 0xA5, apdu.AppendTLV(nil, 0x9F0C, long))...))
+	if f, err := ParseFCI(szt); err != nil || f.Info == nil || len(f.InfoRaw) != 32 {
+		t.Errorf("32-byte 9F0C: %+v, %v", f, err)
 	}
 	for name, b := range map[string][]byte{
 		"no 6F":     apdu.AppendTLV(nil, 0x84, aid),

@@ -128,7 +128,9 @@ func selectOne(t apdu.Transmitter, c apdu.Command, aid []byte) (FCI, error) {
 			if err != nil {
 				return FCI{}, err // the status says more than broken data beside it
 			}
-			return FCI{}, perr
+			// 9000: the application is selected. An FCI of an issuer's own
+			// making costs its copy of EF 0x15, not the tap.
+			fci = FCI{Unreadable: perr}
 		}
 	}
 	if fci.AID == nil && aid != nil {
@@ -138,28 +140,54 @@ func selectOne(t apdu.Transmitter, c apdu.Command, aid []byte) (FCI, error) {
 }
 
 // GetBalance reads the balance of a purse in fen: 80 5C 00 P2 04 (spec
-// "Commands", GET BALANCE).
+// "Commands", GET BALANCE), all 32 bits as our own cards keep it. Cards of
+// other issuers use the top bit for something else: read them with
+// GetBalanceWord and Profile.Balance.
 func GetBalance(t apdu.Transmitter, p Purse) (int64, error) {
+	w, err := GetBalanceWord(t, 0x00, p)
+	return int64(w), err
+}
+
+// GetBalanceWord sends GET BALANCE with P1 p1 (80 5C P1 P2 04) and returns
+// the 4-byte answer as it came. P1 00 is the purse itself; T-Union cards
+// answer P1 01 with a second purse (Profile.SecondPurse).
+func GetBalanceWord(t apdu.Transmitter, p1 byte, p Purse) (uint32, error) {
 	if err := p.check(); err != nil {
 		return 0, err
 	}
-	data, err := apdu.Transceive(t, apdu.Command{CLA: claPBOC, INS: insGetBalance, P1: 0x00, P2: byte(p), Ne: 4})
+	data, err := apdu.Transceive(t, apdu.Command{CLA: claPBOC, INS: insGetBalance, P1: p1, P2: byte(p), Ne: 4})
 	if err != nil {
-		return 0, fmt.Errorf("get %v balance: %w", p, err)
+		return 0, fmt.Errorf("get %v balance (P1 %02X): %w", p, p1, err)
 	}
 	if len(data) != 4 {
 		return 0, wrongLength("GET BALANCE", len(data), 4)
 	}
-	return int64(binary.BigEndian.Uint32(data)), nil
+	return binary.BigEndian.Uint32(data), nil
 }
 
-// ReadIssuerInfo reads EF 0x15: 00 B0 95 00 1E (spec "Files").
+// ReadIssuerInfo reads EF 0x15: 00 B0 95 00 1E (spec "Files"), strictly
+// (ParseIssuerInfo).
 func ReadIssuerInfo(t apdu.Transmitter) (IssuerInfo, error) {
-	data, err := apdu.Transceive(t, apdu.Command{CLA: claISO, INS: insReadBinary, P1: 0x80 | 0x15, P2: 0x00, Ne: IssuerInfoLen})
+	data, err := ReadBinarySFI(t, 0x15, IssuerInfoLen)
 	if err != nil {
-		return IssuerInfo{}, fmt.Errorf("read EF 0x15: %w", err)
+		return IssuerInfo{}, err
 	}
 	return ParseIssuerInfo(data)
+}
+
+// ReadBinarySFI reads n bytes from the start of the transparent file sfi of
+// the selected application: 00 B0 (80|sfi) 00 n (ISO 7816-4 §11.2.3, READ
+// BINARY with a short file id in P1). A card whose file is shorter answers
+// 6Cxx and the apdu layer asks again with the length it gave.
+func ReadBinarySFI(t apdu.Transmitter, sfi byte, n int) ([]byte, error) {
+	if sfi < 1 || sfi > 30 {
+		return nil, fmt.Errorf("%w: SFI %#02x is not in 1..30", ErrBadArgument, sfi)
+	}
+	data, err := apdu.Transceive(t, apdu.Command{CLA: claISO, INS: insReadBinary, P1: 0x80 | sfi, P2: 0x00, Ne: n})
+	if err != nil {
+		return nil, fmt.Errorf("read EF %#02x: %w", sfi, err)
+	}
+	return data, nil
 }
 
 // ReadHolder reads EF 0x16: 00 B0 96 00 37 (spec "Files"). Anonymous cards

@@ -1,0 +1,118 @@
+package tap
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/cardd/cardd/apdu"
+	"github.com/cardd/cardd/apdu/epurse"
+	"github.com/cardd/cardd/hostapi"
+	"github.com/cardd/cardd/redact"
+)
+
+// identify reads what names the card: its EF 0x15 (the FCI's copy when it
+// sent one, else READ BINARY), its profile, and the files the profile takes
+// its number and validity from. Only a transport failure or a card refusing
+// EF 0x15 stops the tap here; a field the profile cannot read leaves a note
+// and an empty value, and the balance is still read.
+func (r *CardRead) identify(t apdu.Transmitter, fci epurse.FCI, own [][8]byte) error {
+	if fci.Unreadable != nil {
+		r.note("select answer: %v", fci.Unreadable)
+	}
+	raw, problems := fci.InfoRaw, fci.InfoProblems
+	if fci.Info != nil {
+		r.Info = *fci.Info
+	} else {
+		var err error
+		raw, err = epurse.ReadBinarySFI(t, 0x15, epurse.IssuerInfoLen)
+		if _, isSW := apdu.SW(err); err != nil && !isSW {
+			return err
+		}
+		var info epurse.IssuerInfo
+		if err != nil {
+			// Some families keep what names the card elsewhere (Beijing:
+			// EF 4); the profile may still read it.
+			r.note("%v", err)
+		} else if info, problems, err = epurse.DecodeIssuerInfo(raw); err != nil {
+			// Too short to hold even the dates: nothing names the card,
+			// but its balance can still be shown.
+			r.note("%v", err)
+		}
+		r.Info = info
+	}
+	r.Profile = epurse.Identify(fci.AID, fci.InfoRaw, r.Info, own)
+	files := map[byte][]byte{}
+	for _, sfi := range r.Profile.NeedsFiles() {
+		b, err := epurse.ReadBinarySFI(t, sfi, 256)
+		if _, isSW := apdu.SW(err); err != nil && !isSW {
+			return err
+		}
+		if err != nil {
+			r.note("%v", err)
+			continue
+		}
+		files[sfi] = b
+	}
+	if r.Profile.ValiditySFI != 0 {
+		// The dates are in a file of the family's own; EF 0x15's bytes
+		// 20-27 mean something else there.
+		problems = slices.DeleteFunc(slices.Clone(problems), isDateProblem)
+		r.Info.StartDate, r.Info.ExpiryDate = epurse.Date{}, epurse.Date{}
+		start, expiry, ok, err := r.Profile.ValidityFrom(files)
+		if err != nil {
+			r.note("%v", err)
+		}
+		if ok {
+			r.Info.StartDate, r.Info.ExpiryDate = start, expiry
+		}
+		r.datesUnread = !ok || err != nil
+	}
+	for _, p := range problems {
+		r.datesUnread = r.datesUnread || isDateProblem(p)
+		if r.Profile.Numbering != epurse.NumberBCD && isNumberProblem(p) {
+			continue // the family does not number in BCD: nothing odd
+		}
+		r.note("%v", p)
+	}
+	number, nb, err := r.Profile.Number(raw, files)
+	if err != nil {
+		r.note("card number (%s): %v", r.Profile.Numbering, err)
+	}
+	if nb == epurse.NumberBCD {
+		nb = "" // IssuerInfo's zero Numbering
+	}
+	r.Info.CardNumber, r.Info.Numbering = number, nb
+	return nil
+}
+
+func (r *CardRead) note(format string, a ...any) {
+	r.Notes = append(r.Notes, fmt.Sprintf(format, a...))
+}
+
+func isDateProblem(err error) bool { return strings.Contains(err.Error(), " date: ") }
+
+func isNumberProblem(err error) bool { return strings.Contains(err.Error(), "card number: ") }
+
+// ErrCardNotRecognised is returned for a card read for its balance whose
+// number or validity cardd could not form: no money moves on it, since the
+// journal, the host and the deny list know cards by number, and an unread
+// expiry date would let an expired card pay.
+var ErrCardNotRecognised = errors.New("card not recognised: no money moves on it")
+
+// Transactable reports whether money may move on the card read: its number
+// is one the host knows cards by (hostapi.CheckCardID) in a numbering an
+// issuer printed, and its validity dates were read.
+func (r *CardRead) Transactable() error {
+	if r.Info.Numbering == epurse.NumberSerialHex || r.Info.CardNumber == "" {
+		return fmt.Errorf("%w: a card of an unknown issuer (%s)", ErrCardNotRecognised, r.Profile.Name)
+	}
+	if err := hostapi.CheckCardID(r.Info.CardNumber); err != nil {
+		return fmt.Errorf("%w: %s numbers it %s", ErrCardNotRecognised, r.Profile.Name, redact.CardNumber(r.Info.CardNumber))
+	}
+	if r.datesUnread {
+		return fmt.Errorf("%w: its validity dates do not read", ErrCardNotRecognised)
+	}
+	return nil
+}
