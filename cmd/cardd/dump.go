@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/spf13/pflag"
@@ -19,7 +20,7 @@ import (
 
 // cmdDump records one tap as a trace (docs/trace.md): the ATR and every
 // command of cardd's read with the card's answer, then, when the read
-// failed, a few read-only probes that show a developer what the card holds.
+// failed or the card was not recognised, a few read-only probes that show a developer what the card holds.
 // The trace is written even when the read failed: that is when it is
 // wanted.
 func cmdDump(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -77,10 +78,30 @@ func cmdDump(ctx context.Context, args []string, stdout, stderr io.Writer) error
 
 // readOutcome says how cardd's read of the dumped tap went.
 func readOutcome(res tap.Result) string {
-	if res.Err == nil {
+	switch err := readProblem(res); {
+	case err == nil:
 		return "ok"
+	case res.Err == nil:
+		return fmt.Sprintf("read, but not right: %v", err)
 	}
 	return fmt.Sprintf("%s: %v", res.Outcome(), res.Err)
+}
+
+// readProblem is why the dumped tap was not read right: the read's error;
+// for a card read, what keeps it from being recognised (the daemon would
+// move no money on it) or the fields cardd could not interpret; nil for a
+// card read right.
+func readProblem(res tap.Result) error {
+	if res.Err != nil || res.Read == nil {
+		return res.Err
+	}
+	if err := res.Read.Transactable(); err != nil {
+		return err
+	}
+	if len(res.Read.Notes) > 0 {
+		return fmt.Errorf("not interpreted: %s", strings.Join(res.Read.Notes, "; "))
+	}
+	return nil
 }
 
 // dumpTrace is the trace of a recorded tap.
@@ -96,7 +117,7 @@ func dumpTrace(res tap.Result, rec *trace.Recorder, probed int, keepPersonal boo
 		Exchanges: rec.Exchanges(),
 	}
 	if probed > 0 {
-		tr.Header = append(tr.Header, trace.Field{Key: "note", Value: fmt.Sprintf("the read failed: the last %d exchanges are read-only probes (marked \"probe\"), not cardd's read", probed)})
+		tr.Header = append(tr.Header, trace.Field{Key: "note", Value: fmt.Sprintf("the read went wrong: the last %d exchanges are read-only probes (marked \"probe\"), not cardd's read", probed)})
 	}
 	for _, l := range rec.Lost() {
 		tr.Header = append(tr.Header, trace.Field{Key: "note", Value: fmt.Sprintf("no answer to %X: %s", redactCommand(l.Command), oneLine(l.Err.Error()))})
@@ -140,10 +161,10 @@ func (r readOnly) Transmit(cmd []byte) ([]byte, error) {
 	return r.t.Transmit(cmd)
 }
 
-// needsProbe: the card answered, but cardd's read failed before it had
-// the purse; a card gone or a tap out of time has nothing more to say.
+// needsProbe: the card answered, but cardd did not read it right; a card
+// gone or a tap out of time has nothing more to say.
 func needsProbe(res tap.Result) bool {
-	if res.Err == nil || res.Read != nil {
+	if readProblem(res) == nil {
 		return false
 	}
 	switch res.Outcome() {

@@ -15,6 +15,7 @@ import (
 	"github.com/cardd/cardd/apdu"
 	"github.com/cardd/cardd/apdu/epurse"
 	"github.com/cardd/cardd/apdu/trace"
+	"github.com/cardd/cardd/reader"
 	"github.com/cardd/cardd/tap"
 )
 
@@ -64,6 +65,9 @@ func TestDumpThenReplay(t *testing.T) {
 		t.Fatal(err)
 	}
 	res := tap.Result{Reader: "Virtual PCD 00 00", ATR: card.ATR(), Read: orig}
+	if needsProbe(res) || readOutcome(res) != "ok" {
+		t.Errorf("a card read right gets probes, or its outcome is %q", readOutcome(res))
+	}
 	var b bytes.Buffer
 	if err := dumpTrace(res, rec, 0, false, time.Date(2026, 12, 3, 13, 0, 0, 0, time.UTC)).Write(&b); err != nil {
 		t.Fatal(err)
@@ -152,10 +156,24 @@ func TestDumpProbes(t *testing.T) {
 	if notes := strings.Join(tr.Values("note"), "|"); !strings.Contains(notes, "read-only probes") {
 		t.Errorf("notes %q do not say there are probes", notes)
 	}
-	for _, r := range []tap.Result{{Err: nil}, {Err: errors.Join(errors.New("x"), errNotReadOnly), Read: &tap.CardRead{}}} {
+	for _, r := range []tap.Result{
+		{Err: fmt.Errorf("get EP balance: %w", &reader.Error{Op: "transmit", Kind: reader.ErrCardRemoved, Err: errors.New("gone")})},
+		{Err: fmt.Errorf("read EF 0x16: %w", tap.ErrTapTimeout)},
+	} {
 		if needsProbe(r) {
-			t.Errorf("probe after %+v", r)
+			t.Errorf("probe after %v: the card no longer answers", r.Err)
 		}
+	}
+	// A card read and shown, but whose number cardd could not form, was not
+	// read right either.
+	cr, err := tap.ReadPurse(simCard(t), tap.ReadOptions{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cr.Notes = append(cr.Notes, "card number: not BCD")
+	unknown := tap.Result{Read: cr}
+	if !needsProbe(unknown) || !strings.HasPrefix(readOutcome(unknown), "read, but not right: ") {
+		t.Errorf("no probe after a read without a number (%s)", readOutcome(unknown))
 	}
 }
 
