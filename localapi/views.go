@@ -41,14 +41,22 @@ type Event struct {
 // CardView is a card as the screen shows it. The number is masked: the
 // API never hands out a whole card number.
 type CardView struct {
-	Number       string   `json:"number"`
-	Holder       string   `json:"holder,omitempty"`
-	ValidFrom    string   `json:"valid_from,omitempty"` // 2006-01-02
-	ValidTo      string   `json:"valid_to,omitempty"`
-	Purse        string   `json:"purse"`
-	BalanceFen   int64    `json:"balance_fen"`
-	Balance      string   `json:"balance"` // yuan, "184.12"
-	Transactions []TxView `json:"transactions"`
+	Number string `json:"number"` // masked, first 4 and last 4
+	// Family is the card's profile (tunion, shenzhen, campus…); Issuer
+	// and IssuerEN name it as the card does and in English.
+	Family   string `json:"family"`
+	Issuer   string `json:"issuer,omitempty"`
+	IssuerEN string `json:"issuer_en,omitempty"`
+	// SecondPurseFen is a T-Union card's second purse; BalanceFen is the
+	// purse less it, what the card would spend.
+	SecondPurseFen *int64   `json:"second_purse_fen,omitempty"`
+	Holder         string   `json:"holder,omitempty"`
+	ValidFrom      string   `json:"valid_from,omitempty"` // 2006-01-02
+	ValidTo        string   `json:"valid_to,omitempty"`
+	Purse          string   `json:"purse"`
+	BalanceFen     int64    `json:"balance_fen"`
+	Balance        string   `json:"balance"` // yuan, "184.12"
+	Transactions   []TxView `json:"transactions"`
 }
 
 // TxView is one transaction of the card's log, newest first in CardView.
@@ -178,7 +186,11 @@ func cardView(cr *tap.CardRead) *CardView {
 		return nil
 	}
 	v := &CardView{Number: redact.CardNumber(cr.Info.CardNumber), Purse: cr.Purse.String(),
-		BalanceFen: cr.Balance, Balance: money.Format(cr.Balance), Transactions: []TxView{}}
+		BalanceFen: cr.Balance, Balance: money.Format(cr.Balance), Transactions: []TxView{},
+		SecondPurseFen: cr.SecondPurse}
+	if p := cr.Profile; p != nil {
+		v.Family, v.Issuer, v.IssuerEN = p.Name, p.Title, p.TitleEN
+	}
 	if !cr.Info.StartDate.IsZero() {
 		v.ValidFrom = cr.Info.StartDate.String()
 	}

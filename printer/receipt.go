@@ -45,6 +45,7 @@ const (
 	LabelTerminal      = "终端号"
 	LabelTime          = "时间"
 	LabelCard          = "卡号"
+	LabelIssuer        = "卡种"
 	LabelHolder        = "持卡人"
 	LabelBalance       = "余额"
 	LabelBalanceBefore = "充值前余额"
@@ -66,6 +67,7 @@ type Receipt struct {
 	// CardNumber is the full number as read from the card. It is masked
 	// with redact.CardNumber when laid out: all of it never reaches paper.
 	CardNumber    string
+	Issuer        string // 卡种: the card's family (交通联合); cut to fit
 	Holder        string // 持卡人; cut to fit
 	BalanceBefore int64  // 充值前余额 (top-up only)
 	Amount        int64  // 充值金额 or 消费金额
@@ -203,6 +205,9 @@ func layout(r Receipt, cols int) (lines []Line, symbolAt int) {
 	}
 	if n := clean(r.CardNumber); n != "" {
 		pair(LabelCard, redact.CardNumber(n))
+	}
+	if is := clean(r.Issuer); is != "" {
+		pair(LabelIssuer, truncate(is, cols-Width(LabelIssuer)-1))
 	}
 	if h := clean(r.Holder); h != "" {
 		pair(LabelHolder, truncate(h, cols-Width(LabelHolder)-1))

@@ -487,3 +487,21 @@ func FuzzText(f *testing.F) {
 		}
 	})
 }
+
+// A T-Union card's 19 digits are masked like any number, and its family
+// is printed under it.
+func TestTextTUnionCard(t *testing.T) {
+	r := sample(KindPurchase)
+	r.CardNumber, r.Issuer = "3104770040067442802", "交通联合"
+	got := Text(r, 32)
+	for _, want := range []string{"卡号         3104***********2802", "卡种                    交通联合"} {
+		if !slices.Contains(got, want) {
+			t.Errorf("no line %q in\n%s", want, strings.Join(got, "\n"))
+		}
+	}
+	for _, l := range got {
+		if strings.Contains(l, "3104770040067442802") {
+			t.Errorf("the whole number on paper: %q", l)
+		}
+	}
+}

@@ -193,7 +193,9 @@ func (c *SimCard) dispatch(cm apdu.Command, p *pendingTx) ([]byte, uint16, error
 }
 
 // selectFile is SELECT (spec "Selecting"): the MF 3F00 or the PSE by name,
-// which are the same DF here, and the ADF by file id 1001 or by either AID.
+// which are the same DF here, and the ADF by file id 1001 or by its AID: a
+// card with an AID of its own (CardFile.AID) answers only that one, as a
+// T-Union or Shenzhen Tong card does; one without answers either known AID.
 // A failed SELECT leaves the current DF as it was, as ISO 7816-4 says.
 func (c *SimCard) selectFile(cm apdu.Command) ([]byte, uint16) {
 	if cm.P2 != 0x00 && cm.P2 != 0x0C {
@@ -217,7 +219,7 @@ func (c *SimCard) selectFile(cm apdu.Command) ([]byte, uint16) {
 		switch aid := cm.Data; {
 		case bytes.Equal(aid, pseName):
 			fci = c.enterPSE()
-		case bytes.Equal(aid, AIDCityCard), bytes.Equal(aid, AIDTUnion), bytes.Equal(aid, c.f.aid()):
+		case c.f.AID == "" && (bytes.Equal(aid, AIDCityCard) || bytes.Equal(aid, AIDTUnion)), bytes.Equal(aid, c.f.aid()):
 			fci, sw = c.enterADF(aid)
 		default:
 			return nil, swFileNotFound

@@ -49,7 +49,8 @@ func (c *SimCard) purseReady(p Purse) uint16 {
 // getBalance is GET BALANCE (spec "Commands").
 func (c *SimCard) getBalance(cm apdu.Command) ([]byte, uint16) {
 	p := Purse(cm.P2)
-	if cm.P1 != 0x00 || p.check() != nil {
+	second := cm.P1 == 0x01 && p == PurseEP && c.f.SecondPurse != nil
+	if cm.P1 != 0x00 && !second || p.check() != nil {
 		return nil, swWrongP1P2
 	}
 	if len(cm.Data) != 0 {
@@ -58,7 +59,14 @@ func (c *SimCard) getBalance(cm apdu.Command) ([]byte, uint16) {
 	if sw := c.purseReady(p); sw != apdu.SWOK {
 		return nil, sw
 	}
-	return binary.BigEndian.AppendUint32(nil, uint32(*c.f.purse(p).balance)), apdu.SWOK
+	if second {
+		return binary.BigEndian.AppendUint32(nil, uint32(*c.f.SecondPurse)), apdu.SWOK
+	}
+	w := uint32(*c.f.purse(p).balance)
+	if c.f.BalanceTopBit {
+		w |= 0x80000000 // an issuer flag, as Shenzhen Tong sets it
+	}
+	return binary.BigEndian.AppendUint32(nil, w), apdu.SWOK
 }
 
 // initialize is INITIALIZE FOR LOAD (P1 00) and FOR PURCHASE (P1 01). It

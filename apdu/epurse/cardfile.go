@@ -21,7 +21,11 @@ import (
 //	                diversified from it), issuer_id (hex, 8 bytes), app_type, version,
 //	                start_date and expiry_date ("2006-01-02"), card_type
 //	aid             the card's own AID in hex, answered when it is selected by file id
-//	                1001; empty means AIDCityCard. Either known AID selects it too.
+//	                1001; only it selects the card by name. Empty means AIDCityCard,
+//	                and then the T-Union AID selects it too.
+//	second_purse    fen: the card answers GET BALANCE with P1 01 (T-Union's second
+//	                purse) with it; absent, that command answers 6A86
+//	balance_top_bit GET BALANCE sets the top bit of its answer, as Shenzhen Tong does
 //	holder          EF 0x16: name, id_number, id_type, card_type, staff_flag; absent on
 //	                an anonymous card, which then has no EF 0x16 (6A82)
 //	ep_balance, ed_balance                   balances in fen
@@ -51,9 +55,11 @@ type CardFile struct {
 	AID    string     `json:"aid,omitempty"`
 	Holder *Holder    `json:"holder,omitempty"`
 
-	EPBalance  int64 `json:"ep_balance"`
-	EDBalance  int64 `json:"ed_balance"`
-	MaxBalance int64 `json:"max_balance,omitempty"`
+	EPBalance     int64  `json:"ep_balance"`
+	EDBalance     int64  `json:"ed_balance"`
+	MaxBalance    int64  `json:"max_balance,omitempty"`
+	SecondPurse   *int64 `json:"second_purse,omitempty"`
+	BalanceTopBit bool   `json:"balance_top_bit,omitempty"`
 
 	EPOnlineCounter  uint16 `json:"ep_online_counter"`
 	EPOfflineCounter uint16 `json:"ep_offline_counter"`
@@ -133,25 +139,56 @@ func (p *Proof) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
-// NewCardFile builds a fresh card: a 16-digit number, the cardholder's name
-// ("" for an anonymous card with no EF 0x16), an EP balance in fen, the
-// validity dates and the issuer master keys from which its keys are
-// diversified (the masters themselves are not kept). The application serial
-// is the city code of DefaultIssuerID followed by the number in BCD.
+// NewCardFile builds a fresh card of our own: a 16-digit number, the
+// cardholder's name ("" for an anonymous card with no EF 0x16), an EP
+// balance in fen, the validity dates and the issuer master keys from which
+// its keys are diversified (the masters themselves are not kept). The
+// application serial is the city code of DefaultIssuerID followed by the
+// number in BCD.
 func NewCardFile(number string, holder string, balance int64, start, expiry Date, masters MasterKeys) (*CardFile, error) {
-	if len(number) != 16 || !isDigits(number) {
-		return nil, fmt.Errorf("%w: a card number is 16 digits", ErrBadArgument)
+	return NewProfileCardFile(ProfileCampus, number, holder, balance, start, expiry, masters)
+}
+
+// IssuableProfiles are the families a simulated card can be issued in:
+// our own numbering, and T-Union's, whose 19-digit numbers every part of
+// cardd must carry.
+var IssuableProfiles = []*Profile{ProfileCampus, ProfileTUnion}
+
+// TUnionSimIssuerID is the issuer id (EF 0x15 bytes 0-7) of the simulator's
+// T-Union cards: not a real issuer's, and not ours, so the card reads as a
+// T-Union card.
+var TUnionSimIssuerID = [8]byte{0x00, 0x02, 0x00, 0x00, 0xFF, 0xFF, 0xFF, 0xFF}
+
+// NewProfileCardFile is NewCardFile for a card of family p (one of
+// IssuableProfiles): a T-Union card has a 19-digit number, answers only
+// the T-Union AID, and has an empty second purse.
+func NewProfileCardFile(p *Profile, number string, holder string, balance int64, start, expiry Date, masters MasterKeys) (*CardFile, error) {
+	issuer, aid, nb := DefaultIssuerID, "", NumberBCD
+	switch p {
+	case ProfileCampus:
+		if len(number) != 16 || !isDigits(number) {
+			return nil, fmt.Errorf("%w: a campus card number is 16 digits", ErrBadArgument)
+		}
+	case ProfileTUnion:
+		issuer, aid, nb = TUnionSimIssuerID, strings.ToUpper(hex.EncodeToString(AIDTUnion)), NumberTUnion
+	default:
+		return nil, fmt.Errorf("%w: cards of profile %s cannot be issued here", ErrBadArgument, p.Name)
 	}
 	if masters.DLK == (Key16{}) || masters.DPK == (Key16{}) || masters.DTK == (Key16{}) {
 		return nil, fmt.Errorf("%w: a master key is missing (all zero)", ErrBadArgument)
 	}
-	serial, err := AppSerialFor([2]byte{DefaultIssuerID[2], DefaultIssuerID[3]}, number)
+	serial, err := nb.AppSerial([2]byte{issuer[2], issuer[3]}, number)
 	if err != nil {
 		return nil, err
 	}
+	if nb == NumberBCD {
+		nb = ""
+	}
 	f := &CardFile{
+		AID: aid,
 		Info: IssuerInfo{
-			IssuerID:   DefaultIssuerID,
+			IssuerID:   issuer,
+			Numbering:  nb,
 			AppType:    0x03, // ED and EP
 			Version:    0x01,
 			AppSerial:  serial,
@@ -169,6 +206,10 @@ func NewCardFile(number string, holder string, balance int64, start, expiry Date
 	}
 	if holder != "" {
 		f.Holder = &Holder{Name: holder}
+	}
+	if p.SecondPurse {
+		var empty int64
+		f.SecondPurse = &empty
 	}
 	if err := f.Validate(); err != nil {
 		return nil, err
@@ -206,6 +247,12 @@ func (f *CardFile) Validate() error {
 		if _, err := f.Holder.Bytes(); err != nil {
 			errs = append(errs, fmt.Errorf("holder: %w", err))
 		}
+	}
+	if f.SecondPurse != nil && (*f.SecondPurse < 0 || *f.SecondPurse > 0x7FFFFFFF) {
+		bad("second_purse %d is not in 0..%d", *f.SecondPurse, 0x7FFFFFFF)
+	}
+	if f.BalanceTopBit && (f.EPBalance > 0x7FFFFFFF || f.EDBalance > 0x7FFFFFFF) {
+		bad("balance_top_bit needs balances below %d", 0x7FFFFFFF)
 	}
 	if f.MaxBalance < 0 || f.MaxBalance > MaxAmount {
 		bad("max_balance %d is not in 0..%d", f.MaxBalance, int64(MaxAmount))
@@ -280,6 +327,10 @@ func (f *CardFile) clone() *CardFile {
 	if f.Holder != nil {
 		h := *f.Holder
 		c.Holder = &h
+	}
+	if f.SecondPurse != nil {
+		v := *f.SecondPurse
+		c.SecondPurse = &v
 	}
 	c.Log = slices.Clone(f.Log)
 	c.LoadLog = slices.Clone(f.LoadLog)

@@ -363,12 +363,38 @@ func CheckDigitSZT(sn string) int {
 }
 
 // PrintedNumber is the number as the card shows it: a Shenzhen Tong
-// serial with its check digit in brackets, others as they are.
+// serial with its check digit in brackets; a Shanghai card's "U" number
+// (its serial's Luhn check digit, then the serial's ten digits in pairs,
+// the least significant pair first, as a Shanghai POS app prints it:
+// docs/cards.md); others as they are.
 func PrintedNumber(number string, nb Numbering) string {
-	if nb == NumberLE32Check && len(number) > 1 {
+	switch {
+	case nb == NumberLE32Check && len(number) > 1:
 		return number[:len(number)-1] + "(" + number[len(number)-1:] + ")"
+	case nb == NumberBE32 && len(number) <= 10 && isDigits(number) && number != "":
+		d := strings.Repeat("0", 10-len(number)) + number
+		out := []byte{'U', byte('0' + luhnCheckDigit(d))}
+		for i := len(d); i > 0; i -= 2 {
+			out = append(out, d[i-2:i]...)
+		}
+		return string(out)
 	}
 	return number
+}
+
+// luhnCheckDigit is the Luhn (ISO/IEC 7812-1) check digit of digits.
+func luhnCheckDigit(digits string) int {
+	sum := 0
+	for i := 0; i < len(digits); i++ {
+		d := int(digits[len(digits)-1-i] - '0')
+		if i%2 == 0 {
+			if d *= 2; d > 9 {
+				d -= 9
+			}
+		}
+		sum += d
+	}
+	return (10 - sum%10) % 10
 }
 
 // ValidityFrom reads the start and expiry dates the profile keeps in a file of
@@ -391,12 +417,14 @@ func (p *Profile) ValidityFrom(files map[byte][]byte) (start, expiry Date, ok bo
 
 // Shown is the balance to show for a card whose purse holds main and whose
 // second purse (SecondPurse; nil when not read) holds second: the purse
-// itself, or, when it is spent down to zero or below, the purse less what
-// the second purse holds, as public readers show T-Union cards (Metrodroid,
-// TUnionTransitData.balance). It is never more than main: a second purse is
-// never shown as money the card would spend.
+// less the second purse. Public readers disagree on T-Union's second purse
+// (Metrodroid subtracts it only from a purse spent to zero, NFCard reads it
+// as an overdraft limit), but a real card with 8.00 in each purse spends
+// nothing and swift-nfc's recording of it asserts 0 (docs/cards.md). So the
+// shown balance is never more than main: a second purse is never shown as
+// money the card would spend.
 func (p *Profile) Shown(main int64, second *int64) int64 {
-	if p.SecondPurse && second != nil && main <= 0 && *second > 0 {
+	if p.SecondPurse && second != nil && *second > 0 {
 		return main - *second
 	}
 	return main

@@ -44,6 +44,12 @@ func TestProfileNumbers(t *testing.T) {
 	if got := PrintedNumber("20189153461", NumberLE32Check); got != "2018915346(1)" {
 		t.Errorf("PrintedNumber = %q", got)
 	}
+	// The Shanghai card of integration/testdata/cards/shanghai-1.trace:
+	// serial AC300CA7 = 2888830119, printed U01901838828 by the POS app
+	// cited there.
+	if got := PrintedNumber("2888830119", NumberBE32); got != "U01901838828" {
+		t.Errorf("Shanghai PrintedNumber = %q", got)
+	}
 	// Beijing and Wuhan Tong keep the number in a file of their own.
 	files := map[byte][]byte{0x04: mustHex(t, "1000751001234567"), 0x0A: mustHex(t, "0123456789FF")}
 	if got, _, err := ProfileBeijing.Number(nil, files); err != nil || got != "1000751001234567" {
@@ -86,7 +92,7 @@ func TestBalanceRules(t *testing.T) {
 		main   int64
 		second *int64
 		want   int64
-	}{{5000, &second, 5000}, {0, &second, -300}, {-100, &second, -400}, {0, nil, 0}} {
+	}{{5000, &second, 4700}, {300, &second, 0}, {0, &second, -300}, {-100, &second, -400}, {0, nil, 0}} {
 		if got := ProfileTUnion.Shown(tc.main, tc.second); got != tc.want || got > tc.main {
 			t.Errorf("Shown(%d, %v) = %d, want %d", tc.main, tc.second, got, tc.want)
 		}

@@ -110,9 +110,7 @@ func balanceReceipt(cfg *config.Config) func(cr *tap.CardRead) (offline.NewRecei
 	return func(cr *tap.CardRead) (offline.NewReceipt, error) {
 		f := spool.Facts{Kind: spool.KindBalance, Time: time.Now(), TerminalID: cfg.Terminal.ID,
 			Card: cr.Info.CardNumber, BalanceFen: cr.Balance}
-		if cr.Holder != nil {
-			f.Holder = cr.Holder.Name
-		}
+		cardFacts(&f, cr)
 		return f.NewReceipt()
 	}
 }

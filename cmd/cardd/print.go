@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -76,10 +77,21 @@ func loadReceipt(cfg *config.Config) func(cr *tap.CardRead, row offline.Row) (of
 		f := spool.Facts{Kind: spool.KindTopUp, Time: time.Now(), TerminalID: cfg.Terminal.ID, Card: row.Card,
 			BalanceBeforeFen: row.BalanceFen, AmountFen: row.AmountFen, BalanceFen: row.BalanceFen + row.AmountFen,
 			Reference: row.ID}
-		if cr != nil && cr.Holder != nil {
-			f.Holder = cr.Holder.Name
-		}
+		cardFacts(&f, cr)
 		return f.NewReceipt()
+	}
+}
+
+// cardFacts adds what the read says of the card to a receipt's facts.
+func cardFacts(f *spool.Facts, cr *tap.CardRead) {
+	if cr == nil {
+		return
+	}
+	if cr.Holder != nil {
+		f.Holder = cr.Holder.Name
+	}
+	if cr.Profile != nil {
+		f.Issuer = cmp.Or(cr.Profile.Title, cr.Profile.TitleEN)
 	}
 }
 
@@ -91,9 +103,7 @@ func purchaseReceipt(cfg *config.Config) func(cr *tap.CardRead, row offline.Row)
 		f := spool.Facts{Kind: spool.KindPurchase, Time: time.Now(), TerminalID: cfg.Terminal.ID, Card: row.Card,
 			BalanceBeforeFen: row.BalanceFen, AmountFen: row.AmountFen, BalanceFen: row.BalanceFen - row.AmountFen,
 			Reference: row.ID}
-		if cr != nil && cr.Holder != nil {
-			f.Holder = cr.Holder.Name
-		}
+		cardFacts(&f, cr)
 		return f.NewReceipt()
 	}
 }

@@ -1,17 +1,20 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/pflag"
 
+	"github.com/cardd/cardd/apdu/epurse"
 	"github.com/cardd/cardd/config"
 	"github.com/cardd/cardd/money"
 	"github.com/cardd/cardd/reader"
@@ -22,19 +25,34 @@ import (
 // scanOutput is the --json form of a scan; field names are part of cardd's
 // interface for scripts, keep them stable.
 type scanOutput struct {
-	Reader       string          `json:"reader"`
-	Card         string          `json:"card"` // masked
-	Holder       string          `json:"holder,omitempty"`
-	ValidFrom    string          `json:"valid_from"`
-	ValidTo      string          `json:"valid_to"`
-	Purse        string          `json:"purse"`
-	Balance      string          `json:"balance"`
-	BalanceFen   int64           `json:"balance_fen"`
-	Transactions []scanTxnOutput `json:"transactions"`
-	APDUs        int             `json:"apdus"`
-	BalanceAPDUs int             `json:"balance_apdus"`
-	BalanceMS    float64         `json:"balance_ms"`
-	TotalMS      float64         `json:"total_ms"`
+	Reader string `json:"reader"`
+	Card   string `json:"card"` // masked unless --full-number
+	// PrintedNumber is the number as the card face shows it, when that
+	// differs from Card (Shanghai's U number, Shenzhen Tong's check digit).
+	PrintedNumber string `json:"printed_number,omitempty"`
+	// Family is the card's profile; Issuer and IssuerEN its names.
+	Family    string `json:"family"`
+	Issuer    string `json:"issuer,omitempty"`
+	IssuerEN  string `json:"issuer_en"`
+	Numbering string `json:"numbering"`
+	// CityCode is EF 0x15 bytes 2-3 in hex, the issuing city of a city card.
+	CityCode   string `json:"city_code"`
+	Holder     string `json:"holder,omitempty"`
+	ValidFrom  string `json:"valid_from"`
+	ValidTo    string `json:"valid_to"`
+	Purse      string `json:"purse"`
+	Balance    string `json:"balance"`
+	BalanceFen int64  `json:"balance_fen"`
+	// PurseBalanceFen is the purse alone; SecondPurseFen the second purse
+	// of a card that has one. BalanceFen is what the card would spend.
+	PurseBalanceFen int64           `json:"purse_balance_fen"`
+	SecondPurseFen  *int64          `json:"second_purse_fen,omitempty"`
+	Notes           []string        `json:"notes,omitempty"`
+	Transactions    []scanTxnOutput `json:"transactions"`
+	APDUs           int             `json:"apdus"`
+	BalanceAPDUs    int             `json:"balance_apdus"`
+	BalanceMS       float64         `json:"balance_ms"`
+	TotalMS         float64         `json:"total_ms"`
 }
 
 type scanTxnOutput struct {
@@ -47,10 +65,11 @@ type scanTxnOutput struct {
 }
 
 func cmdScan(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	var asJSON bool
+	var asJSON, fullNumber bool
 	var wait time.Duration
 	cfg, err := loadConfig("scan", args, func(fs *pflag.FlagSet) {
 		fs.BoolVar(&asJSON, "json", false, "print JSON instead of a table")
+		fs.BoolVar(&fullNumber, "full-number", false, "print the card number whole (it is masked, first 4 and last 4, by default)")
 		fs.DurationVar(&wait, "wait", 0, "give up when no card is tapped within this time (0 waits for ever)")
 	})
 	if err != nil {
@@ -67,7 +86,7 @@ func cmdScan(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if got.Err != nil {
 		return fmt.Errorf("%s: %s: %w", got.Reader, got.Outcome(), got.Err)
 	}
-	out := toScanOutput(*got)
+	out := toScanOutput(*got, fullNumber)
 	if asJSON {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
@@ -123,21 +142,36 @@ func oneTap(ctx context.Context, r *tap.Runner, wait time.Duration, prompt io.Wr
 	return got, nil
 }
 
-func toScanOutput(res tap.Result) scanOutput {
+func toScanOutput(res tap.Result, fullNumber bool) scanOutput {
 	cr := res.Read
+	mask := redact.CardNumber
+	if fullNumber {
+		mask = func(n string) string { return n }
+	}
 	out := scanOutput{
-		Reader:       res.Reader,
-		Card:         redact.CardNumber(cr.Info.CardNumber),
-		ValidFrom:    cr.Info.StartDate.String(),
-		ValidTo:      cr.Info.ExpiryDate.String(),
-		Purse:        cr.Purse.String(),
-		Balance:      money.Format(cr.Balance),
-		BalanceFen:   cr.Balance,
-		Transactions: []scanTxnOutput{},
-		APDUs:        cr.APDUs,
-		BalanceAPDUs: cr.BalanceAPDUs,
-		BalanceMS:    float64(res.ToBalance.Microseconds()) / 1000,
-		TotalMS:      float64(res.ToDone.Microseconds()) / 1000,
+		Reader:          res.Reader,
+		Card:            mask(cr.Info.CardNumber),
+		Family:          cr.Profile.Name,
+		Issuer:          cr.Profile.Title,
+		IssuerEN:        cr.Profile.TitleEN,
+		Numbering:       string(cmp.Or(cr.Info.Numbering, epurse.NumberBCD)),
+		CityCode:        fmt.Sprintf("%04X", cr.Info.CityCode()),
+		PurseBalanceFen: cr.PurseBalance,
+		SecondPurseFen:  cr.SecondPurse,
+		Notes:           cr.Notes,
+		ValidFrom:       cr.Info.StartDate.String(),
+		ValidTo:         cr.Info.ExpiryDate.String(),
+		Purse:           cr.Purse.String(),
+		Balance:         money.Format(cr.Balance),
+		BalanceFen:      cr.Balance,
+		Transactions:    []scanTxnOutput{},
+		APDUs:           cr.APDUs,
+		BalanceAPDUs:    cr.BalanceAPDUs,
+		BalanceMS:       float64(res.ToBalance.Microseconds()) / 1000,
+		TotalMS:         float64(res.ToDone.Microseconds()) / 1000,
+	}
+	if p := epurse.PrintedNumber(cr.Info.CardNumber, cr.Info.Numbering); p != cr.Info.CardNumber {
+		out.PrintedNumber = mask(p)
 	}
 	if cr.Holder != nil {
 		out.Holder = cr.Holder.Name
@@ -158,12 +192,24 @@ func toScanOutput(res tap.Result) scanOutput {
 
 func writeScanTable(w io.Writer, o scanOutput) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintf(tw, "Card\t%s\n", o.Card)
+	card := o.Card
+	if o.PrintedNumber != "" {
+		card += " (printed " + o.PrintedNumber + ")"
+	}
+	fmt.Fprintf(tw, "Card\t%s\n", card)
+	fmt.Fprintf(tw, "Issuer\t%s\n", strings.TrimSpace(o.Issuer+" "+o.IssuerEN))
 	if o.Holder != "" {
 		fmt.Fprintf(tw, "Holder\t%s\n", o.Holder)
 	}
 	fmt.Fprintf(tw, "Valid\t%s to %s\n", o.ValidFrom, o.ValidTo)
 	fmt.Fprintf(tw, "Balance\t%s (%s)\n", o.Balance, o.Purse)
+	if o.SecondPurseFen != nil {
+		fmt.Fprintf(tw, "Purses\t%s, second purse %s (the balance is the purse less the second purse)\n",
+			money.Format(o.PurseBalanceFen), money.Format(*o.SecondPurseFen))
+	}
+	for _, n := range o.Notes {
+		fmt.Fprintf(tw, "Not read\t%s\n", n)
+	}
 	fmt.Fprintf(tw, "Reader\t%s\n", o.Reader)
 	fmt.Fprintf(tw, "Read\t%d APDUs (balance after %d), %.1f ms\n", o.APDUs, o.BalanceAPDUs, o.TotalMS)
 	if err := tw.Flush(); err != nil {

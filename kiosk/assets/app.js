@@ -33,6 +33,7 @@
       readingHint: "请勿移开卡片",
       cardNumber: "卡号",
       holder: "持卡人",
+      issuer: "卡种",
       validity: "有效期",
       validRange: "{from} 至 {to}",
       validTo: "至 {to}",
@@ -85,6 +86,7 @@
       readingHint: "Keep the card on the reader",
       cardNumber: "Card",
       holder: "Holder",
+      issuer: "Card",
       validity: "Valid",
       validRange: "{from} to {to}",
       validTo: "until {to}",
@@ -469,6 +471,9 @@
 
     // Card.
     setText("card-number", card && card.number ? card.number : "");
+    var issuer = card ? (model.lang === "zh" ? card.issuer || card.issuer_en : card.issuer_en || card.issuer) || "" : "";
+    setText("issuer", issuer);
+    $("issuer-row").hidden = !issuer;
     setText("holder", card && card.holder ? card.holder : "");
     $("holder-row").hidden = !(card && card.holder);
     var validity = "";

@@ -34,7 +34,9 @@ type Facts struct {
 	TerminalID string    `json:"terminal_id,omitempty"`
 	// Card is the full card number, as in the journal beside it; it is
 	// masked when laid out, so it never reaches paper whole.
-	Card             string `json:"card,omitempty"`
+	Card string `json:"card,omitempty"`
+	// Issuer names the card's family as the card does (交通联合, 深圳通).
+	Issuer           string `json:"issuer,omitempty"`
 	Holder           string `json:"holder,omitempty"`
 	BalanceBeforeFen int64  `json:"balance_before_fen,omitempty"`
 	AmountFen        int64  `json:"amount_fen,omitempty"`
@@ -82,7 +84,7 @@ func (r Renderer) Receipt(q offline.Receipt) (printer.Receipt, error) {
 		footer = append([]string{CopyMark}, footer...)
 	}
 	return printer.Receipt{Kind: k, Merchant: r.Merchant, TerminalID: f.TerminalID, Time: f.Time,
-		CardNumber: f.Card, Holder: f.Holder, BalanceBefore: f.BalanceBeforeFen, Amount: f.AmountFen,
+		CardNumber: f.Card, Issuer: f.Issuer, Holder: f.Holder, BalanceBefore: f.BalanceBeforeFen, Amount: f.AmountFen,
 		Balance: f.BalanceFen, Reference: f.Reference, Footer: footer}, nil
 }
 
