@@ -42,11 +42,11 @@ func whileTapped(t *testing.T, args []string, tapArgs ...string) (stdout, stderr
 	return out.String(), errOut.String(), err
 }
 
-// scanJSON is `cardd scan --json` of one tap, without the fields that are
+// scanJSON is `cardd scan --json --full-number` of one tap, without the fields that are
 // the reader's and the clock's, not the card's.
 func scanJSON(t *testing.T, tapArgs ...string) map[string]any {
 	t.Helper()
-	out, stderr, err := whileTapped(t, []string{"scan", "--json"}, tapArgs...)
+	out, stderr, err := whileTapped(t, []string{"scan", "--json", "--full-number"}, tapArgs...)
 	if err != nil {
 		t.Fatalf("cardd scan of %q: %v\n%s%s", tapArgs, err, out, stderr)
 	}
@@ -109,7 +109,8 @@ func TestDumpReplaySimulatedCard(t *testing.T) {
 func checkDumpReplay(t *testing.T, f *epurse.CardFile, path string) {
 	t.Helper()
 	orig := scanJSON(t, "card", "--file", path)
-	if orig["card"] == "" || orig["balance_fen"] != float64(f.EPBalance) || orig["holder"] != f.Holder.Name {
+	if txs, _ := orig["transactions"].([]any); orig["card"] != f.Info.CardNumber || orig["balance_fen"] != float64(f.EPBalance) ||
+		orig["holder"] != f.Holder.Name || len(txs) != min(5, len(f.Log)) {
 		t.Fatalf("the card itself scans as %v", orig)
 	}
 
