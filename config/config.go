@@ -4,6 +4,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"github.com/cardd/cardd/apdu/epurse"
 	"github.com/cardd/cardd/money"
 	"log/slog"
 	"net"
@@ -87,10 +88,15 @@ type ReaderConfig struct {
 
 // EPurseConfig tunes how the e-purse application on the card is read.
 type EPurseConfig struct {
-	// AIDs are the application identifiers tried with SELECT, in order, as hex
-	// (5 to 16 bytes each). Order matters: every miss costs one APDU per tap,
-	// so put the fleet's most common card first.
+	// AIDs are the DF names tried with SELECT, in order, as hex (1 to 16
+	// bytes each: Beijing's cards answer "PBOC"). Order matters: every miss
+	// costs one APDU per tap, so put the fleet's most common card first. The
+	// default is every card profile's name (epurse.DefaultAIDs).
 	AIDs []string `mapstructure:"aids"`
+	// OwnIssuers are the issuer ids (EF 0x15 bytes 0-7, 16 hex digits) of
+	// the cards this deployment issues, read with the campus profile; the
+	// default is the simulator's, 0001000000000000.
+	OwnIssuers []string `mapstructure:"own_issuers"`
 	// Purse is "ep" (electronic purse) or "ed" (electronic deposit).
 	Purse string `mapstructure:"purse"`
 	// LogFiles are the short file identifiers (1..30) of the transaction log
@@ -321,9 +327,10 @@ func Default() Config {
 		Terminal: TerminalConfig{ID: "000000000001"},
 		Reader:   ReaderConfig{CardPattern: ".*", SAMPattern: ""},
 		EPurse: EPurseConfig{
-			// The city card first, then T-Union (the national interoperable
-			// transport card), the two families cardd is deployed for.
-			AIDs:       []string{"A00000000386980701", "A000000632010105"},
+			// Our own cards' names first (the city card, then T-Union),
+			// then every other family's (docs/cards.md).
+			AIDs:       defaultAIDs(),
+			OwnIssuers: []string{strings.ToUpper(hex.EncodeToString(epurse.DefaultIssuerID[:]))},
 			Purse:      PurseEP,
 			LogFiles:   []int{0x18},
 			LogRecords: 5,
@@ -353,6 +360,26 @@ func (c *Config) TerminalID() [6]byte {
 		copy(id[:], b)
 	}
 	return id
+}
+
+func defaultAIDs() []string {
+	var out []string
+	for _, a := range epurse.DefaultAIDs() {
+		out = append(out, strings.ToUpper(hex.EncodeToString(a)))
+	}
+	return out
+}
+
+// OwnIssuerIDs returns epurse.own_issuers decoded; entries that are not 8
+// bytes of hex (which Validate refuses) are left out.
+func (e EPurseConfig) OwnIssuerIDs() [][8]byte {
+	out := make([][8]byte, 0, len(e.OwnIssuers))
+	for _, a := range e.OwnIssuers {
+		if b, err := hex.DecodeString(a); err == nil && len(b) == 8 {
+			out = append(out, [8]byte(b))
+		}
+	}
+	return out
 }
 
 // AIDBytes returns epurse.aids decoded, in order; entries that are not valid
@@ -426,12 +453,17 @@ func (c *Config) Validate() error {
 	seenAID := map[string]bool{}
 	for i, a := range c.EPurse.AIDs {
 		switch {
-		case !isHex(a) || len(a)%2 != 0 || len(a) < 10 || len(a) > 32:
-			bad("epurse.aids", a, "entry %d must be an AID of 5 to 16 bytes in hex (10 to 32 hex digits)", i+1)
+		case !isHex(a) || len(a)%2 != 0 || len(a) < 2 || len(a) > 32:
+			bad("epurse.aids", a, "entry %d must be a DF name of 1 to 16 bytes in hex (2 to 32 hex digits)", i+1)
 		case seenAID[strings.ToUpper(a)]:
 			bad("epurse.aids", a, "entry %d repeats an earlier AID (each miss costs an APDU per tap)", i+1)
 		}
 		seenAID[strings.ToUpper(a)] = true
+	}
+	for i, a := range c.EPurse.OwnIssuers {
+		if !isHex(a) || len(a) != 16 {
+			bad("epurse.own_issuers", a, "entry %d must be an issuer id of 8 bytes in hex (16 hex digits)", i+1)
+		}
 	}
 	oneOf(bad, "epurse.purse", c.EPurse.Purse, PurseEP, PurseED)
 	if len(c.EPurse.LogFiles) == 0 {

@@ -14,7 +14,7 @@
 //     in upper case with dots as underscores (reader.card_pattern is
 //     CARDD_READER_CARD_PATTERN). An empty variable counts as unset (viper's
 //     default), so an empty line in a systemd EnvironmentFile changes nothing.
-//     The lists epurse.aids, epurse.log_files and api.allowed_hosts are
+//     The lists epurse.aids, epurse.own_issuers, epurse.log_files and api.allowed_hosts are
 //     comma-separated there.
 //  4. The flags of [RegisterFlags] that were given on the command line.
 //
@@ -25,7 +25,8 @@
 //	terminal.id          CARDD_TERMINAL_ID          --terminal-id  "000000000001" (12 hex digits)
 //	reader.card_pattern  CARDD_READER_CARD_PATTERN  --reader-card  ".*" (Go regexp)
 //	reader.sam_pattern   CARDD_READER_SAM_PATTERN   --reader-sam   "" (Go regexp; empty = no SAM)
-//	epurse.aids          CARDD_EPURSE_AIDS                         [A00000000386980701, A000000632010105]
+//	epurse.aids          CARDD_EPURSE_AIDS                         every card profile's DF name (docs/cards.md), 1-16 bytes of hex each
+//	epurse.own_issuers   CARDD_EPURSE_OWN_ISSUERS                  [0001000000000000] (EF 0x15 issuer ids of our own cards)
 //	epurse.purse         CARDD_EPURSE_PURSE                        ep (ep|ed)
 //	epurse.log_files     CARDD_EPURSE_LOG_FILES                    [0x18] (SFIs 1..30)
 //	epurse.log_records   CARDD_EPURSE_LOG_RECORDS                  5 (1..10)

@@ -82,7 +82,10 @@ func (s *Store) Card(ctx context.Context, number string) (Card, error) {
 
 // IssueRequest describes a new card.
 type IssueRequest struct {
-	Number     string // 16 digits
+	Number string
+	// Profile is the card's numbering and layout, one of
+	// epurse.IssuableProfiles; nil means epurse.ProfileCampus.
+	Profile    *epurse.Profile
 	Holder     string // "" for an anonymous card
 	BalanceFen int64  // EP balance at issue
 	Start      epurse.Date
@@ -98,7 +101,11 @@ func (s *Store) IssueCard(ctx context.Context, keys *Keys, req IssueRequest, out
 	if err := CheckCardNumber(req.Number); err != nil {
 		return nil, err
 	}
-	f, err := keys.NewCardFile(req.Number, req.Holder, req.BalanceFen, req.Start, req.Expiry)
+	prof := req.Profile
+	if prof == nil {
+		prof = epurse.ProfileCampus
+	}
+	f, err := keys.NewCardFile(prof, req.Number, req.Holder, req.BalanceFen, req.Start, req.Expiry)
 	if err != nil {
 		return nil, err
 	}

@@ -66,8 +66,8 @@ func LoadKeys(path string) (*Keys, error) {
 // NewCardFile builds a new card whose keys are diversified from the masters
 // (epurse.NewCardFile), the one place a card's keys leave the key box: they
 // go into the card's own chip, or its simulation.
-func (k *Keys) NewCardFile(number, holder string, balance int64, start, expiry epurse.Date) (*epurse.CardFile, error) {
-	return epurse.NewCardFile(number, holder, balance, start, expiry, k.m)
+func (k *Keys) NewCardFile(p *epurse.Profile, number, holder string, balance int64, start, expiry epurse.Date) (*epurse.CardFile, error) {
+	return epurse.NewProfileCardFile(p, number, holder, balance, start, expiry, k.m)
 }
 
 // cardKeys diversifies the masters for one card (spec "Keys and MACs").

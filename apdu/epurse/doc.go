@@ -1,6 +1,6 @@
 // Package epurse speaks the PBOC-style electronic purse (EP) and electronic
 // deposit (ED) dialect of campus and city CPU cards, as written down in
-// shared/spec/epurse.md: the terminal side (Select, GetBalance, the log, load
+// docs/epurse.md: the terminal side (Select, GetBalance, the log, load
 // and purchase), the card side (SimCard, a simulated card that behaves like a
 // real one so the terminal code runs unchanged against it) and the 3DES/DES
 // cryptography both sides and the host share.

@@ -1,5 +1,5 @@
 // Package mifare speaks to MIFARE Classic 1K (M1) wallet cards through the
-// PC/SC storage-card pseudo-APDUs of the reader (shared/spec/epurse.md,
+// PC/SC storage-card pseudo-APDUs of the reader (docs/epurse.md,
 // "MIFARE Classic wallet"): the terminal side (UID, LoadKey, Authenticate,
 // ReadBlock, WriteBlock, WriteTrailer and the Wallet on top of them) and the
 // card side (SimCard, a simulated card that answers those APDUs as a reader

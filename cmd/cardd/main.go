@@ -195,6 +195,7 @@ func newRunner(cfg *config.Config, log *slog.Logger) *tap.Runner {
 		Logger:  log,
 		Read: tap.ReadOptions{
 			AIDs:       cfg.EPurse.AIDBytes(),
+			OwnIssuers: cfg.EPurse.OwnIssuerIDs(),
 			Purse:      purse,
 			LogFiles:   sfis,
 			LogRecords: cfg.EPurse.LogRecords,

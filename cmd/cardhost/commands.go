@@ -152,7 +152,8 @@ func dash(s string) string {
 
 func cmdCardIssue(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs, dir := newFlags("card issue", stdout)
-	number := fs.String("number", "", "card number, 16 digits, or uid: and an M1 wallet's UID (required)")
+	number := fs.String("number", "", "card number: 16 digits for a campus card, 19 for a T-Union card (required)")
+	profile := fs.String("profile", "campus", "numbering and layout of the card: campus (16 digits, our own) or tunion (19 digits, T-Union AID, a second purse)")
 	holder := fs.String("holder", "", "cardholder name (stored as GBK on the card); empty for an anonymous card")
 	balance := fs.String("balance", "0.00", "EP balance at issue, in yuan, like 100.00")
 	start := fs.String("start", "", "first valid day, YYYY-MM-DD (default a year ago, so a --history lies within it)")
@@ -171,8 +172,12 @@ func cmdCardIssue(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	if err := required("out", *out); err != nil {
 		return err
 	}
+	prof, err := issuableProfile(*profile)
+	if err != nil {
+		return usagef("--profile = %q: %v", *profile, err)
+	}
 	if err := host.CheckCardNumber(*number); err != nil {
-		return usagef("--number = %q: want 16 digits", *number)
+		return usagef("--number = %q: %v", *number, err)
 	}
 	fen, err := money.Parse(*balance)
 	if err != nil || fen < 0 || fen > epurse.MaxAmount {
@@ -205,13 +210,13 @@ func cmdCardIssue(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	if err != nil {
 		return err
 	}
-	req := host.IssueRequest{Number: *number, Holder: *holder, BalanceFen: fen, Start: startDate, Expiry: expiryDate}
+	req := host.IssueRequest{Number: *number, Profile: prof, Holder: *holder, BalanceFen: fen, Start: startDate, Expiry: expiryDate}
 	f, err := st.IssueCard(ctx, keys, req, *out, operator(), time.Now())
 	switch {
 	case errors.Is(err, host.ErrExists):
 		return usagef("--number = %q: %v", *number, err)
 	case errors.Is(err, epurse.ErrBadArgument):
-		return usagef("%v", err) // the holder name, mostly: GBK, 20 bytes
+		return usagef("%v", err) // the holder name, mostly (GBK, 20 bytes), or a number the profile cannot carry
 	case err != nil:
 		return err
 	}
@@ -225,6 +230,18 @@ func cmdCardIssue(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	fmt.Fprintf(stdout, "issued card %s: holder %q, EP balance %s, valid %s to %s, %d past transactions, written to %s (mode 0600)\n",
 		redact.CardNumber(f.Info.CardNumber), *holder, money.Format(f.EPBalance), startDate, expiryDate, len(f.Log), *out)
 	return nil
+}
+
+// issuableProfile is the card profile named by a --profile flag.
+func issuableProfile(name string) (*epurse.Profile, error) {
+	var names []string
+	for _, p := range epurse.IssuableProfiles {
+		if p.Name == name {
+			return p, nil
+		}
+		names = append(names, p.Name)
+	}
+	return nil, fmt.Errorf("want one of %s", strings.Join(names, ", "))
 }
 
 // parseCard checks a --card flag: a card number of 16 digits, or "uid:"

@@ -26,6 +26,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -154,7 +155,8 @@ func cmdCardNew(args []string, stdout io.Writer) error {
 	fs.SetOutput(stdout)
 	fs.SortFlags = false
 	out := fs.String("out", "", "card file to write (required)")
-	number := fs.String("number", "3101000000000001", "card number, 16 digits")
+	number := fs.String("number", "3101000000000001", "card number: 16 digits for a campus card, 19 for a T-Union card")
+	profile := fs.String("profile", "campus", "numbering and layout: campus (our own cards) or tunion (19 digits, T-Union AID, a second purse)")
 	holder := fs.String("holder", "", "cardholder name (Chinese is fine: stored as GBK on the card)")
 	balance := fs.String("balance", "0.00", "EP balance in yuan, like 100.00")
 	start := fs.String("start", "", "first valid day, YYYY-MM-DD (default a year ago, so a --history lies within it)")
@@ -203,7 +205,11 @@ func cmdCardNew(args []string, stdout io.Writer) error {
 		masters = newMasterKeys()
 		keysOut = strings.TrimSuffix(*out, filepath.Ext(*out)) + ".masters.json"
 	}
-	f, err := epurse.NewCardFile(*number, *holder, fen, startDate, expiryDate, masters)
+	prof := epurse.ProfileNamed(*profile)
+	if prof == nil || !slices.Contains(epurse.IssuableProfiles, prof) {
+		return usageError{fmt.Errorf("--profile = %q: want campus or tunion", *profile)}
+	}
+	f, err := epurse.NewProfileCardFile(prof, *number, *holder, fen, startDate, expiryDate, masters)
 	if err != nil {
 		return usageError{err}
 	}

@@ -7,7 +7,7 @@
 // both ways is a frame: a 2-byte big-endian length and a payload. One-byte
 // payloads from vpcd are control codes (power off, power on, reset, get ATR);
 // only get ATR is answered. Longer payloads are command APDUs, answered with
-// the response APDU (data and status word). See shared/spec/epurse.md.
+// the response APDU (data and status word). See docs/epurse.md.
 package vpcd
 
 import (
