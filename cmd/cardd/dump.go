@@ -175,18 +175,16 @@ func needsProbe(res tap.Result) bool {
 	return true
 }
 
-// probeApps are the applications a dump tries after a failed read: the
+// probeApps are the applications a dump tries after a read gone wrong: the
 // PBOC directory (PSE 1PAY.SYS.DDF01), whose records list the card's
-// applications, and the e-purse by every name cards are known to answer.
-var probeApps = []struct {
-	name string
-	cmd  apdu.Command
-}{
-	{"PSE", selectName([]byte("1PAY.SYS.DDF01"))},
-	{"city-card AID", selectName(epurse.AIDCityCard)},
-	{"T-Union AID", selectName(epurse.AIDTUnion)},
-	{"Suzhou AID", selectName([]byte("SUXIN.DDF01"))},
-	{"file 1001", apdu.Command{CLA: 0x00, INS: 0xA4, P1: 0x00, P2: 0x00, Data: []byte{0x10, 0x01}, Ne: 256}},
+// applications, every card family's DF name (epurse.DefaultAIDs), and the
+// application's file id 1001.
+func probeApps() []apdu.Command {
+	apps := []apdu.Command{selectName([]byte("1PAY.SYS.DDF01"))}
+	for _, aid := range epurse.DefaultAIDs() {
+		apps = append(apps, selectName(aid))
+	}
+	return append(apps, apdu.Command{CLA: 0x00, INS: 0xA4, P1: 0x00, P2: 0x00, Data: []byte{0x10, 0x01}, Ne: 256})
 }
 
 func selectName(aid []byte) apdu.Command {
@@ -211,8 +209,8 @@ var (
 func probe(rec *trace.Recorder) int {
 	before := len(rec.Exchanges())
 	rec.Note = "probe: not part of cardd's read; the dump tries what the card holds"
-	for i, app := range probeApps {
-		resp, err := apdu.TransceiveResponse(rec, app.cmd)
+	for i, app := range probeApps() {
+		resp, err := apdu.TransceiveResponse(rec, app)
 		if err != nil {
 			break
 		}

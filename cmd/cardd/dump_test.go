@@ -132,7 +132,7 @@ func TestDumpProbes(t *testing.T) {
 	before := len(rec.Exchanges())
 	n := probe(rec)
 	ex := rec.Exchanges()[before:]
-	if n != len(ex) || n < len(probeApps) {
+	if n != len(ex) || n < len(probeApps()) {
 		t.Fatalf("probe said %d, recorded %d, want at least one per application", n, len(ex))
 	}
 	if !strings.HasPrefix(ex[0].Note, "probe") || ex[1].Note != "" {
