@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"strings"
 	"time"
 
@@ -15,6 +14,7 @@ import (
 	"github.com/cardd/cardd/apdu"
 	"github.com/cardd/cardd/apdu/epurse"
 	"github.com/cardd/cardd/apdu/trace"
+	"github.com/cardd/cardd/internal/atomicfile"
 	"github.com/cardd/cardd/tap"
 )
 
@@ -59,21 +59,24 @@ func cmdDump(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err := tr.Write(&b); err != nil {
 		return err
 	}
-	if out == "" {
-		_, err = stdout.Write(b.Bytes())
-	} else {
-		// 0600: even blanked, a trace holds the card's number.
-		err = os.WriteFile(out, b.Bytes(), 0o600)
-	}
+	where, err := writeDump(out, b.Bytes(), stdout)
 	if err != nil {
 		return err
 	}
-	where := "standard output"
-	if out != "" {
-		where = out
-	}
 	fmt.Fprintf(stderr, "%d exchanges (%d of them probes) written to %s; cardd's read: %s\n", len(tr.Exchanges), probed, where, readOutcome(*got))
 	return nil
+}
+
+// writeDump writes the trace to the file out, or to stdout when out is "",
+// and says where it went. The file is mode 0600, an existing one included
+// (it is replaced, not rewritten in place): even blanked, a trace holds the
+// card's number.
+func writeDump(out string, b []byte, stdout io.Writer) (where string, err error) {
+	if out == "" {
+		_, err = stdout.Write(b)
+		return "standard output", err
+	}
+	return out, atomicfile.Write(out, b, 0o600)
 }
 
 // readOutcome says how cardd's read of the dumped tap went.

@@ -5,6 +5,8 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
@@ -174,6 +176,26 @@ func TestDumpProbes(t *testing.T) {
 	unknown := tap.Result{Read: cr}
 	if !needsProbe(unknown) || !strings.HasPrefix(readOutcome(unknown), "read, but not right: ") {
 		t.Errorf("no probe after a read without a number (%s)", readOutcome(unknown))
+	}
+}
+
+// TestWriteDump: a dump written over an existing file readable by all is
+// readable by its owner only; without --out it goes to stdout.
+func TestWriteDump(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "card.trace")
+	if err := os.WriteFile(path, []byte("old"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if where, err := writeDump(path, []byte("new"), nil); err != nil || where != path {
+		t.Fatalf("writeDump: %q, %v", where, err)
+	}
+	st, err := os.Stat(path)
+	if b, _ := os.ReadFile(path); err != nil || st.Mode().Perm() != 0o600 || string(b) != "new" {
+		t.Errorf("the dump file: mode %v, content %q (%v); want 0600 and the new content", st.Mode().Perm(), b, err)
+	}
+	var out bytes.Buffer
+	if where, err := writeDump("", []byte("trace"), &out); err != nil || where != "standard output" || out.String() != "trace" {
+		t.Errorf("to stdout: %q, %q, %v", where, out.String(), err)
 	}
 }
 
