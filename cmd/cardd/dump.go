@@ -19,10 +19,10 @@ import (
 )
 
 // cmdDump records one tap as a trace (docs/trace.md): the ATR and every
-// command of cardd's read with the card's answer, then, when the read
-// failed or the card was not recognised, a few read-only probes that show a developer what the card holds.
-// The trace is written even when the read failed: that is when it is
-// wanted.
+// command of cardd's read with the card's answer, then, when the read failed
+// or the card was not recognised, a few read-only probes that show a
+// developer what the card holds. The trace is written even when the read
+// failed: that is when it is wanted.
 func cmdDump(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var out string
 	var keepPersonal bool
@@ -42,7 +42,7 @@ func cmdDump(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return rec
 	}
 	probed := 0
-	r.BeforeClose = func(t apdu.Transmitter, res tap.Result) {
+	r.BeforeClose = func(_ apdu.Transmitter, res tap.Result) { // the transmitter is rec
 		if needsProbe(res) {
 			probed = probe(rec)
 		}
