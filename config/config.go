@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"github.com/cardd/cardd/apdu/epurse"
+	"github.com/cardd/cardd/apdu/psam"
 	"github.com/cardd/cardd/money"
 	"log/slog"
 	"net"
@@ -44,6 +45,7 @@ type Config struct {
 	Tap      TapConfig      `mapstructure:"tap"`
 	Load     LoadConfig     `mapstructure:"load"`
 	POS      POSConfig      `mapstructure:"pos"`
+	PSAM     PSAMConfig     `mapstructure:"psam"`
 	Door     DoorConfig     `mapstructure:"door"`
 	Mifare   MifareConfig   `mapstructure:"mifare"`
 	Printer  PrinterConfig  `mapstructure:"printer"`
@@ -136,6 +138,51 @@ type POSConfig struct {
 	// SAMApps are the PSAM's purchase application, tried in order: 4 hex
 	// digits are a file id ("1001"), 10 to 32 an AID.
 	SAMApps []string `mapstructure:"sam_apps"`
+}
+
+// PSAMConfig says how the POS speaks to its PSAM (docs/psam.md): a profile
+// for every card, and one per card family where the family's cards are
+// paid through another application, key or diversification of the PSAM.
+// A profile is a built-in name (cardd, cityunion, tunion) and/or settings:
+// "tunion", "cityunion key_index=3", "apps=DF01 key_index=psam
+// diversification=issuer security_code=off" (psam.ParseProfile).
+type PSAMConfig struct {
+	// Profile is the profile of cards whose family has none of its own.
+	Profile  string       `mapstructure:"profile"`
+	Families PSAMFamilies `mapstructure:"families"`
+}
+
+// PSAMFamilies are the per-family profiles; "" means psam.profile. The
+// names are the card families of apdu/epurse's card profiles.
+type PSAMFamilies struct {
+	Campus    string `mapstructure:"campus"`
+	CityUnion string `mapstructure:"cityunion"`
+	TUnion    string `mapstructure:"tunion"`
+	Shanghai  string `mapstructure:"shanghai"`
+	Shenzhen  string `mapstructure:"shenzhen"`
+	Beijing   string `mapstructure:"beijing"`
+	Wuhan     string `mapstructure:"wuhan"`
+	Suzhou    string `mapstructure:"suzhou"`
+	Generic   string `mapstructure:"generic"`
+}
+
+// byFamily lists the families' profiles with their family names.
+func (f PSAMFamilies) byFamily() [][2]string {
+	return [][2]string{{"campus", f.Campus}, {"cityunion", f.CityUnion}, {"tunion", f.TUnion},
+		{"shanghai", f.Shanghai}, {"shenzhen", f.Shenzhen}, {"beijing", f.Beijing},
+		{"wuhan", f.Wuhan}, {"suzhou", f.Suzhou}, {"generic", f.Generic}}
+}
+
+// Profiles returns the profiles parsed; the config must be valid.
+func (p PSAMConfig) Profiles() psam.Profiles {
+	out := psam.Profiles{Families: map[string]psam.Profile{}}
+	out.Default, _ = psam.ParseProfile(p.Profile)
+	for _, f := range p.Families.byFamily() {
+		if f[1] != "" {
+			out.Families[f[0]], _ = psam.ParseProfile(f[1])
+		}
+	}
+	return out
 }
 
 // DoorConfig is the dorm door (mode door). Its values are checked by
@@ -342,6 +389,7 @@ func Default() Config {
 		Tap:   TapConfig{Timeout: 3 * time.Second},
 		Load:  LoadConfig{BalanceCap: "1000.00"},
 		POS:   POSConfig{DailyLimit: "200.00", MaxPurchase: "500.00", SAMApps: []string{"1001"}},
+		PSAM:  PSAMConfig{Profile: "cardd"},
 		// The LCUS-1 USB relay board's channel 1, the most common board.
 		Mifare: MifareConfig{SlotConvention: "acs"},
 		Door: DoorConfig{Groups: []string{"*"}, LoadCredits: true,
@@ -534,6 +582,14 @@ func (c *Config) Validate() error {
 	for i, a := range c.POS.SAMApps {
 		if !isHex(a) || !(len(a) == 4 && a != "0000" || len(a)%2 == 0 && len(a) >= 10 && len(a) <= 32) {
 			bad("pos.sam_apps", a, "entry %d must be a file id of 4 hex digits (\"1001\") or an AID of 5 to 16 bytes in hex", i+1)
+		}
+	}
+	if _, err := psam.ParseProfile(c.PSAM.Profile); err != nil {
+		bad("psam.profile", c.PSAM.Profile, "%v", err)
+	}
+	for _, f := range c.PSAM.Families.byFamily() {
+		if _, err := psam.ParseProfile(f[1]); err != nil {
+			bad("psam.families."+f[0], f[1], "%v", err)
 		}
 	}
 	oneOf(bad, "mifare.slot_convention", c.Mifare.SlotConvention, "acs", "nonvolatile")

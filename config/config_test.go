@@ -175,6 +175,12 @@ func TestBadValues(t *testing.T) {
 		{name: "daily limit with a float's digits", env: map[string]string{"CARDD_POS_DAILY_LIMIT": "200.001"}, key: "pos.daily_limit", value: "200.001", in: "amount in yuan"},
 		{name: "zero max purchase", file: "pos:\n  max_purchase: \"0\"\n", key: "pos.max_purchase", value: "0", in: "above 0"},
 		{name: "SAM app of 3 digits", file: "pos:\n  sam_apps: [\"100\"]\n", key: "pos.sam_apps", value: "100", in: "entry 1 must be a file id"},
+		{name: "unknown PSAM profile", file: "psam:\n  profile: shanghai\n", key: "psam.profile", value: "shanghai", in: "not a built-in profile (cardd, cityunion, tunion)"},
+		{name: "PSAM key index 0", env: map[string]string{"CARDD_PSAM_PROFILE": "cityunion key_index=0"}, key: "psam.profile", value: "cityunion key_index=0", in: "key_index=0: want 1 to 255, or psam"},
+		{name: "family PSAM diversification", file: "psam:\n  families:\n    tunion: \"tunion diversification=twice\"\n", key: "psam.families.tunion", value: "tunion diversification=twice", in: "want one, issuer or city"},
+		{name: "family PSAM apps", env: map[string]string{"CARDD_PSAM_FAMILIES_SHANGHAI": "apps=10"}, key: "psam.families.shanghai", value: "apps=10", in: "apps entry \"10\""},
+		{name: "family PSAM setting twice", file: "psam:\n  families:\n    cityunion: \"security_code=on security_code=off\"\n", key: "psam.families.cityunion", value: "security_code=on security_code=off", in: "given twice"},
+		{name: "misspelt family", file: "psam:\n  families:\n    tunoin: tunion\n", key: "psam.families.tunoin", value: "tunion", in: "did you mean psam.families.tunion?"},
 		{name: "loud log level", file: "log:\n  level: loud\n", key: "log.level", value: "loud", in: "debug, info, warn, error"},
 		{name: "log format", args: []string{"--log-format", "xml"}, key: "log.format", value: "xml", in: "text, json"},
 		{name: "11 log records", file: "epurse:\n  log_records: 11\n", key: "epurse.log_records", value: "11", in: "1..10"},
@@ -574,5 +580,30 @@ func TestParallelLoads(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestPSAMProfiles: psam.profile for every card, psam.families.<family>
+// for its own cards, both parsed into the profiles the purchase uses.
+func TestPSAMProfiles(t *testing.T) {
+	cleanEnv(t)
+	t.Setenv("CARDD_PSAM_FAMILIES_TUNION", "tunion key_index=3")
+	c, err := Load(flags(t, "--config", writeFile(t, "psam:\n  profile: cityunion\n  families:\n    campus: cardd\n")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ps := c.PSAM.Profiles()
+	if got := ps.For("shanghai").String(); got != "cityunion apps=1001 key_index=psam diversification=city security_code=on" {
+		t.Errorf("shanghai (no profile of its own): %s", got)
+	}
+	if got := ps.For("tunion").String(); got != "tunion apps=8011,BDA8C9E8B2BF key_index=3 diversification=issuer security_code=off" {
+		t.Errorf("tunion: %s", got)
+	}
+	if got := ps.For("campus").String(); got != "cardd key_index=1 diversification=one security_code=off" {
+		t.Errorf("campus: %s", got)
+	}
+	def := Default()
+	if got := def.PSAM.Profiles().For("tunion").String(); got != "cardd key_index=1 diversification=one security_code=off" {
+		t.Errorf("default: %s", got)
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/cardd/cardd/apdu/epurse"
+	"github.com/cardd/cardd/apdu/psam"
 )
 
 // Keys holds the issuer master keys and does every computation that needs
@@ -69,6 +70,11 @@ func LoadKeys(path string) (*Keys, error) {
 func (k *Keys) NewCardFile(p *epurse.Profile, number, holder string, balance int64, start, expiry epurse.Date) (*epurse.CardFile, error) {
 	return epurse.NewProfileCardFile(p, number, holder, balance, start, expiry, k.m)
 }
+
+// PersonalizePurchase gives card f the purchase key, key index and
+// security code that PSAMs keyed as c expect (psam.CardPurchase.Apply);
+// the master stays here.
+func (k *Keys) PersonalizePurchase(f *epurse.CardFile, c psam.CardPurchase) { c.Apply(f, k.m.DPK) }
 
 // cardKeys diversifies the masters for one card (spec "Keys and MACs").
 func (k *Keys) cardKeys(serial [10]byte) epurse.CardKeys { return k.m.Diversify(serial[:]) }

@@ -17,7 +17,7 @@ import (
 // its number and validity from. Only a transport failure or a card refusing
 // EF 0x15 stops the tap here; a field the profile cannot read leaves a note
 // and an empty value, and the balance is still read.
-func (r *CardRead) identify(t apdu.Transmitter, fci epurse.FCI, own [][8]byte) error {
+func (r *CardRead) identify(t apdu.Transmitter, fci epurse.FCI, own [][8]byte) (retErr error) {
 	if fci.Unreadable != nil {
 		r.note("select answer: %v", fci.Unreadable)
 	}
@@ -43,18 +43,38 @@ func (r *CardRead) identify(t apdu.Transmitter, fci epurse.FCI, own [][8]byte) e
 		r.Info = info
 	}
 	r.Profile = epurse.Identify(fci.AID, fci.InfoRaw, r.Info, own)
-	files := map[byte][]byte{}
+	fr := fileReader{t: t, name: fci.AID, files: map[byte][]byte{}}
+	defer func() {
+		if fr.atMF {
+			// GET BALANCE and the log are the application's: go back.
+			if err := epurse.Reselect(t, fci.AID); err != nil && retErr == nil {
+				retErr = err
+			}
+		}
+	}()
+	if r.Profile == epurse.ProfileGeneric && fci.AID == nil {
+		// Selected by file id, and nothing in its FCI or EF 0x15 says
+		// whose: some families are known by a file's content.
+		for _, p := range epurse.Probes() {
+			b, err := fr.read(p.Probe.SFI)
+			if err != nil {
+				return err
+			}
+			if p.Probed(b) {
+				r.Profile = p
+				break
+			}
+		}
+	}
 	for _, sfi := range r.Profile.NeedsFiles() {
-		b, err := epurse.ReadBinarySFI(t, sfi, 256)
-		if _, isSW := apdu.SW(err); err != nil && !isSW {
+		if _, err := fr.read(sfi); err != nil {
 			return err
 		}
-		if err != nil {
-			r.note("%v", err)
-			continue
-		}
-		files[sfi] = b
 	}
+	for _, n := range fr.notes {
+		r.note("%s", n)
+	}
+	files := fr.files
 	if r.Profile.ValiditySFI != 0 {
 		// The dates are in a file of the family's own; EF 0x15's bytes
 		// 20-27 mean something else there.
@@ -85,6 +105,45 @@ func (r *CardRead) identify(t apdu.Transmitter, fci epurse.FCI, own [][8]byte) e
 	}
 	r.Info.CardNumber, r.Info.Numbering = number, nb
 	return nil
+}
+
+// fileReader reads the transparent files that name a card, by short file
+// id: in the application first, then, for a file it lacks, in the MF, where
+// Beijing and Wuhan Tong cards keep them (NFCard reads them there before
+// selecting 1001). A file neither has is a note, not an error.
+type fileReader struct {
+	t     apdu.Transmitter
+	name  []byte // the application's DF name; nil: file id 1001
+	files map[byte][]byte
+	atMF  bool
+	notes []string
+}
+
+func (f *fileReader) read(sfi byte) ([]byte, error) {
+	if b, ok := f.files[sfi]; ok {
+		return b, nil
+	}
+	b, err := epurse.ReadBinarySFI(f.t, sfi, 256)
+	if errors.Is(err, apdu.ErrFileNotFound) && !f.atMF {
+		if err := epurse.SelectMF(f.t); err != nil {
+			if _, isSW := apdu.SW(err); !isSW {
+				return nil, err
+			}
+			f.notes = append(f.notes, err.Error())
+		} else {
+			f.atMF = true
+			b, err = epurse.ReadBinarySFI(f.t, sfi, 256)
+		}
+	}
+	if _, isSW := apdu.SW(err); err != nil && !isSW {
+		return nil, err
+	}
+	if err != nil {
+		f.notes = append(f.notes, err.Error())
+		b = nil
+	}
+	f.files[sfi] = b
+	return b, nil
 }
 
 func (r *CardRead) note(format string, a ...any) {

@@ -23,6 +23,12 @@ var (
 	ErrInsufficientBalance = errors.New("insufficient balance")
 	ErrPINRequired         = errors.New("over the daily limit: the cardholder's PIN is required")
 	ErrNoSAM               = errors.New("no PSAM: purchases need the PSAM in the SAM reader")
+	// ErrPSAMRefused: the PSAM (or the card, for the security code its
+	// profile needs) refused a step before the debit, so nothing was paid
+	// and nothing journaled; the message names the PSAM profile and the
+	// status word, which usually mean psam.profile does not fit this PSAM
+	// or card family (docs/psam.md).
+	ErrPSAMRefused = errors.New("the PSAM refused the purchase")
 )
 
 // ErrMAC2Refused ends a tap whose card debited the sale but whose MAC2 the
@@ -53,8 +59,12 @@ type Purchaser struct {
 	Store *offline.Store
 	Till  *Till
 	// SAMApps are the PSAM's purchase applications to try (psam.DefaultApps
-	// when nil).
+	// when nil), unless the profile names its own.
 	SAMApps []psam.App
+	// PSAMProfiles give, per card family (CardRead.Profile's name), how
+	// the PSAM is spoken to (key index, diversification, security code);
+	// the zero value is the profile cardd always used.
+	PSAMProfiles psam.Profiles
 	// TerminalID is the terminal id sent in a recovery probe, which
 	// changes nothing on the card; a purchase uses the PSAM's own id.
 	TerminalID [6]byte
@@ -230,22 +240,49 @@ func (p *Purchaser) Settle(ctx context.Context, t apdu.Transmitter, cr *CardRead
 // debit is one purchase: PSAM ready, INITIALIZE FOR PURCHASE, MAC1 from the
 // PSAM, write-ahead row, DEBIT FOR PURCHASE, MAC2 to the PSAM, row done.
 func (p *Purchaser) debit(ctx context.Context, t apdu.Transmitter, sam apdu.Transmitter, cr *CardRead, sale Sale, rep *PurchaseReport) error {
-	info, err := psam.Open(sam, p.SAMApps...)
+	prof := p.profile(cr)
+	info, err := psam.OpenProfile(sam, prof, p.SAMApps...)
 	if err != nil {
-		return fmt.Errorf("%w: %v", ErrNoSAM, err)
+		return fmt.Errorf("%w (PSAM profile %s): %v", ErrNoSAM, prof, err)
 	}
-	init, err := epurse.InitPurchase(t, cr.Purse, 1, sale.AmountFen, info.TerminalID)
+	var code [psam.SecurityCodeLen]byte
+	if prof.SecurityCode {
+		// Before the card's INITIALIZE: any command between it and DEBIT
+		// ends the card's purchase session.
+		if code, err = psam.CardSecurityCode(t); err != nil {
+			if _, answered := apdu.SW(err); !answered {
+				return err // the card left, or the tap's time is up
+			}
+			return psamRefused(prof, "the card gave no security code", err)
+		}
+	}
+	init, err := epurse.InitPurchase(t, cr.Purse, info.KeyIndex, sale.AmountFen, info.TerminalID)
 	if err != nil {
 		if errors.Is(err, apdu.ErrInsufficientBalance) {
 			return fmt.Errorf("%w: %v", ErrInsufficientBalance, err)
 		}
+		if errors.Is(err, apdu.ErrKeyIndex) {
+			return psamRefused(prof, fmt.Sprintf("the card has no purchase key index %d", info.KeyIndex), err)
+		}
 		return err
+	}
+	if prof.SecurityCode {
+		if err := psam.VerifySecurityCode(sam, code); err != nil {
+			if _, answered := apdu.SW(err); !answered {
+				return fmt.Errorf("PSAM: %w", err)
+			}
+			return psamRefused(prof, "the PSAM refused the card's security code", err)
+		}
 	}
 	when := p.now().Truncate(time.Second)
 	serial, mac1, err := psam.InitForPurchase(sam, psam.PurchaseMAC1Input{
 		Card: init, Amount: sale.AmountFen, Type: cr.Purse.PurchaseType(), When: when, CardSerial: cr.Info.AppSerial[:],
+		IssuerFactor: prof.Diversification.SecondFactor(cr.Info.IssuerID),
 	})
 	if err != nil {
+		if _, answered := apdu.SW(err); answered {
+			return psamRefused(prof, "INIT SAM FOR PURCHASE refused", err)
+		}
 		return fmt.Errorf("PSAM: %w", err)
 	}
 	// Rule 2: the row is on disk before the card can change.
@@ -311,13 +348,30 @@ func (p *Purchaser) debit(ctx context.Context, t apdu.Transmitter, sam apdu.Tran
 	rep.Paid, rep.TAC = true, row.TAC
 	rep.Balance = init.Balance - sale.AmountFen
 	p.logger().Info("purchase debited", "card", redact.CardNumber(cr.Info.CardNumber), "journal", row.ID,
-		"amount", money.Format(sale.AmountFen), "balance", money.Format(rep.Balance), "counter", init.OfflineCounter, "term_serial", serial)
+		"amount", money.Format(sale.AmountFen), "balance", money.Format(rep.Balance), "counter", init.OfflineCounter, "term_serial", serial, "psam_profile", prof.String())
 	if macErr != nil {
 		// The PSAM's own error is text only: whatever it was (a wrong MAC2,
 		// a PSAM gone), the tap is classed by the alarm.
 		return fmt.Errorf("%w (journal row %s): %v", ErrMAC2Refused, row.ID, macErr)
 	}
 	return nil
+}
+
+// profile is the PSAM profile for the card read: its family's, else the
+// default.
+func (p *Purchaser) profile(cr *CardRead) psam.Profile {
+	family := ""
+	if cr.Profile != nil {
+		family = cr.Profile.Name
+	}
+	return p.PSAMProfiles.For(family)
+}
+
+// psamRefused reports a refusal before the debit: nothing was paid or
+// journaled. The message says which profile was used and why it failed,
+// for the cashier's screen and the operator's log.
+func psamRefused(prof psam.Profile, why string, err error) error {
+	return fmt.Errorf("%w: %s (PSAM profile %s; check psam.profile and psam.families): %w", ErrPSAMRefused, why, prof, err)
 }
 
 // recover settles this card's unfinished purchases from the card itself

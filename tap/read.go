@@ -115,6 +115,12 @@ func ReadPurse(t apdu.Transmitter, o ReadOptions, onBalance func(*CardRead)) (*C
 	}
 	word, err := epurse.GetBalanceWord(ct, 0x00, o.Purse)
 	if err != nil {
+		if _, isSW := apdu.SW(err); isSW {
+			// The card answered, but not with a balance: what named it is
+			// still worth showing an operator (cardd scan, cardd dump).
+			r.APDUs = ct.n
+			return nil, &BalanceError{Read: r, Err: err}
+		}
 		return nil, err
 	}
 	r.PurseBalance = r.Profile.Balance.Decode(word)
@@ -171,6 +177,19 @@ func ReadPurse(t apdu.Transmitter, o ReadOptions, onBalance func(*CardRead)) (*C
 	}
 	return r, nil
 }
+
+// BalanceError is ReadPurse's error when the card was selected and named
+// but refused GET BALANCE: Read holds what was read before (number,
+// profile, validity, notes), for an operator's tools; a tap treats it as
+// the failed read it is. It wraps the card's error.
+type BalanceError struct {
+	Read *CardRead
+	Err  error
+}
+
+func (e *BalanceError) Error() string { return e.Err.Error() }
+
+func (e *BalanceError) Unwrap() error { return e.Err }
 
 // countingTransmitter counts APDUs: the first performance figure of a tap
 // (DESIGN.md, "A tap, as data").

@@ -38,7 +38,10 @@ const (
 	OutcomePINRequired  Outcome = "pin_required"
 	OutcomeWrongPIN     Outcome = "wrong_pin"
 	OutcomeNoSAM        Outcome = "psam_unavailable"
-	OutcomeSaleInDoubt  Outcome = "sale_in_doubt"
+	// OutcomePSAMRefused: the PSAM refused the purchase before the debit
+	// (a PSAM profile that does not fit it); nothing moved.
+	OutcomePSAMRefused Outcome = "psam_refused"
+	OutcomeSaleInDoubt Outcome = "sale_in_doubt"
 	// OutcomeMAC2Alarm: the sale was paid (the card debited and gave its
 	// TAC), but the PSAM did not accept, or could not check, the card's
 	// MAC2; the row carries MAC2Alarm for the host to judge.
@@ -106,6 +109,8 @@ func (r Result) Outcome() Outcome {
 		return OutcomeWrongPIN
 	case errors.Is(err, ErrNoSAM):
 		return OutcomeNoSAM
+	case errors.Is(err, ErrPSAMRefused):
+		return OutcomePSAMRefused
 	case errors.Is(err, ErrAccessDenied):
 		return OutcomeAccessDenied
 	case errors.Is(err, ErrRelayFailed):

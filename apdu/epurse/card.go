@@ -155,6 +155,11 @@ func (c *SimCard) dispatch(cm apdu.Command, p *pendingTx) ([]byte, uint16, error
 		class = claISO
 	case insGetBalance, insInit, insCreditLoad, insDebit, insGetProve:
 		class = claPBOC
+	case insSecurityCode:
+		if cm.CLA != claPBOC {
+			return nil, swINSNotSupported, nil // 00 CA, GET DATA, is not known here
+		}
+		class = claPBOC
 	default:
 		return nil, swINSNotSupported, nil
 	}
@@ -182,6 +187,9 @@ func (c *SimCard) dispatch(cm apdu.Command, p *pendingTx) ([]byte, uint16, error
 		return data, sw, nil
 	case insInit:
 		return c.initialize(cm)
+	case insSecurityCode:
+		data, sw := c.securityCode(cm)
+		return data, sw, nil
 	case insCreditLoad:
 		return c.creditLoad(cm, p)
 	case insDebit:

@@ -3,12 +3,17 @@ package epurse
 import (
 	"crypto/subtle"
 	"encoding/binary"
+	"encoding/hex"
 	"fmt"
 	"io"
 	"time"
 
 	"github.com/cardd/cardd/apdu"
 )
+
+// insSecurityCode is 80 CA 00 00 09, which asks a city card for its
+// security code (docs/psam.md).
+const insSecurityCode = 0xCA
 
 // pendingTx is what an INIT leaves for its second command.
 type pendingTx struct {
@@ -82,8 +87,8 @@ func (c *SimCard) initialize(cm apdu.Command) ([]byte, uint16, error) {
 	if sw := c.purseReady(p); sw != apdu.SWOK {
 		return nil, sw, nil
 	}
-	if cm.Data[0] != 0x01 {
-		return nil, swKeyIndex, nil // the simulated card has key index 1 only
+	if cm.Data[0] != c.f.keyIndex(cm.P1) {
+		return nil, swKeyIndex, nil // the simulated card has one key of each kind
 	}
 	tx := pendingTx{purse: p, amount: int64(binary.BigEndian.Uint32(cm.Data[1:5]))}
 	copy(tx.termID[:], cm.Data[5:11])
@@ -281,4 +286,30 @@ func (f *CardFile) setProof(p Proof) {
 		}
 	}
 	f.Proofs = append(f.Proofs, p)
+}
+
+// keyIndex is the one key index the INITIALIZE with p1 accepts: the
+// purchase key's own (purchase_key_index, default 1), 1 for the load key.
+func (f *CardFile) keyIndex(p1 byte) byte {
+	if p1 == p1InitPurchase && f.PurchaseKeyIndex != 0 {
+		return f.PurchaseKeyIndex
+	}
+	return 0x01
+}
+
+// securityCode answers 80 CA 00 00 09 with the card's security code
+// (CardFile.SecurityCode); a card without one does not know the command.
+func (c *SimCard) securityCode(cm apdu.Command) ([]byte, uint16) {
+	code, err := hex.DecodeString(c.f.SecurityCode)
+	switch {
+	case c.f.SecurityCode == "" || err != nil:
+		return nil, swINSNotSupported
+	case cm.P1 != 0x00 || cm.P2 != 0x00:
+		return nil, swWrongP1P2
+	case len(cm.Data) != 0:
+		return nil, swWrongLength
+	case cm.Ne != 0 && cm.Ne != apdu.MaxShortNe && cm.Ne != len(code):
+		return nil, 0x6C00 | uint16(len(code))
+	}
+	return code, apdu.SWOK
 }

@@ -41,6 +41,9 @@ import (
 //	                instead of 6A83, as some real cards do
 //	keys            dlk, dpk, dtk: the card's diversified keys in hex (never masters)
 //	key_version, alg_id    returned by the INITs; default 01 and 00
+//	purchase_key_index     the purchase key index INITIALIZE FOR PURCHASE takes; default 01
+//	security_code   9 bytes in hex that 80 CA 00 00 09 answers (city cards' 安全认证码);
+//	                absent: the card does not know the command
 //	pin             the cardholder PIN, 4 to 12 digits
 //	pin_tries_left  0 blocks VERIFY (6983); a right PIN resets it to 3
 //	ed_needs_pin    GET BALANCE and the INITs of the ED need VERIFY first (6982)
@@ -74,6 +77,12 @@ type CardFile struct {
 	Keys       CardKeys `json:"keys"`
 	KeyVersion byte     `json:"key_version"`
 	AlgID      byte     `json:"alg_id"`
+	// PurchaseKeyIndex is the only key index INITIALIZE FOR PURCHASE
+	// accepts (others: 9403); 0 means 1.
+	PurchaseKeyIndex byte `json:"purchase_key_index,omitempty"`
+	// SecurityCode, 18 hex digits, is what 80 CA 00 00 09 answers; empty:
+	// the card has no security code (6D00).
+	SecurityCode string `json:"security_code,omitempty"`
 
 	PIN          string `json:"pin"`
 	PINTriesLeft int    `json:"pin_tries_left"`
@@ -241,6 +250,11 @@ func (f *CardFile) Validate() error {
 	if f.AID != "" {
 		if aid, err := hex.DecodeString(f.AID); err != nil || len(aid) < 5 || len(aid) > 16 {
 			bad("aid must be 5 to 16 bytes in hex")
+		}
+	}
+	if f.SecurityCode != "" {
+		if code, err := hex.DecodeString(f.SecurityCode); err != nil || len(code) != 9 {
+			bad("security_code must be 9 bytes in hex")
 		}
 	}
 	if f.Holder != nil {

@@ -68,6 +68,11 @@ type Profile struct {
 	// DF name) by the length of its FCI's copy of EF 0x15: 32 bytes on
 	// Shenzhen Tong.
 	FCILen int
+	// Probe, when its SFI is set, recognises a card selected by file id
+	// that no other profile claims: the file starts with ProbePrefix
+	// (Beijing's EF 4 starts 10 00, as NFSee recognises it).
+	Probe       FileRange
+	ProbePrefix []byte
 	// Numbering forms the card number; NumberBCD falls back to Fallback
 	// when bytes 12-19 are not BCD.
 	Numbering Numbering
@@ -284,6 +289,24 @@ func (p *Profile) selects(name []byte) bool {
 		}
 	}
 	return false
+}
+
+// Probes are the profiles recognised by a file's content (Profile.Probe),
+// tried in order when Identify gives ProfileGeneric to a card selected by
+// file id.
+func Probes() []*Profile {
+	var out []*Profile
+	for _, p := range Profiles {
+		if p.Probe.SFI != 0 {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// Probed reports whether b, the content of p.Probe's file, is the family's.
+func (p *Profile) Probed(b []byte) bool {
+	return p.Probe.SFI != 0 && len(b) >= len(p.ProbePrefix) && bytes.HasPrefix(b, p.ProbePrefix)
 }
 
 // NeedsFiles lists the files, other than EF 0x15, the profile reads its

@@ -114,6 +114,30 @@ func Select(t apdu.Transmitter, aids ...[]byte) (FCI, error) {
 	return fci, nil
 }
 
+// SelectMF selects the master file, 00 A4 00 00 02 3F 00 (ISO 7816-4
+// §11.2.2): some families keep the files that name the card there (Beijing's
+// EF 4, Wuhan Tong's EF 0x0A), outside the e-purse application.
+func SelectMF(t apdu.Transmitter) error {
+	_, err := apdu.Transceive(t, apdu.Command{CLA: claISO, INS: insSelect, P1: 0x00, P2: 0x00, Data: []byte{0x3F, 0x00}, Ne: 256})
+	if err != nil {
+		return fmt.Errorf("select MF: %w", err)
+	}
+	return nil
+}
+
+// Reselect selects the e-purse application again after a visit to the MF:
+// by name when it was selected by name, else by file id 1001.
+func Reselect(t apdu.Transmitter, name []byte) error {
+	c := apdu.Command{CLA: claISO, INS: insSelect, P1: 0x00, P2: 0x00, Data: binary.BigEndian.AppendUint16(nil, FileIDADF), Ne: 256}
+	if name != nil {
+		c.P1, c.Data = 0x04, name
+	}
+	if _, err := apdu.Transceive(t, c); err != nil {
+		return fmt.Errorf("select the e-purse again: %w", err)
+	}
+	return nil
+}
+
 // selectOne sends one SELECT and parses what came back, even alongside an
 // error status such as 6283.
 func selectOne(t apdu.Transmitter, c apdu.Command, aid []byte) (FCI, error) {

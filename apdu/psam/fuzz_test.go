@@ -31,6 +31,15 @@ func FuzzSimPSAMTransmit(f *testing.F) {
 	f.Add([]byte{7, 0x00, 0xA4, 0x00, 0x0C, 0x02, 0x10, 0x01})
 	f.Fuzz(func(t *testing.T, script []byte) {
 		s := newMemSAM(t)
+		// The PSAM plays a profile chosen by the script's length: plain, a
+		// city PSAM keyed twice that needs the security code, a T-Union
+		// PSAM at 8011 with key index 3.
+		switch len(script) % 3 {
+		case 1:
+			s.f.Diversification, s.f.SecurityCode = DiversifyCity, true
+		case 2:
+			s.f.AppFileID, s.f.KeyIndex, s.f.Diversification = 0x8011, 3, DiversifyIssuer
+		}
 		armed := false // the last command other than GET RESPONSE was an answered INIT
 		for i, cmd := range splitScript(script) {
 			if i == 3 && len(script)%5 == 0 {
@@ -85,7 +94,7 @@ func FuzzTerminalResponse(f *testing.F) {
 			return bytes.Clone(rest)
 		}}
 		var err error
-		switch which % 5 {
+		switch which % 8 {
 		case 0:
 			_, err = Open(sam)
 		case 1:
@@ -110,6 +119,15 @@ func FuzzTerminalResponse(f *testing.F) {
 			err = VerifyMAC2(sam, [4]byte{1, 2, 3, 4})
 		case 4:
 			_, err = SelectApp(sam, App{AID: []byte{0xA0, 0, 0, 0, 1}}, App{FileID: FileIDApp})
+		case 5:
+			var idx byte
+			if idx, err = ReadKeyIndex(sam); err == nil && idx == 0 {
+				t.Fatal("key index 0 accepted")
+			}
+		case 6:
+			_, err = CardSecurityCode(sam)
+		case 7:
+			err = VerifySecurityCode(sam, [SecurityCodeLen]byte{1})
 		}
 		if err == nil {
 			return

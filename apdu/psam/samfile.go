@@ -28,6 +28,15 @@ import (
 //	serial        the last terminal transaction serial given out; the next
 //	              purchase gets serial+1, and it is saved before MAC1 is
 //	              answered, so a serial is never given twice
+//	app_file      the purchase application's file id in hex; default 1001
+//	              (8011 plays a transport-ministry PSAM)
+//	key_index     the purchase key index in the application's EF 0x17;
+//	              default 01
+//	diversification  one (default), issuer or city: how many levels, and
+//	              which second factor, the purchase key is diversified with;
+//	              keyed two levels, the PSAM refuses Lc 1C with 6700
+//	security_code  true: INIT SAM FOR PURCHASE needs the card's security
+//	              code (80 CA 00 00 09 <code>) just before it, else 6985
 //
 // A SAMFile holds a master key: Save writes it with mode 0600,
 // LoadSAMFile refuses a file that group or others may read, and its
@@ -38,6 +47,11 @@ type SAMFile struct {
 	DPK        epurse.Key16
 	KeyVersion byte
 	Serial     uint32
+	// AppFileID is the purchase DF's file id; 0 means FileIDApp.
+	AppFileID       uint16
+	KeyIndex        byte // 0 means 1
+	Diversification Diversification
+	SecurityCode    bool
 }
 
 // DefaultKeyVersion is the key version of a new SAMFile: the version that
@@ -76,6 +90,12 @@ func (f *SAMFile) Validate() error {
 	if f.DPK == (epurse.Key16{}) {
 		errs = append(errs, fmt.Errorf("%w: dpk is missing or all zero", epurse.ErrBadArgument))
 	}
+	if f.AppFileID == FileIDMF {
+		errs = append(errs, fmt.Errorf("%w: app_file 3F00 is the MF", epurse.ErrBadArgument))
+	}
+	if f.Diversification < DiversifyOnce || f.Diversification > DiversifyCity {
+		errs = append(errs, fmt.Errorf("%w: diversification %d", epurse.ErrBadArgument, int(f.Diversification)))
+	}
 	if n := len(f.AID); n != 0 && (n < 5 || n > 16) {
 		errs = append(errs, fmt.Errorf("%w: aid must be 5 to 16 bytes, got %d", epurse.ErrBadArgument, n))
 	}
@@ -88,6 +108,22 @@ func (f *SAMFile) aid() []byte {
 		return f.AID
 	}
 	return epurse.AIDCityCard
+}
+
+// appFileID is the purchase application's file id.
+func (f *SAMFile) appFileID() uint16 {
+	if f.AppFileID != 0 {
+		return f.AppFileID
+	}
+	return FileIDApp
+}
+
+// keyIndex is the content of EF 0x17.
+func (f *SAMFile) keyIndex() byte {
+	if f.KeyIndex != 0 {
+		return f.KeyIndex
+	}
+	return 1
 }
 
 func (f *SAMFile) clone() *SAMFile {
@@ -119,6 +155,11 @@ type samFileJSON struct {
 	DPK        epurse.Key16 `json:"dpk"`
 	KeyVersion byte         `json:"key_version"`
 	Serial     uint32       `json:"serial"`
+
+	AppFile         string `json:"app_file,omitempty"`
+	KeyIndex        byte   `json:"key_index,omitempty"`
+	Diversification string `json:"diversification,omitempty"`
+	SecurityCode    bool   `json:"security_code,omitempty"`
 }
 
 // MarshalJSON writes the fields listed on SAMFile, bytes in upper-case hex.
@@ -129,6 +170,11 @@ func (f SAMFile) MarshalJSON() ([]byte, error) {
 		DPK:        f.DPK,
 		KeyVersion: f.KeyVersion,
 		Serial:     f.Serial,
+
+		AppFile:         appFileWord(f.AppFileID),
+		KeyIndex:        f.KeyIndex,
+		Diversification: divWord(f.Diversification),
+		SecurityCode:    f.SecurityCode,
 	})
 }
 
@@ -142,7 +188,21 @@ func (f *SAMFile) UnmarshalJSON(b []byte) error {
 }
 
 func (f *SAMFile) fromJSON(j samFileJSON) error {
-	v := SAMFile{DPK: j.DPK, KeyVersion: j.KeyVersion, Serial: j.Serial}
+	v := SAMFile{DPK: j.DPK, KeyVersion: j.KeyVersion, Serial: j.Serial, KeyIndex: j.KeyIndex, SecurityCode: j.SecurityCode}
+	if j.AppFile != "" {
+		b, err := hex.DecodeString(j.AppFile)
+		if err != nil || len(b) != 2 || (b[0] == 0 && b[1] == 0) {
+			return fmt.Errorf("%w: app_file must be a file id of 4 hex digits", epurse.ErrBadArgument)
+		}
+		v.AppFileID = uint16(b[0])<<8 | uint16(b[1])
+	}
+	if j.Diversification != "" {
+		d, err := ParseDiversification(j.Diversification)
+		if err != nil {
+			return fmt.Errorf("%w: diversification must be one, issuer or city", epurse.ErrBadArgument)
+		}
+		v.Diversification = d
+	}
 	id, err := hex.DecodeString(j.TerminalID)
 	if err != nil || len(id) != len(v.TerminalID) {
 		return fmt.Errorf("%w: terminal_id must be 6 bytes in hex", epurse.ErrBadArgument)
@@ -206,4 +266,18 @@ func (f *SAMFile) Save(path string) (err error) {
 		return fmt.Errorf("PSAM file %s: %w", path, err)
 	}
 	return nil
+}
+
+func appFileWord(id uint16) string {
+	if id == 0 {
+		return ""
+	}
+	return fmt.Sprintf("%04X", id)
+}
+
+func divWord(d Diversification) string {
+	if d == DiversifyOnce {
+		return ""
+	}
+	return d.String()
 }

@@ -24,6 +24,7 @@ const (
 	swWrongOffset     uint16 = 0x6B00
 	swINSNotSupported uint16 = 0x6D00
 	swCLANotSupported uint16 = 0x6E00
+	swSecurity        uint16 = 0x6982 // security status not satisfied: a wrong security code
 	swMACInvalid      uint16 = 0x9302
 	swCounterMax      uint16 = 0x9402
 	swKeyNotFound     uint16 = 0x9403
@@ -76,6 +77,7 @@ type SimPSAM struct {
 	df      df
 	pending []byte   // answer data waiting for GET RESPONSE
 	sess    *session // the last MAC1's session, for one MAC2 check
+	code    []byte   // the card's security code, for the very next INIT
 }
 
 // NewSimPSAM makes a PSAM of f, which it owns from then on (read it back
@@ -108,7 +110,7 @@ func (s *SimPSAM) File() *SAMFile {
 func (s *SimPSAM) Reset() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.df, s.pending, s.sess = dfMF, nil, nil
+	s.df, s.pending, s.sess, s.code = dfMF, nil, nil, nil
 }
 
 // simHistorical are the ATR's historical bytes: category 80 (COMPACT-TLV
@@ -133,8 +135,8 @@ func (s *SimPSAM) Transmit(cmd []byte) ([]byte, error) {
 	// A waiting answer is for the very next command only (if it is GET
 	// RESPONSE), and the MAC1 session lives until the next command other
 	// than GET RESPONSE: one MAC1, at most one MAC2 check.
-	pending, sess := s.pending, s.sess
-	s.pending, s.sess = nil, nil
+	pending, sess, code := s.pending, s.sess, s.code
+	s.pending, s.sess, s.code = nil, nil, nil
 	cm, err := apdu.ParseCommand(cmd)
 	if err != nil {
 		return swBytes(swWrongLength), nil
@@ -143,7 +145,7 @@ func (s *SimPSAM) Transmit(cmd []byte) ([]byte, error) {
 		s.sess = sess // GET RESPONSE finishes the INIT it fetches for
 		return s.getResponse(cm, pending), nil
 	}
-	r, err := s.dispatch(cm, sess)
+	r, err := s.dispatch(cm, sess, code)
 	if err != nil {
 		return nil, err
 	}
@@ -156,7 +158,7 @@ func (s *SimPSAM) Transmit(cmd []byte) ([]byte, error) {
 
 func swBytes(sw uint16) []byte { return []byte{byte(sw >> 8), byte(sw)} }
 
-func (s *SimPSAM) dispatch(cm apdu.Command, sess *session) (reply, error) {
+func (s *SimPSAM) dispatch(cm apdu.Command, sess *session, code []byte) (reply, error) {
 	if cm.CLA != claISO && cm.CLA != claPBOC {
 		return status(swCLANotSupported), nil
 	}
@@ -164,7 +166,7 @@ func (s *SimPSAM) dispatch(cm apdu.Command, sess *session) (reply, error) {
 	switch cm.INS {
 	case insSelect, insReadBinary, insGetResponse: // 00 C0 never gets here
 		class = claISO
-	case insInitSAMPurch, insCreditSAMPurch:
+	case insInitSAMPurch, insCreditSAMPurch, insSecurityCode:
 		class = claPBOC
 	default:
 		return status(swINSNotSupported), nil
@@ -178,7 +180,9 @@ func (s *SimPSAM) dispatch(cm apdu.Command, sess *session) (reply, error) {
 	case insReadBinary:
 		return s.readBinary(cm), nil
 	case insInitSAMPurch:
-		return s.initForPurchase(cm)
+		return s.initForPurchase(cm, code)
+	case insSecurityCode:
+		return s.takeSecurityCode(cm), nil
 	case insCreditSAMPurch:
 		return s.creditForPurchase(cm, sess), nil
 	}
@@ -226,7 +230,7 @@ func (s *SimPSAM) selectFile(cm apdu.Command) reply {
 			return status(swWrongLength)
 		case binary.BigEndian.Uint16(cm.Data) == FileIDMF:
 			to = dfMF
-		case binary.BigEndian.Uint16(cm.Data) == FileIDApp:
+		case binary.BigEndian.Uint16(cm.Data) == s.f.appFileID():
 			to = dfApp
 		default:
 			return status(swFileNotFound)
@@ -256,7 +260,8 @@ func (s *SimPSAM) selectFile(cm apdu.Command) reply {
 }
 
 // readBinary is READ BINARY with an SFI in P1 (100x xxxx) and the offset in
-// P2; the one EF is 0x16 of the MF, the terminal id. Le beyond the end is
+// P2; the EFs are 0x16 of the MF, the terminal id, and 0x17 of the
+// purchase application, the purchase key index. Le beyond the end is
 // answered 6Cxx with the length left; a smaller Le reads that many bytes;
 // Le 00 reads all.
 func (s *SimPSAM) readBinary(cm apdu.Command) reply {
@@ -269,10 +274,15 @@ func (s *SimPSAM) readBinary(cm apdu.Command) reply {
 	if len(cm.Data) != 0 {
 		return status(swWrongLength)
 	}
-	if s.df != dfMF || cm.P1&0x1F != SFITerminalID {
+	var content []byte
+	switch {
+	case s.df == dfMF && cm.P1&0x1F == SFITerminalID:
+		content = s.f.TerminalID[:]
+	case s.df == dfApp && cm.P1&0x1F == SFIKeyIndex:
+		content = []byte{s.f.keyIndex()}
+	default:
 		return status(swFileNotFound)
 	}
-	content := s.f.TerminalID[:]
 	off := int(cm.P2)
 	if off >= len(content) {
 		return status(swWrongOffset)
@@ -293,17 +303,25 @@ func (s *SimPSAM) readBinary(cm apdu.Command) reply {
 // terminal transaction serial and saves it before anything is answered,
 // diversifies the master DPK with the card's factor, derives SESPK and
 // answers serial ‖ MAC1 through 61 08. The session stays for one MAC2 check.
-func (s *SimPSAM) initForPurchase(cm apdu.Command) (reply, error) {
+func (s *SimPSAM) initForPurchase(cm apdu.Command, code []byte) (reply, error) {
 	if cm.P1 != 0x00 || cm.P2 != 0x00 {
 		return status(swWrongP1P2), nil
 	}
-	// This PSAM's purchase key is diversified once, with the card's factor:
-	// a request with further factors (Lc 24, 2C) does not fit it.
-	if len(cm.Data) != initFixedLen+FactorLen {
+	// The request carries one factor per level of the PSAM's key: a PSAM
+	// keyed once refuses a second factor (Lc 24), one keyed twice refuses
+	// a request without it (Lc 1C).
+	levels := 1
+	if s.f.Diversification != DiversifyOnce {
+		levels = 2
+	}
+	if len(cm.Data) != initFixedLen+levels*FactorLen {
 		return status(swWrongLength), nil
 	}
 	if s.df != dfApp {
 		return status(swConditions), nil
+	}
+	if s.f.SecurityCode && code == nil {
+		return status(swConditions), nil // the card's security code must come just before
 	}
 	d := cm.Data
 	var random [4]byte
@@ -313,6 +331,12 @@ func (s *SimPSAM) initForPurchase(cm apdu.Command) (reply, error) {
 	tx := epurse.TxType(d[10])
 	keyVersion, algID := d[18], d[19]
 	factor := d[20:28]
+	master := s.f.DPK
+	if levels == 2 {
+		// The second factor (issuer or city) is the first diversification
+		// (docs/psam.md, "Diversification").
+		master = epurse.DiversifyKey(master, d[28:36])
+	}
 	// The key is found by version and algorithm; only the 3DES rules of the
 	// spec are known here (algId 00 or 01), so another one has no key.
 	if keyVersion != s.f.KeyVersion || (algID != 0x00 && algID != 0x01) {
@@ -330,8 +354,12 @@ func (s *SimPSAM) initForPurchase(cm apdu.Command) (reply, error) {
 	if s.f.Serial == math.MaxUint32 {
 		return status(swCounterMax), nil
 	}
+	cardKey := s.diversify(master, factor)
+	if want := SimSecurityCode(cardKey, factor); s.f.SecurityCode && subtle.ConstantTimeCompare(code, want[:]) != 1 {
+		return status(swSecurity), nil
+	}
 	serial := s.f.Serial + 1
-	sespk := epurse.SessionKeyPurchase(s.diversify(s.f.DPK, factor), random, counter, serial)
+	sespk := epurse.SessionKeyPurchase(cardKey, random, counter, serial)
 	mac1, err := epurse.PurchaseMAC1(sespk, amount, tx, s.f.TerminalID, when)
 	if err != nil {
 		return status(swWrongData), nil // the 4-byte amount always fits; never reached
@@ -378,4 +406,38 @@ func (s *SimPSAM) commit(change func(f *SAMFile)) error {
 		return fmt.Errorf("simulated PSAM: serial not saved, so not used: %w", err)
 	}
 	return nil
+}
+
+// takeSecurityCode is 80 CA 00 00 09 <code>: the card's security code,
+// kept for the INIT SAM FOR PURCHASE that must come next, which checks it
+// (the command itself cannot: it does not say which card). A PSAM that
+// does not ask for codes does not know the command.
+func (s *SimPSAM) takeSecurityCode(cm apdu.Command) reply {
+	switch {
+	case !s.f.SecurityCode:
+		return status(swINSNotSupported)
+	case cm.P1 != 0x00 || cm.P2 != 0x00:
+		return status(swWrongP1P2)
+	case len(cm.Data) != SecurityCodeLen:
+		return status(swWrongLength)
+	case s.df != dfApp:
+		return status(swConditions)
+	}
+	s.code = bytes.Clone(cm.Data)
+	return status(apdu.SWOK)
+}
+
+// SimSecurityCode is the security code the simulator gives a card whose
+// purchase key is cardKey and whose application serial ends with serial:
+// 01 ‖ 3DES_cardKey(serial's rightmost 8 bytes). How real city cards
+// derive theirs is not public; this is a simulation choice that lets the
+// simulated PSAM check a code with nothing but its master key and the
+// INIT's factors, as a real one checks it with keys of its own.
+func SimSecurityCode(cardKey epurse.Key16, serial []byte) [SecurityCodeLen]byte {
+	var code [SecurityCodeLen]byte
+	code[0] = 0x01
+	// DiversifyKey's left half is 3DES_K(F) of the rightmost 8 bytes.
+	k := epurse.DiversifyKey(cardKey, serial)
+	copy(code[1:], k[:8])
+	return code
 }

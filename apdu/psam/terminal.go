@@ -22,6 +22,7 @@ const (
 	insGetResponse    = 0xC0
 	insInitSAMPurch   = 0x70 // INIT SAM FOR PURCHASE (MAC1 计算)
 	insCreditSAMPurch = 0x72 // CREDIT SAM FOR PURCHASE (MAC2 校验)
+	insSecurityCode   = 0xCA // the card's security code (安全认证码), to the card and to the PSAM
 )
 
 // Files of the PSAM.
@@ -33,7 +34,13 @@ const (
 	// SFITerminalID is the short file id of the EF, in the MF, that holds
 	// the 6-byte terminal id.
 	SFITerminalID = 0x16
+	// SFIKeyIndex is the short file id of the EF, in the purchase
+	// application, whose first byte is the purchase key index.
+	SFIKeyIndex = 0x17
 )
+
+// SecurityCodeLen is the length of a card's security code.
+const SecurityCodeLen = 9
 
 // Lengths of the INIT SAM FOR PURCHASE fields.
 const (
@@ -85,6 +92,9 @@ type Info struct {
 	TerminalID [6]byte
 	// App is the purchase application that answered the SELECT.
 	App App
+	// KeyIndex is the purchase key index for INITIALIZE FOR PURCHASE, set
+	// by OpenProfile (zero after Open).
+	KeyIndex byte
 }
 
 // Open readies a PSAM after power-up for purchases: SelectMF, TerminalID
@@ -229,19 +239,35 @@ func (in PurchaseMAC1Input) command() (apdu.Command, error) {
 	return apdu.Command{CLA: claPBOC, INS: insInitSAMPurch, P1: 0x00, P2: 0x00, Data: d}, nil
 }
 
+// ErrDiversificationMismatch is an INIT SAM FOR PURCHASE refused for its
+// length (6700): the PSAM's purchase key is diversified a number of times
+// other than the request's (a PSAM keyed twice wants Lc 24, the card's
+// serial and a second factor). The PSAM profile (psam.profile) is wrong
+// for this PSAM; nothing was computed and the card was not debited.
+var ErrDiversificationMismatch = errors.New("the PSAM expects another diversification of the purchase key than the profile's")
+
 // InitForPurchase asks the PSAM for MAC1: INIT SAM FOR PURCHASE (MAC1 计算),
 // 80 70 00 00 1C (24 with an issuer factor). It returns the PSAM's terminal
 // transaction serial for this purchase, which goes into DEBIT FOR PURCHASE
 // and the TAC, and MAC1. The PSAM uses each serial once: a MAC1 that is not
 // used is simply dropped, and the next call gets the next serial.
 //
-// A key version the PSAM has no key for is apdu.ErrKeyIndex (9403).
+// A key version the PSAM has no key for is apdu.ErrKeyIndex (9403); a
+// length the PSAM refuses (6700) is ErrDiversificationMismatch as well as
+// apdu.ErrWrongLength.
 func InitForPurchase(t apdu.Transmitter, in PurchaseMAC1Input) (serial uint32, mac1 [4]byte, err error) {
 	c, err := in.command()
 	if err != nil {
 		return 0, mac1, fmt.Errorf("init sam for purchase: %w", err)
 	}
 	data, err := apdu.Transceive(t, c)
+	if errors.Is(err, apdu.ErrWrongLength) {
+		levels := "one level (no second factor)"
+		if len(in.IssuerFactor) > 0 {
+			levels = "two levels"
+		}
+		return 0, mac1, fmt.Errorf("init sam for purchase with Lc %02X, %s: %w: %w", len(c.Data), levels, ErrDiversificationMismatch, err)
+	}
 	if err != nil {
 		return 0, mac1, fmt.Errorf("init sam for purchase: %w", err)
 	}
@@ -281,4 +307,86 @@ func VerifyMAC2(t apdu.Transmitter, mac2 [4]byte) error {
 // with too few bytes must never turn into a zero MAC.
 func wrongLength(cmd string, got, want int) error {
 	return fmt.Errorf("%w: %s answered %d data bytes, want %d", apdu.ErrMalformed, cmd, got, want)
+}
+
+// ReadKeyIndex reads the purchase key index that the terminal must send to
+// the card in INITIALIZE FOR PURCHASE: the first byte of EF 0x17 of the
+// purchase application, 00 B0 97 00 01 (PSAM_GET_17FILE in the Pos80
+// transit POS, read after selecting DF 8011 or 1001; APDUSel0017 in a
+// Shanghai transit terminal). The application must be the current DF
+// (SelectApp). An index of 00 is refused: no card has key 0.
+func ReadKeyIndex(t apdu.Transmitter) (byte, error) {
+	c := apdu.Command{CLA: claISO, INS: insReadBinary, P1: 0x80 | SFIKeyIndex, P2: 0x00, Ne: 1}
+	data, err := apdu.Transceive(t, c)
+	if err != nil {
+		return 0, fmt.Errorf("PSAM read key index (EF 17): %w", err)
+	}
+	return parseKeyIndex(data)
+}
+
+// parseKeyIndex reads the one byte of READ BINARY EF 0x17.
+func parseKeyIndex(data []byte) (byte, error) {
+	if len(data) != 1 {
+		return 0, wrongLength("READ BINARY EF 17", len(data), 1)
+	}
+	if data[0] == 0 {
+		return 0, fmt.Errorf("%w: the PSAM's EF 17 gives purchase key index 00", apdu.ErrMalformed)
+	}
+	return data[0], nil
+}
+
+// CardSecurityCode asks the CARD (not the PSAM) for its 9-byte security
+// code (安全认证码), 80 CA 00 00 09, which city-card PSAMs want before they
+// compute MAC1 (getCardAuthNo of a housing-ministry city card terminal;
+// APDUFETCHUSERCODE of a Shanghai transit terminal). The card's purchase
+// application must be selected.
+func CardSecurityCode(card apdu.Transmitter) ([SecurityCodeLen]byte, error) {
+	var code [SecurityCodeLen]byte
+	c := apdu.Command{CLA: claPBOC, INS: insSecurityCode, P1: 0x00, P2: 0x00, Ne: SecurityCodeLen}
+	data, err := apdu.Transceive(card, c)
+	if err != nil {
+		return code, fmt.Errorf("card security code (80 CA): %w", err)
+	}
+	if len(data) != SecurityCodeLen {
+		return code, wrongLength("card 80 CA", len(data), SecurityCodeLen)
+	}
+	copy(code[:], data)
+	return code, nil
+}
+
+// VerifySecurityCode gives the card's security code to the PSAM,
+// 80 CA 00 00 09 <code> (apduUserCode of a Shanghai transit terminal's
+// PSAM class), before INIT SAM FOR PURCHASE. A code the PSAM does not
+// accept comes back as its status word's typed error.
+func VerifySecurityCode(t apdu.Transmitter, code [SecurityCodeLen]byte) error {
+	c := apdu.Command{CLA: claPBOC, INS: insSecurityCode, P1: 0x00, P2: 0x00, Data: code[:]}
+	data, err := apdu.Transceive(t, c)
+	if err != nil {
+		return fmt.Errorf("PSAM security code (80 CA): %w", err)
+	}
+	if len(data) != 0 {
+		return wrongLength("PSAM 80 CA", len(data), 0)
+	}
+	return nil
+}
+
+// OpenProfile is Open for a profile: the profile's applications (apps,
+// the configured ones, when it names none), then, when the profile says
+// so, the key index from EF 0x17. Info.KeyIndex is the index to send to
+// the card.
+func OpenProfile(t apdu.Transmitter, p Profile, apps ...App) (Info, error) {
+	if p.Apps != nil {
+		apps = p.Apps
+	}
+	info, err := Open(t, apps...)
+	if err != nil {
+		return info, err
+	}
+	info.KeyIndex = p.keyIndex()
+	if p.KeyIndexFromPSAM {
+		if info.KeyIndex, err = ReadKeyIndex(t); err != nil {
+			return info, err
+		}
+	}
+	return info, nil
 }

@@ -388,7 +388,7 @@ func newPurchaser(cfg *config.Config, store *offline.Store, till *tap.Till, log 
 	if len(cfg.EPurse.LogFiles) > 0 {
 		logFile = byte(cfg.EPurse.LogFiles[0])
 	}
-	return &tap.Purchaser{Store: store, Till: till, SAMApps: apps, TerminalID: cfg.TerminalID(),
+	return &tap.Purchaser{Store: store, Till: till, SAMApps: apps, PSAMProfiles: cfg.PSAM.Profiles(), TerminalID: cfg.TerminalID(),
 		DailyLimit: cfg.POS.DailyLimitFen(), LogFile: logFile, LogContinues: len(cfg.EPurse.LogFiles) == 1, Logger: log}
 }
 

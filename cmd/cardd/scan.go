@@ -45,14 +45,17 @@ type scanOutput struct {
 	BalanceFen int64  `json:"balance_fen"`
 	// PurseBalanceFen is the purse alone; SecondPurseFen the second purse
 	// of a card that has one. BalanceFen is what the card would spend.
-	PurseBalanceFen int64           `json:"purse_balance_fen"`
-	SecondPurseFen  *int64          `json:"second_purse_fen,omitempty"`
-	Notes           []string        `json:"notes,omitempty"`
-	Transactions    []scanTxnOutput `json:"transactions"`
-	APDUs           int             `json:"apdus"`
-	BalanceAPDUs    int             `json:"balance_apdus"`
-	BalanceMS       float64         `json:"balance_ms"`
-	TotalMS         float64         `json:"total_ms"`
+	PurseBalanceFen int64    `json:"purse_balance_fen"`
+	SecondPurseFen  *int64   `json:"second_purse_fen,omitempty"`
+	Notes           []string `json:"notes,omitempty"`
+	// Error is set, and the balance fields are zero, when the card was
+	// named but refused GET BALANCE; cardd scan then exits non-zero.
+	Error        string          `json:"error,omitempty"`
+	Transactions []scanTxnOutput `json:"transactions"`
+	APDUs        int             `json:"apdus"`
+	BalanceAPDUs int             `json:"balance_apdus"`
+	BalanceMS    float64         `json:"balance_ms"`
+	TotalMS      float64         `json:"total_ms"`
 }
 
 type scanTxnOutput struct {
@@ -82,6 +85,19 @@ func cmdScan(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	got, err := oneTap(ctx, interactiveRunner(cfg, stderr), wait, prompt)
 	if err != nil {
 		return err
+	}
+	var partial *tap.BalanceError
+	if got.Err != nil && asJSON && errors.As(got.Err, &partial) {
+		// Named but no balance: print what names the card, then fail.
+		res := *got
+		res.Read = partial.Read
+		out := toScanOutput(res, fullNumber)
+		out.Error = fmt.Sprintf("%s: %v", got.Outcome(), got.Err)
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(out); err != nil {
+			return err
+		}
 	}
 	if got.Err != nil {
 		return fmt.Errorf("%s: %s: %w", got.Reader, got.Outcome(), got.Err)

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/cardd/cardd/apdu/epurse"
+	"github.com/cardd/cardd/apdu/psam"
 	"github.com/cardd/cardd/host"
 	"github.com/cardd/cardd/hostapi"
 	"github.com/cardd/cardd/money"
@@ -160,9 +161,20 @@ func cmdCardIssue(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	expiry := fs.String("expiry", "", "last valid day, YYYY-MM-DD (default start + 4 years)")
 	out := fs.String("out", "", "card file to write, mode 0600, for 'cardsim card --file' (required; refused if it exists)")
 	history := fs.Int("history", 0, "give the card this many past transactions (0-50), made with its own commands; not credits of this host")
+	purchaseDiv := fs.String("purchase-diversification", "one", "the purchase key: one level (cardd's PSAMs), or two by issuer (T-Union) or city code (CJ/T 166), for PSAMs keyed so")
+	purchaseKey := fs.Int("purchase-key-index", 1, "the purchase key index the card answers to (1-255), as the PSAM's EF 0x17 says")
+	securityCode := fs.Bool("security-code", false, "give the card a security code (80 CA 00 00 09) for PSAMs that check one")
 	if err := parse(fs, args, dir); err != nil {
 		return err
 	}
+	div, err := psam.ParseDiversification(*purchaseDiv)
+	if err != nil {
+		return usagef("--purchase-diversification = %q: want one, issuer or city", *purchaseDiv)
+	}
+	if *purchaseKey < 1 || *purchaseKey > 255 {
+		return usagef("--purchase-key-index = %d: want 1 to 255", *purchaseKey)
+	}
+	purchase := psam.CardPurchase{Diversification: div, KeyIndex: byte(*purchaseKey), SecurityCode: *securityCode}
 	if err := required("number", *number); err != nil {
 		return err
 	}
@@ -226,6 +238,13 @@ func cmdCardIssue(ctx context.Context, args []string, stdout, stderr io.Writer) 
 			return fmt.Errorf("card history: %w", err)
 		}
 		f = card.File()
+	}
+	if purchase != (psam.CardPurchase{KeyIndex: 1}) {
+		// After the history, which was paid with the one-level key.
+		keys.PersonalizePurchase(f, purchase)
+		if err := f.Save(*out); err != nil {
+			return err
+		}
 	}
 	fmt.Fprintf(stdout, "issued card %s: holder %q, EP balance %s, valid %s to %s, %d past transactions, written to %s (mode 0600)\n",
 		redact.CardNumber(f.Info.CardNumber), *holder, money.Format(f.EPBalance), startDate, expiryDate, len(f.Log), *out)

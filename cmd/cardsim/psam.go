@@ -25,8 +25,23 @@ func cmdPSAMNew(args []string, stdout io.Writer) error {
 	term := fs.String("terminal", "000000000001", "the PSAM's terminal id, 12 hex digits: it goes into every purchase's MAC1 and TAC")
 	out := fs.String("out", "", "PSAM file to write (mode 0600), required")
 	force := fs.Bool("force", false, "overwrite an existing file")
+	app := fs.String("app", "1001", "file id of the purchase application, 4 hex digits (8011 plays a transport-ministry PSAM)")
+	keyIndex := fs.Int("key-index", 1, "purchase key index in the application's EF 0x17 (1-255)")
+	div := fs.String("diversification", "one", "the purchase key's diversification: one, or two levels by issuer or city code")
+	code := fs.Bool("security-code", false, "need the card's security code (80 CA 00 00 09) before INIT SAM FOR PURCHASE")
 	if err := parse(fs, args); err != nil {
 		return err
+	}
+	appID, err := hex.DecodeString(*app)
+	if err != nil || len(appID) != 2 || (appID[0] == 0 && appID[1] == 0) || (appID[0] == 0x3F && appID[1] == 0) {
+		return usageError{fmt.Errorf("--app = %q: want a file id of 4 hex digits, not 0000 or 3F00", *app)}
+	}
+	if *keyIndex < 1 || *keyIndex > 255 {
+		return usageError{fmt.Errorf("--key-index = %d: want 1 to 255", *keyIndex)}
+	}
+	d, err := psam.ParseDiversification(*div)
+	if err != nil {
+		return usageError{fmt.Errorf("--diversification = %q: want one, issuer or city", *div)}
 	}
 	if *keys == "" || *out == "" {
 		return usageError{errors.New("--keys and --out are required")}
@@ -44,10 +59,13 @@ func cmdPSAMNew(args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
+	f.AppFileID = uint16(appID[0])<<8 | uint16(appID[1])
+	f.KeyIndex, f.Diversification, f.SecurityCode = byte(*keyIndex), d, *code
 	if err := f.Save(*out); err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "PSAM file %s: terminal %X, purchase key from %s\n", *out, id, *keys)
+	fmt.Fprintf(stdout, "PSAM file %s: terminal %X, purchase key from %s, application %04X, key index %d, diversification %s, security code %v\n",
+		*out, id, *keys, f.AppFileID, f.KeyIndex, d, *code)
 	return nil
 }
 

@@ -1,0 +1,140 @@
+package tap
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/cardd/cardd/apdu"
+	"github.com/cardd/cardd/apdu/epurse"
+	"github.com/cardd/cardd/apdu/psam"
+)
+
+// newProfiledWorld is a POS whose PSAM and card are keyed as sam and card
+// say, the purchaser using profiles.
+func newProfiledWorld(t *testing.T, sam func(*psam.SAMFile), card psam.CardPurchase, profiles psam.Profiles) *posWorld {
+	t.Helper()
+	w := newPOSWorld(t, 0)
+	f := w.sam.File()
+	sam(f)
+	w.sam = psam.NewSimPSAM(f, "")
+	w.card = newTestCard(t, "王小明", 0, func(cf *epurse.CardFile) {
+		cf.Info.IssuerID = [8]byte{0x02, 0x13, 0x31, 0x00, 0xFF, 0xFF, 0xFF, 0xFF}
+		card.Apply(cf, testMasters.DPK)
+	})
+	w.p.PSAMProfiles = profiles
+	return w
+}
+
+func mustProfile(t *testing.T, s string) psam.Profile {
+	t.Helper()
+	p, err := psam.ParseProfile(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// TestPurchaseThroughPSAMProfiles: a sale is paid through a PSAM whose
+// key index is 3 (read from it), whose key is diversified twice in either
+// layout, and one that needs the card's security code.
+func TestPurchaseThroughPSAMProfiles(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		sam  func(*psam.SAMFile)
+		card psam.CardPurchase
+		prof string
+	}{
+		{"key index 3", func(f *psam.SAMFile) { f.KeyIndex = 3 }, psam.CardPurchase{KeyIndex: 3}, "cardd key_index=psam"},
+		{"issuer layout at 8011", func(f *psam.SAMFile) { f.AppFileID, f.KeyIndex, f.Diversification = 0x8011, 2, psam.DiversifyIssuer },
+			psam.CardPurchase{KeyIndex: 2, Diversification: psam.DiversifyIssuer}, "tunion"},
+		{"city layout and security code", func(f *psam.SAMFile) { f.Diversification, f.SecurityCode = psam.DiversifyCity, true },
+			psam.CardPurchase{Diversification: psam.DiversifyCity, SecurityCode: true}, "cityunion"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			w := newProfiledWorld(t, tc.sam, tc.card, psam.Profiles{Default: mustProfile(t, tc.prof)})
+			if _, err := w.till.Arm(1250, ""); err != nil {
+				t.Fatal(err)
+			}
+			rep, err := w.tap(t, w.card)
+			if err != nil || !rep.Paid || !rep.MAC2Verified {
+				t.Fatalf("tap: %+v, %v", rep, err)
+			}
+			if got := w.card.File().EPBalance; got != 12345-1250 {
+				t.Fatalf("card balance %d", got)
+			}
+		})
+	}
+}
+
+// TestPSAMRefusalMovesNothing: a PSAM keyed twice refuses cardd's one-level
+// request (6700); the tap says so, names the profile, and neither the card
+// nor the journal changes. The same for a missing security code (6985).
+func TestPSAMRefusalMovesNothing(t *testing.T) {
+	for _, tc := range []struct {
+		name, prof string
+		sam        func(*psam.SAMFile)
+		card       psam.CardPurchase
+		want       error
+		says       string
+	}{
+		{"one level to a two-level PSAM", "cardd", func(f *psam.SAMFile) { f.Diversification = psam.DiversifyCity },
+			psam.CardPurchase{Diversification: psam.DiversifyCity}, psam.ErrDiversificationMismatch, "Lc 1C, one level"},
+		{"no security code", "cardd diversification=city", func(f *psam.SAMFile) { f.Diversification, f.SecurityCode = psam.DiversifyCity, true },
+			psam.CardPurchase{Diversification: psam.DiversifyCity, SecurityCode: true}, apdu.ErrConditionsOfUse, "INIT SAM FOR PURCHASE refused"},
+		{"card without the PSAM's key index", "cardd key_index=psam", func(f *psam.SAMFile) { f.KeyIndex = 3 },
+			psam.CardPurchase{}, apdu.ErrKeyIndex, "no purchase key index 3"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			w := newProfiledWorld(t, tc.sam, tc.card, psam.Profiles{Default: mustProfile(t, tc.prof)})
+			if _, err := w.till.Arm(1250, ""); err != nil {
+				t.Fatal(err)
+			}
+			rep, err := w.tap(t, w.card)
+			if !errors.Is(err, ErrPSAMRefused) || !errors.Is(err, tc.want) || !strings.Contains(err.Error(), tc.says) ||
+				!strings.Contains(err.Error(), "PSAM profile "+mustProfile(t, tc.prof).String()) {
+				t.Fatalf("tap: %v", err)
+			}
+			if got := (Result{Err: err}).Outcome(); got != OutcomePSAMRefused {
+				t.Errorf("outcome %s", got)
+			}
+			if rep.Paid || rep.JournalID != "" {
+				t.Fatalf("report %+v", rep)
+			}
+			if got := w.card.File().EPBalance; got != 12345 {
+				t.Fatalf("card balance %d after a refused sale", got)
+			}
+			rows, err := w.store.PurchasesOn(context.Background(), w.card.File().Info.CardNumber, w.now.Format("20060102"))
+			if err != nil || len(rows) != 0 {
+				t.Fatalf("journal rows %+v, %v", rows, err)
+			}
+		})
+	}
+}
+
+// TestPSAMProfileByFamily: the card's family (epurse.Identify) picks its
+// profile; other families take the default. Both cards are keyed for the
+// city PSAM: the campus card, paid through the default one-level profile,
+// is refused; the City Union card, through psam.families.cityunion, pays.
+func TestPSAMProfileByFamily(t *testing.T) {
+	profiles := psam.Profiles{Default: mustProfile(t, "cardd"), Families: map[string]psam.Profile{"cityunion": mustProfile(t, "cityunion")}}
+	citySAM := func(f *psam.SAMFile) { f.Diversification, f.SecurityCode = psam.DiversifyCity, true }
+	keyed := psam.CardPurchase{Diversification: psam.DiversifyCity, SecurityCode: true}
+	w := newProfiledWorld(t, citySAM, keyed, profiles)
+	campus := newTestCard(t, "王小明", 0, func(cf *epurse.CardFile) { keyed.Apply(cf, testMasters.DPK) })
+	if _, err := w.till.Arm(100, ""); err != nil {
+		t.Fatal(err)
+	}
+	w.card = campus
+	if _, err := w.tap(t, campus); !errors.Is(err, ErrPSAMRefused) || !strings.Contains(err.Error(), "PSAM profile cardd ") {
+		t.Fatalf("campus card (default profile) through a city PSAM: %v", err)
+	}
+	w.card = newTestCard(t, "王小明", 0, func(cf *epurse.CardFile) {
+		cf.Info.IssuerID = [8]byte{0x02, 0x13, 0x31, 0x00, 0xFF, 0xFF, 0xFF, 0xFF}
+		keyed.Apply(cf, testMasters.DPK)
+	})
+	if rep, err := w.tap(t, w.card); err != nil || !rep.Paid {
+		t.Fatalf("cityunion card: %+v, %v", rep, err)
+	}
+}
