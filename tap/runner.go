@@ -161,6 +161,14 @@ type Runner struct {
 	OnTap     func(Result)
 	// OnAPDU, when set, gets each APDU exchange's round trip (for metrics).
 	OnAPDU func(time.Duration)
+	// WrapCard, when set, wraps each tap's card transmitter, so that every
+	// command of the tap goes through it: cardd dump records a tap so.
+	WrapCard func(apdu.Transmitter) apdu.Transmitter
+	// BeforeClose, when set, is called with that transmitter and the tap's
+	// result once the tap is done with the card, the session still open and
+	// the tap's deadline still on: cardd dump probes a card it could not
+	// read.
+	BeforeClose func(apdu.Transmitter, Result)
 
 	alive atomic.Int64 // Unix nanoseconds of the loop's last turn
 	// samReader is the reader with the SAM role now present ("" none);
@@ -283,7 +291,10 @@ func (r *Runner) tap(ctx context.Context, d *reader.Dialer, ev reader.Event) Res
 	defer cancel()
 	s, err := d.Open(cardCtx, ev.Reader)
 	if err == nil {
-		t := deadlineTransmitter{t: s, deadline: deadline, observe: r.OnAPDU}
+		var t apdu.Transmitter = deadlineTransmitter{t: s, deadline: deadline, observe: r.OnAPDU}
+		if r.WrapCard != nil {
+			t = r.WrapCard(t)
+		}
 		var doorErr error
 		res.Read, res.Err = ReadPurse(t, r.Read, func(cr *CardRead) {
 			res.ToBalance = time.Since(res.Start)
@@ -354,6 +365,9 @@ func (r *Runner) tap(ctx context.Context, d *reader.Dialer, ev reader.Event) Res
 					r.logger().Warn("settling a refused card's unfinished purchases", "err", err)
 				}
 			}
+		}
+		if r.BeforeClose != nil {
+			r.BeforeClose(t, res)
 		}
 		if cerr := s.Close(); cerr != nil {
 			r.logger().Warn("closing card session", "reader", ev.Reader, "err", cerr)

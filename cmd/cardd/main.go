@@ -3,6 +3,7 @@
 //
 //	cardd run      the daemon (kiosk mode): one structured log line per tap
 //	cardd scan     wait for one tap, print what the card holds, exit
+//	cardd dump     record one tap as a trace file (docs/trace.md)
 //	cardd config   print the effective configuration, secrets masked
 //
 // Configuration comes from defaults, a YAML file (--config or CARDD_CONFIG),
@@ -52,6 +53,8 @@ const usage = `usage: cardd <command> [flags]
 commands:
   run      run the daemon: read every card tapped, log one line per tap
   scan     wait for one tap, print the card's purse, exit
+  dump [--out FILE] [--keep-personal]
+           record one tap as a trace file (docs/trace.md), for a card read wrong
   config   print the effective configuration (secrets masked)
   doctor   check pcscd, readers, printer, host, clock, store and file modes
   print-test
@@ -100,6 +103,8 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		err = cmdRun(ctx, rest, stderr)
 	case "scan":
 		err = cmdScan(ctx, rest, stdout, stderr)
+	case "dump":
+		err = cmdDump(ctx, rest, stdout, stderr)
 	case "config":
 		err = cmdConfig(rest, stdout)
 	case "print-test":
@@ -111,7 +116,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	case "pos":
 		err = cmdPOS(ctx, rest, stdout, stderr)
 	default:
-		err = usageErr("unknown command %q (want run, scan, config, doctor, print-test, receipts or pos)", cmd)
+		err = usageErr("unknown command %q (want run, scan, dump, config, doctor, print-test, receipts or pos)", cmd)
 	}
 	if err == nil {
 		return 0

@@ -15,6 +15,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/cardd/cardd/apdu/epurse"
+	"github.com/cardd/cardd/config"
 	"github.com/cardd/cardd/money"
 	"github.com/cardd/cardd/reader"
 	"github.com/cardd/cardd/redact"
@@ -77,42 +78,13 @@ func cmdScan(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return err
 	}
-	if wait < 0 {
-		return usageErr("--wait = %q: must not be negative", wait)
+	prompt := stderr
+	if asJSON {
+		prompt = nil
 	}
-	// scan is interactive: only warnings reach the terminal.
-	log := newLogger(cfg, stderr)
-	if cfg.Log.SlogLevel() < slog.LevelWarn {
-		log = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	}
-	if wait > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, wait)
-		defer cancel()
-	}
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-
-	r := newRunner(cfg, log)
-	// scan prints its own result; pcscd trouble still reaches stderr.
-	r.Logger = slog.New(slog.DiscardHandler)
-	r.Monitor = &reader.Monitor{Logger: log}
-	var got *tap.Result
-	r.OnTap = func(res tap.Result) {
-		got = &res
-		cancel()
-	}
-	if !asJSON {
-		fmt.Fprintln(stderr, "Tap a card…")
-	}
-	if err := r.Run(ctx); err != nil && !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {
+	got, err := oneTap(ctx, interactiveRunner(cfg, stderr), wait, prompt)
+	if err != nil {
 		return err
-	}
-	if got == nil {
-		if ctx.Err() != nil && wait > 0 {
-			return fmt.Errorf("no card tapped within %v", wait)
-		}
-		return errors.New("interrupted before a card was tapped")
 	}
 	var partial *tap.BalanceError
 	if got.Err != nil && asJSON && errors.As(got.Err, &partial) {
@@ -137,6 +109,53 @@ func cmdScan(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return enc.Encode(out)
 	}
 	return writeScanTable(stdout, out)
+}
+
+// interactiveRunner is the runner of a command a person runs at a reader
+// for one tap: the command prints its own result, and only warnings (pcscd
+// trouble) reach the terminal.
+func interactiveRunner(cfg *config.Config, stderr io.Writer) *tap.Runner {
+	log := newLogger(cfg, stderr)
+	if cfg.Log.SlogLevel() < slog.LevelWarn {
+		log = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	}
+	r := newRunner(cfg, log)
+	r.Logger = slog.New(slog.DiscardHandler)
+	r.Monitor = &reader.Monitor{Logger: log}
+	return r
+}
+
+// oneTap runs r until the first tap and returns it; wait > 0 bounds the
+// wait for a card. It asks for the card on prompt, unless nil.
+func oneTap(ctx context.Context, r *tap.Runner, wait time.Duration, prompt io.Writer) (*tap.Result, error) {
+	if wait < 0 {
+		return nil, usageErr("--wait = %q: must not be negative", wait)
+	}
+	if prompt != nil {
+		fmt.Fprintln(prompt, "Tap a card…")
+	}
+	if wait > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, wait)
+		defer cancel()
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var got *tap.Result
+	r.OnTap = func(res tap.Result) {
+		got = &res
+		cancel()
+	}
+	if err := r.Run(ctx); err != nil && !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {
+		return nil, err
+	}
+	if got == nil {
+		if ctx.Err() != nil && wait > 0 {
+			return nil, fmt.Errorf("no card tapped within %v", wait)
+		}
+		return nil, errors.New("interrupted before a card was tapped")
+	}
+	return got, nil
 }
 
 func toScanOutput(res tap.Result, fullNumber bool) scanOutput {

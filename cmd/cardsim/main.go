@@ -10,6 +10,7 @@
 //	cardsim m1 --file m1.json                  insert the M1 card into a vpcd slot
 //	cardsim psam new --keys K --out psam.json  a PSAM with the issuer's purchase key
 //	cardsim psam --file psam.json              insert the PSAM into vpcd slot 1
+//	cardsim replay --trace card.trace          play a recorded card (cardd dump) in a vpcd slot
 //	cardsim printer [flags]                    a virtual ESC/POS printer on a pty
 //
 // Exit codes: 0 success, 1 failure, 2 bad usage.
@@ -52,6 +53,8 @@ const usage = `usage:
   cardsim psam new --keys FILE --out FILE [--terminal ID]
                                        create a PSAM file with the issuer's purchase key
   cardsim psam --file FILE [--slot 1]  insert the PSAM into a vpcd slot and hold it
+  cardsim replay --trace FILE [--slot 0] [--hold D]
+                                       play a trace file (cardd dump, docs/trace.md) as a card in a vpcd slot
   cardsim printer [flags]              run a virtual ESC/POS receipt printer on a pty
   cardsim relay [--link PATH]          run a virtual door relay board on a pty, printing what it gets
 
@@ -84,6 +87,8 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		err = cmdPSAMNew(args[2:], stdout)
 	case len(args) >= 1 && args[0] == "psam":
 		err = cmdPSAMInsert(ctx, args[1:], stdout, stderr)
+	case len(args) >= 1 && args[0] == "replay":
+		err = cmdReplay(ctx, args[1:], stdout, stderr)
 	case len(args) >= 1 && args[0] == "printer":
 		err = cmdPrinter(ctx, args[1:], stdout, stderr)
 	case len(args) >= 1 && args[0] == "relay":
