@@ -8,10 +8,10 @@ import (
 	"time"
 
 	"github.com/cardd/cardd/hostapi"
+	"github.com/cardd/cardd/internal/cardtest"
 )
 
-// tunionNumber is a T-Union card's number as printed on it: 19 digits.
-const tunionNumber = "3104990600000000006"
+const tunionNumber = cardtest.TUnion
 
 // TestNineteenDigitCard: a card whose number has 19 digits goes through
 // every part of the host API as a 16-digit one does: its credits asked on
@@ -97,15 +97,7 @@ func TestCardNumberRefusedAtEveryEndpoint(t *testing.T) {
 	ctx := context.Background()
 	id := e.addCredit(1000)
 	li := e.initLoad(1000)
-	for n, reason := range map[string]string{
-		"3104990":                "7 digits; want 8 to 20 decimal digits 0-9",
-		"310499060000000000061":  "21 digits; want 8 to 20 decimal digits 0-9",
-		" 3104990600000000006":   `' ' at byte 0 is not a decimal digit 0-9`,
-		"3104990600000000006 ":   `' ' at byte 19 is not a decimal digit 0-9`,
-		"+3104990600000000006":   `'+' at byte 0 is not a decimal digit 0-9`,
-		"٣١٠٤٩٩٠٦٠٠٠٠٠٠٠٠٠٠٠٦":   `'\u0663' at byte 0 is not a decimal digit 0-9`,
-		"3101000000123456\u200b": `'\u200b' at byte 16 is not a decimal digit 0-9`,
-	} {
+	for n, reason := range cardtest.Refused {
 		check := func(what, got string) {
 			t.Helper()
 			if !strings.Contains(got, reason) {

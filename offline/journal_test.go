@@ -4,9 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/cardd/cardd/internal/cardtest"
 )
 
 const cardA, cardB = "3101234567890001", "3101234567890002"
@@ -597,21 +600,15 @@ func TestRefusedByHost(t *testing.T) {
 func TestBeginCardNumbers(t *testing.T) {
 	s, _ := newStore(t)
 	ctx := context.Background()
-	for _, card := range []string{"3104990600000000006", "31010000", "31049906000000000060", "uid:04A1B2C3"} {
+	for _, card := range []string{cardtest.TUnion, "31010000", "31049906000000000060", "uid:04A1B2C3"} {
 		r := mustBegin(t, s, Row{Kind: KindPurchase, Card: card, Purse: "EP", AmountFen: 150})
 		if got := mustGet(t, s, r.ID); got.Card != card {
 			t.Errorf("row of card %s stored with card %q", card, got.Card)
 		}
 	}
-	for card, reason := range map[string]string{
-		"3104990":               "7 digits; want 8 to 20 decimal digits 0-9",
-		"310499060000000000061": "21 digits; want 8 to 20 decimal digits 0-9",
-		" 3104990600000000006":  `' ' at byte 0 is not a decimal digit 0-9`,
-		"3104990600000000006 ":  `' ' at byte 19 is not a decimal digit 0-9`,
-		"+3104990600000000006":  `'+' at byte 0 is not a decimal digit 0-9`,
-		"٣١٠٤٩٩٠٦٠٠٠٠٠٠٠٠٠٠٠٦":  `'\u0663' at byte 0 is not a decimal digit 0-9`,
-		"": "empty",
-	} {
+	refused := maps.Clone(cardtest.Refused)
+	refused[""] = "empty"
+	for card, reason := range refused {
 		_, err := s.Begin(ctx, Row{Kind: KindPurchase, Card: card, Purse: "EP", AmountFen: 150})
 		if err == nil || !strings.Contains(err.Error(), reason) {
 			t.Errorf("Begin of card %+q: %v, want %q", card, err, reason)
