@@ -2,6 +2,7 @@ package hostapi
 
 import (
 	"errors"
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -72,4 +73,27 @@ func TestCheckCardNumberRefuses(t *testing.T) {
 	if err := CheckCardNumber("uid:04A1B2C3"); err == nil {
 		t.Error("CheckCardNumber takes a UID, want numbers only")
 	}
+}
+
+// FuzzCheckCardNumber: whatever the input, CheckCardNumber takes exactly
+// the strings of 8 to 20 ASCII digits, and names every other with a
+// reason; CheckCardID agrees on everything that is not a UID.
+func FuzzCheckCardNumber(f *testing.F) {
+	for _, s := range []string{"3104990600000000006", "1234567", "123456789012345678901", " 31049906", "+31049906",
+		"٣١٠٤٩٩٠٦", "３１０４９９０６", "3104\u200b9906", "\xff\xfe12345678", "uid:04A1B2C3", ""} {
+		f.Add(s)
+	}
+	number := regexp.MustCompile(`^[0-9]{8,20}$`)
+	f.Fuzz(func(t *testing.T, s string) {
+		err := CheckCardNumber(s)
+		var ce *CardIDError
+		switch {
+		case number.MatchString(s) != (err == nil):
+			t.Fatalf("CheckCardNumber(%+q) = %v", s, err)
+		case err != nil && (!errors.As(err, &ce) || ce.ID != s || ce.Reason == ""):
+			t.Fatalf("CheckCardNumber(%+q) = %#v, want a *CardIDError with a reason", s, err)
+		case !strings.HasPrefix(s, UIDCardPrefix) && (CheckCardID(s) == nil) != (err == nil):
+			t.Fatalf("CheckCardID(%+q) and CheckCardNumber disagree", s)
+		}
+	})
 }
