@@ -233,10 +233,12 @@ func (ix *Index) MissingGroups() []string { return slices.Clone(ix.missing) }
 // else by UID, so a card can be listed either way and its number wins
 // when it is listed both ways.
 func (ix *Index) lookup(id Identity) (indexEntry, string, bool) {
-	// A card with no number (most door cards) is not an error to build.
-	if k, err := cardKey(id.Number); id.Number != "" && err == nil {
-		if i, ok := ix.cards[k]; ok {
-			return ix.entries[i], id.Number, true
+	// Most door cards have no number: not an error to build on each tap.
+	if id.Number != "" {
+		if k, err := cardKey(id.Number); err == nil {
+			if i, ok := ix.cards[k]; ok {
+				return ix.entries[i], id.Number, true
+			}
 		}
 	}
 	if k, ok := parseUID(id.UID); ok {

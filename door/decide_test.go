@@ -420,3 +420,13 @@ func BenchmarkNewIndex(b *testing.B) {
 		mustIndex(b, l, []string{"*"})
 	}
 }
+
+// TestLookupByUIDAllocatesNothing: a card known by its UID alone, as most
+// door cards are, costs the lookup no allocation, number check included.
+func TestLookupByUIDAllocatesNothing(t *testing.T) {
+	ix := mustIndex(t, fixture(), admitted)
+	id := Identity{UID: uidGuest}
+	if n := testing.AllocsPerRun(100, func() { ix.lookup(id) }); n != 0 {
+		t.Errorf("lookup by UID: %v allocations", n)
+	}
+}
