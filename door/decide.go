@@ -129,7 +129,7 @@ type Index struct {
 	hours   []*week  // nil for a group this door does not admit
 	sets    []groupSet
 	entries []indexEntry
-	cards   map[uint64]uint32
+	cards   map[cardNumberKey]uint32
 	uids    map[uidKey]uint32
 	missing []string
 }
@@ -162,7 +162,7 @@ func NewIndex(l *List, admit []string) (*Index, error) {
 		names:   make([]string, len(l.Groups)),
 		hours:   make([]*week, len(l.Groups)),
 		entries: make([]indexEntry, len(l.Entries)),
-		cards:   make(map[uint64]uint32),
+		cards:   make(map[cardNumberKey]uint32),
 		uids:    make(map[uidKey]uint32),
 	}
 	all := slices.Contains(admit, "*")
@@ -233,9 +233,12 @@ func (ix *Index) MissingGroups() []string { return slices.Clone(ix.missing) }
 // else by UID, so a card can be listed either way and its number wins
 // when it is listed both ways.
 func (ix *Index) lookup(id Identity) (indexEntry, string, bool) {
-	if k, ok := cardKey(id.Number); ok {
-		if i, ok := ix.cards[k]; ok {
-			return ix.entries[i], id.Number, true
+	// Most door cards have no number: not an error to build on each tap.
+	if id.Number != "" {
+		if k, err := cardKey(id.Number); err == nil {
+			if i, ok := ix.cards[k]; ok {
+				return ix.entries[i], id.Number, true
+			}
 		}
 	}
 	if k, ok := parseUID(id.UID); ok {

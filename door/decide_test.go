@@ -14,17 +14,19 @@ var allDays = []string{"mon", "tue", "wed", "thu", "fri", "sat", "sun"}
 
 // Cards of the fixture.
 const (
-	cardResident  = "3101000000000001" // residents, 2026-09-01 .. 2027-07-31
-	cardStaff     = "3101000000000002" // day-staff
-	cardNight     = "3101000000000003" // night (fri and sat 22:00-06:00)
-	cardElsewhere = "3101000000000004" // other-block only: not admitted here
-	cardTwo       = "3101000000000005" // day-staff and other-block
-	cardLost      = "3101000000000006" // residents, but on the deny list
-	cardBoth      = "3101000000000007" // listed by number (residents) and by its UID (day-staff)
-	cardShort     = "0001"             // a short number the card pads with F
-	uidGuest      = "04A1B2C3D4E5F6"   // a UID-only card: guests
-	uidBoth       = "DEADBEEF"         // cardBoth's UID
-	uidLost       = "0A0B0C0D"         // a UID on the deny list
+	cardResident  = "3101000000000001"     // residents, 2026-09-01 .. 2027-07-31
+	cardStaff     = "3101000000000002"     // day-staff
+	cardNight     = "3101000000000003"     // night (fri and sat 22:00-06:00)
+	cardElsewhere = "3101000000000004"     // other-block only: not admitted here
+	cardTwo       = "3101000000000005"     // day-staff and other-block
+	cardLost      = "3101000000000006"     // residents, but on the deny list
+	cardBoth      = "3101000000000007"     // listed by number (residents) and by its UID (day-staff)
+	cardShort     = "31010001"             // the shortest number, 8 digits, that the card pads with F
+	cardTUnion    = "3104990600000000006"  // a T-Union card's 19 digits: residents
+	cardLong      = "31049906000000000060" // 20 digits, cardTUnion and a 0: day-staff
+	uidGuest      = "04A1B2C3D4E5F6"       // a UID-only card: guests
+	uidBoth       = "DEADBEEF"             // cardBoth's UID
+	uidLost       = "0A0B0C0D"             // a UID on the deny list
 )
 
 func fixture() *List {
@@ -51,6 +53,8 @@ func fixture() *List {
 			{UID: uidBoth, Groups: []string{"day-staff"}},
 			{Card: cardShort, Groups: []string{"residents"}},
 			{UID: strings.ToLower(uidGuest), Groups: []string{"guests"}},
+			{Card: cardTUnion, Groups: []string{"residents"}},
+			{Card: cardLong, Groups: []string{"day-staff"}},
 		},
 	}
 }
@@ -152,8 +156,18 @@ func TestDecide(t *testing.T) {
 		{"number not listed: the UID's entry", Identity{Number: "3101999999999997", UID: uidBoth}, at(shanghai, "sat", "12:00"), ReasonOutsideHours, uidBoth, ""},
 		{"number not listed: the UID's entry, inside", Identity{Number: "3101999999999997", UID: uidBoth}, at(shanghai, "mon", "12:00"), ReasonAllowed, uidBoth, "day-staff"},
 		{"short number", Identity{Number: cardShort}, at(shanghai, "mon", "12:00"), ReasonAllowed, cardShort, "residents"},
-		{"short number is not its zero-padded form", Identity{Number: "0001000000000000"}, at(shanghai, "mon", "12:00"), ReasonUnknownCard, "0001000000000000", ""},
+		{"short number is not its zero-padded form", Identity{Number: "3101000100000000"}, at(shanghai, "mon", "12:00"), ReasonUnknownCard, "3101000100000000", ""},
+		{"19-digit number", Identity{Number: cardTUnion, UID: uidGuest}, at(shanghai, "sat", "03:00"), ReasonAllowed, cardTUnion, "residents"},
+		{"20-digit number, its own entry", Identity{Number: cardLong}, at(shanghai, "sat", "03:00"), ReasonOutsideHours, cardLong, ""},
+		{"19-digit number cut to 16", Identity{Number: cardTUnion[:16]}, at(shanghai, "mon", "12:00"), ReasonUnknownCard, cardTUnion[:16], ""},
 		{"malformed number, UID listed", Identity{Number: "31x1", UID: uidGuest}, at(shanghai, "sat", "11:00"), ReasonAllowed, uidGuest, "guests"},
+		// A listed number dressed up is not that number: not normalised.
+		{"7 digits of a listed number", Identity{Number: cardShort[:7]}, at(shanghai, "mon", "12:00"), ReasonUnknownCard, cardShort[:7], ""},
+		{"21 digits", Identity{Number: cardLong + "1"}, at(shanghai, "mon", "12:00"), ReasonUnknownCard, cardLong + "1", ""},
+		{"leading space", Identity{Number: " " + cardTUnion}, at(shanghai, "mon", "12:00"), ReasonUnknownCard, " " + cardTUnion, ""},
+		{"trailing space", Identity{Number: cardTUnion + " "}, at(shanghai, "mon", "12:00"), ReasonUnknownCard, cardTUnion + " ", ""},
+		{"plus sign", Identity{Number: "+" + cardTUnion}, at(shanghai, "mon", "12:00"), ReasonUnknownCard, "+" + cardTUnion, ""},
+		{"Arabic-Indic digits", Identity{Number: "٣١٠١٠٠٠١"}, at(shanghai, "mon", "12:00"), ReasonUnknownCard, "٣١٠١٠٠٠١", ""},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -404,5 +418,15 @@ func BenchmarkNewIndex(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		mustIndex(b, l, []string{"*"})
+	}
+}
+
+// TestLookupByUIDAllocatesNothing: a card known by its UID alone, as most
+// door cards are, costs the lookup no allocation, number check included.
+func TestLookupByUIDAllocatesNothing(t *testing.T) {
+	ix := mustIndex(t, fixture(), admitted)
+	id := Identity{UID: uidGuest}
+	if n := testing.AllocsPerRun(100, func() { ix.lookup(id) }); n != 0 {
+		t.Errorf("lookup by UID: %v allocations", n)
 	}
 }

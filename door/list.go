@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/cardd/cardd/hostapi"
 	"github.com/cardd/cardd/redact"
 )
 
@@ -56,8 +57,10 @@ type Window struct {
 
 // Entry is one card on the list. Exactly one of Card and UID is set.
 type Entry struct {
-	// Card is the e-purse card number, the decimal digits of EF 0x15 (up to
-	// 16; a number shorter than 16 digits is one the card pads with F).
+	// Card is the card number as printed on the card:
+	// hostapi.MinCardDigits to hostapi.MaxCardDigits decimal digits (16 on
+	// a campus card, 19 on a T-Union card), as hostapi.CheckCardNumber
+	// takes it.
 	Card string `json:"card,omitempty"`
 	// UID is the card's ISO 14443 UID in hex (4, 7 or 10 bytes; either
 	// case), for cards with no e-purse application.
@@ -156,7 +159,7 @@ func (l *List) Validate() error {
 		}
 	}
 
-	cards := make(map[uint64]int, len(l.Entries))
+	cards := make(map[cardNumberKey]int, len(l.Entries))
 	uids := make(map[uidKey]int)
 	for i, e := range l.Entries {
 		at := fmt.Sprintf("entries[%d]", i)
@@ -166,9 +169,10 @@ func (l *List) Validate() error {
 		case e.Card != "" && e.UID != "":
 			bad(at+".uid", redact.CardNumber(e.UID), "an entry is either a card number or a UID, not both: make two entries")
 		case e.Card != "":
-			k, ok := cardKey(e.Card)
-			if !ok {
-				bad(at+".card", redact.CardNumber(e.Card), "not a card number (1 to 16 decimal digits)")
+			k, err := cardKey(e.Card)
+			var notNumber *hostapi.CardIDError
+			if errors.As(err, &notNumber) {
+				bad(at+".card", redact.CardNumber(e.Card), "not a card number: %s", notNumber.Reason)
 			} else if first, dup := cards[k]; dup {
 				bad(at+".card", redact.CardNumber(e.Card), "repeats entries[%d].card", first)
 			} else {
@@ -303,26 +307,28 @@ func dateNumber(y int, m time.Month, d int) int32 {
 	return int32(y*10000 + int(m)*100 + d)
 }
 
-// cardKey packs a card number of 1 to 16 decimal digits into 64 bits, BCD
-// padded with F on the right as on the card, so that "0001" and "1" stay
-// different numbers and an index key is 8 bytes.
-func cardKey(s string) (uint64, bool) {
-	if len(s) == 0 || len(s) > 16 {
-		return 0, false
+// cardNumberKey is a card number as an index key: its digits as two
+// integers, the last 10 and those before, the count of digits in the top
+// byte, so that "00012345" and "000123450" stay different numbers and a
+// key is 16 bytes with no pointer for the collector to follow.
+type cardNumberKey [2]uint64
+
+// cardKey packs a card number that hostapi.CheckCardNumber takes, or
+// returns its error.
+func cardKey(s string) (cardNumberKey, error) {
+	var k cardNumberKey
+	if err := hostapi.CheckCardNumber(s); err != nil {
+		return k, err
 	}
-	var k uint64
-	for i := 0; i < 16; i++ {
-		nibble := uint64(0xF)
-		if i < len(s) {
-			c := s[i]
-			if c < '0' || c > '9' {
-				return 0, false
-			}
-			nibble = uint64(c - '0')
+	for i := 0; i < len(s); i++ {
+		half := 1 // at most 10 digits each: below 2^34
+		if i < len(s)-10 {
+			half = 0
 		}
-		k = k<<4 | nibble
+		k[half] = k[half]*10 + uint64(s[i]-'0')
 	}
-	return k, true
+	k[0] |= uint64(len(s)) << 56
+	return k, nil
 }
 
 // uidKey is a UID as an index key: its length and its bytes.

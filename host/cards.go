@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"strings"
 	"time"
 
 	"github.com/cardd/cardd/apdu/epurse"
@@ -15,14 +14,10 @@ import (
 	"github.com/cardd/cardd/redact"
 )
 
-// CheckCardNumber accepts a card number of 16 digits, the form of EF 0x15:
-// the card ids of hostapi.CheckCardID but a UID's.
-func CheckCardNumber(n string) error {
-	if strings.HasPrefix(n, hostapi.UIDCardPrefix) || hostapi.CheckCardID(n) != nil {
-		return fmt.Errorf("card number %q: want 16 digits", n)
-	}
-	return nil
-}
+// CheckCardNumber accepts a card number: the card ids of
+// hostapi.CheckCardID but a UID's. It is hostapi.CheckCardNumber, kept here
+// for the host's callers.
+func CheckCardNumber(n string) error { return hostapi.CheckCardNumber(n) }
 
 // Card is a card the host issued.
 type Card struct {
@@ -82,7 +77,7 @@ func (s *Store) Card(ctx context.Context, number string) (Card, error) {
 
 // IssueRequest describes a new card.
 type IssueRequest struct {
-	Number string
+	Number string // hostapi.CheckCardNumber
 	// Profile is the card's numbering and layout, one of
 	// epurse.IssuableProfiles; nil means epurse.ProfileCampus.
 	Profile    *epurse.Profile
@@ -154,7 +149,7 @@ func denyState(q querier, number string) (denied bool, reason string, err error)
 }
 
 // Deny puts a card on the deny list, or changes the reason it is there. Any
-// card id (hostapi.CheckCardID: a 16-digit number or a UID) may be denied,
+// card id (hostapi.CheckCardID: a number of 8 to 20 digits or a UID) may be denied,
 // issued here or not: terminals also meet cards of other issuers, and a
 // door knows most cards by their UID alone. It reports whether anything changed; a change
 // reaches the terminals through /v1/pull.

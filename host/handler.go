@@ -263,7 +263,7 @@ func (h *Handler) cardCredits(ctx context.Context, term string, body []byte, now
 		return nil, err
 	}
 	if err := hostapi.CheckCardID(req.Card); err != nil {
-		return nil, badRequest("%v", err)
+		return nil, badCard(err)
 	}
 	resp, err := h.store.pendingCredits(ctx, req.Card)
 	if errors.Is(err, ErrNotFound) {

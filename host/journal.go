@@ -80,8 +80,8 @@ func (c rowChecker) check(r hostapi.JournalRow) string {
 	default:
 		return fmt.Sprintf("state %q: want done, failed or unknown (a row in intent stays at the terminal)", r.State)
 	}
-	if hostapi.CheckCardID(r.Card) != nil {
-		return fmt.Sprintf("card %s: want 16 digits, or %s and a UID of 4, 7 or 10 bytes in upper-case hex", redact.CardNumber(r.Card), hostapi.UIDCardPrefix)
+	if err := hostapi.CheckCardID(r.Card); err != nil {
+		return maskedCardError(err)
 	}
 	switch {
 	case r.Purse != "" && r.Purse != "EP" && r.Purse != "ED" && r.Purse != hostapi.PurseM1:

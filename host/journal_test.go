@@ -47,13 +47,13 @@ func TestJournalRowChecks(t *testing.T) {
 	e := newEnv(t, Options{})
 	now := time.Now()
 	bad := map[string]func(*hostapi.JournalRow){
-		"empty id":                 func(r *hostapi.JournalRow) { r.ID = "" },
-		"at most 128":              func(r *hostapi.JournalRow) { r.ID = strings.Repeat("9", 129) },
-		"printable ASCII":          func(r *hostapi.JournalRow) { r.ID = testTerm + "-1\n" },
-		`kind "refund"`:            func(r *hostapi.JournalRow) { r.Kind = "refund" },
-		`state "intent"`:           func(r *hostapi.JournalRow) { r.State = "intent" },
-		`state "settled"`:          func(r *hostapi.JournalRow) { r.State = "settled" },
-		"card 3101*******3456":     func(r *hostapi.JournalRow) { r.Card = "310100000123456" },
+		"empty id":        func(r *hostapi.JournalRow) { r.ID = "" },
+		"at most 128":     func(r *hostapi.JournalRow) { r.ID = strings.Repeat("9", 129) },
+		"printable ASCII": func(r *hostapi.JournalRow) { r.ID = testTerm + "-1\n" },
+		`kind "refund"`:   func(r *hostapi.JournalRow) { r.Kind = "refund" },
+		`state "intent"`:  func(r *hostapi.JournalRow) { r.State = "intent" },
+		`state "settled"`: func(r *hostapi.JournalRow) { r.State = "settled" },
+		"card 3104*************0061: 21 digits; want 8 to 20": func(r *hostapi.JournalRow) { r.Card = "310499060000000000061" },
 		"card uid:**34ab":          func(r *hostapi.JournalRow) { r.Card = "uid:1234ab" },
 		`purse "XX"`:               func(r *hostapi.JournalRow) { r.Purse = "XX" },
 		"names its purse":          func(r *hostapi.JournalRow) { r.Purse = "" },
@@ -101,7 +101,7 @@ func TestJournalRowChecks(t *testing.T) {
 			!strings.Contains(rf.Reason, want) {
 			t.Errorf("refusal %+v, want row %d refused 400 bad_row with %q", rf, 2*i+1, want)
 		}
-		if strings.Contains(rf.Reason, "310100000123456") {
+		if strings.Contains(rf.Reason, "310499060000000000061") {
 			t.Errorf("reason shows the card number: %s", rf.Reason)
 		}
 	}

@@ -290,7 +290,7 @@ func (r *Rules) Authorize(ctx context.Context, term string, req hostapi.LoadAuth
 		return resp, badRequest("%v", err)
 	}
 	if err := CheckCardNumber(req.Card); err != nil {
-		return resp, badRequest("%v", err)
+		return resp, badCard(err)
 	}
 	random, err := hex4("random", req.Random)
 	if err != nil {
@@ -466,7 +466,7 @@ func (r *Rules) Complete(ctx context.Context, term string, req hostapi.LoadCompl
 		return r.completeM1(ctx, term, req, now)
 	}
 	if err := CheckCardNumber(req.Card); err != nil {
-		return resp, badRequest("%v", err)
+		return resp, badCard(err)
 	}
 	if req.NotApplied {
 		if req.TAC != "" {

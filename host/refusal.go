@@ -1,10 +1,12 @@
 package host
 
 import (
+	"errors"
 	"fmt"
 	"net/http"
 
 	"github.com/cardd/cardd/hostapi"
+	"github.com/cardd/cardd/redact"
 )
 
 // Refusal is a request the host answers with a reason the terminal can act
@@ -24,6 +26,20 @@ func refuse(status int, code, format string, a ...any) *Refusal {
 
 func badRequest(format string, a ...any) *Refusal {
 	return refuse(http.StatusBadRequest, hostapi.CodeBadRequest, format, a...)
+}
+
+// badCard refuses 400 a card id that hostapi.CheckCardID turned down.
+func badCard(err error) *Refusal { return badRequest("%s", maskedCardError(err)) }
+
+// maskedCardError is err, an error of hostapi.CheckCardID, with the id
+// masked: the reason is logged, and a mistyped number is still most of a
+// cardholder's real one.
+func maskedCardError(err error) string {
+	var bad *hostapi.CardIDError
+	if errors.As(err, &bad) {
+		return fmt.Sprintf("card %s: %s", redact.CardNumber(bad.ID), bad.Reason)
+	}
+	return err.Error()
 }
 
 func conflict(code, format string, a ...any) *Refusal {

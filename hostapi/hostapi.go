@@ -85,23 +85,71 @@ func UIDCard(uid []byte) string {
 	return string(out)
 }
 
-// CheckCardID accepts the two forms a card id takes: a card number of 16
-// digits (the e-purse's EF 0x15), or UIDCardPrefix and a 4-, 7- or 10-byte
-// ISO 14443 UID in upper-case hex.
+// MinCardDigits and MaxCardDigits bound a card number: the digits printed
+// on the card, as its issuer numbers it. Campus cards have 16, T-Union cards
+// (JT/T 978) 19; other issuers' range from 8 to 20.
+const (
+	MinCardDigits = 8
+	MaxCardDigits = 20
+)
+
+// CardIDError says why a string is not a card id. Reason does not repeat
+// the id, so a caller that must mask it (a log, a journal refusal) can
+// still say why; Error names it in full for the one who typed it.
+type CardIDError struct {
+	ID     string
+	Reason string
+}
+
+func (e *CardIDError) Error() string { return fmt.Sprintf("card %+q: %s", e.ID, e.Reason) }
+
+// CheckCardNumber accepts a card number: MinCardDigits to MaxCardDigits
+// ASCII decimal digits, nothing else. It normalises nothing: a space, a
+// sign or a digit of another script (Arabic-Indic, full-width) is refused
+// rather than read as a digit, so that one card has one spelling and the
+// deny list cannot be dodged by writing the number differently.
+func CheckCardNumber(n string) error {
+	if reason := numberReason(n); reason != "" {
+		return &CardIDError{ID: n, Reason: reason}
+	}
+	return nil
+}
+
+// numberReason is why n is not a card number, or "".
+func numberReason(n string) string {
+	const want = "want %d to %d decimal digits 0-9"
+	if n == "" {
+		return fmt.Sprintf("empty; "+want, MinCardDigits, MaxCardDigits)
+	}
+	for i, c := range n {
+		if c < '0' || c > '9' {
+			return fmt.Sprintf("%+q at byte %d is not a decimal digit 0-9; "+want, c, i, MinCardDigits, MaxCardDigits)
+		}
+	}
+	if len(n) < MinCardDigits || len(n) > MaxCardDigits {
+		return fmt.Sprintf("%d digits; "+want, len(n), MinCardDigits, MaxCardDigits)
+	}
+	return ""
+}
+
+// CheckCardID accepts the two forms a card id takes: a card number
+// (CheckCardNumber), or UIDCardPrefix and a 4-, 7- or 10-byte ISO 14443 UID
+// in upper-case hex. Errors are *CardIDError.
 func CheckCardID(id string) error {
 	if rest, ok := strings.CutPrefix(id, UIDCardPrefix); ok {
+		uid := &CardIDError{ID: id, Reason: "want " + UIDCardPrefix + " and a UID of 4, 7 or 10 bytes in upper-case hex"}
 		if n := len(rest); n != 8 && n != 14 && n != 20 {
-			return fmt.Errorf("card id %q: want %s and a UID of 4, 7 or 10 bytes in upper-case hex", id, UIDCardPrefix)
+			return uid
 		}
 		for _, c := range rest {
 			if !('0' <= c && c <= '9' || 'A' <= c && c <= 'F') {
-				return fmt.Errorf("card id %q: want %s and a UID of 4, 7 or 10 bytes in upper-case hex", id, UIDCardPrefix)
+				return uid
 			}
 		}
 		return nil
 	}
-	if len(id) != 16 || strings.Trim(id, "0123456789") != "" {
-		return fmt.Errorf("card number %q: want 16 digits (or %s and a UID)", id, UIDCardPrefix)
+	if reason := numberReason(id); reason != "" {
+		return &CardIDError{ID: id, Reason: reason + " (or " + UIDCardPrefix + " and a UID)"}
 	}
 	return nil
 }

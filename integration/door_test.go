@@ -118,6 +118,9 @@ func TestDoorDecidesOffline(t *testing.T) {
 			{"card": "3101000000900005", "groups": []string{"residents"}},
 			{"uid": "04A1B2C3", "groups": []string{"residents"}},
 			{"uid": "04D1E2F3", "groups": []string{"residents"}}, // lost: denied by its UID
+			// A T-Union card's 19 digits go on the list and the deny list
+			// and reach the door as written.
+			{"card": "3104990600000000006", "groups": []string{"residents"}},
 		},
 	}
 	body, err := json.Marshal(list)
@@ -127,7 +130,7 @@ func TestDoorDecidesOffline(t *testing.T) {
 	if _, err := w.host.SetAccessList(ctx, body, "test", now); err != nil {
 		t.Fatal(err)
 	}
-	for _, id := range []string{"3101000000900005", "uid:04D1E2F3"} {
+	for _, id := range []string{"3101000000900005", "uid:04D1E2F3", "3104990600000000013"} {
 		if _, err := w.host.Deny(ctx, id, "lost", "test", now); err != nil {
 			t.Fatal(err)
 		}
@@ -148,7 +151,7 @@ func TestDoorDecidesOffline(t *testing.T) {
 	deadline := time.Now().Add(15 * time.Second)
 	for {
 		var n int
-		if err := store.QueryRow(`SELECT count(*) FROM deny`).Scan(&n); err == nil && n == 2 {
+		if err := store.QueryRow(`SELECT count(*) FROM deny WHERE card IN ('3101000000900005', 'uid:04D1E2F3', '3104990600000000013')`).Scan(&n); err == nil && n == 3 {
 			break
 		}
 		if time.Now().After(deadline) {

@@ -98,6 +98,13 @@ func TestKioskInBrowser(t *testing.T) {
 	if got := b.text("#card-number"); got != "3101********0001" {
 		t.Errorf("#card-number %q", got)
 	}
+	// The longest number a card has, 20 digits, fits masked at 1024×768:
+	// no ellipsis takes its last 4 digits. The page shows what the API
+	// sends, whatever its length (a T-Union card's 19 digits).
+	if fits := b.eval(`(function () { var el = document.querySelector("#card-number"), was = el.textContent;
+		el.textContent = "3104************0060"; var ok = el.scrollWidth <= el.clientWidth; el.textContent = was; return String(ok) })()`); fits != "true" {
+		t.Errorf("a 20-digit masked number overflows #card-number")
+	}
 	if got := b.text("#holder"); got != "张三" {
 		t.Errorf("#holder %q", got)
 	}

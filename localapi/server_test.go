@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/cardd/cardd/apdu/epurse"
+	"github.com/cardd/cardd/internal/cardtest"
 	"github.com/cardd/cardd/offline"
 	"github.com/cardd/cardd/reader"
 	"github.com/cardd/cardd/tap"
@@ -351,5 +352,57 @@ func TestJournalShowsHostRefusal(t *testing.T) {
 	got := m["rows"].([]any)
 	if newest, oldest := got[0].(map[string]any), got[1].(map[string]any); oldest["host_refused"] != "bad_row: time" || newest["host_refused"] != nil {
 		t.Errorf("rows %v, want the first one refused by the host", got)
+	}
+}
+
+// TestNineteenDigitCard: a T-Union card's 19-digit number reaches the
+// screen and the journal page masked to its first 4 and last 4 digits,
+// with all its length in between, and its balance receipt with the whole
+// number (the receipt masks it as it prints).
+func TestNineteenDigitCard(t *testing.T) {
+	s, srv, store := newServer(t)
+	const masked = "3104***********0006"
+	st := openStream(t, srv)
+	st.next(t) // hello
+	cr := sampleRead()
+	cr.Info.CardNumber = cardtest.TUnion
+	s.Balance(tap.Result{Reader: "R0", Read: cr})
+	s.Tap(tap.Result{Reader: "R0", Read: cr})
+	for _, want := range []string{EventCardBalance, EventCardTap} {
+		e := st.next(t)
+		if e.Type != want || e.Card == nil || e.Card.Number != masked {
+			t.Fatalf("event %q card %+v, want %s with number %s", e.Type, e.Card, want, masked)
+		}
+	}
+	if _, err := store.Begin(context.Background(), offline.Row{Kind: offline.KindRead, State: offline.StateDone,
+		Card: cardtest.TUnion, Purse: "EP", BalanceFen: 13412}); err != nil {
+		t.Fatal(err)
+	}
+	code, m := call(t, srv, "GET", "/v1/journal", "", "")
+	if rows, _ := m["rows"].([]any); code != 200 || len(rows) != 1 || rows[0].(map[string]any)["card"] != masked {
+		t.Fatalf("journal: %d %v, want one row of card %s", code, m, masked)
+	}
+	if code, m := call(t, srv, "POST", "/v1/receipts", "Bearer "+token, `{"kind":"balance"}`); code != http.StatusAccepted {
+		t.Fatalf("balance receipt: %d %v", code, m)
+	}
+	if r, err := store.NextReceipt(context.Background()); err != nil || !strings.Contains(string(r.Body), `"card":"`+cardtest.TUnion+`"`) {
+		t.Errorf("queued receipt %+v, %v", r, err)
+	}
+}
+
+// TestNoCardNumberTaken: no call takes a card number (the card on the
+// reader is the only one a call acts on), so one slipped into a request,
+// of any length, is refused 400 with the reason, not ignored.
+func TestNoCardNumberTaken(t *testing.T) {
+	_, srv, _ := newServer(t)
+	for _, n := range []string{cardtest.TUnion, "3104990", "310499060000000000061"} {
+		code, m := call(t, srv, "POST", "/v1/purchase/arm", "Bearer "+token, `{"amount":"1.00","card":"`+n+`"}`)
+		if msg, _ := m["error"].(string); code != http.StatusBadRequest || !strings.Contains(msg, `"card"`) {
+			t.Errorf("arm with a card %s: %d %v, want 400 naming the field", n, code, m)
+		}
+		code, m = call(t, srv, "GET", "/v1/journal?card="+n, "", "")
+		if msg, _ := m["error"].(string); code != http.StatusBadRequest || !strings.Contains(msg, `unknown parameter "card"`) {
+			t.Errorf("journal of card %s: %d %v, want 400 naming the parameter", n, code, m)
+		}
 	}
 }

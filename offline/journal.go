@@ -233,8 +233,12 @@ func (s *Store) checkNew(r *Row) error {
 	if !validKind(r.Kind) {
 		return fmt.Errorf("kind %q: want read, load, purchase, access or recovery", r.Kind)
 	}
-	if r.Card == "" {
-		return errors.New("empty card number")
+	var bad *hostapi.CardIDError
+	if errors.As(hostapi.CheckCardID(r.Card), &bad) {
+		// The host would refuse the row, so its money could never be
+		// accounted for: refuse it before the card sees anything. Begin
+		// names the card, masked.
+		return errors.New(bad.Reason)
 	}
 	if r.State == "" {
 		r.State = StateDone

@@ -4,9 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/cardd/cardd/internal/cardtest"
 )
 
 const cardA, cardB = "3101234567890001", "3101234567890002"
@@ -586,5 +589,34 @@ func TestRefusedByHost(t *testing.T) {
 	}
 	if got, _ := s.Unacked(ctx, 10); fmt.Sprint(ids(got)) != fmt.Sprint([]string{load.ID, late.ID}) {
 		t.Fatalf("Unacked after the change %v", ids(got))
+	}
+}
+
+// TestBeginCardNumbers: the journal takes a card number of 8 to 20 digits
+// (a T-Union card's 19) or a UID, as the host does, and refuses before
+// anything is written a number the host would refuse: too short, too
+// long, or dressed up with spaces, a sign or digits of another script,
+// naming the reason with the number masked.
+func TestBeginCardNumbers(t *testing.T) {
+	s, _ := newStore(t)
+	ctx := context.Background()
+	for _, card := range []string{cardtest.TUnion, "31010000", "31049906000000000060", "uid:04A1B2C3"} {
+		r := mustBegin(t, s, Row{Kind: KindPurchase, Card: card, Purse: "EP", AmountFen: 150})
+		if got := mustGet(t, s, r.ID); got.Card != card {
+			t.Errorf("row of card %s stored with card %q", card, got.Card)
+		}
+	}
+	refused := maps.Clone(cardtest.Refused)
+	refused[""] = "empty"
+	for card, reason := range refused {
+		_, err := s.Begin(ctx, Row{Kind: KindPurchase, Card: card, Purse: "EP", AmountFen: 150})
+		if err == nil || !strings.Contains(err.Error(), reason) {
+			t.Errorf("Begin of card %+q: %v, want %q", card, err, reason)
+		} else if strings.Contains(err.Error(), strings.TrimSpace(card)) && card != "" {
+			t.Errorf("Begin of card %+q: error shows the number: %v", card, err)
+		}
+	}
+	if rows, err := s.List(ctx, 0, 100); err != nil || len(rows) != 4 {
+		t.Fatalf("%d rows in the journal (%v), want the 4 good ones", len(rows), err)
 	}
 }

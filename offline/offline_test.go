@@ -204,7 +204,7 @@ func TestTerminalID(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	r, err := s.Begin(context.Background(), Row{Kind: KindRead, Card: "1"})
+	r, err := s.Begin(context.Background(), Row{Kind: KindRead, Card: "31010000"})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 	"unicode/utf8"
+
+	"github.com/cardd/cardd/internal/cardtest"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files under testdata/golden")
@@ -502,6 +504,34 @@ func TestTextTUnionCard(t *testing.T) {
 	for _, l := range got {
 		if strings.Contains(l, "3104770040067442802") {
 			t.Errorf("the whole number on paper: %q", l)
+		}
+	}
+}
+
+// TestCardNumberLengths: a card number of any length a card has (8 to 20
+// digits; a T-Union card's 19) shows on the receipt masked, its first 4
+// and last 4 digits and a star for each digit between, on the label's
+// line at 32 columns, and no receipt line holds the number's middle.
+func TestCardNumberLengths(t *testing.T) {
+	for number, want := range map[string]string{
+		"31010001":             "卡号                    ******01",
+		"3101234567890001":     "卡号            3101********0001",
+		cardtest.TUnion:        "卡号         3104***********0006",
+		"31049906000000000060": "卡号        3104************0060",
+	} {
+		for _, k := range kinds {
+			r := sample(k)
+			r.CardNumber = number
+			text := Text(r, 32)
+			if k != KindTest && !slices.Contains(text, want) {
+				t.Errorf("%s receipt of card %s:\n%s\nwant the line %q", k, number, strings.Join(text, "\n"), want)
+			}
+			for _, line := range text {
+				if strings.Contains(line, number[2:len(number)-2]) {
+					t.Errorf("%s receipt shows card %s: %q", k, number, line)
+				}
+			}
+			checkLines(t, Lines(r, 32), 32)
 		}
 	}
 }

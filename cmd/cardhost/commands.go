@@ -153,7 +153,7 @@ func dash(s string) string {
 
 func cmdCardIssue(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs, dir := newFlags("card issue", stdout)
-	number := fs.String("number", "", "card number: 16 digits for a campus card, 19 for a T-Union card (required)")
+	number := fs.String("number", "", "card number as printed on the card: 16 digits for a campus card, 19 for a T-Union card (required)")
 	profile := fs.String("profile", "campus", "numbering and layout of the card: campus (16 digits, our own) or tunion (19 digits, T-Union AID, a second purse)")
 	holder := fs.String("holder", "", "cardholder name (stored as GBK on the card); empty for an anonymous card")
 	balance := fs.String("balance", "0.00", "EP balance at issue, in yuan, like 100.00")
@@ -188,8 +188,9 @@ func cmdCardIssue(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	if err != nil {
 		return usagef("--profile = %q: %v", *profile, err)
 	}
-	if err := host.CheckCardNumber(*number); err != nil {
-		return usagef("--number = %q: %v", *number, err)
+	var bad *hostapi.CardIDError
+	if errors.As(host.CheckCardNumber(*number), &bad) {
+		return usagef("--number = %+q: %s", *number, bad.Reason)
 	}
 	fen, err := money.Parse(*balance)
 	if err != nil || fen < 0 || fen > epurse.MaxAmount {
@@ -263,7 +264,7 @@ func issuableProfile(name string) (*epurse.Profile, error) {
 	return nil, fmt.Errorf("want one of %s", strings.Join(names, ", "))
 }
 
-// parseCard checks a --card flag: a card number of 16 digits, or "uid:"
+// parseCard checks a --card flag: a card number of 8 to 20 digits, or "uid:"
 // and a card's UID in hex (an M1 wallet, a door card), which it upper-cases.
 func parseCard(flag string, id *string) error {
 	if err := required(flag, *id); err != nil {
@@ -272,8 +273,9 @@ func parseCard(flag string, id *string) error {
 	if rest, ok := strings.CutPrefix(*id, hostapi.UIDCardPrefix); ok {
 		*id = hostapi.UIDCardPrefix + strings.ToUpper(rest)
 	}
-	if err := hostapi.CheckCardID(*id); err != nil {
-		return usagef("--%s = %q: want 16 digits, or uid: and a UID of 4, 7 or 10 bytes in hex", flag, *id)
+	var bad *hostapi.CardIDError
+	if errors.As(hostapi.CheckCardID(*id), &bad) {
+		return usagef("--%s = %+q: %s", flag, *id, bad.Reason)
 	}
 	return nil
 }
@@ -310,7 +312,7 @@ func cmdCardM1(ctx context.Context, args []string, stdout, stderr io.Writer) err
 
 func cmdCreditAdd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs, dir := newFlags("credit add", stdout)
-	number := fs.String("card", "", "card number, 16 digits, or uid: and an M1 wallet's UID (required)")
+	number := fs.String("card", "", "card number, 8 to 20 digits, or uid: and an M1 wallet's UID (required)")
 	amount := fs.String("amount", "", "amount in yuan, like 50.00 (required)")
 	note := fs.String("note", "", "where the money came from: wechat, alipay, subsidy, …")
 	if err := parse(fs, args, dir); err != nil {
@@ -428,7 +430,7 @@ func cmdCreditSettleM1(ctx context.Context, args []string, stdout, stderr io.Wri
 
 func cmdDenyAdd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs, dir := newFlags("deny add", stdout)
-	number := fs.String("card", "", "card number, 16 digits, or uid: and an M1 wallet's UID (required)")
+	number := fs.String("card", "", "card number, 8 to 20 digits, or uid: and an M1 wallet's UID (required)")
 	reason := fs.String("reason", "lost", "why: lost, stolen, …")
 	if err := parse(fs, args, dir); err != nil {
 		return err
@@ -455,7 +457,7 @@ func cmdDenyAdd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 
 func cmdDenyRemove(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs, dir := newFlags("deny remove", stdout)
-	number := fs.String("card", "", "card number, 16 digits, or uid: and an M1 wallet's UID (required)")
+	number := fs.String("card", "", "card number, 8 to 20 digits, or uid: and an M1 wallet's UID (required)")
 	if err := parse(fs, args, dir); err != nil {
 		return err
 	}
@@ -479,7 +481,7 @@ func cmdDenyRemove(ctx context.Context, args []string, stdout, stderr io.Writer)
 
 func cmdLedger(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs, dir := newFlags("ledger", stdout)
-	number := fs.String("card", "", "card number, 16 digits, or uid: and an M1 wallet's UID (required)")
+	number := fs.String("card", "", "card number, 8 to 20 digits, or uid: and an M1 wallet's UID (required)")
 	asJSON := fs.Bool("json", false, "print JSON instead of a table")
 	if err := parse(fs, args, dir); err != nil {
 		return err

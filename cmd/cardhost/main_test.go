@@ -128,6 +128,9 @@ func TestOperatorFlow(t *testing.T) {
 	}
 	wantCode(t, 0, "deny", "remove", "--dir", dir, "--card", number)
 	wantCode(t, 1, "deny", "remove", "--dir", dir, "--card", number)
+	// A T-Union card's 19-digit number, issued elsewhere, on and off the list.
+	wantCode(t, 0, "deny", "add", "--dir", dir, "--card", "3104990600000000006", "--reason", "stolen")
+	wantCode(t, 0, "deny", "remove", "--dir", dir, "--card", "3104990600000000006")
 
 	wantCode(t, 0, "credit", "cancel", "--dir", dir, "--id", id)
 	wantCode(t, 1, "credit", "cancel", "--dir", dir, "--id", id)
@@ -158,6 +161,16 @@ func TestExitCodes(t *testing.T) {
 		{2, []string{"credit", "add", "--dir", dir, "--bogus"}, "bogus"},
 		{1, []string{"credit", "add", "--dir", dir, "--card", "3101000000999999", "--amount", "1"}, "no such card"},
 		{1, []string{"ledger", "--dir", dir, "--card", "3101000000999999"}, "no such card"},
+		// Card numbers of 8 to 20 digits as written; anything else named with its reason.
+		{1, []string{"credit", "add", "--dir", dir, "--card", "3104990600000000006", "--amount", "1"}, "no such card"},
+		{1, []string{"ledger", "--dir", dir, "--card", "12345678901234567890"}, "no such card"},
+		{2, []string{"credit", "add", "--dir", dir, "--card", "3104990", "--amount", "1"}, `--card = "3104990": 7 digits; want 8 to 20`},
+		{2, []string{"ledger", "--dir", dir, "--card", "310499060000000000061"}, `--card = "310499060000000000061": 21 digits; want 8 to 20`},
+		{2, []string{"deny", "add", "--dir", dir, "--card", " 3104990600000000006"}, `' ' at byte 0 is not a decimal digit`},
+		{2, []string{"deny", "add", "--dir", dir, "--card", "+3104990600000000006"}, `'+' at byte 0 is not a decimal digit`},
+		{2, []string{"deny", "add", "--dir", dir, "--card", "٣١٠٤٩٩٠٦٠٠٠٠٠٠٠٠٠٠٠٦"}, `"\u0663\u0661`},
+		{2, []string{"card", "issue", "--dir", dir, "--number", "3104990", "--out", filepath.Join(empty, "c.json")}, `--number = "3104990": 7 digits`},
+		{2, []string{"card", "issue", "--dir", dir, "--number", "310499060000000000061", "--out", filepath.Join(empty, "c.json")}, "21 digits"},
 		{2, []string{"init", "--dir", dir}, "refusing to overwrite"},
 		{2, []string{"terminal", "add", "--dir", dir, "--id", "12345", "--secret-out", filepath.Join(empty, "s")}, `--id = "12345"`},
 		{2, []string{"terminal", "add", "--dir", dir, "--id", "000000000002", "--secret-out", secretFile}, "--secret-out"},
