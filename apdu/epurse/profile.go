@@ -182,6 +182,8 @@ var (
 	ProfileBeijing = &Profile{
 		Name: "beijing", Title: "北京市政交通一卡通", TitleEN: "Beijing Municipal Administration & Communications Card",
 		AIDs:        [][]byte{AIDBeijingOC, AIDBeijingPBOC},
+		Probe:       FileRange{SFI: 0x04, Len: 2},
+		ProbePrefix: []byte{0x10, 0x00},
 		Numbering:   NumberFileHex,
 		NumberFile:  FileRange{SFI: 0x04, Offset: 0, Len: 8},
 		ValiditySFI: 0x04,

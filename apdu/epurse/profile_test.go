@@ -146,3 +146,17 @@ func TestTUnionAppSerial(t *testing.T) {
 		}
 	}
 }
+
+func TestProbes(t *testing.T) {
+	ps := Probes()
+	if len(ps) != 1 || ps[0] != ProfileBeijing {
+		t.Fatalf("Probes() = %v", ps)
+	}
+	// EF 4 of the Beijing card in integration/testdata/cards/beijing-1.trace.
+	if !ProfileBeijing.Probed(mustHex(t, "1000751132009883010200300000")) {
+		t.Error("Beijing's EF 4 not recognised")
+	}
+	if ProfileBeijing.Probed(mustHex(t, "2000751132009883")) || ProfileBeijing.Probed([]byte{0x10}) {
+		t.Error("another EF 4 taken for Beijing's")
+	}
+}
