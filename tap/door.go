@@ -116,6 +116,14 @@ func (d *Door) Decide(ctx context.Context, t apdu.Transmitter, start time.Time, 
 		return denied, reason
 	}
 	dec := door.Decide(d.index.Load(), deny, id, now)
+	if cr != nil && dec.Allowed {
+		if err := cr.Transactable(); err != nil {
+			// A serial in hex, or unread validity dates, must not open a
+			// door: an unknown issuer's serial may spell a listed number,
+			// and an unread expiry date would never expire.
+			dec = door.Decision{Reason: door.ReasonUnknownCard, Card: dec.Card, Text: err.Error()}
+		}
+	}
 	if denyErr != nil {
 		d.logger().Error("reading the deny list; door kept shut", "err", denyErr)
 	}

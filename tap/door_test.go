@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/cardd/cardd/apdu"
+	"github.com/cardd/cardd/apdu/epurse"
 	"github.com/cardd/cardd/apdu/mifare"
 	"github.com/cardd/cardd/door"
 	"github.com/cardd/cardd/offline"
@@ -156,5 +157,31 @@ func TestDoorRefusesAnExpiredCard(t *testing.T) {
 	rep, err := d.Decide(context.Background(), nil, time.Now(), readTestCard(t), nil)
 	if !errors.Is(err, ErrAccessDenied) || relay.opens != 0 || rep.Decision.Reason != door.ReasonExpired {
 		t.Fatalf("Decide = %+v, %v", rep, err)
+	}
+}
+
+// A listed number is not enough when cardd could not read the card the
+// way its family numbers it: an unknown issuer's serial that happens to
+// spell a listed number, or a card whose expiry date does not read, keeps
+// the door shut.
+func TestDoorRefusesACardNotRecognised(t *testing.T) {
+	for name, spoil := range map[string]func(*CardRead){
+		"serial in hex":   func(cr *CardRead) { cr.Info.Numbering = epurse.NumberSerialHex },
+		"dates not read":  func(cr *CardRead) { cr.datesUnread = true },
+		"no number known": func(cr *CardRead) { cr.Info.CardNumber = "" },
+	} {
+		t.Run(name, func(t *testing.T) {
+			d, relay, _ := newTestDoor(t)
+			cr := readTestCard(t)
+			spoil(cr)
+			if cr.Info.CardNumber == "" {
+				cr.Info.CardNumber = testNumber // as if the list matched anyway
+				cr.Info.Numbering = epurse.NumberSerialHex
+			}
+			rep, err := d.Decide(context.Background(), nil, time.Now(), cr, nil)
+			if !errors.Is(err, ErrAccessDenied) || relay.opens != 0 || rep.Decision.Reason != door.ReasonUnknownCard {
+				t.Fatalf("Decide = %+v, %v; relay opened %d times", rep, err, relay.opens)
+			}
+		})
 	}
 }
