@@ -95,6 +95,7 @@ func cmdScan(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		out.Error = fmt.Sprintf("%s: %v", got.Outcome(), got.Err)
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
+		enc.SetEscapeHTML(false)
 		if err := enc.Encode(out); err != nil {
 			return err
 		}
@@ -106,6 +107,7 @@ func cmdScan(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if asJSON {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
+		enc.SetEscapeHTML(false)
 		return enc.Encode(out)
 	}
 	return writeScanTable(stdout, out)
