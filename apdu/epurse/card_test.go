@@ -721,7 +721,11 @@ func TestNewCardFile(t *testing.T) {
 		t.Errorf("holder = %+v", f.Holder)
 	}
 	for name, err := range map[string]error{
-		"15 digits": func() error { _, err := NewCardFile("310123456789000", "", 0, Date{}, Date{}, testMasters); return err }(),
+		"7 digits": func() error { _, err := NewCardFile("3101234", "", 0, Date{}, Date{}, testMasters); return err }(),
+		"17 digits": func() error {
+			_, err := NewCardFile("31012345678900012", "", 0, Date{}, Date{}, testMasters)
+			return err
+		}(),
 		"long name": func() error {
 			_, err := NewCardFile(testNumber, "欧阳诸葛司马上官慕容张", 0, Date{}, Date{}, testMasters)
 			return err

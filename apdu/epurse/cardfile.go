@@ -148,7 +148,7 @@ func (p *Proof) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
-// NewCardFile builds a fresh card of our own: a 16-digit number, the
+// NewCardFile builds a fresh card of our own: a number of 8 to 16 digits, the
 // cardholder's name ("" for an anonymous card with no EF 0x16), an EP
 // balance in fen, the validity dates and the issuer master keys from which
 // its keys are diversified (the masters themselves are not kept). The
@@ -175,8 +175,10 @@ func NewProfileCardFile(p *Profile, number string, holder string, balance int64,
 	issuer, aid, nb := DefaultIssuerID, "", NumberBCD
 	switch p {
 	case ProfileCampus:
-		if len(number) != 16 || !isDigits(number) {
-			return nil, fmt.Errorf("%w: a campus card number is 16 digits", ErrBadArgument)
+		if len(number) < 8 || len(number) > 16 || !isDigits(number) {
+			// BCD in bytes 12-19, F-padded: up to 16 digits; fewer than 8
+			// is no card number anyone uses (hostapi.CheckCardNumber).
+			return nil, fmt.Errorf("%w: a campus card number is 8 to 16 digits", ErrBadArgument)
 		}
 	case ProfileTUnion:
 		issuer, aid, nb = TUnionSimIssuerID, strings.ToUpper(hex.EncodeToString(AIDTUnion)), NumberTUnion

@@ -153,8 +153,8 @@ func dash(s string) string {
 
 func cmdCardIssue(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs, dir := newFlags("card issue", stdout)
-	number := fs.String("number", "", "card number as printed on the card: 16 digits for a campus card, 19 for a T-Union card (required)")
-	profile := fs.String("profile", "campus", "numbering and layout of the card: campus (16 digits, our own) or tunion (19 digits, T-Union AID, a second purse)")
+	number := fs.String("number", "", "card number as printed on the card: 8 to 16 digits for a campus card, 19 for a T-Union card (required)")
+	profile := fs.String("profile", "campus", "numbering and layout of the card: campus (8 to 16 digits in BCD, our own) or tunion (19 digits, T-Union AID, a second purse)")
 	holder := fs.String("holder", "", "cardholder name (stored as GBK on the card); empty for an anonymous card")
 	balance := fs.String("balance", "0.00", "EP balance at issue, in yuan, like 100.00")
 	start := fs.String("start", "", "first valid day, YYYY-MM-DD (default a year ago, so a --history lies within it)")

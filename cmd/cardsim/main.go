@@ -155,7 +155,7 @@ func cmdCardNew(args []string, stdout io.Writer) error {
 	fs.SetOutput(stdout)
 	fs.SortFlags = false
 	out := fs.String("out", "", "card file to write (required)")
-	number := fs.String("number", "3101000000000001", "card number: 16 digits for a campus card, 19 for a T-Union card")
+	number := fs.String("number", "3101000000000001", "card number: 8 to 16 digits for a campus card, 19 for a T-Union card")
 	profile := fs.String("profile", "campus", "numbering and layout: campus (our own cards) or tunion (19 digits, T-Union AID, a second purse)")
 	holder := fs.String("holder", "", "cardholder name (Chinese is fine: stored as GBK on the card)")
 	balance := fs.String("balance", "0.00", "EP balance in yuan, like 100.00")
