@@ -16,6 +16,9 @@ var (
 	AIDTUnion   = []byte{0xA0, 0x00, 0x00, 0x06, 0x32, 0x01, 0x01, 0x05}
 )
 
+// swEndOfFile is the warning 6282: fewer bytes than Le were left to read.
+const swEndOfFile uint16 = 0x6282
+
 // FileIDADF is the file id of the EP/ED application DF, for cards that are
 // selected by file id rather than by name.
 const FileIDADF uint16 = 0x1001
@@ -208,6 +211,11 @@ func ReadBinarySFI(t apdu.Transmitter, sfi byte, n int) ([]byte, error) {
 		return nil, fmt.Errorf("%w: SFI %#02x is not in 1..30", ErrBadArgument, sfi)
 	}
 	data, err := apdu.Transceive(t, apdu.Command{CLA: claISO, INS: insReadBinary, P1: 0x80 | sfi, P2: 0x00, Ne: n})
+	if sw, _ := apdu.SW(err); sw == swEndOfFile && len(data) > 0 {
+		// 6282, "end of file reached before Le bytes" (ISO 7816-4 §5.1.3):
+		// the file is shorter than asked, and data is all of it.
+		return data, nil
+	}
 	if err != nil {
 		return nil, fmt.Errorf("read EF %#02x: %w", sfi, err)
 	}

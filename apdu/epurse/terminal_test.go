@@ -326,3 +326,25 @@ func TestT0Answers(t *testing.T) {
 	}
 	s.Done()
 }
+
+// A file shorter than Le answers its bytes with 6282 on some cards (ISO
+// 7816-4): READ BINARY keeps them; other warnings and errors stay errors.
+func TestReadBinarySFIShortFile(t *testing.T) {
+	ef15 := bytes.Repeat([]byte{0x11}, 28)
+	for _, tc := range []struct {
+		answer []byte
+		want   []byte
+		ok     bool
+	}{
+		{append(bytes.Clone(ef15), 0x62, 0x82), ef15, true},
+		{[]byte{0x62, 0x82}, nil, false},
+		{[]byte{0x6A, 0x82}, nil, false},
+		{append(bytes.Clone(ef15), 0x62, 0x83), nil, false},
+	} {
+		card := apdu.TransmitterFunc(func([]byte) ([]byte, error) { return bytes.Clone(tc.answer), nil })
+		got, err := ReadBinarySFI(card, 0x15, IssuerInfoLen)
+		if (err == nil) != tc.ok || !bytes.Equal(got, tc.want) {
+			t.Errorf("answer % X: % X, %v", tc.answer, got, err)
+		}
+	}
+}
