@@ -284,9 +284,14 @@ func Identify(name []byte, fciInfo []byte, info IssuerInfo, ownIssuers [][8]byte
 	return ProfileGeneric
 }
 
+// selects reports whether name, the DF name in the card's FCI (or the one
+// it was selected by), is one of the family's. A registered AID of 5 bytes
+// or more also matches a longer DF name it begins: ISO 7816-4 selection by a
+// partial name answers the full one (A0 00 00 00 03 86 98 07 01 may come
+// back with a proprietary extension).
 func (p *Profile) selects(name []byte) bool {
 	for _, aid := range p.AIDs {
-		if bytes.Equal(aid, name) {
+		if bytes.Equal(aid, name) || len(aid) >= 5 && bytes.HasPrefix(name, aid) {
 			return true
 		}
 	}

@@ -124,6 +124,8 @@ func TestIdentify(t *testing.T) {
 		{AIDSuzhou, nil, other, ProfileSuzhou, "SUXIN.DDF01"},
 		{nil, nil, other, ProfileGeneric, "1001, nothing known"},
 		{[]byte("OTHER"), nil, own, ProfileGeneric, "our issuer id under a name we do not use"},
+		{append(append([]byte{}, AIDTUnion...), 0x01), nil, other, ProfileTUnion, "T-Union's AID extended"},
+		{[]byte("PBOCX"), nil, other, ProfileGeneric, "a short name is matched whole only"},
 	} {
 		if got := Identify(tc.name, tc.fci, tc.info, nil); got != tc.want {
 			t.Errorf("%s: %s, want %s", tc.comment, got.Name, tc.want.Name)
