@@ -236,37 +236,3 @@ func TestSimPSAMProfiles(t *testing.T) {
 		t.Fatalf("80 CA to a PSAM without codes: %04X, want 6D00", sw)
 	}
 }
-
-// purchase is the terminal's side of a sale, as tap.Purchaser runs it.
-func purchase(card, sam apdu.Transmitter, prof Profile, ci epurse.IssuerInfo, amount int64) error {
-	info, err := OpenProfile(sam, prof)
-	if err != nil {
-		return err
-	}
-	var code [SecurityCodeLen]byte
-	if prof.SecurityCode {
-		if code, err = CardSecurityCode(card); err != nil {
-			return err
-		}
-	}
-	init, err := epurse.InitPurchase(card, epurse.PurseEP, info.KeyIndex, amount, info.TerminalID)
-	if err != nil {
-		return err
-	}
-	if prof.SecurityCode {
-		if err := VerifySecurityCode(sam, code); err != nil {
-			return err
-		}
-	}
-	when := time.Now().Truncate(time.Second)
-	serial, mac1, err := InitForPurchase(sam, PurchaseMAC1Input{Card: init, Amount: amount, Type: epurse.TxEPPurchase, When: when,
-		CardSerial: ci.AppSerial[:], IssuerFactor: prof.Diversification.SecondFactor(ci.IssuerID)})
-	if err != nil {
-		return err
-	}
-	_, mac2, err := epurse.DebitPurchase(card, serial, when, mac1)
-	if err != nil {
-		return err
-	}
-	return VerifyMAC2(sam, mac2)
-}
