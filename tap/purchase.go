@@ -91,6 +91,10 @@ type Purchaser struct {
 	// m1KeysLoaded is whether a Preloaded wallet's keys were put into the
 	// reader by this process (only the tap loop touches it).
 	m1KeysLoaded bool
+	// psamKeyIndex is, per PSAM profile (its String), the purchase key
+	// index its PSAM last gave, for the recovery probe, which runs with
+	// no PSAM open (only the tap loop touches it).
+	psamKeyIndex map[string]byte
 }
 
 // PurchaseRecovery is an unfinished purchase of an earlier tap, settled on
@@ -244,6 +248,12 @@ func (p *Purchaser) debit(ctx context.Context, t apdu.Transmitter, sam apdu.Tran
 	info, err := psam.OpenProfile(sam, prof, p.SAMApps...)
 	if err != nil {
 		return fmt.Errorf("%w (PSAM profile %s): %v", ErrNoSAM, prof, err)
+	}
+	if prof.KeyIndexFromPSAM {
+		if p.psamKeyIndex == nil {
+			p.psamKeyIndex = map[string]byte{}
+		}
+		p.psamKeyIndex[prof.String()] = info.KeyIndex
 	}
 	var code [psam.SecurityCodeLen]byte
 	if prof.SecurityCode {
@@ -466,19 +476,34 @@ func (p *Purchaser) settleRow(t apdu.Transmitter, cr *CardRead, balance int64, r
 
 // offlineCounter is the purse's offline counter now, from INITIALIZE FOR
 // PURCHASE, which changes nothing until a DEBIT follows. A card with
-// nothing to spend refuses it (9401): then known is false.
+// nothing to spend refuses it (9401), and one without the key index tried
+// (9403: its issuer's index comes from a PSAM not read since the daemon
+// started): then known is false, and the card's log alone decides.
 func (p *Purchaser) offlineCounter(t apdu.Transmitter, cr *CardRead, balance int64) (counter uint16, known bool, err error) {
 	if balance <= 0 {
 		return 0, false, nil
 	}
-	init, err := epurse.InitPurchase(t, cr.Purse, 1, 1, p.TerminalID)
+	init, err := epurse.InitPurchase(t, cr.Purse, p.probeKeyIndex(cr), 1, p.TerminalID)
 	switch {
 	case err == nil:
 		return init.OfflineCounter, true, nil
-	case errors.Is(err, apdu.ErrInsufficientBalance):
+	case errors.Is(err, apdu.ErrInsufficientBalance), errors.Is(err, apdu.ErrKeyIndex):
 		return 0, false, nil
 	}
 	return 0, false, err
+}
+
+// probeKeyIndex is a purchase key index the card has: its PSAM profile's,
+// as configured or as its PSAM last gave it; else 1.
+func (p *Purchaser) probeKeyIndex(cr *CardRead) byte {
+	prof := p.profile(cr)
+	if !prof.KeyIndexFromPSAM {
+		return max(prof.KeyIndex, 1)
+	}
+	if i, ok := p.psamKeyIndex[prof.String()]; ok {
+		return i
+	}
+	return 1
 }
 
 func (p *Purchaser) logFile() byte {

@@ -3,12 +3,14 @@ package tap
 import (
 	"context"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/cardd/cardd/apdu"
 	"github.com/cardd/cardd/apdu/epurse"
 	"github.com/cardd/cardd/apdu/psam"
+	"github.com/cardd/cardd/offline"
 )
 
 // newProfiledWorld is a POS whose PSAM and card are keyed as sam and card
@@ -136,5 +138,74 @@ func TestPSAMProfileByFamily(t *testing.T) {
 	})
 	if rep, err := w.tap(t, w.card); err != nil || !rep.Paid {
 		t.Fatalf("cityunion card: %+v, %v", rep, err)
+	}
+}
+
+// TestPurchaseRecoveryWithPSAMKeyIndex: through a PSAM whose key index is
+// 3 (and a card that has no key 1), the DEBIT's answer is lost, whether
+// the card debited or not. The card's next tap must settle the row from
+// the card's counter and pay the sale exactly once: the recovery's
+// INITIALIZE probe may not use a key index the card refuses.
+func TestPurchaseRecoveryWithPSAMKeyIndex(t *testing.T) {
+	world := func() *posWorld {
+		return newProfiledWorld(t, func(f *psam.SAMFile) { f.KeyIndex = 3 }, psam.CardPurchase{KeyIndex: 3},
+			psam.Profiles{Default: mustProfile(t, "cardd key_index=psam")})
+	}
+	probe := world()
+	probe.till.Arm(700, "")
+	rec := &recorder{t: probe.card}
+	if _, err := probe.tap(t, rec); err != nil {
+		t.Fatal(err)
+	}
+	at := slices.IndexFunc(rec.cmds, func(c cmdRec) bool { return c.INS == 0x54 })
+	for _, deliver := range []bool{true, false} {
+		w := world()
+		start := w.card.File().EPBalance
+		if _, err := w.till.Arm(700, ""); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := w.tap(t, &cutAfter{t: w.card, n: at, deliver: deliver}); !errors.Is(err, ErrSaleInDoubt) {
+			t.Fatalf("delivered %v: DEBIT answer lost: %v", deliver, err)
+		}
+		rep, err := w.tap(t, w.card)
+		if err != nil || !rep.Paid || len(rep.Recovered) != 1 || rep.Recovered[0].Applied != deliver {
+			t.Fatalf("delivered %v: tap again: %+v, %v", deliver, rep, err)
+		}
+		if got := w.card.File().EPBalance; got != start-700 {
+			t.Fatalf("delivered %v: card holds %d, want one debit from %d", deliver, got, start)
+		}
+		rows, err := w.store.PurchasesOn(context.Background(), w.card.File().Info.CardNumber, w.now.Format("20060102"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		done := 0
+		for _, r := range rows {
+			if r.State == offline.StateDone {
+				done++
+			}
+		}
+		if done != 1 {
+			t.Fatalf("delivered %v: rows %+v", deliver, rows)
+		}
+	}
+	// A restart in between: the new daemon has not read the PSAM's index
+	// yet. Its probe is refused (9403), which must not fail the tap: the
+	// card's log shows the debit done.
+	w := world()
+	start := w.card.File().EPBalance
+	w.till.Arm(700, "")
+	if _, err := w.tap(t, &cutAfter{t: w.card, n: at, deliver: true}); !errors.Is(err, ErrSaleInDoubt) {
+		t.Fatalf("DEBIT answer lost: %v", err)
+	}
+	w.till = &Till{}
+	w.p = &Purchaser{Store: w.store, Till: w.till, TerminalID: testTermID, PSAMProfiles: w.p.PSAMProfiles, Now: w.p.Now, Logger: w.p.Logger}
+	rows, err := w.store.InDoubt(context.Background(), offline.KindPurchase)
+	if err != nil || len(rows) != 1 {
+		t.Fatalf("rows in doubt %+v %v", rows, err)
+	}
+	w.till.RestoreInDoubt(rows[0].Card, rows[0].ID, rows[0].AmountFen)
+	rep, err := w.tap(t, w.card)
+	if err != nil || !rep.Paid || len(rep.Recovered) != 1 || !rep.Recovered[0].Applied || w.card.File().EPBalance != start-700 {
+		t.Fatalf("after a restart: %+v, %v, card %d", rep, err, w.card.File().EPBalance)
 	}
 }
