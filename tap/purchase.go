@@ -260,7 +260,7 @@ func (p *Purchaser) debit(ctx context.Context, t apdu.Transmitter, sam apdu.Tran
 		// Before the card's INITIALIZE: any command between it and DEBIT
 		// ends the card's purchase session.
 		if code, err = psam.CardSecurityCode(t); err != nil {
-			if _, answered := apdu.SW(err); !answered {
+			if !answered(err) {
 				return err // the card left, or the tap's time is up
 			}
 			return psamRefused(prof, "the card gave no security code", err)
@@ -278,7 +278,7 @@ func (p *Purchaser) debit(ctx context.Context, t apdu.Transmitter, sam apdu.Tran
 	}
 	if prof.SecurityCode {
 		if err := psam.VerifySecurityCode(sam, code); err != nil {
-			if _, answered := apdu.SW(err); !answered {
+			if !answered(err) {
 				return fmt.Errorf("PSAM: %w", err)
 			}
 			return psamRefused(prof, "the PSAM refused the card's security code", err)
@@ -290,7 +290,7 @@ func (p *Purchaser) debit(ctx context.Context, t apdu.Transmitter, sam apdu.Tran
 		IssuerFactor: prof.Diversification.SecondFactor(cr.Info.IssuerID),
 	})
 	if err != nil {
-		if _, answered := apdu.SW(err); answered {
+		if answered(err) {
 			return psamRefused(prof, "INIT SAM FOR PURCHASE refused", err)
 		}
 		return fmt.Errorf("PSAM: %w", err)
@@ -382,6 +382,14 @@ func (p *Purchaser) profile(cr *CardRead) psam.Profile {
 // for the cashier's screen and the operator's log.
 func psamRefused(prof psam.Profile, why string, err error) error {
 	return fmt.Errorf("%w: %s (PSAM profile %s; check psam.profile and psam.families): %w", ErrPSAMRefused, why, prof, err)
+}
+
+// answered reports an error that is an answer: a status word, or data of
+// the wrong shape. Before the debit either is a refusal of the step by the
+// PSAM (or the card), not a card or PSAM that went away.
+func answered(err error) bool {
+	_, sw := apdu.SW(err)
+	return sw || errors.Is(err, apdu.ErrMalformed)
 }
 
 // recover settles this card's unfinished purchases from the card itself

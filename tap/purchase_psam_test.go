@@ -2,6 +2,7 @@ package tap
 
 import (
 	"context"
+	"encoding/hex"
 	"errors"
 	"slices"
 	"strings"
@@ -27,6 +28,22 @@ func newProfiledWorld(t *testing.T, sam func(*psam.SAMFile), card psam.CardPurch
 	})
 	w.p.PSAMProfiles = profiles
 	return w
+}
+
+// nothingMoved fails t unless the tap that reported rep paid nothing,
+// journaled nothing and left the card's balance at 123.45.
+func (w *posWorld) nothingMoved(t *testing.T, rep PurchaseReport) {
+	t.Helper()
+	if rep.Paid || rep.JournalID != "" {
+		t.Fatalf("report %+v", rep)
+	}
+	if got := w.card.File().EPBalance; got != 12345 {
+		t.Fatalf("card balance %d after a refused sale", got)
+	}
+	rows, err := w.store.PurchasesOn(context.Background(), w.card.File().Info.CardNumber, w.now.Format("20060102"))
+	if err != nil || len(rows) != 0 {
+		t.Fatalf("journal rows %+v, %v", rows, err)
+	}
 }
 
 func mustProfile(t *testing.T, s string) psam.Profile {
@@ -101,16 +118,7 @@ func TestPSAMRefusalMovesNothing(t *testing.T) {
 			if got := (Result{Err: err}).Outcome(); got != OutcomePSAMRefused {
 				t.Errorf("outcome %s", got)
 			}
-			if rep.Paid || rep.JournalID != "" {
-				t.Fatalf("report %+v", rep)
-			}
-			if got := w.card.File().EPBalance; got != 12345 {
-				t.Fatalf("card balance %d after a refused sale", got)
-			}
-			rows, err := w.store.PurchasesOn(context.Background(), w.card.File().Info.CardNumber, w.now.Format("20060102"))
-			if err != nil || len(rows) != 0 {
-				t.Fatalf("journal rows %+v, %v", rows, err)
-			}
+			w.nothingMoved(t, rep)
 		})
 	}
 }
@@ -207,5 +215,72 @@ func TestPurchaseRecoveryWithPSAMKeyIndex(t *testing.T) {
 	rep, err := w.tap(t, w.card)
 	if err != nil || !rep.Paid || len(rep.Recovered) != 1 || !rep.Recovered[0].Applied || w.card.File().EPBalance != start-700 {
 		t.Fatalf("after a restart: %+v, %v, card %d", rep, err, w.card.File().EPBalance)
+	}
+}
+
+// hostile answers the commands that begin with one of its prefixes (hex,
+// no spaces) with its canned response, and passes the rest on.
+type hostile struct {
+	t       apdu.Transmitter
+	answers map[string][]byte
+}
+
+func (h hostile) Transmit(cmd []byte) ([]byte, error) {
+	for prefix, resp := range h.answers {
+		if strings.HasPrefix(strings.ToUpper(hex.EncodeToString(cmd)), prefix) {
+			return slices.Clone(resp), nil
+		}
+	}
+	return h.t.Transmit(cmd)
+}
+
+// TestHostilePSAMMovesNothing: a PSAM (or, for the security code, a card)
+// that answers a step before the debit wrongly, whether with a status word,
+// a key index of 00 or FF, or the wrong number of bytes, ends the tap as a
+// PSAM refusal or a PSAM unavailable: never a card error, nothing journaled,
+// the card unchanged.
+func TestHostilePSAMMovesNothing(t *testing.T) {
+	city := func(f *psam.SAMFile) { f.Diversification, f.SecurityCode, f.KeyIndex = psam.DiversifyCity, true, 3 }
+	cityCard := psam.CardPurchase{Diversification: psam.DiversifyCity, SecurityCode: true, KeyIndex: 3}
+	for _, tc := range []struct {
+		name    string
+		prof    string
+		psam    map[string][]byte
+		card    map[string][]byte
+		outcome Outcome
+	}{
+		{"EF 17 gives 00", "cityunion", map[string][]byte{"00B09700": {0x00, 0x90, 0x00}}, nil, OutcomeNoSAM},
+		{"EF 17 gives FF", "cityunion", map[string][]byte{"00B09700": {0xFF, 0x90, 0x00}}, nil, OutcomePSAMRefused},
+		{"EF 17 gives two bytes", "cityunion", map[string][]byte{"00B09700": {0x03, 0x01, 0x90, 0x00}}, nil, OutcomeNoSAM},
+		{"EF 17 gives no byte", "cityunion", map[string][]byte{"00B09700": {0x90, 0x00}}, nil, OutcomeNoSAM},
+		{"EF 17 not found", "cityunion", map[string][]byte{"00B09700": {0x6A, 0x82}}, nil, OutcomeNoSAM},
+		{"application elsewhere", "cityunion apps=DF01,BDA8C9E8B2BF", nil, nil, OutcomeNoSAM},
+		{"MAC1 answer of 7 bytes", "cityunion", map[string][]byte{"80700000": {1, 2, 3, 4, 5, 6, 7, 0x90, 0x00}}, nil, OutcomePSAMRefused},
+		{"MAC1 answer empty", "cityunion", map[string][]byte{"80700000": {0x90, 0x00}}, nil, OutcomePSAMRefused},
+		{"security code answered with data", "cityunion", map[string][]byte{"80CA000009": {1, 0x90, 0x00}}, nil, OutcomePSAMRefused},
+		{"card's security code of 8 bytes", "cityunion", nil, map[string][]byte{"80CA0000": {1, 2, 3, 4, 5, 6, 7, 8, 0x90, 0x00}}, OutcomePSAMRefused},
+		{"card without a security code", "cityunion", nil, map[string][]byte{"80CA0000": {0x6D, 0x00}}, OutcomePSAMRefused},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			w := newProfiledWorld(t, city, cityCard, psam.Profiles{Default: mustProfile(t, tc.prof)})
+			if _, err := w.till.Arm(1250, ""); err != nil {
+				t.Fatal(err)
+			}
+			w.card.Reset()
+			var card apdu.Transmitter = hostile{t: w.card, answers: tc.card}
+			cr, err := ReadPurse(card, ReadOptions{}, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			sam := hostile{t: w.sam, answers: tc.psam}
+			rep, err := w.p.Charge(context.Background(), card, cr, cr.Balance, func() (SAMSession, error) { return samSession{sam}, nil })
+			if got := (Result{Err: err}).Outcome(); got != tc.outcome {
+				t.Errorf("outcome %s, want %s: %v", got, tc.outcome, err)
+			}
+			w.nothingMoved(t, rep)
+			if _, ok := w.till.Armed(); !ok {
+				t.Fatal("the sale is no longer armed")
+			}
+		})
 	}
 }
