@@ -1,6 +1,7 @@
 package tap
 
 import (
+	"bytes"
 	"context"
 	"encoding/hex"
 	"errors"
@@ -282,5 +283,73 @@ func TestHostilePSAMMovesNothing(t *testing.T) {
 				t.Fatal("the sale is no longer armed")
 			}
 		})
+	}
+}
+
+// TestSecondFactorFromEF15: INIT SAM FOR PURCHASE carries, after the card
+// factor (EF 0x15 bytes 12-19), EF 0x15 bytes 0-7 in the issuer layout and
+// bytes 2-3 ‖ FF 00 00 00 00 00 in the city layout, taken here from the
+// card's own EF 0x15 bytes, for a campus card, a City Union card and a
+// T-Union-numbered card (issuer id 0002 0000 FFFF FFFF, serial 0 ‖ 19
+// digits); and each card pays.
+func TestSecondFactorFromEF15(t *testing.T) {
+	tunion := func(t *testing.T) *epurse.CardFile {
+		f, err := epurse.NewProfileCardFile(epurse.ProfileTUnion, "3104440000000000017", "", 12345, testStart, testExpiry, testMasters)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return f
+	}
+	campus := func(t *testing.T) *epurse.CardFile {
+		f, err := epurse.NewCardFile(testNumber, "", 12345, testStart, testExpiry, testMasters)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return f
+	}
+	city := func(t *testing.T) *epurse.CardFile {
+		f := campus(t)
+		f.Info.IssuerID = [8]byte{0x02, 0x13, 0x31, 0x00, 0xFF, 0xFF, 0xFF, 0xFF}
+		return f
+	}
+	for _, card := range []struct {
+		name string
+		file func(*testing.T) *epurse.CardFile
+	}{{"campus", campus}, {"cityunion", city}, {"tunion", tunion}} {
+		for _, div := range []psam.Diversification{psam.DiversifyIssuer, psam.DiversifyCity} {
+			t.Run(card.name+"/"+div.String(), func(t *testing.T) {
+				w := newPOSWorld(t, 0)
+				sf := w.sam.File()
+				sf.Diversification = div
+				w.sam = psam.NewSimPSAM(sf, "")
+				f := card.file(t)
+				ef15 := f.Info.Bytes()
+				psam.CardPurchase{Diversification: div}.Apply(f, testMasters.DPK)
+				w.card = epurse.NewSimCard(f, "")
+				prof := psam.Profile{Diversification: div}
+				w.p.PSAMProfiles = psam.Profiles{Default: prof, Families: map[string]psam.Profile{"tunion": prof, "cityunion": prof}}
+				if _, err := w.till.Arm(1250, ""); err != nil {
+					t.Fatal(err)
+				}
+				rec := &recorder{t: w.sam}
+				cr, err := ReadPurse(w.card, ReadOptions{}, nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				rep, err := w.p.Charge(context.Background(), w.card, cr, cr.Balance, func() (SAMSession, error) { return samSession{rec}, nil })
+				if err != nil || !rep.Paid || !rep.MAC2Verified {
+					t.Fatalf("%s card (%s): %+v, %v", card.name, cr.Info.CardNumber, rep, err)
+				}
+				i := slices.IndexFunc(rec.cmds, func(c cmdRec) bool { return c.INS == 0x70 })
+				data := rec.raw[i][5:]
+				want := slices.Concat(ef15[12:20], ef15[0:8])
+				if div == psam.DiversifyCity {
+					want = slices.Concat(ef15[12:20], ef15[2:4], []byte{0xFF, 0, 0, 0, 0, 0})
+				}
+				if len(data) != 0x24 || !bytes.Equal(data[20:], want) {
+					t.Fatalf("INIT SAM FOR PURCHASE factors % X, want % X", data[20:], want)
+				}
+			})
+		}
 	}
 }
