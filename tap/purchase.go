@@ -279,7 +279,7 @@ func (p *Purchaser) debit(ctx context.Context, t apdu.Transmitter, sam apdu.Tran
 	if prof.SecurityCode {
 		if err := psam.VerifySecurityCode(sam, code); err != nil {
 			if !answered(err) {
-				return fmt.Errorf("PSAM: %w", err)
+				return samUnavailable(prof, err)
 			}
 			return psamRefused(prof, "the PSAM refused the card's security code", err)
 		}
@@ -293,7 +293,7 @@ func (p *Purchaser) debit(ctx context.Context, t apdu.Transmitter, sam apdu.Tran
 		if answered(err) {
 			return psamRefused(prof, "INIT SAM FOR PURCHASE refused", err)
 		}
-		return fmt.Errorf("PSAM: %w", err)
+		return samUnavailable(prof, err)
 	}
 	// Rule 2: the row is on disk before the card can change.
 	row, err := p.Store.Begin(ctx, offline.Row{
@@ -382,6 +382,18 @@ func (p *Purchaser) profile(cr *CardRead) psam.Profile {
 // for the cashier's screen and the operator's log.
 func psamRefused(prof psam.Profile, why string, err error) error {
 	return fmt.Errorf("%w: %s (PSAM profile %s; check psam.profile and psam.families): %w", ErrPSAMRefused, why, prof, err)
+}
+
+// samUnavailable reports a PSAM that did not answer a step before the
+// debit: nothing was paid or journaled. Of a PSAM pulled only the text of
+// err is kept, since its reader saying "card removed" must not read as the
+// cardholder's card; a call abandoned at the tap's deadline stays a
+// time-out.
+func samUnavailable(prof psam.Profile, err error) error {
+	if errors.Is(err, ErrTapTimeout) || errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("PSAM: %w", err)
+	}
+	return fmt.Errorf("%w (PSAM profile %s): %v", ErrNoSAM, prof, err)
 }
 
 // answered reports an error that is an answer: a status word, or data of

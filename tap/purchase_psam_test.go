@@ -13,6 +13,7 @@ import (
 	"github.com/cardd/cardd/apdu/epurse"
 	"github.com/cardd/cardd/apdu/psam"
 	"github.com/cardd/cardd/offline"
+	"github.com/cardd/cardd/reader"
 )
 
 // newProfiledWorld is a POS whose PSAM and card are keyed as sam and card
@@ -220,15 +221,24 @@ func TestPurchaseRecoveryWithPSAMKeyIndex(t *testing.T) {
 }
 
 // hostile answers the commands that begin with one of its prefixes (hex,
-// no spaces) with its canned response, and passes the rest on.
+// no spaces) with its canned response, or, when that is nil, fails them
+// with fail (a card pulled from its reader when fail is nil); it passes the
+// rest on.
 type hostile struct {
 	t       apdu.Transmitter
 	answers map[string][]byte
+	fail    error
 }
 
 func (h hostile) Transmit(cmd []byte) ([]byte, error) {
 	for prefix, resp := range h.answers {
 		if strings.HasPrefix(strings.ToUpper(hex.EncodeToString(cmd)), prefix) {
+			if resp == nil && h.fail != nil {
+				return nil, h.fail
+			}
+			if resp == nil {
+				return nil, &reader.Error{Op: "transmit", Kind: reader.ErrCardRemoved, Err: errors.New("PSAM pulled")}
+			}
 			return slices.Clone(resp), nil
 		}
 	}
@@ -249,18 +259,24 @@ func TestHostilePSAMMovesNothing(t *testing.T) {
 		psam    map[string][]byte
 		card    map[string][]byte
 		outcome Outcome
+		fail    error
 	}{
-		{"EF 17 gives 00", "cityunion", map[string][]byte{"00B09700": {0x00, 0x90, 0x00}}, nil, OutcomeNoSAM},
-		{"EF 17 gives FF", "cityunion", map[string][]byte{"00B09700": {0xFF, 0x90, 0x00}}, nil, OutcomePSAMRefused},
-		{"EF 17 gives two bytes", "cityunion", map[string][]byte{"00B09700": {0x03, 0x01, 0x90, 0x00}}, nil, OutcomeNoSAM},
-		{"EF 17 gives no byte", "cityunion", map[string][]byte{"00B09700": {0x90, 0x00}}, nil, OutcomeNoSAM},
-		{"EF 17 not found", "cityunion", map[string][]byte{"00B09700": {0x6A, 0x82}}, nil, OutcomeNoSAM},
-		{"application elsewhere", "cityunion apps=DF01,BDA8C9E8B2BF", nil, nil, OutcomeNoSAM},
-		{"MAC1 answer of 7 bytes", "cityunion", map[string][]byte{"80700000": {1, 2, 3, 4, 5, 6, 7, 0x90, 0x00}}, nil, OutcomePSAMRefused},
-		{"MAC1 answer empty", "cityunion", map[string][]byte{"80700000": {0x90, 0x00}}, nil, OutcomePSAMRefused},
-		{"security code answered with data", "cityunion", map[string][]byte{"80CA000009": {1, 0x90, 0x00}}, nil, OutcomePSAMRefused},
-		{"card's security code of 8 bytes", "cityunion", nil, map[string][]byte{"80CA0000": {1, 2, 3, 4, 5, 6, 7, 8, 0x90, 0x00}}, OutcomePSAMRefused},
-		{"card without a security code", "cityunion", nil, map[string][]byte{"80CA0000": {0x6D, 0x00}}, OutcomePSAMRefused},
+		{"EF 17 gives 00", "cityunion", map[string][]byte{"00B09700": {0x00, 0x90, 0x00}}, nil, OutcomeNoSAM, nil},
+		{"EF 17 gives FF", "cityunion", map[string][]byte{"00B09700": {0xFF, 0x90, 0x00}}, nil, OutcomePSAMRefused, nil},
+		{"EF 17 gives two bytes", "cityunion", map[string][]byte{"00B09700": {0x03, 0x01, 0x90, 0x00}}, nil, OutcomeNoSAM, nil},
+		{"EF 17 gives no byte", "cityunion", map[string][]byte{"00B09700": {0x90, 0x00}}, nil, OutcomeNoSAM, nil},
+		{"EF 17 not found", "cityunion", map[string][]byte{"00B09700": {0x6A, 0x82}}, nil, OutcomeNoSAM, nil},
+		{"application elsewhere", "cityunion apps=DF01,BDA8C9E8B2BF", nil, nil, OutcomeNoSAM, nil},
+		{"MAC1 answer of 7 bytes", "cityunion", map[string][]byte{"80700000": {1, 2, 3, 4, 5, 6, 7, 0x90, 0x00}}, nil, OutcomePSAMRefused, nil},
+		{"MAC1 answer empty", "cityunion", map[string][]byte{"80700000": {0x90, 0x00}}, nil, OutcomePSAMRefused, nil},
+		{"security code answered with data", "cityunion", map[string][]byte{"80CA000009": {1, 0x90, 0x00}}, nil, OutcomePSAMRefused, nil},
+		{"card's security code of 8 bytes", "cityunion", nil, map[string][]byte{"80CA0000": {1, 2, 3, 4, 5, 6, 7, 8, 0x90, 0x00}}, OutcomePSAMRefused, nil},
+		{"card without a security code", "cityunion", nil, map[string][]byte{"80CA0000": {0x6D, 0x00}}, OutcomePSAMRefused, nil},
+		{"PSAM pulled at the security code", "cityunion", map[string][]byte{"80CA000009": nil}, nil, OutcomeNoSAM, nil},
+		{"PSAM pulled at MAC1", "cityunion", map[string][]byte{"80700000": nil}, nil, OutcomeNoSAM, nil},
+		{"PSAM pulled at a GET RESPONSE", "cityunion", map[string][]byte{"00C00000": nil}, nil, OutcomeNoSAM, nil},
+		{"PSAM silent at MAC1 until the deadline", "cityunion", map[string][]byte{"80700000": nil}, nil, OutcomeTimeout,
+			&reader.Error{Op: "transmit", Err: context.DeadlineExceeded}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			w := newProfiledWorld(t, city, cityCard, psam.Profiles{Default: mustProfile(t, tc.prof)})
@@ -273,7 +289,7 @@ func TestHostilePSAMMovesNothing(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			sam := hostile{t: w.sam, answers: tc.psam}
+			sam := hostile{t: w.sam, answers: tc.psam, fail: tc.fail}
 			rep, err := w.p.Charge(context.Background(), card, cr, cr.Balance, func() (SAMSession, error) { return samSession{sam}, nil })
 			if got := (Result{Err: err}).Outcome(); got != tc.outcome {
 				t.Errorf("outcome %s, want %s: %v", got, tc.outcome, err)
