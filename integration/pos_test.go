@@ -232,6 +232,13 @@ func TestPOSPurchaseThroughDaemon(t *testing.T) {
 // the taps' results.
 func startPOSRunner(t testing.TB, dailyLimit int64) (*offline.Store, *tap.Till, chan tap.Result) {
 	t.Helper()
+	return startProfiledPOSRunner(t, dailyLimit, psam.Profiles{})
+}
+
+// startProfiledPOSRunner is startPOSRunner speaking to the PSAM as
+// profiles say.
+func startProfiledPOSRunner(t testing.TB, dailyLimit int64, profiles psam.Profiles) (*offline.Store, *tap.Till, chan tap.Result) {
+	t.Helper()
 	store, err := offline.Open(filepath.Join(t.TempDir(), "cardd.db"), termID)
 	if err != nil {
 		t.Fatal(err)
@@ -245,7 +252,7 @@ func startPOSRunner(t testing.TB, dailyLimit int64) (*offline.Store, *tap.Till, 
 		Logger:    discardLogger(),
 		OnTap:     func(res tap.Result) { results <- res },
 		Loader:    &tap.Loader{Store: store, Logger: discardLogger()},
-		Purchaser: &tap.Purchaser{Store: store, Till: till, DailyLimit: dailyLimit, Logger: discardLogger()},
+		Purchaser: &tap.Purchaser{Store: store, Till: till, DailyLimit: dailyLimit, PSAMProfiles: profiles, Logger: discardLogger()},
 	}
 	runRunner(t, r)
 	return store, till, results
@@ -263,6 +270,13 @@ func TestPOSPurchaseCardPulledAtEveryAPDU(t *testing.T) {
 	store, till, results := startPOSRunner(t, -1)
 	const number = "3101000000800002"
 	path := w.issue(t, number, 50000)
+	pullAtEveryAPDU(t, path, number, store, till, results)
+}
+
+// pullAtEveryAPDU is TestPOSPurchaseCardPulledAtEveryAPDU on the card at
+// path through the runner of store, till and results.
+func pullAtEveryAPDU(t *testing.T, path, number string, store *offline.Store, till *tap.Till, results chan tap.Result) {
+	t.Helper()
 	tapOnce := func(opt vpcd.Options) (tap.Result, bool) {
 		var answered atomic.Int64
 		opt.OnAPDU = func(n int) { answered.Store(int64(n)) }

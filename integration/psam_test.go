@@ -224,3 +224,23 @@ func TestPSAMProfileByFamilyThroughDaemon(t *testing.T) {
 		t.Fatalf("campus purchase rows %+v", rows)
 	}
 }
+
+// TestPSAMProfileCardPulledAtEveryAPDU is TestPOSPurchaseCardPulledAtEveryAPDU
+// through a city-card PSAM whose key index is 3 (read from its EF 0x17),
+// keyed two levels and checking the card's security code, the card keyed
+// for it and having no key 1: each unfinished purchase, the one torn at its
+// DEBIT included, settles from the card on its next tap, and each sale is
+// paid exactly once.
+func TestPSAMProfileCardPulledAtEveryAPDU(t *testing.T) {
+	requirePCSC(t)
+	w := newHostWorld(t)
+	insertProfiledPSAM(t, w.hostDir, func(f *psam.SAMFile) { f.KeyIndex, f.Diversification, f.SecurityCode = 3, psam.DiversifyCity, true })
+	prof, err := psam.ParseProfile("cityunion")
+	if err != nil {
+		t.Fatal(err)
+	}
+	store, till, results := startProfiledPOSRunner(t, -1, psam.Profiles{Default: prof})
+	const number = "3101000000800003"
+	path := w.issueFor(t, number, 50000, psam.CardPurchase{KeyIndex: 3, Diversification: psam.DiversifyCity, SecurityCode: true})
+	pullAtEveryAPDU(t, path, number, store, till, results)
+}

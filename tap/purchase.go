@@ -91,6 +91,10 @@ type Purchaser struct {
 	// m1KeysLoaded is whether a Preloaded wallet's keys were put into the
 	// reader by this process (only the tap loop touches it).
 	m1KeysLoaded bool
+	// psamKeyIndex is, per PSAM profile (its String), the purchase key
+	// index its PSAM last gave, for the recovery probe, which runs with
+	// no PSAM open (only the tap loop touches it).
+	psamKeyIndex map[string]byte
 }
 
 // PurchaseRecovery is an unfinished purchase of an earlier tap, settled on
@@ -245,12 +249,18 @@ func (p *Purchaser) debit(ctx context.Context, t apdu.Transmitter, sam apdu.Tran
 	if err != nil {
 		return fmt.Errorf("%w (PSAM profile %s): %v", ErrNoSAM, prof, err)
 	}
+	if prof.KeyIndexFromPSAM {
+		if p.psamKeyIndex == nil {
+			p.psamKeyIndex = map[string]byte{}
+		}
+		p.psamKeyIndex[prof.String()] = info.KeyIndex
+	}
 	var code [psam.SecurityCodeLen]byte
 	if prof.SecurityCode {
 		// Before the card's INITIALIZE: any command between it and DEBIT
 		// ends the card's purchase session.
 		if code, err = psam.CardSecurityCode(t); err != nil {
-			if _, answered := apdu.SW(err); !answered {
+			if !answered(err) {
 				return err // the card left, or the tap's time is up
 			}
 			return psamRefused(prof, "the card gave no security code", err)
@@ -268,8 +278,8 @@ func (p *Purchaser) debit(ctx context.Context, t apdu.Transmitter, sam apdu.Tran
 	}
 	if prof.SecurityCode {
 		if err := psam.VerifySecurityCode(sam, code); err != nil {
-			if _, answered := apdu.SW(err); !answered {
-				return fmt.Errorf("PSAM: %w", err)
+			if !answered(err) {
+				return samUnavailable(prof, err)
 			}
 			return psamRefused(prof, "the PSAM refused the card's security code", err)
 		}
@@ -280,10 +290,10 @@ func (p *Purchaser) debit(ctx context.Context, t apdu.Transmitter, sam apdu.Tran
 		IssuerFactor: prof.Diversification.SecondFactor(cr.Info.IssuerID),
 	})
 	if err != nil {
-		if _, answered := apdu.SW(err); answered {
+		if answered(err) {
 			return psamRefused(prof, "INIT SAM FOR PURCHASE refused", err)
 		}
-		return fmt.Errorf("PSAM: %w", err)
+		return samUnavailable(prof, err)
 	}
 	// Rule 2: the row is on disk before the card can change.
 	row, err := p.Store.Begin(ctx, offline.Row{
@@ -372,6 +382,26 @@ func (p *Purchaser) profile(cr *CardRead) psam.Profile {
 // for the cashier's screen and the operator's log.
 func psamRefused(prof psam.Profile, why string, err error) error {
 	return fmt.Errorf("%w: %s (PSAM profile %s; check psam.profile and psam.families): %w", ErrPSAMRefused, why, prof, err)
+}
+
+// samUnavailable reports a PSAM that did not answer a step before the
+// debit: nothing was paid or journaled. Of a PSAM pulled only the text of
+// err is kept, since its reader saying "card removed" must not read as the
+// cardholder's card; a call abandoned at the tap's deadline stays a
+// time-out.
+func samUnavailable(prof psam.Profile, err error) error {
+	if errors.Is(err, ErrTapTimeout) || errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("PSAM: %w", err)
+	}
+	return fmt.Errorf("%w (PSAM profile %s): %v", ErrNoSAM, prof, err)
+}
+
+// answered reports an error that is an answer: a status word, or data of
+// the wrong shape. Before the debit either is a refusal of the step by the
+// PSAM (or the card), not a card or PSAM that went away.
+func answered(err error) bool {
+	_, sw := apdu.SW(err)
+	return sw || errors.Is(err, apdu.ErrMalformed)
 }
 
 // recover settles this card's unfinished purchases from the card itself
@@ -466,19 +496,34 @@ func (p *Purchaser) settleRow(t apdu.Transmitter, cr *CardRead, balance int64, r
 
 // offlineCounter is the purse's offline counter now, from INITIALIZE FOR
 // PURCHASE, which changes nothing until a DEBIT follows. A card with
-// nothing to spend refuses it (9401): then known is false.
+// nothing to spend refuses it (9401), and one without the key index tried
+// (9403: its issuer's index comes from a PSAM not read since the daemon
+// started): then known is false, and the card's log alone decides.
 func (p *Purchaser) offlineCounter(t apdu.Transmitter, cr *CardRead, balance int64) (counter uint16, known bool, err error) {
 	if balance <= 0 {
 		return 0, false, nil
 	}
-	init, err := epurse.InitPurchase(t, cr.Purse, 1, 1, p.TerminalID)
+	init, err := epurse.InitPurchase(t, cr.Purse, p.probeKeyIndex(cr), 1, p.TerminalID)
 	switch {
 	case err == nil:
 		return init.OfflineCounter, true, nil
-	case errors.Is(err, apdu.ErrInsufficientBalance):
+	case errors.Is(err, apdu.ErrInsufficientBalance), errors.Is(err, apdu.ErrKeyIndex):
 		return 0, false, nil
 	}
 	return 0, false, err
+}
+
+// probeKeyIndex is a purchase key index the card has: its PSAM profile's,
+// as configured or as its PSAM last gave it; else 1.
+func (p *Purchaser) probeKeyIndex(cr *CardRead) byte {
+	prof := p.profile(cr)
+	if !prof.KeyIndexFromPSAM {
+		return max(prof.KeyIndex, 1)
+	}
+	if i, ok := p.psamKeyIndex[prof.String()]; ok {
+		return i
+	}
+	return 1
 }
 
 func (p *Purchaser) logFile() byte {
