@@ -29,6 +29,9 @@ var (
 	// status word, which usually mean psam.profile does not fit this PSAM
 	// or card family (docs/psam.md).
 	ErrPSAMRefused = errors.New("the PSAM refused the purchase")
+	// ErrNoCardSerial: the card's application serial, from which the
+	// PSAM diversifies its key, was not read.
+	ErrNoCardSerial = errors.New("no application serial to diversify the card's key from")
 )
 
 // ErrMAC2Refused ends a tap whose card debited the sale but whose MAC2 the
@@ -245,6 +248,12 @@ func (p *Purchaser) Settle(ctx context.Context, t apdu.Transmitter, cr *CardRead
 // PSAM, write-ahead row, DEBIT FOR PURCHASE, MAC2 to the PSAM, row done.
 func (p *Purchaser) debit(ctx context.Context, t apdu.Transmitter, sam apdu.Transmitter, cr *CardRead, sale Sale, rep *PurchaseReport) error {
 	prof := p.profile(cr)
+	if cr.Info.AppSerial == ([10]byte{}) {
+		// The PSAM diversifies the card's key from its serial (EF 0x15
+		// bytes 12-19): without it, MAC1 is certainly wrong, and a card
+		// may count wrong MACs towards locking itself.
+		return psamRefused(prof, "the card's EF 0x15 did not read", ErrNoCardSerial)
+	}
 	info, err := psam.OpenProfile(sam, prof, p.SAMApps...)
 	if err != nil {
 		return fmt.Errorf("%w (PSAM profile %s): %v", ErrNoSAM, prof, err)

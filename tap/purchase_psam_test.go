@@ -369,3 +369,32 @@ func TestSecondFactorFromEF15(t *testing.T) {
 		}
 	}
 }
+
+// A card read without its EF 0x15 (a Beijing card names itself by EF 4)
+// has no serial for the PSAM to diversify from: the sale is refused before
+// the card's INITIALIZE, nothing moves, and the card counts no wrong MAC.
+func TestPurchaseRefusedWithoutCardSerial(t *testing.T) {
+	w := newProfiledWorld(t, func(*psam.SAMFile) {}, psam.CardPurchase{}, psam.Profiles{})
+	if _, err := w.till.Arm(1250, ""); err != nil {
+		t.Fatal(err)
+	}
+	w.card.Reset()
+	cr, err := ReadPurse(w.card, ReadOptions{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cr.Info.AppSerial = [10]byte{}
+	var sent []byte
+	card := apdu.TransmitterFunc(func(cmd []byte) ([]byte, error) {
+		sent = append(sent, cmd[1])
+		return w.card.Transmit(cmd)
+	})
+	rep, err := w.p.Charge(context.Background(), card, cr, cr.Balance, func() (SAMSession, error) { return samSession{w.sam}, nil })
+	if !errors.Is(err, ErrPSAMRefused) || !errors.Is(err, ErrNoCardSerial) {
+		t.Fatalf("Charge: %v", err)
+	}
+	if bytes.Contains(sent, []byte{0x50}) {
+		t.Errorf("INITIALIZE sent to the card: INS % X", sent)
+	}
+	w.nothingMoved(t, rep)
+}

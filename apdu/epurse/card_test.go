@@ -3,6 +3,7 @@ package epurse
 import (
 	"bytes"
 	"errors"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"sync"
@@ -705,9 +706,14 @@ func TestLoadCardFileRejects(t *testing.T) {
 func TestCardFileDoesNotPrintSecrets(t *testing.T) {
 	f := newTestFile(t, 100)
 	f.PIN = "987654"
-	for _, s := range []string{f.String(), f.GoString()} {
+	var logged bytes.Buffer
+	slog.New(slog.NewTextHandler(&logged, nil)).Info("card", "file", f)
+	for _, s := range []string{f.String(), f.GoString(), logged.String()} {
 		if bytes.Contains([]byte(s), []byte("987654")) {
 			t.Errorf("PIN printed: %s", s)
+		}
+		if bytes.Contains([]byte(s), []byte(f.Info.CardNumber)) {
+			t.Errorf("whole card number printed: %s", s)
 		}
 	}
 }

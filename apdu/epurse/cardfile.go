@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/cardd/cardd/internal/atomicfile"
+	"github.com/cardd/cardd/redact"
 )
 
 // CardFile is the whole state of a simulated card, kept as JSON so that a
@@ -354,9 +355,10 @@ func (f *CardFile) clone() *CardFile {
 	return &c
 }
 
-// String names the card by its number and balances, never its keys or PIN.
+// String names the card by its masked number and balances, never its keys
+// or PIN.
 func (f *CardFile) String() string {
-	return fmt.Sprintf("card %s (EP %d fen, ED %d fen)", f.Info.CardNumber, f.EPBalance, f.EDBalance)
+	return fmt.Sprintf("card %s (EP %d fen, ED %d fen)", redact.CardNumber(f.Info.CardNumber), f.EPBalance, f.EDBalance)
 }
 
 // GoString keeps %#v from printing the PIN.
@@ -365,7 +367,7 @@ func (f *CardFile) GoString() string { return f.String() }
 // LogValue keeps slog from marshalling the keys and the PIN.
 func (f *CardFile) LogValue() slog.Value {
 	return slog.GroupValue(
-		slog.String("card", f.Info.CardNumber),
+		slog.String("card", redact.CardNumber(f.Info.CardNumber)),
 		slog.Int64("ep_balance", f.EPBalance),
 		slog.Int64("ed_balance", f.EDBalance),
 	)
