@@ -312,7 +312,7 @@ func (l *Loader) recover(ctx context.Context, t apdu.Transmitter, cr *CardRead, 
 		rep.Recovered = append(rep.Recovered, rec)
 	}
 	if len(rep.Recovered) > 0 {
-		b, err := epurse.GetBalance(t, cr.Purse)
+		b, err := cr.balanceNow(t)
 		if err != nil {
 			return err
 		}

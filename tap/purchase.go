@@ -411,7 +411,7 @@ func (p *Purchaser) recover(ctx context.Context, t apdu.Transmitter, cr *CardRea
 		rep.Recovered = append(rep.Recovered, rec)
 	}
 	if recovered {
-		b, err := epurse.GetBalance(t, cr.Purse)
+		b, err := cr.balanceNow(t)
 		if err != nil {
 			return err
 		}

@@ -1,0 +1,97 @@
+package tap
+
+import (
+	"context"
+	"encoding/hex"
+	"errors"
+	"testing"
+
+	"github.com/cardd/cardd/apdu/epurse"
+	"github.com/cardd/cardd/hostapi"
+	"github.com/cardd/cardd/offline"
+)
+
+// tunionCard is a card read as a T-Union card (its issuer id is not ours,
+// it answers the T-Union name) whose EP purse holds purse and whose second
+// purse holds second: it spends purse-second.
+func tunionCard(t *testing.T, purse, second int64) *epurse.SimCard {
+	t.Helper()
+	return newTestCard(t, "", 0, func(cf *epurse.CardFile) {
+		cf.Info.IssuerID = epurse.TUnionSimIssuerID
+		cf.AID = hex.EncodeToString(epurse.AIDTUnion)
+		cf.EPBalance = purse
+		cf.SecondPurse = &second
+	})
+}
+
+// unresolvedPurchase journals a purchase of this card whose DEBIT never
+// reached it (its counter is the card's offline counter now), as a tap cut
+// off before the answer leaves it.
+func unresolvedPurchase(t *testing.T, store *offline.Store, cr *CardRead, counter uint16) {
+	t.Helper()
+	if _, err := store.Begin(context.Background(), offline.Row{
+		Kind: offline.KindPurchase, State: offline.StateIntent, Card: cr.Info.CardNumber, Purse: cr.Purse.String(),
+		Counter: counter, BalanceFen: cr.PurseBalance, AmountFen: 100, TermSerial: 1,
+		Time: "20261123115900",
+	}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestPurchaseAfterRecoveryCountsSecondPurse: a T-Union card whose second
+// purse leaves 3.45 to spend of a 123.45 purse is tapped with an unfinished
+// purchase to settle first. Settling re-reads the balance; the sale of 10.00
+// must still be refused as more than the card holds, not checked against
+// the purse alone.
+func TestPurchaseAfterRecoveryCountsSecondPurse(t *testing.T) {
+	w := newPOSWorld(t, 0)
+	w.card = tunionCard(t, 12345, 12000)
+	cr, err := ReadPurse(w.card, ReadOptions{}, nil)
+	if err != nil || cr.Profile != epurse.ProfileTUnion || cr.Balance != 345 {
+		t.Fatalf("read: %+v, %v", cr, err)
+	}
+	unresolvedPurchase(t, w.store, cr, w.card.File().EPOfflineCounter)
+	if _, err := w.till.Arm(1000, ""); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := w.tap(t, w.card)
+	if !errors.Is(err, ErrInsufficientBalance) || rep.Paid || len(rep.Recovered) != 1 {
+		t.Fatalf("tap: %+v, %v; want the recovery, then the sale refused for the balance", rep, err)
+	}
+	if rep.Balance != 345 {
+		t.Errorf("balance after the recovery %d, want 345 (the purse less the second purse)", rep.Balance)
+	}
+	if got := w.card.File().EPBalance; got != 12345 {
+		t.Fatalf("card purse %d: a sale over what the card spends was debited", got)
+	}
+}
+
+// TestLoadRecoveryShowsWhatTheCardSpends: the same card with an unfinished
+// load to settle: the balance the load reports afterwards (the kiosk's, the
+// receipt's) is the purse less the second purse, as the read showed it.
+func TestLoadRecoveryShowsWhatTheCardSpends(t *testing.T) {
+	w := newLoadWorld(t)
+	w.card = tunionCard(t, 12345, 12000)
+	w.host = newFakeLoadHost(t, w.card)
+	w.l.Host = w.host
+	// The host authorized the load the journal row is of.
+	w.host.auth["cr-x"] = hostapi.LoadAuthorizeRequest{CreditID: "cr-x", OnlineCounter: w.card.File().EPOnlineCounter}
+	cr, err := ReadPurse(w.card, ReadOptions{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.store.Begin(context.Background(), offline.Row{
+		Kind: offline.KindLoad, State: offline.StateIntent, Card: cr.Info.CardNumber, Purse: cr.Purse.String(),
+		Counter: w.card.File().EPOnlineCounter, BalanceFen: cr.PurseBalance, AmountFen: 100, CreditID: "cr-x",
+		MAC2: "00000000", Time: "20261123115900",
+	}); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := w.tap(t, w.card)
+	if err != nil || len(rep.Recovered) != 1 {
+		t.Fatalf("tap: %+v, %v", rep, err)
+	}
+	if rep.Balance != 345 {
+		t.Fatalf("balance after the recovery %d, want 345 (the purse less the second purse)", rep.Balance)
+	}
+}
