@@ -256,7 +256,7 @@ func (l *Loader) loadOne(ctx context.Context, t apdu.Transmitter, cr *CardRead, 
 	}
 	row.State, row.TAC = offline.StateDone, hexUpper(tac[:])
 	l.finishDone(ctx, cr, row, "")
-	rep.Balance = init.OldBalance + c.AmountFen
+	rep.Balance = cr.shownAfter(init.OldBalance, c.AmountFen)
 	res.Applied, res.NewBalance = true, rep.Balance
 	l.logger().Info("credit loaded", "card", redact.CardNumber(cr.Info.CardNumber), "credit", c.ID,
 		"amount", money.Format(c.AmountFen), "balance", money.Format(rep.Balance), "counter", init.OnlineCounter)
@@ -344,7 +344,7 @@ func (l *Loader) settleInFlight(ctx context.Context, t apdu.Transmitter, cr *Car
 		res.Refused = fmt.Sprintf("credit authorized on an earlier tap is not settled yet (%v)", err)
 		return nil
 	}
-	res.Applied, res.NewBalance = true, init.OldBalance
+	res.Applied, res.NewBalance = true, cr.shownAfter(init.OldBalance, 0)
 	res.Refused = ""
 	return nil
 }

@@ -319,7 +319,7 @@ func (p *Purchaser) debit(ctx context.Context, t apdu.Transmitter, sam apdu.Tran
 			p.logger().Error("journal update failed; the next tap resolves it from the card", "journal", row.ID, "err", err)
 		}
 		p.Till.paid(sale.ID)
-		rep.Paid, rep.TAC, rep.Balance = true, row.TAC, init.Balance-sale.AmountFen
+		rep.Paid, rep.TAC, rep.Balance = true, row.TAC, cr.shownAfter(init.Balance, -sale.AmountFen)
 		return nil
 	}
 	detail := ""
@@ -346,7 +346,7 @@ func (p *Purchaser) debit(ctx context.Context, t apdu.Transmitter, sam apdu.Tran
 	}
 	p.Till.paid(sale.ID)
 	rep.Paid, rep.TAC = true, row.TAC
-	rep.Balance = init.Balance - sale.AmountFen
+	rep.Balance = cr.shownAfter(init.Balance, -sale.AmountFen)
 	p.logger().Info("purchase debited", "card", redact.CardNumber(cr.Info.CardNumber), "journal", row.ID,
 		"amount", money.Format(sale.AmountFen), "balance", money.Format(rep.Balance), "counter", init.OfflineCounter, "term_serial", serial, "psam_profile", prof.String())
 	if macErr != nil {

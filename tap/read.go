@@ -201,6 +201,14 @@ func (r *CardRead) balanceNow(t apdu.Transmitter) (int64, error) {
 	return r.Profile.Shown(main, second), nil
 }
 
+// shownAfter is the balance to show once the purse, as the card's
+// INITIALIZE answered it (word), has moved by delta: read by the family's
+// rule, less the second purse read on this tap, like the read's Balance. A
+// load or a sale does not make the card spend its second purse.
+func (r *CardRead) shownAfter(word, delta int64) int64 {
+	return r.Profile.Shown(r.Profile.Balance.Decode(uint32(word))+delta, r.SecondPurse)
+}
+
 // BalanceError is ReadPurse's error when the card was selected and named
 // but refused GET BALANCE: Read holds what was read before (number,
 // profile, validity, notes), for an operator's tools; a tap treats it as

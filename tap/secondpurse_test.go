@@ -95,3 +95,39 @@ func TestLoadRecoveryShowsWhatTheCardSpends(t *testing.T) {
 		t.Fatalf("balance after the recovery %d, want 345 (the purse less the second purse)", rep.Balance)
 	}
 }
+
+// TestBalanceAfterSaleAndLoadCountsSecondPurse: the balance a sale and a
+// load report afterwards (the receipt's, the kiosk's) is what the card
+// spends, the purse less its second purse, as the read showed it: not the
+// purse the card's INITIALIZE answered.
+func TestBalanceAfterSaleAndLoadCountsSecondPurse(t *testing.T) {
+	w := newPOSWorld(t, 0)
+	w.card = tunionCard(t, 12345, 12000)
+	if _, err := w.till.Arm(300, ""); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := w.tap(t, w.card)
+	if err != nil || !rep.Paid {
+		t.Fatalf("sale: %+v, %v", rep, err)
+	}
+	if rep.Balance != 45 {
+		t.Errorf("balance after a 3.00 sale %d, want 45", rep.Balance)
+	}
+
+	l := newLoadWorld(t)
+	l.card = tunionCard(t, 12345, 12000)
+	l.host = newFakeLoadHost(t, l.card)
+	l.l.Host = l.host
+	cr, err := ReadPurse(l.card, ReadOptions{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.host.credits = []hostapi.Credit{{ID: "cr-1", Card: cr.Info.CardNumber, AmountFen: 100, State: hostapi.CreditPending}}
+	lrep, err := l.tap(t, l.card)
+	if err != nil || len(lrep.Loads) != 1 || !lrep.Loads[0].Applied {
+		t.Fatalf("load: %+v, %v", lrep, err)
+	}
+	if lrep.Balance != 445 || lrep.Loads[0].NewBalance != 445 {
+		t.Errorf("balance after a 1.00 load %d (credit's %d), want 445", lrep.Balance, lrep.Loads[0].NewBalance)
+	}
+}
