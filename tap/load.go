@@ -181,8 +181,10 @@ func (l *Loader) loadOne(ctx context.Context, t apdu.Transmitter, cr *CardRead, 
 	if capFen <= 0 {
 		capFen = 100000
 	}
-	if rep.Balance+c.AmountFen > capFen {
-		res.Refused = fmt.Sprintf("the card would hold %s, over the balance cap of %s", money.Format(rep.Balance+c.AmountFen), money.Format(capFen))
+	// The cap is on what the purse holds, as the host checks it: a second
+	// purse lowers the balance shown, not the money on the card.
+	if held := rep.Balance + cr.PurseBalance - cr.Balance + c.AmountFen; held > capFen {
+		res.Refused = fmt.Sprintf("the card would hold %s, over the balance cap of %s", money.Format(held), money.Format(capFen))
 		return res, nil
 	}
 	init, err := epurse.InitLoad(t, cr.Purse, 1, c.AmountFen, l.TerminalID)

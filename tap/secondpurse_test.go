@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/hex"
 	"errors"
+	"strings"
 	"testing"
 
 	"github.com/cardd/cardd/apdu/epurse"
@@ -129,5 +130,32 @@ func TestBalanceAfterSaleAndLoadCountsSecondPurse(t *testing.T) {
 	}
 	if lrep.Balance != 445 || lrep.Loads[0].NewBalance != 445 {
 		t.Errorf("balance after a 1.00 load %d (credit's %d), want 445", lrep.Balance, lrep.Loads[0].NewBalance)
+	}
+}
+
+// TestLoadCapCountsThePurse: load.balance_cap is the most a card may hold
+// after a top-up, and the host checks it on the purse. A T-Union card whose
+// second purse makes it show 982.00 while its purse holds 990.00 must not be
+// loaded 15.00 past the 1000.00 cap: the credit waits, nothing reaches the
+// card.
+func TestLoadCapCountsThePurse(t *testing.T) {
+	w := newLoadWorld(t)
+	w.card = tunionCard(t, 99000, 800)
+	w.host = newFakeLoadHost(t, w.card)
+	w.l.Host, w.l.BalanceCap = w.host, 100000
+	cr, err := ReadPurse(w.card, ReadOptions{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.host.credits = []hostapi.Credit{{ID: "cr-1", Card: cr.Info.CardNumber, AmountFen: 1500, State: hostapi.CreditPending}}
+	rep, err := w.tap(t, w.card)
+	if err != nil || len(rep.Loads) != 1 {
+		t.Fatalf("tap: %+v, %v", rep, err)
+	}
+	if ld := rep.Loads[0]; ld.Applied || !strings.Contains(ld.Refused, "balance cap") {
+		t.Fatalf("credit past the cap: %+v, want it waiting for the cap", ld)
+	}
+	if got := w.card.File().EPBalance; got != 99000 {
+		t.Fatalf("card purse %d, want 99000 untouched", got)
 	}
 }
