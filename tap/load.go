@@ -183,7 +183,7 @@ func (l *Loader) loadOne(ctx context.Context, t apdu.Transmitter, cr *CardRead, 
 	}
 	// The cap is on what the purse holds, as the host checks it: a second
 	// purse lowers the balance shown, not the money on the card.
-	if held := rep.Balance + cr.PurseBalance - cr.Balance + c.AmountFen; held > capFen {
+	if held := cr.purseOf(rep.Balance) + c.AmountFen; held > capFen {
 		res.Refused = fmt.Sprintf("the card would hold %s, over the balance cap of %s", money.Format(held), money.Format(capFen))
 		return res, nil
 	}

@@ -386,7 +386,9 @@ func (p *Purchaser) recover(ctx context.Context, t apdu.Transmitter, cr *CardRea
 		if row.Kind != offline.KindPurchase || row.Purse != cr.Purse.String() {
 			continue
 		}
-		state, tac, detail, err := p.settleRow(t, cr, rep.Balance, row)
+		// The purse, not the balance shown: a card whose second purse
+		// takes it all still answers INITIALIZE with its counter.
+		state, tac, detail, err := p.settleRow(t, cr, cr.purseOf(rep.Balance), row)
 		if err != nil {
 			return fmt.Errorf("settling journal row %s from the card: %w", row.ID, err)
 		}

@@ -209,6 +209,12 @@ func (r *CardRead) shownAfter(word, delta int64) int64 {
 	return r.Profile.Shown(r.Profile.Balance.Decode(uint32(word))+delta, r.SecondPurse)
 }
 
+// purseOf is what the purse holds when the balance shown is shown: the
+// second purse the read subtracted added back. The money rules that ask
+// what is on the card (the balance cap, whether the card can answer
+// INITIALIZE) go by it.
+func (r *CardRead) purseOf(shown int64) int64 { return shown + r.PurseBalance - r.Balance }
+
 // BalanceError is ReadPurse's error when the card was selected and named
 // but refused GET BALANCE: Read holds what was read before (number,
 // profile, validity, notes), for an operator's tools; a tap treats it as

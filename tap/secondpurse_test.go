@@ -159,3 +159,22 @@ func TestLoadCapCountsThePurse(t *testing.T) {
 		t.Fatalf("card purse %d, want 99000 untouched", got)
 	}
 }
+
+// TestRecoveryAsksACardItsSecondPurseEmpties: a T-Union card whose second
+// purse equals its purse shows 0.00, but its purse holds money, so its
+// offline counter can be asked (INITIALIZE FOR PURCHASE changes nothing):
+// a purchase whose DEBIT never reached it is settled from the card as not
+// having happened (money rule 3), not left in doubt for the host.
+func TestRecoveryAsksACardItsSecondPurseEmpties(t *testing.T) {
+	w := newPOSWorld(t, 0)
+	w.card = tunionCard(t, 12345, 12345)
+	cr, err := ReadPurse(w.card, ReadOptions{}, nil)
+	if err != nil || cr.Balance != 0 {
+		t.Fatalf("read: balance %d, %v", cr.Balance, err)
+	}
+	unresolvedPurchase(t, w.store, cr, w.card.File().EPOfflineCounter)
+	rep, err := w.tap(t, w.card)
+	if err != nil || len(rep.Recovered) != 1 || rep.Recovered[0].Applied {
+		t.Fatalf("tap: %+v, %v; want the purchase settled as not applied", rep, err)
+	}
+}
