@@ -125,11 +125,12 @@ func (f *fileReader) read(sfi byte) ([]byte, error) {
 	}
 	b, err := epurse.ReadBinarySFI(f.t, sfi, 256)
 	if errors.Is(err, apdu.ErrFileNotFound) && !f.atMF {
-		if err := epurse.SelectMF(f.t); err != nil {
-			if _, isSW := apdu.SW(err); !isSW {
-				return nil, err
+		// mfErr, not err: the read in the MF below must set the outer err.
+		if mfErr := epurse.SelectMF(f.t); mfErr != nil {
+			if _, isSW := apdu.SW(mfErr); !isSW {
+				return nil, mfErr
 			}
-			f.notes = append(f.notes, err.Error())
+			f.notes = append(f.notes, mfErr.Error())
 		} else {
 			f.atMF = true
 			b, err = epurse.ReadBinarySFI(f.t, sfi, 256)
