@@ -62,6 +62,16 @@ func TestMFDetourReadsTheFileThere(t *testing.T) {
 	checkMFDetour(t, []byte{0x90, 0x00})
 }
 
+// TestMFDetourWithAWarning: a card whose MF answers SELECT with a warning
+// (6283, selected but invalidated; 63xx) has the MF selected all the same
+// (ISO 7816-4: 62xx and 63xx are warnings, the command was done). The read
+// must take its EF 4 there and select the application again before GET
+// BALANCE, never ask the MF for a balance.
+func TestMFDetourWithAWarning(t *testing.T) {
+	checkMFDetour(t, []byte{0x62, 0x83})
+	checkMFDetour(t, []byte{0x63, 0x00})
+}
+
 func checkMFDetour(t *testing.T, sw []byte) {
 	t.Helper()
 	c := &mfCard{mfSW: sw}
