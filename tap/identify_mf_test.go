@@ -3,6 +3,7 @@ package tap
 import (
 	"bytes"
 	"encoding/hex"
+	"strings"
 	"testing"
 
 	"github.com/cardd/cardd/apdu"
@@ -14,9 +15,12 @@ import (
 // application. mfSW is its answer to SELECT MF, which selects the MF
 // whatever it answers.
 type mfCard struct {
-	mfSW     []byte
-	inMF     bool
-	balances int // GET BALANCE sent while the MF was selected
+	mfSW []byte
+	// reselectSW, when set, answers SELECT of the application from the
+	// MF, which then stays selected.
+	reselectSW []byte
+	inMF       bool
+	balances   int // GET BALANCE sent while the MF was selected
 }
 
 func (c *mfCard) Transmit(cmd []byte) ([]byte, error) {
@@ -25,6 +29,9 @@ func (c *mfCard) Transmit(cmd []byte) ([]byte, error) {
 	case len(cmd) >= 5 && cmd[1] == 0xA4 && cmd[2] == 0x04:
 		if !bytes.Equal(cmd[5:5+int(cmd[4])], epurse.AIDBeijingPBOC) {
 			return []byte{0x6A, 0x82}, nil
+		}
+		if c.inMF && c.reselectSW != nil {
+			return bytes.Clone(c.reselectSW), nil
 		}
 		c.inMF = false
 		ef15, _ := hex.DecodeString("123400000000000002011000000000001234567820200101203012310000")
@@ -86,5 +93,18 @@ func checkMFDetour(t *testing.T, sw []byte) {
 		cr.Info.ExpiryDate.String() != "2030-12-31" || cr.Transactable() != nil {
 		t.Errorf("MF answering %X: %s, number %q, balance %d, expiry %s, notes %q", sw, cr.Profile.Name, cr.Info.CardNumber,
 			cr.Balance, cr.Info.ExpiryDate, cr.Notes)
+	}
+}
+
+// TestMFDetourReselectRefused: a card that will not select its application
+// again after the MF ends the read with an error; GET BALANCE is never sent
+// to the MF, whose answer could be anything.
+func TestMFDetourReselectRefused(t *testing.T) {
+	c := &mfCard{mfSW: []byte{0x90, 0x00}, reselectSW: []byte{0x6A, 0x82}}
+	if _, err := ReadPurse(c, ReadOptions{}, nil); err == nil || !strings.Contains(err.Error(), "select the e-purse again") {
+		t.Fatalf("err = %v, want the failed reselect", err)
+	}
+	if c.balances != 0 {
+		t.Fatalf("GET BALANCE sent to the MF %d times", c.balances)
 	}
 }
