@@ -125,12 +125,18 @@ func (f *fileReader) read(sfi byte) ([]byte, error) {
 	}
 	b, err := epurse.ReadBinarySFI(f.t, sfi, 256)
 	if errors.Is(err, apdu.ErrFileNotFound) && !f.atMF {
-		if mfErr := epurse.SelectMF(f.t); mfErr != nil {
-			if _, isSW := apdu.SW(mfErr); !isSW {
-				return nil, mfErr
-			}
+		// mfErr, not err: the read in the MF below must set the outer err.
+		mfErr := epurse.SelectMF(f.t)
+		sw, isSW := apdu.SW(mfErr)
+		switch {
+		case mfErr != nil && !isSW:
+			return nil, mfErr
+		case mfErr != nil && sw>>8 != 0x62 && sw>>8 != 0x63:
 			f.notes = append(f.notes, mfErr.Error())
-		} else {
+		default:
+			// 9000, or a warning (62xx, 63xx: ISO 7816-4 says the
+			// command was done): the MF is selected, and the
+			// application must be selected again before GET BALANCE.
 			f.atMF = true
 			b, err = epurse.ReadBinarySFI(f.t, sfi, 256)
 		}

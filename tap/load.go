@@ -181,8 +181,10 @@ func (l *Loader) loadOne(ctx context.Context, t apdu.Transmitter, cr *CardRead, 
 	if capFen <= 0 {
 		capFen = 100000
 	}
-	if rep.Balance+c.AmountFen > capFen {
-		res.Refused = fmt.Sprintf("the card would hold %s, over the balance cap of %s", money.Format(rep.Balance+c.AmountFen), money.Format(capFen))
+	// The cap is on what the purse holds, as the host checks it: a second
+	// purse lowers the balance shown, not the money on the card.
+	if held := cr.purseOf(rep.Balance) + c.AmountFen; held > capFen {
+		res.Refused = fmt.Sprintf("the card would hold %s, over the balance cap of %s", money.Format(held), money.Format(capFen))
 		return res, nil
 	}
 	init, err := epurse.InitLoad(t, cr.Purse, 1, c.AmountFen, l.TerminalID)
@@ -256,7 +258,7 @@ func (l *Loader) loadOne(ctx context.Context, t apdu.Transmitter, cr *CardRead, 
 	}
 	row.State, row.TAC = offline.StateDone, hexUpper(tac[:])
 	l.finishDone(ctx, cr, row, "")
-	rep.Balance = init.OldBalance + c.AmountFen
+	rep.Balance = cr.shownAfter(init.OldBalance, c.AmountFen)
 	res.Applied, res.NewBalance = true, rep.Balance
 	l.logger().Info("credit loaded", "card", redact.CardNumber(cr.Info.CardNumber), "credit", c.ID,
 		"amount", money.Format(c.AmountFen), "balance", money.Format(rep.Balance), "counter", init.OnlineCounter)
@@ -312,7 +314,7 @@ func (l *Loader) recover(ctx context.Context, t apdu.Transmitter, cr *CardRead, 
 		rep.Recovered = append(rep.Recovered, rec)
 	}
 	if len(rep.Recovered) > 0 {
-		b, err := epurse.GetBalance(t, cr.Purse)
+		b, err := cr.balanceNow(t)
 		if err != nil {
 			return err
 		}
@@ -344,7 +346,7 @@ func (l *Loader) settleInFlight(ctx context.Context, t apdu.Transmitter, cr *Car
 		res.Refused = fmt.Sprintf("credit authorized on an earlier tap is not settled yet (%v)", err)
 		return nil
 	}
-	res.Applied, res.NewBalance = true, init.OldBalance
+	res.Applied, res.NewBalance = true, cr.shownAfter(init.OldBalance, 0)
 	res.Refused = ""
 	return nil
 }

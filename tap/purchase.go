@@ -338,7 +338,7 @@ func (p *Purchaser) debit(ctx context.Context, t apdu.Transmitter, sam apdu.Tran
 			p.logger().Error("journal update failed; the next tap resolves it from the card", "journal", row.ID, "err", err)
 		}
 		p.Till.paid(sale.ID)
-		rep.Paid, rep.TAC, rep.Balance = true, row.TAC, init.Balance-sale.AmountFen
+		rep.Paid, rep.TAC, rep.Balance = true, row.TAC, cr.shownAfter(init.Balance, -sale.AmountFen)
 		return nil
 	}
 	detail := ""
@@ -365,7 +365,7 @@ func (p *Purchaser) debit(ctx context.Context, t apdu.Transmitter, sam apdu.Tran
 	}
 	p.Till.paid(sale.ID)
 	rep.Paid, rep.TAC = true, row.TAC
-	rep.Balance = init.Balance - sale.AmountFen
+	rep.Balance = cr.shownAfter(init.Balance, -sale.AmountFen)
 	p.logger().Info("purchase debited", "card", redact.CardNumber(cr.Info.CardNumber), "journal", row.ID,
 		"amount", money.Format(sale.AmountFen), "balance", money.Format(rep.Balance), "counter", init.OfflineCounter, "term_serial", serial, "psam_profile", prof.String())
 	if macErr != nil {
@@ -425,7 +425,9 @@ func (p *Purchaser) recover(ctx context.Context, t apdu.Transmitter, cr *CardRea
 		if row.Kind != offline.KindPurchase || row.Purse != cr.Purse.String() {
 			continue
 		}
-		state, tac, detail, err := p.settleRow(t, cr, rep.Balance, row)
+		// The purse, not the balance shown: a card whose second purse
+		// takes it all still answers INITIALIZE with its counter.
+		state, tac, detail, err := p.settleRow(t, cr, cr.purseOf(rep.Balance), row)
 		if err != nil {
 			return fmt.Errorf("settling journal row %s from the card: %w", row.ID, err)
 		}
@@ -450,7 +452,7 @@ func (p *Purchaser) recover(ctx context.Context, t apdu.Transmitter, cr *CardRea
 		rep.Recovered = append(rep.Recovered, rec)
 	}
 	if recovered {
-		b, err := epurse.GetBalance(t, cr.Purse)
+		b, err := cr.balanceNow(t)
 		if err != nil {
 			return err
 		}

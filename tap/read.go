@@ -113,7 +113,7 @@ func ReadPurse(t apdu.Transmitter, o ReadOptions, onBalance func(*CardRead)) (*C
 	if err := r.identify(ct, fci, o.OwnIssuers); err != nil {
 		return nil, err
 	}
-	word, err := epurse.GetBalanceWord(ct, 0x00, o.Purse)
+	r.PurseBalance, r.SecondPurse, err = readBalance(ct, r.Profile, o.Purse)
 	if err != nil {
 		if _, isSW := apdu.SW(err); isSW {
 			// The card answered, but not with a balance: what named it is
@@ -122,17 +122,6 @@ func ReadPurse(t apdu.Transmitter, o ReadOptions, onBalance func(*CardRead)) (*C
 			return nil, &BalanceError{Read: r, Err: err}
 		}
 		return nil, err
-	}
-	r.PurseBalance = r.Profile.Balance.Decode(word)
-	if r.Profile.SecondPurse {
-		// A card of the family without a second purse answers an error
-		// status: that costs the second purse, not the balance.
-		if w, err := epurse.GetBalanceWord(ct, 0x01, o.Purse); err == nil {
-			v := r.Profile.Balance.Decode(w)
-			r.SecondPurse = &v
-		} else if _, isSW := apdu.SW(err); !isSW {
-			return nil, err
-		}
 	}
 	r.Balance = r.Profile.Shown(r.PurseBalance, r.SecondPurse)
 	r.BalanceAPDUs = ct.n
@@ -177,6 +166,54 @@ func ReadPurse(t apdu.Transmitter, o ReadOptions, onBalance func(*CardRead)) (*C
 	}
 	return r, nil
 }
+
+// readBalance reads the purse by the family's rule and, on a card of a
+// family that has one, its second purse (nil when the card has none). An
+// error status is the purse's own: a card of the family without a second
+// purse answers one for it, which costs the second purse, not the balance.
+func readBalance(t apdu.Transmitter, p *epurse.Profile, purse epurse.Purse) (int64, *int64, error) {
+	word, err := epurse.GetBalanceWord(t, 0x00, purse)
+	if err != nil {
+		return 0, nil, err
+	}
+	if !p.SecondPurse {
+		return p.Balance.Decode(word), nil, nil
+	}
+	w, err := epurse.GetBalanceWord(t, 0x01, purse)
+	if _, isSW := apdu.SW(err); err != nil && !isSW {
+		return 0, nil, err
+	} else if err != nil {
+		return p.Balance.Decode(word), nil, nil
+	}
+	second := p.Balance.Decode(w)
+	return p.Balance.Decode(word), &second, nil
+}
+
+// balanceNow re-reads, in the same session, the balance to show of the card
+// r read (Profile.Shown): after a recovery changed the card, the money
+// checks and the screen need what the card now spends, by the same rule
+// as the read, never its purse's raw 32 bits.
+func (r *CardRead) balanceNow(t apdu.Transmitter) (int64, error) {
+	main, second, err := readBalance(t, r.Profile, r.Purse)
+	if err != nil {
+		return 0, err
+	}
+	return r.Profile.Shown(main, second), nil
+}
+
+// shownAfter is the balance to show once the purse, as the card's
+// INITIALIZE answered it (word), has moved by delta: read by the family's
+// rule, less the second purse read on this tap, like the read's Balance. A
+// load or a sale does not make the card spend its second purse.
+func (r *CardRead) shownAfter(word, delta int64) int64 {
+	return r.Profile.Shown(r.Profile.Balance.Decode(uint32(word))+delta, r.SecondPurse)
+}
+
+// purseOf is what the purse holds when the balance shown is shown: the
+// second purse the read subtracted added back. The money rules that ask
+// what is on the card (the balance cap, whether the card can answer
+// INITIALIZE) go by it.
+func (r *CardRead) purseOf(shown int64) int64 { return shown + r.PurseBalance - r.Balance }
 
 // BalanceError is ReadPurse's error when the card was selected and named
 // but refused GET BALANCE: Read holds what was read before (number,

@@ -3,6 +3,7 @@ package tap
 import (
 	"bytes"
 	"context"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -666,5 +667,20 @@ func TestReadPurseSkipsABadLogRecord(t *testing.T) {
 				t.Errorf("log shows the whole card number: %q", line)
 			}
 		})
+	}
+}
+
+// TestOwnCardUnderTheOperatorsAID: a deployment whose own cards answer an
+// AID of its own, listed in epurse.aids, read them as campus cards before
+// card profiles came: the 16-digit number, money moving. They still do.
+func TestOwnCardUnderTheOperatorsAID(t *testing.T) {
+	aid := []byte{0xF0, 0x01, 0x02, 0x03, 0x04, 0x05, 0x06}
+	card := newTestCard(t, "", 0, func(cf *epurse.CardFile) { cf.AID = hex.EncodeToString(aid) })
+	cr, err := ReadPurse(card, ReadOptions{AIDs: [][]byte{aid}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cr.Profile != epurse.ProfileCampus || cr.Info.CardNumber != testNumber || cr.Transactable() != nil {
+		t.Fatalf("read as %s, number %q, transactable: %v", cr.Profile.Name, cr.Info.CardNumber, cr.Transactable())
 	}
 }

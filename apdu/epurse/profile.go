@@ -260,10 +260,12 @@ func Identify(name []byte, fciInfo []byte, info IssuerInfo, ownIssuers [][8]byte
 		ownIssuers = [][8]byte{DefaultIssuerID}
 	}
 	for _, id := range ownIssuers {
-		// Our own cards are selected by the city-card or T-Union AID (or
-		// 1001) and number in BCD; a card of our issuer id that does not
-		// is not one we issued.
-		if info.IssuerID == id && info.CardNumber != "" && (name == nil || ProfileCampus.selects(name)) {
+		// Our own cards number in BCD and are selected by the city-card or
+		// T-Union AID, by 1001, or by a name of the operator's own in
+		// epurse.aids that no family claims, as they always were; a card
+		// of our issuer id under another family's name is not one we
+		// issued.
+		if info.IssuerID == id && info.CardNumber != "" && (name == nil || ProfileCampus.selects(name) || !claimed(name)) {
 			return ProfileCampus
 		}
 	}
@@ -282,6 +284,16 @@ func Identify(name []byte, fciInfo []byte, info IssuerInfo, ownIssuers [][8]byte
 		return p
 	}
 	return ProfileGeneric
+}
+
+// claimed reports whether a built-in profile's family is selected by name.
+func claimed(name []byte) bool {
+	for _, p := range Profiles {
+		if p.selects(name) {
+			return true
+		}
+	}
+	return false
 }
 
 // selects reports whether name, the DF name in the card's FCI (or the one

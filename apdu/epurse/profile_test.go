@@ -123,7 +123,9 @@ func TestIdentify(t *testing.T) {
 		{AIDBeijingPBOC, nil, other, ProfileBeijing, "PBOC"},
 		{AIDSuzhou, nil, other, ProfileSuzhou, "SUXIN.DDF01"},
 		{nil, nil, other, ProfileGeneric, "1001, nothing known"},
-		{[]byte("OTHER"), nil, own, ProfileGeneric, "our issuer id under a name we do not use"},
+		{[]byte("OTHER"), nil, own, ProfileCampus, "our issuer id under a name of the operator's own (epurse.aids)"},
+		{AIDShenzhenTong, nil, own, ProfileShenzhen, "our issuer id under another family's name"},
+		{[]byte("OTHER"), nil, other, ProfileGeneric, "another issuer under a name no family uses"},
 		{append(append([]byte{}, AIDTUnion...), 0x01), nil, other, ProfileTUnion, "T-Union's AID extended"},
 		{[]byte("PBOCX"), nil, other, ProfileGeneric, "a short name is matched whole only"},
 	} {

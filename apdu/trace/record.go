@@ -2,6 +2,7 @@ package trace
 
 import (
 	"bytes"
+	"fmt"
 
 	"github.com/cardd/cardd/apdu"
 )
@@ -31,7 +32,12 @@ type Lost struct {
 func (r *Recorder) Transmit(cmd []byte) ([]byte, error) {
 	resp, err := r.T.Transmit(cmd)
 	if err != nil || len(resp) < 2 {
-		r.lost = append(r.lost, Lost{Command: bytes.Clone(cmd), Err: err})
+		why := err
+		if why == nil {
+			// Lost says why: a dump writes it in a note.
+			why = fmt.Errorf("%w: an answer of %d bytes has no status word", apdu.ErrMalformed, len(resp))
+		}
+		r.lost = append(r.lost, Lost{Command: bytes.Clone(cmd), Err: why})
 		return resp, err
 	}
 	// Clones: the caller may reuse either buffer.

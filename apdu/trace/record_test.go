@@ -53,3 +53,18 @@ func TestRecorder(t *testing.T) {
 		t.Errorf("the note %q stayed for the next exchange", rec.Note)
 	}
 }
+
+// TestRecorderShortAnswerIsLostWithAReason: an answer without a status word
+// (fewer than 2 bytes) that came with no transport error is lost all the
+// same, and says why: `cardd dump` writes each lost command's error in a
+// note, and a nil one there would crash the dump.
+func TestRecorderShortAnswerIsLostWithAReason(t *testing.T) {
+	rec := &Recorder{T: apdu.TransmitterFunc(func([]byte) ([]byte, error) { return []byte{0x90}, nil })}
+	_, _ = rec.Transmit(mustHex("00B0950000"))
+	if l := rec.Lost(); len(l) != 1 || l[0].Err == nil {
+		t.Fatalf("lost %+v: want the command, with an error", l)
+	}
+	if len(rec.Exchanges()) != 0 {
+		t.Fatalf("recorded %+v", rec.Exchanges())
+	}
+}

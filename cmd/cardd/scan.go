@@ -11,6 +11,7 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+	"unicode"
 
 	"github.com/spf13/pflag"
 
@@ -217,7 +218,7 @@ func writeScanTable(w io.Writer, o scanOutput) error {
 	fmt.Fprintf(tw, "Card\t%s\n", card)
 	fmt.Fprintf(tw, "Issuer\t%s\n", strings.TrimSpace(o.Issuer+" "+o.IssuerEN))
 	if o.Holder != "" {
-		fmt.Fprintf(tw, "Holder\t%s\n", o.Holder)
+		fmt.Fprintf(tw, "Holder\t%s\n", onTerminal(o.Holder))
 	}
 	fmt.Fprintf(tw, "Valid\t%s to %s\n", o.ValidFrom, o.ValidTo)
 	fmt.Fprintf(tw, "Balance\t%s (%s)\n", o.Balance, o.Purse)
@@ -226,7 +227,7 @@ func writeScanTable(w io.Writer, o scanOutput) error {
 			money.Format(o.PurseBalanceFen), money.Format(*o.SecondPurseFen))
 	}
 	for _, n := range o.Notes {
-		fmt.Fprintf(tw, "Not read\t%s\n", n)
+		fmt.Fprintf(tw, "Not read\t%s\n", onTerminal(n))
 	}
 	fmt.Fprintf(tw, "Reader\t%s\n", o.Reader)
 	fmt.Fprintf(tw, "Read\t%d APDUs (balance after %d), %.1f ms\n", o.APDUs, o.BalanceAPDUs, o.TotalMS)
@@ -245,4 +246,16 @@ func writeScanTable(w io.Writer, o scanOutput) error {
 		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t\n", t.Counter, t.Time, t.Type, t.Amount, t.Terminal)
 	}
 	return tw.Flush()
+}
+
+// onTerminal shows the control and format characters of text from the card
+// as '?': written raw, a cardholder name holding ESC [ 2 A would move the
+// operator's cursor and overwrite the balance line with text the card chose.
+func onTerminal(s string) string {
+	return strings.Map(func(r rune) rune {
+		if unicode.In(r, unicode.Cc, unicode.Cf) {
+			return '?'
+		}
+		return r
+	}, s)
 }
