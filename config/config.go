@@ -193,8 +193,13 @@ type DoorConfig struct {
 	Groups []string `mapstructure:"groups"`
 	// LoadCredits writes a card's pending top-ups onto it after the door
 	// opened ("tap for 3 seconds to sync"); needs host.url.
-	LoadCredits bool            `mapstructure:"load_credits"`
-	Relay       DoorRelayConfig `mapstructure:"relay"`
+	LoadCredits bool `mapstructure:"load_credits"`
+	// CardFamilies are the card profiles (docs/cards.md) whose numbers the
+	// door takes. A door decides by number alone, and families number
+	// independently: a City Union card of another city may carry a campus
+	// card's 16 digits. Default: campus and tunion.
+	CardFamilies []string        `mapstructure:"card_families"`
+	Relay        DoorRelayConfig `mapstructure:"relay"`
 }
 
 // MifareConfig is the M1 (MIFARE Classic) wallet, paid from at a POS.
@@ -392,7 +397,7 @@ func Default() Config {
 		PSAM:  PSAMConfig{Profile: "cardd"},
 		// The LCUS-1 USB relay board's channel 1, the most common board.
 		Mifare: MifareConfig{SlotConvention: "acs"},
-		Door: DoorConfig{Groups: []string{"*"}, LoadCredits: true,
+		Door: DoorConfig{Groups: []string{"*"}, LoadCredits: true, CardFamilies: []string{"campus", "tunion"},
 			Relay: DoorRelayConfig{Baud: 9600, Open: "A00101A2", Close: "A00100A1", Hold: 3 * time.Second}},
 		Printer: PrinterConfig{Baud: 9600, DataBits: 8, Parity: "none", StopBits: "1", FlowControl: "none",
 			Paper: 58, Text: TextGB18030, StatusChecks: true, StatusTimeout: 500 * time.Millisecond, Code: "qr"},
@@ -590,6 +595,11 @@ func (c *Config) Validate() error {
 	for _, f := range c.PSAM.Families.byFamily() {
 		if _, err := psam.ParseProfile(f[1]); err != nil {
 			bad("psam.families."+f[0], f[1], "%v", err)
+		}
+	}
+	for i, f := range c.Door.CardFamilies {
+		if epurse.ProfileNamed(f) == nil {
+			bad("door.card_families", f, "entry %d is not a card family: want one of %s", i+1, strings.Join(epurse.ProfileNames(), ", "))
 		}
 	}
 	oneOf(bad, "mifare.slot_convention", c.Mifare.SlotConvention, "acs", "nonvolatile")

@@ -192,6 +192,7 @@ func TestBadValues(t *testing.T) {
 		{name: "repeated SFI", env: map[string]string{"CARDD_EPURSE_LOG_FILES": "0x18,24"}, key: "epurse.log_files", value: "24", in: "repeats"},
 		{name: "empty SFI list", file: "epurse:\n  log_files: []\n", key: "epurse.log_files", in: "at least one"},
 		{name: "odd AID", file: "epurse:\n  aids: [\"A0F\"]\n", key: "epurse.aids", value: "A0F", in: "1 to 16 bytes"},
+		{name: "door card family", file: "door:\n  card_families: [\"campus\", \"octopus\"]\n", key: "door.card_families", value: "octopus", in: "not a card family"},
 		{name: "short issuer id", file: "epurse:\n  own_issuers: [\"0001\"]\n", key: "epurse.own_issuers", value: "0001", in: "8 bytes"},
 		{name: "purse", file: "epurse:\n  purse: ew\n", key: "epurse.purse", value: "ew", in: "ep, ed"},
 		{name: "duration soon", file: "tap:\n  timeout: soon\n", key: "tap.timeout", value: "soon", in: "duration"},

@@ -14,7 +14,7 @@
 //     in upper case with dots as underscores (reader.card_pattern is
 //     CARDD_READER_CARD_PATTERN). An empty variable counts as unset (viper's
 //     default), so an empty line in a systemd EnvironmentFile changes nothing.
-//     The lists epurse.aids, epurse.own_issuers, epurse.log_files and api.allowed_hosts are
+//     The lists epurse.aids, epurse.own_issuers, epurse.log_files, door.card_families and api.allowed_hosts are
 //     comma-separated there.
 //  4. The flags of [RegisterFlags] that were given on the command line.
 //
@@ -58,6 +58,7 @@
 //	mifare.slot_convention CARDD_MIFARE_SLOT_CONVENTION            acs (acs: FF 82 P1 00 slots 0/1; nonvolatile: P1 20)
 //	door.groups          CARDD_DOOR_GROUPS                         ["*"] (access-list groups this door admits; * all)
 //	door.load_credits    CARDD_DOOR_LOAD_CREDITS                   true (write pending top-ups after opening; needs host.url)
+//	door.card_families   CARDD_DOOR_CARD_FAMILIES                  [campus, tunion] (card profiles whose numbers the door takes)
 //	door.relay.port      CARDD_DOOR_RELAY_PORT                     "" (relay board's serial port; required in mode door)
 //	door.relay.baud      CARDD_DOOR_RELAY_BAUD                     9600
 //	door.relay.open      CARDD_DOOR_RELAY_OPEN                     "A00101A2" (hex bytes that release the lock)

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -36,10 +37,14 @@ type DoorRelay interface {
 // journals every decision (uploaded like any journal row). Cards with the
 // e-purse are known by number, any other ISO 14443 card by its UID.
 type Door struct {
-	Store  *offline.Store
-	Relay  DoorRelay
-	Now    func() time.Time // nil: time.Now
-	Logger *slog.Logger     // nil: slog.Default()
+	Store *offline.Store
+	Relay DoorRelay
+	// Families are the card profiles (epurse.Profile names) whose numbers
+	// the door takes; nil takes every family. A door decides by number
+	// alone, so a number is only as good as the family it comes from.
+	Families []string
+	Now      func() time.Time // nil: time.Now
+	Logger   *slog.Logger     // nil: slog.Default()
 
 	index atomic.Pointer[door.Index]
 }
@@ -116,6 +121,12 @@ func (d *Door) Decide(ctx context.Context, t apdu.Transmitter, start time.Time, 
 		return denied, reason
 	}
 	dec := door.Decide(d.index.Load(), deny, id, now)
+	if cr != nil && dec.Allowed && d.Families != nil && !slices.Contains(d.Families, cr.Profile.Name) {
+		// Families number their cards independently: another city's card
+		// may carry the 16 digits of one of ours.
+		dec = door.Decision{Reason: door.ReasonUnknownCard, Card: dec.Card,
+			Text: fmt.Sprintf("a %s card; this door takes %s cards", cr.Profile.Name, strings.Join(d.Families, ", "))}
+	}
 	if cr != nil && dec.Allowed {
 		if err := cr.Transactable(); err != nil {
 			// A serial in hex, or unread validity dates, must not open a

@@ -185,3 +185,21 @@ func TestDoorRefusesACardNotRecognised(t *testing.T) {
 		})
 	}
 }
+
+// A door takes numbers of its card families only: a City Union card of
+// another city carrying a listed campus number stays outside.
+func TestDoorTakesItsCardFamiliesOnly(t *testing.T) {
+	d, relay, _ := newTestDoor(t)
+	d.Families = []string{"campus", "tunion"}
+	cr := readTestCard(t)
+	cr.Profile = epurse.ProfileCityUnion
+	rep, err := d.Decide(context.Background(), nil, time.Now(), cr, nil)
+	if !errors.Is(err, ErrAccessDenied) || relay.opens != 0 || rep.Decision.Reason != door.ReasonUnknownCard ||
+		!strings.Contains(rep.Decision.Text, "cityunion") {
+		t.Fatalf("Decide = %+v, %v; relay opened %d times", rep, err, relay.opens)
+	}
+	// The campus card itself is let in.
+	if rep, err := d.Decide(context.Background(), nil, time.Now(), readTestCard(t), nil); err != nil || !rep.Opened {
+		t.Fatalf("campus card: %+v, %v", rep, err)
+	}
+}

@@ -115,10 +115,17 @@ func (l *Loader) Apply(ctx context.Context, t apdu.Transmitter, cr *CardRead) (L
 	}
 	// Every tap is a journal row: the host sees each card that passed,
 	// whether or not money moved.
-	if _, err := l.Store.Begin(ctx, offline.Row{
+	read := offline.Row{
 		Kind: offline.KindRead, State: offline.StateDone, Card: card, Purse: cr.Purse.String(),
 		BalanceFen: rep.Balance, Time: l.now().Format(hostapi.TimeLayout),
-	}); err != nil {
+	}
+	if rep.Balance < 0 {
+		// A card in overdraft, or a T-Union card whose second purse
+		// exceeds its purse: a balance field holds no debt (the host
+		// refuses one), so the row says it in words.
+		read.BalanceFen, read.Detail = 0, "shown balance "+money.Format(rep.Balance)
+	}
+	if _, err := l.Store.Begin(ctx, read); err != nil {
 		return rep, fmt.Errorf("journal of the tap: %w", err)
 	}
 	if denied, reason, err := l.Store.Denied(ctx, card); err != nil {

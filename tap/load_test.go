@@ -351,3 +351,25 @@ func TestLoadJournalFailureSendsNoCredit(t *testing.T) {
 		t.Fatalf("card holds %d, want %d unchanged", got, start)
 	}
 }
+
+// A card shown below zero (its second purse above its purse) is journaled
+// with a balance of 0 and the shown balance in words: a negative balance
+// field is a row the host refuses.
+func TestLoadReadRowOfACardBelowZero(t *testing.T) {
+	w := newLoadWorld(t)
+	cr, err := ReadPurse(w.card, ReadOptions{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cr.Balance = -300
+	if _, err := w.l.Apply(context.Background(), w.card, cr); err != nil {
+		t.Fatal(err)
+	}
+	rows, err := w.store.List(context.Background(), 0, 10)
+	if err != nil || len(rows) != 1 {
+		t.Fatalf("rows %+v, %v", rows, err)
+	}
+	if r := rows[0]; r.Kind != offline.KindRead || r.BalanceFen != 0 || r.Detail != "shown balance -3.00" {
+		t.Errorf("read row %+v", r)
+	}
+}

@@ -231,6 +231,15 @@ func ProfileNamed(name string) *Profile {
 	return nil
 }
 
+// ProfileNames are the built-in profiles' names, in order.
+func ProfileNames() []string {
+	out := make([]string, len(Profiles))
+	for i, p := range Profiles {
+		out[i] = p.Name
+	}
+	return out
+}
+
 // DefaultAIDs are the DF names Select tries when told none: every family's,
 // our own cards' first, each once.
 func DefaultAIDs() [][]byte {

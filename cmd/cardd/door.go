@@ -31,7 +31,7 @@ func newDoor(ctx context.Context, cfg *config.Config, store *offline.Store, log 
 	if err := relay.Lock(ctx); err != nil {
 		log.Warn("locking the door at start; the relay is retried on the next tap", "port", dc.Relay.Port, "err", err)
 	}
-	d := &tap.Door{Store: store, Relay: relay, Logger: log}
+	d := &tap.Door{Store: store, Relay: relay, Families: cfg.Door.CardFamilies, Logger: log}
 	apply := func(version string, body []byte) error {
 		list, err := door.ParseList(body)
 		if err != nil {
