@@ -136,6 +136,10 @@ func ReadPurse(t apdu.Transmitter, o ReadOptions, onBalance func(*CardRead)) (*C
 		r.Holder = &h
 	case errors.Is(err, apdu.ErrFileNotFound):
 		// Anonymous cards have no EF 0x16; that is not a failed tap.
+	case errors.Is(err, apdu.ErrMalformed), errors.Is(err, epurse.ErrBadRecord):
+		// A cardholder file written another issuer's way costs the
+		// holder's name, not the log and the money.
+		r.note("cardholder file: %v", err)
 	default:
 		return nil, err
 	}

@@ -468,7 +468,6 @@ func TestReadPurseMalformedAnswers(t *testing.T) {
 		{"GET BALANCE without data", 0x5C, -1, func([]byte) []byte { return []byte{0x90, 0x00} }},
 		{"GET BALANCE of 5 bytes", 0x5C, -1, func([]byte) []byte { return []byte{0x00, 0x00, 0x00, 0x30, 0x39, 0x90, 0x00} }},
 		{"answer without status word", 0x5C, -1, func([]byte) []byte { return []byte{0x90} }},
-		{"EF 0x16 of 10 bytes", 0xB0, 0x96, func([]byte) []byte { return append(make([]byte, 10), 0x90, 0x00) }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			card := newTestCard(t, "张三", 5, nil)
@@ -527,6 +526,12 @@ func TestReadPurseOddFieldsCostOnlyThemselves(t *testing.T) {
 			b := bytes.Clone(real)
 			i := bytes.Index(b, []byte{0x9F, 0x0C, 0x1E})
 			b[i+3+20+2] = 0x13 // start date month 13
+			return b
+		}},
+		{"EF 0x16 of 10 bytes", 0xB0, 0x96, func([]byte) []byte { return append(make([]byte, 10), 0x90, 0x00) }},
+		{"EF 0x16 name not GBK", 0xB0, 0x96, func(real []byte) []byte {
+			b := bytes.Clone(real)
+			b[2], b[3] = 0xFF, 0x30 // FF is no GBK lead byte
 			return b
 		}},
 	} {
