@@ -185,9 +185,9 @@ func (p PSAMConfig) Profiles() psam.Profiles {
 	return out
 }
 
-// DoorConfig is the dorm door (mode door). Its values are checked by
-// package door (door.Config.Validate) when the daemon starts in door mode,
-// with errors naming these keys.
+// DoorConfig is the dorm door (mode door). Validate checks its values with
+// the checks package door uses (ValidateDoorGroups, ValidateDoorRelay), so
+// cardd config and cardd doctor refuse what the daemon would.
 type DoorConfig struct {
 	// Groups are the access list's groups this door admits; "*" is all.
 	Groups []string `mapstructure:"groups"`
@@ -481,6 +481,9 @@ func (l LogConfig) SlogLevel() slog.Level {
 // Validate checks every key and returns nil or the bad keys as
 // [*ValidationError]s joined with errors.Join, in the stable order of the key
 // table (see the package documentation). Use errors.As to get the first.
+//
+// It is the one check of the configuration: `cardd config`, `cardd doctor`
+// and `cardd run` all refuse what it refuses, door.* included.
 func (c *Config) Validate() error {
 	var p problems
 	oneOf(p.bad, "mode", c.Mode, ModeKiosk, ModePOS, ModeDoor)
@@ -641,16 +644,19 @@ func (c PSAMConfig) validate(p *problems) {
 	}
 }
 
-// validate checks door.card_families, and the relay port in mode door.
+// validate checks door.*: the relay port only in mode door (a kiosk has no
+// relay), every other key always, with package door's own checks.
 func (d DoorConfig) validate(p *problems, doorMode bool) {
 	for i, f := range d.CardFamilies {
 		if epurse.ProfileNamed(f) == nil {
 			p.bad("door.card_families", f, "entry %d is not a card family: want one of %s", i+1, strings.Join(epurse.ProfileNames(), ", "))
 		}
 	}
-	if doorMode && d.Relay.Port == "" {
-		p.bad("door.relay.port", "", "required in mode door: the serial port of the relay board that opens the door")
+	if doorMode && strings.TrimSpace(d.Relay.Port) == "" {
+		p.bad("door.relay.port", d.Relay.Port, "required in mode door: the serial port of the relay board that opens the door")
 	}
+	p.errs = append(p.errs, ValidateDoorGroups(d.Groups)...)
+	p.errs = append(p.errs, ValidateDoorRelay(d.Relay.Baud, d.Relay.Open, d.Relay.Close, d.Relay.Hold)...)
 }
 
 func (c PrinterConfig) validate(p *problems) {
