@@ -612,3 +612,50 @@ func TestPSAMProfiles(t *testing.T) {
 		t.Errorf("default: %s", got)
 	}
 }
+
+// A money key may be a YAML number with at most two decimals. The amount is
+// read from the number as written, so one a float would round (1000.123,
+// 0.1000000000000000001) is refused naming the key and the value, not paid
+// as its neighbour; strings work as before.
+func TestMoneyAsYAMLNumber(t *testing.T) {
+	for _, tc := range []struct {
+		file string
+		want [3]int64 // balance cap, daily limit (-1 none), max purchase, in fen
+	}{
+		{"load:\n  balance_cap: 1000\n", [3]int64{100000, 20000, 50000}},
+		{"load:\n  balance_cap: 1000.5\n", [3]int64{100050, 20000, 50000}},
+		{"load:\n  balance_cap: 1000.50\npos:\n  daily_limit: 0\n  max_purchase: 0.01\n", [3]int64{100050, -1, 1}},
+		{"load:\n  balance_cap: \"999.99\"\npos:\n  daily_limit: 19.9\n", [3]int64{99999, 1990, 50000}},
+		{"load:\n  balance_cap: &cap 42949672.95\npos:\n  max_purchase: *cap\n", [3]int64{4294967295, 20000, 4294967295}},
+	} {
+		cleanEnv(t)
+		file := tc.file
+		c, err := Load(flags(t, "--config", writeFile(t, file)))
+		if err != nil {
+			t.Errorf("%q: %v", file, err)
+			continue
+		}
+		if got := [3]int64{c.Load.BalanceCapFen(), c.POS.DailyLimitFen(), c.POS.MaxPurchaseFen()}; got != tc.want {
+			t.Errorf("%q: fen %v, want %v", file, got, tc.want)
+		}
+	}
+	for _, tc := range []struct{ file, key, value string }{
+		{"load:\n  balance_cap: 1000.123\n", "load.balance_cap", "1000.123"},
+		{"pos:\n  max_purchase: 0.1000000000000000001\n", "pos.max_purchase", "0.1000000000000000001"},
+		{"pos:\n  daily_limit: 1e3\n", "pos.daily_limit", "1e3"},
+		{"load:\n  balance_cap: 0x10\n", "load.balance_cap", "0x10"},
+		{"load:\n  balance_cap: -5\n", "load.balance_cap", "-5"},
+		{"load:\n  balance_cap: .inf\n", "load.balance_cap", ".inf"},
+	} {
+		cleanEnv(t)
+		_, err := Load(flags(t, "--config", writeFile(t, tc.file)))
+		var ve *ValidationError
+		if !errors.As(err, &ve) || ve.Key != tc.key || ve.Value != tc.value {
+			t.Errorf("%q: error %v, want %s = %q", tc.file, err, tc.key, tc.value)
+			continue
+		}
+		if want := "config: " + tc.key + " = \"" + tc.value + "\": must be an amount in yuan"; !strings.HasPrefix(err.Error(), want) {
+			t.Errorf("%q: %q, want it to start %q", tc.file, err, want)
+		}
+	}
+}

@@ -51,3 +51,31 @@ func TestDoorConfigRefusedByEveryCommand(t *testing.T) {
 		t.Errorf("a refused configuration made the store (%v)", err)
 	}
 }
+
+// cardd config takes a money key given as a YAML number with at most two
+// decimals and refuses one with three, naming the key and the value as
+// written.
+func TestConfigMoneyAsNumber(t *testing.T) {
+	t.Setenv("CARDD_CONFIG", "")
+	dir := t.TempDir()
+	for _, tc := range []struct {
+		cap, want string
+		code      int
+	}{
+		{"1000", `balance_cap: "1000"`, 0},
+		{"1000.5", `balance_cap: "1000.5"`, 0},
+		{"1000.123", `config: load.balance_cap = "1000.123": must be an amount in yuan`, 2},
+	} {
+		file := filepath.Join(dir, "money.yaml")
+		if err := os.WriteFile(file, []byte("load:\n  balance_cap: "+tc.cap+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		code, stdout, stderr := run(t, "config", "--config", file)
+		if code != tc.code || !strings.Contains(stdout+stderr, tc.want) {
+			t.Errorf("balance_cap: %s: exit %d, want %d and %q in\n%s%s", tc.cap, code, tc.code, tc.want, stdout, stderr)
+		}
+		if tc.code != 0 && strings.Count(strings.TrimRight(stderr, "\n"), "\n") != 0 {
+			t.Errorf("balance_cap: %s: more than one line: %q", tc.cap, stderr)
+		}
+	}
+}
