@@ -185,9 +185,9 @@ func (p PSAMConfig) Profiles() psam.Profiles {
 	return out
 }
 
-// DoorConfig is the dorm door (mode door). Its values are checked by
-// package door (door.Config.Validate) when the daemon starts in door mode,
-// with errors naming these keys.
+// DoorConfig is the dorm door (mode door). Validate checks its values with
+// the checks package door uses (ValidateDoorGroups, ValidateDoorRelay), so
+// cardd config and cardd doctor refuse what the daemon would.
 type DoorConfig struct {
 	// Groups are the access list's groups this door admits; "*" is all.
 	Groups []string `mapstructure:"groups"`
@@ -481,169 +481,208 @@ func (l LogConfig) SlogLevel() slog.Level {
 // Validate checks every key and returns nil or the bad keys as
 // [*ValidationError]s joined with errors.Join, in the stable order of the key
 // table (see the package documentation). Use errors.As to get the first.
+//
+// It is the one check of the configuration: `cardd config`, `cardd doctor`
+// and `cardd run` all refuse what it refuses, door.* included.
 func (c *Config) Validate() error {
-	var errs []error
-	bad := func(key, value, reason string, args ...any) {
-		errs = append(errs, &ValidationError{Key: key, Value: value, Reason: fmt.Sprintf(reason, args...)})
-	}
-
-	oneOf(bad, "mode", c.Mode, ModeKiosk, ModePOS, ModeDoor)
-
+	var p problems
+	oneOf(p.bad, "mode", c.Mode, ModeKiosk, ModePOS, ModeDoor)
 	if !isHex(c.Terminal.ID) || len(c.Terminal.ID) != 12 {
-		bad("terminal.id", c.Terminal.ID, "must be 12 hex digits (the 6-byte terminal id), like \"000000000001\"")
+		p.bad("terminal.id", c.Terminal.ID, "must be 12 hex digits (the 6-byte terminal id), like \"000000000001\"")
 	}
+	c.Reader.validate(&p)
+	c.EPurse.validate(&p)
+	if strings.TrimSpace(c.Store.Path) == "" {
+		p.bad("store.path", c.Store.Path, "must not be empty: the journal needs a file")
+	}
+	c.Host.validate(&p)
+	c.API.validate(&p)
+	oneOf(p.bad, "log.level", c.Log.Level, "debug", "info", "warn", "error")
+	oneOf(p.bad, "log.format", c.Log.Format, "text", "json")
+	c.validateMoney(&p)
+	c.POS.validateApps(&p)
+	c.PSAM.validate(&p)
+	c.Door.validate(&p, c.Mode == ModeDoor)
+	oneOf(p.bad, "mifare.slot_convention", c.Mifare.SlotConvention, "acs", "nonvolatile")
+	if c.Mode == ModePOS && c.EPurse.Purse == PurseED {
+		p.bad("epurse.purse", c.EPurse.Purse, "mode pos debits the electronic purse (ep); the PIN-protected deposit (ed) is not sold from here")
+	}
+	if c.Mode == ModePOS && c.Reader.SAMPattern == "" {
+		p.bad("reader.sam_pattern", "", "required in mode pos: purchases go through the PSAM in the SAM reader")
+	}
+	if c.Store.Retention < 24*time.Hour {
+		p.bad("store.retention", c.Store.Retention.String(), "must be at least 24h; acknowledged rows are kept this long (default 4320h, 180 days)")
+	}
+	if c.Tap.Timeout <= 0 {
+		p.bad("tap.timeout", c.Tap.Timeout.String(), "must be a positive duration, like \"3s\"")
+	}
+	c.Printer.validate(&p)
+	return errors.Join(p.errs...)
+}
 
-	if _, err := regexp.Compile(c.Reader.CardPattern); err != nil {
-		bad("reader.card_pattern", c.Reader.CardPattern, "invalid regexp: %v", err)
-	}
-	if _, err := regexp.Compile(c.Reader.SAMPattern); err != nil {
-		bad("reader.sam_pattern", c.Reader.SAMPattern, "invalid regexp: %v", err)
-	}
+// problems collects the bad keys of one Validate, in the order found.
+type problems struct{ errs []error }
 
-	if len(c.EPurse.AIDs) == 0 {
-		bad("epurse.aids", "", "must list at least one AID")
+// bad records key as bad, with the reason formatted from reason and args.
+func (p *problems) bad(key, value, reason string, args ...any) {
+	p.errs = append(p.errs, &ValidationError{Key: key, Value: value, Reason: fmt.Sprintf(reason, args...)})
+}
+
+func (r ReaderConfig) validate(p *problems) {
+	if _, err := regexp.Compile(r.CardPattern); err != nil {
+		p.bad("reader.card_pattern", r.CardPattern, "invalid regexp: %v", err)
+	}
+	if _, err := regexp.Compile(r.SAMPattern); err != nil {
+		p.bad("reader.sam_pattern", r.SAMPattern, "invalid regexp: %v", err)
+	}
+}
+
+func (e EPurseConfig) validate(p *problems) {
+	if len(e.AIDs) == 0 {
+		p.bad("epurse.aids", "", "must list at least one AID")
 	}
 	seenAID := map[string]bool{}
-	for i, a := range c.EPurse.AIDs {
+	for i, a := range e.AIDs {
 		switch {
 		case !isHex(a) || len(a)%2 != 0 || len(a) < 2 || len(a) > 32:
-			bad("epurse.aids", a, "entry %d must be a DF name of 1 to 16 bytes in hex (2 to 32 hex digits)", i+1)
+			p.bad("epurse.aids", a, "entry %d must be a DF name of 1 to 16 bytes in hex (2 to 32 hex digits)", i+1)
 		case seenAID[strings.ToUpper(a)]:
-			bad("epurse.aids", a, "entry %d repeats an earlier AID (each miss costs an APDU per tap)", i+1)
+			p.bad("epurse.aids", a, "entry %d repeats an earlier AID (each miss costs an APDU per tap)", i+1)
 		}
 		seenAID[strings.ToUpper(a)] = true
 	}
-	for i, a := range c.EPurse.OwnIssuers {
+	for i, a := range e.OwnIssuers {
 		if !isHex(a) || len(a) != 16 {
-			bad("epurse.own_issuers", a, "entry %d must be an issuer id of 8 bytes in hex (16 hex digits)", i+1)
+			p.bad("epurse.own_issuers", a, "entry %d must be an issuer id of 8 bytes in hex (16 hex digits)", i+1)
 		}
 	}
-	oneOf(bad, "epurse.purse", c.EPurse.Purse, PurseEP, PurseED)
-	if len(c.EPurse.LogFiles) == 0 {
-		bad("epurse.log_files", "", "must list at least one SFI")
+	oneOf(p.bad, "epurse.purse", e.Purse, PurseEP, PurseED)
+	if len(e.LogFiles) == 0 {
+		p.bad("epurse.log_files", "", "must list at least one SFI")
 	}
 	seenSFI := map[int]bool{}
-	for i, sfi := range c.EPurse.LogFiles {
+	for i, sfi := range e.LogFiles {
 		switch {
 		case sfi < 1 || sfi > 30:
 			// An SFI is 5 bits and 31 is reserved (ISO 7816-4), so 1..30.
-			bad("epurse.log_files", strconv.Itoa(sfi), "entry %d: SFI must be 1..30 (0x01..0x1E)", i+1)
+			p.bad("epurse.log_files", strconv.Itoa(sfi), "entry %d: SFI must be 1..30 (0x01..0x1E)", i+1)
 		case seenSFI[sfi]:
-			bad("epurse.log_files", strconv.Itoa(sfi), "entry %d repeats an earlier SFI", i+1)
+			p.bad("epurse.log_files", strconv.Itoa(sfi), "entry %d repeats an earlier SFI", i+1)
 		}
 		seenSFI[sfi] = true
 	}
-	if n := c.EPurse.LogRecords; n < 1 || n > 10 {
-		bad("epurse.log_records", strconv.Itoa(n), "must be 1..10 (each record is one READ RECORD per tap)")
+	if n := e.LogRecords; n < 1 || n > 10 {
+		p.bad("epurse.log_records", strconv.Itoa(n), "must be 1..10 (each record is one READ RECORD per tap)")
 	}
+}
 
-	if strings.TrimSpace(c.Store.Path) == "" {
-		bad("store.path", c.Store.Path, "must not be empty: the journal needs a file")
+func (h HostConfig) validate(p *problems) {
+	if h.URL == "" {
+		return
 	}
+	u, err := url.Parse(h.URL)
+	switch {
+	case err != nil:
+		p.bad("host.url", h.URL, "invalid URL: %v", unwrapURLError(err))
+	case u.Scheme != "http" && u.Scheme != "https":
+		p.bad("host.url", h.URL, "must be an http:// or https:// URL (or empty to run offline)")
+	case u.Host == "":
+		p.bad("host.url", h.URL, "must name a host, like \"https://host.example.com\"")
+	}
+	if h.SecretFile == "" {
+		p.bad("host.secret_file", "", "required when host.url is set: requests to the host are signed with this terminal's secret")
+	}
+}
 
-	if c.Host.URL != "" {
-		u, err := url.Parse(c.Host.URL)
-		switch {
-		case err != nil:
-			bad("host.url", c.Host.URL, "invalid URL: %v", unwrapURLError(err))
-		case u.Scheme != "http" && u.Scheme != "https":
-			bad("host.url", c.Host.URL, "must be an http:// or https:// URL (or empty to run offline)")
-		case u.Host == "":
-			bad("host.url", c.Host.URL, "must name a host, like \"https://host.example.com\"")
-		}
-		if c.Host.SecretFile == "" {
-			bad("host.secret_file", "", "required when host.url is set: requests to the host are signed with this terminal's secret")
-		}
+func (a APIConfig) validate(p *problems) {
+	if host, port, err := net.SplitHostPort(a.Listen); err != nil {
+		p.bad("api.listen", a.Listen, "must be host:port, like \"127.0.0.1:8711\"")
+	} else if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+		p.bad("api.listen", a.Listen, "port must be a number 0..65535")
+	} else if !isLoopback(host) && a.TokenFile == "" {
+		p.bad("api.token_file", "", "required when api.listen (%q) is not a loopback address: the API can arm purchases", a.Listen)
 	}
-
-	if host, port, err := net.SplitHostPort(c.API.Listen); err != nil {
-		bad("api.listen", c.API.Listen, "must be host:port, like \"127.0.0.1:8711\"")
-	} else if p, err := strconv.Atoi(port); err != nil || p < 0 || p > 65535 {
-		bad("api.listen", c.API.Listen, "port must be a number 0..65535")
-	} else if !isLoopback(host) && c.API.TokenFile == "" {
-		bad("api.token_file", "", "required when api.listen (%q) is not a loopback address: the API can arm purchases", c.API.Listen)
-	}
-	for i, h := range c.API.AllowedHosts {
+	for i, h := range a.AllowedHosts {
 		if why := hostProblem(h); why != "" {
-			bad("api.allowed_hosts", h, "entry %d: %s", i+1, why)
+			p.bad("api.allowed_hosts", h, "entry %d: %s", i+1, why)
 		}
 	}
+}
 
-	oneOf(bad, "log.level", c.Log.Level, "debug", "info", "warn", "error")
-	oneOf(bad, "log.format", c.Log.Format, "text", "json")
-
+// validateMoney checks the amounts in yuan: load.balance_cap and pos's.
+func (c *Config) validateMoney(p *problems) {
 	if fen, err := money.Parse(c.Load.BalanceCap); err != nil || fen <= 0 || fen > 0xFFFFFFFF {
-		bad("load.balance_cap", c.Load.BalanceCap, "must be an amount in yuan above 0 and at most 42949672.95, like \"1000.00\"")
+		p.bad("load.balance_cap", c.Load.BalanceCap, "must be an amount in yuan above 0 and at most 42949672.95, like \"1000.00\"")
 	}
 	if fen, err := money.Parse(c.POS.DailyLimit); err != nil || fen < 0 || fen > 0xFFFFFFFF {
-		bad("pos.daily_limit", c.POS.DailyLimit, "must be an amount in yuan, 0 (no limit) to 42949672.95, like \"200.00\"")
+		p.bad("pos.daily_limit", c.POS.DailyLimit, "must be an amount in yuan, 0 (no limit) to 42949672.95, like \"200.00\"")
 	}
 	if fen, err := money.Parse(c.POS.MaxPurchase); err != nil || fen <= 0 || fen > 0xFFFFFFFF {
-		bad("pos.max_purchase", c.POS.MaxPurchase, "must be an amount in yuan above 0 and at most 42949672.95, like \"500.00\"")
+		p.bad("pos.max_purchase", c.POS.MaxPurchase, "must be an amount in yuan above 0 and at most 42949672.95, like \"500.00\"")
 	}
-	if len(c.POS.SAMApps) == 0 {
-		bad("pos.sam_apps", "", "must list at least one PSAM application, like [\"1001\"]")
-	}
-	for i, a := range c.POS.SAMApps {
-		if !isHex(a) || !(len(a) == 4 && a != "0000" || len(a)%2 == 0 && len(a) >= 10 && len(a) <= 32) {
-			bad("pos.sam_apps", a, "entry %d must be a file id of 4 hex digits (\"1001\") or an AID of 5 to 16 bytes in hex", i+1)
-		}
-	}
-	if _, err := psam.ParseProfile(c.PSAM.Profile); err != nil {
-		bad("psam.profile", c.PSAM.Profile, "%v", err)
-	}
-	for _, f := range c.PSAM.Families.byFamily() {
-		if _, err := psam.ParseProfile(f[1]); err != nil {
-			bad("psam.families."+f[0], f[1], "%v", err)
-		}
-	}
-	for i, f := range c.Door.CardFamilies {
-		if epurse.ProfileNamed(f) == nil {
-			bad("door.card_families", f, "entry %d is not a card family: want one of %s", i+1, strings.Join(epurse.ProfileNames(), ", "))
-		}
-	}
-	oneOf(bad, "mifare.slot_convention", c.Mifare.SlotConvention, "acs", "nonvolatile")
-	if c.Mode == ModeDoor && c.Door.Relay.Port == "" {
-		bad("door.relay.port", "", "required in mode door: the serial port of the relay board that opens the door")
-	}
-	if c.Mode == ModePOS && c.EPurse.Purse == PurseED {
-		bad("epurse.purse", c.EPurse.Purse, "mode pos debits the electronic purse (ep); the PIN-protected deposit (ed) is not sold from here")
-	}
-	if c.Mode == ModePOS && c.Reader.SAMPattern == "" {
-		bad("reader.sam_pattern", "", "required in mode pos: purchases go through the PSAM in the SAM reader")
-	}
-	if c.Store.Retention < 24*time.Hour {
-		bad("store.retention", c.Store.Retention.String(), "must be at least 24h; acknowledged rows are kept this long (default 4320h, 180 days)")
-	}
-	if c.Tap.Timeout <= 0 {
-		bad("tap.timeout", c.Tap.Timeout.String(), "must be a positive duration, like \"3s\"")
-	}
+}
 
-	p := c.Printer
-	if p.Enabled && strings.TrimSpace(p.Port) == "" {
-		bad("printer.port", p.Port, "required when printer.enabled is true: the serial device, like \"/dev/ttyUSB0\"")
+func (c POSConfig) validateApps(p *problems) {
+	if len(c.SAMApps) == 0 {
+		p.bad("pos.sam_apps", "", "must list at least one PSAM application, like [\"1001\"]")
 	}
-	if p.Baud <= 0 || p.Baud > 4000000 {
-		bad("printer.baud", strconv.Itoa(p.Baud), "must be a line speed in bits per second, like 9600 or 115200")
+	for i, a := range c.SAMApps {
+		if !isHex(a) || !(len(a) == 4 && a != "0000" || len(a)%2 == 0 && len(a) >= 10 && len(a) <= 32) {
+			p.bad("pos.sam_apps", a, "entry %d must be a file id of 4 hex digits (\"1001\") or an AID of 5 to 16 bytes in hex", i+1)
+		}
 	}
-	if p.DataBits < 5 || p.DataBits > 8 {
-		bad("printer.data_bits", strconv.Itoa(p.DataBits), "must be 5, 6, 7 or 8")
+}
+
+func (c PSAMConfig) validate(p *problems) {
+	if _, err := psam.ParseProfile(c.Profile); err != nil {
+		p.bad("psam.profile", c.Profile, "%v", err)
 	}
-	oneOf(bad, "printer.parity", p.Parity, "none", "odd", "even", "mark", "space")
-	oneOf(bad, "printer.stop_bits", p.StopBits, "1", "2")
-	oneOf(bad, "printer.flow_control", p.FlowControl, "none", "xonxoff")
-	if p.Paper != 58 && p.Paper != 80 {
-		bad("printer.paper", strconv.Itoa(p.Paper), "must be 58 or 80 (the roll width in mm)")
+	for _, f := range c.Families.byFamily() {
+		if _, err := psam.ParseProfile(f[1]); err != nil {
+			p.bad("psam.families."+f[0], f[1], "%v", err)
+		}
 	}
-	oneOf(bad, "printer.text", p.Text, TextGB18030, TextGBK, TextRaster)
-	if p.Text == TextRaster && p.FontFile == "" {
-		bad("printer.font_file", "", "required when printer.text is \"raster\": a font with Chinese glyphs, like /usr/share/fonts/truetype/wqy/wqy-zenhei.ttc")
+}
+
+// validate checks door.*: the relay port only in mode door (a kiosk has no
+// relay), every other key always, with package door's own checks.
+func (d DoorConfig) validate(p *problems, doorMode bool) {
+	for i, f := range d.CardFamilies {
+		if epurse.ProfileNamed(f) == nil {
+			p.bad("door.card_families", f, "entry %d is not a card family: want one of %s", i+1, strings.Join(epurse.ProfileNames(), ", "))
+		}
 	}
-	if p.StatusTimeout <= 0 {
-		bad("printer.status_timeout", p.StatusTimeout.String(), "must be a positive duration, like \"500ms\"")
+	if doorMode && strings.TrimSpace(d.Relay.Port) == "" {
+		p.bad("door.relay.port", d.Relay.Port, "required in mode door: the serial port of the relay board that opens the door")
 	}
-	oneOf(bad, "printer.code", p.Code, "qr", "code128", "none")
-	return errors.Join(errs...)
+	p.errs = append(p.errs, ValidateDoorGroups(d.Groups)...)
+	p.errs = append(p.errs, ValidateDoorRelay(d.Relay.Baud, d.Relay.Open, d.Relay.Close, d.Relay.Hold)...)
+}
+
+func (c PrinterConfig) validate(p *problems) {
+	if c.Enabled && strings.TrimSpace(c.Port) == "" {
+		p.bad("printer.port", c.Port, "required when printer.enabled is true: the serial device, like \"/dev/ttyUSB0\"")
+	}
+	if c.Baud <= 0 || c.Baud > 4000000 {
+		p.bad("printer.baud", strconv.Itoa(c.Baud), "must be a line speed in bits per second, like 9600 or 115200")
+	}
+	if c.DataBits < 5 || c.DataBits > 8 {
+		p.bad("printer.data_bits", strconv.Itoa(c.DataBits), "must be 5, 6, 7 or 8")
+	}
+	oneOf(p.bad, "printer.parity", c.Parity, "none", "odd", "even", "mark", "space")
+	oneOf(p.bad, "printer.stop_bits", c.StopBits, "1", "2")
+	oneOf(p.bad, "printer.flow_control", c.FlowControl, "none", "xonxoff")
+	if c.Paper != 58 && c.Paper != 80 {
+		p.bad("printer.paper", strconv.Itoa(c.Paper), "must be 58 or 80 (the roll width in mm)")
+	}
+	oneOf(p.bad, "printer.text", c.Text, TextGB18030, TextGBK, TextRaster)
+	if c.Text == TextRaster && c.FontFile == "" {
+		p.bad("printer.font_file", "", "required when printer.text is \"raster\": a font with Chinese glyphs, like /usr/share/fonts/truetype/wqy/wqy-zenhei.ttc")
+	}
+	if c.StatusTimeout <= 0 {
+		p.bad("printer.status_timeout", c.StatusTimeout.String(), "must be a positive duration, like \"500ms\"")
+	}
+	oneOf(p.bad, "printer.code", c.Code, "qr", "code128", "none")
 }
 
 // oneOf reports value through bad unless it is one of allowed. The comparison

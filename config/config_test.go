@@ -192,6 +192,10 @@ func TestBadValues(t *testing.T) {
 		{name: "repeated SFI", env: map[string]string{"CARDD_EPURSE_LOG_FILES": "0x18,24"}, key: "epurse.log_files", value: "24", in: "repeats"},
 		{name: "empty SFI list", file: "epurse:\n  log_files: []\n", key: "epurse.log_files", in: "at least one"},
 		{name: "odd AID", file: "epurse:\n  aids: [\"A0F\"]\n", key: "epurse.aids", value: "A0F", in: "1 to 16 bytes"},
+		{name: "door admitting no group", file: "door:\n  groups: []\n", key: "door.groups", in: "must name at least one group"},
+		{name: "door relay command not hex", file: "door:\n  relay:\n    open: ZZ\n", key: "door.relay.open", value: "ZZ", in: "not hex bytes"},
+		{name: "door held open too long", file: "door:\n  relay:\n    hold: 90s\n", key: "door.relay.hold", value: "1m30s", in: "must be from 100ms to 1m0s"},
+		{name: "door relay port of spaces", file: "mode: door\ndoor:\n  relay:\n    port: \"  \"\n", key: "door.relay.port", value: "  ", in: "required in mode door"},
 		{name: "door card family", file: "door:\n  card_families: [\"campus\", \"octopus\"]\n", key: "door.card_families", value: "octopus", in: "not a card family"},
 		{name: "short issuer id", file: "epurse:\n  own_issuers: [\"0001\"]\n", key: "epurse.own_issuers", value: "0001", in: "8 bytes"},
 		{name: "purse", file: "epurse:\n  purse: ew\n", key: "epurse.purse", value: "ew", in: "ep, ed"},
@@ -606,5 +610,52 @@ func TestPSAMProfiles(t *testing.T) {
 	def := Default()
 	if got := def.PSAM.Profiles().For("tunion").String(); got != "cardd key_index=1 diversification=one security_code=off" {
 		t.Errorf("default: %s", got)
+	}
+}
+
+// A money key may be a YAML number with at most two decimals. The amount is
+// read from the number as written, so one a float would round (1000.123,
+// 0.1000000000000000001) is refused naming the key and the value, not paid
+// as its neighbour; strings work as before.
+func TestMoneyAsYAMLNumber(t *testing.T) {
+	for _, tc := range []struct {
+		file string
+		want [3]int64 // balance cap, daily limit (-1 none), max purchase, in fen
+	}{
+		{"load:\n  balance_cap: 1000\n", [3]int64{100000, 20000, 50000}},
+		{"load:\n  balance_cap: 1000.5\n", [3]int64{100050, 20000, 50000}},
+		{"load:\n  balance_cap: 1000.50\npos:\n  daily_limit: 0\n  max_purchase: 0.01\n", [3]int64{100050, -1, 1}},
+		{"load:\n  balance_cap: \"999.99\"\npos:\n  daily_limit: 19.9\n", [3]int64{99999, 1990, 50000}},
+		{"load:\n  balance_cap: &cap 42949672.95\npos:\n  max_purchase: *cap\n", [3]int64{4294967295, 20000, 4294967295}},
+	} {
+		cleanEnv(t)
+		file := tc.file
+		c, err := Load(flags(t, "--config", writeFile(t, file)))
+		if err != nil {
+			t.Errorf("%q: %v", file, err)
+			continue
+		}
+		if got := [3]int64{c.Load.BalanceCapFen(), c.POS.DailyLimitFen(), c.POS.MaxPurchaseFen()}; got != tc.want {
+			t.Errorf("%q: fen %v, want %v", file, got, tc.want)
+		}
+	}
+	for _, tc := range []struct{ file, key, value string }{
+		{"load:\n  balance_cap: 1000.123\n", "load.balance_cap", "1000.123"},
+		{"pos:\n  max_purchase: 0.1000000000000000001\n", "pos.max_purchase", "0.1000000000000000001"},
+		{"pos:\n  daily_limit: 1e3\n", "pos.daily_limit", "1e3"},
+		{"load:\n  balance_cap: 0x10\n", "load.balance_cap", "0x10"},
+		{"load:\n  balance_cap: -5\n", "load.balance_cap", "-5"},
+		{"load:\n  balance_cap: .inf\n", "load.balance_cap", ".inf"},
+	} {
+		cleanEnv(t)
+		_, err := Load(flags(t, "--config", writeFile(t, tc.file)))
+		var ve *ValidationError
+		if !errors.As(err, &ve) || ve.Key != tc.key || ve.Value != tc.value {
+			t.Errorf("%q: error %v, want %s = %q", tc.file, err, tc.key, tc.value)
+			continue
+		}
+		if want := "config: " + tc.key + " = \"" + tc.value + "\": must be an amount in yuan"; !strings.HasPrefix(err.Error(), want) {
+			t.Errorf("%q: %q, want it to start %q", tc.file, err, want)
+		}
 	}
 }

@@ -80,6 +80,11 @@
 //	receipt.merchant     CARDD_RECEIPT_MERCHANT                    "校园一卡通" (the receipt's heading)
 //	receipt.footer       CARDD_RECEIPT_FOOTER                      ["请妥善保管小票"] (lines at the bottom)
 //
+// The amounts in yuan (load.balance_cap, pos.daily_limit, pos.max_purchase)
+// are strings ("1000.00") or, in the file, YAML numbers (1000, 1000.5). A
+// number is read as written, never through a float: more than two decimals
+// (1000.123) is refused, as in a string.
+//
 // A key in the file that cardd does not know is an error, not ignored: an
 // integrator's typo (card_patern) must not silently leave the default in force.
 // Unknown CARDD_* variables are not checked, because other tools of the project

@@ -82,6 +82,7 @@ func Load(fs *pflag.FlagSet) (*Config, error) {
 	}
 
 	var verrs []*ValidationError
+	var literals map[string]string // money keys given as YAML numbers, as written
 	if path := configPath(fs); path != "" {
 		file, err := readFile(path)
 		if err != nil {
@@ -92,6 +93,7 @@ func Load(fs *pflag.FlagSet) (*Config, error) {
 			return nil, &FileError{Path: path, Err: errors.Unwrap(err)}
 		}
 		verrs = append(verrs, unknownKeys(path, file)...)
+		literals = moneyLiterals(file)
 	}
 
 	if fs != nil {
@@ -108,6 +110,9 @@ func Load(fs *pflag.FlagSet) (*Config, error) {
 		raw := v.Get(f.key)
 		if raw == nil {
 			continue // YAML null: not set, the default stays
+		}
+		if lit, ok := literals[f.key]; ok && kindName(raw) == "number" {
+			raw = lit // the file's number, as written: money is never a float
 		}
 		if bad := decode(f.val, raw); bad != nil {
 			// The default stays in the field, so Validate does not report

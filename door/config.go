@@ -1,10 +1,7 @@
 package door
 
 import (
-	"encoding/hex"
 	"errors"
-	"fmt"
-	"strconv"
 	"strings"
 	"time"
 
@@ -20,16 +17,11 @@ const (
 	DefaultHold  = 3 * time.Second
 )
 
-// Bounds of door.relay.hold. Below 100 ms a strike barely moves; above a
-// minute the door stands unlocked long after the person has gone.
+// Bounds of door.relay.hold, config's: see [config.DoorMinHold].
 const (
-	MinHold = 100 * time.Millisecond
-	MaxHold = 60 * time.Second
+	MinHold = config.DoorMinHold
+	MaxHold = config.DoorMaxHold
 )
-
-// maxCommand bounds door.relay.open and door.relay.close. Relay boards take
-// a few bytes; a long string is a pasted mistake.
-const maxCommand = 64
 
 // Config is the door mode's part of cardd's configuration, the door key.
 type Config struct {
@@ -67,23 +59,11 @@ func DefaultRelayConfig() RelayConfig {
 }
 
 // Validate checks door.groups and the relay keys and returns nil or the bad
-// keys as [*config.ValidationError]s joined with errors.Join.
+// keys as [*config.ValidationError]s joined with errors.Join. The checks are
+// config's ([config.ValidateDoorGroups]), so that the daemon's config
+// command refuses what this does.
 func (c Config) Validate() error {
-	var errs []error
-	if len(c.Groups) == 0 {
-		errs = append(errs, &config.ValidationError{Key: "door.groups",
-			Reason: "must name at least one group of the access list (or \"*\" for every group)"})
-	}
-	for i, g := range c.Groups {
-		switch {
-		case strings.TrimSpace(g) == "":
-			errs = append(errs, &config.ValidationError{Key: "door.groups", Value: g,
-				Reason: fmt.Sprintf("entry %d is empty", i+1)})
-		case indexOf(c.Groups[:i], g) >= 0:
-			errs = append(errs, &config.ValidationError{Key: "door.groups", Value: g,
-				Reason: fmt.Sprintf("entry %d repeats an earlier group", i+1)})
-		}
-	}
+	errs := config.ValidateDoorGroups(c.Groups)
 	if err := c.Relay.Validate(); err != nil {
 		errs = append(errs, err)
 	}
@@ -109,60 +89,27 @@ type relaySettings struct {
 
 func (c RelayConfig) resolve() (relaySettings, error) {
 	var errs []error
-	bad := func(key, value, reason string, args ...any) {
-		errs = append(errs, &config.ValidationError{Key: key, Value: value, Reason: fmt.Sprintf(reason, args...)})
+	if strings.TrimSpace(c.Port) == "" {
+		errs = append(errs, &config.ValidationError{Key: "door.relay.port", Value: c.Port,
+			Reason: "required: the relay board's serial device, like \"/dev/ttyUSB0\""})
+	}
+	errs = append(errs, config.ValidateDoorRelay(c.Baud, c.Open, c.Close, c.Hold)...)
+	if len(errs) > 0 {
+		return relaySettings{}, errors.Join(errs...)
 	}
 	s := relaySettings{port: c.Port, baud: c.Baud, hold: c.Hold}
-	if strings.TrimSpace(c.Port) == "" {
-		bad("door.relay.port", c.Port, "required: the relay board's serial device, like \"/dev/ttyUSB0\"")
-	}
 	if s.baud == 0 {
 		s.baud = DefaultBaud
-	} else if s.baud < 0 || s.baud > 4000000 {
-		bad("door.relay.baud", strconv.Itoa(c.Baud), "must be a line speed in bits per second, like 9600 (LCUS-1 boards)")
-	}
-	open, close := c.Open, c.Close
-	switch {
-	case open == "" && close == "":
-		open, close = DefaultOpen, DefaultClose
-	case open == "":
-		bad("door.relay.open", "", "required when door.relay.close is set: the two commands go together")
-	case close == "":
-		bad("door.relay.close", "", "required when door.relay.open is set: the two commands go together")
-	}
-	var err error
-	if open != "" {
-		if s.open, err = decodeCommand(open); err != nil {
-			bad("door.relay.open", c.Open, "%v", err)
-		}
-	}
-	if close != "" {
-		if s.close, err = decodeCommand(close); err != nil {
-			bad("door.relay.close", c.Close, "%v", err)
-		}
-	}
-	if s.open != nil && s.close != nil && string(s.open) == string(s.close) {
-		bad("door.relay.close", c.Close, "is the same as door.relay.open: the door would never lock")
 	}
 	if s.hold == 0 {
 		s.hold = DefaultHold
-	} else if s.hold < MinHold || s.hold > MaxHold {
-		bad("door.relay.hold", c.Hold.String(), "must be from %v to %v, like \"3s\"", MinHold, MaxHold)
 	}
-	return s, errors.Join(errs...)
-}
-
-// decodeCommand reads hex bytes with optional spaces between them.
-func decodeCommand(s string) ([]byte, error) {
-	compact := strings.ReplaceAll(s, " ", "")
-	b, err := hex.DecodeString(compact)
-	switch {
-	case err != nil:
-		return nil, fmt.Errorf("not hex bytes (like \"A0 01 01 A2\"): %w", err)
-	case len(b) == 0:
-		return nil, errors.New("no bytes: give the command as hex, like \"A0 01 01 A2\"")
-	case len(b) > maxCommand:
-		return nil, fmt.Errorf("%d bytes: a relay command is at most %d", len(b), maxCommand)
+	open, close := c.Open, c.Close
+	if open == "" {
+		open, close = DefaultOpen, DefaultClose
 	}
-	return b, nil
+	// Both decode: ValidateDoorRelay has checked them.
+	s.open, _ = config.DecodeRelayCommand(open)
+	s.close, _ = config.DecodeRelayCommand(close)
+	return s, nil
 }

@@ -217,12 +217,9 @@ func cmdRun(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	// config.Validate (in loadConfig) has checked door.*, as for cardd
+	// config and cardd doctor.
 	doorMode := cfg.Mode == config.ModeDoor
-	if doorMode {
-		if err := doorConfig(cfg).Validate(); err != nil {
-			return &exitError{code: 2, err: err}
-		}
-	}
 	log := newLogger(cfg, stderr)
 	pos := cfg.Mode == config.ModePOS
 	storeUsed := cfg.Host.URL != "" || cfg.Printer.Enabled || pos || doorMode

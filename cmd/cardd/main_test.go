@@ -44,6 +44,7 @@ func TestBadConfigExits2WithOneLine(t *testing.T) {
 		{"bad regexp", nil, []string{"--reader-card", "["}, []string{"reader.card_pattern", `"["`}},
 		{"unknown parity", map[string]string{"CARDD_PRINTER_PARITY": "odds"}, nil, []string{"printer.parity", `"odds"`}},
 		{"baud 0", map[string]string{"CARDD_PRINTER_BAUD": "0"}, nil, []string{"printer.baud", `"0"`}},
+		{"unknown text mode", map[string]string{"CARDD_PRINTER_TEXT": "big5"}, nil, []string{"printer.text", `"big5"`}},
 		{"printer without port", map[string]string{"CARDD_PRINTER_ENABLED": "true"}, nil, []string{"printer.port", "required"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -40,12 +40,10 @@ func renderer(cfg *config.Config) (spool.Renderer, error) {
 	if p.Paper == 80 {
 		opt.Layout = printer.Layout80
 	}
-	mode, err := printer.ParseTextMode(p.Text)
-	if err != nil {
-		return spool.Renderer{}, &exitError{code: 2, err: fmt.Errorf("printer.text: %w", err)}
-	}
+	mode, _ := printer.ParseTextMode(p.Text) // checked by config.Validate, in loadConfig
 	opt.Mode = mode
 	if mode == printer.TextRaster {
+		var err error
 		if opt.Font, err = printer.LoadFont(p.FontFile); err != nil {
 			return spool.Renderer{}, &exitError{code: 2, err: fmt.Errorf("printer.font_file %q: %w", p.FontFile, err)}
 		}
