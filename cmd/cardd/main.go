@@ -260,6 +260,7 @@ func cmdRun(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	var gauges metrics.Gauges
 	gauges.StreamClients = api.Hub.Clients
+	gauges.Logger = log
 	var mets *metrics.Metrics // made once the store is known, below
 	// What the heartbeat tells the host of the printer; the print worker
 	// updates it.
