@@ -152,7 +152,8 @@ func TestAPIThroughTheStack(t *testing.T) {
 	metricsText, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
 	for _, want := range []string{`cardd_taps_total{outcome="ok"} 3`, `cardd_loads_total{outcome="applied"} 1`,
-		`cardd_apdu_seconds_count`, `cardd_printer_ready`, `cardd_journal_queue_rows`, `cardd_event_stream_clients`} {
+		`cardd_apdu_seconds_count`, `cardd_printer_ready`, `cardd_journal_queue_rows`, `cardd_event_stream_clients`,
+		`cardd_tap_duration_seconds_count{outcome="ok"} 3`, `cardd_build_info{goversion="go`} {
 		if !strings.Contains(string(metricsText), want) {
 			t.Errorf("/metrics lacks %q", want)
 		}

@@ -85,7 +85,7 @@ func hookAPI(api *localapi.Server, m *metrics.Metrics, runner *tap.Runner) {
 			prevTap(res)
 		}
 		api.Tap(res)
-		m.Tap(string(res.Outcome()))
+		m.Tap(string(res.Outcome()), res.ToDone)
 		if res.Load != nil {
 			for _, l := range res.Load.Loads {
 				if l.Applied {

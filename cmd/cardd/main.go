@@ -5,6 +5,8 @@
 //	cardd scan     wait for one tap, print what the card holds, exit
 //	cardd dump     record one tap as a trace file (docs/trace.md)
 //	cardd config   print the effective configuration, secrets masked
+//	cardd version  print the version (set with -ldflags "-X
+//	               github.com/cardd/cardd/internal/buildinfo.Version=...")
 //
 // Configuration comes from defaults, a YAML file (--config or CARDD_CONFIG),
 // CARDD_* environment variables and flags, in that order; see package config.
@@ -35,6 +37,7 @@ import (
 	"github.com/cardd/cardd/apdu/psam"
 	"github.com/cardd/cardd/config"
 	"github.com/cardd/cardd/hostapi"
+	"github.com/cardd/cardd/internal/buildinfo"
 	"github.com/cardd/cardd/internal/lockfile"
 	"github.com/cardd/cardd/localapi"
 	"github.com/cardd/cardd/metrics"
@@ -65,6 +68,7 @@ commands:
            arm a sale at a running POS (mode pos) for the next tap
   pos cancel
            drop the armed sale
+  version  print the version
 
 Run 'cardd <command> --help' for the flags of a command.
 `
@@ -115,8 +119,10 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		err = cmdDoctor(ctx, rest, stdout, stderr)
 	case "pos":
 		err = cmdPOS(ctx, rest, stdout, stderr)
+	case "version":
+		err = cmdVersion(rest, stdout)
 	default:
-		err = usageErr("unknown command %q (want run, scan, dump, config, doctor, print-test, receipts or pos)", cmd)
+		err = usageErr("unknown command %q (want run, scan, dump, config, doctor, print-test, receipts, pos or version)", cmd)
 	}
 	if err == nil {
 		return 0
@@ -132,6 +138,19 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	// One line per problem: errors.Join already separates them with newlines.
 	fmt.Fprintf(stderr, "cardd: %v\n", strings.ReplaceAll(err.Error(), "\n", "\ncardd: "))
 	return code
+}
+
+// cmdVersion prints the version alone on a line, for scripts and bug reports.
+func cmdVersion(args []string, stdout io.Writer) error {
+	fs := pflag.NewFlagSet("version", pflag.ContinueOnError)
+	if err := fs.Parse(args); err != nil {
+		return &exitError{code: 2, err: err}
+	}
+	if fs.NArg() > 0 {
+		return usageErr("version takes no arguments, got %q", fs.Arg(0))
+	}
+	_, err := fmt.Fprintln(stdout, version)
+	return err
 }
 
 // loadConfig parses the flags of a subcommand and loads the configuration.
@@ -238,6 +257,7 @@ func cmdRun(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	var gauges metrics.Gauges
 	gauges.StreamClients = api.Hub.Clients
+	gauges.Logger = log
 	var mets *metrics.Metrics // made once the store is known, below
 	// What the heartbeat tells the host of the printer; the print worker
 	// updates it.
@@ -524,5 +544,7 @@ func purgeLoop(ctx context.Context, store *offline.Store, retention time.Duratio
 	}
 }
 
-// version is cardd's version as reported to the host.
-const version = "0.1.0-dev"
+// version is cardd's version as the heartbeat, the status API, doctor, dump
+// traces and cardd version report it: set at build time or read from the
+// build info (package buildinfo).
+var version = buildinfo.String()
