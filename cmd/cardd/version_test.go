@@ -22,7 +22,7 @@ func TestVersionPrintsOneLine(t *testing.T) {
 	}
 }
 
-// The -X path the README and the package doc give must name a variable the
+// The -X path docs/operations.md and the package doc give must name a variable the
 // binary links: a wrong one is silently ignored by the linker.
 func TestVersionSetAtBuildTime(t *testing.T) {
 	if testing.Short() {
