@@ -96,6 +96,9 @@ type Server struct {
 	// pagePrinted is the read whose balance receipt the page's credential
 	// already asked for.
 	pagePrinted *tap.CardRead
+
+	muxOnce sync.Once
+	mux     *http.ServeMux
 }
 
 // ReaderEvent records a reader event and publishes it; fit for
@@ -212,35 +215,54 @@ func (s *Server) status(ctx context.Context) Status {
 	return st
 }
 
-// ServeHTTP routes the API, after the Host, origin and body checks.
+// route is one endpoint of the API. The mux is built from [routes], and a
+// test holds docs/local-api.yaml to the same table, so the two cannot drift.
+type route struct {
+	method, path string
+	handler      func(s *Server) http.HandlerFunc
+}
+
+// routes are the API's endpoints. A path asked with a method it does not
+// take gets 405 and Allow from the mux itself.
+var routes = []route{
+	{http.MethodGet, "/healthz", func(s *Server) http.HandlerFunc { return s.healthz }},
+	{http.MethodGet, "/metrics", func(s *Server) http.HandlerFunc { return s.metrics }},
+	{http.MethodGet, "/v1/status", func(s *Server) http.HandlerFunc { return s.getStatus }},
+	{http.MethodGet, "/v1/events", func(s *Server) http.HandlerFunc { return s.events }},
+	{http.MethodGet, "/v1/journal", func(s *Server) http.HandlerFunc { return s.journal }},
+	{http.MethodPost, "/v1/receipts", func(s *Server) http.HandlerFunc { return s.authed(pageMay, s.postReceipt) }},
+	{http.MethodPost, "/v1/purchase/arm", func(s *Server) http.HandlerFunc { return s.authed(posOnly, s.arm) }},
+	{http.MethodDelete, "/v1/purchase/arm", func(s *Server) http.HandlerFunc { return s.authed(posOnly, s.disarm) }},
+}
+
+// ServeHTTP routes the API, after the Host, origin and body checks: a
+// refused Host or origin learns nothing, not even which methods a path takes.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !s.guard(w, r) {
 		return
 	}
+	s.muxOnce.Do(func() {
+		s.mux = http.NewServeMux()
+		for _, rt := range routes {
+			s.mux.HandleFunc(rt.method+" "+rt.path, rt.handler(s))
+		}
+	})
+	h, pattern := s.mux.Handler(r)
+	if pattern != "" {
+		h.ServeHTTP(w, r)
+		return
+	}
+	// No route takes this method on this path: the mux's own answer says
+	// whether the path is served with other methods (405 and Allow), which
+	// is kept, with the reason in JSON like every other error.
+	probe := &headerOnly{header: http.Header{}}
+	h.ServeHTTP(probe, r)
 	path := r.URL.Path
 	switch {
-	case path == "/healthz":
-		s.healthz(w, r)
-	case path == "/metrics" && s.Metrics != nil:
-		s.Metrics.ServeHTTP(w, r)
-	case path == "/v1/status":
-		s.only(w, r, http.MethodGet, s.getStatus)
-	case path == "/v1/events":
-		s.only(w, r, http.MethodGet, s.events)
-	case path == "/v1/journal":
-		s.only(w, r, http.MethodGet, s.journal)
-	case path == "/v1/receipts":
-		s.only(w, r, http.MethodPost, s.authed(pageMay, s.postReceipt))
-	case path == "/v1/purchase/arm":
-		switch r.Method {
-		case http.MethodPost:
-			s.authed(posOnly, s.arm)(w, r)
-		case http.MethodDelete:
-			s.authed(posOnly, s.disarm)(w, r)
-		default:
-			w.Header().Set("Allow", "POST, DELETE")
-			fail(w, http.StatusMethodNotAllowed, "%s is not allowed on %s; use POST or DELETE", r.Method, path)
-		}
+	case probe.code == http.StatusMethodNotAllowed:
+		allow := probe.header.Get("Allow")
+		w.Header().Set("Allow", allow)
+		fail(w, http.StatusMethodNotAllowed, "%s is not allowed on %s; use %s", r.Method, path, allow)
 	case strings.HasPrefix(path, "/v1/"):
 		fail(w, http.StatusNotFound, "no such endpoint %s (see docs/local-api.yaml)", path)
 	case s.Kiosk != nil:
@@ -250,13 +272,23 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-func (s *Server) only(w http.ResponseWriter, r *http.Request, method string, h http.HandlerFunc) {
-	if r.Method != method {
-		w.Header().Set("Allow", method)
-		fail(w, http.StatusMethodNotAllowed, "%s is not allowed on %s; use %s", r.Method, r.URL.Path, method)
+// headerOnly keeps the status and header a handler writes and drops its
+// body: how ServeHTTP reads the mux's answer to a request no route takes.
+type headerOnly struct {
+	header http.Header
+	code   int
+}
+
+func (h *headerOnly) Header() http.Header         { return h.header }
+func (h *headerOnly) Write(b []byte) (int, error) { return len(b), nil }
+func (h *headerOnly) WriteHeader(code int)        { h.code = code }
+
+func (s *Server) metrics(w http.ResponseWriter, r *http.Request) {
+	if s.Metrics == nil {
+		fail(w, http.StatusNotFound, "no such endpoint %s", r.URL.Path)
 		return
 	}
-	h(w, r)
+	s.Metrics.ServeHTTP(w, r)
 }
 
 // credential is who made a call that changes something.
