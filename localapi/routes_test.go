@@ -5,9 +5,13 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/cardd/cardd/tap"
 )
 
 // A method a path does not take is 405 with the methods it does take in
@@ -62,5 +66,49 @@ func TestGuardBeforeMethod(t *testing.T) {
 		if code != tc.want || h.Get("Allow") != "" {
 			t.Errorf("%s %s %q: %d Allow %q %s; want %d and no Allow", tc.method, tc.path, tc.hdr, code, h.Get("Allow"), body, tc.want)
 		}
+	}
+}
+
+// watching counts the goroutines watching a receipt being printed.
+func watching() int {
+	buf := make([]byte, 1<<20)
+	for {
+		n := runtime.Stack(buf, true)
+		if n < len(buf) {
+			return strings.Count(string(buf[:n]), "localapi.(*Server).watchReceipt(")
+		}
+		buf = make([]byte, 2*len(buf))
+	}
+}
+
+// A receipt nobody prints is watched for two minutes; closing the server
+// ends the watch at once, and a receipt asked for after that is not watched.
+func TestCloseEndsReceiptWatch(t *testing.T) {
+	s, srv, _ := newServer(t)
+	if n := watching(); n != 0 {
+		t.Fatalf("%d receipt watches before any receipt (another test left them)", n)
+	}
+	s.Tap(tap.Result{Reader: "R0", Read: sampleRead()})
+	if code, m := call(t, srv, "POST", "/v1/receipts", "Bearer "+token, `{"kind":"balance"}`); code != http.StatusAccepted {
+		t.Fatalf("balance receipt: %d %v", code, m)
+	}
+	if n := watching(); n != 1 {
+		t.Fatalf("%d receipt watches after a receipt, want 1", n)
+	}
+	closed := make(chan struct{})
+	go func() { s.Close(); close(closed) }()
+	select {
+	case <-closed:
+	case <-time.After(5 * time.Second):
+		t.Fatalf("Close still waiting after 5 s; %d receipt watches", watching())
+	}
+	if n := watching(); n != 0 {
+		t.Errorf("%d receipt watches left after Close", n)
+	}
+	if code, m := call(t, srv, "POST", "/v1/receipts", "Bearer "+token, `{"kind":"reprint-last"}`); code != http.StatusAccepted {
+		t.Fatalf("reprint after Close: %d %v", code, m)
+	}
+	if n := watching(); n != 0 {
+		t.Errorf("%d receipt watches started after Close", n)
 	}
 }

@@ -99,6 +99,27 @@ type Server struct {
 
 	muxOnce sync.Once
 	mux     *http.ServeMux
+
+	// life ends the watches of receipts being printed when the server is
+	// closed; watches counts them so Close can wait for them.
+	life    context.Context
+	stop    context.CancelFunc
+	closed  bool
+	watches sync.WaitGroup
+}
+
+// Close stops what the server runs beyond its requests (the watches of
+// receipts being printed) and waits for it to end. Call it once the
+// http.Server serving it is shut down; a receipt asked for later is still
+// queued, but not watched.
+func (s *Server) Close() {
+	s.mu.Lock()
+	s.closed = true
+	if s.stop != nil {
+		s.stop()
+	}
+	s.mu.Unlock()
+	s.watches.Wait()
 }
 
 // ReaderEvent records a reader event and publishes it; fit for
@@ -641,7 +662,9 @@ func (s *Server) postReceipt(w http.ResponseWriter, r *http.Request, c credentia
 	}
 	rv := ReceiptView{ID: id, Kind: req.Kind, State: offline.ReceiptQueued}
 	s.Hub.Publish(Event{Type: EventReceipt, Receipt: &rv})
-	go s.watchReceipt(id, req.Kind)
+	if ctx, ok := s.watchContext(); ok {
+		go s.watchReceipt(ctx, id, req.Kind)
+	}
 	writeJSON(w, http.StatusAccepted, rv)
 }
 
@@ -664,16 +687,39 @@ func (s *Server) claimRead(c credential) (*tap.CardRead, string) {
 	return cr, ""
 }
 
+// watchFor is how long a receipt asked through the API is watched for
+// being printed.
+const watchFor = 2 * time.Minute
+
+// watchContext is the context of a new watch of a receipt, counted in
+// s.watches, or false once the server is closed.
+func (s *Server) watchContext() (context.Context, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil, false
+	}
+	if s.life == nil {
+		s.life, s.stop = context.WithCancel(context.Background())
+	}
+	s.watches.Add(1)
+	return s.life, true
+}
+
 // watchReceipt publishes when a receipt asked through the API is printed,
-// for the screen's "printed" (it gives up after two minutes).
-func (s *Server) watchReceipt(id int64, kind string) {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+// for the screen's "printed"; it gives up after watchFor, or when ctx ends
+// (the server closed).
+func (s *Server) watchReceipt(ctx context.Context, id int64, kind string) {
+	defer s.watches.Done()
+	ctx, cancel := context.WithTimeout(ctx, watchFor)
 	defer cancel()
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-time.After(100 * time.Millisecond):
+		case <-tick.C:
 		}
 		rc, err := s.Receipts.GetReceipt(ctx, id)
 		if err != nil {
