@@ -53,6 +53,13 @@ func TestAllowedHosts(t *testing.T) {
 // do sends one request with the given headers ("Host" sets the Host line).
 func do(t *testing.T, srv *httptest.Server, method, path, body string, hdr ...string) (int, string) {
 	t.Helper()
+	code, _, b := send(t, srv, method, path, body, hdr...)
+	return code, b
+}
+
+// send is do that also hands back the answer's header.
+func send(t *testing.T, srv *httptest.Server, method, path, body string, hdr ...string) (int, http.Header, string) {
+	t.Helper()
 	req, err := http.NewRequest(method, srv.URL+path, strings.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
@@ -73,7 +80,7 @@ func do(t *testing.T, srv *httptest.Server, method, path, body string, hdr ...st
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b)
+	return resp.StatusCode, resp.Header, string(b)
 }
 
 // Every path answers only to the API's own addresses: a page of another

@@ -96,6 +96,30 @@ type Server struct {
 	// pagePrinted is the read whose balance receipt the page's credential
 	// already asked for.
 	pagePrinted *tap.CardRead
+
+	muxOnce sync.Once
+	mux     *http.ServeMux
+
+	// life ends the watches of receipts being printed when the server is
+	// closed; watches counts them so Close can wait for them.
+	life    context.Context
+	stop    context.CancelFunc
+	closed  bool
+	watches sync.WaitGroup
+}
+
+// Close stops what the server runs beyond its requests (the watches of
+// receipts being printed) and waits for it to end. Call it once the
+// http.Server serving it is shut down; a receipt asked for later is still
+// queued, but not watched.
+func (s *Server) Close() {
+	s.mu.Lock()
+	s.closed = true
+	if s.stop != nil {
+		s.stop()
+	}
+	s.mu.Unlock()
+	s.watches.Wait()
 }
 
 // ReaderEvent records a reader event and publishes it; fit for
@@ -212,35 +236,54 @@ func (s *Server) status(ctx context.Context) Status {
 	return st
 }
 
-// ServeHTTP routes the API, after the Host, origin and body checks.
+// route is one endpoint of the API. The mux is built from [routes], and a
+// test holds docs/local-api.yaml to the same table, so the two cannot drift.
+type route struct {
+	method, path string
+	handler      func(s *Server) http.HandlerFunc
+}
+
+// routes are the API's endpoints. A path asked with a method it does not
+// take gets 405 and Allow from the mux itself.
+var routes = []route{
+	{http.MethodGet, "/healthz", func(s *Server) http.HandlerFunc { return s.healthz }},
+	{http.MethodGet, "/metrics", func(s *Server) http.HandlerFunc { return s.metrics }},
+	{http.MethodGet, "/v1/status", func(s *Server) http.HandlerFunc { return s.getStatus }},
+	{http.MethodGet, "/v1/events", func(s *Server) http.HandlerFunc { return s.events }},
+	{http.MethodGet, "/v1/journal", func(s *Server) http.HandlerFunc { return s.journal }},
+	{http.MethodPost, "/v1/receipts", func(s *Server) http.HandlerFunc { return s.authed(pageMay, s.postReceipt) }},
+	{http.MethodPost, "/v1/purchase/arm", func(s *Server) http.HandlerFunc { return s.authed(posOnly, s.arm) }},
+	{http.MethodDelete, "/v1/purchase/arm", func(s *Server) http.HandlerFunc { return s.authed(posOnly, s.disarm) }},
+}
+
+// ServeHTTP routes the API, after the Host, origin and body checks: a
+// refused Host or origin learns nothing, not even which methods a path takes.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !s.guard(w, r) {
 		return
 	}
+	s.muxOnce.Do(func() {
+		s.mux = http.NewServeMux()
+		for _, rt := range routes {
+			s.mux.HandleFunc(rt.method+" "+rt.path, rt.handler(s))
+		}
+	})
+	h, pattern := s.mux.Handler(r)
+	if pattern != "" {
+		h.ServeHTTP(w, r)
+		return
+	}
+	// No route takes this method on this path: the mux's own answer says
+	// whether the path is served with other methods (405 and Allow), which
+	// is kept, with the reason in JSON like every other error.
+	probe := &headerOnly{header: http.Header{}}
+	h.ServeHTTP(probe, r)
 	path := r.URL.Path
 	switch {
-	case path == "/healthz":
-		s.healthz(w, r)
-	case path == "/metrics" && s.Metrics != nil:
-		s.Metrics.ServeHTTP(w, r)
-	case path == "/v1/status":
-		s.only(w, r, http.MethodGet, s.getStatus)
-	case path == "/v1/events":
-		s.only(w, r, http.MethodGet, s.events)
-	case path == "/v1/journal":
-		s.only(w, r, http.MethodGet, s.journal)
-	case path == "/v1/receipts":
-		s.only(w, r, http.MethodPost, s.authed(pageMay, s.postReceipt))
-	case path == "/v1/purchase/arm":
-		switch r.Method {
-		case http.MethodPost:
-			s.authed(posOnly, s.arm)(w, r)
-		case http.MethodDelete:
-			s.authed(posOnly, s.disarm)(w, r)
-		default:
-			w.Header().Set("Allow", "POST, DELETE")
-			fail(w, http.StatusMethodNotAllowed, "%s is not allowed on %s; use POST or DELETE", r.Method, path)
-		}
+	case probe.code == http.StatusMethodNotAllowed:
+		allow := probe.header.Get("Allow")
+		w.Header().Set("Allow", allow)
+		fail(w, http.StatusMethodNotAllowed, "%s is not allowed on %s; use %s", r.Method, path, allow)
 	case strings.HasPrefix(path, "/v1/"):
 		fail(w, http.StatusNotFound, "no such endpoint %s (see docs/local-api.yaml)", path)
 	case s.Kiosk != nil:
@@ -250,13 +293,23 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-func (s *Server) only(w http.ResponseWriter, r *http.Request, method string, h http.HandlerFunc) {
-	if r.Method != method {
-		w.Header().Set("Allow", method)
-		fail(w, http.StatusMethodNotAllowed, "%s is not allowed on %s; use %s", r.Method, r.URL.Path, method)
+// headerOnly keeps the status and header a handler writes and drops its
+// body: how ServeHTTP reads the mux's answer to a request no route takes.
+type headerOnly struct {
+	header http.Header
+	code   int
+}
+
+func (h *headerOnly) Header() http.Header         { return h.header }
+func (h *headerOnly) Write(b []byte) (int, error) { return len(b), nil }
+func (h *headerOnly) WriteHeader(code int)        { h.code = code }
+
+func (s *Server) metrics(w http.ResponseWriter, r *http.Request) {
+	if s.Metrics == nil {
+		fail(w, http.StatusNotFound, "no such endpoint %s", r.URL.Path)
 		return
 	}
-	h(w, r)
+	s.Metrics.ServeHTTP(w, r)
 }
 
 // credential is who made a call that changes something.
@@ -609,7 +662,9 @@ func (s *Server) postReceipt(w http.ResponseWriter, r *http.Request, c credentia
 	}
 	rv := ReceiptView{ID: id, Kind: req.Kind, State: offline.ReceiptQueued}
 	s.Hub.Publish(Event{Type: EventReceipt, Receipt: &rv})
-	go s.watchReceipt(id, req.Kind)
+	if ctx, ok := s.watchContext(); ok {
+		go s.watchReceipt(ctx, id, req.Kind)
+	}
 	writeJSON(w, http.StatusAccepted, rv)
 }
 
@@ -632,16 +687,39 @@ func (s *Server) claimRead(c credential) (*tap.CardRead, string) {
 	return cr, ""
 }
 
+// watchFor is how long a receipt asked through the API is watched for
+// being printed.
+const watchFor = 2 * time.Minute
+
+// watchContext is the context of a new watch of a receipt, counted in
+// s.watches, or false once the server is closed.
+func (s *Server) watchContext() (context.Context, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil, false
+	}
+	if s.life == nil {
+		s.life, s.stop = context.WithCancel(context.Background())
+	}
+	s.watches.Add(1)
+	return s.life, true
+}
+
 // watchReceipt publishes when a receipt asked through the API is printed,
-// for the screen's "printed" (it gives up after two minutes).
-func (s *Server) watchReceipt(id int64, kind string) {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+// for the screen's "printed"; it gives up after watchFor, or when ctx ends
+// (the server closed).
+func (s *Server) watchReceipt(ctx context.Context, id int64, kind string) {
+	defer s.watches.Done()
+	ctx, cancel := context.WithTimeout(ctx, watchFor)
 	defer cancel()
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-time.After(100 * time.Millisecond):
+		case <-tick.C:
 		}
 		rc, err := s.Receipts.GetReceipt(ctx, id)
 		if err != nil {

@@ -33,7 +33,11 @@ func newServer(t *testing.T) (*Server, *httptest.Server, *offline.Store) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { store.Close() })
-	s := &Server{Token: token, PageToken: pageToken, Base: Status{Version: "test", Mode: "pos", TerminalID: "000000000001"}, Till: &tap.Till{MaxPurchase: 50000},
+	var s *Server
+	// After the HTTP server (a cleanup runs before those made earlier),
+	// before the store, as the daemon does.
+	t.Cleanup(func() { s.Close() })
+	s = &Server{Token: token, PageToken: pageToken, Base: Status{Version: "test", Mode: "pos", TerminalID: "000000000001"}, Till: &tap.Till{MaxPurchase: 50000},
 		Journal: store, Receipts: store, QueueDepth: store.QueueDepth, ReceiptsWaiting: store.ReceiptsWaiting,
 		BalanceReceipt: func(cr *tap.CardRead) (offline.NewReceipt, error) {
 			return offline.NewReceipt{Kind: "balance", Body: []byte(`{"card":"` + cr.Info.CardNumber + `","balance_fen":` + strconv.FormatInt(cr.Balance, 10) + `}`)}, nil

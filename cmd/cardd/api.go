@@ -154,6 +154,7 @@ func serveAPI(cfg *config.Config, api *localapi.Server, log *slog.Logger) (stop 
 			srv.Close()
 		}
 		<-done
+		api.Close() // its receipt watches poll the store, closed after this
 	}, nil
 }
 
