@@ -1,7 +1,11 @@
 package host
 
 import (
+	"context"
+	"errors"
 	"fmt"
+
+	"github.com/cardd/cardd/internal/migrate"
 )
 
 // migrations are the schema, one step per version: migrations[i] takes the
@@ -189,30 +193,9 @@ var schemaVersion = len(migrations)
 // migrate applies the missing steps, each in its own transaction with the
 // version bump, so a crash leaves the database at a whole version.
 func (s *Store) migrate() error {
-	var v int
-	if err := s.db.QueryRow("PRAGMA user_version").Scan(&v); err != nil {
-		return fmt.Errorf("reading user_version: %w", err)
+	err := migrate.Run(context.Background(), migrate.WithDB(s.db), migrations)
+	if _, ok := errors.AsType[*migrate.NewerError](err); ok {
+		return fmt.Errorf("%w: use a newer cardhost", err)
 	}
-	if v > schemaVersion {
-		return fmt.Errorf("schema version %d is newer than this cardhost knows (%d): use a newer cardhost", v, schemaVersion)
-	}
-	for ; v < schemaVersion; v++ {
-		tx, err := s.db.Begin()
-		if err != nil {
-			return err
-		}
-		if _, err := tx.Exec(migrations[v]); err != nil {
-			tx.Rollback()
-			return fmt.Errorf("migration to version %d: %w", v+1, err)
-		}
-		// PRAGMA takes no parameters; v is our own integer.
-		if _, err := tx.Exec(fmt.Sprintf("PRAGMA user_version = %d", v+1)); err != nil {
-			tx.Rollback()
-			return fmt.Errorf("migration to version %d: %w", v+1, err)
-		}
-		if err := tx.Commit(); err != nil {
-			return fmt.Errorf("migration to version %d: %w", v+1, err)
-		}
-	}
-	return nil
+	return err
 }

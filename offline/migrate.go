@@ -3,7 +3,10 @@ package offline
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
+
+	"github.com/cardd/cardd/internal/migrate"
 )
 
 // migrations[i] takes the schema from version i to i+1 (PRAGMA user_version).
@@ -128,42 +131,14 @@ CREATE INDEX journal_refused ON journal (seq) WHERE refused_rev > 0;
 // database at a higher version is refused.
 func SchemaVersion() int { return len(migrations) }
 
-// migrate brings the schema to SchemaVersion, one transaction per step, so a
-// crash mid-way leaves a database at some whole version that the next Open
-// carries on from. Each step re-reads user_version inside its (immediate)
-// transaction, so two processes opening a new file at once do not both run it.
+// migrate brings the schema to SchemaVersion through the store's own write
+// path, so the migration waits for and holds the one writer like any write.
 func (s *Store) migrate(ctx context.Context) error {
-	for {
-		done := false
-		err := s.write(ctx, "migrate schema", func(tx *sql.Tx) error {
-			var v int
-			if err := tx.QueryRowContext(ctx, "PRAGMA user_version").Scan(&v); err != nil {
-				return fmt.Errorf("read user_version: %w", err)
-			}
-			switch {
-			case v > len(migrations):
-				return fmt.Errorf("database schema version %d is newer than this cardd understands (%d): refusing to run an older cardd on it", v, len(migrations))
-			case v < 0:
-				return fmt.Errorf("database schema version %d is invalid", v)
-			case v == len(migrations):
-				done = true
-				return nil
-			}
-			if _, err := tx.ExecContext(ctx, migrations[v]); err != nil {
-				return fmt.Errorf("to version %d: %w", v+1, err)
-			}
-			// user_version lives in the file header, which is part of the
-			// transaction: the step and its number commit together.
-			if _, err := tx.ExecContext(ctx, fmt.Sprintf("PRAGMA user_version = %d", v+1)); err != nil {
-				return fmt.Errorf("to version %d: set user_version: %w", v+1, err)
-			}
-			return nil
-		})
-		if err != nil {
-			return err
-		}
-		if done {
-			return nil
-		}
+	err := migrate.Run(ctx, func(ctx context.Context, fn func(*sql.Tx) error) error {
+		return s.write(ctx, "migrate schema", fn)
+	}, migrations)
+	if _, ok := errors.AsType[*migrate.NewerError](err); ok {
+		return fmt.Errorf("%w: refusing to run an older cardd on it", err)
 	}
+	return err
 }

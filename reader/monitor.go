@@ -4,10 +4,11 @@ import (
 	"context"
 	"errors"
 	"log/slog"
-	"math/rand/v2"
 	"time"
 
 	"github.com/ebfe/scard"
+
+	"github.com/cardd/cardd/internal/backoff"
 )
 
 // pnpNotification is the PC/SC pseudo-reader whose state changes when a
@@ -90,7 +91,7 @@ func (m *Monitor) Run(ctx context.Context, out chan<- Event) error {
 	if maxBackoff <= 0 {
 		maxBackoff = 5 * time.Second
 	}
-	backoff := 100 * time.Millisecond
+	retry := backoff.Backoff{Base: 100 * time.Millisecond, Max: maxBackoff}
 	lost := false // whether ServiceLost was reported and not yet healed
 	var lastLog time.Time
 	for {
@@ -105,7 +106,7 @@ func (m *Monitor) Run(ctx context.Context, out chan<- Event) error {
 				w.emit(ctx, Event{Kind: ServiceBack})
 				lost = false
 			}
-			backoff = 100 * time.Millisecond
+			retry.Reset()
 			err = w.run(ctx, pctx)
 			w.dropAll(ctx)
 			_ = pctx.Release()
@@ -119,18 +120,17 @@ func (m *Monitor) Run(ctx context.Context, out chan<- Event) error {
 			w.emit(ctx, Event{Kind: ServiceLost})
 			lost = true
 		}
+		sleep := retry.Next()
 		// Rate-limit: pcscd down for an hour must not write 36 000 lines.
 		if time.Since(lastLog) > time.Minute {
-			log.Warn("pcscd not reachable; retrying", "err", err, "backoff", backoff)
+			log.Warn("pcscd not reachable; retrying", "err", err, "backoff", retry.Step())
 			lastLog = time.Now()
 		}
-		sleep := backoff/2 + rand.N(backoff/2+1)
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-time.After(sleep):
 		}
-		backoff = min(2*backoff, maxBackoff)
 	}
 }
 

@@ -5,12 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"net/http"
 	gosync "sync"
 	"time"
 
 	"github.com/cardd/cardd/hostapi"
+	"github.com/cardd/cardd/internal/backoff"
 	"github.com/cardd/cardd/offline"
 )
 
@@ -107,7 +107,7 @@ func (s *Syncer) loop(ctx context.Context, name string, every time.Duration, kic
 	if maxBackoff <= 0 {
 		maxBackoff = 2 * time.Minute
 	}
-	backoff := time.Duration(0)
+	retry := backoff.Backoff{Base: time.Second, Max: maxBackoff}
 	var lastLog time.Time
 	failing := false
 	for {
@@ -117,8 +117,7 @@ func (s *Syncer) loop(ctx context.Context, name string, every time.Duration, kic
 		case ctx.Err() != nil:
 			return
 		case err != nil:
-			backoff = min(max(2*backoff, time.Second), maxBackoff)
-			wait = backoff/2 + rand.N(backoff/2+1)
+			wait = retry.Next()
 			if time.Since(lastLog) > time.Minute {
 				s.logger().Warn("host sync failing; retrying", "loop", name, "err", err, "retry_in", wait.Round(time.Millisecond))
 				lastLog = time.Now()
@@ -129,7 +128,7 @@ func (s *Syncer) loop(ctx context.Context, name string, every time.Duration, kic
 				s.logger().Info("host sync recovered", "loop", name)
 				failing = false
 			}
-			backoff = 0
+			retry.Reset()
 			if more {
 				wait = 0
 			}

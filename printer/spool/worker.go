@@ -5,10 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"sync"
 	"time"
 
+	"github.com/cardd/cardd/internal/backoff"
 	"github.com/cardd/cardd/offline"
 	"github.com/cardd/cardd/printer"
 )
@@ -113,19 +113,18 @@ func (w *Worker) Kick() {
 func (w *Worker) run(ctx context.Context) {
 	poll := cmp(w.Poll, 2*time.Second)
 	maxBackoff := cmp(w.MaxBackoff, 30*time.Second)
-	backoff := time.Duration(0)
+	retry := backoff.Backoff{Base: 250 * time.Millisecond, Max: maxBackoff}
 	for ctx.Err() == nil {
 		printed, err := w.printOne(ctx)
 		var wait time.Duration
 		switch {
 		case err != nil:
-			backoff = min(max(2*backoff, 250*time.Millisecond), maxBackoff)
-			wait = backoff/2 + rand.N(backoff/2+1)
+			wait = retry.Next()
 		case printed:
-			backoff = 0
+			retry.Reset()
 			continue // the next one at once
 		default:
-			backoff = 0
+			retry.Reset()
 			wait = poll
 		}
 		t := time.NewTimer(wait)
