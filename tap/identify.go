@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strings"
 
 	"github.com/cardd/cardd/apdu"
 	"github.com/cardd/cardd/apdu/epurse"
@@ -156,9 +155,15 @@ func (r *CardRead) note(format string, a ...any) {
 	r.Notes = append(r.Notes, fmt.Sprintf(format, a...))
 }
 
-func isDateProblem(err error) bool { return strings.Contains(err.Error(), " date: ") }
+func isDateProblem(err error) bool {
+	var fe *epurse.FieldError
+	return errors.As(err, &fe) && fe.IsDate()
+}
 
-func isNumberProblem(err error) bool { return strings.Contains(err.Error(), "card number: ") }
+func isNumberProblem(err error) bool {
+	var fe *epurse.FieldError
+	return errors.As(err, &fe) && fe.Field == epurse.FieldCardNumber
+}
 
 // ErrCardNotRecognised is returned for a card read for its balance whose
 // number or validity cardd could not form: no money moves on it, since the

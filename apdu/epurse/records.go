@@ -83,19 +83,40 @@ func DecodeIssuerInfo(b []byte) (i IssuerInfo, problems []error, err error) {
 	copy(i.AppSerial[:], b[10:20])
 	var perr error
 	if i.CardNumber, perr = decodeDigits(b[12:20]); perr != nil {
-		problems = append(problems, fmt.Errorf("EF 0x15 card number: %w", perr))
+		problems = append(problems, &FieldError{Field: FieldCardNumber, Err: perr})
 	}
 	if i.StartDate, perr = ParseDate(b[20:24]); perr != nil {
-		problems = append(problems, fmt.Errorf("EF 0x15 start date: %w", perr))
+		problems = append(problems, &FieldError{Field: FieldStartDate, Err: perr})
 	}
 	if i.ExpiryDate, perr = ParseDate(b[24:28]); perr != nil {
-		problems = append(problems, fmt.Errorf("EF 0x15 expiry date: %w", perr))
+		problems = append(problems, &FieldError{Field: FieldExpiryDate, Err: perr})
 	}
 	if len(b) >= 30 {
 		i.CardType = binary.BigEndian.Uint16(b[28:30])
 	}
 	return i, problems, nil
 }
+
+// Fields of EF 0x15 DecodeIssuerInfo may fail to read.
+const (
+	FieldCardNumber = "card number"
+	FieldStartDate  = "start date"
+	FieldExpiryDate = "expiry date"
+)
+
+// FieldError is one field of EF 0x15 that did not read: a problem of
+// DecodeIssuerInfo, which callers sort by Field rather than by its text.
+type FieldError struct {
+	Field string // FieldCardNumber, FieldStartDate or FieldExpiryDate
+	Err   error
+}
+
+func (e *FieldError) Error() string { return "EF 0x15 " + e.Field + ": " + e.Err.Error() }
+
+func (e *FieldError) Unwrap() error { return e.Err }
+
+// IsDate reports whether the field is one of the validity dates.
+func (e *FieldError) IsDate() bool { return e.Field == FieldStartDate || e.Field == FieldExpiryDate }
 
 // CityCode is bytes 2-3 of the issuer id, a city card's city code (CJ/T
 // 166): 2000 is Shanghai.
