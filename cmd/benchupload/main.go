@@ -9,8 +9,8 @@
 // `cardd run` on that store and times until the host holds every row,
 // reading the daemon's peak RSS (VmHWM) before stopping it.
 //
-//	go run ./internal/benchupload            # ROWS=100000
-//	ROWS=20000 go run ./internal/benchupload
+//	go run ./cmd/benchupload            # ROWS=100000
+//	ROWS=20000 go run ./cmd/benchupload
 //
 // Environment: ROWS (default 100000), FILLERS (goroutines calling Begin,
 // default 16), TIMEOUT (upload limit, default 10m), PCSCD=none (the daemon
