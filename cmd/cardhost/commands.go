@@ -183,15 +183,12 @@ func (c *cardIssue) flags(fs *pflag.FlagSet) {
 	fs.BoolVar(&c.securityCode, "security-code", false, "give the card a security code (80 CA 00 00 09) for PSAMs that check one")
 }
 
+// check takes the flags in the order an operator reads the errors: the
+// purchase key, the required flags, the card, its validity, the file.
 func (c *cardIssue) check() error {
-	div, err := psam.ParseDiversification(c.purchaseDiv)
-	if err != nil {
-		return usagef("--purchase-diversification = %q: want one, issuer or city", c.purchaseDiv)
+	if err := c.checkPurchase(); err != nil {
+		return err
 	}
-	if c.purchaseKey < 1 || c.purchaseKey > 255 {
-		return usagef("--purchase-key-index = %d: want 1 to 255", c.purchaseKey)
-	}
-	c.purchase = psam.CardPurchase{Diversification: div, KeyIndex: byte(c.purchaseKey), SecurityCode: c.securityCode}
 	if err := required("number", c.number); err != nil {
 		return err
 	}
@@ -201,6 +198,34 @@ func (c *cardIssue) check() error {
 	if err := required("out", c.out); err != nil {
 		return err
 	}
+	if err := c.checkCard(); err != nil {
+		return err
+	}
+	if err := c.checkValidity(); err != nil {
+		return err
+	}
+	if _, err := os.Lstat(c.out); err == nil {
+		return usagef("--out = %q: the file exists; refusing to overwrite it", c.out)
+	}
+	return nil
+}
+
+// checkPurchase sets the purchase key the card answers to.
+func (c *cardIssue) checkPurchase() error {
+	div, err := psam.ParseDiversification(c.purchaseDiv)
+	if err != nil {
+		return usagef("--purchase-diversification = %q: want one, issuer or city", c.purchaseDiv)
+	}
+	if c.purchaseKey < 1 || c.purchaseKey > 255 {
+		return usagef("--purchase-key-index = %d: want 1 to 255", c.purchaseKey)
+	}
+	c.purchase = psam.CardPurchase{Diversification: div, KeyIndex: byte(c.purchaseKey), SecurityCode: c.securityCode}
+	return nil
+}
+
+// checkCard sets the card's profile and balance and checks its number.
+func (c *cardIssue) checkCard() error {
+	var err error
 	if c.prof, err = issuableProfile(c.profile); err != nil {
 		return usagef("--profile = %q: %v", c.profile, err)
 	}
@@ -212,6 +237,13 @@ func (c *cardIssue) check() error {
 	if err != nil || c.fen < 0 || c.fen > epurse.MaxAmount {
 		return usagef("--balance = %q: want an amount like 100.00, 0.00 to %s", c.balance, money.Format(epurse.MaxAmount))
 	}
+	return nil
+}
+
+// checkValidity sets the first and last valid days: by default from a year
+// ago, so a --history lies within it, for four years.
+func (c *cardIssue) checkValidity() error {
+	var err error
 	c.startDate = epurse.DateOf(time.Now().AddDate(-1, 0, 0))
 	if c.start != "" {
 		if c.startDate, err = epurse.ParseDateString(c.start); err != nil || c.startDate.IsZero() {
@@ -227,9 +259,6 @@ func (c *cardIssue) check() error {
 	if c.expiryDate.Before(c.startDate) {
 		return usagef("--expiry = %q: before the start date %s", c.expiryDate, c.startDate)
 	}
-	if _, err := os.Lstat(c.out); err == nil {
-		return usagef("--out = %q: the file exists; refusing to overwrite it", c.out)
-	}
 	return nil
 }
 
@@ -244,23 +273,32 @@ func (c *cardIssue) run(ctx context.Context, e *env) error {
 	case err != nil:
 		return err
 	}
+	if f, err = c.personalize(e.keys, f); err != nil {
+		return err
+	}
+	fmt.Fprintf(e.stdout, "issued card %s: holder %q, EP balance %s, valid %s to %s, %d past transactions, written to %s (mode 0600)\n",
+		redact.CardNumber(f.Info.CardNumber), c.holder, money.Format(f.EPBalance), c.startDate, c.expiryDate, len(f.Log), c.out)
+	return nil
+}
+
+// personalize gives the issued card its --history and, if it is not the
+// default, its purchase key, and saves it; it returns the card as saved.
+func (c *cardIssue) personalize(keys *host.Keys, f *epurse.CardFile) (*epurse.CardFile, error) {
 	if c.history > 0 {
 		card := epurse.NewSimCard(f, c.out)
-		if err := e.keys.SeedHistory(card, [6]byte{0, 0, 0, 0, 0x10, 0x01}, c.history, time.Now()); err != nil {
-			return fmt.Errorf("card history: %w", err)
+		if err := keys.SeedHistory(card, [6]byte{0, 0, 0, 0, 0x10, 0x01}, c.history, time.Now()); err != nil {
+			return nil, fmt.Errorf("card history: %w", err)
 		}
 		f = card.File()
 	}
 	if c.purchase != (psam.CardPurchase{KeyIndex: 1}) {
 		// After the history, which was paid with the one-level key.
-		e.keys.PersonalizePurchase(f, c.purchase)
+		keys.PersonalizePurchase(f, c.purchase)
 		if err := f.Save(c.out); err != nil {
-			return err
+			return nil, err
 		}
 	}
-	fmt.Fprintf(e.stdout, "issued card %s: holder %q, EP balance %s, valid %s to %s, %d past transactions, written to %s (mode 0600)\n",
-		redact.CardNumber(f.Info.CardNumber), c.holder, money.Format(f.EPBalance), c.startDate, c.expiryDate, len(f.Log), c.out)
-	return nil
+	return f, nil
 }
 
 // issuableProfile is the card profile named by a --profile flag.
