@@ -13,6 +13,8 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/spf13/pflag"
+
 	"github.com/cardd/cardd/apdu/epurse"
 	"github.com/cardd/cardd/apdu/psam"
 	"github.com/cardd/cardd/host"
@@ -21,64 +23,71 @@ import (
 	"github.com/cardd/cardd/redact"
 )
 
-func cmdInit(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs, dir := newFlags("init", stdout)
-	if err := parse(fs, args, dir); err != nil {
-		return err
-	}
-	if err := host.InitDir(*dir); err != nil {
+// initCmd makes a host directory; it opens nothing, the directory does
+// not exist yet.
+type initCmd struct{ noCheck }
+
+func (c *initCmd) flags(fs *pflag.FlagSet) {}
+
+func (c *initCmd) run(ctx context.Context, e *env) error {
+	if err := host.InitDir(e.dir); err != nil {
 		if errors.Is(err, host.ErrExists) {
-			return usagef("--dir = %q: %v", *dir, err)
+			return usagef("--dir = %q: %v", e.dir, err)
 		}
 		return err
 	}
-	fmt.Fprintf(stdout, "initialized %s: %s and %s (issuer master keys, mode 0600: keep them secret and backed up)\n",
-		*dir, filepath.Join(*dir, host.DBFile), filepath.Join(*dir, host.MastersFile))
+	fmt.Fprintf(e.stdout, "initialized %s: %s and %s (issuer master keys, mode 0600: keep them secret and backed up)\n",
+		e.dir, filepath.Join(e.dir, host.DBFile), filepath.Join(e.dir, host.MastersFile))
 	return nil
 }
 
-func cmdTerminalAdd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs, dir := newFlags("terminal add", stdout)
-	id := fs.String("id", "", "terminal id, 12 hex digits, as in the terminal's terminal.id (required)")
-	out := fs.String("secret-out", "", "file to write the terminal's secret to, mode 0600, for its host.secret_file (required; refused if it exists)")
-	if err := parse(fs, args, dir); err != nil {
+// terminalAdd registers a terminal and writes its secret to a new file.
+type terminalAdd struct {
+	id, out string
+	canon   string // id, checked and canonical
+}
+
+func (c *terminalAdd) flags(fs *pflag.FlagSet) {
+	fs.StringVar(&c.id, "id", "", "terminal id, 12 hex digits, as in the terminal's terminal.id (required)")
+	fs.StringVar(&c.out, "secret-out", "", "file to write the terminal's secret to, mode 0600, for its host.secret_file (required; refused if it exists)")
+}
+
+func (c *terminalAdd) check() error {
+	if err := required("id", c.id); err != nil {
 		return err
 	}
-	if err := required("id", *id); err != nil {
+	if err := required("secret-out", c.out); err != nil {
 		return err
 	}
-	if err := required("secret-out", *out); err != nil {
-		return err
-	}
-	canon, err := host.CanonicalTerminalID(*id)
+	canon, err := host.CanonicalTerminalID(c.id)
 	if err != nil {
-		return usagef("--id = %q: want 12 hex digits, like 000000000001", *id)
+		return usagef("--id = %q: want 12 hex digits, like 000000000001", c.id)
 	}
-	if _, err := os.Lstat(*out); err == nil {
-		return usagef("--secret-out = %q: the file exists; refusing to overwrite it", *out)
+	c.canon = canon
+	if _, err := os.Lstat(c.out); err == nil {
+		return usagef("--secret-out = %q: the file exists; refusing to overwrite it", c.out)
 	}
-	st, err := openStore(*dir)
-	if err != nil {
-		return err
-	}
-	defer st.Close()
+	return nil
+}
+
+func (c *terminalAdd) run(ctx context.Context, e *env) error {
 	secret, err := host.NewTerminalSecret()
 	if err != nil {
 		return err
 	}
 	// The file first: a terminal registered with a secret nobody holds
 	// would block the corrected command that follows.
-	if err := writeSecretFile(*out, secret); err != nil {
-		return fmt.Errorf("--secret-out = %q: %w", *out, err)
+	if err := writeSecretFile(c.out, secret); err != nil {
+		return fmt.Errorf("--secret-out = %q: %w", c.out, err)
 	}
-	if err := st.AddTerminal(ctx, canon, secret, time.Now()); err != nil {
-		os.Remove(*out)
+	if err := e.st.AddTerminal(ctx, c.canon, secret, time.Now()); err != nil {
+		os.Remove(c.out)
 		if errors.Is(err, host.ErrExists) {
-			return usagef("--id = %q: terminal %s is registered already", *id, canon)
+			return usagef("--id = %q: terminal %s is registered already", c.id, c.canon)
 		}
 		return err
 	}
-	fmt.Fprintf(stdout, "terminal %s registered; its secret is in %s (mode 0600): copy it to the terminal and set host.secret_file to it\n", canon, *out)
+	fmt.Fprintf(e.stdout, "terminal %s registered; its secret is in %s (mode 0600): copy it to the terminal and set host.secret_file to it\n", c.canon, c.out)
 	return nil
 }
 
@@ -101,21 +110,17 @@ func writeSecretFile(path, secret string) error {
 	return f.Close()
 }
 
-func cmdTerminalList(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs, dir := newFlags("terminal list", stdout)
-	if err := parse(fs, args, dir); err != nil {
-		return err
-	}
-	st, err := openStore(*dir)
+// terminalList prints the registered terminals.
+type terminalList struct{ noCheck }
+
+func (c *terminalList) flags(fs *pflag.FlagSet) {}
+
+func (c *terminalList) run(ctx context.Context, e *env) error {
+	list, err := e.st.Terminals(ctx)
 	if err != nil {
 		return err
 	}
-	defer st.Close()
-	list, err := st.Terminals(ctx)
-	if err != nil {
-		return err
-	}
-	tw, flush := newTable(stdout)
+	tw, flush := newTable(e.stdout)
 	fmt.Fprintln(tw, "ID\tREGISTERED\tLAST SEEN\tVERSION\tQUEUE\tREADERS")
 	for _, t := range list {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\n", t.ID, t.Created, dash(t.LastSeen), dash(t.Version), t.QueueDepth, dash(strings.Join(t.Readers, ", ")))
@@ -151,105 +156,149 @@ func dash(s string) string {
 	return s
 }
 
-func cmdCardIssue(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs, dir := newFlags("card issue", stdout)
-	number := fs.String("number", "", "card number as printed on the card: 8 to 16 digits for a campus card, 19 for a T-Union card (required)")
-	profile := fs.String("profile", "campus", "numbering and layout of the card: campus (8 to 16 digits in BCD, our own) or tunion (19 digits, T-Union AID, a second purse)")
-	holder := fs.String("holder", "", "cardholder name (stored as GBK on the card); empty for an anonymous card")
-	balance := fs.String("balance", "0.00", "EP balance at issue, in yuan, like 100.00")
-	start := fs.String("start", "", "first valid day, YYYY-MM-DD (default a year ago, so a --history lies within it)")
-	expiry := fs.String("expiry", "", "last valid day, YYYY-MM-DD (default start + 4 years)")
-	out := fs.String("out", "", "card file to write, mode 0600, for 'cardsim card --file' (required; refused if it exists)")
-	history := fs.Int("history", 0, "give the card this many past transactions (0-50), made with its own commands; not credits of this host")
-	purchaseDiv := fs.String("purchase-diversification", "one", "the purchase key: one level (cardd's PSAMs), or two by issuer (T-Union) or city code (CJ/T 166), for PSAMs keyed so")
-	purchaseKey := fs.Int("purchase-key-index", 1, "the purchase key index the card answers to (1-255), as the PSAM's EF 0x17 says")
-	securityCode := fs.Bool("security-code", false, "give the card a security code (80 CA 00 00 09) for PSAMs that check one")
-	if err := parse(fs, args, dir); err != nil {
+// cardIssue issues a card: its file for the simulator and its registration.
+type cardIssue struct {
+	number, profile, holder, balance, start, expiry, out, purchaseDiv string
+	history, purchaseKey                                              int
+	securityCode                                                      bool
+
+	// Checked from the flags.
+	purchase              psam.CardPurchase
+	prof                  *epurse.Profile
+	fen                   int64
+	startDate, expiryDate epurse.Date
+}
+
+func (c *cardIssue) flags(fs *pflag.FlagSet) {
+	fs.StringVar(&c.number, "number", "", "card number as printed on the card: 8 to 16 digits for a campus card, 19 for a T-Union card (required)")
+	fs.StringVar(&c.profile, "profile", "campus", "numbering and layout of the card: campus (8 to 16 digits in BCD, our own) or tunion (19 digits, T-Union AID, a second purse)")
+	fs.StringVar(&c.holder, "holder", "", "cardholder name (stored as GBK on the card); empty for an anonymous card")
+	fs.StringVar(&c.balance, "balance", "0.00", "EP balance at issue, in yuan, like 100.00")
+	fs.StringVar(&c.start, "start", "", "first valid day, YYYY-MM-DD (default a year ago, so a --history lies within it)")
+	fs.StringVar(&c.expiry, "expiry", "", "last valid day, YYYY-MM-DD (default start + 4 years)")
+	fs.StringVar(&c.out, "out", "", "card file to write, mode 0600, for 'cardsim card --file' (required; refused if it exists)")
+	fs.IntVar(&c.history, "history", 0, "give the card this many past transactions (0-50), made with its own commands; not credits of this host")
+	fs.StringVar(&c.purchaseDiv, "purchase-diversification", "one", "the purchase key: one level (cardd's PSAMs), or two by issuer (T-Union) or city code (CJ/T 166), for PSAMs keyed so")
+	fs.IntVar(&c.purchaseKey, "purchase-key-index", 1, "the purchase key index the card answers to (1-255), as the PSAM's EF 0x17 says")
+	fs.BoolVar(&c.securityCode, "security-code", false, "give the card a security code (80 CA 00 00 09) for PSAMs that check one")
+}
+
+// check takes the flags in the order an operator reads the errors: the
+// purchase key, the required flags, the card, its validity, the file.
+func (c *cardIssue) check() error {
+	if err := c.checkPurchase(); err != nil {
 		return err
 	}
-	div, err := psam.ParseDiversification(*purchaseDiv)
+	if err := required("number", c.number); err != nil {
+		return err
+	}
+	if c.history < 0 || c.history > 50 {
+		return usagef("--history = %d: want 0 to 50", c.history)
+	}
+	if err := required("out", c.out); err != nil {
+		return err
+	}
+	if err := c.checkCard(); err != nil {
+		return err
+	}
+	if err := c.checkValidity(); err != nil {
+		return err
+	}
+	if _, err := os.Lstat(c.out); err == nil {
+		return usagef("--out = %q: the file exists; refusing to overwrite it", c.out)
+	}
+	return nil
+}
+
+// checkPurchase sets the purchase key the card answers to.
+func (c *cardIssue) checkPurchase() error {
+	div, err := psam.ParseDiversification(c.purchaseDiv)
 	if err != nil {
-		return usagef("--purchase-diversification = %q: want one, issuer or city", *purchaseDiv)
+		return usagef("--purchase-diversification = %q: want one, issuer or city", c.purchaseDiv)
 	}
-	if *purchaseKey < 1 || *purchaseKey > 255 {
-		return usagef("--purchase-key-index = %d: want 1 to 255", *purchaseKey)
+	if c.purchaseKey < 1 || c.purchaseKey > 255 {
+		return usagef("--purchase-key-index = %d: want 1 to 255", c.purchaseKey)
 	}
-	purchase := psam.CardPurchase{Diversification: div, KeyIndex: byte(*purchaseKey), SecurityCode: *securityCode}
-	if err := required("number", *number); err != nil {
-		return err
-	}
-	if *history < 0 || *history > 50 {
-		return usagef("--history = %d: want 0 to 50", *history)
-	}
-	if err := required("out", *out); err != nil {
-		return err
-	}
-	prof, err := issuableProfile(*profile)
-	if err != nil {
-		return usagef("--profile = %q: %v", *profile, err)
+	c.purchase = psam.CardPurchase{Diversification: div, KeyIndex: byte(c.purchaseKey), SecurityCode: c.securityCode}
+	return nil
+}
+
+// checkCard sets the card's profile and balance and checks its number.
+func (c *cardIssue) checkCard() error {
+	var err error
+	if c.prof, err = issuableProfile(c.profile); err != nil {
+		return usagef("--profile = %q: %v", c.profile, err)
 	}
 	var bad *hostapi.CardIDError
-	if errors.As(host.CheckCardNumber(*number), &bad) {
-		return usagef("--number = %+q: %s", *number, bad.Reason)
+	if errors.As(host.CheckCardNumber(c.number), &bad) {
+		return usagef("--number = %+q: %s", c.number, bad.Reason)
 	}
-	fen, err := money.Parse(*balance)
-	if err != nil || fen < 0 || fen > epurse.MaxAmount {
-		return usagef("--balance = %q: want an amount like 100.00, 0.00 to %s", *balance, money.Format(epurse.MaxAmount))
+	c.fen, err = money.Parse(c.balance)
+	if err != nil || c.fen < 0 || c.fen > epurse.MaxAmount {
+		return usagef("--balance = %q: want an amount like 100.00, 0.00 to %s", c.balance, money.Format(epurse.MaxAmount))
 	}
-	startDate := epurse.DateOf(time.Now().AddDate(-1, 0, 0))
-	if *start != "" {
-		if startDate, err = epurse.ParseDateString(*start); err != nil || startDate.IsZero() {
-			return usagef("--start = %q: want a date like 2026-09-01", *start)
+	return nil
+}
+
+// checkValidity sets the first and last valid days: by default from a year
+// ago, so a --history lies within it, for four years.
+func (c *cardIssue) checkValidity() error {
+	var err error
+	c.startDate = epurse.DateOf(time.Now().AddDate(-1, 0, 0))
+	if c.start != "" {
+		if c.startDate, err = epurse.ParseDateString(c.start); err != nil || c.startDate.IsZero() {
+			return usagef("--start = %q: want a date like 2026-09-01", c.start)
 		}
 	}
-	expiryDate := epurse.DateOf(time.Date(startDate.Year+4, startDate.Month, startDate.Day, 0, 0, 0, 0, time.UTC))
-	if *expiry != "" {
-		if expiryDate, err = epurse.ParseDateString(*expiry); err != nil || expiryDate.IsZero() {
-			return usagef("--expiry = %q: want a date like 2030-08-31", *expiry)
+	c.expiryDate = epurse.DateOf(time.Date(c.startDate.Year+4, c.startDate.Month, c.startDate.Day, 0, 0, 0, 0, time.UTC))
+	if c.expiry != "" {
+		if c.expiryDate, err = epurse.ParseDateString(c.expiry); err != nil || c.expiryDate.IsZero() {
+			return usagef("--expiry = %q: want a date like 2030-08-31", c.expiry)
 		}
 	}
-	if expiryDate.Before(startDate) {
-		return usagef("--expiry = %q: before the start date %s", expiryDate, startDate)
+	if c.expiryDate.Before(c.startDate) {
+		return usagef("--expiry = %q: before the start date %s", c.expiryDate, c.startDate)
 	}
-	if _, err := os.Lstat(*out); err == nil {
-		return usagef("--out = %q: the file exists; refusing to overwrite it", *out)
-	}
-	st, err := openStore(*dir)
-	if err != nil {
-		return err
-	}
-	defer st.Close()
-	keys, err := openKeys(*dir)
-	if err != nil {
-		return err
-	}
-	req := host.IssueRequest{Number: *number, Profile: prof, Holder: *holder, BalanceFen: fen, Start: startDate, Expiry: expiryDate}
-	f, err := st.IssueCard(ctx, keys, req, *out, operator(), time.Now())
+	return nil
+}
+
+func (c *cardIssue) run(ctx context.Context, e *env) error {
+	req := host.IssueRequest{Number: c.number, Profile: c.prof, Holder: c.holder, BalanceFen: c.fen, Start: c.startDate, Expiry: c.expiryDate}
+	f, err := e.st.IssueCard(ctx, e.keys, req, c.out, operator(), time.Now())
 	switch {
 	case errors.Is(err, host.ErrExists):
-		return usagef("--number = %q: %v", *number, err)
+		return usagef("--number = %q: %v", c.number, err)
 	case errors.Is(err, epurse.ErrBadArgument):
 		return usagef("%v", err) // the holder name, mostly (GBK, 20 bytes), or a number the profile cannot carry
 	case err != nil:
 		return err
 	}
-	if *history > 0 {
-		card := epurse.NewSimCard(f, *out)
-		if err := keys.SeedHistory(card, [6]byte{0, 0, 0, 0, 0x10, 0x01}, *history, time.Now()); err != nil {
-			return fmt.Errorf("card history: %w", err)
+	if f, err = c.personalize(e.keys, f); err != nil {
+		return err
+	}
+	fmt.Fprintf(e.stdout, "issued card %s: holder %q, EP balance %s, valid %s to %s, %d past transactions, written to %s (mode 0600)\n",
+		redact.CardNumber(f.Info.CardNumber), c.holder, money.Format(f.EPBalance), c.startDate, c.expiryDate, len(f.Log), c.out)
+	return nil
+}
+
+// personalize gives the issued card its --history and, if it is not the
+// default, its purchase key, and saves it; it returns the card as saved.
+func (c *cardIssue) personalize(keys *host.Keys, f *epurse.CardFile) (*epurse.CardFile, error) {
+	if c.history > 0 {
+		card := epurse.NewSimCard(f, c.out)
+		if err := keys.SeedHistory(card, [6]byte{0, 0, 0, 0, 0x10, 0x01}, c.history, time.Now()); err != nil {
+			return nil, fmt.Errorf("card history: %w", err)
 		}
 		f = card.File()
 	}
-	if purchase != (psam.CardPurchase{KeyIndex: 1}) {
+	if c.purchase != (psam.CardPurchase{KeyIndex: 1}) {
 		// After the history, which was paid with the one-level key.
-		keys.PersonalizePurchase(f, purchase)
-		if err := f.Save(*out); err != nil {
-			return err
+		keys.PersonalizePurchase(f, c.purchase)
+		if err := f.Save(c.out); err != nil {
+			return nil, err
 		}
 	}
-	fmt.Fprintf(stdout, "issued card %s: holder %q, EP balance %s, valid %s to %s, %d past transactions, written to %s (mode 0600)\n",
-		redact.CardNumber(f.Info.CardNumber), *holder, money.Format(f.EPBalance), startDate, expiryDate, len(f.Log), *out)
-	return nil
+	return f, nil
 }
 
 // issuableProfile is the card profile named by a --profile flag.
@@ -280,231 +329,229 @@ func parseCard(flag string, id *string) error {
 	return nil
 }
 
-func cmdCardM1(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs, dir := newFlags("card m1", stdout)
-	uid := fs.String("uid", "", "the wallet card's UID in hex, 4, 7 or 10 bytes, as 'cardsim m1 new' prints it (required)")
-	holder := fs.String("holder", "", "cardholder name; empty for an anonymous card")
-	if err := parse(fs, args, dir); err != nil {
+// cardM1 registers an M1 wallet card by its UID.
+type cardM1 struct{ uid, holder string }
+
+func (c *cardM1) flags(fs *pflag.FlagSet) {
+	fs.StringVar(&c.uid, "uid", "", "the wallet card's UID in hex, 4, 7 or 10 bytes, as 'cardsim m1 new' prints it (required)")
+	fs.StringVar(&c.holder, "holder", "", "cardholder name; empty for an anonymous card")
+}
+
+func (c *cardM1) check() error {
+	if err := required("uid", c.uid); err != nil {
 		return err
 	}
-	if err := required("uid", *uid); err != nil {
-		return err
+	if err := hostapi.CheckCardID(hostapi.UIDCardPrefix + strings.ToUpper(c.uid)); err != nil {
+		return usagef("--uid = %q: want 4, 7 or 10 bytes in hex", c.uid)
 	}
-	id := hostapi.UIDCardPrefix + strings.ToUpper(*uid)
-	if err := hostapi.CheckCardID(id); err != nil {
-		return usagef("--uid = %q: want 4, 7 or 10 bytes in hex", *uid)
-	}
-	st, err := openStore(*dir)
-	if err != nil {
-		return err
-	}
-	defer st.Close()
-	c, err := st.RegisterM1(ctx, *uid, *holder, operator(), time.Now())
+	return nil
+}
+
+func (c *cardM1) run(ctx context.Context, e *env) error {
+	card, err := e.st.RegisterM1(ctx, c.uid, c.holder, operator(), time.Now())
 	if errors.Is(err, host.ErrExists) {
-		return usagef("--uid = %q: registered already", *uid)
+		return usagef("--uid = %q: registered already", c.uid)
 	}
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "registered M1 wallet %s: holder %q; add credits for it with --card %s\n", c.Number, *holder, c.Number)
+	fmt.Fprintf(e.stdout, "registered M1 wallet %s: holder %q; add credits for it with --card %s\n", card.Number, c.holder, card.Number)
 	return nil
 }
 
-func cmdCreditAdd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs, dir := newFlags("credit add", stdout)
-	number := fs.String("card", "", "card number, 8 to 20 digits, or uid: and an M1 wallet's UID (required)")
-	amount := fs.String("amount", "", "amount in yuan, like 50.00 (required)")
-	note := fs.String("note", "", "where the money came from: wechat, alipay, subsidy, …")
-	if err := parse(fs, args, dir); err != nil {
+// creditAdd records money paid for a card.
+type creditAdd struct {
+	cardFlag
+	amount, note string
+	fen          int64 // amount, checked
+}
+
+func (c *creditAdd) flags(fs *pflag.FlagSet) {
+	c.cardFlag.flags(fs)
+	fs.StringVar(&c.amount, "amount", "", "amount in yuan, like 50.00 (required)")
+	fs.StringVar(&c.note, "note", "", "where the money came from: wechat, alipay, subsidy, …")
+}
+
+func (c *creditAdd) check() error {
+	if err := c.cardFlag.check(); err != nil {
 		return err
 	}
-	if err := parseCard("card", number); err != nil {
+	if err := required("amount", c.amount); err != nil {
 		return err
 	}
-	if err := required("amount", *amount); err != nil {
-		return err
-	}
-	fen, err := money.Parse(*amount)
+	fen, err := money.Parse(c.amount)
 	if err != nil || fen <= 0 || fen > epurse.MaxAmount {
-		return usagef("--amount = %q: want an amount like 50.00, more than 0.00", *amount)
+		return usagef("--amount = %q: want an amount like 50.00, more than 0.00", c.amount)
 	}
-	st, err := openStore(*dir)
-	if err != nil {
-		return err
-	}
-	defer st.Close()
-	c, err := st.AddCredit(ctx, *number, fen, *note, operator(), time.Now())
-	if errors.Is(err, host.ErrNotFound) {
-		return fmt.Errorf("--card = %q: no such card: issue it first with 'cardhost card issue' (an M1 wallet: 'cardhost card m1')", *number)
-	}
-	if err != nil {
-		return err
-	}
-	fmt.Fprintln(stdout, c.ID)
+	c.fen = fen
 	return nil
 }
 
-func cmdCreditList(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs, dir := newFlags("credit list", stdout)
-	number := fs.String("card", "", "only this card's credits")
-	asJSON := fs.Bool("json", false, "print JSON instead of a table")
-	if err := parse(fs, args, dir); err != nil {
-		return err
+func (c *creditAdd) run(ctx context.Context, e *env) error {
+	cr, err := e.st.AddCredit(ctx, c.number, c.fen, c.note, operator(), time.Now())
+	if errors.Is(err, host.ErrNotFound) {
+		return fmt.Errorf("--card = %q: no such card: issue it first with 'cardhost card issue' (an M1 wallet: 'cardhost card m1')", c.number)
 	}
-	if *number != "" {
-		if err := parseCard("card", number); err != nil {
-			return err
-		}
-	}
-	st, err := openStore(*dir)
 	if err != nil {
 		return err
 	}
-	defer st.Close()
-	list, err := st.Credits(ctx, *number)
+	fmt.Fprintln(e.stdout, cr.ID)
+	return nil
+}
+
+// creditList prints credits, all or one card's.
+type creditList struct {
+	number string
+	asJSON bool
+}
+
+func (c *creditList) flags(fs *pflag.FlagSet) {
+	fs.StringVar(&c.number, "card", "", "only this card's credits")
+	fs.BoolVar(&c.asJSON, "json", false, "print JSON instead of a table")
+}
+
+func (c *creditList) check() error {
+	if c.number == "" {
+		return nil
+	}
+	return parseCard("card", &c.number)
+}
+
+func (c *creditList) run(ctx context.Context, e *env) error {
+	list, err := e.st.Credits(ctx, c.number)
 	if err != nil {
 		return err
 	}
-	if *asJSON {
-		return printJSON(stdout, list)
+	if c.asJSON {
+		return printJSON(e.stdout, list)
 	}
-	tw, flush := newTable(stdout)
+	tw, flush := newTable(e.stdout)
 	fmt.Fprintln(tw, "CREDIT\tCARD\tAMOUNT\tSTATE\tADDED\tNOTE")
-	for _, c := range list {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", c.ID, c.Card, money.Format(c.AmountFen), c.State, c.Created, dash(c.Note))
+	for _, cr := range list {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", cr.ID, cr.Card, money.Format(cr.AmountFen), cr.State, cr.Created, dash(cr.Note))
 	}
 	return flush()
 }
 
-func cmdCreditCancel(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs, dir := newFlags("credit cancel", stdout)
-	id := fs.String("id", "", "the credit id 'credit add' printed (required)")
-	if err := parse(fs, args, dir); err != nil {
-		return err
-	}
-	if err := required("id", *id); err != nil {
-		return err
-	}
-	st, err := openStore(*dir)
-	if err != nil {
-		return err
-	}
-	defer st.Close()
-	if err := st.CancelCredit(ctx, *id, operator(), time.Now()); err != nil {
+// creditCancel withdraws a pending credit.
+type creditCancel struct{ id string }
+
+func (c *creditCancel) flags(fs *pflag.FlagSet) {
+	fs.StringVar(&c.id, "id", "", "the credit id 'credit add' printed (required)")
+}
+
+func (c *creditCancel) check() error { return required("id", c.id) }
+
+func (c *creditCancel) run(ctx context.Context, e *env) error {
+	if err := e.st.CancelCredit(ctx, c.id, operator(), time.Now()); err != nil {
 		if errors.Is(err, host.ErrNotFound) {
-			return fmt.Errorf("--id = %q: no such credit", *id)
+			return fmt.Errorf("--id = %q: no such credit", c.id)
 		}
 		return err
 	}
-	fmt.Fprintf(stdout, "credit %s cancelled\n", *id)
+	fmt.Fprintf(e.stdout, "credit %s cancelled\n", c.id)
 	return nil
 }
 
-func cmdCreditSettleM1(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs, dir := newFlags("credit settle-m1", stdout)
-	id := fs.String("id", "", "the credit whose M1 load no terminal can settle (required)")
-	applied := fs.String("applied", "", "yes: the wallet got it (the credit is consumed); no: it did not (the credit is pending again) (required)")
-	if err := parse(fs, args, dir); err != nil {
+// creditSettleM1 settles an M1 load no terminal can tell the end of.
+type creditSettleM1 struct{ id, applied string }
+
+func (c *creditSettleM1) flags(fs *pflag.FlagSet) {
+	fs.StringVar(&c.id, "id", "", "the credit whose M1 load no terminal can settle (required)")
+	fs.StringVar(&c.applied, "applied", "", "yes: the wallet got it (the credit is consumed); no: it did not (the credit is pending again) (required)")
+}
+
+func (c *creditSettleM1) check() error {
+	if err := required("id", c.id); err != nil {
 		return err
 	}
-	if err := required("id", *id); err != nil {
-		return err
+	if c.applied != "yes" && c.applied != "no" {
+		return usagef("--applied = %q: want yes or no", c.applied)
 	}
-	if *applied != "yes" && *applied != "no" {
-		return usagef("--applied = %q: want yes or no", *applied)
-	}
-	st, err := openStore(*dir)
-	if err != nil {
-		return err
-	}
-	defer st.Close()
-	if err := st.SettleM1(ctx, *id, *applied == "yes", operator(), time.Now()); err != nil {
+	return nil
+}
+
+func (c *creditSettleM1) run(ctx context.Context, e *env) error {
+	if err := e.st.SettleM1(ctx, c.id, c.applied == "yes", operator(), time.Now()); err != nil {
 		if errors.Is(err, host.ErrNotFound) {
-			return fmt.Errorf("--id = %q: %v", *id, err)
+			return fmt.Errorf("--id = %q: %v", c.id, err)
 		}
 		return err
 	}
-	fmt.Fprintf(stdout, "credit %s settled: applied %s\n", *id, *applied)
+	fmt.Fprintf(e.stdout, "credit %s settled: applied %s\n", c.id, c.applied)
 	return nil
 }
 
-func cmdDenyAdd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs, dir := newFlags("deny add", stdout)
-	number := fs.String("card", "", "card number, 8 to 20 digits, or uid: and an M1 wallet's UID (required)")
-	reason := fs.String("reason", "lost", "why: lost, stolen, …")
-	if err := parse(fs, args, dir); err != nil {
-		return err
-	}
-	if err := parseCard("card", number); err != nil {
-		return err
-	}
-	st, err := openStore(*dir)
-	if err != nil {
-		return err
-	}
-	defer st.Close()
-	changed, err := st.Deny(ctx, *number, *reason, operator(), time.Now())
+// cardFlag is the --card flag of the commands about one card, required.
+type cardFlag struct{ number string }
+
+func (c *cardFlag) flags(fs *pflag.FlagSet) {
+	fs.StringVar(&c.number, "card", "", "card number, 8 to 20 digits, or uid: and an M1 wallet's UID (required)")
+}
+
+func (c *cardFlag) check() error { return parseCard("card", &c.number) }
+
+// denyAdd puts a card on the deny list terminals pull.
+type denyAdd struct {
+	cardFlag
+	reason string
+}
+
+func (c *denyAdd) flags(fs *pflag.FlagSet) {
+	c.cardFlag.flags(fs)
+	fs.StringVar(&c.reason, "reason", "lost", "why: lost, stolen, …")
+}
+
+func (c *denyAdd) run(ctx context.Context, e *env) error {
+	changed, err := e.st.Deny(ctx, c.number, c.reason, operator(), time.Now())
 	if err != nil {
 		return err
 	}
 	if !changed {
-		fmt.Fprintf(stdout, "card %s is on the deny list already (%s)\n", *number, *reason)
+		fmt.Fprintf(e.stdout, "card %s is on the deny list already (%s)\n", c.number, c.reason)
 		return nil
 	}
-	fmt.Fprintf(stdout, "card %s denied (%s); terminals learn it at their next pull\n", *number, *reason)
+	fmt.Fprintf(e.stdout, "card %s denied (%s); terminals learn it at their next pull\n", c.number, c.reason)
 	return nil
 }
 
-func cmdDenyRemove(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs, dir := newFlags("deny remove", stdout)
-	number := fs.String("card", "", "card number, 8 to 20 digits, or uid: and an M1 wallet's UID (required)")
-	if err := parse(fs, args, dir); err != nil {
-		return err
-	}
-	if err := parseCard("card", number); err != nil {
-		return err
-	}
-	st, err := openStore(*dir)
-	if err != nil {
-		return err
-	}
-	defer st.Close()
-	if err := st.Undeny(ctx, *number, operator(), time.Now()); err != nil {
+// denyRemove lifts a card from the deny list.
+type denyRemove struct{ cardFlag }
+
+func (c *denyRemove) run(ctx context.Context, e *env) error {
+	if err := e.st.Undeny(ctx, c.number, operator(), time.Now()); err != nil {
 		if errors.Is(err, host.ErrNotFound) {
-			return fmt.Errorf("--card = %q: not on the deny list", *number)
+			return fmt.Errorf("--card = %q: not on the deny list", c.number)
 		}
 		return err
 	}
-	fmt.Fprintf(stdout, "card %s lifted from the deny list; terminals learn it at their next pull\n", *number)
+	fmt.Fprintf(e.stdout, "card %s lifted from the deny list; terminals learn it at their next pull\n", c.number)
 	return nil
 }
 
-func cmdLedger(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs, dir := newFlags("ledger", stdout)
-	number := fs.String("card", "", "card number, 8 to 20 digits, or uid: and an M1 wallet's UID (required)")
-	asJSON := fs.Bool("json", false, "print JSON instead of a table")
-	if err := parse(fs, args, dir); err != nil {
-		return err
-	}
-	if err := parseCard("card", number); err != nil {
-		return err
-	}
-	st, err := openStore(*dir)
-	if err != nil {
-		return err
-	}
-	defer st.Close()
-	l, err := st.Ledger(ctx, *number)
+// ledger prints a card's credits and what became of each.
+type ledger struct {
+	cardFlag
+	asJSON bool
+}
+
+func (c *ledger) flags(fs *pflag.FlagSet) {
+	c.cardFlag.flags(fs)
+	fs.BoolVar(&c.asJSON, "json", false, "print JSON instead of a table")
+}
+
+func (c *ledger) run(ctx context.Context, e *env) error {
+	l, err := e.st.Ledger(ctx, c.number)
 	if errors.Is(err, host.ErrNotFound) {
-		return fmt.Errorf("--card = %q: no such card", *number)
+		return fmt.Errorf("--card = %q: no such card", c.number)
 	}
 	if err != nil {
 		return err
 	}
-	if *asJSON {
-		return printJSON(stdout, l)
+	if c.asJSON {
+		return printJSON(e.stdout, l)
 	}
-	return printLedger(stdout, l)
+	return printLedger(e.stdout, l)
 }
 
 // printLedger writes a card's ledger as people read it: the card, each

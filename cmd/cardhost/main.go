@@ -33,6 +33,7 @@ import (
 	"os"
 	"os/signal"
 	"os/user"
+	"strings"
 	"syscall"
 
 	"github.com/spf13/pflag"
@@ -40,26 +41,84 @@ import (
 	"github.com/cardd/cardd/host"
 )
 
-const usage = `usage: cardhost <command> [flags]
+// commands is every cardhost command, in the order the usage lists them.
+// The dispatcher (run) parses each one's flags, checks them, opens what it
+// needs from --dir and closes it after.
+var commands = []command{
+	{"init", "--dir D", "create a host directory: database and issuer master keys", opensNothing, func() action { return new(initCmd) }},
+	{"terminal add", "--dir D --id ID --secret-out F", "register a terminal; its secret goes to F (mode 0600)", opensStore, func() action { return new(terminalAdd) }},
+	{"terminal list", "--dir D", "registered terminals and their last heartbeat", opensStore, func() action { return new(terminalList) }},
+	{"card issue", "--dir D --number N --out F [flags]", "issue a card: its file (for cardsim) and its registration", opensKeys, func() action { return new(cardIssue) }},
+	{"card m1", "--dir D --uid U [--holder H]", "register an M1 wallet card by its UID: its id is uid:U", opensStore, func() action { return new(cardM1) }},
+	{"credit add", "--dir D --card N --amount A", "record money paid for a card; prints the credit id", opensStore, func() action { return new(creditAdd) }},
+	{"credit list", "--dir D [--card N]", "credits and their state", opensStore, func() action { return new(creditList) }},
+	{"credit cancel", "--dir D --id C", "withdraw a pending credit", opensStore, func() action { return new(creditCancel) }},
+	{"credit settle-m1", "--dir D --id C --applied yes|no", "settle an M1 load no terminal can tell", opensStore, func() action { return new(creditSettleM1) }},
+	{"deny add", "--dir D --card N [--reason R]", "put a card (number or uid:UID) on the deny list", opensStore, func() action { return new(denyAdd) }},
+	{"deny remove", "--dir D --card N", "lift a card from the deny list", opensStore, func() action { return new(denyRemove) }},
+	{"access set", "--dir D --file F", "set the door access list (JSON) door terminals pull", opensStore, func() action { return new(accessSet) }},
+	{"access show", "--dir D", "print the door access list with its version", opensStore, func() action { return new(accessShow) }},
+	{"ledger", "--dir D --card N [--json]", "a card's credits and their fate", opensStore, func() action { return new(ledger) }},
+	{"serve", "--dir D [--listen ADDR]", "serve the upstream API to terminals", opensKeys, func() action { return new(serve) }},
+}
 
-commands:
-  init --dir D                                   create a host directory: database and issuer master keys
-  terminal add --dir D --id ID --secret-out F    register a terminal; its secret goes to F (mode 0600)
-  terminal list --dir D                          registered terminals and their last heartbeat
-  card issue --dir D --number N --out F [flags]  issue a card: its file (for cardsim) and its registration
-  card m1 --dir D --uid U [--holder H]           register an M1 wallet card by its UID: its id is uid:U
-  credit add --dir D --card N --amount A         record money paid for a card; prints the credit id
-  credit list --dir D [--card N]                 credits and their state
-  credit cancel --dir D --id C                   withdraw a pending credit
-  credit settle-m1 --dir D --id C --applied yes|no  settle an M1 load no terminal can tell
-  deny add|remove --dir D --card N [--reason R]  put a card (number or uid:UID) on the deny list, or lift it
-  access set --dir D --file F                    set the door access list (JSON) door terminals pull
-  access show --dir D                            print it with its version
-  ledger --dir D --card N [--json]               a card's credits and their fate
-  serve --dir D [--listen ADDR]                  serve the upstream API to terminals
+// A command is one line of the usage and how to run it.
+type command struct {
+	name  string // one or two words: "init", "credit add"
+	args  string // its flags as the usage shows them
+	about string // what it does, in a few words
+	opens opens  // what the dispatcher opens from --dir before run
+	new   func() action
+}
 
-Run 'cardhost <command> --help' for the flags of a command.
-`
+// opens is what a command needs opened from the host directory.
+type opens int
+
+const (
+	opensNothing opens = iota // the command makes the directory (init)
+	opensStore                // host.db
+	opensKeys                 // host.db, then masters.json
+)
+
+// action is a command's work, in the order the dispatcher calls it.
+type action interface {
+	// flags adds the command's own flags to fs; --dir is there already.
+	flags(fs *pflag.FlagSet)
+	// check refuses bad flags, and reads what the command takes from
+	// outside the directory, before the directory is opened: bad usage
+	// changes nothing and is reported before a bad --dir.
+	check() error
+	// run does the work with the directory opened as the command asked.
+	run(ctx context.Context, e *env) error
+}
+
+// env is what an action runs with.
+type env struct {
+	dir            string
+	st             *host.Store // nil unless the command opens the store
+	keys           *host.Keys  // nil unless it opens the keys
+	stdout, stderr io.Writer
+}
+
+// noCheck is embedded by an action whose flags need no check beyond --dir.
+type noCheck struct{}
+
+func (noCheck) check() error { return nil }
+
+// usage lists the commands from the table, so none can be left out.
+func usage() string {
+	width := 0
+	for _, c := range commands {
+		width = max(width, len(c.name)+1+len(c.args))
+	}
+	var b strings.Builder
+	b.WriteString("usage: cardhost <command> [flags]\n\ncommands:\n")
+	for _, c := range commands {
+		fmt.Fprintf(&b, "  %-*s  %s\n", width, c.name+" "+c.args, c.about)
+	}
+	b.WriteString("\nRun 'cardhost <command> --help' for the flags of a command.\n")
+	return b.String()
+}
 
 // usageError is bad usage or configuration: exit code 2.
 type usageError struct{ error }
@@ -78,45 +137,26 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	return run(ctx, args, stdout, stderr)
 }
 
-// commands maps "word" or "word subword" to its function.
-var commands = map[string]func(ctx context.Context, args []string, stdout, stderr io.Writer) error{
-	"init":             cmdInit,
-	"terminal add":     cmdTerminalAdd,
-	"terminal list":    cmdTerminalList,
-	"card issue":       cmdCardIssue,
-	"card m1":          cmdCardM1,
-	"credit add":       cmdCreditAdd,
-	"credit list":      cmdCreditList,
-	"credit cancel":    cmdCreditCancel,
-	"credit settle-m1": cmdCreditSettleM1,
-	"deny add":         cmdDenyAdd,
-	"access set":       cmdAccessSet,
-	"access show":      cmdAccessShow,
-	"deny remove":      cmdDenyRemove,
-	"ledger":           cmdLedger,
-	"serve":            cmdServe,
-}
-
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
-		fmt.Fprint(stderr, usage)
+		fmt.Fprint(stderr, usage())
 		return 2
 	}
 	if args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
-		fmt.Fprint(stdout, usage)
+		fmt.Fprint(stdout, usage())
 		return 0
 	}
 	name, rest := args[0], args[1:]
-	cmd := commands[name]
+	cmd := lookup(name)
 	if cmd == nil && len(args) >= 2 {
 		name, rest = args[0]+" "+args[1], args[2:]
-		cmd = commands[name]
+		cmd = lookup(name)
 	}
 	if cmd == nil {
-		fmt.Fprintf(stderr, "cardhost: unknown command %q\n%s", name, usage)
+		fmt.Fprintf(stderr, "cardhost: unknown command %q\n%s", name, usage())
 		return 2
 	}
-	err := cmd(ctx, rest, stdout, stderr)
+	err := cmd.exec(ctx, rest, stdout, stderr)
 	switch {
 	case err == nil, errors.Is(err, pflag.ErrHelp):
 		return 0
@@ -127,6 +167,47 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "cardhost %s: %v\n", name, err)
 		return 1
 	}
+}
+
+// lookup is the command called name, or nil.
+func lookup(name string) *command {
+	for i := range commands {
+		if commands[i].name == name {
+			return &commands[i]
+		}
+	}
+	return nil
+}
+
+// exec parses the command's flags, checks them, opens what it needs from
+// --dir, runs it and closes what it opened.
+func (c *command) exec(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	a := c.new()
+	fs, dir := newFlags(c.name, stdout)
+	a.flags(fs)
+	if err := parse(fs, args, dir); err != nil {
+		return err
+	}
+	if err := a.check(); err != nil {
+		return err
+	}
+	e := &env{dir: *dir, stdout: stdout, stderr: stderr}
+	if c.opens >= opensStore {
+		st, err := openStore(*dir)
+		if err != nil {
+			return err
+		}
+		defer st.Close()
+		e.st = st
+	}
+	if c.opens >= opensKeys {
+		keys, err := openKeys(*dir)
+		if err != nil {
+			return err
+		}
+		e.keys = keys
+	}
+	return a.run(ctx, e)
 }
 
 // newFlags makes a command's flag set with the --dir every command takes.

@@ -4,11 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"time"
+
+	"github.com/spf13/pflag"
 
 	"github.com/cardd/cardd/apdu/epurse"
 	"github.com/cardd/cardd/host"
@@ -25,34 +26,35 @@ const shutdownGrace = 10 * time.Second
 // Bodies are bounded by the handler (host.MaxBodyBytes, answered 413).
 const maxHeaderBytes = 16 << 10
 
-func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs, dir := newFlags("serve", stdout)
-	listen := fs.String("listen", "127.0.0.1:8710", "address to listen on, host:port")
-	balanceCap := fs.String("balance-cap", money.Format(host.DefaultBalanceCap), "the most a purse may hold after a load, in yuan")
-	if err := parse(fs, args, dir); err != nil {
-		return err
+// serve serves the upstream API to terminals until ctx is done.
+type serve struct {
+	listen, balanceCap string
+	capFen             int64 // balanceCap, checked
+}
+
+func (c *serve) flags(fs *pflag.FlagSet) {
+	fs.StringVar(&c.listen, "listen", "127.0.0.1:8710", "address to listen on, host:port")
+	fs.StringVar(&c.balanceCap, "balance-cap", money.Format(host.DefaultBalanceCap), "the most a purse may hold after a load, in yuan")
+}
+
+func (c *serve) check() error {
+	if _, _, err := net.SplitHostPort(c.listen); err != nil {
+		return usagef("--listen = %q: want host:port, like 127.0.0.1:8710", c.listen)
 	}
-	if _, _, err := net.SplitHostPort(*listen); err != nil {
-		return usagef("--listen = %q: want host:port, like 127.0.0.1:8710", *listen)
-	}
-	capFen, err := money.Parse(*balanceCap)
+	capFen, err := money.Parse(c.balanceCap)
 	if err != nil || capFen <= 0 || capFen > epurse.MaxAmount {
-		return usagef("--balance-cap = %q: want an amount like 1000.00, more than 0.00", *balanceCap)
+		return usagef("--balance-cap = %q: want an amount like 1000.00, more than 0.00", c.balanceCap)
 	}
-	st, err := openStore(*dir)
+	c.capFen = capFen
+	return nil
+}
+
+func (c *serve) run(ctx context.Context, e *env) error {
+	log := slog.New(slog.NewTextHandler(e.stderr, nil))
+	h := host.NewHandler(e.st, e.keys, host.Options{BalanceCap: c.capFen, Logger: log})
+	ln, err := net.Listen("tcp", c.listen)
 	if err != nil {
-		return err
-	}
-	defer st.Close()
-	keys, err := openKeys(*dir)
-	if err != nil {
-		return err
-	}
-	log := slog.New(slog.NewTextHandler(stderr, nil))
-	h := host.NewHandler(st, keys, host.Options{BalanceCap: capFen, Logger: log})
-	ln, err := net.Listen("tcp", *listen)
-	if err != nil {
-		return fmt.Errorf("--listen = %q: %w", *listen, err)
+		return fmt.Errorf("--listen = %q: %w", c.listen, err)
 	}
 	srv := &http.Server{
 		Handler:           h,
@@ -63,8 +65,8 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		MaxHeaderBytes:    maxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
-	fmt.Fprintf(stdout, "cardhost serving on http://%s (balance cap %s)\n", ln.Addr(), money.Format(capFen))
-	log.Info("serving", "addr", ln.Addr().String(), "db", st.Path(), "balance_cap", money.Format(capFen))
+	fmt.Fprintf(e.stdout, "cardhost serving on http://%s (balance cap %s)\n", ln.Addr(), money.Format(c.capFen))
+	log.Info("serving", "addr", ln.Addr().String(), "db", e.st.Path(), "balance_cap", money.Format(c.capFen))
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(ln) }()
 	select {

@@ -9,8 +9,8 @@
 // `cardd run` on that store and times until the host holds every row,
 // reading the daemon's peak RSS (VmHWM) before stopping it.
 //
-//	go run ./internal/benchupload            # ROWS=100000
-//	ROWS=20000 go run ./internal/benchupload
+//	go run ./cmd/benchupload            # ROWS=100000
+//	ROWS=20000 go run ./cmd/benchupload
 //
 // Environment: ROWS (default 100000), FILLERS (goroutines calling Begin,
 // default 16), TIMEOUT (upload limit, default 10m), PCSCD=none (the daemon
@@ -64,21 +64,36 @@ func envInt(name string, def int) (int, error) {
 	return n, nil
 }
 
-func run() error {
-	rows, err := envInt("ROWS", 100000)
-	if err != nil {
-		return err
+// settings are the run's environment variables, checked.
+type settings struct {
+	rows, fillers int
+	timeout       time.Duration
+}
+
+func settingsFromEnv() (settings, error) {
+	var s settings
+	var err error
+	if s.rows, err = envInt("ROWS", 100000); err != nil {
+		return s, err
 	}
-	fillers, err := envInt("FILLERS", 16)
-	if err != nil {
-		return err
+	if s.fillers, err = envInt("FILLERS", 16); err != nil {
+		return s, err
 	}
-	timeout := 10 * time.Minute
+	s.timeout = 10 * time.Minute
 	if v := os.Getenv("TIMEOUT"); v != "" {
-		if timeout, err = time.ParseDuration(v); err != nil {
-			return fmt.Errorf("TIMEOUT=%q: %v", v, err)
+		if s.timeout, err = time.ParseDuration(v); err != nil {
+			return s, fmt.Errorf("TIMEOUT=%q: %v", v, err)
 		}
 	}
+	return s, nil
+}
+
+func run() error {
+	set, err := settingsFromEnv()
+	if err != nil {
+		return err
+	}
+	rows := set.rows
 	tmp, err := os.MkdirTemp("", "cardd-benchupload-")
 	if err != nil {
 		return err
@@ -126,12 +141,12 @@ func run() error {
 
 	// The terminal's journal, as taps write it: one durable commit per row.
 	storePath := filepath.Join(tmp, "cardd.db")
-	fillTime, err := fill(storePath, rows, fillers)
+	fillTime, err := fill(storePath, rows, set.fillers)
 	if err != nil {
 		return err
 	}
 	fmt.Printf("fill %d rows through offline.Store.Begin (%d goroutines): %.1f s, %.0f commits/s\n",
-		rows, fillers, fillTime.Seconds(), float64(rows)/fillTime.Seconds())
+		rows, set.fillers, fillTime.Seconds(), float64(rows)/fillTime.Seconds())
 
 	hs, err := host.OpenDir(hostDir)
 	if err != nil {
@@ -159,31 +174,9 @@ func run() error {
 	}
 	defer daemon.stop()
 
-	ctx := context.Background()
-	var n int
-	var firstRow time.Duration
-	lastReport := begin
-	for {
-		if n, err = hs.JournalCount(ctx, terminalID); err != nil {
-			return fmt.Errorf("counting the host's journal rows: %w", err)
-		}
-		if n > 0 && firstRow == 0 {
-			firstRow = time.Since(begin)
-		}
-		if n >= rows {
-			break
-		}
-		if err := daemon.exited(); err != nil {
-			return fmt.Errorf("cardd exited after %.1f s with %d of %d rows at the host: %v\n%s", time.Since(begin).Seconds(), n, rows, err, daemon.tail())
-		}
-		if time.Since(begin) > timeout {
-			return fmt.Errorf("after %v the host holds %d of %d rows; cardd log:\n%s", timeout, n, rows, daemon.tail())
-		}
-		if time.Since(lastReport) >= 10*time.Second {
-			fmt.Fprintf(os.Stderr, "benchupload: %.0f s: %d of %d rows at the host\n", time.Since(begin).Seconds(), n, rows)
-			lastReport = time.Now()
-		}
-		time.Sleep(50 * time.Millisecond)
+	firstRow, err := waitUploaded(hs, daemon, begin, set)
+	if err != nil {
+		return err
 	}
 	elapsed := time.Since(begin)
 	peak, err := peakRSS(daemon.cmd.Process.Pid)
@@ -201,6 +194,37 @@ func run() error {
 	fmt.Printf("  first row at the host after %.2f s (daemon start); %.0f rows/s; cardhost peak RSS %.1f MB\n",
 		firstRow.Seconds(), float64(rows)/elapsed.Seconds(), float64(hostPeak)/(1<<20))
 	return nil
+}
+
+// waitUploaded polls the host's journal until it holds every row, the
+// daemon exits or the timeout passes; it returns when the first row arrived,
+// counted from begin.
+func waitUploaded(hs *host.Store, daemon *proc, begin time.Time, set settings) (firstRow time.Duration, err error) {
+	ctx := context.Background()
+	lastReport := begin
+	for {
+		n, err := hs.JournalCount(ctx, terminalID)
+		if err != nil {
+			return 0, fmt.Errorf("counting the host's journal rows: %w", err)
+		}
+		if n > 0 && firstRow == 0 {
+			firstRow = time.Since(begin)
+		}
+		if n >= set.rows {
+			return firstRow, nil
+		}
+		if err := daemon.exited(); err != nil {
+			return 0, fmt.Errorf("cardd exited after %.1f s with %d of %d rows at the host: %v\n%s", time.Since(begin).Seconds(), n, set.rows, err, daemon.tail())
+		}
+		if time.Since(begin) > set.timeout {
+			return 0, fmt.Errorf("after %v the host holds %d of %d rows; cardd log:\n%s", set.timeout, n, set.rows, daemon.tail())
+		}
+		if time.Since(lastReport) >= 10*time.Second {
+			fmt.Fprintf(os.Stderr, "benchupload: %.0f s: %d of %d rows at the host\n", time.Since(begin).Seconds(), n, set.rows)
+			lastReport = time.Now()
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
 
 // daemonQueue checks that the stopped daemon's store has nothing owed left
