@@ -448,13 +448,17 @@ func (s *Store) PurchasesOn(ctx context.Context, card, day string) ([]Row, error
 // (MarkCompletionReported: an M1 load the host has closed since, from
 // another terminal's reading of the wallet or an operator's decision) is
 // settled and not returned.
+//
+// The state IN term is the journal_open index's condition word for word:
+// SQLite uses a partial index only when the query's terms imply its
+// condition, and it does not see that an OR of the two states does.
 func (s *Store) Unresolved(ctx context.Context, card string) ([]Row, error) {
 	if card == "" {
 		return nil, errors.New("offline: unresolved rows: empty card number")
 	}
 	rows, err := queryRows(ctx, s.db, `SELECT `+rowCols+` FROM journal
-		WHERE card = ? AND kind IN ('load', 'purchase')
-		AND (state = 'intent' OR state = 'unknown' AND completion_reported = 0) ORDER BY seq`, card)
+		WHERE card = ? AND state IN ('intent', 'unknown') AND kind IN ('load', 'purchase')
+		AND (state = 'intent' OR completion_reported = 0) ORDER BY seq`, card)
 	if err != nil {
 		return nil, fmt.Errorf("offline: unresolved rows of card %s: %w", redact.CardNumber(card), err)
 	}

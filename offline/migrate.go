@@ -125,6 +125,12 @@ ALTER TABLE journal ADD COLUMN refused_rev INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE journal ADD COLUMN host_refused TEXT NOT NULL DEFAULT '';
 CREATE INDEX journal_refused ON journal (seq) WHERE refused_rev > 0;
 `,
+	// 6: the completions one card owes, found by card: a load tap asks for
+	// them with the card in the field, and journal_owed (by seq) would be
+	// read whole to find one card's.
+	`
+CREATE INDEX journal_owed_card ON journal (card, seq) WHERE kind = 'load' AND completion_reported = 0;
+`,
 }
 
 // SchemaVersion is the user_version this code writes and understands; a

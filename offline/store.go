@@ -173,13 +173,17 @@ func Lock(path string) (*lockfile.Lock, error) {
 // openDSN opens the database behind dsn, checks its settings and migrates it.
 // Open uses it with DSN(path); tests use it with weaker settings to see the
 // refusal.
-func openDSN(dsn string) (*Store, error) {
+func openDSN(dsn string) (*Store, error) { return openDriver(driverName, dsn) }
+
+// openDriver is openDSN through a registered driver of the caller's choice:
+// the query plan test records every statement the store sends.
+func openDriver(driver, dsn string) (*Store, error) {
 	name, q := splitDSN(dsn)
 	// _txlock cannot be read back from SQLite: check what we ask for.
 	if lock := q.Get("_txlock"); !strings.EqualFold(lock, "immediate") && !strings.EqualFold(lock, "exclusive") {
 		return nil, fmt.Errorf("offline: refusing to open %s: _txlock is %q, want immediate: deferred transactions fail with \"database is locked\" instead of waiting", name, lock)
 	}
-	db, err := sql.Open(driverName, dsn)
+	db, err := sql.Open(driver, dsn)
 	if err != nil {
 		return nil, fmt.Errorf("offline: open %s: %w", name, err)
 	}
