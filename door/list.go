@@ -124,103 +124,149 @@ func ParseList(data []byte) (*List, error) {
 // [*FieldError]s joined with errors.Join, in document order, prefixed with
 // the list's version. At most 20 are listed; the rest are counted.
 func (l *List) Validate() error {
-	var errs []error
-	n := 0
-	bad := func(field, value, reason string, args ...any) {
-		n++
-		if len(errs) < maxListErrors {
-			errs = append(errs, &FieldError{Field: field, Value: value, Reason: fmt.Sprintf(reason, args...)})
-		}
-	}
-
+	var f fieldErrors
 	if len(l.Groups) > MaxGroups {
-		bad("groups", fmt.Sprintf("%d groups", len(l.Groups)), "at most %d", MaxGroups)
+		f.bad("groups", fmt.Sprintf("%d groups", len(l.Groups)), "at most %d", MaxGroups)
 	}
 	groups := make(map[string]int, len(l.Groups))
 	for i, g := range l.Groups {
-		at := fmt.Sprintf("groups[%d]", i)
-		switch first, dup := groups[g.Name]; {
-		case g.Name == "":
-			bad(at+".name", g.Name, "must not be empty")
-		case g.Name == "*":
-			bad(at+".name", g.Name, "\"*\" is reserved: door.groups uses it for every group")
-		case strings.TrimSpace(g.Name) != g.Name:
-			bad(at+".name", g.Name, "must not begin or end with spaces")
-		case dup:
-			bad(at+".name", g.Name, "repeats groups[%d].name", first)
-		default:
-			groups[g.Name] = i
-		}
-		if len(g.Windows) == 0 {
-			bad(at+".windows", "", "must list at least one window (for any time: every day from 00:00 until 24:00)")
-		}
-		for j, w := range g.Windows {
-			validateWindow(bad, fmt.Sprintf("%s.windows[%d]", at, j), w)
-		}
+		validateGroup(f.bad, i, g, groups)
 	}
-
-	cards := make(map[cardNumberKey]int, len(l.Entries))
-	uids := make(map[uidKey]int)
+	ids := entryIDs{cards: make(map[cardNumberKey]int, len(l.Entries)), uids: make(map[uidKey]int)}
 	for i, e := range l.Entries {
 		at := fmt.Sprintf("entries[%d]", i)
-		switch {
-		case e.Card == "" && e.UID == "":
-			bad(at, "", "needs a card number (card) or a UID (uid)")
-		case e.Card != "" && e.UID != "":
-			bad(at+".uid", redact.CardNumber(e.UID), "an entry is either a card number or a UID, not both: make two entries")
-		case e.Card != "":
-			k, err := cardKey(e.Card)
-			var notNumber *hostapi.CardIDError
-			if errors.As(err, &notNumber) {
-				bad(at+".card", redact.CardNumber(e.Card), "not a card number: %s", notNumber.Reason)
-			} else if first, dup := cards[k]; dup {
-				bad(at+".card", redact.CardNumber(e.Card), "repeats entries[%d].card", first)
-			} else {
-				cards[k] = i
-			}
-		default:
-			k, ok := parseUID(e.UID)
-			if !ok {
-				bad(at+".uid", redact.CardNumber(e.UID), "not a UID (4, 7 or 10 bytes in hex)")
-			} else if first, dup := uids[k]; dup {
-				bad(at+".uid", redact.CardNumber(e.UID), "repeats entries[%d].uid", first)
-			} else {
-				uids[k] = i
-			}
-		}
-		if len(e.Groups) == 0 {
-			bad(at+".groups", "", "must name at least one group")
-		}
-		for j, name := range e.Groups {
-			if _, ok := groups[name]; !ok {
-				bad(fmt.Sprintf("%s.groups[%d]", at, j), name, "no such group in groups")
-			} else if k := indexOf(e.Groups[:j], name); k >= 0 {
-				bad(fmt.Sprintf("%s.groups[%d]", at, j), name, "repeats %s.groups[%d]", at, k)
-			}
-		}
-		from, okFrom := parseDate(e.ValidFrom)
-		if !okFrom {
-			bad(at+".valid_from", e.ValidFrom, "not a date (YYYY-MM-DD)")
-		}
-		until, okUntil := parseDate(e.ValidUntil)
-		if !okUntil {
-			bad(at+".valid_until", e.ValidUntil, "not a date (YYYY-MM-DD)")
-		}
-		if okFrom && okUntil && e.ValidFrom != "" && e.ValidUntil != "" && until < from {
-			bad(at+".valid_until", e.ValidUntil, "is before valid_from %s", e.ValidFrom)
-		}
+		ids.validate(f.bad, at, i, e)
+		validateEntryGroups(f.bad, at, e.Groups, groups)
+		validateEntryDates(f.bad, at, e)
 	}
-
-	if n == 0 {
-		return nil
-	}
-	if n > len(errs) {
-		errs = append(errs, fmt.Errorf("and %d more bad fields", n-len(errs)))
-	}
-	return fmt.Errorf("door list %q: %w", l.Version, errors.Join(errs...))
+	return f.join(l.Version)
 }
 
-func validateWindow(bad func(field, value, reason string, args ...any), at string, w Window) {
+// fieldErrors collects a list's bad fields: the first maxListErrors of
+// them, and how many in all.
+type fieldErrors struct {
+	errs []error
+	n    int
+}
+
+// badField records one bad field of a list: its path, its value and why,
+// reason being a format for args.
+type badField func(field, value, reason string, args ...any)
+
+// bad is fieldErrors' badField.
+func (f *fieldErrors) bad(field, value, reason string, args ...any) {
+	f.n++
+	if len(f.errs) < maxListErrors {
+		f.errs = append(f.errs, &FieldError{Field: field, Value: value, Reason: fmt.Sprintf(reason, args...)})
+	}
+}
+
+// join is Validate's error for the list of that version: nil when no field
+// is bad.
+func (f *fieldErrors) join(version string) error {
+	if f.n == 0 {
+		return nil
+	}
+	errs := f.errs
+	if f.n > len(errs) {
+		errs = append(errs, fmt.Errorf("and %d more bad fields", f.n-len(errs)))
+	}
+	return fmt.Errorf("door list %q: %w", version, errors.Join(errs...))
+}
+
+// validateGroup checks group g, the i-th of the list, and adds its name to
+// groups (name to index) when the name is one entries may refer to.
+func validateGroup(bad badField, i int, g Group, groups map[string]int) {
+	at := fmt.Sprintf("groups[%d]", i)
+	switch first, dup := groups[g.Name]; {
+	case g.Name == "":
+		bad(at+".name", g.Name, "must not be empty")
+	case g.Name == "*":
+		bad(at+".name", g.Name, "\"*\" is reserved: door.groups uses it for every group")
+	case strings.TrimSpace(g.Name) != g.Name:
+		bad(at+".name", g.Name, "must not begin or end with spaces")
+	case dup:
+		bad(at+".name", g.Name, "repeats groups[%d].name", first)
+	default:
+		groups[g.Name] = i
+	}
+	if len(g.Windows) == 0 {
+		bad(at+".windows", "", "must list at least one window (for any time: every day from 00:00 until 24:00)")
+	}
+	for j, w := range g.Windows {
+		validateWindow(bad, fmt.Sprintf("%s.windows[%d]", at, j), w)
+	}
+}
+
+// entryIDs are the card numbers and UIDs of the entries checked so far,
+// each with the index of the entry that has it, to find one listed twice.
+type entryIDs struct {
+	cards map[cardNumberKey]int
+	uids  map[uidKey]int
+}
+
+// validate checks that entry e, the i-th at path at, has exactly one of a
+// card number and a UID, valid and not another entry's, and records it.
+func (ids entryIDs) validate(bad badField, at string, i int, e Entry) {
+	switch {
+	case e.Card == "" && e.UID == "":
+		bad(at, "", "needs a card number (card) or a UID (uid)")
+	case e.Card != "" && e.UID != "":
+		bad(at+".uid", redact.CardNumber(e.UID), "an entry is either a card number or a UID, not both: make two entries")
+	case e.Card != "":
+		k, err := cardKey(e.Card)
+		var notNumber *hostapi.CardIDError
+		if errors.As(err, &notNumber) {
+			bad(at+".card", redact.CardNumber(e.Card), "not a card number: %s", notNumber.Reason)
+		} else if first, dup := ids.cards[k]; dup {
+			bad(at+".card", redact.CardNumber(e.Card), "repeats entries[%d].card", first)
+		} else {
+			ids.cards[k] = i
+		}
+	default:
+		k, ok := parseUID(e.UID)
+		if !ok {
+			bad(at+".uid", redact.CardNumber(e.UID), "not a UID (4, 7 or 10 bytes in hex)")
+		} else if first, dup := ids.uids[k]; dup {
+			bad(at+".uid", redact.CardNumber(e.UID), "repeats entries[%d].uid", first)
+		} else {
+			ids.uids[k] = i
+		}
+	}
+}
+
+// validateEntryGroups checks an entry's group names: at least one, each
+// one of groups, each once.
+func validateEntryGroups(bad badField, at string, names []string, groups map[string]int) {
+	if len(names) == 0 {
+		bad(at+".groups", "", "must name at least one group")
+	}
+	for j, name := range names {
+		if _, ok := groups[name]; !ok {
+			bad(fmt.Sprintf("%s.groups[%d]", at, j), name, "no such group in groups")
+		} else if k := indexOf(names[:j], name); k >= 0 {
+			bad(fmt.Sprintf("%s.groups[%d]", at, j), name, "repeats %s.groups[%d]", at, k)
+		}
+	}
+}
+
+// validateEntryDates checks an entry's validity dates: each a date or
+// empty, and not ending before they begin.
+func validateEntryDates(bad badField, at string, e Entry) {
+	from, okFrom := parseDate(e.ValidFrom)
+	if !okFrom {
+		bad(at+".valid_from", e.ValidFrom, "not a date (YYYY-MM-DD)")
+	}
+	until, okUntil := parseDate(e.ValidUntil)
+	if !okUntil {
+		bad(at+".valid_until", e.ValidUntil, "not a date (YYYY-MM-DD)")
+	}
+	if okFrom && okUntil && e.ValidFrom != "" && e.ValidUntil != "" && until < from {
+		bad(at+".valid_until", e.ValidUntil, "is before valid_from %s", e.ValidFrom)
+	}
+}
+
+func validateWindow(bad badField, at string, w Window) {
 	if len(w.Days) == 0 {
 		bad(at+".days", "", "must list at least one day (mon, tue, wed, thu, fri, sat, sun)")
 	}

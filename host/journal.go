@@ -59,8 +59,29 @@ type rowChecker struct {
 	amountCap int64
 }
 
-// check returns why row r cannot be stored, or "" when it can.
+// check returns why row r cannot be stored, or "" when it can: the reason
+// of the first check that fails, in the order below.
 func (c rowChecker) check(r hostapi.JournalRow) string {
+	for _, check := range []func(hostapi.JournalRow) string{
+		checkRowID,
+		checkRowKindState,
+		checkRowCard,
+		checkRowPurse,
+		c.checkRowAmounts,
+		checkRowKindFields,
+		checkRowTAC,
+		c.checkRowTime,
+	} {
+		if reason := check(r); reason != "" {
+			return reason
+		}
+	}
+	return ""
+}
+
+// checkRowID: an id is printable ASCII without spaces, at most
+// maxJournalIDLen long.
+func checkRowID(r hostapi.JournalRow) string {
 	switch {
 	case r.ID == "":
 		return "empty id"
@@ -69,7 +90,11 @@ func (c rowChecker) check(r hostapi.JournalRow) string {
 	case strings.IndexFunc(r.ID, func(c rune) bool { return c > unicode.MaxASCII || unicode.IsControl(c) || c == ' ' }) >= 0:
 		return fmt.Sprintf("id %q: printable ASCII without spaces only", r.ID)
 	}
-	moves := r.Kind == rowLoad || r.Kind == rowPurchase
+	return ""
+}
+
+// checkRowKindState: a kind the terminal writes, a state past intent.
+func checkRowKindState(r hostapi.JournalRow) string {
 	switch r.Kind {
 	case rowRead, rowLoad, rowPurchase, rowAccess, rowRecovery:
 	default:
@@ -80,25 +105,46 @@ func (c rowChecker) check(r hostapi.JournalRow) string {
 	default:
 		return fmt.Sprintf("state %q: want done, failed or unknown (a row in intent stays at the terminal)", r.State)
 	}
+	return ""
+}
+
+// checkRowCard: a card number or UID, masked in the reason.
+func checkRowCard(r hostapi.JournalRow) string {
 	if err := hostapi.CheckCardID(r.Card); err != nil {
 		return maskedCardError(err)
 	}
+	return ""
+}
+
+// movesMoney says whether a row of this kind moves money on the card.
+func movesMoney(kind string) bool { return kind == rowLoad || kind == rowPurchase }
+
+// checkRowPurse: a load or purchase names its purse, a door decision none.
+func checkRowPurse(r hostapi.JournalRow) string {
 	switch {
 	case r.Purse != "" && r.Purse != "EP" && r.Purse != "ED" && r.Purse != hostapi.PurseM1:
 		return fmt.Sprintf("purse %q: want EP, ED, %s or none", r.Purse, hostapi.PurseM1)
-	case moves && r.Purse == "":
+	case movesMoney(r.Kind) && r.Purse == "":
 		return fmt.Sprintf("a %s row names its purse (EP, ED or %s)", r.Kind, hostapi.PurseM1)
 	case r.Kind == rowAccess && r.Purse != "":
 		return fmt.Sprintf("purse %q: a door decision names none", r.Purse)
 	}
+	return ""
+}
+
+// checkRowAmounts: the amount and the balance are within the cap.
+func (c rowChecker) checkRowAmounts(r hostapi.JournalRow) string {
 	if reason := c.checkAmount("amount_fen", r.AmountFen); reason != "" {
 		return reason
 	}
-	if reason := c.checkAmount("balance_fen", r.BalanceFen); reason != "" {
-		return reason
-	}
+	return c.checkAmount("balance_fen", r.BalanceFen)
+}
+
+// checkRowKindFields: the fields only some kinds have (an amount, a credit,
+// a terminal serial), and the bounded lengths of the credit and detail.
+func checkRowKindFields(r hostapi.JournalRow) string {
 	switch {
-	case moves && r.AmountFen == 0:
+	case movesMoney(r.Kind) && r.AmountFen == 0:
 		return fmt.Sprintf("amount_fen 0: a %s moves money", r.Kind)
 	case (r.Kind == rowRead || r.Kind == rowAccess) && r.AmountFen != 0:
 		return fmt.Sprintf("amount_fen %d: a %s row moves no money", r.AmountFen, r.Kind)
@@ -113,13 +159,16 @@ func (c rowChecker) check(r hostapi.JournalRow) string {
 	case r.Kind != rowPurchase && r.TermSerial != 0:
 		return fmt.Sprintf("term_serial %d: only a purchase has one", r.TermSerial)
 	}
-	if reason := checkRowTAC(r); reason != "" {
-		return reason
-	}
+	return ""
+}
+
+// checkRowTime: an RFC 3339 time, and a plausible one except on a load or
+// purchase, which is stored with an alarm instead (checkClock).
+func (c rowChecker) checkRowTime(r hostapi.JournalRow) string {
 	if _, err := time.Parse(time.RFC3339, r.Time); err != nil {
 		return fmt.Sprintf("time %q: want RFC 3339, like 2026-12-03T09:30:00+08:00", r.Time)
 	}
-	if reason := c.checkClock(r); reason != "" && !(r.Kind == rowLoad || r.Kind == rowPurchase) {
+	if reason := c.checkClock(r); reason != "" && !movesMoney(r.Kind) {
 		return reason
 	}
 	return ""

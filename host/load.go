@@ -281,163 +281,264 @@ func checkLoadable(tx *sql.Tx, c CreditInfo, amount int64) error {
 //     whose hold ran out) is void, and
 //  8. a new MAC2 is issued for this counter and time and recorded open.
 func (r *Rules) Authorize(ctx context.Context, term string, req hostapi.LoadAuthorizeRequest, now time.Time) (hostapi.LoadAuthorizeResponse, error) {
-	var resp hostapi.LoadAuthorizeResponse
 	if req.Purse == hostapi.PurseM1 {
 		return r.authorizeM1(ctx, term, req, now)
 	}
-	purse, err := parsePurse(req.Purse)
+	a, err := readLoadAuth(term, req, now)
 	if err != nil {
-		return resp, badRequest("%v", err)
+		return hostapi.LoadAuthorizeResponse{}, err
 	}
-	if err := CheckCardNumber(req.Card); err != nil {
-		return resp, badCard(err)
-	}
-	random, err := hex4("random", req.Random)
-	if err != nil {
-		return resp, err
-	}
-	mac1, err := hex4("mac1", req.MAC1)
-	if err != nil {
-		return resp, err
-	}
-	if err := checkAmountField("amount_fen", req.AmountFen, 1); err != nil {
-		return resp, err
-	}
-	if err := checkAmountField("old_balance_fen", req.OldBalanceFen, 0); err != nil {
-		return resp, err
-	}
-	when, err := parseWhen(req.Time, now)
-	if err != nil {
-		return resp, err
-	}
-	termID, actor := terminalBytes(term), terminalActor(term)
-	randomHex := hexUpper(random[:])
-	var refusal error // a refusal after which the transaction still commits
-	var alarm string
+	var out *authorizeOutcome
 	err = r.Store.inTx(ctx, func(tx *sql.Tx) error {
-		// Rule 1.
-		c, _, serial, err := loadCredit(tx, req.CreditID, req.Card)
-		if err != nil {
-			return err
-		}
-		if err := checkLoadable(tx, c, req.AmountFen); err != nil {
-			return err
-		}
-		// Rule 2.
-		if r.BalanceCap > 0 && req.OldBalanceFen+req.AmountFen > r.BalanceCap {
-			return conflict(hostapi.CodeBalanceCap, "balance %s + %s = %s would exceed the cap of %s", money.Format(req.OldBalanceFen),
-				money.Format(req.AmountFen), money.Format(req.OldBalanceFen+req.AmountFen), money.Format(r.BalanceCap))
-		}
-		// Rule 3.
-		ok, err := r.Keys.checkLoadMAC1(serial, random, req.OnlineCounter, req.OldBalanceFen, req.AmountFen, purse.LoadType(), termID, mac1)
-		if err != nil {
-			return badRequest("%v", err)
-		}
-		if !ok {
-			return conflict(hostapi.CodeMACInvalid, "MAC1 %s does not verify for card %s, %v purse, counter %d, random %s, terminal %s: not this card's answer to this terminal's INITIALIZE FOR LOAD",
-				hexUpper(mac1[:]), redact.CardNumber(req.Card), purse, req.OnlineCounter, randomHex, term)
-		}
-		// Rule 4. From here the card has spoken: what it proved is kept.
-		known, err := purseCounter(tx, req.Card, purse)
-		if err != nil {
-			return err
-		}
-		if req.OnlineCounter < known {
-			return conflict(hostapi.CodeCounterMismatch, "the card's %v counter is known to have reached %d; an INIT answer at counter %d is an old one: run INITIALIZE FOR LOAD again",
-				purse, known, req.OnlineCounter)
-		}
-		if err := sawCounter(tx, req.Card, purse, uint32(req.OnlineCounter), now); err != nil {
-			return err
-		}
-		// Rule 5.
-		below, err := queryAuths(tx, `card = ? AND purse = ? AND counter < ? AND state = 'open' ORDER BY counter LIMIT 1`, req.Card, purse.String(), int64(req.OnlineCounter))
-		if err != nil {
-			return err
-		}
-		if len(below) > 0 {
-			a := below[0]
-			refusal = conflict(hostapi.CodeCreditPending, "credit %s was authorized at counter %d and the card is now at %d: complete authorization at counter %d with the card's proof first (GET TRANSACTION PROVE for counter %d)",
-				a.Credit, a.Counter, req.OnlineCounter, a.Counter, uint32(a.Counter)+1)
-			return nil
-		}
-		// Rule 6.
-		var passed int64
-		err = tx.QueryRow(`SELECT counter FROM authorizations WHERE card = ? AND purse = ? AND counter < ?
-			GROUP BY counter HAVING sum(state != 'void') = 0 ORDER BY counter LIMIT 1`, req.Card, purse.String(), int64(req.OnlineCounter)).Scan(&passed)
-		if err == nil {
-			ctr := uint16(passed)
-			detail := fmt.Sprintf("card is at %v counter %d, past counter %d where every authorization was voided: one of them was applied; loads refused until settled", purse, req.OnlineCounter, passed)
-			refusal = conflict(hostapi.CodeCounterMismatch, "%s: a person must settle it at the host", detail)
-			// One alarm per counter, however often terminals retry.
-			var n int
-			if err := tx.QueryRow(`SELECT count(*) FROM ledger WHERE card = ? AND event = 'alarm' AND credit IS NULL AND counter = ?`, req.Card, passed).Scan(&n); err != nil || n > 0 {
-				return err
-			}
-			alarm = detail
-			return addLedger(tx, ledgerEntry{Time: now, Actor: actor, Event: EventAlarm, Card: req.Card, Counter: &ctr, Detail: detail})
-		} else if !errors.Is(err, sql.ErrNoRows) {
-			return err
-		}
-		// Rule 7.
-		prev, err := queryAuths(tx, `credit = ? AND state = 'open'`, c.ID)
-		if err != nil {
-			return err
-		}
-		if len(prev) > 0 {
-			p := prev[0]
-			if p.Purse != purse {
-				refusal = conflict(hostapi.CodeCreditPending, "credit %s is authorized for the %v purse at counter %d: complete authorization at counter %d with the card's proof first", c.ID, p.Purse, p.Counter, p.Counter)
-				return nil
-			}
-			if p.Counter == req.OnlineCounter && p.Random == randomHex && p.Terminal == term {
-				// A retry of the same INIT answer (the first answer was
-				// lost): the same MAC2, never a second one for one session.
-				resp = hostapi.LoadAuthorizeResponse{MAC2: p.MAC2, Time: p.Time}
-				return nil
-			}
-		}
-		// Rule 7, busy: another terminal's fresh authorization at this
-		// counter stays, whatever credit it is for.
-		var holder, heldCredit, heldAt string
-		err = tx.QueryRow(`SELECT terminal, credit, created FROM authorizations WHERE card = ? AND purse = ? AND counter = ?
-			AND state = 'open' AND terminal != ? AND created > ? ORDER BY id DESC LIMIT 1`,
-			req.Card, purse.String(), int64(req.OnlineCounter), term, dbTime(now.Add(-r.hold()))).Scan(&holder, &heldCredit, &heldAt)
-		if err == nil {
-			refusal = conflict(hostapi.CodeCreditBusy, "terminal %s was authorized to load credit %s onto this card at counter %d at %s, less than %v ago: it may be loading it now; the credit waits, try on the card's next tap",
-				holder, heldCredit, req.OnlineCounter, rfc3339(heldAt), r.hold())
-			return nil
-		} else if !errors.Is(err, sql.ErrNoRows) {
-			return err
-		}
-		detail := fmt.Sprintf("the card answered a new INIT FOR LOAD at the same counter %d (random %s): its earlier session is gone, the load was not applied", req.OnlineCounter, randomHex)
-		if err := voidOpenAt(tx, req.Card, purse, req.OnlineCounter, 0, actor, detail, now); err != nil {
-			return err
-		}
-		// Rule 8.
-		mac2, err := r.Keys.loadMAC2(serial, random, req.OnlineCounter, req.AmountFen, purse.LoadType(), termID, when)
-		if err != nil {
-			return badRequest("%v", err)
-		}
-		resp = hostapi.LoadAuthorizeResponse{MAC2: hexUpper(mac2[:]), Time: req.Time}
-		if _, err := tx.Exec(`INSERT INTO authorizations (credit, card, purse, terminal, counter, random, old_balance_fen, amount_fen, time, mac2, state, created)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'open', ?)`, c.ID, req.Card, purse.String(), term, int64(req.OnlineCounter), randomHex,
-			req.OldBalanceFen, req.AmountFen, req.Time, resp.MAC2, dbTime(now)); err != nil {
-			return err
-		}
-		ctr, amount := req.OnlineCounter, req.AmountFen
-		return addLedger(tx, ledgerEntry{Time: now, Actor: actor, Event: EventAuthorized, Credit: c.ID, Card: req.Card, Counter: &ctr, AmountFen: &amount,
-			Detail: fmt.Sprintf("%v purse, old balance %s, time %s", purse, money.Format(req.OldBalanceFen), req.Time)})
+		var err error
+		out, err = r.authorizeTx(tx, a)
+		return err
 	})
 	if err != nil {
 		return hostapi.LoadAuthorizeResponse{}, err
 	}
-	if alarm != "" {
-		r.alarm("card passed a counter whose authorizations were all voided", req.Card, alarm)
+	if out.alarm != "" {
+		r.alarm("card passed a counter whose authorizations were all voided", req.Card, out.alarm)
 	}
-	if refusal != nil {
-		return hostapi.LoadAuthorizeResponse{}, refusal
+	if out.refusal != nil {
+		return hostapi.LoadAuthorizeResponse{}, out.refusal
 	}
-	return resp, nil
+	return out.resp, nil
+}
+
+// loadAuth is an e-purse load authorization request with its fields read:
+// what the steps of Authorize work on.
+type loadAuth struct {
+	hostapi.LoadAuthorizeRequest
+	term      string // the calling terminal, as authenticated
+	termID    [6]byte
+	actor     string // the terminal as the ledger names it
+	purse     epurse.Purse
+	random    [4]byte
+	randomHex string // random as the authorizations table keeps it
+	mac1      [4]byte
+	when      time.Time // the time MAC2 covers
+	now       time.Time // the host's clock
+}
+
+// readLoadAuth reads and checks the request's fields in the order a
+// refusal names them: purse, card, random, mac1, amount, old balance, time.
+func readLoadAuth(term string, req hostapi.LoadAuthorizeRequest, now time.Time) (loadAuth, error) {
+	a := loadAuth{LoadAuthorizeRequest: req, term: term, termID: terminalBytes(term), actor: terminalActor(term), now: now}
+	var err error
+	if a.purse, err = parsePurse(req.Purse); err != nil {
+		return a, badRequest("%v", err)
+	}
+	if err := CheckCardNumber(req.Card); err != nil {
+		return a, badCard(err)
+	}
+	if a.random, err = hex4("random", req.Random); err != nil {
+		return a, err
+	}
+	a.randomHex = hexUpper(a.random[:])
+	if a.mac1, err = hex4("mac1", req.MAC1); err != nil {
+		return a, err
+	}
+	if err := checkAmountField("amount_fen", req.AmountFen, 1); err != nil {
+		return a, err
+	}
+	if err := checkAmountField("old_balance_fen", req.OldBalanceFen, 0); err != nil {
+		return a, err
+	}
+	a.when, err = parseWhen(req.Time, now)
+	return a, err
+}
+
+// authorizeOutcome is what an Authorize transaction decided, to be
+// committed: a MAC2, or a refusal that keeps what the card proved (its
+// counter, an alarm in the ledger), with the alarm to log once committed.
+type authorizeOutcome struct {
+	resp    hostapi.LoadAuthorizeResponse
+	refusal error
+	alarm   string
+}
+
+// authorizeTx applies rules 1 to 8 of Authorize in transaction tx. An
+// error rolls it back (nothing the request said is kept); an outcome
+// commits it. Each step of rules 5 to 7 either decides, with an outcome,
+// or passes to the next.
+func (r *Rules) authorizeTx(tx *sql.Tx, a loadAuth) (*authorizeOutcome, error) {
+	c, serial, err := r.checkAuthorizable(tx, a)
+	if err != nil {
+		return nil, err
+	}
+	// Rule 5.
+	if out, err := refuseOpenBelow(tx, a); out != nil || err != nil {
+		return out, err
+	}
+	// Rule 6.
+	if out, err := refusePassedVoided(tx, a); out != nil || err != nil {
+		return out, err
+	}
+	// Rule 7.
+	if out, err := answerOpen(tx, a, c.ID); out != nil || err != nil {
+		return out, err
+	}
+	if out, err := r.refuseBusy(tx, a); out != nil || err != nil {
+		return out, err
+	}
+	detail := fmt.Sprintf("the card answered a new INIT FOR LOAD at the same counter %d (random %s): its earlier session is gone, the load was not applied", a.OnlineCounter, a.randomHex)
+	if err := voidOpenAt(tx, a.Card, a.purse, a.OnlineCounter, 0, a.actor, detail, a.now); err != nil {
+		return nil, err
+	}
+	// Rule 8.
+	return r.issueMAC2(tx, a, c.ID, serial)
+}
+
+// checkAuthorizable applies rules 1 to 4 of Authorize: the credit may be
+// loaded, within the cap, the MAC1 is the card's, and its counter is not an
+// old one, which the host then knows the card reached. It returns the
+// credit and the card's application serial.
+func (r *Rules) checkAuthorizable(tx *sql.Tx, a loadAuth) (CreditInfo, [10]byte, error) {
+	// Rule 1.
+	c, _, serial, err := loadCredit(tx, a.CreditID, a.Card)
+	if err != nil {
+		return c, serial, err
+	}
+	if err := checkLoadable(tx, c, a.AmountFen); err != nil {
+		return c, serial, err
+	}
+	// Rule 2.
+	if r.BalanceCap > 0 && a.OldBalanceFen+a.AmountFen > r.BalanceCap {
+		return c, serial, conflict(hostapi.CodeBalanceCap, "balance %s + %s = %s would exceed the cap of %s", money.Format(a.OldBalanceFen),
+			money.Format(a.AmountFen), money.Format(a.OldBalanceFen+a.AmountFen), money.Format(r.BalanceCap))
+	}
+	// Rule 3.
+	if err := r.checkMAC1(a, serial); err != nil {
+		return c, serial, err
+	}
+	// Rule 4. From here the card has spoken: what it proved is kept.
+	return c, serial, checkCounterNotOld(tx, a)
+}
+
+// checkMAC1 is rule 3 of Authorize: MAC1 is the card's answer to this
+// terminal's INITIALIZE FOR LOAD.
+func (r *Rules) checkMAC1(a loadAuth, serial [10]byte) error {
+	ok, err := r.Keys.checkLoadMAC1(serial, a.random, a.OnlineCounter, a.OldBalanceFen, a.AmountFen, a.purse.LoadType(), a.termID, a.mac1)
+	if err != nil {
+		return badRequest("%v", err)
+	}
+	if !ok {
+		return conflict(hostapi.CodeMACInvalid, "MAC1 %s does not verify for card %s, %v purse, counter %d, random %s, terminal %s: not this card's answer to this terminal's INITIALIZE FOR LOAD",
+			hexUpper(a.mac1[:]), redact.CardNumber(a.Card), a.purse, a.OnlineCounter, a.randomHex, a.term)
+	}
+	return nil
+}
+
+// checkCounterNotOld is rule 4 of Authorize: the card's counter is not
+// below one it is known to have reached; it then raises the known counter
+// to it.
+func checkCounterNotOld(tx *sql.Tx, a loadAuth) error {
+	known, err := purseCounter(tx, a.Card, a.purse)
+	if err != nil {
+		return err
+	}
+	if a.OnlineCounter < known {
+		return conflict(hostapi.CodeCounterMismatch, "the card's %v counter is known to have reached %d; an INIT answer at counter %d is an old one: run INITIALIZE FOR LOAD again",
+			a.purse, known, a.OnlineCounter)
+	}
+	return sawCounter(tx, a.Card, a.purse, uint32(a.OnlineCounter), a.now)
+}
+
+// refuseOpenBelow is rule 5 of Authorize: an authorization of the purse
+// still open at a lower counter is refused until the card's proof settles
+// it.
+func refuseOpenBelow(tx *sql.Tx, a loadAuth) (*authorizeOutcome, error) {
+	below, err := queryAuths(tx, `card = ? AND purse = ? AND counter < ? AND state = 'open' ORDER BY counter LIMIT 1`, a.Card, a.purse.String(), int64(a.OnlineCounter))
+	if err != nil || len(below) == 0 {
+		return nil, err
+	}
+	o := below[0]
+	return &authorizeOutcome{refusal: conflict(hostapi.CodeCreditPending, "credit %s was authorized at counter %d and the card is now at %d: complete authorization at counter %d with the card's proof first (GET TRANSACTION PROVE for counter %d)",
+		o.Credit, o.Counter, a.OnlineCounter, o.Counter, uint32(o.Counter)+1)}, nil
+}
+
+// refusePassedVoided is rule 6 of Authorize: the card passed a counter
+// whose authorizations are all void, so one of them was applied after all.
+// The refusal comes with an alarm in the ledger, one per counter however
+// often terminals retry.
+func refusePassedVoided(tx *sql.Tx, a loadAuth) (*authorizeOutcome, error) {
+	var passed int64
+	err := tx.QueryRow(`SELECT counter FROM authorizations WHERE card = ? AND purse = ? AND counter < ?
+		GROUP BY counter HAVING sum(state != 'void') = 0 ORDER BY counter LIMIT 1`, a.Card, a.purse.String(), int64(a.OnlineCounter)).Scan(&passed)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	ctr := uint16(passed)
+	detail := fmt.Sprintf("card is at %v counter %d, past counter %d where every authorization was voided: one of them was applied; loads refused until settled", a.purse, a.OnlineCounter, passed)
+	out := &authorizeOutcome{refusal: conflict(hostapi.CodeCounterMismatch, "%s: a person must settle it at the host", detail)}
+	var n int
+	if err := tx.QueryRow(`SELECT count(*) FROM ledger WHERE card = ? AND event = 'alarm' AND credit IS NULL AND counter = ?`, a.Card, passed).Scan(&n); err != nil {
+		return nil, err
+	}
+	if n > 0 {
+		return out, nil
+	}
+	out.alarm = detail
+	return out, addLedger(tx, ledgerEntry{Time: a.now, Actor: a.actor, Event: EventAlarm, Card: a.Card, Counter: &ctr, Detail: detail})
+}
+
+// answerOpen is the first part of rule 7 of Authorize: the credit's open
+// authorization, if any. For the other purse it is a refusal; the same INIT
+// answer from the same terminal is a retry (the first answer was lost) and
+// gets the same MAC2, never a second one for one session.
+func answerOpen(tx *sql.Tx, a loadAuth, credit string) (*authorizeOutcome, error) {
+	prev, err := queryAuths(tx, `credit = ? AND state = 'open'`, credit)
+	if err != nil || len(prev) == 0 {
+		return nil, err
+	}
+	p := prev[0]
+	if p.Purse != a.purse {
+		return &authorizeOutcome{refusal: conflict(hostapi.CodeCreditPending, "credit %s is authorized for the %v purse at counter %d: complete authorization at counter %d with the card's proof first", credit, p.Purse, p.Counter, p.Counter)}, nil
+	}
+	if p.Counter == a.OnlineCounter && p.Random == a.randomHex && p.Terminal == a.term {
+		return &authorizeOutcome{resp: hostapi.LoadAuthorizeResponse{MAC2: p.MAC2, Time: p.Time}}, nil
+	}
+	return nil, nil
+}
+
+// refuseBusy is rule 7 of Authorize, busy: another terminal's authorization
+// at this counter issued less than LoadHold ago stays, whatever credit it is
+// for.
+func (r *Rules) refuseBusy(tx *sql.Tx, a loadAuth) (*authorizeOutcome, error) {
+	var holder, heldCredit, heldAt string
+	err := tx.QueryRow(`SELECT terminal, credit, created FROM authorizations WHERE card = ? AND purse = ? AND counter = ?
+		AND state = 'open' AND terminal != ? AND created > ? ORDER BY id DESC LIMIT 1`,
+		a.Card, a.purse.String(), int64(a.OnlineCounter), a.term, dbTime(a.now.Add(-r.hold()))).Scan(&holder, &heldCredit, &heldAt)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &authorizeOutcome{refusal: conflict(hostapi.CodeCreditBusy, "terminal %s was authorized to load credit %s onto this card at counter %d at %s, less than %v ago: it may be loading it now; the credit waits, try on the card's next tap",
+		holder, heldCredit, a.OnlineCounter, rfc3339(heldAt), r.hold())}, nil
+}
+
+// issueMAC2 is rule 8 of Authorize: a new MAC2 for this counter and time,
+// recorded open with its line in the ledger.
+func (r *Rules) issueMAC2(tx *sql.Tx, a loadAuth, credit string, serial [10]byte) (*authorizeOutcome, error) {
+	mac2, err := r.Keys.loadMAC2(serial, a.random, a.OnlineCounter, a.AmountFen, a.purse.LoadType(), a.termID, a.when)
+	if err != nil {
+		return nil, badRequest("%v", err)
+	}
+	resp := hostapi.LoadAuthorizeResponse{MAC2: hexUpper(mac2[:]), Time: a.Time}
+	if _, err := tx.Exec(`INSERT INTO authorizations (credit, card, purse, terminal, counter, random, old_balance_fen, amount_fen, time, mac2, state, created)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'open', ?)`, credit, a.Card, a.purse.String(), a.term, int64(a.OnlineCounter), a.randomHex,
+		a.OldBalanceFen, a.AmountFen, a.Time, resp.MAC2, dbTime(a.now)); err != nil {
+		return nil, err
+	}
+	ctr, amount := a.OnlineCounter, a.AmountFen
+	return &authorizeOutcome{resp: resp}, addLedger(tx, ledgerEntry{Time: a.now, Actor: a.actor, Event: EventAuthorized, Credit: credit, Card: a.Card, Counter: &ctr, AmountFen: &amount,
+		Detail: fmt.Sprintf("%v purse, old balance %s, time %s", a.purse, money.Format(a.OldBalanceFen), a.Time)})
 }
 
 // Complete closes an authorization with the card's proof.

@@ -18,6 +18,7 @@ type Refusal struct {
 	Reason string // for the person reading the terminal's log
 }
 
+// Error is the code and the reason; the status goes in the HTTP answer.
 func (r *Refusal) Error() string { return r.Code + ": " + r.Reason }
 
 func refuse(status int, code, format string, a ...any) *Refusal {

@@ -101,6 +101,7 @@ type CardIDError struct {
 	Reason string
 }
 
+// Error names the id in full, quoted, and the reason.
 func (e *CardIDError) Error() string { return fmt.Sprintf("card %+q: %s", e.ID, e.Reason) }
 
 // CheckCardNumber accepts a card number: MinCardDigits to MaxCardDigits

@@ -33,6 +33,7 @@ const (
 	ServiceBack
 )
 
+// String is the kind's name for logs and messages, such as "card-inserted".
 func (k EventKind) String() string {
 	switch k {
 	case ReaderAdded:

@@ -46,6 +46,7 @@ type Error struct {
 	Err    error // the scard.Error, or the context's error for an abandoned call
 }
 
+// Error names the reader, the operation and the failure.
 func (e *Error) Error() string {
 	if e.Kind != nil {
 		return fmt.Sprintf("reader %q: %s: %v (%v)", e.Reader, e.Op, e.Kind, e.Err)
@@ -112,6 +113,7 @@ const (
 	RoleSAM
 )
 
+// String is the role as logs name it: "card", "sam" or "none".
 func (r Role) String() string {
 	switch r {
 	case RoleCard:

@@ -51,6 +51,7 @@ type HostError struct {
 	Reason string
 }
 
+// Error gives the host's status, code and reason.
 func (e *HostError) Error() string {
 	return fmt.Sprintf("host answered %d %s: %s", e.Status, e.Code, e.Reason)
 }

@@ -228,8 +228,10 @@ type BalanceError struct {
 	Err  error
 }
 
+// Error is the card's error: what was read before it is in Read.
 func (e *BalanceError) Error() string { return e.Err.Error() }
 
+// Unwrap returns the card's error, for errors.Is and errors.As.
 func (e *BalanceError) Unwrap() error { return e.Err }
 
 // countingTransmitter counts APDUs: the first performance figure of a tap

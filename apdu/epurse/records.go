@@ -111,8 +111,10 @@ type FieldError struct {
 	Err   error
 }
 
+// Error names the field of EF 0x15 and why it did not read.
 func (e *FieldError) Error() string { return "EF 0x15 " + e.Field + ": " + e.Err.Error() }
 
+// Unwrap returns the field's own error, for errors.Is and errors.As.
 func (e *FieldError) Unwrap() error { return e.Err }
 
 // IsDate reports whether the field is one of the validity dates.

@@ -249,10 +249,12 @@ type LogRecordError struct {
 	Err error
 }
 
+// Error lists the records that do not parse and the first one's error.
 func (e *LogRecordError) Error() string {
 	return fmt.Sprintf("record(s) %v of log SFI %#02x do not parse: %v", e.Records, e.SFI, e.Err)
 }
 
+// Unwrap returns the first record's parse error.
 func (e *LogRecordError) Unwrap() error { return e.Err }
 
 // ReadLog reads up to max records, newest first, of the cyclic log file sfi:

@@ -79,6 +79,7 @@ type SyntaxError struct {
 	Msg  string
 }
 
+// Error names the trace line to blame, when there is one, and what is wrong.
 func (e *SyntaxError) Error() string {
 	if e.Line == 0 {
 		return "trace: " + e.Msg

@@ -24,6 +24,7 @@ type HeldError struct {
 	PID int
 }
 
+// Error names the lock file and, when known, the process holding it.
 func (e *HeldError) Error() string {
 	if e.PID > 0 {
 		return fmt.Sprintf("%s is held by pid %d", e.Path, e.PID)

@@ -40,6 +40,7 @@ type DuplicateKeyError struct {
 	Key  string
 }
 
+// Error names the key and where its object is.
 func (e *DuplicateKeyError) Error() string {
 	return fmt.Sprintf("key %q given twice%s", e.Key, at(e.Path))
 }
@@ -51,6 +52,7 @@ type CaseMismatchError struct {
 	Field string // as the API spells it
 }
 
+// Error names the key as sent and the field it was likely meant for.
 func (e *CaseMismatchError) Error() string {
 	return fmt.Sprintf("unknown field %q%s: field names are case-sensitive, did you mean %q?", e.Key, at(e.Path), e.Field)
 }
@@ -61,6 +63,7 @@ type UnknownFieldError struct {
 	Key  string
 }
 
+// Error names the key and where its object is.
 func (e *UnknownFieldError) Error() string {
 	return fmt.Sprintf("unknown field %q%s", e.Key, at(e.Path))
 }
