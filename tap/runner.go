@@ -225,7 +225,7 @@ func (r *Runner) Run(ctx context.Context) error {
 		case ev := <-events:
 			r.event(ev)
 			if ev.Kind == reader.CardInserted && r.Roles.Of(ev.Reader) == reader.RoleCard {
-				r.tap(ctx, dialer, ev)
+				r.tap(ctx, dialerOpen(dialer), ev)
 			}
 		}
 	}
@@ -263,19 +263,34 @@ func (r *Runner) event(ev reader.Event) {
 	}
 }
 
+// openFunc opens a session with the card in the named reader, inside a
+// PC/SC transaction: the dialer's, or a simulated card's in a test.
+type openFunc func(ctx context.Context, reader string) (SAMSession, error)
+
+// dialerOpen is d.Open as an openFunc.
+func dialerOpen(d *reader.Dialer) openFunc {
+	return func(ctx context.Context, name string) (SAMSession, error) {
+		s, err := d.Open(ctx, name)
+		if err != nil {
+			return nil, err
+		}
+		return s, nil
+	}
+}
+
 // samOpener opens the PSAM for one purchase, or nil when no SAM reader is
 // present.
-func (r *Runner) samOpener(ctx context.Context, d *reader.Dialer) func() (SAMSession, error) {
+func (r *Runner) samOpener(ctx context.Context, open openFunc) func() (SAMSession, error) {
 	name := r.samReader
 	if name == "" {
 		return nil
 	}
-	return func() (SAMSession, error) { return d.Open(ctx, name) }
+	return func() (SAMSession, error) { return open(ctx, name) }
 }
 
 // tap reads the card in the reader named by ev, logs the outcome and
 // reports it through the hooks.
-func (r *Runner) tap(ctx context.Context, d *reader.Dialer, ev reader.Event) Result {
+func (r *Runner) tap(ctx context.Context, open openFunc, ev reader.Event) Result {
 	res := Result{Reader: ev.Reader, ATR: ev.ATR, Start: ev.Time}
 	timeout := r.Timeout
 	if timeout <= 0 {
@@ -289,7 +304,7 @@ func (r *Runner) tap(ctx context.Context, d *reader.Dialer, ev reader.Event) Res
 	// at most until its deadline.
 	cardCtx, cancel := context.WithDeadline(context.WithoutCancel(ctx), deadline)
 	defer cancel()
-	s, err := d.Open(cardCtx, ev.Reader)
+	s, err := open(cardCtx, ev.Reader)
 	if err == nil {
 		var t apdu.Transmitter = deadlineTransmitter{t: s, deadline: deadline, observe: r.OnAPDU}
 		if r.WrapCard != nil {
@@ -354,7 +369,7 @@ func (r *Runner) tap(ctx context.Context, d *reader.Dialer, ev reader.Event) Res
 			}
 			switch {
 			case res.Err == nil:
-				rep, err := r.Purchaser.Charge(ctx, t, res.Read, balance, r.samOpener(cardCtx, d))
+				rep, err := r.Purchaser.Charge(ctx, t, res.Read, balance, r.samOpener(cardCtx, open))
 				res.Purchase, res.Err = &rep, err
 			case errors.Is(res.Err, ErrCardDenied), errors.Is(res.Err, ErrCardExpired):
 				// No sale for this card, but its unfinished purchases are
