@@ -316,30 +316,7 @@ func (p *Purchaser) debit(ctx context.Context, t apdu.Transmitter, sam apdu.Tran
 	rep.JournalID, rep.TermSerial = row.ID, serial
 	tac, mac2, err := epurse.DebitPurchase(t, serial, when, mac1)
 	if err != nil {
-		// Whether the card answered or not, only its counter and log say
-		// what happened (a status word after 61xx may be GET RESPONSE's,
-		// with the debit done): ask it now, while it may still be here.
-		state, tac, detail, serr := p.settleRow(t, cr, init.Balance, row)
-		if serr != nil || state == offline.StateUnknown {
-			// The card settles it on its next tap (rule 3); until then the
-			// sale waits for this card.
-			p.finish(ctx, row.ID, offline.StateUnknown, "", "no usable answer to DEBIT FOR PURCHASE: "+err.Error())
-			p.Till.markInDoubt(sale.ID, cr.Info.CardNumber, row.ID)
-			// In doubt, not "not paid": the card may have debited, and a
-			// cashier told otherwise takes a second payment.
-			return fmt.Errorf("%w (journal row %s): %w", ErrSaleInDoubt, row.ID, err)
-		}
-		row.State, row.TAC = state, tac
-		if state == offline.StateFailed {
-			p.finish(ctx, row.ID, offline.StateFailed, "", "DEBIT FOR PURCHASE did not happen ("+err.Error()+"): "+detail)
-			return fmt.Errorf("the card refused the debit: %w", err)
-		}
-		if err := p.storeDone(ctx, cr, row, "DEBIT FOR PURCHASE answered "+err.Error()+"; "+detail); err != nil {
-			p.logger().Error("journal update failed; the next tap resolves it from the card", "journal", row.ID, "err", err)
-		}
-		p.Till.paid(sale.ID)
-		rep.Paid, rep.TAC, rep.Balance = true, row.TAC, cr.shownAfter(init.Balance, -sale.AmountFen)
-		return nil
+		return p.debitFailed(ctx, t, cr, sale, init, row, err, rep)
 	}
 	detail := ""
 	macErr := psam.VerifyMAC2(sam, mac2)
@@ -373,6 +350,36 @@ func (p *Purchaser) debit(ctx context.Context, t apdu.Transmitter, sam apdu.Tran
 		// a PSAM gone), the tap is classed by the alarm.
 		return fmt.Errorf("%w (journal row %s): %v", ErrMAC2Refused, row.ID, macErr)
 	}
+	return nil
+}
+
+// debitFailed settles a DEBIT FOR PURCHASE that gave no usable answer
+// (debitErr), row its write-ahead row and init the card's INITIALIZE
+// answer. Whether the card answered or not, only its counter and log say
+// what happened (a status word after 61xx may be GET RESPONSE's, with the
+// debit done): ask it now, while it may still be here.
+func (p *Purchaser) debitFailed(ctx context.Context, t apdu.Transmitter, cr *CardRead, sale Sale, init epurse.PurchaseInit,
+	row offline.Row, debitErr error, rep *PurchaseReport) error {
+	state, tac, detail, serr := p.settleRow(t, cr, init.Balance, row)
+	if serr != nil || state == offline.StateUnknown {
+		// The card settles it on its next tap (rule 3); until then the
+		// sale waits for this card.
+		p.finish(ctx, row.ID, offline.StateUnknown, "", "no usable answer to DEBIT FOR PURCHASE: "+debitErr.Error())
+		p.Till.markInDoubt(sale.ID, cr.Info.CardNumber, row.ID)
+		// In doubt, not "not paid": the card may have debited, and a
+		// cashier told otherwise takes a second payment.
+		return fmt.Errorf("%w (journal row %s): %w", ErrSaleInDoubt, row.ID, debitErr)
+	}
+	row.State, row.TAC = state, tac
+	if state == offline.StateFailed {
+		p.finish(ctx, row.ID, offline.StateFailed, "", "DEBIT FOR PURCHASE did not happen ("+debitErr.Error()+"): "+detail)
+		return fmt.Errorf("the card refused the debit: %w", debitErr)
+	}
+	if err := p.storeDone(ctx, cr, row, "DEBIT FOR PURCHASE answered "+debitErr.Error()+"; "+detail); err != nil {
+		p.logger().Error("journal update failed; the next tap resolves it from the card", "journal", row.ID, "err", err)
+	}
+	p.Till.paid(sale.ID)
+	rep.Paid, rep.TAC, rep.Balance = true, row.TAC, cr.shownAfter(init.Balance, -sale.AmountFen)
 	return nil
 }
 
