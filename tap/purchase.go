@@ -316,30 +316,7 @@ func (p *Purchaser) debit(ctx context.Context, t apdu.Transmitter, sam apdu.Tran
 	rep.JournalID, rep.TermSerial = row.ID, serial
 	tac, mac2, err := epurse.DebitPurchase(t, serial, when, mac1)
 	if err != nil {
-		// Whether the card answered or not, only its counter and log say
-		// what happened (a status word after 61xx may be GET RESPONSE's,
-		// with the debit done): ask it now, while it may still be here.
-		state, tac, detail, serr := p.settleRow(t, cr, init.Balance, row)
-		if serr != nil || state == offline.StateUnknown {
-			// The card settles it on its next tap (rule 3); until then the
-			// sale waits for this card.
-			p.finish(ctx, row.ID, offline.StateUnknown, "", "no usable answer to DEBIT FOR PURCHASE: "+err.Error())
-			p.Till.markInDoubt(sale.ID, cr.Info.CardNumber, row.ID)
-			// In doubt, not "not paid": the card may have debited, and a
-			// cashier told otherwise takes a second payment.
-			return fmt.Errorf("%w (journal row %s): %w", ErrSaleInDoubt, row.ID, err)
-		}
-		row.State, row.TAC = state, tac
-		if state == offline.StateFailed {
-			p.finish(ctx, row.ID, offline.StateFailed, "", "DEBIT FOR PURCHASE did not happen ("+err.Error()+"): "+detail)
-			return fmt.Errorf("the card refused the debit: %w", err)
-		}
-		if err := p.storeDone(ctx, cr, row, "DEBIT FOR PURCHASE answered "+err.Error()+"; "+detail); err != nil {
-			p.logger().Error("journal update failed; the next tap resolves it from the card", "journal", row.ID, "err", err)
-		}
-		p.Till.paid(sale.ID)
-		rep.Paid, rep.TAC, rep.Balance = true, row.TAC, cr.shownAfter(init.Balance, -sale.AmountFen)
-		return nil
+		return p.debitFailed(ctx, t, cr, sale, init, row, err, rep)
 	}
 	detail := ""
 	macErr := psam.VerifyMAC2(sam, mac2)
@@ -373,6 +350,36 @@ func (p *Purchaser) debit(ctx context.Context, t apdu.Transmitter, sam apdu.Tran
 		// a PSAM gone), the tap is classed by the alarm.
 		return fmt.Errorf("%w (journal row %s): %v", ErrMAC2Refused, row.ID, macErr)
 	}
+	return nil
+}
+
+// debitFailed settles a DEBIT FOR PURCHASE that gave no usable answer
+// (debitErr), row its write-ahead row and init the card's INITIALIZE
+// answer. Whether the card answered or not, only its counter and log say
+// what happened (a status word after 61xx may be GET RESPONSE's, with the
+// debit done): ask it now, while it may still be here.
+func (p *Purchaser) debitFailed(ctx context.Context, t apdu.Transmitter, cr *CardRead, sale Sale, init epurse.PurchaseInit,
+	row offline.Row, debitErr error, rep *PurchaseReport) error {
+	state, tac, detail, serr := p.settleRow(t, cr, init.Balance, row)
+	if serr != nil || state == offline.StateUnknown {
+		// The card settles it on its next tap (rule 3); until then the
+		// sale waits for this card.
+		p.finish(ctx, row.ID, offline.StateUnknown, "", "no usable answer to DEBIT FOR PURCHASE: "+debitErr.Error())
+		p.Till.markInDoubt(sale.ID, cr.Info.CardNumber, row.ID)
+		// In doubt, not "not paid": the card may have debited, and a
+		// cashier told otherwise takes a second payment.
+		return fmt.Errorf("%w (journal row %s): %w", ErrSaleInDoubt, row.ID, debitErr)
+	}
+	row.State, row.TAC = state, tac
+	if state == offline.StateFailed {
+		p.finish(ctx, row.ID, offline.StateFailed, "", "DEBIT FOR PURCHASE did not happen ("+debitErr.Error()+"): "+detail)
+		return fmt.Errorf("the card refused the debit: %w", debitErr)
+	}
+	if err := p.storeDone(ctx, cr, row, "DEBIT FOR PURCHASE answered "+debitErr.Error()+"; "+detail); err != nil {
+		p.logger().Error("journal update failed; the next tap resolves it from the card", "journal", row.ID, "err", err)
+	}
+	p.Till.paid(sale.ID)
+	rep.Paid, rep.TAC, rep.Balance = true, row.TAC, cr.shownAfter(init.Balance, -sale.AmountFen)
 	return nil
 }
 
@@ -615,167 +622,4 @@ func (p *Purchaser) finish(ctx context.Context, id, state, tac, detail string) {
 // are on.
 func (p *Purchaser) storeDone(ctx context.Context, cr *CardRead, row offline.Row, detail string) error {
 	return recordDone(ctx, p.Store, p.Receipt, p.logger(), cr, row, detail)
-}
-
-// PurseM1 is the Purse of journal rows of MIFARE Classic wallets.
-const PurseM1 = "M1"
-
-// ReadM1 identifies a MIFARE Classic wallet card (one without the
-// e-purse) by its UID and reads its state (the read repairs a torn write
-// from the backup block), then settles the card's unfinished purchases from
-// its balance and sequence (mifare.Change.Happened). It must run before
-// anything changes the wallet on this tap (a load). It needs Wallet.
-func (p *Purchaser) ReadM1(ctx context.Context, t apdu.Transmitter) (PurchaseReport, mifare.State, error) {
-	var rep PurchaseReport
-	uid, err := mifare.UID(t)
-	if err != nil {
-		return rep, mifare.State{}, err
-	}
-	card := hostapi.UIDCard(uid)
-	rep.Card = card
-	st, err := p.readM1(t)
-	if err != nil {
-		return rep, st, fmt.Errorf("M1 wallet: %w", err)
-	}
-	if st.Repair != mifare.RepairNone {
-		p.logger().Warn("M1 wallet repaired from a torn write", "card", redact.CardNumber(card), "repair", st.Repair.String())
-	}
-	rep.Balance = st.Balance
-	return rep, st, p.settleM1(ctx, card, st, &rep)
-}
-
-// settleM1 settles card's unfinished purchases from the wallet's state: the
-// balance after at the next sequence means the debit happened, the balance
-// before at the same sequence means it did not; anything else means the
-// wallet changed elsewhere since, and the row is left to the host.
-func (p *Purchaser) settleM1(ctx context.Context, card string, st mifare.State, rep *PurchaseReport) error {
-	rows, err := p.Store.Unresolved(ctx, card)
-	if err != nil {
-		return err
-	}
-	for _, row := range rows {
-		if row.Kind != offline.KindPurchase || row.Purse != PurseM1 {
-			continue
-		}
-		rec := PurchaseRecovery{JournalID: row.ID, AmountFen: row.AmountFen}
-		ch := mifare.Change{Old: row.BalanceFen, New: row.BalanceFen - row.AmountFen, Seq: byte(row.Counter)}
-		happened, err := ch.Happened(st)
-		switch {
-		case err != nil:
-			p.finish(ctx, row.ID, offline.StateUnknown, "", "left to the host: "+err.Error())
-			continue
-		case happened:
-			if err := p.storeDone(ctx, nil, row, "recovered: the wallet holds the balance after the purchase"); err != nil {
-				return err
-			}
-			rec.Applied = true
-		default:
-			if err := p.Store.Finish(ctx, row.ID, offline.StateFailed, "", "recovered: the wallet holds the balance before the purchase"); err != nil {
-				return err
-			}
-		}
-		rep.Recovered = append(rep.Recovered, rec)
-	}
-	return nil
-}
-
-// ChargeM1 is Charge for the M1 wallet ReadM1 read: rep is ReadM1's
-// report, its Balance updated by any load since. It debits the armed sale.
-// There is no PSAM, no PIN and no card log: the daily limit counts this
-// terminal's journal, and a sale over it is refused. A card on the deny
-// list is refused.
-func (p *Purchaser) ChargeM1(ctx context.Context, t apdu.Transmitter, rep PurchaseReport) (PurchaseReport, error) {
-	card, balance := rep.Card, rep.Balance
-	if denied, reason, err := p.Store.Denied(ctx, card); err != nil {
-		return rep, err
-	} else if denied {
-		return rep, fmt.Errorf("%w (%s)", ErrCardDenied, reason)
-	}
-	sale, inDoubt, err := p.Till.take(card)
-	if err != nil || sale.ID == "" {
-		return rep, err
-	}
-	defer p.Till.release()
-	rep.Sale = sale
-	if paid, err := p.settleInDoubt(ctx, sale, inDoubt, &rep); paid || err != nil {
-		return rep, err
-	}
-	if sale.AmountFen > balance {
-		return rep, fmt.Errorf("%w: the card holds %s, the sale is %s", ErrInsufficientBalance, money.Format(balance), money.Format(sale.AmountFen))
-	}
-	if limit := p.dailyLimit(); limit > 0 {
-		today, err := p.Store.PurchasesOn(ctx, card, p.now().Format("20060102"))
-		if err != nil {
-			return rep, err
-		}
-		for _, r := range today {
-			rep.SpentToday += r.AmountFen
-		}
-		if rep.SpentToday+sale.AmountFen > limit {
-			return rep, fmt.Errorf("%w: an M1 card has no PIN, so the sale is refused (spent today %s, sale %s, limit %s)",
-				ErrPINRequired, money.Format(rep.SpentToday), money.Format(sale.AmountFen), money.Format(limit))
-		}
-	}
-	when := p.now().Truncate(time.Second)
-	var row offline.Row
-	change, err := p.Wallet.Decrement(t, sale.AmountFen, func(c mifare.Change) error {
-		// Rule 2: on disk before the first block write.
-		var err error
-		// Counter holds the wallet's sequence before the debit, which
-		// settles it if the answer is lost (settleM1).
-		row, err = p.Store.Begin(ctx, offline.Row{Kind: offline.KindPurchase, State: offline.StateIntent, Card: card, Purse: PurseM1,
-			Counter: uint16(c.Seq), BalanceFen: c.Old, AmountFen: sale.AmountFen, Time: when.Format(hostapi.TimeLayout)})
-		return err
-	})
-	switch {
-	case errors.Is(err, mifare.ErrOutcomeUnknown):
-		p.finish(ctx, row.ID, offline.StateUnknown, "", "no answer to the value block write: "+err.Error())
-		p.Till.markInDoubt(sale.ID, card, row.ID)
-		rep.JournalID = row.ID
-		return rep, fmt.Errorf("%w (journal row %s): %w", ErrSaleInDoubt, row.ID, err)
-	case err != nil && row.ID != "":
-		// Written ahead, then refused before any write that counts.
-		p.finish(ctx, row.ID, offline.StateFailed, "", "the wallet refused the purchase: "+err.Error())
-		return rep, err
-	case errors.Is(err, mifare.ErrInsufficientBalance):
-		return rep, fmt.Errorf("%w: %v", ErrInsufficientBalance, err)
-	case err != nil:
-		return rep, err
-	}
-	row.State = offline.StateDone
-	detail := ""
-	if change.BackupStale {
-		detail = "backup block not updated; the next read repairs it"
-	}
-	if err := p.storeDone(ctx, nil, row, detail); err != nil {
-		p.logger().Error("journal update failed; the next tap resolves it from the card", "journal", row.ID, "err", err)
-	}
-	p.Till.paid(sale.ID)
-	rep.Paid, rep.JournalID, rep.Balance = true, row.ID, change.New
-	p.logger().Info("purchase debited from an M1 wallet", "card", redact.CardNumber(card), "journal", row.ID,
-		"amount", money.Format(sale.AmountFen), "balance", money.Format(change.New))
-	return rep, nil
-}
-
-// readM1 reads the wallet. Keys kept in the reader (non-volatile slots) are
-// written there once, not on every tap (that memory wears), and again when
-// authentication fails: a reader swapped for a new one has none.
-func (p *Purchaser) readM1(t apdu.Transmitter) (mifare.State, error) {
-	if !p.Wallet.Slots.Preloaded {
-		return p.Wallet.ReadState(t)
-	}
-	if !p.m1KeysLoaded {
-		if err := p.Wallet.LoadKeys(t); err != nil {
-			return mifare.State{}, err
-		}
-		p.m1KeysLoaded = true
-	}
-	st, err := p.Wallet.ReadState(t)
-	if errors.Is(err, mifare.ErrAuth) {
-		if err := p.Wallet.LoadKeys(t); err != nil {
-			return mifare.State{}, err
-		}
-		return p.Wallet.ReadState(t)
-	}
-	return st, err
 }

@@ -225,7 +225,7 @@ func (r *Runner) Run(ctx context.Context) error {
 		case ev := <-events:
 			r.event(ev)
 			if ev.Kind == reader.CardInserted && r.Roles.Of(ev.Reader) == reader.RoleCard {
-				r.tap(ctx, dialer, ev)
+				r.tap(ctx, dialerOpen(dialer), ev)
 			}
 		}
 	}
@@ -263,117 +263,58 @@ func (r *Runner) event(ev reader.Event) {
 	}
 }
 
+// openFunc opens a session with the card in the named reader, inside a
+// PC/SC transaction: the dialer's, or a simulated card's in a test.
+type openFunc func(ctx context.Context, reader string) (SAMSession, error)
+
+// dialerOpen is d.Open as an openFunc.
+func dialerOpen(d *reader.Dialer) openFunc {
+	return func(ctx context.Context, name string) (SAMSession, error) {
+		s, err := d.Open(ctx, name)
+		if err != nil {
+			return nil, err
+		}
+		return s, nil
+	}
+}
+
 // samOpener opens the PSAM for one purchase, or nil when no SAM reader is
 // present.
-func (r *Runner) samOpener(ctx context.Context, d *reader.Dialer) func() (SAMSession, error) {
+func (r *Runner) samOpener(ctx context.Context, open openFunc) func() (SAMSession, error) {
 	name := r.samReader
 	if name == "" {
 		return nil
 	}
-	return func() (SAMSession, error) { return d.Open(ctx, name) }
+	return func() (SAMSession, error) { return open(ctx, name) }
 }
 
-// tap reads the card in the reader named by ev, logs the outcome and
-// reports it through the hooks.
-func (r *Runner) tap(ctx context.Context, d *reader.Dialer, ev reader.Event) Result {
+// tap is one card in the reader named by ev: it opens the card session,
+// runs the steps of the Runner's mode in it (steps), closes it, logs the
+// outcome and reports it through the hooks.
+func (r *Runner) tap(ctx context.Context, open openFunc, ev reader.Event) Result {
 	res := Result{Reader: ev.Reader, ATR: ev.ATR, Start: ev.Time}
-	timeout := r.Timeout
-	if timeout <= 0 {
-		timeout = 3 * time.Second
-	}
 	// The tap's card calls (the PSAM's too) end at the deadline, even one
 	// that the card never answers: it is abandoned, and the tap ends timeout.
-	deadline := res.Start.Add(timeout)
+	deadline := res.Start.Add(r.timeout())
 	// Not cancelled by a stop: a CREDIT FOR LOAD or DEBIT FOR PURCHASE cut
 	// off by a restart would leave money in doubt. A stop waits for the tap
 	// at most until its deadline.
 	cardCtx, cancel := context.WithDeadline(context.WithoutCancel(ctx), deadline)
 	defer cancel()
-	s, err := d.Open(cardCtx, ev.Reader)
-	if err == nil {
+	if s, err := open(cardCtx, ev.Reader); err != nil {
+		res.Err = err
+	} else {
 		var t apdu.Transmitter = deadlineTransmitter{t: s, deadline: deadline, observe: r.OnAPDU}
 		if r.WrapCard != nil {
 			t = r.WrapCard(t)
 		}
-		var doorErr error
-		res.Read, res.Err = ReadPurse(t, r.Read, func(cr *CardRead) {
-			res.ToBalance = time.Since(res.Start)
-			if r.Door != nil {
-				// The number is known: the door opens now, not after the
-				// cardholder and log reads, which only a load needs.
-				rep, err := r.Door.Decide(ctx, t, res.Start, cr, nil)
-				res.Door, doorErr = &rep, err
-			}
-			if r.OnBalance != nil {
-				// A copy: ReadPurse goes on filling cr while a hook may
-				// hand the snapshot to another goroutine.
-				c := *cr
-				c.Log = slices.Clone(cr.Log)
-				snap := res
-				snap.Read = &c
-				r.OnBalance(snap)
-			}
-		})
-		switch {
-		case r.Door == nil:
-		case res.Door != nil:
-			// Decided on the balance; a read that failed after it only
-			// costs the load (res.Read is then nil).
-			res.Err = doorErr
-		default:
-			rep, err := r.Door.Decide(ctx, t, res.Start, res.Read, res.Err)
-			res.Door, res.Err = &rep, err
-		}
-		if res.Err == nil && res.Read != nil && (r.Loader != nil || r.Purchaser != nil) {
-			// Shown, but not charged or loaded: see Transactable.
-			res.Err = res.Read.Transactable()
-		}
-		if res.Err == nil && res.Read != nil && r.Loader != nil {
-			rep, err := r.Loader.Apply(ctx, t, res.Read)
-			res.Load, res.Err = &rep, err
-		}
-		if res.Err != nil && res.Read == nil && r.Door == nil && r.Purchaser != nil && r.Purchaser.Wallet != nil && uidFallback(res.Err) {
-			// Not an e-purse card: an M1 wallet, perhaps. Its unfinished
-			// purchases are settled from the balance before a load moves
-			// it; then top-ups, then the sale, as for the e-purse.
-			rep, st, err := r.Purchaser.ReadM1(ctx, t)
-			if err == nil && r.Loader != nil {
-				lrep, lerr := r.Loader.ApplyM1(ctx, t, r.Purchaser.Wallet, rep.Card, st)
-				res.Load, err = &lrep, lerr
-				rep.Balance = lrep.Balance
-			}
-			if err == nil {
-				rep, err = r.Purchaser.ChargeM1(ctx, t, rep)
-			}
-			res.Purchase, res.Err = &rep, err
-		}
-		if res.Read != nil && r.Purchaser != nil {
-			balance := res.Read.Balance
-			if res.Load != nil {
-				balance = res.Load.Balance
-			}
-			switch {
-			case res.Err == nil:
-				rep, err := r.Purchaser.Charge(ctx, t, res.Read, balance, r.samOpener(cardCtx, d))
-				res.Purchase, res.Err = &rep, err
-			case errors.Is(res.Err, ErrCardDenied), errors.Is(res.Err, ErrCardExpired):
-				// No sale for this card, but its unfinished purchases are
-				// still settled: that changes nothing on it.
-				rep, err := r.Purchaser.Settle(ctx, t, res.Read, balance)
-				res.Purchase = &rep
-				if err != nil {
-					r.logger().Warn("settling a refused card's unfinished purchases", "err", err)
-				}
-			}
-		}
+		r.steps(ctx, t, &res, r.samOpener(cardCtx, open))
 		if r.BeforeClose != nil {
 			r.BeforeClose(t, res)
 		}
 		if cerr := s.Close(); cerr != nil {
 			r.logger().Warn("closing card session", "reader", ev.Reader, "err", cerr)
 		}
-	} else {
-		res.Err = err
 	}
 	res.ToDone = time.Since(res.Start)
 	r.logTap(res)
@@ -381,6 +322,142 @@ func (r *Runner) tap(ctx context.Context, d *reader.Dialer, ev reader.Event) Res
 		r.OnTap(res)
 	}
 	return res
+}
+
+func (r *Runner) timeout() time.Duration {
+	if r.Timeout <= 0 {
+		return 3 * time.Second
+	}
+	return r.Timeout
+}
+
+// steps are what a tap does in the card session, in this order, each step
+// running only when the Runner has its part (Door, Loader, Purchaser):
+//
+//   - read: the e-purse (ReadPurse); the balance is published the moment
+//     it is known (OnBalance);
+//   - decide (door): on that balance, before the slower reads, or on the
+//     card's UID when it has no e-purse;
+//   - on an e-purse card: load its credits (Loader.Apply), then pay the
+//     armed sale (Purchaser.Charge), or settle a refused card's unfinished
+//     purchases (Purchaser.Settle);
+//   - on a card with no e-purse, at a POS with an M1 wallet (readsM1):
+//     read the wallet, load, pay (m1).
+//
+// Each step records what it did in res, and its error in res.Err.
+func (r *Runner) steps(ctx context.Context, t apdu.Transmitter, res *Result, openSAM func() (SAMSession, error)) {
+	doorErr := r.read(ctx, t, res)
+	if r.Door != nil {
+		r.decide(ctx, t, res, doorErr)
+	}
+	if res.Read == nil {
+		if r.readsM1(*res) {
+			r.m1(ctx, t, res)
+		}
+		return
+	}
+	if res.Err == nil && (r.Loader != nil || r.Purchaser != nil) {
+		// Shown, but not charged or loaded: see Transactable.
+		res.Err = res.Read.Transactable()
+	}
+	if res.Err == nil && r.Loader != nil {
+		rep, err := r.Loader.Apply(ctx, t, res.Read)
+		res.Load, res.Err = &rep, err
+	}
+	if r.Purchaser != nil {
+		r.pay(ctx, t, res, openSAM)
+	}
+}
+
+// read is a tap's first step: it reads the e-purse into res and calls
+// OnBalance with the balance the moment it is known. At a door the
+// decision is taken right then too, since the number is known: the door
+// opens without waiting for the cardholder and log reads, which only a
+// load needs. read returns that decision's error, for decide.
+func (r *Runner) read(ctx context.Context, t apdu.Transmitter, res *Result) (doorErr error) {
+	res.Read, res.Err = ReadPurse(t, r.Read, func(cr *CardRead) {
+		res.ToBalance = time.Since(res.Start)
+		if r.Door != nil {
+			rep, err := r.Door.Decide(ctx, t, res.Start, cr, nil)
+			res.Door, doorErr = &rep, err
+		}
+		if r.OnBalance != nil {
+			// A copy: ReadPurse goes on filling cr while a hook may
+			// hand the snapshot to another goroutine.
+			c := *cr
+			c.Log = slices.Clone(cr.Log)
+			snap := *res
+			snap.Read = &c
+			r.OnBalance(snap)
+		}
+	})
+	return doorErr
+}
+
+// decide is the door's step. Decided on the balance (doorErr that
+// decision's error), a read that failed after it only costs the load
+// (res.Read is then nil); a read that failed before it leaves the door to
+// know the card by its UID (Door.Decide).
+func (r *Runner) decide(ctx context.Context, t apdu.Transmitter, res *Result, doorErr error) {
+	if res.Door != nil {
+		res.Err = doorErr
+		return
+	}
+	rep, err := r.Door.Decide(ctx, t, res.Start, res.Read, res.Err)
+	res.Door, res.Err = &rep, err
+}
+
+// pay is the POS step on an e-purse card, after the load, from the
+// balance the load left: the armed sale is charged to a card that passed
+// every step so far. A denied or expired card pays nothing, but its
+// unfinished purchases are still settled: that changes nothing on it.
+func (r *Runner) pay(ctx context.Context, t apdu.Transmitter, res *Result, openSAM func() (SAMSession, error)) {
+	balance := res.Read.Balance
+	if res.Load != nil {
+		balance = res.Load.Balance
+	}
+	switch {
+	case res.Err == nil:
+		rep, err := r.Purchaser.Charge(ctx, t, res.Read, balance, openSAM)
+		res.Purchase, res.Err = &rep, err
+	case errors.Is(res.Err, ErrCardDenied), errors.Is(res.Err, ErrCardExpired):
+		rep, err := r.Purchaser.Settle(ctx, t, res.Read, balance)
+		res.Purchase = &rep
+		if err != nil {
+			r.logger().Warn("settling a refused card's unfinished purchases", "err", err)
+		}
+	}
+}
+
+// readsM1 reports whether a tap whose e-purse read failed reads the card
+// as a MIFARE Classic (M1) wallet instead. It does when the read failed on
+// a card that still answers (uidFallback: not pulled away, not out of
+// time, the reader and pcscd still there), so that the card simply has no
+// e-purse; when no door decides the tap (a door knows such a card by its
+// UID, Door.Decide, and loads e-purse cards only); and when a Purchaser
+// has a Wallet to read it with (M1 wallets pay, and take top-ups, at a POS
+// only).
+func (r *Runner) readsM1(res Result) bool {
+	return res.Err != nil && res.Read == nil && r.Door == nil &&
+		r.Purchaser != nil && r.Purchaser.Wallet != nil && uidFallback(res.Err)
+}
+
+// m1 is a tap of an M1 wallet at a POS, in the e-purse's order: read the
+// wallet (Purchaser.ReadM1, which settles its unfinished purchases before
+// a load moves its balance), load its top-ups (Loader.ApplyM1), pay the
+// sale (Purchaser.ChargeM1). Its report replaces the failed e-purse read's
+// error.
+func (r *Runner) m1(ctx context.Context, t apdu.Transmitter, res *Result) {
+	rep, st, err := r.Purchaser.ReadM1(ctx, t)
+	if err == nil && r.Loader != nil {
+		lrep, lerr := r.Loader.ApplyM1(ctx, t, r.Purchaser.Wallet, rep.Card, st)
+		res.Load, err = &lrep, lerr
+		rep.Balance = lrep.Balance
+	}
+	if err == nil {
+		rep, err = r.Purchaser.ChargeM1(ctx, t, rep)
+	}
+	res.Purchase, res.Err = &rep, err
 }
 
 // logTap writes the one line per tap an operator reads. The card number is
