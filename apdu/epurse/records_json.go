@@ -27,7 +27,7 @@ type issuerInfoJSON struct {
 // card_number is the one read from app_serial in the card's numbering
 // (numbering, left out for our own BCD numbering).
 func (i IssuerInfo) MarshalJSON() ([]byte, error) {
-	number, err := i.serialNumber()
+	number, err := i.SerialNumber()
 	if err != nil {
 		return nil, fmt.Errorf("issuer info: app serial: %w", err)
 	}
@@ -75,7 +75,7 @@ func (i *IssuerInfo) UnmarshalJSON(b []byte) error {
 	default:
 		return fmt.Errorf("%w: issuer info needs card_number or app_serial", ErrBadArgument)
 	}
-	number, err := v.serialNumber()
+	number, err := v.SerialNumber()
 	if err != nil {
 		return fmt.Errorf("app_serial: %w", err)
 	}
@@ -89,9 +89,9 @@ func (i *IssuerInfo) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
-// serialNumber reads the card number from AppSerial in i's numbering: the
+// SerialNumber reads the card number from AppSerial in i's numbering: the
 // numberings a card of ours can be issued with (Numbering.AppSerial).
-func (i IssuerInfo) serialNumber() (string, error) {
+func (i IssuerInfo) SerialNumber() (string, error) {
 	switch i.Numbering {
 	case "", NumberBCD:
 		return decodeDigits(i.AppSerial[2:])

@@ -31,16 +31,6 @@ func testWallet() Wallet {
 	return Wallet{Sector: 1, ValueBlock: 4, BackupBlock: 5, KeyA: testKeyA, KeyB: testKeyB, Slots: KeySlotsACS}
 }
 
-// newTestCard issues a card holding balance in testWallet.
-func newTestCard(t testing.TB, balance int64) *SimCard {
-	t.Helper()
-	f, err := NewCardFile(testUID, testWallet(), balance)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return NewSimCard(f, "")
-}
-
 // step and newScript are apdutest's scripted card.
 type step = apdutest.Step
 

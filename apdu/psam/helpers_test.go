@@ -32,16 +32,6 @@ var testMasters = epurse.MasterKeys{
 // testTerm is the spec's terminal id, 001122334455.
 var testTerm = [6]byte{0x00, 0x11, 0x22, 0x33, 0x44, 0x55}
 
-// newMemSAM is a PSAM in memory holding testMasters' DPK.
-func newMemSAM(t testing.TB) *SimPSAM {
-	t.Helper()
-	f, err := NewSAMFile(testTerm, testMasters)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return NewSimPSAM(f, "")
-}
-
 // script is a fake PSAM: it records every command and answers with answer,
 // which sees the commands so far.
 type script struct {

@@ -14,7 +14,9 @@ import (
 	"time"
 
 	"github.com/cardd/cardd/apdu/epurse"
+	epursesim "github.com/cardd/cardd/apdu/epurse/sim"
 	"github.com/cardd/cardd/apdu/psam"
+	psamsim "github.com/cardd/cardd/apdu/psam/sim"
 	"github.com/cardd/cardd/host"
 	"github.com/cardd/cardd/hostapi"
 	"github.com/cardd/cardd/money"
@@ -174,7 +176,7 @@ func cmdCardIssue(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	if *purchaseKey < 1 || *purchaseKey > 255 {
 		return usagef("--purchase-key-index = %d: want 1 to 255", *purchaseKey)
 	}
-	purchase := psam.CardPurchase{Diversification: div, KeyIndex: byte(*purchaseKey), SecurityCode: *securityCode}
+	purchase := psamsim.CardPurchase{Diversification: div, KeyIndex: byte(*purchaseKey), SecurityCode: *securityCode}
 	if err := required("number", *number); err != nil {
 		return err
 	}
@@ -234,13 +236,13 @@ func cmdCardIssue(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		return err
 	}
 	if *history > 0 {
-		card := epurse.NewSimCard(f, *out)
+		card := epursesim.NewSimCard(f, *out)
 		if err := keys.SeedHistory(card, [6]byte{0, 0, 0, 0, 0x10, 0x01}, *history, time.Now()); err != nil {
 			return fmt.Errorf("card history: %w", err)
 		}
 		f = card.File()
 	}
-	if purchase != (psam.CardPurchase{KeyIndex: 1}) {
+	if purchase != (psamsim.CardPurchase{KeyIndex: 1}) {
 		// After the history, which was paid with the one-level key.
 		keys.PersonalizePurchase(f, purchase)
 		if err := f.Save(*out); err != nil {
@@ -255,7 +257,7 @@ func cmdCardIssue(ctx context.Context, args []string, stdout, stderr io.Writer) 
 // issuableProfile is the card profile named by a --profile flag.
 func issuableProfile(name string) (*epurse.Profile, error) {
 	var names []string
-	for _, p := range epurse.IssuableProfiles {
+	for _, p := range epursesim.IssuableProfiles {
 		if p.Name == name {
 			return p, nil
 		}

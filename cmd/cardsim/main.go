@@ -35,6 +35,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/cardd/cardd/apdu/epurse"
+	epursesim "github.com/cardd/cardd/apdu/epurse/sim"
 	"github.com/cardd/cardd/money"
 	"github.com/cardd/cardd/printer/sim"
 	"github.com/cardd/cardd/reader/vpcd"
@@ -206,10 +207,10 @@ func cmdCardNew(args []string, stdout io.Writer) error {
 		keysOut = strings.TrimSuffix(*out, filepath.Ext(*out)) + ".masters.json"
 	}
 	prof := epurse.ProfileNamed(*profile)
-	if prof == nil || !slices.Contains(epurse.IssuableProfiles, prof) {
+	if prof == nil || !slices.Contains(epursesim.IssuableProfiles, prof) {
 		return usageError{fmt.Errorf("--profile = %q: want campus or tunion", *profile)}
 	}
-	f, err := epurse.NewProfileCardFile(prof, *number, *holder, fen, startDate, expiryDate, masters)
+	f, err := epursesim.NewProfileCardFile(prof, *number, *holder, fen, startDate, expiryDate, masters)
 	if err != nil {
 		return usageError{err}
 	}
@@ -226,9 +227,9 @@ func cmdCardNew(args []string, stdout io.Writer) error {
 		return err
 	}
 	if *history > 0 {
-		card := epurse.NewSimCard(f, *out)
-		first := time.Now().UTC().Truncate(time.Second).Add(-time.Duration(*history) * epurse.HistoryStep)
-		if err := epurse.SeedHistory(card, masters, [6]byte{0x00, 0x00, 0x00, 0x00, 0x10, 0x01}, *history, first); err != nil {
+		card := epursesim.NewSimCard(f, *out)
+		first := time.Now().UTC().Truncate(time.Second).Add(-time.Duration(*history) * epursesim.HistoryStep)
+		if err := epursesim.SeedHistory(card, masters, [6]byte{0x00, 0x00, 0x00, 0x00, 0x10, 0x01}, *history, first); err != nil {
 			return fmt.Errorf("making card history: %w", err)
 		}
 		f = card.File()
@@ -269,11 +270,11 @@ func cmdCardInsert(ctx context.Context, args []string, stdout, stderr io.Writer)
 		level = slog.LevelDebug
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
-	f, err := epurse.LoadCardFile(*file)
+	f, err := epursesim.LoadCardFile(*file)
 	if err != nil {
 		return err
 	}
-	card := epurse.NewSimCard(f, *file)
+	card := epursesim.NewSimCard(f, *file)
 	opt := vpcd.Options{Latency: *latency, TearAfter: *tearAfter, SilentAfter: *silentAfter, Logger: log}
 	for i := 0; *taps == 0 || i < *taps; i++ {
 		if i > 0 {

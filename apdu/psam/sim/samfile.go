@@ -1,4 +1,4 @@
-package psam
+package psamsim
 
 import (
 	"bytes"
@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/cardd/cardd/apdu/epurse"
+	"github.com/cardd/cardd/apdu/psam"
 	"github.com/cardd/cardd/internal/atomicfile"
 )
 
@@ -50,7 +51,7 @@ type SAMFile struct {
 	// AppFileID is the purchase DF's file id; 0 means FileIDApp.
 	AppFileID       uint16
 	KeyIndex        byte // 0 means 1
-	Diversification Diversification
+	Diversification psam.Diversification
 	SecurityCode    bool
 }
 
@@ -90,10 +91,10 @@ func (f *SAMFile) Validate() error {
 	if f.DPK == (epurse.Key16{}) {
 		errs = append(errs, fmt.Errorf("%w: dpk is missing or all zero", epurse.ErrBadArgument))
 	}
-	if f.AppFileID == FileIDMF {
+	if f.AppFileID == psam.FileIDMF {
 		errs = append(errs, fmt.Errorf("%w: app_file 3F00 is the MF", epurse.ErrBadArgument))
 	}
-	if f.Diversification < DiversifyOnce || f.Diversification > DiversifyCity {
+	if f.Diversification < psam.DiversifyOnce || f.Diversification > psam.DiversifyCity {
 		errs = append(errs, fmt.Errorf("%w: diversification %d", epurse.ErrBadArgument, int(f.Diversification)))
 	}
 	if n := len(f.AID); n != 0 && (n < 5 || n > 16) {
@@ -115,7 +116,7 @@ func (f *SAMFile) appFileID() uint16 {
 	if f.AppFileID != 0 {
 		return f.AppFileID
 	}
-	return FileIDApp
+	return psam.FileIDApp
 }
 
 // keyIndex is the content of EF 0x17.
@@ -197,7 +198,7 @@ func (f *SAMFile) fromJSON(j samFileJSON) error {
 		v.AppFileID = uint16(b[0])<<8 | uint16(b[1])
 	}
 	if j.Diversification != "" {
-		d, err := ParseDiversification(j.Diversification)
+		d, err := psam.ParseDiversification(j.Diversification)
 		if err != nil {
 			return fmt.Errorf("%w: diversification must be one, issuer or city", epurse.ErrBadArgument)
 		}
@@ -275,8 +276,8 @@ func appFileWord(id uint16) string {
 	return fmt.Sprintf("%04X", id)
 }
 
-func divWord(d Diversification) string {
-	if d == DiversifyOnce {
+func divWord(d psam.Diversification) string {
+	if d == psam.DiversifyOnce {
 		return ""
 	}
 	return d.String()

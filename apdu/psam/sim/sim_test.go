@@ -1,4 +1,4 @@
-package psam
+package psamsim
 
 import (
 	"bytes"
