@@ -258,8 +258,10 @@ func DefaultAIDs() [][]byte {
 	return out
 }
 
-// DefaultIssuerID is the issuer id the simulator's cards carry (epursesim.NewCardFile) and Identify takes for our own: issuer 0001, city
-// 0000, industry 0000. Its city code is the prefix of the application serial.
+// DefaultIssuerID is the issuer id of our own cards when none is configured
+// (Identify) and the one the simulator issues them with (epursesim): issuer
+// 0001, city 0000, industry 0000. Its city code is the prefix of the
+// application serial.
 var DefaultIssuerID = [8]byte{0x00, 0x01}
 
 // Identify picks the profile of a selected card from the DF name it was

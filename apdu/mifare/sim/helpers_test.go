@@ -42,11 +42,6 @@ func newTestCard(t testing.TB, balance int64) *SimCard {
 	return NewSimCard(f, "")
 }
 
-// step and newScript are apdutest's scripted card.
-type step = apdutest.Step
-
-func newScript(t *testing.T, steps ...step) *apdutest.Script { return apdutest.NewScript(t, steps...) }
-
 // counter counts the commands sent to a card, by INS.
 type counter struct {
 	t   apdu.Transmitter

@@ -54,15 +54,6 @@ func (s *script) Transmit(cmd []byte) ([]byte, error) {
 	return s.answer(cmd, len(s.sent)), nil
 }
 
-// sentHex renders the recorded commands as upper-case hex without spaces.
-func (s *script) sentHex() []string {
-	out := make([]string, len(s.sent))
-	for i, c := range s.sent {
-		out[i] = strings.ToUpper(hex.EncodeToString(c))
-	}
-	return out
-}
-
 // recorder passes commands to a real transmitter and records them.
 type recorder struct {
 	t    apdu.Transmitter
