@@ -3,9 +3,10 @@ package epursesim
 import (
 	"bytes"
 	"encoding/hex"
-	"github.com/cardd/cardd/apdu/epurse"
 	"testing"
 	"time"
+
+	"github.com/cardd/cardd/apdu/epurse"
 )
 
 // The simulated card's own command handling, driven with the spec's test

@@ -2,8 +2,9 @@ package epursesim
 
 import (
 	"fmt"
-	"github.com/cardd/cardd/apdu/epurse"
 	"time"
+
+	"github.com/cardd/cardd/apdu/epurse"
 )
 
 // HistoryStep is the time between two transactions SeedHistory makes: a

@@ -5,12 +5,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/cardd/cardd/apdu/mifare"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/cardd/cardd/apdu/mifare"
 )
 
 func TestNewCardFile(t *testing.T) {

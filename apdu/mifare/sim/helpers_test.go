@@ -1,11 +1,11 @@
 package mifaresim
 
 import (
-	"github.com/cardd/cardd/internal/apdutest"
 	"testing"
 
 	"github.com/cardd/cardd/apdu"
 	"github.com/cardd/cardd/apdu/mifare"
+	"github.com/cardd/cardd/internal/apdutest"
 )
 
 // unhex is apdutest.Unhex: hex with spaces, as the spec writes it.

@@ -2,12 +2,12 @@ package psamsim
 
 import (
 	"encoding/hex"
-	"github.com/cardd/cardd/internal/apdutest"
 	"strings"
 	"testing"
 
 	"github.com/cardd/cardd/apdu"
 	"github.com/cardd/cardd/apdu/epurse"
+	"github.com/cardd/cardd/internal/apdutest"
 )
 
 // unhex is apdutest.Unhex: hex with spaces, as the spec writes it.

@@ -2,9 +2,10 @@ package psamsim
 
 import (
 	"encoding/hex"
-	"github.com/cardd/cardd/apdu/psam"
 	"strings"
 	"testing"
+
+	"github.com/cardd/cardd/apdu/psam"
 )
 
 // newProfileSAM is a PSAM in memory with the given settings.
