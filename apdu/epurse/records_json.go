@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/cardd/cardd/internal/strictjson"
 )
 
 // issuerInfoJSON is the readable JSON form of IssuerInfo, used by card files
@@ -54,7 +56,7 @@ func (i IssuerInfo) MarshalJSON() ([]byte, error) {
 // diversified from the serial while people read the number.
 func (i *IssuerInfo) UnmarshalJSON(b []byte) error {
 	var j issuerInfoJSON
-	if err := json.Unmarshal(b, &j); err != nil {
+	if err := strictjson.Unmarshal(b, &j); err != nil {
 		return err
 	}
 	v := IssuerInfo{Numbering: j.Numbering}
@@ -148,7 +150,7 @@ func (r LogRecord) MarshalJSON() ([]byte, error) {
 // time.UTC, as ParseLogRecord returns it.
 func (r *LogRecord) UnmarshalJSON(b []byte) error {
 	var j logRecordJSON
-	if err := json.Unmarshal(b, &j); err != nil {
+	if err := strictjson.Unmarshal(b, &j); err != nil {
 		return err
 	}
 	v := LogRecord{Counter: j.Counter, Amount: j.Amount, Overdraft: j.Overdraft, Type: j.Type}

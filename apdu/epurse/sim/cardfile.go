@@ -7,12 +7,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"slices"
 	"strings"
 
 	"github.com/cardd/cardd/apdu/epurse"
-	"github.com/cardd/cardd/internal/atomicfile"
+	"github.com/cardd/cardd/internal/jsonfile"
+	"github.com/cardd/cardd/internal/strictjson"
 	"github.com/cardd/cardd/redact"
 )
 
@@ -132,7 +132,7 @@ func (p Proof) MarshalJSON() ([]byte, error) {
 // UnmarshalJSON reads what MarshalJSON writes.
 func (p *Proof) UnmarshalJSON(b []byte) error {
 	var j proofJSON
-	if err := json.Unmarshal(b, &j); err != nil {
+	if err := strictjson.Unmarshal(b, &j); err != nil {
 		return err
 	}
 	v := Proof{Type: j.Type, Counter: j.Counter}
@@ -370,33 +370,21 @@ func (f *CardFile) LogValue() slog.Value {
 	)
 }
 
-// LoadCardFile reads and validates a card file. Unknown fields are an error,
-// so that a misspelt field is not silently ignored; key_version defaults to
-// 01 and pin_tries_left to 3 when left out.
+// LoadCardFile reads and validates a card file, strictly (jsonfile.Load):
+// an unknown or misspelt field, anything after the JSON value and a card
+// that could not exist are refused, naming the file. key_version defaults
+// to 01 and pin_tries_left to 3 when left out.
 func LoadCardFile(path string) (*CardFile, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
-	f := &CardFile{KeyVersion: 0x01, PINTriesLeft: PINTries}
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(f); err != nil {
-		return nil, fmt.Errorf("card file %s: %w", path, err)
-	}
-	if err := f.Validate(); err != nil {
-		return nil, fmt.Errorf("card file %s: %w", path, err)
-	}
-	return f, nil
+	return jsonfile.Load(path, fileKind, CardFile{KeyVersion: 0x01, PINTriesLeft: PINTries}, jsonfile.Options{})
 }
+
+// fileKind names a card file in errors.
+const fileKind = "card file"
 
 // Save writes the card file atomically: a temporary file in the same
 // directory, fsync, rename over path, fsync of the directory. A crash leaves
 // either the old card or the new one, never half of each, which is what a
 // real card's EEPROM transaction gives. The file has mode 0600: it holds keys.
-func (f *CardFile) Save(path string) (err error) {
-	if err := atomicfile.WriteJSON(path, f, 0o600); err != nil {
-		return fmt.Errorf("card file %s: %w", path, err)
-	}
-	return nil
+func (f *CardFile) Save(path string) error {
+	return jsonfile.Save(path, fileKind, f, 0o600)
 }

@@ -2,8 +2,10 @@ package epursesim
 
 import (
 	"testing"
+	"time"
 
 	"github.com/cardd/cardd/apdu/epurse"
+	"github.com/cardd/cardd/internal/jsonfile/jsonfiletest"
 )
 
 // Campus numbers of 8 to 16 digits read back as issued: BCD, F-padded.
@@ -24,4 +26,22 @@ func TestCampusNumberLengths(t *testing.T) {
 			t.Errorf("%s issued as a campus card", n)
 		}
 	}
+}
+
+// TestLoadCardFileStrict: a card file is read strictly, its nested records
+// too, and a refusal names the file.
+func TestLoadCardFileStrict(t *testing.T) {
+	f := newTestFile(t, 100)
+	f.Log = []epurse.LogRecord{{Counter: 1, Amount: 100, Type: epurse.TxEPLoad, Time: time.Date(2026, 12, 3, 10, 0, 0, 0, time.UTC)}}
+	f.Proofs = []Proof{{Type: epurse.TxEPLoad, Counter: 1}}
+	load := func(p string) error { _, err := LoadCardFile(p); return err }
+	good := jsonfiletest.Good(t, f.Save, load)
+	r := func(old, new string) []byte { return jsonfiletest.Replace(t, good, old, new) }
+	cases := append(jsonfiletest.Refusals(t, good, "pin"),
+		jsonfiletest.Case{Name: "unknown field in info", Body: r(`"info": {`, `"info": {"colour": "red",`), Want: `unknown field "colour"`},
+		jsonfiletest.Case{Name: "unknown field in a log record", Body: r(`"log": [`+"\n    {", `"log": [{"colour": "red",`), Want: `unknown field "colour"`},
+		jsonfiletest.Case{Name: "unknown field in a proof", Body: r(`"proofs": [`+"\n    {", `"proofs": [{"colour": "red",`), Want: `unknown field "colour"`},
+		jsonfiletest.Case{Name: "invalid pin", Body: r(`"pin": "123456"`, `"pin": "12"`), Want: "pin must be 4 to 12 digits"},
+	)
+	jsonfiletest.Check(t, load, 0o600, cases...)
 }

@@ -6,11 +6,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
-	"os"
 	"strings"
 
 	"github.com/cardd/cardd/apdu/mifare"
-	"github.com/cardd/cardd/internal/atomicfile"
+	"github.com/cardd/cardd/internal/jsonfile"
+	"github.com/cardd/cardd/internal/strictjson"
 )
 
 // CardFile is the whole memory of a simulated MIFARE Classic 1K card, kept as
@@ -52,9 +52,7 @@ func (f CardFile) MarshalJSON() ([]byte, error) {
 // a missing or extra block must not pass silently.
 func (f *CardFile) UnmarshalJSON(b []byte) error {
 	var j cardFileJSON
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&j); err != nil {
+	if err := strictjson.Unmarshal(b, &j); err != nil {
 		return err
 	}
 	var v CardFile
@@ -153,30 +151,20 @@ func (f *CardFile) LogValue() slog.Value {
 	return slog.GroupValue(slog.String("uid", upperHex(f.UID[:])))
 }
 
-// LoadCardFile reads and validates a card file. Unknown fields are an error,
-// so that a misspelt field is not silently ignored.
+// LoadCardFile reads and validates a card file, strictly (jsonfile.Load):
+// an unknown or misspelt field, anything after the JSON value and a card
+// that could not exist are refused, naming the file.
 func LoadCardFile(path string) (*CardFile, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
-	f := &CardFile{}
-	if err := json.Unmarshal(b, f); err != nil {
-		return nil, fmt.Errorf("card file %s: %w", path, err)
-	}
-	if err := f.Validate(); err != nil {
-		return nil, fmt.Errorf("card file %s: %w", path, err)
-	}
-	return f, nil
+	return jsonfile.Load(path, fileKind, CardFile{}, jsonfile.Options{})
 }
+
+// fileKind names a card file in errors.
+const fileKind = "card file"
 
 // Save writes the card file atomically: a temporary file in the same
 // directory, fsync, rename over path, fsync of the directory. A crash leaves
 // either the old card or the new one, never half of each. The file has mode
 // 0600: it holds keys.
-func (f *CardFile) Save(path string) (err error) {
-	if err := atomicfile.WriteJSON(path, f, 0o600); err != nil {
-		return fmt.Errorf("card file %s: %w", path, err)
-	}
-	return nil
+func (f *CardFile) Save(path string) error {
+	return jsonfile.Save(path, fileKind, f, 0o600)
 }

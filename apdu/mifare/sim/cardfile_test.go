@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/cardd/cardd/apdu/mifare"
+	"github.com/cardd/cardd/internal/jsonfile/jsonfiletest"
 )
 
 func TestNewCardFile(t *testing.T) {
@@ -153,4 +154,19 @@ func TestCardFileNeverPrintsKeys(t *testing.T) {
 			t.Errorf("card not named: %s", s)
 		}
 	}
+}
+
+// TestLoadCardFileStrict: a card file is read strictly, and a refusal names
+// the file.
+func TestLoadCardFileStrict(t *testing.T) {
+	f, err := NewCardFile(testUID, testWallet(), 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	load := func(p string) error { _, err := LoadCardFile(p); return err }
+	good := jsonfiletest.Good(t, f.Save, load)
+	cases := append(jsonfiletest.Refusals(t, good, "uid"),
+		jsonfiletest.Case{Name: "uid not block 0's", Body: jsonfiletest.Replace(t, good, `"uid": "043A5C21"`, `"uid": "043A5C22"`), Want: "block 0 must start with the uid"},
+	)
+	jsonfiletest.Check(t, load, 0o600, cases...)
 }
