@@ -227,97 +227,133 @@ func NewProfileCardFile(p *epurse.Profile, number string, holder string, balance
 }
 
 // Validate checks that the card could exist: every field fits its place on
-// the card, and the number agrees with the serial.
+// the card, and the number agrees with the serial. It reports every problem,
+// in the order of the fields.
 func (f *CardFile) Validate() error {
-	var errs []error
-	bad := func(format string, a ...any) {
-		errs = append(errs, fmt.Errorf("%w: "+format, append([]any{epurse.ErrBadArgument}, a...)...))
+	var p problems
+	for _, check := range []func(*problems){
+		f.checkInfo, f.checkApplication, f.checkBalances, f.checkLogs, f.checkAccess, f.checkProofs,
+	} {
+		check(&p)
 	}
+	return errors.Join(p...)
+}
+
+// problems collects what Validate finds.
+type problems []error
+
+// bad adds a problem that wraps epurse.ErrBadArgument.
+func (p *problems) bad(format string, a ...any) {
+	*p = append(*p, fmt.Errorf("%w: "+format, append([]any{epurse.ErrBadArgument}, a...)...))
+}
+
+// checkInfo: EF 0x15, the number against the serial and the dates.
+func (f *CardFile) checkInfo(p *problems) {
 	number, err := f.Info.SerialNumber()
 	if err != nil {
-		bad("info.app_serial does not hold a card number numbered %q: %v", f.Info.Numbering, err)
+		p.bad("info.app_serial does not hold a card number numbered %q: %v", f.Info.Numbering, err)
 	} else if f.Info.CardNumber != "" && f.Info.CardNumber != number {
-		bad("info.card_number %s does not match app_serial, which holds %s", f.Info.CardNumber, number)
+		p.bad("info.card_number %s does not match app_serial, which holds %s", f.Info.CardNumber, number)
 	}
 	for _, d := range []epurse.Date{f.Info.StartDate, f.Info.ExpiryDate} {
 		if _, err := d.BCD(); err != nil {
-			bad("info: date %s does not exist", d)
+			p.bad("info: date %s does not exist", d)
 		}
 	}
 	if !f.Info.StartDate.IsZero() && !f.Info.ExpiryDate.IsZero() && f.Info.ExpiryDate.Before(f.Info.StartDate) {
-		bad("info: expiry_date %s is before start_date %s", f.Info.ExpiryDate, f.Info.StartDate)
+		p.bad("info: expiry_date %s is before start_date %s", f.Info.ExpiryDate, f.Info.StartDate)
 	}
+}
+
+// checkApplication: the AID, the security code and EF 0x16.
+func (f *CardFile) checkApplication(p *problems) {
 	if f.AID != "" {
 		if aid, err := hex.DecodeString(f.AID); err != nil || len(aid) < 5 || len(aid) > 16 {
-			bad("aid must be 5 to 16 bytes in hex")
+			p.bad("aid must be 5 to 16 bytes in hex")
 		}
 	}
 	if f.SecurityCode != "" {
 		if code, err := hex.DecodeString(f.SecurityCode); err != nil || len(code) != 9 {
-			bad("security_code must be 9 bytes in hex")
+			p.bad("security_code must be 9 bytes in hex")
 		}
 	}
 	if f.Holder != nil {
 		if _, err := f.Holder.Bytes(); err != nil {
-			errs = append(errs, fmt.Errorf("holder: %w", err))
+			*p = append(*p, fmt.Errorf("holder: %w", err))
 		}
 	}
+}
+
+// checkBalances: every purse within what the card's 4-byte fields and its
+// max_balance allow.
+func (f *CardFile) checkBalances(p *problems) {
 	if f.SecondPurse != nil && (*f.SecondPurse < 0 || *f.SecondPurse > 0x7FFFFFFF) {
-		bad("second_purse %d is not in 0..%d", *f.SecondPurse, 0x7FFFFFFF)
+		p.bad("second_purse %d is not in 0..%d", *f.SecondPurse, 0x7FFFFFFF)
 	}
 	if f.BalanceTopBit && (f.EPBalance > 0x7FFFFFFF || f.EDBalance > 0x7FFFFFFF) {
-		bad("balance_top_bit needs balances below %d", 0x7FFFFFFF)
+		p.bad("balance_top_bit needs balances below %d", 0x7FFFFFFF)
 	}
 	if f.MaxBalance < 0 || f.MaxBalance > epurse.MaxAmount {
-		bad("max_balance %d is not in 0..%d", f.MaxBalance, int64(epurse.MaxAmount))
+		p.bad("max_balance %d is not in 0..%d", f.MaxBalance, int64(epurse.MaxAmount))
 	}
 	for _, b := range []struct {
 		name string
 		v    int64
 	}{{"ep_balance", f.EPBalance}, {"ed_balance", f.EDBalance}} {
 		if b.v < 0 || b.v > f.maxBalance() {
-			bad("%s %d is not in 0..%d", b.name, b.v, f.maxBalance())
+			p.bad("%s %d is not in 0..%d", b.name, b.v, f.maxBalance())
 		}
 	}
+}
+
+// checkLogs: the transaction logs fit their files, and the load log has one.
+func (f *CardFile) checkLogs(p *problems) {
 	for _, l := range []struct {
 		name string
 		recs []epurse.LogRecord
 	}{{"log", f.Log}, {"load_log", f.LoadLog}} {
 		name, log := l.name, l.recs
 		if len(log) > epurse.MaxLogRecords {
-			bad("%s has %d records, a log file holds %d", name, len(log), epurse.MaxLogRecords)
+			p.bad("%s has %d records, a log file holds %d", name, len(log), epurse.MaxLogRecords)
 		}
 		for i, r := range log {
 			if _, err := r.Bytes(); err != nil {
-				errs = append(errs, fmt.Errorf("%s record %d: %w", name, i+1, err))
+				*p = append(*p, fmt.Errorf("%s record %d: %w", name, i+1, err))
 			}
 		}
 	}
 	switch s := f.LoadLogSFI; {
 	case s == 0:
 		if len(f.LoadLog) > 0 {
-			bad("load_log has records but load_log_sfi is not set")
+			p.bad("load_log has records but load_log_sfi is not set")
 		}
 	case s > 30 || s == LogSFI || s == 0x15 || s == 0x16:
-		bad("load_log_sfi %#02x must be 1..30 and not 0x15, 0x16 or 0x18", s)
+		p.bad("load_log_sfi %#02x must be 1..30 and not 0x15, 0x16 or 0x18", s)
 	}
+}
+
+// checkAccess: the PIN, its tries and the keys.
+func (f *CardFile) checkAccess(p *problems) {
 	if len(f.PIN) < 4 || len(f.PIN) > 12 || !isDigits(f.PIN) {
-		bad("pin must be 4 to 12 digits")
+		p.bad("pin must be 4 to 12 digits")
 	}
 	if f.PINTriesLeft < 0 || f.PINTriesLeft > PINTries {
-		bad("pin_tries_left %d is not in 0..%d", f.PINTriesLeft, PINTries)
+		p.bad("pin_tries_left %d is not in 0..%d", f.PINTriesLeft, PINTries)
 	}
 	if f.Keys == (epurse.CardKeys{}) {
-		bad("keys are missing")
+		p.bad("keys are missing")
 	}
+}
+
+// checkProofs: at most one proof per transaction type, as a card keeps.
+func (f *CardFile) checkProofs(p *problems) {
 	seen := map[epurse.TxType]bool{}
-	for _, p := range f.Proofs {
-		if seen[p.Type] {
-			bad("proofs: two for type %v, a card keeps the last one", p.Type)
+	for _, proof := range f.Proofs {
+		if seen[proof.Type] {
+			p.bad("proofs: two for type %v, a card keeps the last one", proof.Type)
 		}
-		seen[p.Type] = true
+		seen[proof.Type] = true
 	}
-	return errors.Join(errs...)
 }
 
 func (f *CardFile) maxBalance() int64 {
