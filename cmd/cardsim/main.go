@@ -70,37 +70,54 @@ func main() { os.Exit(Main(os.Args[1:], os.Stdout, os.Stderr)) }
 func Main(args []string, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	var err error
-	switch {
-	case len(args) >= 2 && args[0] == "keys" && args[1] == "new":
-		err = cmdKeysNew(args[2:], stdout)
-	case len(args) >= 2 && args[0] == "card" && args[1] == "new":
-		err = cmdCardNew(args[2:], stdout)
-	case len(args) >= 1 && args[0] == "card":
-		err = cmdCardInsert(ctx, args[1:], stdout, stderr)
-	case len(args) >= 2 && args[0] == "m1" && args[1] == "keys":
-		err = cmdM1Keys(args[2:], stdout)
-	case len(args) >= 2 && args[0] == "m1" && args[1] == "new":
-		err = cmdM1New(args[2:], stdout)
-	case len(args) >= 1 && args[0] == "m1":
-		err = cmdM1Insert(ctx, args[1:], stdout, stderr)
-	case len(args) >= 2 && args[0] == "psam" && args[1] == "new":
-		err = cmdPSAMNew(args[2:], stdout)
-	case len(args) >= 1 && args[0] == "psam":
-		err = cmdPSAMInsert(ctx, args[1:], stdout, stderr)
-	case len(args) >= 1 && args[0] == "replay":
-		err = cmdReplay(ctx, args[1:], stdout, stderr)
-	case len(args) >= 1 && args[0] == "printer":
-		err = cmdPrinter(ctx, args[1:], stdout, stderr)
-	case len(args) >= 1 && args[0] == "relay":
-		err = cmdRelay(ctx, args[1:], stdout)
-	case len(args) >= 1 && (args[0] == "-h" || args[0] == "--help" || args[0] == "help"):
+	if len(args) >= 1 && (args[0] == "-h" || args[0] == "--help" || args[0] == "help") {
 		fmt.Fprint(stdout, usage)
 		return 0
-	default:
+	}
+	cmd, rest, ok := lookup(args)
+	if !ok {
 		fmt.Fprint(stderr, usage)
 		return 2
 	}
+	return exitCode(cmd.run(ctx, rest, stdout, stderr), stderr)
+}
+
+// command is one of cardsim's commands: the words that name it, and what
+// runs it with the arguments after them.
+type command struct {
+	words []string
+	run   func(ctx context.Context, args []string, stdout, stderr io.Writer) error
+}
+
+// commands are looked up in order: "card new" before "card", whose first
+// argument would otherwise be "new".
+var commands = []command{
+	{[]string{"keys", "new"}, func(_ context.Context, a []string, out, _ io.Writer) error { return cmdKeysNew(a, out) }},
+	{[]string{"card", "new"}, func(_ context.Context, a []string, out, _ io.Writer) error { return cmdCardNew(a, out) }},
+	{[]string{"card"}, cmdCardInsert},
+	{[]string{"m1", "keys"}, func(_ context.Context, a []string, out, _ io.Writer) error { return cmdM1Keys(a, out) }},
+	{[]string{"m1", "new"}, func(_ context.Context, a []string, out, _ io.Writer) error { return cmdM1New(a, out) }},
+	{[]string{"m1"}, cmdM1Insert},
+	{[]string{"psam", "new"}, func(_ context.Context, a []string, out, _ io.Writer) error { return cmdPSAMNew(a, out) }},
+	{[]string{"psam"}, cmdPSAMInsert},
+	{[]string{"replay"}, cmdReplay},
+	{[]string{"printer"}, cmdPrinter},
+	{[]string{"relay"}, func(ctx context.Context, a []string, out, _ io.Writer) error { return cmdRelay(ctx, a, out) }},
+}
+
+// lookup finds the command args name, and the arguments that follow its words.
+func lookup(args []string) (command, []string, bool) {
+	for _, c := range commands {
+		if len(args) >= len(c.words) && slices.Equal(args[:len(c.words)], c.words) {
+			return c, args[len(c.words):], true
+		}
+	}
+	return command{}, nil, false
+}
+
+// exitCode reports err on stderr and returns the exit status: 0, 2 for a
+// usage error, 1 for any other failure.
+func exitCode(err error, stderr io.Writer) int {
 	switch {
 	case err == nil, errors.Is(err, pflag.ErrHelp):
 		return 0
