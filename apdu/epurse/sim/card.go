@@ -49,7 +49,7 @@ const (
 )
 
 // SimCard is a simulated e-purse card that answers APDUs as a real card does
-// (spec "Commands"), so the terminal functions of this package, and the
+// (spec "Commands"), so the terminal functions of package epurse, and the
 // daemon above them, run unchanged against it. It is an apdu.Transmitter.
 // Every change of money is saved to the card file before the card answers,
 // as a real card commits its EEPROM before it replies. It is safe for
