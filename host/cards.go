@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/cardd/cardd/apdu/epurse"
+	epursesim "github.com/cardd/cardd/apdu/epurse/sim"
 	"github.com/cardd/cardd/hostapi"
 	"github.com/cardd/cardd/redact"
 )
@@ -79,7 +80,7 @@ func (s *Store) Card(ctx context.Context, number string) (Card, error) {
 type IssueRequest struct {
 	Number string // hostapi.CheckCardNumber
 	// Profile is the card's numbering and layout, one of
-	// epurse.IssuableProfiles; nil means epurse.ProfileCampus.
+	// epursesim.IssuableProfiles; nil means epurse.ProfileCampus.
 	Profile    *epurse.Profile
 	Holder     string // "" for an anonymous card
 	BalanceFen int64  // EP balance at issue
@@ -92,7 +93,7 @@ type IssueRequest struct {
 // its registration here. A number already issued, or an existing out file,
 // is refused (ErrExists): a second card with the same number would share
 // its keys and its credits.
-func (s *Store) IssueCard(ctx context.Context, keys *Keys, req IssueRequest, out, actor string, now time.Time) (*epurse.CardFile, error) {
+func (s *Store) IssueCard(ctx context.Context, keys *Keys, req IssueRequest, out, actor string, now time.Time) (*epursesim.CardFile, error) {
 	if err := CheckCardNumber(req.Number); err != nil {
 		return nil, err
 	}

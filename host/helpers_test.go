@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/cardd/cardd/apdu/epurse"
+	epursesim "github.com/cardd/cardd/apdu/epurse/sim"
 	"github.com/cardd/cardd/hostapi"
 )
 
@@ -35,7 +36,7 @@ type env struct {
 	opt     Options
 	srv     *httptest.Server
 	secret  string
-	card    *epurse.SimCard
+	card    *epursesim.SimCard
 	termID  [6]byte
 }
 
@@ -61,11 +62,11 @@ func newEnv(t *testing.T, opt Options) *env {
 	if _, err := e.st.IssueCard(context.Background(), e.keys, req, cardFile, "operator test", time.Now()); err != nil {
 		t.Fatal(err)
 	}
-	f, err := epurse.LoadCardFile(cardFile)
+	f, err := epursesim.LoadCardFile(cardFile)
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.card = epurse.NewSimCard(f, "")
+	e.card = epursesim.NewSimCard(f, "")
 	t.Cleanup(e.close)
 	return e
 }

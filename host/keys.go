@@ -9,7 +9,8 @@ import (
 	"time"
 
 	"github.com/cardd/cardd/apdu/epurse"
-	"github.com/cardd/cardd/apdu/psam"
+	epursesim "github.com/cardd/cardd/apdu/epurse/sim"
+	psamsim "github.com/cardd/cardd/apdu/psam/sim"
 )
 
 // Keys holds the issuer master keys and does every computation that needs
@@ -65,16 +66,18 @@ func LoadKeys(path string) (*Keys, error) {
 }
 
 // NewCardFile builds a new card whose keys are diversified from the masters
-// (epurse.NewCardFile), the one place a card's keys leave the key box: they
+// (epursesim.NewCardFile), the one place a card's keys leave the key box: they
 // go into the card's own chip, or its simulation.
-func (k *Keys) NewCardFile(p *epurse.Profile, number, holder string, balance int64, start, expiry epurse.Date) (*epurse.CardFile, error) {
-	return epurse.NewProfileCardFile(p, number, holder, balance, start, expiry, k.m)
+func (k *Keys) NewCardFile(p *epurse.Profile, number, holder string, balance int64, start, expiry epurse.Date) (*epursesim.CardFile, error) {
+	return epursesim.NewProfileCardFile(p, number, holder, balance, start, expiry, k.m)
 }
 
 // PersonalizePurchase gives card f the purchase key, key index and
-// security code that PSAMs keyed as c expect (psam.CardPurchase.Apply);
+// security code that PSAMs keyed as c expect (psamsim.CardPurchase.Apply);
 // the master stays here.
-func (k *Keys) PersonalizePurchase(f *epurse.CardFile, c psam.CardPurchase) { c.Apply(f, k.m.DPK) }
+func (k *Keys) PersonalizePurchase(f *epursesim.CardFile, c psamsim.CardPurchase) {
+	c.Apply(f, k.m.DPK)
+}
 
 // cardKeys diversifies the masters for one card (spec "Keys and MACs").
 func (k *Keys) cardKeys(serial [10]byte) epurse.CardKeys { return k.m.Diversify(serial[:]) }
@@ -114,11 +117,11 @@ func loadMAC2(dlk epurse.Key16, random [4]byte, counter uint16, amount int64, tx
 }
 
 // SeedHistory gives a newly issued card a past: n transactions made through
-// its own load and purchase commands (epurse.SeedHistory) at terminal termID,
+// its own load and purchase commands (epursesim.SeedHistory) at terminal termID,
 // the last about a day ago. They stand for the card's use before this host
 // served it, so they are not credits of this host and its ledger does not
 // show them. The keys stay in the box.
-func (k *Keys) SeedHistory(card *epurse.SimCard, termID [6]byte, n int, now time.Time) error {
-	first := now.Add(-time.Duration(n) * epurse.HistoryStep)
-	return epurse.SeedHistory(card, k.m, termID, n, first)
+func (k *Keys) SeedHistory(card *epursesim.SimCard, termID [6]byte, n int, now time.Time) error {
+	first := now.Add(-time.Duration(n) * epursesim.HistoryStep)
+	return epursesim.SeedHistory(card, k.m, termID, n, first)
 }

@@ -16,7 +16,7 @@ import (
 
 	"github.com/ebfe/scard"
 
-	"github.com/cardd/cardd/apdu/epurse"
+	epursesim "github.com/cardd/cardd/apdu/epurse/sim"
 	"github.com/cardd/cardd/door"
 	"github.com/cardd/cardd/internal/pty"
 	"github.com/cardd/cardd/localapi"
@@ -29,7 +29,7 @@ import (
 // recordingCard remembers the command APDUs the card was sent, so the raw
 // baseline replays exactly what cardd sent.
 type recordingCard struct {
-	*epurse.SimCard
+	*epursesim.SimCard
 	mu   sync.Mutex
 	cmds [][]byte
 }
@@ -64,7 +64,7 @@ func BenchmarkTap(b *testing.B) {
 func benchTap(b *testing.B, latency time.Duration) {
 	requirePCSC(b)
 	f, path := newCardFile(b, "3101000000999999", "赵六", 50000, 10)
-	card := &recordingCard{SimCard: epurse.NewSimCard(f, path)}
+	card := &recordingCard{SimCard: epursesim.NewSimCard(f, path)}
 	waitEmpty(b, 0)
 
 	results := make(chan tap.Result, 1)
@@ -219,7 +219,7 @@ func benchTapLoad(b *testing.B, latency time.Duration) {
 	}
 	b.StopTimer()
 	// Every credit is on the card once, and consumed at the host.
-	f, err := epurse.LoadCardFile(path)
+	f, err := epursesim.LoadCardFile(path)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -327,7 +327,7 @@ func benchTapPurchase(b *testing.B, latency time.Duration) {
 		b.StartTimer()
 	}
 	b.StopTimer()
-	f, err := epurse.LoadCardFile(path)
+	f, err := epursesim.LoadCardFile(path)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cardd/cardd/apdu/epurse"
+	epursesim "github.com/cardd/cardd/apdu/epurse/sim"
 	"github.com/cardd/cardd/money"
 )
 
@@ -28,7 +28,7 @@ func TestScanCommand(t *testing.T) {
 			t.Fatalf("cardsim %v: %v\n%s", args, err, out)
 		}
 	}
-	f, err := epurse.LoadCardFile(card)
+	f, err := epursesim.LoadCardFile(card)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/cardd/cardd/apdu/mifare"
+	mifaresim "github.com/cardd/cardd/apdu/mifare/sim"
 	"github.com/cardd/cardd/host"
 	"github.com/cardd/cardd/internal/pty"
 	"github.com/cardd/cardd/reader/vpcd"
@@ -195,12 +196,12 @@ func TestDoorDecidesOffline(t *testing.T) {
 	// MIFARE Classic cards without the e-purse, listed by their UIDs; the
 	// second is deny-listed by its UID.
 	uidCard := func(uid [4]byte) func() *inserted {
-		f, err := mifare.NewCardFile(uid, mifare.Wallet{Sector: 1, ValueBlock: 4, BackupBlock: 5,
+		f, err := mifaresim.NewCardFile(uid, mifare.Wallet{Sector: 1, ValueBlock: 4, BackupBlock: 5,
 			KeyA: mifare.Key{1, 2, 3, 4, 5, 6}, KeyB: mifare.Key{6, 5, 4, 3, 2, 1}, Slots: mifare.KeySlotsACS}, 0)
 		if err != nil {
 			t.Fatal(err)
 		}
-		return func() *inserted { return insertSim(t, mifare.NewSimCard(f, ""), 0, vpcd.Options{}) }
+		return func() *inserted { return insertSim(t, mifaresim.NewSimCard(f, ""), 0, vpcd.Options{}) }
 	}
 	before := board.len()
 	m := tapDoor(uidCard([4]byte{0x04, 0xA1, 0xB2, 0xC3}))

@@ -16,6 +16,7 @@ import (
 	"golang.org/x/text/encoding/simplifiedchinese"
 
 	"github.com/cardd/cardd/apdu/epurse"
+	epursesim "github.com/cardd/cardd/apdu/epurse/sim"
 	"github.com/cardd/cardd/apdu/trace"
 )
 
@@ -124,7 +125,7 @@ func TestDumpReplayTUnionCard(t *testing.T) {
 			t.Fatalf("cardsim %v: %v\n%s", args, err, out)
 		}
 	}
-	f, err := epurse.LoadCardFile(path)
+	f, err := epursesim.LoadCardFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -149,7 +150,7 @@ func TestDumpReplayTUnionCard(t *testing.T) {
 // checkDumpReplay dumps the card in the card file at path twice (with and
 // without --keep-personal), replays both and compares the scans. It returns
 // the card's own scan and how many probes the first dump holds.
-func checkDumpReplay(t *testing.T, f *epurse.CardFile, path string) (orig map[string]any, probes int) {
+func checkDumpReplay(t *testing.T, f *epursesim.CardFile, path string) (orig map[string]any, probes int) {
 	t.Helper()
 	orig = scanJSON(t, "card", "--file", path)
 	if txs, _ := orig["transactions"].([]any); orig["card"] != f.Info.CardNumber || orig["balance_fen"] != float64(f.EPBalance) ||
@@ -159,7 +160,7 @@ func checkDumpReplay(t *testing.T, f *epurse.CardFile, path string) (orig map[st
 
 	kept := dump(t, "kept.trace", []string{"--keep-personal"}, "card", "--file", path)
 	tr, text := readTrace(t, kept)
-	if want := epurse.NewSimCard(f, "").ATR(); !bytes.Equal(tr.ATR, want) {
+	if want := epursesim.NewSimCard(f, "").ATR(); !bytes.Equal(tr.ATR, want) {
 		t.Errorf("trace ATR % X, the card's % X", tr.ATR, want)
 	}
 	// Every APDU of the read, then the probes, if any.

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/cardd/cardd/apdu/epurse"
+	epursesim "github.com/cardd/cardd/apdu/epurse/sim"
 	"github.com/cardd/cardd/reader"
 	"github.com/cardd/cardd/reader/vpcd"
 	"github.com/cardd/cardd/tap"
@@ -92,9 +93,9 @@ func mustKey(h string) epurse.Key16 {
 
 // newCardFile creates a card with a history of n real transactions, made
 // through the simulated card's own load and purchase commands, and saves it.
-func newCardFile(t testing.TB, number, holder string, balance int64, history int) (*epurse.CardFile, string) {
+func newCardFile(t testing.TB, number, holder string, balance int64, history int) (*epursesim.CardFile, string) {
 	t.Helper()
-	f, err := epurse.NewCardFile(number, holder, balance,
+	f, err := epursesim.NewCardFile(number, holder, balance,
 		epurse.Date{Year: 2024, Month: 9, Day: 1}, epurse.Date{Year: 2030, Month: 8, Day: 31}, demoMasters)
 	if err != nil {
 		t.Fatal(err)
@@ -104,12 +105,12 @@ func newCardFile(t testing.TB, number, holder string, balance int64, history int
 		t.Fatal(err)
 	}
 	if history > 0 {
-		card := epurse.NewSimCard(f, path)
+		card := epursesim.NewSimCard(f, path)
 		start := time.Date(2026, 11, 1, 8, 0, 0, 0, time.UTC)
-		if err := epurse.SeedHistory(card, demoMasters, [6]byte{0x00, 0x11, 0x22, 0x33, 0x44, 0x55}, history, start); err != nil {
+		if err := epursesim.SeedHistory(card, demoMasters, [6]byte{0x00, 0x11, 0x22, 0x33, 0x44, 0x55}, history, start); err != nil {
 			t.Fatal(err)
 		}
-		if f, err = epurse.LoadCardFile(path); err != nil {
+		if f, err = epursesim.LoadCardFile(path); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -126,11 +127,11 @@ type inserted struct {
 // called, the tear point is reached or the test ends.
 func insert(t testing.TB, path string, slot int, opt vpcd.Options) *inserted {
 	t.Helper()
-	f, err := epurse.LoadCardFile(path)
+	f, err := epursesim.LoadCardFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return insertSim(t, epurse.NewSimCard(f, path), slot, opt)
+	return insertSim(t, epursesim.NewSimCard(f, path), slot, opt)
 }
 
 // insertSim puts any simulated card (an M1 card, a PSAM) into the vpcd slot

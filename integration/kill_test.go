@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cardd/cardd/apdu/epurse"
+	epursesim "github.com/cardd/cardd/apdu/epurse/sim"
 	"github.com/cardd/cardd/printer/sim"
 	"github.com/cardd/cardd/reader/vpcd"
 )
@@ -65,7 +65,7 @@ func TestLoadDaemonKilled(t *testing.T) {
 			t.Fatalf("round %d: cardd exited with %v after SIGTERM", i, err)
 		}
 
-		f, err := epurse.LoadCardFile(path)
+		f, err := epursesim.LoadCardFile(path)
 		if err != nil {
 			t.Fatal(err)
 		}

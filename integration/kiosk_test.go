@@ -15,6 +15,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/cardd/cardd/apdu/epurse"
+	epursesim "github.com/cardd/cardd/apdu/epurse/sim"
 	"github.com/cardd/cardd/host"
 	"github.com/cardd/cardd/reader/vpcd"
 )
@@ -59,10 +60,10 @@ func TestKioskInBrowser(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := w.keys.SeedHistory(epurse.NewSimCard(f, path), [6]byte{0, 0, 0, 0, 0x10, 0x01}, 8, time.Now()); err != nil {
+	if err := w.keys.SeedHistory(epursesim.NewSimCard(f, path), [6]byte{0, 0, 0, 0, 0x10, 0x01}, 8, time.Now()); err != nil {
 		t.Fatal(err)
 	}
-	if f, err = epurse.LoadCardFile(path); err != nil {
+	if f, err = epursesim.LoadCardFile(path); err != nil {
 		t.Fatal(err)
 	}
 	before := f.EPBalance

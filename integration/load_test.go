@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/cardd/cardd/apdu/epurse"
+	epursesim "github.com/cardd/cardd/apdu/epurse/sim"
 	"github.com/cardd/cardd/host"
 	"github.com/cardd/cardd/hostapi"
 	"github.com/cardd/cardd/offline"
@@ -212,7 +213,7 @@ func (w *world) loadTapAPDUs(t testing.TB, number string) int {
 // the host has the credit consumed with a TAC, once.
 func (w *world) checkOnce(t *testing.T, path, number, creditID string, start, amount int64) {
 	t.Helper()
-	f, err := epurse.LoadCardFile(path)
+	f, err := epursesim.LoadCardFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -331,7 +332,7 @@ func TestLoadRandomTears(t *testing.T) {
 		amount := int64(1 + rng.IntN(500))
 		w.credit(t, number, amount)
 		sum += amount
-		before, err := epurse.LoadCardFile(path)
+		before, err := epursesim.LoadCardFile(path)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -343,7 +344,7 @@ func TestLoadRandomTears(t *testing.T) {
 		if res := w.tap(t, path, vpcd.Options{}); res.Err != nil {
 			t.Fatalf("load %d (torn at %d): clean tap failed: %v", i, k, res.Err)
 		}
-		f, err := epurse.LoadCardFile(path)
+		f, err := epursesim.LoadCardFile(path)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -392,7 +393,7 @@ func TestLoadRecoveredAtAnotherTerminal(t *testing.T) {
 	if rows, _ := w.store.Unresolved(ctx, number); len(rows) != 1 {
 		t.Fatalf("terminal A: %d unresolved rows after the tear, want 1", len(rows))
 	}
-	f, _ := epurse.LoadCardFile(path)
+	f, _ := epursesim.LoadCardFile(path)
 	if f.EPBalance != 12500 {
 		t.Fatalf("the card holds %d after the torn CREDIT, want 12500: the tear must come after the card applied it", f.EPBalance)
 	}
@@ -454,7 +455,7 @@ func TestLoadRefusedCards(t *testing.T) {
 		}
 	}
 	for _, p := range []string{path, epath} {
-		f, err := epurse.LoadCardFile(p)
+		f, err := epursesim.LoadCardFile(p)
 		if err != nil {
 			t.Fatal(err)
 		}

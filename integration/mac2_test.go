@@ -5,7 +5,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/cardd/cardd/apdu/epurse"
+	epursesim "github.com/cardd/cardd/apdu/epurse/sim"
 	"github.com/cardd/cardd/hostapi"
 	"github.com/cardd/cardd/reader/vpcd"
 	hostsync "github.com/cardd/cardd/sync"
@@ -38,17 +38,17 @@ func TestPOSWrongMAC2IsAnAlarm(t *testing.T) {
 	if _, err := till.Arm(1250, ""); err != nil {
 		t.Fatal(err)
 	}
-	f, err := epurse.LoadCardFile(path)
+	f, err := epursesim.LoadCardFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	in := insertSim(t, wrongMAC2Card{epurse.NewSimCard(f, path)}, 0, vpcd.Options{})
+	in := insertSim(t, wrongMAC2Card{epursesim.NewSimCard(f, path)}, 0, vpcd.Options{})
 	res := waitResult(t, results)
 	in.remove(t)
 	if res.Outcome() != tap.OutcomeMAC2Alarm || res.Purchase == nil || !res.Purchase.Paid {
 		t.Fatalf("tap with a wrong MAC2: %s (%v) %+v, want mac2_alarm and paid", res.Outcome(), res.Err, res.Purchase)
 	}
-	if f, err := epurse.LoadCardFile(path); err != nil || f.EPBalance != 50000-1250 {
+	if f, err := epursesim.LoadCardFile(path); err != nil || f.EPBalance != 50000-1250 {
 		t.Fatalf("card balance %v (%v), want debited once", f.EPBalance, err)
 	}
 	row, err := store.Get(context.Background(), res.Purchase.JournalID)

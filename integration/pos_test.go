@@ -14,8 +14,11 @@ import (
 	"time"
 
 	"github.com/cardd/cardd/apdu/epurse"
+	epursesim "github.com/cardd/cardd/apdu/epurse/sim"
 	"github.com/cardd/cardd/apdu/mifare"
+	mifaresim "github.com/cardd/cardd/apdu/mifare/sim"
 	"github.com/cardd/cardd/apdu/psam"
+	psamsim "github.com/cardd/cardd/apdu/psam/sim"
 	"github.com/cardd/cardd/host"
 	"github.com/cardd/cardd/hostapi"
 	"github.com/cardd/cardd/offline"
@@ -32,7 +35,7 @@ var samTerminal = [6]byte{0x00, 0x00, 0x00, 0x00, 0x30, 0x03}
 // the count of APDUs the PSAM has answered.
 func insertPSAM(t testing.TB, hostDir string) (string, *atomic.Int64) {
 	t.Helper()
-	f, err := psam.NewSAMFileFromKeyFile(filepath.Join(hostDir, host.MastersFile), samTerminal)
+	f, err := psamsim.NewSAMFileFromKeyFile(filepath.Join(hostDir, host.MastersFile), samTerminal)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -41,7 +44,7 @@ func insertPSAM(t testing.TB, hostDir string) (string, *atomic.Int64) {
 		t.Fatal(err)
 	}
 	waitEmpty(t, 1)
-	sam := psam.NewSimPSAM(f, path)
+	sam := psamsim.NewSimPSAM(f, path)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	var n atomic.Int64
@@ -75,7 +78,7 @@ func purchaseRows(t *testing.T, storePath, card string) []offline.Row {
 // card computed it over the PSAM's terminal id and serial.
 func checkTAC(t *testing.T, cardPath string, row offline.Row) {
 	t.Helper()
-	f, err := epurse.LoadCardFile(cardPath)
+	f, err := epursesim.LoadCardFile(cardPath)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -195,14 +198,14 @@ func TestPOSPurchaseThroughDaemon(t *testing.T) {
 	if err == nil || !strings.Contains(out, "pin_required") {
 		t.Fatalf("charge over the daily limit without PIN: %v\n%s", err, out)
 	}
-	wait = posCharge(t, env, epurse.DefaultPIN+"\n", "20.00", "--pin-stdin", "--wait", "20s")
+	wait = posCharge(t, env, epursesim.DefaultPIN+"\n", "20.00", "--pin-stdin", "--wait", "20s")
 	in = insert(t, path, 0, vpcd.Options{})
 	out, err = wait()
 	in.remove(t)
 	if err != nil || !strings.Contains(out, "paid 20.00: balance 87.50") {
 		t.Fatalf("charge over the daily limit with the PIN: %v\n%s", err, out)
 	}
-	f, err := epurse.LoadCardFile(path)
+	f, err := epursesim.LoadCardFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -317,7 +320,7 @@ func pullAtEveryAPDU(t *testing.T, path, number string, store *offline.Store, ti
 			}
 		}
 		balance -= 700
-		f, err := epurse.LoadCardFile(path)
+		f, err := epursesim.LoadCardFile(path)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -496,7 +499,7 @@ func newM1Card(t *testing.T, dir string, uid [4]byte, balance int64) *m1Card {
 	if c.wallet, err = mifare.ParseWalletFile([]byte(keys), mifare.KeySlotsACS); err != nil {
 		t.Fatal(err)
 	}
-	f, err := mifare.NewCardFile(uid, c.wallet, balance)
+	f, err := mifaresim.NewCardFile(uid, c.wallet, balance)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -510,13 +513,13 @@ func newM1Card(t *testing.T, dir string, uid [4]byte, balance int64) *m1Card {
 // now (corrupt), as a card pulled while it writes.
 func (c *m1Card) insert(t *testing.T, tear int, opt vpcd.Options) *inserted {
 	t.Helper()
-	f, err := mifare.LoadCardFile(c.path)
+	f, err := mifaresim.LoadCardFile(c.path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	card := mifare.NewSimCard(f, c.path)
+	card := mifaresim.NewSimCard(f, c.path)
 	if tear > 0 {
-		card.TearNextWriteAt(tear, mifare.TearCorrupt)
+		card.TearNextWriteAt(tear, mifaresim.TearCorrupt)
 	}
 	return insertSim(t, card, 0, opt)
 }
@@ -524,11 +527,11 @@ func (c *m1Card) insert(t *testing.T, tear int, opt vpcd.Options) *inserted {
 // balance reads the wallet from the card's file.
 func (c *m1Card) balance(t *testing.T) int64 {
 	t.Helper()
-	f, err := mifare.LoadCardFile(c.path)
+	f, err := mifaresim.LoadCardFile(c.path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, _, err := c.wallet.Read(mifare.NewSimCard(f, ""))
+	b, _, err := c.wallet.Read(mifaresim.NewSimCard(f, ""))
 	if err != nil {
 		t.Fatal(err)
 	}

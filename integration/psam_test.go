@@ -9,8 +9,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cardd/cardd/apdu/epurse"
+	epursesim "github.com/cardd/cardd/apdu/epurse/sim"
 	"github.com/cardd/cardd/apdu/psam"
+	psamsim "github.com/cardd/cardd/apdu/psam/sim"
 	"github.com/cardd/cardd/host"
 	"github.com/cardd/cardd/offline"
 	"github.com/cardd/cardd/reader/vpcd"
@@ -19,9 +20,9 @@ import (
 // insertProfiledPSAM personalises a PSAM with the host's purchase master
 // key, keyed as change says, and holds it in vpcd slot 1 until the test
 // ends.
-func insertProfiledPSAM(t *testing.T, hostDir string, change func(f *psam.SAMFile)) {
+func insertProfiledPSAM(t *testing.T, hostDir string, change func(f *psamsim.SAMFile)) {
 	t.Helper()
-	f, err := psam.NewSAMFileFromKeyFile(filepath.Join(hostDir, host.MastersFile), samTerminal)
+	f, err := psamsim.NewSAMFileFromKeyFile(filepath.Join(hostDir, host.MastersFile), samTerminal)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -30,7 +31,7 @@ func insertProfiledPSAM(t *testing.T, hostDir string, change func(f *psam.SAMFil
 	if err := f.Save(path); err != nil {
 		t.Fatal(err)
 	}
-	sam, err := psam.LoadSimPSAM(path) // what `cardsim psam` would load
+	sam, err := psamsim.LoadSimPSAM(path) // what `cardsim psam` would load
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -48,10 +49,10 @@ func insertProfiledPSAM(t *testing.T, hostDir string, change func(f *psam.SAMFil
 
 // issueFor issues a card at the host whose purchase side fits PSAMs keyed
 // as cp (what `cardhost card issue --purchase-…` does).
-func (w *world) issueFor(t *testing.T, number string, balance int64, cp psam.CardPurchase) string {
+func (w *world) issueFor(t *testing.T, number string, balance int64, cp psamsim.CardPurchase) string {
 	t.Helper()
 	path := w.issue(t, number, balance)
-	f, err := epurse.LoadCardFile(path)
+	f, err := epursesim.LoadCardFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -90,16 +91,16 @@ func TestPSAMProfilesThroughDaemon(t *testing.T) {
 	for i, tc := range []struct {
 		name string
 		prof string
-		sam  func(f *psam.SAMFile)
-		card psam.CardPurchase
+		sam  func(f *psamsim.SAMFile)
+		card psamsim.CardPurchase
 	}{
-		{"key index 3 from the PSAM", "cardd key_index=psam", func(f *psam.SAMFile) { f.KeyIndex = 3 }, psam.CardPurchase{KeyIndex: 3}},
-		{"two levels, issuer layout, DF 8011", "tunion", func(f *psam.SAMFile) { f.AppFileID, f.KeyIndex, f.Diversification = 0x8011, 3, psam.DiversifyIssuer },
-			psam.CardPurchase{KeyIndex: 3, Diversification: psam.DiversifyIssuer}},
-		{"two levels, city layout", "cardd diversification=city", func(f *psam.SAMFile) { f.Diversification = psam.DiversifyCity },
-			psam.CardPurchase{Diversification: psam.DiversifyCity}},
-		{"security code", "cityunion", func(f *psam.SAMFile) { f.KeyIndex, f.Diversification, f.SecurityCode = 2, psam.DiversifyCity, true },
-			psam.CardPurchase{KeyIndex: 2, Diversification: psam.DiversifyCity, SecurityCode: true}},
+		{"key index 3 from the PSAM", "cardd key_index=psam", func(f *psamsim.SAMFile) { f.KeyIndex = 3 }, psamsim.CardPurchase{KeyIndex: 3}},
+		{"two levels, issuer layout, DF 8011", "tunion", func(f *psamsim.SAMFile) { f.AppFileID, f.KeyIndex, f.Diversification = 0x8011, 3, psam.DiversifyIssuer },
+			psamsim.CardPurchase{KeyIndex: 3, Diversification: psam.DiversifyIssuer}},
+		{"two levels, city layout", "cardd diversification=city", func(f *psamsim.SAMFile) { f.Diversification = psam.DiversifyCity },
+			psamsim.CardPurchase{Diversification: psam.DiversifyCity}},
+		{"security code", "cityunion", func(f *psamsim.SAMFile) { f.KeyIndex, f.Diversification, f.SecurityCode = 2, psam.DiversifyCity, true },
+			psamsim.CardPurchase{KeyIndex: 2, Diversification: psam.DiversifyCity, SecurityCode: true}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			insertProfiledPSAM(t, w.hostDir, tc.sam)
@@ -115,7 +116,7 @@ func TestPSAMProfilesThroughDaemon(t *testing.T) {
 			if err != nil || !strings.Contains(out, "paid 12.50: balance 87.50") {
 				t.Fatalf("cardd pos charge 12.50 with psam.profile %q: %v\n%s", tc.prof, err, out)
 			}
-			f, err := epurse.LoadCardFile(path)
+			f, err := epursesim.LoadCardFile(path)
 			if err != nil || f.EPBalance != 8750 {
 				t.Fatalf("card balance %d (%v), want 8750", f.EPBalance, err)
 			}
@@ -140,9 +141,9 @@ func TestPSAMProfilesThroughDaemon(t *testing.T) {
 func TestPSAMRefusesOneLevelThroughDaemon(t *testing.T) {
 	requirePCSC(t)
 	w := newHostWorld(t)
-	insertProfiledPSAM(t, w.hostDir, func(f *psam.SAMFile) { f.Diversification = psam.DiversifyCity })
+	insertProfiledPSAM(t, w.hostDir, func(f *psamsim.SAMFile) { f.Diversification = psam.DiversifyCity })
 	const number = "3101000000800091"
-	path := w.issueFor(t, number, 10000, psam.CardPurchase{Diversification: psam.DiversifyCity})
+	path := w.issueFor(t, number, 10000, psamsim.CardPurchase{Diversification: psam.DiversifyCity})
 	storePath := filepath.Join(t.TempDir(), "cardd.db")
 	_, env := startPSAMDaemon(t, storePath, "cardd")
 
@@ -155,7 +156,7 @@ func TestPSAMRefusesOneLevelThroughDaemon(t *testing.T) {
 			t.Errorf("cardd pos charge against a two-level PSAM: %v; output lacks %q:\n%s", err, want, out)
 		}
 	}
-	f, err := epurse.LoadCardFile(path)
+	f, err := epursesim.LoadCardFile(path)
 	if err != nil || f.EPBalance != 10000 || len(f.Log) != 0 {
 		t.Fatalf("card balance %d, %d log records (%v): the refused sale moved money", f.EPBalance, len(f.Log), err)
 	}
@@ -182,11 +183,11 @@ func TestPSAMRefusesOneLevelThroughDaemon(t *testing.T) {
 func TestPSAMProfileByFamilyThroughDaemon(t *testing.T) {
 	requirePCSC(t)
 	w := newHostWorld(t)
-	insertProfiledPSAM(t, w.hostDir, func(f *psam.SAMFile) { f.Diversification, f.SecurityCode = psam.DiversifyCity, true })
-	keyed := psam.CardPurchase{Diversification: psam.DiversifyCity, SecurityCode: true}
+	insertProfiledPSAM(t, w.hostDir, func(f *psamsim.SAMFile) { f.Diversification, f.SecurityCode = psam.DiversifyCity, true })
+	keyed := psamsim.CardPurchase{Diversification: psam.DiversifyCity, SecurityCode: true}
 	const city, campus = "3101000000800081", "3101000000800099"
 	cityPath := w.issue(t, city, 10000)
-	f, err := epurse.LoadCardFile(cityPath)
+	f, err := epursesim.LoadCardFile(cityPath)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -217,7 +218,7 @@ func TestPSAMProfileByFamilyThroughDaemon(t *testing.T) {
 	if err == nil || !strings.Contains(out, "not paid (psam_refused)") || !strings.Contains(out, "PSAM profile cardd ") {
 		t.Fatalf("campus card through the default profile: %v\n%s", err, out)
 	}
-	if f, err := epurse.LoadCardFile(campusPath); err != nil || f.EPBalance != 10000 {
+	if f, err := epursesim.LoadCardFile(campusPath); err != nil || f.EPBalance != 10000 {
 		t.Fatalf("campus card balance %d (%v)", f.EPBalance, err)
 	}
 	if rows := purchaseRows(t, storePath, campus); len(rows) != 0 {
@@ -234,13 +235,13 @@ func TestPSAMProfileByFamilyThroughDaemon(t *testing.T) {
 func TestPSAMProfileCardPulledAtEveryAPDU(t *testing.T) {
 	requirePCSC(t)
 	w := newHostWorld(t)
-	insertProfiledPSAM(t, w.hostDir, func(f *psam.SAMFile) { f.KeyIndex, f.Diversification, f.SecurityCode = 3, psam.DiversifyCity, true })
+	insertProfiledPSAM(t, w.hostDir, func(f *psamsim.SAMFile) { f.KeyIndex, f.Diversification, f.SecurityCode = 3, psam.DiversifyCity, true })
 	prof, err := psam.ParseProfile("cityunion")
 	if err != nil {
 		t.Fatal(err)
 	}
 	store, till, results := startProfiledPOSRunner(t, -1, psam.Profiles{Default: prof})
 	const number = "3101000000800003"
-	path := w.issueFor(t, number, 50000, psam.CardPurchase{KeyIndex: 3, Diversification: psam.DiversifyCity, SecurityCode: true})
+	path := w.issueFor(t, number, 50000, psamsim.CardPurchase{KeyIndex: 3, Diversification: psam.DiversifyCity, SecurityCode: true})
 	pullAtEveryAPDU(t, path, number, store, till, results)
 }

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/cardd/cardd/apdu/epurse"
+	epursesim "github.com/cardd/cardd/apdu/epurse/sim"
 )
 
 // assertNoKeys fails if any issuer master key, or any key diversified from
@@ -22,7 +23,7 @@ func assertNoKeys(t *testing.T, hostDir string, cardFiles []string, files ...str
 	}
 	keys := map[string][]byte{"master DLK": masters.DLK[:], "master DPK": masters.DPK[:], "master DTK": masters.DTK[:]}
 	for _, cf := range cardFiles {
-		f, err := epurse.LoadCardFile(cf)
+		f, err := epursesim.LoadCardFile(cf)
 		if err != nil {
 			t.Fatal(err)
 		}

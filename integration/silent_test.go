@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cardd/cardd/apdu/epurse"
+	epursesim "github.com/cardd/cardd/apdu/epurse/sim"
 	"github.com/cardd/cardd/money"
 	"github.com/cardd/cardd/offline"
 	"github.com/cardd/cardd/reader/vpcd"
@@ -132,11 +132,11 @@ func TestLoadSilentCardInDoubt(t *testing.T) {
 			return insert(t, path, 0, vpcd.Options{SilentAfter: count})
 		}},
 		{"late answer", "3101000000600202", func(t *testing.T, path string) *inserted {
-			f, err := epurse.LoadCardFile(path)
+			f, err := epursesim.LoadCardFile(path)
 			if err != nil {
 				t.Fatal(err)
 			}
-			return insertSim(t, lateCard{Card: epurse.NewSimCard(f, path), ins: creditLoad, delay: 5 * time.Second}, 0, vpcd.Options{})
+			return insertSim(t, lateCard{Card: epursesim.NewSimCard(f, path), ins: creditLoad, delay: 5 * time.Second}, 0, vpcd.Options{})
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -244,7 +244,7 @@ func TestPOSSilentAtDebit(t *testing.T) {
 	if n := len(again.Purchase.Recovered); n != 1 || !again.Purchase.Recovered[0].Applied {
 		t.Errorf("recovered %+v, want the silent debit recovered as applied", again.Purchase.Recovered)
 	}
-	f, err := epurse.LoadCardFile(path)
+	f, err := epursesim.LoadCardFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -291,12 +291,12 @@ func TestStopDuringLoadLetsItFinish(t *testing.T) {
 	const number = "3101000000600301"
 	path := w.issue(t, number, 20000)
 	w.credit(t, number, 3000)
-	f, err := epurse.LoadCardFile(path)
+	f, err := epursesim.LoadCardFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	stop, took := w.stop, make(chan time.Duration, 1)
-	card := stopAtCard{Card: epurse.NewSimCard(f, path), ins: 0x52, delay: time.Second, once: &sync.Once{},
+	card := stopAtCard{Card: epursesim.NewSimCard(f, path), ins: 0x52, delay: time.Second, once: &sync.Once{},
 		stop: func() { start := time.Now(); stop(); took <- time.Since(start) }}
 	in := insertSim(t, card, 0, vpcd.Options{})
 	res := waitResult(t, w.results)
@@ -315,7 +315,7 @@ func TestStopDuringLoadLetsItFinish(t *testing.T) {
 		t.Fatalf("journal after a stop during the load: %+v %v, want nothing unresolved", rows, err)
 	}
 	in.remove(t)
-	if f, err := epurse.LoadCardFile(path); err != nil || f.EPBalance != 23000 {
+	if f, err := epursesim.LoadCardFile(path); err != nil || f.EPBalance != 23000 {
 		t.Fatalf("card balance after the load: %v %v, want 230.00", f.EPBalance, err)
 	}
 }

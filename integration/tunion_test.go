@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/cardd/cardd/apdu/epurse"
+	epursesim "github.com/cardd/cardd/apdu/epurse/sim"
 	"github.com/cardd/cardd/offline"
 	"github.com/cardd/cardd/printer/sim"
 	"github.com/cardd/cardd/reader/vpcd"
@@ -49,7 +50,7 @@ func TestTUnionCardEndToEnd(t *testing.T) {
 	path := filepath.Join(dir, "tunion.json")
 	cardhostCLI(t, w.hostDir, "card", "issue", "--profile", "tunion", "--number", number, "--balance", "100.00", "--out", path)
 	cardhostCLI(t, w.hostDir, "credit", "add", "--card", number, "--amount", "20.00", "--note", "wechat")
-	f, err := epurse.LoadCardFile(path)
+	f, err := epursesim.LoadCardFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -67,7 +68,7 @@ func TestTUnionCardEndToEnd(t *testing.T) {
 	if err != nil || !strings.Contains(out, "paid 12.50: balance 107.50") {
 		t.Fatalf("cardd pos charge 12.50: %v\n%s", err, out)
 	}
-	if f, err = epurse.LoadCardFile(path); err != nil || f.EPBalance != 10750 {
+	if f, err = epursesim.LoadCardFile(path); err != nil || f.EPBalance != 10750 {
 		t.Fatalf("card balance %d (%v), want 10750", f.EPBalance, err)
 	}
 

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/cardd/cardd/apdu/mifare"
+	mifaresim "github.com/cardd/cardd/apdu/mifare/sim"
 	"github.com/cardd/cardd/hostapi"
 	"github.com/cardd/cardd/offline"
 	"github.com/cardd/cardd/tap"
@@ -27,7 +28,7 @@ func TestM1OwnRowClosedByTheHost(t *testing.T) {
 	w := newTwoTerminals(t, 1000)
 	w.l.HostTimeout = time.Second
 	c := w.h.credit(t, w.id, 500, "wechat")
-	w.card.TearNextWriteAt(1, mifare.TearNotWritten)
+	w.card.TearNextWriteAt(1, mifaresim.TearNotWritten)
 	w.card.Reset()
 	st, err := m1Wallet.ReadState(w.card)
 	if err != nil {
@@ -36,7 +37,7 @@ func TestM1OwnRowClosedByTheHost(t *testing.T) {
 	if _, err := w.l.ApplyM1(context.Background(), w.card, w.p.Wallet, w.id, st); !errors.Is(err, mifare.ErrOutcomeUnknown) {
 		t.Fatalf("torn at A: %v", err)
 	}
-	w.card.TearNextWriteAt(0, mifare.TearNotWritten)
+	w.card.TearNextWriteAt(0, mifaresim.TearNotWritten)
 	if rep := w.tapAt(t, w.lb); len(rep.Loads) != 1 || !rep.Loads[0].Applied || w.balance(t) != 1500 {
 		t.Fatalf("B: %+v wallet %d", rep, w.balance(t))
 	}
@@ -59,8 +60,8 @@ func TestM1OwnRefCommittedLate(t *testing.T) {
 		t.Fatal(err)
 	}
 	w.id = c0.Number
-	f, _ := mifare.NewCardFile([4]byte{0x04, 0x11, 0x22, 0x33}, m1Wallet, 1000)
-	w.card = mifare.NewSimCard(f, "")
+	f, _ := mifaresim.NewCardFile([4]byte{0x04, 0x11, 0x22, 0x33}, m1Wallet, 1000)
+	w.card = mifaresim.NewSimCard(f, "")
 	var late atomic.Bool
 	srv := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == hostapi.PathLoadAuthorize && late.Load() {

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/cardd/cardd/apdu/mifare"
+	mifaresim "github.com/cardd/cardd/apdu/mifare/sim"
 	"github.com/cardd/cardd/hostapi"
 	"github.com/cardd/cardd/offline"
 	hostsync "github.com/cardd/cardd/sync"
@@ -27,7 +28,7 @@ var m1Wallet = mifare.Wallet{Sector: 1, ValueBlock: 4, BackupBlock: 5,
 type m1World struct {
 	h    *testHost
 	tm   *terminal
-	card *mifare.SimCard
+	card *mifaresim.SimCard
 	id   string // the wallet's card id
 	down atomic.Bool
 	l    *tap.Loader
@@ -43,11 +44,11 @@ func newM1World(t *testing.T, balance int64) *m1World {
 		t.Fatal(err)
 	}
 	w.id = c.Number
-	f, err := mifare.NewCardFile(uid, m1Wallet, balance)
+	f, err := mifaresim.NewCardFile(uid, m1Wallet, balance)
 	if err != nil {
 		t.Fatal(err)
 	}
-	w.card = mifare.NewSimCard(f, "")
+	w.card = mifaresim.NewSimCard(f, "")
 	srv := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
 		if w.down.Load() {
 			// As a host that is not there: the connection drops.
@@ -135,7 +136,7 @@ func TestM1LoadOnTap(t *testing.T) {
 // torn EEPROM write can end: the next tap settles it from the wallet, the
 // host hears the truth, and the credit reaches the wallet exactly once.
 func TestM1LoadTorn(t *testing.T) {
-	for _, mode := range []mifare.TearMode{mifare.TearCorrupt, mifare.TearNotWritten, mifare.TearWritten} {
+	for _, mode := range []mifaresim.TearMode{mifaresim.TearCorrupt, mifaresim.TearNotWritten, mifaresim.TearWritten} {
 		for n := 1; n <= 2; n++ {
 			t.Run(mode.String()+"/write"+string(rune('0'+n)), func(t *testing.T) {
 				w := newM1World(t, 1000)
@@ -270,11 +271,11 @@ func TestM1OpenLoadSettledElsewhere(t *testing.T) {
 func TestM1LoadABA(t *testing.T) {
 	w := newM1World(t, 500)
 	c := w.h.credit(t, w.id, 100, "wechat")
-	w.card.TearNextWriteAt(1, mifare.TearWritten)
+	w.card.TearNextWriteAt(1, mifaresim.TearWritten)
 	if _, err := w.tap(t); !errors.Is(err, mifare.ErrOutcomeUnknown) {
 		t.Fatalf("torn: %v", err)
 	}
-	w.card.TearNextWriteAt(0, mifare.TearWritten)
+	w.card.TearNextWriteAt(0, mifaresim.TearWritten)
 	w.card.Reset()
 	if _, err := m1Wallet.Decrement(w.card, 100, nil); err != nil { // a sale at another terminal
 		t.Fatal(err)
@@ -304,11 +305,11 @@ func TestM1LoadABA(t *testing.T) {
 func TestM1LoadLeftUnknown(t *testing.T) {
 	w := newM1World(t, 500)
 	a := w.h.credit(t, w.id, 100, "wechat")
-	w.card.TearNextWriteAt(1, mifare.TearNotWritten)
+	w.card.TearNextWriteAt(1, mifaresim.TearNotWritten)
 	if _, err := w.tap(t); !errors.Is(err, mifare.ErrOutcomeUnknown) {
 		t.Fatalf("torn: %v", err)
 	}
-	w.card.TearNextWriteAt(0, mifare.TearNotWritten)
+	w.card.TearNextWriteAt(0, mifaresim.TearNotWritten)
 	w.card.Reset()
 	if _, err := m1Wallet.Decrement(w.card, 50, nil); err != nil { // a sale elsewhere: 450
 		t.Fatal(err)
@@ -356,11 +357,11 @@ func newTwoTerminals(t *testing.T, balance int64) *twoTerminals {
 		t.Fatal(err)
 	}
 	w.id = c.Number
-	f, err := mifare.NewCardFile([4]byte{0x04, 0x11, 0x22, 0x33}, m1Wallet, balance)
+	f, err := mifaresim.NewCardFile([4]byte{0x04, 0x11, 0x22, 0x33}, m1Wallet, balance)
 	if err != nil {
 		t.Fatal(err)
 	}
-	w.card = mifare.NewSimCard(f, "")
+	w.card = mifaresim.NewSimCard(f, "")
 	srv := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
 		switch {
 		case r.URL.Path == hostapi.PathLoadComplete && w.failComplete.Load():

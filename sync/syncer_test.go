@@ -25,6 +25,7 @@ import (
 	"time"
 
 	"github.com/cardd/cardd/apdu/epurse"
+	epursesim "github.com/cardd/cardd/apdu/epurse/sim"
 	"github.com/cardd/cardd/host"
 	"github.com/cardd/cardd/hostapi"
 	"github.com/cardd/cardd/offline"
@@ -76,7 +77,7 @@ func newTestHost(t *testing.T, terminals ...string) *testHost {
 }
 
 // issue makes a card at the host and returns its simulated card.
-func (h *testHost) issue(t *testing.T, number string, balance int64) *epurse.SimCard {
+func (h *testHost) issue(t *testing.T, number string, balance int64) *epursesim.SimCard {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), number+".json")
 	f, err := h.store.IssueCard(context.Background(), h.keys, host.IssueRequest{
@@ -86,7 +87,7 @@ func (h *testHost) issue(t *testing.T, number string, balance int64) *epurse.Sim
 	if err != nil {
 		t.Fatal(err)
 	}
-	return epurse.NewSimCard(f, path)
+	return epursesim.NewSimCard(f, path)
 }
 
 func (h *testHost) credit(t *testing.T, number string, fen int64, note string) hostapi.Credit {

@@ -12,6 +12,7 @@ import (
 	"github.com/cardd/cardd/apdu"
 	"github.com/cardd/cardd/apdu/epurse"
 	"github.com/cardd/cardd/apdu/mifare"
+	mifaresim "github.com/cardd/cardd/apdu/mifare/sim"
 	"github.com/cardd/cardd/door"
 	"github.com/cardd/cardd/offline"
 	"github.com/cardd/cardd/reader"
@@ -114,12 +115,12 @@ func TestDoorRefusesWithoutAList(t *testing.T) {
 
 func TestDoorKnowsACardByUID(t *testing.T) {
 	d, relay, st := newTestDoor(t)
-	f, err := mifare.NewCardFile([4]byte{0x04, 0xA1, 0xB2, 0xC3}, mifare.Wallet{Sector: 1, ValueBlock: 4, BackupBlock: 5,
+	f, err := mifaresim.NewCardFile([4]byte{0x04, 0xA1, 0xB2, 0xC3}, mifare.Wallet{Sector: 1, ValueBlock: 4, BackupBlock: 5,
 		KeyA: mifare.Key{1, 2, 3, 4, 5, 6}, KeyB: mifare.Key{6, 5, 4, 3, 2, 1}, Slots: mifare.KeySlotsACS}, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	card := mifare.NewSimCard(f, "")
+	card := mifaresim.NewSimCard(f, "")
 	_, readErr := ReadPurse(card, ReadOptions{}, nil)
 	if readErr == nil {
 		t.Fatal("an M1 card read as an e-purse")

@@ -13,6 +13,7 @@ import (
 
 	"github.com/cardd/cardd/apdu"
 	"github.com/cardd/cardd/apdu/epurse"
+	epursesim "github.com/cardd/cardd/apdu/epurse/sim"
 	"github.com/cardd/cardd/hostapi"
 	"github.com/cardd/cardd/offline"
 	"github.com/cardd/cardd/reader"
@@ -36,7 +37,7 @@ type fakeLoadHost struct {
 	badMAC2 bool
 }
 
-func newFakeLoadHost(t *testing.T, card *epurse.SimCard, amounts ...int64) *fakeLoadHost {
+func newFakeLoadHost(t *testing.T, card *epursesim.SimCard, amounts ...int64) *fakeLoadHost {
 	h := &fakeLoadHost{t: t, keys: testMasters.Diversify(card.File().Info.AppSerial[:]), termID: testTermID,
 		auth: map[string]hostapi.LoadAuthorizeRequest{}, consumed: map[string]bool{}}
 	for i, a := range amounts {
@@ -108,7 +109,7 @@ func (h *fakeLoadHost) CompleteLoad(_ context.Context, req hostapi.LoadCompleteR
 // loadWorld is a kiosk on fakes: an in-memory card, the fake host, a real
 // journal file that a test may close (a kill) and open again (a restart).
 type loadWorld struct {
-	card  *epurse.SimCard
+	card  *epursesim.SimCard
 	host  *fakeLoadHost
 	path  string
 	store *offline.Store

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/cardd/cardd/apdu/mifare"
+	mifaresim "github.com/cardd/cardd/apdu/mifare/sim"
 	"github.com/cardd/cardd/offline"
 )
 
@@ -18,9 +19,9 @@ var testWallet = mifare.Wallet{Sector: 1, ValueBlock: 4, BackupBlock: 5,
 
 const m1Card = "uid:04A1B2C3"
 
-func newM1World(t *testing.T, balance int64) (*mifare.SimCard, *Purchaser, *Till, *offline.Store) {
+func newM1World(t *testing.T, balance int64) (*mifaresim.SimCard, *Purchaser, *Till, *offline.Store) {
 	t.Helper()
-	f, err := mifare.NewCardFile([4]byte{0x04, 0xA1, 0xB2, 0xC3}, testWallet, balance)
+	f, err := mifaresim.NewCardFile([4]byte{0x04, 0xA1, 0xB2, 0xC3}, testWallet, balance)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -33,10 +34,10 @@ func newM1World(t *testing.T, balance int64) (*mifare.SimCard, *Purchaser, *Till
 	w := testWallet
 	p := &Purchaser{Store: st, Till: till, Wallet: &w, Logger: slog.New(slog.DiscardHandler),
 		Now: func() time.Time { return time.Date(2026, 11, 23, 12, 0, 0, 0, time.Local) }}
-	return mifare.NewSimCard(f, ""), p, till, st
+	return mifaresim.NewSimCard(f, ""), p, till, st
 }
 
-func walletBalance(t *testing.T, card *mifare.SimCard) int64 {
+func walletBalance(t *testing.T, card *mifaresim.SimCard) int64 {
 	t.Helper()
 	card.Reset()
 	b, _, err := testWallet.Read(card)
@@ -82,7 +83,7 @@ func TestM1Purchase(t *testing.T) {
 // of the repair before it) in each way a write can tear, then taps again:
 // the wallet is repaired and the sale paid exactly once.
 func TestM1PurchaseTornAtEveryWrite(t *testing.T) {
-	for _, mode := range []mifare.TearMode{mifare.TearCorrupt, mifare.TearNotWritten, mifare.TearWritten} {
+	for _, mode := range []mifaresim.TearMode{mifaresim.TearCorrupt, mifaresim.TearNotWritten, mifaresim.TearWritten} {
 		for n := 1; n <= 2; n++ {
 			t.Run(fmt.Sprintf("%v/write%d", mode, n), func(t *testing.T) {
 				card, p, till, st := newM1World(t, 5000)
@@ -119,7 +120,7 @@ func TestM1PurchaseTornAtEveryWrite(t *testing.T) {
 
 // chargeM1 is what the runner does with an M1 card at a POS without a
 // host: ReadM1, then ChargeM1.
-func chargeM1(p *Purchaser, card *mifare.SimCard) (PurchaseReport, error) {
+func chargeM1(p *Purchaser, card *mifaresim.SimCard) (PurchaseReport, error) {
 	rep, _, err := p.ReadM1(context.Background(), card)
 	if err != nil {
 		return rep, err

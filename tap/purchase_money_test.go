@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/cardd/cardd/apdu/psam"
+	psamsim "github.com/cardd/cardd/apdu/psam/sim"
 	"github.com/cardd/cardd/offline"
 )
 
@@ -109,11 +109,11 @@ func TestPurchaseDailyLimitCountsOtherTerminals(t *testing.T) {
 	w.p.DailyLimit = 3000
 	other := newPOSWorld(t, 0)
 	other.card = w.card
-	f, err := psam.NewSAMFile([6]byte{0x00, 0x00, 0x00, 0x00, 0x20, 0x09}, testMasters)
+	f, err := psamsim.NewSAMFile([6]byte{0x00, 0x00, 0x00, 0x00, 0x20, 0x09}, testMasters)
 	if err != nil {
 		t.Fatal(err)
 	}
-	other.sam = psam.NewSimPSAM(f, "")
+	other.sam = psamsim.NewSimPSAM(f, "")
 	for _, amount := range []int64{1000, 1500} {
 		if _, err := other.till.Arm(amount, ""); err != nil {
 			t.Fatal(err)

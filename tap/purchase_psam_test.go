@@ -11,20 +11,22 @@ import (
 
 	"github.com/cardd/cardd/apdu"
 	"github.com/cardd/cardd/apdu/epurse"
+	epursesim "github.com/cardd/cardd/apdu/epurse/sim"
 	"github.com/cardd/cardd/apdu/psam"
+	psamsim "github.com/cardd/cardd/apdu/psam/sim"
 	"github.com/cardd/cardd/offline"
 	"github.com/cardd/cardd/reader"
 )
 
 // newProfiledWorld is a POS whose PSAM and card are keyed as sam and card
 // say, the purchaser using profiles.
-func newProfiledWorld(t *testing.T, sam func(*psam.SAMFile), card psam.CardPurchase, profiles psam.Profiles) *posWorld {
+func newProfiledWorld(t *testing.T, sam func(*psamsim.SAMFile), card psamsim.CardPurchase, profiles psam.Profiles) *posWorld {
 	t.Helper()
 	w := newPOSWorld(t, 0)
 	f := w.sam.File()
 	sam(f)
-	w.sam = psam.NewSimPSAM(f, "")
-	w.card = newTestCard(t, "王小明", 0, func(cf *epurse.CardFile) {
+	w.sam = psamsim.NewSimPSAM(f, "")
+	w.card = newTestCard(t, "王小明", 0, func(cf *epursesim.CardFile) {
 		cf.Info.IssuerID = [8]byte{0x02, 0x13, 0x31, 0x00, 0xFF, 0xFF, 0xFF, 0xFF}
 		card.Apply(cf, testMasters.DPK)
 	})
@@ -63,15 +65,15 @@ func mustProfile(t *testing.T, s string) psam.Profile {
 func TestPurchaseThroughPSAMProfiles(t *testing.T) {
 	for _, tc := range []struct {
 		name string
-		sam  func(*psam.SAMFile)
-		card psam.CardPurchase
+		sam  func(*psamsim.SAMFile)
+		card psamsim.CardPurchase
 		prof string
 	}{
-		{"key index 3", func(f *psam.SAMFile) { f.KeyIndex = 3 }, psam.CardPurchase{KeyIndex: 3}, "cardd key_index=psam"},
-		{"issuer layout at 8011", func(f *psam.SAMFile) { f.AppFileID, f.KeyIndex, f.Diversification = 0x8011, 2, psam.DiversifyIssuer },
-			psam.CardPurchase{KeyIndex: 2, Diversification: psam.DiversifyIssuer}, "tunion"},
-		{"city layout and security code", func(f *psam.SAMFile) { f.Diversification, f.SecurityCode = psam.DiversifyCity, true },
-			psam.CardPurchase{Diversification: psam.DiversifyCity, SecurityCode: true}, "cityunion"},
+		{"key index 3", func(f *psamsim.SAMFile) { f.KeyIndex = 3 }, psamsim.CardPurchase{KeyIndex: 3}, "cardd key_index=psam"},
+		{"issuer layout at 8011", func(f *psamsim.SAMFile) { f.AppFileID, f.KeyIndex, f.Diversification = 0x8011, 2, psam.DiversifyIssuer },
+			psamsim.CardPurchase{KeyIndex: 2, Diversification: psam.DiversifyIssuer}, "tunion"},
+		{"city layout and security code", func(f *psamsim.SAMFile) { f.Diversification, f.SecurityCode = psam.DiversifyCity, true },
+			psamsim.CardPurchase{Diversification: psam.DiversifyCity, SecurityCode: true}, "cityunion"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			w := newProfiledWorld(t, tc.sam, tc.card, psam.Profiles{Default: mustProfile(t, tc.prof)})
@@ -95,17 +97,17 @@ func TestPurchaseThroughPSAMProfiles(t *testing.T) {
 func TestPSAMRefusalMovesNothing(t *testing.T) {
 	for _, tc := range []struct {
 		name, prof string
-		sam        func(*psam.SAMFile)
-		card       psam.CardPurchase
+		sam        func(*psamsim.SAMFile)
+		card       psamsim.CardPurchase
 		want       error
 		says       string
 	}{
-		{"one level to a two-level PSAM", "cardd", func(f *psam.SAMFile) { f.Diversification = psam.DiversifyCity },
-			psam.CardPurchase{Diversification: psam.DiversifyCity}, psam.ErrDiversificationMismatch, "Lc 1C, one level"},
-		{"no security code", "cardd diversification=city", func(f *psam.SAMFile) { f.Diversification, f.SecurityCode = psam.DiversifyCity, true },
-			psam.CardPurchase{Diversification: psam.DiversifyCity, SecurityCode: true}, apdu.ErrConditionsOfUse, "INIT SAM FOR PURCHASE refused"},
-		{"card without the PSAM's key index", "cardd key_index=psam", func(f *psam.SAMFile) { f.KeyIndex = 3 },
-			psam.CardPurchase{}, apdu.ErrKeyIndex, "no purchase key index 3"},
+		{"one level to a two-level PSAM", "cardd", func(f *psamsim.SAMFile) { f.Diversification = psam.DiversifyCity },
+			psamsim.CardPurchase{Diversification: psam.DiversifyCity}, psam.ErrDiversificationMismatch, "Lc 1C, one level"},
+		{"no security code", "cardd diversification=city", func(f *psamsim.SAMFile) { f.Diversification, f.SecurityCode = psam.DiversifyCity, true },
+			psamsim.CardPurchase{Diversification: psam.DiversifyCity, SecurityCode: true}, apdu.ErrConditionsOfUse, "INIT SAM FOR PURCHASE refused"},
+		{"card without the PSAM's key index", "cardd key_index=psam", func(f *psamsim.SAMFile) { f.KeyIndex = 3 },
+			psamsim.CardPurchase{}, apdu.ErrKeyIndex, "no purchase key index 3"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			w := newProfiledWorld(t, tc.sam, tc.card, psam.Profiles{Default: mustProfile(t, tc.prof)})
@@ -131,10 +133,10 @@ func TestPSAMRefusalMovesNothing(t *testing.T) {
 // is refused; the City Union card, through psam.families.cityunion, pays.
 func TestPSAMProfileByFamily(t *testing.T) {
 	profiles := psam.Profiles{Default: mustProfile(t, "cardd"), Families: map[string]psam.Profile{"cityunion": mustProfile(t, "cityunion")}}
-	citySAM := func(f *psam.SAMFile) { f.Diversification, f.SecurityCode = psam.DiversifyCity, true }
-	keyed := psam.CardPurchase{Diversification: psam.DiversifyCity, SecurityCode: true}
+	citySAM := func(f *psamsim.SAMFile) { f.Diversification, f.SecurityCode = psam.DiversifyCity, true }
+	keyed := psamsim.CardPurchase{Diversification: psam.DiversifyCity, SecurityCode: true}
 	w := newProfiledWorld(t, citySAM, keyed, profiles)
-	campus := newTestCard(t, "王小明", 0, func(cf *epurse.CardFile) { keyed.Apply(cf, testMasters.DPK) })
+	campus := newTestCard(t, "王小明", 0, func(cf *epursesim.CardFile) { keyed.Apply(cf, testMasters.DPK) })
 	if _, err := w.till.Arm(100, ""); err != nil {
 		t.Fatal(err)
 	}
@@ -142,7 +144,7 @@ func TestPSAMProfileByFamily(t *testing.T) {
 	if _, err := w.tap(t, campus); !errors.Is(err, ErrPSAMRefused) || !strings.Contains(err.Error(), "PSAM profile cardd ") {
 		t.Fatalf("campus card (default profile) through a city PSAM: %v", err)
 	}
-	w.card = newTestCard(t, "王小明", 0, func(cf *epurse.CardFile) {
+	w.card = newTestCard(t, "王小明", 0, func(cf *epursesim.CardFile) {
 		cf.Info.IssuerID = [8]byte{0x02, 0x13, 0x31, 0x00, 0xFF, 0xFF, 0xFF, 0xFF}
 		keyed.Apply(cf, testMasters.DPK)
 	})
@@ -158,7 +160,7 @@ func TestPSAMProfileByFamily(t *testing.T) {
 // INITIALIZE probe may not use a key index the card refuses.
 func TestPurchaseRecoveryWithPSAMKeyIndex(t *testing.T) {
 	world := func() *posWorld {
-		return newProfiledWorld(t, func(f *psam.SAMFile) { f.KeyIndex = 3 }, psam.CardPurchase{KeyIndex: 3},
+		return newProfiledWorld(t, func(f *psamsim.SAMFile) { f.KeyIndex = 3 }, psamsim.CardPurchase{KeyIndex: 3},
 			psam.Profiles{Default: mustProfile(t, "cardd key_index=psam")})
 	}
 	probe := world()
@@ -251,8 +253,8 @@ func (h hostile) Transmit(cmd []byte) ([]byte, error) {
 // PSAM refusal or a PSAM unavailable: never a card error, nothing journaled,
 // the card unchanged.
 func TestHostilePSAMMovesNothing(t *testing.T) {
-	city := func(f *psam.SAMFile) { f.Diversification, f.SecurityCode, f.KeyIndex = psam.DiversifyCity, true, 3 }
-	cityCard := psam.CardPurchase{Diversification: psam.DiversifyCity, SecurityCode: true, KeyIndex: 3}
+	city := func(f *psamsim.SAMFile) { f.Diversification, f.SecurityCode, f.KeyIndex = psam.DiversifyCity, true, 3 }
+	cityCard := psamsim.CardPurchase{Diversification: psam.DiversifyCity, SecurityCode: true, KeyIndex: 3}
 	for _, tc := range []struct {
 		name    string
 		prof    string
@@ -309,39 +311,39 @@ func TestHostilePSAMMovesNothing(t *testing.T) {
 // T-Union-numbered card (issuer id 0002 0000 FFFF FFFF, serial 0 ‖ 19
 // digits); and each card pays.
 func TestSecondFactorFromEF15(t *testing.T) {
-	tunion := func(t *testing.T) *epurse.CardFile {
-		f, err := epurse.NewProfileCardFile(epurse.ProfileTUnion, "3104440000000000017", "", 12345, testStart, testExpiry, testMasters)
+	tunion := func(t *testing.T) *epursesim.CardFile {
+		f, err := epursesim.NewProfileCardFile(epurse.ProfileTUnion, "3104440000000000017", "", 12345, testStart, testExpiry, testMasters)
 		if err != nil {
 			t.Fatal(err)
 		}
 		return f
 	}
-	campus := func(t *testing.T) *epurse.CardFile {
-		f, err := epurse.NewCardFile(testNumber, "", 12345, testStart, testExpiry, testMasters)
+	campus := func(t *testing.T) *epursesim.CardFile {
+		f, err := epursesim.NewCardFile(testNumber, "", 12345, testStart, testExpiry, testMasters)
 		if err != nil {
 			t.Fatal(err)
 		}
 		return f
 	}
-	city := func(t *testing.T) *epurse.CardFile {
+	city := func(t *testing.T) *epursesim.CardFile {
 		f := campus(t)
 		f.Info.IssuerID = [8]byte{0x02, 0x13, 0x31, 0x00, 0xFF, 0xFF, 0xFF, 0xFF}
 		return f
 	}
 	for _, card := range []struct {
 		name string
-		file func(*testing.T) *epurse.CardFile
+		file func(*testing.T) *epursesim.CardFile
 	}{{"campus", campus}, {"cityunion", city}, {"tunion", tunion}} {
 		for _, div := range []psam.Diversification{psam.DiversifyIssuer, psam.DiversifyCity} {
 			t.Run(card.name+"/"+div.String(), func(t *testing.T) {
 				w := newPOSWorld(t, 0)
 				sf := w.sam.File()
 				sf.Diversification = div
-				w.sam = psam.NewSimPSAM(sf, "")
+				w.sam = psamsim.NewSimPSAM(sf, "")
 				f := card.file(t)
 				ef15 := f.Info.Bytes()
-				psam.CardPurchase{Diversification: div}.Apply(f, testMasters.DPK)
-				w.card = epurse.NewSimCard(f, "")
+				psamsim.CardPurchase{Diversification: div}.Apply(f, testMasters.DPK)
+				w.card = epursesim.NewSimCard(f, "")
 				prof := psam.Profile{Diversification: div}
 				w.p.PSAMProfiles = psam.Profiles{Default: prof, Families: map[string]psam.Profile{"tunion": prof, "cityunion": prof}}
 				if _, err := w.till.Arm(1250, ""); err != nil {
@@ -374,7 +376,7 @@ func TestSecondFactorFromEF15(t *testing.T) {
 // has no serial for the PSAM to diversify from: the sale is refused before
 // the card's INITIALIZE, nothing moves, and the card counts no wrong MAC.
 func TestPurchaseRefusedWithoutCardSerial(t *testing.T) {
-	w := newProfiledWorld(t, func(*psam.SAMFile) {}, psam.CardPurchase{}, psam.Profiles{})
+	w := newProfiledWorld(t, func(*psamsim.SAMFile) {}, psamsim.CardPurchase{}, psam.Profiles{})
 	if _, err := w.till.Arm(1250, ""); err != nil {
 		t.Fatal(err)
 	}

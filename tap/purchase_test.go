@@ -13,7 +13,8 @@ import (
 
 	"github.com/cardd/cardd/apdu"
 	"github.com/cardd/cardd/apdu/epurse"
-	"github.com/cardd/cardd/apdu/psam"
+	epursesim "github.com/cardd/cardd/apdu/epurse/sim"
+	psamsim "github.com/cardd/cardd/apdu/psam/sim"
 	"github.com/cardd/cardd/offline"
 	"github.com/cardd/cardd/reader"
 )
@@ -23,8 +24,8 @@ var samTermID = [6]byte{0x00, 0x00, 0x00, 0x00, 0x20, 0x02}
 // posWorld is a POS on fakes: an in-memory card, an in-memory PSAM with the
 // same issuer keys, a real store.
 type posWorld struct {
-	card  *epurse.SimCard
-	sam   *psam.SimPSAM
+	card  *epursesim.SimCard
+	sam   *psamsim.SimPSAM
 	store *offline.Store
 	till  *Till
 	p     *Purchaser
@@ -34,11 +35,11 @@ type posWorld struct {
 func newPOSWorld(t *testing.T, history int) *posWorld {
 	t.Helper()
 	w := &posWorld{card: newTestCard(t, "王小明", history, nil), till: &Till{MaxPurchase: 50000}}
-	f, err := psam.NewSAMFile(samTermID, testMasters)
+	f, err := psamsim.NewSAMFile(samTermID, testMasters)
 	if err != nil {
 		t.Fatal(err)
 	}
-	w.sam = psam.NewSimPSAM(f, "")
+	w.sam = psamsim.NewSimPSAM(f, "")
 	w.store, err = offline.Open(filepath.Join(t.TempDir(), "cardd.db"), "000000000001")
 	if err != nil {
 		t.Fatal(err)
@@ -172,7 +173,7 @@ func TestPurchaseDailyLimitNeedsPIN(t *testing.T) {
 	if _, err := w.tap(t, w.card); !errors.Is(err, apdu.ErrWrongPIN) || (Result{Err: err}).Outcome() != OutcomeWrongPIN {
 		t.Fatalf("wrong PIN: %v", err)
 	}
-	if _, err := w.till.Arm(600, epurse.DefaultPIN); err != nil {
+	if _, err := w.till.Arm(600, epursesim.DefaultPIN); err != nil {
 		t.Fatal(err)
 	}
 	rep, err = w.tap(t, w.card)
@@ -424,7 +425,7 @@ func TestWrongPINIsNotSentAgain(t *testing.T) {
 	if _, err := w.tap(t, w.card); !errors.Is(err, ErrPINRequired) {
 		t.Fatalf("second tap: %v, want the PIN asked again", err)
 	}
-	if n := w.card.File().PINTriesLeft; n != epurse.PINTries-1 {
+	if n := w.card.File().PINTriesLeft; n != epursesim.PINTries-1 {
 		t.Fatalf("%d PIN tries left, want one used", n)
 	}
 }

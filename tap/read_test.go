@@ -14,6 +14,7 @@ import (
 
 	"github.com/cardd/cardd/apdu"
 	"github.com/cardd/cardd/apdu/epurse"
+	epursesim "github.com/cardd/cardd/apdu/epurse/sim"
 	"github.com/cardd/cardd/reader"
 )
 
@@ -37,18 +38,18 @@ var (
 // newTestCard makes an in-memory card with testNumber, the given holder (""
 // for an anonymous card) and an EP balance of 123.45 yuan, lets edit change
 // its file, then makes history transactions on it through its own commands.
-func newTestCard(t *testing.T, holder string, history int, edit func(*epurse.CardFile)) *epurse.SimCard {
+func newTestCard(t *testing.T, holder string, history int, edit func(*epursesim.CardFile)) *epursesim.SimCard {
 	t.Helper()
-	f, err := epurse.NewCardFile(testNumber, holder, 12345, testStart, testExpiry, testMasters)
+	f, err := epursesim.NewCardFile(testNumber, holder, 12345, testStart, testExpiry, testMasters)
 	if err != nil {
 		t.Fatalf("NewCardFile: %v", err)
 	}
 	if edit != nil {
 		edit(f)
 	}
-	card := epurse.NewSimCard(f, "")
+	card := epursesim.NewSimCard(f, "")
 	if history > 0 {
-		if err := epurse.SeedHistory(card, testMasters, testTermID, history, testSeedTime); err != nil {
+		if err := epursesim.SeedHistory(card, testMasters, testTermID, history, testSeedTime); err != nil {
 			t.Fatalf("SeedHistory: %v", err)
 		}
 	}
@@ -227,52 +228,52 @@ func TestReadPurseOptions(t *testing.T) {
 		name      string
 		holder    string
 		history   int
-		edit      func(*epurse.CardFile)
+		edit      func(*epursesim.CardFile)
 		opts      ReadOptions
 		wantPurse epurse.Purse
 		// wantBalance reads the expected balance from the card file.
-		wantBalance func(*epurse.CardFile) int64
+		wantBalance func(*epursesim.CardFile) int64
 		wantLog     int
 		wantAPDUs   int
 	}{
 		{
 			name: "ED purse", holder: "张三", history: 3,
-			edit:      func(f *epurse.CardFile) { f.EDBalance = 777 },
+			edit:      func(f *epursesim.CardFile) { f.EDBalance = 777 },
 			opts:      ReadOptions{Purse: epurse.PurseED},
-			wantPurse: epurse.PurseED, wantBalance: func(f *epurse.CardFile) int64 { return 777 },
+			wantPurse: epurse.PurseED, wantBalance: func(f *epursesim.CardFile) int64 { return 777 },
 			wantLog: 3, wantAPDUs: 2 + 1 + 3 + 1,
 		},
 		{
 			name: "3 records asked", holder: "张三", history: 7,
 			opts:      ReadOptions{LogRecords: 3},
-			wantPurse: epurse.PurseEP, wantBalance: func(f *epurse.CardFile) int64 { return f.EPBalance },
+			wantPurse: epurse.PurseEP, wantBalance: func(f *epursesim.CardFile) int64 { return f.EPBalance },
 			wantLog: 3, wantAPDUs: 2 + 1 + 3,
 		},
 		{
 			name: "fewer records than asked", holder: "张三", history: 2,
-			wantPurse: epurse.PurseEP, wantBalance: func(f *epurse.CardFile) int64 { return f.EPBalance },
+			wantPurse: epurse.PurseEP, wantBalance: func(f *epursesim.CardFile) int64 { return f.EPBalance },
 			wantLog: 2, wantAPDUs: 2 + 1 + 3, // the third READ RECORD answers 6A83
 		},
 		{
 			name: "fewer records, zero-filled empty slots", holder: "张三", history: 2,
-			edit:      func(f *epurse.CardFile) { f.ZeroFilledEmptyRecords = true },
-			wantPurse: epurse.PurseEP, wantBalance: func(f *epurse.CardFile) int64 { return f.EPBalance },
+			edit:      func(f *epursesim.CardFile) { f.ZeroFilledEmptyRecords = true },
+			wantPurse: epurse.PurseEP, wantBalance: func(f *epursesim.CardFile) int64 { return f.EPBalance },
 			wantLog: 2, wantAPDUs: 2 + 1 + 3,
 		},
 		{
 			name: "no records at all", holder: "张三", history: 0,
-			wantPurse: epurse.PurseEP, wantBalance: func(f *epurse.CardFile) int64 { return 12345 },
+			wantPurse: epurse.PurseEP, wantBalance: func(f *epursesim.CardFile) int64 { return 12345 },
 			wantLog: 0, wantAPDUs: 2 + 1 + 1,
 		},
 		{
 			name: "anonymous card", holder: "", history: 6,
-			wantPurse: epurse.PurseEP, wantBalance: func(f *epurse.CardFile) int64 { return f.EPBalance },
+			wantPurse: epurse.PurseEP, wantBalance: func(f *epursesim.CardFile) int64 { return f.EPBalance },
 			wantLog: 5, wantAPDUs: 2 + 1 + 5, // READ BINARY of EF 0x16 answers 6A82
 		},
 		{
 			name: "configured log file the card lacks", holder: "张三", history: 6,
-			opts:      ReadOptions{LogFiles: []byte{epurse.LogSFI, 0x1A}},
-			wantPurse: epurse.PurseEP, wantBalance: func(f *epurse.CardFile) int64 { return f.EPBalance },
+			opts:      ReadOptions{LogFiles: []byte{epursesim.LogSFI, 0x1A}},
+			wantPurse: epurse.PurseEP, wantBalance: func(f *epursesim.CardFile) int64 { return f.EPBalance },
 			wantLog: 5, wantAPDUs: 2 + 1 + 5 + 1, // READ RECORD 1 of SFI 1A answers 6A82
 		},
 	} {
@@ -314,7 +315,7 @@ func TestReadPurseOptions(t *testing.T) {
 // one file of the same history would hold them.
 func TestReadPurseMergesTwoLogFiles(t *testing.T) {
 	const loadSFI = 0x1A
-	split := newTestCard(t, "张三", 9, func(f *epurse.CardFile) { f.LoadLogSFI = loadSFI })
+	split := newTestCard(t, "张三", 9, func(f *epursesim.CardFile) { f.LoadLogSFI = loadSFI })
 	// The same history on a card with one log file is the order to expect:
 	// amounts, counters and times do not depend on the card's random numbers.
 	single := newTestCard(t, "张三", 9, nil)
@@ -332,7 +333,7 @@ func TestReadPurseMergesTwoLogFiles(t *testing.T) {
 		t.Fatalf("split card balance %d, single %d: the histories differ", sf.EPBalance, single.File().EPBalance)
 	}
 
-	got, err := ReadPurse(split, ReadOptions{LogFiles: []byte{epurse.LogSFI, loadSFI}}, nil)
+	got, err := ReadPurse(split, ReadOptions{LogFiles: []byte{epursesim.LogSFI, loadSFI}}, nil)
 	if err != nil {
 		t.Fatalf("ReadPurse: %v", err)
 	}
@@ -392,7 +393,7 @@ func TestReadPurseNotAnEPurse(t *testing.T) {
 }
 
 func TestReadPurseBlockedCard(t *testing.T) {
-	card := newTestCard(t, "张三", 0, func(f *epurse.CardFile) { f.Blocked = true })
+	card := newTestCard(t, "张三", 0, func(f *epursesim.CardFile) { f.Blocked = true })
 	rec := &recorder{t: card}
 	got, err := ReadPurse(rec, ReadOptions{}, nil)
 	if !errors.Is(err, apdu.ErrFileInvalidated) {
@@ -680,7 +681,7 @@ func TestReadPurseSkipsABadLogRecord(t *testing.T) {
 // card profiles came: the 16-digit number, money moving. They still do.
 func TestOwnCardUnderTheOperatorsAID(t *testing.T) {
 	aid := []byte{0xF0, 0x01, 0x02, 0x03, 0x04, 0x05, 0x06}
-	card := newTestCard(t, "", 0, func(cf *epurse.CardFile) { cf.AID = hex.EncodeToString(aid) })
+	card := newTestCard(t, "", 0, func(cf *epursesim.CardFile) { cf.AID = hex.EncodeToString(aid) })
 	cr, err := ReadPurse(card, ReadOptions{AIDs: [][]byte{aid}}, nil)
 	if err != nil {
 		t.Fatal(err)

@@ -14,8 +14,8 @@ import (
 	"time"
 
 	"github.com/cardd/cardd/apdu"
-	"github.com/cardd/cardd/apdu/mifare"
-	"github.com/cardd/cardd/apdu/psam"
+	mifaresim "github.com/cardd/cardd/apdu/mifare/sim"
+	psamsim "github.com/cardd/cardd/apdu/psam/sim"
 	"github.com/cardd/cardd/door"
 	"github.com/cardd/cardd/hostapi"
 	"github.com/cardd/cardd/offline"
@@ -67,11 +67,11 @@ func (b *tapBench) loader(host HostLink) *Loader {
 // simulated PSAM in reader "sam".
 func (b *tapBench) purchaser(till *Till) *Purchaser {
 	b.t.Helper()
-	f, err := psam.NewSAMFile(samTermID, testMasters)
+	f, err := psamsim.NewSAMFile(samTermID, testMasters)
 	if err != nil {
 		b.t.Fatal(err)
 	}
-	b.sam = psam.NewSimPSAM(f, "")
+	b.sam = psamsim.NewSimPSAM(f, "")
 	return &Purchaser{Store: b.store, Till: till, TerminalID: testTermID, Logger: slog.New(slog.DiscardHandler), Now: func() time.Time { return benchNow }}
 }
 
@@ -226,13 +226,13 @@ func summary(res Result) string {
 }
 
 // m1Bench is an M1 wallet card 04A1B2C3 holding balance.
-func m1BenchCard(t *testing.T, balance int64) *mifare.SimCard {
+func m1BenchCard(t *testing.T, balance int64) *mifaresim.SimCard {
 	t.Helper()
-	f, err := mifare.NewCardFile([4]byte{0x04, 0xA1, 0xB2, 0xC3}, testWallet, balance)
+	f, err := mifaresim.NewCardFile([4]byte{0x04, 0xA1, 0xB2, 0xC3}, testWallet, balance)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return mifare.NewSimCard(f, "")
+	return mifaresim.NewSimCard(f, "")
 }
 
 // failFirst answers the first command with err, and passes the others on.

@@ -14,6 +14,7 @@ import (
 
 	"github.com/cardd/cardd/apdu"
 	"github.com/cardd/cardd/apdu/epurse"
+	epursesim "github.com/cardd/cardd/apdu/epurse/sim"
 	"github.com/cardd/cardd/reader"
 )
 
@@ -124,7 +125,7 @@ func oneLine(t *testing.T, buf *bytes.Buffer) (string, map[string]any) {
 // secrets are the strings that must never reach a log line about card f:
 // the issuer master keys, the card's own diversified keys (hex, either case)
 // and its PIN, and the full card number.
-func secrets(f *epurse.CardFile) []string {
+func secrets(f *epursesim.CardFile) []string {
 	var s []string
 	for _, k := range []epurse.Key16{
 		testMasters.DLK, testMasters.DPK, testMasters.DTK,
@@ -139,7 +140,7 @@ func secrets(f *epurse.CardFile) []string {
 
 func TestLogTapLine(t *testing.T) {
 	when := time.Date(2026, 11, 20, 12, 1, 2, 0, time.UTC)
-	card := newTestCard(t, "张三", 0, func(f *epurse.CardFile) {
+	card := newTestCard(t, "张三", 0, func(f *epursesim.CardFile) {
 		f.Log = []epurse.LogRecord{
 			{Counter: 12, Amount: 1250, Type: epurse.TxEPPurchase, TerminalID: [6]byte{0x00, 0x11, 0x22, 0x33, 0x44, 0x55}, Time: when},
 			{Counter: 3, Amount: 5000, Type: epurse.TxEPLoad, TerminalID: [6]byte{0x00, 0x00, 0x00, 0x00, 0x10, 0x01}, Time: when.Add(-time.Hour)},

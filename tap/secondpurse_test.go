@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/cardd/cardd/apdu/epurse"
+	epursesim "github.com/cardd/cardd/apdu/epurse/sim"
 	"github.com/cardd/cardd/hostapi"
 	"github.com/cardd/cardd/offline"
 )
@@ -15,10 +16,10 @@ import (
 // tunionCard is a card read as a T-Union card (its issuer id is not ours,
 // it answers the T-Union name) whose EP purse holds purse and whose second
 // purse holds second: it spends purse-second.
-func tunionCard(t *testing.T, purse, second int64) *epurse.SimCard {
+func tunionCard(t *testing.T, purse, second int64) *epursesim.SimCard {
 	t.Helper()
-	return newTestCard(t, "", 0, func(cf *epurse.CardFile) {
-		cf.Info.IssuerID = epurse.TUnionSimIssuerID
+	return newTestCard(t, "", 0, func(cf *epursesim.CardFile) {
+		cf.Info.IssuerID = epursesim.TUnionSimIssuerID
 		cf.AID = hex.EncodeToString(epurse.AIDTUnion)
 		cf.EPBalance = purse
 		cf.SecondPurse = &second

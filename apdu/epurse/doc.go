@@ -1,9 +1,9 @@
 // Package epurse speaks the PBOC-style electronic purse (EP) and electronic
 // deposit (ED) dialect of campus and city CPU cards, as written down in
 // docs/epurse.md: the terminal side (Select, GetBalance, the log, load
-// and purchase), the card side (SimCard, a simulated card that behaves like a
-// real one so the terminal code runs unchanged against it) and the 3DES/DES
-// cryptography both sides and the host share.
+// and purchase) and the 3DES/DES cryptography the terminal, the host and the
+// simulated card share. The simulated card is package epursesim
+// (apdu/epurse/sim), which terminal code never imports.
 //
 // Money is int64 fen everywhere; on the wire it is a 4-byte big-endian
 // unsigned integer, so every amount is checked to lie in 0..MaxAmount before

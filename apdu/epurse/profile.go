@@ -258,6 +258,12 @@ func DefaultAIDs() [][]byte {
 	return out
 }
 
+// DefaultIssuerID is the issuer id of our own cards when none is configured
+// (Identify) and the one the simulator issues them with (epursesim): issuer
+// 0001, city 0000, industry 0000. Its city code is the prefix of the
+// application serial.
+var DefaultIssuerID = [8]byte{0x00, 0x01}
+
 // Identify picks the profile of a selected card from the DF name it was
 // selected by (nil for file id 1001), its FCI's copy of EF 0x15 (raw, of
 // any length; nil when there was none) and its EF 0x15. ownIssuers are the

@@ -141,7 +141,7 @@ func TestTUnionAppSerial(t *testing.T) {
 		t.Fatalf("AppSerial = %X, %v", s, err)
 	}
 	i := IssuerInfo{AppSerial: s, Numbering: NumberTUnion}
-	if n, err := i.serialNumber(); err != nil || n != "3104990600000000006" {
+	if n, err := i.SerialNumber(); err != nil || n != "3104990600000000006" {
 		t.Errorf("back: %q, %v", n, err)
 	}
 	for _, bad := range []string{"310499060000000000", "31049906000000000061", "310499060000000000X"} {
@@ -162,25 +162,5 @@ func TestProbes(t *testing.T) {
 	}
 	if ProfileBeijing.Probed(mustHex(t, "2000751132009883")) || ProfileBeijing.Probed([]byte{0x10}) {
 		t.Error("another EF 4 taken for Beijing's")
-	}
-}
-
-// Campus numbers of 8 to 16 digits read back as issued: BCD, F-padded.
-func TestCampusNumberLengths(t *testing.T) {
-	m := MasterKeys{DLK: Key16{1}, DPK: Key16{2}, DTK: Key16{3}}
-	for _, n := range []string{"31010001", "3101000123", "3101000000000001"} {
-		f, err := NewCardFile(n, "", 0, Date{}, Date{}, m)
-		if err != nil {
-			t.Fatalf("%s: %v", n, err)
-		}
-		got, nb, err := ProfileCampus.Number(f.Info.Bytes(), nil)
-		if err != nil || got != n || nb != NumberBCD {
-			t.Errorf("%s read back as %q (%s), %v", n, got, nb, err)
-		}
-	}
-	for _, n := range []string{"3101000", "31010000000000012", "3104990600000000006"} {
-		if _, err := NewCardFile(n, "", 0, Date{}, Date{}, m); err == nil {
-			t.Errorf("%s issued as a campus card", n)
-		}
 	}
 }

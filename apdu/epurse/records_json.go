@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/cardd/cardd/internal/strictjson"
 )
 
 // issuerInfoJSON is the readable JSON form of IssuerInfo, used by card files
@@ -27,7 +29,7 @@ type issuerInfoJSON struct {
 // card_number is the one read from app_serial in the card's numbering
 // (numbering, left out for our own BCD numbering).
 func (i IssuerInfo) MarshalJSON() ([]byte, error) {
-	number, err := i.serialNumber()
+	number, err := i.SerialNumber()
 	if err != nil {
 		return nil, fmt.Errorf("issuer info: app serial: %w", err)
 	}
@@ -54,7 +56,7 @@ func (i IssuerInfo) MarshalJSON() ([]byte, error) {
 // diversified from the serial while people read the number.
 func (i *IssuerInfo) UnmarshalJSON(b []byte) error {
 	var j issuerInfoJSON
-	if err := json.Unmarshal(b, &j); err != nil {
+	if err := strictjson.Unmarshal(b, &j); err != nil {
 		return err
 	}
 	v := IssuerInfo{Numbering: j.Numbering}
@@ -75,7 +77,7 @@ func (i *IssuerInfo) UnmarshalJSON(b []byte) error {
 	default:
 		return fmt.Errorf("%w: issuer info needs card_number or app_serial", ErrBadArgument)
 	}
-	number, err := v.serialNumber()
+	number, err := v.SerialNumber()
 	if err != nil {
 		return fmt.Errorf("app_serial: %w", err)
 	}
@@ -89,9 +91,9 @@ func (i *IssuerInfo) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
-// serialNumber reads the card number from AppSerial in i's numbering: the
+// SerialNumber reads the card number from AppSerial in i's numbering: the
 // numberings a card of ours can be issued with (Numbering.AppSerial).
-func (i IssuerInfo) serialNumber() (string, error) {
+func (i IssuerInfo) SerialNumber() (string, error) {
 	switch i.Numbering {
 	case "", NumberBCD:
 		return decodeDigits(i.AppSerial[2:])
@@ -148,7 +150,7 @@ func (r LogRecord) MarshalJSON() ([]byte, error) {
 // time.UTC, as ParseLogRecord returns it.
 func (r *LogRecord) UnmarshalJSON(b []byte) error {
 	var j logRecordJSON
-	if err := json.Unmarshal(b, &j); err != nil {
+	if err := strictjson.Unmarshal(b, &j); err != nil {
 		return err
 	}
 	v := LogRecord{Counter: j.Counter, Amount: j.Amount, Overdraft: j.Overdraft, Type: j.Type}

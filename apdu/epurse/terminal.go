@@ -66,7 +66,8 @@ func (p Purse) String() string {
 	return fmt.Sprintf("purse %#02x", byte(p))
 }
 
-func (p Purse) check() error {
+// Check refuses a purse that is neither ED nor EP.
+func (p Purse) Check() error {
 	if p != PurseED && p != PurseEP {
 		return fmt.Errorf("%w: %v is neither ED nor EP", ErrBadArgument, p)
 	}
@@ -179,7 +180,7 @@ func GetBalance(t apdu.Transmitter, p Purse) (int64, error) {
 // the 4-byte answer as it came. P1 00 is the purse itself; T-Union cards
 // answer P1 01 with a second purse (Profile.SecondPurse).
 func GetBalanceWord(t apdu.Transmitter, p1 byte, p Purse) (uint32, error) {
-	if err := p.check(); err != nil {
+	if err := p.Check(); err != nil {
 		return 0, err
 	}
 	data, err := apdu.Transceive(t, apdu.Command{CLA: claPBOC, INS: insGetBalance, P1: p1, P2: byte(p), Ne: 4})
@@ -318,7 +319,7 @@ func ReadLogFrom(t apdu.Transmitter, sfi byte, first, max int) ([]LogRecord, err
 // apdu.SW); a blocked one apdu.ErrAuthMethodBlocked. The PIN never appears
 // in an error.
 func VerifyPIN(t apdu.Transmitter, pin string) error {
-	data, err := encodePIN(pin)
+	data, err := EncodePIN(pin)
 	if err != nil {
 		return err
 	}
@@ -332,8 +333,9 @@ func VerifyPIN(t apdu.Transmitter, pin string) error {
 	return nil
 }
 
-// encodePIN packs a PIN of 4 to 12 digits as BCD, F-padded.
-func encodePIN(pin string) ([]byte, error) {
+// EncodePIN packs a PIN of 4 to 12 digits as BCD, F-padded: the data of
+// VERIFY, which a card compares with its own PIN encoded the same way.
+func EncodePIN(pin string) ([]byte, error) {
 	if len(pin) < 4 || len(pin) > 12 || !isDigits(pin) {
 		return nil, fmt.Errorf("%w: a PIN is 4 to 12 digits", ErrBadArgument)
 	}

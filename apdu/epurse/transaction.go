@@ -93,7 +93,7 @@ func InitPurchase(t apdu.Transmitter, p Purse, keyIndex byte, amount int64, term
 // initCommand sends one of the INITIALIZE commands and checks the length of
 // the answer, so that callers can slice it.
 func initCommand(t apdu.Transmitter, p1 byte, p Purse, keyIndex byte, amount int64, termID [6]byte, want int) ([]byte, error) {
-	if err := p.check(); err != nil {
+	if err := p.Check(); err != nil {
 		return nil, err
 	}
 	if err := checkAmount("amount", amount); err != nil {

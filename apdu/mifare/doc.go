@@ -1,9 +1,9 @@
 // Package mifare speaks to MIFARE Classic 1K (M1) wallet cards through the
 // PC/SC storage-card pseudo-APDUs of the reader (docs/epurse.md,
 // "MIFARE Classic wallet"): the terminal side (UID, LoadKey, Authenticate,
-// ReadBlock, WriteBlock, WriteTrailer and the Wallet on top of them) and the
-// card side (SimCard, a simulated card that answers those APDUs as a reader
-// holding it would, for the vpcd virtual reader and for unit tests).
+// ReadBlock, WriteBlock, WriteTrailer and the Wallet on top of them). The
+// simulated card is package mifaresim (apdu/mifare/sim), which terminal code
+// never imports.
 //
 // # APDUs
 //
@@ -15,8 +15,9 @@
 //
 // 9000 is success, 6300 failure: ErrAuth to an authentication, else
 // ErrOperationFailed. The wallet uses only these, the path every PC/SC 2.07
-// reader has. The simulated card also answers ACS's value operations,
-// FF D7 (store, increment, decrement, restore) and FF B1 (read value).
+// reader has. The simulated card (mifaresim) also answers ACS's value
+// operations, FF D7 (store, increment, decrement, restore) and FF B1 (read
+// value).
 //
 // # The wallet
 //
@@ -65,10 +66,4 @@
 // step 2 is answered the change has happened, even if step 3 fails
 // (Change.BackupStale). A WriteAhead callback runs before the first write,
 // for the journal row of DESIGN.md's money rule 2.
-//
-// # Tearing the simulated card
-//
-// SimCard.TearNextWriteAt makes a chosen later write leave its block
-// corrupt, old or new, and the card leave the field: Transmit returns an
-// error wrapping ErrTorn (and so vpcd.ErrTorn) until Reset.
 package mifare

@@ -5,7 +5,6 @@ import (
 	"fmt"
 
 	"github.com/cardd/cardd/apdu"
-	"github.com/cardd/cardd/reader/vpcd"
 )
 
 // Errors of this package. Status words other than the ones named here come
@@ -66,12 +65,6 @@ var (
 	// neither the old nor the new one of the change: something else changed
 	// the card since.
 	ErrBalanceMoved = errors.New("mifare: balance is neither before nor after the change")
-
-	// ErrTorn is returned by SimCard.Transmit when a write was torn (see
-	// SimCard.TearNextWriteAt) and for every command after it until Reset:
-	// the card has left the field. It wraps vpcd.ErrTorn, the virtual
-	// reader's "card pulled".
-	ErrTorn = fmt.Errorf("mifare: card left the field during a write: %w", vpcd.ErrTorn)
 )
 
 // wrongLength reports a response of the wrong size: a reader answering 9000

@@ -3,8 +3,6 @@ package mifare
 import (
 	"github.com/cardd/cardd/internal/apdutest"
 	"testing"
-
-	"github.com/cardd/cardd/apdu"
 )
 
 // unhex is apdutest.Unhex: hex with spaces, as the spec writes it.
@@ -31,59 +29,7 @@ func testWallet() Wallet {
 	return Wallet{Sector: 1, ValueBlock: 4, BackupBlock: 5, KeyA: testKeyA, KeyB: testKeyB, Slots: KeySlotsACS}
 }
 
-// newTestCard issues a card holding balance in testWallet.
-func newTestCard(t testing.TB, balance int64) *SimCard {
-	t.Helper()
-	f, err := NewCardFile(testUID, testWallet(), balance)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return NewSimCard(f, "")
-}
-
 // step and newScript are apdutest's scripted card.
 type step = apdutest.Step
 
 func newScript(t *testing.T, steps ...step) *apdutest.Script { return apdutest.NewScript(t, steps...) }
-
-// counter counts the commands sent to a card, by INS.
-type counter struct {
-	t   apdu.Transmitter
-	ins map[byte]int
-	all int
-}
-
-func count(t apdu.Transmitter) *counter { return &counter{t: t, ins: map[byte]int{}} }
-
-func (c *counter) Transmit(cmd []byte) ([]byte, error) {
-	if len(cmd) > 1 {
-		c.ins[cmd[1]]++
-	}
-	c.all++
-	return c.t.Transmit(cmd)
-}
-
-// send transmits a raw command to a card and returns the response's status
-// word and data, failing the test on a transport error.
-func send(t testing.TB, c apdu.Transmitter, cmd string) (uint16, []byte) {
-	t.Helper()
-	raw, err := c.Transmit(unhex(t, cmd))
-	if err != nil {
-		t.Fatalf("%s: %v", cmd, err)
-	}
-	r, err := apdu.ParseResponse(raw)
-	if err != nil {
-		t.Fatalf("%s: %v", cmd, err)
-	}
-	return r.SW, r.Data
-}
-
-// mustSW sends cmd and checks the status word.
-func mustSW(t testing.TB, c apdu.Transmitter, cmd string, want uint16) []byte {
-	t.Helper()
-	sw, data := send(t, c, cmd)
-	if sw != want {
-		t.Fatalf("%s: SW %04X, want %04X", cmd, sw, want)
-	}
-	return data
-}

@@ -44,7 +44,7 @@ func EncodeValue(value int32, addr byte) [BlockSize]byte {
 // (the middle one inverted), and the four address bytes are addr, ~addr,
 // addr, ~addr. A torn write fails here rather than giving a wrong balance.
 func DecodeValue(b []byte, addr byte) (int32, error) {
-	v, a, err := parseValue(b)
+	v, a, err := ParseValue(b)
 	if err != nil {
 		return 0, err
 	}
@@ -54,10 +54,10 @@ func DecodeValue(b []byte, addr byte) (int32, error) {
 	return v, nil
 }
 
-// parseValue checks the redundancy of a value block and returns its value
+// ParseValue checks the redundancy of a value block and returns its value
 // and address byte, whatever the address. The card side uses it: a value
 // restored from another block keeps that block's address byte.
-func parseValue(b []byte) (int32, byte, error) {
+func ParseValue(b []byte) (int32, byte, error) {
 	if len(b) != BlockSize {
 		return 0, 0, fmt.Errorf("%w: %d bytes, a block is %d", ErrNotValueBlock, len(b), BlockSize)
 	}

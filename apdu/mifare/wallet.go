@@ -327,8 +327,8 @@ func (w Wallet) inspect(t apdu.Transmitter) (snapshot, error) {
 // value block is restored from a valid backup; neither valid is ErrCorrupt.
 // A negative value is no balance: it is refused, never repaired over.
 func (w Wallet) decide(m, b [BlockSize]byte) (snapshot, error) {
-	mv, ma, merr := parseValue(m[:])
-	bv, ba, berr := parseValue(b[:])
+	mv, ma, merr := ParseValue(m[:])
+	bv, ba, berr := ParseValue(b[:])
 	switch {
 	case merr == nil && mv < 0:
 		return snapshot{}, fmt.Errorf("%w: value block %d holds %d", ErrCorrupt, w.ValueBlock, mv)

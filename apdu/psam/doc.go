@@ -1,9 +1,8 @@
 // Package psam speaks to the PBOC-style PSAM (purchase secure access module,
 // JR/T 0025 "PSAM卡") that a canteen POS keeps in its reader's second slot:
-// the terminal side (Open, TerminalID, InitForPurchase, VerifyMAC2) and the
-// card side (SimPSAM, a simulated PSAM for the vpcd virtual reader and for
-// tests, which behaves like a real contact T=0 SAM so that the terminal code
-// runs unchanged against either).
+// the terminal side (Open, TerminalID, InitForPurchase, VerifyMAC2). The
+// simulated PSAM is package psamsim (apdu/psam/sim), which terminal code
+// never imports.
 //
 // In an e-purse purchase the PSAM holds the issuer's purchase master key
 // (DPK). It diversifies it with the card's application serial, derives the

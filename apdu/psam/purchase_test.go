@@ -8,7 +8,9 @@ import (
 
 	"github.com/cardd/cardd/apdu"
 	"github.com/cardd/cardd/apdu/epurse"
+	epursesim "github.com/cardd/cardd/apdu/epurse/sim"
 	"github.com/cardd/cardd/apdu/psam"
+	psamsim "github.com/cardd/cardd/apdu/psam/sim"
 )
 
 // The issuer master keys of the reference host: the card is issued with
@@ -24,8 +26,8 @@ var term = [6]byte{0x01, 0x23, 0x00, 0x03, 0x3D, 0x11}
 
 // rig is a card and a PSAM, both file-backed, as cardsim runs them.
 type rig struct {
-	card     *epurse.SimCard
-	sam      *psam.SimPSAM
+	card     *epursesim.SimCard
+	sam      *psamsim.SimPSAM
 	samPath  string
 	keyFile  string
 	cardPath string
@@ -38,22 +40,22 @@ func newRig(t *testing.T, balance int64) *rig {
 	if err := epurse.WriteMasterKeyFile(r.keyFile, masters); err != nil {
 		t.Fatal(err)
 	}
-	cf, err := epurse.NewCardFile("3101234567890001", "张三", balance, epurse.Date{Year: 2024, Month: 1, Day: 1}, epurse.Date{Year: 2029, Month: 12, Day: 31}, masters)
+	cf, err := epursesim.NewCardFile("3101234567890001", "张三", balance, epurse.Date{Year: 2024, Month: 1, Day: 1}, epurse.Date{Year: 2029, Month: 12, Day: 31}, masters)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := cf.Save(r.cardPath); err != nil {
 		t.Fatal(err)
 	}
-	r.card = epurse.NewSimCard(cf, r.cardPath)
-	sf, err := psam.NewSAMFileFromKeyFile(r.keyFile, term)
+	r.card = epursesim.NewSimCard(cf, r.cardPath)
+	sf, err := psamsim.NewSAMFileFromKeyFile(r.keyFile, term)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := sf.Save(r.samPath); err != nil {
 		t.Fatal(err)
 	}
-	if r.sam, err = psam.LoadSimPSAM(r.samPath); err != nil {
+	if r.sam, err = psamsim.LoadSimPSAM(r.samPath); err != nil {
 		t.Fatal(err)
 	}
 	return r
@@ -233,11 +235,11 @@ func TestSerialPersistsAcrossReopen(t *testing.T) {
 	last = s
 
 	// The SAM is pulled and the daemon restarts: a new process loads the file.
-	onDisk, err := psam.LoadSAMFile(r.samPath)
+	onDisk, err := psamsim.LoadSAMFile(r.samPath)
 	if err != nil || onDisk.Serial != last {
 		t.Fatalf("serial on disk %d, %v; want %d", onDisk.Serial, err, last)
 	}
-	if r.sam, err = psam.LoadSimPSAM(r.samPath); err != nil {
+	if r.sam, err = psamsim.LoadSimPSAM(r.samPath); err != nil {
 		t.Fatal(err)
 	}
 	if info, err = psam.Open(r.sam); err != nil {

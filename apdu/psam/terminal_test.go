@@ -132,25 +132,6 @@ func TestVerifyMAC2Bytes(t *testing.T) {
 	}
 }
 
-func TestOpenSendsInOrder(t *testing.T) {
-	rec := &recorder{t: newMemSAM(t)}
-	info, err := Open(rec)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if info.TerminalID != testTerm || info.App.FileID != FileIDApp {
-		t.Fatalf("%+v", info)
-	}
-	want := []string{
-		"00A40000023F00", "00C0000012", // MF, its FCI fetched as a T=0 SAM gives it
-		"00B0960006",
-		"00A40000021001", "00C000000D",
-	}
-	if !slices.Equal(rec.sent, want) {
-		t.Fatalf("sent\n%v\nwant\n%v", rec.sent, want)
-	}
-}
-
 func TestSelectMFByNameFallback(t *testing.T) {
 	sam := &script{answer: func(cmd []byte, n int) []byte {
 		if n == 1 {
@@ -168,29 +149,5 @@ func TestSelectMFByNameFallback(t *testing.T) {
 	sam = &script{answer: func([]byte, int) []byte { return []byte{0x6A, 0x82} }}
 	if err := SelectMF(sam); !errors.Is(err, apdu.ErrFileNotFound) {
 		t.Fatalf("no MF at all: %v", err)
-	}
-}
-
-func TestSelectAppFallback(t *testing.T) {
-	sam := newMemSAM(t)
-	apps := []App{{AID: []byte{0xA0, 0, 0, 0, 0x99}}, {FileID: 0xDF03}, {FileID: FileIDApp}}
-	a, err := SelectApp(sam, apps...)
-	if err != nil || a.FileID != FileIDApp {
-		t.Fatalf("SelectApp = %v, %v", a, err)
-	}
-	a, err = SelectApp(sam, App{AID: epurse.AIDCityCard})
-	if err != nil || a.String() != "AID A00000000386980701" {
-		t.Fatalf("by AID: %v, %v", a, err)
-	}
-	if _, err := SelectApp(sam, apps[:2]...); !errors.Is(err, apdu.ErrFileNotFound) {
-		t.Fatalf("none there: %v", err)
-	}
-	if _, err := SelectApp(sam, App{}); !errors.Is(err, epurse.ErrBadArgument) {
-		t.Fatalf("empty app: %v", err)
-	}
-	// A refusal other than "not here" stops the search.
-	broken := &script{answer: func([]byte, int) []byte { return []byte{0x6E, 0x00} }}
-	if _, err := SelectApp(broken, apps...); !errors.Is(err, apdu.ErrCLANotSupported) || len(broken.sent) != 1 {
-		t.Fatalf("broken PSAM: %v after %d commands", err, len(broken.sent))
 	}
 }

@@ -16,6 +16,7 @@ import (
 
 	"github.com/cardd/cardd/apdu"
 	"github.com/cardd/cardd/apdu/epurse"
+	epursesim "github.com/cardd/cardd/apdu/epurse/sim"
 	"github.com/cardd/cardd/apdu/trace"
 	"github.com/cardd/cardd/reader"
 	"github.com/cardd/cardd/tap"
@@ -25,15 +26,15 @@ import (
 var testMasters = epurse.MasterKeys{DLK: epurse.Key16{1}, DPK: epurse.Key16{2}, DTK: epurse.Key16{3}}
 
 // simCard is an in-memory simulated card with a named, numbered holder.
-func simCard(t *testing.T) *epurse.SimCard {
+func simCard(t *testing.T) *epursesim.SimCard {
 	t.Helper()
-	f, err := epurse.NewCardFile("3101000000123456", "张三丰", 4321,
+	f, err := epursesim.NewCardFile("3101000000123456", "张三丰", 4321,
 		epurse.Date{Year: 2024, Month: 9, Day: 1}, epurse.Date{Year: 2030, Month: 8, Day: 31}, testMasters)
 	if err != nil {
 		t.Fatal(err)
 	}
 	f.Holder.IDNumber = "110101199001011234"
-	return epurse.NewSimCard(f, "")
+	return epursesim.NewSimCard(f, "")
 }
 
 // TestDumpReadOnly: the guard every dump's commands pass lets reads through

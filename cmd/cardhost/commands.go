@@ -16,7 +16,9 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/cardd/cardd/apdu/epurse"
+	epursesim "github.com/cardd/cardd/apdu/epurse/sim"
 	"github.com/cardd/cardd/apdu/psam"
+	psamsim "github.com/cardd/cardd/apdu/psam/sim"
 	"github.com/cardd/cardd/host"
 	"github.com/cardd/cardd/hostapi"
 	"github.com/cardd/cardd/money"
@@ -163,7 +165,7 @@ type cardIssue struct {
 	securityCode                                                      bool
 
 	// Checked from the flags.
-	purchase              psam.CardPurchase
+	purchase              psamsim.CardPurchase
 	prof                  *epurse.Profile
 	fen                   int64
 	startDate, expiryDate epurse.Date
@@ -219,7 +221,7 @@ func (c *cardIssue) checkPurchase() error {
 	if c.purchaseKey < 1 || c.purchaseKey > 255 {
 		return usagef("--purchase-key-index = %d: want 1 to 255", c.purchaseKey)
 	}
-	c.purchase = psam.CardPurchase{Diversification: div, KeyIndex: byte(c.purchaseKey), SecurityCode: c.securityCode}
+	c.purchase = psamsim.CardPurchase{Diversification: div, KeyIndex: byte(c.purchaseKey), SecurityCode: c.securityCode}
 	return nil
 }
 
@@ -283,15 +285,15 @@ func (c *cardIssue) run(ctx context.Context, e *env) error {
 
 // personalize gives the issued card its --history and, if it is not the
 // default, its purchase key, and saves it; it returns the card as saved.
-func (c *cardIssue) personalize(keys *host.Keys, f *epurse.CardFile) (*epurse.CardFile, error) {
+func (c *cardIssue) personalize(keys *host.Keys, f *epursesim.CardFile) (*epursesim.CardFile, error) {
 	if c.history > 0 {
-		card := epurse.NewSimCard(f, c.out)
+		card := epursesim.NewSimCard(f, c.out)
 		if err := keys.SeedHistory(card, [6]byte{0, 0, 0, 0, 0x10, 0x01}, c.history, time.Now()); err != nil {
 			return nil, fmt.Errorf("card history: %w", err)
 		}
 		f = card.File()
 	}
-	if c.purchase != (psam.CardPurchase{KeyIndex: 1}) {
+	if c.purchase != (psamsim.CardPurchase{KeyIndex: 1}) {
 		// After the history, which was paid with the one-level key.
 		keys.PersonalizePurchase(f, c.purchase)
 		if err := f.Save(c.out); err != nil {
@@ -304,7 +306,7 @@ func (c *cardIssue) personalize(keys *host.Keys, f *epurse.CardFile) (*epurse.Ca
 // issuableProfile is the card profile named by a --profile flag.
 func issuableProfile(name string) (*epurse.Profile, error) {
 	var names []string
-	for _, p := range epurse.IssuableProfiles {
+	for _, p := range epursesim.IssuableProfiles {
 		if p.Name == name {
 			return p, nil
 		}

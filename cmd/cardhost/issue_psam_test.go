@@ -7,7 +7,9 @@ import (
 	"testing"
 
 	"github.com/cardd/cardd/apdu/epurse"
+	epursesim "github.com/cardd/cardd/apdu/epurse/sim"
 	"github.com/cardd/cardd/apdu/psam"
+	psamsim "github.com/cardd/cardd/apdu/psam/sim"
 	"github.com/cardd/cardd/host"
 )
 
@@ -21,7 +23,7 @@ func TestCardIssuePurchaseKeys(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	plain, err := epurse.LoadCardFile(plainFile)
+	plain, err := epursesim.LoadCardFile(plainFile)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -33,14 +35,14 @@ func TestCardIssuePurchaseKeys(t *testing.T) {
 		number := []string{"3101000000000011", "3101000000000012"}[i]
 		wantCode(t, 0, "card", "issue", "--dir", dir, "--number", number, "--out", out, "--history", "2",
 			"--purchase-diversification", div.String(), "--purchase-key-index", "3", "--security-code")
-		f, err := epurse.LoadCardFile(out)
+		f, err := epursesim.LoadCardFile(out)
 		if err != nil {
 			t.Fatal(err)
 		}
 		if f.Keys.DPK != div.CardKey(masters.DPK, f.Info.IssuerID, f.Info.AppSerial[:]) || f.Keys.DPK == plain.Keys.DPK {
 			t.Errorf("%s: the purchase key is not the two-level one", div)
 		}
-		code := psam.SimSecurityCode(f.Keys.DPK, f.Info.AppSerial[:])
+		code := psamsim.SimSecurityCode(f.Keys.DPK, f.Info.AppSerial[:])
 		if f.PurchaseKeyIndex != 3 || f.SecurityCode != strings.ToUpper(hex.EncodeToString(code[:])) || len(f.Log) != 2 {
 			t.Errorf("%s: key index %d, code %q, %d log records", div, f.PurchaseKeyIndex, f.SecurityCode, len(f.Log))
 		}

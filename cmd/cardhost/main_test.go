@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/cardd/cardd/apdu/epurse"
+	epursesim "github.com/cardd/cardd/apdu/epurse/sim"
 	"github.com/cardd/cardd/config"
 	"github.com/cardd/cardd/host"
 	"github.com/cardd/cardd/hostapi"
@@ -79,7 +80,7 @@ func TestOperatorFlow(t *testing.T) {
 	}
 
 	// The card file is what the simulator loads, keyed from the host's masters.
-	f, err := epurse.LoadCardFile(cardFile)
+	f, err := epursesim.LoadCardFile(cardFile)
 	if err != nil {
 		t.Fatal(err)
 	}

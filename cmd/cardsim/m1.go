@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/cardd/cardd/apdu/mifare"
+	mifaresim "github.com/cardd/cardd/apdu/mifare/sim"
 	"github.com/cardd/cardd/internal/atomicfile"
 	"github.com/cardd/cardd/money"
 	"github.com/cardd/cardd/reader/vpcd"
@@ -89,7 +90,7 @@ func cmdM1New(args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	f, err := mifare.NewCardFile(id, w, fen)
+	f, err := mifaresim.NewCardFile(id, w, fen)
 	if err != nil {
 		return err
 	}
@@ -117,7 +118,7 @@ func cmdM1Insert(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if *file == "" {
 		return usageError{errors.New("--file is required")}
 	}
-	modes := map[string]mifare.TearMode{"corrupt": mifare.TearCorrupt, "old": mifare.TearNotWritten, "new": mifare.TearWritten}
+	modes := map[string]mifaresim.TearMode{"corrupt": mifaresim.TearCorrupt, "old": mifaresim.TearNotWritten, "new": mifaresim.TearWritten}
 	mode, ok := modes[*tearMode]
 	if !ok {
 		return usageError{fmt.Errorf("--tear-mode = %q: want corrupt, old or new", *tearMode)}
@@ -125,11 +126,11 @@ func cmdM1Insert(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if *slot < 0 || *slot > 15 || *hold < 0 || *tearWrite < 0 {
 		return usageError{errors.New("--slot is 0 to 15; --hold and --tear-write must not be negative")}
 	}
-	f, err := mifare.LoadCardFile(*file)
+	f, err := mifaresim.LoadCardFile(*file)
 	if err != nil {
 		return err
 	}
-	card := mifare.NewSimCard(f, *file)
+	card := mifaresim.NewSimCard(f, *file)
 	if *tearWrite > 0 {
 		card.TearNextWriteAt(*tearWrite, mode)
 	}

@@ -35,6 +35,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/cardd/cardd/apdu/epurse"
+	epursesim "github.com/cardd/cardd/apdu/epurse/sim"
 	"github.com/cardd/cardd/money"
 	"github.com/cardd/cardd/printer/sim"
 	"github.com/cardd/cardd/reader/vpcd"
@@ -69,37 +70,54 @@ func main() { os.Exit(Main(os.Args[1:], os.Stdout, os.Stderr)) }
 func Main(args []string, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	var err error
-	switch {
-	case len(args) >= 2 && args[0] == "keys" && args[1] == "new":
-		err = cmdKeysNew(args[2:], stdout)
-	case len(args) >= 2 && args[0] == "card" && args[1] == "new":
-		err = cmdCardNew(args[2:], stdout)
-	case len(args) >= 1 && args[0] == "card":
-		err = cmdCardInsert(ctx, args[1:], stdout, stderr)
-	case len(args) >= 2 && args[0] == "m1" && args[1] == "keys":
-		err = cmdM1Keys(args[2:], stdout)
-	case len(args) >= 2 && args[0] == "m1" && args[1] == "new":
-		err = cmdM1New(args[2:], stdout)
-	case len(args) >= 1 && args[0] == "m1":
-		err = cmdM1Insert(ctx, args[1:], stdout, stderr)
-	case len(args) >= 2 && args[0] == "psam" && args[1] == "new":
-		err = cmdPSAMNew(args[2:], stdout)
-	case len(args) >= 1 && args[0] == "psam":
-		err = cmdPSAMInsert(ctx, args[1:], stdout, stderr)
-	case len(args) >= 1 && args[0] == "replay":
-		err = cmdReplay(ctx, args[1:], stdout, stderr)
-	case len(args) >= 1 && args[0] == "printer":
-		err = cmdPrinter(ctx, args[1:], stdout, stderr)
-	case len(args) >= 1 && args[0] == "relay":
-		err = cmdRelay(ctx, args[1:], stdout)
-	case len(args) >= 1 && (args[0] == "-h" || args[0] == "--help" || args[0] == "help"):
+	if len(args) >= 1 && (args[0] == "-h" || args[0] == "--help" || args[0] == "help") {
 		fmt.Fprint(stdout, usage)
 		return 0
-	default:
+	}
+	cmd, rest, ok := lookup(args)
+	if !ok {
 		fmt.Fprint(stderr, usage)
 		return 2
 	}
+	return exitCode(cmd.run(ctx, rest, stdout, stderr), stderr)
+}
+
+// command is one of cardsim's commands: the words that name it, and what
+// runs it with the arguments after them.
+type command struct {
+	words []string
+	run   func(ctx context.Context, args []string, stdout, stderr io.Writer) error
+}
+
+// commands are looked up in order: "card new" before "card", whose first
+// argument would otherwise be "new".
+var commands = []command{
+	{[]string{"keys", "new"}, func(_ context.Context, a []string, out, _ io.Writer) error { return cmdKeysNew(a, out) }},
+	{[]string{"card", "new"}, func(_ context.Context, a []string, out, _ io.Writer) error { return cmdCardNew(a, out) }},
+	{[]string{"card"}, cmdCardInsert},
+	{[]string{"m1", "keys"}, func(_ context.Context, a []string, out, _ io.Writer) error { return cmdM1Keys(a, out) }},
+	{[]string{"m1", "new"}, func(_ context.Context, a []string, out, _ io.Writer) error { return cmdM1New(a, out) }},
+	{[]string{"m1"}, cmdM1Insert},
+	{[]string{"psam", "new"}, func(_ context.Context, a []string, out, _ io.Writer) error { return cmdPSAMNew(a, out) }},
+	{[]string{"psam"}, cmdPSAMInsert},
+	{[]string{"replay"}, cmdReplay},
+	{[]string{"printer"}, cmdPrinter},
+	{[]string{"relay"}, func(ctx context.Context, a []string, out, _ io.Writer) error { return cmdRelay(ctx, a, out) }},
+}
+
+// lookup finds the command args name, and the arguments that follow its words.
+func lookup(args []string) (command, []string, bool) {
+	for _, c := range commands {
+		if len(args) >= len(c.words) && slices.Equal(args[:len(c.words)], c.words) {
+			return c, args[len(c.words):], true
+		}
+	}
+	return command{}, nil, false
+}
+
+// exitCode reports err on stderr and returns the exit status: 0, 2 for a
+// usage error, 1 for any other failure.
+func exitCode(err error, stderr io.Writer) int {
 	switch {
 	case err == nil, errors.Is(err, pflag.ErrHelp):
 		return 0
@@ -206,10 +224,10 @@ func cmdCardNew(args []string, stdout io.Writer) error {
 		keysOut = strings.TrimSuffix(*out, filepath.Ext(*out)) + ".masters.json"
 	}
 	prof := epurse.ProfileNamed(*profile)
-	if prof == nil || !slices.Contains(epurse.IssuableProfiles, prof) {
+	if prof == nil || !slices.Contains(epursesim.IssuableProfiles, prof) {
 		return usageError{fmt.Errorf("--profile = %q: want campus or tunion", *profile)}
 	}
-	f, err := epurse.NewProfileCardFile(prof, *number, *holder, fen, startDate, expiryDate, masters)
+	f, err := epursesim.NewProfileCardFile(prof, *number, *holder, fen, startDate, expiryDate, masters)
 	if err != nil {
 		return usageError{err}
 	}
@@ -226,9 +244,9 @@ func cmdCardNew(args []string, stdout io.Writer) error {
 		return err
 	}
 	if *history > 0 {
-		card := epurse.NewSimCard(f, *out)
-		first := time.Now().UTC().Truncate(time.Second).Add(-time.Duration(*history) * epurse.HistoryStep)
-		if err := epurse.SeedHistory(card, masters, [6]byte{0x00, 0x00, 0x00, 0x00, 0x10, 0x01}, *history, first); err != nil {
+		card := epursesim.NewSimCard(f, *out)
+		first := time.Now().UTC().Truncate(time.Second).Add(-time.Duration(*history) * epursesim.HistoryStep)
+		if err := epursesim.SeedHistory(card, masters, [6]byte{0x00, 0x00, 0x00, 0x00, 0x10, 0x01}, *history, first); err != nil {
 			return fmt.Errorf("making card history: %w", err)
 		}
 		f = card.File()
@@ -269,11 +287,11 @@ func cmdCardInsert(ctx context.Context, args []string, stdout, stderr io.Writer)
 		level = slog.LevelDebug
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
-	f, err := epurse.LoadCardFile(*file)
+	f, err := epursesim.LoadCardFile(*file)
 	if err != nil {
 		return err
 	}
-	card := epurse.NewSimCard(f, *file)
+	card := epursesim.NewSimCard(f, *file)
 	opt := vpcd.Options{Latency: *latency, TearAfter: *tearAfter, SilentAfter: *silentAfter, Logger: log}
 	for i := 0; *taps == 0 || i < *taps; i++ {
 		if i > 0 {

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/cardd/cardd/apdu/epurse"
+	epursesim "github.com/cardd/cardd/apdu/epurse/sim"
 	"github.com/cardd/cardd/money"
 )
 
@@ -154,7 +155,7 @@ func TestCardNewWithKeys(t *testing.T) {
 	}
 	wantMode(t, card, 0o600)
 
-	f, err := epurse.LoadCardFile(card)
+	f, err := epursesim.LoadCardFile(card)
 	if err != nil {
 		t.Fatalf("LoadCardFile: %v", err)
 	}
@@ -232,7 +233,7 @@ func TestCardNewWritesMasterKeysBesideCard(t *testing.T) {
 	wantMode(t, card, 0o600)
 	wantMode(t, kf, 0o600)
 	masters := readKeyFile(t, kf)
-	f, err := epurse.LoadCardFile(card)
+	f, err := epursesim.LoadCardFile(card)
 	if err != nil {
 		t.Fatalf("LoadCardFile: %v", err)
 	}
@@ -254,7 +255,7 @@ func TestCardNewWritesMasterKeysBesideCard(t *testing.T) {
 	// The new key file is usable with --keys for the next card of the issuer.
 	card2 := filepath.Join(dir, "bob.json")
 	mustRun(t, "card", "new", "--out", card2, "--keys", kf, "--number", "3101000000000002")
-	f2, err := epurse.LoadCardFile(card2)
+	f2, err := epursesim.LoadCardFile(card2)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -273,7 +274,7 @@ func TestCardNewForce(t *testing.T) {
 	card := filepath.Join(dir, "card.json")
 	mustRun(t, "card", "new", "--out", card, "--keys", kf, "--balance", "1.00")
 	mustRun(t, "card", "new", "--out", card, "--keys", kf, "--balance", "2.00", "--force")
-	f, err := epurse.LoadCardFile(card)
+	f, err := epursesim.LoadCardFile(card)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -461,7 +462,7 @@ func TestCardNewHistoryInThePast(t *testing.T) {
 	if code := Main([]string{"card", "new", "--out", card, "--history", "50", "--balance", "500.00"}, &out, &errw); code != 0 {
 		t.Fatalf("exit %d (%s)", code, errw.String())
 	}
-	f, err := epurse.LoadCardFile(card)
+	f, err := epursesim.LoadCardFile(card)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/cardd/cardd/apdu/psam"
+	psamsim "github.com/cardd/cardd/apdu/psam/sim"
 	"github.com/cardd/cardd/reader/vpcd"
 )
 
@@ -55,7 +56,7 @@ func cmdPSAMNew(args []string, stdout io.Writer) error {
 	}
 	var id [6]byte
 	copy(id[:], b)
-	f, err := psam.NewSAMFileFromKeyFile(*keys, id)
+	f, err := psamsim.NewSAMFileFromKeyFile(*keys, id)
 	if err != nil {
 		return err
 	}
@@ -93,7 +94,7 @@ func cmdPSAMInsert(ctx context.Context, args []string, stdout, stderr io.Writer)
 		level = slog.LevelDebug
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
-	sam, err := psam.LoadSimPSAM(*file)
+	sam, err := psamsim.LoadSimPSAM(*file)
 	if err != nil {
 		return err
 	}

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/cardd/cardd/apdu/psam"
+	psamsim "github.com/cardd/cardd/apdu/psam/sim"
 )
 
 // TestPSAMNewProfiles: `cardsim psam new` writes a PSAM of each kind: its
@@ -17,7 +18,7 @@ func TestPSAMNewProfiles(t *testing.T) {
 	mustRun(t, "keys", "new", "--out", kf)
 	out := filepath.Join(dir, "psam.json")
 	mustRun(t, "psam", "new", "--keys", kf, "--out", out, "--app", "8011", "--key-index", "3", "--diversification", "city", "--security-code")
-	f, err := psam.LoadSAMFile(out)
+	f, err := psamsim.LoadSAMFile(out)
 	if err != nil {
 		t.Fatal(err)
 	}

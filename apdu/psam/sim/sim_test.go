@@ -1,4 +1,4 @@
-package psam
+package psamsim
 
 import (
 	"bytes"
@@ -13,6 +13,7 @@ import (
 
 	"github.com/cardd/cardd/apdu"
 	"github.com/cardd/cardd/apdu/epurse"
+	"github.com/cardd/cardd/internal/jsonfile/jsonfiletest"
 )
 
 // vectorInit is INIT SAM FOR PURCHASE with the spec's purchase test vector:
@@ -377,3 +378,18 @@ var _ interface {
 } = (*SimPSAM)(nil)
 
 var _ apdu.Transmitter = (*SimPSAM)(nil)
+
+// TestLoadSAMFileStrict: a PSAM file is read strictly, and a refusal names
+// the file.
+func TestLoadSAMFileStrict(t *testing.T) {
+	f, err := NewSAMFile(testTerm, testMasters)
+	if err != nil {
+		t.Fatal(err)
+	}
+	load := func(p string) error { _, err := LoadSAMFile(p); return err }
+	good := jsonfiletest.Good(t, f.Save, load)
+	cases := append(jsonfiletest.Refusals(t, good, "terminal_id"),
+		jsonfiletest.Case{Name: "dpk all zero", Body: jsonfiletest.Replace(t, good, `"dpk": "3F013F013F013F013F013F013F013F01"`, `"dpk": "00000000000000000000000000000000"`), Want: "dpk is missing or all zero"},
+	)
+	jsonfiletest.Check(t, load, 0o600, cases...)
+}

@@ -1,10 +1,12 @@
-package epurse
+package epursesim
 
 import (
 	"bytes"
 	"encoding/hex"
 	"testing"
 	"time"
+
+	"github.com/cardd/cardd/apdu/epurse"
 )
 
 // The simulated card's own command handling, driven with the spec's test
@@ -13,7 +15,7 @@ import (
 // and answers the vector's MAC2. The terminal functions send the bytes.
 func vectorCard(t *testing.T, dlk, dpk string, random string) *SimCard {
 	t.Helper()
-	f, err := NewCardFile("3101000000000001", "", 0x2000, Date{Year: 2010, Month: 1, Day: 1}, Date{Year: 2099, Month: 12, Day: 31}, MasterKeys{
+	f, err := NewCardFile("3101000000000001", "", 0x2000, epurse.Date{Year: 2010, Month: 1, Day: 1}, epurse.Date{Year: 2099, Month: 12, Day: 31}, epurse.MasterKeys{
 		DLK: key16(t, "0123456789ABCDEF0123456789ABCDEF"), DPK: key16(t, "0123456789ABCDEF0123456789ABCDEF"), DTK: key16(t, "0123456789ABCDEF0123456789ABCDEF")})
 	if err != nil {
 		t.Fatal(err)
@@ -22,7 +24,7 @@ func vectorCard(t *testing.T, dlk, dpk string, random string) *SimCard {
 	c := NewSimCard(f, "")
 	r, _ := hex.DecodeString(random)
 	c.rand = bytes.NewReader(r)
-	if _, err := Select(c); err != nil {
+	if _, err := epurse.Select(c); err != nil {
 		t.Fatal(err)
 	}
 	return c
@@ -31,7 +33,7 @@ func vectorCard(t *testing.T, dlk, dpk string, random string) *SimCard {
 func TestCardConformsLoadED(t *testing.T) {
 	c := vectorCard(t, "11223344556677888877665544332211", "11223344556677888877665544332211", "11223344")
 	c.f.EDBalance = 0
-	init, err := InitLoad(c, PurseED, 1, 0x1000, b6(t, "001122334455"))
+	init, err := epurse.InitLoad(c, epurse.PurseED, 1, 0x1000, b6(t, "001122334455"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -39,11 +41,11 @@ func TestCardConformsLoadED(t *testing.T) {
 		t.Fatalf("card's INIT FOR LOAD: counter %d balance %d MAC1 %X; want 0, 0, 2988AE5A", init.OnlineCounter, init.OldBalance, init.MAC1)
 	}
 	when := time.Date(2011, 12, 21, 21, 48, 22, 0, time.UTC)
-	tac, err := CreditLoad(c, when, b4(t, "3A845BF0"))
+	tac, err := epurse.CreditLoad(c, when, b4(t, "3A845BF0"))
 	if err != nil {
 		t.Fatalf("card refused the vector's MAC2: %v", err)
 	}
-	want, _ := LoadTAC(c.f.Keys.DTK, 0x1000, 0, 0x1000, TxEDLoad, b6(t, "001122334455"), when)
+	want, _ := epurse.LoadTAC(c.f.Keys.DTK, 0x1000, 0, 0x1000, epurse.TxEDLoad, b6(t, "001122334455"), when)
 	if tac != want || c.f.EDBalance != 0x1000 || c.f.EDOnlineCounter != 1 {
 		t.Errorf("after CREDIT: TAC %X (want %X), ED balance %d, counter %d", tac, want, c.f.EDBalance, c.f.EDOnlineCounter)
 	}
@@ -52,7 +54,7 @@ func TestCardConformsLoadED(t *testing.T) {
 func TestCardConformsLoadEP(t *testing.T) {
 	c := vectorCard(t, "3F013F013F013F013F013F013F013F01", "3F013F013F013F013F013F013F013F01", "F9CABA91")
 	c.f.EPBalance = 0
-	init, err := InitLoad(c, PurseEP, 1, 0x1234, b6(t, "000000000001"))
+	init, err := epurse.InitLoad(c, epurse.PurseEP, 1, 0x1234, b6(t, "000000000001"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -63,7 +65,7 @@ func TestCardConformsLoadEP(t *testing.T) {
 
 func TestCardConformsPurchase(t *testing.T) {
 	c := vectorCard(t, "11223344556677888877665544332211", "11223344556677888877665544332211", "11223344")
-	init, err := InitPurchase(c, PurseEP, 1, 0x1000, b6(t, "001122334455"))
+	init, err := epurse.InitPurchase(c, epurse.PurseEP, 1, 0x1000, b6(t, "001122334455"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -71,7 +73,7 @@ func TestCardConformsPurchase(t *testing.T) {
 		t.Fatalf("offline counter %d, want 0 for the vector", init.OfflineCounter)
 	}
 	when := time.Date(2012, 2, 29, 13, 51, 0, 0, time.UTC)
-	_, mac2, err := DebitPurchase(c, 1, when, b4(t, "F15CAB75"))
+	_, mac2, err := epurse.DebitPurchase(c, 1, when, b4(t, "F15CAB75"))
 	if err != nil {
 		t.Fatalf("card refused the vector's purchase MAC1: %v", err)
 	}

@@ -1,4 +1,4 @@
-package epurse
+package epursesim
 
 import (
 	"crypto/subtle"
@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/cardd/cardd/apdu"
+	"github.com/cardd/cardd/apdu/epurse"
 )
 
 // insSecurityCode is 80 CA 00 00 09, which asks a city card for its
@@ -18,7 +19,7 @@ const insSecurityCode = 0xCA
 // pendingTx is what an INIT leaves for its second command.
 type pendingTx struct {
 	ins     byte // the second command it allows: CREDIT FOR LOAD or DEBIT FOR PURCHASE
-	purse   Purse
+	purse   epurse.Purse
 	amount  int64
 	termID  [6]byte
 	random  [4]byte
@@ -32,8 +33,8 @@ type purseState struct {
 	offline *uint16
 }
 
-func (f *CardFile) purse(p Purse) purseState {
-	if p == PurseED {
+func (f *CardFile) purse(p epurse.Purse) purseState {
+	if p == epurse.PurseED {
 		return purseState{&f.EDBalance, &f.EDOnlineCounter, &f.EDOfflineCounter}
 	}
 	return purseState{&f.EPBalance, &f.EPOnlineCounter, &f.EPOfflineCounter}
@@ -41,11 +42,11 @@ func (f *CardFile) purse(p Purse) purseState {
 
 // purseReady answers the checks common to the purse commands: the ADF is
 // selected and not blocked, and the ED's PIN is verified when the card wants it.
-func (c *SimCard) purseReady(p Purse) uint16 {
+func (c *SimCard) purseReady(p epurse.Purse) uint16 {
 	switch {
 	case c.df != dfADF || c.f.Blocked:
 		return swConditions
-	case p == PurseED && c.f.EDNeedsPIN && !c.pinOK:
+	case p == epurse.PurseED && c.f.EDNeedsPIN && !c.pinOK:
 		return swSecurity
 	}
 	return apdu.SWOK
@@ -53,9 +54,9 @@ func (c *SimCard) purseReady(p Purse) uint16 {
 
 // getBalance is GET BALANCE (spec "Commands").
 func (c *SimCard) getBalance(cm apdu.Command) ([]byte, uint16) {
-	p := Purse(cm.P2)
-	second := cm.P1 == 0x01 && p == PurseEP && c.f.SecondPurse != nil
-	if cm.P1 != 0x00 && !second || p.check() != nil {
+	p := epurse.Purse(cm.P2)
+	second := cm.P1 == 0x01 && p == epurse.PurseEP && c.f.SecondPurse != nil
+	if cm.P1 != 0x00 && !second || p.Check() != nil {
 		return nil, swWrongP1P2
 	}
 	if len(cm.Data) != 0 {
@@ -77,8 +78,8 @@ func (c *SimCard) getBalance(cm apdu.Command) ([]byte, uint16) {
 // initialize is INITIALIZE FOR LOAD (P1 00) and FOR PURCHASE (P1 01). It
 // changes nothing on the card; it only arms the one command that may follow.
 func (c *SimCard) initialize(cm apdu.Command) ([]byte, uint16, error) {
-	p := Purse(cm.P2)
-	if (cm.P1 != p1InitLoad && cm.P1 != p1InitPurchase) || p.check() != nil {
+	p := epurse.Purse(cm.P2)
+	if (cm.P1 != p1InitLoad && cm.P1 != p1InitPurchase) || p.Check() != nil {
 		return nil, swWrongP1P2, nil
 	}
 	if len(cm.Data) != 11 {
@@ -124,8 +125,8 @@ func (c *SimCard) initialize(cm apdu.Command) ([]byte, uint16, error) {
 	out = append(out, c.f.KeyVersion, c.f.AlgID)
 	out = append(out, tx.random[:]...)
 	if cm.P1 == p1InitLoad {
-		seslk := SessionKeyLoad(c.f.Keys.DLK, tx.random, tx.counter)
-		mac1, err := LoadMAC1(seslk, balance, tx.amount, p.LoadType(), tx.termID)
+		seslk := epurse.SessionKeyLoad(c.f.Keys.DLK, tx.random, tx.counter)
+		mac1, err := epurse.LoadMAC1(seslk, balance, tx.amount, p.LoadType(), tx.termID)
 		if err != nil {
 			return nil, swConditions, nil // amounts were checked above; never reached
 		}
@@ -138,7 +139,7 @@ func (c *SimCard) initialize(cm apdu.Command) ([]byte, uint16, error) {
 // decodeWhen reads the BCD date and time of CREDIT and DEBIT. A card cannot
 // log a date that does not exist, so it refuses one (6A80).
 func decodeWhen(date, clock []byte) (time.Time, bool) {
-	t, err := DecodeDateTime(date, clock)
+	t, err := epurse.DecodeDateTime(date, clock)
 	return t, err == nil && !t.IsZero()
 }
 
@@ -161,18 +162,18 @@ func (c *SimCard) creditLoad(cm apdu.Command, p *pendingTx) ([]byte, uint16, err
 	var got [4]byte
 	copy(got[:], cm.Data[7:11])
 	st := c.f.purse(p.purse)
-	seslk := SessionKeyLoad(c.f.Keys.DLK, p.random, p.counter)
+	seslk := epurse.SessionKeyLoad(c.f.Keys.DLK, p.random, p.counter)
 	tx := p.purse.LoadType()
-	want, err := LoadMAC2(seslk, p.amount, tx, p.termID, when)
+	want, err := epurse.LoadMAC2(seslk, p.amount, tx, p.termID, when)
 	if err != nil || subtle.ConstantTimeCompare(want[:], got[:]) != 1 {
 		return nil, swMACInvalid, nil // the INIT is spent: a new one is needed
 	}
 	newBalance := *st.balance + p.amount
-	tac, err := LoadTAC(c.f.Keys.DTK, newBalance, p.counter, p.amount, tx, p.termID, when)
+	tac, err := epurse.LoadTAC(c.f.Keys.DTK, newBalance, p.counter, p.amount, tx, p.termID, when)
 	if err != nil {
 		return nil, swConditions, nil // checked at INIT; never reached
 	}
-	rec := LogRecord{Counter: p.counter, Amount: p.amount, Type: tx, TerminalID: p.termID, Time: when}
+	rec := epurse.LogRecord{Counter: p.counter, Amount: p.amount, Type: tx, TerminalID: p.termID, Time: when}
 	err = c.commit(func(f *CardFile) {
 		st := f.purse(p.purse)
 		*st.balance = newBalance
@@ -211,24 +212,24 @@ func (c *SimCard) debitPurchase(cm apdu.Command, p *pendingTx) ([]byte, uint16, 
 	var got [4]byte
 	copy(got[:], cm.Data[11:15])
 	st := c.f.purse(p.purse)
-	sespk := SessionKeyPurchase(c.f.Keys.DPK, p.random, p.counter, serial)
+	sespk := epurse.SessionKeyPurchase(c.f.Keys.DPK, p.random, p.counter, serial)
 	tx := p.purse.PurchaseType()
-	want, err := PurchaseMAC1(sespk, p.amount, tx, p.termID, when)
+	want, err := epurse.PurchaseMAC1(sespk, p.amount, tx, p.termID, when)
 	if err != nil || subtle.ConstantTimeCompare(want[:], got[:]) != 1 {
 		return nil, swMACInvalid, nil
 	}
 	if p.amount > *st.balance {
 		return nil, swInsufficient, nil // checked at INIT; nothing ran since
 	}
-	mac2, err := PurchaseMAC2(sespk, p.amount)
+	mac2, err := epurse.PurchaseMAC2(sespk, p.amount)
 	if err != nil {
 		return nil, swConditions, nil
 	}
-	tac, err := PurchaseTAC(c.f.Keys.DTK, p.amount, tx, p.termID, serial, when)
+	tac, err := epurse.PurchaseTAC(c.f.Keys.DTK, p.amount, tx, p.termID, serial, when)
 	if err != nil {
 		return nil, swConditions, nil
 	}
-	rec := LogRecord{Counter: p.counter, Amount: p.amount, Type: tx, TerminalID: p.termID, Time: when}
+	rec := epurse.LogRecord{Counter: p.counter, Amount: p.amount, Type: tx, TerminalID: p.termID, Time: when}
 	err = c.commit(func(f *CardFile) {
 		st := f.purse(p.purse)
 		*st.balance -= p.amount
@@ -245,8 +246,8 @@ func (c *SimCard) debitPurchase(cm apdu.Command, p *pendingTx) ([]byte, uint16, 
 // getProve is GET TRANSACTION PROVE: the MAC and TAC of the last transaction
 // of type P2, if its counter (after the transaction) is the one asked.
 func (c *SimCard) getProve(cm apdu.Command) ([]byte, uint16) {
-	switch TxType(cm.P2) {
-	case TxEDLoad, TxEPLoad, TxEDPurchase, TxEPPurchase, TxComposite:
+	switch epurse.TxType(cm.P2) {
+	case epurse.TxEDLoad, epurse.TxEPLoad, epurse.TxEDPurchase, epurse.TxEPPurchase, epurse.TxComposite:
 	default:
 		return nil, swWrongP1P2
 	}
@@ -261,7 +262,7 @@ func (c *SimCard) getProve(cm apdu.Command) ([]byte, uint16) {
 	}
 	counter := binary.BigEndian.Uint16(cm.Data)
 	for _, pr := range c.f.Proofs {
-		if pr.Type == TxType(cm.P2) && pr.Counter == counter {
+		if pr.Type == epurse.TxType(cm.P2) && pr.Counter == counter {
 			return append(pr.MAC[:], pr.TAC[:]...), apdu.SWOK
 		}
 	}
@@ -270,11 +271,11 @@ func (c *SimCard) getProve(cm apdu.Command) ([]byte, uint16) {
 
 // pushLog writes r as the newest record of a cyclic log of 10: the oldest
 // falls off.
-func pushLog(log []LogRecord, r LogRecord) []LogRecord {
-	out := make([]LogRecord, 0, MaxLogRecords)
+func pushLog(log []epurse.LogRecord, r epurse.LogRecord) []epurse.LogRecord {
+	out := make([]epurse.LogRecord, 0, epurse.MaxLogRecords)
 	out = append(out, r)
 	out = append(out, log...)
-	return out[:min(len(out), MaxLogRecords)]
+	return out[:min(len(out), epurse.MaxLogRecords)]
 }
 
 // setProof keeps p as the last transaction of its type.

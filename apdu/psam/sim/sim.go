@@ -1,4 +1,4 @@
-package psam
+package psamsim
 
 import (
 	"bytes"
@@ -10,6 +10,7 @@ import (
 
 	"github.com/cardd/cardd/apdu"
 	"github.com/cardd/cardd/apdu/epurse"
+	"github.com/cardd/cardd/apdu/psam"
 )
 
 // Status words the simulated PSAM answers. They are ISO 7816-4's and the
@@ -228,7 +229,7 @@ func (s *SimPSAM) selectFile(cm apdu.Command) reply {
 			to = dfMF
 		case len(cm.Data) != 2:
 			return status(swWrongLength)
-		case binary.BigEndian.Uint16(cm.Data) == FileIDMF:
+		case binary.BigEndian.Uint16(cm.Data) == psam.FileIDMF:
 			to = dfMF
 		case binary.BigEndian.Uint16(cm.Data) == s.f.appFileID():
 			to = dfApp
@@ -276,9 +277,9 @@ func (s *SimPSAM) readBinary(cm apdu.Command) reply {
 	}
 	var content []byte
 	switch {
-	case s.df == dfMF && cm.P1&0x1F == SFITerminalID:
+	case s.df == dfMF && cm.P1&0x1F == psam.SFITerminalID:
 		content = s.f.TerminalID[:]
-	case s.df == dfApp && cm.P1&0x1F == SFIKeyIndex:
+	case s.df == dfApp && cm.P1&0x1F == psam.SFIKeyIndex:
 		content = []byte{s.f.keyIndex()}
 	default:
 		return status(swFileNotFound)
@@ -311,10 +312,10 @@ func (s *SimPSAM) initForPurchase(cm apdu.Command, code []byte) (reply, error) {
 	// keyed once refuses a second factor (Lc 24), one keyed twice refuses
 	// a request without it (Lc 1C).
 	levels := 1
-	if s.f.Diversification != DiversifyOnce {
+	if s.f.Diversification != psam.DiversifyOnce {
 		levels = 2
 	}
-	if len(cm.Data) != initFixedLen+levels*FactorLen {
+	if len(cm.Data) != initFixedLen+levels*psam.FactorLen {
 		return status(swWrongLength), nil
 	}
 	if s.df != dfApp {
@@ -418,7 +419,7 @@ func (s *SimPSAM) takeSecurityCode(cm apdu.Command) reply {
 		return status(swINSNotSupported)
 	case cm.P1 != 0x00 || cm.P2 != 0x00:
 		return status(swWrongP1P2)
-	case len(cm.Data) != SecurityCodeLen:
+	case len(cm.Data) != psam.SecurityCodeLen:
 		return status(swWrongLength)
 	case s.df != dfApp:
 		return status(swConditions)
@@ -433,8 +434,8 @@ func (s *SimPSAM) takeSecurityCode(cm apdu.Command) reply {
 // derive theirs is not public; this is a simulation choice that lets the
 // simulated PSAM check a code with nothing but its master key and the
 // INIT's factors, as a real one checks it with keys of its own.
-func SimSecurityCode(cardKey epurse.Key16, serial []byte) [SecurityCodeLen]byte {
-	var code [SecurityCodeLen]byte
+func SimSecurityCode(cardKey epurse.Key16, serial []byte) [psam.SecurityCodeLen]byte {
+	var code [psam.SecurityCodeLen]byte
 	code[0] = 0x01
 	// DiversifyKey's left half is 3DES_K(F) of the rightmost 8 bytes.
 	k := epurse.DiversifyKey(cardKey, serial)

@@ -1,4 +1,4 @@
-package mifare
+package mifaresim
 
 import (
 	"crypto/subtle"
@@ -8,7 +8,15 @@ import (
 	"sync"
 
 	"github.com/cardd/cardd/apdu"
+	"github.com/cardd/cardd/apdu/mifare"
+	"github.com/cardd/cardd/reader/vpcd"
 )
+
+// ErrTorn is returned by SimCard.Transmit when a write was torn (see
+// SimCard.TearNextWriteAt) and for every command after it until Reset:
+// the card has left the field. It wraps vpcd.ErrTorn, the virtual
+// reader's "card pulled".
+var ErrTorn = fmt.Errorf("mifare: card left the field during a write: %w", vpcd.ErrTorn)
 
 // Status words the simulated card (in the role of its reader) answers: PC/SC
 // part 3 gives them for LOAD KEYS and GENERAL AUTHENTICATE; the rest are ISO
@@ -78,12 +86,12 @@ type SimCard struct {
 	path string
 	// keys are the reader's key slots. A reader keeps them across cards and
 	// resets, so Reset does not clear them; they are not saved.
-	keys [keySlots]*Key
+	keys [keySlots]*mifare.Key
 
 	// Power-session state, cleared by Reset.
 	authed  bool
 	authSec byte
-	authKey KeyType
+	authKey mifare.KeyType
 	gone    bool // a write was torn: out of the field until Reset
 
 	tearIn   int // writes until the torn one; 0 is none
@@ -198,14 +206,14 @@ func (c *SimCard) loadKeys(cm apdu.Command) uint16 {
 		return swReaderKey
 	case cm.P1&0x40 != 0:
 		return swSecuredKey
-	case cm.P1&^KeyStructureNonVolatile != 0:
+	case cm.P1&^mifare.KeyStructureNonVolatile != 0:
 		return swWrongP1P2
 	case cm.P2 >= keySlots:
 		return swKeyNumber
-	case len(cm.Data) != len(Key{}):
+	case len(cm.Data) != len(mifare.Key{}):
 		return swKeyLength
 	}
-	k := Key(cm.Data)
+	k := mifare.Key(cm.Data)
 	c.keys[cm.P2] = &k
 	return apdu.SWOK
 }
@@ -221,26 +229,26 @@ func (c *SimCard) authenticate(cm apdu.Command) uint16 {
 	case cm.Data[0] != authVersion:
 		return swWrongP1P2
 	}
-	block, kt, slot := cm.Data[2], KeyType(cm.Data[3]), cm.Data[4]
+	block, kt, slot := cm.Data[2], mifare.KeyType(cm.Data[3]), cm.Data[4]
 	switch {
-	case kt != KeyTypeA && kt != KeyTypeB:
+	case kt != mifare.KeyTypeA && kt != mifare.KeyTypeB:
 		return swKeyTypeBad
 	case slot >= keySlots:
 		return swKeyNumber
 	}
 	c.authed = false
-	if cm.Data[1] != 0 || block >= NumBlocks || c.keys[slot] == nil {
+	if cm.Data[1] != 0 || block >= mifare.NumBlocks || c.keys[slot] == nil {
 		return swFailed
 	}
-	tr := c.f.Blocks[TrailerOf(SectorOf(block))]
+	tr := c.f.Blocks[mifare.TrailerOf(mifare.SectorOf(block))]
 	want := tr[0:6]
-	if kt == KeyTypeB {
+	if kt == mifare.KeyTypeB {
 		want = tr[10:16]
 	}
 	if subtle.ConstantTimeCompare(want, c.keys[slot][:]) != 1 {
 		return swFailed
 	}
-	c.authed, c.authSec, c.authKey = true, SectorOf(block), kt
+	c.authed, c.authSec, c.authKey = true, mifare.SectorOf(block), kt
 	return apdu.SWOK
 }
 
@@ -249,31 +257,31 @@ func (c *SimCard) authenticate(cm apdu.Command) uint16 {
 // sector is not the authenticated one, its access bits are malformed (the
 // sector is locked for ever), or the authentication used a key B that is
 // readable and so no key.
-func (c *SimCard) cond(block byte) (AccessCond, bool) {
-	if !c.authed || block >= NumBlocks || SectorOf(block) != c.authSec {
+func (c *SimCard) cond(block byte) (mifare.AccessCond, bool) {
+	if !c.authed || block >= mifare.NumBlocks || mifare.SectorOf(block) != c.authSec {
 		return 0, false
 	}
-	tr := c.f.Blocks[TrailerOf(c.authSec)]
-	conds, err := AccessBits(tr[6:9]).Conds()
+	tr := c.f.Blocks[mifare.TrailerOf(c.authSec)]
+	conds, err := mifare.AccessBits(tr[6:9]).Conds()
 	if err != nil {
 		return 0, false
 	}
-	if c.authKey == KeyTypeB && keyBReadable(conds[BlocksPerSector-1]) {
+	if c.authKey == mifare.KeyTypeB && keyBReadable(conds[mifare.BlocksPerSector-1]) {
 		return 0, false
 	}
-	return conds[block%BlocksPerSector], true
+	return conds[block%mifare.BlocksPerSector], true
 }
 
 // mayData reports whether the current authentication may do op on data
 // block block.
 func (c *SimCard) mayData(block byte, op dataOp) bool {
 	cond, ok := c.cond(block)
-	return ok && !IsTrailer(block) && dataAccess[cond][op].has(c.authKey)
+	return ok && !mifare.IsTrailer(block) && dataAccess[cond][op].has(c.authKey)
 }
 
 // address checks P1 P2 as a block address: P1 is its high byte, 0 on 1K.
 func address(cm apdu.Command) (byte, bool) {
-	return cm.P2, cm.P1 == 0 && cm.P2 < NumBlocks
+	return cm.P2, cm.P1 == 0 && cm.P2 < mifare.NumBlocks
 }
 
 // read is READ BINARY of one block. A trailer reads with key A as zeros and
@@ -285,10 +293,10 @@ func (c *SimCard) read(cm apdu.Command) ([]byte, uint16) {
 		return nil, swFailed
 	case cm.Ne == 0:
 		return nil, swWrongLength
-	case cm.Ne != BlockSize && cm.Ne != apdu.MaxShortNe:
-		return nil, 0x6C00 | BlockSize
+	case cm.Ne != mifare.BlockSize && cm.Ne != apdu.MaxShortNe:
+		return nil, 0x6C00 | mifare.BlockSize
 	}
-	if !IsTrailer(block) {
+	if !mifare.IsTrailer(block) {
 		if !c.mayData(block, opRead) {
 			return nil, swFailed
 		}
@@ -300,7 +308,7 @@ func (c *SimCard) read(cm apdu.Command) ([]byte, uint16) {
 		return nil, swFailed
 	}
 	r, tr := trailerAccess[cond], c.f.Blocks[block]
-	out := make([]byte, BlockSize)
+	out := make([]byte, mifare.BlockSize)
 	if r.readAccess.has(c.authKey) {
 		copy(out[6:10], tr[6:10]) // the GPB goes with the access bits
 	}
@@ -322,11 +330,11 @@ func (c *SimCard) write(cm apdu.Command) ([]byte, uint16, error) {
 	switch {
 	case !ok || block == 0:
 		return nil, swFailed, nil
-	case len(cm.Data) != BlockSize:
+	case len(cm.Data) != mifare.BlockSize:
 		return nil, swWrongLength, nil
 	}
-	data := [BlockSize]byte(cm.Data)
-	if !IsTrailer(block) {
+	data := [mifare.BlockSize]byte(cm.Data)
+	if !mifare.IsTrailer(block) {
 		if !c.mayData(block, opWrite) {
 			return nil, swFailed, nil
 		}
@@ -370,16 +378,16 @@ const (
 // block whole, its address byte included, within the authenticated sector.
 func (c *SimCard) valueOp(cm apdu.Command) ([]byte, uint16, error) {
 	block, ok := address(cm)
-	if !ok || block == 0 || IsTrailer(block) {
+	if !ok || block == 0 || mifare.IsTrailer(block) {
 		return nil, swFailed, nil
 	}
 	switch {
 	case len(cm.Data) == 2 && cm.Data[0] == vbRestore:
 		dst := cm.Data[1]
-		if dst == 0 || dst >= NumBlocks || IsTrailer(dst) || !c.mayData(block, opDecrement) || !c.mayData(dst, opDecrement) {
+		if dst == 0 || dst >= mifare.NumBlocks || mifare.IsTrailer(dst) || !c.mayData(block, opDecrement) || !c.mayData(dst, opDecrement) {
 			return nil, swFailed, nil
 		}
-		if _, _, err := parseValue(c.f.Blocks[block][:]); err != nil {
+		if _, _, err := mifare.ParseValue(c.f.Blocks[block][:]); err != nil {
 			return nil, swFailed, nil
 		}
 		return c.store(dst, c.f.Blocks[block])
@@ -392,14 +400,14 @@ func (c *SimCard) valueOp(cm apdu.Command) ([]byte, uint16, error) {
 		if !c.mayData(block, opWrite) {
 			return nil, swFailed, nil
 		}
-		return c.store(block, EncodeValue(operand, block))
+		return c.store(block, mifare.EncodeValue(operand, block))
 	case vbIncrement, vbDecrement:
 		// Increment needs the increment right and the transfer back into the
 		// block; decrement's right covers its transfer.
 		if operand < 0 || !c.mayData(block, opDecrement) || op == vbIncrement && !c.mayData(block, opIncrement) {
 			return nil, swFailed, nil
 		}
-		v, addr, err := parseValue(c.f.Blocks[block][:])
+		v, addr, err := mifare.ParseValue(c.f.Blocks[block][:])
 		if err != nil {
 			return nil, swFailed, nil
 		}
@@ -410,7 +418,7 @@ func (c *SimCard) valueOp(cm apdu.Command) ([]byte, uint16, error) {
 		if next < math.MinInt32 || next > math.MaxInt32 {
 			return nil, swFailed, nil
 		}
-		return c.store(block, EncodeValue(int32(next), addr))
+		return c.store(block, mifare.EncodeValue(int32(next), addr))
 	}
 	return nil, swFailed, nil
 }
@@ -427,7 +435,7 @@ func (c *SimCard) readValue(cm apdu.Command) ([]byte, uint16) {
 	case cm.Ne != 4 && cm.Ne != apdu.MaxShortNe:
 		return nil, 0x6C04
 	}
-	v, _, err := parseValue(c.f.Blocks[block][:])
+	v, _, err := mifare.ParseValue(c.f.Blocks[block][:])
 	if err != nil {
 		return nil, swFailed
 	}
@@ -435,7 +443,7 @@ func (c *SimCard) readValue(cm apdu.Command) ([]byte, uint16) {
 }
 
 // store writes one block, or tears the write when it is the armed one.
-func (c *SimCard) store(block byte, data [BlockSize]byte) ([]byte, uint16, error) {
+func (c *SimCard) store(block byte, data [mifare.BlockSize]byte) ([]byte, uint16, error) {
 	if c.tearIn > 0 {
 		c.tearIn--
 		if c.tearIn == 0 {
@@ -450,7 +458,7 @@ func (c *SimCard) store(block byte, data [BlockSize]byte) ([]byte, uint16, error
 
 // tear leaves block as the tear mode says and takes the card out of the
 // field.
-func (c *SimCard) tear(block byte, data [BlockSize]byte) error {
+func (c *SimCard) tear(block byte, data [mifare.BlockSize]byte) error {
 	left := data
 	switch c.tearMode {
 	case TearNotWritten:
@@ -469,11 +477,11 @@ func (c *SimCard) tear(block byte, data [BlockSize]byte) error {
 // torn is a half-written block: the first 8 bytes of next, the rest of old.
 // When that happens to be a value block (next and old held the same value)
 // one byte of the inverted copy is broken, so the tear always shows.
-func torn(old, next [BlockSize]byte) [BlockSize]byte {
-	var b [BlockSize]byte
+func torn(old, next [mifare.BlockSize]byte) [mifare.BlockSize]byte {
+	var b [mifare.BlockSize]byte
 	copy(b[:8], next[:8])
 	copy(b[8:], old[8:])
-	if _, _, err := parseValue(b[:]); err == nil {
+	if _, _, err := mifare.ParseValue(b[:]); err == nil {
 		b[4] ^= 0xFF
 	}
 	return b
@@ -482,7 +490,7 @@ func torn(old, next [BlockSize]byte) [BlockSize]byte {
 // commit writes block and saves the card file; when the save fails the
 // write is undone and the error returned, so memory never runs ahead of what
 // the card would remember after a power loss.
-func (c *SimCard) commit(block byte, data [BlockSize]byte) error {
+func (c *SimCard) commit(block byte, data [mifare.BlockSize]byte) error {
 	before := c.f.Blocks[block]
 	c.f.Blocks[block] = data
 	if c.path == "" {

@@ -1,4 +1,4 @@
-package mifare
+package mifaresim
 
 import (
 	"bytes"
@@ -10,6 +10,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/cardd/cardd/apdu/mifare"
+	"github.com/cardd/cardd/internal/jsonfile/jsonfiletest"
 )
 
 func TestNewCardFile(t *testing.T) {
@@ -20,14 +23,14 @@ func TestNewCardFile(t *testing.T) {
 	if want := block(t, "043A5C21 43 08 0400 434152444453494D"); f.Blocks[0] != want {
 		t.Errorf("block 0 = %X, want %X", f.Blocks[0], want)
 	}
-	if f.Blocks[4] != EncodeValue(1000, 0) || f.Blocks[5] != EncodeValue(1000, 0) || f.Blocks[6] != [BlockSize]byte{} {
+	if f.Blocks[4] != mifare.EncodeValue(1000, 0) || f.Blocks[5] != mifare.EncodeValue(1000, 0) || f.Blocks[6] != [mifare.BlockSize]byte{} {
 		t.Error("wallet blocks")
 	}
 	if f.Blocks[7] != block(t, "A0A1A2A3A4A5 08778F 69 B0B1B2B3B4B5") {
 		t.Errorf("wallet trailer = %X", f.Blocks[7])
 	}
-	for s := range byte(NumSectors) {
-		if s != 1 && f.Blocks[TrailerOf(s)] != block(t, "FFFFFFFFFFFF FF0780 69 FFFFFFFFFFFF") {
+	for s := range byte(mifare.NumSectors) {
+		if s != 1 && f.Blocks[mifare.TrailerOf(s)] != block(t, "FFFFFFFFFFFF FF0780 69 FFFFFFFFFFFF") {
 			t.Errorf("sector %d trailer is not transport", s)
 		}
 	}
@@ -35,13 +38,13 @@ func TestNewCardFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	for name, c := range map[string]struct {
-		w   Wallet
+		w   mifare.Wallet
 		bal int64
 		err error
 	}{
-		"negative balance": {testWallet(), -1, ErrBadAmount},
-		"huge balance":     {testWallet(), MaxBalance + 1, ErrBadAmount},
-		"bad wallet":       {Wallet{Sector: 1, ValueBlock: 4, BackupBlock: 4}, 0, ErrBadArgument},
+		"negative balance": {testWallet(), -1, mifare.ErrBadAmount},
+		"huge balance":     {testWallet(), mifare.MaxBalance + 1, mifare.ErrBadAmount},
+		"bad wallet":       {mifare.Wallet{Sector: 1, ValueBlock: 4, BackupBlock: 4}, 0, mifare.ErrBadArgument},
 	} {
 		if _, err := NewCardFile(testUID, c.w, c.bal); !errors.Is(err, c.err) {
 			t.Errorf("%s: %v, want %v", name, err, c.err)
@@ -77,7 +80,7 @@ func TestCardFileSaveLoad(t *testing.T) {
 		t.Fatal(err)
 	}
 	card.TearNextWriteAt(1, TearCorrupt)
-	if _, err := w.Decrement(card, 100, nil); !errors.Is(err, ErrOutcomeUnknown) {
+	if _, err := w.Decrement(card, 100, nil); !errors.Is(err, mifare.ErrOutcomeUnknown) {
 		t.Fatal(err)
 	}
 	saved, err := LoadCardFile(path)
@@ -85,7 +88,7 @@ func TestCardFileSaveLoad(t *testing.T) {
 		t.Fatalf("saved card differs from the card: %v", err)
 	}
 	again := NewSimCard(saved, path)
-	if bal, rep, err := w.Read(again); err != nil || bal != 900 || rep != RepairMain {
+	if bal, rep, err := w.Read(again); err != nil || bal != 900 || rep != mifare.RepairMain {
 		t.Fatalf("reloaded torn card: %d, %v, %v", bal, rep, err)
 	}
 	entries, _ := os.ReadDir(dir)
@@ -98,7 +101,7 @@ func TestCardFileSaveFailureUndoesWrite(t *testing.T) {
 	f, _ := NewCardFile(testUID, testWallet(), 1000)
 	card := NewSimCard(f, filepath.Join(t.TempDir(), "no", "such", "dir", "m1.json"))
 	_, err := testWallet().Decrement(card, 100, nil)
-	if err == nil || !errors.Is(err, ErrOutcomeUnknown) {
+	if err == nil || !errors.Is(err, mifare.ErrOutcomeUnknown) {
 		t.Fatalf("Decrement with an unsaveable card: %v", err)
 	}
 	consistent(t, card, 1000)
@@ -151,4 +154,19 @@ func TestCardFileNeverPrintsKeys(t *testing.T) {
 			t.Errorf("card not named: %s", s)
 		}
 	}
+}
+
+// TestLoadCardFileStrict: a card file is read strictly, and a refusal names
+// the file.
+func TestLoadCardFileStrict(t *testing.T) {
+	f, err := NewCardFile(testUID, testWallet(), 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	load := func(p string) error { _, err := LoadCardFile(p); return err }
+	good := jsonfiletest.Good(t, f.Save, load)
+	cases := append(jsonfiletest.Refusals(t, good, "uid"),
+		jsonfiletest.Case{Name: "uid not block 0's", Body: jsonfiletest.Replace(t, good, `"uid": "043A5C21"`, `"uid": "043A5C22"`), Want: "block 0 must start with the uid"},
+	)
+	jsonfiletest.Check(t, load, 0o600, cases...)
 }

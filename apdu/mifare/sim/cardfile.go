@@ -1,4 +1,4 @@
-package mifare
+package mifaresim
 
 import (
 	"bytes"
@@ -6,10 +6,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
-	"os"
 	"strings"
 
-	"github.com/cardd/cardd/internal/atomicfile"
+	"github.com/cardd/cardd/apdu/mifare"
+	"github.com/cardd/cardd/internal/jsonfile"
+	"github.com/cardd/cardd/internal/strictjson"
 )
 
 // CardFile is the whole memory of a simulated MIFARE Classic 1K card, kept as
@@ -27,7 +28,7 @@ import (
 // and String and LogValue show only the UID.
 type CardFile struct {
 	UID    [4]byte
-	Blocks [NumBlocks][BlockSize]byte
+	Blocks [mifare.NumBlocks][mifare.BlockSize]byte
 }
 
 type cardFileJSON struct {
@@ -37,11 +38,11 @@ type cardFileJSON struct {
 
 // MarshalJSON writes the layout described at CardFile.
 func (f CardFile) MarshalJSON() ([]byte, error) {
-	j := cardFileJSON{UID: upperHex(f.UID[:]), Sectors: make([][]string, NumSectors)}
+	j := cardFileJSON{UID: upperHex(f.UID[:]), Sectors: make([][]string, mifare.NumSectors)}
 	for s := range j.Sectors {
-		j.Sectors[s] = make([]string, BlocksPerSector)
-		for i := range BlocksPerSector {
-			j.Sectors[s][i] = upperHex(f.Blocks[s*BlocksPerSector+i][:])
+		j.Sectors[s] = make([]string, mifare.BlocksPerSector)
+		for i := range mifare.BlocksPerSector {
+			j.Sectors[s][i] = upperHex(f.Blocks[s*mifare.BlocksPerSector+i][:])
 		}
 	}
 	return json.Marshal(j)
@@ -51,24 +52,22 @@ func (f CardFile) MarshalJSON() ([]byte, error) {
 // a missing or extra block must not pass silently.
 func (f *CardFile) UnmarshalJSON(b []byte) error {
 	var j cardFileJSON
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&j); err != nil {
+	if err := strictjson.Unmarshal(b, &j); err != nil {
 		return err
 	}
 	var v CardFile
 	if err := decodeHexInto(v.UID[:], j.UID, "uid"); err != nil {
 		return err
 	}
-	if len(j.Sectors) != NumSectors {
-		return fmt.Errorf("%w: sectors: %d, a 1K card has %d", ErrBadArgument, len(j.Sectors), NumSectors)
+	if len(j.Sectors) != mifare.NumSectors {
+		return fmt.Errorf("%w: sectors: %d, a 1K card has %d", mifare.ErrBadArgument, len(j.Sectors), mifare.NumSectors)
 	}
 	for s, blocks := range j.Sectors {
-		if len(blocks) != BlocksPerSector {
-			return fmt.Errorf("%w: sector %d has %d blocks, want %d", ErrBadArgument, s, len(blocks), BlocksPerSector)
+		if len(blocks) != mifare.BlocksPerSector {
+			return fmt.Errorf("%w: sector %d has %d blocks, want %d", mifare.ErrBadArgument, s, len(blocks), mifare.BlocksPerSector)
 		}
 		for i, h := range blocks {
-			n := s*BlocksPerSector + i
+			n := s*mifare.BlocksPerSector + i
 			if err := decodeHexInto(v.Blocks[n][:], h, fmt.Sprintf("block %d", n)); err != nil {
 				return err
 			}
@@ -84,10 +83,10 @@ func upperHex(b []byte) string { return strings.ToUpper(hex.EncodeToString(b)) }
 // trailer's hex holds keys.
 func decodeHexInto(dst []byte, s, field string) error {
 	if len(s) != 2*len(dst) {
-		return fmt.Errorf("%w: %s must be %d hex digits, got %d characters", ErrBadArgument, field, 2*len(dst), len(s))
+		return fmt.Errorf("%w: %s must be %d hex digits, got %d characters", mifare.ErrBadArgument, field, 2*len(dst), len(s))
 	}
 	if _, err := hex.Decode(dst, []byte(s)); err != nil {
-		return fmt.Errorf("%w: %s is not hex", ErrBadArgument, field)
+		return fmt.Errorf("%w: %s is not hex", mifare.ErrBadArgument, field)
 	}
 	return nil
 }
@@ -100,12 +99,12 @@ var manufacturerData = [8]byte{'C', 'A', 'R', 'D', 'D', 'S', 'I', 'M'}
 // configuration (keys FFFFFFFFFFFF, access bits FF 07 80) but the wallet's,
 // which gets the wallet's keys, access bits WalletAccess, and balance fen in
 // both its value block and its backup.
-func NewCardFile(uid [4]byte, w Wallet, balance int64) (*CardFile, error) {
+func NewCardFile(uid [4]byte, w mifare.Wallet, balance int64) (*CardFile, error) {
 	if err := w.Validate(); err != nil {
 		return nil, err
 	}
-	if balance < 0 || balance > MaxBalance {
-		return nil, fmt.Errorf("%w: balance %d fen is not in 0..%d", ErrBadAmount, balance, MaxBalance)
+	if balance < 0 || balance > mifare.MaxBalance {
+		return nil, fmt.Errorf("%w: balance %d fen is not in 0..%d", mifare.ErrBadAmount, balance, mifare.MaxBalance)
 	}
 	f := &CardFile{UID: uid}
 	b0 := &f.Blocks[0]
@@ -113,20 +112,20 @@ func NewCardFile(uid [4]byte, w Wallet, balance int64) (*CardFile, error) {
 	b0[4] = bcc(uid)
 	b0[5], b0[6], b0[7] = 0x08, 0x04, 0x00 // SAK 08 and ATQA 0004: MIFARE Classic 1K
 	copy(b0[8:], manufacturerData[:])
-	for s := range byte(NumSectors) {
-		tr := Trailer{KeyA: TransportKey, Access: TransportAccess, GPB: DefaultGPB, KeyB: TransportKey}
+	for s := range byte(mifare.NumSectors) {
+		tr := mifare.Trailer{KeyA: mifare.TransportKey, Access: mifare.TransportAccess, GPB: mifare.DefaultGPB, KeyB: mifare.TransportKey}
 		if s == w.Sector {
-			tr = Trailer{KeyA: w.KeyA, Access: WalletAccess, GPB: DefaultGPB, KeyB: w.KeyB}
+			tr = mifare.Trailer{KeyA: w.KeyA, Access: mifare.WalletAccess, GPB: mifare.DefaultGPB, KeyB: w.KeyB}
 		}
 		b, err := tr.Bytes()
 		if err != nil {
 			return nil, err // the two access settings above always validate
 		}
-		f.Blocks[TrailerOf(s)] = b
+		f.Blocks[mifare.TrailerOf(s)] = b
 	}
 	// Sequence 0: the wallet has seen no change yet (State.Seq).
-	f.Blocks[w.ValueBlock] = EncodeValue(int32(balance), 0)
-	f.Blocks[w.BackupBlock] = EncodeValue(int32(balance), 0)
+	f.Blocks[w.ValueBlock] = mifare.EncodeValue(int32(balance), 0)
+	f.Blocks[w.BackupBlock] = mifare.EncodeValue(int32(balance), 0)
 	return f, nil
 }
 
@@ -136,7 +135,7 @@ func bcc(uid [4]byte) byte { return uid[0] ^ uid[1] ^ uid[2] ^ uid[3] }
 // Validate checks that block 0 agrees with the UID.
 func (f *CardFile) Validate() error {
 	if !bytes.Equal(f.Blocks[0][0:4], f.UID[:]) || f.Blocks[0][4] != bcc(f.UID) {
-		return fmt.Errorf("%w: block 0 must start with the uid %X and its BCC %02X", ErrBadArgument, f.UID, bcc(f.UID))
+		return fmt.Errorf("%w: block 0 must start with the uid %X and its BCC %02X", mifare.ErrBadArgument, f.UID, bcc(f.UID))
 	}
 	return nil
 }
@@ -152,30 +151,20 @@ func (f *CardFile) LogValue() slog.Value {
 	return slog.GroupValue(slog.String("uid", upperHex(f.UID[:])))
 }
 
-// LoadCardFile reads and validates a card file. Unknown fields are an error,
-// so that a misspelt field is not silently ignored.
+// LoadCardFile reads and validates a card file, strictly (jsonfile.Load):
+// an unknown or misspelt field, anything after the JSON value and a card
+// that could not exist are refused, naming the file.
 func LoadCardFile(path string) (*CardFile, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
-	f := &CardFile{}
-	if err := json.Unmarshal(b, f); err != nil {
-		return nil, fmt.Errorf("card file %s: %w", path, err)
-	}
-	if err := f.Validate(); err != nil {
-		return nil, fmt.Errorf("card file %s: %w", path, err)
-	}
-	return f, nil
+	return jsonfile.Load(path, fileKind, CardFile{}, jsonfile.Options{})
 }
+
+// fileKind names a card file in errors.
+const fileKind = "card file"
 
 // Save writes the card file atomically: a temporary file in the same
 // directory, fsync, rename over path, fsync of the directory. A crash leaves
 // either the old card or the new one, never half of each. The file has mode
 // 0600: it holds keys.
-func (f *CardFile) Save(path string) (err error) {
-	if err := atomicfile.WriteJSON(path, f, 0o600); err != nil {
-		return fmt.Errorf("card file %s: %w", path, err)
-	}
-	return nil
+func (f *CardFile) Save(path string) error {
+	return jsonfile.Save(path, fileKind, f, 0o600)
 }

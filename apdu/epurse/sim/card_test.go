@@ -1,4 +1,4 @@
-package epurse
+package epursesim
 
 import (
 	"bytes"
@@ -11,15 +11,16 @@ import (
 	"time"
 
 	"github.com/cardd/cardd/apdu"
+	"github.com/cardd/cardd/apdu/epurse"
 )
 
 // The host side of these tests holds the issuer master keys, as the
 // reference host (load) and the PSAM (purchase) do, and diversifies them
 // with the serial the card reports: nothing is taken from the card file.
-var testMasters = MasterKeys{
-	DLK: Key16{0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 0x88, 0x88, 0x77, 0x66, 0x55, 0x44, 0x33, 0x22, 0x11},
-	DPK: Key16{0x3F, 0x01, 0x3F, 0x01, 0x3F, 0x01, 0x3F, 0x01, 0x3F, 0x01, 0x3F, 0x01, 0x3F, 0x01, 0x3F, 0x01},
-	DTK: Key16{0x01, 0x23, 0x45, 0x67, 0x89, 0xAB, 0xCD, 0xEF, 0xFE, 0xDC, 0xBA, 0x98, 0x76, 0x54, 0x32, 0x10},
+var testMasters = epurse.MasterKeys{
+	DLK: epurse.Key16{0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 0x88, 0x88, 0x77, 0x66, 0x55, 0x44, 0x33, 0x22, 0x11},
+	DPK: epurse.Key16{0x3F, 0x01, 0x3F, 0x01, 0x3F, 0x01, 0x3F, 0x01, 0x3F, 0x01, 0x3F, 0x01, 0x3F, 0x01, 0x3F, 0x01},
+	DTK: epurse.Key16{0x01, 0x23, 0x45, 0x67, 0x89, 0xAB, 0xCD, 0xEF, 0xFE, 0xDC, 0xBA, 0x98, 0x76, 0x54, 0x32, 0x10},
 }
 
 var testTerm = [6]byte{0x00, 0x11, 0x22, 0x33, 0x44, 0x55}
@@ -28,7 +29,7 @@ const testNumber = "3101234567890001"
 
 func newTestFile(t *testing.T, balance int64) *CardFile {
 	t.Helper()
-	f, err := NewCardFile(testNumber, "张三", balance, Date{2024, 1, 1}, Date{2029, 12, 31}, testMasters)
+	f, err := NewCardFile(testNumber, "张三", balance, epurse.Date{Year: 2024, Month: 1, Day: 1}, epurse.Date{Year: 2029, Month: 12, Day: 31}, testMasters)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -49,13 +50,13 @@ func newTestCard(t *testing.T, balance int64) (*SimCard, string) {
 
 // selected selects the application the way the daemon does and returns the
 // card keys the host derives from the serial in the FCI.
-func selected(t *testing.T, c apdu.Transmitter) CardKeys {
+func selected(t *testing.T, c apdu.Transmitter) epurse.CardKeys {
 	t.Helper()
-	fci, err := Select(c)
+	fci, err := epurse.Select(c)
 	if err != nil {
 		t.Fatalf("Select: %v", err)
 	}
-	if fci.Info == nil || fci.Info.CardNumber != testNumber || !bytes.Equal(fci.AID, AIDCityCard) {
+	if fci.Info == nil || fci.Info.CardNumber != testNumber || !bytes.Equal(fci.AID, epurse.AIDCityCard) {
 		t.Fatalf("Select = %+v", fci)
 	}
 	return testMasters.Diversify(fci.Info.AppSerial[:])
@@ -63,25 +64,25 @@ func selected(t *testing.T, c apdu.Transmitter) CardKeys {
 
 // load runs a whole load with the host side computed here, checking MAC1 and
 // the TAC, and returns the INIT answer and the TAC.
-func load(t *testing.T, c apdu.Transmitter, keys CardKeys, p Purse, amount int64, when time.Time) (LoadInit, [4]byte) {
+func load(t *testing.T, c apdu.Transmitter, keys epurse.CardKeys, p epurse.Purse, amount int64, when time.Time) (epurse.LoadInit, [4]byte) {
 	t.Helper()
-	li, err := InitLoad(c, p, 1, amount, testTerm)
+	li, err := epurse.InitLoad(c, p, 1, amount, testTerm)
 	if err != nil {
 		t.Fatalf("InitLoad: %v", err)
 	}
-	seslk := SessionKeyLoad(keys.DLK, li.Random, li.OnlineCounter)
-	if mac1, err := LoadMAC1(seslk, li.OldBalance, amount, p.LoadType(), testTerm); err != nil || mac1 != li.MAC1 {
+	seslk := epurse.SessionKeyLoad(keys.DLK, li.Random, li.OnlineCounter)
+	if mac1, err := epurse.LoadMAC1(seslk, li.OldBalance, amount, p.LoadType(), testTerm); err != nil || mac1 != li.MAC1 {
 		t.Fatalf("host: card MAC1 %X, computed %X (%v)", li.MAC1, mac1, err)
 	}
-	mac2, err := LoadMAC2(seslk, amount, p.LoadType(), testTerm, when)
+	mac2, err := epurse.LoadMAC2(seslk, amount, p.LoadType(), testTerm, when)
 	if err != nil {
 		t.Fatal(err)
 	}
-	tac, err := CreditLoad(c, when, mac2)
+	tac, err := epurse.CreditLoad(c, when, mac2)
 	if err != nil {
 		t.Fatalf("CreditLoad: %v", err)
 	}
-	want, err := LoadTAC(keys.DTK, li.OldBalance+amount, li.OnlineCounter, amount, p.LoadType(), testTerm, when)
+	want, err := epurse.LoadTAC(keys.DTK, li.OldBalance+amount, li.OnlineCounter, amount, p.LoadType(), testTerm, when)
 	if err != nil || tac != want {
 		t.Fatalf("host: card TAC %X, computed %X (%v)", tac, want, err)
 	}
@@ -89,33 +90,33 @@ func load(t *testing.T, c apdu.Transmitter, keys CardKeys, p Purse, amount int64
 }
 
 // purchase runs a whole purchase with the PSAM side computed here.
-func purchase(t *testing.T, c apdu.Transmitter, keys CardKeys, p Purse, amount int64, serial uint32, when time.Time) PurchaseInit {
+func purchase(t *testing.T, c apdu.Transmitter, keys epurse.CardKeys, p epurse.Purse, amount int64, serial uint32, when time.Time) epurse.PurchaseInit {
 	t.Helper()
-	pi, err := InitPurchase(c, p, 1, amount, testTerm)
+	pi, err := epurse.InitPurchase(c, p, 1, amount, testTerm)
 	if err != nil {
 		t.Fatalf("InitPurchase: %v", err)
 	}
-	sespk := SessionKeyPurchase(keys.DPK, pi.Random, pi.OfflineCounter, serial)
-	mac1, err := PurchaseMAC1(sespk, amount, p.PurchaseType(), testTerm, when)
+	sespk := epurse.SessionKeyPurchase(keys.DPK, pi.Random, pi.OfflineCounter, serial)
+	mac1, err := epurse.PurchaseMAC1(sespk, amount, p.PurchaseType(), testTerm, when)
 	if err != nil {
 		t.Fatal(err)
 	}
-	tac, mac2, err := DebitPurchase(c, serial, when, mac1)
+	tac, mac2, err := epurse.DebitPurchase(c, serial, when, mac1)
 	if err != nil {
 		t.Fatalf("DebitPurchase: %v", err)
 	}
-	if want, _ := PurchaseMAC2(sespk, amount); mac2 != want {
+	if want, _ := epurse.PurchaseMAC2(sespk, amount); mac2 != want {
 		t.Fatalf("PSAM: card MAC2 %X, computed %X", mac2, want)
 	}
-	if want, _ := PurchaseTAC(keys.DTK, amount, p.PurchaseType(), testTerm, serial, when); tac != want {
+	if want, _ := epurse.PurchaseTAC(keys.DTK, amount, p.PurchaseType(), testTerm, serial, when); tac != want {
 		t.Fatalf("host: card TAC %X, computed %X", tac, want)
 	}
 	return pi
 }
 
-func balance(t *testing.T, c apdu.Transmitter, p Purse) int64 {
+func balance(t *testing.T, c apdu.Transmitter, p epurse.Purse) int64 {
 	t.Helper()
-	v, err := GetBalance(c, p)
+	v, err := epurse.GetBalance(c, p)
 	if err != nil {
 		t.Fatalf("GetBalance: %v", err)
 	}
@@ -127,15 +128,15 @@ var when0 = time.Date(2026, 11, 20, 12, 1, 2, 0, time.UTC)
 func TestLoad(t *testing.T) {
 	c, path := newTestCard(t, 1000)
 	keys := selected(t, c)
-	li, tac := load(t, c, keys, PurseEP, 5000, when0)
+	li, tac := load(t, c, keys, epurse.PurseEP, 5000, when0)
 	if li.OldBalance != 1000 || li.OnlineCounter != 0 || li.KeyVersion != 1 || li.AlgID != 0 {
 		t.Errorf("InitLoad = %+v", li)
 	}
-	if got := balance(t, c, PurseEP); got != 6000 {
+	if got := balance(t, c, epurse.PurseEP); got != 6000 {
 		t.Errorf("balance = %d, want 6000", got)
 	}
-	recs, err := ReadLog(c, LogSFI, 10)
-	want := LogRecord{Counter: 0, Amount: 5000, Type: TxEPLoad, TerminalID: testTerm, Time: when0}
+	recs, err := epurse.ReadLog(c, LogSFI, 10)
+	want := epurse.LogRecord{Counter: 0, Amount: 5000, Type: epurse.TxEPLoad, TerminalID: testTerm, Time: when0}
 	if err != nil || len(recs) != 1 || recs[0] != want {
 		t.Errorf("log = %+v, %v; want [%+v]", recs, err, want)
 	}
@@ -148,18 +149,18 @@ func TestLoad(t *testing.T) {
 	// MAC2 the card accepted; even after the card was pulled and came back.
 	c.Reset()
 	selected(t, c)
-	mac, tac2, err := GetTransactionProve(c, TxEPLoad, li.OnlineCounter+1)
+	mac, tac2, err := epurse.GetTransactionProve(c, epurse.TxEPLoad, li.OnlineCounter+1)
 	if err != nil || tac2 != tac {
 		t.Errorf("GetTransactionProve = %X, %v; want TAC %X", tac2, err, tac)
 	}
-	seslk := SessionKeyLoad(keys.DLK, li.Random, li.OnlineCounter)
-	if mac2, _ := LoadMAC2(seslk, 5000, TxEPLoad, testTerm, when0); mac != mac2 {
+	seslk := epurse.SessionKeyLoad(keys.DLK, li.Random, li.OnlineCounter)
+	if mac2, _ := epurse.LoadMAC2(seslk, 5000, epurse.TxEPLoad, testTerm, when0); mac != mac2 {
 		t.Errorf("prove MAC = %X, want the MAC2 %X", mac, mac2)
 	}
-	if _, _, err := GetTransactionProve(c, TxEPLoad, li.OnlineCounter); !errors.Is(err, apdu.ErrMACNotAvailable) {
+	if _, _, err := epurse.GetTransactionProve(c, epurse.TxEPLoad, li.OnlineCounter); !errors.Is(err, apdu.ErrMACNotAvailable) {
 		t.Errorf("prove with the INIT's counter: err = %v, want ErrMACNotAvailable", err)
 	}
-	if _, _, err := GetTransactionProve(c, TxEPPurchase, 1); !errors.Is(err, apdu.ErrMACNotAvailable) {
+	if _, _, err := epurse.GetTransactionProve(c, epurse.TxEPPurchase, 1); !errors.Is(err, apdu.ErrMACNotAvailable) {
 		t.Errorf("prove of a purchase never made: err = %v", err)
 	}
 }
@@ -167,12 +168,12 @@ func TestLoad(t *testing.T) {
 func TestLoadED(t *testing.T) {
 	c, _ := newTestCard(t, 0)
 	keys := selected(t, c)
-	load(t, c, keys, PurseED, 300, when0)
-	if ed, ep := balance(t, c, PurseED), balance(t, c, PurseEP); ed != 300 || ep != 0 {
+	load(t, c, keys, epurse.PurseED, 300, when0)
+	if ed, ep := balance(t, c, epurse.PurseED), balance(t, c, epurse.PurseEP); ed != 300 || ep != 0 {
 		t.Errorf("ED %d EP %d, want 300 and 0", ed, ep)
 	}
-	recs, _ := ReadLog(c, LogSFI, 1)
-	if len(recs) != 1 || recs[0].Type != TxEDLoad {
+	recs, _ := epurse.ReadLog(c, LogSFI, 1)
+	if len(recs) != 1 || recs[0].Type != epurse.TxEDLoad {
 		t.Errorf("log = %+v", recs)
 	}
 }
@@ -181,27 +182,27 @@ func TestLoadBadMAC2ChangesNothing(t *testing.T) {
 	c, path := newTestCard(t, 1000)
 	keys := selected(t, c)
 	before, _ := os.ReadFile(path)
-	li, err := InitLoad(c, PurseEP, 1, 5000, testTerm)
+	li, err := epurse.InitLoad(c, epurse.PurseEP, 1, 5000, testTerm)
 	if err != nil {
 		t.Fatal(err)
 	}
-	seslk := SessionKeyLoad(keys.DLK, li.Random, li.OnlineCounter)
-	mac2, _ := LoadMAC2(seslk, 5001, TxEPLoad, testTerm, when0) // for another amount
-	if _, err := CreditLoad(c, when0, mac2); !errors.Is(err, apdu.ErrMACInvalid) {
+	seslk := epurse.SessionKeyLoad(keys.DLK, li.Random, li.OnlineCounter)
+	mac2, _ := epurse.LoadMAC2(seslk, 5001, epurse.TxEPLoad, testTerm, when0) // for another amount
+	if _, err := epurse.CreditLoad(c, when0, mac2); !errors.Is(err, apdu.ErrMACInvalid) {
 		t.Fatalf("err = %v, want ErrMACInvalid", err)
 	}
 	// The INIT is spent: even the right MAC2 is refused now.
-	good, _ := LoadMAC2(seslk, 5000, TxEPLoad, testTerm, when0)
-	if _, err := CreditLoad(c, when0, good); !errors.Is(err, apdu.ErrConditionsOfUse) {
+	good, _ := epurse.LoadMAC2(seslk, 5000, epurse.TxEPLoad, testTerm, when0)
+	if _, err := epurse.CreditLoad(c, when0, good); !errors.Is(err, apdu.ErrConditionsOfUse) {
 		t.Errorf("credit after a refused MAC2: err = %v, want ErrConditionsOfUse", err)
 	}
-	if got := balance(t, c, PurseEP); got != 1000 {
+	if got := balance(t, c, epurse.PurseEP); got != 1000 {
 		t.Errorf("balance = %d, want 1000", got)
 	}
-	if li2, err := InitLoad(c, PurseEP, 1, 5000, testTerm); err != nil || li2.OnlineCounter != li.OnlineCounter {
+	if li2, err := epurse.InitLoad(c, epurse.PurseEP, 1, 5000, testTerm); err != nil || li2.OnlineCounter != li.OnlineCounter {
 		t.Errorf("counter moved: %+v, %v", li2, err)
 	}
-	if recs, err := ReadLog(c, LogSFI, 10); err != nil || len(recs) != 0 {
+	if recs, err := epurse.ReadLog(c, LogSFI, 10); err != nil || len(recs) != 0 {
 		t.Errorf("log = %+v, %v", recs, err)
 	}
 	if after, _ := os.ReadFile(path); !bytes.Equal(before, after) {
@@ -212,32 +213,32 @@ func TestLoadBadMAC2ChangesNothing(t *testing.T) {
 func TestCreditWithoutInit(t *testing.T) {
 	c, _ := newTestCard(t, 1000)
 	keys := selected(t, c)
-	if _, err := CreditLoad(c, when0, [4]byte{}); !errors.Is(err, apdu.ErrConditionsOfUse) {
+	if _, err := epurse.CreditLoad(c, when0, [4]byte{}); !errors.Is(err, apdu.ErrConditionsOfUse) {
 		t.Errorf("no INIT: err = %v, want ErrConditionsOfUse", err)
 	}
 	// Another command between INIT and CREDIT ends the INIT.
-	li, _ := InitLoad(c, PurseEP, 1, 100, testTerm)
-	balance(t, c, PurseEP)
-	mac2, _ := LoadMAC2(SessionKeyLoad(keys.DLK, li.Random, li.OnlineCounter), 100, TxEPLoad, testTerm, when0)
-	if _, err := CreditLoad(c, when0, mac2); !errors.Is(err, apdu.ErrConditionsOfUse) {
+	li, _ := epurse.InitLoad(c, epurse.PurseEP, 1, 100, testTerm)
+	balance(t, c, epurse.PurseEP)
+	mac2, _ := epurse.LoadMAC2(epurse.SessionKeyLoad(keys.DLK, li.Random, li.OnlineCounter), 100, epurse.TxEPLoad, testTerm, when0)
+	if _, err := epurse.CreditLoad(c, when0, mac2); !errors.Is(err, apdu.ErrConditionsOfUse) {
 		t.Errorf("GET BALANCE in between: err = %v, want ErrConditionsOfUse", err)
 	}
 	// So does a power cycle.
-	li, _ = InitLoad(c, PurseEP, 1, 100, testTerm)
+	li, _ = epurse.InitLoad(c, epurse.PurseEP, 1, 100, testTerm)
 	c.Reset()
 	selected(t, c)
-	mac2, _ = LoadMAC2(SessionKeyLoad(keys.DLK, li.Random, li.OnlineCounter), 100, TxEPLoad, testTerm, when0)
-	if _, err := CreditLoad(c, when0, mac2); !errors.Is(err, apdu.ErrConditionsOfUse) {
+	mac2, _ = epurse.LoadMAC2(epurse.SessionKeyLoad(keys.DLK, li.Random, li.OnlineCounter), 100, epurse.TxEPLoad, testTerm, when0)
+	if _, err := epurse.CreditLoad(c, when0, mac2); !errors.Is(err, apdu.ErrConditionsOfUse) {
 		t.Errorf("after Reset: err = %v, want ErrConditionsOfUse", err)
 	}
 	// A purchase INIT does not arm a CREDIT.
-	if _, err := InitPurchase(c, PurseEP, 1, 100, testTerm); err != nil {
+	if _, err := epurse.InitPurchase(c, epurse.PurseEP, 1, 100, testTerm); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := CreditLoad(c, when0, mac2); !errors.Is(err, apdu.ErrConditionsOfUse) {
+	if _, err := epurse.CreditLoad(c, when0, mac2); !errors.Is(err, apdu.ErrConditionsOfUse) {
 		t.Errorf("after a purchase INIT: err = %v", err)
 	}
-	if _, _, err := DebitPurchase(c, 1, when0, [4]byte{}); !errors.Is(err, apdu.ErrConditionsOfUse) {
+	if _, _, err := epurse.DebitPurchase(c, 1, when0, [4]byte{}); !errors.Is(err, apdu.ErrConditionsOfUse) {
 		t.Errorf("debit without INIT: err = %v", err)
 	}
 }
@@ -248,29 +249,29 @@ func TestCreditWithoutInit(t *testing.T) {
 func TestInterruptedLoadRecovery(t *testing.T) {
 	c, _ := newTestCard(t, 1000)
 	keys := selected(t, c)
-	li, err := InitLoad(c, PurseEP, 1, 700, testTerm)
+	li, err := epurse.InitLoad(c, epurse.PurseEP, 1, 700, testTerm)
 	if err != nil {
 		t.Fatal(err)
 	}
-	seslk := SessionKeyLoad(keys.DLK, li.Random, li.OnlineCounter)
-	mac2, _ := LoadMAC2(seslk, 700, TxEPLoad, testTerm, when0)
+	seslk := epurse.SessionKeyLoad(keys.DLK, li.Random, li.OnlineCounter)
+	mac2, _ := epurse.LoadMAC2(seslk, 700, epurse.TxEPLoad, testTerm, when0)
 	lost := apdu.TransmitterFunc(func(cmd []byte) ([]byte, error) {
 		c.Transmit(cmd) // the card acts…
 		return nil, errors.New("card removed")
 	})
-	if _, err := CreditLoad(lost, when0, mac2); err == nil {
+	if _, err := epurse.CreditLoad(lost, when0, mac2); err == nil {
 		t.Fatal("the lost answer was not an error")
 	}
 	c.Reset()
 	selected(t, c)
-	probe, err := InitLoad(c, PurseEP, 1, 700, testTerm)
+	probe, err := epurse.InitLoad(c, epurse.PurseEP, 1, 700, testTerm)
 	if err != nil || probe.OnlineCounter != li.OnlineCounter+1 || probe.OldBalance != 1700 {
 		t.Fatalf("probe = %+v, %v: the load should show", probe, err)
 	}
 	c.Reset() // the probe's INIT is never completed
 	selected(t, c)
-	_, tac, err := GetTransactionProve(c, TxEPLoad, probe.OnlineCounter)
-	want, _ := LoadTAC(keys.DTK, 1700, li.OnlineCounter, 700, TxEPLoad, testTerm, when0)
+	_, tac, err := epurse.GetTransactionProve(c, epurse.TxEPLoad, probe.OnlineCounter)
+	want, _ := epurse.LoadTAC(keys.DTK, 1700, li.OnlineCounter, 700, epurse.TxEPLoad, testTerm, when0)
 	if err != nil || tac != want {
 		t.Errorf("recovered TAC = %X, %v; want %X", tac, err, want)
 	}
@@ -279,21 +280,21 @@ func TestInterruptedLoadRecovery(t *testing.T) {
 func TestPurchase(t *testing.T) {
 	c, path := newTestCard(t, 10000)
 	keys := selected(t, c)
-	pi := purchase(t, c, keys, PurseEP, 1234, 0x00010002, when0)
+	pi := purchase(t, c, keys, epurse.PurseEP, 1234, 0x00010002, when0)
 	if pi.Balance != 10000 || pi.OfflineCounter != 0 || pi.Overdraft != 0 {
 		t.Errorf("InitPurchase = %+v", pi)
 	}
-	if got := balance(t, c, PurseEP); got != 10000-1234 {
+	if got := balance(t, c, epurse.PurseEP); got != 10000-1234 {
 		t.Errorf("balance = %d", got)
 	}
-	recs, _ := ReadLog(c, LogSFI, 10)
-	if len(recs) != 1 || recs[0].Type != TxEPPurchase || recs[0].Amount != 1234 || recs[0].Counter != 0 {
+	recs, _ := epurse.ReadLog(c, LogSFI, 10)
+	if len(recs) != 1 || recs[0].Type != epurse.TxEPPurchase || recs[0].Amount != 1234 || recs[0].Counter != 0 {
 		t.Errorf("log = %+v", recs)
 	}
-	mac, tac, err := GetTransactionProve(c, TxEPPurchase, 1)
-	sespk := SessionKeyPurchase(keys.DPK, pi.Random, 0, 0x00010002)
-	wantMAC, _ := PurchaseMAC2(sespk, 1234)
-	wantTAC, _ := PurchaseTAC(keys.DTK, 1234, TxEPPurchase, testTerm, 0x00010002, when0)
+	mac, tac, err := epurse.GetTransactionProve(c, epurse.TxEPPurchase, 1)
+	sespk := epurse.SessionKeyPurchase(keys.DPK, pi.Random, 0, 0x00010002)
+	wantMAC, _ := epurse.PurchaseMAC2(sespk, 1234)
+	wantTAC, _ := epurse.PurchaseTAC(keys.DTK, 1234, epurse.TxEPPurchase, testTerm, 0x00010002, when0)
 	if err != nil || mac != wantMAC || tac != wantTAC {
 		t.Errorf("prove = %X %X %v", mac, tac, err)
 	}
@@ -305,13 +306,13 @@ func TestPurchase(t *testing.T) {
 func TestPurchaseBadMAC1(t *testing.T) {
 	c, _ := newTestCard(t, 10000)
 	keys := selected(t, c)
-	pi, _ := InitPurchase(c, PurseEP, 1, 100, testTerm)
+	pi, _ := epurse.InitPurchase(c, epurse.PurseEP, 1, 100, testTerm)
 	// MAC1 made for serial 1 but sent with serial 2: the session key differs.
-	mac1, _ := PurchaseMAC1(SessionKeyPurchase(keys.DPK, pi.Random, pi.OfflineCounter, 1), 100, TxEPPurchase, testTerm, when0)
-	if _, _, err := DebitPurchase(c, 2, when0, mac1); !errors.Is(err, apdu.ErrMACInvalid) {
+	mac1, _ := epurse.PurchaseMAC1(epurse.SessionKeyPurchase(keys.DPK, pi.Random, pi.OfflineCounter, 1), 100, epurse.TxEPPurchase, testTerm, when0)
+	if _, _, err := epurse.DebitPurchase(c, 2, when0, mac1); !errors.Is(err, apdu.ErrMACInvalid) {
 		t.Errorf("err = %v, want ErrMACInvalid", err)
 	}
-	if got := balance(t, c, PurseEP); got != 10000 {
+	if got := balance(t, c, epurse.PurseEP); got != 10000 {
 		t.Errorf("balance = %d", got)
 	}
 }
@@ -319,10 +320,10 @@ func TestPurchaseBadMAC1(t *testing.T) {
 func TestInsufficientBalance(t *testing.T) {
 	c, _ := newTestCard(t, 99)
 	selected(t, c)
-	if _, err := InitPurchase(c, PurseEP, 1, 100, testTerm); !errors.Is(err, apdu.ErrInsufficientBalance) {
+	if _, err := epurse.InitPurchase(c, epurse.PurseEP, 1, 100, testTerm); !errors.Is(err, apdu.ErrInsufficientBalance) {
 		t.Errorf("err = %v, want ErrInsufficientBalance", err)
 	}
-	if _, err := InitPurchase(c, PurseEP, 1, 99, testTerm); err != nil {
+	if _, err := epurse.InitPurchase(c, epurse.PurseEP, 1, 99, testTerm); err != nil {
 		t.Errorf("the whole balance: %v", err)
 	}
 }
@@ -333,20 +334,20 @@ func TestKeyIndexAndCounterLimits(t *testing.T) {
 	f.EPOnlineCounter = 0xFFFF
 	c := NewSimCard(f, "")
 	selected(t, c)
-	if _, err := InitLoad(c, PurseEP, 2, 1, testTerm); !errors.Is(err, apdu.ErrKeyIndex) {
+	if _, err := epurse.InitLoad(c, epurse.PurseEP, 2, 1, testTerm); !errors.Is(err, apdu.ErrKeyIndex) {
 		t.Errorf("key index 2: err = %v", err)
 	}
-	if _, err := InitPurchase(c, PurseEP, 1, 1, testTerm); !errors.Is(err, apdu.ErrCounterAtMaximum) {
+	if _, err := epurse.InitPurchase(c, epurse.PurseEP, 1, 1, testTerm); !errors.Is(err, apdu.ErrCounterAtMaximum) {
 		t.Errorf("purchase counter FFFF: err = %v", err)
 	}
-	if _, err := InitLoad(c, PurseEP, 1, 1, testTerm); !errors.Is(err, apdu.ErrCounterAtMaximum) {
+	if _, err := epurse.InitLoad(c, epurse.PurseEP, 1, 1, testTerm); !errors.Is(err, apdu.ErrCounterAtMaximum) {
 		t.Errorf("load counter FFFF: err = %v", err)
 	}
 	f = newTestFile(t, 1000)
 	f.MaxBalance = 1500
 	c = NewSimCard(f, "")
 	selected(t, c)
-	if _, err := InitLoad(c, PurseEP, 1, 501, testTerm); !errors.Is(err, apdu.ErrConditionsOfUse) {
+	if _, err := epurse.InitLoad(c, epurse.PurseEP, 1, 501, testTerm); !errors.Is(err, apdu.ErrConditionsOfUse) {
 		t.Errorf("load beyond max_balance: err = %v", err)
 	}
 }
@@ -355,9 +356,9 @@ func TestLogWrapsNewestFirst(t *testing.T) {
 	c, path := newTestCard(t, 100000)
 	keys := selected(t, c)
 	for i := range 12 {
-		purchase(t, c, keys, PurseEP, int64(i+1), uint32(i), when0.Add(time.Duration(i)*time.Minute))
+		purchase(t, c, keys, epurse.PurseEP, int64(i+1), uint32(i), when0.Add(time.Duration(i)*time.Minute))
 	}
-	recs, err := ReadLog(c, LogSFI, 10)
+	recs, err := epurse.ReadLog(c, LogSFI, 10)
 	if err != nil || len(recs) != 10 {
 		t.Fatalf("ReadLog = %d records, %v", len(recs), err)
 	}
@@ -378,14 +379,14 @@ func TestLogWrapsNewestFirst(t *testing.T) {
 func TestLogPastEnd(t *testing.T) {
 	c, _ := newTestCard(t, 100)
 	keys := selected(t, c)
-	if recs, err := ReadLog(c, LogSFI, 10); err != nil || len(recs) != 0 {
+	if recs, err := epurse.ReadLog(c, LogSFI, 10); err != nil || len(recs) != 0 {
 		t.Errorf("new card: %+v, %v", recs, err)
 	}
-	purchase(t, c, keys, PurseEP, 1, 1, when0)
+	purchase(t, c, keys, epurse.PurseEP, 1, 1, when0)
 	if _, err := apdu.Transceive(c, apdu.Command{CLA: 0x00, INS: 0xB2, P1: 2, P2: 0xC4, Ne: 23}); !errors.Is(err, apdu.ErrRecordNotFound) {
 		t.Errorf("record 2: err = %v, want ErrRecordNotFound", err)
 	}
-	if recs, err := ReadLog(c, LogSFI, 10); err != nil || len(recs) != 1 {
+	if recs, err := epurse.ReadLog(c, LogSFI, 10); err != nil || len(recs) != 1 {
 		t.Errorf("ReadLog = %+v, %v", recs, err)
 	}
 }
@@ -395,12 +396,12 @@ func TestZeroFilledEmptyRecords(t *testing.T) {
 	f.ZeroFilledEmptyRecords = true
 	c := NewSimCard(f, "")
 	keys := selected(t, c)
-	purchase(t, c, keys, PurseEP, 1, 1, when0)
+	purchase(t, c, keys, epurse.PurseEP, 1, 1, when0)
 	data, err := apdu.Transceive(c, apdu.Command{CLA: 0x00, INS: 0xB2, P1: 2, P2: 0xC4, Ne: 23})
 	if err != nil || !bytes.Equal(data, make([]byte, 23)) {
 		t.Errorf("unused slot = %X, %v; want zeros", data, err)
 	}
-	if recs, err := ReadLog(c, LogSFI, 10); err != nil || len(recs) != 1 {
+	if recs, err := epurse.ReadLog(c, LogSFI, 10); err != nil || len(recs) != 1 {
 		t.Errorf("ReadLog = %+v, %v", recs, err)
 	}
 }
@@ -410,18 +411,18 @@ func TestSeparateLoadLog(t *testing.T) {
 	f.LoadLogSFI = 0x1A
 	c := NewSimCard(f, "")
 	keys := selected(t, c)
-	load(t, c, keys, PurseEP, 50, when0)
-	purchase(t, c, keys, PurseEP, 20, 1, when0)
-	loads, err1 := ReadLog(c, 0x1A, 10)
-	buys, err2 := ReadLog(c, LogSFI, 10)
-	if err1 != nil || err2 != nil || len(loads) != 1 || loads[0].Type != TxEPLoad || len(buys) != 1 || buys[0].Type != TxEPPurchase {
+	load(t, c, keys, epurse.PurseEP, 50, when0)
+	purchase(t, c, keys, epurse.PurseEP, 20, 1, when0)
+	loads, err1 := epurse.ReadLog(c, 0x1A, 10)
+	buys, err2 := epurse.ReadLog(c, LogSFI, 10)
+	if err1 != nil || err2 != nil || len(loads) != 1 || loads[0].Type != epurse.TxEPLoad || len(buys) != 1 || buys[0].Type != epurse.TxEPPurchase {
 		t.Errorf("loads %+v (%v), purchases %+v (%v)", loads, err1, buys, err2)
 	}
 }
 
 func TestUnknownFiles(t *testing.T) {
 	c, _ := newTestCard(t, 100)
-	if _, err := Select(c, []byte{0xA0, 0, 0, 0, 0x99}); err != nil {
+	if _, err := epurse.Select(c, []byte{0xA0, 0, 0, 0, 0x99}); err != nil {
 		// Falls back to 1001, which this card has.
 		t.Errorf("unknown AID then 1001: %v", err)
 	}
@@ -434,30 +435,30 @@ func TestUnknownFiles(t *testing.T) {
 	if _, err := apdu.Transceive(c, apdu.Command{CLA: 0x00, INS: 0xB0, P1: 0x97, Ne: 10}); !errors.Is(err, apdu.ErrFileNotFound) {
 		t.Errorf("EF 0x17: err = %v", err)
 	}
-	if _, err := ReadLog(c, 0x19, 10); !errors.Is(err, apdu.ErrFileNotFound) {
+	if _, err := epurse.ReadLog(c, 0x19, 10); !errors.Is(err, apdu.ErrFileNotFound) {
 		t.Errorf("log SFI 0x19: err = %v", err)
 	}
 	f := newTestFile(t, 100)
 	f.Holder = nil
 	anon := NewSimCard(f, "")
 	selected(t, anon)
-	if _, err := ReadHolder(anon); !errors.Is(err, apdu.ErrFileNotFound) {
+	if _, err := epurse.ReadHolder(anon); !errors.Is(err, apdu.ErrFileNotFound) {
 		t.Errorf("anonymous card EF 0x16: err = %v", err)
 	}
 }
 
 func TestBeforeSelect(t *testing.T) {
 	c, _ := newTestCard(t, 100)
-	if _, err := GetBalance(c, PurseEP); !errors.Is(err, apdu.ErrConditionsOfUse) {
+	if _, err := epurse.GetBalance(c, epurse.PurseEP); !errors.Is(err, apdu.ErrConditionsOfUse) {
 		t.Errorf("GET BALANCE: err = %v, want ErrConditionsOfUse", err)
 	}
-	if _, err := ReadIssuerInfo(c); !errors.Is(err, apdu.ErrFileNotFound) {
+	if _, err := epurse.ReadIssuerInfo(c); !errors.Is(err, apdu.ErrFileNotFound) {
 		t.Errorf("READ BINARY: err = %v, want ErrFileNotFound", err)
 	}
-	if _, err := ReadLog(c, LogSFI, 1); !errors.Is(err, apdu.ErrFileNotFound) {
+	if _, err := epurse.ReadLog(c, LogSFI, 1); !errors.Is(err, apdu.ErrFileNotFound) {
 		t.Errorf("READ RECORD: err = %v, want ErrFileNotFound", err)
 	}
-	if _, err := InitLoad(c, PurseEP, 1, 1, testTerm); !errors.Is(err, apdu.ErrConditionsOfUse) {
+	if _, err := epurse.InitLoad(c, epurse.PurseEP, 1, 1, testTerm); !errors.Is(err, apdu.ErrConditionsOfUse) {
 		t.Errorf("INIT: err = %v", err)
 	}
 	// MF and PSE select; the PSE directory names the application.
@@ -465,23 +466,23 @@ func TestBeforeSelect(t *testing.T) {
 		t.Errorf("select MF: %v", err)
 	}
 	fci, err := apdu.Transceive(c, apdu.Command{CLA: 0x00, INS: 0xA4, P1: 0x04, Data: []byte("1PAY.SYS.DDF01"), Ne: 256})
-	if f, perr := ParseFCI(fci); err != nil || perr != nil || string(f.AID) != "1PAY.SYS.DDF01" {
+	if f, perr := epurse.ParseFCI(fci); err != nil || perr != nil || string(f.AID) != "1PAY.SYS.DDF01" {
 		t.Errorf("select PSE: %X, %v, %v", fci, err, perr)
 	}
 	dir, err := apdu.Transceive(c, apdu.Command{CLA: 0x00, INS: 0xB2, P1: 1, P2: 0x0C, Ne: 256})
 	ts, _ := apdu.ParseTLV(dir)
-	if aid, ok := apdu.FindTLV(ts, 0x4F); err != nil || !ok || !bytes.Equal(aid.Value, AIDCityCard) {
+	if aid, ok := apdu.FindTLV(ts, 0x4F); err != nil || !ok || !bytes.Equal(aid.Value, epurse.AIDCityCard) {
 		t.Errorf("PSE record 1 = %X, %v", dir, err)
 	}
-	if _, err := GetBalance(c, PurseEP); !errors.Is(err, apdu.ErrConditionsOfUse) {
+	if _, err := epurse.GetBalance(c, epurse.PurseEP); !errors.Is(err, apdu.ErrConditionsOfUse) {
 		t.Errorf("GET BALANCE in the PSE: err = %v", err)
 	}
 }
 
 func TestSelectByEveryRoute(t *testing.T) {
 	c, _ := newTestCard(t, 100)
-	for _, aids := range [][][]byte{{AIDCityCard}, {AIDTUnion}, {{0xA0, 0, 0, 0, 0x99}}} {
-		fci, err := Select(c, aids...)
+	for _, aids := range [][][]byte{{epurse.AIDCityCard}, {epurse.AIDTUnion}, {{0xA0, 0, 0, 0, 0x99}}} {
+		fci, err := epurse.Select(c, aids...)
 		if err != nil || fci.Info == nil || fci.Info.CardNumber != testNumber {
 			t.Errorf("Select(%X) = %+v, %v", aids, fci, err)
 		}
@@ -492,14 +493,14 @@ func TestBlockedCard(t *testing.T) {
 	f := newTestFile(t, 100)
 	f.Blocked = true
 	c := NewSimCard(f, "")
-	fci, err := Select(c)
+	fci, err := epurse.Select(c)
 	if !errors.Is(err, apdu.ErrFileInvalidated) || fci.Info == nil || fci.Info.CardNumber != testNumber {
 		t.Errorf("Select = %+v, %v; want the FCI and ErrFileInvalidated", fci, err)
 	}
-	if _, err := GetBalance(c, PurseEP); !errors.Is(err, apdu.ErrConditionsOfUse) {
+	if _, err := epurse.GetBalance(c, epurse.PurseEP); !errors.Is(err, apdu.ErrConditionsOfUse) {
 		t.Errorf("GET BALANCE: err = %v", err)
 	}
-	if _, err := ReadIssuerInfo(c); err != nil {
+	if _, err := epurse.ReadIssuerInfo(c); err != nil {
 		t.Errorf("EF 0x15 stays readable: %v", err)
 	}
 }
@@ -509,36 +510,36 @@ func TestVerifyPIN(t *testing.T) {
 	f.EDNeedsPIN = true
 	c := NewSimCard(f, "")
 	selected(t, c)
-	if _, err := GetBalance(c, PurseED); !errors.Is(err, apdu.ErrSecurityStatus) {
+	if _, err := epurse.GetBalance(c, epurse.PurseED); !errors.Is(err, apdu.ErrSecurityStatus) {
 		t.Errorf("ED balance without PIN: err = %v, want ErrSecurityStatus", err)
 	}
-	if _, err := GetBalance(c, PurseEP); err != nil {
+	if _, err := epurse.GetBalance(c, epurse.PurseEP); err != nil {
 		t.Errorf("EP needs no PIN: %v", err)
 	}
 	for tries := 2; tries >= 1; tries-- {
-		err := VerifyPIN(c, "654321")
+		err := epurse.VerifyPIN(c, "654321")
 		if sw, _ := apdu.SW(err); !errors.Is(err, apdu.ErrWrongPIN) || sw != 0x63C0|uint16(tries) {
 			t.Errorf("wrong PIN: err = %v, want 63C%d", err, tries)
 		}
 	}
-	if err := VerifyPIN(c, DefaultPIN); err != nil {
+	if err := epurse.VerifyPIN(c, DefaultPIN); err != nil {
 		t.Fatalf("right PIN: %v", err)
 	}
 	if c.File().PINTriesLeft != PINTries {
 		t.Error("a right PIN did not reset the tries")
 	}
-	if _, err := GetBalance(c, PurseED); err != nil {
+	if _, err := epurse.GetBalance(c, epurse.PurseED); err != nil {
 		t.Errorf("ED balance after PIN: %v", err)
 	}
 	for range 2 {
-		VerifyPIN(c, "0000")
+		epurse.VerifyPIN(c, "0000")
 	}
-	if err := VerifyPIN(c, "0000"); !errors.Is(err, apdu.ErrWrongPIN) {
+	if err := epurse.VerifyPIN(c, "0000"); !errors.Is(err, apdu.ErrWrongPIN) {
 		t.Errorf("third wrong PIN: err = %v, want 63C0", err)
 	} else if sw, _ := apdu.SW(err); sw != 0x63C0 {
 		t.Errorf("third wrong PIN: SW %04X, want 63C0", sw)
 	}
-	if err := VerifyPIN(c, DefaultPIN); !errors.Is(err, apdu.ErrAuthMethodBlocked) {
+	if err := epurse.VerifyPIN(c, DefaultPIN); !errors.Is(err, apdu.ErrAuthMethodBlocked) {
 		t.Errorf("right PIN once blocked: err = %v", err)
 	}
 }
@@ -586,20 +587,20 @@ func TestWrongLe(t *testing.T) {
 			t.Errorf("%s: %X, %v; want %s", name, resp, err, tc.want)
 		}
 	}
-	purchase(t, c, keys, PurseEP, 1, 1, when0)
+	purchase(t, c, keys, epurse.PurseEP, 1, 1, when0)
 	if resp, _ := c.Transmit(unhex(t, "00B201C410")); !bytes.Equal(resp, unhex(t, "6C17")) {
 		t.Errorf("record with Le 16 = %X, want 6C17", resp)
 	}
 	// A wrong Le on CREDIT is answered before the INIT is spent, so the
 	// apdu layer's retry with the right Le completes the load.
-	li, _ := InitLoad(c, PurseEP, 1, 10, testTerm)
-	mac2, _ := LoadMAC2(SessionKeyLoad(keys.DLK, li.Random, li.OnlineCounter), 10, TxEPLoad, testTerm, when0)
-	d, tm, _ := EncodeDateTime(when0)
+	li, _ := epurse.InitLoad(c, epurse.PurseEP, 1, 10, testTerm)
+	mac2, _ := epurse.LoadMAC2(epurse.SessionKeyLoad(keys.DLK, li.Random, li.OnlineCounter), 10, epurse.TxEPLoad, testTerm, when0)
+	d, tm, _ := epurse.EncodeDateTime(when0)
 	data := append(append(d[:], tm[:]...), mac2[:]...)
 	if tac, err := apdu.Transceive(c, apdu.Command{CLA: 0x80, INS: 0x52, Data: data, Ne: 8}); err != nil || len(tac) != 4 {
 		t.Errorf("CREDIT with Le 08: %X, %v", tac, err)
 	}
-	if got := balance(t, c, PurseEP); got != 109 {
+	if got := balance(t, c, epurse.PurseEP); got != 109 {
 		t.Errorf("balance = %d, want 109", got)
 	}
 }
@@ -628,9 +629,9 @@ func TestSaveFailureUndoes(t *testing.T) {
 	f := newTestFile(t, 1000)
 	c := NewSimCard(f, filepath.Join(t.TempDir(), "no-such-dir", "card.json"))
 	keys := selected(t, c)
-	li, _ := InitLoad(c, PurseEP, 1, 500, testTerm)
-	mac2, _ := LoadMAC2(SessionKeyLoad(keys.DLK, li.Random, li.OnlineCounter), 500, TxEPLoad, testTerm, when0)
-	if _, err := CreditLoad(c, when0, mac2); err == nil {
+	li, _ := epurse.InitLoad(c, epurse.PurseEP, 1, 500, testTerm)
+	mac2, _ := epurse.LoadMAC2(epurse.SessionKeyLoad(keys.DLK, li.Random, li.OnlineCounter), 500, epurse.TxEPLoad, testTerm, when0)
+	if _, err := epurse.CreditLoad(c, when0, mac2); err == nil {
 		t.Fatal("a credit that could not be saved succeeded")
 	}
 	if got := c.File(); got.EPBalance != 1000 || got.EPOnlineCounter != 0 || len(got.Log) != 0 || len(got.Proofs) != 0 {
@@ -641,9 +642,9 @@ func TestSaveFailureUndoes(t *testing.T) {
 func TestCardFileRoundTrip(t *testing.T) {
 	c, path := newTestCard(t, 5000)
 	keys := selected(t, c)
-	load(t, c, keys, PurseEP, 100, when0)
-	purchase(t, c, keys, PurseEP, 30, 9, when0.Add(time.Minute))
-	VerifyPIN(c, "999999")
+	load(t, c, keys, epurse.PurseEP, 100, when0)
+	purchase(t, c, keys, epurse.PurseEP, 30, 9, when0.Add(time.Minute))
+	epurse.VerifyPIN(c, "999999")
 
 	st, err := os.Stat(path)
 	if err != nil || st.Mode().Perm() != 0o600 {
@@ -662,15 +663,15 @@ func TestCardFileRoundTrip(t *testing.T) {
 	// A new card from the saved file behaves as the old one.
 	c2 := NewSimCard(f, path)
 	selected(t, c2)
-	if got := balance(t, c2, PurseEP); got != 5070 {
+	if got := balance(t, c2, epurse.PurseEP); got != 5070 {
 		t.Errorf("balance = %d", got)
 	}
-	old, _ := ReadLog(c, LogSFI, 10)
-	recs, _ := ReadLog(c2, LogSFI, 10)
+	old, _ := epurse.ReadLog(c, LogSFI, 10)
+	recs, _ := epurse.ReadLog(c2, LogSFI, 10)
 	if len(recs) != 2 || recs[0] != old[0] || recs[1] != old[1] {
 		t.Errorf("log after reload = %+v, want %+v", recs, old)
 	}
-	if _, _, err := GetTransactionProve(c2, TxEPLoad, 1); err != nil {
+	if _, _, err := epurse.GetTransactionProve(c2, epurse.TxEPLoad, 1); err != nil {
 		t.Errorf("proof after reload: %v", err)
 	}
 	// No stray temporary files.
@@ -727,24 +728,30 @@ func TestNewCardFile(t *testing.T) {
 		t.Errorf("holder = %+v", f.Holder)
 	}
 	for name, err := range map[string]error{
-		"7 digits": func() error { _, err := NewCardFile("3101234", "", 0, Date{}, Date{}, testMasters); return err }(),
+		"7 digits": func() error {
+			_, err := NewCardFile("3101234", "", 0, epurse.Date{}, epurse.Date{}, testMasters)
+			return err
+		}(),
 		"17 digits": func() error {
-			_, err := NewCardFile("31012345678900012", "", 0, Date{}, Date{}, testMasters)
+			_, err := NewCardFile("31012345678900012", "", 0, epurse.Date{}, epurse.Date{}, testMasters)
 			return err
 		}(),
 		"long name": func() error {
-			_, err := NewCardFile(testNumber, "欧阳诸葛司马上官慕容张", 0, Date{}, Date{}, testMasters)
+			_, err := NewCardFile(testNumber, "欧阳诸葛司马上官慕容张", 0, epurse.Date{}, epurse.Date{}, testMasters)
 			return err
 		}(),
 		"balance": func() error {
-			_, err := NewCardFile(testNumber, "", MaxAmount+1, Date{}, Date{}, testMasters)
+			_, err := NewCardFile(testNumber, "", epurse.MaxAmount+1, epurse.Date{}, epurse.Date{}, testMasters)
 			return err
 		}(),
 		"dates": func() error {
-			_, err := NewCardFile(testNumber, "", 0, Date{2025, 1, 1}, Date{2024, 1, 1}, testMasters)
+			_, err := NewCardFile(testNumber, "", 0, epurse.Date{Year: 2025, Month: 1, Day: 1}, epurse.Date{Year: 2024, Month: 1, Day: 1}, testMasters)
 			return err
 		}(),
-		"no masters": func() error { _, err := NewCardFile(testNumber, "", 0, Date{}, Date{}, MasterKeys{}); return err }(),
+		"no masters": func() error {
+			_, err := NewCardFile(testNumber, "", 0, epurse.Date{}, epurse.Date{}, epurse.MasterKeys{})
+			return err
+		}(),
 	} {
 		if err == nil {
 			t.Errorf("%s: accepted", name)
@@ -761,7 +768,7 @@ func TestConcurrentUse(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for range 50 {
-				if v, err := GetBalance(c, PurseEP); err != nil || v != 100 {
+				if v, err := epurse.GetBalance(c, epurse.PurseEP); err != nil || v != 100 {
 					t.Errorf("GetBalance = %d, %v", v, err)
 					return
 				}

@@ -1,4 +1,4 @@
-package epurse
+package epursesim
 
 import (
 	"bytes"
@@ -7,11 +7,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"slices"
 	"strings"
 
-	"github.com/cardd/cardd/internal/atomicfile"
+	"github.com/cardd/cardd/apdu/epurse"
+	"github.com/cardd/cardd/internal/jsonfile"
+	"github.com/cardd/cardd/internal/strictjson"
 	"github.com/cardd/cardd/redact"
 )
 
@@ -55,9 +56,9 @@ import (
 // A CardFile holds keys and a PIN: Save writes it with mode 0600, and its
 // String and LogValue show neither.
 type CardFile struct {
-	Info   IssuerInfo `json:"info"`
-	AID    string     `json:"aid,omitempty"`
-	Holder *Holder    `json:"holder,omitempty"`
+	Info   epurse.IssuerInfo `json:"info"`
+	AID    string            `json:"aid,omitempty"`
+	Holder *epurse.Holder    `json:"holder,omitempty"`
 
 	EPBalance     int64  `json:"ep_balance"`
 	EDBalance     int64  `json:"ed_balance"`
@@ -70,14 +71,14 @@ type CardFile struct {
 	EDOnlineCounter  uint16 `json:"ed_online_counter"`
 	EDOfflineCounter uint16 `json:"ed_offline_counter"`
 
-	Log                    []LogRecord `json:"log"`
-	LoadLogSFI             byte        `json:"load_log_sfi,omitempty"`
-	LoadLog                []LogRecord `json:"load_log,omitempty"`
-	ZeroFilledEmptyRecords bool        `json:"zero_filled_empty_records,omitempty"`
+	Log                    []epurse.LogRecord `json:"log"`
+	LoadLogSFI             byte               `json:"load_log_sfi,omitempty"`
+	LoadLog                []epurse.LogRecord `json:"load_log,omitempty"`
+	ZeroFilledEmptyRecords bool               `json:"zero_filled_empty_records,omitempty"`
 
-	Keys       CardKeys `json:"keys"`
-	KeyVersion byte     `json:"key_version"`
-	AlgID      byte     `json:"alg_id"`
+	Keys       epurse.CardKeys `json:"keys"`
+	KeyVersion byte            `json:"key_version"`
+	AlgID      byte            `json:"alg_id"`
 	// PurchaseKeyIndex is the only key index INITIALIZE FOR PURCHASE
 	// accepts (others: 9403); 0 means 1.
 	PurchaseKeyIndex byte `json:"purchase_key_index,omitempty"`
@@ -99,10 +100,6 @@ const PINTries = 3
 // LogSFI is the short file id of the transaction log (spec "Files").
 const LogSFI = 0x18
 
-// DefaultIssuerID is the issuer id NewCardFile writes: issuer 0001, city
-// 0000, industry 0000. Its city code is the prefix of the application serial.
-var DefaultIssuerID = [8]byte{0x00, 0x01}
-
 // DefaultPIN is the PIN NewCardFile sets, the usual factory PIN.
 const DefaultPIN = "123456"
 
@@ -110,17 +107,17 @@ const DefaultPIN = "123456"
 // type: its MAC (for a purchase the card's MAC2; for a load the MAC2 the
 // card accepted) and its TAC.
 type Proof struct {
-	Type    TxType
+	Type    epurse.TxType
 	Counter uint16 // the card's counter after the transaction
 	MAC     [4]byte
 	TAC     [4]byte
 }
 
 type proofJSON struct {
-	Type    TxType `json:"type"`
-	Counter uint16 `json:"counter"`
-	MAC     string `json:"mac"`
-	TAC     string `json:"tac"`
+	Type    epurse.TxType `json:"type"`
+	Counter uint16        `json:"counter"`
+	MAC     string        `json:"mac"`
+	TAC     string        `json:"tac"`
 }
 
 // MarshalJSON writes {"type", "counter", "mac" (hex), "tac" (hex)}.
@@ -135,7 +132,7 @@ func (p Proof) MarshalJSON() ([]byte, error) {
 // UnmarshalJSON reads what MarshalJSON writes.
 func (p *Proof) UnmarshalJSON(b []byte) error {
 	var j proofJSON
-	if err := json.Unmarshal(b, &j); err != nil {
+	if err := strictjson.Unmarshal(b, &j); err != nil {
 		return err
 	}
 	v := Proof{Type: j.Type, Counter: j.Counter}
@@ -153,16 +150,16 @@ func (p *Proof) UnmarshalJSON(b []byte) error {
 // cardholder's name ("" for an anonymous card with no EF 0x16), an EP
 // balance in fen, the validity dates and the issuer master keys from which
 // its keys are diversified (the masters themselves are not kept). The
-// application serial is the city code of DefaultIssuerID followed by the
+// application serial is the city code of epurse.DefaultIssuerID followed by the
 // number in BCD.
-func NewCardFile(number string, holder string, balance int64, start, expiry Date, masters MasterKeys) (*CardFile, error) {
-	return NewProfileCardFile(ProfileCampus, number, holder, balance, start, expiry, masters)
+func NewCardFile(number string, holder string, balance int64, start, expiry epurse.Date, masters epurse.MasterKeys) (*CardFile, error) {
+	return NewProfileCardFile(epurse.ProfileCampus, number, holder, balance, start, expiry, masters)
 }
 
 // IssuableProfiles are the families a simulated card can be issued in:
 // our own numbering, and T-Union's, whose 19-digit numbers every part of
 // cardd must carry.
-var IssuableProfiles = []*Profile{ProfileCampus, ProfileTUnion}
+var IssuableProfiles = []*epurse.Profile{epurse.ProfileCampus, epurse.ProfileTUnion}
 
 // TUnionSimIssuerID is the issuer id (EF 0x15 bytes 0-7) of the simulator's
 // T-Union cards: not a real issuer's, and not ours, so the card reads as a
@@ -172,33 +169,33 @@ var TUnionSimIssuerID = [8]byte{0x00, 0x02, 0x00, 0x00, 0xFF, 0xFF, 0xFF, 0xFF}
 // NewProfileCardFile is NewCardFile for a card of family p (one of
 // IssuableProfiles): a T-Union card has a 19-digit number, answers only
 // the T-Union AID, and has an empty second purse.
-func NewProfileCardFile(p *Profile, number string, holder string, balance int64, start, expiry Date, masters MasterKeys) (*CardFile, error) {
-	issuer, aid, nb := DefaultIssuerID, "", NumberBCD
+func NewProfileCardFile(p *epurse.Profile, number string, holder string, balance int64, start, expiry epurse.Date, masters epurse.MasterKeys) (*CardFile, error) {
+	issuer, aid, nb := epurse.DefaultIssuerID, "", epurse.NumberBCD
 	switch p {
-	case ProfileCampus:
+	case epurse.ProfileCampus:
 		if len(number) < 8 || len(number) > 16 || !isDigits(number) {
 			// BCD in bytes 12-19, F-padded: up to 16 digits; fewer than 8
 			// is no card number anyone uses (hostapi.CheckCardNumber).
-			return nil, fmt.Errorf("%w: a campus card number is 8 to 16 digits", ErrBadArgument)
+			return nil, fmt.Errorf("%w: a campus card number is 8 to 16 digits", epurse.ErrBadArgument)
 		}
-	case ProfileTUnion:
-		issuer, aid, nb = TUnionSimIssuerID, strings.ToUpper(hex.EncodeToString(AIDTUnion)), NumberTUnion
+	case epurse.ProfileTUnion:
+		issuer, aid, nb = TUnionSimIssuerID, strings.ToUpper(hex.EncodeToString(epurse.AIDTUnion)), epurse.NumberTUnion
 	default:
-		return nil, fmt.Errorf("%w: cards of profile %s cannot be issued here", ErrBadArgument, p.Name)
+		return nil, fmt.Errorf("%w: cards of profile %s cannot be issued here", epurse.ErrBadArgument, p.Name)
 	}
-	if masters.DLK == (Key16{}) || masters.DPK == (Key16{}) || masters.DTK == (Key16{}) {
-		return nil, fmt.Errorf("%w: a master key is missing (all zero)", ErrBadArgument)
+	if masters.DLK == (epurse.Key16{}) || masters.DPK == (epurse.Key16{}) || masters.DTK == (epurse.Key16{}) {
+		return nil, fmt.Errorf("%w: a master key is missing (all zero)", epurse.ErrBadArgument)
 	}
 	serial, err := nb.AppSerial([2]byte{issuer[2], issuer[3]}, number)
 	if err != nil {
 		return nil, err
 	}
-	if nb == NumberBCD {
+	if nb == epurse.NumberBCD {
 		nb = ""
 	}
 	f := &CardFile{
 		AID: aid,
-		Info: IssuerInfo{
+		Info: epurse.IssuerInfo{
 			IssuerID:   issuer,
 			Numbering:  nb,
 			AppType:    0x03, // ED and EP
@@ -209,7 +206,7 @@ func NewProfileCardFile(p *Profile, number string, holder string, balance int64,
 			ExpiryDate: expiry,
 		},
 		EPBalance:    balance,
-		Log:          []LogRecord{}, // "log": [] reads better in the file than null
+		Log:          []epurse.LogRecord{}, // "log": [] reads better in the file than null
 		Keys:         masters.Diversify(serial[:]),
 		KeyVersion:   0x01,
 		AlgID:        0x00,
@@ -217,7 +214,7 @@ func NewProfileCardFile(p *Profile, number string, holder string, balance int64,
 		PINTriesLeft: PINTries,
 	}
 	if holder != "" {
-		f.Holder = &Holder{Name: holder}
+		f.Holder = &epurse.Holder{Name: holder}
 	}
 	if p.SecondPurse {
 		var empty int64
@@ -230,102 +227,138 @@ func NewProfileCardFile(p *Profile, number string, holder string, balance int64,
 }
 
 // Validate checks that the card could exist: every field fits its place on
-// the card, and the number agrees with the serial.
+// the card, and the number agrees with the serial. It reports every problem,
+// in the order of the fields.
 func (f *CardFile) Validate() error {
-	var errs []error
-	bad := func(format string, a ...any) {
-		errs = append(errs, fmt.Errorf("%w: "+format, append([]any{ErrBadArgument}, a...)...))
+	var p problems
+	for _, check := range []func(*problems){
+		f.checkInfo, f.checkApplication, f.checkBalances, f.checkLogs, f.checkAccess, f.checkProofs,
+	} {
+		check(&p)
 	}
-	number, err := f.Info.serialNumber()
+	return errors.Join(p...)
+}
+
+// problems collects what Validate finds.
+type problems []error
+
+// bad adds a problem that wraps epurse.ErrBadArgument.
+func (p *problems) bad(format string, a ...any) {
+	*p = append(*p, fmt.Errorf("%w: "+format, append([]any{epurse.ErrBadArgument}, a...)...))
+}
+
+// checkInfo: EF 0x15, the number against the serial and the dates.
+func (f *CardFile) checkInfo(p *problems) {
+	number, err := f.Info.SerialNumber()
 	if err != nil {
-		bad("info.app_serial does not hold a card number numbered %q: %v", f.Info.Numbering, err)
+		p.bad("info.app_serial does not hold a card number numbered %q: %v", f.Info.Numbering, err)
 	} else if f.Info.CardNumber != "" && f.Info.CardNumber != number {
-		bad("info.card_number %s does not match app_serial, which holds %s", f.Info.CardNumber, number)
+		p.bad("info.card_number %s does not match app_serial, which holds %s", f.Info.CardNumber, number)
 	}
-	for _, d := range []Date{f.Info.StartDate, f.Info.ExpiryDate} {
+	for _, d := range []epurse.Date{f.Info.StartDate, f.Info.ExpiryDate} {
 		if _, err := d.BCD(); err != nil {
-			bad("info: date %s does not exist", d)
+			p.bad("info: date %s does not exist", d)
 		}
 	}
 	if !f.Info.StartDate.IsZero() && !f.Info.ExpiryDate.IsZero() && f.Info.ExpiryDate.Before(f.Info.StartDate) {
-		bad("info: expiry_date %s is before start_date %s", f.Info.ExpiryDate, f.Info.StartDate)
+		p.bad("info: expiry_date %s is before start_date %s", f.Info.ExpiryDate, f.Info.StartDate)
 	}
+}
+
+// checkApplication: the AID, the security code and EF 0x16.
+func (f *CardFile) checkApplication(p *problems) {
 	if f.AID != "" {
 		if aid, err := hex.DecodeString(f.AID); err != nil || len(aid) < 5 || len(aid) > 16 {
-			bad("aid must be 5 to 16 bytes in hex")
+			p.bad("aid must be 5 to 16 bytes in hex")
 		}
 	}
 	if f.SecurityCode != "" {
 		if code, err := hex.DecodeString(f.SecurityCode); err != nil || len(code) != 9 {
-			bad("security_code must be 9 bytes in hex")
+			p.bad("security_code must be 9 bytes in hex")
 		}
 	}
 	if f.Holder != nil {
 		if _, err := f.Holder.Bytes(); err != nil {
-			errs = append(errs, fmt.Errorf("holder: %w", err))
+			*p = append(*p, fmt.Errorf("holder: %w", err))
 		}
 	}
+}
+
+// checkBalances: every purse within what the card's 4-byte fields and its
+// max_balance allow.
+func (f *CardFile) checkBalances(p *problems) {
 	if f.SecondPurse != nil && (*f.SecondPurse < 0 || *f.SecondPurse > 0x7FFFFFFF) {
-		bad("second_purse %d is not in 0..%d", *f.SecondPurse, 0x7FFFFFFF)
+		p.bad("second_purse %d is not in 0..%d", *f.SecondPurse, 0x7FFFFFFF)
 	}
 	if f.BalanceTopBit && (f.EPBalance > 0x7FFFFFFF || f.EDBalance > 0x7FFFFFFF) {
-		bad("balance_top_bit needs balances below %d", 0x7FFFFFFF)
+		p.bad("balance_top_bit needs balances below %d", 0x7FFFFFFF)
 	}
-	if f.MaxBalance < 0 || f.MaxBalance > MaxAmount {
-		bad("max_balance %d is not in 0..%d", f.MaxBalance, int64(MaxAmount))
+	if f.MaxBalance < 0 || f.MaxBalance > epurse.MaxAmount {
+		p.bad("max_balance %d is not in 0..%d", f.MaxBalance, int64(epurse.MaxAmount))
 	}
 	for _, b := range []struct {
 		name string
 		v    int64
 	}{{"ep_balance", f.EPBalance}, {"ed_balance", f.EDBalance}} {
 		if b.v < 0 || b.v > f.maxBalance() {
-			bad("%s %d is not in 0..%d", b.name, b.v, f.maxBalance())
+			p.bad("%s %d is not in 0..%d", b.name, b.v, f.maxBalance())
 		}
 	}
+}
+
+// checkLogs: the transaction logs fit their files, and the load log has one.
+func (f *CardFile) checkLogs(p *problems) {
 	for _, l := range []struct {
 		name string
-		recs []LogRecord
+		recs []epurse.LogRecord
 	}{{"log", f.Log}, {"load_log", f.LoadLog}} {
 		name, log := l.name, l.recs
-		if len(log) > MaxLogRecords {
-			bad("%s has %d records, a log file holds %d", name, len(log), MaxLogRecords)
+		if len(log) > epurse.MaxLogRecords {
+			p.bad("%s has %d records, a log file holds %d", name, len(log), epurse.MaxLogRecords)
 		}
 		for i, r := range log {
 			if _, err := r.Bytes(); err != nil {
-				errs = append(errs, fmt.Errorf("%s record %d: %w", name, i+1, err))
+				*p = append(*p, fmt.Errorf("%s record %d: %w", name, i+1, err))
 			}
 		}
 	}
 	switch s := f.LoadLogSFI; {
 	case s == 0:
 		if len(f.LoadLog) > 0 {
-			bad("load_log has records but load_log_sfi is not set")
+			p.bad("load_log has records but load_log_sfi is not set")
 		}
 	case s > 30 || s == LogSFI || s == 0x15 || s == 0x16:
-		bad("load_log_sfi %#02x must be 1..30 and not 0x15, 0x16 or 0x18", s)
+		p.bad("load_log_sfi %#02x must be 1..30 and not 0x15, 0x16 or 0x18", s)
 	}
+}
+
+// checkAccess: the PIN, its tries and the keys.
+func (f *CardFile) checkAccess(p *problems) {
 	if len(f.PIN) < 4 || len(f.PIN) > 12 || !isDigits(f.PIN) {
-		bad("pin must be 4 to 12 digits")
+		p.bad("pin must be 4 to 12 digits")
 	}
 	if f.PINTriesLeft < 0 || f.PINTriesLeft > PINTries {
-		bad("pin_tries_left %d is not in 0..%d", f.PINTriesLeft, PINTries)
+		p.bad("pin_tries_left %d is not in 0..%d", f.PINTriesLeft, PINTries)
 	}
-	if f.Keys == (CardKeys{}) {
-		bad("keys are missing")
+	if f.Keys == (epurse.CardKeys{}) {
+		p.bad("keys are missing")
 	}
-	seen := map[TxType]bool{}
-	for _, p := range f.Proofs {
-		if seen[p.Type] {
-			bad("proofs: two for type %v, a card keeps the last one", p.Type)
+}
+
+// checkProofs: at most one proof per transaction type, as a card keeps.
+func (f *CardFile) checkProofs(p *problems) {
+	seen := map[epurse.TxType]bool{}
+	for _, proof := range f.Proofs {
+		if seen[proof.Type] {
+			p.bad("proofs: two for type %v, a card keeps the last one", proof.Type)
 		}
-		seen[p.Type] = true
+		seen[proof.Type] = true
 	}
-	return errors.Join(errs...)
 }
 
 func (f *CardFile) maxBalance() int64 {
 	if f.MaxBalance == 0 {
-		return MaxAmount
+		return epurse.MaxAmount
 	}
 	return f.MaxBalance
 }
@@ -335,7 +368,7 @@ func (f *CardFile) aid() []byte {
 	if aid, err := hex.DecodeString(f.AID); err == nil && len(aid) > 0 {
 		return aid
 	}
-	return bytes.Clone(AIDCityCard)
+	return bytes.Clone(epurse.AIDCityCard)
 }
 
 // clone is a deep copy: the card keeps one to roll back to when a save fails.
@@ -373,33 +406,21 @@ func (f *CardFile) LogValue() slog.Value {
 	)
 }
 
-// LoadCardFile reads and validates a card file. Unknown fields are an error,
-// so that a misspelt field is not silently ignored; key_version defaults to
-// 01 and pin_tries_left to 3 when left out.
+// LoadCardFile reads and validates a card file, strictly (jsonfile.Load):
+// an unknown or misspelt field, anything after the JSON value and a card
+// that could not exist are refused, naming the file. key_version defaults
+// to 01 and pin_tries_left to 3 when left out.
 func LoadCardFile(path string) (*CardFile, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
-	f := &CardFile{KeyVersion: 0x01, PINTriesLeft: PINTries}
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(f); err != nil {
-		return nil, fmt.Errorf("card file %s: %w", path, err)
-	}
-	if err := f.Validate(); err != nil {
-		return nil, fmt.Errorf("card file %s: %w", path, err)
-	}
-	return f, nil
+	return jsonfile.Load(path, fileKind, CardFile{KeyVersion: 0x01, PINTriesLeft: PINTries}, jsonfile.Options{})
 }
+
+// fileKind names a card file in errors.
+const fileKind = "card file"
 
 // Save writes the card file atomically: a temporary file in the same
 // directory, fsync, rename over path, fsync of the directory. A crash leaves
 // either the old card or the new one, never half of each, which is what a
 // real card's EEPROM transaction gives. The file has mode 0600: it holds keys.
-func (f *CardFile) Save(path string) (err error) {
-	if err := atomicfile.WriteJSON(path, f, 0o600); err != nil {
-		return fmt.Errorf("card file %s: %w", path, err)
-	}
-	return nil
+func (f *CardFile) Save(path string) error {
+	return jsonfile.Save(path, fileKind, f, 0o600)
 }

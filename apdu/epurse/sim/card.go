@@ -1,4 +1,4 @@
-package epurse
+package epursesim
 
 import (
 	"bytes"
@@ -10,6 +10,7 @@ import (
 	"sync"
 
 	"github.com/cardd/cardd/apdu"
+	"github.com/cardd/cardd/apdu/epurse"
 )
 
 // Status words the simulated card answers beyond those the apdu package
@@ -48,7 +49,7 @@ const (
 )
 
 // SimCard is a simulated e-purse card that answers APDUs as a real card does
-// (spec "Commands"), so the terminal functions of this package, and the
+// (spec "Commands"), so the terminal functions of package epurse, and the
 // daemon above them, run unchanged against it. It is an apdu.Transmitter.
 // Every change of money is saved to the card file before the card answers,
 // as a real card commits its EEPROM before it replies. It is safe for
@@ -218,7 +219,7 @@ func (c *SimCard) selectFile(cm apdu.Command) ([]byte, uint16) {
 			fci = c.enterPSE()
 		case len(cm.Data) != 2:
 			return nil, swWrongLength
-		case binary.BigEndian.Uint16(cm.Data) == FileIDADF:
+		case binary.BigEndian.Uint16(cm.Data) == epurse.FileIDADF:
 			fci, sw = c.enterADF(c.f.aid())
 		default:
 			return nil, swFileNotFound
@@ -227,7 +228,7 @@ func (c *SimCard) selectFile(cm apdu.Command) ([]byte, uint16) {
 		switch aid := cm.Data; {
 		case bytes.Equal(aid, pseName):
 			fci = c.enterPSE()
-		case c.f.AID == "" && (bytes.Equal(aid, AIDCityCard) || bytes.Equal(aid, AIDTUnion)), bytes.Equal(aid, c.f.aid()):
+		case c.f.AID == "" && (bytes.Equal(aid, epurse.AIDCityCard) || bytes.Equal(aid, epurse.AIDTUnion)), bytes.Equal(aid, c.f.aid()):
 			fci, sw = c.enterADF(aid)
 		default:
 			return nil, swFileNotFound
@@ -253,7 +254,7 @@ func (c *SimCard) enterPSE() []byte {
 func (c *SimCard) enterADF(aid []byte) ([]byte, uint16) {
 	c.df, c.pinOK = dfADF, false // selecting a DF resets its security status
 	info := c.f.Info
-	fci := FCI{AID: bytes.Clone(aid), Info: &info}.Bytes()
+	fci := epurse.FCI{AID: bytes.Clone(aid), Info: &info}.Bytes()
 	if c.f.Blocked {
 		return fci, swInvalidated
 	}
@@ -329,10 +330,10 @@ func (c *SimCard) readRecord(cm apdu.Command) ([]byte, uint16) {
 		}
 		n := int(cm.P1)
 		switch {
-		case n > MaxLogRecords:
+		case n > epurse.MaxLogRecords:
 			return nil, swRecordNotFound
 		case n > len(log) && c.f.ZeroFilledEmptyRecords:
-			rec = make([]byte, LogRecordLen)
+			rec = make([]byte, epurse.LogRecordLen)
 		case n > len(log):
 			return nil, swRecordNotFound
 		default:
@@ -371,7 +372,7 @@ func (c *SimCard) verify(cm apdu.Command) ([]byte, uint16, error) {
 	if c.f.PINTriesLeft <= 0 {
 		return nil, swPINBlocked, nil
 	}
-	want, err := encodePIN(c.f.PIN)
+	want, err := epurse.EncodePIN(c.f.PIN)
 	ok := err == nil && subtle.ConstantTimeCompare(want, cm.Data) == 1
 	tries := PINTries
 	if !ok {

@@ -1,4 +1,4 @@
-package psam
+package psamsim
 
 import (
 	"bytes"
@@ -7,11 +7,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"strings"
 
 	"github.com/cardd/cardd/apdu/epurse"
-	"github.com/cardd/cardd/internal/atomicfile"
+	"github.com/cardd/cardd/apdu/psam"
+	"github.com/cardd/cardd/internal/jsonfile"
+	"github.com/cardd/cardd/internal/strictjson"
 )
 
 // SAMFile is the whole state of a simulated PSAM, kept as JSON so that a
@@ -50,7 +51,7 @@ type SAMFile struct {
 	// AppFileID is the purchase DF's file id; 0 means FileIDApp.
 	AppFileID       uint16
 	KeyIndex        byte // 0 means 1
-	Diversification Diversification
+	Diversification psam.Diversification
 	SecurityCode    bool
 }
 
@@ -90,10 +91,10 @@ func (f *SAMFile) Validate() error {
 	if f.DPK == (epurse.Key16{}) {
 		errs = append(errs, fmt.Errorf("%w: dpk is missing or all zero", epurse.ErrBadArgument))
 	}
-	if f.AppFileID == FileIDMF {
+	if f.AppFileID == psam.FileIDMF {
 		errs = append(errs, fmt.Errorf("%w: app_file 3F00 is the MF", epurse.ErrBadArgument))
 	}
-	if f.Diversification < DiversifyOnce || f.Diversification > DiversifyCity {
+	if f.Diversification < psam.DiversifyOnce || f.Diversification > psam.DiversifyCity {
 		errs = append(errs, fmt.Errorf("%w: diversification %d", epurse.ErrBadArgument, int(f.Diversification)))
 	}
 	if n := len(f.AID); n != 0 && (n < 5 || n > 16) {
@@ -115,7 +116,7 @@ func (f *SAMFile) appFileID() uint16 {
 	if f.AppFileID != 0 {
 		return f.AppFileID
 	}
-	return FileIDApp
+	return psam.FileIDApp
 }
 
 // keyIndex is the content of EF 0x17.
@@ -178,10 +179,12 @@ func (f SAMFile) MarshalJSON() ([]byte, error) {
 	})
 }
 
-// UnmarshalJSON reads what MarshalJSON writes. key_version defaults to 01.
+// UnmarshalJSON reads what MarshalJSON writes, strictly (no unknown,
+// case-folded or repeated key: a misspelt "dpk" must not leave no key).
+// key_version defaults to 01.
 func (f *SAMFile) UnmarshalJSON(b []byte) error {
 	j := samFileJSON{KeyVersion: DefaultKeyVersion}
-	if err := json.Unmarshal(b, &j); err != nil {
+	if err := strictjson.Unmarshal(b, &j); err != nil {
 		return err
 	}
 	return f.fromJSON(j)
@@ -197,7 +200,7 @@ func (f *SAMFile) fromJSON(j samFileJSON) error {
 		v.AppFileID = uint16(b[0])<<8 | uint16(b[1])
 	}
 	if j.Diversification != "" {
-		d, err := ParseDiversification(j.Diversification)
+		d, err := psam.ParseDiversification(j.Diversification)
 		if err != nil {
 			return fmt.Errorf("%w: diversification must be one, issuer or city", epurse.ErrBadArgument)
 		}
@@ -217,55 +220,24 @@ func (f *SAMFile) fromJSON(j samFileJSON) error {
 	return nil
 }
 
-// LoadSAMFile reads and validates a PSAM file. It refuses a file that group
-// or others may read (it holds a master key), and unknown fields (a misspelt
-// "dpk" would otherwise leave no key). Its errors never quote the key.
+// LoadSAMFile reads and validates a PSAM file, strictly (jsonfile.Load):
+// an unknown or misspelt field (a misspelt "dpk" would otherwise leave no
+// key), anything after the JSON value and a PSAM that could not exist are
+// refused, naming the file. So is a file that group or others may read: it
+// holds a master key. Its errors never quote the key.
 func LoadSAMFile(path string) (*SAMFile, error) {
-	fh, err := os.Open(path)
-	if err != nil {
-		return nil, fmt.Errorf("PSAM file: %w", err)
-	}
-	defer fh.Close()
-	st, err := fh.Stat()
-	if err != nil {
-		return nil, fmt.Errorf("PSAM file: %w", err)
-	}
-	if !st.Mode().IsRegular() {
-		return nil, fmt.Errorf("PSAM file %s is not a regular file", path)
-	}
-	if perm := st.Mode().Perm(); perm&0o077 != 0 {
-		return nil, fmt.Errorf("PSAM file %s has mode %04o, readable by group or others: run chmod 600 %s", path, perm, path)
-	}
-	var buf bytes.Buffer
-	if _, err := buf.ReadFrom(fh); err != nil {
-		return nil, fmt.Errorf("PSAM file %s: %w", path, err)
-	}
-	j := samFileJSON{KeyVersion: DefaultKeyVersion}
-	dec := json.NewDecoder(&buf)
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&j); err != nil {
-		// json's syntax errors quote no input; type errors name the field only.
-		return nil, fmt.Errorf("PSAM file %s: %w", path, err)
-	}
-	f := &SAMFile{}
-	if err := f.fromJSON(j); err != nil {
-		return nil, fmt.Errorf("PSAM file %s: %w", path, err)
-	}
-	if err := f.Validate(); err != nil {
-		return nil, fmt.Errorf("PSAM file %s: %w", path, err)
-	}
-	return f, nil
+	return jsonfile.Load(path, fileKind, SAMFile{}, jsonfile.Options{Private: true})
 }
+
+// fileKind names a PSAM file in errors.
+const fileKind = "PSAM file"
 
 // Save writes the PSAM file atomically: a temporary file in the same
 // directory, fsync, rename over path, fsync of the directory. A crash leaves
 // either the old state or the new one, so a serial once answered is on disk.
 // The file has mode 0600: it holds a master key.
-func (f *SAMFile) Save(path string) (err error) {
-	if err := atomicfile.WriteJSON(path, f, 0o600); err != nil {
-		return fmt.Errorf("PSAM file %s: %w", path, err)
-	}
-	return nil
+func (f *SAMFile) Save(path string) error {
+	return jsonfile.Save(path, fileKind, f, 0o600)
 }
 
 func appFileWord(id uint16) string {
@@ -275,8 +247,8 @@ func appFileWord(id uint16) string {
 	return fmt.Sprintf("%04X", id)
 }
 
-func divWord(d Diversification) string {
-	if d == DiversifyOnce {
+func divWord(d psam.Diversification) string {
+	if d == psam.DiversifyOnce {
 		return ""
 	}
 	return d.String()
