@@ -46,16 +46,32 @@ func insertPSAM(t testing.TB, hostDir string) (string, *atomic.Int64) {
 	waitEmpty(t, 1)
 	sam := psamsim.NewSimPSAM(f, path)
 	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
+	exited := make(chan struct{})
+	var insertErr error
 	var n atomic.Int64
 	go func() {
-		done <- vpcd.Insert(ctx, vpcd.SlotAddr(1), sam, vpcd.Options{OnAPDU: func(int) { n.Add(1) }})
+		insertErr = vpcd.Insert(ctx, vpcd.SlotAddr(1), sam, vpcd.Options{OnAPDU: func(int) { n.Add(1) }})
+		close(exited)
 	}()
 	t.Cleanup(func() {
 		cancel()
-		<-done
+		<-exited
 		waitEmpty(t, 1)
 	})
+	// Until pcscd lists the PSAM, a sale finds slot 1 empty ("no PSAM"):
+	// a test that taps at once would fail by the machine's speed.
+	deadline := time.Now().Add(10 * time.Second)
+	for !cardPresent(t, "Virtual PCD 00 01") {
+		select {
+		case <-exited:
+			t.Fatalf("the PSAM left slot 1 before pcscd saw it: %v", insertErr)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("pcscd does not see the PSAM in slot 1 after 10 s")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 	return path, &n
 }
 
