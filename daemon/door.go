@@ -1,4 +1,4 @@
-package main
+package daemon
 
 import (
 	"context"
@@ -26,7 +26,7 @@ func newDoor(ctx context.Context, cfg *config.Config, store *offline.Store, log 
 	dc := doorConfig(cfg)
 	relay, err := door.NewRelay(dc.Relay, log)
 	if err != nil {
-		return nil, nil, nil, &exitError{code: 2, err: err}
+		return nil, nil, nil, &ConfigError{Err: err}
 	}
 	if err := relay.Lock(ctx); err != nil {
 		log.Warn("locking the door at start; the relay is retried on the next tap", "port", dc.Relay.Port, "err", err)
