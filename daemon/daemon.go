@@ -1,8 +1,13 @@
 // Package daemon assembles and runs cardd's daemon (`cardd run`) from a
-// validated configuration: the readers, the store, the host link, the tap's
-// steps of the mode (kiosk, POS, door), the printer and the local API.
-// cmd/cardd parses flags and loads the configuration; everything that
-// decides something about cards, money or doors is assembled here.
+// validated configuration: the readers, the store, the host link, the steps
+// of a tap in the mode configured, the printer, the local API, and the
+// observers told of each tap. cmd/cardd parses flags, loads the
+// configuration and talks to systemd; everything that decides something
+// about cards, money or doors is assembled here.
+//
+// One file per mode says what a tap does there and builds exactly what it
+// needs: kiosk.go, pos.go, door.go. observers.go is the list of what is
+// told of each tap, in order.
 package daemon
 
 import (
@@ -10,6 +15,7 @@ import (
 	"fmt"
 	"log/slog"
 	"regexp"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -17,177 +23,184 @@ import (
 	"github.com/cardd/cardd/config"
 	"github.com/cardd/cardd/localapi"
 	"github.com/cardd/cardd/metrics"
-	"github.com/cardd/cardd/money"
 	"github.com/cardd/cardd/offline"
-	"github.com/cardd/cardd/printer/spool"
 	"github.com/cardd/cardd/reader"
-	"github.com/cardd/cardd/redact"
-	"github.com/cardd/cardd/sdnotify"
 	"github.com/cardd/cardd/tap"
 )
 
-// Run is `cardd run`: it assembles the daemon of cfg, a configuration
-// config.Load has validated, and reads cards until ctx ends.
-func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
-	// config.Validate (in config.Load) has checked door.*, as for cardd
-	// config and cardd doctor.
-	doorMode := cfg.Mode == config.ModeDoor
-	pos := cfg.Mode == config.ModePOS
-	storeUsed := cfg.Host.URL != "" || cfg.Printer.Enabled || pos || doorMode
+// Daemon is one `cardd run`: the tap runner and what its mode puts around
+// it. Open assembles and starts it, Run reads cards, Close stops it.
+type Daemon struct {
+	cfg *config.Config
+	log *slog.Logger
+
+	runner  *tap.Runner
+	api     *localapi.Server
+	metrics *metrics.Metrics
+	store   *offline.Store // nil: this daemon keeps no journal
+	link    *hostLink      // nil: no host configured
+	// printerState is what the heartbeat tells the host of the printer
+	// (a string); the print worker updates it.
+	printerState atomic.Value
+
+	// ctx ends with Close, or with the context given to Open: the host
+	// link, the printer and the purge stop on it.
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup // the goroutines the daemon runs itself
+	// closers stop what Open started; Close runs them last first.
+	closers []func()
+}
+
+// A mode is what one of cardd's modes (config.Mode*) puts around the tap
+// runner; each is defined in its own file.
+type mode struct {
+	// journal says whether the mode keeps a journal (offline.Store) with
+	// this configuration.
+	journal func(*config.Config) bool
+	// assemble gives the runner the mode's steps of a tap. The store (when
+	// the mode keeps one) and the metrics exist already; the printer is
+	// started after it, the observers set and the API served last.
+	assemble func(*Daemon) error
+}
+
+// modes are the modes by config.Mode; config.Validate admits no other.
+var modes = map[string]mode{
+	config.ModeKiosk: kioskMode,
+	config.ModePOS:   posMode,
+	config.ModeDoor:  doorMode,
+}
+
+// Open assembles the daemon of cfg, a configuration config.Load has
+// validated, and starts all but the tap loop: the store, the host link, the
+// printer and the local API (listening when Open returns). The daemon's
+// background work ends with ctx or Close. An error that trying again does
+// not cure is a *ConfigError.
+func Open(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Daemon, error) {
+	m, ok := modes[cfg.Mode]
+	if !ok {
+		return nil, &ConfigError{Err: fmt.Errorf("mode %q: not a mode of this cardd", cfg.Mode)}
+	}
+	d := &Daemon{cfg: cfg, log: log}
+	d.ctx, d.cancel = context.WithCancel(ctx)
+	d.printerState.Store("none")
+	if err := d.open(m); err != nil {
+		d.Close()
+		return nil, err
+	}
+	return d, nil
+}
+
+// open builds the daemon in the order its parts depend on each other.
+func (d *Daemon) open(m mode) error {
+	journal := m.journal(d.cfg)
 	// Before anything touches the store or the files beside it: a second
 	// daemon would settle the first one's rows in flight as interrupted
 	// and take over its .api file. Released last, after .api is removed.
-	releaseStore, err := lockStore(cfg, storeUsed, log)
+	release, err := lockStore(d.cfg, journal, d.log)
 	if err != nil {
 		return err
 	}
-	defer releaseStore()
-	runner := NewRunner(cfg, log)
-	api, err := newAPI(cfg)
-	if err != nil {
+	d.onClose(release)
+	d.runner = NewRunner(d.cfg, d.log)
+	if d.api, err = newAPI(d.cfg); err != nil {
 		return err
 	}
-	var gauges metrics.Gauges
-	gauges.StreamClients = api.Hub.Clients
-	gauges.Logger = log
-	var mets *metrics.Metrics // made once the store is known, below
-	// What the heartbeat tells the host of the printer; the print worker
-	// updates it.
-	var printerState atomic.Value
-	printerState.Store("none")
-	if pos {
-		// The till exists before the API serves, so a sale can be armed
-		// as soon as the API answers.
-		api.Till = &tap.Till{MaxPurchase: cfg.POS.MaxPurchaseFen()}
-	}
-	if storeUsed {
-		store, err := openStore(ctx, cfg, log)
-		if err != nil {
+	if journal {
+		if err := d.openStore(); err != nil {
 			return err
 		}
-		defer func() {
-			if err := store.Close(); err != nil {
-				log.Error("closing the journal", "err", err)
-			}
-		}()
-		api.Journal = store
-		if cfg.Host.URL != "" {
-			gauges.JournalQueue = store.QueueDepth
-		}
-		if cfg.Printer.Enabled {
-			gauges.ReceiptsWaiting = store.ReceiptsWaiting
-		}
-		mets = metrics.New(gauges)
-		var onAccess func(string, []byte) error
-		if doorMode {
-			d, apply, stop, err := newDoor(ctx, cfg, store, log)
-			if err != nil {
-				return err
-			}
-			defer stop()
-			runner.Door, onAccess = d, apply
-		}
-		if cfg.Host.URL != "" {
-			api.QueueDepth = store.QueueDepth
-			stop, err := startHostLink(ctx, cfg, log, runner, store, mets, func() string { return printerState.Load().(string) }, onAccess)
-			if err != nil {
-				return err
-			}
-			defer stop()
-			if doorMode && !cfg.Door.LoadCredits {
-				runner.Loader = nil
-			}
-		}
-		if pos {
-			if runner.Loader == nil {
-				// No host: no credits to load, but the deny list and the
-				// expiry date are still checked on every tap.
-				runner.Loader = &tap.Loader{Store: store, TerminalID: cfg.TerminalID(), BalanceCap: cfg.Load.BalanceCapFen(), Logger: log}
-			}
-			runner.Purchaser = newPurchaser(cfg, store, api.Till, log)
-			// A sale whose debit a previous run never saw answered waits
-			// for its card again, so the cashier cannot charge it twice.
-			if doubt, err := store.InDoubt(ctx, offline.KindPurchase); err != nil {
-				return err
-			} else if n := len(doubt); n > 0 {
-				last := doubt[n-1]
-				api.Till.RestoreInDoubt(last.Card, last.ID, last.AmountFen)
-				log.Warn("a purchase of the last run is in doubt: its sale waits for that card's next tap",
-					"card", redact.CardNumber(last.Card), "journal", last.ID, "amount", money.Format(last.AmountFen), "in_doubt_rows", n)
-			}
-			if cfg.Mifare.KeyFile != "" {
-				w, err := loadWallet(cfg)
-				if err != nil {
-					return err
-				}
-				runner.Purchaser.Wallet = &w
-			}
-		}
-		if cfg.Printer.Enabled {
-			printerState.Store("starting")
-			stop, kick, err := startPrinter(ctx, cfg, store, log, func(s spool.State) {
-				state := "ready"
-				if !s.Ready {
-					state = "not ready: " + s.Problem
-				}
-				printerState.Store(state)
-				mets.PrinterReady(s.Ready)
-				api.PrinterState(localapi.PrinterView{Enabled: true, Ready: s.Ready, Answering: s.Answering, Problem: s.Problem})
-			})
-			if err != nil {
-				return err
-			}
-			defer stop()
-			api.Receipts, api.ReceiptsWaiting, api.KickPrinter = store, store.ReceiptsWaiting, kick
-			api.BalanceReceipt = balanceReceipt(cfg)
-			if runner.Loader != nil {
-				runner.Loader.Receipt = loadReceipt(cfg)
-			}
-			if runner.Purchaser != nil {
-				runner.Purchaser.Receipt = purchaseReceipt(cfg)
-			}
+	}
+	d.metrics = metrics.New(d.gauges())
+	d.runner.OnAPDU = d.metrics.APDU
+	if err := m.assemble(d); err != nil {
+		return err
+	}
+	if d.cfg.Printer.Enabled {
+		if err := d.startPrinter(); err != nil {
+			return err
 		}
 	}
-	healthy := func() error {
-		// A tap is bounded by tap.timeout; a loop stuck far longer is wedged.
-		if runner.Alive().IsZero() {
-			return nil // starting
-		}
-		if since := time.Since(runner.Alive()); since > 15*time.Second+cfg.Tap.Timeout {
-			return fmt.Errorf("the tap loop has not turned for %v", since.Round(time.Second))
-		}
-		return nil
-	}
-	api.Healthy = healthy
-	if mets == nil {
-		mets = metrics.New(gauges)
-	}
-	api.Metrics = mets.Handler()
-	hookAPI(api, mets, runner)
-	stopAPI, err := serveAPI(cfg, api, log)
+	d.api.Healthy = d.Healthy
+	d.api.Metrics = d.metrics.Handler()
+	d.observe(d.observers())
+	stopAPI, err := serveAPI(d.cfg, d.api, d.log)
 	if err != nil {
 		return err
 	}
-	defer stopAPI()
-	log.Info("cardd starting", "mode", cfg.Mode, "terminal", cfg.Terminal.ID, "card_readers", cfg.Reader.CardPattern,
-		"sam_reader", cfg.Reader.SAMPattern, "host", cfg.Host.URL)
-	// systemd (Type=notify): ready once the API listens and the runner
-	// starts; the watchdog is fed only while the tap loop turns.
-	if _, err := sdnotify.Ready(); err != nil {
-		log.Warn("telling systemd cardd is ready", "err", err)
-	}
-	_, _ = sdnotify.Status("reading cards")
-	wdCtx, stopWatchdog := context.WithCancel(ctx)
-	defer stopWatchdog()
-	go sdnotify.Run(wdCtx, func() bool { return healthy() == nil })
-	err = runner.Run(ctx)
-	_, _ = sdnotify.Stopping()
-	stopWatchdog()
-	log.Info("cardd stopped")
-	return err
+	d.onClose(stopAPI)
+	return nil
 }
 
-// NewRunner wires the tap runner from a validated config.
+// Run reads cards until ctx ends (a clean stop: nil) or the reader monitor
+// fails for good.
+func (d *Daemon) Run(ctx context.Context) error {
+	return d.runner.Run(ctx)
+}
+
+// Close stops what Open started, the last started first: the API (and its
+// runtime file), the printer, the host link, the door's relay (locked), the
+// store, and last the store's lock. Call it once Run has returned.
+func (d *Daemon) Close() {
+	d.cancel()
+	d.wg.Wait()
+	for i := len(d.closers) - 1; i >= 0; i-- {
+		d.closers[i]()
+	}
+	d.closers = nil
+}
+
+// onClose adds f to what Close stops.
+func (d *Daemon) onClose(f func()) { d.closers = append(d.closers, f) }
+
+// Healthy is nil while the tap loop turns; /healthz and the systemd
+// watchdog ask it.
+func (d *Daemon) Healthy() error {
+	// A tap is bounded by tap.timeout; a loop stuck far longer is wedged.
+	alive := d.runner.Alive()
+	if alive.IsZero() {
+		return nil // starting
+	}
+	if since := time.Since(alive); since > 15*time.Second+d.cfg.Tap.Timeout {
+		return fmt.Errorf("the tap loop has not turned for %v", since.Round(time.Second))
+	}
+	return nil
+}
+
+// gauges are the metrics read at scrape time: the host's queue with a host
+// link, the print queue with a printer, both from the store every mode keeps
+// when it has either.
+func (d *Daemon) gauges() metrics.Gauges {
+	g := metrics.Gauges{StreamClients: d.api.Hub.Clients, Logger: d.log}
+	if d.store != nil && d.cfg.Host.URL != "" {
+		g.JournalQueue = d.store.QueueDepth
+	}
+	if d.store != nil && d.cfg.Printer.Enabled {
+		g.ReceiptsWaiting = d.store.ReceiptsWaiting
+	}
+	return g
+}
+
+// newLoader is the on-tap load of the card's pending top-ups, link nil
+// meaning no host. Without a host there is nothing to load, but a Loader
+// still journals the tap, settles the card's unfinished loads of earlier
+// taps from its counter, and refuses a card on the deny list or past its
+// expiry date (tap.Loader.Apply): the POS relies on that.
+func (d *Daemon) newLoader(link *hostLink) *tap.Loader {
+	l := &tap.Loader{Store: d.store, TerminalID: d.cfg.TerminalID(), BalanceCap: d.cfg.Load.BalanceCapFen(), Logger: d.log}
+	if link != nil {
+		// Only so: a nil *sync.Client in the interface would be a host.
+		l.Host = link.client
+	}
+	if d.cfg.Printer.Enabled {
+		l.Receipt = loadReceipt(d.cfg)
+	}
+	return l
+}
+
+// NewRunner is the tap runner of a validated config with the read alone:
+// no mode's steps, no observers. cardd scan and dump use it so; Open adds
+// the mode.
 func NewRunner(cfg *config.Config, log *slog.Logger) *tap.Runner {
 	roles := reader.Roles{Card: regexp.MustCompile(cfg.Reader.CardPattern)} // validated by config
 	if cfg.Reader.SAMPattern != "" {

@@ -1,9 +1,7 @@
 package daemon
 
 import (
-	"context"
 	"fmt"
-	"log/slog"
 	"net/http"
 	"strconv"
 	"time"
@@ -11,43 +9,48 @@ import (
 	"github.com/cardd/cardd/config"
 	"github.com/cardd/cardd/hostapi"
 	"github.com/cardd/cardd/internal/buildinfo"
-	"github.com/cardd/cardd/metrics"
-	"github.com/cardd/cardd/offline"
 	hostsync "github.com/cardd/cardd/sync"
-	"github.com/cardd/cardd/tap"
 )
 
-// startHostLink starts the sync loops and gives the runner its on-tap
-// loader. Without a host there is nothing to load.
-func startHostLink(ctx context.Context, cfg *config.Config, log *slog.Logger, runner *tap.Runner, store *offline.Store, mets *metrics.Metrics, printer func() string, onAccess func(string, []byte) error) (stop func(), err error) {
+// hostLink is the daemon's link to the host: the signed client a tap's load
+// asks, and the loops that pull credits and lists, upload the journal and
+// send the heartbeat.
+type hostLink struct {
+	client *hostsync.Client
+	syncer *hostsync.Syncer
+}
+
+// startHostLink starts the sync loops and the purge of old journal rows
+// when a host is configured, and returns the link; nil without a host.
+// onAccess, when set (door mode), gets each access list the host sends.
+// Close stops them.
+func (d *Daemon) startHostLink(onAccess func(version string, body []byte) error) (*hostLink, error) {
+	cfg, store := d.cfg, d.store
+	if cfg.Host.URL == "" {
+		return nil, nil
+	}
 	secret, err := config.ReadSecretFile(cfg.Host.SecretFile)
 	if err != nil {
 		return nil, &ConfigError{Err: fmt.Errorf("host.secret_file: %w", err)}
 	}
 	client := &hostsync.Client{BaseURL: cfg.Host.URL, TerminalID: cfg.Terminal.ID, Secret: secret,
-		HTTP: &http.Client{Timeout: 10 * time.Second, Transport: mets.Transport(nil)}}
-	syncer := &hostsync.Syncer{Client: client, Store: store, Logger: log,
+		HTTP: &http.Client{Timeout: 10 * time.Second, Transport: d.metrics.Transport(nil)}}
+	syncer := &hostsync.Syncer{Client: client, Store: store, Logger: d.log,
 		Heartbeat: func() hostapi.HeartbeatRequest {
-			hb := hostapi.HeartbeatRequest{Version: buildinfo.String(), Printer: printer()}
-			if n, err := store.ReceiptsWaiting(ctx); err == nil {
+			hb := hostapi.HeartbeatRequest{Version: buildinfo.String(), Printer: d.printerState.Load().(string)}
+			if n, err := store.ReceiptsWaiting(d.ctx); err == nil {
 				hb.Extra = map[string]string{"receipts_waiting": strconv.Itoa(n)}
 			}
 			return hb
 		}, OnAccessList: onAccess}
-	syncer.Start(ctx)
-	runner.Loader = &tap.Loader{Store: store, Host: client, TerminalID: cfg.TerminalID(),
-		BalanceCap: cfg.Load.BalanceCapFen(), Logger: log}
-	runner.OnTap = func(tap.Result) { syncer.Kick() }
-
-	purgeCtx, cancelPurge := context.WithCancel(ctx)
-	purged := make(chan struct{})
+	syncer.Start(d.ctx)
+	d.onClose(syncer.Stop)
+	d.wg.Add(1)
 	go func() {
-		defer close(purged)
-		purgeLoop(purgeCtx, store, cfg.Store.Retention, log)
+		defer d.wg.Done()
+		purgeLoop(d.ctx, store, cfg.Store.Retention, d.log)
 	}()
-	return func() {
-		cancelPurge()
-		<-purged
-		syncer.Stop()
-	}, nil
+	d.api.QueueDepth = store.QueueDepth
+	d.link = &hostLink{client: client, syncer: syncer}
+	return d.link, nil
 }

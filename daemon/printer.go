@@ -2,7 +2,6 @@ package daemon
 
 import (
 	"cmp"
-	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -10,6 +9,7 @@ import (
 
 	"github.com/cardd/cardd/config"
 	"github.com/cardd/cardd/internal/lockfile"
+	"github.com/cardd/cardd/localapi"
 	"github.com/cardd/cardd/offline"
 	"github.com/cardd/cardd/printer"
 	"github.com/cardd/cardd/printer/spool"
@@ -105,21 +105,24 @@ func purchaseReceipt(cfg *config.Config) func(cr *tap.CardRead, row offline.Row)
 	}
 }
 
-// startPrinter starts the print worker of `cardd run`: it holds the printer
-// lock, settles receipts a killed daemon left half-sent, and prints the
-// queue. onState gets each change of the printer's state. The returned stop
-// stops the worker and releases the lock; kick wakes the worker.
-func startPrinter(ctx context.Context, cfg *config.Config, store *offline.Store, log *slog.Logger, onState func(spool.State)) (stop, kick func(), err error) {
+// startPrinter starts the print worker of `cardd run`, in every mode with
+// printer.enabled: it holds the printer lock, settles receipts a killed
+// daemon left half-sent, prints the queue, and tells the heartbeat, the
+// metrics and the API of the printer's state. The API takes receipt
+// requests from then on. Close stops the worker and releases the lock.
+func (d *Daemon) startPrinter() error {
+	cfg, store, log := d.cfg, d.store, d.log
+	d.printerState.Store("starting")
 	release, held, err := PrintLock(cfg)
 	if err != nil {
-		return nil, nil, err
+		return err
 	}
 	if held != nil {
-		return nil, nil, fmt.Errorf("another cardd drives the printer of this store (%v): one daemon per terminal", held)
+		return fmt.Errorf("another cardd drives the printer of this store (%v): one daemon per terminal", held)
 	}
-	if n, err := store.RecoverSending(ctx); err != nil {
+	if n, err := store.RecoverSending(d.ctx); err != nil {
 		release()
-		return nil, nil, err
+		return err
 	} else if n > 0 {
 		log.Warn("receipts were being sent when the last run ended; not sent again (they may be on paper): reprint if missing", "receipts", n)
 	}
@@ -127,18 +130,33 @@ func startPrinter(ctx context.Context, cfg *config.Config, store *offline.Store,
 	w, err := NewPrintWorker(cfg, store, line, log)
 	if err != nil {
 		release()
-		return nil, nil, err
+		return err
 	}
 	w.OnState = func(s spool.State) {
 		log.Info("printer state", "ready", s.Ready, "answering", s.Answering, "problem", s.Problem)
-		onState(s)
+		d.printerChanged(s)
 	}
-	w.Start(ctx)
-	return func() {
+	w.Start(d.ctx)
+	d.onClose(func() {
 		w.Stop()
 		line.Close()
 		release()
-	}, w.Kick, nil
+	})
+	d.api.Receipts, d.api.ReceiptsWaiting, d.api.KickPrinter = store, store.ReceiptsWaiting, w.Kick
+	d.api.BalanceReceipt = balanceReceipt(cfg)
+	return nil
+}
+
+// printerChanged tells the heartbeat, the metrics and the API's status and
+// event stream of the printer's new state.
+func (d *Daemon) printerChanged(s spool.State) {
+	state := "ready"
+	if !s.Ready {
+		state = "not ready: " + s.Problem
+	}
+	d.printerState.Store(state)
+	d.metrics.PrinterReady(s.Ready)
+	d.api.PrinterState(localapi.PrinterView{Enabled: true, Ready: s.Ready, Answering: s.Answering, Problem: s.Problem})
 }
 
 // balanceReceipt is the receipt of a balance query for the card read.

@@ -55,22 +55,29 @@ func lockStore(cfg *config.Config, used bool, log *slog.Logger) (release func(),
 }
 
 // openStore opens the journal and settles what a killed daemon left in
-// intent. Without a host or a printer cardd only reads cards and does not
+// intent; Close closes it. A daemon whose mode keeps no journal does not
 // touch the store.
-func openStore(ctx context.Context, cfg *config.Config, log *slog.Logger) (*offline.Store, error) {
-	store, err := offline.Open(cfg.Store.Path, cfg.Terminal.ID)
+func (d *Daemon) openStore() error {
+	store, err := offline.Open(d.cfg.Store.Path, d.cfg.Terminal.ID)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	// Rows a killed daemon left in intent are in doubt: the card decides on
 	// its next tap (money rule 3).
-	if n, err := store.RecoverInterrupted(ctx); err != nil {
+	if n, err := store.RecoverInterrupted(d.ctx); err != nil {
 		store.Close()
-		return nil, err
+		return err
 	} else if n > 0 {
-		log.Warn("journal rows of an interrupted run are in doubt; each card settles its own on its next tap", "rows", n)
+		d.log.Warn("journal rows of an interrupted run are in doubt; each card settles its own on its next tap", "rows", n)
 	}
-	return store, nil
+	d.store = store
+	d.onClose(func() {
+		if err := store.Close(); err != nil {
+			d.log.Error("closing the journal", "err", err)
+		}
+	})
+	d.api.Journal = store
+	return nil
 }
 
 // purgeLoop deletes acknowledged journal rows and printed receipts older

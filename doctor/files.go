@@ -16,7 +16,7 @@ import (
 )
 
 // storeUsed reports whether cardd run keeps a journal with cfg: only with a
-// host or a printer (cmd/cardd's openStore).
+// host or a printer (package daemon's openStore).
 func storeUsed(cfg *config.Config) bool { return cfg.Host.URL != "" || cfg.Printer.Enabled }
 
 func storePath(cfg *config.Config) string {

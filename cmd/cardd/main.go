@@ -30,6 +30,7 @@ import (
 	"github.com/cardd/cardd/config"
 	"github.com/cardd/cardd/daemon"
 	"github.com/cardd/cardd/internal/buildinfo"
+	"github.com/cardd/cardd/sdnotify"
 )
 
 const usage = `usage: cardd <command> [flags]
@@ -186,13 +187,35 @@ func cmdConfig(args []string, stdout io.Writer) error {
 	return cfg.WriteEffective(stdout)
 }
 
-// cmdRun is `cardd run`: the daemon of the configuration (package daemon).
+// cmdRun is `cardd run`: the daemon of the configuration (package daemon),
+// until SIGINT or SIGTERM, telling systemd how it goes.
 func cmdRun(ctx context.Context, args []string, stderr io.Writer) error {
 	cfg, err := loadConfig("run", args, nil)
 	if err != nil {
 		return err
 	}
-	return daemon.Run(ctx, cfg, newLogger(cfg, stderr))
+	log := newLogger(cfg, stderr)
+	d, err := daemon.Open(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	log.Info("cardd starting", "mode", cfg.Mode, "terminal", cfg.Terminal.ID, "card_readers", cfg.Reader.CardPattern,
+		"sam_reader", cfg.Reader.SAMPattern, "host", cfg.Host.URL)
+	// systemd (Type=notify): ready once the API listens and the runner
+	// starts; the watchdog is fed only while the tap loop turns.
+	if _, err := sdnotify.Ready(); err != nil {
+		log.Warn("telling systemd cardd is ready", "err", err)
+	}
+	_, _ = sdnotify.Status("reading cards")
+	wdCtx, stopWatchdog := context.WithCancel(ctx)
+	defer stopWatchdog()
+	go sdnotify.Run(wdCtx, func() bool { return d.Healthy() == nil })
+	err = d.Run(ctx)
+	_, _ = sdnotify.Stopping()
+	stopWatchdog()
+	log.Info("cardd stopped")
+	return err
 }
 
 // version is cardd's version as the heartbeat, the status API, doctor, dump
