@@ -71,6 +71,14 @@ var modes = map[string]mode{
 	config.ModeDoor:  doorMode,
 }
 
+// KeepsJournal says whether `cardd run` with cfg keeps a journal (the
+// store at store.path): the mode decides (kiosk.go, pos.go, door.go).
+// cardd doctor asks it too, so a missing journal is judged by the same rule.
+func KeepsJournal(cfg *config.Config) bool {
+	m, ok := modes[cfg.Mode]
+	return ok && m.journal(cfg)
+}
+
 // Open assembles the daemon of cfg, a configuration config.Load has
 // validated, and starts all but the tap loop: the store, the host link, the
 // printer and the local API (listening when Open returns). The daemon's
