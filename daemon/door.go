@@ -15,11 +15,11 @@ import (
 //
 //  1. The card's number, validity and balance are read (tap.ReadPurse); a
 //     card with no e-purse is known by its UID.
-//  2. The Door decides at once, before the rest of the read, offline,
-//     from the access list in force
-//     (the last one the host sent, kept in the store) and the deny list:
-//     allowed, the relay opens for door.relay.hold; refused, nothing is
-//     sent. Either way the decision is journaled for the host.
+//  2. The Door decides at once, before the rest of the read, offline, from
+//     the access list in force (the last one the host sent, kept in the
+//     store) and the deny list: allowed, the relay opens for
+//     door.relay.hold; refused, nothing is sent. Either way the decision is
+//     journaled for the host.
 //  3. With a host link and door.load_credits, a card let in gets its
 //     pending top-ups written onto it, as at a kiosk (the Loader).
 //  4. The observers are told (observers.go). The host link uploads the
@@ -33,12 +33,12 @@ var doorMode = mode{
 // assembleDoor builds the door step, the host link that feeds it its lists,
 // and the load step when the door loads top-ups.
 func (d *Daemon) assembleDoor() error {
-	door, apply, stop, err := newDoor(d.ctx, d.cfg, d.store, d.log)
+	step, apply, stop, err := newDoor(d.ctx, d.cfg, d.store, d.log)
 	if err != nil {
 		return err
 	}
 	d.onClose(stop)
-	d.runner.Door = door
+	d.runner.Door = step
 	link, err := d.startHostLink(apply)
 	if err != nil {
 		return err
