@@ -13,11 +13,8 @@ import (
 	"syscall"
 
 	"github.com/cardd/cardd/config"
+	"github.com/cardd/cardd/daemon"
 )
-
-// storeUsed reports whether cardd run keeps a journal with cfg: only with a
-// host or a printer (cmd/cardd's openStore).
-func storeUsed(cfg *config.Config) bool { return cfg.Host.URL != "" || cfg.Printer.Enabled }
 
 func storePath(cfg *config.Config) string {
 	if p, err := filepath.Abs(cfg.Store.Path); err == nil {
@@ -28,8 +25,8 @@ func storePath(cfg *config.Config) string {
 
 // missingStore is the result for a journal file that is not there.
 func missingStore(cfg *config.Config, path string) Result {
-	if !storeUsed(cfg) {
-		return skip("%s does not exist, and cardd keeps no journal without host.url or a printer", path)
+	if !daemon.KeepsJournal(cfg) {
+		return skip("%s does not exist, and a kiosk keeps no journal without host.url or a printer", path)
 	}
 	return warn(fmt.Sprintf("%s does not exist yet", path),
 		"cardd creates it (mode 0600, its directory 0700) when it first starts; if this terminal has run before, store.path points at the wrong file: the journal's unsent rows are money, find them")

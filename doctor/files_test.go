@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/cardd/cardd/config"
 	"github.com/cardd/cardd/offline"
 )
 
@@ -77,6 +78,19 @@ func TestStoreMissing(t *testing.T) {
 	want(t, "with a host, files", r.checkStoreFiles(context.Background()), Warn, "does not exist yet")
 	if _, err := os.Stat(cfg.Store.Path); !os.IsNotExist(err) {
 		t.Errorf("the check created the store (%v)", err)
+	}
+}
+
+// A POS or a door keeps a journal with neither a host nor a printer, so
+// a missing one is a warning there (its unsent rows are money), not "no
+// journal".
+func TestStoreMissingInPOSAndDoor(t *testing.T) {
+	for _, mode := range []string{config.ModePOS, config.ModeDoor} {
+		cfg := testConfig(t)
+		cfg.Mode = mode
+		r := &run{cfg: cfg}
+		want(t, mode, r.checkStore(context.Background()), Warn, "does not exist yet", "fix:creates it")
+		want(t, mode+", files", r.checkStoreFiles(context.Background()), Warn, "does not exist yet")
 	}
 }
 

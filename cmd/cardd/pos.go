@@ -16,49 +16,29 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/cardd/cardd/config"
-	"github.com/cardd/cardd/internal/atomicfile"
+	"github.com/cardd/cardd/daemon"
 	"github.com/cardd/cardd/localapi"
 	"github.com/cardd/cardd/money"
 	"github.com/cardd/cardd/tap"
 )
 
-// runtimeAPI is where a running daemon's local API is, for the operator
-// commands of the same machine.
-type runtimeAPI struct {
-	URL   string `json:"url"`
-	Token string `json:"token"`
-}
-
-// runtimeAPIPath is the runtime file beside the store: one per terminal, as
-// the store is.
-func runtimeAPIPath(cfg *config.Config) string { return cfg.Store.Path + ".api" }
-
-func writeRuntimeAPI(path string, rt runtimeAPI) error {
-	b, err := json.Marshal(rt)
-	if err != nil {
-		return err
-	}
-	// Whole or not at all: cardd pos may read it at any moment.
-	return atomicfile.Write(path, b, 0o600)
-}
-
 // findAPI returns the local API of the daemon of this configuration: the
 // runtime file it wrote, else api.listen with api.token_file.
-func findAPI(cfg *config.Config) (runtimeAPI, error) {
-	if b, err := os.ReadFile(runtimeAPIPath(cfg)); err == nil {
-		var rt runtimeAPI
+func findAPI(cfg *config.Config) (daemon.RuntimeAPI, error) {
+	if b, err := os.ReadFile(daemon.RuntimeAPIPath(cfg)); err == nil {
+		var rt daemon.RuntimeAPI
 		if err := json.Unmarshal(b, &rt); err == nil && rt.URL != "" {
 			return rt, nil
 		}
 	}
 	if cfg.API.TokenFile == "" || strings.HasSuffix(cfg.API.Listen, ":0") {
-		return runtimeAPI{}, fmt.Errorf("no running cardd found (%s is missing) and api.token_file with a fixed api.listen is not configured", runtimeAPIPath(cfg))
+		return daemon.RuntimeAPI{}, fmt.Errorf("no running cardd found (%s is missing) and api.token_file with a fixed api.listen is not configured", daemon.RuntimeAPIPath(cfg))
 	}
 	tok, err := config.ReadSecretFile(cfg.API.TokenFile)
 	if err != nil {
-		return runtimeAPI{}, &exitError{code: 2, err: fmt.Errorf("api.token_file: %w", err)}
+		return daemon.RuntimeAPI{}, &exitError{code: 2, err: fmt.Errorf("api.token_file: %w", err)}
 	}
-	return runtimeAPI{URL: "http://" + dialAddr(cfg.API.Listen), Token: string(tok)}, nil
+	return daemon.RuntimeAPI{URL: "http://" + daemon.DialAddr(cfg.API.Listen), Token: string(tok)}, nil
 }
 
 const posUsage = `usage: cardd pos charge AMOUNT [--pin-stdin] [--wait D]   arm a sale of AMOUNT yuan for the next tap
@@ -168,7 +148,7 @@ var apiTimeout = 15 * time.Second
 
 // apiCall sends one request to the local API and decodes its answer into
 // out (when not nil); a 4xx or 5xx is an error with the API's reason.
-func apiCall(ctx context.Context, rt runtimeAPI, method, path string, body, out any) error {
+func apiCall(ctx context.Context, rt daemon.RuntimeAPI, method, path string, body, out any) error {
 	ctx, cancel := context.WithTimeout(ctx, apiTimeout)
 	defer cancel()
 	var rd io.Reader
@@ -207,7 +187,7 @@ func apiCall(ctx context.Context, rt runtimeAPI, method, path string, body, out 
 }
 
 // streamEvents follows GET /v1/events until ctx ends.
-func streamEvents(ctx context.Context, rt runtimeAPI) (<-chan localapi.Event, error) {
+func streamEvents(ctx context.Context, rt daemon.RuntimeAPI) (<-chan localapi.Event, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, rt.URL+"/v1/events", nil)
 	if err != nil {
 		return nil, err

@@ -1,146 +1,17 @@
 package main
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"time"
 
 	"github.com/cardd/cardd/config"
-	"github.com/cardd/cardd/internal/lockfile"
+	"github.com/cardd/cardd/daemon"
 	"github.com/cardd/cardd/offline"
-	"github.com/cardd/cardd/printer"
 	"github.com/cardd/cardd/printer/spool"
-	"github.com/cardd/cardd/tap"
 )
-
-// printLock is the lock file beside the store held by the process that
-// drives the printer: the daemon while it runs, else an operator
-// subcommand. Two processes writing to one printer would interleave their
-// receipts, and root is not stopped by the serial port's own exclusive
-// mode (TIOCEXCL). held is the holder when another process has it.
-func printLock(cfg *config.Config) (release func(), held *lockfile.HeldError, err error) {
-	l, err := lockfile.Acquire(spool.LockPath(cfg.Store.Path))
-	if errors.As(err, &held) {
-		return nil, held, nil
-	}
-	if err != nil {
-		return nil, nil, fmt.Errorf("printer lock beside store.path: %w", err)
-	}
-	return func() { l.Release() }, nil, nil
-}
-
-// renderer builds the receipt renderer of the configured printer.
-func renderer(cfg *config.Config) (spool.Renderer, error) {
-	p := cfg.Printer
-	opt := printer.Options{Layout: printer.Layout58}
-	if p.Paper == 80 {
-		opt.Layout = printer.Layout80
-	}
-	mode, _ := printer.ParseTextMode(p.Text) // checked by config.Validate, in loadConfig
-	opt.Mode = mode
-	if mode == printer.TextRaster {
-		var err error
-		if opt.Font, err = printer.LoadFont(p.FontFile); err != nil {
-			return spool.Renderer{}, &exitError{code: 2, err: fmt.Errorf("printer.font_file %q: %w", p.FontFile, err)}
-		}
-	}
-	switch p.Code {
-	case "qr":
-		opt.Symbol = printer.SymbolQR
-	case "code128":
-		opt.Symbol = printer.SymbolCode128
-	default:
-		opt.Symbol = printer.SymbolNone
-	}
-	return spool.Renderer{Options: opt, Merchant: cfg.Receipt.Merchant, Footer: cfg.Receipt.Footer}, nil
-}
-
-// newWorker is the print worker for the configured printer.
-func newWorker(cfg *config.Config, store *offline.Store, line *spool.Line, log *slog.Logger) (*spool.Worker, error) {
-	r, err := renderer(cfg)
-	if err != nil {
-		return nil, err
-	}
-	return &spool.Worker{Queue: store, Printer: line, Render: r.Render, StatusChecks: cfg.Printer.StatusChecks, Logger: log}, nil
-}
-
-// loadReceipt is the Loader's receipt of a load done: the facts of the
-// top-up, its reference the journal row id.
-func loadReceipt(cfg *config.Config) func(cr *tap.CardRead, row offline.Row) (offline.NewReceipt, error) {
-	return func(cr *tap.CardRead, row offline.Row) (offline.NewReceipt, error) {
-		f := spool.Facts{Kind: spool.KindTopUp, Time: time.Now(), TerminalID: cfg.Terminal.ID, Card: row.Card,
-			BalanceBeforeFen: row.BalanceFen, AmountFen: row.AmountFen, BalanceFen: row.BalanceFen + row.AmountFen,
-			Reference: row.ID}
-		cardFacts(&f, cr)
-		return f.NewReceipt()
-	}
-}
-
-// cardFacts adds what the read says of the card to a receipt's facts.
-func cardFacts(f *spool.Facts, cr *tap.CardRead) {
-	if cr == nil {
-		return
-	}
-	if cr.Holder != nil {
-		f.Holder = cr.Holder.Name
-	}
-	if cr.Profile != nil {
-		f.Issuer = cmp.Or(cr.Profile.Title, cr.Profile.TitleEN)
-	}
-}
-
-// purchaseReceipt makes the receipt of a purchase row that reached the
-// card. The terminal id printed is cardd's; the PSAM's serial is in the
-// journal row the reference names.
-func purchaseReceipt(cfg *config.Config) func(cr *tap.CardRead, row offline.Row) (offline.NewReceipt, error) {
-	return func(cr *tap.CardRead, row offline.Row) (offline.NewReceipt, error) {
-		f := spool.Facts{Kind: spool.KindPurchase, Time: time.Now(), TerminalID: cfg.Terminal.ID, Card: row.Card,
-			BalanceBeforeFen: row.BalanceFen, AmountFen: row.AmountFen, BalanceFen: row.BalanceFen - row.AmountFen,
-			Reference: row.ID}
-		cardFacts(&f, cr)
-		return f.NewReceipt()
-	}
-}
-
-// startPrinter starts the print worker of `cardd run`: it holds the printer
-// lock, settles receipts a killed daemon left half-sent, and prints the
-// queue. onState gets each change of the printer's state. The returned stop
-// stops the worker and releases the lock; kick wakes the worker.
-func startPrinter(ctx context.Context, cfg *config.Config, store *offline.Store, log *slog.Logger, onState func(spool.State)) (stop, kick func(), err error) {
-	release, held, err := printLock(cfg)
-	if err != nil {
-		return nil, nil, err
-	}
-	if held != nil {
-		return nil, nil, fmt.Errorf("another cardd drives the printer of this store (%v): one daemon per terminal", held)
-	}
-	if n, err := store.RecoverSending(ctx); err != nil {
-		release()
-		return nil, nil, err
-	} else if n > 0 {
-		log.Warn("receipts were being sent when the last run ended; not sent again (they may be on paper): reprint if missing", "receipts", n)
-	}
-	line := spool.ConfiguredLine(cfg.Printer, log)
-	w, err := newWorker(cfg, store, line, log)
-	if err != nil {
-		release()
-		return nil, nil, err
-	}
-	w.OnState = func(s spool.State) {
-		log.Info("printer state", "ready", s.Ready, "answering", s.Answering, "problem", s.Problem)
-		onState(s)
-	}
-	w.Start(ctx)
-	return func() {
-		w.Stop()
-		line.Close()
-		release()
-	}, w.Kick, nil
-}
 
 // cmdPrintTest queues a test page and sees it printed.
 func cmdPrintTest(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -185,7 +56,7 @@ func queueAndPrint(ctx context.Context, cfg *config.Config, stdout, stderr io.Wr
 	if !cfg.Printer.Enabled {
 		return &exitError{code: 2, err: errors.New("printer.enabled is false: no printer is configured (set printer.enabled and printer.port)")}
 	}
-	if _, err := renderer(cfg); err != nil {
+	if _, err := daemon.Renderer(cfg); err != nil {
 		return err
 	}
 	store, err := offline.Open(cfg.Store.Path, cfg.Terminal.ID)
@@ -199,7 +70,7 @@ func queueAndPrint(ctx context.Context, cfg *config.Config, stdout, stderr io.Wr
 	}
 	fmt.Fprintf(stdout, "receipt %d queued\n", id)
 	log := newLogger(cfg, stderr)
-	release, held, err := printLock(cfg)
+	release, held, err := daemon.PrintLock(cfg)
 	if err != nil {
 		return err
 	}
@@ -208,7 +79,7 @@ func queueAndPrint(ctx context.Context, cfg *config.Config, stdout, stderr io.Wr
 		defer release()
 		line := spool.ConfiguredLine(cfg.Printer, log)
 		defer line.Close()
-		w, err := newWorker(cfg, store, line, log)
+		w, err := daemon.NewPrintWorker(cfg, store, line, log)
 		if err != nil {
 			return err
 		}

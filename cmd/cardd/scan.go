@@ -17,6 +17,7 @@ import (
 
 	"github.com/cardd/cardd/apdu/epurse"
 	"github.com/cardd/cardd/config"
+	"github.com/cardd/cardd/daemon"
 	"github.com/cardd/cardd/money"
 	"github.com/cardd/cardd/reader"
 	"github.com/cardd/cardd/redact"
@@ -122,7 +123,7 @@ func interactiveRunner(cfg *config.Config, stderr io.Writer) *tap.Runner {
 	if cfg.Log.SlogLevel() < slog.LevelWarn {
 		log = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	}
-	r := newRunner(cfg, log)
+	r := daemon.NewRunner(cfg, log)
 	r.Logger = slog.New(slog.DiscardHandler)
 	r.Monitor = &reader.Monitor{Logger: log}
 	return r

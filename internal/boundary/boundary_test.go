@@ -14,6 +14,7 @@ const module = "github.com/cardd/cardd/"
 // that one cardd stops importing is still checked.
 var terminal = []string{
 	"cmd/cardd",
+	"daemon",
 	"apdu",
 	"apdu/epurse",
 	"apdu/mifare",

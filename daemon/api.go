@@ -1,4 +1,4 @@
-package main
+package daemon
 
 import (
 	"context"
@@ -13,22 +13,18 @@ import (
 	"time"
 
 	"github.com/cardd/cardd/config"
+	"github.com/cardd/cardd/internal/buildinfo"
 	"github.com/cardd/cardd/kiosk"
 	"github.com/cardd/cardd/localapi"
-	"github.com/cardd/cardd/metrics"
-	"github.com/cardd/cardd/offline"
-	"github.com/cardd/cardd/printer/spool"
-	"github.com/cardd/cardd/reader"
-	"github.com/cardd/cardd/tap"
 )
 
 // newAPI builds the local API for the daemon's configuration.
 func newAPI(cfg *config.Config) (*localapi.Server, error) {
-	api := &localapi.Server{Base: localapi.Status{Version: version, Mode: cfg.Mode, TerminalID: cfg.Terminal.ID}}
+	api := &localapi.Server{Base: localapi.Status{Version: buildinfo.String(), Mode: cfg.Mode, TerminalID: cfg.Terminal.ID}}
 	if cfg.API.TokenFile != "" {
 		tok, err := config.ReadSecretFile(cfg.API.TokenFile)
 		if err != nil {
-			return nil, &exitError{code: 2, err: fmt.Errorf("api.token_file: %w", err)}
+			return nil, &ConfigError{Err: fmt.Errorf("api.token_file: %w", err)}
 		}
 		api.Token = string(tok)
 	} else {
@@ -62,70 +58,17 @@ func randomToken() (string, error) {
 	return hex.EncodeToString(b[:]), nil
 }
 
-// hookAPI feeds the API and the metrics from the tap runner, after the
-// hooks already set.
-func hookAPI(api *localapi.Server, m *metrics.Metrics, runner *tap.Runner) {
-	runner.OnAPDU = m.APDU
-	roles := runner.Roles
-	prevEvent, prevBalance, prevTap := runner.OnEvent, runner.OnBalance, runner.OnTap
-	runner.OnEvent = func(ev reader.Event) {
-		if prevEvent != nil {
-			prevEvent(ev)
-		}
-		api.ReaderEvent(ev, roles.Of(ev.Reader).String())
-	}
-	runner.OnBalance = func(res tap.Result) {
-		if prevBalance != nil {
-			prevBalance(res)
-		}
-		api.Balance(res)
-	}
-	runner.OnTap = func(res tap.Result) {
-		if prevTap != nil {
-			prevTap(res)
-		}
-		api.Tap(res)
-		m.Tap(string(res.Outcome()), res.ToDone)
-		if res.Load != nil {
-			for _, l := range res.Load.Loads {
-				if l.Applied {
-					m.Load("applied")
-				} else {
-					m.Load("refused")
-				}
-			}
-			for _, r := range res.Load.Recovered {
-				if r.Applied {
-					m.Load("recovered_applied")
-				} else {
-					m.Load("recovered_not_applied")
-				}
-			}
-		}
-	}
-}
-
-// balanceReceipt is the receipt of a balance query for the card read.
-func balanceReceipt(cfg *config.Config) func(cr *tap.CardRead) (offline.NewReceipt, error) {
-	return func(cr *tap.CardRead) (offline.NewReceipt, error) {
-		f := spool.Facts{Kind: spool.KindBalance, Time: time.Now(), TerminalID: cfg.Terminal.ID,
-			Card: cr.Info.CardNumber, BalanceFen: cr.Balance}
-		cardFacts(&f, cr)
-		return f.NewReceipt()
-	}
-}
-
 // serveAPI listens on api.listen and serves the API until stop is called.
 func serveAPI(cfg *config.Config, api *localapi.Server, log *slog.Logger) (stop func(), err error) {
 	ln, err := net.Listen("tcp", cfg.API.Listen)
 	if err != nil {
-		return nil, &exitError{code: 1, err: fmt.Errorf("api.listen %q: %w", cfg.API.Listen, err)}
+		return nil, fmt.Errorf("api.listen %q: %w", cfg.API.Listen, err)
 	}
 	// The Host names the API answers to need the port bound (api.listen
 	// may say port 0).
 	if api.AllowedHosts, err = localapi.AllowedHosts(cfg.API.Listen, ln.Addr(), cfg.API.AllowedHosts); err != nil {
 		ln.Close()
-		return nil, &exitError{code: 2, err: fmt.Errorf("api.allowed_hosts: %w", err)}
+		return nil, &ConfigError{Err: fmt.Errorf("api.allowed_hosts: %w", err)}
 	}
 	srv := localapi.NewHTTPServer(api, localapi.DefaultTimeouts)
 	done := make(chan struct{})
@@ -140,8 +83,8 @@ func serveAPI(cfg *config.Config, api *localapi.Server, log *slog.Logger) (stop 
 	// address (api.listen may say port 0, or every address, which is not
 	// one to connect to nor an allowed Host) and token (random per run
 	// without api.token_file). 0600 and root's, like the store beside it.
-	rt := runtimeAPIPath(cfg)
-	if err := writeRuntimeAPI(rt, runtimeAPI{URL: "http://" + dialAddr(ln.Addr().String()), Token: api.Token}); err != nil {
+	rt := RuntimeAPIPath(cfg)
+	if err := writeRuntimeAPI(rt, RuntimeAPI{URL: "http://" + DialAddr(ln.Addr().String()), Token: api.Token}); err != nil {
 		log.Warn("writing the API's runtime file; cardd pos needs api.token_file and a fixed api.listen", "path", rt, "err", err)
 	}
 	return func() {
@@ -156,15 +99,4 @@ func serveAPI(cfg *config.Config, api *localapi.Server, log *slog.Logger) (stop 
 		<-done
 		api.Close() // its receipt watches poll the store, closed after this
 	}, nil
-}
-
-// dialAddr is where a client on this machine reaches a listener on
-// hostport: hostport itself, or 127.0.0.1 for a wildcard address (which is
-// neither one to connect to nor a Host the API answers to).
-func dialAddr(hostport string) string {
-	h, port, err := net.SplitHostPort(hostport)
-	if ip := net.ParseIP(h); err == nil && (h == "" || ip != nil && ip.IsUnspecified()) {
-		return net.JoinHostPort("127.0.0.1", port)
-	}
-	return hostport
 }

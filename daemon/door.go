@@ -1,4 +1,4 @@
-package main
+package daemon
 
 import (
 	"context"
@@ -10,6 +10,44 @@ import (
 	"github.com/cardd/cardd/offline"
 	"github.com/cardd/cardd/tap"
 )
+
+// A tap at a dorm door (mode door), in the runner's order:
+//
+//  1. The card's number, validity and balance are read (tap.ReadPurse); a
+//     card with no e-purse is known by its UID.
+//  2. The Door decides at once, before the rest of the read, offline, from
+//     the access list in force (the last one the host sent, kept in the
+//     store) and the deny list: allowed, the relay opens for
+//     door.relay.hold; refused, nothing is sent. Either way the decision is
+//     journaled for the host.
+//  3. With a host link and door.load_credits, a card let in gets its
+//     pending top-ups written onto it, as at a kiosk (the Loader).
+//  4. The observers are told (observers.go). The host link uploads the
+//     decisions and puts each access list it pulls in force at once.
+var doorMode = mode{
+	// Every decision is journaled, and the access list is kept there.
+	journal:  func(*config.Config) bool { return true },
+	assemble: (*Daemon).assembleDoor,
+}
+
+// assembleDoor builds the door step, the host link that feeds it its lists,
+// and the load step when the door loads top-ups.
+func (d *Daemon) assembleDoor() error {
+	step, apply, stop, err := newDoor(d.ctx, d.cfg, d.store, d.log)
+	if err != nil {
+		return err
+	}
+	d.onClose(stop)
+	d.runner.Door = step
+	link, err := d.startHostLink(apply)
+	if err != nil {
+		return err
+	}
+	if link != nil && d.cfg.Door.LoadCredits {
+		d.runner.Loader = d.newLoader(link)
+	}
+	return nil
+}
 
 // doorConfig is the door package's view of door.*; its Validate names the
 // keys.
@@ -26,7 +64,7 @@ func newDoor(ctx context.Context, cfg *config.Config, store *offline.Store, log 
 	dc := doorConfig(cfg)
 	relay, err := door.NewRelay(dc.Relay, log)
 	if err != nil {
-		return nil, nil, nil, &exitError{code: 2, err: err}
+		return nil, nil, nil, &ConfigError{Err: err}
 	}
 	if err := relay.Lock(ctx); err != nil {
 		log.Warn("locking the door at start; the relay is retried on the next tap", "port", dc.Relay.Port, "err", err)

@@ -1,0 +1,170 @@
+package daemon
+
+import (
+	"cmp"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/cardd/cardd/config"
+	"github.com/cardd/cardd/internal/lockfile"
+	"github.com/cardd/cardd/localapi"
+	"github.com/cardd/cardd/offline"
+	"github.com/cardd/cardd/printer"
+	"github.com/cardd/cardd/printer/spool"
+	"github.com/cardd/cardd/tap"
+)
+
+// PrintLock is the lock file beside the store held by the process that
+// drives the printer: the daemon while it runs, else an operator
+// subcommand. Two processes writing to one printer would interleave their
+// receipts, and root is not stopped by the serial port's own exclusive
+// mode (TIOCEXCL). held is the holder when another process has it.
+func PrintLock(cfg *config.Config) (release func(), held *lockfile.HeldError, err error) {
+	l, err := lockfile.Acquire(spool.LockPath(cfg.Store.Path))
+	if errors.As(err, &held) {
+		return nil, held, nil
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("printer lock beside store.path: %w", err)
+	}
+	return func() { l.Release() }, nil, nil
+}
+
+// Renderer builds the receipt renderer of the configured printer.
+func Renderer(cfg *config.Config) (spool.Renderer, error) {
+	p := cfg.Printer
+	opt := printer.Options{Layout: printer.Layout58}
+	if p.Paper == 80 {
+		opt.Layout = printer.Layout80
+	}
+	mode, _ := printer.ParseTextMode(p.Text) // checked by config.Validate, in loadConfig
+	opt.Mode = mode
+	if mode == printer.TextRaster {
+		var err error
+		if opt.Font, err = printer.LoadFont(p.FontFile); err != nil {
+			return spool.Renderer{}, &ConfigError{Err: fmt.Errorf("printer.font_file %q: %w", p.FontFile, err)}
+		}
+	}
+	switch p.Code {
+	case "qr":
+		opt.Symbol = printer.SymbolQR
+	case "code128":
+		opt.Symbol = printer.SymbolCode128
+	default:
+		opt.Symbol = printer.SymbolNone
+	}
+	return spool.Renderer{Options: opt, Merchant: cfg.Receipt.Merchant, Footer: cfg.Receipt.Footer}, nil
+}
+
+// NewPrintWorker is the print worker for the configured printer.
+func NewPrintWorker(cfg *config.Config, store *offline.Store, line *spool.Line, log *slog.Logger) (*spool.Worker, error) {
+	r, err := Renderer(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return &spool.Worker{Queue: store, Printer: line, Render: r.Render, StatusChecks: cfg.Printer.StatusChecks, Logger: log}, nil
+}
+
+// loadReceipt is the Loader's receipt of a load done: the facts of the
+// top-up, its reference the journal row id.
+func loadReceipt(cfg *config.Config) func(cr *tap.CardRead, row offline.Row) (offline.NewReceipt, error) {
+	return func(cr *tap.CardRead, row offline.Row) (offline.NewReceipt, error) {
+		f := spool.Facts{Kind: spool.KindTopUp, Time: time.Now(), TerminalID: cfg.Terminal.ID, Card: row.Card,
+			BalanceBeforeFen: row.BalanceFen, AmountFen: row.AmountFen, BalanceFen: row.BalanceFen + row.AmountFen,
+			Reference: row.ID}
+		cardFacts(&f, cr)
+		return f.NewReceipt()
+	}
+}
+
+// cardFacts adds what the read says of the card to a receipt's facts.
+func cardFacts(f *spool.Facts, cr *tap.CardRead) {
+	if cr == nil {
+		return
+	}
+	if cr.Holder != nil {
+		f.Holder = cr.Holder.Name
+	}
+	if cr.Profile != nil {
+		f.Issuer = cmp.Or(cr.Profile.Title, cr.Profile.TitleEN)
+	}
+}
+
+// purchaseReceipt makes the receipt of a purchase row that reached the
+// card. The terminal id printed is cardd's; the PSAM's serial is in the
+// journal row the reference names.
+func purchaseReceipt(cfg *config.Config) func(cr *tap.CardRead, row offline.Row) (offline.NewReceipt, error) {
+	return func(cr *tap.CardRead, row offline.Row) (offline.NewReceipt, error) {
+		f := spool.Facts{Kind: spool.KindPurchase, Time: time.Now(), TerminalID: cfg.Terminal.ID, Card: row.Card,
+			BalanceBeforeFen: row.BalanceFen, AmountFen: row.AmountFen, BalanceFen: row.BalanceFen - row.AmountFen,
+			Reference: row.ID}
+		cardFacts(&f, cr)
+		return f.NewReceipt()
+	}
+}
+
+// startPrinter starts the print worker of `cardd run`, in every mode with
+// printer.enabled: it holds the printer lock, settles receipts a killed
+// daemon left half-sent, prints the queue, and tells the heartbeat, the
+// metrics and the API of the printer's state. The API takes receipt
+// requests from then on. Close stops the worker and releases the lock.
+func (d *Daemon) startPrinter() error {
+	cfg, store, log := d.cfg, d.store, d.log
+	d.printerState.Store("starting")
+	release, held, err := PrintLock(cfg)
+	if err != nil {
+		return err
+	}
+	if held != nil {
+		return fmt.Errorf("another cardd drives the printer of this store (%v): one daemon per terminal", held)
+	}
+	if n, err := store.RecoverSending(d.ctx); err != nil {
+		release()
+		return err
+	} else if n > 0 {
+		log.Warn("receipts were being sent when the last run ended; not sent again (they may be on paper): reprint if missing", "receipts", n)
+	}
+	line := spool.ConfiguredLine(cfg.Printer, log)
+	w, err := NewPrintWorker(cfg, store, line, log)
+	if err != nil {
+		release()
+		return err
+	}
+	w.OnState = func(s spool.State) {
+		log.Info("printer state", "ready", s.Ready, "answering", s.Answering, "problem", s.Problem)
+		d.printerChanged(s)
+	}
+	w.Start(d.ctx)
+	d.onClose(func() {
+		w.Stop()
+		line.Close()
+		release()
+	})
+	d.api.Receipts, d.api.ReceiptsWaiting, d.api.KickPrinter = store, store.ReceiptsWaiting, w.Kick
+	d.api.BalanceReceipt = balanceReceipt(cfg)
+	return nil
+}
+
+// printerChanged tells the heartbeat, the metrics and the API's status and
+// event stream of the printer's new state.
+func (d *Daemon) printerChanged(s spool.State) {
+	state := "ready"
+	if !s.Ready {
+		state = "not ready: " + s.Problem
+	}
+	d.printerState.Store(state)
+	d.metrics.PrinterReady(s.Ready)
+	d.api.PrinterState(localapi.PrinterView{Enabled: true, Ready: s.Ready, Answering: s.Answering, Problem: s.Problem})
+}
+
+// balanceReceipt is the receipt of a balance query for the card read.
+func balanceReceipt(cfg *config.Config) func(cr *tap.CardRead) (offline.NewReceipt, error) {
+	return func(cr *tap.CardRead) (offline.NewReceipt, error) {
+		f := spool.Facts{Kind: spool.KindBalance, Time: time.Now(), TerminalID: cfg.Terminal.ID,
+			Card: cr.Info.CardNumber, BalanceFen: cr.Balance}
+		cardFacts(&f, cr)
+		return f.NewReceipt()
+	}
+}
