@@ -66,7 +66,15 @@ type Result struct {
 	// ToBalance and ToDone are the times from Start until the balance was
 	// known and until the read ended.
 	ToBalance, ToDone time.Duration
-	Read              *CardRead // the balance-time snapshot in OnBalance; complete in OnTap when Err is nil
+	// ToLeave is the time from Start until the card's last command was
+	// answered: from then on the tap needed the card no more. What may
+	// follow (the journal's last commit, a PSAM check, a report to the
+	// host) does not hold the card. Zero when no command was sent.
+	ToLeave time.Duration
+	// CardAPDUs counts the commands sent to the card in this tap, GET
+	// RESPONSE rounds included; the PSAM's are not counted.
+	CardAPDUs int
+	Read      *CardRead // the balance-time snapshot in OnBalance; complete in OnTap when Err is nil
 	// Load is what the on-tap load did, when a Loader is set and the read
 	// succeeded; Read.Balance is the balance before it, Load.Balance after.
 	Load *LoadReport
@@ -308,7 +316,13 @@ func (r *Runner) tap(ctx context.Context, open openFunc, ev reader.Event) Result
 		if r.WrapCard != nil {
 			t = r.WrapCard(t)
 		}
+		clock := &leaveClock{t: t}
+		t = clock
 		r.steps(ctx, t, &res, r.samOpener(cardCtx, open))
+		res.CardAPDUs = clock.n
+		if clock.n > 0 {
+			res.ToLeave = clock.last.Sub(res.Start)
+		}
 		if r.BeforeClose != nil {
 			r.BeforeClose(t, res)
 		}
@@ -322,6 +336,21 @@ func (r *Runner) tap(ctx context.Context, open openFunc, ev reader.Event) Result
 		r.OnTap(res)
 	}
 	return res
+}
+
+// leaveClock counts a tap's card commands and notes when the last was
+// answered: the moment the card could have left (Result.ToLeave).
+type leaveClock struct {
+	t    apdu.Transmitter
+	n    int
+	last time.Time
+}
+
+func (c *leaveClock) Transmit(cmd []byte) ([]byte, error) {
+	resp, err := c.t.Transmit(cmd)
+	c.n++
+	c.last = time.Now()
+	return resp, err
 }
 
 func (r *Runner) timeout() time.Duration {

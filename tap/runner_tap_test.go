@@ -476,3 +476,48 @@ func TestTapReadsM1(t *testing.T) {
 		})
 	}
 }
+
+// TestTapCountsCardAPDUs: Result.CardAPDUs is every command the card was
+// sent, and ToLeave is when the last was answered: after the start, and no
+// later than the tap's end.
+func TestTapCountsCardAPDUs(t *testing.T) {
+	for _, name := range []string{"kiosk load", "pos sale", "no card session"} {
+		t.Run(name, func(t *testing.T) {
+			b := newTapBench(t)
+			card := newTestCard(t, "王小明", 3, nil)
+			b.card = card
+			switch name {
+			case "kiosk load":
+				b.r.Loader = b.loader(newFakeLoadHost(t, card, 5000))
+			case "pos sale":
+				b.r.Loader, b.r.Purchaser = b.loader(nil), b.pos(1250, false)
+				b.r.samReader = "sam"
+			case "no card session":
+				b.card = nil
+			}
+			open := b.open
+			if b.card == nil {
+				open = func(context.Context, string) (SAMSession, error) { return nil, errors.New("no card") }
+			}
+			res := b.r.tap(context.Background(), open, reader.Event{Kind: reader.CardInserted, Reader: "card", Time: time.Now()})
+			sent := 0
+			for _, line := range b.trace {
+				if strings.HasPrefix(line, "card> ") {
+					sent++
+				}
+			}
+			if res.CardAPDUs != sent {
+				t.Errorf("CardAPDUs = %d, the card was sent %d", res.CardAPDUs, sent)
+			}
+			switch {
+			case sent == 0 && res.ToLeave != 0:
+				t.Errorf("ToLeave = %v without a command", res.ToLeave)
+			case sent > 0 && (res.ToLeave <= 0 || res.ToLeave > res.ToDone):
+				t.Errorf("ToLeave = %v, ToDone = %v", res.ToLeave, res.ToDone)
+			}
+			if name == "pos sale" && (res.Purchase == nil || !res.Purchase.Paid) {
+				t.Fatalf("the sale was not paid: %v", res.Err)
+			}
+		})
+	}
+}
