@@ -254,6 +254,12 @@ type LoadAuthorizeRequest struct {
 type LoadAuthorizeResponse struct {
 	MAC2 string `json:"mac2"` // 4 bytes hex
 	Time string `json:"time"` // echoes the request: the MAC2 covers it
+	// Credits are the card's other pending credits as the host knows them
+	// when it answers (not the one authorized): the terminal loads them on
+	// the same tap, and knows them next time, without asking for the
+	// card's credits again. Absent from an older host: the terminal then
+	// goes by its own cache.
+	Credits []Credit `json:"credits,omitempty"`
 }
 
 // LoadCompleteRequest closes an authorization: either the card's TAC (the
