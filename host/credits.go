@@ -165,18 +165,31 @@ func (s *Store) pendingCredits(ctx context.Context, number string) (hostapi.Card
 	if _, err := card(s.db, number); err != nil {
 		return r, err
 	}
-	list, err := queryCredits(s.db, `SELECT `+creditColumns+` FROM credits WHERE card = ? AND state = 'pending' ORDER BY seq`, number)
-	if err != nil {
+	var err error
+	if r.Credits, err = pendingOf(s.db, number, ""); err != nil {
 		return r, err
-	}
-	for _, c := range list {
-		r.Credits = append(r.Credits, c.Credit)
 	}
 	if r.Denied, r.Reason, err = denyState(s.db, number); err != nil {
 		return r, err
 	}
 	r.M1Open, err = openM1OfCard(s.db, number)
 	return r, err
+}
+
+// pendingOf lists a card's pending credits, oldest first, as a terminal
+// gets them: every one but the credit named except ("" leaves none out).
+// /v1/card/credits answers with it, and so does an authorization, for the
+// card's other credits, read in the transaction that authorizes.
+func pendingOf(q querier, number, except string) ([]hostapi.Credit, error) {
+	list, err := queryCredits(q, `SELECT `+creditColumns+` FROM credits WHERE card = ? AND state = 'pending' AND id != ? ORDER BY seq`, number, except)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]hostapi.Credit, 0, len(list))
+	for _, c := range list {
+		out = append(out, c.Credit)
+	}
+	return out, nil
 }
 
 // Pull limits: a default that fits one answer comfortably under the

@@ -280,6 +280,9 @@ func checkLoadable(tx *sql.Tx, c CreditInfo, amount int64) error {
 //     open authorization at this counter (this terminal's own, or another's
 //     whose hold ran out) is void, and
 //  8. a new MAC2 is issued for this counter and time and recorded open.
+//
+// A MAC2 (new or the same again) comes with the card's other pending
+// credits, oldest first, read in the same transaction; a refusal with none.
 func (r *Rules) Authorize(ctx context.Context, term string, req hostapi.LoadAuthorizeRequest, now time.Time) (hostapi.LoadAuthorizeResponse, error) {
 	if req.Purse == hostapi.PurseM1 {
 		return r.authorizeM1(ctx, term, req, now)
@@ -291,7 +294,12 @@ func (r *Rules) Authorize(ctx context.Context, term string, req hostapi.LoadAuth
 	var out *authorizeOutcome
 	err = r.Store.inTx(ctx, func(tx *sql.Tx) error {
 		var err error
-		out, err = r.authorizeTx(tx, a)
+		if out, err = r.authorizeTx(tx, a); err != nil || out.refusal != nil {
+			return err
+		}
+		// The card's other credits as this transaction sees them: the
+		// terminal loads them on the same tap without asking again.
+		out.resp.Credits, err = pendingOf(tx, a.Card, a.CreditID)
 		return err
 	})
 	if err != nil {

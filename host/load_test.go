@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -165,7 +166,7 @@ func TestReauthorizeSameCounter(t *testing.T) {
 	e.mustCall(hostapi.PathLoadAuthorize, req, &a)
 	req.Time = loadTime().Add(time.Second).Format(hostapi.TimeLayout)
 	e.mustCall(hostapi.PathLoadAuthorize, req, &b)
-	if a != b {
+	if !reflect.DeepEqual(a, b) {
 		t.Fatalf("a retried INIT answer got %+v, then %+v", a, b)
 	}
 	tac := e.credit(b)

@@ -121,6 +121,8 @@ func checkM1Request(cardID, ref string) error {
 
 // authorizeM1 binds a pending credit to the calling terminal at the
 // wallet's balance and sequence (see the comment at the top of this file).
+// Like an e-purse authorization, it answers with the wallet's other pending
+// credits, read in the same transaction.
 func (r *Rules) authorizeM1(ctx context.Context, term string, req hostapi.LoadAuthorizeRequest, now time.Time) (hostapi.LoadAuthorizeResponse, error) {
 	var resp hostapi.LoadAuthorizeResponse
 	if err := checkM1Request(req.Card, req.Ref); err != nil {
@@ -154,7 +156,8 @@ func (r *Rules) authorizeM1(ctx context.Context, term string, req hostapi.LoadAu
 				return badRequest("ref %s of credit %s names another authorization (%s): a new one needs a new ref", req.Ref, c.ID, l.State)
 			}
 			resp.Time = l.Time // a retry: the same authorization
-			return nil
+			resp.Credits, err = pendingOf(tx, c.Card, c.ID)
+			return err
 		}
 		if err := checkLoadable(tx, c, req.AmountFen); err != nil {
 			return err
@@ -182,6 +185,9 @@ func (r *Rules) authorizeM1(ctx context.Context, term string, req hostapi.LoadAu
 			return err
 		}
 		resp.Time = req.Time
+		if resp.Credits, err = pendingOf(tx, c.Card, c.ID); err != nil {
+			return err
+		}
 		amount := req.AmountFen
 		return addLedger(tx, ledgerEntry{Time: now, Actor: actor, Event: EventAuthorized, Credit: c.ID, Card: c.Card, AmountFen: &amount,
 			Detail: fmt.Sprintf("M1 wallet at a balance of %s, sequence %d (ref %s)", money.Format(req.OldBalanceFen), req.OnlineCounter, req.Ref)})

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"reflect"
 	"testing"
 	"time"
 
@@ -75,7 +76,7 @@ func TestM1Load(t *testing.T) {
 	// The same ref again is a retry.
 	var again hostapi.LoadAuthorizeResponse
 	e.mustCall(hostapi.PathLoadAuthorize, m1Authorize(id, ref1, 1000, 5000), &again)
-	if n := e.count("m1_loads", "credit = ?", id); n != 1 || again != auth {
+	if n := e.count("m1_loads", "credit = ?", id); n != 1 || !reflect.DeepEqual(again, auth) {
 		t.Fatalf("%d authorizations after a retry (%+v, first %+v), want 1, the same", n, again, auth)
 	}
 	// The ref at another balance names another authorization: refused.

@@ -36,7 +36,11 @@ const dsnOptions = "_sync=FULL&_journal=WAL&_busy_timeout=5000&_txlock=immediate
 // not exist, checks that SQLite really runs with synchronous=FULL and WAL,
 // and brings the schema up to date. A database readable by group or others
 // is refused: it holds every terminal's secret.
-func Open(path string) (*Store, error) {
+func Open(path string) (*Store, error) { return openDriver("sqlite3", path) }
+
+// openDriver is Open with the database/sql driver registered as driver: a
+// test opens the store through a driver that records its statements.
+func openDriver(driver, path string) (*Store, error) {
 	abs, err := filepath.Abs(path)
 	if err != nil {
 		return nil, fmt.Errorf("database %s: %w", path, err)
@@ -47,7 +51,7 @@ func Open(path string) (*Store, error) {
 	// The driver passes a file: DSN to SQLite as a URI, so the path is
 	// escaped: a '?' or '#' in a directory name must not start the query.
 	dsn := "file:" + (&url.URL{Path: abs}).EscapedPath() + "?" + dsnOptions
-	db, err := sql.Open("sqlite3", dsn)
+	db, err := sql.Open(driver, dsn)
 	if err != nil {
 		return nil, fmt.Errorf("database %s: %w", path, err)
 	}

@@ -257,9 +257,11 @@ type LoadAuthorizeResponse struct {
 	// Credits are the card's other pending credits as the host knows them
 	// when it answers (not the one authorized): the terminal loads them on
 	// the same tap, and knows them next time, without asking for the
-	// card's credits again. Absent from an older host: the terminal then
-	// goes by its own cache.
-	Credits []Credit `json:"credits,omitempty"`
+	// card's credits again. A host that knows the field always sends it,
+	// [] when there are none, so that an empty list tells the terminal to
+	// drop what its cache still holds for the card. Absent (nil) from an
+	// older host: the terminal then goes by its own cache.
+	Credits []Credit `json:"credits"`
 }
 
 // LoadCompleteRequest closes an authorization: either the card's TAC (the

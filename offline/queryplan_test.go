@@ -3,75 +3,19 @@ package offline
 import (
 	"context"
 	"database/sql"
-	"database/sql/driver"
 	"fmt"
 	"path/filepath"
-	"slices"
 	"strings"
 	"sync"
 	"testing"
 
 	"github.com/mattn/go-sqlite3"
+
+	"github.com/cardd/cardd/internal/queryplan"
 )
 
-// recordingDriver is the store's driver with every statement text kept, so
-// a test can ask SQLite how it plans exactly what the store sends.
-type recordingDriver struct {
-	sqlite3.SQLiteDriver
-	mu    sync.Mutex
-	stmts []string
-}
-
-func (d *recordingDriver) Open(name string) (driver.Conn, error) {
-	c, err := d.SQLiteDriver.Open(name)
-	if err != nil {
-		return nil, err
-	}
-	return &recordingConn{SQLiteConn: c.(*sqlite3.SQLiteConn), d: d}, nil
-}
-
-func (d *recordingDriver) add(q string) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	d.stmts = append(d.stmts, q)
-}
-
-// take returns the statements recorded since the last take.
-func (d *recordingDriver) take() []string {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	out := d.stmts
-	d.stmts = nil
-	return out
-}
-
-type recordingConn struct {
-	*sqlite3.SQLiteConn
-	d *recordingDriver
-}
-
-func (c *recordingConn) Prepare(q string) (driver.Stmt, error) {
-	c.d.add(q)
-	return c.SQLiteConn.Prepare(q)
-}
-
-func (c *recordingConn) PrepareContext(ctx context.Context, q string) (driver.Stmt, error) {
-	c.d.add(q)
-	return c.SQLiteConn.PrepareContext(ctx, q)
-}
-
-func (c *recordingConn) ExecContext(ctx context.Context, q string, args []driver.NamedValue) (driver.Result, error) {
-	c.d.add(q)
-	return c.SQLiteConn.ExecContext(ctx, q, args)
-}
-
-func (c *recordingConn) QueryContext(ctx context.Context, q string, args []driver.NamedValue) (driver.Rows, error) {
-	c.d.add(q)
-	return c.SQLiteConn.QueryContext(ctx, q, args)
-}
-
 var (
-	recorder         = &recordingDriver{SQLiteDriver: sqlite3.SQLiteDriver{ConnectHook: checkConn}}
+	recorder         = &queryplan.Recorder{SQLiteDriver: sqlite3.SQLiteDriver{ConnectHook: checkConn}}
 	registerRecorder sync.Once
 )
 
@@ -173,55 +117,25 @@ func TestTapQueriesSearchAnIndex(t *testing.T) {
 		}
 	}
 	for _, c := range tapStoreCalls {
-		recorder.take()
+		recorder.Take()
 		if err := c.call(ctx, s, "3104000000000000009"); err != nil {
 			t.Fatalf("%s: %v", c.name, err)
 		}
-		stmts := recorder.take()
+		stmts := recorder.Take()
 		if len(stmts) == 0 {
 			t.Fatalf("%s: no statement recorded: the recording driver is not in use", c.name)
 		}
 		for _, q := range stmts {
-			if scan := fullScans(t, s.db, q); len(scan) > 0 {
-				t.Errorf("%s: %s\n\tscans: %s", c.name, oneLine(q), strings.Join(scan, "; "))
+			scan, err := queryplan.FullScans(s.db, q)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(scan) > 0 {
+				t.Errorf("%s: %s\n\tscans: %s", c.name, queryplan.OneLine(q), strings.Join(scan, "; "))
 			}
 		}
 	}
 }
-
-// fullScans returns the plan lines of q that read a whole table or a whole
-// index ("SCAN journal", "SCAN journal USING INDEX ..."): only a SEARCH
-// reads a bounded part.
-func fullScans(t *testing.T, db *sql.DB, q string) []string {
-	t.Helper()
-	verb := strings.ToUpper(strings.Fields(q)[0])
-	if !slices.Contains([]string{"SELECT", "UPDATE", "DELETE", "INSERT"}, verb) {
-		return nil // BEGIN, COMMIT, PRAGMA
-	}
-	args := make([]any, strings.Count(q, "?"))
-	rows, err := db.Query("EXPLAIN QUERY PLAN "+q, args...)
-	if err != nil {
-		t.Fatalf("EXPLAIN QUERY PLAN %s: %v", oneLine(q), err)
-	}
-	defer rows.Close()
-	var scans []string
-	for rows.Next() {
-		var id, parent, notused int
-		var detail string
-		if err := rows.Scan(&id, &parent, &notused, &detail); err != nil {
-			t.Fatal(err)
-		}
-		if strings.HasPrefix(detail, "SCAN ") && detail != "SCAN CONSTANT ROW" {
-			scans = append(scans, detail)
-		}
-	}
-	if err := rows.Err(); err != nil {
-		t.Fatal(err)
-	}
-	return scans
-}
-
-func oneLine(q string) string { return strings.Join(strings.Fields(q), " ") }
 
 // BenchmarkTapReads times the store reads of one load and one purchase tap
 // (Denied, Unresolved, CompletionsOwedOf, CreditsFor, PurchasesOn) with 0,

@@ -630,18 +630,7 @@ func TestLoadBusyAtAnotherTerminal(t *testing.T) {
 
 	// A's torn tap: INIT, authorized, then the card is gone.
 	a := newTerminal(t, h, termA, srv.URL)
-	card.Reset()
-	if _, err := epurse.Select(card); err != nil {
-		t.Fatal(err)
-	}
-	li, err := epurse.InitLoad(card, epurse.PurseEP, 1, c.AmountFen, [6]byte{0, 0, 0, 0, 0, 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	hexU := func(b []byte) string { return fmt.Sprintf("%X", b) }
-	if _, err := a.client.AuthorizeLoad(ctx, hostapi.LoadAuthorizeRequest{CreditID: c.ID, Card: number, Purse: "EP", AmountFen: c.AmountFen,
-		OldBalanceFen: li.OldBalance, OnlineCounter: li.OnlineCounter, KeyVersion: li.KeyVersion, AlgID: li.AlgID,
-		Random: hexU(li.Random[:]), MAC1: hexU(li.MAC1[:]), Time: time.Now().Format(hostapi.TimeLayout)}); err != nil {
+	if _, err := authorizeOnCard(t, card, a, number, c, [6]byte{0, 0, 0, 0, 0, 1}); err != nil {
 		t.Fatal(err)
 	}
 
