@@ -46,9 +46,13 @@ type Worker struct {
 	// MaxBackoff caps the wait between attempts while the printer cannot
 	// print; 0 means 30s.
 	MaxBackoff time.Duration
-	// Settle is waited after a receipt's last byte has left the line and
-	// before its status is asked again, so a printer that runs out of paper
-	// while printing it has said so; 0 means 50ms.
+	// Settle is for a printer that reports a stop some time after it took
+	// the data: the status asked after a receipt is answered only once the
+	// printer has the receipt's last byte (it reads a real-time query in
+	// order with the data before it), and with Settle set the worker waits
+	// that long after this answer and asks again; the second answer decides.
+	// 0, the default, lets the first answer decide: a fixed wait after the
+	// bytes left our side measured nothing the printer said.
 	Settle time.Duration
 	// OnState is called with each change of what the worker knows of the
 	// printer (for the daemon's status and events); it must not block.
@@ -180,32 +184,8 @@ func (w *Worker) printOne(ctx context.Context) (bool, error) {
 	}
 	if !w.StatusChecks {
 		w.setState(State{Ready: true})
-	} else {
-		// The bytes are out. A printer that stopped while printing them has
-		// a torn receipt at most, so it is sent again once the printer can
-		// print. Only a stop says so: paper that ran out just after the
-		// receipt (the roll sensor says "out", the printer goes offline)
-		// leaves it whole, and sending it again would print it twice.
-		time.Sleep(cmp(w.Settle, 50*time.Millisecond))
-		st, err := w.Printer.State(ctx)
-		switch {
-		case err != nil:
-			// Every byte left the line and then the printer stopped
-			// answering (its cable pulled just now). Nothing says the
-			// receipt did not print, and sending it again would print it
-			// twice if it did: it counts as printed, with a warning so a
-			// person can reprint it if the paper shows otherwise.
-			// The printer itself is not ready until a status query is
-			// answered again: a kiosk must not offer a receipt now.
-			w.setState(State{Problem: err.Error()})
-			w.logger().Warn("receipt written but the printer did not confirm; counted printed", "receipt", r.ID, "err", err)
-		case stopped(st):
-			w.setState(State{Answering: true, Status: st, Problem: problem(st)})
-			w.notPrinted(ctx, r, "printing stopped: "+problem(st))
-			return false, fmt.Errorf("%w: %s", errNotReady, problem(st))
-		default:
-			w.setState(State{Answering: true, Status: st, Ready: st.CanPrint(), Problem: problem(st)})
-		}
+	} else if err := w.confirm(ctx, r); err != nil {
+		return false, err
 	}
 	if err := w.Queue.MarkPrinted(ctx, r.ID); err != nil {
 		w.logger().Error("marking a receipt printed", "receipt", r.ID, "err", err)
@@ -213,6 +193,42 @@ func (w *Worker) printOne(ctx context.Context) (bool, error) {
 	}
 	w.logger().Info("receipt printed", "receipt", r.ID, "kind", r.Kind, "journal_id", r.JournalID, "copy", r.Copy, "bytes", len(data))
 	return true, nil
+}
+
+// confirm asks the printer's state once receipt r is written and returns
+// errNotReady (wrapped, with the reason) when printing stopped during it,
+// having put r back in the queue; nil means r counts printed.
+//
+// The bytes are out. A printer that stopped while printing them has a torn
+// receipt at most, so it is sent again once the printer can print. Only a
+// stop says so: paper that ran out just after the receipt (the roll sensor
+// says "out", the printer goes offline) leaves it whole, and sending it
+// again would print it twice.
+func (w *Worker) confirm(ctx context.Context, r offline.Receipt) error {
+	st, err := w.Printer.State(ctx)
+	if err == nil && !stopped(st) && w.Settle > 0 {
+		time.Sleep(w.Settle) // counted from the printer having it all
+		st, err = w.Printer.State(ctx)
+	}
+	switch {
+	case err != nil:
+		// Every byte left the line and then the printer stopped
+		// answering (its cable pulled just now). Nothing says the
+		// receipt did not print, and sending it again would print it
+		// twice if it did: it counts as printed, with a warning so a
+		// person can reprint it if the paper shows otherwise.
+		// The printer itself is not ready until a status query is
+		// answered again: a kiosk must not offer a receipt now.
+		w.setState(State{Problem: err.Error()})
+		w.logger().Warn("receipt written but the printer did not confirm; counted printed", "receipt", r.ID, "err", err)
+	case stopped(st):
+		w.setState(State{Answering: true, Status: st, Problem: problem(st)})
+		w.notPrinted(ctx, r, "printing stopped: "+problem(st))
+		return fmt.Errorf("%w: %s", errNotReady, problem(st))
+	default:
+		w.setState(State{Answering: true, Status: st, Ready: st.CanPrint(), Problem: problem(st)})
+	}
+	return nil
 }
 
 func (w *Worker) notPrinted(ctx context.Context, r offline.Receipt, reason string) {

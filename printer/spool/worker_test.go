@@ -298,3 +298,61 @@ func TestRenderErrorKeepsQueued(t *testing.T) {
 		t.Errorf("receipt %+v, printed %d; want still queued, never sent", r, len(p.list()))
 	}
 }
+
+// A printer that says it stopped only some time after it took a receipt:
+// the first status answer after the receipt still says ready. With Settle
+// set the worker waits that long after this answer and asks again, and the
+// second answer decides: the torn receipt is sent again once the paper is
+// back, not counted printed on the first answer.
+func TestSettleAsksAgainAfterTheAnswer(t *testing.T) {
+	q := newQueue(t, 1)
+	p := &fakePrinter{}
+	late := &lateStopPrinter{fakePrinter: p}
+	w := &Worker{Queue: q, Printer: late, StatusChecks: true, Poll: 10 * time.Millisecond,
+		MaxBackoff: 20 * time.Millisecond, Settle: 5 * time.Millisecond,
+		Render: func(r offline.Receipt) ([]byte, error) { return r.Body, nil }}
+	w.Start(context.Background())
+	defer w.Stop()
+	var r offline.Receipt
+	waitUntil(t, "the first attempt settled", func() bool {
+		r, _ = q.GetReceipt(context.Background(), 1)
+		return r.Attempts >= 1 && r.State != offline.ReceiptSending
+	})
+	if r.State != offline.ReceiptQueued || r.LastError == "" {
+		t.Fatalf("after a stop reported %v after the receipt: %+v, want queued again with the reason", w.Settle, r)
+	}
+	p.set(func(p *fakePrinter) { p.status = printer.Status{} })
+	waitUntil(t, "printed", func() bool {
+		r, _ = q.GetReceipt(context.Background(), 1)
+		return r.State == offline.ReceiptPrinted
+	})
+	if r.Attempts != 2 {
+		t.Errorf("receipt %+v, want printed on the second attempt", r)
+	}
+}
+
+// lateStopPrinter answers the first status query after its first receipt
+// with the state it had when the receipt arrived (ready), and stops at
+// paper end just after: the roll ran out while the receipt was printing.
+type lateStopPrinter struct {
+	*fakePrinter
+	written, stopped bool
+}
+
+func (p *lateStopPrinter) Write(ctx context.Context, b []byte) error {
+	p.mu.Lock()
+	p.written = true
+	p.mu.Unlock()
+	return p.fakePrinter.Write(ctx, b)
+}
+
+func (p *lateStopPrinter) State(ctx context.Context) (printer.Status, error) {
+	st, err := p.fakePrinter.State(ctx)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.written && !p.stopped {
+		p.stopped = true
+		p.status = printer.Status{PaperOut: true, Offline: true, PaperEndStop: true}
+	}
+	return st, err
+}
