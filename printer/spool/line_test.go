@@ -174,8 +174,7 @@ func firstDiff(got, want []string) string {
 
 // BenchmarkPrintQueue prints b.N queued top-up receipts (58 mm, GB18030, QR)
 // through the worker, the serial line and the virtual printer paced to a
-// line of 9600 and 115200 baud, with status checks before and after each
-// receipt as the daemon does. It reports receipts per minute beside the
+// line of 9600 and 115200 baud, with status checks as the daemon does. It reports receipts per minute beside the
 // line's own limit for receipts of that size (bytes per second = baud/10).
 func BenchmarkPrintQueue(b *testing.B) {
 	for _, baud := range []int{9600, 115200} {

@@ -36,8 +36,9 @@ type Worker struct {
 	Printer Printer
 	// Render turns a queued receipt into the bytes for this printer.
 	Render func(offline.Receipt) ([]byte, error)
-	// StatusChecks asks the printer's state before and after each receipt.
-	// Without it (a one-way cable, a printer answering wrongly) a receipt
+	// StatusChecks asks the printer's state after each receipt and before
+	// it, unless it follows at once a receipt the printer answered ready
+	// after (see readyFor). Without it (a one-way cable, a printer answering wrongly) a receipt
 	// counts as printed once written.
 	StatusChecks bool
 	// Poll is how often an idle worker looks at the queue (Kick wakes it
@@ -64,6 +65,9 @@ type Worker struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 	last   State
+	// readyAt is when the status asked after the last receipt said the
+	// printer can print, zero when it did not or something came between.
+	readyAt time.Time
 }
 
 // State is what the worker last learned of the printer.
@@ -151,9 +155,19 @@ func (w *Worker) run(ctx context.Context) {
 // errNotReady is returned by printOne when the printer cannot print.
 var errNotReady = errors.New("printer not ready")
 
+// readyFor is how long the ready answer to the status asked after a receipt
+// stands for the check before the next one. A receipt taken at once (the
+// queue was not empty) is sent a few milliseconds after that answer, about
+// as long after it as after a check of its own: asking the same fact again
+// would only keep the line idle. After an idle wait, an error or a longer
+// pause the printer is asked again before sending.
+const readyFor = 100 * time.Millisecond
+
 // printOne prints the oldest queued receipt. It returns false, nil when the
 // queue is empty.
 func (w *Worker) printOne(ctx context.Context) (bool, error) {
+	readyAt := w.readyAt
+	w.readyAt = time.Time{} // it stands for the receipt taken next only
 	r, err := w.Queue.NextReceipt(ctx)
 	if errors.Is(err, offline.ErrNotFound) {
 		return false, nil
@@ -169,7 +183,7 @@ func (w *Worker) printOne(ctx context.Context) (bool, error) {
 		w.logger().Error("rendering a receipt", "receipt", r.ID, "kind", r.Kind, "err", err)
 		return false, err
 	}
-	if w.StatusChecks {
+	if w.StatusChecks && (readyAt.IsZero() || time.Since(readyAt) >= readyFor) {
 		if err := w.check(ctx); err != nil {
 			return false, err
 		}
@@ -227,6 +241,9 @@ func (w *Worker) confirm(ctx context.Context, r offline.Receipt) error {
 		return fmt.Errorf("%w: %s", errNotReady, problem(st))
 	default:
 		w.setState(State{Answering: true, Status: st, Ready: st.CanPrint(), Problem: problem(st)})
+		if st.CanPrint() {
+			w.readyAt = time.Now()
+		}
 	}
 	return nil
 }
