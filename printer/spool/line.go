@@ -196,8 +196,22 @@ func (l *Line) waitXON(ctx context.Context) error {
 // timeout. A printer answers it at once, even with receipts still in its
 // buffer, so it never waits behind printing.
 func (l *Line) Status(ctx context.Context, n byte) (byte, error) {
-	if err := l.open(); err != nil {
+	b, err := l.ask(ctx, n)
+	if err != nil {
 		return 0, err
+	}
+	return b[0], nil
+}
+
+// ask sends DLE EOT n for each n in one write and returns the answers in
+// the same order, or ErrNoAnswer when they are not all in within the status
+// timeout. A printer reads real-time commands in order and answers each as
+// it reads it, so several queries cost one round trip, not one each: over
+// a USB-serial adapter that holds what the printer sends for up to its
+// latency timer (16 ms by default for FTDI), that is most of the time.
+func (l *Line) ask(ctx context.Context, ns ...byte) ([]byte, error) {
+	if err := l.open(); err != nil {
+		return nil, err
 	}
 	for { // an answer that came too late for the previous query is stale
 		select {
@@ -207,8 +221,12 @@ func (l *Line) Status(ctx context.Context, n byte) (byte, error) {
 		}
 		break
 	}
-	if _, err := l.port.Write([]byte{0x10, 0x04, n}); err != nil {
-		return 0, l.fail(fmt.Errorf("asking printer status on %s: %w", l.Port, err))
+	q := make([]byte, 0, 3*len(ns))
+	for _, n := range ns {
+		q = append(q, 0x10, 0x04, n)
+	}
+	if _, err := l.port.Write(q); err != nil {
+		return nil, l.fail(fmt.Errorf("asking printer status on %s: %w", l.Port, err))
 	}
 	timeout := l.StatusTimeout
 	if timeout <= 0 {
@@ -216,38 +234,55 @@ func (l *Line) Status(ctx context.Context, n byte) (byte, error) {
 	}
 	t := time.NewTimer(timeout)
 	defer t.Stop()
-	select {
-	case b := <-l.answers:
-		return b, nil
-	case err := <-l.readErr:
-		return 0, l.fail(fmt.Errorf("printer port %s failed: %w", l.Port, err))
-	case <-t.C:
-		return 0, ErrNoAnswer
-	case <-ctx.Done():
-		return 0, ctx.Err()
+	got := make([]byte, 0, len(ns))
+	for len(got) < len(ns) {
+		select {
+		case b := <-l.answers:
+			got = append(got, b)
+		case err := <-l.readErr:
+			return nil, l.fail(fmt.Errorf("printer port %s failed: %w", l.Port, err))
+		case <-t.C:
+			return nil, ErrNoAnswer
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
 	}
+	return got, nil
 }
 
-// State asks the printer's status (DLE EOT 1, 2 and 4, and 3 when 2 reports
-// an error) and merges the answers. An answer that is not a status byte is
-// an error; no answer is ErrNoAnswer.
+// State asks the printer's status (DLE EOT 1, 2 and 4 in one write, then 3
+// when 2 reports an error) and merges the answers. An answer that is not a
+// status byte is an error; no answer is ErrNoAnswer.
 func (l *Line) State(ctx context.Context) (printer.Status, error) {
 	var st printer.Status
-	kinds := []printer.StatusKind{printer.StatusPrinter, printer.StatusOffline, printer.StatusPaper}
-	for i := 0; i < len(kinds); i++ {
-		k := kinds[i]
-		b, err := l.Status(ctx, byte(k))
-		if err != nil {
+	if err := l.merge(ctx, &st, printer.StatusPrinter, printer.StatusOffline, printer.StatusPaper); err != nil {
+		return st, err
+	}
+	if st.Error { // its cause, asked only then
+		if err := l.merge(ctx, &st, printer.StatusError); err != nil {
 			return st, err
-		}
-		if err := st.Update(k, b); err != nil {
-			return st, err
-		}
-		if k == printer.StatusOffline && st.Error {
-			kinds = append(kinds, printer.StatusError)
 		}
 	}
 	return st, nil
+}
+
+// merge asks the printer for the statuses kinds in one round trip and
+// updates st with the answers.
+func (l *Line) merge(ctx context.Context, st *printer.Status, kinds ...printer.StatusKind) error {
+	ns := make([]byte, len(kinds))
+	for i, k := range kinds {
+		ns[i] = byte(k)
+	}
+	answers, err := l.ask(ctx, ns...)
+	if err != nil {
+		return err
+	}
+	for i, k := range kinds {
+		if err := st.Update(k, answers[i]); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Close closes the port if it is open.

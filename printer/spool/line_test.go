@@ -174,8 +174,7 @@ func firstDiff(got, want []string) string {
 
 // BenchmarkPrintQueue prints b.N queued top-up receipts (58 mm, GB18030, QR)
 // through the worker, the serial line and the virtual printer paced to a
-// line of 9600 and 115200 baud, with status checks before and after each
-// receipt as the daemon does. It reports receipts per minute beside the
+// line of 9600 and 115200 baud, with status checks as the daemon does. It reports receipts per minute beside the
 // line's own limit for receipts of that size (bytes per second = baud/10).
 func BenchmarkPrintQueue(b *testing.B) {
 	for _, baud := range []int{9600, 115200} {
@@ -296,5 +295,74 @@ func TestExactTextThroughPTY(t *testing.T) {
 	}
 	if testing.Verbose() {
 		t.Logf("the first receipt as printed:\n%s", p.Receipts()[0].Text())
+	}
+}
+
+// TestStateIsOneRoundTrip: State sends DLE EOT 1, 2 and 4 in one write and
+// takes the three answers together. The peer here answers only once it has
+// all three queries, so a line that waited for each answer before asking the
+// next would get none. An error in the answer to DLE EOT 2 costs one more
+// round trip, for its cause (DLE EOT 3).
+func TestStateIsOneRoundTrip(t *testing.T) {
+	a, b := ptyPair(t)
+	peer, err := serial.Open(b, &serial.Mode{BaudRate: 115200, DataBits: 8})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer peer.Close()
+	if err := peer.SetReadTimeout(100 * time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	line := &Line{Port: a, Mode: serial.Mode{BaudRate: 115200, DataBits: 8}, StatusTimeout: time.Second}
+	defer line.Close()
+
+	// serve answers each batch of queries once it has all of it.
+	serve := func(batches ...[2][]byte) <-chan error {
+		done := make(chan error, 1)
+		go func() {
+			for _, qa := range batches {
+				var got []byte
+				buf := make([]byte, 16)
+				deadline := time.Now().Add(3 * time.Second)
+				for len(got) < len(qa[0]) && time.Now().Before(deadline) {
+					n, err := peer.Read(buf)
+					if err != nil {
+						done <- err
+						return
+					}
+					got = append(got, buf[:n]...)
+				}
+				if !slices.Equal(got, qa[0]) {
+					done <- fmt.Errorf("queries % X, want % X", got, qa[0])
+					return
+				}
+				if _, err := peer.Write(qa[1]); err != nil {
+					done <- err
+					return
+				}
+			}
+			done <- nil
+		}()
+		return done
+	}
+	all := []byte{0x10, 0x04, 1, 0x10, 0x04, 2, 0x10, 0x04, 4}
+
+	done := serve([2][]byte{all, {0x12, 0x12, 0x12}})
+	st, err := line.State(context.Background())
+	if err != nil || !st.CanPrint() {
+		t.Fatalf("ready printer: %+v, %v; want it able to print", st, err)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+
+	// Offline with an error (0x1A, 0x52): the cause is asked next, alone.
+	done = serve([2][]byte{all, {0x1A, 0x52, 0x12}}, [2][]byte{{0x10, 0x04, 3}, {0x52}})
+	st, err = line.State(context.Background())
+	if err != nil || !st.Error || !st.AutoRecoverableError || st.CanPrint() {
+		t.Fatalf("printer in error: %+v, %v; want the error and its cause", st, err)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
 	}
 }

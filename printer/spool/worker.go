@@ -36,8 +36,9 @@ type Worker struct {
 	Printer Printer
 	// Render turns a queued receipt into the bytes for this printer.
 	Render func(offline.Receipt) ([]byte, error)
-	// StatusChecks asks the printer's state before and after each receipt.
-	// Without it (a one-way cable, a printer answering wrongly) a receipt
+	// StatusChecks asks the printer's state after each receipt and before
+	// it, unless it follows at once a receipt the printer answered ready
+	// after (see readyFor). Without it (a one-way cable, a printer answering wrongly) a receipt
 	// counts as printed once written.
 	StatusChecks bool
 	// Poll is how often an idle worker looks at the queue (Kick wakes it
@@ -46,9 +47,13 @@ type Worker struct {
 	// MaxBackoff caps the wait between attempts while the printer cannot
 	// print; 0 means 30s.
 	MaxBackoff time.Duration
-	// Settle is waited after a receipt's last byte has left the line and
-	// before its status is asked again, so a printer that runs out of paper
-	// while printing it has said so; 0 means 50ms.
+	// Settle is for a printer that reports a stop some time after it took
+	// the data: the status asked after a receipt is answered only once the
+	// printer has the receipt's last byte (it reads a real-time query in
+	// order with the data before it), and with Settle set the worker waits
+	// that long after this answer and asks again; the second answer decides.
+	// 0, the default, lets the first answer decide: a fixed wait after the
+	// bytes left our side measured nothing the printer said.
 	Settle time.Duration
 	// OnState is called with each change of what the worker knows of the
 	// printer (for the daemon's status and events); it must not block.
@@ -60,6 +65,9 @@ type Worker struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 	last   State
+	// readyAt is when the status asked after the last receipt said the
+	// printer can print, zero when it did not or something came between.
+	readyAt time.Time
 }
 
 // State is what the worker last learned of the printer.
@@ -147,9 +155,19 @@ func (w *Worker) run(ctx context.Context) {
 // errNotReady is returned by printOne when the printer cannot print.
 var errNotReady = errors.New("printer not ready")
 
+// readyFor is how long the ready answer to the status asked after a receipt
+// stands for the check before the next one. A receipt taken at once (the
+// queue was not empty) is sent a few milliseconds after that answer, about
+// as long after it as after a check of its own: asking the same fact again
+// would only keep the line idle. After an idle wait, an error or a longer
+// pause the printer is asked again before sending.
+const readyFor = 100 * time.Millisecond
+
 // printOne prints the oldest queued receipt. It returns false, nil when the
 // queue is empty.
 func (w *Worker) printOne(ctx context.Context) (bool, error) {
+	readyAt := w.readyAt
+	w.readyAt = time.Time{} // it stands for the receipt taken next only
 	r, err := w.Queue.NextReceipt(ctx)
 	if errors.Is(err, offline.ErrNotFound) {
 		return false, nil
@@ -165,7 +183,7 @@ func (w *Worker) printOne(ctx context.Context) (bool, error) {
 		w.logger().Error("rendering a receipt", "receipt", r.ID, "kind", r.Kind, "err", err)
 		return false, err
 	}
-	if w.StatusChecks {
+	if w.StatusChecks && (readyAt.IsZero() || time.Since(readyAt) >= readyFor) {
 		if err := w.check(ctx); err != nil {
 			return false, err
 		}
@@ -180,32 +198,8 @@ func (w *Worker) printOne(ctx context.Context) (bool, error) {
 	}
 	if !w.StatusChecks {
 		w.setState(State{Ready: true})
-	} else {
-		// The bytes are out. A printer that stopped while printing them has
-		// a torn receipt at most, so it is sent again once the printer can
-		// print. Only a stop says so: paper that ran out just after the
-		// receipt (the roll sensor says "out", the printer goes offline)
-		// leaves it whole, and sending it again would print it twice.
-		time.Sleep(cmp(w.Settle, 50*time.Millisecond))
-		st, err := w.Printer.State(ctx)
-		switch {
-		case err != nil:
-			// Every byte left the line and then the printer stopped
-			// answering (its cable pulled just now). Nothing says the
-			// receipt did not print, and sending it again would print it
-			// twice if it did: it counts as printed, with a warning so a
-			// person can reprint it if the paper shows otherwise.
-			// The printer itself is not ready until a status query is
-			// answered again: a kiosk must not offer a receipt now.
-			w.setState(State{Problem: err.Error()})
-			w.logger().Warn("receipt written but the printer did not confirm; counted printed", "receipt", r.ID, "err", err)
-		case stopped(st):
-			w.setState(State{Answering: true, Status: st, Problem: problem(st)})
-			w.notPrinted(ctx, r, "printing stopped: "+problem(st))
-			return false, fmt.Errorf("%w: %s", errNotReady, problem(st))
-		default:
-			w.setState(State{Answering: true, Status: st, Ready: st.CanPrint(), Problem: problem(st)})
-		}
+	} else if err := w.confirm(ctx, r); err != nil {
+		return false, err
 	}
 	if err := w.Queue.MarkPrinted(ctx, r.ID); err != nil {
 		w.logger().Error("marking a receipt printed", "receipt", r.ID, "err", err)
@@ -213,6 +207,45 @@ func (w *Worker) printOne(ctx context.Context) (bool, error) {
 	}
 	w.logger().Info("receipt printed", "receipt", r.ID, "kind", r.Kind, "journal_id", r.JournalID, "copy", r.Copy, "bytes", len(data))
 	return true, nil
+}
+
+// confirm asks the printer's state once receipt r is written and returns
+// errNotReady (wrapped, with the reason) when printing stopped during it,
+// having put r back in the queue; nil means r counts printed.
+//
+// The bytes are out. A printer that stopped while printing them has a torn
+// receipt at most, so it is sent again once the printer can print. Only a
+// stop says so: paper that ran out just after the receipt (the roll sensor
+// says "out", the printer goes offline) leaves it whole, and sending it
+// again would print it twice.
+func (w *Worker) confirm(ctx context.Context, r offline.Receipt) error {
+	st, err := w.Printer.State(ctx)
+	if err == nil && !stopped(st) && w.Settle > 0 {
+		time.Sleep(w.Settle) // counted from the printer having it all
+		st, err = w.Printer.State(ctx)
+	}
+	switch {
+	case err != nil:
+		// Every byte left the line and then the printer stopped
+		// answering (its cable pulled just now). Nothing says the
+		// receipt did not print, and sending it again would print it
+		// twice if it did: it counts as printed, with a warning so a
+		// person can reprint it if the paper shows otherwise.
+		// The printer itself is not ready until a status query is
+		// answered again: a kiosk must not offer a receipt now.
+		w.setState(State{Problem: err.Error()})
+		w.logger().Warn("receipt written but the printer did not confirm; counted printed", "receipt", r.ID, "err", err)
+	case stopped(st):
+		w.setState(State{Answering: true, Status: st, Problem: problem(st)})
+		w.notPrinted(ctx, r, "printing stopped: "+problem(st))
+		return fmt.Errorf("%w: %s", errNotReady, problem(st))
+	default:
+		w.setState(State{Answering: true, Status: st, Ready: st.CanPrint(), Problem: problem(st)})
+		if st.CanPrint() {
+			w.readyAt = time.Now()
+		}
+	}
+	return nil
 }
 
 func (w *Worker) notPrinted(ctx context.Context, r offline.Receipt, reason string) {

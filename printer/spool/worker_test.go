@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -84,8 +85,8 @@ func newQueue(t *testing.T, n int) *offline.Store {
 func startWorker(t *testing.T, q *offline.Store, p Printer, checks bool) *Worker {
 	t.Helper()
 	w := &Worker{Queue: q, Printer: p, StatusChecks: checks, Poll: 20 * time.Millisecond,
-		MaxBackoff: 40 * time.Millisecond, Settle: time.Millisecond,
-		Render: func(r offline.Receipt) ([]byte, error) { return r.Body, nil }}
+		MaxBackoff: 40 * time.Millisecond,
+		Render:     func(r offline.Receipt) ([]byte, error) { return r.Body, nil }}
 	w.Start(context.Background())
 	t.Cleanup(w.Stop)
 	return w
@@ -297,4 +298,150 @@ func TestRenderErrorKeepsQueued(t *testing.T) {
 	if r.State != offline.ReceiptQueued || r.Attempts != 0 || len(p.list()) != 0 {
 		t.Errorf("receipt %+v, printed %d; want still queued, never sent", r, len(p.list()))
 	}
+}
+
+// A printer that says it stopped only some time after it took a receipt:
+// the first status answer after the receipt still says ready. With Settle
+// set the worker waits that long after this answer and asks again, and the
+// second answer decides: the torn receipt is sent again once the paper is
+// back, not counted printed on the first answer.
+func TestSettleAsksAgainAfterTheAnswer(t *testing.T) {
+	q := newQueue(t, 1)
+	p := &fakePrinter{}
+	late := &lateStopPrinter{fakePrinter: p}
+	w := &Worker{Queue: q, Printer: late, StatusChecks: true, Poll: 10 * time.Millisecond,
+		MaxBackoff: 20 * time.Millisecond, Settle: 5 * time.Millisecond,
+		Render: func(r offline.Receipt) ([]byte, error) { return r.Body, nil }}
+	w.Start(context.Background())
+	defer w.Stop()
+	var r offline.Receipt
+	waitUntil(t, "the first attempt settled", func() bool {
+		r, _ = q.GetReceipt(context.Background(), 1)
+		return r.Attempts >= 1 && r.State != offline.ReceiptSending
+	})
+	if r.State != offline.ReceiptQueued || r.LastError == "" {
+		t.Fatalf("after a stop reported %v after the receipt: %+v, want queued again with the reason", w.Settle, r)
+	}
+	p.set(func(p *fakePrinter) { p.status = printer.Status{} })
+	waitUntil(t, "printed", func() bool {
+		r, _ = q.GetReceipt(context.Background(), 1)
+		return r.State == offline.ReceiptPrinted
+	})
+	if r.Attempts != 2 {
+		t.Errorf("receipt %+v, want printed on the second attempt", r)
+	}
+}
+
+// lateStopPrinter answers the first status query after its first receipt
+// with the state it had when the receipt arrived (ready), and stops at
+// paper end just after: the roll ran out while the receipt was printing.
+type lateStopPrinter struct {
+	*fakePrinter
+	written, stopped bool
+}
+
+func (p *lateStopPrinter) Write(ctx context.Context, b []byte) error {
+	p.mu.Lock()
+	p.written = true
+	p.mu.Unlock()
+	return p.fakePrinter.Write(ctx, b)
+}
+
+func (p *lateStopPrinter) State(ctx context.Context) (printer.Status, error) {
+	st, err := p.fakePrinter.State(ctx)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.written && !p.stopped {
+		p.stopped = true
+		p.status = printer.Status{PaperOut: true, Offline: true, PaperEndStop: true}
+	}
+	return st, err
+}
+
+// callLog is a printer that notes each call in order: W a receipt written,
+// S the state asked.
+type callLog struct {
+	Printer
+	mu    sync.Mutex
+	calls []byte
+}
+
+func (p *callLog) Write(ctx context.Context, b []byte) error {
+	p.note('W')
+	return p.Printer.Write(ctx, b)
+}
+
+func (p *callLog) State(ctx context.Context) (printer.Status, error) {
+	p.note('S')
+	return p.Printer.State(ctx)
+}
+
+func (p *callLog) note(c byte) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.calls = append(p.calls, c)
+}
+
+func (p *callLog) String() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return string(p.calls)
+}
+
+// Receipts that follow one another at once: the ready answer after each
+// stands for the check before the next, which is not asked again
+// milliseconds later. The first is checked before it is sent, each after.
+func TestReadyAfterReceiptStandsForTheNext(t *testing.T) {
+	q := newQueue(t, 3)
+	p := &fakePrinter{}
+	log := &callLog{Printer: p}
+	startWorker(t, q, log, true)
+	waitUntil(t, "all 3 printed", func() bool { n, _ := q.ReceiptsWaiting(context.Background()); return n == 0 && len(p.list()) == 3 })
+	time.Sleep(50 * time.Millisecond) // idle polls ask nothing
+	if got, want := log.String(), "SWSWSWS"; got != want {
+		t.Errorf("calls %q, want %q (S state, W receipt)", got, want)
+	}
+}
+
+// A receipt queued after the queue ran empty is checked before it is sent:
+// the answer after the last receipt does not stand across an idle wait.
+func TestIdleGapChecksAgain(t *testing.T) {
+	q := newQueue(t, 1)
+	p := &fakePrinter{}
+	log := &callLog{Printer: p}
+	w := startWorker(t, q, log, true)
+	waitUntil(t, "the first printed", func() bool { return len(p.list()) == 1 })
+	time.Sleep(50 * time.Millisecond) // the worker finds the queue empty
+	if _, err := q.QueueReceipt(context.Background(), offline.NewReceipt{Kind: "test", Body: []byte("second")}); err != nil {
+		t.Fatal(err)
+	}
+	w.Kick()
+	waitUntil(t, "the second printed", func() bool { n, _ := q.ReceiptsWaiting(context.Background()); return n == 0 && len(p.list()) == 2 })
+	time.Sleep(20 * time.Millisecond)
+	if got, want := log.String(), "SWSSWS"; got != want {
+		t.Errorf("calls %q, want %q (S state, W receipt)", got, want)
+	}
+}
+
+// The roll ends just after a receipt: the answer after it says paper out,
+// so the receipt counts printed (it is whole) and the next one is not sent
+// until the paper is back.
+func TestPaperOutAfterReceiptBlocksTheNext(t *testing.T) {
+	q := newQueue(t, 2)
+	p := &fakePrinter{outAfter: 1}
+	log := &callLog{Printer: p}
+	startWorker(t, q, log, true)
+	waitUntil(t, "the first printed", func() bool {
+		r, _ := q.GetReceipt(context.Background(), 1)
+		return r.State == offline.ReceiptPrinted
+	})
+	time.Sleep(100 * time.Millisecond) // checks that find no paper
+	if calls := log.String(); strings.Count(calls, "W") != 1 {
+		t.Fatalf("calls %q: the second receipt was sent to a printer out of paper", calls)
+	}
+	if r, _ := q.GetReceipt(context.Background(), 2); r.State != offline.ReceiptQueued || r.Attempts != 0 {
+		t.Fatalf("second receipt %+v, want queued, never sent", r)
+	}
+	p.set(func(p *fakePrinter) { p.status = printer.Status{}; p.outAfter = 0 })
+	waitUntil(t, "the second printed", func() bool { return len(p.list()) == 2 })
 }
