@@ -37,6 +37,10 @@ func moneyBenchmarks(b *testing.B, run func(b *testing.B, latency time.Duration,
 	})
 }
 
+// warmTaps are the money benchmarks' taps before the figures: a card in use
+// has a full log, and a new card's first taps would read fewer records.
+const warmTaps = 5
+
 // timeline notes when things happened outside the tap's own code (a command
 // reaching the card or the PSAM, a request reaching the host), so a tap's
 // share of them can be split at the moment the card could have left.
@@ -84,8 +88,9 @@ func countTrips(h http.Handler, trips *timeline) http.Handler {
 // and what it waited for until then.
 type leaveFigures struct {
 	toLeave, toDone []time.Duration
-	// Sums over the taps, of what came before the card could leave.
-	cardAPDUs, cardBefore, samBefore, tripsBefore int
+	// Sums over the taps: the card's and the PSAM's commands, and what
+	// came before the card could leave.
+	cardAPDUs, samAPDUs, cardBefore, samBefore, tripsBefore int
 }
 
 // add takes one tap. card, sam and host (each may be nil) are the
@@ -94,6 +99,9 @@ func (f *leaveFigures) add(res tap.Result, card, sam, host *timeline) {
 	f.toLeave = append(f.toLeave, res.ToLeave)
 	f.toDone = append(f.toDone, res.ToDone)
 	f.cardAPDUs += res.CardAPDUs
+	if sam != nil {
+		f.samAPDUs += sam.within(res.Start, res.Start.Add(res.ToDone))
+	}
 	if res.ToLeave == 0 {
 		return // no command sent: nothing came before the card could leave
 	}
@@ -145,6 +153,7 @@ func (m moneyTap) report(b *testing.B, f *leaveFigures, fl *floor, latency time.
 	b.ReportMetric(f.perTap(f.cardAPDUs), "card-apdus/tap")
 	b.ReportMetric(f.perTap(f.cardBefore), "card-apdus-before-leave")
 	if m.sam {
+		b.ReportMetric(f.perTap(f.samAPDUs), "psam-apdus/tap")
 		b.ReportMetric(f.perTap(f.samBefore), "psam-apdus-before-leave")
 	}
 	if m.host {
