@@ -35,6 +35,14 @@ var samTerminal = [6]byte{0x00, 0x00, 0x00, 0x00, 0x30, 0x03}
 // the count of APDUs the PSAM has answered.
 func insertPSAM(t testing.TB, hostDir string) (string, *atomic.Int64) {
 	t.Helper()
+	var n atomic.Int64
+	return insertObservedPSAM(t, hostDir, func(int) { n.Add(1) }), &n
+}
+
+// insertObservedPSAM is insertPSAM calling onAPDU as vpcd.Options.OnAPDU
+// does, for a benchmark that needs to know when each command came.
+func insertObservedPSAM(t testing.TB, hostDir string, onAPDU func(int)) string {
+	t.Helper()
 	f, err := psamsim.NewSAMFileFromKeyFile(filepath.Join(hostDir, host.MastersFile), samTerminal)
 	if err != nil {
 		t.Fatal(err)
@@ -48,9 +56,8 @@ func insertPSAM(t testing.TB, hostDir string) (string, *atomic.Int64) {
 	ctx, cancel := context.WithCancel(context.Background())
 	exited := make(chan struct{})
 	var insertErr error
-	var n atomic.Int64
 	go func() {
-		insertErr = vpcd.Insert(ctx, vpcd.SlotAddr(1), sam, vpcd.Options{OnAPDU: func(int) { n.Add(1) }})
+		insertErr = vpcd.Insert(ctx, vpcd.SlotAddr(1), sam, vpcd.Options{OnAPDU: onAPDU})
 		close(exited)
 	}()
 	t.Cleanup(func() {
@@ -72,7 +79,7 @@ func insertPSAM(t testing.TB, hostDir string) (string, *atomic.Int64) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	return path, &n
+	return path
 }
 
 // purchaseRows returns the purchase rows of card in a terminal's store.

@@ -5,7 +5,7 @@
 table() {
   awk '/^Benchmark/ {
     printf "%s (%s runs)\n", $1, $2
-    for (i = 5; i < NF; i += 2) printf "  %-20s %10s\n", $(i+1), $i
+    for (i = 5; i < NF; i += 2) printf "  %-26s %10s\n", $(i+1), $i
     print ""
   }'
 }
