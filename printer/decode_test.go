@@ -18,6 +18,7 @@ type decoded struct {
 	code128 []string
 	items   []string // "text", "image", "qr", "code128", "feed", "cut"
 	inits   int
+	intl    []byte // each ESC R n's n
 	chinese bool
 }
 
@@ -69,6 +70,12 @@ func decode(b []byte) (*decoded, error) {
 			case "\x1c&", "\x1c.":
 				d.chinese = cmd == "\x1c&"
 				i += 2
+			case "\x1bR":
+				if err := need(i, 3); err != nil {
+					return nil, err
+				}
+				d.intl = append(d.intl, b[i+2])
+				i += 3
 			case "\x1ba", "\x1bE", "\x1bd", "\x1d!", "\x1dh", "\x1dH", "\x1dw":
 				if err := need(i, 3); err != nil {
 					return nil, err

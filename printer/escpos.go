@@ -272,6 +272,17 @@ func (d *Doc) FullCut(n byte) *Doc { return d.put(gs, 'V', 65, n) }
 // from the printer until torn off: GS V 66 n (1D 56 42 n).
 func (d *Doc) PartialCut(n byte) *Doc { return d.put(gs, 'V', 66, n) }
 
+// IntlUSA is the international character set USA for ESC R: the twelve
+// codes 23 24 40 5B 5C 5D 5E 60 7B 7C 7D 7E print as # $ @ [ \ ] ^ ` { | } ~.
+const IntlUSA = 0
+
+// IntlCharset selects the international character set: ESC R n (1B 52 n).
+// It decides how twelve ASCII codes print (# $ @ [ \ ] ^ ` { | } ~ are
+// £, ¥, Ä, é... in the other sets). ESC @ restores the printer's own
+// default, which its DIP switches or memory switches may set to another
+// country (Japan prints \ as ¥), so send it after Init.
+func (d *Doc) IntlCharset(n byte) *Doc { return d.put(esc, 'R', n) }
+
 // ChineseOn selects Chinese character mode, in which the printer reads
 // two-byte (and, if it supports GB18030, four-byte) codes as Chinese
 // characters: FS & (1C 26). ESC @ may restore the printer's default, so send

@@ -339,7 +339,8 @@ type Options struct {
 	Symbol Symbol
 }
 
-// Encode returns the ESC/POS bytes that print r: ESC @; in the GB modes FS &
+// Encode returns the ESC/POS bytes that print r: ESC @ and ESC R 0 (the
+// international set USA, whatever the printer's default); in the GB modes FS &
 // and the lines of Lines as text (ESC a 1 for centered lines, ESC E 1 for
 // bold, GS ! 11 for double size, each sent when it changes), in raster mode
 // the same lines drawn with opt.Font and sent as GS v 0; then the symbol of
@@ -367,7 +368,7 @@ func Encode(r Receipt, opt Options) ([]byte, error) {
 	}
 	lines, symbolAt := layout(r, opt.Layout.Cols)
 	var d Doc
-	d.Init()
+	d.Init().IntlCharset(IntlUSA)
 	if opt.Mode != TextRaster {
 		d.ChineseOn()
 	}

@@ -15,6 +15,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/cardd/cardd/internal/cardtest"
+	"github.com/cardd/cardd/printer/sim"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files under testdata/golden")
@@ -305,8 +306,8 @@ func TestEncodeDecode(t *testing.T) {
 				if want := Lines(r, lay.Cols); !reflect.DeepEqual(d.lines, want) {
 					t.Errorf("%v %d %v: decoded\n%+v\nwant\n%+v", k, lay.Cols, m, d.lines, want)
 				}
-				if !bytes.HasPrefix(b, []byte{esc, '@', fs, '&'}) || d.inits != 1 || !d.chinese {
-					t.Errorf("%v %d %v: not initialized into Chinese mode: % X", k, lay.Cols, m, b[:4])
+				if !bytes.HasPrefix(b, []byte{esc, '@', esc, 'R', IntlUSA, fs, '&'}) || d.inits != 1 || !d.chinese || !slices.Equal(d.intl, []byte{IntlUSA}) {
+					t.Errorf("%v %d %v: not initialized into the USA set and Chinese mode: % X", k, lay.Cols, m, b[:7])
 				}
 				if !bytes.HasSuffix(b, []byte{esc, 'd', 3, gs, 'V', 65, 0}) {
 					t.Errorf("%v %d %v: does not end in feed and cut: % X", k, lay.Cols, m, b[len(b)-7:])
@@ -534,4 +535,44 @@ func TestCardNumberLengths(t *testing.T) {
 			checkLines(t, Lines(r, 32), 32)
 		}
 	}
+}
+
+// TestIntlCharsetUSA: a receipt carrying the twelve codes the international
+// sets change, printed on virtual printers whose default set (their
+// switches) is Japan, Germany or the UK, decodes to exactly its lines:
+// Encode selects the USA set itself. Without ESC R 0 Japan's printer shows
+// ¥ for \, Germany's Ä for [, the UK's £ for #.
+func TestIntlCharsetUSA(t *testing.T) {
+	r := sample(KindPurchase)
+	r.Reference = `#$@[\]^{|}~`
+	r.Holder = "O'Neil [VIP] {x|y}"
+	r.Footer = []string{`https://pay.example.cn/#/r?a=1&b=\~^`, "support@example.cn"}
+	for _, cs := range []byte{sim.CharsetJapan, sim.CharsetGermany, sim.CharsetUK} {
+		for _, lay := range []Layout{Layout58, Layout80} {
+			b, err := Encode(r, Options{Layout: lay, Symbol: SymbolQR})
+			if err != nil {
+				t.Fatal(err)
+			}
+			dec := sim.Decoder{Model: sim.Model{Charset: cs, Dots: lay.Dots}}
+			rs := dec.Feed(b)
+			if len(rs) != 1 {
+				t.Fatalf("set %d: %d receipts", cs, len(rs))
+			}
+			got := trimFeed(rs[0].Lines)
+			if want := Text(r, lay.Cols); !slices.Equal(got, want) {
+				t.Errorf("printer set %d, %d columns: printed\n%s\nwant\n%s", cs, lay.Cols, strings.Join(got, "\n"), strings.Join(want, "\n"))
+			}
+			if rs[0].ErrorCount != 0 {
+				t.Errorf("set %d: errors %q", cs, rs[0].Errors)
+			}
+		}
+	}
+}
+
+// trimFeed drops the blank lines of the feed before the cut.
+func trimFeed(lines []string) []string {
+	for len(lines) > 0 && lines[len(lines)-1] == "" {
+		lines = lines[:len(lines)-1]
+	}
+	return lines
 }

@@ -239,7 +239,10 @@ const (
 //     dropped.
 //   - GS V m [n], ESC i, ESC m: the cut, which ends the receipt.
 //   - ESC @ initialises: text not yet ended by LF is dropped (the print
-//     buffer is cleared) and so is the stored QR data.
+//     buffer is cleared) and so is the stored QR data; the international
+//     set returns to Model.Charset.
+//   - ESC R n selects the international set: the twelve codes
+//     # $ @ [ \ ] ^ ` { | } ~ print as that set has them (Japan's \ is ¥).
 //   - GS ( k: QR code functions; fn 80 stores the data and fn 81 prints it,
 //     which adds the stored data to Receipt.QR. Other GS ( k symbols and
 //     functions are skipped.
@@ -252,7 +255,7 @@ const (
 //   - DLE EOT n, DLE ENQ n, DLE DC4 fn ...: real-time commands, skipped here
 //     (the Printer answers DLE EOT from the raw stream, as a printer does).
 //   - Text layout and settings (ESC a, ESC E, ESC !, ESC -, ESC 3, ESC M,
-//     ESC t, ESC R, GS !, GS B, GS h, GS H, GS w, GS f, GS L, GS W, FS &,
+//     ESC t, GS !, GS B, GS h, GS H, GS w, GS f, GS L, GS W, FS &,
 //     FS ., FS !, ESC p, ESC c, ESC = and the rest of the table in this
 //     file): skipped.
 //
@@ -272,6 +275,9 @@ const (
 // When the byte that made the command unknown is itself one of those bytes
 // ("1B 0A", a lone ESC), it is taken as the start of what follows.
 type Decoder struct {
+	// Model is the printer decoded for; set it before the first Feed.
+	Model Model
+
 	cur      Receipt // being printed
 	line     []byte  // current line, UTF-8
 	lineText bool    // the current line has text (it may decode to "")
@@ -285,6 +291,9 @@ type Decoder struct {
 
 	qr    []byte // stored QR data (GS ( k fn 80)
 	qrSet bool
+
+	intl    byte // the international set ESC R selected, when intlOwn
+	intlOwn bool // false: Model.Charset, as after ESC @
 
 	gb  *encoding.Decoder
 	out []Receipt
@@ -354,7 +363,15 @@ func (d *Decoder) Unfinished() Receipt {
 
 // Reset forgets everything: the unfinished receipt, a command half read, the
 // stored QR data. The Decoder is as new.
-func (d *Decoder) Reset() { *d = Decoder{gb: d.gb} }
+func (d *Decoder) Reset() { *d = Decoder{gb: d.gb, Model: d.Model} }
+
+// charset is the international set in force.
+func (d *Decoder) charset() byte {
+	if d.intlOwn {
+		return d.intl
+	}
+	return d.Model.Charset
+}
 
 // byte takes one byte outside command data.
 func (d *Decoder) byte(b byte) {
@@ -559,6 +576,12 @@ func (d *Decoder) escStep(c []byte) {
 			d.line = d.line[:0]
 			d.lineText = false
 			d.qr, d.qrSet = nil, false
+			d.intlOwn = false
+		case 'R':
+			if _, ok := intlSets[c[2]]; !ok {
+				d.errorf("international character set ESC R %d not modelled: printed as USA", c[2])
+			}
+			d.intl, d.intlOwn = c[2], true
 		case 'd':
 			d.feed(int(c[2]))
 		case 'J':
@@ -906,10 +929,11 @@ func printable(s string) string {
 // character.
 func (d *Decoder) appendDecoded(dst, run []byte, errs *Decoder) []byte {
 	var buf [8]byte
+	cs := d.charset()
 	for i := 0; i < len(run); {
 		c0 := run[i]
 		if c0 < utf8.RuneSelf {
-			dst = append(dst, c0)
+			dst = utf8.AppendRune(dst, intlRune(cs, c0))
 			i++
 			continue
 		}
