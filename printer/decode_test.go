@@ -11,15 +11,16 @@ import (
 // of consecutive GS v 0 commands stitched together), the symbols and cuts,
 // in the order they appear (items).
 type decoded struct {
-	lines   []Line
-	images  []*Bitmap
-	bands   []int // rows of each GS v 0 band
-	qr      [][]byte
-	code128 []string
-	items   []string // "text", "image", "qr", "code128", "feed", "cut"
-	inits   int
-	intl    []byte // each ESC R n's n
-	chinese bool
+	lines    []Line
+	images   []*Bitmap
+	bands    []int // rows of each GS v 0 band
+	qr       [][]byte
+	code128  []string
+	items    []string // "text", "image", "qr", "code128", "feed", "cut"
+	inits    int
+	intl     []byte // each ESC R n's n
+	dotFeeds []int  // each ESC J n's n
+	chinese  bool
 }
 
 // decode reads the subset of ESC/POS this package writes, and fails on
@@ -70,6 +71,12 @@ func decode(b []byte) (*decoded, error) {
 			case "\x1c&", "\x1c.":
 				d.chinese = cmd == "\x1c&"
 				i += 2
+			case "\x1bJ":
+				if err := need(i, 3); err != nil {
+					return nil, err
+				}
+				d.dotFeeds = append(d.dotFeeds, int(b[i+2]))
+				i += 3
 			case "\x1bR":
 				if err := need(i, 3); err != nil {
 					return nil, err

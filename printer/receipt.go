@@ -317,7 +317,10 @@ const (
 // under 180 dots; CODE128 at 2 dots a module is the narrowest that
 // scanners read reliably, 64 dots (8 mm) tall.
 const (
-	qrModule      = 6
+	qrModule = 6
+	// qrQuiet is the QR code's quiet zone in modules: ISO/IEC 18004
+	// asks for 4 on every side, and phone cameras need it on paper.
+	qrQuiet       = 4
 	code128Module = 2
 	code128Height = 64
 )
@@ -378,7 +381,14 @@ func Encode(r Receipt, opt Options) ([]byte, error) {
 	if ref := clean(r.Reference); ref != "" {
 		switch opt.Symbol {
 		case SymbolQR:
+			// Blank paper of qrQuiet modules above and below: a rule
+			// line's feed leaves a few dots only, the footer none. Beside
+			// it, centred on 384 dots (58 mm), a reference of up to 84
+			// bytes (version 5 at level M: 37 modules, 222 dots) leaves
+			// 13 modules a side.
+			d.FeedDots(qrQuiet * qrModule)
 			d.Align(AlignCenter).QR([]byte(ref), qrModule, QRLevelM).Align(AlignLeft)
+			d.FeedDots(qrQuiet * qrModule)
 		case SymbolCode128:
 			if w := Code128Dots(ref, code128Module); w > opt.Layout.Dots {
 				return nil, fmt.Errorf("printer: CODE128 of reference %q is %d dots wide, the paper %d: use a QR code", ref, w, opt.Layout.Dots)

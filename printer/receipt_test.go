@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -291,38 +292,29 @@ func TestMinCols(t *testing.T) {
 // TestEncodeDecode encodes every kind at both widths in both GB modes and
 // decodes the bytes as a printer would: the lines must be Lines exactly.
 func TestEncodeDecode(t *testing.T) {
-	for _, k := range kinds {
-		for _, lay := range []Layout{Layout58, Layout80} {
-			for _, m := range []TextMode{TextGB18030, TextGBK} {
-				r := sample(k)
-				b, err := Encode(r, Options{Layout: lay, Mode: m, Symbol: SymbolQR})
-				if err != nil {
-					t.Fatalf("%v %d %v: %v", k, lay.Cols, m, err)
-				}
-				d, err := decode(b)
-				if err != nil {
-					t.Fatalf("%v %d %v: decode: %v", k, lay.Cols, m, err)
-				}
-				if want := Lines(r, lay.Cols); !reflect.DeepEqual(d.lines, want) {
-					t.Errorf("%v %d %v: decoded\n%+v\nwant\n%+v", k, lay.Cols, m, d.lines, want)
-				}
-				if !bytes.HasPrefix(b, []byte{esc, '@', esc, 'R', IntlUSA, fs, '&'}) || d.inits != 1 || !d.chinese || !slices.Equal(d.intl, []byte{IntlUSA}) {
-					t.Errorf("%v %d %v: not initialized into the USA set and Chinese mode: % X", k, lay.Cols, m, b[:7])
-				}
-				if !bytes.HasSuffix(b, []byte{esc, 'd', 3, gs, 'V', 65, 0}) {
-					t.Errorf("%v %d %v: does not end in feed and cut: % X", k, lay.Cols, m, b[len(b)-7:])
-				}
-				if len(d.qr) != 1 || string(d.qr[0]) != r.Reference {
-					t.Errorf("%v %d %v: QR codes %q", k, lay.Cols, m, d.qr)
-				}
-				// The symbol sits between the second rule and the footer.
-				n := len(Lines(r, lay.Cols)) - len(r.Footer)
-				if i := slices.Index(d.items, "qr"); i != n {
-					t.Errorf("%v %d %v: items %v: QR at %d, want %d", k, lay.Cols, m, d.items, i, n)
-				}
-			}
+	eachEncoded(t, func(name string, r Receipt, lay Layout, b []byte) {
+		d, err := decode(b)
+		if err != nil {
+			t.Fatalf("%s: decode: %v", name, err)
 		}
-	}
+		if want := Lines(r, lay.Cols); !reflect.DeepEqual(d.lines, want) {
+			t.Errorf("%s: decoded\n%+v\nwant\n%+v", name, d.lines, want)
+		}
+		if !bytes.HasPrefix(b, []byte{esc, '@', esc, 'R', IntlUSA, fs, '&'}) || d.inits != 1 || !d.chinese || !slices.Equal(d.intl, []byte{IntlUSA}) {
+			t.Errorf("%s: not initialized into the USA set and Chinese mode: % X", name, b[:7])
+		}
+		if !bytes.HasSuffix(b, []byte{esc, 'd', 3, gs, 'V', 65, 0}) {
+			t.Errorf("%s: does not end in feed and cut: % X", name, b[len(b)-7:])
+		}
+		if len(d.qr) != 1 || string(d.qr[0]) != r.Reference {
+			t.Errorf("%s: QR codes %q", name, d.qr)
+		}
+		// The symbol sits between the second rule and the footer.
+		n := len(Lines(r, lay.Cols)) - len(r.Footer)
+		if i := slices.Index(d.items, "qr"); i != n {
+			t.Errorf("%s: items %v: QR at %d, want %d", name, d.items, i, n)
+		}
+	})
 }
 
 func TestEncodeNoSymbol(t *testing.T) {
@@ -575,4 +567,42 @@ func trimFeed(lines []string) []string {
 		lines = lines[:len(lines)-1]
 	}
 	return lines
+}
+
+// TestQRQuietZoneEveryReceipt: every kind of receipt, at 58 and 80 mm, in
+// both Chinese modes, read back by the virtual printer: its QR code has at
+// least 4 modules of blank paper on every side (ISO/IEC 18004's quiet zone;
+// phone cameras on real paper need it), and holds the reference.
+func TestQRQuietZoneEveryReceipt(t *testing.T) {
+	eachEncoded(t, func(name string, r Receipt, lay Layout, b []byte) {
+		dec := sim.Decoder{Model: sim.Model{Dots: lay.Dots}}
+		rs := dec.Feed(b)
+		if len(rs) != 1 || len(rs[0].QRCodes) != 1 {
+			t.Fatalf("%s: %d receipts", name, len(rs))
+		}
+		q := rs[0].QRCodes[0]
+		top, right, bottom, left := q.QuietZone()
+		if q.Data != r.Reference || q.Version == 0 || min(top, right, bottom, left) < 4 {
+			t.Errorf("%s: QR %q version %d, quiet zone top %d right %d bottom %d left %d modules; want at least 4 each (%+v)",
+				name, q.Data, q.Version, top, right, bottom, left, q)
+		}
+	})
+}
+
+// eachEncoded calls f with the sample receipt of every kind encoded with a
+// QR code at 58 and 80 mm in both Chinese modes.
+func eachEncoded(t *testing.T, f func(name string, r Receipt, lay Layout, b []byte)) {
+	t.Helper()
+	for _, k := range kinds {
+		for _, lay := range []Layout{Layout58, Layout80} {
+			for _, m := range []TextMode{TextGB18030, TextGBK} {
+				r := sample(k)
+				b, err := Encode(r, Options{Layout: lay, Mode: m, Symbol: SymbolQR})
+				if err != nil {
+					t.Fatalf("%v %d %v: %v", k, lay.Cols, m, err)
+				}
+				f(fmt.Sprintf("%v %d %v", k, lay.Cols, m), r, lay, b)
+			}
+		}
+	}
 }
