@@ -321,12 +321,19 @@ type PrinterConfig struct {
 	Code string `mapstructure:"code"`
 }
 
+// MaxStatementLines bounds receipt.statement_lines: a balance slip of 50
+// transactions is already 35 cm of 58 mm paper.
+const MaxStatementLines = 50
+
 // ReceiptConfig is what every receipt says besides the transaction.
 type ReceiptConfig struct {
 	// Merchant is the heading, e.g. "XX大学一卡通中心".
 	Merchant string `mapstructure:"merchant"`
 	// Footer lines are printed at the bottom, each centred.
 	Footer []string `mapstructure:"footer"`
+	// StatementLines is how many of the card's newest transactions a
+	// balance slip lists (0 to 50; 0 lists none).
+	StatementLines int `mapstructure:"statement_lines"`
 }
 
 // HostConfig is the link to the central host.
@@ -401,7 +408,7 @@ func Default() Config {
 			Relay: DoorRelayConfig{Baud: 9600, Open: "A00101A2", Close: "A00100A1", Hold: 3 * time.Second}},
 		Printer: PrinterConfig{Baud: 9600, DataBits: 8, Parity: "none", StopBits: "1", FlowControl: "none",
 			Paper: 58, Text: TextGB18030, StatusChecks: true, StatusTimeout: 500 * time.Millisecond, Code: "qr"},
-		Receipt: ReceiptConfig{Merchant: "校园一卡通", Footer: []string{"请妥善保管小票"}},
+		Receipt: ReceiptConfig{Merchant: "校园一卡通", Footer: []string{"请妥善保管小票"}, StatementLines: 5},
 	}
 }
 
@@ -517,6 +524,9 @@ func (c *Config) Validate() error {
 		p.bad("tap.timeout", c.Tap.Timeout.String(), "must be a positive duration, like \"3s\"")
 	}
 	c.Printer.validate(&p)
+	if n := c.Receipt.StatementLines; n < 0 || n > MaxStatementLines {
+		p.bad("receipt.statement_lines", strconv.Itoa(n), "must be 0..%d (how many of the card's newest transactions a balance slip lists; 0 lists none)", MaxStatementLines)
+	}
 	return errors.Join(p.errs...)
 }
 

@@ -79,6 +79,7 @@
 //	printer.code         CARDD_PRINTER_CODE                        qr (qr, code128 or none)
 //	receipt.merchant     CARDD_RECEIPT_MERCHANT                    "校园一卡通" (the receipt's heading)
 //	receipt.footer       CARDD_RECEIPT_FOOTER                      ["请妥善保管小票"] (lines at the bottom)
+//	receipt.statement_lines CARDD_RECEIPT_STATEMENT_LINES          5 (0..50; the card's newest transactions on a balance slip)
 //
 // The amounts in yuan (load.balance_cap, pos.daily_limit, pos.max_purchase)
 // are strings ("1000.00") or, in the file, YAML numbers (1000, 1000.5). A

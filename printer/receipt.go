@@ -73,7 +73,10 @@ type Receipt struct {
 	Amount        int64  // 充值金额 or 消费金额
 	Balance       int64  // 余额 after the operation (or as read, for a query)
 	Reference     string // 交易参考号; also the QR code or barcode
-	Footer        []string
+	// Statement is the card's newest transactions, newest first, on a
+	// balance slip (KindBalance only); as many as given are printed.
+	Statement []StatementLine
+	Footer    []string
 }
 
 // Layout is the printable width of a roll.
@@ -165,6 +168,10 @@ func Text(r Receipt, cols int) []string {
 //     known; then the kind's amounts as "50.00"; then 交易参考号. A value
 //     too long for its label's line goes on the lines below it,
 //     right-aligned and wrapped, except the holder's name, which is cut;
+//   - on a balance slip, the card's transactions (Receipt.Statement): a
+//     rule, 最近交易, and each transaction's time (to the minute), kind,
+//     terminal and amount, on one line when all fit (80 mm), else on two
+//     (58 mm);
 //   - for a test page, a digit ruler and a Chinese ruler, each exactly the
 //     width, to check the column setting against the paper;
 //   - a rule; the symbol here; the footer lines, centered and wrapped.
@@ -228,6 +235,9 @@ func layout(r Receipt, cols int) (lines []Line, symbolAt int) {
 	}
 	if ref := clean(r.Reference); ref != "" {
 		pair(LabelReference, ref)
+	}
+	if r.Kind == KindBalance {
+		lines = append(lines, statement(r.Statement, cols)...)
 	}
 	add(Line{Text: rule})
 	symbolAt = len(lines)

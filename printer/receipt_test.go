@@ -606,3 +606,34 @@ func eachEncoded(t *testing.T, f func(name string, r Receipt, lay Layout, b []by
 		}
 	}
 }
+
+// TestStatementFits: a balance slip's transactions fit every width, with
+// long, empty and hostile terminal ids, and only a balance slip lists them.
+func TestStatementFits(t *testing.T) {
+	r := sample(KindBalance)
+	at := time.Date(2026, 11, 23, 12, 5, 9, 0, cst)
+	r.Statement = []StatementLine{
+		{Time: at, Kind: TxComposite, Amount: -99999999, Terminal: "0000000000A2"},
+		{Time: at, Kind: TxLoad, Amount: 5000},
+		{Kind: TxKind(9), Amount: -1, Terminal: "收银台" + strings.Repeat("一", 20) + "\x1dV"},
+	}
+	for _, cols := range []int{MinCols, 32, 48} {
+		lines := Lines(r, cols)
+		checkLines(t, lines, cols)
+		text := strings.Join(Text(r, cols), "\n")
+		for _, want := range []string{LabelStatement, "复合消费", "充值", "其他", "-999999.99", "50.00", "-0.01", "2026-11-23 12:05", "----------------"} {
+			if !strings.Contains(text, want) {
+				t.Errorf("%d columns: no %q in\n%s", cols, want, text)
+			}
+		}
+		if strings.Contains(text, "\x1d") {
+			t.Errorf("%d columns: a control character on paper", cols)
+		}
+	}
+	for _, k := range []Kind{KindTopUp, KindPurchase, KindTest} {
+		r.Kind = k
+		if slices.Contains(Text(r, 48), LabelStatement) {
+			t.Errorf("%v lists transactions", k)
+		}
+	}
+}
