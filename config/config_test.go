@@ -182,6 +182,8 @@ func TestBadValues(t *testing.T) {
 		{name: "family PSAM setting twice", file: "psam:\n  families:\n    cityunion: \"security_code=on security_code=off\"\n", key: "psam.families.cityunion", value: "security_code=on security_code=off", in: "given twice"},
 		{name: "misspelt family", file: "psam:\n  families:\n    tunoin: tunion\n", key: "psam.families.tunoin", value: "tunion", in: "did you mean psam.families.tunion?"},
 		{name: "loud log level", file: "log:\n  level: loud\n", key: "log.level", value: "loud", in: "debug, info, warn, error"},
+		{name: "four-byte picture", file: "printer:\n  four_byte: picture\n", key: "printer.four_byte", value: "picture", in: "text, image"},
+		{name: "four-byte image without font", env: map[string]string{"CARDD_PRINTER_FOUR_BYTE": "image"}, key: "printer.font_file", in: "required when printer.four_byte is \"image\""},
 		{name: "51 statement lines", file: "receipt:\n  statement_lines: 51\n", key: "receipt.statement_lines", value: "51", in: "0..50"},
 		{name: "negative statement lines", env: map[string]string{"CARDD_RECEIPT_STATEMENT_LINES": "-1"}, key: "receipt.statement_lines", value: "-1", in: "0..50"},
 		{name: "log format", args: []string{"--log-format", "xml"}, key: "log.format", value: "xml", in: "text, json"},

@@ -74,6 +74,7 @@
 //	printer.paper        CARDD_PRINTER_PAPER                       58 (mm: 58 = 32 columns, 80 = 48)
 //	printer.text         CARDD_PRINTER_TEXT                        gb18030 (gb18030, gbk or raster)
 //	printer.font_file    CARDD_PRINTER_FONT_FILE                   "" (CJK font; required for raster)
+//	printer.four_byte    CARDD_PRINTER_FOUR_BYTE                   text (text or image: a line with a 4-byte character drawn with font_file)
 //	printer.status_checks CARDD_PRINTER_STATUS_CHECKS              true (DLE EOT after each receipt, and before one unless it follows one confirmed ready)
 //	printer.status_timeout CARDD_PRINTER_STATUS_TIMEOUT            500ms
 //	printer.code         CARDD_PRINTER_CODE                        qr (qr, code128 or none)

@@ -348,8 +348,58 @@ const (
 type Options struct {
 	Layout Layout
 	Mode   TextMode
-	Font   *Font // required for TextRaster, unused otherwise
+	Font   *Font // required for TextRaster and FourByteImage, unused otherwise
 	Symbol Symbol
+	// FourByte is what the GB modes do with a line holding a character
+	// that has no 2-byte code (王𠮷's 𠮷 is 4 bytes in GB18030, none in GBK).
+	FourByte FourByte
+}
+
+// FourByte is how a text mode prints a line with a character outside the
+// 2-byte codes of GBK.
+type FourByte int
+
+// FourByte settings. FourByteText sends the line as text: in GB18030 its
+// 4-byte codes, which a printer whose font knows only GB2312/GBK prints as
+// stray characters (a lead byte it cannot show and a digit, twice); in GBK
+// mode such a line is an error wrapping ErrUnencodable. FourByteImage draws
+// that line, and only it, with Options.Font as a raster image on the same
+// column grid, so it prints right on any printer.
+const (
+	FourByteText FourByte = iota
+	FourByteImage
+)
+
+var fourByteNames = [...]string{FourByteText: "text", FourByteImage: "image"}
+
+// String returns the name ParseFourByte accepts: "text" or "image".
+func (f FourByte) String() string {
+	if f >= 0 && int(f) < len(fourByteNames) {
+		return fourByteNames[f]
+	}
+	return fmt.Sprintf("FourByte(%d)", int(f))
+}
+
+// ParseFourByte reads a FourByte setting as written in the configuration.
+func ParseFourByte(s string) (FourByte, error) {
+	for f, name := range fourByteNames {
+		if s == name {
+			return FourByte(f), nil
+		}
+	}
+	return 0, fmt.Errorf("printer: unknown four-byte setting %q: want text or image", s)
+}
+
+// needsImage reports whether line s has a character without a 2-byte code.
+func needsImage(s string) bool {
+	for _, r := range s {
+		if r >= utf8.RuneSelf {
+			if _, err := EncodeText(string(r), TextGBK); err != nil {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // Encode returns the ESC/POS bytes that print r: ESC @ and ESC R 0 (the
@@ -360,9 +410,14 @@ type Options struct {
 // the reference (centered, after the second rule, when there is a
 // reference); the footer; ESC d 3 and a full cut with feed (GS V 65 0).
 //
-// In GBK mode a character outside GBK is an error wrapping ErrUnencodable,
-// as is, in raster mode, a character the font has no glyph for: the caller
-// may retry in GB18030 or raster mode, but nothing is left out silently.
+// With opt.FourByte set to FourByteImage, a line holding a character that
+// has no 2-byte code is drawn with opt.Font and sent as GS v 0 in place of
+// its text (a decoder finds an image there, not a line).
+//
+// In GBK mode a character outside GBK is an error wrapping ErrUnencodable
+// (unless its line is drawn as an image), as is, in raster mode or in such
+// an image, a character the font has no glyph for: the caller may retry in
+// GB18030 or raster mode, but nothing is left out silently.
 func Encode(r Receipt, opt Options) ([]byte, error) {
 	if err := opt.Layout.validate(); err != nil {
 		return nil, err
@@ -372,6 +427,12 @@ func Encode(r Receipt, opt Options) ([]byte, error) {
 	}
 	if opt.Mode == TextRaster && opt.Font == nil {
 		return nil, fmt.Errorf("printer: raster text mode needs a font: set the printer's font file")
+	}
+	if opt.FourByte == FourByteImage && opt.Mode != TextRaster && opt.Font == nil {
+		return nil, fmt.Errorf("printer: four-byte characters as images need a font: set the printer's font file")
+	}
+	if opt.FourByte < FourByteText || opt.FourByte > FourByteImage {
+		return nil, fmt.Errorf("printer: unknown four-byte setting %v", opt.FourByte)
 	}
 	if opt.Mode < TextGB18030 || opt.Mode > TextRaster {
 		return nil, fmt.Errorf("printer: unknown text mode %v", opt.Mode)
@@ -450,6 +511,16 @@ func encodeLines(d *Doc, lines []Line, opt Options) error {
 		cur = l
 	}
 	for _, l := range lines {
+		if opt.FourByte == FourByteImage && needsImage(l.Text) {
+			// The image is the full width, drawn justified, bold and
+			// sized by Render: the text settings do not apply to it.
+			img, err := opt.Font.Render([]Line{l}, opt.Layout)
+			if err != nil {
+				return err
+			}
+			d.Raster(img)
+			continue
+		}
 		set(l)
 		d.Text(l.Text, opt.Mode).LF()
 	}

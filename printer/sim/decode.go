@@ -269,7 +269,9 @@ const (
 //     file): skipped.
 //
 // Text between commands is decoded from GB18030 (a superset of GBK, so both
-// Chinese printer modes decode, whether or not FS & selected Chinese mode).
+// Chinese printer modes decode, whether or not FS & selected Chinese mode);
+// on a Model.TwoByteOnly printer a 4-byte code prints as stray characters
+// and is an error.
 // A run of text is decoded on its own: a multi-byte character cut by a
 // command is invalid. A byte that does not start a valid GB18030 character
 // becomes U+FFFD and an error.
@@ -1006,6 +1008,19 @@ func (d *Decoder) appendDecoded(dst, run []byte, errs *Decoder) []byte {
 			continue
 		}
 		seg := run[i : i+size]
+		if size == 4 && d.Model.TwoByteOnly {
+			// Two pairs that are no 2-byte code: each lead byte is
+			// garbage, each digit after it prints as itself.
+			dst = append(dst, "\uFFFD"...)
+			dst = utf8.AppendRune(dst, intlRune(cs, seg[1]))
+			dst = append(dst, "\uFFFD"...)
+			dst = utf8.AppendRune(dst, intlRune(cs, seg[3]))
+			if errs != nil {
+				errs.errorf("line %d: % X is a 4-byte GB18030 code: a 2-byte printer prints it as stray characters", len(errs.cur.Lines)+1, seg)
+			}
+			i += size
+			continue
+		}
 		if d.gb == nil {
 			d.gb = simplifiedchinese.GB18030.NewDecoder()
 		}

@@ -494,3 +494,19 @@ func TestQRQuietZone(t *testing.T) {
 		t.Errorf("QuietZone of %+v: %d %d %d %d", q, top, right, bottom, left)
 	}
 }
+
+// TestTwoByteOnly: 王𠮷 in GB18030 is CD F5 95 34 B2 35; a printer whose font
+// knows 2-byte codes only prints 王 and then stray characters, and says so;
+// a GB18030 printer prints the name.
+func TestTwoByteOnly(t *testing.T) {
+	stream := cat(escInit, chineseOn, gb(t, "持卡人 王𠮷"), nl, cutFull)
+	d := Decoder{Model: Model{TwoByteOnly: true}}
+	rs := d.Feed(stream)
+	if len(rs) != 1 || rs[0].Lines[0] != "持卡人 王\uFFFD4\uFFFD5" || rs[0].ErrorCount != 1 || !strings.Contains(rs[0].Errors[0], "95 34 B2 35 is a 4-byte GB18030 code") {
+		t.Errorf("2-byte printer: %q, errors %q", rs[0].Lines, rs[0].Errors)
+	}
+	rs, _ = Decode(stream)
+	if len(rs) != 1 || rs[0].Lines[0] != "持卡人 王𠮷" || rs[0].ErrorCount != 0 {
+		t.Errorf("GB18030 printer: %q, errors %q", rs[0].Lines, rs[0].Errors)
+	}
+}
