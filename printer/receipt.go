@@ -452,14 +452,7 @@ func Encode(r Receipt, opt Options) ([]byte, error) {
 	if ref := clean(r.Reference); ref != "" {
 		switch opt.Symbol {
 		case SymbolQR:
-			// Blank paper of qrQuiet modules above and below: a rule
-			// line's feed leaves a few dots only, the footer none. Beside
-			// it, centred on 384 dots (58 mm), a reference of up to 84
-			// bytes (version 5 at level M: 37 modules, 222 dots) leaves
-			// 13 modules a side.
-			d.FeedDots(qrQuiet * qrModule)
-			d.Align(AlignCenter).QR([]byte(ref), qrModule, QRLevelM).Align(AlignLeft)
-			d.FeedDots(qrQuiet * qrModule)
+			quietQR(&d, []byte(ref), opt.Layout.Dots)
 		case SymbolCode128:
 			if w := Code128Dots(ref, code128Module); w > opt.Layout.Dots {
 				return nil, fmt.Errorf("printer: CODE128 of reference %q is %d dots wide, the paper %d: use a QR code", ref, w, opt.Layout.Dots)
@@ -472,6 +465,37 @@ func Encode(r Receipt, opt Options) ([]byte, error) {
 	}
 	d.Feed(feedBeforeCut).FullCut(0)
 	return d.Bytes()
+}
+
+// quietQR prints data as a centred QR code at level M with qrQuiet modules
+// of blank paper on every side: fed above and below (a rule line's feed
+// leaves a few dots only, the footer none), and beside it by a module small
+// enough for the symbol and its quiet zone to fit dots across.
+func quietQR(d *Doc, data []byte, dots int) {
+	m := qrModuleFor(len(data), dots)
+	d.FeedDots(qrQuiet * m)
+	d.Align(AlignCenter).QR(data, byte(m), QRLevelM).Align(AlignLeft)
+	d.FeedDots(qrQuiet * m)
+}
+
+// qrCapacityM is how many bytes a QR code of versions 1 to 10 holds at
+// level M in byte mode (ISO/IEC 18004 table 7), the largest of the modes
+// a printer may pick.
+var qrCapacityM = [...]int{14, 26, 42, 62, 84, 106, 122, 152, 180, 213}
+
+// qrModuleFor is the module size, in dots, for n bytes of QR data on a
+// width of dots: qrModule when the symbol and 2·qrQuiet modules fit, else
+// the largest that does (at least 1). Data beyond version 10 is sized as
+// version 40 (177 modules), the largest.
+func qrModuleFor(n, dots int) int {
+	modules := 177
+	for v, c := range qrCapacityM {
+		if n <= c {
+			modules = 17 + 4*(v+1)
+			break
+		}
+	}
+	return max(1, min(qrModule, dots/(modules+2*qrQuiet)))
 }
 
 // encodeLines appends lines in opt's text mode.

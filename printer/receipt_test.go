@@ -574,7 +574,26 @@ func trimFeed(lines []string) []string {
 // least 4 modules of blank paper on every side (ISO/IEC 18004's quiet zone;
 // phone cameras on real paper need it), and holds the reference.
 func TestQRQuietZoneEveryReceipt(t *testing.T) {
-	eachEncoded(t, func(name string, r Receipt, lay Layout, b []byte) {
+	eachEncoded(t, checkQuietZone(t))
+	// Longer data, such as an invoicing URL, takes a larger symbol: its
+	// modules shrink so that the sides keep their quiet zone on 58 mm.
+	for _, n := range []int{60, 120, 200} {
+		r := sample(KindTopUp)
+		r.Reference = "https://fapiao.example.cn/i?order=" + strings.Repeat("7", n-34)
+		for _, lay := range []Layout{Layout58, Layout80} {
+			b, err := Encode(r, Options{Layout: lay, Symbol: SymbolQR})
+			if err != nil {
+				t.Fatal(err)
+			}
+			checkQuietZone(t)(fmt.Sprintf("%d bytes at %d columns", n, lay.Cols), r, lay, b)
+		}
+	}
+}
+
+// checkQuietZone decodes b on the virtual printer and fails unless its one
+// QR code holds r's reference with 4 modules of blank paper on every side.
+func checkQuietZone(t *testing.T) func(name string, r Receipt, lay Layout, b []byte) {
+	return func(name string, r Receipt, lay Layout, b []byte) {
 		dec := sim.Decoder{Model: sim.Model{Dots: lay.Dots}}
 		rs := dec.Feed(b)
 		if len(rs) != 1 || len(rs[0].QRCodes) != 1 {
@@ -586,7 +605,7 @@ func TestQRQuietZoneEveryReceipt(t *testing.T) {
 			t.Errorf("%s: QR %q version %d, quiet zone top %d right %d bottom %d left %d modules; want at least 4 each (%+v)",
 				name, q.Data, q.Version, top, right, bottom, left, q)
 		}
-	})
+	}
 }
 
 // eachEncoded calls f with the sample receipt of every kind encoded with a
