@@ -308,6 +308,13 @@ type PrinterConfig struct {
 	// glyphs, required for text "raster", e.g.
 	// /usr/share/fonts/truetype/wqy/wqy-zenhei.ttc (Debian fonts-wqy-zenhei).
 	FontFile string `mapstructure:"font_file"`
+	// FourByte is what the gb18030 and gbk modes do with a line holding
+	// a character that has no 2-byte code (王𠮷's 𠮷): "text" sends it as
+	// text (GB18030's 4-byte code, which a printer whose font knows only
+	// GB2312/GBK prints as stray digits; refused in gbk mode), "image"
+	// draws that line with FontFile, which then needs the glyphs (Noto
+	// Sans CJK has them; wqy-zenhei does not).
+	FourByte string `mapstructure:"four_byte"`
 	// StatusChecks asks the printer its state (DLE EOT) before and after
 	// each receipt. Turn it off for a printer on a one-way cable or one
 	// that answers wrongly (always "offline"): receipts are then sent
@@ -321,12 +328,19 @@ type PrinterConfig struct {
 	Code string `mapstructure:"code"`
 }
 
+// MaxStatementLines bounds receipt.statement_lines: a balance slip of 50
+// transactions is already 35 cm of 58 mm paper.
+const MaxStatementLines = 50
+
 // ReceiptConfig is what every receipt says besides the transaction.
 type ReceiptConfig struct {
 	// Merchant is the heading, e.g. "XX大学一卡通中心".
 	Merchant string `mapstructure:"merchant"`
 	// Footer lines are printed at the bottom, each centred.
 	Footer []string `mapstructure:"footer"`
+	// StatementLines is how many of the card's newest transactions a
+	// balance slip lists (0 to 50; 0 lists none).
+	StatementLines int `mapstructure:"statement_lines"`
 }
 
 // HostConfig is the link to the central host.
@@ -400,8 +414,8 @@ func Default() Config {
 		Door: DoorConfig{Groups: []string{"*"}, LoadCredits: true, CardFamilies: []string{"campus", "tunion"},
 			Relay: DoorRelayConfig{Baud: 9600, Open: "A00101A2", Close: "A00100A1", Hold: 3 * time.Second}},
 		Printer: PrinterConfig{Baud: 9600, DataBits: 8, Parity: "none", StopBits: "1", FlowControl: "none",
-			Paper: 58, Text: TextGB18030, StatusChecks: true, StatusTimeout: 500 * time.Millisecond, Code: "qr"},
-		Receipt: ReceiptConfig{Merchant: "校园一卡通", Footer: []string{"请妥善保管小票"}},
+			Paper: 58, Text: TextGB18030, FourByte: "text", StatusChecks: true, StatusTimeout: 500 * time.Millisecond, Code: "qr"},
+		Receipt: ReceiptConfig{Merchant: "校园一卡通", Footer: []string{"请妥善保管小票"}, StatementLines: 5},
 	}
 }
 
@@ -517,6 +531,9 @@ func (c *Config) Validate() error {
 		p.bad("tap.timeout", c.Tap.Timeout.String(), "must be a positive duration, like \"3s\"")
 	}
 	c.Printer.validate(&p)
+	if n := c.Receipt.StatementLines; n < 0 || n > MaxStatementLines {
+		p.bad("receipt.statement_lines", strconv.Itoa(n), "must be 0..%d (how many of the card's newest transactions a balance slip lists; 0 lists none)", MaxStatementLines)
+	}
 	return errors.Join(p.errs...)
 }
 
@@ -678,6 +695,10 @@ func (c PrinterConfig) validate(p *problems) {
 	oneOf(p.bad, "printer.text", c.Text, TextGB18030, TextGBK, TextRaster)
 	if c.Text == TextRaster && c.FontFile == "" {
 		p.bad("printer.font_file", "", "required when printer.text is \"raster\": a font with Chinese glyphs, like /usr/share/fonts/truetype/wqy/wqy-zenhei.ttc")
+	}
+	oneOf(p.bad, "printer.four_byte", c.FourByte, "text", "image")
+	if c.FourByte == "image" && c.FontFile == "" {
+		p.bad("printer.font_file", "", "required when printer.four_byte is \"image\": a font with the rare characters' glyphs, like /usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc (fonts-noto-cjk)")
 	}
 	if c.StatusTimeout <= 0 {
 		p.bad("printer.status_timeout", c.StatusTimeout.String(), "must be a positive duration, like \"500ms\"")

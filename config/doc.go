@@ -74,11 +74,13 @@
 //	printer.paper        CARDD_PRINTER_PAPER                       58 (mm: 58 = 32 columns, 80 = 48)
 //	printer.text         CARDD_PRINTER_TEXT                        gb18030 (gb18030, gbk or raster)
 //	printer.font_file    CARDD_PRINTER_FONT_FILE                   "" (CJK font; required for raster)
+//	printer.four_byte    CARDD_PRINTER_FOUR_BYTE                   text (text or image: a line with a 4-byte character drawn with font_file)
 //	printer.status_checks CARDD_PRINTER_STATUS_CHECKS              true (DLE EOT after each receipt, and before one unless it follows one confirmed ready)
 //	printer.status_timeout CARDD_PRINTER_STATUS_TIMEOUT            500ms
 //	printer.code         CARDD_PRINTER_CODE                        qr (qr, code128 or none)
 //	receipt.merchant     CARDD_RECEIPT_MERCHANT                    "校园一卡通" (the receipt's heading)
 //	receipt.footer       CARDD_RECEIPT_FOOTER                      ["请妥善保管小票"] (lines at the bottom)
+//	receipt.statement_lines CARDD_RECEIPT_STATEMENT_LINES          5 (0..50; the card's newest transactions on a balance slip)
 //
 // The amounts in yuan (load.balance_cap, pos.daily_limit, pos.max_purchase)
 // are strings ("1000.00") or, in the file, YAML numbers (1000, 1000.5). A

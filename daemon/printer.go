@@ -41,7 +41,8 @@ func Renderer(cfg *config.Config) (spool.Renderer, error) {
 	}
 	mode, _ := printer.ParseTextMode(p.Text) // checked by config.Validate, in loadConfig
 	opt.Mode = mode
-	if mode == printer.TextRaster {
+	opt.FourByte, _ = printer.ParseFourByte(p.FourByte) // checked by config.Validate
+	if mode == printer.TextRaster || opt.FourByte == printer.FourByteImage {
 		var err error
 		if opt.Font, err = printer.LoadFont(p.FontFile); err != nil {
 			return spool.Renderer{}, &ConfigError{Err: fmt.Errorf("printer.font_file %q: %w", p.FontFile, err)}

@@ -11,14 +11,16 @@ import (
 // of consecutive GS v 0 commands stitched together), the symbols and cuts,
 // in the order they appear (items).
 type decoded struct {
-	lines   []Line
-	images  []*Bitmap
-	bands   []int // rows of each GS v 0 band
-	qr      [][]byte
-	code128 []string
-	items   []string // "text", "image", "qr", "code128", "feed", "cut"
-	inits   int
-	chinese bool
+	lines    []Line
+	images   []*Bitmap
+	bands    []int // rows of each GS v 0 band
+	qr       [][]byte
+	code128  []string
+	items    []string // "text", "image", "qr", "code128", "feed", "cut"
+	inits    int
+	intl     []byte // each ESC R n's n
+	dotFeeds []int  // each ESC J n's n
+	chinese  bool
 }
 
 // decode reads the subset of ESC/POS this package writes, and fails on
@@ -69,6 +71,18 @@ func decode(b []byte) (*decoded, error) {
 			case "\x1c&", "\x1c.":
 				d.chinese = cmd == "\x1c&"
 				i += 2
+			case "\x1bJ":
+				if err := need(i, 3); err != nil {
+					return nil, err
+				}
+				d.dotFeeds = append(d.dotFeeds, int(b[i+2]))
+				i += 3
+			case "\x1bR":
+				if err := need(i, 3); err != nil {
+					return nil, err
+				}
+				d.intl = append(d.intl, b[i+2])
+				i += 3
 			case "\x1ba", "\x1bE", "\x1bd", "\x1d!", "\x1dh", "\x1dH", "\x1dw":
 				if err := need(i, 3); err != nil {
 					return nil, err

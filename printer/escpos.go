@@ -263,6 +263,16 @@ func (d *Doc) Feed(n int) *Doc {
 	return d.put(esc, 'd', byte(n))
 }
 
+// FeedDots prints the buffer and feeds the paper n dots (motion units,
+// 1/203 inch on the printers cardd meets): ESC J n (1B 4A n). Unlike Feed
+// it adds no line, so blank paper goes where a line would be wrong.
+func (d *Doc) FeedDots(n int) *Doc {
+	if n < 0 || n > 255 {
+		return d.fail("feed of %d dots: want 0 to 255", n)
+	}
+	return d.put(esc, 'J', byte(n))
+}
+
 // FullCut feeds the paper to the cutter plus n motion units and cuts it
 // through: GS V 65 n (1D 56 41 n). The feed is the point of this form over
 // GS V 0: the last printed line would otherwise stay above the cutter.
@@ -271,6 +281,17 @@ func (d *Doc) FullCut(n byte) *Doc { return d.put(gs, 'V', 65, n) }
 // PartialCut is FullCut leaving one point uncut, so the receipt hangs
 // from the printer until torn off: GS V 66 n (1D 56 42 n).
 func (d *Doc) PartialCut(n byte) *Doc { return d.put(gs, 'V', 66, n) }
+
+// IntlUSA is the international character set USA for ESC R: the twelve
+// codes 23 24 40 5B 5C 5D 5E 60 7B 7C 7D 7E print as # $ @ [ \ ] ^ ` { | } ~.
+const IntlUSA = 0
+
+// IntlCharset selects the international character set: ESC R n (1B 52 n).
+// It decides how twelve ASCII codes print (# $ @ [ \ ] ^ ` { | } ~ are
+// £, ¥, Ä, é... in the other sets). ESC @ restores the printer's own
+// default, which its DIP switches or memory switches may set to another
+// country (Japan prints \ as ¥), so send it after Init.
+func (d *Doc) IntlCharset(n byte) *Doc { return d.put(esc, 'R', n) }
 
 // ChineseOn selects Chinese character mode, in which the printer reads
 // two-byte (and, if it supports GB18030, four-byte) codes as Chinese

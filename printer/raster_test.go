@@ -21,13 +21,33 @@ var loadTestFont = sync.OnceValues(func() (*Font, error) { return LoadFont(cjkFo
 
 func testFont(t *testing.T) *Font {
 	t.Helper()
-	if _, err := os.Stat(cjkFont); err != nil {
+	return fontFrom(t, cjkFont, "fonts-wqy-zenhei", loadTestFont)
+}
+
+// rareFont is a font with the characters of CJK Extension B (𠮷, U+20BB7),
+// which wqy-zenhei lacks: Noto Sans CJK, from the Debian package
+// fonts-noto-cjk (scripts/lib.sh installs it).
+const rareFont = "/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc"
+
+var loadRareFont = sync.OnceValues(func() (*Font, error) { return LoadFont(rareFont) })
+
+func testRareFont(t *testing.T) *Font {
+	t.Helper()
+	return fontFrom(t, rareFont, "fonts-noto-cjk", loadRareFont)
+}
+
+// fontFrom loads the font at path, from Debian package pkg: it skips the
+// test without the file, except under CI=true, where a missing font must
+// not pass as green.
+func fontFrom(t *testing.T, path, pkg string, load func() (*Font, error)) *Font {
+	t.Helper()
+	if _, err := os.Stat(path); err != nil {
 		if os.Getenv("CI") == "true" {
-			t.Fatalf("%v: install the Debian package fonts-wqy-zenhei", err)
+			t.Fatalf("%v: install the Debian package %s", err, pkg)
 		}
-		t.Skipf("%v: install the Debian package fonts-wqy-zenhei to run the raster tests", err)
+		t.Skipf("%v: install the Debian package %s to run the raster tests", err, pkg)
 	}
-	f, err := loadTestFont()
+	f, err := load()
 	if err != nil {
 		t.Fatal(err)
 	}

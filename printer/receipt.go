@@ -73,7 +73,10 @@ type Receipt struct {
 	Amount        int64  // 充值金额 or 消费金额
 	Balance       int64  // 余额 after the operation (or as read, for a query)
 	Reference     string // 交易参考号; also the QR code or barcode
-	Footer        []string
+	// Statement is the card's newest transactions, newest first, on a
+	// balance slip (KindBalance only); as many as given are printed.
+	Statement []StatementLine
+	Footer    []string
 }
 
 // Layout is the printable width of a roll.
@@ -165,6 +168,10 @@ func Text(r Receipt, cols int) []string {
 //     known; then the kind's amounts as "50.00"; then 交易参考号. A value
 //     too long for its label's line goes on the lines below it,
 //     right-aligned and wrapped, except the holder's name, which is cut;
+//   - on a balance slip, the card's transactions (Receipt.Statement): a
+//     rule, 最近交易, and each transaction's time (to the minute), kind,
+//     terminal and amount, on one line when all fit (80 mm), else on two
+//     (58 mm);
 //   - for a test page, a digit ruler and a Chinese ruler, each exactly the
 //     width, to check the column setting against the paper;
 //   - a rule; the symbol here; the footer lines, centered and wrapped.
@@ -228,6 +235,9 @@ func layout(r Receipt, cols int) (lines []Line, symbolAt int) {
 	}
 	if ref := clean(r.Reference); ref != "" {
 		pair(LabelReference, ref)
+	}
+	if r.Kind == KindBalance {
+		lines = append(lines, statement(r.Statement, cols)...)
 	}
 	add(Line{Text: rule})
 	symbolAt = len(lines)
@@ -317,7 +327,10 @@ const (
 // under 180 dots; CODE128 at 2 dots a module is the narrowest that
 // scanners read reliably, 64 dots (8 mm) tall.
 const (
-	qrModule      = 6
+	qrModule = 6
+	// qrQuiet is the QR code's quiet zone in modules: ISO/IEC 18004
+	// asks for 4 on every side, and phone cameras need it on paper.
+	qrQuiet       = 4
 	code128Module = 2
 	code128Height = 64
 )
@@ -335,20 +348,76 @@ const (
 type Options struct {
 	Layout Layout
 	Mode   TextMode
-	Font   *Font // required for TextRaster, unused otherwise
+	Font   *Font // required for TextRaster and FourByteImage, unused otherwise
 	Symbol Symbol
+	// FourByte is what the GB modes do with a line holding a character
+	// that has no 2-byte code (王𠮷's 𠮷 is 4 bytes in GB18030, none in GBK).
+	FourByte FourByte
 }
 
-// Encode returns the ESC/POS bytes that print r: ESC @; in the GB modes FS &
+// FourByte is how a text mode prints a line with a character outside the
+// 2-byte codes of GBK.
+type FourByte int
+
+// FourByte settings. FourByteText sends the line as text: in GB18030 its
+// 4-byte codes, which a printer whose font knows only GB2312/GBK prints as
+// stray characters (a lead byte it cannot show and a digit, twice); in GBK
+// mode such a line is an error wrapping ErrUnencodable. FourByteImage draws
+// that line, and only it, with Options.Font as a raster image on the same
+// column grid, so it prints right on any printer.
+const (
+	FourByteText FourByte = iota
+	FourByteImage
+)
+
+var fourByteNames = [...]string{FourByteText: "text", FourByteImage: "image"}
+
+// String returns the name ParseFourByte accepts: "text" or "image".
+func (f FourByte) String() string {
+	if f >= 0 && int(f) < len(fourByteNames) {
+		return fourByteNames[f]
+	}
+	return fmt.Sprintf("FourByte(%d)", int(f))
+}
+
+// ParseFourByte reads a FourByte setting as written in the configuration.
+func ParseFourByte(s string) (FourByte, error) {
+	for f, name := range fourByteNames {
+		if s == name {
+			return FourByte(f), nil
+		}
+	}
+	return 0, fmt.Errorf("printer: unknown four-byte setting %q: want text or image", s)
+}
+
+// needsImage reports whether line s has a character without a 2-byte code.
+func needsImage(s string) bool {
+	for _, r := range s {
+		if r >= utf8.RuneSelf {
+			if _, err := EncodeText(string(r), TextGBK); err != nil {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// Encode returns the ESC/POS bytes that print r: ESC @ and ESC R 0 (the
+// international set USA, whatever the printer's default); in the GB modes FS &
 // and the lines of Lines as text (ESC a 1 for centered lines, ESC E 1 for
 // bold, GS ! 11 for double size, each sent when it changes), in raster mode
 // the same lines drawn with opt.Font and sent as GS v 0; then the symbol of
 // the reference (centered, after the second rule, when there is a
 // reference); the footer; ESC d 3 and a full cut with feed (GS V 65 0).
 //
-// In GBK mode a character outside GBK is an error wrapping ErrUnencodable,
-// as is, in raster mode, a character the font has no glyph for: the caller
-// may retry in GB18030 or raster mode, but nothing is left out silently.
+// With opt.FourByte set to FourByteImage, a line holding a character that
+// has no 2-byte code is drawn with opt.Font and sent as GS v 0 in place of
+// its text (a decoder finds an image there, not a line).
+//
+// In GBK mode a character outside GBK is an error wrapping ErrUnencodable
+// (unless its line is drawn as an image), as is, in raster mode or in such
+// an image, a character the font has no glyph for: the caller may retry in
+// GB18030 or raster mode, but nothing is left out silently.
 func Encode(r Receipt, opt Options) ([]byte, error) {
 	if err := opt.Layout.validate(); err != nil {
 		return nil, err
@@ -359,6 +428,12 @@ func Encode(r Receipt, opt Options) ([]byte, error) {
 	if opt.Mode == TextRaster && opt.Font == nil {
 		return nil, fmt.Errorf("printer: raster text mode needs a font: set the printer's font file")
 	}
+	if opt.FourByte == FourByteImage && opt.Mode != TextRaster && opt.Font == nil {
+		return nil, fmt.Errorf("printer: four-byte characters as images need a font: set the printer's font file")
+	}
+	if opt.FourByte < FourByteText || opt.FourByte > FourByteImage {
+		return nil, fmt.Errorf("printer: unknown four-byte setting %v", opt.FourByte)
+	}
 	if opt.Mode < TextGB18030 || opt.Mode > TextRaster {
 		return nil, fmt.Errorf("printer: unknown text mode %v", opt.Mode)
 	}
@@ -367,7 +442,7 @@ func Encode(r Receipt, opt Options) ([]byte, error) {
 	}
 	lines, symbolAt := layout(r, opt.Layout.Cols)
 	var d Doc
-	d.Init()
+	d.Init().IntlCharset(IntlUSA)
 	if opt.Mode != TextRaster {
 		d.ChineseOn()
 	}
@@ -377,7 +452,7 @@ func Encode(r Receipt, opt Options) ([]byte, error) {
 	if ref := clean(r.Reference); ref != "" {
 		switch opt.Symbol {
 		case SymbolQR:
-			d.Align(AlignCenter).QR([]byte(ref), qrModule, QRLevelM).Align(AlignLeft)
+			quietQR(&d, []byte(ref), opt.Layout.Dots)
 		case SymbolCode128:
 			if w := Code128Dots(ref, code128Module); w > opt.Layout.Dots {
 				return nil, fmt.Errorf("printer: CODE128 of reference %q is %d dots wide, the paper %d: use a QR code", ref, w, opt.Layout.Dots)
@@ -390,6 +465,37 @@ func Encode(r Receipt, opt Options) ([]byte, error) {
 	}
 	d.Feed(feedBeforeCut).FullCut(0)
 	return d.Bytes()
+}
+
+// quietQR prints data as a centred QR code at level M with qrQuiet modules
+// of blank paper on every side: fed above and below (a rule line's feed
+// leaves a few dots only, the footer none), and beside it by a module small
+// enough for the symbol and its quiet zone to fit dots across.
+func quietQR(d *Doc, data []byte, dots int) {
+	m := qrModuleFor(len(data), dots)
+	d.FeedDots(qrQuiet * m)
+	d.Align(AlignCenter).QR(data, byte(m), QRLevelM).Align(AlignLeft)
+	d.FeedDots(qrQuiet * m)
+}
+
+// qrCapacityM is how many bytes a QR code of versions 1 to 10 holds at
+// level M in byte mode (ISO/IEC 18004 table 7), the largest of the modes
+// a printer may pick.
+var qrCapacityM = [...]int{14, 26, 42, 62, 84, 106, 122, 152, 180, 213}
+
+// qrModuleFor is the module size, in dots, for n bytes of QR data on a
+// width of dots: qrModule when the symbol and 2·qrQuiet modules fit, else
+// the largest that does (at least 1). Data beyond version 10 is sized as
+// version 40 (177 modules), the largest.
+func qrModuleFor(n, dots int) int {
+	modules := 177
+	for v, c := range qrCapacityM {
+		if n <= c {
+			modules = 17 + 4*(v+1)
+			break
+		}
+	}
+	return max(1, min(qrModule, dots/(modules+2*qrQuiet)))
 }
 
 // encodeLines appends lines in opt's text mode.
@@ -429,6 +535,16 @@ func encodeLines(d *Doc, lines []Line, opt Options) error {
 		cur = l
 	}
 	for _, l := range lines {
+		if opt.FourByte == FourByteImage && needsImage(l.Text) {
+			// The image is the full width, drawn justified, bold and
+			// sized by Render: the text settings do not apply to it.
+			img, err := opt.Font.Render([]Line{l}, opt.Layout)
+			if err != nil {
+				return err
+			}
+			d.Raster(img)
+			continue
+		}
 		set(l)
 		d.Text(l.Text, opt.Mode).LF()
 	}

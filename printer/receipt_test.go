@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -15,6 +16,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/cardd/cardd/internal/cardtest"
+	"github.com/cardd/cardd/printer/sim"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files under testdata/golden")
@@ -290,38 +292,29 @@ func TestMinCols(t *testing.T) {
 // TestEncodeDecode encodes every kind at both widths in both GB modes and
 // decodes the bytes as a printer would: the lines must be Lines exactly.
 func TestEncodeDecode(t *testing.T) {
-	for _, k := range kinds {
-		for _, lay := range []Layout{Layout58, Layout80} {
-			for _, m := range []TextMode{TextGB18030, TextGBK} {
-				r := sample(k)
-				b, err := Encode(r, Options{Layout: lay, Mode: m, Symbol: SymbolQR})
-				if err != nil {
-					t.Fatalf("%v %d %v: %v", k, lay.Cols, m, err)
-				}
-				d, err := decode(b)
-				if err != nil {
-					t.Fatalf("%v %d %v: decode: %v", k, lay.Cols, m, err)
-				}
-				if want := Lines(r, lay.Cols); !reflect.DeepEqual(d.lines, want) {
-					t.Errorf("%v %d %v: decoded\n%+v\nwant\n%+v", k, lay.Cols, m, d.lines, want)
-				}
-				if !bytes.HasPrefix(b, []byte{esc, '@', fs, '&'}) || d.inits != 1 || !d.chinese {
-					t.Errorf("%v %d %v: not initialized into Chinese mode: % X", k, lay.Cols, m, b[:4])
-				}
-				if !bytes.HasSuffix(b, []byte{esc, 'd', 3, gs, 'V', 65, 0}) {
-					t.Errorf("%v %d %v: does not end in feed and cut: % X", k, lay.Cols, m, b[len(b)-7:])
-				}
-				if len(d.qr) != 1 || string(d.qr[0]) != r.Reference {
-					t.Errorf("%v %d %v: QR codes %q", k, lay.Cols, m, d.qr)
-				}
-				// The symbol sits between the second rule and the footer.
-				n := len(Lines(r, lay.Cols)) - len(r.Footer)
-				if i := slices.Index(d.items, "qr"); i != n {
-					t.Errorf("%v %d %v: items %v: QR at %d, want %d", k, lay.Cols, m, d.items, i, n)
-				}
-			}
+	eachEncoded(t, func(name string, r Receipt, lay Layout, b []byte) {
+		d, err := decode(b)
+		if err != nil {
+			t.Fatalf("%s: decode: %v", name, err)
 		}
-	}
+		if want := Lines(r, lay.Cols); !reflect.DeepEqual(d.lines, want) {
+			t.Errorf("%s: decoded\n%+v\nwant\n%+v", name, d.lines, want)
+		}
+		if !bytes.HasPrefix(b, []byte{esc, '@', esc, 'R', IntlUSA, fs, '&'}) || d.inits != 1 || !d.chinese || !slices.Equal(d.intl, []byte{IntlUSA}) {
+			t.Errorf("%s: not initialized into the USA set and Chinese mode: % X", name, b[:7])
+		}
+		if !bytes.HasSuffix(b, []byte{esc, 'd', 3, gs, 'V', 65, 0}) {
+			t.Errorf("%s: does not end in feed and cut: % X", name, b[len(b)-7:])
+		}
+		if len(d.qr) != 1 || string(d.qr[0]) != r.Reference {
+			t.Errorf("%s: QR codes %q", name, d.qr)
+		}
+		// The symbol sits between the second rule and the footer.
+		n := len(Lines(r, lay.Cols)) - len(r.Footer)
+		if i := slices.Index(d.items, "qr"); i != n {
+			t.Errorf("%s: items %v: QR at %d, want %d", name, d.items, i, n)
+		}
+	})
 }
 
 func TestEncodeNoSymbol(t *testing.T) {
@@ -532,6 +525,134 @@ func TestCardNumberLengths(t *testing.T) {
 				}
 			}
 			checkLines(t, Lines(r, 32), 32)
+		}
+	}
+}
+
+// TestIntlCharsetUSA: a receipt carrying the twelve codes the international
+// sets change, printed on virtual printers whose default set (their
+// switches) is Japan, Germany or the UK, decodes to exactly its lines:
+// Encode selects the USA set itself. Without ESC R 0 Japan's printer shows
+// ¥ for \, Germany's Ä for [, the UK's £ for #.
+func TestIntlCharsetUSA(t *testing.T) {
+	r := sample(KindPurchase)
+	r.Reference = `#$@[\]^{|}~`
+	r.Holder = "O'Neil [VIP] {x|y}"
+	r.Footer = []string{`https://pay.example.cn/#/r?a=1&b=\~^`, "support@example.cn"}
+	for _, cs := range []byte{sim.CharsetJapan, sim.CharsetGermany, sim.CharsetUK} {
+		for _, lay := range []Layout{Layout58, Layout80} {
+			b, err := Encode(r, Options{Layout: lay, Symbol: SymbolQR})
+			if err != nil {
+				t.Fatal(err)
+			}
+			dec := sim.Decoder{Model: sim.Model{Charset: cs, Dots: lay.Dots}}
+			rs := dec.Feed(b)
+			if len(rs) != 1 {
+				t.Fatalf("set %d: %d receipts", cs, len(rs))
+			}
+			got := trimFeed(rs[0].Lines)
+			if want := Text(r, lay.Cols); !slices.Equal(got, want) {
+				t.Errorf("printer set %d, %d columns: printed\n%s\nwant\n%s", cs, lay.Cols, strings.Join(got, "\n"), strings.Join(want, "\n"))
+			}
+			if rs[0].ErrorCount != 0 {
+				t.Errorf("set %d: errors %q", cs, rs[0].Errors)
+			}
+		}
+	}
+}
+
+// trimFeed drops the blank lines of the feed before the cut.
+func trimFeed(lines []string) []string {
+	for len(lines) > 0 && lines[len(lines)-1] == "" {
+		lines = lines[:len(lines)-1]
+	}
+	return lines
+}
+
+// TestQRQuietZoneEveryReceipt: every kind of receipt, at 58 and 80 mm, in
+// both Chinese modes, read back by the virtual printer: its QR code has at
+// least 4 modules of blank paper on every side (ISO/IEC 18004's quiet zone;
+// phone cameras on real paper need it), and holds the reference.
+func TestQRQuietZoneEveryReceipt(t *testing.T) {
+	eachEncoded(t, checkQuietZone(t))
+	// Longer data, such as an invoicing URL, takes a larger symbol: its
+	// modules shrink so that the sides keep their quiet zone on 58 mm.
+	for _, n := range []int{60, 120, 200} {
+		r := sample(KindTopUp)
+		r.Reference = "https://fapiao.example.cn/i?order=" + strings.Repeat("7", n-34)
+		for _, lay := range []Layout{Layout58, Layout80} {
+			b, err := Encode(r, Options{Layout: lay, Symbol: SymbolQR})
+			if err != nil {
+				t.Fatal(err)
+			}
+			checkQuietZone(t)(fmt.Sprintf("%d bytes at %d columns", n, lay.Cols), r, lay, b)
+		}
+	}
+}
+
+// checkQuietZone decodes b on the virtual printer and fails unless its one
+// QR code holds r's reference with 4 modules of blank paper on every side.
+func checkQuietZone(t *testing.T) func(name string, r Receipt, lay Layout, b []byte) {
+	return func(name string, r Receipt, lay Layout, b []byte) {
+		dec := sim.Decoder{Model: sim.Model{Dots: lay.Dots}}
+		rs := dec.Feed(b)
+		if len(rs) != 1 || len(rs[0].QRCodes) != 1 {
+			t.Fatalf("%s: %d receipts", name, len(rs))
+		}
+		q := rs[0].QRCodes[0]
+		top, right, bottom, left := q.QuietZone()
+		if q.Data != r.Reference || q.Version == 0 || min(top, right, bottom, left) < 4 {
+			t.Errorf("%s: QR %q version %d, quiet zone top %d right %d bottom %d left %d modules; want at least 4 each (%+v)",
+				name, q.Data, q.Version, top, right, bottom, left, q)
+		}
+	}
+}
+
+// eachEncoded calls f with the sample receipt of every kind encoded with a
+// QR code at 58 and 80 mm in both Chinese modes.
+func eachEncoded(t *testing.T, f func(name string, r Receipt, lay Layout, b []byte)) {
+	t.Helper()
+	for _, k := range kinds {
+		for _, lay := range []Layout{Layout58, Layout80} {
+			for _, m := range []TextMode{TextGB18030, TextGBK} {
+				r := sample(k)
+				b, err := Encode(r, Options{Layout: lay, Mode: m, Symbol: SymbolQR})
+				if err != nil {
+					t.Fatalf("%v %d %v: %v", k, lay.Cols, m, err)
+				}
+				f(fmt.Sprintf("%v %d %v", k, lay.Cols, m), r, lay, b)
+			}
+		}
+	}
+}
+
+// TestStatementFits: a balance slip's transactions fit every width, with
+// long, empty and hostile terminal ids, and only a balance slip lists them.
+func TestStatementFits(t *testing.T) {
+	r := sample(KindBalance)
+	at := time.Date(2026, 11, 23, 12, 5, 9, 0, cst)
+	r.Statement = []StatementLine{
+		{Time: at, Kind: TxComposite, Amount: -99999999, Terminal: "0000000000A2"},
+		{Time: at, Kind: TxLoad, Amount: 5000},
+		{Kind: TxKind(9), Amount: -1, Terminal: "收银台" + strings.Repeat("一", 20) + "\x1dV"},
+	}
+	for _, cols := range []int{MinCols, 32, 48} {
+		lines := Lines(r, cols)
+		checkLines(t, lines, cols)
+		text := strings.Join(Text(r, cols), "\n")
+		for _, want := range []string{LabelStatement, "复合消费", "充值", "其他", "-999999.99", "50.00", "-0.01", "2026-11-23 12:05", "----------------"} {
+			if !strings.Contains(text, want) {
+				t.Errorf("%d columns: no %q in\n%s", cols, want, text)
+			}
+		}
+		if strings.Contains(text, "\x1d") {
+			t.Errorf("%d columns: a control character on paper", cols)
+		}
+	}
+	for _, k := range []Kind{KindTopUp, KindPurchase, KindTest} {
+		r.Kind = k
+		if slices.Contains(Text(r, 48), LabelStatement) {
+			t.Errorf("%v lists transactions", k)
 		}
 	}
 }

@@ -81,6 +81,10 @@ type Receipt struct {
 	// data stored by fn 80), in order, as the raw bytes sent.
 	QR []string
 
+	// QRCodes holds the same QR codes with their size and the blank paper
+	// around them (the quiet zone a phone camera needs).
+	QRCodes []QRCode
+
 	// Barcodes holds each 1-D barcode printed with GS k.
 	Barcodes []Barcode
 
@@ -191,6 +195,7 @@ func (r Receipt) clone() Receipt {
 	c := r
 	c.Lines = cloneSlice(r.Lines)
 	c.QR = cloneSlice(r.QR)
+	c.QRCodes = cloneSlice(r.QRCodes)
 	c.Barcodes = cloneSlice(r.Barcodes)
 	c.Images = cloneSlice(r.Images)
 	c.Marks = cloneSlice(r.Marks)
@@ -239,10 +244,17 @@ const (
 //     dropped.
 //   - GS V m [n], ESC i, ESC m: the cut, which ends the receipt.
 //   - ESC @ initialises: text not yet ended by LF is dropped (the print
-//     buffer is cleared) and so is the stored QR data.
+//     buffer is cleared) and so is the stored QR data; the international
+//     set returns to Model.Charset.
+//   - ESC R n selects the international set: the twelve codes
+//     # $ @ [ \ ] ^ ` { | } ~ print as that set has them (Japan's \ is ¥).
 //   - GS ( k: QR code functions; fn 80 stores the data and fn 81 prints it,
-//     which adds the stored data to Receipt.QR. Other GS ( k symbols and
-//     functions are skipped.
+//     which adds the stored data to Receipt.QR, and to Receipt.QRCodes with
+//     its size (module size fn 67, error correction fn 69) and the blank
+//     paper measured around it: above and below from the feeds (text lines
+//     of Model.LineSpacing or ESC 3 n dots whose top 24 dots, times GS ! or
+//     ESC ! height, are ink; empty lines; ESC J n), beside it from ESC a
+//     and Model.Dots. Other GS ( k symbols and functions are skipped.
 //   - GS k m ...: a 1-D barcode, both the NUL-terminated (m ≤ 6) and the
 //     counted (65 ≤ m ≤ 79) forms, added to Receipt.Barcodes.
 //   - GS v 0 m xL xH yL yH d...: a raster image, added to Receipt.Images.
@@ -252,12 +264,14 @@ const (
 //   - DLE EOT n, DLE ENQ n, DLE DC4 fn ...: real-time commands, skipped here
 //     (the Printer answers DLE EOT from the raw stream, as a printer does).
 //   - Text layout and settings (ESC a, ESC E, ESC !, ESC -, ESC 3, ESC M,
-//     ESC t, ESC R, GS !, GS B, GS h, GS H, GS w, GS f, GS L, GS W, FS &,
+//     ESC t, GS !, GS B, GS h, GS H, GS w, GS f, GS L, GS W, FS &,
 //     FS ., FS !, ESC p, ESC c, ESC = and the rest of the table in this
 //     file): skipped.
 //
 // Text between commands is decoded from GB18030 (a superset of GBK, so both
-// Chinese printer modes decode, whether or not FS & selected Chinese mode).
+// Chinese printer modes decode, whether or not FS & selected Chinese mode);
+// on a Model.TwoByteOnly printer a 4-byte code prints as stray characters
+// and is an error.
 // A run of text is decoded on its own: a multi-byte character cut by a
 // command is invalid. A byte that does not start a valid GB18030 character
 // becomes U+FFFD and an error.
@@ -272,6 +286,9 @@ const (
 // When the byte that made the command unknown is itself one of those bytes
 // ("1B 0A", a lone ESC), it is taken as the start of what follows.
 type Decoder struct {
+	// Model is the printer decoded for; set it before the first Feed.
+	Model Model
+
 	cur      Receipt // being printed
 	line     []byte  // current line, UTF-8
 	lineText bool    // the current line has text (it may decode to "")
@@ -285,6 +302,20 @@ type Decoder struct {
 
 	qr    []byte // stored QR data (GS ( k fn 80)
 	qrSet bool
+
+	intl    byte // the international set ESC R selected, when intlOwn
+	intlOwn bool // false: Model.Charset, as after ESC @
+
+	// Where things land on paper, for QRCode: the settings that place
+	// them (reset by ESC @), the blank dots fed since the last ink, and
+	// whether the last QR code still waits for the ink below it.
+	qrMod, qrLvl byte // GS ( k fn 67 and 69; 0 until set
+	align        byte // ESC a: 0 left, 1 center, 2 right
+	spacing      int  // ESC 3 n, when spacingOwn
+	spacingOwn   bool
+	charH        byte // GS ! height magnification less one
+	blank        int
+	qrOpen       bool
 
 	gb  *encoding.Decoder
 	out []Receipt
@@ -354,7 +385,15 @@ func (d *Decoder) Unfinished() Receipt {
 
 // Reset forgets everything: the unfinished receipt, a command half read, the
 // stored QR data. The Decoder is as new.
-func (d *Decoder) Reset() { *d = Decoder{gb: d.gb} }
+func (d *Decoder) Reset() { *d = Decoder{gb: d.gb, Model: d.Model} }
+
+// charset is the international set in force.
+func (d *Decoder) charset() byte {
+	if d.intlOwn {
+		return d.intl
+	}
+	return d.Model.Charset
+}
 
 // byte takes one byte outside command data.
 func (d *Decoder) byte(b byte) {
@@ -412,8 +451,13 @@ func (d *Decoder) flushRun() {
 	d.run = d.run[:0]
 }
 
-// endLine prints the current line (empty when nothing is waiting).
-func (d *Decoder) endLine() {
+// endLine prints the current line (empty when nothing is waiting) and feeds
+// a line.
+func (d *Decoder) endLine() { d.endLineFeed(d.lineSpacing()) }
+
+// endLineFeed prints the current line and feeds feed dots.
+func (d *Decoder) endLineFeed(feed int) {
+	d.lineFed(strings.TrimSpace(string(d.line)) != "", feed)
 	d.cur.Lines = append(d.cur.Lines, string(d.line))
 	d.line = d.line[:0]
 	d.lineText = false
@@ -438,6 +482,10 @@ func (d *Decoder) cut(k CutKind) {
 	if d.lineText {
 		d.endLine()
 	}
+	if d.qrOpen {
+		d.inked() // the paper below the last QR code ends at the cut
+	}
+	d.blank = 0
 	d.cur.Cut = k
 	d.out = append(d.out, d.cur)
 	d.cur = Receipt{}
@@ -559,10 +607,32 @@ func (d *Decoder) escStep(c []byte) {
 			d.line = d.line[:0]
 			d.lineText = false
 			d.qr, d.qrSet = nil, false
+			d.intlOwn = false
+			d.qrMod, d.qrLvl, d.align, d.spacingOwn, d.charH = 0, 0, 0, false, 0
+		case 'a':
+			d.align = c[2] % 48
+		case '2':
+			d.spacingOwn = false
+		case '3':
+			d.spacing, d.spacingOwn = int(c[2]), true
+		case '!':
+			d.charH = 0
+			if c[2]&0x10 != 0 {
+				d.charH = 1
+			}
+		case 'R':
+			if _, ok := intlSets[c[2]]; !ok {
+				d.errorf("international character set ESC R %d not modelled: printed as USA", c[2])
+			}
+			d.intl, d.intlOwn = c[2], true
 		case 'd':
 			d.feed(int(c[2]))
 		case 'J':
-			d.feed(0)
+			if d.lineText {
+				d.endLineFeed(int(c[2]))
+			} else {
+				d.blank += int(c[2])
+			}
 		case 'i', 'm':
 			d.cut(PartialCut)
 		}
@@ -606,6 +676,9 @@ func (d *Decoder) gsStep(c []byte) {
 	if n, ok := gsFixed[c[1]]; ok {
 		if len(c) >= n {
 			d.done()
+			if c[1] == '!' {
+				d.charH = c[2] & 0x0F
+			}
 		}
 		return
 	}
@@ -795,6 +868,7 @@ func (d *Decoder) endData() {
 		if im.Bits == nil {
 			d.errorf("raster image %dx%d too large to keep (%d bytes > %d)", im.Width(), h, w*h, MaxRasterBits)
 		}
+		d.inked()
 		d.cur.Images = append(d.cur.Images, im)
 		d.mark(fmt.Sprintf("[image %dx%d]", im.Width(), h))
 	case sinkBuffer:
@@ -815,6 +889,14 @@ func (d *Decoder) symbol(p []byte) {
 		return
 	}
 	switch p[1] {
+	case 67: // module size: n
+		if len(p) >= 3 {
+			d.qrMod = p[2]
+		}
+	case 69: // error correction: n
+		if len(p) >= 3 {
+			d.qrLvl = p[2]
+		}
 	case 80: // store: m d1...dk
 		if len(p) < 3 {
 			d.errorf("QR store with no data")
@@ -829,6 +911,7 @@ func (d *Decoder) symbol(p []byte) {
 		}
 		s := string(d.qr)
 		d.cur.QR = append(d.cur.QR, s)
+		d.qrPrinted(s)
 		d.mark("[QR " + printable(s) + "]")
 	}
 }
@@ -851,6 +934,7 @@ func (d *Decoder) barcode(m byte, data []byte) {
 	if m == 73 {
 		bc.Text = code128Text(data)
 	}
+	d.inked()
 	d.cur.Barcodes = append(d.cur.Barcodes, bc)
 	d.mark("[" + bc.Symbology + " " + printable(bc.Text) + "]")
 }
@@ -906,10 +990,11 @@ func printable(s string) string {
 // character.
 func (d *Decoder) appendDecoded(dst, run []byte, errs *Decoder) []byte {
 	var buf [8]byte
+	cs := d.charset()
 	for i := 0; i < len(run); {
 		c0 := run[i]
 		if c0 < utf8.RuneSelf {
-			dst = append(dst, c0)
+			dst = utf8.AppendRune(dst, intlRune(cs, c0))
 			i++
 			continue
 		}
@@ -923,6 +1008,19 @@ func (d *Decoder) appendDecoded(dst, run []byte, errs *Decoder) []byte {
 			continue
 		}
 		seg := run[i : i+size]
+		if size == 4 && d.Model.TwoByteOnly {
+			// Two pairs that are no 2-byte code: each lead byte is
+			// garbage, each digit after it prints as itself.
+			dst = append(dst, "\uFFFD"...)
+			dst = utf8.AppendRune(dst, intlRune(cs, seg[1]))
+			dst = append(dst, "\uFFFD"...)
+			dst = utf8.AppendRune(dst, intlRune(cs, seg[3]))
+			if errs != nil {
+				errs.errorf("line %d: % X is a 4-byte GB18030 code: a 2-byte printer prints it as stray characters", len(errs.cur.Lines)+1, seg)
+			}
+			i += size
+			continue
+		}
 		if d.gb == nil {
 			d.gb = simplifiedchinese.GB18030.NewDecoder()
 		}

@@ -445,3 +445,68 @@ func FuzzDecoder(f *testing.F) {
 		}
 	})
 }
+
+// qrCmd stores data and prints it as a QR code of module dots at level M.
+func qrCmd(data string, module byte) []byte {
+	n := len(data) + 3
+	return cat([]byte{0x1D, 0x28, 0x6B, 3, 0, 0x31, 0x43, module},
+		[]byte{0x1D, 0x28, 0x6B, 3, 0, 0x31, 0x45, 49},
+		[]byte{0x1D, 0x28, 0x6B, byte(n), byte(n >> 8), 0x31, 0x50, 0x30}, []byte(data),
+		[]byte{0x1D, 0x28, 0x6B, 3, 0, 0x31, 0x51, 0x30})
+}
+
+// TestQRQuietZone: the blank paper around a QR code, measured from the feeds
+// and the justification the printer was sent.
+func TestQRQuietZone(t *testing.T) {
+	for name, tc := range map[string]struct {
+		model  Model
+		stream []byte
+		want   QRCode
+	}{
+		// A text line of 30 dots leaves 6 below its 24-dot characters,
+		// ESC J 30 30 more; two empty lines after the code are 60 dots.
+		// Version 1 (14 bytes at M): 21 modules of 4 dots, centred on 384.
+		"centred, fed": {Model{}, cat(escInit, []byte("ABC"), nl, []byte{0x1B, 0x4A, 30}, center,
+			qrCmd("0123456789", 4), []byte{0x1B, 0x64, 2}, []byte("x"), nl, cutFull),
+			QRCode{Data: "0123456789", Module: 4, Level: 'M', Version: 1, Size: 84, Top: 36, Bottom: 60, Left: 150, Right: 150}},
+		// Right after a rule and right before the footer, left-justified,
+		// on 80 mm: 6 dots above, none below, none on the left.
+		// 20 bytes need version 2 (25 modules).
+		"tight, left, 80 mm": {Model{Dots: 576}, cat(escInit, []byte("----"), nl, qrCmd("TU202503041230050001", 6), []byte("thanks"), nl, cutFull),
+			QRCode{Data: "TU202503041230050001", Module: 6, Level: 'M', Version: 2, Size: 150, Top: 6, Bottom: 0, Left: 0, Right: 426}},
+		// Double-height text (48 dots) on ESC 3 50 lines leaves 2; the
+		// code is last: the paper below it runs to the cut.
+		"double height, to the cut": {Model{}, cat(escInit, []byte{0x1B, 0x33, 50}, bigSize, []byte("AB"), nl, normalSize,
+			[]byte{0x1B, 0x61, 0x02}, qrCmd("x", 3), []byte{0x1B, 0x4A, 12}, cutFull),
+			QRCode{Data: "x", Module: 3, Level: 'M', Version: 1, Size: 63, Top: 2, Bottom: 12, Left: 321, Right: 0}},
+	} {
+		d := Decoder{Model: tc.model}
+		rs := d.Feed(tc.stream)
+		if len(rs) != 1 || len(rs[0].QRCodes) != 1 {
+			t.Fatalf("%s: %d receipts %+v", name, len(rs), rs)
+		}
+		if got := rs[0].QRCodes[0]; got != tc.want {
+			t.Errorf("%s: %+v, want %+v", name, got, tc.want)
+		}
+	}
+	q := QRCode{Module: 6, Top: 30, Bottom: 23, Left: 105, Right: 24}
+	if top, right, bottom, left := q.QuietZone(); top != 5 || right != 4 || bottom != 3 || left != 17 {
+		t.Errorf("QuietZone of %+v: %d %d %d %d", q, top, right, bottom, left)
+	}
+}
+
+// TestTwoByteOnly: 王𠮷 in GB18030 is CD F5 95 34 B2 35; a printer whose font
+// knows 2-byte codes only prints 王 and then stray characters, and says so;
+// a GB18030 printer prints the name.
+func TestTwoByteOnly(t *testing.T) {
+	stream := cat(escInit, chineseOn, gb(t, "持卡人 王𠮷"), nl, cutFull)
+	d := Decoder{Model: Model{TwoByteOnly: true}}
+	rs := d.Feed(stream)
+	if len(rs) != 1 || rs[0].Lines[0] != "持卡人 王\uFFFD4\uFFFD5" || rs[0].ErrorCount != 1 || !strings.Contains(rs[0].Errors[0], "95 34 B2 35 is a 4-byte GB18030 code") {
+		t.Errorf("2-byte printer: %q, errors %q", rs[0].Lines, rs[0].Errors)
+	}
+	rs, _ = Decode(stream)
+	if len(rs) != 1 || rs[0].Lines[0] != "持卡人 王𠮷" || rs[0].ErrorCount != 0 {
+		t.Errorf("GB18030 printer: %q, errors %q", rs[0].Lines, rs[0].Errors)
+	}
+}

@@ -158,6 +158,10 @@ type Options struct {
 	// created if needed.
 	Dir string
 
+	// Model is the printer's make: its default international set, its
+	// paper width, whether its font takes GB18030's 4-byte codes.
+	Model Model
+
 	// Initial is the state the printer starts in.
 	Initial State
 
@@ -319,6 +323,7 @@ func Open(opt Options) (*Printer, error) {
 		changed: make(chan struct{}),
 		seq:     seq,
 	}
+	p.dec.Model = opt.Model
 	if opt.BaudDelay > 0 && p.bps == 0 {
 		p.bps = 1
 	}

@@ -44,12 +44,42 @@ type Facts struct {
 	// Reference is the transaction reference printed and encoded in the QR
 	// code: the journal row id, which the host knows too.
 	Reference string `json:"reference,omitempty"`
+	// Transactions is the card's newest transactions, newest first, for a
+	// balance slip's statement: as many as the slip is to list
+	// (receipt.statement_lines). Facts stored before the field existed
+	// have none and print as they did.
+	Transactions []StatementLine `json:"transactions,omitempty"`
+}
+
+// Transaction kinds of a StatementLine, as the local API names them.
+const (
+	TxLoad      = "load"
+	TxPurchase  = "purchase"
+	TxComposite = "composite_purchase"
+)
+
+var txKinds = map[string]printer.TxKind{TxLoad: printer.TxLoad, TxPurchase: printer.TxPurchase, TxComposite: printer.TxComposite}
+
+// StatementLine is one transaction of the card's log, as read from the card.
+type StatementLine struct {
+	// Time is when the terminal that wrote it says it was.
+	Time time.Time `json:"time"`
+	// Kind is TxLoad, TxPurchase, TxComposite, or another type (printed
+	// as 其他).
+	Kind string `json:"kind"`
+	// AmountFen is signed: a purchase is negative.
+	AmountFen int64 `json:"amount_fen"`
+	// Terminal is the id of the terminal that wrote it, 12 hex digits.
+	Terminal string `json:"terminal,omitempty"`
 }
 
 // NewReceipt encodes f for the queue.
 func (f Facts) NewReceipt() (offline.NewReceipt, error) {
 	if _, ok := kinds[f.Kind]; !ok {
 		return offline.NewReceipt{}, fmt.Errorf("spool: receipt kind %q: want balance, topup, purchase or test", f.Kind)
+	}
+	if len(f.Transactions) > 0 && f.Kind != KindBalance {
+		return offline.NewReceipt{}, fmt.Errorf("spool: a %s receipt with %d transactions: only a balance slip lists them", f.Kind, len(f.Transactions))
 	}
 	b, err := json.Marshal(f)
 	if err != nil {
@@ -83,9 +113,13 @@ func (r Renderer) Receipt(q offline.Receipt) (printer.Receipt, error) {
 	if q.Copy {
 		footer = append([]string{CopyMark}, footer...)
 	}
+	var st []printer.StatementLine
+	for _, tx := range f.Transactions {
+		st = append(st, printer.StatementLine{Time: tx.Time, Kind: txKinds[tx.Kind], Amount: tx.AmountFen, Terminal: tx.Terminal})
+	}
 	return printer.Receipt{Kind: k, Merchant: r.Merchant, TerminalID: f.TerminalID, Time: f.Time,
 		CardNumber: f.Card, Issuer: f.Issuer, Holder: f.Holder, BalanceBefore: f.BalanceBeforeFen, Amount: f.AmountFen,
-		Balance: f.BalanceFen, Reference: f.Reference, Footer: footer}, nil
+		Balance: f.BalanceFen, Reference: f.Reference, Statement: st, Footer: footer}, nil
 }
 
 // Render returns the ESC/POS bytes of q; it fits Worker.Render.

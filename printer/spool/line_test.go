@@ -263,23 +263,10 @@ func TestExactTextThroughPTY(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				if err := line.Write(context.Background(), data); err != nil {
-					t.Fatal(err)
-				}
 				n++
-				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-				got, err := p.WaitReceipts(ctx, n)
-				cancel()
-				if err != nil {
-					t.Fatal(err)
-				}
+				rc, lines := printOne(t, line, p, n, data)
 				pr, _ := r.Receipt(q)
 				want := printer.Text(pr, layout.Cols)
-				rc := got[n-1]
-				lines := rc.Lines
-				for len(lines) > 0 && lines[len(lines)-1] == "" {
-					lines = lines[:len(lines)-1]
-				}
 				name := fmt.Sprintf("%s at %d columns, mode %d", f.Kind, layout.Cols, mode)
 				if !slices.Equal(lines, want) {
 					t.Errorf("%s:\n%s", name, firstDiff(lines, want))
