@@ -14,8 +14,11 @@ package tap
 // one row of a card is waiting for its last commit: the card's counter
 // settles one unfinished row, not two in a row.
 //
-// Reports to the host (a load's completion) wait for the card's leave
-// even then: flush leaves them, and they run last, after every commit.
+// Reports to the host (a load's completion) run last, after every commit.
+// A purchase's write-ahead flushes the commits only (a load's report can
+// wait for the card's leave); a second credit's load runs everything left,
+// reports too, since the host authorizes a card's next load only once its
+// last one is completed.
 type afterCard struct {
 	work    []func() error
 	reports []func()
