@@ -199,6 +199,9 @@ func (d *Daemon) newLoader(link *hostLink) *tap.Loader {
 	if link != nil {
 		// Only so: a nil *sync.Client in the interface would be a host.
 		l.Host = link.client
+		// The cached credits are trusted while the pull has run within
+		// two of its intervals (one missed turn); older, a tap asks.
+		l.CreditsFresh = 2 * link.syncer.PullInterval()
 	}
 	if d.cfg.Printer.Enabled {
 		l.Receipt = loadReceipt(d.cfg)

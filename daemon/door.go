@@ -13,15 +13,18 @@ import (
 
 // A tap at a dorm door (mode door), in the runner's order:
 //
-//  1. The card's number, validity and balance are read (tap.ReadPurse); a
-//     card with no e-purse is known by its UID.
-//  2. The Door decides at once, before the rest of the read, offline, from
+//  1. The card's number, validity and balance are read (SELECT, GET
+//     BALANCE); a card with no e-purse is known by its UID. The door reads
+//     no cardholder file and no log (tap.ReadOptions.History is off).
+//  2. The Door decides at once, offline, from
 //     the access list in force (the last one the host sent, kept in the
 //     store) and the deny list: allowed, the relay opens for
 //     door.relay.hold; refused, nothing is sent. Either way the decision is
 //     journaled for the host.
 //  3. With a host link and door.load_credits, a card let in gets its
-//     pending top-ups written onto it, as at a kiosk (the Loader).
+//     pending top-ups written onto it, as at a kiosk (the Loader): the card
+//     may leave after CREDIT FOR LOAD (tap.Runner.OnLeave), the row done and
+//     the host told after.
 //  4. The observers are told (observers.go). The host link uploads the
 //     decisions and puts each access list it pulls in force at once.
 var doorMode = mode{

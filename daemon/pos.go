@@ -17,17 +17,23 @@ import (
 // arms a sale on the Till through the local API (cardd pos charge) before
 // the card comes.
 //
-//  1. The card is read (tap.ReadPurse): number and validity, the balance
-//     (to the observers at once), the holder, the last transactions.
-//  2. The Loader journals the tap, settles the card's unfinished loads from
-//     its counter, and refuses a card on the deny list or past its expiry
-//     date; with a host link it then writes the card's pending top-ups
-//     onto it, so a top-up paid in the app can pay this sale.
+//  1. The card's number, validity and balance are read (SELECT, GET
+//     BALANCE; to the observers at once). A POS shows no holder and no
+//     log: tap.ReadOptions.History is off.
+//  2. The Loader settles the card's unfinished loads from its counter (only
+//     when the journal has one), journals the tap, and refuses a card on
+//     the deny list or past its expiry date; with a host link it then
+//     writes the card's pending top-ups onto it, so a top-up paid in the
+//     app can pay this sale.
 //  3. The Purchaser settles the card's unfinished purchases from its
 //     counter, then debits the armed sale through the PSAM in the reader
-//     with the SAM role: daily limit (PIN above it), the row journaled
-//     before DEBIT FOR PURCHASE, the card's TAC and MAC2 recorded. A card
-//     refused in 2 pays nothing, but its unfinished purchases are settled.
+//     with the SAM role: daily limit (the card's log read from the newest
+//     record to the first before today; PIN above it), the row journaled
+//     before DEBIT FOR PURCHASE. The card may leave right after DEBIT's
+//     answer (tap.Runner.OnLeave); the PSAM's check of the card's MAC2 and
+//     the row done with the TAC follow once the card session is closed. A
+//     card refused in 2 pays nothing, but its unfinished purchases are
+//     settled.
 //  4. A card with no e-purse is tried as a MIFARE Classic wallet when
 //     mifare.key_file is set: its unfinished purchases settled, its top-ups
 //     loaded, the sale charged, in the same order.

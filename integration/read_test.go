@@ -23,6 +23,8 @@ func startRunner(t *testing.T) <-chan tap.Result {
 		Roles:  reader.Roles{Card: regexp.MustCompile("^" + regexp.QuoteMeta(slot0Reader) + "$")},
 		Logger: slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		OnTap:  func(res tap.Result) { results <- res },
+		// The whole read, holder and log, as cardd scan shows it.
+		Read: tap.ReadOptions{History: true},
 	}
 	runRunner(t, r)
 	return results

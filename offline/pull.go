@@ -192,6 +192,21 @@ func (s *Store) Cursor(ctx context.Context, name string) (string, error) {
 	return v, nil
 }
 
+// CursorUpdated returns when the named cursor was last set, zero when
+// never: for the pull cursor, the last pull that succeeded, and so how old
+// the cached credits may be.
+func (s *Store) CursorUpdated(ctx context.Context, name string) (time.Time, error) {
+	var n int64
+	err := s.db.QueryRowContext(ctx, `SELECT updated FROM cursors WHERE name = ?`, name).Scan(&n)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return time.Time{}, nil
+	case err != nil:
+		return time.Time{}, fmt.Errorf("offline: cursor %s: %w", name, err)
+	}
+	return time.Unix(0, n), nil
+}
+
 // SetCursor sets the named cursor.
 func (s *Store) SetCursor(ctx context.Context, name, value string) error {
 	return s.write(ctx, "set cursor "+name, func(tx *sql.Tx) error {

@@ -135,6 +135,24 @@ func TestCursor(t *testing.T) {
 	}
 }
 
+// TestCursorUpdated: when a cursor was last set, zero when never (a tap
+// trusts the cached credits by the pull cursor's age).
+func TestCursorUpdated(t *testing.T) {
+	s, _ := newStore(t)
+	ctx := context.Background()
+	if at, err := s.CursorUpdated(ctx, PullCursor); err != nil || !at.IsZero() {
+		t.Fatalf("never pulled: %v, %v; want zero", at, err)
+	}
+	before := time.Now()
+	if err := s.ApplyPull(ctx, nil, nil, nil, "c1"); err != nil {
+		t.Fatal(err)
+	}
+	at, err := s.CursorUpdated(ctx, PullCursor)
+	if err != nil || at.Before(before.Add(-time.Second)) || at.After(time.Now().Add(time.Second)) {
+		t.Fatalf("pulled at %v: %v, %v", before, at, err)
+	}
+}
+
 func TestApplyPull(t *testing.T) {
 	s, _ := newStore(t)
 	ctx := context.Background()

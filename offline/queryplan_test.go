@@ -35,6 +35,10 @@ var tapStoreCalls = []struct {
 		return err
 	}},
 	{"CreditsFor", func(ctx context.Context, s *Store, card string) error { _, err := s.CreditsFor(ctx, card); return err }},
+	{"CursorUpdated", func(ctx context.Context, s *Store, card string) error {
+		_, err := s.CursorUpdated(ctx, PullCursor)
+		return err
+	}},
 	{"PurchasesOn", func(ctx context.Context, s *Store, card string) error {
 		_, err := s.PurchasesOn(ctx, card, "20261203")
 		return err

@@ -52,10 +52,10 @@ func (s *Syncer) Start(ctx context.Context) {
 		run   func(context.Context) (more bool, err error)
 		kick  bool
 	}{
-		{"pull", s.PullEvery, 30 * time.Second, s.pullOnce, false},
+		{"pull", s.PullEvery, defaultPullEvery, s.pullOnce, false},
 		{"upload", s.UploadEvery, 5 * time.Second, s.uploadOnce, true},
 		{"heartbeat", s.HeartbeatEvery, 60 * time.Second, s.heartbeatOnce, false},
-		{"access", s.PullEvery, 30 * time.Second, s.accessOnce, false},
+		{"access", s.PullEvery, defaultPullEvery, s.accessOnce, false},
 	} {
 		if loop.name == "access" && s.OnAccessList == nil {
 			continue
@@ -84,6 +84,19 @@ func (s *Syncer) Stop() {
 	}
 	s.wg.Wait()
 }
+
+// PullInterval is how often the pull loop runs when the host answers:
+// PullEvery, or its default. A tap judges the age of the cached credits by
+// it (tap.Loader.CreditsFresh).
+func (s *Syncer) PullInterval() time.Duration {
+	if s.PullEvery <= 0 {
+		return defaultPullEvery
+	}
+	return s.PullEvery
+}
+
+// defaultPullEvery is the pull loop's interval when PullEvery is zero.
+const defaultPullEvery = 30 * time.Second
 
 // Kick asks the upload loop to run now, after a tap wrote the journal.
 func (s *Syncer) Kick() {

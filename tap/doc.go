@@ -8,8 +8,9 @@
 //
 //   - kiosk: read (the balance to OnBalance), then load the card's credits
 //     (Loader.Apply: unfinished loads settled from the card, the tap
-//     journaled, deny list and expiry checked, each credit loaded). Without
-//     a host there is no Loader, and the tap only reads.
+//     journaled, deny list and expiry checked, each credit loaded: the
+//     cached ones when the sync pull is fresh, else the host's), then the
+//     history. Without a host there is no Loader, and the tap only reads.
 //   - POS: read, load (a Loader without a host still checks the deny list
 //     and expiry), then pay the armed sale through the PSAM
 //     (Purchaser.Charge); a denied or expired card pays nothing but has its
@@ -21,6 +22,21 @@
 //     inside the read: two APDUs on most cards); a card without
 //     the e-purse is decided by its UID. An e-purse card let in is then
 //     loaded when there is a Loader.
+//
+// Every mode reads the card's number, validity and balance first (SELECT,
+// GET BALANCE): that is all the money needs. The money step then runs
+// (INITIALIZE, the write-ahead row, CREDIT or DEBIT), and right after its
+// last card command comes the leave point: Result.ToLeave and CardAPDUs
+// are taken there and Runner.OnLeave is told, since the card may go. The
+// cardholder file and the log are read after it, only with
+// ReadOptions.History (the kiosk page, cardd scan and dump show them; a
+// POS and a door do not), and a POS's daily limit reads only the log
+// records of today. What needs the card no more (afterCard: the PSAM's
+// MAC2 check, the row done with its receipt, a load's completion to the
+// host) runs once the card session is closed; a crash before it leaves the
+// write-ahead row in intent, which the card's next tap settles from its
+// counter, as a crash right after the card's answer always did. A tap
+// without a money step leaves when its last command is answered.
 //
 // Whatever the mode, no money moves on a card whose number or validity
 // does not read (CardRead.Transactable). The e-purse's load and purchase are

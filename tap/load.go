@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"time"
 
 	"github.com/cardd/cardd/apdu"
@@ -42,8 +43,13 @@ type Loader struct {
 	BalanceCap int64
 	// HostTimeout bounds each host call made during a tap; zero means 2 s.
 	HostTimeout time.Duration
-	Now         func() time.Time // nil: time.Now
-	Logger      *slog.Logger     // nil: slog.Default()
+	// CreditsFresh is how young the sync pull's last success must be for
+	// the tap to load the credits it cached (offline.Store.CreditsFor)
+	// without asking the host first; zero asks the host on every tap.
+	// The daemon derives it from the pull interval.
+	CreditsFresh time.Duration
+	Now          func() time.Time // nil: time.Now
+	Logger       *slog.Logger     // nil: slog.Default()
 	// Receipt, when set, gives the receipt of a load that reached the card
 	// (on this tap, or an earlier one as the card's counter shows); it is
 	// queued in the transaction that records the load done, so a load
@@ -104,13 +110,26 @@ func (l *Loader) hostCtx(ctx context.Context) (context.Context, context.CancelFu
 // It first settles any unfinished load of this card, then refuses a denied or
 // expired card, then loads each pending credit. An error means the tap ended
 // early (the card left, or it is refused); the report says what was done up
-// to then, and every journal row already tells the truth.
+// to then, and every journal row already tells the truth. The load's last
+// commit is done before Apply returns; a Runner leaves it for after the
+// card (apply).
 func (l *Loader) Apply(ctx context.Context, t apdu.Transmitter, cr *CardRead) (LoadReport, error) {
+	after := &afterCard{}
+	rep, err := l.apply(ctx, t, cr, after)
+	if aerr := after.run(); err == nil {
+		err = aerr
+	}
+	return rep, err
+}
+
+// apply is Apply leaving the last commit of the last credit loaded to
+// after: the card may leave once CREDIT FOR LOAD has answered.
+func (l *Loader) apply(ctx context.Context, t apdu.Transmitter, cr *CardRead, after *afterCard) (LoadReport, error) {
 	rep := LoadReport{Balance: cr.Balance}
 	card := cr.Info.CardNumber
 	// Rule 3 first: an earlier load of this card whose outcome is unknown
 	// must be settled from the card before anything else changes it.
-	if err := l.recover(ctx, t, cr, &rep); err != nil {
+	if err := l.recover(ctx, t, cr, &rep, after); err != nil {
 		return rep, err
 	}
 	// Every tap is a journal row: the host sees each card that passed,
@@ -139,25 +158,111 @@ func (l *Loader) Apply(ctx context.Context, t apdu.Transmitter, cr *CardRead) (L
 	if l.Host == nil {
 		return rep, nil
 	}
-	hctx, cancel := l.hostCtx(ctx)
-	resp, err := l.Host.CardCredits(hctx, card)
-	cancel()
+	resp, err := l.credits(ctx, card)
 	if err != nil {
 		if errors.Is(err, hostsync.ErrUnreachable) {
 			rep.HostOffline = true
 			return rep, nil
 		}
-		return rep, fmt.Errorf("asking the host for credits: %w", err)
+		return rep, err
 	}
-	return rep, l.loadAll(ctx, card, resp, &rep, func(c hostapi.Credit) (LoadResult, error) {
-		return l.loadOne(ctx, t, cr, c, &rep)
+	return rep, l.loadAll(ctx, card, resp, &rep, func(c hostapi.Credit) (LoadResult, []hostapi.Credit, error) {
+		return l.loadOne(ctx, t, cr, c, &rep, after)
 	})
+}
+
+// credits are the card's credits to load: those the sync pull cached,
+// when the pull is fresh and cached some for this card (no host round trip
+// while the card waits: the authorization of the first lists any others,
+// loadAll), else the host's answer. A fresh cache with nothing for the
+// card still asks: a top-up paid in the app a moment ago, since the last
+// pull, is what a cardholder taps the kiosk for. A credit whose completion
+// the host is still owed is left out either way (notOwed).
+func (l *Loader) credits(ctx context.Context, card string) (hostapi.CardCreditsResponse, error) {
+	if fresh, err := l.cacheFresh(ctx); err != nil {
+		return hostapi.CardCreditsResponse{}, err
+	} else if fresh {
+		cached, err := l.Store.CreditsFor(ctx, card)
+		if err != nil {
+			return hostapi.CardCreditsResponse{}, err
+		}
+		resp := hostapi.CardCreditsResponse{Credits: make([]hostapi.Credit, 0, len(cached))}
+		for _, c := range cached {
+			resp.Credits = append(resp.Credits, hostCredit(c))
+		}
+		if resp.Credits, err = l.notOwed(ctx, card, resp.Credits); err != nil || len(resp.Credits) > 0 {
+			return resp, err
+		}
+	}
+	hctx, cancel := l.hostCtx(ctx)
+	resp, err := l.Host.CardCredits(hctx, card)
+	cancel()
+	if err != nil {
+		if errors.Is(err, hostsync.ErrUnreachable) {
+			return resp, err
+		}
+		return resp, fmt.Errorf("asking the host for credits: %w", err)
+	}
+	resp.Credits, err = l.notOwed(ctx, card, resp.Credits)
+	return resp, err
+}
+
+// cacheFresh reports whether the sync pull's last success is younger than
+// CreditsFresh, so that the cached credits are the host's, as of then.
+func (l *Loader) cacheFresh(ctx context.Context) (bool, error) {
+	if l.CreditsFresh <= 0 {
+		return false, nil
+	}
+	at, err := l.Store.CursorUpdated(ctx, offline.PullCursor)
+	if err != nil || at.IsZero() {
+		return false, err
+	}
+	// The store's clock, not l.Now; a clock stepped back is stale.
+	age := time.Since(at)
+	return age >= 0 && age < l.CreditsFresh, nil
+}
+
+// notOwed is credits without those whose load's completion this
+// terminal still owes the host (the sync loop reports it after the tap).
+// Done, the credit is on the card, which the host learns from the TAC.
+// Failed (the card's proof that it did not happen), the host still holds
+// the old authorization: a new one for the same credit before that proof
+// reaches the host would let the late proof release a credit that the
+// new load put on the card. Either waits for the report.
+func (l *Loader) notOwed(ctx context.Context, card string, credits []hostapi.Credit) ([]hostapi.Credit, error) {
+	if len(credits) == 0 {
+		return credits, nil
+	}
+	owed, err := l.Store.CompletionsOwedOf(ctx, card)
+	if err != nil {
+		return nil, err
+	}
+	waits := map[string]bool{}
+	for _, r := range owed {
+		waits[r.CreditID] = true
+	}
+	return slices.DeleteFunc(credits, func(c hostapi.Credit) bool { return waits[c.ID] }), nil
+}
+
+// hostCredit is a cached credit as the host sends it.
+func hostCredit(c offline.Credit) hostapi.Credit {
+	return hostapi.Credit{ID: c.ID, Card: c.Card, AmountFen: c.AmountFen, Note: c.Note,
+		Created: c.Created.Format(time.RFC3339), State: hostapi.CreditPending}
+}
+
+// cacheCredit is a credit the host sent as the cache keeps it.
+func cacheCredit(c hostapi.Credit) offline.Credit {
+	created, _ := time.Parse(time.RFC3339, c.Created) // zero: the cache's now
+	return offline.Credit{ID: c.ID, Card: c.Card, AmountFen: c.AmountFen, Note: c.Note, Created: created}
 }
 
 // loadAll loads the credits of resp, the host's answer for card, one by
 // one with one, unless the host says the card is denied. It stops at the
-// first error (the tap is over) and when the host went away.
-func (l *Loader) loadAll(ctx context.Context, card string, resp hostapi.CardCreditsResponse, rep *LoadReport, one func(hostapi.Credit) (LoadResult, error)) error {
+// first error (the tap is over) and when the host went away. An
+// authorization that lists the card's other pending credits (one returns
+// them) replaces those still to load: the host's word is newer than the
+// cache's.
+func (l *Loader) loadAll(ctx context.Context, card string, resp hostapi.CardCreditsResponse, rep *LoadReport, one func(hostapi.Credit) (LoadResult, []hostapi.Credit, error)) error {
 	if resp.Denied {
 		// The host knows first; remember it for when it is offline.
 		if err := l.Store.SetDenied(ctx, card, true, resp.Reason); err != nil {
@@ -165,8 +270,16 @@ func (l *Loader) loadAll(ctx context.Context, card string, resp hostapi.CardCred
 		}
 		return fmt.Errorf("%w (%s)", ErrCardDenied, resp.Reason)
 	}
-	for _, c := range resp.Credits {
-		res, err := one(c)
+	queue := resp.Credits
+	tried := map[string]bool{}
+	for len(queue) > 0 {
+		c := queue[0]
+		queue = queue[1:]
+		if tried[c.ID] || c.Card != card {
+			continue
+		}
+		tried[c.ID] = true
+		res, others, err := one(c)
 		if res.CreditID != "" {
 			rep.Loads = append(rep.Loads, res)
 		}
@@ -176,14 +289,34 @@ func (l *Loader) loadAll(ctx context.Context, card string, resp hostapi.CardCred
 		if rep.HostOffline {
 			break
 		}
+		if len(others) > 0 {
+			queue = others
+		}
 	}
 	return nil
 }
 
 // loadOne applies one credit: INITIALIZE FOR LOAD, host authorization,
-// write-ahead journal row, CREDIT FOR LOAD, journal done, host completion.
-func (l *Loader) loadOne(ctx context.Context, t apdu.Transmitter, cr *CardRead, c hostapi.Credit, rep *LoadReport) (LoadResult, error) {
+// write-ahead journal row, CREDIT FOR LOAD; the row done and its
+// completion to the host are left to after the card (the row is durable,
+// and its completion owed, from the write-ahead on: when the report fails
+// the sync loop makes it).
+// others are the card's other pending credits when the host's
+// authorization listed them.
+func (l *Loader) loadOne(ctx context.Context, t apdu.Transmitter, cr *CardRead, c hostapi.Credit, rep *LoadReport, after *afterCard) (res LoadResult, others []hostapi.Credit, err error) {
+	res, err = l.loadCredit(ctx, t, cr, c, rep, after, &others)
+	return res, others, err
+}
+
+func (l *Loader) loadCredit(ctx context.Context, t apdu.Transmitter, cr *CardRead, c hostapi.Credit, rep *LoadReport, after *afterCard, others *[]hostapi.Credit) (LoadResult, error) {
 	res := LoadResult{CreditID: c.ID, AmountFen: c.AmountFen, Note: c.Note}
+	// A credit loaded before this one on the tap is recorded and reported
+	// first: the host authorizes a card's next load only once the last is
+	// completed. Only a tap with several credits pays for that with the
+	// card in the field.
+	if err := after.run(); err != nil {
+		l.logger().Warn("the last commit of an earlier load", "err", err)
+	}
 	capFen := l.BalanceCap
 	if capFen <= 0 {
 		capFen = 100000
@@ -226,9 +359,39 @@ func (l *Loader) loadOne(ctx context.Context, t apdu.Transmitter, cr *CardRead, 
 		// credit and the card's counter has moved since: the card's proof
 		// of its last load settles it.
 		return res, l.settleInFlight(ctx, t, cr, c, init, &res)
+	case hostsync.HasCode(err, hostapi.CodeCreditConsumed), hostsync.HasCode(err, hostapi.CodeNotFound):
+		// The host, which is the truth, holds the credit no more (loaded
+		// elsewhere, cancelled): the cache forgets it. INIT FOR LOAD
+		// changed nothing on the card; the next credit goes on.
+		res.Refused = err.Error()
+		if derr := l.Store.DropCredits(ctx, []string{c.ID}); derr != nil {
+			l.logger().Warn("dropping a credit the host no longer holds from the cache", "credit", c.ID, "err", derr)
+		}
+		return res, nil
 	default:
 		res.Refused = err.Error()
 		return res, nil
+	}
+	if len(auth.Credits) > 0 {
+		list, err := l.notOwed(ctx, cr.Info.CardNumber, auth.Credits)
+		if err != nil {
+			return res, err
+		}
+		*others = list
+		cache := make([]offline.Credit, 0, len(list))
+		for _, o := range list {
+			if o.Card == cr.Info.CardNumber && o.AmountFen > 0 && o.ID != "" {
+				cache = append(cache, cacheCredit(o))
+			}
+		}
+		// The next tap knows them without asking; a write the card need
+		// not wait for.
+		after.add(func() error {
+			if err := l.Store.PutCredits(ctx, cache); err != nil {
+				l.logger().Warn("caching the credits the host listed", "err", err)
+			}
+			return nil
+		})
 	}
 	mac2, err := decode4(auth.MAC2)
 	if err != nil {
@@ -264,12 +427,12 @@ func (l *Loader) loadOne(ctx context.Context, t apdu.Transmitter, cr *CardRead, 
 		return res, err
 	}
 	row.State, row.TAC = offline.StateDone, hexUpper(tac[:])
-	l.finishDone(ctx, cr, row, "")
+	after.add(func() error { l.finishDone(ctx, cr, row, ""); return nil })
+	after.report(func() { l.complete(ctx, row.ID) })
 	rep.Balance = cr.shownAfter(init.OldBalance, c.AmountFen)
 	res.Applied, res.NewBalance = true, rep.Balance
 	l.logger().Info("credit loaded", "card", redact.CardNumber(cr.Info.CardNumber), "credit", c.ID,
 		"amount", money.Format(c.AmountFen), "balance", money.Format(rep.Balance), "counter", init.OnlineCounter)
-	l.complete(ctx, row.ID)
 	return res, nil
 }
 
@@ -277,7 +440,7 @@ func (l *Loader) loadOne(ctx context.Context, t apdu.Transmitter, cr *CardRead, 
 // LOAD (which changes nothing on the card) shows the current counter; one
 // more than the row's means the load happened and GET TRANSACTION PROVE
 // gives its TAC; the same means it did not.
-func (l *Loader) recover(ctx context.Context, t apdu.Transmitter, cr *CardRead, rep *LoadReport) error {
+func (l *Loader) recover(ctx context.Context, t apdu.Transmitter, cr *CardRead, rep *LoadReport, after *afterCard) error {
 	rows, err := l.Store.Unresolved(ctx, cr.Info.CardNumber)
 	if err != nil {
 		return err
@@ -302,13 +465,15 @@ func (l *Loader) recover(ctx context.Context, t apdu.Transmitter, cr *CardRead, 
 				return err
 			}
 			rec.Applied = true
-			l.complete(ctx, row.ID)
+			after.report(func() { l.complete(ctx, row.ID) })
 		case row.Counter:
 			proof := hostsync.NotAppliedProof{OldBalanceFen: probe.OldBalance, AmountFen: row.AmountFen,
 				Random: hexUpper(probe.Random[:]), MAC1: hexUpper(probe.MAC1[:])}
 			if err := l.Store.FinishNotApplied(ctx, row.ID, proof.Encode(), "recovered: the card's counter did not move, the load did not happen"); err != nil {
 				return err
 			}
+			// Told at once, on this rare tap, so that the credit can be
+			// loaded on it (notOwed); a TAC waits for the sync loop.
 			l.complete(ctx, row.ID)
 		default:
 			// Several loads since (elsewhere): this terminal cannot tell
@@ -395,8 +560,11 @@ func (l *Loader) finishDone(ctx context.Context, cr *CardRead, row offline.Row, 
 	}
 }
 
-// complete reports a finished load row to the host at once; when the host
-// cannot be reached the row stays owed and the sync loop reports it later.
+// complete reports a finished load row to the host; when the host cannot
+// be reached the row stays owed and the sync loop reports it later. An
+// e-purse load done is reported after the card has left (afterCard); a
+// load found not to have happened at once, before its credit is loaded
+// again (notOwed).
 func (l *Loader) complete(ctx context.Context, id string) {
 	if l.Host == nil {
 		return

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -35,6 +36,11 @@ type fakeLoadHost struct {
 	consumed map[string]bool
 	// badMAC2 makes AuthorizeLoad answer a MAC2 the card must refuse.
 	badMAC2 bool
+	// listOthers makes AuthorizeLoad list the card's other pending credits
+	// (hostapi.LoadAuthorizeResponse.Credits), as a newer host does.
+	listOthers bool
+	// lookups counts CardCredits calls.
+	lookups int
 }
 
 func newFakeLoadHost(t *testing.T, card *epursesim.SimCard, amounts ...int64) *fakeLoadHost {
@@ -47,6 +53,7 @@ func newFakeLoadHost(t *testing.T, card *epursesim.SimCard, amounts ...int64) *f
 }
 
 func (h *fakeLoadHost) CardCredits(_ context.Context, card string) (hostapi.CardCreditsResponse, error) {
+	h.lookups++
 	resp := hostapi.CardCreditsResponse{}
 	for _, c := range h.credits {
 		if c.Card == card && !h.consumed[c.ID] {
@@ -59,6 +66,9 @@ func (h *fakeLoadHost) CardCredits(_ context.Context, card string) (hostapi.Card
 func (h *fakeLoadHost) AuthorizeLoad(_ context.Context, req hostapi.LoadAuthorizeRequest) (hostapi.LoadAuthorizeResponse, error) {
 	if h.consumed[req.CreditID] {
 		return hostapi.LoadAuthorizeResponse{}, &hostsync.HostError{Status: 409, Code: hostapi.CodeCreditConsumed}
+	}
+	if !slices.ContainsFunc(h.credits, func(c hostapi.Credit) bool { return c.ID == req.CreditID }) {
+		return hostapi.LoadAuthorizeResponse{}, &hostsync.HostError{Status: 404, Code: hostapi.CodeNotFound}
 	}
 	if prev, ok := h.auth[req.CreditID]; ok && prev.OnlineCounter != req.OnlineCounter {
 		return hostapi.LoadAuthorizeResponse{}, &hostsync.HostError{Status: 409, Code: hostapi.CodeCreditPending}
@@ -84,7 +94,15 @@ func (h *fakeLoadHost) AuthorizeLoad(_ context.Context, req hostapi.LoadAuthoriz
 		mac2[0] ^= 0x01
 	}
 	h.auth[req.CreditID] = req
-	return hostapi.LoadAuthorizeResponse{MAC2: hexUpper(mac2[:]), Time: req.Time}, nil
+	resp := hostapi.LoadAuthorizeResponse{MAC2: hexUpper(mac2[:]), Time: req.Time}
+	if h.listOthers {
+		for _, c := range h.credits {
+			if c.ID != req.CreditID && !h.consumed[c.ID] {
+				resp.Credits = append(resp.Credits, c)
+			}
+		}
+	}
+	return resp, nil
 }
 
 func (h *fakeLoadHost) CompleteLoad(_ context.Context, req hostapi.LoadCompleteRequest) (hostapi.LoadCompleteResponse, error) {
@@ -147,6 +165,31 @@ func (w *loadWorld) tap(t *testing.T, card apdu.Transmitter) (LoadReport, error)
 		return LoadReport{}, err
 	}
 	return w.l.Apply(context.Background(), card, cr)
+}
+
+// reportOwed is the sync loop's upload turn for load completions: each
+// row owed is reported to the host, which verifies its TAC or proof, and
+// marked reported. It returns how many were owed.
+func (w *loadWorld) reportOwed(t *testing.T) int {
+	t.Helper()
+	ctx := context.Background()
+	owed, err := w.store.CompletionsOwed(ctx, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, row := range owed {
+		req, err := hostsync.CompletionRequest(row)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := w.host.CompleteLoad(ctx, req); err != nil {
+			t.Fatal(err)
+		}
+		if err := w.store.MarkCompletionReported(ctx, row.ID); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return len(owed)
 }
 
 func (w *loadWorld) loadRows(t *testing.T) []offline.Row {
@@ -215,6 +258,8 @@ func TestLoadApplies(t *testing.T) {
 	if got := w.card.File().EPBalance; got != start+5250 {
 		t.Fatalf("card holds %d, want %d", got, start+5250)
 	}
+	// Apply reports the completions once the card is done with (a Runner:
+	// after its leave point, testdata/taps/kiosk_epurse_load.txt).
 	if !w.host.consumed["cr-1"] || !w.host.consumed["cr-2"] {
 		t.Fatalf("host consumed %v, want both credits", w.host.consumed)
 	}
@@ -225,6 +270,32 @@ func TestLoadApplies(t *testing.T) {
 	if rep, err := w.tap(t, w.card); err != nil || len(rep.Loads) != 0 || w.card.File().EPBalance != start+5250 {
 		t.Fatalf("second tap: %+v, %v, card holds %d", rep, err, w.card.File().EPBalance)
 	}
+}
+
+// TestLoadOwedCompletionWaits: a load done whose completion did not reach
+// the host (it went away after the authorization) is owed; the host still
+// lists the credit, but the journal knows it is on the card: the next tap
+// does not load it again, and the sync loop's report settles it.
+func TestLoadOwedCompletionWaits(t *testing.T) {
+	w := newLoadWorld(t, 5000)
+	start := w.card.File().EPBalance
+	w.l.Host = noCompletion{w.host}
+	if rep, err := w.tap(t, w.card); err != nil || len(rep.Loads) != 1 || !rep.Loads[0].Applied {
+		t.Fatalf("tap: %+v, %v", rep, err)
+	}
+	if rep, err := w.tap(t, w.card); err != nil || len(rep.Loads) != 0 || w.card.File().EPBalance != start+5000 {
+		t.Fatalf("second tap with the completion owed: %+v, %v, card holds %d", rep, err, w.card.File().EPBalance)
+	}
+	if n := w.reportOwed(t); n != 1 || !w.host.consumed["cr-1"] {
+		t.Fatalf("%d completions owed, host consumed %v", n, w.host.consumed)
+	}
+}
+
+// noCompletion is a host that cannot be told of completions.
+type noCompletion struct{ *fakeLoadHost }
+
+func (noCompletion) CompleteLoad(context.Context, hostapi.LoadCompleteRequest) (hostapi.LoadCompleteResponse, error) {
+	return hostapi.LoadCompleteResponse{}, hostsync.ErrUnreachable
 }
 
 // TestLoadMAC2Refused: the card refuses the host's MAC2 (9302): the row
@@ -318,6 +389,7 @@ func TestLoadWriteAheadSurvivesAKill(t *testing.T) {
 			if got := w.card.File().EPBalance; got != start+5000 || rep.Balance != start+5000 {
 				t.Fatalf("card holds %d (report %d), want one load onto %d", got, rep.Balance, start)
 			}
+			w.reportOwed(t) // the sync loop, after the tap
 			if !w.host.consumed["cr-1"] {
 				t.Fatal("the credit is not consumed at the host")
 			}
@@ -372,5 +444,59 @@ func TestLoadReadRowOfACardBelowZero(t *testing.T) {
 	}
 	if r := rows[0]; r.Kind != offline.KindRead || r.BalanceFen != 0 || r.Detail != "shown balance -3.00" {
 		t.Errorf("read row %+v", r)
+	}
+}
+
+// TestLoadFromFreshCache: with the sync pull fresh, a load tap takes the
+// card's credits from the cache and asks the host nothing before INIT FOR
+// LOAD. A cached credit the host no longer holds is refused by its
+// authorization and dropped from the cache, and the tap goes on to the
+// next; the credits an authorization lists are loaded on the same tap and
+// cached for the next one.
+func TestLoadFromFreshCache(t *testing.T) {
+	w := newLoadWorld(t, 5000, 250)
+	w.host.listOthers = true
+	w.l.CreditsFresh = time.Minute
+	ctx := context.Background()
+	start := w.card.File().EPBalance
+	// The pull cached cr-1 only (cr-2 came after it), and cr-gone, which
+	// the host has since cancelled.
+	err := w.store.ApplyPull(ctx, []offline.Credit{
+		{ID: "cr-gone", Card: testNumber, AmountFen: 700, Created: time.Unix(1, 0)},
+		{ID: "cr-1", Card: testNumber, AmountFen: 5000, Created: time.Unix(2, 0)},
+	}, nil, nil, "cursor-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := w.tap(t, w.card)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w.host.lookups != 0 {
+		t.Errorf("the host was asked for the card's credits %d times with a fresh cache", w.host.lookups)
+	}
+	var got []string
+	for _, l := range rep.Loads {
+		got = append(got, fmt.Sprintf("%s applied=%v", l.CreditID, l.Applied))
+	}
+	want := []string{"cr-gone applied=false", "cr-1 applied=true", "cr-2 applied=true"}
+	if !slices.Equal(got, want) {
+		t.Fatalf("loads %q, want %q", got, want)
+	}
+	if b := w.card.File().EPBalance; b != start+5250 || rep.Balance != b {
+		t.Fatalf("card holds %d (report %d), want %d", b, rep.Balance, start+5250)
+	}
+	cached, err := w.store.CreditsFor(ctx, testNumber)
+	if err != nil || len(cached) != 0 {
+		t.Fatalf("cache after the tap: %+v, %v; want cr-gone dropped and cr-1, cr-2 on the card", cached, err)
+	}
+	if !w.host.consumed["cr-1"] || !w.host.consumed["cr-2"] {
+		t.Fatalf("host consumed %v", w.host.consumed)
+	}
+
+	// A stale cache (no pull for longer than CreditsFresh) asks the host.
+	w.l.CreditsFresh = time.Nanosecond
+	if _, err := w.tap(t, w.card); err != nil || w.host.lookups != 1 {
+		t.Fatalf("tap with a stale cache: %v, %d lookups, want 1", err, w.host.lookups)
 	}
 }

@@ -102,8 +102,9 @@ func (l *Loader) ApplyM1(ctx context.Context, t apdu.Transmitter, w *mifare.Wall
 		return rep, err
 	}
 	cur := st
-	return rep, l.loadAll(ctx, card, resp, &rep, func(c hostapi.Credit) (LoadResult, error) {
-		return l.loadOneM1(ctx, t, w, card, c, open, &cur, &rep)
+	return rep, l.loadAll(ctx, card, resp, &rep, func(c hostapi.Credit) (LoadResult, []hostapi.Credit, error) {
+		res, err := l.loadOneM1(ctx, t, w, card, c, open, &cur, &rep)
+		return res, nil, err
 	})
 }
 

@@ -159,57 +159,86 @@ func (p *Purchaser) dailyLimit() int64 {
 // paid on this tap, except ErrMAC2Refused: paid (rep.Paid), but the card
 // did not prove itself. The report and the journal say what was done.
 func (p *Purchaser) Charge(ctx context.Context, t apdu.Transmitter, cr *CardRead, balance int64, openSAM func() (SAMSession, error)) (PurchaseReport, error) {
-	rep := PurchaseReport{Balance: balance}
+	rep := PurchaseReport{}
+	after := &afterCard{}
+	err := p.charge(ctx, t, cr, balance, openSAM, &rep, after)
+	if aerr := after.run(); err == nil {
+		err = aerr
+	}
+	return rep, err
+}
+
+// charge is Charge into rep, leaving to after what needs the card no more
+// once DEBIT FOR PURCHASE has answered: the PSAM's check of the card's
+// MAC2 and the row's last commit (an ErrMAC2Refused comes from after).
+func (p *Purchaser) charge(ctx context.Context, t apdu.Transmitter, cr *CardRead, balance int64, openSAM func() (SAMSession, error),
+	rep *PurchaseReport, after *afterCard) error {
+	rep.Balance = balance
 	card := cr.Info.CardNumber
-	if err := p.recover(ctx, t, cr, &rep); err != nil {
-		return rep, err
+	if err := p.recover(ctx, t, cr, rep); err != nil {
+		return err
 	}
 	sale, inDoubt, err := p.Till.take(card)
 	if err != nil || sale.ID == "" {
-		return rep, err
+		return err
 	}
 	defer p.Till.release()
 	rep.Sale = sale
-	if paid, err := p.settleInDoubt(ctx, sale, inDoubt, &rep); paid || err != nil {
-		return rep, err
+	if paid, err := p.settleInDoubt(ctx, sale, inDoubt, rep); paid || err != nil {
+		return err
 	}
 	if sale.AmountFen > rep.Balance {
-		return rep, fmt.Errorf("%w: the card holds %s, the sale is %s", ErrInsufficientBalance, money.Format(rep.Balance), money.Format(sale.AmountFen))
+		return fmt.Errorf("%w: the card holds %s, the sale is %s", ErrInsufficientBalance, money.Format(rep.Balance), money.Format(sale.AmountFen))
 	}
-	if limit := p.dailyLimit(); limit > 0 {
-		// Only a limit needs the day's sum: it may cost log reads.
-		spent, err := p.spentToday(ctx, t, cr)
-		if err != nil {
-			return rep, err
-		}
-		rep.SpentToday = spent
-	}
-	if limit := p.dailyLimit(); limit > 0 && rep.SpentToday+sale.AmountFen > limit {
-		if sale.PIN == "" {
-			return rep, fmt.Errorf("%w (spent today %s, sale %s, limit %s)", ErrPINRequired, money.Format(rep.SpentToday), money.Format(sale.AmountFen), money.Format(limit))
-		}
-		if err := epurse.VerifyPIN(t, sale.PIN); err != nil {
-			if errors.Is(err, apdu.ErrWrongPIN) || errors.Is(err, apdu.ErrAuthMethodBlocked) {
-				// Never sent again: each try uses one of the card's.
-				p.Till.dropPIN(sale.ID)
-			}
-			return rep, fmt.Errorf("cardholder PIN: %w", err)
-		}
-		rep.PINVerified = true
+	if err := p.checkLimit(ctx, t, cr, sale, rep); err != nil {
+		return err
 	}
 	if openSAM == nil {
-		return rep, ErrNoSAM
+		return ErrNoSAM
 	}
 	sam, err := openSAM()
 	if err != nil {
-		return rep, fmt.Errorf("%w: %v", ErrNoSAM, err)
+		return fmt.Errorf("%w: %v", ErrNoSAM, err)
 	}
-	defer func() {
+	err = p.debit(ctx, t, sam, cr, sale, rep, after)
+	// After the debit's own work (the MAC2 check needs the PSAM).
+	after.add(func() error {
 		if err := sam.Close(); err != nil {
 			p.logger().Warn("closing PSAM session", "err", err)
 		}
-	}()
-	return rep, p.debit(ctx, t, sam, cr, sale, &rep)
+		return nil
+	})
+	return err
+}
+
+// checkLimit holds a sale that would take the card over the daily limit
+// to the cardholder's PIN.
+func (p *Purchaser) checkLimit(ctx context.Context, t apdu.Transmitter, cr *CardRead, sale Sale, rep *PurchaseReport) error {
+	limit := p.dailyLimit()
+	if limit <= 0 {
+		return nil
+	}
+	// Only a limit needs the day's sum: it may cost log reads.
+	spent, err := p.spentToday(ctx, t, cr)
+	if err != nil {
+		return err
+	}
+	rep.SpentToday = spent
+	if spent+sale.AmountFen <= limit {
+		return nil
+	}
+	if sale.PIN == "" {
+		return fmt.Errorf("%w (spent today %s, sale %s, limit %s)", ErrPINRequired, money.Format(spent), money.Format(sale.AmountFen), money.Format(limit))
+	}
+	if err := epurse.VerifyPIN(t, sale.PIN); err != nil {
+		if errors.Is(err, apdu.ErrWrongPIN) || errors.Is(err, apdu.ErrAuthMethodBlocked) {
+			// Never sent again: each try uses one of the card's.
+			p.Till.dropPIN(sale.ID)
+		}
+		return fmt.Errorf("cardholder PIN: %w", err)
+	}
+	rep.PINVerified = true
+	return nil
 }
 
 // settleInDoubt looks at the journal row of the sale's earlier debit that
@@ -245,8 +274,9 @@ func (p *Purchaser) Settle(ctx context.Context, t apdu.Transmitter, cr *CardRead
 }
 
 // debit is one purchase: PSAM ready, INITIALIZE FOR PURCHASE, MAC1 from the
-// PSAM, write-ahead row, DEBIT FOR PURCHASE, MAC2 to the PSAM, row done.
-func (p *Purchaser) debit(ctx context.Context, t apdu.Transmitter, sam apdu.Transmitter, cr *CardRead, sale Sale, rep *PurchaseReport) error {
+// PSAM, write-ahead row, DEBIT FOR PURCHASE; then, left to after (the card
+// may leave), MAC2 to the PSAM and the row done.
+func (p *Purchaser) debit(ctx context.Context, t apdu.Transmitter, sam apdu.Transmitter, cr *CardRead, sale Sale, rep *PurchaseReport, after *afterCard) error {
 	prof := p.profile(cr)
 	if cr.Info.AppSerial == ([10]byte{}) {
 		// The PSAM diversifies the card's key from its serial (EF 0x15
@@ -304,6 +334,11 @@ func (p *Purchaser) debit(ctx context.Context, t apdu.Transmitter, sam apdu.Tran
 		}
 		return samUnavailable(prof, err)
 	}
+	// A load's last commit first: at most one row of this card waits for
+	// it (afterCard).
+	if err := after.flush(); err != nil {
+		p.logger().Warn("the last commit of a load", "err", err)
+	}
 	// Rule 2: the row is on disk before the card can change.
 	row, err := p.Store.Begin(ctx, offline.Row{
 		Kind: offline.KindPurchase, State: offline.StateIntent, Card: cr.Info.CardNumber, Purse: cr.Purse.String(),
@@ -318,6 +353,21 @@ func (p *Purchaser) debit(ctx context.Context, t apdu.Transmitter, sam apdu.Tran
 	if err != nil {
 		return p.debitFailed(ctx, t, cr, sale, init, row, err, rep)
 	}
+	// The money moved: the sale is paid whatever the PSAM says of MAC2.
+	p.Till.paid(sale.ID)
+	row.State, row.TAC = offline.StateDone, hexUpper(tac[:])
+	rep.Paid, rep.TAC = true, row.TAC
+	rep.Balance = cr.shownAfter(init.Balance, -sale.AmountFen)
+	after.add(func() error { return p.afterDebit(ctx, sam, cr, sale, init, row, mac2, rep) })
+	return nil
+}
+
+// afterDebit is a purchase's work once the card has debited it, which
+// needs the card no more: the PSAM's check of the card's MAC2, and the row
+// done (with its receipt). A crash before it leaves the row in intent, and
+// the card's next tap settles it from its counter (rule 3).
+func (p *Purchaser) afterDebit(ctx context.Context, sam apdu.Transmitter, cr *CardRead, sale Sale, init epurse.PurchaseInit,
+	row offline.Row, mac2 [4]byte, rep *PurchaseReport) error {
 	detail := ""
 	macErr := psam.VerifyMAC2(sam, mac2)
 	if macErr != nil {
@@ -336,15 +386,11 @@ func (p *Purchaser) debit(ctx context.Context, t apdu.Transmitter, sam apdu.Tran
 	} else {
 		rep.MAC2Verified = true
 	}
-	row.State, row.TAC = offline.StateDone, hexUpper(tac[:])
 	if err := p.storeDone(ctx, cr, row, detail); err != nil {
 		p.logger().Error("journal update failed; the next tap resolves it from the card", "journal", row.ID, "err", err)
 	}
-	p.Till.paid(sale.ID)
-	rep.Paid, rep.TAC = true, row.TAC
-	rep.Balance = cr.shownAfter(init.Balance, -sale.AmountFen)
 	p.logger().Info("purchase debited", "card", redact.CardNumber(cr.Info.CardNumber), "journal", row.ID,
-		"amount", money.Format(sale.AmountFen), "balance", money.Format(rep.Balance), "counter", init.OfflineCounter, "term_serial", serial, "psam_profile", prof.String())
+		"amount", money.Format(sale.AmountFen), "balance", money.Format(rep.Balance), "counter", init.OfflineCounter, "term_serial", row.TermSerial, "psam_profile", p.profile(cr).String())
 	if macErr != nil {
 		// The PSAM's own error is text only: whatever it was (a wrong MAC2,
 		// a PSAM gone), the tap is classed by the alarm.
@@ -562,7 +608,14 @@ func (p *Purchaser) spentToday(ctx context.Context, t apdu.Transmitter, cr *Card
 	}
 	today := p.now().Format("20060102")
 	recs := cr.Log
-	if n := len(recs); n > 0 && n < epurse.MaxLogRecords && recs[n-1].Time.Format("20060102") == today {
+	if !cr.historyRead {
+		// The tap did not read the log (a mode that does not show it):
+		// only today's records count, and they come first.
+		var err error
+		if recs, err = p.todaysLog(t, today); err != nil {
+			return 0, err
+		}
+	} else if n := len(recs); n > 0 && n < epurse.MaxLogRecords && recs[n-1].Time.Format("20060102") == today {
 		// Every record read is from today: older ones may be too. A load
 		// on this tap may have pushed a record read already down one: the
 		// sum below counts each (type, counter) once.
@@ -604,6 +657,31 @@ func (p *Purchaser) spentToday(ctx context.Context, t apdu.Transmitter, cr *Card
 		}
 	}
 	return spent, nil
+}
+
+// todaysLog reads the purchase log newest first, one record at a time,
+// and stops at the first record before today (or the log's end): the
+// daily sum needs no more, and each record is an APDU with the card in
+// the field. A record that does not parse may be of today: an error.
+func (p *Purchaser) todaysLog(t apdu.Transmitter, today string) ([]epurse.LogRecord, error) {
+	var recs []epurse.LogRecord
+	for n := 1; n <= epurse.MaxLogRecords; n++ {
+		one, err := epurse.ReadLogFrom(t, p.logFile(), n, n)
+		var bad *epurse.LogRecordError
+		switch {
+		case errors.As(err, &bad):
+			return nil, fmt.Errorf("the card's log record %d does not parse: today's spending cannot be summed for the daily limit: %w", n, err)
+		case errors.Is(err, apdu.ErrFileNotFound):
+			return recs, nil // no log file: nothing spent by the card's word
+		case err != nil:
+			return nil, fmt.Errorf("reading the card's log for the daily limit: %w", err)
+		}
+		if len(one) == 0 || one[0].Time.Format("20060102") < today {
+			return recs, nil
+		}
+		recs = append(recs, one[0])
+	}
+	return recs, nil
 }
 
 // isPurchase reports a log record of money spent: an ED or EP purchase, or

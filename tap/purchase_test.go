@@ -30,6 +30,9 @@ type posWorld struct {
 	till  *Till
 	p     *Purchaser
 	now   time.Time
+	// history: the read takes the cardholder file and the log, as a mode
+	// that shows them does; otherwise the daily limit reads the log itself.
+	history bool
 }
 
 func newPOSWorld(t *testing.T, history int) *posWorld {
@@ -58,7 +61,7 @@ func (samSession) Close() error { return nil }
 func (w *posWorld) tap(t *testing.T, card apdu.Transmitter) (PurchaseReport, error) {
 	t.Helper()
 	w.card.Reset()
-	cr, err := ReadPurse(card, ReadOptions{}, nil)
+	cr, err := ReadPurse(card, ReadOptions{History: w.history}, nil)
 	if err != nil {
 		return PurchaseReport{}, err
 	}
@@ -195,17 +198,30 @@ func TestPurchaseDailyLimitNeedsPIN(t *testing.T) {
 
 // TestPurchaseDailyLimitBadLogRecord: a log record that does not parse may
 // be a purchase of today, so the day's sum is not known: the sale is
-// refused with the reason, and nothing is debited.
+// refused with the reason, and nothing is debited. With the history read
+// (a mode that shows it) any record read counts; without, the daily sum
+// reads from the newest record, so a garbled newest one is met.
 func TestPurchaseDailyLimitBadLogRecord(t *testing.T) {
+	for _, history := range []bool{true, false} {
+		t.Run(fmt.Sprintf("history=%v", history), func(t *testing.T) { testDailyBadLogRecord(t, history) })
+	}
+}
+
+func testDailyBadLogRecord(t *testing.T, history bool) {
 	w := newPOSWorld(t, 3)
+	w.history = history
 	w.p.DailyLimit = 100000
 	before := w.card.File().EPBalance
 	if _, err := w.till.Arm(600, ""); err != nil {
 		t.Fatal(err)
 	}
+	record := byte(2)
+	if !history {
+		record = 1
+	}
 	garbled := apdu.TransmitterFunc(func(cmd []byte) ([]byte, error) {
 		resp, err := w.card.Transmit(cmd)
-		if err == nil && cmd[1] == 0xB2 && cmd[2] == 2 {
+		if err == nil && cmd[1] == 0xB2 && cmd[2] == record {
 			resp = append(bytes.Clone(resp[:22]), 0x90, 0x00)
 		}
 		return resp, err

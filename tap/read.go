@@ -28,6 +28,12 @@ type ReadOptions struct {
 	LogFiles []byte
 	// LogRecords is how many newest records to show; zero means 5.
 	LogRecords int
+	// History asks for the cardholder file (EF 0x16) and the log records
+	// (LogFiles, LogRecords), for a mode that shows them: the kiosk page,
+	// cardd scan and dump. Without it a read is the card's number,
+	// validity and balance alone. A Runner reads the history after the
+	// tap's money step, which does not need it (doc.go).
+	History bool
 	// Logger gets the log records that do not parse; nil: slog.Default().
 	Logger *slog.Logger
 }
@@ -82,23 +88,44 @@ type CardRead struct {
 	// LogSkipped counts the log records read that do not parse: they are
 	// not in Log.
 	LogSkipped int
+	// historyRead: Holder and Log were read (ReadOptions.History), so Log
+	// holds the card's newest records, not none.
+	historyRead bool
 	// APDUs counts the command APDUs sent, GET RESPONSE rounds included.
 	APDUs int
 	// BalanceAPDUs is how many APDUs it took until the balance was known.
 	BalanceAPDUs int
 }
 
-// ReadPurse reads an e-purse card: SELECT, then GET BALANCE, then the
-// cardholder and the log. The FCI of the select carries a copy of EF 0x15
-// (tag 9F0C), so on most cards the number and the balance are known after two
-// APDUs; onBalance is called right then, before the slower reads, so a screen
-// can show the balance while the log is still being read. onBalance may be nil.
+// ReadPurse reads an e-purse card: SELECT, then GET BALANCE, then, with
+// o.History, the cardholder and the log. The FCI of the select carries a
+// copy of EF 0x15 (tag 9F0C), so on most cards the number and the balance
+// are known after two APDUs; onBalance is called right then, before the
+// slower reads, so a screen can show the balance while the log is still
+// being read. onBalance may be nil.
 func ReadPurse(t apdu.Transmitter, o ReadOptions, onBalance func(*CardRead)) (*CardRead, error) {
+	r, err := readHead(t, o)
+	if err != nil {
+		return nil, err
+	}
+	if onBalance != nil {
+		onBalance(r)
+	}
+	if !o.History {
+		return r, nil
+	}
+	if err := r.readHistory(t, o); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// readHead is what every tap reads: SELECT (number and validity from the
+// FCI, or EF 0x15) and the balance. It is all the money step needs.
+func readHead(t apdu.Transmitter, o ReadOptions) (*CardRead, error) {
 	o = o.withDefaults()
 	ct := &countingTransmitter{t: t}
 	r := &CardRead{Purse: o.Purse}
-	defer func() { r.APDUs = ct.n }()
-
 	aids := o.AIDs
 	if aids == nil {
 		aids = epurse.DefaultAIDs()
@@ -121,12 +148,17 @@ func ReadPurse(t apdu.Transmitter, o ReadOptions, onBalance func(*CardRead)) (*C
 		return nil, err
 	}
 	r.Balance = r.Profile.Shown(r.PurseBalance, r.SecondPurse)
-	r.BalanceAPDUs = ct.n
-	if onBalance != nil {
-		r.APDUs = ct.n
-		onBalance(r)
-	}
+	r.BalanceAPDUs, r.APDUs = ct.n, ct.n
+	return r, nil
+}
 
+// readHistory reads the cardholder file and the newest log records into
+// r, counting its commands in r.APDUs. A file the card lacks, or one it
+// wrote another issuer's way, costs that file, not the read.
+func (r *CardRead) readHistory(t apdu.Transmitter, o ReadOptions) error {
+	o = o.withDefaults()
+	ct := &countingTransmitter{t: t}
+	defer func() { r.APDUs += ct.n }()
 	h, err := epurse.ReadHolder(ct)
 	switch {
 	case err == nil:
@@ -138,9 +170,11 @@ func ReadPurse(t apdu.Transmitter, o ReadOptions, onBalance func(*CardRead)) (*C
 		// holder's name, not the log and the money.
 		r.note("cardholder file: %v", err)
 	default:
-		return nil, err
+		return err
 	}
 
+	var logs []epurse.LogRecord
+	skipped := 0
 	for _, sfi := range o.LogFiles {
 		recs, err := epurse.ReadLog(ct, sfi, o.LogRecords)
 		var bad *epurse.LogRecordError
@@ -150,22 +184,23 @@ func ReadPurse(t apdu.Transmitter, o ReadOptions, onBalance func(*CardRead)) (*C
 		case errors.As(err, &bad):
 			// A record the card wrote wrongly costs that record, not the
 			// balance and the others.
-			r.LogSkipped += len(bad.Records)
+			skipped += len(bad.Records)
 			o.logger().Warn("card log records do not parse; skipped", "card", redact.CardNumber(r.Info.CardNumber),
 				"sfi", sfi, "records", bad.Records, "err", bad.Err)
 		case err != nil:
-			return nil, err
+			return err
 		}
-		r.Log = append(r.Log, recs...)
+		logs = append(logs, recs...)
 	}
 	if len(o.LogFiles) > 1 {
 		// Merge files newest first; stable keeps each file's own order on ties.
-		slices.SortStableFunc(r.Log, func(a, b epurse.LogRecord) int { return b.Time.Compare(a.Time) })
+		slices.SortStableFunc(logs, func(a, b epurse.LogRecord) int { return b.Time.Compare(a.Time) })
 	}
-	if len(r.Log) > o.LogRecords {
-		r.Log = r.Log[:o.LogRecords]
+	if len(logs) > o.LogRecords {
+		logs = logs[:o.LogRecords]
 	}
-	return r, nil
+	r.Log, r.LogSkipped, r.historyRead = logs, skipped, true
+	return nil
 }
 
 // readBalance reads the purse by the family's rule and, on a card of a

@@ -102,7 +102,7 @@ func TestReadPurseReadsWhatTheCardHolds(t *testing.T) {
 	calls := 0
 	firedAt := -1
 	var atBalance CardRead
-	got, err := ReadPurse(rec, ReadOptions{}, func(cr *CardRead) {
+	got, err := ReadPurse(rec, ReadOptions{History: true}, func(cr *CardRead) {
 		calls++
 		firedAt = len(rec.cmds)
 		atBalance = *cr
@@ -169,7 +169,7 @@ func TestReadPurseReadsWhatTheCardHolds(t *testing.T) {
 // A nil onBalance is allowed.
 func TestReadPurseNilOnBalance(t *testing.T) {
 	card := newTestCard(t, "张三", 2, nil)
-	got, err := ReadPurse(card, ReadOptions{}, nil)
+	got, err := ReadPurse(card, ReadOptions{History: true}, nil)
 	if err != nil {
 		t.Fatalf("ReadPurse: %v", err)
 	}
@@ -195,7 +195,7 @@ func TestReadPurseWithout9F0CReadsEF15(t *testing.T) {
 	})
 	rec := &recorder{t: bare}
 	firedAt := -1
-	got, err := ReadPurse(rec, ReadOptions{}, func(*CardRead) { firedAt = len(rec.cmds) })
+	got, err := ReadPurse(rec, ReadOptions{History: true}, func(*CardRead) { firedAt = len(rec.cmds) })
 	if err != nil {
 		t.Fatalf("ReadPurse: %v", err)
 	}
@@ -239,13 +239,13 @@ func TestReadPurseOptions(t *testing.T) {
 		{
 			name: "ED purse", holder: "张三", history: 3,
 			edit:      func(f *epursesim.CardFile) { f.EDBalance = 777 },
-			opts:      ReadOptions{Purse: epurse.PurseED},
+			opts:      ReadOptions{History: true, Purse: epurse.PurseED},
 			wantPurse: epurse.PurseED, wantBalance: func(f *epursesim.CardFile) int64 { return 777 },
 			wantLog: 3, wantAPDUs: 2 + 1 + 3 + 1,
 		},
 		{
 			name: "3 records asked", holder: "张三", history: 7,
-			opts:      ReadOptions{LogRecords: 3},
+			opts:      ReadOptions{History: true, LogRecords: 3},
 			wantPurse: epurse.PurseEP, wantBalance: func(f *epursesim.CardFile) int64 { return f.EPBalance },
 			wantLog: 3, wantAPDUs: 2 + 1 + 3,
 		},
@@ -272,7 +272,7 @@ func TestReadPurseOptions(t *testing.T) {
 		},
 		{
 			name: "configured log file the card lacks", holder: "张三", history: 6,
-			opts:      ReadOptions{LogFiles: []byte{epursesim.LogSFI, 0x1A}},
+			opts:      ReadOptions{History: true, LogFiles: []byte{epursesim.LogSFI, 0x1A}},
 			wantPurse: epurse.PurseEP, wantBalance: func(f *epursesim.CardFile) int64 { return f.EPBalance },
 			wantLog: 5, wantAPDUs: 2 + 1 + 5 + 1, // READ RECORD 1 of SFI 1A answers 6A82
 		},
@@ -283,7 +283,9 @@ func TestReadPurseOptions(t *testing.T) {
 			if len(want.Log) != tc.history {
 				t.Fatalf("card has %d records, want %d", len(want.Log), tc.history)
 			}
-			got, err := ReadPurse(card, tc.opts, nil)
+			opts := tc.opts
+			opts.History = true // the whole read, as cardd scan does
+			got, err := ReadPurse(card, opts, nil)
 			if err != nil {
 				t.Fatalf("ReadPurse: %v", err)
 			}
@@ -333,7 +335,7 @@ func TestReadPurseMergesTwoLogFiles(t *testing.T) {
 		t.Fatalf("split card balance %d, single %d: the histories differ", sf.EPBalance, single.File().EPBalance)
 	}
 
-	got, err := ReadPurse(split, ReadOptions{LogFiles: []byte{epursesim.LogSFI, loadSFI}}, nil)
+	got, err := ReadPurse(split, ReadOptions{History: true, LogFiles: []byte{epursesim.LogSFI, loadSFI}}, nil)
 	if err != nil {
 		t.Fatalf("ReadPurse: %v", err)
 	}
@@ -353,7 +355,7 @@ func TestReadPurseMergesTwoLogFiles(t *testing.T) {
 	}
 
 	// Reading only 0x18 of the split card gives purchases only.
-	only, err := ReadPurse(split, ReadOptions{}, nil)
+	only, err := ReadPurse(split, ReadOptions{History: true}, nil)
 	if err != nil {
 		t.Fatalf("ReadPurse: %v", err)
 	}
@@ -368,7 +370,7 @@ func answerSW(sw uint16) apdu.TransmitterFunc {
 func TestReadPurseNotAnEPurse(t *testing.T) {
 	rec := &recorder{t: answerSW(0x6A82)}
 	called := false
-	got, err := ReadPurse(rec, ReadOptions{}, func(*CardRead) { called = true })
+	got, err := ReadPurse(rec, ReadOptions{History: true}, func(*CardRead) { called = true })
 	if !errors.Is(err, apdu.ErrFileNotFound) {
 		t.Fatalf("err = %v, want apdu.ErrFileNotFound", err)
 	}
@@ -395,7 +397,7 @@ func TestReadPurseNotAnEPurse(t *testing.T) {
 func TestReadPurseBlockedCard(t *testing.T) {
 	card := newTestCard(t, "张三", 0, func(f *epursesim.CardFile) { f.Blocked = true })
 	rec := &recorder{t: card}
-	got, err := ReadPurse(rec, ReadOptions{}, nil)
+	got, err := ReadPurse(rec, ReadOptions{History: true}, nil)
 	if !errors.Is(err, apdu.ErrFileInvalidated) {
 		t.Fatalf("err = %v, want apdu.ErrFileInvalidated", err)
 	}
@@ -429,7 +431,7 @@ func TestReadPurseCardRemovedAtEveryCommand(t *testing.T) {
 				return card.Transmit(cmd)
 			})
 			balanceSeen := false
-			got, err := ReadPurse(pulled, ReadOptions{}, func(*CardRead) { balanceSeen = true })
+			got, err := ReadPurse(pulled, ReadOptions{History: true}, func(*CardRead) { balanceSeen = true })
 			if n > total {
 				if err != nil || got == nil || got.APDUs != total {
 					t.Fatalf("card never pulled: %v, read %+v; want a full read of %d APDUs", err, got, total)
@@ -489,7 +491,7 @@ func TestReadPurseMalformedAnswers(t *testing.T) {
 						t.Fatalf("ReadPurse panicked: %v", p)
 					}
 				}()
-				got, err = ReadPurse(bad, ReadOptions{}, nil)
+				got, err = ReadPurse(bad, ReadOptions{History: true}, nil)
 			}()
 			if !hit {
 				t.Fatal("the malformed answer was never sent")
@@ -545,7 +547,7 @@ func TestReadPurseOddFieldsCostOnlyThemselves(t *testing.T) {
 				}
 				return resp, err
 			})
-			got, err := ReadPurse(odd, ReadOptions{}, nil)
+			got, err := ReadPurse(odd, ReadOptions{History: true}, nil)
 			if err != nil {
 				t.Fatalf("err = %v", err)
 			}
@@ -567,7 +569,7 @@ func TestDeadlineTransmitter(t *testing.T) {
 	t.Run("past deadline sends nothing", func(t *testing.T) {
 		card := newTestCard(t, "张三", 3, nil)
 		rec := &recorder{t: card}
-		got, err := ReadPurse(deadlineTransmitter{t: rec, deadline: time.Now().Add(-time.Second)}, ReadOptions{}, nil)
+		got, err := ReadPurse(deadlineTransmitter{t: rec, deadline: time.Now().Add(-time.Second)}, ReadOptions{History: true}, nil)
 		if !errors.Is(err, ErrTapTimeout) {
 			t.Fatalf("err = %v, want ErrTapTimeout", err)
 		}
@@ -586,7 +588,7 @@ func TestDeadlineTransmitter(t *testing.T) {
 		// the session's deadline.
 		abandoned := &reader.Error{Op: "transmit", Reader: "r", Err: context.DeadlineExceeded}
 		_, err := ReadPurse(deadlineTransmitter{t: apdu.TransmitterFunc(func([]byte) ([]byte, error) { return nil, abandoned }),
-			deadline: time.Now().Add(time.Hour)}, ReadOptions{}, nil)
+			deadline: time.Now().Add(time.Hour)}, ReadOptions{History: true}, nil)
 		if !errors.Is(err, ErrTapTimeout) || !errors.Is(err, context.DeadlineExceeded) {
 			t.Fatalf("err = %v, want ErrTapTimeout wrapping the deadline", err)
 		}
@@ -607,7 +609,7 @@ func TestDeadlineTransmitter(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			card := newTestCard(t, "张三", 3, nil)
 			rec := &recorder{t: card}
-			got, err := ReadPurse(deadlineTransmitter{t: rec, deadline: tc.deadline}, ReadOptions{}, nil)
+			got, err := ReadPurse(deadlineTransmitter{t: rec, deadline: tc.deadline}, ReadOptions{History: true}, nil)
 			if err != nil {
 				t.Fatalf("ReadPurse: %v", err)
 			}
@@ -651,7 +653,7 @@ func TestReadPurseSkipsABadLogRecord(t *testing.T) {
 				return resp, err
 			})
 			var logged bytes.Buffer
-			got, err := ReadPurse(bad, ReadOptions{Logger: slog.New(slog.NewTextHandler(&logged, nil))}, nil)
+			got, err := ReadPurse(bad, ReadOptions{History: true, Logger: slog.New(slog.NewTextHandler(&logged, nil))}, nil)
 			if err != nil {
 				t.Fatalf("ReadPurse: %v", err)
 			}
@@ -682,7 +684,7 @@ func TestReadPurseSkipsABadLogRecord(t *testing.T) {
 func TestOwnCardUnderTheOperatorsAID(t *testing.T) {
 	aid := []byte{0xF0, 0x01, 0x02, 0x03, 0x04, 0x05, 0x06}
 	card := newTestCard(t, "", 0, func(cf *epursesim.CardFile) { cf.AID = hex.EncodeToString(aid) })
-	cr, err := ReadPurse(card, ReadOptions{AIDs: [][]byte{aid}}, nil)
+	cr, err := ReadPurse(card, ReadOptions{History: true, AIDs: [][]byte{aid}}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

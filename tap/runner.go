@@ -66,12 +66,15 @@ type Result struct {
 	// ToBalance and ToDone are the times from Start until the balance was
 	// known and until the read ended.
 	ToBalance, ToDone time.Duration
-	// ToLeave is the time from Start until the card's last command was
-	// answered: from then on the tap needed the card no more. What may
-	// follow (the journal's last commit, a PSAM check, a report to the
-	// host) does not hold the card. Zero when no command was sent.
+	// ToLeave is the time from Start until the card was needed no more.
+	// In a tap with a money step (a Loader or a Purchaser) it is the leave
+	// point, right after that step's last card command was answered: what
+	// follows (the PSAM's MAC2 check, the journal's last commit, the
+	// history a kiosk shows, the report to the host) does not hold the
+	// money. In any other tap it is when the card's last command was
+	// answered. Zero when no command was sent.
 	ToLeave time.Duration
-	// CardAPDUs counts the commands sent to the card in this tap, GET
+	// CardAPDUs counts the commands sent to the card until ToLeave, GET
 	// RESPONSE rounds included; the PSAM's are not counted.
 	CardAPDUs int
 	Read      *CardRead // the balance-time snapshot in OnBalance; complete in OnTap when Err is nil
@@ -166,7 +169,12 @@ type Runner struct {
 	// they must not block for long, since the next tap waits for them.
 	OnEvent   func(reader.Event)
 	OnBalance func(Result)
-	OnTap     func(Result)
+	// OnLeave, when set, is called at a money tap's leave point (ToLeave):
+	// the money step is over on the card, which may go; the journal's last
+	// commit, a PSAM's MAC2 check and the history reads may follow, so
+	// the Result is the money's, not yet the tap's (OnTap).
+	OnLeave func(Result)
+	OnTap   func(Result)
 	// OnAPDU, when set, gets each APDU exchange's round trip (for metrics).
 	OnAPDU func(time.Duration)
 	// WrapCard, when set, wraps each tap's card transmitter, so that every
@@ -318,16 +326,20 @@ func (r *Runner) tap(ctx context.Context, open openFunc, ev reader.Event) Result
 		}
 		clock := &leaveClock{t: t}
 		t = clock
-		r.steps(ctx, t, &res, r.samOpener(cardCtx, open))
-		res.CardAPDUs = clock.n
-		if clock.n > 0 {
-			res.ToLeave = clock.last.Sub(res.Start)
+		after := r.steps(ctx, t, &res, r.samOpener(cardCtx, open), func() { r.leave(clock, &res) })
+		if !clock.marked {
+			// No money step: the card was needed until its last answer.
+			clock.mark(&res)
 		}
 		if r.BeforeClose != nil {
 			r.BeforeClose(t, res)
 		}
 		if cerr := s.Close(); cerr != nil {
 			r.logger().Warn("closing card session", "reader", ev.Reader, "err", cerr)
+		}
+		// The reader is free before the work that needs the card no more.
+		if err := after.run(); err != nil && res.Err == nil {
+			res.Err = err
 		}
 	}
 	res.ToDone = time.Since(res.Start)
@@ -341,9 +353,39 @@ func (r *Runner) tap(ctx context.Context, open openFunc, ev reader.Event) Result
 // leaveClock counts a tap's card commands and notes when the last was
 // answered: the moment the card could have left (Result.ToLeave).
 type leaveClock struct {
-	t    apdu.Transmitter
-	n    int
-	last time.Time
+	t      apdu.Transmitter
+	n      int
+	last   time.Time
+	marked bool // the leave point is set (mark)
+}
+
+// mark sets res's leave point: the commands sent so far, and when the last
+// was answered.
+func (c *leaveClock) mark(res *Result) {
+	c.marked = true
+	res.CardAPDUs = c.n
+	if c.n > 0 {
+		res.ToLeave = c.last.Sub(res.Start)
+	}
+}
+
+// leave is a money tap's leave point: it is marked, and OnLeave told.
+func (r *Runner) leave(c *leaveClock, res *Result) {
+	c.mark(res)
+	if r.OnLeave != nil {
+		r.OnLeave(snapshot(*res))
+	}
+}
+
+// snapshot is res with its read copied: the tap goes on filling the read
+// (its history) while a hook may hand the snapshot to another goroutine.
+func snapshot(res Result) Result {
+	if res.Read != nil {
+		c := *res.Read
+		c.Log = slices.Clone(res.Read.Log)
+		res.Read = &c
+	}
+	return res
 }
 
 func (c *leaveClock) Transmit(cmd []byte) ([]byte, error) {
@@ -363,18 +405,26 @@ func (r *Runner) timeout() time.Duration {
 // steps are what a tap does in the card session, in this order, each step
 // running only when the Runner has its part (Door, Loader, Purchaser):
 //
-//   - read: the e-purse (ReadPurse); the balance is published the moment
-//     it is known (OnBalance);
-//   - decide (door): on that balance, before the slower reads, or on the
-//     card's UID when it has no e-purse;
-//   - on an e-purse card: load its credits (Loader.Apply), then pay the
-//     armed sale (Purchaser.Charge), or settle a refused card's unfinished
-//     purchases (Purchaser.Settle);
-//   - on a card with no e-purse, at a POS with an M1 wallet (readsM1):
-//     read the wallet, load, pay (m1).
+//   - read: the card's number, validity and balance (readHead), published
+//     the moment they are known (OnBalance);
+//   - decide (door): on that balance, or on the card's UID when it has no
+//     e-purse;
+//   - money, on an e-purse card: load its credits (Loader), then pay the
+//     armed sale (Purchaser), or settle a refused card's unfinished
+//     purchases (Purchaser.Settle); on a card with no e-purse, at a POS
+//     with an M1 wallet (readsM1): read the wallet, load, pay (m1);
+//   - leave (a tap with a money step): the card is needed for the money no
+//     more; leave marks the point (Result.ToLeave) and tells OnLeave;
+//   - history, when Read.History: the cardholder file and the log, which
+//     the money did not need;
+//   - after the card: what the money steps left for then (afterCard: the
+//     PSAM's MAC2 check, the journal's last commit with its receipt, the
+//     load's completion to the host), returned for tap to run once the
+//     card session is closed.
 //
 // Each step records what it did in res, and its error in res.Err.
-func (r *Runner) steps(ctx context.Context, t apdu.Transmitter, res *Result, openSAM func() (SAMSession, error)) {
+func (r *Runner) steps(ctx context.Context, t apdu.Transmitter, res *Result, openSAM func() (SAMSession, error), leave func()) *afterCard {
+	after := &afterCard{}
 	doorErr := r.read(ctx, t, res)
 	if r.Door != nil {
 		r.decide(ctx, t, res, doorErr)
@@ -382,44 +432,69 @@ func (r *Runner) steps(ctx context.Context, t apdu.Transmitter, res *Result, ope
 	if res.Read == nil {
 		if r.readsM1(*res) {
 			r.m1(ctx, t, res)
+			leave()
 		}
-		return
+		return after
 	}
-	if res.Err == nil && (r.Loader != nil || r.Purchaser != nil) {
-		// Shown, but not charged or loaded: see Transactable.
-		res.Err = res.Read.Transactable()
+	if r.Loader != nil || r.Purchaser != nil {
+		if res.Err == nil {
+			// Shown, but not charged or loaded: see Transactable.
+			res.Err = res.Read.Transactable()
+		}
+		r.money(ctx, t, res, openSAM, after)
+		leave()
 	}
+	if r.Read.History {
+		r.history(t, res)
+	}
+	return after
+}
+
+// money is the e-purse's money step: load, then pay.
+func (r *Runner) money(ctx context.Context, t apdu.Transmitter, res *Result, openSAM func() (SAMSession, error), after *afterCard) {
 	if res.Err == nil && r.Loader != nil {
-		rep, err := r.Loader.Apply(ctx, t, res.Read)
+		rep, err := r.Loader.apply(ctx, t, res.Read, after)
 		res.Load, res.Err = &rep, err
 	}
 	if r.Purchaser != nil {
-		r.pay(ctx, t, res, openSAM)
+		r.pay(ctx, t, res, openSAM, after)
 	}
 }
 
-// read is a tap's first step: it reads the e-purse into res and calls
-// OnBalance with the balance the moment it is known. At a door the
-// decision is taken right then too, since the number is known: the door
-// opens without waiting for the cardholder and log reads, which only a
-// load needs. read returns that decision's error, for decide.
+// history reads the cardholder file and the log after the money. When
+// the tap moved money (or tried to), a history that does not read costs
+// the history alone, noted on the read: the card may leave after the
+// money. Otherwise (a read-only tap) it is the tap's error, as a read
+// that failed.
+func (r *Runner) history(t apdu.Transmitter, res *Result) {
+	err := res.Read.readHistory(t, r.Read)
+	switch {
+	case err == nil:
+	case r.Loader != nil || r.Purchaser != nil:
+		res.Read.note("history not read: %v", err)
+		r.logger().Info("the card left before its history was read; the money was done", "card", redact.CardNumber(res.Read.Info.CardNumber), "err", err)
+	case res.Err == nil:
+		res.Err = err
+	}
+}
+
+// read is a tap's first step: it reads the card's number, validity and
+// balance into res and calls OnBalance with them the moment they are
+// known. At a door the decision is taken right then too, since the number
+// is known. read returns that decision's error, for decide.
 func (r *Runner) read(ctx context.Context, t apdu.Transmitter, res *Result) (doorErr error) {
-	res.Read, res.Err = ReadPurse(t, r.Read, func(cr *CardRead) {
-		res.ToBalance = time.Since(res.Start)
-		if r.Door != nil {
-			rep, err := r.Door.Decide(ctx, t, res.Start, cr, nil)
-			res.Door, doorErr = &rep, err
-		}
-		if r.OnBalance != nil {
-			// A copy: ReadPurse goes on filling cr while a hook may
-			// hand the snapshot to another goroutine.
-			c := *cr
-			c.Log = slices.Clone(cr.Log)
-			snap := *res
-			snap.Read = &c
-			r.OnBalance(snap)
-		}
-	})
+	res.Read, res.Err = readHead(t, r.Read)
+	if res.Read == nil {
+		return nil
+	}
+	res.ToBalance = time.Since(res.Start)
+	if r.Door != nil {
+		rep, err := r.Door.Decide(ctx, t, res.Start, res.Read, nil)
+		res.Door, doorErr = &rep, err
+	}
+	if r.OnBalance != nil {
+		r.OnBalance(snapshot(*res))
+	}
 	return doorErr
 }
 
@@ -440,15 +515,15 @@ func (r *Runner) decide(ctx context.Context, t apdu.Transmitter, res *Result, do
 // balance the load left: the armed sale is charged to a card that passed
 // every step so far. A denied or expired card pays nothing, but its
 // unfinished purchases are still settled: that changes nothing on it.
-func (r *Runner) pay(ctx context.Context, t apdu.Transmitter, res *Result, openSAM func() (SAMSession, error)) {
+func (r *Runner) pay(ctx context.Context, t apdu.Transmitter, res *Result, openSAM func() (SAMSession, error), after *afterCard) {
 	balance := res.Read.Balance
 	if res.Load != nil {
 		balance = res.Load.Balance
 	}
 	switch {
 	case res.Err == nil:
-		rep, err := r.Purchaser.Charge(ctx, t, res.Read, balance, openSAM)
-		res.Purchase, res.Err = &rep, err
+		res.Purchase = &PurchaseReport{}
+		res.Err = r.Purchaser.charge(ctx, t, res.Read, balance, openSAM, res.Purchase, after)
 	case errors.Is(res.Err, ErrCardDenied), errors.Is(res.Err, ErrCardExpired):
 		rep, err := r.Purchaser.Settle(ctx, t, res.Read, balance)
 		res.Purchase = &rep

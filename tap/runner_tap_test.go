@@ -179,6 +179,7 @@ func (b *tapBench) tap() Result {
 	}
 	b.r.OnAPDU = func(time.Duration) { b.log("OnAPDU") }
 	b.r.OnBalance = func(res Result) { b.log("OnBalance %s", summary(res)) }
+	b.r.OnLeave = func(res Result) { b.log("OnLeave apdus=%d %s", res.CardAPDUs, summary(res)) }
 	b.r.BeforeClose = func(_ apdu.Transmitter, res Result) { b.log("BeforeClose %s", summary(res)) }
 	b.r.OnTap = func(res Result) { b.log("OnTap %s", summary(res)) }
 	res := b.r.tap(context.Background(), b.open, reader.Event{Kind: reader.CardInserted, Reader: "card", Time: time.Now()})
@@ -287,6 +288,27 @@ func TestTapModes(t *testing.T) {
 				return resp, err
 			}), b.loader(newFakeLoadHost(t, card, 5000))
 		}},
+		{"kiosk/epurse_load_cached", func(t *testing.T, b *tapBench) {
+			// The pull is fresh and cached cr-1: no host lookup before INIT.
+			card := newTestCard(t, "王小明", 3, nil)
+			b.card, b.r.Loader = card, b.loader(newFakeLoadHost(t, card, 5000))
+			b.r.Loader.CreditsFresh = time.Minute
+			if err := b.store.ApplyPull(context.Background(), []offline.Credit{{ID: "cr-1", Card: testNumber, AmountFen: 5000}}, nil, nil, "c1"); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{"kiosk/epurse_load_listed", func(t *testing.T, b *tapBench) {
+			// The host's authorization of cr-1 lists cr-2: loaded on the
+			// same tap without another lookup.
+			card := newTestCard(t, "王小明", 3, nil)
+			h := newFakeLoadHost(t, card, 5000, 250)
+			h.listOthers = true
+			b.card, b.r.Loader = card, b.loader(h)
+			b.r.Loader.CreditsFresh = time.Minute
+			if err := b.store.ApplyPull(context.Background(), []offline.Credit{{ID: "cr-1", Card: testNumber, AmountFen: 5000}}, nil, nil, "c1"); err != nil {
+				t.Fatal(err)
+			}
+		}},
 		{"kiosk/m1_card", func(t *testing.T, b *tapBench) {
 			b.card, b.r.Loader = m1BenchCard(t, 5000), b.loader(nil)
 		}},
@@ -379,6 +401,8 @@ func TestTapModes(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			b := newTapBench(t)
+			// The kiosk page shows the holder and the log (daemon/kiosk.go).
+			b.r.Read.History = strings.HasPrefix(tc.name, "kiosk/")
 			tc.setup(t, b)
 			b.tap()
 			got := strings.Join(b.trace, "\n") + "\n"
@@ -478,8 +502,10 @@ func TestTapReadsM1(t *testing.T) {
 }
 
 // TestTapCountsCardAPDUs: Result.CardAPDUs is every command the card was
-// sent, and ToLeave is when the last was answered: after the start, and no
-// later than the tap's end.
+// sent until the leave point (a money tap's OnLeave; the last command
+// otherwise), and ToLeave is when the last of them was answered: after the
+// start, and no later than the tap's end. The kiosk's history, read after
+// the money, does not count.
 func TestTapCountsCardAPDUs(t *testing.T) {
 	for _, name := range []string{"kiosk load", "pos sale", "no card session"} {
 		t.Run(name, func(t *testing.T) {
@@ -489,6 +515,7 @@ func TestTapCountsCardAPDUs(t *testing.T) {
 			switch name {
 			case "kiosk load":
 				b.r.Loader = b.loader(newFakeLoadHost(t, card, 5000))
+				b.r.Read.History = true
 			case "pos sale":
 				b.r.Loader, b.r.Purchaser = b.loader(nil), b.pos(1250, false)
 				b.r.samReader = "sam"
@@ -499,12 +526,22 @@ func TestTapCountsCardAPDUs(t *testing.T) {
 			if b.card == nil {
 				open = func(context.Context, string) (SAMSession, error) { return nil, errors.New("no card") }
 			}
+			b.r.OnLeave = func(Result) { b.log("OnLeave") }
 			res := b.r.tap(context.Background(), open, reader.Event{Kind: reader.CardInserted, Reader: "card", Time: time.Now()})
-			sent := 0
+			sent, after := 0, 0
 			for _, line := range b.trace {
-				if strings.HasPrefix(line, "card> ") {
+				switch {
+				case line == "OnLeave":
+					after, sent = -sent, 0
+				case strings.HasPrefix(line, "card> "):
 					sent++
 				}
+			}
+			if after < 0 { // sent counted the commands after the leave
+				sent, after = -after, sent
+			}
+			if name == "kiosk load" && (sent != 4 || after != 6) {
+				t.Errorf("%d commands before the leave point and %d after, want 4 (SELECT, GET BALANCE, INIT, CREDIT) and 6 (the history)", sent, after)
 			}
 			if res.CardAPDUs != sent {
 				t.Errorf("CardAPDUs = %d, the card was sent %d", res.CardAPDUs, sent)
@@ -517,6 +554,72 @@ func TestTapCountsCardAPDUs(t *testing.T) {
 			}
 			if name == "pos sale" && (res.Purchase == nil || !res.Purchase.Paid) {
 				t.Fatalf("the sale was not paid: %v", res.Err)
+			}
+		})
+	}
+}
+
+// TestCrashAfterLeave kills the daemon (its journal closed, as by a crash)
+// at a money tap's leave point: the card has answered CREDIT FOR LOAD or
+// DEBIT FOR PURCHASE, and the journal's last commit, left for after the
+// card, never happens. The write-ahead row is on disk in intent (money
+// rule 2), and the card's next tap, after a restart, settles it from the
+// card's counter (rule 3): the money is on the card once, and the row done
+// with the card's TAC.
+func TestCrashAfterLeave(t *testing.T) {
+	for _, kind := range []string{offline.KindLoad, offline.KindPurchase} {
+		t.Run(kind, func(t *testing.T) {
+			ctx := context.Background()
+			path := filepath.Join(t.TempDir(), "cardd.db")
+			b := newTapBench(t)
+			var err error
+			if b.store, err = offline.Open(path, "000000000001"); err != nil {
+				t.Fatal(err)
+			}
+			card := newTestCard(t, "王小明", 3, nil)
+			b.card = card
+			start := card.File().EPBalance
+			want := start - 1250
+			if kind == offline.KindLoad {
+				b.r.Loader = b.loader(newFakeLoadHost(t, card, 5000))
+				want = start + 5000
+			} else {
+				b.r.Loader, b.r.Purchaser = b.loader(nil), b.pos(1250, false)
+				b.r.samReader = "sam"
+			}
+			b.r.OnLeave = func(Result) { b.store.Close() } // the kill
+			ev := reader.Event{Kind: reader.CardInserted, Reader: "card", Time: time.Now()}
+			b.r.tap(ctx, b.open, ev)
+			if got := card.File().EPBalance; got != want {
+				t.Fatalf("card holds %d after the tap, want %d", got, want)
+			}
+
+			// The restart: the journal opened again, the card tapped again.
+			if b.store, err = offline.Open(path, "000000000001"); err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { b.store.Close() })
+			rows, err := b.store.Unresolved(ctx, testNumber)
+			if err != nil || len(rows) != 1 || rows[0].Kind != kind || rows[0].State != offline.StateIntent {
+				t.Fatalf("journal after the kill: %+v, %v; want the %s row in intent", rows, err, kind)
+			}
+			id := rows[0].ID
+			b.r.OnLeave = nil
+			b.r.Loader.Store = b.store
+			if b.r.Purchaser != nil {
+				b.r.Purchaser.Store = b.store
+			}
+			card.Reset()
+			res := b.r.tap(ctx, b.open, ev)
+			if res.Err != nil {
+				t.Fatalf("tap after the restart: %v", res.Err)
+			}
+			if got := card.File().EPBalance; got != want {
+				t.Fatalf("card holds %d after the recovery, want %d: the money moved once", got, want)
+			}
+			row, err := b.store.Get(ctx, id)
+			if err != nil || row.State != offline.StateDone || row.TAC == "" {
+				t.Fatalf("row after the recovery: %+v, %v; want done with the card's TAC", row, err)
 			}
 		})
 	}

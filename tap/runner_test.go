@@ -150,7 +150,7 @@ func TestLogTapLine(t *testing.T) {
 	if f.PIN != "123456" {
 		t.Fatalf("card PIN %q, want the factory 123456 this test looks for", f.PIN)
 	}
-	read, err := ReadPurse(card, ReadOptions{}, nil)
+	read, err := ReadPurse(card, ReadOptions{History: true}, nil)
 	if err != nil {
 		t.Fatalf("ReadPurse: %v", err)
 	}

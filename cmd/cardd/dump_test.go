@@ -63,7 +63,7 @@ func TestDumpReadOnly(t *testing.T) {
 func TestDumpThenReplay(t *testing.T) {
 	card := simCard(t)
 	rec := &trace.Recorder{T: readOnly{card}}
-	orig, err := tap.ReadPurse(rec, tap.ReadOptions{}, nil)
+	orig, err := tap.ReadPurse(rec, tap.ReadOptions{History: true}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -94,7 +94,7 @@ func TestDumpThenReplay(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	replayed, err := tap.ReadPurse(trace.NewCard(tr), tap.ReadOptions{}, nil)
+	replayed, err := tap.ReadPurse(trace.NewCard(tr), tap.ReadOptions{History: true}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -122,7 +122,7 @@ func TestDumpThenReplay(t *testing.T) {
 func TestDumpProbes(t *testing.T) {
 	card := simCard(t)
 	rec := &trace.Recorder{T: readOnly{card}}
-	_, err := tap.ReadPurse(rec, tap.ReadOptions{AIDs: [][]byte{[]byte("NO.SUCH.APP")}}, nil)
+	_, err := tap.ReadPurse(rec, tap.ReadOptions{History: true, AIDs: [][]byte{[]byte("NO.SUCH.APP")}}, nil)
 	res := tap.Result{Reader: "r", ATR: card.ATR(), Err: err}
 	// The simulated card answers file 1001 too: cardd's read succeeds there,
 	// so fail it by hand as a card with an unreadable EF 0x15 would.
@@ -169,7 +169,7 @@ func TestDumpProbes(t *testing.T) {
 	}
 	// A card read and shown, but whose number cardd could not form, was not
 	// read right either.
-	cr, err := tap.ReadPurse(simCard(t), tap.ReadOptions{}, nil)
+	cr, err := tap.ReadPurse(simCard(t), tap.ReadOptions{History: true}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

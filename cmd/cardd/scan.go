@@ -124,6 +124,7 @@ func interactiveRunner(cfg *config.Config, stderr io.Writer) *tap.Runner {
 		log = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	}
 	r := daemon.NewRunner(cfg, log)
+	r.Read.History = true // scan and dump show the holder and the log
 	r.Logger = slog.New(slog.DiscardHandler)
 	r.Monitor = &reader.Monitor{Logger: log}
 	return r
