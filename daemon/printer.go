@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/cardd/cardd/apdu/epurse"
 	"github.com/cardd/cardd/config"
 	"github.com/cardd/cardd/internal/lockfile"
 	"github.com/cardd/cardd/localapi"
@@ -166,6 +167,34 @@ func balanceReceipt(cfg *config.Config) func(cr *tap.CardRead) (offline.NewRecei
 		f := spool.Facts{Kind: spool.KindBalance, Time: time.Now(), TerminalID: cfg.Terminal.ID,
 			Card: cr.Info.CardNumber, BalanceFen: cr.Balance}
 		cardFacts(&f, cr)
+		f.Transactions = statement(cr.Log, cfg.Receipt.StatementLines)
 		return f.NewReceipt()
 	}
+}
+
+// statement is the card's newest transactions (log newest first), at most
+// n of them, as the balance slip lists them: a cardholder who disputes a
+// charge takes the slip to the office.
+func statement(log []epurse.LogRecord, n int) []spool.StatementLine {
+	var out []spool.StatementLine
+	for _, l := range log[:min(n, len(log))] {
+		out = append(out, spool.StatementLine{
+			Time: l.Time, Kind: txKind(l.Type), AmountFen: tap.SignedAmount(l),
+			Terminal: fmt.Sprintf("%X", l.TerminalID[:]),
+		})
+	}
+	return out
+}
+
+// txKind names a log record's type the way a StatementLine does.
+func txKind(t epurse.TxType) string {
+	switch t {
+	case epurse.TxEDLoad, epurse.TxEPLoad:
+		return spool.TxLoad
+	case epurse.TxEDPurchase, epurse.TxEPPurchase:
+		return spool.TxPurchase
+	case epurse.TxComposite:
+		return spool.TxComposite
+	}
+	return t.String()
 }

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -129,6 +130,22 @@ func TestKioskInBrowser(t *testing.T) {
 	got := p.Receipts()
 	if len(got) != printed+1 || !strings.Contains(got[len(got)-1].Text(), "余额查询") || !strings.Contains(got[len(got)-1].Text(), want) {
 		t.Errorf("after pressing print: %d receipts (had %d); last:\n%s", len(got), printed, got[len(got)-1].Render())
+	}
+	// The slip lists the card's newest transactions, the top-up just
+	// loaded first (issue 14: a cardholder who disputes a charge).
+	if slip := got[len(got)-1]; len(got) == printed+1 {
+		i := slices.Index(slip.Lines, "最近交易")
+		kinds := 0
+		for _, l := range slip.Lines[i+1:] {
+			for _, k := range []string{"充值", "消费", "复合消费", "其他"} {
+				if strings.HasPrefix(l, k+" ") {
+					kinds++
+				}
+			}
+		}
+		if i < 0 || kinds != 5 || !strings.HasPrefix(slip.Lines[i+2], "充值 ") || !strings.HasSuffix(slip.Lines[i+1], " 50.00") {
+			t.Errorf("the balance slip's statement: heading at %d, %d transactions, want the 50.00 load first of 5:\n%s", i, kinds, slip.Text())
+		}
 	}
 	b.screenshot("kiosk-stack-printed.png")
 	in.remove(t)
