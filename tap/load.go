@@ -368,6 +368,21 @@ func (l *Loader) loadCredit(ctx context.Context, t apdu.Transmitter, cr *CardRea
 			l.logger().Warn("dropping a credit the host no longer holds from the cache", "credit", c.ID, "err", derr)
 		}
 		return res, nil
+	case hostsync.HasCode(err, hostapi.CodeCardDenied):
+		// The host denied the card since the last pull (a fresh cache
+		// skips CardCredits, whose Denied would have said it): the same
+		// as that answer, so that no sale follows on this tap and the
+		// deny list holds it when the host is offline.
+		reason := err.Error()
+		var he *hostsync.HostError
+		if errors.As(err, &he) && he.Reason != "" {
+			reason = he.Reason
+		}
+		if derr := l.Store.SetDenied(ctx, cr.Info.CardNumber, true, reason); derr != nil {
+			return res, derr
+		}
+		res.Refused = "the host denies the card: " + reason
+		return res, fmt.Errorf("%w (%s)", ErrCardDenied, reason)
 	default:
 		res.Refused = err.Error()
 		return res, nil
