@@ -3,6 +3,8 @@ package tap
 import (
 	"context"
 	"errors"
+	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -53,5 +55,63 @@ func TestLoadDeniedAtAuthorizationRefusesSale(t *testing.T) {
 	}
 	if denied, _, err := b.store.Denied(ctx, testNumber); err != nil || !denied {
 		t.Fatalf("deny list: %v %v; want the card denied", denied, err)
+	}
+}
+
+// loadsOf is each load of rep as "id applied=bool".
+func loadsOf(rep LoadReport) []string {
+	var got []string
+	for _, l := range rep.Loads {
+		got = append(got, fmt.Sprintf("%s applied=%v", l.CreditID, l.Applied))
+	}
+	return got
+}
+
+// The host's list in an authorization, even empty, is the card's other
+// credits as of its answer: a cached credit it does not list is not tried
+// on the tap (no INIT FOR LOAD, no authorization for it) and leaves the
+// cache.
+func TestLoadHostListReplacesCache(t *testing.T) {
+	w := newLoadWorld(t, 5000) // the host holds cr-1 only
+	w.host.listOthers = true
+	w.l.CreditsFresh = time.Minute
+	ctx := context.Background()
+	err := w.store.ApplyPull(ctx, []offline.Credit{
+		{ID: "cr-1", Card: testNumber, AmountFen: 5000, Created: time.Unix(1, 0)},
+		{ID: "cr-old", Card: testNumber, AmountFen: 700, Created: time.Unix(2, 0)},
+	}, nil, nil, "cursor-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := w.tap(t, w.card)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := loadsOf(rep), []string{"cr-1 applied=true"}; !slices.Equal(got, want) {
+		t.Fatalf("loads %q, want %q: the host's empty list leaves nothing else to try", got, want)
+	}
+	cached, err := w.store.CreditsFor(ctx, testNumber)
+	if err != nil || len(cached) != 0 {
+		t.Fatalf("cache after the tap: %+v, %v; want cr-old dropped", cached, err)
+	}
+}
+
+// A credit in the host's list is checked as a cached one is: one of 0.00
+// is skipped, not sent to INIT FOR LOAD (which refuses it and would end
+// the tap), and the tap ends ok.
+func TestLoadHostListSkipsBadCredit(t *testing.T) {
+	w := newLoadWorld(t, 5000, 0) // cr-2 of 0.00: a host's bug
+	w.host.listOthers = true
+	w.l.CreditsFresh = time.Minute
+	ctx := context.Background()
+	if err := w.store.ApplyPull(ctx, []offline.Credit{{ID: "cr-1", Card: testNumber, AmountFen: 5000}}, nil, nil, "cursor-1"); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := w.tap(t, w.card)
+	if err != nil {
+		t.Fatalf("tap: %v; want the bad credit skipped", err)
+	}
+	if got, want := loadsOf(rep), []string{"cr-1 applied=true"}; !slices.Equal(got, want) {
+		t.Fatalf("loads %q, want %q", got, want)
 	}
 }
