@@ -193,6 +193,12 @@ func (p *Purchaser) charge(ctx context.Context, t apdu.Transmitter, cr *CardRead
 	if err := p.checkLimit(ctx, t, cr, sale, rep); err != nil {
 		return err
 	}
+	// A load's last commit first, so that at most one row of this card
+	// waits for it (afterCard), and before INIT FOR PURCHASE: its fsync
+	// must not sit inside the card's purchase session.
+	if err := after.flush(); err != nil {
+		p.logger().Warn("the last commit of a load", "err", err)
+	}
 	if openSAM == nil {
 		return ErrNoSAM
 	}
@@ -333,11 +339,6 @@ func (p *Purchaser) debit(ctx context.Context, t apdu.Transmitter, sam apdu.Tran
 			return psamRefused(prof, "INIT SAM FOR PURCHASE refused", err)
 		}
 		return samUnavailable(prof, err)
-	}
-	// A load's last commit first: at most one row of this card waits for
-	// it (afterCard).
-	if err := after.flush(); err != nil {
-		p.logger().Warn("the last commit of a load", "err", err)
 	}
 	// Rule 2: the row is on disk before the card can change.
 	row, err := p.Store.Begin(ctx, offline.Row{
