@@ -2,6 +2,7 @@ package tap
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"slices"
@@ -113,5 +114,43 @@ func TestLoadHostListSkipsBadCredit(t *testing.T) {
 	}
 	if got, want := loadsOf(rep), []string{"cr-1 applied=true"}; !slices.Equal(got, want) {
 		t.Fatalf("loads %q, want %q", got, want)
+	}
+}
+
+// A load whose row cannot be recorded done (the journal refuses the
+// update) stays in intent for the card's next tap to settle from its
+// counter; the tap loads no other credit after it, so that the counter
+// settles one row, not two, and the tap itself ends ok: the money is on
+// the card.
+func TestLoadUnrecordedRowStopsTheNextLoad(t *testing.T) {
+	w := newLoadWorld(t, 5000, 250)
+	db, err := sql.Open("sqlite3", w.path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.Exec(`CREATE TRIGGER no_done BEFORE UPDATE ON journal WHEN NEW.state = 'done'
+		BEGIN SELECT RAISE(ABORT, 'disk full'); END`); err != nil {
+		t.Fatal(err)
+	}
+	start := w.card.File().EPBalance
+	rep, err := w.tap(t, w.card)
+	if err != nil {
+		t.Fatalf("tap: %v; want ok, the first credit on the card", err)
+	}
+	if got, want := loadsOf(rep), []string{"cr-1 applied=true", "cr-2 applied=false"}; !slices.Equal(got, want) {
+		t.Fatalf("loads %q, want %q", got, want)
+	}
+	if b := w.card.File().EPBalance; b != start+5000 {
+		t.Fatalf("card holds %d, want %d", b, start+5000)
+	}
+	var intent int
+	for _, r := range w.loadRows(t) {
+		if r.State == offline.StateIntent {
+			intent++
+		}
+	}
+	if intent != 1 {
+		t.Fatalf("%d load rows in intent, want 1", intent)
 	}
 }

@@ -25,6 +25,10 @@ type HostLink interface {
 	CompleteLoad(ctx context.Context, req hostapi.LoadCompleteRequest) (hostapi.LoadCompleteResponse, error)
 }
 
+// errLoadsWait stops a tap's loads, not the tap: an earlier load's row
+// could not be recorded done (afterCard.unrecorded).
+var errLoadsWait = errors.New("the tap's loads wait for the next tap")
+
 // Errors that refuse a card before any load (DESIGN.md, "A tap, as data").
 var (
 	ErrCardDenied  = errors.New("card is on the deny list")
@@ -288,6 +292,9 @@ func (l *Loader) loadAll(ctx context.Context, card string, resp hostapi.CardCred
 		if res.CreditID != "" {
 			rep.Loads = append(rep.Loads, res)
 		}
+		if errors.Is(err, errLoadsWait) {
+			return nil
+		}
 		if err != nil {
 			return err
 		}
@@ -373,6 +380,10 @@ func (l *Loader) loadCredit(ctx context.Context, t apdu.Transmitter, cr *CardRea
 	// card in the field.
 	if err := after.run(); err != nil {
 		l.logger().Warn("the last commit of an earlier load", "err", err)
+	}
+	if after.unrecorded != nil {
+		res.Refused = "the last load of this tap is not recorded yet: this one waits for the next tap"
+		return res, errLoadsWait
 	}
 	capFen := l.BalanceCap
 	if capFen <= 0 {
@@ -487,7 +498,15 @@ func (l *Loader) loadCredit(ctx context.Context, t apdu.Transmitter, cr *CardRea
 		return res, err
 	}
 	row.State, row.TAC = offline.StateDone, hexUpper(tac[:])
-	after.add(func() error { l.finishDone(ctx, cr, row, ""); return nil })
+	after.add(func() error {
+		if err := l.storeDone(ctx, cr, row, ""); err != nil {
+			// The row stays in intent, which the card's next tap settles;
+			// the money is on the card, so the tap's outcome stands.
+			l.logger().Error("journal update failed; the next tap resolves it from the card", "journal", row.ID, "err", err)
+			after.unrecorded = err
+		}
+		return nil
+	})
 	after.report(func() { l.complete(ctx, row.ID) })
 	rep.Balance = cr.shownAfter(init.OldBalance, c.AmountFen)
 	res.Applied, res.NewBalance = true, rep.Balance
@@ -611,13 +630,6 @@ func recordDone(ctx context.Context, st *offline.Store, receipt func(*CardRead, 
 		log.Error("making the receipt of a "+row.Kind+"; recorded without it", "journal", row.ID, "err", err)
 	}
 	return st.Finish(ctx, row.ID, offline.StateDone, row.TAC, detail)
-}
-
-// finishDone is storeDone whose failure is logged, like finish.
-func (l *Loader) finishDone(ctx context.Context, cr *CardRead, row offline.Row, detail string) {
-	if err := l.storeDone(ctx, cr, row, detail); err != nil {
-		l.logger().Error("journal update failed; the next tap resolves it from the card", "journal", row.ID, "state", row.State, "err", err)
-	}
 }
 
 // complete reports a finished load row to the host; when the host cannot
