@@ -8,13 +8,15 @@ import (
 )
 
 // observer is told what the tap runner sees: each reader event, a tap's
-// balance as soon as it is known (Result.Read is then a snapshot), and each
-// tap once it is done. It is called on the runner's goroutine and must not
+// balance as soon as it is known (Result.Read is then a snapshot), the
+// moment the card may leave (a snapshot of the tap so far, not its final
+// outcome), and each tap once it is done. It is called on the runner's goroutine and must not
 // block for long: the next tap waits for it. A panic is not caught; it
 // stops the daemon (systemd restarts it), as a panicking hook always did.
 type observer interface {
 	ReaderEvent(reader.Event)
 	Balance(tap.Result)
+	Leave(tap.Result)
 	Tap(tap.Result)
 }
 
@@ -25,7 +27,8 @@ type observer interface {
 //  1. syncKick: with a host link, the tap's journal rows leave for the host
 //     at once rather than at the next upload turn.
 //  2. apiEvents: the local API's event stream, which the kiosk page and the
-//     POS app read (card.present, card.balance, card.tap, reader), and the
+//     POS app read (card.present, card.balance, card.leave, card.tap,
+//     reader), and the
 //     last card read, for the kiosk page's balance receipt.
 //  3. tapMetrics: /metrics' taps by outcome, their duration, and top-ups
 //     by outcome.
@@ -43,7 +46,7 @@ func (d *Daemon) observers() fanOut {
 // observe makes obs the runner's observers: the one place the runner's
 // hooks are set.
 func (d *Daemon) observe(obs fanOut) {
-	d.runner.OnEvent, d.runner.OnBalance, d.runner.OnTap = obs.ReaderEvent, obs.Balance, obs.Tap
+	d.runner.OnEvent, d.runner.OnBalance, d.runner.OnLeave, d.runner.OnTap = obs.ReaderEvent, obs.Balance, obs.Leave, obs.Tap
 }
 
 // fanOut tells each of its observers in turn, the next once the one before
@@ -64,6 +67,13 @@ func (f fanOut) Balance(res tap.Result) {
 	}
 }
 
+// Leave tells each observer that a tap's card may leave.
+func (f fanOut) Leave(res tap.Result) {
+	for _, o := range f {
+		o.Leave(res)
+	}
+}
+
 // Tap tells each observer of a tap done.
 func (f fanOut) Tap(res tap.Result) {
 	for _, o := range f {
@@ -76,6 +86,7 @@ type ignore struct{}
 
 func (ignore) ReaderEvent(reader.Event) {}
 func (ignore) Balance(tap.Result)       {}
+func (ignore) Leave(tap.Result)         {}
 func (ignore) Tap(tap.Result)           {}
 
 // syncKick wakes the host link's upload loop after each tap.
@@ -97,6 +108,7 @@ func (a apiEvents) ReaderEvent(ev reader.Event) {
 }
 
 func (a apiEvents) Balance(res tap.Result) { a.api.Balance(res) }
+func (a apiEvents) Leave(res tap.Result)   { a.api.Leave(res) }
 func (a apiEvents) Tap(res tap.Result)     { a.api.Tap(res) }
 
 // tapMetrics counts taps and the top-ups they met.

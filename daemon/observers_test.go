@@ -29,6 +29,7 @@ func (r recorder) note(what string) {
 
 func (r recorder) ReaderEvent(ev reader.Event) { r.note("event " + ev.Reader) }
 func (r recorder) Balance(res tap.Result)      { r.note("balance " + res.Reader) }
+func (r recorder) Leave(res tap.Result)        { r.note("leave " + res.Reader) }
 func (r recorder) Tap(res tap.Result)          { r.note("tap " + res.Reader) }
 
 func recorders(names ...string) (fanOut, *[]string, *sync.Mutex) {
@@ -49,8 +50,9 @@ func TestFanOutOrder(t *testing.T) {
 	(&Daemon{runner: r}).observe(f)
 	r.OnEvent(reader.Event{Reader: "R1"})
 	r.OnBalance(tap.Result{Reader: "R1"})
+	r.OnLeave(tap.Result{Reader: "R1"})
 	r.OnTap(tap.Result{Reader: "R1"})
-	want := "a event R1,b event R1,c event R1,a balance R1,b balance R1,c balance R1,a tap R1,b tap R1,c tap R1"
+	want := "a event R1,b event R1,c event R1,a balance R1,b balance R1,c balance R1,a leave R1,b leave R1,c leave R1,a tap R1,b tap R1,c tap R1"
 	if got := strings.Join(*log, ","); got != want {
 		t.Errorf("told %s\nwant %s", got, want)
 	}

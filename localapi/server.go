@@ -175,6 +175,15 @@ func (s *Server) Balance(res tap.Result) {
 	s.Hub.Publish(Event{Type: EventCardBalance, Reader: res.Reader, Card: cardView(res.Read)})
 }
 
+// Leave publishes that the card may be removed; fit for
+// tap.Runner.OnLeave. Its Tap is the outcome so far, not the final one:
+// what runs after the card (the PSAM's MAC2 check) may still change it (a
+// sale ok here can end mac2_alarm in card.tap).
+func (s *Server) Leave(res tap.Result) {
+	card, tv := tapEvent(res)
+	s.Hub.Publish(Event{Type: EventCardLeave, Reader: res.Reader, Card: card, Tap: tv})
+}
+
 // Tap records the tap and publishes it; fit for tap.Runner.OnTap.
 func (s *Server) Tap(res tap.Result) {
 	if res.Read != nil && res.Err == nil {
@@ -188,13 +197,19 @@ func (s *Server) Tap(res tap.Result) {
 		s.lastRead = &cr
 		s.mu.Unlock()
 	}
+	card, tv := tapEvent(res)
+	s.Hub.Publish(Event{Type: EventCardTap, Reader: res.Reader, Card: card, Tap: tv})
+}
+
+// tapEvent is a tap's card and outcome for an event: the card as it is
+// now, after any top-up of the tap, as the screen shows it.
+func tapEvent(res tap.Result) (*CardView, *TapView) {
 	card := cardView(res.Read)
 	tv := tapView(res)
 	if card != nil && res.Load != nil {
-		// The screen shows the card as it is now, after any top-up.
 		card.BalanceFen, card.Balance = tv.BalanceAfterFen, tv.BalanceAfter
 	}
-	s.Hub.Publish(Event{Type: EventCardTap, Reader: res.Reader, Card: card, Tap: tv})
+	return card, tv
 }
 
 // PrinterState records the printer's state and publishes it.

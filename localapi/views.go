@@ -15,6 +15,7 @@ const (
 	EventHello       = "hello"        // first on every stream: Status
 	EventCardPresent = "card.present" // a card arrived: Reader
 	EventCardBalance = "card.balance" // the balance is known, the read goes on: Reader, Card
+	EventCardLeave   = "card.leave"   // the card may be removed, the tap goes on: Reader, Card, Tap (so far, not final)
 	EventCardTap     = "card.tap"     // the tap ended: Reader, Card (when read), Tap
 	EventCardRemoved = "card.removed" // the card left: Reader
 	EventReader      = "reader"       // a reader came or went, or pcscd: Reader, Status

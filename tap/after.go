@@ -12,7 +12,9 @@ package tap
 // answer always did. A money step that follows on the same tap runs the
 // earlier work first (flush) before its own write-ahead, so that at most
 // one row of a card is waiting for its last commit: the card's counter
-// settles one unfinished row, not two in a row.
+// settles one unfinished row, not two in a row. A load's last commit that
+// fails leaves its row in intent (unrecorded): no other load follows on
+// that tap.
 //
 // Reports to the host (a load's completion) run last, after every commit.
 // A purchase's write-ahead flushes the commits only (a load's report can
@@ -22,6 +24,10 @@ package tap
 type afterCard struct {
 	work    []func() error
 	reports []func()
+	// unrecorded is why a load's row could not be recorded done: until
+	// the card's next tap settles it from its counter, no other load of
+	// the card may begin (the counter settles one row, not two).
+	unrecorded error
 }
 
 // add leaves f for after the card.

@@ -25,6 +25,10 @@ type HostLink interface {
 	CompleteLoad(ctx context.Context, req hostapi.LoadCompleteRequest) (hostapi.LoadCompleteResponse, error)
 }
 
+// errLoadsWait stops a tap's loads, not the tap: an earlier load's row
+// could not be recorded done (afterCard.unrecorded).
+var errLoadsWait = errors.New("the tap's loads wait for the next tap")
+
 // Errors that refuse a card before any load (DESIGN.md, "A tap, as data").
 var (
 	ErrCardDenied  = errors.New("card is on the deny list")
@@ -176,7 +180,11 @@ func (l *Loader) apply(ctx context.Context, t apdu.Transmitter, cr *CardRead, af
 // while the card waits: the authorization of the first lists any others,
 // loadAll), else the host's answer. A fresh cache with nothing for the
 // card still asks: a top-up paid in the app a moment ago, since the last
-// pull, is what a cardholder taps the kiosk for. A credit whose completion
+// pull, is what a cardholder taps the kiosk for. When some are cached, the
+// host's authorization lists any paid since (loadAll); an older host that
+// sends no list is not asked again: that would cost every such tap a round
+// trip, and the credit waits safely at the host for the next pull or the
+// next tap with nothing cached. A credit whose completion
 // the host is still owed is left out either way (notOwed).
 func (l *Loader) credits(ctx context.Context, card string) (hostapi.CardCreditsResponse, error) {
 	if fresh, err := l.cacheFresh(ctx); err != nil {
@@ -260,8 +268,9 @@ func cacheCredit(c hostapi.Credit) offline.Credit {
 // one with one, unless the host says the card is denied. It stops at the
 // first error (the tap is over) and when the host went away. An
 // authorization that lists the card's other pending credits (one returns
-// them) replaces those still to load: the host's word is newer than the
-// cache's.
+// them, non-nil, even empty) replaces those still to load: the host's word
+// is newer than the cache's. An older host sends no list (nil): the queue
+// goes on.
 func (l *Loader) loadAll(ctx context.Context, card string, resp hostapi.CardCreditsResponse, rep *LoadReport, one func(hostapi.Credit) (LoadResult, []hostapi.Credit, error)) error {
 	if resp.Denied {
 		// The host knows first; remember it for when it is offline.
@@ -283,17 +292,72 @@ func (l *Loader) loadAll(ctx context.Context, card string, resp hostapi.CardCred
 		if res.CreditID != "" {
 			rep.Loads = append(rep.Loads, res)
 		}
+		if errors.Is(err, errLoadsWait) {
+			return nil
+		}
 		if err != nil {
 			return err
 		}
 		if rep.HostOffline {
 			break
 		}
-		if len(others) > 0 {
+		if others != nil {
 			queue = others
 		}
 	}
 	return nil
+}
+
+// listed is the host's list of a card's other credits, checked as a
+// cached one is (the card's, an id, an amount above zero: a 0 would make
+// INIT FOR LOAD fail and end the tap, a sale included) and without those
+// whose completion is owed. Never nil: the host sent a list.
+func (l *Loader) listed(ctx context.Context, card string, list []hostapi.Credit) ([]hostapi.Credit, error) {
+	ok := make([]hostapi.Credit, 0, len(list))
+	for _, o := range list {
+		if o.Card == card && o.AmountFen > 0 && o.ID != "" {
+			ok = append(ok, o)
+		} else {
+			l.logger().Warn("the host listed a credit that cannot be loaded; skipped", "card", redact.CardNumber(card), "credit", o.ID, "amount", o.AmountFen)
+		}
+	}
+	return l.notOwed(ctx, card, ok)
+}
+
+// recache is the work, for after the card, that makes the cache of card
+// the host's list: the credits listed are cached, so the next tap knows
+// them without asking, and those the cache holds but the host listed not
+// (loaded elsewhere, cancelled) are dropped. loading is the credit this
+// authorization was for, which the list leaves out.
+func (l *Loader) recache(ctx context.Context, card, loading string, list []hostapi.Credit) func() error {
+	return func() error {
+		keep := map[string]bool{loading: true}
+		cache := make([]offline.Credit, 0, len(list))
+		for _, o := range list {
+			keep[o.ID] = true
+			cache = append(cache, cacheCredit(o))
+		}
+		if err := l.Store.PutCredits(ctx, cache); err != nil {
+			l.logger().Warn("caching the credits the host listed", "err", err)
+		}
+		cached, err := l.Store.CreditsFor(ctx, card)
+		if err != nil {
+			l.logger().Warn("reading the cache to drop what the host no longer lists", "err", err)
+			return nil
+		}
+		var gone []string
+		for _, c := range cached {
+			if !keep[c.ID] {
+				gone = append(gone, c.ID)
+			}
+		}
+		if len(gone) > 0 {
+			if err := l.Store.DropCredits(ctx, gone); err != nil {
+				l.logger().Warn("dropping credits the host no longer lists", "err", err)
+			}
+		}
+		return nil
+	}
 }
 
 // loadOne applies one credit: INITIALIZE FOR LOAD, host authorization,
@@ -316,6 +380,10 @@ func (l *Loader) loadCredit(ctx context.Context, t apdu.Transmitter, cr *CardRea
 	// card in the field.
 	if err := after.run(); err != nil {
 		l.logger().Warn("the last commit of an earlier load", "err", err)
+	}
+	if after.unrecorded != nil {
+		res.Refused = "the last load of this tap is not recorded yet: this one waits for the next tap"
+		return res, errLoadsWait
 	}
 	capFen := l.BalanceCap
 	if capFen <= 0 {
@@ -368,30 +436,33 @@ func (l *Loader) loadCredit(ctx context.Context, t apdu.Transmitter, cr *CardRea
 			l.logger().Warn("dropping a credit the host no longer holds from the cache", "credit", c.ID, "err", derr)
 		}
 		return res, nil
+	case hostsync.HasCode(err, hostapi.CodeCardDenied):
+		// The host denied the card since the last pull (a fresh cache
+		// skips CardCredits, whose Denied would have said it): the same
+		// as that answer, so that no sale follows on this tap and the
+		// deny list holds it when the host is offline.
+		reason := err.Error()
+		var he *hostsync.HostError
+		if errors.As(err, &he) && he.Reason != "" {
+			reason = he.Reason
+		}
+		if derr := l.Store.SetDenied(ctx, cr.Info.CardNumber, true, reason); derr != nil {
+			return res, derr
+		}
+		res.Refused = "the host denies the card: " + reason
+		return res, fmt.Errorf("%w (%s)", ErrCardDenied, reason)
 	default:
 		res.Refused = err.Error()
 		return res, nil
 	}
-	if len(auth.Credits) > 0 {
-		list, err := l.notOwed(ctx, cr.Info.CardNumber, auth.Credits)
-		if err != nil {
+	if auth.Credits != nil {
+		// The host's list of the card's other credits, as of its answer:
+		// newer than the cache, it replaces what the tap would still try
+		// (loadAll), even empty.
+		if *others, err = l.listed(ctx, cr.Info.CardNumber, auth.Credits); err != nil {
 			return res, err
 		}
-		*others = list
-		cache := make([]offline.Credit, 0, len(list))
-		for _, o := range list {
-			if o.Card == cr.Info.CardNumber && o.AmountFen > 0 && o.ID != "" {
-				cache = append(cache, cacheCredit(o))
-			}
-		}
-		// The next tap knows them without asking; a write the card need
-		// not wait for.
-		after.add(func() error {
-			if err := l.Store.PutCredits(ctx, cache); err != nil {
-				l.logger().Warn("caching the credits the host listed", "err", err)
-			}
-			return nil
-		})
+		after.add(l.recache(ctx, cr.Info.CardNumber, c.ID, *others))
 	}
 	mac2, err := decode4(auth.MAC2)
 	if err != nil {
@@ -427,7 +498,15 @@ func (l *Loader) loadCredit(ctx context.Context, t apdu.Transmitter, cr *CardRea
 		return res, err
 	}
 	row.State, row.TAC = offline.StateDone, hexUpper(tac[:])
-	after.add(func() error { l.finishDone(ctx, cr, row, ""); return nil })
+	after.add(func() error {
+		if err := l.storeDone(ctx, cr, row, ""); err != nil {
+			// The row stays in intent, which the card's next tap settles;
+			// the money is on the card, so the tap's outcome stands.
+			l.logger().Error("journal update failed; the next tap resolves it from the card", "journal", row.ID, "err", err)
+			after.unrecorded = err
+		}
+		return nil
+	})
 	after.report(func() { l.complete(ctx, row.ID) })
 	rep.Balance = cr.shownAfter(init.OldBalance, c.AmountFen)
 	res.Applied, res.NewBalance = true, rep.Balance
@@ -551,13 +630,6 @@ func recordDone(ctx context.Context, st *offline.Store, receipt func(*CardRead, 
 		log.Error("making the receipt of a "+row.Kind+"; recorded without it", "journal", row.ID, "err", err)
 	}
 	return st.Finish(ctx, row.ID, offline.StateDone, row.TAC, detail)
-}
-
-// finishDone is storeDone whose failure is logged, like finish.
-func (l *Loader) finishDone(ctx context.Context, cr *CardRead, row offline.Row, detail string) {
-	if err := l.storeDone(ctx, cr, row, detail); err != nil {
-		l.logger().Error("journal update failed; the next tap resolves it from the card", "journal", row.ID, "state", row.State, "err", err)
-	}
 }
 
 // complete reports a finished load row to the host; when the host cannot

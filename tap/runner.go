@@ -377,13 +377,29 @@ func (r *Runner) leave(c *leaveClock, res *Result) {
 	}
 }
 
-// snapshot is res with its read copied: the tap goes on filling the read
-// (its history) while a hook may hand the snapshot to another goroutine.
+// snapshot is res with its reports copied: the tap goes on filling them
+// (the read's history, the purchase's MAC2 check after the card has left)
+// while a hook may hand the snapshot to another goroutine.
 func snapshot(res Result) Result {
 	if res.Read != nil {
 		c := *res.Read
 		c.Log = slices.Clone(res.Read.Log)
+		c.Notes = slices.Clone(res.Read.Notes)
 		res.Read = &c
+	}
+	if res.Load != nil {
+		c := *res.Load
+		c.Recovered, c.Loads = slices.Clone(res.Load.Recovered), slices.Clone(res.Load.Loads)
+		res.Load = &c
+	}
+	if res.Purchase != nil {
+		c := *res.Purchase
+		c.Recovered = slices.Clone(res.Purchase.Recovered)
+		res.Purchase = &c
+	}
+	if res.Door != nil {
+		c := *res.Door
+		res.Door = &c
 	}
 	return res
 }
