@@ -30,10 +30,8 @@
 // are taken there and Runner.OnLeave is told, since the card may go. The
 // cardholder file and the log are read after it, only with
 // ReadOptions.History (the kiosk page, cardd scan and dump show them; a
-// POS and a door do not), and a POS's daily limit reads as much of the log
-// as a POS tap read before (5 records, more while they are of today): the
-// log is in counter order, and a record dated wrong must hide none of
-// today's. What needs the card no more (afterCard: the PSAM's
+// POS and a door do not), and a POS's daily limit reads only the log
+// records of today. What needs the card no more (afterCard: the PSAM's
 // MAC2 check, the row done with its receipt, a load's completion to the
 // host) runs once the card session is closed; a crash before it leaves the
 // write-ahead row in intent, which the card's next tap settles from its

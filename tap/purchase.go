@@ -611,7 +611,7 @@ func (p *Purchaser) spentToday(ctx context.Context, t apdu.Transmitter, cr *Card
 	recs := cr.Log
 	if !cr.historyRead {
 		// The tap did not read the log (a mode that does not show it):
-		// read what the limit needs.
+		// only today's records count, and they come first.
 		var err error
 		if recs, err = p.todaysLog(t, today); err != nil {
 			return 0, err
@@ -660,26 +660,13 @@ func (p *Purchaser) spentToday(ctx context.Context, t apdu.Transmitter, cr *Card
 	return spent, nil
 }
 
-// limitLogDepth is how many newest log records the daily limit always
-// reads: the 5 a POS tap read (ReadOptions.LogRecords' default) before the
-// money went first.
-const limitLogDepth = 5
-
-// todaysLog reads the purchase log newest first, one record at a time
-// (each an APDU with the card in the field), as much of it as the POS read
-// before the money went first, so that the daily limit is never weaker
-// than it was: the first limitLogDepth records whatever their dates, and
-// the rest only when the last of those is of today. It cannot stop at the
-// first record before today: the log is in counter order, not in time
-// order, and one record from a terminal whose clock was wrong would hide
-// every purchase of today below it. spentToday sums those of today. A
-// record that does not parse may be of today: an error.
+// todaysLog reads the purchase log newest first, one record at a time,
+// and stops at the first record before today (or the log's end): the
+// daily sum needs no more, and each record is an APDU with the card in
+// the field. A record that does not parse may be of today: an error.
 func (p *Purchaser) todaysLog(t apdu.Transmitter, today string) ([]epurse.LogRecord, error) {
 	var recs []epurse.LogRecord
 	for n := 1; n <= epurse.MaxLogRecords; n++ {
-		if n == limitLogDepth+1 && recs[n-2].Time.Format("20060102") != today {
-			return recs, nil
-		}
 		one, err := epurse.ReadLogFrom(t, p.logFile(), n, n)
 		var bad *epurse.LogRecordError
 		switch {
@@ -690,7 +677,7 @@ func (p *Purchaser) todaysLog(t apdu.Transmitter, today string) ([]epurse.LogRec
 		case err != nil:
 			return nil, fmt.Errorf("reading the card's log for the daily limit: %w", err)
 		}
-		if len(one) == 0 {
+		if len(one) == 0 || one[0].Time.Format("20060102") < today {
 			return recs, nil
 		}
 		recs = append(recs, one[0])
