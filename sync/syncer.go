@@ -161,6 +161,14 @@ func (s *Syncer) loop(ctx context.Context, name string, every time.Duration, kic
 	}
 }
 
+// CacheCredit is a pending credit the host sent (in a pull, or listed in a
+// load's authorization) as the terminal's credits cache keeps it. A
+// creation time that does not parse is zero: the cache's own now.
+func CacheCredit(c hostapi.Credit) offline.Credit {
+	created, _ := time.Parse(time.RFC3339, c.Created)
+	return offline.Credit{ID: c.ID, Card: c.Card, AmountFen: c.AmountFen, Note: c.Note, Created: created}
+}
+
 // pullOnce applies one page of changes and its cursor in one transaction.
 func (s *Syncer) pullOnce(ctx context.Context) (bool, error) {
 	cursor, err := s.Store.Cursor(ctx, offline.PullCursor)
@@ -178,8 +186,7 @@ func (s *Syncer) pullOnce(ctx context.Context) (bool, error) {
 			drop = append(drop, c.ID)
 			continue
 		}
-		created, _ := time.Parse(time.RFC3339, c.Created)
-		put = append(put, offline.Credit{ID: c.ID, Card: c.Card, AmountFen: c.AmountFen, Note: c.Note, Created: created})
+		put = append(put, CacheCredit(c))
 	}
 	deny := make([]offline.DenyChange, 0, len(r.Deny))
 	for _, d := range r.Deny {

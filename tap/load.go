@@ -258,12 +258,6 @@ func hostCredit(c offline.Credit) hostapi.Credit {
 		Created: c.Created.Format(time.RFC3339), State: hostapi.CreditPending}
 }
 
-// cacheCredit is a credit the host sent as the cache keeps it.
-func cacheCredit(c hostapi.Credit) offline.Credit {
-	created, _ := time.Parse(time.RFC3339, c.Created) // zero: the cache's now
-	return offline.Credit{ID: c.ID, Card: c.Card, AmountFen: c.AmountFen, Note: c.Note, Created: created}
-}
-
 // loadAll loads the credits of resp, the host's answer for card, one by
 // one with one, unless the host says the card is denied. It stops at the
 // first error (the tap is over) and when the host went away. An
@@ -335,7 +329,7 @@ func (l *Loader) recache(ctx context.Context, card, loading string, list []hosta
 		cache := make([]offline.Credit, 0, len(list))
 		for _, o := range list {
 			keep[o.ID] = true
-			cache = append(cache, cacheCredit(o))
+			cache = append(cache, hostsync.CacheCredit(o))
 		}
 		if err := l.Store.PutCredits(ctx, cache); err != nil {
 			l.logger().Warn("caching the credits the host listed", "err", err)
