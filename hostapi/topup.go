@@ -37,6 +37,8 @@ type TopupOrder struct {
 	// State is one of the TopupUnpaid... constants.
 	State string `json:"state"`
 	// CreditID is the credit the paid order became (State TopupPaid).
+	// The reference host gives the credit the order's own ID, so a
+	// receipt or an invoice link naming one names both.
 	CreditID string `json:"credit_id,omitempty"`
 	// Expires is when an unpaid order is closed (RFC 3339).
 	Expires string `json:"expires"`
