@@ -17,7 +17,13 @@
 //     unfinished purchases settled (Purchaser.Settle). A card without the
 //     e-purse, with Purchaser.Wallet set, is an M1 wallet: read it
 //     (Purchaser.ReadM1, which settles its unfinished purchases), load
-//     (Loader.ApplyM1), pay (Purchaser.ChargeM1).
+//     (Loader.ApplyM1: each credit journaled, authorized, then written by
+//     the value block and its backup, whose 9000s are the wallet's word:
+//     it has no TAC), pay (Purchaser.ChargeM1). The card may leave after
+//     the last block write; a load's row done and its completion follow
+//     after the card, as an e-purse load's, except that a sale on the same
+//     tap records the load done before its own write-ahead (the wallet's
+//     balance and sequence settle one unrecorded row, not two).
 //   - door: read, and decide as soon as the number is known (Door.Decide,
 //     inside the read: two APDUs on most cards); a card without
 //     the e-purse is decided by its UID. An e-purse card let in is then
@@ -33,7 +39,7 @@
 // POS and a door do not), and a POS's daily limit reads only the log
 // records of today. What needs the card no more (afterCard: the PSAM's
 // MAC2 check, the row done with its receipt, a load's completion to the
-// host) runs once the card session is closed; a crash before it leaves the
+// host, an M1 wallet's load included) runs once the card session is closed; a crash before it leaves the
 // write-ahead row in intent, which the card's next tap settles from its
 // counter, as a crash right after the card's answer always did. A tap
 // without a money step leaves when its last command is answered.

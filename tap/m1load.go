@@ -38,12 +38,28 @@ import (
 //     (settledHere);
 //  5. each pending credit is journaled with a Ref of this terminal's, then
 //     authorized at the balance and sequence read, then written with an
-//     increment of the value block, then reported.
+//     increment of the value block (and its backup), then recorded done
+//     and reported.
 //
 // What the wallet cannot settle (rule 1 or 2 left open) an operator
 // settles at the host (cardhost credit settle-m1). The wallet must have
-// been read in this session (its keys are loaded).
+// been read in this session (its keys are loaded). The last load's commit
+// and report are done before ApplyM1 returns; a Runner leaves them for
+// after the card (applyM1).
 func (l *Loader) ApplyM1(ctx context.Context, t apdu.Transmitter, w *mifare.Wallet, card string, st mifare.State) (LoadReport, error) {
+	after := &afterCard{}
+	rep, err := l.applyM1(ctx, t, w, card, st, after)
+	if aerr := after.run(); err == nil {
+		err = aerr
+	}
+	return rep, err
+}
+
+// applyM1 is ApplyM1 leaving the last load's commit and its completion to
+// after: the card may leave once the value block and its backup are
+// written (the wallet has no TAC to wait for; the write's 9000 is its
+// word, as mifare.Wallet.Increment takes it).
+func (l *Loader) applyM1(ctx context.Context, t apdu.Transmitter, w *mifare.Wallet, card string, st mifare.State, after *afterCard) (LoadReport, error) {
 	rep := LoadReport{Balance: st.Balance}
 	if denied, reason, err := l.Store.Denied(ctx, card); err != nil {
 		return rep, err
@@ -103,7 +119,7 @@ func (l *Loader) ApplyM1(ctx context.Context, t apdu.Transmitter, w *mifare.Wall
 	}
 	cur := st
 	return rep, l.loadAll(ctx, card, resp, &rep, func(c hostapi.Credit) (LoadResult, []hostapi.Credit, error) {
-		res, err := l.loadOneM1(ctx, t, w, card, c, open, &cur, &rep)
+		res, err := l.loadOneM1(ctx, t, w, card, c, open, &cur, &rep, after)
 		return res, nil, err
 	})
 }
@@ -246,10 +262,23 @@ func newRef() (string, error) {
 
 // loadOneM1 applies one credit to the wallet, whose state is cur (updated
 // by each load): journal row with a new Ref, host authorization at cur,
-// increment, journal done, host completion.
+// increment; the row done and the host's completion are left to after
+// (the row is durable, and its completion owed, from the write-ahead on:
+// when the report fails the sync loop makes it).
 func (l *Loader) loadOneM1(ctx context.Context, t apdu.Transmitter, w *mifare.Wallet, card string, c hostapi.Credit,
-	open *hostapi.M1OpenLoad, cur *mifare.State, rep *LoadReport) (LoadResult, error) {
+	open *hostapi.M1OpenLoad, cur *mifare.State, rep *LoadReport, after *afterCard) (LoadResult, error) {
 	res := LoadResult{CreditID: c.ID, AmountFen: c.AmountFen, Note: c.Note}
+	// A load before this one on the tap is recorded and reported first:
+	// the host holds the wallet's load open, and authorizes no other,
+	// until it is completed; and the wallet's sequence settles one
+	// unrecorded row, not two in a row.
+	if err := after.run(); err != nil {
+		l.logger().Warn("the last commit of an earlier M1 load", "err", err)
+	}
+	if after.unrecorded != nil {
+		res.Refused = "the last load of this tap is not recorded yet: this one waits for the next tap"
+		return res, errLoadsWait
+	}
 	capFen := l.BalanceCap
 	if capFen <= 0 {
 		capFen = 100000
@@ -332,17 +361,23 @@ func (l *Loader) loadOneM1(ctx context.Context, t apdu.Transmitter, w *mifare.Wa
 	if change.BackupStale {
 		detail = "backup block not updated; the next read repairs it"
 	}
-	if err := l.storeDone(ctx, nil, row, detail); err != nil {
-		// The wallet has changed and the journal does not say so: end the
-		// tap before anything changes it again, so the next tap can still
-		// tell this load from the wallet (rule 1).
-		return res, fmt.Errorf("journal of an M1 load that reached the wallet: %w", err)
-	}
+	// The money is on the wallet: the commit and the report need it no
+	// more. Until the commit, the row in intent is settled from the
+	// wallet's balance and sequence (rule 1), so nothing may change the
+	// wallet before it: a sale on this tap flushes it first and does not
+	// follow one that failed (Purchaser.chargeM1), nor does another load.
+	after.add(func() error {
+		if err := l.storeDone(ctx, nil, row, detail); err != nil {
+			l.logger().Error("journal update failed; the next tap resolves it from the wallet", "journal", row.ID, "err", err)
+			after.unrecorded = fmt.Errorf("journal of an M1 load that reached the wallet: %w", err)
+		}
+		return nil
+	})
+	after.report(func() { l.complete(ctx, row.ID) })
 	cur.Balance, cur.Seq = change.New, change.Seq+1
 	rep.Balance = change.New
 	res.Applied, res.NewBalance = true, change.New
 	l.logger().Info("credit loaded onto an M1 wallet", "card", redact.CardNumber(card), "credit", c.ID,
 		"amount", money.Format(c.AmountFen), "balance", money.Format(change.New))
-	l.complete(ctx, row.ID)
 	return res, nil
 }

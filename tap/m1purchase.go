@@ -82,6 +82,15 @@ func (p *Purchaser) settleM1(ctx context.Context, card string, st mifare.State, 
 // terminal's journal, and a sale over it is refused. A card on the deny
 // list is refused.
 func (p *Purchaser) ChargeM1(ctx context.Context, t apdu.Transmitter, rep PurchaseReport) (PurchaseReport, error) {
+	return p.chargeM1(ctx, t, rep, &afterCard{})
+}
+
+// chargeM1 is ChargeM1 on a tap whose load left work for after the card
+// (Loader.applyM1): a load's last commit is done before the sale's
+// write-ahead, since the wallet's balance and sequence settle one
+// unrecorded row, not a load and a sale after it; and no sale follows a
+// load that could not be recorded.
+func (p *Purchaser) chargeM1(ctx context.Context, t apdu.Transmitter, rep PurchaseReport, after *afterCard) (PurchaseReport, error) {
 	card, balance := rep.Card, rep.Balance
 	if denied, reason, err := p.Store.Denied(ctx, card); err != nil {
 		return rep, err
@@ -112,6 +121,12 @@ func (p *Purchaser) ChargeM1(ctx context.Context, t apdu.Transmitter, rep Purcha
 			return rep, fmt.Errorf("%w: an M1 card has no PIN, so the sale is refused (spent today %s, sale %s, limit %s)",
 				ErrPINRequired, money.Format(rep.SpentToday), money.Format(sale.AmountFen), money.Format(limit))
 		}
+	}
+	if err := after.flush(); err != nil {
+		p.logger().Warn("the last commit of an M1 load", "err", err)
+	}
+	if after.unrecorded != nil {
+		return rep, after.unrecorded
 	}
 	when := p.now().Truncate(time.Second)
 	var row offline.Row

@@ -447,7 +447,7 @@ func (r *Runner) steps(ctx context.Context, t apdu.Transmitter, res *Result, ope
 	}
 	if res.Read == nil {
 		if r.readsM1(*res) {
-			r.m1(ctx, t, res)
+			r.m1(ctx, t, res, after)
 			leave()
 		}
 		return after
@@ -566,16 +566,16 @@ func (r *Runner) readsM1(res Result) bool {
 // wallet (Purchaser.ReadM1, which settles its unfinished purchases before
 // a load moves its balance), load its top-ups (Loader.ApplyM1), pay the
 // sale (Purchaser.ChargeM1). Its report replaces the failed e-purse read's
-// error.
-func (r *Runner) m1(ctx context.Context, t apdu.Transmitter, res *Result) {
+// error. A load's last commit and its completion are left to after.
+func (r *Runner) m1(ctx context.Context, t apdu.Transmitter, res *Result, after *afterCard) {
 	rep, st, err := r.Purchaser.ReadM1(ctx, t)
 	if err == nil && r.Loader != nil {
-		lrep, lerr := r.Loader.ApplyM1(ctx, t, r.Purchaser.Wallet, rep.Card, st)
+		lrep, lerr := r.Loader.applyM1(ctx, t, r.Purchaser.Wallet, rep.Card, st, after)
 		res.Load, err = &lrep, lerr
 		rep.Balance = lrep.Balance
 	}
 	if err == nil {
-		rep, err = r.Purchaser.ChargeM1(ctx, t, rep)
+		rep, err = r.Purchaser.chargeM1(ctx, t, rep, after)
 	}
 	res.Purchase, res.Err = &rep, err
 }

@@ -366,6 +366,15 @@ func TestTapModes(t *testing.T) {
 		{"pos/m1_insufficient", func(t *testing.T, b *tapBench) {
 			b.card, b.r.Loader, b.r.Purchaser = m1BenchCard(t, 500), b.loader(nil), b.pos(700, true)
 		}},
+		{"pos/m1_load", func(t *testing.T, b *tapBench) {
+			// The load's completion reaches the host after the card left.
+			b.card, b.r.Loader, b.r.Purchaser = m1BenchCard(t, 5000), b.loader(newFakeM1Host(t, 2000)), b.pos(0, true)
+		}},
+		{"pos/m1_load_and_sale", func(t *testing.T, b *tapBench) {
+			// The load's row is done before the sale's write-ahead; its
+			// completion reaches the host after the card left.
+			b.card, b.r.Loader, b.r.Purchaser = m1BenchCard(t, 5000), b.loader(newFakeM1Host(t, 2000)), b.pos(700, true)
+		}},
 		{"pos/m1_without_wallet", func(t *testing.T, b *tapBench) {
 			b.card, b.r.Loader, b.r.Purchaser = m1BenchCard(t, 5000), b.loader(nil), b.pos(700, false)
 		}},
