@@ -104,6 +104,39 @@ func owedRow(t *testing.T, db *sql.DB, creditID string) (state, tac string, repo
 	return state, tac, reported
 }
 
+// restartOwing opens the gate and starts cardd with env on the store that
+// owes the completion of creditID's load, and waits until its sync loop
+// has reported it (the host got one): within 30 s, with no tap.
+func restartOwing(t *testing.T, gate *hostGate, env []string, store *sql.DB, creditID string) *daemon {
+	t.Helper()
+	gate.open()
+	d := startDaemon(t, env...)
+	d.waitLine(t, "reader added", 10*time.Second, func(m map[string]any) bool { return m["reader"] == slot0Reader })
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		_, completes, _ := gate.state()
+		if _, _, reported := owedRow(t, store, creditID); reported && len(completes) > 0 {
+			return d
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the owed completion was not reported within 30 s of the restart (host got %v)", completes)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// nothingLoaded fails t when the tap logged in line loaded a credit.
+func nothingLoaded(t *testing.T, line map[string]any) {
+	t.Helper()
+	for _, l := range loadsLogged(line) {
+		// "<credit> +<amount> applied", or "... recovered from journal
+		// ...: applied=true": either would be the credit a second time.
+		if strings.HasSuffix(l, " applied") || strings.HasSuffix(l, "applied=true") {
+			t.Errorf("the further tap logged %q: want nothing loaded", l)
+		}
+	}
+}
+
 // loadsLogged are the "loads" of a tap's log line.
 func loadsLogged(m map[string]any) []string {
 	var out []string
@@ -174,20 +207,7 @@ func TestLoadKilledWithCompletionOwed(t *testing.T) {
 
 	// The host is back; cardd restarts on the same store and owes it the
 	// completion.
-	gate.open()
-	d = startDaemon(t, env...)
-	d.waitLine(t, "reader added", 10*time.Second, func(m map[string]any) bool { return m["reader"] == slot0Reader })
-	deadline = time.Now().Add(30 * time.Second)
-	for {
-		_, completes, _ := gate.state()
-		if _, _, reported := owedRow(t, store, creditID); reported && len(completes) > 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the owed completion was not reported within 30 s of the restart (host got %v)", completes)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	d = restartOwing(t, gate, env, store, creditID)
 
 	// A further tap loads nothing.
 	in = insert(t, path, 0, vpcd.Options{})
@@ -196,13 +216,7 @@ func TestLoadKilledWithCompletionOwed(t *testing.T) {
 	if line["balance"] != "112.50" || line["balance_after"] != "112.50" {
 		t.Errorf("the further tap: balance %v, after it %v; want 112.50 both", line["balance"], line["balance_after"])
 	}
-	for _, l := range loadsLogged(line) {
-		// "<credit> +<amount> applied", or "... recovered from journal
-		// ...: applied=true": either would be the credit a second time.
-		if strings.HasSuffix(l, " applied") || strings.HasSuffix(l, "applied=true") {
-			t.Errorf("the further tap logged %q: want nothing loaded", l)
-		}
-	}
+	nothingLoaded(t, line)
 	d.stop(t, 15*time.Second)
 
 	if _, completes, _ := gate.state(); !slices.Equal(completes, []int{http.StatusOK}) {
