@@ -36,7 +36,9 @@ import (
 //     settled.
 //  4. A card with no e-purse is tried as a MIFARE Classic wallet when
 //     mifare.key_file is set: its unfinished purchases settled, its top-ups
-//     loaded, the sale charged, in the same order.
+//     loaded, the sale charged, in the same order. The card may leave after
+//     the last block write; a load's completion to the host follows once
+//     the card session is closed.
 //  5. The receipts of a load and of a sale are queued with their journal
 //     rows (printer.enabled), and the observers are told (observers.go);
 //     the POS app learns of the sale on the event stream.

@@ -14,7 +14,8 @@ package tap
 // one row of a card is waiting for its last commit: the card's counter
 // settles one unfinished row, not two in a row. A load's last commit that
 // fails leaves its row in intent (unrecorded): no other load follows on
-// that tap.
+// that tap, nor a sale on an M1 wallet, whose one balance and sequence
+// settle the load only while nothing else has changed them.
 //
 // Reports to the host (a load's completion) run last, after every commit.
 // A purchase's write-ahead flushes the commits only (a load's report can

@@ -2,6 +2,7 @@ package tap
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"path/filepath"
 	"slices"
@@ -238,5 +239,57 @@ func TestM1TwoLoadsOneTap(t *testing.T) {
 	}
 	if got := walletBalance(t, card); got != 7300 || len(host.completed) != 2 || !host.consumed["m1-1"] || !host.consumed["m1-2"] {
 		t.Errorf("wallet %d, host completions %+v: want 7300, both consumed once", got, host.completed)
+	}
+}
+
+// TestM1UnrecordedLoadStopsTheSale: an M1 load whose row cannot be
+// recorded done (the journal refuses the update) stays in intent, to be
+// settled from the wallet's balance and sequence; so no sale follows it
+// on that tap, since a debit would move both and leave the load to an
+// operator. The next tap settles the load (the host told once) and pays.
+func TestM1UnrecordedLoadStopsTheSale(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "cardd.db")
+	b := newTapBench(t)
+	b.openStore(path)
+	t.Cleanup(func() { b.store.Close() })
+	db, err := sql.Open("sqlite3", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.Exec(`CREATE TRIGGER no_done BEFORE UPDATE ON journal WHEN NEW.state = 'done' AND NEW.kind = 'load'
+		BEGIN SELECT RAISE(ABORT, 'disk full'); END`); err != nil {
+		t.Fatal(err)
+	}
+	card := m1BenchCard(t, 5000)
+	host := newFakeM1Host(t, 2000)
+	b.card, b.r.Loader, b.r.Purchaser = card, b.loader(host), b.pos(700, true)
+	ev := reader.Event{Kind: reader.CardInserted, Reader: "card", Time: time.Now()}
+	res := b.r.tap(ctx, b.open, ev)
+	if res.Err == nil || res.Purchase == nil || res.Purchase.Paid || res.Load == nil || len(res.Load.Loads) != 1 || !res.Load.Loads[0].Applied {
+		t.Fatalf("tap: %s; want the load applied and the sale refused", summary(res))
+	}
+	if got := walletBalance(t, card); got != 7000 {
+		t.Fatalf("wallet holds %d, want 7000: loaded, not debited", got)
+	}
+	rows, err := b.store.LoadsOfCredit(ctx, "m1-1")
+	if err != nil || len(rows) != 1 || rows[0].State != offline.StateIntent || len(host.completed) != 0 {
+		t.Fatalf("load rows %+v (%v), host completions %+v: want the row in intent, nothing told", rows, err, host.completed)
+	}
+
+	if _, err := db.Exec(`DROP TRIGGER no_done`); err != nil {
+		t.Fatal(err)
+	}
+	card.Reset()
+	if res := b.r.tap(ctx, b.open, ev); res.Err != nil || !res.Purchase.Paid {
+		t.Fatalf("the next tap: %s", summary(res))
+	}
+	if got := walletBalance(t, card); got != 6300 {
+		t.Fatalf("wallet holds %d, want 6300: loaded once, debited once", got)
+	}
+	if row, err := b.store.Get(ctx, rows[0].ID); err != nil || row.State != offline.StateDone || !row.CompletionReported ||
+		len(host.completed) != 1 || !host.consumed["m1-1"] {
+		t.Fatalf("row %+v (%v), host completions %+v: want done, reported once", row, err, host.completed)
 	}
 }
