@@ -190,6 +190,9 @@ type Runner struct {
 	// samReader is the reader with the SAM role now present ("" none);
 	// only Run's goroutine touches it.
 	samReader string
+	// sam is the PSAM connection kept between purchases, with the PSAM's
+	// set-up (samlink.go); only Run's goroutine touches it.
+	sam samLink
 }
 
 // aliveEvery is how often an idle Run marks itself alive.
@@ -219,6 +222,8 @@ func (r *Runner) Run(ctx context.Context) error {
 		dialer = &reader.Dialer{Logger: log}
 		defer dialer.Close()
 	}
+	defer r.sam.forget() // before the dialer closes
+
 	events := make(chan reader.Event, 16)
 	monDone := make(chan error, 1)
 	go func() { monDone <- mon.Run(ctx, events) }()
@@ -274,6 +279,7 @@ func (r *Runner) event(ev reader.Event) {
 			}
 		}
 	}
+	r.sam.event(ev, r.Roles.Of(ev.Reader))
 	if r.OnEvent != nil {
 		r.OnEvent(ev)
 	}
@@ -294,14 +300,16 @@ func dialerOpen(d *reader.Dialer) openFunc {
 	}
 }
 
-// samOpener opens the PSAM for one purchase, or nil when no SAM reader is
+// samOpener opens the PSAM for one purchase, on the connection kept from
+// the last one when it still holds (samLink), or nil when no SAM reader is
 // present.
 func (r *Runner) samOpener(ctx context.Context, open openFunc) func() (SAMSession, error) {
 	name := r.samReader
 	if name == "" {
 		return nil
 	}
-	return func() (SAMSession, error) { return open(ctx, name) }
+	r.sam.log = r.logger()
+	return func() (SAMSession, error) { return r.sam.open(ctx, open, name) }
 }
 
 // tap is one card in the reader named by ev: it opens the card session,
