@@ -190,8 +190,8 @@ func (p *Purchaser) charge(ctx context.Context, t apdu.Transmitter, cr *CardRead
 	if paid, err := p.settleInDoubt(ctx, sale, inDoubt, rep); paid || err != nil {
 		return err
 	}
-	if sale.AmountFen > rep.Balance {
-		return fmt.Errorf("%w: the card holds %s, the sale is %s", ErrInsufficientBalance, money.Format(rep.Balance), money.Format(sale.AmountFen))
+	if !cr.balanceDeferred && sale.AmountFen > rep.Balance {
+		return insufficient(rep.Balance, sale)
 	}
 	if err := p.checkLimit(ctx, t, cr, sale, rep); err != nil {
 		return err
@@ -218,6 +218,11 @@ func (p *Purchaser) charge(ctx context.Context, t apdu.Transmitter, cr *CardRead
 		return nil
 	})
 	return err
+}
+
+// insufficient refuses a sale above the card's balance.
+func insufficient(balance int64, sale Sale) error {
+	return fmt.Errorf("%w: the card holds %s, the sale is %s", ErrInsufficientBalance, money.Format(balance), money.Format(sale.AmountFen))
 }
 
 // checkLimit holds a sale that would take the card over the daily limit
@@ -317,6 +322,17 @@ func (p *Purchaser) debit(ctx context.Context, t apdu.Transmitter, sam apdu.Tran
 			return psamRefused(prof, fmt.Sprintf("the card has no purchase key index %d", info.KeyIndex), err)
 		}
 		return err
+	}
+	if cr.balanceDeferred {
+		// The read left the balance to this answer (Runner.defersBalance).
+		// A card that holds less than the sale answers 9401 above; one
+		// that would go into overdraft answers, and is refused here as the
+		// read's balance would have refused it: an INITIALIZE without its
+		// DEBIT changes nothing on the card, its counter included.
+		cr.balanceFromInit(init.Balance)
+		if rep.Balance = cr.Balance; sale.AmountFen > rep.Balance {
+			return insufficient(rep.Balance, sale)
+		}
 	}
 	when := p.now().Truncate(time.Second)
 	serial, mac1, err := p.mac1(sam, prof, cr, sale, init, code, when)
