@@ -36,7 +36,11 @@ type samLink struct {
 	// setup is what psam.OpenProfile learnt on this connection, per PSAM
 	// profile (its String).
 	setup map[string]psam.Info
-	log   *slog.Logger
+	// selected is the application the last set-up left selected: a
+	// profile set up for another one is set up again (setupFor), or its
+	// INIT SAM FOR PURCHASE would run under the other application's keys.
+	selected string
+	log      *slog.Logger
 }
 
 // open returns the PSAM session for one tap: the held connection resumed,
@@ -67,7 +71,7 @@ func (l *samLink) forget() {
 			l.logger().Warn("closing the PSAM connection", "reader", l.reader, "err", err)
 		}
 	}
-	l.s, l.setup = nil, nil
+	l.s, l.setup, l.selected = nil, nil, ""
 }
 
 // event forgets the connection on a change of the PSAM's reader or of
@@ -132,23 +136,29 @@ func (t *samTap) Close() error {
 	return nil
 }
 
-// setupFor is the set-up learnt for profile key on this connection.
+// setupFor is the set-up learnt for profile key on this connection, if
+// the PSAM is still in the application it selected: profiles of other
+// card families may use other applications of the same PSAM.
 func (t *samTap) setupFor(key string) (psam.Info, bool) {
 	info, ok := t.l.setup[key]
-	return info, ok
+	if !ok || info.App.String() != t.l.selected {
+		return psam.Info{}, false
+	}
+	return info, true
 }
 
-// remember keeps profile key's set-up for the next taps on this connection.
+// remember keeps profile key's set-up for the next taps on this
+// connection; the PSAM is now in its application.
 func (t *samTap) remember(key string, info psam.Info) {
 	if t.l.setup == nil {
 		t.l.setup = map[string]psam.Info{}
 	}
-	t.l.setup[key] = info
+	t.l.setup[key], t.l.selected = info, info.App.String()
 }
 
 // drop forgets every profile's set-up: the PSAM answered as one that left
 // its application.
-func (t *samTap) drop() { t.l.setup = nil }
+func (t *samTap) drop() { t.l.setup, t.l.selected = nil, "" }
 
 // setupCache is a PSAM session that remembers the PSAM's set-up between
 // taps (samTap); a session that is not one is set up on every purchase.

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	epursesim "github.com/cardd/cardd/apdu/epurse/sim"
+	"github.com/cardd/cardd/apdu/psam"
 	psamsim "github.com/cardd/cardd/apdu/psam/sim"
 	"github.com/cardd/cardd/reader"
 )
@@ -162,5 +163,35 @@ func TestPSAMResetBetweenTaps(t *testing.T) {
 				t.Errorf("third tap: %d set-up APDUs, want none: %v", n, sam)
 			}
 		})
+	}
+}
+
+// TestPSAMSetUpPerApplication: two PSAM profiles whose applications differ
+// share one PSAM; the set-up of one selects its application, so the
+// other's, learnt before, no longer holds: its next purchase selects its
+// application again rather than computing MAC1 under the other's keys.
+func TestPSAMSetUpPerApplication(t *testing.T) {
+	l := &samLink{}
+	st := &samTap{l: l}
+	a := psam.Info{App: psam.App{FileID: 0x1001}, KeyIndex: 1}
+	b := psam.Info{App: psam.App{FileID: 0x8011}, KeyIndex: 2}
+	st.remember("a", a)
+	if got, ok := st.setupFor("a"); !ok || got.KeyIndex != a.KeyIndex || got.App.String() != a.App.String() {
+		t.Fatalf("setupFor(a) = %v %v, want a", got, ok)
+	}
+	st.remember("b", b)
+	if _, ok := st.setupFor("a"); ok {
+		t.Error("a's set-up held after b's selected another application")
+	}
+	if _, ok := st.setupFor("b"); !ok {
+		t.Error("b's set-up did not hold")
+	}
+	st.remember("a", a)
+	if _, ok := st.setupFor("b"); ok {
+		t.Error("b's set-up held after a's selected its application again")
+	}
+	st.drop()
+	if _, ok := st.setupFor("a"); ok {
+		t.Error("a set-up held after drop")
 	}
 }
