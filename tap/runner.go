@@ -430,7 +430,9 @@ func (r *Runner) timeout() time.Duration {
 // running only when the Runner has its part (Door, Loader, Purchaser):
 //
 //   - read: the card's number, validity and balance (readHead), published
-//     the moment they are known (OnBalance);
+//     the moment they are known (OnBalance); at a POS with a sale armed,
+//     the balance is left to the purchase's INITIALIZE (defersBalance)
+//     and published after the money step (balanceKnown);
 //   - decide (door): on that balance, or on the card's UID when it has no
 //     e-purse;
 //   - money, on an e-purse card: load its credits (Loader), then pay the
