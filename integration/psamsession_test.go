@@ -11,6 +11,7 @@ import (
 	"github.com/cardd/cardd/host"
 	"github.com/cardd/cardd/reader/vpcd"
 	"github.com/cardd/cardd/tap"
+	"github.com/ebfe/scard"
 )
 
 // TestPOSPSAMSetUpOncePerSession, through pcscd: the first sale sets the
@@ -18,8 +19,8 @@ import (
 // an idle card, sends the card SELECT, INITIALIZE and DEBIT only and the
 // PSAM only INIT SAM FOR PURCHASE, its GET RESPONSE and CREDIT SAM FOR
 // PURCHASE: the kept connection kept the PSAM powered in its application.
-// The PSAM pulled and put back (a power cycle) between two sales: the next
-// one sets it up again and pays.
+// The PSAM pulled and put back (a power cycle), or reset by another
+// application, between two sales: the next one sets it up again and pays.
 func TestPOSPSAMSetUpOncePerSession(t *testing.T) {
 	requirePCSC(t)
 	w := newHostWorld(t)
@@ -101,5 +102,31 @@ func TestPOSPSAMSetUpOncePerSession(t *testing.T) {
 	fourth, _ := sale("the next sale", 700)
 	if fourth != 3 {
 		t.Errorf("the sale after that: %d PSAM APDUs, want 3", fourth)
+	}
+
+	// Another application resets the PSAM: the kept connection does not
+	// resume (SCARD_W_RESET_CARD), and the next sale sets it up again.
+	resetByAnother(t, slot1Reader)
+	fifth, _ := sale("sale after another application reset the PSAM", 700)
+	if fifth <= 3 {
+		t.Errorf("sale after the reset: %d PSAM APDUs; want the set-up again", fifth)
+	}
+}
+
+// resetByAnother resets the card in reader as another application would:
+// its own PC/SC connection, closed with SCARD_RESET_CARD.
+func resetByAnother(t *testing.T, reader string) {
+	t.Helper()
+	pctx, err := scard.EstablishContext()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pctx.Release()
+	c, err := pctx.Connect(reader, scard.ShareShared, scard.ProtocolAny)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Disconnect(scard.ResetCard); err != nil {
+		t.Fatal(err)
 	}
 }
