@@ -548,8 +548,13 @@ func (r *Runner) balanceKnown(t apdu.Transmitter, res *Result) {
 			cr.note("balance not read: %v", err)
 			return
 		}
-		if res.Purchase != nil {
-			res.Purchase.Balance = cr.Balance
+		if p := res.Purchase; p != nil {
+			p.Balance = cr.Balance
+			if errors.Is(res.Err, ErrInsufficientBalance) && p.Sale.ID != "" {
+				// The card's 9401 to INITIALIZE, said as the cashier
+				// reads it, now that the balance is known.
+				res.Err = insufficient(cr.Balance, p.Sale)
+			}
 		}
 	}
 	if res.Load != nil {
