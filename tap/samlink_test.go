@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cardd/cardd/apdu"
 	epursesim "github.com/cardd/cardd/apdu/epurse/sim"
 	"github.com/cardd/cardd/apdu/psam"
 	psamsim "github.com/cardd/cardd/apdu/psam/sim"
@@ -194,4 +195,54 @@ func TestPSAMSetUpPerApplication(t *testing.T) {
 	if _, ok := st.setupFor("a"); ok {
 		t.Error("a set-up held after drop")
 	}
+}
+
+// switchSAM is a PSAM slot whose card can be swapped under a kept
+// connection, as no real reader allows unnoticed: the worst case of a
+// set-up gone stale.
+type switchSAM struct{ t apdu.Transmitter }
+
+func (s *switchSAM) Transmit(cmd []byte) ([]byte, error) { return s.t.Transmit(cmd) }
+
+// TestPSAMChangedWithinTheTap: a sale on a kept set-up whose PSAM turns
+// out, when set up again in the tap, to have another terminal id than the
+// card's INITIALIZE carried is refused before the debit (psam_refused):
+// no DEBIT, no purchase row, the card unchanged, the sale still armed. The
+// next tap, on the new PSAM's set-up, pays.
+func TestPSAMChangedWithinTheTap(t *testing.T) {
+	b := newHeldBench(t)
+	slot := &switchSAM{t: b.sam}
+	b.sam = slot
+	res, _ := b.sale(1250)
+	paid(t, res, "first tap")
+	f, err := psamsim.NewSAMFile([6]byte{0x00, 0x00, 0x00, 0x00, 0x20, 0x99}, testMasters)
+	if err != nil {
+		t.Fatal(err)
+	}
+	slot.t = psamsim.NewSimPSAM(f, "")
+	card := b.card.(*epursesim.SimCard)
+	before := card.File()
+	res, _ = b.sale(700)
+	if res.Outcome() != OutcomePSAMRefused || !errors.Is(res.Err, ErrPSAMChanged) {
+		t.Fatalf("tap on a swapped PSAM: %s", summary(res))
+	}
+	for _, l := range cardCommands(b.trace) {
+		if l == "80540100" {
+			t.Fatal("DEBIT FOR PURCHASE sent with a MAC1 of another PSAM")
+		}
+	}
+	if after := card.File(); after.EPBalance != before.EPBalance || after.EPOfflineCounter != before.EPOfflineCounter {
+		t.Errorf("card %d at counter %d, was %d at %d", after.EPBalance, after.EPOfflineCounter, before.EPBalance, before.EPOfflineCounter)
+	}
+	rows, err := b.store.PurchasesOn(context.Background(), testNumber, benchNow.Format("20060102"))
+	if err != nil || len(rows) != 1 {
+		t.Fatalf("purchase rows %+v %v, want the first tap's only", rows, err)
+	}
+	if _, armed := b.r.Purchaser.Till.Armed(); !armed {
+		t.Fatal("the refused sale left the till")
+	}
+	b.trace = nil
+	card.Reset()
+	res = b.r.tap(context.Background(), b.open, reader.Event{Kind: reader.CardInserted, Reader: "card", Time: time.Now()})
+	paid(t, res, "the tap after")
 }
