@@ -19,7 +19,9 @@ import (
 //
 //  1. The card's number, validity and balance are read (SELECT, GET
 //     BALANCE; to the observers at once). A POS shows no holder and no
-//     log: tap.ReadOptions.History is off.
+//     log: tap.ReadOptions.History is off. With a sale armed before the
+//     card came, GET BALANCE is left to the purchase's INITIALIZE, which
+//     answers it (tap.Runner's defersBalance, docs/modes.md).
 //  2. The Loader settles the card's unfinished loads from its counter (only
 //     when the journal has one), journals the tap, and refuses a card on
 //     the deny list or past its expiry date; with a host link it then

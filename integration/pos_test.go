@@ -51,8 +51,16 @@ func insertObservedPSAM(t testing.TB, hostDir string, onAPDU func(int)) string {
 	if err := f.Save(path); err != nil {
 		t.Fatal(err)
 	}
+	remove := holdPSAM(t, psamsim.NewSimPSAM(f, path), onAPDU)
+	t.Cleanup(remove)
+	return path
+}
+
+// holdPSAM puts sam into vpcd slot 1 and returns once pcscd lists it;
+// remove takes it out and waits until pcscd sees the slot empty.
+func holdPSAM(t testing.TB, sam *psamsim.SimPSAM, onAPDU func(int)) (remove func()) {
+	t.Helper()
 	waitEmpty(t, 1)
-	sam := psamsim.NewSimPSAM(f, path)
 	ctx, cancel := context.WithCancel(context.Background())
 	exited := make(chan struct{})
 	var insertErr error
@@ -60,11 +68,11 @@ func insertObservedPSAM(t testing.TB, hostDir string, onAPDU func(int)) string {
 		insertErr = vpcd.Insert(ctx, vpcd.SlotAddr(1), sam, vpcd.Options{OnAPDU: onAPDU})
 		close(exited)
 	}()
-	t.Cleanup(func() {
+	remove = func() {
 		cancel()
 		<-exited
 		waitEmpty(t, 1)
-	})
+	}
 	// Until pcscd lists the PSAM, a sale finds slot 1 empty ("no PSAM"):
 	// a test that taps at once would fail by the machine's speed.
 	deadline := time.Now().Add(10 * time.Second)
@@ -75,11 +83,12 @@ func insertObservedPSAM(t testing.TB, hostDir string, onAPDU func(int)) string {
 		default:
 		}
 		if time.Now().After(deadline) {
+			remove()
 			t.Fatal("pcscd does not see the PSAM in slot 1 after 10 s")
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	return path
+	return remove
 }
 
 // purchaseRows returns the purchase rows of card in a terminal's store.

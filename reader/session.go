@@ -216,6 +216,7 @@ type Session struct {
 	// waiting for it owns card and pctx from then on.
 	abandoned bool
 	stale     bool // a call failed with a service error
+	paused    bool // no transaction: Pause ended it, Resume not yet
 }
 
 // Reader returns the name of the reader the card is in.
@@ -291,6 +292,43 @@ func (s *Session) Transmit(cmd []byte) ([]byte, error) {
 	return resp, nil
 }
 
+// Pause ends the session's transaction and keeps the connection, so a
+// later Resume needs no connect, and the card stays powered with what its
+// commands left (a PSAM's selected application): pcscd powers down only a
+// card no client is connected to. Another application may use the card
+// meanwhile; if it resets or removes the card, Resume says so. Pause has
+// its own bound, as Close. After an error the session is unusable: Close it.
+func (s *Session) Pause() error {
+	if s.closed || s.abandoned {
+		return &Error{Op: "pause", Reader: s.reader, Err: errors.New("session closed")}
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(s.ctx), closeWait)
+	defer cancel()
+	s.ctx = ctx
+	err := s.call("pause", func() error {
+		return wrap("pause", s.reader, s.card.EndTransaction(scard.LeaveCard))
+	})
+	s.paused = err == nil
+	return err
+}
+
+// Resume begins a new transaction on a paused session, bound to ctx as
+// Open binds a new one. A card reset or removed since Pause (pcsc-lite's
+// SCARD_W_RESET_CARD, SCARD_W_REMOVED_CARD) is an error of kind
+// ErrCardRemoved: whatever the card held from before is gone; Close the
+// session and Open a new one.
+func (s *Session) Resume(ctx context.Context) error {
+	if s.closed || s.abandoned {
+		return &Error{Op: "resume", Reader: s.reader, Err: errors.New("session closed")}
+	}
+	s.ctx = ctx
+	err := s.call("resume", func() error {
+		return wrap("resume", s.reader, s.card.BeginTransaction())
+	})
+	s.paused = s.paused && err != nil
+	return err
+}
+
 // Close ends the transaction and disconnects, leaving the card powered so the
 // next tap on the same card does not pay for a cold reset. Closing twice is a
 // no-op, and so is closing an abandoned session (its goroutine cleans up).
@@ -310,7 +348,9 @@ func (s *Session) Close() error {
 	s.ctx = ctx
 	var errEnd, errDisc error
 	err := s.call("close", func() error {
-		errEnd = wrap("close", s.reader, s.card.EndTransaction(scard.LeaveCard))
+		if !s.paused {
+			errEnd = wrap("close", s.reader, s.card.EndTransaction(scard.LeaveCard))
+		}
 		errDisc = wrap("close", s.reader, s.card.Disconnect(scard.LeaveCard))
 		if isServiceError(errEnd) || isServiceError(errDisc) {
 			return errors.Join(errEnd, errDisc)

@@ -21,6 +21,8 @@ type fakeConn struct {
 	inFlight  bool
 	collided  []string
 	disposals []scard.Disposition
+	calls     []string // begin and end, in order
+	beginErr  error    // BeginTransaction answers it, once
 }
 
 func (c *fakeConn) enter(op string) {
@@ -31,9 +33,21 @@ func (c *fakeConn) enter(op string) {
 	}
 }
 
-func (c *fakeConn) BeginTransaction() error { c.enter("begin"); return nil }
+func (c *fakeConn) BeginTransaction() error {
+	c.enter("begin")
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.calls = append(c.calls, "begin")
+	err := c.beginErr
+	c.beginErr = nil
+	return err
+}
+
 func (c *fakeConn) EndTransaction(scard.Disposition) error {
 	c.enter("end")
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.calls = append(c.calls, "end")
 	return nil
 }
 
@@ -251,4 +265,57 @@ func (d *Dialer) isBusy(reader string) bool {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	return d.busy[reader]
+}
+
+// TestPauseResume: a paused session keeps its connection (no disconnect,
+// no new context) and a Resume begins a new transaction on it; a card
+// reset by another application since the Pause (SCARD_W_RESET_CARD) makes
+// Resume fail as a card gone, and Close after a Pause disconnects without
+// ending a transaction that is not there.
+func TestPauseResume(t *testing.T) {
+	d, p := newFakeDialer()
+	s, err := d.Open(context.Background(), "A")
+	if err != nil {
+		t.Fatal(err)
+	}
+	card := p.cards["A"]
+	if err := s.Pause(); err != nil {
+		t.Fatalf("Pause: %v", err)
+	}
+	if err := s.Resume(context.Background()); err != nil {
+		t.Fatalf("Resume: %v", err)
+	}
+	if _, err := s.Transmit([]byte{0x00, 0xA4, 0x00, 0x00}); err != nil {
+		t.Fatalf("Transmit after Resume: %v", err)
+	}
+	if err := s.Pause(); err != nil {
+		t.Fatalf("second Pause: %v", err)
+	}
+	card.mu.Lock()
+	card.beginErr = scard.ErrResetCard
+	card.mu.Unlock()
+	if err := s.Resume(context.Background()); !errors.Is(err, ErrCardRemoved) {
+		t.Fatalf("Resume after a reset = %v, want ErrCardRemoved", err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	card.mu.Lock()
+	calls := append([]string(nil), card.calls...)
+	card.mu.Unlock()
+	want := []string{"begin", "end", "begin", "end", "begin"}
+	if len(calls) != len(want) {
+		t.Fatalf("transaction calls %v, want %v", calls, want)
+	}
+	for i := range want {
+		if calls[i] != want[i] {
+			t.Fatalf("transaction calls %v, want %v", calls, want)
+		}
+	}
+	if _, disposals := card.state(); len(disposals) != 1 || disposals[0] != scard.LeaveCard {
+		t.Errorf("disconnects %v, want one, leaving the card", disposals)
+	}
+	if est, _ := p.counts(); est != 1 {
+		t.Errorf("contexts established %d, want 1: the paused session kept its own", est)
+	}
 }

@@ -30,7 +30,13 @@
 //     loaded when there is a Loader.
 //
 // Every mode reads the card's number, validity and balance first (SELECT,
-// GET BALANCE): that is all the money needs. The money step then runs
+// GET BALANCE): that is all the money needs. A POS tap of a sale armed
+// before the card came reads no balance (Runner.defersBalance): the
+// purchase's INITIALIZE answers it, and OnBalance is told after the
+// money step; so, with no rule that needs the card's log, the card is
+// sent SELECT, INITIALIZE and DEBIT. Such a tap still reads the balance
+// first for an unfinished row of the card to settle, and after a refusal
+// that came before INITIALIZE, to show it. The money step then runs
 // (INITIALIZE, the write-ahead row, CREDIT or DEBIT), and right after its
 // last card command comes the leave point: Result.ToLeave and CardAPDUs
 // are taken there and Runner.OnLeave is told, since the card may go. The
@@ -42,7 +48,10 @@
 // host, an M1 wallet's load included) runs once the card session is closed; a crash before it leaves the
 // write-ahead row in intent, which the card's next tap settles from its
 // counter, as a crash right after the card's answer always did. A tap
-// without a money step leaves when its last command is answered.
+// without a money step leaves when its last command is answered. The
+// PSAM's connection is kept between purchases, and its set-up (its
+// application, terminal id and key index) done once per PSAM session
+// (samlink.go).
 //
 // Whatever the mode, no money moves on a card whose number or validity
 // does not read (CardRead.Transactable). The e-purse's load and purchase are

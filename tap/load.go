@@ -142,7 +142,12 @@ func (l *Loader) apply(ctx context.Context, t apdu.Transmitter, cr *CardRead, af
 		Kind: offline.KindRead, State: offline.StateDone, Card: card, Purse: cr.Purse.String(),
 		BalanceFen: rep.Balance, Time: l.now().Format(hostapi.TimeLayout),
 	}
-	if rep.Balance < 0 {
+	switch {
+	case cr.balanceDeferred:
+		// A POS tap of an armed sale: the purchase's INITIALIZE answers
+		// the balance (its row carries it), the read did not ask for it.
+		read.Detail = "balance not read: the armed sale's INITIALIZE FOR PURCHASE answers it"
+	case rep.Balance < 0:
 		// A card in overdraft, or a T-Union card whose second purse
 		// exceeds its purse: a balance field holds no debt (the host
 		// refuses one), so the row says it in words.

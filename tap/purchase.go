@@ -32,6 +32,9 @@ var (
 	// ErrNoCardSerial: the card's application serial, from which the
 	// PSAM diversifies its key, was not read.
 	ErrNoCardSerial = errors.New("no application serial to diversify the card's key from")
+	// ErrPSAMChanged: the PSAM, set up again within a tap, gave another
+	// terminal id or key index than the card's INITIALIZE carried.
+	ErrPSAMChanged = errors.New("the PSAM's set-up changed")
 )
 
 // ErrMAC2Refused ends a tap whose card debited the sale but whose MAC2 the
@@ -187,8 +190,8 @@ func (p *Purchaser) charge(ctx context.Context, t apdu.Transmitter, cr *CardRead
 	if paid, err := p.settleInDoubt(ctx, sale, inDoubt, rep); paid || err != nil {
 		return err
 	}
-	if sale.AmountFen > rep.Balance {
-		return fmt.Errorf("%w: the card holds %s, the sale is %s", ErrInsufficientBalance, money.Format(rep.Balance), money.Format(sale.AmountFen))
+	if !cr.balanceDeferred && sale.AmountFen > rep.Balance {
+		return insufficient(rep.Balance, sale)
 	}
 	if err := p.checkLimit(ctx, t, cr, sale, rep); err != nil {
 		return err
@@ -215,6 +218,11 @@ func (p *Purchaser) charge(ctx context.Context, t apdu.Transmitter, cr *CardRead
 		return nil
 	})
 	return err
+}
+
+// insufficient refuses a sale above the card's balance.
+func insufficient(balance int64, sale Sale) error {
+	return fmt.Errorf("%w: the card holds %s, the sale is %s", ErrInsufficientBalance, money.Format(balance), money.Format(sale.AmountFen))
 }
 
 // checkLimit holds a sale that would take the card over the daily limit
@@ -290,15 +298,9 @@ func (p *Purchaser) debit(ctx context.Context, t apdu.Transmitter, sam apdu.Tran
 		// may count wrong MACs towards locking itself.
 		return psamRefused(prof, "the card's EF 0x15 did not read", ErrNoCardSerial)
 	}
-	info, err := psam.OpenProfile(sam, prof, p.SAMApps...)
+	info, cached, err := p.openPSAM(sam, prof)
 	if err != nil {
-		return fmt.Errorf("%w (PSAM profile %s): %v", ErrNoSAM, prof, err)
-	}
-	if prof.KeyIndexFromPSAM {
-		if p.psamKeyIndex == nil {
-			p.psamKeyIndex = map[string]byte{}
-		}
-		p.psamKeyIndex[prof.String()] = info.KeyIndex
+		return err
 	}
 	var code [psam.SecurityCodeLen]byte
 	if prof.SecurityCode {
@@ -321,24 +323,41 @@ func (p *Purchaser) debit(ctx context.Context, t apdu.Transmitter, sam apdu.Tran
 		}
 		return err
 	}
-	if prof.SecurityCode {
-		if err := psam.VerifySecurityCode(sam, code); err != nil {
-			if !answered(err) {
-				return samUnavailable(prof, err)
-			}
-			return psamRefused(prof, "the PSAM refused the card's security code", err)
+	if cr.balanceDeferred {
+		// The read left the balance to this answer (Runner.defersBalance).
+		// A card that holds less than the sale answers 9401 above; one
+		// that would go into overdraft answers, and is refused here as the
+		// read's balance would have refused it: an INITIALIZE without its
+		// DEBIT changes nothing on the card, its counter included.
+		cr.balanceFromInit(init.Balance)
+		if rep.Balance = cr.Balance; sale.AmountFen > rep.Balance {
+			return insufficient(rep.Balance, sale)
 		}
 	}
 	when := p.now().Truncate(time.Second)
-	serial, mac1, err := psam.InitForPurchase(sam, psam.PurchaseMAC1Input{
-		Card: init, Amount: sale.AmountFen, Type: cr.Purse.PurchaseType(), When: when, CardSerial: cr.Info.AppSerial[:],
-		IssuerFactor: prof.Diversification.SecondFactor(cr.Info.IssuerID),
-	})
-	if err != nil {
-		if answered(err) {
-			return psamRefused(prof, "INIT SAM FOR PURCHASE refused", err)
+	serial, mac1, err := p.mac1(sam, prof, cr, sale, init, code, when)
+	if err != nil && cached && answered(err) {
+		// The set-up is from an earlier tap: a PSAM reset since (by
+		// another application, or a power cycle pcscd did not report) is
+		// back in its MF and refuses; set it up again, once, and ask
+		// again. The card's INITIALIZE stands: no card command came since.
+		p.logger().Info("the PSAM refused with its set-up of an earlier tap; setting it up again", "psam_profile", prof.String(), "err", err)
+		if c, ok := sam.(setupCache); ok {
+			c.drop()
 		}
-		return samUnavailable(prof, err)
+		var again psam.Info
+		if again, _, err = p.openPSAM(sam, prof); err != nil {
+			return err
+		}
+		if again.TerminalID != info.TerminalID || again.KeyIndex != info.KeyIndex {
+			// The card's INITIALIZE carried the old ones: its MAC1 would
+			// be wrong, and a card counts wrong MACs towards locking.
+			return psamRefused(prof, "the PSAM's terminal id or key index changed within the tap", ErrPSAMChanged)
+		}
+		serial, mac1, err = p.mac1(sam, prof, cr, sale, init, code, when)
+	}
+	if err != nil {
+		return err
 	}
 	// Rule 2: the row is on disk before the card can change.
 	row, err := p.Store.Begin(ctx, offline.Row{
@@ -361,6 +380,60 @@ func (p *Purchaser) debit(ctx context.Context, t apdu.Transmitter, sam apdu.Tran
 	rep.Balance = cr.shownAfter(init.Balance, -sale.AmountFen)
 	after.add(func() error { return p.afterDebit(ctx, sam, cr, sale, init, row, mac2, rep) })
 	return nil
+}
+
+// openPSAM is the PSAM's set-up for prof: psam.OpenProfile, or what it
+// learnt on an earlier tap of the same PSAM connection (cached), which a
+// session that keeps it (setupCache) remembers. A set-up that fails is
+// ErrNoSAM: nothing was paid or journaled.
+func (p *Purchaser) openPSAM(sam apdu.Transmitter, prof psam.Profile) (info psam.Info, cached bool, err error) {
+	c, keeps := sam.(setupCache)
+	if keeps {
+		if info, ok := c.setupFor(prof.String()); ok {
+			return info, true, nil
+		}
+	}
+	info, err = psam.OpenProfile(sam, prof, p.SAMApps...)
+	if err != nil {
+		return info, false, fmt.Errorf("%w (PSAM profile %s): %v", ErrNoSAM, prof, err)
+	}
+	if keeps {
+		c.remember(prof.String(), info)
+	}
+	if prof.KeyIndexFromPSAM {
+		if p.psamKeyIndex == nil {
+			p.psamKeyIndex = map[string]byte{}
+		}
+		p.psamKeyIndex[prof.String()] = info.KeyIndex
+	}
+	return info, false, nil
+}
+
+// mac1 is the PSAM's part before the debit: the card's security code
+// when the profile wants it, then INIT SAM FOR PURCHASE for the card's
+// INITIALIZE answer. A refusal is ErrPSAMRefused and a PSAM that did not
+// answer ErrNoSAM (samUnavailable); answered(err) tells the first.
+func (p *Purchaser) mac1(sam apdu.Transmitter, prof psam.Profile, cr *CardRead, sale Sale, init epurse.PurchaseInit,
+	code [psam.SecurityCodeLen]byte, when time.Time) (uint32, [4]byte, error) {
+	if prof.SecurityCode {
+		if err := psam.VerifySecurityCode(sam, code); err != nil {
+			if !answered(err) {
+				return 0, [4]byte{}, samUnavailable(prof, err)
+			}
+			return 0, [4]byte{}, psamRefused(prof, "the PSAM refused the card's security code", err)
+		}
+	}
+	serial, mac1, err := psam.InitForPurchase(sam, psam.PurchaseMAC1Input{
+		Card: init, Amount: sale.AmountFen, Type: cr.Purse.PurchaseType(), When: when, CardSerial: cr.Info.AppSerial[:],
+		IssuerFactor: prof.Diversification.SecondFactor(cr.Info.IssuerID),
+	})
+	if err != nil {
+		if answered(err) {
+			return 0, mac1, psamRefused(prof, "INIT SAM FOR PURCHASE refused", err)
+		}
+		return 0, mac1, samUnavailable(prof, err)
+	}
+	return serial, mac1, nil
 }
 
 // afterDebit is a purchase's work once the card has debited it, which

@@ -93,8 +93,15 @@ type CardRead struct {
 	historyRead bool
 	// APDUs counts the command APDUs sent, GET RESPONSE rounds included.
 	APDUs int
-	// BalanceAPDUs is how many APDUs it took until the balance was known.
+	// BalanceAPDUs is how many APDUs it took until the balance was known;
+	// zero when the read did not read it (balanceDeferred) and an armed
+	// sale's INITIALIZE FOR PURCHASE answered it.
 	BalanceAPDUs int
+	// balanceDeferred: the read skipped GET BALANCE, since the tap pays an
+	// armed sale whose INITIALIZE FOR PURCHASE answers the balance
+	// (Runner.defersBalance); Balance, PurseBalance and SecondPurse are
+	// not known until balanceFromInit or readDeferred.
+	balanceDeferred bool
 }
 
 // ReadPurse reads an e-purse card: SELECT, then GET BALANCE, then, with
@@ -104,7 +111,7 @@ type CardRead struct {
 // slower reads, so a screen can show the balance while the log is still
 // being read. onBalance may be nil.
 func ReadPurse(t apdu.Transmitter, o ReadOptions, onBalance func(*CardRead)) (*CardRead, error) {
-	r, err := readHead(t, o)
+	r, err := readHead(t, o, false)
 	if err != nil {
 		return nil, err
 	}
@@ -121,8 +128,11 @@ func ReadPurse(t apdu.Transmitter, o ReadOptions, onBalance func(*CardRead)) (*C
 }
 
 // readHead is what every tap reads: SELECT (number and validity from the
-// FCI, or EF 0x15) and the balance. It is all the money step needs.
-func readHead(t apdu.Transmitter, o ReadOptions) (*CardRead, error) {
+// FCI, or EF 0x15) and the balance. It is all the money step needs. With
+// deferBalance the balance is left to the purchase's INITIALIZE
+// (balanceDeferred), except on a card of a family with a second purse,
+// which INITIALIZE does not answer.
+func readHead(t apdu.Transmitter, o ReadOptions, deferBalance bool) (*CardRead, error) {
 	o = o.withDefaults()
 	ct := &countingTransmitter{t: t}
 	r := &CardRead{Purse: o.Purse}
@@ -136,6 +146,10 @@ func readHead(t apdu.Transmitter, o ReadOptions) (*CardRead, error) {
 	}
 	if err := r.identify(ct, fci, o.OwnIssuers); err != nil {
 		return nil, err
+	}
+	if deferBalance && !r.Profile.SecondPurse {
+		r.balanceDeferred, r.APDUs = true, ct.n
+		return r, nil
 	}
 	r.PurseBalance, r.SecondPurse, err = readBalance(ct, r.Profile, o.Purse)
 	if err != nil {
@@ -235,6 +249,35 @@ func (r *CardRead) balanceNow(t apdu.Transmitter) (int64, error) {
 		return 0, err
 	}
 	return r.Profile.Shown(main, second), nil
+}
+
+// readDeferred reads the balance the read deferred (balanceDeferred), now,
+// in the same session: for a tap that needs it before the purchase's
+// INITIALIZE (an unfinished row of the card to settle) or that ended
+// without one (a refused card, a sale refused or not taken).
+func (r *CardRead) readDeferred(t apdu.Transmitter) error {
+	if !r.balanceDeferred {
+		return nil
+	}
+	ct := &countingTransmitter{t: t}
+	main, second, err := readBalance(ct, r.Profile, r.Purse)
+	r.APDUs += ct.n
+	if err != nil {
+		return err
+	}
+	r.PurseBalance, r.SecondPurse = main, second
+	r.Balance = r.Profile.Shown(main, second)
+	r.BalanceAPDUs, r.balanceDeferred = r.APDUs, false
+	return nil
+}
+
+// balanceFromInit takes the balance the read deferred from the purse's
+// word in the card's INITIALIZE FOR PURCHASE answer, by the family's rule
+// (a family with a second purse never defers).
+func (r *CardRead) balanceFromInit(word int64) {
+	r.PurseBalance = r.Profile.Balance.Decode(uint32(word))
+	r.Balance = r.Profile.Shown(r.PurseBalance, nil)
+	r.balanceDeferred = false
 }
 
 // shownAfter is the balance to show once the purse, as the card's

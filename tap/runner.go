@@ -190,6 +190,9 @@ type Runner struct {
 	// samReader is the reader with the SAM role now present ("" none);
 	// only Run's goroutine touches it.
 	samReader string
+	// sam is the PSAM connection kept between purchases, with the PSAM's
+	// set-up (samlink.go); only Run's goroutine touches it.
+	sam samLink
 }
 
 // aliveEvery is how often an idle Run marks itself alive.
@@ -219,6 +222,8 @@ func (r *Runner) Run(ctx context.Context) error {
 		dialer = &reader.Dialer{Logger: log}
 		defer dialer.Close()
 	}
+	defer r.sam.forget() // before the dialer closes
+
 	events := make(chan reader.Event, 16)
 	monDone := make(chan error, 1)
 	go func() { monDone <- mon.Run(ctx, events) }()
@@ -274,6 +279,7 @@ func (r *Runner) event(ev reader.Event) {
 			}
 		}
 	}
+	r.sam.event(ev, r.Roles.Of(ev.Reader))
 	if r.OnEvent != nil {
 		r.OnEvent(ev)
 	}
@@ -294,14 +300,16 @@ func dialerOpen(d *reader.Dialer) openFunc {
 	}
 }
 
-// samOpener opens the PSAM for one purchase, or nil when no SAM reader is
+// samOpener opens the PSAM for one purchase, on the connection kept from
+// the last one when it still holds (samLink), or nil when no SAM reader is
 // present.
 func (r *Runner) samOpener(ctx context.Context, open openFunc) func() (SAMSession, error) {
 	name := r.samReader
 	if name == "" {
 		return nil
 	}
-	return func() (SAMSession, error) { return open(ctx, name) }
+	r.sam.log = r.logger()
+	return func() (SAMSession, error) { return r.sam.open(ctx, open, name) }
 }
 
 // tap is one card in the reader named by ev: it opens the card session,
@@ -422,7 +430,9 @@ func (r *Runner) timeout() time.Duration {
 // running only when the Runner has its part (Door, Loader, Purchaser):
 //
 //   - read: the card's number, validity and balance (readHead), published
-//     the moment they are known (OnBalance);
+//     the moment they are known (OnBalance); at a POS with a sale armed,
+//     the balance is left to the purchase's INITIALIZE (defersBalance)
+//     and published after the money step (balanceKnown);
 //   - decide (door): on that balance, or on the card's UID when it has no
 //     e-purse;
 //   - money, on an e-purse card: load its credits (Loader), then pay the
@@ -457,7 +467,14 @@ func (r *Runner) steps(ctx context.Context, t apdu.Transmitter, res *Result, ope
 			// Shown, but not charged or loaded: see Transactable.
 			res.Err = res.Read.Transactable()
 		}
+		if res.Read.balanceDeferred {
+			r.settleFirst(ctx, t, res)
+		}
+		deferred := res.Read.balanceDeferred
 		r.money(ctx, t, res, openSAM, after)
+		if deferred {
+			r.balanceKnown(t, res)
+		}
 		leave()
 	}
 	if r.Read.History {
@@ -474,6 +491,78 @@ func (r *Runner) money(ctx context.Context, t apdu.Transmitter, res *Result, ope
 	}
 	if r.Purchaser != nil {
 		r.pay(ctx, t, res, openSAM, after)
+	}
+}
+
+// defersBalance reports whether a tap leaves the balance to the
+// purchase's INITIALIZE FOR PURCHASE, which answers it (readHead): at a
+// POS with a sale armed before the card came, when nothing before the
+// purchase needs the balance. A Loader with a host may load a top-up
+// first (its balance cap is checked before INITIALIZE FOR LOAD); a
+// Wallet needs an e-purse whose GET BALANCE fails to read the card as an
+// M1 wallet (readsM1); a door decides on the read; without a SAM reader
+// no purchase runs. An unarmed POS tap is a balance inquiry: it reads the
+// balance.
+func (r *Runner) defersBalance() bool {
+	p := r.Purchaser
+	if p == nil || p.Till == nil || p.Wallet != nil || r.Door != nil || r.samReader == "" || (r.Loader != nil && r.Loader.Host != nil) {
+		return false
+	}
+	_, armed := p.Till.Armed()
+	return armed
+}
+
+// settleFirst reads the deferred balance before the money step when the
+// journal holds an unfinished load or purchase of the card: its recovery
+// starts from the card's state (money rule 3), as on any other tap. A
+// journal that cannot tell reads it too.
+func (r *Runner) settleFirst(ctx context.Context, t apdu.Transmitter, res *Result) {
+	rows, err := r.Purchaser.Store.Unresolved(ctx, res.Read.Info.CardNumber)
+	if err == nil && len(rows) == 0 {
+		return
+	}
+	if err := res.Read.readDeferred(t); err != nil {
+		if res.Err == nil {
+			res.Err = err
+		}
+		return
+	}
+	res.ToBalance = time.Since(res.Start)
+	if r.OnBalance != nil {
+		r.OnBalance(snapshot(*res))
+	}
+}
+
+// balanceKnown completes a tap whose read deferred the balance, after the
+// money step: the purchase's INITIALIZE answered it, or (the tap ended
+// before one: a refused card, a sale refused or not taken) GET BALANCE
+// reads it now, the card still there. The load's and the purchase's
+// balances, which the deferred read left at zero, are then the card's: no
+// money moved without an INITIALIZE. OnBalance is told at last.
+func (r *Runner) balanceKnown(t apdu.Transmitter, res *Result) {
+	cr := res.Read
+	if cr.balanceDeferred {
+		if err := cr.readDeferred(t); err != nil {
+			// The card left: the tap's own error says why; the screen has
+			// no balance to show.
+			cr.note("balance not read: %v", err)
+			return
+		}
+		if p := res.Purchase; p != nil {
+			p.Balance = cr.Balance
+			if errors.Is(res.Err, ErrInsufficientBalance) && p.Sale.ID != "" {
+				// The card's 9401 to INITIALIZE, said as the cashier
+				// reads it, now that the balance is known.
+				res.Err = insufficient(cr.Balance, p.Sale)
+			}
+		}
+	}
+	if res.Load != nil {
+		res.Load.Balance = cr.Balance
+	}
+	res.ToBalance = time.Since(res.Start)
+	if r.OnBalance != nil {
+		r.OnBalance(snapshot(*res))
 	}
 }
 
@@ -499,9 +588,9 @@ func (r *Runner) history(t apdu.Transmitter, res *Result) {
 // known. At a door the decision is taken right then too, since the number
 // is known. read returns that decision's error, for decide.
 func (r *Runner) read(ctx context.Context, t apdu.Transmitter, res *Result) (doorErr error) {
-	res.Read, res.Err = readHead(t, r.Read)
-	if res.Read == nil {
-		return nil
+	res.Read, res.Err = readHead(t, r.Read, r.defersBalance())
+	if res.Read == nil || res.Read.balanceDeferred {
+		return nil // published when known (balanceKnown)
 	}
 	res.ToBalance = time.Since(res.Start)
 	if r.Door != nil {
