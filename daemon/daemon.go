@@ -199,14 +199,22 @@ func (d *Daemon) newLoader(link *hostLink) *tap.Loader {
 	if link != nil {
 		// Only so: a nil *sync.Client in the interface would be a host.
 		l.Host = link.client
-		// The cached credits are trusted while the pull has run within
-		// two of its intervals (one missed turn); older, a tap asks.
-		l.CreditsFresh = 2 * link.syncer.PullInterval()
+		l.CreditsFresh = creditsFresh(link.syncer.PullInterval(), link.syncer.PullWaitTime())
 	}
 	if d.cfg.Printer.Enabled {
 		l.Receipt = loadReceipt(d.cfg)
 	}
 	return l
+}
+
+// creditsFresh is how long after the pull's last answer the cached credits
+// are trusted (tap.Loader.CreditsFresh): two of the longest gaps between
+// answers, one missed turn. A pull the host holds answers at least every
+// wait (sooner when something changed), one it does not every interval;
+// which one the host does is learnt at run time, so the longer counts.
+// Older, a tap asks the host.
+func creditsFresh(interval, wait time.Duration) time.Duration {
+	return 2 * max(interval, wait)
 }
 
 // NewRunner is the tap runner of a validated config with the read alone:

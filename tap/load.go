@@ -175,17 +175,18 @@ func (l *Loader) apply(ctx context.Context, t apdu.Transmitter, cr *CardRead, af
 	})
 }
 
-// credits are the card's credits to load: those the sync pull cached,
-// when the pull is fresh and cached some for this card (no host round trip
-// while the card waits: the authorization of the first lists any others,
-// loadAll), else the host's answer. A fresh cache with nothing for the
-// card still asks: a top-up paid in the app a moment ago, since the last
-// pull, is what a cardholder taps the kiosk for. When some are cached, the
-// host's authorization lists any paid since (loadAll); an older host that
-// sends no list is not asked again: that would cost every such tap a round
-// trip, and the credit waits safely at the host for the next pull or the
-// next tap with nothing cached. A credit whose completion
-// the host is still owed is left out either way (notOwed).
+// credits are the card's credits to load. When the sync pull is fresh,
+// they are those it cached, and no one is asked while the card waits: the
+// authorization of the first lists any others (loadAll), and a fresh cache
+// with nothing for the card loads nothing. A top-up paid in the app a
+// moment ago is not missed by that: the pull is held at the host and
+// answered as soon as the credit is added (sync.Syncer.PullWait), so it is
+// in the cache within about a second. When some are cached, the host's
+// authorization lists any paid since (loadAll); an older host that sends
+// no list is not asked again: that would cost every such tap a round
+// trip, and the credit waits safely at the host for the next pull. Stale
+// (or CreditsFresh zero), the host is asked. A credit whose completion the
+// host is still owed is left out either way (notOwed).
 func (l *Loader) credits(ctx context.Context, card string) (hostapi.CardCreditsResponse, error) {
 	if fresh, err := l.cacheFresh(ctx); err != nil {
 		return hostapi.CardCreditsResponse{}, err
@@ -198,9 +199,8 @@ func (l *Loader) credits(ctx context.Context, card string) (hostapi.CardCreditsR
 		for _, c := range cached {
 			resp.Credits = append(resp.Credits, hostCredit(c))
 		}
-		if resp.Credits, err = l.notOwed(ctx, card, resp.Credits); err != nil || len(resp.Credits) > 0 {
-			return resp, err
-		}
+		resp.Credits, err = l.notOwed(ctx, card, resp.Credits)
+		return resp, err
 	}
 	hctx, cancel := l.hostCtx(ctx)
 	resp, err := l.Host.CardCredits(hctx, card)
