@@ -33,6 +33,8 @@ import (
 type Daemon struct {
 	cfg *config.Config
 	log *slog.Logger
+	// started is when Open began: pulls of an earlier run are older.
+	started time.Time
 
 	runner  *tap.Runner
 	api     *localapi.Server
@@ -89,7 +91,7 @@ func Open(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Daemon, e
 	if !ok {
 		return nil, &ConfigError{Err: fmt.Errorf("mode %q: not a mode of this cardd", cfg.Mode)}
 	}
-	d := &Daemon{cfg: cfg, log: log}
+	d := &Daemon{cfg: cfg, log: log, started: time.Now()}
 	d.ctx, d.cancel = context.WithCancel(ctx)
 	d.printerState.Store("none")
 	if err := d.open(m); err != nil {
@@ -200,6 +202,9 @@ func (d *Daemon) newLoader(link *hostLink) *tap.Loader {
 		// Only so: a nil *sync.Client in the interface would be a host.
 		l.Host = link.client
 		l.CreditsFresh = creditsFresh(link.syncer.PullInterval(), link.syncer.PullWaitTime())
+		// A pull of an earlier run says nothing of what was paid while
+		// the daemon was down: stale until this run's first pull.
+		l.FreshAfter = d.started
 	}
 	if d.cfg.Printer.Enabled {
 		l.Receipt = loadReceipt(d.cfg)

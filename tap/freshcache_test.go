@@ -42,4 +42,11 @@ func TestLoadFreshCacheWithNothingAsksNobody(t *testing.T) {
 	if b := w.card.File().EPBalance; b != start+1500 {
 		t.Fatalf("card holds %d, want %d", b, start+1500)
 	}
+
+	// A pull of an earlier run of the terminal does not make the cache
+	// fresh: what was paid while it was down is not in it.
+	w.l.CreditsFresh, w.l.FreshAfter = time.Minute, time.Now()
+	if _, err := w.tap(t, w.card); err != nil || w.host.lookups != 2 {
+		t.Fatalf("tap after a restart, before its first pull: %v, %d lookups, want 2", err, w.host.lookups)
+	}
 }

@@ -52,8 +52,13 @@ type Loader struct {
 	// without asking the host first; zero asks the host on every tap.
 	// The daemon derives it from the pull interval.
 	CreditsFresh time.Duration
-	Now          func() time.Time // nil: time.Now
-	Logger       *slog.Logger     // nil: slog.Default()
+	// FreshAfter is when this run of the terminal began: a pull answered
+	// before it does not make the cache fresh, since no pull was held
+	// while the terminal was down and a credit paid then is not cached.
+	// Zero: any pull counts. The daemon sets it to its start.
+	FreshAfter time.Time
+	Now        func() time.Time // nil: time.Now
+	Logger     *slog.Logger     // nil: slog.Default()
 	// Receipt, when set, gives the receipt of a load that reached the card
 	// (on this tap, or an earlier one as the card's counter shows); it is
 	// queued in the transaction that records the load done, so a load
@@ -222,7 +227,7 @@ func (l *Loader) cacheFresh(ctx context.Context) (bool, error) {
 		return false, nil
 	}
 	at, err := l.Store.CursorUpdated(ctx, offline.PullCursor)
-	if err != nil || at.IsZero() {
+	if err != nil || at.IsZero() || at.Before(l.FreshAfter) {
 		return false, err
 	}
 	// The store's clock, not l.Now; a clock stepped back is stale.
