@@ -282,9 +282,16 @@ func (h *Handler) pull(ctx context.Context, term string, body []byte, now time.T
 		if left <= 0 || !h.store.feed.wait(ctx, cursor, left, h.ending) {
 			break
 		}
-		if r, err = h.store.pull(ctx, cursor, limit); err != nil {
-			return r, err
+		next, err := h.store.pull(ctx, cursor, limit)
+		if err != nil {
+			if ctx.Err() != nil {
+				// The terminal left as the change came: nothing to
+				// answer, nothing failed.
+				return r, nil
+			}
+			return next, err
 		}
+		r = next
 		r.Held = true
 	}
 	return r, nil
