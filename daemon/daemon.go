@@ -33,6 +33,8 @@ import (
 type Daemon struct {
 	cfg *config.Config
 	log *slog.Logger
+	// started is when Open began: pulls of an earlier run are older.
+	started time.Time
 
 	runner  *tap.Runner
 	api     *localapi.Server
@@ -89,7 +91,7 @@ func Open(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Daemon, e
 	if !ok {
 		return nil, &ConfigError{Err: fmt.Errorf("mode %q: not a mode of this cardd", cfg.Mode)}
 	}
-	d := &Daemon{cfg: cfg, log: log}
+	d := &Daemon{cfg: cfg, log: log, started: time.Now()}
 	d.ctx, d.cancel = context.WithCancel(ctx)
 	d.printerState.Store("none")
 	if err := d.open(m); err != nil {
@@ -199,14 +201,25 @@ func (d *Daemon) newLoader(link *hostLink) *tap.Loader {
 	if link != nil {
 		// Only so: a nil *sync.Client in the interface would be a host.
 		l.Host = link.client
-		// The cached credits are trusted while the pull has run within
-		// two of its intervals (one missed turn); older, a tap asks.
-		l.CreditsFresh = 2 * link.syncer.PullInterval()
+		l.CreditsFresh = creditsFresh(link.syncer.PullInterval(), link.syncer.PullWaitTime())
+		// A pull of an earlier run says nothing of what was paid while
+		// the daemon was down: stale until this run's first pull.
+		l.FreshAfter = d.started
 	}
 	if d.cfg.Printer.Enabled {
 		l.Receipt = loadReceipt(d.cfg)
 	}
 	return l
+}
+
+// creditsFresh is how long after the pull's last answer the cached credits
+// are trusted (tap.Loader.CreditsFresh): two of the longest gaps between
+// answers, one missed turn. A pull the host holds answers at least every
+// wait (sooner when something changed), one it does not every interval;
+// which one the host does is learnt at run time, so the longer counts.
+// Older, a tap asks the host.
+func creditsFresh(interval, wait time.Duration) time.Duration {
+	return 2 * max(interval, wait)
 }
 
 // NewRunner is the tap runner of a validated config with the read alone:

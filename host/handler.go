@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	gosync "sync"
 	"time"
 
 	"github.com/cardd/cardd/hostapi"
@@ -40,6 +41,8 @@ type Options struct {
 	// Logger gets one line per refused request and every alarm; nil
 	// discards. Card numbers are masked, keys and secrets never written.
 	Logger *slog.Logger
+	// MaxPullWait cuts the wait a pull may ask for; 0 means MaxPullWait.
+	MaxPullWait time.Duration
 }
 
 // Handler is the host's upstream API (package hostapi), an http.Handler.
@@ -70,7 +73,11 @@ type Options struct {
 // (denied true with its reason, or false when lifted), in the order they
 // happened, at most limit (default DefaultPullLimit, at most MaxPullLimit);
 // more says whether more are waiting. A terminal that applies them in order
-// ends where the host is.
+// ends where the host is. A pull with wait_ms above 0 is held while nothing
+// follows the cursor, up to wait_ms or Options.MaxPullWait, whichever is
+// shorter, and answered as soon as a change arrives, whichever process
+// wrote it (this one at once; another one sharing the database within
+// feedPoll); its answer says held. EndWaits answers the held ones at once.
 //
 // /v1/card/credits: the pending credits of one card, oldest first, and
 // whether it is denied. A card this host never issued is 404 not_found.
@@ -117,17 +124,23 @@ type Options struct {
 // extras are stored with the time; the answer is the host's clock, RFC 3339
 // UTC, for the terminal's skew check.
 type Handler struct {
-	store  *Store
-	rules  *Rules
-	now    func() time.Time
-	log    *slog.Logger
-	routes map[string]func(ctx context.Context, term string, body []byte, now time.Time) (any, error)
+	store   *Store
+	rules   *Rules
+	now     func() time.Time
+	log     *slog.Logger
+	maxWait time.Duration
+	ending  chan struct{} // closed by EndWaits
+	endOnce gosync.Once
+	routes  map[string]func(ctx context.Context, term string, body []byte, now time.Time) (any, error)
 }
 
 // NewHandler returns the upstream API over store, with keys as the
 // issuer's key box.
 func NewHandler(store *Store, keys *Keys, opt Options) *Handler {
-	h := &Handler{store: store, now: opt.Now, log: opt.Logger}
+	h := &Handler{store: store, now: opt.Now, log: opt.Logger, maxWait: opt.MaxPullWait, ending: make(chan struct{})}
+	if h.maxWait <= 0 {
+		h.maxWait = MaxPullWait
+	}
 	if h.now == nil {
 		h.now = time.Now
 	}
@@ -254,7 +267,41 @@ func (h *Handler) pull(ctx context.Context, term string, body []byte, now time.T
 	case limit > MaxPullLimit:
 		limit = MaxPullLimit
 	}
-	return h.store.pull(ctx, cursor, limit)
+	if req.WaitMS < 0 {
+		return nil, badRequest("wait_ms %d: want 0 (answer at once) or more", req.WaitMS)
+	}
+	r, err := h.store.pull(ctx, cursor, limit)
+	if err != nil || req.WaitMS == 0 {
+		return r, err
+	}
+	r.Held = true
+	// Measured on the real clock, not h.now: it is a wait, not a rule.
+	end := time.Now().Add(min(time.Duration(req.WaitMS)*time.Millisecond, h.maxWait))
+	for len(r.Credits) == 0 && len(r.Deny) == 0 {
+		left := time.Until(end)
+		if left <= 0 || !h.store.feed.wait(ctx, cursor, left, h.ending) {
+			break
+		}
+		next, err := h.store.pull(ctx, cursor, limit)
+		if err != nil {
+			if ctx.Err() != nil {
+				// The terminal left as the change came: nothing to
+				// answer, nothing failed.
+				return r, nil
+			}
+			return next, err
+		}
+		r = next
+		r.Held = true
+	}
+	return r, nil
+}
+
+// EndWaits answers every held pull now, and every later one at once: for
+// http.Server.RegisterOnShutdown, so that a shutdown does not wait out
+// the terminals' waits.
+func (h *Handler) EndWaits() {
+	h.endOnce.Do(func() { close(h.ending) })
 }
 
 func (h *Handler) cardCredits(ctx context.Context, term string, body []byte, now time.Time) (any, error) {

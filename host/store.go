@@ -23,6 +23,7 @@ import (
 type Store struct {
 	db   *sql.DB
 	path string
+	feed *feed // wakes the pulls held on this Store
 }
 
 // dsnOptions are the go-sqlite3 connection parameters (key names from the
@@ -55,7 +56,7 @@ func openDriver(driver, path string) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("database %s: %w", path, err)
 	}
-	s := &Store{db: db, path: abs}
+	s := &Store{db: db, path: abs, feed: newFeed(db)}
 	if err := s.checkPragmas(); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("database %s: %w", path, err)
@@ -121,8 +122,11 @@ func (s *Store) checkPragmas() error {
 // Path returns the absolute path of the database file.
 func (s *Store) Path() string { return s.path }
 
-// Close closes the database.
-func (s *Store) Close() error { return s.db.Close() }
+// Close ends the pulls held on the store and closes the database.
+func (s *Store) Close() error {
+	s.feed.shut()
+	return s.db.Close()
+}
 
 // inTx runs fn in one transaction (IMMEDIATE, from the DSN) and commits when
 // it returns nil; any error rolls everything back, which is how a refused
@@ -136,7 +140,13 @@ func (s *Store) inTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 		tx.Rollback()
 		return err
 	}
-	return tx.Commit()
+	if err := tx.Commit(); err != nil {
+		return err
+	}
+	// Any commit may have added to the change feed: a held pull hears of
+	// it now rather than at the watcher's next tick.
+	s.feed.poke()
+	return nil
 }
 
 // timeLayout is how the store writes instants: UTC with a fixed width, so

@@ -159,6 +159,11 @@ func CheckCardID(id string) error {
 type PullRequest struct {
 	Cursor string `json:"cursor"`
 	Limit  int    `json:"limit,omitempty"` // at most this many changes; 0 = the host's default
+	// WaitMS, when above 0, asks the host to hold the request while nothing
+	// follows the cursor: it answers as soon as a change arrives, or empty
+	// after WaitMS milliseconds (or its own cap, if shorter). 0 answers at
+	// once, as a plain poll.
+	WaitMS int `json:"wait_ms,omitempty"`
 }
 
 // PullResponse carries changes in the order they happened. Apply them, then
@@ -168,6 +173,11 @@ type PullResponse struct {
 	Deny       []DenyChange `json:"deny"`
 	NextCursor string       `json:"next_cursor"`
 	More       bool         `json:"more"`
+	// Held says the host honours WaitMS: it would have held this request
+	// while nothing followed the cursor, so the terminal may ask again at
+	// once. A host that leaves it out (false) does not hold; the terminal
+	// keeps its pull interval rather than poll in a tight loop.
+	Held bool `json:"held,omitempty"`
 }
 
 // Credit is money paid for a card that waits to be loaded onto it.

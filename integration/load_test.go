@@ -39,6 +39,9 @@ type world struct {
 	secret  string
 	results chan tap.Result
 	stop    func()
+	// fresh is the runner's tap.Loader.CreditsFresh; zero asks the host
+	// on every tap.
+	fresh time.Duration
 }
 
 func newWorld(t testing.TB) *world {
@@ -117,7 +120,7 @@ func (w *world) startRunnerAs(t testing.TB, store *offline.Store, client *hostsy
 		Roles:  reader.Roles{Card: regexp.MustCompile("^" + regexp.QuoteMeta(slot0Reader) + "$")},
 		Logger: discardLogger(),
 		OnTap:  func(res tap.Result) { w.results <- res },
-		Loader: &tap.Loader{Store: store, Host: client, TerminalID: id, Logger: discardLogger(),
+		Loader: &tap.Loader{Store: store, Host: client, TerminalID: id, Logger: discardLogger(), CreditsFresh: w.fresh,
 			Receipt: func(cr *tap.CardRead, row offline.Row) (offline.NewReceipt, error) {
 				b, err := json.Marshal(map[string]any{"card": row.Card, "amount_fen": row.AmountFen,
 					"balance_fen": row.BalanceFen + row.AmountFen, "journal": row.ID, "tac": row.TAC})

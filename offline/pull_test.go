@@ -151,6 +151,16 @@ func TestCursorUpdated(t *testing.T) {
 	if err != nil || at.Before(before.Add(-time.Second)) || at.After(time.Now().Add(time.Second)) {
 		t.Fatalf("pulled at %v: %v, %v", before, at, err)
 	}
+	// An empty answer (a held pull with nothing new) leaves the cursor
+	// where it is and still counts as a pull: the cache is fresh.
+	later := at.Add(time.Minute)
+	s.now = func() time.Time { return later }
+	if err := s.ApplyPull(ctx, nil, nil, nil, "c1"); err != nil {
+		t.Fatal(err)
+	}
+	if again, err := s.CursorUpdated(ctx, PullCursor); err != nil || !again.Equal(later) {
+		t.Fatalf("after an empty pull at the same cursor: updated %v (%v), want %v", again, err, later)
+	}
 }
 
 func TestApplyPull(t *testing.T) {

@@ -66,6 +66,19 @@ var defaultHTTP = &http.Client{Timeout: 10 * time.Second}
 
 // call POSTs req as JSON to path and decodes the answer into resp.
 func (c *Client) call(ctx context.Context, path string, req, resp any) error {
+	return c.send(ctx, c.httpClient(), path, req, resp)
+}
+
+// httpClient is c.HTTP, or the default one.
+func (c *Client) httpClient() *http.Client {
+	if c.HTTP != nil {
+		return c.HTTP
+	}
+	return defaultHTTP
+}
+
+// send is call through hc.
+func (c *Client) send(ctx context.Context, hc *http.Client, path string, req, resp any) error {
 	body, err := json.Marshal(req)
 	if err != nil {
 		return err
@@ -82,10 +95,6 @@ func (c *Client) call(ctx context.Context, path string, req, resp any) error {
 	var nonce [16]byte
 	_, _ = rand.Read(nonce[:]) // never fails on Linux (crypto/rand doc)
 	hostapi.Sign(hr, c.TerminalID, c.Secret, body, now(), hex.EncodeToString(nonce[:]))
-	hc := c.HTTP
-	if hc == nil {
-		hc = defaultHTTP
-	}
 	res, err := hc.Do(hr)
 	if err != nil {
 		return fmt.Errorf("%w: %s: %v", ErrUnreachable, path, err)
@@ -115,10 +124,29 @@ func (c *Client) call(ctx context.Context, path string, req, resp any) error {
 	return nil
 }
 
-// Pull fetches credits and deny-list changes since cursor.
-func (c *Client) Pull(ctx context.Context, cursor string, limit int) (hostapi.PullResponse, error) {
+// Pull fetches credits and deny-list changes since cursor. With wait above
+// zero the host may hold the request until a change arrives, up to wait
+// (hostapi.PullRequest.WaitMS); the request is then bounded by wait plus
+// the HTTP client's own timeout (10 s when it has none) instead of that
+// timeout alone, which would cut every held answer short.
+func (c *Client) Pull(ctx context.Context, cursor string, limit int, wait time.Duration) (hostapi.PullResponse, error) {
 	var r hostapi.PullResponse
-	err := c.call(ctx, hostapi.PathPull, hostapi.PullRequest{Cursor: cursor, Limit: limit}, &r)
+	req := hostapi.PullRequest{Cursor: cursor, Limit: limit}
+	hc := c.httpClient()
+	if wait > 0 {
+		req.WaitMS = int(wait / time.Millisecond)
+		var cancel context.CancelFunc
+		grace := hc.Timeout
+		if grace <= 0 {
+			grace = defaultHTTP.Timeout
+		}
+		ctx, cancel = context.WithTimeout(ctx, wait+grace)
+		defer cancel()
+		held := *hc
+		held.Timeout = 0 // the context's deadline bounds it
+		hc = &held
+	}
+	err := c.send(ctx, hc, hostapi.PathPull, req, &r)
 	return r, err
 }
 

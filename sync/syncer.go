@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strings"
 	gosync "sync"
 	"time"
 
@@ -23,7 +24,14 @@ type Syncer struct {
 	Store  *offline.Store
 	Logger *slog.Logger // nil: slog.Default()
 
-	PullEvery      time.Duration // zero: 30 s
+	PullEvery time.Duration // zero: 30 s
+	// PullWait is how long the host may hold a pull while nothing is new
+	// (hostapi.PullRequest.WaitMS); zero: DefaultPullWait, below zero:
+	// plain polls. After a host that holds, the pull loop asks again at
+	// once rather than after PullEvery, so a credit paid at the host
+	// reaches the cache within moments; a host that does not hold keeps
+	// the loop at PullEvery.
+	PullWait       time.Duration
 	UploadEvery    time.Duration // zero: 5 s
 	HeartbeatEvery time.Duration // zero: 60 s
 	BatchSize      int           // journal rows per upload; zero: 500
@@ -39,12 +47,20 @@ type Syncer struct {
 	cancel context.CancelFunc
 	wg     gosync.WaitGroup
 	kick   chan struct{}
+	// noWaitUntil is when the pull asks the host to hold again after it
+	// refused wait_ms (an older host of this project); the pull loop's own.
+	noWaitUntil time.Time
+	// pulled says the pull loop has had an answer since Start: the first
+	// pull is plain, so that a fresh cache is known at once (a held one
+	// with nothing new would answer only after its wait).
+	pulled bool
 }
 
 // Start launches the loops; Stop ends them.
 func (s *Syncer) Start(ctx context.Context) {
 	ctx, s.cancel = context.WithCancel(ctx)
 	s.kick = make(chan struct{}, 1)
+	s.pulled = false
 	for _, loop := range []struct {
 		name  string
 		every time.Duration
@@ -97,6 +113,31 @@ func (s *Syncer) PullInterval() time.Duration {
 
 // defaultPullEvery is the pull loop's interval when PullEvery is zero.
 const defaultPullEvery = 30 * time.Second
+
+// DefaultPullWait is how long a pull asks the host to hold it when
+// PullWait is zero: the host's own cap (host.MaxPullWait) is as long.
+const DefaultPullWait = 25 * time.Second
+
+// minHeldGap is the least time between two held pulls that came back
+// empty: a host that says it holds but answers at once (or one shutting
+// down) is asked again after it, not in a tight loop.
+const minHeldGap = time.Second
+
+// retryWaitAfter is how long the pull polls plainly after the host refused
+// wait_ms, before it asks the host to hold again (it may be upgraded).
+const retryWaitAfter = time.Hour
+
+// PullWaitTime is how long each pull asks the host to hold it, zero when
+// it polls plainly. A held pull answers at least so often.
+func (s *Syncer) PullWaitTime() time.Duration {
+	switch {
+	case s.PullWait < 0:
+		return 0
+	case s.PullWait == 0:
+		return DefaultPullWait
+	}
+	return s.PullWait
+}
 
 // Kick asks the upload loop to run now, after a tap wrote the journal.
 func (s *Syncer) Kick() {
@@ -175,7 +216,20 @@ func (s *Syncer) pullOnce(ctx context.Context) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	r, err := s.Client.Pull(ctx, cursor, 0)
+	wait := s.PullWaitTime()
+	if !s.pulled || time.Now().Before(s.noWaitUntil) {
+		wait = 0
+	}
+	start := time.Now()
+	r, err := s.Client.Pull(ctx, cursor, 0, wait)
+	if wait > 0 && refusedWait(err) {
+		// An older host of this project refuses the field it does not
+		// know: poll plainly, at the interval, and try again later.
+		s.logger().Info("the host does not hold pulls; polling at the interval", "interval", s.PullInterval(), "err", err)
+		s.noWaitUntil = time.Now().Add(retryWaitAfter)
+		wait = 0
+		r, err = s.Client.Pull(ctx, cursor, 0, 0)
+	}
 	if err != nil {
 		return false, err
 	}
@@ -200,7 +254,32 @@ func (s *Syncer) pullOnce(ctx context.Context) (bool, error) {
 		// for the operator who just reported it.
 		s.logger().Info("deny list updated", "changes", len(deny))
 	}
-	return r.More, nil
+	if !s.pulled {
+		s.pulled = true
+		// Now the held pulls, if the host holds.
+		return s.PullWaitTime() > 0 || r.More, nil
+	}
+	if wait <= 0 || !r.Held {
+		// A host that ignores wait_ms answered at once: keep the interval.
+		return r.More, nil
+	}
+	if len(r.Credits)+len(r.Deny) == 0 {
+		// Empty and sooner than held: no tight loop on such a host.
+		t := time.NewTimer(minHeldGap - time.Since(start))
+		defer t.Stop()
+		select {
+		case <-ctx.Done():
+			return false, ctx.Err()
+		case <-t.C:
+		}
+	}
+	return true, nil
+}
+
+// refusedWait reports whether err is a host's refusal of the wait_ms field.
+func refusedWait(err error) bool {
+	var he *HostError
+	return errors.As(err, &he) && he.Code == hostapi.CodeBadRequest && strings.Contains(he.Reason, "wait_ms")
 }
 
 // accessOnce pulls the door access list when the host's version differs

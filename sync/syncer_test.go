@@ -329,7 +329,9 @@ func TestSyncerHostDownThenBack(t *testing.T) {
 	var tries counter
 	tm.client.HTTP = &http.Client{Timeout: 5 * time.Second, Transport: countingTransport{c: &tries, base: http.DefaultTransport.(*http.Transport).Clone()}}
 	tm.journal(t, 25)
-	tm.syncer(t, func(s *hostsync.Syncer) { s.MaxBackoff = 250 * time.Millisecond })
+	// httptest's Close waits for the requests in flight: a short held
+	// pull keeps the host's going down and the test's end quick.
+	tm.syncer(t, func(s *hostsync.Syncer) { s.MaxBackoff, s.PullWait = 250*time.Millisecond, 200*time.Millisecond })
 	waitFor(t, "first rows up", func() bool { return tm.queueDepth(t) == 0 })
 
 	srv.Close() // the host is down: connections are refused

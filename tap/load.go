@@ -52,8 +52,13 @@ type Loader struct {
 	// without asking the host first; zero asks the host on every tap.
 	// The daemon derives it from the pull interval.
 	CreditsFresh time.Duration
-	Now          func() time.Time // nil: time.Now
-	Logger       *slog.Logger     // nil: slog.Default()
+	// FreshAfter is when this run of the terminal began: a pull answered
+	// before it does not make the cache fresh, since no pull was held
+	// while the terminal was down and a credit paid then is not cached.
+	// Zero: any pull counts. The daemon sets it to its start.
+	FreshAfter time.Time
+	Now        func() time.Time // nil: time.Now
+	Logger     *slog.Logger     // nil: slog.Default()
 	// Receipt, when set, gives the receipt of a load that reached the card
 	// (on this tap, or an earlier one as the card's counter shows); it is
 	// queued in the transaction that records the load done, so a load
@@ -180,17 +185,18 @@ func (l *Loader) apply(ctx context.Context, t apdu.Transmitter, cr *CardRead, af
 	})
 }
 
-// credits are the card's credits to load: those the sync pull cached,
-// when the pull is fresh and cached some for this card (no host round trip
-// while the card waits: the authorization of the first lists any others,
-// loadAll), else the host's answer. A fresh cache with nothing for the
-// card still asks: a top-up paid in the app a moment ago, since the last
-// pull, is what a cardholder taps the kiosk for. When some are cached, the
-// host's authorization lists any paid since (loadAll); an older host that
-// sends no list is not asked again: that would cost every such tap a round
-// trip, and the credit waits safely at the host for the next pull or the
-// next tap with nothing cached. A credit whose completion
-// the host is still owed is left out either way (notOwed).
+// credits are the card's credits to load. When the sync pull is fresh,
+// they are those it cached, and no one is asked while the card waits: the
+// authorization of the first lists any others (loadAll), and a fresh cache
+// with nothing for the card loads nothing. A top-up paid in the app a
+// moment ago is not missed by that: the pull is held at the host and
+// answered as soon as the credit is added (sync.Syncer.PullWait), so it is
+// in the cache within about a second. When some are cached, the host's
+// authorization lists any paid since (loadAll); an older host that sends
+// no list is not asked again: that would cost every such tap a round
+// trip, and the credit waits safely at the host for the next pull. Stale
+// (or CreditsFresh zero), the host is asked. A credit whose completion the
+// host is still owed is left out either way (notOwed).
 func (l *Loader) credits(ctx context.Context, card string) (hostapi.CardCreditsResponse, error) {
 	if fresh, err := l.cacheFresh(ctx); err != nil {
 		return hostapi.CardCreditsResponse{}, err
@@ -203,9 +209,8 @@ func (l *Loader) credits(ctx context.Context, card string) (hostapi.CardCreditsR
 		for _, c := range cached {
 			resp.Credits = append(resp.Credits, hostCredit(c))
 		}
-		if resp.Credits, err = l.notOwed(ctx, card, resp.Credits); err != nil || len(resp.Credits) > 0 {
-			return resp, err
-		}
+		resp.Credits, err = l.notOwed(ctx, card, resp.Credits)
+		return resp, err
 	}
 	hctx, cancel := l.hostCtx(ctx)
 	resp, err := l.Host.CardCredits(hctx, card)
@@ -227,7 +232,7 @@ func (l *Loader) cacheFresh(ctx context.Context) (bool, error) {
 		return false, nil
 	}
 	at, err := l.Store.CursorUpdated(ctx, offline.PullCursor)
-	if err != nil || at.IsZero() {
+	if err != nil || at.IsZero() || at.Before(l.FreshAfter) {
 		return false, err
 	}
 	// The store's clock, not l.Now; a clock stepped back is stale.

@@ -20,6 +20,10 @@ import (
 // SIGTERM. A load authorization is one short transaction; 10 s is plenty.
 const shutdownGrace = 10 * time.Second
 
+// writeTimeout bounds the time from a request's headers to the end of its
+// answer: a held pull (host.MaxPullWait) and the query that answers it.
+const writeTimeout = host.MaxPullWait + 10*time.Second
+
 // maxHeaderBytes bounds a request's headers: a terminal's signed request
 // carries well under 1 KiB of them, and Go's default (1 MiB) would let a
 // client hold that much per connection before it is even authenticated.
@@ -60,11 +64,13 @@ func (c *serve) run(ctx context.Context, e *env) error {
 		Handler:           h,
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
-		WriteTimeout:      30 * time.Second,
+		WriteTimeout:      writeTimeout,
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    maxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
+	// A shutdown answers the held pulls rather than wait them out.
+	srv.RegisterOnShutdown(h.EndWaits)
 	fmt.Fprintf(e.stdout, "cardhost serving on http://%s (balance cap %s)\n", ln.Addr(), money.Format(c.capFen))
 	log.Info("serving", "addr", ln.Addr().String(), "db", e.st.Path(), "balance_cap", money.Format(c.capFen))
 	done := make(chan error, 1)
