@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -190,6 +191,12 @@ type Runner struct {
 	// samReader is the reader with the SAM role now present ("" none);
 	// only Run's goroutine touches it.
 	samReader string
+	// cards are the card readers with a card on them now, by reader, with
+	// the event that saw it arrive; only Run's goroutine touches it.
+	cards map[string]reader.Event
+	// again carries LoadNow's requests to Run (loadnow.go).
+	again     chan loadNowRequest
+	againOnce sync.Once
 }
 
 // aliveEvery is how often an idle Run marks itself alive.
@@ -243,6 +250,8 @@ func (r *Runner) Run(ctx context.Context) error {
 			if ev.Kind == reader.CardInserted && r.Roles.Of(ev.Reader) == reader.RoleCard {
 				r.tap(ctx, dialerOpen(dialer), ev)
 			}
+		case req := <-r.requests():
+			r.loadNow(ctx, dialerOpen(dialer), req)
 		}
 	}
 }
@@ -264,6 +273,7 @@ func (r *Runner) event(ev reader.Event) {
 	default:
 		log.Info("reader event", "event", ev.Kind.String(), "reader", ev.Reader, "role", r.Roles.Of(ev.Reader).String())
 	}
+	r.present(ev)
 	if r.Roles.Of(ev.Reader) == reader.RoleSAM {
 		switch ev.Kind {
 		case reader.ReaderAdded:
@@ -308,6 +318,12 @@ func (r *Runner) samOpener(ctx context.Context, open openFunc) func() (SAMSessio
 // runs the steps of the Runner's mode in it (steps), closes it, logs the
 // outcome and reports it through the hooks.
 func (r *Runner) tap(ctx context.Context, open openFunc, ev reader.Event) Result {
+	return r.tapCard(ctx, open, ev, "")
+}
+
+// tapCard is tap, for the card numbered same when it is not "": a card
+// with another number is read and shown, and nothing else (LoadNow).
+func (r *Runner) tapCard(ctx context.Context, open openFunc, ev reader.Event, same string) Result {
 	res := Result{Reader: ev.Reader, ATR: ev.ATR, Start: ev.Time}
 	// The tap's card calls (the PSAM's too) end at the deadline, even one
 	// that the card never answers: it is abandoned, and the tap ends timeout.
@@ -326,7 +342,7 @@ func (r *Runner) tap(ctx context.Context, open openFunc, ev reader.Event) Result
 		}
 		clock := &leaveClock{t: t}
 		t = clock
-		after := r.steps(ctx, t, &res, r.samOpener(cardCtx, open), func() { r.leave(clock, &res) })
+		after := r.steps(ctx, t, &res, r.samOpener(cardCtx, open), func() { r.leave(clock, &res) }, same)
 		if !clock.marked {
 			// No money step: the card was needed until its last answer.
 			clock.mark(&res)
@@ -438,10 +454,14 @@ func (r *Runner) timeout() time.Duration {
 //     load's completion to the host), returned for tap to run once the
 //     card session is closed.
 //
-// Each step records what it did in res, and its error in res.Err.
-func (r *Runner) steps(ctx context.Context, t apdu.Transmitter, res *Result, openSAM func() (SAMSession, error), leave func()) *afterCard {
+// Each step records what it did in res, and its error in res.Err. With
+// same set (LoadNow), a card whose number is not same stops after the read.
+func (r *Runner) steps(ctx context.Context, t apdu.Transmitter, res *Result, openSAM func() (SAMSession, error), leave func(), same string) *afterCard {
 	after := &afterCard{}
 	doorErr := r.read(ctx, t, res)
+	if same != "" && !sameCard(res, same) {
+		return after
+	}
 	if r.Door != nil {
 		r.decide(ctx, t, res, doorErr)
 	}
