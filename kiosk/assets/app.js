@@ -311,7 +311,15 @@
     if (printTimer) { clearTimeout(printTimer); printTimer = 0; }
   }
 
-  var TYPES = ["hello", "card.present", "card.balance", "card.tap", "card.removed", "reader", "printer", "receipt"];
+  var TYPES = ["hello", "card.present", "card.balance", "card.tap", "card.removed", "reader", "printer", "receipt", "topup"];
+
+  // tell hands each event to the page's other scripts (topup.js) once the
+  // screen has drawn it: "kiosk-event" on document, {type, event}.
+  function tell(type, data) {
+    var ev;
+    try { ev = JSON.parse(data); } catch (e) { return; }
+    document.dispatchEvent(new CustomEvent("kiosk-event", { detail: { type: type || (ev && ev.type), event: ev } }));
+  }
   var es = null;
   var retryTimer = 0;
 
@@ -334,7 +342,7 @@
       }
     };
     TYPES.forEach(function (type) {
-      es.addEventListener(type, function (m) { handle(type, m.data); });
+      es.addEventListener(type, function (m) { handle(type, m.data); tell(type, m.data); });
     });
     es.onmessage = function (m) { handle(null, m.data); };
   }
