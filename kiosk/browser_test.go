@@ -319,6 +319,7 @@ func (p *page) checkLayout(where string) {
 func TestBrowserKiosk(t *testing.T) {
 	api := newFakeAPI()
 	p, srv := openPage(t, api, 60*time.Second)
+	ctx := p.ctx
 
 	// Idle, connected.
 	p.waitState("idle")
@@ -536,7 +537,7 @@ func TestBrowserKiosk(t *testing.T) {
 	api.send("reader", map[string]any{"reader": reader, "tap": nil, "status": st})
 	p.waitText("#reader-note", "The card reader is not connected. Please ask staff.")
 
-	if err := p.ctx.Err(); errors.Is(err, context.DeadlineExceeded) {
+	if err := ctx.Err(); errors.Is(err, context.DeadlineExceeded) {
 		t.Fatal("browser test ran out of time")
 	}
 }

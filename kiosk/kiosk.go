@@ -17,13 +17,6 @@
 // page's address changes that), then the page is idle again; a new card
 // replaces it at once.
 //
-// With kiosk.topup.enabled, topup.js adds a "充值 / Top up" button for a
-// card read on the reader, and over the card view the amount screen
-// (presets and a keypad, whole fen throughout), the payment screen (the
-// host's QR code, a countdown, cancel) and a result in plain words; it
-// calls the local API's /v1/topup routes with the page's credential and
-// hears the daemon's events through app.js ("kiosk-event" on document).
-//
 // For browser tests the page keeps stable hooks: body[data-state] is idle,
 // reading, card or error; body[data-tap] is pending while a tap goes on and
 // done when it ended; body[data-conn] is up or down; body[data-lang] is zh
@@ -84,7 +77,15 @@ func etag(b []byte) string {
 // <meta name="cardd-token"> so the page can send it on its receipt request.
 // Anyone who can load the page can read it, so it must never be a token that
 // can do more than the page does: the daemon gives the page its own, which
-// the local API takes only for a balance receipt (docs/local-api.md).
+// the local API takes only for the page's own calls (docs/local-api.md).
+//
+// topup.js is the top-up paid by phone (kiosk.topup.enabled): a "充值 /
+// Top up" button for a card read on the reader, and over the card view the
+// amount screen (presets and a keypad, whole fen throughout), the payment
+// screen (the host's QR code, a countdown, cancel) and a result in plain
+// words. It calls the local API's /v1/topup routes with the page's
+// credential and hears the daemon's events through app.js ("kiosk-event"
+// on document).
 func Handler(token string) http.Handler {
 	index := mustRead("index.html")
 	page := bytes.ReplaceAll(index, []byte(tokenPlaceholder), []byte(html.EscapeString(strings.TrimSpace(token))))

@@ -295,9 +295,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	})
 	h, pattern := s.mux.Handler(r)
 	if pattern != "" {
-		// The mux itself, not h: it sets the path's wildcards
-		// (r.PathValue), which Handler does not.
-		s.mux.ServeHTTP(w, r)
+		s.mux.ServeHTTP(w, r) // the mux itself: it sets the path's {values}
 		return
 	}
 	// No route takes this method on this path: the mux's own answer says
