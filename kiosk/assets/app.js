@@ -311,7 +311,9 @@
     if (printTimer) { clearTimeout(printTimer); printTimer = 0; }
   }
 
-  var TYPES = ["hello", "card.present", "card.balance", "card.tap", "card.removed", "reader", "printer", "receipt", "topup"];
+  var TYPES = ["hello", "card.present", "card.balance", "card.tap", "card.removed", "reader", "printer", "receipt"];
+  var es = null;
+  var retryTimer = 0;
 
   // tell hands each event to the page's other scripts (topup.js) once the
   // screen has drawn it: "kiosk-event" on document, {type, event}.
@@ -320,8 +322,6 @@
     try { ev = JSON.parse(data); } catch (e) { return; }
     document.dispatchEvent(new CustomEvent("kiosk-event", { detail: { type: type || (ev && ev.type), event: ev } }));
   }
-  var es = null;
-  var retryTimer = 0;
 
   function connect() {
     retryTimer = 0;
@@ -344,6 +344,8 @@
     TYPES.forEach(function (type) {
       es.addEventListener(type, function (m) { handle(type, m.data); tell(type, m.data); });
     });
+    // The top-up's own event is topup.js's alone.
+    es.addEventListener("topup", function (m) { tell("topup", m.data); });
     es.onmessage = function (m) { handle(null, m.data); };
   }
 
