@@ -99,7 +99,6 @@ type Server struct {
 	// pagePrinted is the read whose balance receipt the page's credential
 	// already asked for.
 	pagePrinted *tap.CardRead
-	topups      topups
 
 	muxOnce sync.Once
 	mux     *http.ServeMux
@@ -110,6 +109,9 @@ type Server struct {
 	stop    context.CancelFunc
 	closed  bool
 	watches sync.WaitGroup
+
+	// topups is the kiosk top-up's state (topup.go).
+	topups topups
 }
 
 // Close stops what the server runs beyond its requests (the watches of
