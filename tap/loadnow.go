@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/cardd/cardd/reader"
@@ -25,6 +26,16 @@ var (
 	ErrOtherCard = errors.New("another card is on the reader")
 )
 
+// loadNowState is what a Runner keeps for LoadNow.
+type loadNowState struct {
+	// cards are the card readers with a card on them now, by reader, with
+	// the event that saw it arrive; only Run's goroutine touches it.
+	cards map[string]reader.Event
+	// requests carries LoadNow's requests to Run.
+	requests chan loadNowRequest
+	once     sync.Once
+}
+
 // loadNowRequest is one LoadNow, for Run's goroutine.
 type loadNowRequest struct {
 	reader, card string
@@ -33,8 +44,8 @@ type loadNowRequest struct {
 
 // requests is the channel LoadNow hands its requests to Run on.
 func (r *Runner) requests() chan loadNowRequest {
-	r.againOnce.Do(func() { r.again = make(chan loadNowRequest) })
-	return r.again
+	r.now.once.Do(func() { r.now.requests = make(chan loadNowRequest) })
+	return r.now.requests
 }
 
 // LoadNow taps again the card numbered card that lies on the named reader,
@@ -64,7 +75,7 @@ func (r *Runner) LoadNow(ctx context.Context, readerName, card string) (Result, 
 
 // loadNow runs req on Run's goroutine.
 func (r *Runner) loadNow(ctx context.Context, open openFunc, req loadNowRequest) {
-	ev, ok := r.cards[req.reader]
+	ev, ok := r.now.cards[req.reader]
 	if !ok || r.Roles.Of(req.reader) != reader.RoleCard {
 		req.done <- Result{Reader: req.reader, Err: ErrNoCard}
 		return
@@ -74,18 +85,18 @@ func (r *Runner) loadNow(ctx context.Context, open openFunc, req loadNowRequest)
 	req.done <- r.tapCard(context.WithValue(ctx, askHostKey{}, true), open, ev, req.card)
 }
 
-// present keeps r.cards up to date with ev.
+// present keeps r.now.cards up to date with ev.
 func (r *Runner) present(ev reader.Event) {
 	switch ev.Kind {
 	case reader.CardInserted:
-		if r.cards == nil {
-			r.cards = map[string]reader.Event{}
+		if r.now.cards == nil {
+			r.now.cards = map[string]reader.Event{}
 		}
-		r.cards[ev.Reader] = ev
+		r.now.cards[ev.Reader] = ev
 	case reader.CardRemoved, reader.ReaderRemoved:
-		delete(r.cards, ev.Reader)
+		delete(r.now.cards, ev.Reader)
 	case reader.ServiceLost:
-		clear(r.cards)
+		clear(r.now.cards)
 	}
 }
 

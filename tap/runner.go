@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -165,6 +164,9 @@ type Runner struct {
 	// Door, when set (door mode), decides each tap at the door before
 	// anything else; the Loader then runs only for an e-purse card let in.
 	Door *Door
+	// now is LoadNow's (loadnow.go): the cards on the readers, and the
+	// requests for Run.
+	now loadNowState
 
 	// OnEvent, OnBalance and OnTap, when set, are called from Run's goroutine;
 	// they must not block for long, since the next tap waits for them.
@@ -191,12 +193,6 @@ type Runner struct {
 	// samReader is the reader with the SAM role now present ("" none);
 	// only Run's goroutine touches it.
 	samReader string
-	// cards are the card readers with a card on them now, by reader, with
-	// the event that saw it arrive; only Run's goroutine touches it.
-	cards map[string]reader.Event
-	// again carries LoadNow's requests to Run (loadnow.go).
-	again     chan loadNowRequest
-	againOnce sync.Once
 }
 
 // aliveEvery is how often an idle Run marks itself alive.
