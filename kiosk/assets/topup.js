@@ -341,6 +341,7 @@
         break;
       case "card.tap":
         st.card = !!(ev.tap && ev.tap.outcome === "ok" && ev.card);
+        if (st.card && !st.enabled) checkEnabled(); // the daemon was away at start
         break;
       case "card.removed":
         st.card = false;
@@ -510,10 +511,16 @@
     ov.appendChild(box);
   }
 
-  api("GET", "/v1/topup").then(function (r) {
-    st.enabled = r.status === 200;
-    if (r.status === 200 && r.body.card) st.card = true;
-    render();
-  });
+  // checkEnabled asks whether the daemon offers the top-up (200) or not
+  // (409: off, or not a kiosk).
+  function checkEnabled() {
+    api("GET", "/v1/topup").then(function (r) {
+      st.enabled = r.status === 200;
+      if (r.status === 200 && r.body.card) st.card = true;
+      render();
+    });
+  }
+
+  checkEnabled();
   render();
 })();
