@@ -229,6 +229,8 @@ func (t *Topups) pay(ctx context.Context, p Payment, via string) (paidTopup, err
 	case res.Credited:
 		t.log.Info("top-up paid: credit added", "provider", t.provider.Name(), "via", via, "order", p.OrderID,
 			"card", redact.CardNumber(res.Order.Card), "amount", money.Format(res.Order.AmountFen), "txn", p.TxnID)
+	default:
+		t.log.Info("top-up paid before: nothing more credited", "provider", t.provider.Name(), "via", via, "order", p.OrderID, "txn", p.TxnID)
 	}
 	return res, err
 }
