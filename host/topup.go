@@ -191,8 +191,8 @@ func (s *Store) expiredTopups(ctx context.Context, now time.Time, limit int) ([]
 // newTopup records the order a terminal asks for, or returns the one it
 // asked for before with the same key (created false). The card must be
 // issued here and not denied, and the amount must fit under the balance cap
-// beside the card's pending credits: an order that could never be loaded
-// would take money the card cannot hold.
+// beside the card's balance the terminal read and its pending credits: an
+// order that could never be loaded would take money the card cannot hold.
 func (s *Store) newTopup(ctx context.Context, term, provider string, req hostapi.TopupOrderRequest, balanceCap int64, expires, now time.Time) (TopupInfo, bool, error) {
 	var o TopupInfo
 	created := false
@@ -246,8 +246,9 @@ func checkTopupCard(tx *sql.Tx, req hostapi.TopupOrderRequest, balanceCap int64)
 	if err := tx.QueryRow(`SELECT coalesce(sum(amount_fen), 0) FROM credits WHERE card = ? AND state = 'pending'`, req.Card).Scan(&pending); err != nil {
 		return err
 	}
-	if pending+req.AmountFen > balanceCap {
-		return conflict(hostapi.CodeBalanceCap, "%s with the card's pending credits of %s would exceed the cap of %s", money.Format(req.AmountFen), money.Format(pending), money.Format(balanceCap))
+	if req.BalanceFen+pending+req.AmountFen > balanceCap {
+		return conflict(hostapi.CodeBalanceCap, "balance %s + pending credits %s + %s would exceed the cap of %s",
+			money.Format(req.BalanceFen), money.Format(pending), money.Format(req.AmountFen), money.Format(balanceCap))
 	}
 	return nil
 }
@@ -268,6 +269,9 @@ func checkTopupRequest(req hostapi.TopupOrderRequest) error {
 	}
 	if req.AmountFen <= 0 || req.AmountFen > epurse.MaxAmount {
 		return badRequest("amount_fen %d: want more than 0 and at most %d", req.AmountFen, int64(epurse.MaxAmount))
+	}
+	if req.BalanceFen < 0 || req.BalanceFen > epurse.MaxAmount {
+		return badRequest("balance_fen %d: want 0 to %d", req.BalanceFen, int64(epurse.MaxAmount))
 	}
 	return nil
 }

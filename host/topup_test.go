@@ -220,6 +220,8 @@ func TestTopupOrderRequests(t *testing.T) {
 		{"zero amount", hostapi.TopupOrderRequest{Card: testNumber, AmountFen: 0, Key: "k3"}, 400, hostapi.CodeBadRequest},
 		{"negative amount", hostapi.TopupOrderRequest{Card: testNumber, AmountFen: -100, Key: "k3"}, 400, hostapi.CodeBadRequest},
 		{"over the cap", hostapi.TopupOrderRequest{Card: testNumber, AmountFen: 50001, Key: "k3"}, 409, hostapi.CodeBalanceCap},
+		{"over the cap with the balance", hostapi.TopupOrderRequest{Card: testNumber, AmountFen: 40001, BalanceFen: 10000, Key: "k3"}, 409, hostapi.CodeBalanceCap},
+		{"negative balance", hostapi.TopupOrderRequest{Card: testNumber, AmountFen: 100, BalanceFen: -1, Key: "k3"}, 400, hostapi.CodeBadRequest},
 		{"empty key", hostapi.TopupOrderRequest{Card: testNumber, AmountFen: 500, Key: ""}, 400, hostapi.CodeBadRequest},
 		{"bad key", hostapi.TopupOrderRequest{Card: testNumber, AmountFen: 500, Key: "a b"}, 400, hostapi.CodeBadRequest},
 		{"long key", hostapi.TopupOrderRequest{Card: testNumber, AmountFen: 500, Key: strings.Repeat("k", 65)}, 400, hostapi.CodeBadRequest},
@@ -232,10 +234,11 @@ func TestTopupOrderRequests(t *testing.T) {
 			}
 		})
 	}
-	// The cap counts the card's pending credits: 400.00 pending leaves 100.00.
-	e.addCredit(40000)
-	e.wantRefusal(hostapi.PathTopupOrder, hostapi.TopupOrderRequest{Card: testNumber, AmountFen: 10001, Key: "k4"}, 409, hostapi.CodeBalanceCap)
-	e.order("k5", 10000)
+	// The cap counts the card's balance and pending credits: 100.00 on the
+	// card and 300.00 pending leave 100.00.
+	e.addCredit(30000)
+	e.wantRefusal(hostapi.PathTopupOrder, hostapi.TopupOrderRequest{Card: testNumber, AmountFen: 10001, BalanceFen: 10000, Key: "k4"}, 409, hostapi.CodeBalanceCap)
+	e.mustCall(hostapi.PathTopupOrder, hostapi.TopupOrderRequest{Card: testNumber, AmountFen: 10000, BalanceFen: 10000, Key: "k5"}, nil)
 	if _, err := e.st.Deny(context.Background(), testNumber, "lost", "operator test", time.Now()); err != nil {
 		t.Fatal(err)
 	}
