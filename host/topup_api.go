@@ -132,6 +132,9 @@ func (t *Topups) order(ctx context.Context, term string, body []byte, now time.T
 	if created {
 		t.log.Info("top-up ordered", "terminal", term, "order", o.ID, "card", redact.CardNumber(o.Card), "amount", money.Format(o.AmountFen))
 	}
+	if o.State == hostapi.TopupClosed {
+		return nil, conflict(hostapi.CodeTopupClosed, "key %q named order %s, closed unpaid: ask with a new key", req.Key, o.ID)
+	}
 	if o.State != hostapi.TopupUnpaid || o.QR != "" {
 		return o.TopupOrder, nil
 	}

@@ -428,6 +428,8 @@ func TestTopupCloseUnpaid(t *testing.T) {
 	if closed.State != hostapi.TopupClosed {
 		t.Fatalf("second close: %+v", closed)
 	}
+	// The closed order's key cannot make it payable again.
+	e.wantRefusal(hostapi.PathTopupOrder, hostapi.TopupOrderRequest{Card: testNumber, AmountFen: 10000, Key: "k1"}, 409, hostapi.CodeTopupClosed)
 
 	p := e.order("k2", 5000)
 	e.payPage(p.QR, nil)
