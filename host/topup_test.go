@@ -437,6 +437,13 @@ func TestTopupCloseUnpaid(t *testing.T) {
 	if closed.State != hostapi.TopupPaid || closed.CreditID != p.ID {
 		t.Fatalf("closing a paid order: %+v, want it paid", closed)
 	}
+	// Paid at the provider, the host not yet told: closing finds the money.
+	q := e.order("k3", 700)
+	e.payPage(q.QR, url.Values{"notify": {"0"}})
+	e.mustCall(hostapi.PathTopupClose, hostapi.TopupCloseRequest{ID: q.ID}, &closed)
+	if closed.State != hostapi.TopupPaid || closed.CreditID != q.ID || e.count("credits", "id = ?", q.ID) != 1 {
+		t.Fatalf("closing an order paid unnotified: %+v, want it paid and credited", closed)
+	}
 }
 
 // TestTopupPaidAfterClose: the money arrives although the host closed the
