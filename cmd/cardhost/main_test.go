@@ -188,6 +188,8 @@ func TestExitCodes(t *testing.T) {
 		{2, []string{"serve", "--dir", dir, "--topup-public-url", "ftp://x"}, `--topup-public-url = "ftp://x"`},
 		{2, []string{"serve", "--dir", dir, "--topup-public-url", "http://x/pay?a=1"}, `--topup-public-url = "http://x/pay?a=1"`},
 		{2, []string{"serve", "--dir", dir, "--topup-provider", "sim", "--topup-sim-secret", filepath.Join(empty, "none")}, `--topup-sim-secret = "`},
+		{2, []string{"serve", "--dir", dir, "--topup-provider", "sim", "--listen", "0.0.0.0:8710"}, `--listen = "0.0.0.0:8710" with --topup-provider sim: give --topup-public-url`},
+		{2, []string{"serve", "--dir", dir, "--topup-provider", "sim", "--listen", ":8710"}, `--topup-public-url`},
 		{2, []string{"topup", "list", "--dir", dir, "--state", "gone"}, `--state = "gone"`},
 		{2, []string{"topup", "list", "--dir", dir, "--limit", "0"}, `--limit = 0`},
 		{2, []string{"topup", "show", "--dir", dir}, "--id is required"},

@@ -48,7 +48,15 @@ func (c *serve) check() error {
 		return usagef("--balance-cap = %q: want an amount like 1000.00, more than 0.00", c.balanceCap)
 	}
 	c.capFen = capFen
-	return c.topup.check()
+	if err := c.topup.check(); err != nil {
+		return err
+	}
+	// A phone cannot open a link to 0.0.0.0: the pay pages need the
+	// address it reaches.
+	if h, _, _ := net.SplitHostPort(c.listen); c.topup.provider != "" && c.topup.publicURL == "" && (h == "" || net.ParseIP(h).IsUnspecified()) {
+		return usagef("--listen = %q with --topup-provider %s: give --topup-public-url, the host's address as phones reach it (http://192.168.1.10:8710)", c.listen, c.topup.provider)
+	}
+	return nil
 }
 
 func (c *serve) run(ctx context.Context, e *env) error {
