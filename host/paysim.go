@@ -16,6 +16,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/cardd/cardd/hostapi"
@@ -46,6 +47,9 @@ type SimProvider struct {
 	base   string // the host's URL as a phone reaches it, no trailing slash
 	client *http.Client
 	log    *slog.Logger
+
+	mu      sync.Mutex
+	delayed map[string]bool // orders with a delayed notification pending: one each, however often the page is posted
 }
 
 // NewSimProvider returns the simulated provider. secret signs the pay
@@ -301,8 +305,26 @@ func (p *SimProvider) payPost(r *http.Request, o *simOrder, page *simPage) error
 		send(r.Context())
 		return nil
 	}
+	p.mu.Lock()
+	pending := p.delayed[paid.ID]
+	if !pending {
+		if p.delayed == nil {
+			p.delayed = map[string]bool{}
+		}
+		p.delayed[paid.ID] = true
+	}
+	p.mu.Unlock()
+	if pending {
+		page.Message += " 通知已在等待发送。/ A notification is waiting to be sent already."
+		return nil
+	}
 	page.Message += fmt.Sprintf(" 通知将于 %s 后发送。/ The notification follows in %s.", delay, delay)
 	time.AfterFunc(delay, func() {
+		defer func() {
+			p.mu.Lock()
+			delete(p.delayed, paid.ID)
+			p.mu.Unlock()
+		}()
 		ctx, cancel := context.WithTimeout(context.Background(), time.Duration(times)*p.client.Timeout)
 		defer cancel()
 		send(ctx)

@@ -594,3 +594,33 @@ func TestTopupWithoutProvider(t *testing.T) {
 		t.Fatalf("reason %q", apiErr.Reason)
 	}
 }
+
+// TestTopupDelayedNotification: the pay page's delay holds the
+// notification back; the order is credited when it comes, once, and posting
+// the page again while one waits schedules no other.
+func TestTopupDelayedNotification(t *testing.T) {
+	e := newTopupEnv(t)
+	o := e.order("k1", 10000)
+	before := time.Now()
+	if _, page := e.payPage(o.QR, url.Values{"delay": {"2s"}}); !strings.Contains(page, "follows in 2s") {
+		t.Fatalf("pay page:\n%s", page)
+	}
+	if _, page := e.payPage(o.QR, url.Values{"delay": {"2s"}, "twice": {"1"}}); !strings.Contains(page, "waiting to be sent already") {
+		t.Fatalf("pay page posted again:\n%s", page)
+	}
+	deadline := time.Now().Add(2*time.Second + 10*time.Second)
+	for e.count("credits", "1") == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the delayed notification did not credit the order within 10 s of its delay")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	e.wantOneCredit(o.ID, 10000)
+	info, _ := e.st.Topup(context.Background(), o.ID)
+	if paidAt, err := time.Parse(time.RFC3339, info.PaidAt); err != nil || paidAt.Before(before.Truncate(time.Second).Add(2*time.Second)) {
+		t.Fatalf("paid at %s, want 2 s or more after the page was posted at %s", info.PaidAt, before.Format(time.RFC3339Nano))
+	}
+	if status, page := e.payPage(o.QR, url.Values{"delay": {"1h"}}); status != http.StatusBadRequest || !strings.Contains(page, `delay = "1h"`) {
+		t.Fatalf("a delay over the limit: %d\n%s", status, page)
+	}
+}
