@@ -114,19 +114,7 @@ func (s *Store) Credits(ctx context.Context, number string) ([]CreditInfo, error
 
 func queryCredits(q querier, query string, args ...any) ([]CreditInfo, error) {
 	rows, err := q.Query(query, args...)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	out := []CreditInfo{}
-	for rows.Next() {
-		c, err := scanCredit(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, c)
-	}
-	return out, rows.Err()
+	return scanAll(rows, err, scanCredit)
 }
 
 // CancelCredit withdraws a pending credit (a refund, a mistake). A credit

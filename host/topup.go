@@ -81,17 +81,24 @@ func (s *Store) Topup(ctx context.Context, id string) (TopupInfo, error) { retur
 func (s *Store) Topups(ctx context.Context, number, state string, limit int) ([]TopupInfo, error) {
 	rows, err := s.db.QueryContext(ctx, `SELECT `+topupColumns+` FROM topup_orders
 		WHERE (? = '' OR card = ?) AND (? = '' OR state = ?) ORDER BY created DESC, id LIMIT ?`, number, number, state, state, limit)
+	return scanAll(rows, err, scanTopup)
+}
+
+// scanAll reads every row of a query with scan and closes them; err is the
+// query's. The list is empty, not nil, when there are none: JSON [] for
+// an operator's tools.
+func scanAll[T any](rows *sql.Rows, err error, scan func(interface{ Scan(...any) error }) (T, error)) ([]T, error) {
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	out := []TopupInfo{}
+	out := []T{}
 	for rows.Next() {
-		o, err := scanTopup(rows)
+		v, err := scan(rows)
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, o)
+		out = append(out, v)
 	}
 	return out, rows.Err()
 }
