@@ -40,6 +40,9 @@ type Options struct {
 	// Logger gets one line per refused request and every alarm; nil
 	// discards. Card numbers are masked, keys and secrets never written.
 	Logger *slog.Logger
+	// Topups serves the kiosk top-up endpoints (hostapi.PathTopup*);
+	// nil answers them 503 topup_unavailable.
+	Topups *Topups
 }
 
 // Handler is the host's upstream API (package hostapi), an http.Handler.
@@ -148,6 +151,7 @@ func NewHandler(store *Store, keys *Keys, opt Options) *Handler {
 		hostapi.PathHeartbeat:     h.heartbeat,
 		hostapi.PathAccess:        h.access,
 	}
+	h.addTopupRoutes(opt.Topups)
 	return h
 }
 
