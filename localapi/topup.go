@@ -249,7 +249,9 @@ func (s *Server) postTopup(w http.ResponseWriter, r *http.Request, _ credential)
 		key = hex.EncodeToString(b[:])
 	}
 	ctx, cancel := bounded(r.Context(), t.HostTimeout, hostsync.TopupTimeout)
-	o, err := t.Host.TopupOrder(ctx, hostapi.TopupOrderRequest{Card: card.card, AmountFen: req.AmountFen, Key: key})
+	// The balance as read lets the host count the card's other pending
+	// credits against its cap too.
+	o, err := t.Host.TopupOrder(ctx, hostapi.TopupOrderRequest{Card: card.card, AmountFen: req.AmountFen, Key: key, BalanceFen: card.balance})
 	cancel()
 	if err != nil {
 		failHost(w, "making the payment order", err)

@@ -27,6 +27,7 @@ type fakeTopupHost struct {
 	calls   map[string]int    // "order", "query", "close"
 	err     error             // every call fails with it when set
 	payNext bool              // the next query finds the order paid
+	balance int64             // the balance the last order request said the card holds
 }
 
 func newFakeTopupHost() *fakeTopupHost {
@@ -43,6 +44,7 @@ func (h *fakeTopupHost) TopupOrder(_ context.Context, req hostapi.TopupOrderRequ
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.calls["order"]++
+	h.balance = req.BalanceFen
 	if h.err != nil {
 		return hostapi.TopupOrder{}, h.err
 	}
@@ -292,6 +294,9 @@ func TestTopupPaidAndWritten(t *testing.T) {
 		t.Fatalf("POST: %d %v", code, m)
 	}
 	id := m["id"].(string)
+	if b.host.balance != 13412 {
+		t.Errorf("the order request said the card holds %d fen, want 13412 as read", b.host.balance)
+	}
 	// The same press again (its answer lost) is the same order.
 	if _, again := b.call(t, "POST", "/v1/topup", `{"amount_fen":10000,"key":"press-1"}`); again["id"] != id {
 		t.Fatalf("the same key made order %v, want %s", again["id"], id)
