@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"database/sql"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -150,15 +151,23 @@ func TestKioskTopupThroughServe(t *testing.T) {
 	if f.EPBalance != 10000+10000+2000 {
 		t.Fatalf("card holds %d fen after the tap, want 220.00", f.EPBalance)
 	}
-	deadline = time.Now().Add(30 * time.Second)
+	waitConsumed(t, db, number, 2)
+}
+
+// waitConsumed waits up to 30 s for the host to hold n of the card's
+// credits consumed: a load's TAC reaches it after the tap, through the
+// sync loop.
+func waitConsumed(t *testing.T, db *sql.DB, number string, n int) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
 	for {
 		var consumed int
 		db.QueryRow(`SELECT count(*) FROM credits WHERE card = ? AND state = 'consumed'`, number).Scan(&consumed)
-		if consumed == 2 {
-			break
+		if consumed == n {
+			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("%d of the 2 top-up credits consumed at the host 30 s after the tap", consumed)
+			t.Fatalf("%d of the %d top-up credits consumed at the host 30 s after the tap", consumed, n)
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
