@@ -14,7 +14,7 @@
 //     in upper case with dots as underscores (reader.card_pattern is
 //     CARDD_READER_CARD_PATTERN). An empty variable counts as unset (viper's
 //     default), so an empty line in a systemd EnvironmentFile changes nothing.
-//     The lists epurse.aids, epurse.own_issuers, epurse.log_files, door.card_families and api.allowed_hosts are
+//     The lists epurse.aids, epurse.own_issuers, epurse.log_files, door.card_families, api.allowed_hosts and kiosk.topup.presets are
 //     comma-separated there.
 //  4. The flags of [RegisterFlags] that were given on the command line.
 //
@@ -81,6 +81,11 @@
 //	receipt.merchant     CARDD_RECEIPT_MERCHANT                    "校园一卡通" (the receipt's heading)
 //	receipt.footer       CARDD_RECEIPT_FOOTER                      ["请妥善保管小票"] (lines at the bottom)
 //	receipt.statement_lines CARDD_RECEIPT_STATEMENT_LINES          5 (0..50; the card's newest transactions on a balance slip)
+//	kiosk.topup.enabled  CARDD_KIOSK_TOPUP_ENABLED                 false (top-up by phone at the kiosk; needs mode kiosk and host.url)
+//	kiosk.topup.presets  CARDD_KIOSK_TOPUP_PRESETS                 [2000, 5000, 10000, 20000] (fen; the amount buttons, at most 8)
+//	kiosk.topup.max_fen  CARDD_KIOSK_TOPUP_MAX_FEN                 50000 (fen; the keypad's most, lowered to the card's room under load.balance_cap)
+//	kiosk.topup.wait     CARDD_KIOSK_TOPUP_WAIT                    3m (30s..30m the payment screen waits, then the order is closed)
+//	kiosk.topup.poll     CARDD_KIOSK_TOPUP_POLL                    2s (500ms..30s; the most often the host is asked about an unpaid order)
 //
 // The amounts in yuan (load.balance_cap, pos.daily_limit, pos.max_purchase)
 // are strings ("1000.00") or, in the file, YAML numbers (1000, 1000.5). A

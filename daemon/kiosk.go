@@ -1,6 +1,11 @@
 package daemon
 
-import "github.com/cardd/cardd/config"
+import (
+	"time"
+
+	"github.com/cardd/cardd/config"
+	"github.com/cardd/cardd/localapi"
+)
 
 // A tap at a self-service kiosk (mode kiosk), in the runner's order:
 //
@@ -21,6 +26,12 @@ import "github.com/cardd/cardd/config"
 //     (its completion is owed from the write-ahead on).
 //  5. The observers are told of the tap (observers.go). A balance receipt
 //     prints only when asked, through the API.
+//
+// With kiosk.topup.enabled, the card left on the reader may be topped up
+// by phone (localapi/topup.go): the host makes the payment order, and once
+// it is paid the API asks the runner to tap the card again
+// (tap.Runner.LoadNow), which runs steps 1 to 5 for that card only, its
+// credits asked of the host.
 var kioskMode = mode{
 	// A journal only for something to keep it for: rows to upload to the
 	// host, or a print queue.
@@ -34,6 +45,13 @@ var kioskMode = mode{
 		}
 		if link != nil {
 			d.runner.Loader = d.newLoader(link)
+			if t := d.cfg.Kiosk.Topup; t.Enabled {
+				d.api.Topup = &localapi.Topup{Host: link.client, LoadNow: d.runner.LoadNow,
+					Presets: t.PresetsFen(), MaxFen: int64(t.MaxFen), BalanceCap: d.cfg.Load.BalanceCapFen(),
+					Wait: t.Wait, Poll: t.Poll,
+					// A tap going on, then this one, then its last commit.
+					LoadTimeout: 2*d.cfg.Tap.Timeout + 10*time.Second}
+			}
 		}
 		return nil
 	},

@@ -55,19 +55,26 @@ func (s *Store) AddCredit(ctx context.Context, number string, amountFen int64, n
 		if _, err := card(tx, number); err != nil {
 			return err
 		}
-		if _, err := tx.Exec(`INSERT INTO credits (id, card, amount_fen, note, state, created) VALUES (?, ?, ?, ?, 'pending', ?)`,
-			id, number, amountFen, note, dbTime(now)); err != nil {
-			return err
-		}
-		if err := addChange(tx, id, hostapi.CreditPending, number, now); err != nil {
-			return err
-		}
-		return addLedger(tx, ledgerEntry{Time: now, Actor: actor, Event: EventAdded, Credit: id, Card: number, AmountFen: &amountFen, Detail: note})
+		return insertCredit(tx, id, number, amountFen, note, actor, now)
 	})
 	if err != nil {
 		return c, err
 	}
 	return hostapi.Credit{ID: id, Card: number, AmountFen: amountFen, Note: note, Created: now.UTC().Format(time.RFC3339), State: hostapi.CreditPending}, nil
+}
+
+// insertCredit writes a pending credit with its change and ledger entry, in
+// the caller's transaction: AddCredit's, or a paid top-up order's, whose
+// credit takes the order's id.
+func insertCredit(tx *sql.Tx, id, number string, amountFen int64, note, actor string, now time.Time) error {
+	if _, err := tx.Exec(`INSERT INTO credits (id, card, amount_fen, note, state, created) VALUES (?, ?, ?, ?, 'pending', ?)`,
+		id, number, amountFen, note, dbTime(now)); err != nil {
+		return err
+	}
+	if err := addChange(tx, id, hostapi.CreditPending, number, now); err != nil {
+		return err
+	}
+	return addLedger(tx, ledgerEntry{Time: now, Actor: actor, Event: EventAdded, Credit: id, Card: number, AmountFen: &amountFen, Detail: note})
 }
 
 // addChange puts a credit's new state into the change feed.
@@ -107,19 +114,7 @@ func (s *Store) Credits(ctx context.Context, number string) ([]CreditInfo, error
 
 func queryCredits(q querier, query string, args ...any) ([]CreditInfo, error) {
 	rows, err := q.Query(query, args...)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	out := []CreditInfo{}
-	for rows.Next() {
-		c, err := scanCredit(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, c)
-	}
-	return out, rows.Err()
+	return scanAll(rows, err, scanCredit)
 }
 
 // CancelCredit withdraws a pending credit (a refund, a mistake). A credit

@@ -43,6 +43,9 @@ type Options struct {
 	Logger *slog.Logger
 	// MaxPullWait cuts the wait a pull may ask for; 0 means MaxPullWait.
 	MaxPullWait time.Duration
+	// Topups serves the kiosk top-up endpoints (hostapi.PathTopup*);
+	// nil answers them 503 topup_unavailable.
+	Topups *Topups
 }
 
 // Handler is the host's upstream API (package hostapi), an http.Handler.
@@ -161,6 +164,7 @@ func NewHandler(store *Store, keys *Keys, opt Options) *Handler {
 		hostapi.PathHeartbeat:     h.heartbeat,
 		hostapi.PathAccess:        h.access,
 	}
+	h.addTopupRoutes(opt.Topups)
 	return h
 }
 

@@ -185,6 +185,40 @@ CREATE UNIQUE INDEX m1_loads_ref ON m1_loads(credit, ref);
 -- One open load per wallet: two would leave it in states it could not tell apart.
 CREATE UNIQUE INDEX m1_loads_one_open ON m1_loads(card) WHERE state = 'open';
 `,
+	// 5: kiosk top-ups: payment orders a terminal asks for, which become
+	// credits (with the order's id) once the provider says they are paid,
+	// and the books of the simulated provider ("sim") cardhost ships.
+	`
+CREATE TABLE topup_orders (
+	id           TEXT PRIMARY KEY,         -- "tp-" and 32 random hex digits; the credit's id once paid
+	terminal     TEXT NOT NULL,            -- the terminal that asked; only it may query or close
+	key          TEXT NOT NULL,            -- the terminal's idempotency key
+	card         TEXT NOT NULL REFERENCES cards(number),
+	amount_fen   INTEGER NOT NULL CHECK (amount_fen > 0),
+	provider     TEXT NOT NULL,
+	qr           TEXT NOT NULL DEFAULT '', -- '' until the provider answered CreateOrder
+	state        TEXT NOT NULL CHECK (state IN ('unpaid', 'paid', 'closed')),
+	created      TEXT NOT NULL,
+	expires      TEXT NOT NULL,
+	closed_at    TEXT,
+	paid_at      TEXT,
+	paid_via     TEXT,                     -- notification or query: how the host learnt it
+	provider_txn TEXT,                     -- the provider's transaction id
+	late         INTEGER NOT NULL DEFAULT 0, -- 1: paid after the host had closed it
+	UNIQUE (terminal, key)
+);
+CREATE INDEX topup_orders_unpaid ON topup_orders(state, expires);
+CREATE INDEX topup_orders_by_card ON topup_orders(card, created);
+
+CREATE TABLE paysim_orders (
+	id          TEXT PRIMARY KEY,
+	amount_fen  INTEGER NOT NULL,
+	description TEXT NOT NULL,
+	state       TEXT NOT NULL CHECK (state IN ('unpaid', 'paid', 'closed')),
+	txn         TEXT,
+	created     TEXT NOT NULL
+);
+`,
 }
 
 // schemaVersion is the user_version this binary writes.

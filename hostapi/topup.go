@@ -24,6 +24,11 @@ type TopupOrderRequest struct {
 	// key gets the same order back (a retried request after a lost answer
 	// never makes two orders). Up to 64 characters of [A-Za-z0-9_-].
 	Key string `json:"key"`
+	// BalanceFen is the card's balance as the terminal read it, 0 when it
+	// sends none. The host refuses 409 over_balance_cap an amount that,
+	// with this balance and the card's pending credits, would take the card
+	// over the balance cap: such money could not be loaded.
+	BalanceFen int64 `json:"balance_fen,omitempty"`
 }
 
 // TopupOrder is a payment order as the host keeps it.

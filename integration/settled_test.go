@@ -21,10 +21,11 @@ import (
 )
 
 // startServe runs `cardhost serve` on the host directory dir, on a free
-// loopback port, and returns its base URL; SIGTERM stops it at the end.
-func startServe(t *testing.T, dir string) string {
+// loopback port, with more flags if given, and returns its base URL;
+// SIGTERM stops it at the end.
+func startServe(t *testing.T, dir string, flags ...string) string {
 	t.Helper()
-	cmd := exec.Command(binary(t, "cardhost"), "serve", "--dir", dir, "--listen", "127.0.0.1:0")
+	cmd := exec.Command(binary(t, "cardhost"), append([]string{"serve", "--dir", dir, "--listen", "127.0.0.1:0"}, flags...)...)
 	cmd.Stderr = testWriter{t}
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {

@@ -11,7 +11,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -20,10 +19,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
-
-	"github.com/cardd/cardd/kiosk"
 )
 
 // browserToken has every character that needs escaping in an HTML attribute,
@@ -321,62 +317,9 @@ func (p *page) checkLayout(where string) {
 }
 
 func TestBrowserKiosk(t *testing.T) {
-	chromium := findChromium(t)
-	dir := os.Getenv("CARDD_ARTIFACTS")
-	if dir == "" {
-		dir = t.TempDir()
-	} else if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-
 	api := newFakeAPI()
-	mux := http.NewServeMux()
-	mux.Handle("/v1/", api)
-	mux.Handle("/", kiosk.Handler(browserToken))
-	srv := httptest.NewServer(mux)
-	defer srv.Close()
-
-	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(chromium),
-		chromedp.NoSandbox, // CI runs as root
-		chromedp.WindowSize(1024, 768),
-		chromedp.Flag("lang", "zh-CN"),
-	)
-	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
-	defer cancelAlloc()
-	ctx, cancelCtx := chromedp.NewContext(actx)
-	defer cancelCtx()
-	// Everything below must finish well within this.
-	ctx, cancelTime := context.WithTimeout(ctx, 60*time.Second)
-	defer cancelTime()
-
-	// Uncaught exceptions of the page's script fail the test.
-	exceptions := chromedp.Events(ctx, runtime.ExceptionThrown)
-	var jsMu sync.Mutex
-	var jsErrs []string
-	go func() {
-		for ev, err := range exceptions {
-			if err != nil {
-				return
-			}
-			jsMu.Lock()
-			jsErrs = append(jsErrs, (&chromedp.ExceptionError{ExceptionDetails: ev.ExceptionDetails}).Error())
-			jsMu.Unlock()
-		}
-	}()
-	defer func() {
-		jsMu.Lock()
-		defer jsMu.Unlock()
-		for _, e := range jsErrs {
-			t.Errorf("page script: %s", e)
-		}
-	}()
-
-	p := &page{t: t, ctx: ctx, dir: dir}
-	p.do(
-		chromedp.EmulateViewport(1024, 768, chromedp.EmulateTouch, chromedp.EmulateLandscape),
-		chromedp.Navigate(srv.URL+"/"),
-	)
+	p, srv := openPage(t, api, 60*time.Second)
+	ctx := p.ctx
 
 	// Idle, connected.
 	p.waitState("idle")

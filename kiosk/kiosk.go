@@ -68,23 +68,35 @@ func etag(b []byte) string {
 	return `"` + hex.EncodeToString(sum[:8]) + `"`
 }
 
-// Handler serves the kiosk page at "/", its script at "/app.js" and its
-// style sheet at "/style.css", each with Cache-Control: no-cache; any other
+// Handler serves the kiosk page at "/", its scripts at "/app.js" and
+// "/topup.js" (the top-up paid by phone) and its style sheets at
+// "/style.css" and "/topup.css", each with Cache-Control: no-cache; any other
 // path is 404 and any method but GET or HEAD is 405. token is the page's
 // bearer credential ("" for none); it is written, trimmed of surrounding
 // white space and escaped for an HTML attribute, into the page's
 // <meta name="cardd-token"> so the page can send it on its receipt request.
 // Anyone who can load the page can read it, so it must never be a token that
 // can do more than the page does: the daemon gives the page its own, which
-// the local API takes only for a balance receipt (docs/local-api.md).
+// the local API takes only for the page's own calls (docs/local-api.md).
+//
+// topup.js is the top-up paid by phone (kiosk.topup.enabled): a "充值 /
+// Top up" button for a card read on the reader, and over the card view the
+// amount screen (presets and a keypad, whole fen throughout), the payment
+// screen (the host's QR code, a countdown, cancel) and a result in plain
+// words. It calls the local API's /v1/topup routes with the page's
+// credential and hears the daemon's events through app.js ("kiosk-event"
+// on document).
 func Handler(token string) http.Handler {
 	index := mustRead("index.html")
 	page := bytes.ReplaceAll(index, []byte(tokenPlaceholder), []byte(html.EscapeString(strings.TrimSpace(token))))
-	js, css := mustRead("app.js"), mustRead("style.css")
-	files := map[string]asset{
-		"/":          {body: page, ctype: "text/html; charset=utf-8"},
-		"/app.js":    {body: js, ctype: "text/javascript; charset=utf-8", etag: etag(js)},
-		"/style.css": {body: css, ctype: "text/css; charset=utf-8", etag: etag(css)},
+	files := map[string]asset{"/": {body: page, ctype: "text/html; charset=utf-8"}}
+	for _, name := range []string{"app.js", "style.css", "topup.js", "topup.css"} {
+		b := mustRead(name)
+		ctype := "text/javascript; charset=utf-8"
+		if strings.HasSuffix(name, ".css") {
+			ctype = "text/css; charset=utf-8"
+		}
+		files["/"+name] = asset{body: b, ctype: ctype, etag: etag(b)}
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		f, ok := files[r.URL.Path]

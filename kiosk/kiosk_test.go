@@ -179,37 +179,7 @@ func TestNoHover(t *testing.T) {
 // TestStringsBothLanguages checks that every text key the script has in
 // Chinese also has an English version, and the other way round.
 func TestStringsBothLanguages(t *testing.T) {
-	js := string(mustRead("app.js"))
-	zhAt, enAt := strings.Index(js, "\n    zh: {"), strings.Index(js, "\n    en: {")
-	if zhAt < 0 || enAt < 0 || enAt < zhAt {
-		t.Fatal("app.js: zh and en string tables not found")
-	}
-	end := strings.Index(js[enAt:], "\n    }\n")
-	if end < 0 {
-		t.Fatal("app.js: end of the en table not found")
-	}
-	key := regexp.MustCompile(`(?m)^\s{6}(\w+):`)
-	keys := func(s string) map[string]bool {
-		m := map[string]bool{}
-		for _, k := range key.FindAllStringSubmatch(s, -1) {
-			m[k[1]] = true
-		}
-		return m
-	}
-	zh, en := keys(js[zhAt:enAt]), keys(js[enAt:enAt+end])
-	if len(zh) < 20 {
-		t.Fatalf("found only %d zh keys", len(zh))
-	}
-	for k := range zh {
-		if !en[k] {
-			t.Errorf("%s has no English text", k)
-		}
-	}
-	for k := range en {
-		if !zh[k] {
-			t.Errorf("%s has no Chinese text", k)
-		}
-	}
+	zh := bothLanguages(t, "app.js", string(mustRead("app.js")), 20)
 	// The static markup's keys must exist too.
 	attr := regexp.MustCompile(`data-i18n="(\w+)"`)
 	for _, m := range attr.FindAllStringSubmatch(string(mustRead("index.html")), -1) {

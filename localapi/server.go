@@ -85,6 +85,9 @@ type Server struct {
 	// Till, when set (POS mode), is where POST /v1/purchase/arm arms a
 	// sale for the next tap; without it arming is refused with 409.
 	Till *tap.Till
+	// Topup, when set (mode kiosk, kiosk.topup.enabled), takes top-ups
+	// paid by phone for the card on the reader (topup.go).
+	Topup *Topup
 
 	Hub Hub
 
@@ -106,6 +109,9 @@ type Server struct {
 	stop    context.CancelFunc
 	closed  bool
 	watches sync.WaitGroup
+
+	// topups is the kiosk top-up's state (topup.go).
+	topups topups
 }
 
 // Close stops what the server runs beyond its requests (the watches of
@@ -125,6 +131,7 @@ func (s *Server) Close() {
 // ReaderEvent records a reader event and publishes it; fit for
 // tap.Runner.OnEvent.
 func (s *Server) ReaderEvent(ev reader.Event, role string) {
+	s.topupCardMoved(ev)
 	s.mu.Lock()
 	if s.readers == nil {
 		s.readers = map[string]*ReaderView{}
@@ -186,6 +193,7 @@ func (s *Server) Leave(res tap.Result) {
 
 // Tap records the tap and publishes it; fit for tap.Runner.OnTap.
 func (s *Server) Tap(res tap.Result) {
+	s.topupPresent(res)
 	if res.Read != nil && res.Err == nil {
 		// The balance receipt of this card must show what it holds now,
 		// after any top-up of this tap.
@@ -269,6 +277,10 @@ var routes = []route{
 	{http.MethodPost, "/v1/receipts", func(s *Server) http.HandlerFunc { return s.authed(pageMay, s.postReceipt) }},
 	{http.MethodPost, "/v1/purchase/arm", func(s *Server) http.HandlerFunc { return s.authed(posOnly, s.arm) }},
 	{http.MethodDelete, "/v1/purchase/arm", func(s *Server) http.HandlerFunc { return s.authed(posOnly, s.disarm) }},
+	{http.MethodGet, "/v1/topup", func(s *Server) http.HandlerFunc { return s.authed(pageMay, s.topupOptions) }},
+	{http.MethodPost, "/v1/topup", func(s *Server) http.HandlerFunc { return s.authed(pageMay, s.postTopup) }},
+	{http.MethodGet, "/v1/topup/{id}", func(s *Server) http.HandlerFunc { return s.authed(pageMay, s.getTopup) }},
+	{http.MethodPost, "/v1/topup/{id}/cancel", func(s *Server) http.HandlerFunc { return s.authed(pageMay, s.cancelTopup) }},
 }
 
 // ServeHTTP routes the API, after the Host, origin and body checks: a
@@ -285,7 +297,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	})
 	h, pattern := s.mux.Handler(r)
 	if pattern != "" {
-		h.ServeHTTP(w, r)
+		s.mux.ServeHTTP(w, r) // the mux itself: it sets the path's {values}
 		return
 	}
 	// No route takes this method on this path: the mux's own answer says

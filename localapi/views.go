@@ -22,6 +22,7 @@ const (
 	EventPrinter     = "printer"      // the printer's state changed: Printer
 	EventReceipt     = "receipt"      // a receipt asked through the API moved: Receipt
 	EventSale        = "sale"         // a POS sale was armed (Sale) or disarmed (no Sale)
+	EventTopup       = "topup"        // a kiosk top-up's order was paid, or its money written or not: Topup
 )
 
 // Event is one message of the /v1/events stream; only the fields of its
@@ -37,6 +38,7 @@ type Event struct {
 	Receipt *ReceiptView  `json:"receipt,omitempty"`
 	Status  *Status       `json:"status,omitempty"`
 	Sale    *tap.SaleView `json:"sale,omitempty"`
+	Topup   *TopupView    `json:"topup,omitempty"`
 }
 
 // CardView is a card as the screen shows it. The number is masked: the

@@ -11,6 +11,9 @@
 //     journaled, deny list and expiry checked, each credit loaded: the
 //     cached ones when the sync pull is fresh, else the host's), then the
 //     history. Without a host there is no Loader, and the tap only reads.
+//     A card left on the reader is tapped again on request (Runner.LoadNow,
+//     loadnow.go: a top-up paid at the kiosk): the same steps, for the
+//     same card number only, asking the host for its credits.
 //   - POS: read, load (a Loader without a host still checks the deny list
 //     and expiry), then pay the armed sale through the PSAM
 //     (Purchaser.Charge); a denied or expired card pays nothing but has its

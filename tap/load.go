@@ -226,9 +226,11 @@ func (l *Loader) credits(ctx context.Context, card string) (hostapi.CardCreditsR
 }
 
 // cacheFresh reports whether the sync pull's last success is younger than
-// CreditsFresh, so that the cached credits are the host's, as of then.
+// CreditsFresh, so that the cached credits are the host's, as of then. A
+// LoadNow tap (asksHost) never takes the cache: it is for a credit paid a
+// moment ago, which no pull has brought yet.
 func (l *Loader) cacheFresh(ctx context.Context) (bool, error) {
-	if l.CreditsFresh <= 0 {
+	if l.CreditsFresh <= 0 || asksHost(ctx) {
 		return false, nil
 	}
 	at, err := l.Store.CursorUpdated(ctx, offline.PullCursor)

@@ -164,6 +164,9 @@ type Runner struct {
 	// Door, when set (door mode), decides each tap at the door before
 	// anything else; the Loader then runs only for an e-purse card let in.
 	Door *Door
+	// now is LoadNow's (loadnow.go): the cards on the readers, and the
+	// requests for Run.
+	now loadNowState
 
 	// OnEvent, OnBalance and OnTap, when set, are called from Run's goroutine;
 	// they must not block for long, since the next tap waits for them.
@@ -248,6 +251,8 @@ func (r *Runner) Run(ctx context.Context) error {
 			if ev.Kind == reader.CardInserted && r.Roles.Of(ev.Reader) == reader.RoleCard {
 				r.tap(ctx, dialerOpen(dialer), ev)
 			}
+		case req := <-r.requests():
+			r.loadNow(ctx, dialerOpen(dialer), req)
 		}
 	}
 }
@@ -269,6 +274,7 @@ func (r *Runner) event(ev reader.Event) {
 	default:
 		log.Info("reader event", "event", ev.Kind.String(), "reader", ev.Reader, "role", r.Roles.Of(ev.Reader).String())
 	}
+	r.present(ev)
 	if r.Roles.Of(ev.Reader) == reader.RoleSAM {
 		switch ev.Kind {
 		case reader.ReaderAdded:
@@ -316,6 +322,12 @@ func (r *Runner) samOpener(ctx context.Context, open openFunc) func() (SAMSessio
 // runs the steps of the Runner's mode in it (steps), closes it, logs the
 // outcome and reports it through the hooks.
 func (r *Runner) tap(ctx context.Context, open openFunc, ev reader.Event) Result {
+	return r.tapCard(ctx, open, ev, "")
+}
+
+// tapCard is tap, for the card numbered same when it is not "": a card
+// with another number is read and shown, and nothing else (LoadNow).
+func (r *Runner) tapCard(ctx context.Context, open openFunc, ev reader.Event, same string) Result {
 	res := Result{Reader: ev.Reader, ATR: ev.ATR, Start: ev.Time}
 	// The tap's card calls (the PSAM's too) end at the deadline, even one
 	// that the card never answers: it is abandoned, and the tap ends timeout.
@@ -334,7 +346,7 @@ func (r *Runner) tap(ctx context.Context, open openFunc, ev reader.Event) Result
 		}
 		clock := &leaveClock{t: t}
 		t = clock
-		after := r.steps(ctx, t, &res, r.samOpener(cardCtx, open), func() { r.leave(clock, &res) })
+		after := r.steps(ctx, t, &res, r.samOpener(cardCtx, open), func() { r.leave(clock, &res) }, same)
 		if !clock.marked {
 			// No money step: the card was needed until its last answer.
 			clock.mark(&res)
@@ -448,10 +460,14 @@ func (r *Runner) timeout() time.Duration {
 //     load's completion to the host), returned for tap to run once the
 //     card session is closed.
 //
-// Each step records what it did in res, and its error in res.Err.
-func (r *Runner) steps(ctx context.Context, t apdu.Transmitter, res *Result, openSAM func() (SAMSession, error), leave func()) *afterCard {
+// Each step records what it did in res, and its error in res.Err. With
+// same set (LoadNow), a card whose number is not same stops after the read.
+func (r *Runner) steps(ctx context.Context, t apdu.Transmitter, res *Result, openSAM func() (SAMSession, error), leave func(), same string) *afterCard {
 	after := &afterCard{}
 	doorErr := r.read(ctx, t, res)
+	if same != "" && !sameCard(res, same) {
+		return after
+	}
 	if r.Door != nil {
 		r.decide(ctx, t, res, doorErr)
 	}

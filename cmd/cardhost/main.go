@@ -16,7 +16,11 @@
 //	cardhost access set --dir D --file list.json
 //	cardhost access show --dir D
 //	cardhost ledger --dir D --card N [--json]
+//	cardhost topup list --dir D [--card N] [--state unpaid|paid|closed] [--json]
+//	cardhost topup show --dir D --id ORDER
+//	cardhost topup pay --dir D --id ORDER [--twice] [--delay 2s] [--no-notify]
 //	cardhost serve --dir D [--listen 127.0.0.1:8710] [--balance-cap 1000.00]
+//	               [--topup-provider sim --topup-timeout 5m --topup-public-url URL --topup-sim-secret FILE]
 //
 // Everything it keeps is in the directory D: host.db (SQLite) and
 // masters.json (the issuer master keys, the stand-in for an HSM). The work
@@ -59,6 +63,9 @@ var commands = []command{
 	{"access set", "--dir D --file F", "set the door access list (JSON) door terminals pull", opensStore, func() action { return new(accessSet) }},
 	{"access show", "--dir D", "print the door access list with its version", opensStore, func() action { return new(accessShow) }},
 	{"ledger", "--dir D --card N [--json]", "a card's credits and their fate", opensStore, func() action { return new(ledger) }},
+	{"topup list", "--dir D [--card N] [--state S]", "kiosk top-up orders, newest first", opensStore, func() action { return new(topupList) }},
+	{"topup show", "--dir D --id ORDER", "one kiosk top-up order, as JSON", opensStore, func() action { return new(topupShow) }},
+	{"topup pay", "--dir D --id ORDER [--twice] [--delay 2s]", "pay a sim order on the running host, as a phone would", opensStore, func() action { return new(topupPay) }},
 	{"serve", "--dir D [--listen ADDR]", "serve the upstream API to terminals", opensKeys, func() action { return new(serve) }},
 }
 

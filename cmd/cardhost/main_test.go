@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -181,6 +182,21 @@ func TestExitCodes(t *testing.T) {
 		{2, []string{"card", "issue", "--dir", dir, "--number", "3101000000000002", "--start", "2026-02-30", "--out", filepath.Join(empty, "c.json")}, "--start"},
 		{2, []string{"serve", "--dir", dir, "--listen", "nonsense"}, "--listen"},
 		{2, []string{"serve", "--dir", dir, "--balance-cap", "0"}, "--balance-cap"},
+		{2, []string{"serve", "--dir", dir, "--topup-provider", "wechat"}, `--topup-provider = "wechat"`},
+		{2, []string{"serve", "--dir", dir, "--topup-timeout", "1s"}, `--topup-timeout = "1s"`},
+		{2, []string{"serve", "--dir", dir, "--topup-timeout", "5"}, `--topup-timeout = "5"`},
+		{2, []string{"serve", "--dir", dir, "--topup-public-url", "ftp://x"}, `--topup-public-url = "ftp://x"`},
+		{2, []string{"serve", "--dir", dir, "--topup-public-url", "http://x/pay?a=1"}, `--topup-public-url = "http://x/pay?a=1"`},
+		{2, []string{"serve", "--dir", dir, "--topup-provider", "sim", "--topup-sim-secret", filepath.Join(empty, "none")}, `--topup-sim-secret = "`},
+		{2, []string{"serve", "--dir", dir, "--topup-provider", "sim", "--listen", "0.0.0.0:8710"}, `--listen = "0.0.0.0:8710" with --topup-provider sim: give --topup-public-url`},
+		{2, []string{"serve", "--dir", dir, "--topup-provider", "sim", "--listen", ":8710"}, `--topup-public-url`},
+		{2, []string{"topup", "list", "--dir", dir, "--state", "gone"}, `--state = "gone"`},
+		{2, []string{"topup", "list", "--dir", dir, "--limit", "0"}, `--limit = 0`},
+		{2, []string{"topup", "show", "--dir", dir}, "--id is required"},
+		{1, []string{"topup", "show", "--dir", dir, "--id", "tp-1"}, `--id = "tp-1": no such order`},
+		{2, []string{"topup", "pay", "--dir", dir, "--id", "tp-1", "--delay", "1h"}, `--delay = "1h"`},
+		{2, []string{"topup", "pay", "--dir", dir, "--id", "tp-1", "--no-notify", "--twice"}, "--no-notify"},
+		{1, []string{"topup", "pay", "--dir", dir, "--id", "tp-1"}, `--id = "tp-1": no such order`},
 	} {
 		code, _, errOut := cli(t, c.args...)
 		if code != c.code || !strings.Contains(errOut, c.want) {
@@ -212,25 +228,7 @@ func TestServe(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	pr, pw := io.Pipe()
-	var stderr bytes.Buffer
-	done := make(chan int, 1)
-	go func() {
-		done <- run(ctx, []string{"serve", "--dir", dir, "--listen", "127.0.0.1:0"}, pw, &stderr)
-		pw.Close()
-	}()
-	line, err := bufio.NewReader(pr).ReadString('\n')
-	if err != nil {
-		t.Fatalf("no serving line: %v", err)
-	}
-	go io.Copy(io.Discard, pr)
-	i := strings.Index(line, "http://")
-	if i < 0 {
-		t.Fatalf("serving line %q", line)
-	}
-	url := strings.Fields(line[i:])[0]
+	url, _, stop := serveInProcess(t, "--dir", dir)
 
 	body, _ := json.Marshal(hostapi.HeartbeatRequest{Version: "test"})
 	req, _ := http.NewRequest(http.MethodPost, url+hostapi.PathHeartbeat, bytes.NewReader(body))
@@ -262,15 +260,63 @@ func TestServe(t *testing.T) {
 		t.Fatalf("a body over the limit: %d, want 413", res.StatusCode)
 	}
 
-	cancel()
-	select {
-	case code := <-done:
-		if code != 0 {
-			t.Fatalf("serve exited %d: %s", code, stderr.String())
-		}
-	case <-time.After(15 * time.Second):
-		t.Fatal("serve did not stop")
+	stop()
+}
+
+// serveInProcess runs 'cardhost serve' with args on a free loopback port
+// and returns its URL, its stderr so far, and stop, which stops it and
+// wants exit 0.
+func serveInProcess(t *testing.T, args ...string) (string, func() string, func()) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	pr, pw := io.Pipe()
+	stderr := new(lockedBuffer)
+	done := make(chan int, 1)
+	go func() {
+		done <- run(ctx, append([]string{"serve", "--listen", "127.0.0.1:0"}, args...), pw, stderr)
+		pw.Close()
+	}()
+	line, err := bufio.NewReader(pr).ReadString('\n')
+	if err != nil {
+		t.Fatalf("no serving line: %v; stderr: %s", err, stderr.String())
 	}
+	go io.Copy(io.Discard, pr)
+	i := strings.Index(line, "http://")
+	if i < 0 {
+		t.Fatalf("serving line %q", line)
+	}
+	stop := func() {
+		t.Helper()
+		cancel()
+		select {
+		case code := <-done:
+			if code != 0 {
+				t.Fatalf("serve exited %d: %s", code, stderr.String())
+			}
+		case <-time.After(15 * time.Second):
+			t.Fatal("serve did not stop")
+		}
+	}
+	return strings.Fields(line[i:])[0], stderr.String, stop
+}
+
+// lockedBuffer is a bytes.Buffer that serve's logger and the test share.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
 
 func TestM1WalletCommands(t *testing.T) {

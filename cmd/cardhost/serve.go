@@ -34,11 +34,13 @@ const maxHeaderBytes = 16 << 10
 type serve struct {
 	listen, balanceCap string
 	capFen             int64 // balanceCap, checked
+	topup              topupFlags
 }
 
 func (c *serve) flags(fs *pflag.FlagSet) {
 	fs.StringVar(&c.listen, "listen", "127.0.0.1:8710", "address to listen on, host:port")
 	fs.StringVar(&c.balanceCap, "balance-cap", money.Format(host.DefaultBalanceCap), "the most a purse may hold after a load, in yuan")
+	c.topup.flags(fs)
 }
 
 func (c *serve) check() error {
@@ -50,18 +52,48 @@ func (c *serve) check() error {
 		return usagef("--balance-cap = %q: want an amount like 1000.00, more than 0.00", c.balanceCap)
 	}
 	c.capFen = capFen
+	if err := c.topup.check(); err != nil {
+		return err
+	}
+	// A phone cannot open a link to 0.0.0.0: the pay pages need the
+	// address it reaches.
+	if h, _, _ := net.SplitHostPort(c.listen); c.topup.provider != "" && c.topup.publicURL == "" && (h == "" || net.ParseIP(h).IsUnspecified()) {
+		return usagef("--listen = %q with --topup-provider %s: give --topup-public-url, the host's address as phones reach it (http://192.168.1.10:8710)", c.listen, c.topup.provider)
+	}
 	return nil
 }
 
 func (c *serve) run(ctx context.Context, e *env) error {
 	log := slog.New(slog.NewTextHandler(e.stderr, nil))
-	h := host.NewHandler(e.st, e.keys, host.Options{BalanceCap: c.capFen, Logger: log})
+	simSecret, err := c.topup.readSecret(e)
+	if err != nil {
+		return err
+	}
 	ln, err := net.Listen("tcp", c.listen)
 	if err != nil {
 		return fmt.Errorf("--listen = %q: %w", c.listen, err)
 	}
+	defer ln.Close()
+	tp, err := c.topup.topups(e, simSecret, ln.Addr().String(), host.TopupOptions{Timeout: c.topup.timeoutDur, Logger: log})
+	if err != nil {
+		return err
+	}
+	h := host.NewHandler(e.st, e.keys, host.Options{BalanceCap: c.capFen, Logger: log, Topups: tp})
+	var handler http.Handler = h
+	topupNote := ""
+	if tp != nil {
+		mux := http.NewServeMux()
+		mux.Handle("/pay/", tp) // the provider's notifications and pay pages: no terminal signature
+		mux.Handle("/", handler)
+		handler = mux
+		jobCtx, stopJob := context.WithCancel(ctx)
+		defer stopJob()
+		go runExpiry(jobCtx, tp, expireEvery(c.topup.timeoutDur), log.Warn)
+		topupNote = fmt.Sprintf(", top-up provider %s, orders close after %s", c.topup.provider, c.topup.timeoutDur)
+		log.Warn("top-ups through the simulated payment provider: anyone who opens a pay link pays without money; never with cards of real value")
+	}
 	srv := &http.Server{
-		Handler:           h,
+		Handler:           handler,
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      writeTimeout,
@@ -71,7 +103,7 @@ func (c *serve) run(ctx context.Context, e *env) error {
 	}
 	// A shutdown answers the held pulls rather than wait them out.
 	srv.RegisterOnShutdown(h.EndWaits)
-	fmt.Fprintf(e.stdout, "cardhost serving on http://%s (balance cap %s)\n", ln.Addr(), money.Format(c.capFen))
+	fmt.Fprintf(e.stdout, "cardhost serving on http://%s (balance cap %s%s)\n", ln.Addr(), money.Format(c.capFen), topupNote)
 	log.Info("serving", "addr", ln.Addr().String(), "db", e.st.Path(), "balance_cap", money.Format(c.capFen))
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(ln) }()

@@ -315,6 +315,14 @@
   var es = null;
   var retryTimer = 0;
 
+  // tell hands each event to the page's other scripts (topup.js) once the
+  // screen has drawn it: "kiosk-event" on document, {type, event}.
+  function tell(type, data) {
+    var ev;
+    try { ev = JSON.parse(data); } catch (e) { return; }
+    document.dispatchEvent(new CustomEvent("kiosk-event", { detail: { type: type || (ev && ev.type), event: ev } }));
+  }
+
   function connect() {
     retryTimer = 0;
     if (typeof EventSource === "undefined") return;
@@ -334,8 +342,10 @@
       }
     };
     TYPES.forEach(function (type) {
-      es.addEventListener(type, function (m) { handle(type, m.data); });
+      es.addEventListener(type, function (m) { handle(type, m.data); tell(type, m.data); });
     });
+    // The top-up's own event is topup.js's alone.
+    es.addEventListener("topup", function (m) { tell("topup", m.data); });
     es.onmessage = function (m) { handle(null, m.data); };
   }
 
