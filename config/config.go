@@ -50,6 +50,7 @@ type Config struct {
 	Mifare   MifareConfig   `mapstructure:"mifare"`
 	Printer  PrinterConfig  `mapstructure:"printer"`
 	Receipt  ReceiptConfig  `mapstructure:"receipt"`
+	Kiosk    KioskConfig    `mapstructure:"kiosk"`
 }
 
 // TerminalConfig identifies this terminal to the card and to the host.
@@ -416,6 +417,7 @@ func Default() Config {
 		Printer: PrinterConfig{Baud: 9600, DataBits: 8, Parity: "none", StopBits: "1", FlowControl: "none",
 			Paper: 58, Text: TextGB18030, FourByte: "text", StatusChecks: true, StatusTimeout: 500 * time.Millisecond, Code: "qr"},
 		Receipt: ReceiptConfig{Merchant: "校园一卡通", Footer: []string{"请妥善保管小票"}, StatementLines: 5},
+		Kiosk:   defaultKiosk(),
 	}
 }
 
@@ -534,6 +536,7 @@ func (c *Config) Validate() error {
 	if n := c.Receipt.StatementLines; n < 0 || n > MaxStatementLines {
 		p.bad("receipt.statement_lines", strconv.Itoa(n), "must be 0..%d (how many of the card's newest transactions a balance slip lists; 0 lists none)", MaxStatementLines)
 	}
+	c.Kiosk.validate(&p)
 	return errors.Join(p.errs...)
 }
 
