@@ -98,10 +98,11 @@ func (f *fakeAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		f.mu.Unlock()
 		w.Header().Set("Content-Type", "application/json")
 		w.Write(b)
-	case "/v1/invoices/cr-1":
+	case "/v1/invoices/cr-1", "/v1/invoices/cr-3":
+		order := strings.TrimPrefix(r.URL.Path, "/v1/invoices/")
 		w.Header().Set("Content-Type", "application/json")
-		json.NewEncoder(w).Encode(map[string]any{"order": "cr-1", "amount_fen": 5000, "amount": "50.00",
-			"url": "https://fp.example.cn/k?o=cr-1&a=50.00", "qr": "data:image/svg+xml;base64," + base64.StdEncoding.EncodeToString([]byte(testSVG))})
+		json.NewEncoder(w).Encode(map[string]any{"order": order, "amount_fen": 5000, "amount": "50.00",
+			"url": "https://fp.example.cn/k?o=" + order + "&a=50.00", "qr": "data:image/svg+xml;base64," + base64.StdEncoding.EncodeToString([]byte(testSVG))})
 	case "/v1/receipts":
 		if r.Method != http.MethodPost {
 			http.Error(w, "POST only", http.StatusMethodNotAllowed)
@@ -536,6 +537,24 @@ func TestBrowserKiosk(t *testing.T) {
 	p.waitText("#invoice-state", "打印中")
 	api.send("receipt", map[string]any{"receipt": map[string]any{"id": 8, "kind": "invoice", "state": "printed"}})
 	p.waitText("#invoice-state", "已打印")
+	if got := p.text("#invoice-next"); got != "" {
+		t.Errorf("#invoice-next %q with one top-up", got)
+	}
+	p.do(chromedp.Tap(chromedp.CSS("#invoice-close")))
+	p.waitFor("the invoice closed", `document.getElementById("invoice-view").hidden`)
+
+	// Two top-ups on one tap: the last first, then the other.
+	api.send("card.tap", map[string]any{"reader": reader, "card": testCard("134.12", 13412, true), "tap": map[string]any{
+		"outcome": "ok", "balance_after_fen": 23412, "balance_after": "234.12", "loads": []any{
+			map[string]any{"credit_id": "cr-1", "amount_fen": 5000, "amount": "50.00", "applied": true},
+			map[string]any{"credit_id": "cr-2", "amount_fen": 700, "amount": "7.00", "applied": false, "refused": "over the cap"},
+			map[string]any{"credit_id": "cr-3", "amount_fen": 5000, "amount": "50.00", "applied": true}}}})
+	p.waitText("#balance", "234.12")
+	p.do(chromedp.Tap(chromedp.CSS("#invoice-button")))
+	p.waitText("#invoice-order", "订单号 cr-3")
+	p.checkLayout("invoice of two")
+	p.do(chromedp.Tap(chromedp.CSS("#invoice-next")))
+	p.waitText("#invoice-order", "订单号 cr-1")
 	p.do(chromedp.Tap(chromedp.CSS("#invoice-close")))
 	p.waitFor("the invoice closed", `document.getElementById("invoice-view").hidden`)
 

@@ -22,7 +22,8 @@
 // tap (top-ups applied, the 5 newest transactions, a print button when the
 // printer is enabled) or an error in plain words on card.tap. On card.leave
 // (the money moved, only the receipt and the host's report remain) it says
-// 可以移开卡片 / You may remove your card until the card leaves. After a
+// 可以移开卡片 / You may remove your card, in the header in the title's
+// place, until the card leaves. After a
 // top-up, with kiosk.invoice_url set, it offers 开票 / Invoice: the QR code
 // of the order's invoicing page (GET /v1/invoices/{order}), and a button
 // that prints it on a slip. After

@@ -93,6 +93,7 @@
       invoiceFailed: "暂时无法开票，请联系工作人员",
       invoicePrint: "打印二维码",
       invoiceAgain: "此订单的开票二维码已打印过",
+      invoiceNext: "下一笔",
       close: "返回"
     },
     en: {
@@ -157,6 +158,7 @@
       invoiceFailed: "No invoice right now. Please ask staff",
       invoicePrint: "Print the code",
       invoiceAgain: "This order's invoice code was printed already",
+      invoiceNext: "Next top-up",
       close: "Back"
     }
   };
@@ -496,14 +498,17 @@
     requestReceipt(function () { return model.invoice === inv ? inv.print : null; }, { kind: "invoice", order: inv.order }, "invoiceAgain");
   }
 
-  // openInvoice shows the invoice code of a top-up of this tap, which the
-  // daemon makes (and refuses for an order it did not load).
-  function openInvoice() {
+  // openInvoice shows the invoice code of the top-up at index i of this
+  // tap's applied ones (the last when i is not given), which the daemon
+  // makes (and refuses for an order it did not load).
+  function openInvoice(i) {
     var loads = appliedLoads(model.tap);
     if (!loads.length || !conf.invoice) return;
+    i = typeof i === "number" ? i % loads.length : loads.length - 1;
     closeInvoice();
     var inv = model.invoice;
-    inv.order = String(loads[0].credit_id || "");
+    inv.index = i;
+    inv.order = String(loads[i].credit_id || "");
     inv.phase = "loading";
     render();
     fetch("/v1/invoices/" + encodeURIComponent(inv.order), { cache: "no-store" }).then(function (r) {
@@ -623,6 +628,7 @@
     var leave = $("leave-note");
     leave.textContent = model.leave && model.state !== "idle" ? t.leave : "";
     leave.hidden = !leave.textContent;
+    body.setAttribute("data-leave", leave.textContent ? "yes" : "no");
 
     renderTransactions(t);
     renderMessage(t);
@@ -729,6 +735,7 @@
     var pr = printerView();
     var canPrint = inv.phase === "shown" && pr && pr.enabled;
     $("invoice-print").hidden = !canPrint;
+    $("invoice-next").hidden = appliedLoads(model.tap).length < 2;
     $("invoice-print").disabled = busy(inv.print);
     var st = $("invoice-state");
     var text = inv.phase === "loading" ? t.invoiceLoading : inv.phase === "error" ? t.invoiceFailed : canPrint ? printText(t, inv.print, pr) : "";
@@ -782,7 +789,12 @@
     setLang(model.lang === "zh" ? "en" : "zh");
   });
   $("print-button").addEventListener("click", printReceipt);
-  $("invoice-button").addEventListener("click", openInvoice);
+  $("invoice-button").addEventListener("click", function () { openInvoice(); });
+  // Several top-ups on one tap: each its own order and invoice.
+  $("invoice-next").addEventListener("click", function () {
+    var n = appliedLoads(model.tap).length;
+    openInvoice((model.invoice.index + n - 1) % n);
+  });
   $("invoice-print").addEventListener("click", printInvoice);
   $("invoice-close").addEventListener("click", function () { closeInvoice(); render(); });
   // Any touch is someone still there.
