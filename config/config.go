@@ -417,7 +417,7 @@ func Default() Config {
 		Printer: PrinterConfig{Baud: 9600, DataBits: 8, Parity: "none", StopBits: "1", FlowControl: "none",
 			Paper: 58, Text: TextGB18030, FourByte: "text", StatusChecks: true, StatusTimeout: 500 * time.Millisecond, Code: "qr"},
 		Receipt: ReceiptConfig{Merchant: "校园一卡通", Footer: []string{"请妥善保管小票"}, StatementLines: 5},
-		Kiosk:   KioskConfig{Topup: defaultTopup()},
+		Kiosk:   defaultKiosk(),
 	}
 }
 
@@ -537,6 +537,7 @@ func (c *Config) Validate() error {
 		p.bad("receipt.statement_lines", strconv.Itoa(n), "must be 0..%d (how many of the card's newest transactions a balance slip lists; 0 lists none)", MaxStatementLines)
 	}
 	c.validateTopup(&p)
+	c.Kiosk.validate(&p)
 	return errors.Join(p.errs...)
 }
 

@@ -81,6 +81,14 @@
 //	receipt.merchant     CARDD_RECEIPT_MERCHANT                    "校园一卡通" (the receipt's heading)
 //	receipt.footer       CARDD_RECEIPT_FOOTER                      ["请妥善保管小票"] (lines at the bottom)
 //	receipt.statement_lines CARDD_RECEIPT_STATEMENT_LINES          5 (0..50; the card's newest transactions on a balance slip)
+//	kiosk.title          CARDD_KIOSK_TITLE                         "" (header title, both languages; empty: 校园卡自助服务 / Campus card self-service)
+//	kiosk.merchant       CARDD_KIOSK_MERCHANT                      "" (name shown beside the title)
+//	kiosk.colors.primary CARDD_KIOSK_COLORS_PRIMARY                "#0b4f8a" (header and buttons; #rgb or #rrggbb only)
+//	kiosk.colors.background CARDD_KIOSK_COLORS_BACKGROUND          "#eef2f6"
+//	kiosk.colors.text    CARDD_KIOSK_COLORS_TEXT                   "#17202c"
+//	kiosk.idle_seconds   CARDD_KIOSK_IDLE_SECONDS                  60 (5..3600 without a touch, then the idle screen in kiosk.language; 0: never)
+//	kiosk.language       CARDD_KIOSK_LANGUAGE                      zh-CN (zh-CN or en: first language, and the one the idle screen returns to)
+//	kiosk.invoice_url    CARDD_KIOSK_INVOICE_URL                   "" (http(s) URL with {order} and {amount}: the invoice QR code after a top-up)
 //	kiosk.topup.enabled  CARDD_KIOSK_TOPUP_ENABLED                 false (top-up by phone at the kiosk; needs mode kiosk and host.url)
 //	kiosk.topup.presets  CARDD_KIOSK_TOPUP_PRESETS                 [2000, 5000, 10000, 20000] (fen; the amount buttons, at most 8)
 //	kiosk.topup.max_fen  CARDD_KIOSK_TOPUP_MAX_FEN                 50000 (fen; the keypad's most, lowered to the card's room under load.balance_cap)

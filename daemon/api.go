@@ -46,6 +46,12 @@ func newAPI(cfg *config.Config) (*localapi.Server, error) {
 	}
 	api.Base.Printer.Enabled = cfg.Printer.Enabled
 	api.Kiosk = kiosk.Handler(api.PageToken)
+	k := cfg.Kiosk
+	api.KioskConfig = localapi.KioskView{Title: k.Title, Merchant: k.Merchant, IdleSeconds: k.IdleSeconds, Language: k.Language,
+		Colors: localapi.KioskColors{Primary: k.Colors.Primary, Background: k.Colors.Background, Text: k.Colors.Text}}
+	if k.InvoiceURL != "" {
+		api.InvoiceLink = k.InvoiceLink
+	}
 	return api, nil
 }
 

@@ -146,7 +146,22 @@ func (d *Daemon) startPrinter() error {
 	})
 	d.api.Receipts, d.api.ReceiptsWaiting, d.api.KickPrinter = store, store.ReceiptsWaiting, w.Kick
 	d.api.BalanceReceipt = balanceReceipt(cfg)
+	d.api.InvoiceReceipt = invoiceReceipt(cfg)
 	return nil
+}
+
+// invoiceReceipt is the invoice slip of a top-up written here: the order,
+// its amount and the QR code of its invoicing page.
+func invoiceReceipt(cfg *config.Config) func(l localapi.LoadedHere, link string) (offline.NewReceipt, error) {
+	return func(l localapi.LoadedHere, link string) (offline.NewReceipt, error) {
+		f := spool.Facts{Kind: spool.KindInvoice, Time: l.Time, TerminalID: cfg.Terminal.ID, AmountFen: l.AmountFen,
+			Reference: l.Order, Link: link}
+		if l.Read != nil {
+			f.Card = l.Read.Info.CardNumber
+		}
+		cardFacts(&f, l.Read)
+		return f.NewReceipt()
+	}
 }
 
 // printerChanged tells the heartbeat, the metrics and the API's status and

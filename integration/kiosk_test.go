@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -41,7 +43,14 @@ func chromiumPath(t *testing.T) string {
 // kiosk page `cardd run` serves; a card with a pending 50.00 top-up is
 // tapped through pcscd; the page shows the card, its 5 newest transactions
 // and the new balance with the top-up; pressing print puts the balance
-// receipt on the virtual printer. Screenshots go to $CARDD_ARTIFACTS.
+// receipt on the virtual printer. The page says the card may go (the
+// daemon's card.leave) while it is still on the reader, offers 开票 for the
+// top-up: its code on screen, and on a slip whose QR code the virtual
+// printer reads back as kiosk.invoice_url for the credit's order, with a
+// quiet zone of 4 modules; the daemon refuses an invoice for an order it
+// did not load. English by the toggle; with the card gone, the idle time
+// (kiosk.idle_seconds 5) brings the idle screen back in Chinese.
+// Screenshots go to $CARDD_ARTIFACTS.
 func TestKioskInBrowser(t *testing.T) {
 	requirePCSC(t)
 	chromium := chromiumPath(t)
@@ -68,7 +77,10 @@ func TestKioskInBrowser(t *testing.T) {
 		t.Fatal(err)
 	}
 	before := f.EPBalance
-	w.credit(t, number, 5000)
+	order := w.credit(t, number, 5000)
+	const invoiceURL = "https://fp.example.cn/k?o={order}&a={amount}"
+	wantLink := "https://fp.example.cn/k?o=" + url.QueryEscape(order) + "&a=50.00"
+	env = append(env, "CARDD_KIOSK_INVOICE_URL="+invoiceURL, "CARDD_KIOSK_IDLE_SECONDS=5")
 
 	waitEmpty(t, 0)
 	d := startDaemon(t, env...)
@@ -148,7 +160,57 @@ func TestKioskInBrowser(t *testing.T) {
 		}
 	}
 	b.screenshot("kiosk-stack-printed.png")
+
+	// card.leave came before the tap's end; the card is still there.
+	if got := b.text("#leave-note"); got != "可以移开卡片" {
+		t.Errorf("#leave-note %q with the tap done and the card on the reader, want 可以移开卡片", got)
+	}
+
+	// The top-up's invoice: on screen, then on paper.
+	b.do(chromedp.Tap("#invoice-button"))
+	b.until("the invoice code", `(function(){var i=document.getElementById("invoice-qr");return document.body.dataset.invoice==="shown"&&i.complete&&i.naturalWidth>0})()`)
+	if got := b.text("#invoice-order"); got != "订单号 "+order {
+		t.Errorf("#invoice-order %q, want 订单号 %s", got, order)
+	}
+	if got := b.text("#invoice-amount"); got != "50.00 元" {
+		t.Errorf("#invoice-amount %q, want 50.00 元", got)
+	}
+	b.screenshot("kiosk-stack-invoice.png")
+	printed = len(p.Receipts())
+	b.do(chromedp.Tap("#invoice-print"))
+	b.until("the invoice printed", `document.querySelector("#invoice-state").dataset.phase==="printed"`)
+	got = p.Receipts()
+	if len(got) != printed+1 {
+		t.Fatalf("after pressing the invoice's print: %d receipts, had %d", len(got), printed)
+	}
+	slip := got[len(got)-1]
+	if txt := slip.Text(); !strings.Contains(txt, "扫码开票") || !strings.Contains(txt, order) || !strings.Contains(txt, "50.00") || !strings.Contains(txt, "张三") {
+		t.Errorf("the invoice slip lacks its title, order, amount or holder:\n%s", slip.Render())
+	}
+	if len(slip.QRCodes) != 1 {
+		t.Fatalf("the invoice slip has %d QR codes, want 1:\n%s", len(slip.QRCodes), slip.Render())
+	}
+	qr := slip.QRCodes[0]
+	top, right, bottom, left := qr.QuietZone()
+	if qr.Data != wantLink || min(top, right, bottom, left) < 4 {
+		t.Errorf("the invoice slip's QR code %q, quiet zone %d %d %d %d modules; want %q with at least 4 on every side", qr.Data, top, right, bottom, left, wantLink)
+	}
+	// The page's code is the same link, and no other order gets one.
+	if code, body := getJSON(t, "http://"+addr+"/v1/invoices/"+url.PathEscape(order)); code != 200 || body["url"] != wantLink {
+		t.Errorf("GET /v1/invoices/%s: %d %v, want the link %q", order, code, body, wantLink)
+	}
+	if code, body := getJSON(t, "http://"+addr+"/v1/invoices/not-loaded-here"); code != 404 || !strings.Contains(fmt.Sprint(body["error"]), "not loaded onto a card at this terminal") {
+		t.Errorf("GET /v1/invoices/not-loaded-here: %d %v, want 404 with the reason", code, body)
+	}
+	b.do(chromedp.Tap("#invoice-close"))
+
+	// English, then the card leaves: the idle time brings the idle screen
+	// back in the first language.
+	b.do(chromedp.Tap("#lang-toggle"))
+	b.until("English", `document.documentElement.lang==="en" && document.querySelector("#leave-note").innerText==="You may remove your card" && document.querySelector("#print-button").innerText==="Print receipt"`)
+	b.screenshot("kiosk-stack-english.png")
 	in.remove(t)
+	b.until("the idle screen in Chinese", `document.body.dataset.state==="idle" && document.documentElement.lang==="zh-CN" && document.querySelector("#idle-primary").innerText==="请刷卡"`)
 
 	_ = d.cmd.Process.Signal(syscall.SIGTERM)
 	if err := <-d.exit; err != nil {
@@ -205,4 +267,19 @@ func (b *browser) screenshot(name string) {
 		b.t.Fatal(err)
 	}
 	b.t.Logf("screenshot %s", filepath.Join(b.dir, name))
+}
+
+// getJSON GETs a local API URL and decodes its JSON answer.
+func getJSON(t *testing.T, u string) (int, map[string]any) {
+	t.Helper()
+	resp, err := http.Get(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var body map[string]any
+	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
+		t.Fatalf("GET %s: %v", u, err)
+	}
+	return resp.StatusCode, body
 }

@@ -6,6 +6,7 @@ package kiosk_test
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -48,9 +49,11 @@ type fakeAPI struct {
 	status   map[string]any
 	clients  map[chan []byte]struct{}
 	nextID   int
+	receipt  int           // the last receipt id given
 	down     bool          // new event streams hang before their headers
 	up       chan struct{} // closed when down ends
 	receipts chan receiptCall
+	kiosk    map[string]any // /v1/kiosk/config
 }
 
 type receiptCall struct {
@@ -70,6 +73,8 @@ func newFakeAPI() *fakeAPI {
 		},
 		clients:  map[chan []byte]struct{}{},
 		receipts: make(chan receiptCall, 4),
+		kiosk: map[string]any{"title": "", "merchant": "", "idle_seconds": 0, "language": "zh-CN", "invoice": true,
+			"colors": map[string]any{"primary": "#0b4f8a", "background": "#eef2f6", "text": "#17202c"}},
 	}
 }
 
@@ -83,6 +88,17 @@ func (f *fakeAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.Write(b)
 	case "/v1/events":
 		f.events(w, r)
+	case "/v1/kiosk/config":
+		f.mu.Lock()
+		b, _ := json.Marshal(f.kiosk)
+		f.mu.Unlock()
+		w.Header().Set("Content-Type", "application/json")
+		w.Write(b)
+	case "/v1/invoices/cr-1", "/v1/invoices/cr-3":
+		order := strings.TrimPrefix(r.URL.Path, "/v1/invoices/")
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(map[string]any{"order": order, "amount_fen": 5000, "amount": "50.00",
+			"url": "https://fp.example.cn/k?o=" + order + "&a=50.00", "qr": "data:image/svg+xml;base64," + base64.StdEncoding.EncodeToString([]byte(testSVG))})
 	case "/v1/receipts":
 		if r.Method != http.MethodPost {
 			http.Error(w, "POST only", http.StatusMethodNotAllowed)
@@ -98,10 +114,14 @@ func (f *fakeAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		// As the daemon does: the "queued" event goes out before the answer.
-		f.send("receipt", map[string]any{"receipt": map[string]any{"id": 7, "kind": "balance", "state": "queued"}})
+		f.mu.Lock()
+		f.receipt = max(f.receipt+1, 7)
+		rv := map[string]any{"id": f.receipt, "kind": body["kind"], "state": "queued"}
+		f.mu.Unlock()
+		f.send("receipt", map[string]any{"receipt": rv})
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(http.StatusAccepted)
-		w.Write([]byte(`{"id":7,"kind":"balance","state":"queued"}`))
+		json.NewEncoder(w).Encode(rv)
 	default:
 		http.NotFound(w, r)
 	}
@@ -190,6 +210,9 @@ func (f *fakeAPI) resume() {
 }
 
 const reader = "Virtual PCD 00 00"
+
+// testSVG stands for the daemon's QR code picture.
+const testSVG = `<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 29 29"><rect width="29" height="29" fill="#fff"/><path fill="#000" d="M4 4h7v7h-7z"/></svg>`
 
 func testCard(balance string, balanceFen int64, withLoad bool) map[string]any {
 	txs := []any{
@@ -353,6 +376,17 @@ func TestBrowserKiosk(t *testing.T) {
 	if got := p.text("#print-button"); got != "" {
 		t.Errorf("print button %q shown before the tap ended", got)
 	}
+	if got := p.text("#leave-note"); got != "" {
+		t.Errorf("#leave-note %q before card.leave", got)
+	}
+	// The money moved: the card may go while the tap finishes.
+	api.send("card.leave", map[string]any{"reader": reader, "card": map[string]any{
+		"number": "3101********3456", "purse": "EP", "balance_fen": 18412, "balance": "184.12", "transactions": []any{}},
+		"tap": map[string]any{"outcome": "ok", "balance_after_fen": 18412, "balance_after": "184.12", "loads": []any{}}})
+	p.waitText("#leave-note", "可以移开卡片")
+	if got := p.eval(`document.body.getAttribute("data-tap")`); got != "pending" {
+		t.Errorf("data-tap %q after card.leave, want pending: the tap goes on", got)
+	}
 
 	api.send("card.tap", map[string]any{"reader": reader, "card": testCard("134.12", 13412, true), "tap": map[string]any{
 		"outcome": "ok", "balance_after_fen": 18412, "balance_after": "184.12", "host_offline": false,
@@ -416,6 +450,56 @@ func TestBrowserKiosk(t *testing.T) {
 	api.send("receipt", map[string]any{"receipt": map[string]any{"id": 7, "kind": "balance", "state": "printed"}})
 	p.waitText("#print-state", "已打印")
 	p.waitFor("print state printed", `document.getElementById("print-state").getAttribute("data-phase")==="printed"`)
+	if got := p.text("#leave-note"); got != "可以移开卡片" {
+		t.Errorf("#leave-note %q with the card still on the reader after the tap, want 可以移开卡片", got)
+	}
+
+	// The top-up's invoice: its code, shown and printed.
+	if got := p.text("#invoice-button"); got != "开票" {
+		t.Fatalf("#invoice-button %q after a top-up, want 开票\n%s", got, p.dump())
+	}
+	p.do(chromedp.Tap(chromedp.CSS("#invoice-button")))
+	p.waitFor("the invoice code", `(function(){var i=document.getElementById("invoice-qr");return i.offsetParent!==null&&i.complete&&i.naturalWidth>0&&i.getAttribute("src").indexOf("data:image/svg+xml;base64,")===0})()`)
+	if got := p.text("#invoice-amount"); got != "50.00 元" {
+		t.Errorf("#invoice-amount %q, want 50.00 元", got)
+	}
+	if got := p.text("#invoice-order"); got != "订单号 cr-1" {
+		t.Errorf("#invoice-order %q, want 订单号 cr-1", got)
+	}
+	p.checkLayout("invoice")
+	p.screenshot("kiosk-invoice.png")
+	p.do(chromedp.Tap(chromedp.CSS("#invoice-print")))
+	select {
+	case c := <-api.receipts:
+		if c.body["kind"] != "invoice" || c.body["order"] != "cr-1" || c.auth != "Bearer "+browserToken {
+			t.Errorf("POST /v1/receipts %v (%s), want the invoice slip of cr-1 with the page's token", c.body, c.auth)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatalf("no POST /v1/receipts after pressing the invoice's print\n%s", p.dump())
+	}
+	p.waitText("#invoice-state", "打印中")
+	api.send("receipt", map[string]any{"receipt": map[string]any{"id": 8, "kind": "invoice", "state": "printed"}})
+	p.waitText("#invoice-state", "已打印")
+	if got := p.text("#invoice-next"); got != "" {
+		t.Errorf("#invoice-next %q with one top-up", got)
+	}
+	p.do(chromedp.Tap(chromedp.CSS("#invoice-close")))
+	p.waitFor("the invoice closed", `document.getElementById("invoice-view").hidden`)
+
+	// Two top-ups on one tap: the last first, then the other.
+	api.send("card.tap", map[string]any{"reader": reader, "card": testCard("134.12", 13412, true), "tap": map[string]any{
+		"outcome": "ok", "balance_after_fen": 23412, "balance_after": "234.12", "loads": []any{
+			map[string]any{"credit_id": "cr-1", "amount_fen": 5000, "amount": "50.00", "applied": true},
+			map[string]any{"credit_id": "cr-2", "amount_fen": 700, "amount": "7.00", "applied": false, "refused": "over the cap"},
+			map[string]any{"credit_id": "cr-3", "amount_fen": 5000, "amount": "50.00", "applied": true}}}})
+	p.waitText("#balance", "234.12")
+	p.do(chromedp.Tap(chromedp.CSS("#invoice-button")))
+	p.waitText("#invoice-order", "订单号 cr-3")
+	p.checkLayout("invoice of two")
+	p.do(chromedp.Tap(chromedp.CSS("#invoice-next")))
+	p.waitText("#invoice-order", "订单号 cr-1")
+	p.do(chromedp.Tap(chromedp.CSS("#invoice-close")))
+	p.waitFor("the invoice closed", `document.getElementById("invoice-view").hidden`)
 
 	// The card leaves; a new tap replaces the screen at once and ends with
 	// the card pulled away too early.
@@ -454,7 +538,8 @@ func TestBrowserKiosk(t *testing.T) {
 		p.waitState("error")
 	}
 
-	// English.
+	// English: the page and the other screens (the kiosk-lang event).
+	p.eval(`window.langEvents=0;document.addEventListener("kiosk-lang",function(){window.langEvents++});""`)
 	p.do(chromedp.Tap(chromedp.CSS("#lang-toggle")))
 	p.waitText("#message", "Something went wrong. Please tap again")
 	if got := p.eval(`String(document.querySelectorAll("button.pressed").length)`); got != "0" {
@@ -465,6 +550,9 @@ func TestBrowserKiosk(t *testing.T) {
 	}
 	if got := p.eval(`document.documentElement.lang`); got != "en" {
 		t.Errorf("html lang %q, want en", got)
+	}
+	if got := p.eval(`String(window.langEvents)`); got != "1" {
+		t.Errorf("%s kiosk-lang events after switching to English, want 1", got)
 	}
 	api.send("card.present", map[string]any{"reader": reader})
 	api.send("card.tap", map[string]any{"reader": reader, "tap": map[string]any{
@@ -502,14 +590,13 @@ func TestBrowserKiosk(t *testing.T) {
 		t.Errorf("badge %q after reconnecting", got)
 	}
 
-	// The choice of language survives a reload.
+	// A reload starts in the configured language (kiosk.language): the
+	// next cardholder is not left with the last one's choice.
 	p.do(chromedp.Reload())
 	p.waitState("idle")
-	if got := p.text("#idle-primary"); got != "Tap your card" {
-		t.Errorf("idle primary %q after reload in English, want Tap your card", got)
-	}
-	if got := p.text("#idle-secondary"); got != "请刷卡" {
-		t.Errorf("idle secondary %q after reload in English, want 请刷卡", got)
+	p.waitText("#idle-primary", "请刷卡")
+	if got := p.text("#idle-secondary"); got != "Tap your card" {
+		t.Errorf("idle secondary %q after reload, want Tap your card", got)
 	}
 
 	// After the card leaves, the last tap stays for the linger time (20 s,
@@ -535,9 +622,57 @@ func TestBrowserKiosk(t *testing.T) {
 	st := map[string]any{"mode": "kiosk", "pcscd": true, "readers": nil,
 		"printer": map[string]any{"enabled": true, "ready": true}}
 	api.send("reader", map[string]any{"reader": reader, "tap": nil, "status": st})
-	p.waitText("#reader-note", "The card reader is not connected. Please ask staff.")
+	p.waitText("#reader-note", "读卡器未连接，请联系工作人员")
+
+	mallPage(t, p, api, srv.URL)
 
 	if err := ctx.Err(); errors.Is(err, context.DeadlineExceeded) {
 		t.Fatal("browser test ran out of time")
 	}
+}
+
+// mallPage: a mall's kiosk.* configuration (title, merchant, colours,
+// English first, 1 s without a touch) changes the page, a title with markup
+// shows as text, and the idle time brings the page back to the idle screen
+// in English, but not while a card lies on the reader.
+func mallPage(t *testing.T, p *page, api *fakeAPI, url string) {
+	api.mu.Lock()
+	api.kiosk = map[string]any{"title": "<b>万达</b>广场自助服务", "merchant": "万达广场 Wanda", "idle_seconds": 1, "language": "en", "invoice": false,
+		"colors": map[string]any{"primary": "#a01020", "background": "#fff", "text": "#102030; color: red"}}
+	api.mu.Unlock()
+	p.do(chromedp.Navigate(url + "/"))
+	p.waitFor("the mall's title", `document.getElementById("brand").textContent==="<b>万达</b>广场自助服务"`)
+	if got := p.eval(`String(document.querySelectorAll("#brand *").length)`); got != "0" {
+		t.Errorf("the title's markup made %s elements", got)
+	}
+	if got := p.text("#merchant"); got != "万达广场 Wanda" {
+		t.Errorf("#merchant %q", got)
+	}
+	if got := p.eval(`getComputedStyle(document.querySelector("header")).backgroundColor+" "+getComputedStyle(document.body).backgroundColor+" "+getComputedStyle(document.body).color`); got != "rgb(160, 16, 32) rgb(255, 255, 255) rgb(23, 32, 44)" {
+		t.Errorf("header, page and text colours %q; want the mall's, and the default text colour for a value that is not a hex colour", got)
+	}
+	p.waitText("#idle-primary", "Tap your card")
+	p.checkLayout("mall idle")
+	p.screenshot("kiosk-mall-idle.png")
+
+	// Chinese by hand; a second without a touch brings English back.
+	p.do(chromedp.Tap(chromedp.CSS("#lang-toggle")))
+	p.waitText("#idle-primary", "请刷卡")
+	p.waitText("#idle-primary", "Tap your card")
+
+	// A card on the reader keeps its screen past the idle time; once it
+	// left, the idle time (not the 20 s linger) ends it.
+	api.send("card.present", map[string]any{"reader": reader})
+	api.send("card.tap", map[string]any{"reader": reader, "card": testCard("134.12", 13412, false), "tap": map[string]any{
+		"outcome": "ok", "balance_after_fen": 13412, "balance_after": "134.12", "loads": []any{}}})
+	p.waitState("card")
+	p.do(chromedp.Tap(chromedp.CSS("#lang-toggle")))
+	p.waitText("#balance", "134.12")
+	p.do(chromedp.Sleep(1500 * time.Millisecond))
+	if got := p.eval(`document.body.getAttribute("data-state")+" "+document.documentElement.lang`); got != "card zh-CN" {
+		t.Errorf("state and language %q with the card on the reader past the idle time, want card zh-CN", got)
+	}
+	api.send("card.removed", map[string]any{"reader": reader})
+	p.waitState("idle")
+	p.waitFor("English again", `document.documentElement.lang==="en"`)
 }

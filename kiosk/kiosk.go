@@ -1,18 +1,32 @@
 // Package kiosk serves the kiosk screen: one page with its script and style
 // sheet, embedded in the binary so nothing is built or fetched at run time.
 //
-// The page (Chinese first, with an English toggle kept in localStorage) is
-// made for a 1024×768 landscape touch screen: no scrolling, no hover,
-// buttons at least 64 px. It talks to the local API on its own origin: it
-// listens to GET /v1/events (and reads GET /v1/status once at start), and
-// asks for a balance receipt with POST /v1/receipts, sending the page's
-// credential the daemon put into the page: not the POS app's token, but one
-// that can only ask for the balance receipt of a tap.
+// The page is made for a 1024×768 landscape touch screen: no scrolling, no
+// hover, buttons at least 64 px. It talks to the local API on its own
+// origin: it reads its title, merchant, colours, idle time, first language
+// and whether to offer invoices from GET /v1/kiosk/config (kiosk.* keys;
+// strings go into text only, colours into CSS custom properties only when
+// they are hex colours), listens to GET /v1/events (and reads GET
+// /v1/status once at start), and asks for a balance or invoice slip with
+// POST /v1/receipts, sending the page's credential the daemon put into the
+// page: not the POS app's token, but one that can only ask for those slips.
+//
+// Every screen is in Chinese and English, switched at run time by the
+// header's toggle; document.documentElement.lang says which ("zh-CN" or
+// "en"), and each change dispatches "kiosk-lang" on document for screens
+// other scripts draw. After kiosk.idle_seconds without a touch (and no card
+// on the reader) the page is idle again, in kiosk.language.
 //
 // What the page shows follows the events: idle ("请刷卡 / Tap your card"),
 // reading on card.present, the card as soon as card.balance comes, the whole
 // tap (top-ups applied, the 5 newest transactions, a print button when the
-// printer is enabled) or an error in plain words on card.tap. After
+// printer is enabled) or an error in plain words on card.tap. On card.leave
+// (the money moved, only the receipt and the host's report remain) it says
+// 可以移开卡片 / You may remove your card, in the header in the title's
+// place, until the card leaves. After a
+// top-up, with kiosk.invoice_url set, it offers 开票 / Invoice: the QR code
+// of the order's invoicing page (GET /v1/invoices/{order}), and a button
+// that prints it on a slip. After
 // card.removed the last tap stays 20 seconds (?linger=<seconds> in the
 // page's address changes that), then the page is idle again; a new card
 // replaces it at once.
@@ -23,7 +37,11 @@
 // or en. The elements are #balance, #card-number, #holder, #validity,
 // #transactions li, #topup, #message (with data-outcome and, for support,
 // the technical data-detail), #print-button, #print-state (data-phase),
-// #lang-toggle, #conn-badge and #reader-note.
+// #lang-toggle, #conn-badge, #reader-note, #brand, #merchant, #leave-note,
+// #invoice-button and the invoice screen #invoice-view with #invoice-qr,
+// #invoice-amount, #invoice-order, #invoice-print, #invoice-state
+// (data-phase) and #invoice-close; body[data-invoice] is loading, shown or
+// error while it is open.
 package kiosk
 
 import (

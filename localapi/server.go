@@ -78,6 +78,14 @@ type Server struct {
 	ReceiptsWaiting func(ctx context.Context) (int, error)
 	// Kiosk, when set, is served at / (the kiosk page).
 	Kiosk http.Handler
+	// KioskConfig is served at GET /v1/kiosk/config for the page.
+	KioskConfig KioskView
+	// InvoiceLink, when set, is the invoicing page of a top-up order
+	// (kiosk.invoice_url): GET /v1/invoices/{order} and the invoice slip
+	// are offered for the top-ups this terminal wrote.
+	InvoiceLink func(order string, amountFen int64) string
+	// InvoiceReceipt makes the invoice slip of a top-up, link its page.
+	InvoiceReceipt func(l LoadedHere, link string) (offline.NewReceipt, error)
 	// Metrics, when set, is served at /metrics.
 	Metrics http.Handler
 	// Healthy, when set, decides /healthz; nil is healthy.
@@ -99,6 +107,10 @@ type Server struct {
 	// pagePrinted is the read whose balance receipt the page's credential
 	// already asked for.
 	pagePrinted *tap.CardRead
+	// loaded are the last top-ups this terminal wrote, for invoices;
+	// invoicesPrinted the orders whose slip the page's credential asked for.
+	loaded          []LoadedHere
+	invoicesPrinted map[string]bool
 
 	muxOnce sync.Once
 	mux     *http.ServeMux
@@ -204,6 +216,7 @@ func (s *Server) Tap(res tap.Result) {
 		s.mu.Lock()
 		s.lastRead = &cr
 		s.mu.Unlock()
+		s.rememberLoads(res, &cr)
 	}
 	card, tv := tapEvent(res)
 	s.Hub.Publish(Event{Type: EventCardTap, Reader: res.Reader, Card: card, Tap: tv})
@@ -274,6 +287,8 @@ var routes = []route{
 	{http.MethodGet, "/v1/status", func(s *Server) http.HandlerFunc { return s.getStatus }},
 	{http.MethodGet, "/v1/events", func(s *Server) http.HandlerFunc { return s.events }},
 	{http.MethodGet, "/v1/journal", func(s *Server) http.HandlerFunc { return s.journal }},
+	{http.MethodGet, "/v1/kiosk/config", func(s *Server) http.HandlerFunc { return s.kioskConfig }},
+	{http.MethodGet, "/v1/invoices/{order}", func(s *Server) http.HandlerFunc { return s.getInvoice }},
 	{http.MethodPost, "/v1/receipts", func(s *Server) http.HandlerFunc { return s.authed(pageMay, s.postReceipt) }},
 	{http.MethodPost, "/v1/purchase/arm", func(s *Server) http.HandlerFunc { return s.authed(posOnly, s.arm) }},
 	{http.MethodDelete, "/v1/purchase/arm", func(s *Server) http.HandlerFunc { return s.authed(posOnly, s.disarm) }},
@@ -625,9 +640,12 @@ func (s *Server) journal(w http.ResponseWriter, r *http.Request) {
 
 // ReceiptRequest is POST /v1/receipts's body.
 type ReceiptRequest struct {
-	// Kind is "balance" (a receipt of the last card tapped) or
-	// "reprint-last" (the last receipt again, marked as a copy).
+	// Kind is "balance" (a receipt of the last card tapped),
+	// "reprint-last" (the last receipt again, marked as a copy) or
+	// "invoice" (the invoice slip of Order, a top-up written here).
 	Kind string `json:"kind"`
+	// Order is the top-up order of an invoice slip.
+	Order string `json:"order,omitempty"`
 }
 
 func (s *Server) postReceipt(w http.ResponseWriter, r *http.Request, c credential) {
@@ -635,8 +653,12 @@ func (s *Server) postReceipt(w http.ResponseWriter, r *http.Request, c credentia
 	if !decode(w, r, &req) {
 		return
 	}
-	if c == pageCredential && req.Kind != "balance" {
-		fail(w, http.StatusForbidden, "the kiosk page's credential asks for balance receipts only; %q needs the POS token (api.token_file)", req.Kind)
+	if c == pageCredential && req.Kind != "balance" && req.Kind != "invoice" {
+		fail(w, http.StatusForbidden, "the kiosk page's credential asks for balance and invoice slips only; %q needs the POS token (api.token_file)", req.Kind)
+		return
+	}
+	if (req.Order != "") != (req.Kind == "invoice") {
+		fail(w, http.StatusBadRequest, "order goes with kind invoice, and only with it")
 		return
 	}
 	if s.Receipts == nil {
@@ -663,6 +685,14 @@ func (s *Server) postReceipt(w http.ResponseWriter, r *http.Request, c credentia
 			}
 			s.mu.Unlock()
 		}
+	case "invoice":
+		nr, ok := s.invoiceReceipt(w, req.Order, c)
+		if !ok {
+			return
+		}
+		if id, err = s.Receipts.QueueReceipt(r.Context(), nr); err != nil {
+			s.forgetInvoice(req.Order, c)
+		}
 	case "reprint-last":
 		var last offline.Receipt
 		last, err = s.Receipts.LastReceipt(r.Context())
@@ -674,10 +704,10 @@ func (s *Server) postReceipt(w http.ResponseWriter, r *http.Request, c credentia
 			id, err = s.Receipts.Reprint(r.Context(), last.ID)
 		}
 	case "":
-		fail(w, http.StatusBadRequest, "kind is required: balance or reprint-last")
+		fail(w, http.StatusBadRequest, "kind is required: balance, reprint-last or invoice")
 		return
 	default:
-		fail(w, http.StatusBadRequest, "kind %q: want balance or reprint-last", req.Kind)
+		fail(w, http.StatusBadRequest, "kind %q: want balance, reprint-last or invoice", req.Kind)
 		return
 	}
 	if err != nil {

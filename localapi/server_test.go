@@ -131,7 +131,7 @@ func TestBadRequests(t *testing.T) {
 		{"POST", "/v1/purchase/arm", ``, 400, "empty body"},
 		{"POST", "/v1/purchase/arm", `{"amount":"500.01"}`, 400, "per-purchase maximum of 500.00"},
 		{"POST", "/v1/purchase/arm", `{"amount":"5","pin":"12x4"}`, 400, "PIN is 4 to 12 digits"},
-		{"POST", "/v1/receipts", `{"kind":"coffee"}`, 400, "want balance or reprint-last"},
+		{"POST", "/v1/receipts", `{"kind":"coffee"}`, 400, "want balance, reprint-last or invoice"},
 		{"POST", "/v1/receipts", `{}`, 400, "kind is required"},
 		{"POST", "/v1/receipts", `{"kind":"balance"}`, 409, "no card tapped yet"},
 		{"POST", "/v1/receipts", `{"kind":"reprint-last"}`, 409, "no receipt to reprint"},

@@ -424,7 +424,7 @@ func (s *Server) startLoad(o *topupOrder) {
 	s.Hub.Publish(Event{Type: EventTopup, Topup: ptr(s.topupView(o))})
 	ctx, ok := s.watchContext()
 	if !ok {
-		s.loaded(o, LoadWaits, 0, "the daemon is stopping")
+		s.topupLoaded(o, LoadWaits, 0, "the daemon is stopping")
 		return
 	}
 	go func() {
@@ -436,7 +436,7 @@ func (s *Server) startLoad(o *topupOrder) {
 // load is startLoad's work.
 func (s *Server) load(ctx context.Context, o *topupOrder) {
 	if c := s.presentCard(); c == nil || c.reader != o.reader || c.card != o.card {
-		s.loaded(o, LoadCardLeft, 0, "the card left the reader before the order was paid")
+		s.topupLoaded(o, LoadCardLeft, 0, "the card left the reader before the order was paid")
 		return
 	}
 	ctx, cancel := bounded(ctx, s.Topup.LoadTimeout, 30*time.Second)
@@ -451,7 +451,7 @@ func (s *Server) load(ctx context.Context, o *topupOrder) {
 	if state == LoadWritten {
 		balance = res.Load.Balance
 	}
-	s.loaded(o, state, balance, reason)
+	s.topupLoaded(o, state, balance, reason)
 }
 
 // loadOutcome is what a LoadNow tap (res, or err) did with credit.
@@ -483,8 +483,8 @@ func loadOutcome(res tap.Result, err error, credit string) (state, reason string
 	return LoadWaits, "the host did not list the order's credit for the card"
 }
 
-// loaded records the end of o's load and publishes it.
-func (s *Server) loaded(o *topupOrder, state string, balance int64, reason string) {
+// topupLoaded records the end of o's load and publishes it.
+func (s *Server) topupLoaded(o *topupOrder, state string, balance int64, reason string) {
 	s.topups.mu.Lock()
 	o.load, o.balance, o.reason = state, balance, reason
 	s.topups.mu.Unlock()

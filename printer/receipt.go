@@ -22,6 +22,7 @@ const (
 	KindTopUp                    // 充值成功: an online top-up written onto the card
 	KindPurchase                 // 消费成功: a purchase debited at the POS
 	KindTest                     // 测试页: the operator's print test
+	KindInvoice                  // 扫码开票: a top-up's invoicing page, as a QR code
 )
 
 var kindTitles = map[Kind]string{
@@ -29,6 +30,7 @@ var kindTitles = map[Kind]string{
 	KindTopUp:    "充值成功",
 	KindPurchase: "消费成功",
 	KindTest:     "测试页",
+	KindInvoice:  "扫码开票",
 }
 
 // String returns the kind's title, as printed.
@@ -53,6 +55,7 @@ const (
 	LabelBalanceAfter  = "充值后余额"
 	LabelPurchase      = "消费金额"
 	LabelReference     = "交易参考号"
+	LabelOrder         = "订单号"
 )
 
 // TimeLayout is how a receipt shows its time, in Receipt.Time's location.
@@ -72,7 +75,12 @@ type Receipt struct {
 	BalanceBefore int64  // 充值前余额 (top-up only)
 	Amount        int64  // 充值金额 or 消费金额
 	Balance       int64  // 余额 after the operation (or as read, for a query)
-	Reference     string // 交易参考号; also the QR code or barcode
+	Reference     string // 交易参考号 (订单号 on an invoice slip); also the QR code or barcode
+	// Link is what an invoice slip's QR code holds in place of the
+	// reference: the operator's invoicing page for the order. An invoice
+	// slip prints it as a QR code whatever Options.Symbol says, since only
+	// a phone's camera can take a cardholder to a URL.
+	Link string
 	// Statement is the card's newest transactions, newest first, on a
 	// balance slip (KindBalance only); as many as given are printed.
 	Statement []StatementLine
@@ -229,11 +237,15 @@ func layout(r Receipt, cols int) (lines []Line, symbolAt int) {
 	case KindPurchase:
 		pair(LabelPurchase, money.Format(r.Amount))
 		pair(LabelBalance, money.Format(r.Balance))
+	case KindInvoice:
+		pair(LabelTopUp, money.Format(r.Amount))
 	case KindTest:
 		add(Line{Text: strings.Repeat("1234567890", cols/10+1)[:cols]})
 		add(Line{Text: truncate(strings.Repeat("中文打印测试", cols/12+1), cols)})
 	}
-	if ref := clean(r.Reference); ref != "" {
+	if ref := clean(r.Reference); ref != "" && r.Kind == KindInvoice {
+		pair(LabelOrder, ref)
+	} else if ref != "" {
 		pair(LabelReference, ref)
 	}
 	if r.Kind == KindBalance {
@@ -423,7 +435,7 @@ func Encode(r Receipt, opt Options) ([]byte, error) {
 		return nil, err
 	}
 	if _, ok := kindTitles[r.Kind]; !ok {
-		return nil, fmt.Errorf("printer: receipt kind %d: want KindBalance, KindTopUp, KindPurchase or KindTest", int(r.Kind))
+		return nil, fmt.Errorf("printer: receipt kind %d: want KindBalance, KindTopUp, KindPurchase, KindTest or KindInvoice", int(r.Kind))
 	}
 	if opt.Mode == TextRaster && opt.Font == nil {
 		return nil, fmt.Errorf("printer: raster text mode needs a font: set the printer's font file")
@@ -449,7 +461,9 @@ func Encode(r Receipt, opt Options) ([]byte, error) {
 	if err := encodeLines(&d, lines[:symbolAt], opt); err != nil {
 		return nil, err
 	}
-	if ref := clean(r.Reference); ref != "" {
+	if link := clean(r.Link); r.Kind == KindInvoice && link != "" {
+		quietQR(&d, []byte(link), opt.Layout.Dots)
+	} else if ref := clean(r.Reference); ref != "" {
 		switch opt.Symbol {
 		case SymbolQR:
 			quietQR(&d, []byte(ref), opt.Layout.Dots)

@@ -1,11 +1,19 @@
 // cardd kiosk screen. No framework, no build step: the daemon serves this file
-// as is. The page listens to /v1/events (server-sent events) and asks for
-// receipts with POST /v1/receipts; both are on the daemon's own origin.
+// as is. The page reads its title, colours, idle time and language from
+// /v1/kiosk/config, listens to /v1/events (server-sent events) and asks for
+// receipts with POST /v1/receipts; all on the daemon's own origin. What the
+// configuration says goes into text (textContent) and CSS custom properties
+// checked to be hex colours, never into markup.
 //
 // State lives in `model`; every change calls render(), which draws the whole
 // screen from it in the chosen language, so the language toggle is only a
 // re-render. body[data-state] is idle | reading | card | error;
 // body[data-tap] is pending while a tap goes on and done when it ended.
+//
+// Language: document.documentElement.lang is "zh-CN" or "en"; each change
+// dispatches the event "kiosk-lang" on document, for screens drawn by other
+// scripts. After kiosk.idle_seconds without a touch (and no card on the
+// reader) the page goes back to the idle screen in kiosk.language.
 (function () {
   "use strict";
 
@@ -18,7 +26,9 @@
   })();
   // How long a receipt may wait in the queue before the page says so.
   var PRINT_SLOW_MS = 30000;
-  var LANG_KEY = "cardd.kiosk.lang";
+  // What /v1/kiosk/config said; the page's own look until it answers.
+  var conf = { title: "", merchant: "", idle: 60, lang: "zh", invoice: false };
+  var HEX_COLOUR = /^#(?:[0-9a-fA-F]{3}|[0-9a-fA-F]{6})$/;
 
   var T = {
     zh: {
@@ -72,7 +82,19 @@
       out_card_error: "读卡失败，请重新刷卡",
       out_reader_busy: "读卡器忙，请稍候再刷卡",
       out_stopped: "终端正在重启，请稍候再刷卡",
-      out_other: "操作未完成，请重新刷卡"
+      out_other: "操作未完成，请重新刷卡",
+      leave: "可以移开卡片",
+      invoice: "开票",
+      invoiceTitle: "扫码开票",
+      invoiceHint: "请用手机扫描二维码，在开票页面填写抬头",
+      invoiceAmount: "{amount} 元",
+      invoiceOrder: "订单号 {order}",
+      invoiceLoading: "正在生成开票二维码…",
+      invoiceFailed: "暂时无法开票，请联系工作人员",
+      invoicePrint: "打印二维码",
+      invoiceAgain: "此订单的开票二维码已打印过",
+      invoiceNext: "下一笔",
+      close: "返回"
     },
     en: {
       title: "Campus card self-service",
@@ -125,7 +147,19 @@
       out_card_error: "Could not read the card. Please tap again",
       out_reader_busy: "The reader is busy. Please wait a moment and tap again",
       out_stopped: "The kiosk is restarting. Please tap again in a moment",
-      out_other: "Something went wrong. Please tap again"
+      out_other: "Something went wrong. Please tap again",
+      leave: "You may remove your card",
+      invoice: "Invoice",
+      invoiceTitle: "Scan for your invoice",
+      invoiceHint: "Scan the code with your phone and fill in the invoice title there",
+      invoiceAmount: "CNY {amount}",
+      invoiceOrder: "Order {order}",
+      invoiceLoading: "Making the invoice code…",
+      invoiceFailed: "No invoice right now. Please ask staff",
+      invoicePrint: "Print the code",
+      invoiceAgain: "This order's invoice code was printed already",
+      invoiceNext: "Next top-up",
+      close: "Back"
     }
   };
 
@@ -138,12 +172,15 @@
     cardPresent: false,
     card: null, // the card of the current tap
     tap: null, // how the current tap ended; null while it goes on
+    leave: false, // card.leave came: the card may go while the tap finishes
     // print: phase "" | printing | queued | slow | printed | unknown | error
-    print: { phase: "", id: 0, err: "" }
+    print: newPrint(),
+    // invoice: phase "" | loading | shown | error, for order; its slip in print
+    invoice: { phase: "", order: "", data: null, print: newPrint() }
   };
   var receiptsSeen = {}; // receipt id -> state, for events that beat the POST's answer
   var lingerTimer = 0;
-  var printTimer = 0;
+  var idleTimer = 0;
 
   var body = document.body;
   function $(id) { return document.getElementById(id); }
@@ -188,18 +225,46 @@
     }, LINGER_MS);
   }
 
+  function newPrint() { return { phase: "", id: 0, err: "", timer: 0 }; }
+
+  function clearPrint(p) {
+    if (p.timer) { clearTimeout(p.timer); p.timer = 0; }
+  }
+
   function resetPrint() {
-    if (printTimer) { clearTimeout(printTimer); printTimer = 0; }
-    model.print = { phase: "", id: 0, err: "" };
+    clearPrint(model.print);
+    model.print = newPrint();
+  }
+
+  function closeInvoice() {
+    clearPrint(model.invoice.print);
+    model.invoice = { phase: "", order: "", data: null, print: newPrint() };
   }
 
   function toIdle() {
     clearLinger();
     resetPrint();
+    closeInvoice();
     model.state = "idle";
     model.card = null;
     model.tap = null;
+    model.leave = false;
     render();
+  }
+
+  // armIdle starts the wait for a touch again: after conf.idle seconds
+  // without one, the idle screen in the configured language.
+  function armIdle() {
+    if (idleTimer) { clearTimeout(idleTimer); idleTimer = 0; }
+    if (conf.idle > 0) idleTimer = setTimeout(onIdle, conf.idle * 1000);
+  }
+
+  function onIdle() {
+    idleTimer = 0;
+    // A card on the reader is someone still there.
+    if (model.cardPresent) { armIdle(); return; }
+    if (model.state !== "idle" || model.invoice.phase) toIdle();
+    setLang(conf.lang);
   }
 
   function mergeCard(old, card) {
@@ -230,6 +295,7 @@
     try { ev = JSON.parse(data); } catch (e) { return; }
     if (!ev || typeof ev !== "object") return;
     type = type || ev.type;
+    if (type !== "hello" && type !== "printer" && type !== "reader" && type !== "receipt") armIdle();
     switch (type) {
       case "hello":
         model.gotHello = true;
@@ -241,6 +307,8 @@
       case "card.present":
         clearLinger();
         resetPrint();
+        closeInvoice();
+        model.leave = false;
         model.cardPresent = true;
         model.card = null;
         model.tap = null;
@@ -253,6 +321,13 @@
         model.card = mergeCard(model.card, ev.card);
         model.state = "card";
         break;
+      case "card.leave":
+        // The money moved: only the after-work (the receipt, the host's
+        // report) remains, and the card need not wait for it.
+        model.card = mergeCard(model.card, ev.card);
+        model.leave = true;
+        if (model.state === "reading") model.state = "card";
+        break;
       case "card.tap":
         clearLinger();
         resetPrint();
@@ -263,6 +338,7 @@
         break;
       case "card.removed":
         model.cardPresent = false;
+        model.leave = false;
         if (model.state !== "idle") startLinger();
         break;
       case "reader":
@@ -291,11 +367,12 @@
     receiptsSeen[id] = state;
     var ids = Object.keys(receiptsSeen);
     if (ids.length > 50) delete receiptsSeen[ids[0]];
-    if (model.print.id && model.print.id === id) setReceiptState(state);
+    [model.print, model.invoice.print].forEach(function (p) {
+      if (p.id && p.id === id) setReceiptState(p, state);
+    });
   }
 
-  function setReceiptState(state) {
-    var p = model.print;
+  function setReceiptState(p, state) {
     if (p.phase === "printed" || p.phase === "unknown" || p.phase === "error") return;
     if (state === "printed") {
       p.phase = "printed";
@@ -308,10 +385,10 @@
       p.phase = "error";
       p.err = "printFailed";
     }
-    if (printTimer) { clearTimeout(printTimer); printTimer = 0; }
+    clearPrint(p);
   }
 
-  var TYPES = ["hello", "card.present", "card.balance", "card.tap", "card.removed", "reader", "printer", "receipt"];
+  var TYPES = ["hello", "card.present", "card.balance", "card.leave", "card.tap", "card.removed", "reader", "printer", "receipt"];
   var es = null;
   var retryTimer = 0;
 
@@ -361,48 +438,105 @@
 
   // ---------- print ----------
 
-  function printReceipt() {
-    var p = model.print;
-    if (p.phase === "printing" || p.phase === "queued" || p.phase === "slow" || p.phase === "printed") return;
-    resetPrint();
-    model.print.phase = "printing";
-    render();
+  function busy(p) {
+    return p.phase === "printing" || p.phase === "queued" || p.phase === "slow" || p.phase === "printed";
+  }
+
+  function authHeaders() {
     var headers = { "Content-Type": "application/json" };
     var tok = token();
     if (tok) headers.Authorization = "Bearer " + tok;
-    var tapAtPress = model.tap;
+    return headers;
+  }
+
+  // requestReceipt asks for a receipt and follows it in slot(): the balance
+  // slip's or the invoice slip's. slot() is null once the screen moved on
+  // (another tap, the invoice closed): the answer is then dropped. on409 is
+  // what a 409 means for this slip.
+  function requestReceipt(slot, body, on409) {
+    var p = slot();
+    if (!p || busy(p)) return;
+    clearPrint(p);
+    p.phase = "printing";
+    p.id = 0;
+    p.err = "";
+    render();
     fetch("/v1/receipts", {
       method: "POST",
-      headers: headers,
-      body: JSON.stringify({ kind: "balance" }),
+      headers: authHeaders(),
+      body: JSON.stringify(body),
       cache: "no-store"
     }).then(function (r) {
       return r.json().catch(function () { return {}; }).then(function (j) { return { status: r.status, body: j || {} }; });
     }).then(function (res) {
-      if (model.tap !== tapAtPress) return; // another tap since
+      if (slot() !== p) return;
       if (res.status === 202 || res.status === 200 || res.status === 201) {
         var id = res.body.id;
-        model.print.id = id;
-        model.print.phase = "queued";
-        setReceiptState(receiptsSeen[id] || res.body.state || "queued");
-        if (model.print.phase === "queued") {
-          printTimer = setTimeout(function () {
-            printTimer = 0;
-            if (model.print.phase === "queued") { model.print.phase = "slow"; render(); }
+        p.id = id;
+        p.phase = "queued";
+        setReceiptState(p, receiptsSeen[id] || res.body.state || "queued");
+        if (p.phase === "queued") {
+          p.timer = setTimeout(function () {
+            p.timer = 0;
+            if (p.phase === "queued") { p.phase = "slow"; render(); }
           }, PRINT_SLOW_MS);
         }
       } else {
-        model.print.phase = "error";
-        model.print.err =
-          res.status === 409 ? "printNoCard" :
+        p.phase = "error";
+        p.err =
+          res.status === 409 ? on409 :
           res.status === 503 ? "printNoPrinter" :
           (res.status === 401 || res.status === 403) ? "printNotAllowed" : "printFailed";
       }
       render();
     }, function () {
-      if (model.tap !== tapAtPress) return;
-      model.print.phase = "error";
-      model.print.err = "printNoConnection";
+      if (slot() !== p) return;
+      p.phase = "error";
+      p.err = "printNoConnection";
+      render();
+    });
+  }
+
+  function printReceipt() {
+    var tapAtPress = model.tap;
+    requestReceipt(function () { return model.tap === tapAtPress ? model.print : null; }, { kind: "balance" }, "printNoCard");
+  }
+
+  function printInvoice() {
+    var inv = model.invoice;
+    if (inv.phase !== "shown") return;
+    requestReceipt(function () { return model.invoice === inv ? inv.print : null; }, { kind: "invoice", order: inv.order }, "invoiceAgain");
+  }
+
+  // openInvoice shows the invoice code of the top-up at index i of this
+  // tap's applied ones (the last when i is not given), which the daemon
+  // makes (and refuses for an order it did not load).
+  function openInvoice(i) {
+    var loads = appliedLoads(model.tap);
+    if (!loads.length || !conf.invoice) return;
+    i = typeof i === "number" ? i % loads.length : loads.length - 1;
+    closeInvoice();
+    var inv = model.invoice;
+    inv.index = i;
+    inv.order = String(loads[i].credit_id || "");
+    inv.phase = "loading";
+    render();
+    fetch("/v1/invoices/" + encodeURIComponent(inv.order), { cache: "no-store" }).then(function (r) {
+      return r.json().catch(function () { return {}; }).then(function (j) { return { ok: r.ok, body: j || {} }; });
+    }).then(function (res) {
+      if (model.invoice !== inv) return;
+      var qr = res.body && res.body.qr;
+      // Only the daemon's own SVG picture goes into the image.
+      if (res.ok && typeof qr === "string" && qr.indexOf("data:image/svg+xml;base64,") === 0) {
+        inv.data = res.body;
+        inv.phase = "shown";
+      } else {
+        inv.phase = "error";
+      }
+      render();
+    }, function () {
+      if (model.invoice !== inv) return;
+      inv.phase = "error";
       render();
     });
   }
@@ -449,6 +583,7 @@
     var other = T[model.lang === "zh" ? "en" : "zh"];
     var tap = model.tap;
     var card = model.card;
+    var title = conf.title || t.title;
 
     document.documentElement.lang = model.lang === "zh" ? "zh-CN" : "en";
     body.setAttribute("data-state", model.state);
@@ -456,7 +591,10 @@
     body.setAttribute("data-conn", model.conn ? "up" : "down");
     body.setAttribute("data-lang", model.lang);
     body.setAttribute("data-card", card && card.number ? "yes" : "no");
-    document.title = t.title;
+    document.title = title;
+    setText("brand", title);
+    setText("merchant", conf.merchant);
+    $("merchant").hidden = !conf.merchant;
 
     var fixed = document.querySelectorAll("[data-i18n]");
     for (var i = 0; i < fixed.length; i++) {
@@ -497,9 +635,15 @@
 
     setLines($("topup"), appliedLoads(tap).map(function (l) { return fmt(t.topupApplied, { amount: l.amount }); }));
 
+    var leave = $("leave-note");
+    leave.textContent = model.leave && model.state !== "idle" ? t.leave : "";
+    leave.hidden = !leave.textContent;
+    body.setAttribute("data-leave", leave.textContent ? "yes" : "no");
+
     renderTransactions(t);
     renderMessage(t);
     renderPrint(t);
+    renderInvoice(t);
   }
 
   function renderTransactions(t) {
@@ -557,6 +701,19 @@
     setLines(el, lines);
   }
 
+  // printText is what a print state says, "" for nothing.
+  function printText(t, p, pr) {
+    switch (p.phase) {
+      case "printing": return t.printing;
+      case "queued": return pr.ready === false ? t.printerNotReady : t.printing;
+      case "slow": return pr.ready === false ? t.printerNotReady : t.printQueued;
+      case "printed": return t.printed;
+      case "unknown": return t.printUnknown;
+      case "error": return t[p.err] || t.printFailed;
+    }
+    return pr.ready === false ? t.printerNotReady : "";
+  }
+
   function renderPrint(t) {
     var btn = $("print-button");
     var st = $("print-state");
@@ -564,35 +721,95 @@
     var show = model.state === "card" && model.tap && model.tap.outcome === "ok" && pr && pr.enabled;
     btn.hidden = !show;
     var p = model.print;
-    btn.disabled = p.phase === "printing" || p.phase === "queued" || p.phase === "slow" || p.phase === "printed";
-    var text = "";
-    if (show) {
-      switch (p.phase) {
-        case "printing": text = t.printing; break;
-        case "queued": text = pr.ready === false ? t.printerNotReady : t.printing; break;
-        case "slow": text = pr.ready === false ? t.printerNotReady : t.printQueued; break;
-        case "printed": text = t.printed; break;
-        case "unknown": text = t.printUnknown; break;
-        case "error": text = t[p.err] || t.printFailed; break;
-        default: text = pr.ready === false ? t.printerNotReady : "";
-      }
-    }
+    btn.disabled = busy(p);
+    var text = show ? printText(t, p, pr) : "";
     st.textContent = text;
     st.setAttribute("data-phase", show ? p.phase : "");
     st.hidden = !text;
   }
 
-  // ---------- start ----------
-
-  function setLang(lang) {
-    model.lang = lang === "en" ? "en" : "zh";
-    try { window.localStorage.setItem(LANG_KEY, model.lang); } catch (e) { /* private mode */ }
-    render();
+  function renderInvoice(t) {
+    var inv = model.invoice;
+    $("invoice-button").hidden = !(conf.invoice && model.state === "card" && appliedLoads(model.tap).length > 0);
+    var view = $("invoice-view");
+    view.hidden = !inv.phase;
+    body.setAttribute("data-invoice", inv.phase);
+    if (!inv.phase) return;
+    var d = inv.data;
+    var img = $("invoice-qr");
+    if (d && img.getAttribute("src") !== d.qr) img.setAttribute("src", d.qr);
+    img.hidden = !d;
+    img.setAttribute("alt", t.invoiceTitle);
+    setText("invoice-amount", d ? fmt(t.invoiceAmount, { amount: d.amount }) : "");
+    setText("invoice-order", fmt(t.invoiceOrder, { order: inv.order }));
+    var pr = printerView();
+    var canPrint = inv.phase === "shown" && pr && pr.enabled;
+    $("invoice-print").hidden = !canPrint;
+    $("invoice-next").hidden = appliedLoads(model.tap).length < 2;
+    $("invoice-print").disabled = busy(inv.print);
+    var st = $("invoice-state");
+    var text = inv.phase === "loading" ? t.invoiceLoading : inv.phase === "error" ? t.invoiceFailed : canPrint ? printText(t, inv.print, pr) : "";
+    st.textContent = text;
+    st.setAttribute("data-phase", inv.phase === "error" ? "error" : inv.print.phase);
   }
 
-  try { if (window.localStorage.getItem(LANG_KEY) === "en") model.lang = "en"; } catch (e) { /* none */ }
-  $("lang-toggle").addEventListener("click", function () { setLang(model.lang === "zh" ? "en" : "zh"); });
+  // ---------- start ----------
+
+  // setLang draws the page in lang ("zh" or "en") and tells the other
+  // screens when it changed.
+  function setLang(lang) {
+    var l = lang === "en" ? "en" : "zh";
+    var changed = l !== model.lang;
+    model.lang = l;
+    render();
+    if (changed) document.dispatchEvent(new Event("kiosk-lang"));
+  }
+
+  // applyConfig takes /v1/kiosk/config's answer: strings as text only,
+  // colours only when they are hex colours.
+  function applyConfig(c) {
+    if (!c || typeof c !== "object") return;
+    conf.title = typeof c.title === "string" ? c.title : "";
+    conf.merchant = typeof c.merchant === "string" ? c.merchant : "";
+    conf.idle = typeof c.idle_seconds === "number" && c.idle_seconds >= 0 ? c.idle_seconds : 60;
+    conf.lang = c.language === "en" ? "en" : "zh";
+    conf.invoice = c.invoice === true;
+    var colours = c.colors || {};
+    ["primary", "background", "text"].forEach(function (k) {
+      if (typeof colours[k] === "string" && HEX_COLOUR.test(colours[k])) document.documentElement.style.setProperty("--" + k, colours[k]);
+    });
+    armIdle();
+    if (!langTouched) setLang(conf.lang);
+    else render();
+  }
+
+  var langTouched = false;
+  function fetchConfig() {
+    if (typeof fetch === "undefined") return;
+    fetch("/v1/kiosk/config", { cache: "no-store" }).then(function (r) {
+      return r.ok ? r.json() : null;
+    }).then(function (c) {
+      if (c) applyConfig(c);
+      else setTimeout(fetchConfig, 5000);
+    }, function () { setTimeout(fetchConfig, 5000); });
+  }
+
+  $("lang-toggle").addEventListener("click", function () {
+    langTouched = true;
+    setLang(model.lang === "zh" ? "en" : "zh");
+  });
   $("print-button").addEventListener("click", printReceipt);
+  $("invoice-button").addEventListener("click", function () { openInvoice(); });
+  // Several top-ups on one tap: each its own order and invoice.
+  $("invoice-next").addEventListener("click", function () {
+    var n = appliedLoads(model.tap).length;
+    openInvoice((model.invoice.index + n - 1) % n);
+  });
+  $("invoice-print").addEventListener("click", printInvoice);
+  $("invoice-close").addEventListener("click", function () { closeInvoice(); render(); });
+  // Any touch is someone still there.
+  document.addEventListener("pointerdown", armIdle);
+  document.addEventListener("keydown", armIdle);
   // Pressed feedback on buttons, for touch: set on pointerdown, cleared on
   // every way a press can end.
   function pressed(on) {
@@ -613,6 +830,8 @@
   document.addEventListener("contextmenu", function (e) { e.preventDefault(); });
 
   render();
+  armIdle();
+  fetchConfig();
   connect();
   fetchStatus();
 })();

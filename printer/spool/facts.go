@@ -15,6 +15,7 @@ const (
 	KindTopUp    = "topup"
 	KindPurchase = "purchase"
 	KindTest     = "test"
+	KindInvoice  = "invoice"
 )
 
 var kinds = map[string]printer.Kind{
@@ -22,6 +23,7 @@ var kinds = map[string]printer.Kind{
 	KindTopUp:    printer.KindTopUp,
 	KindPurchase: printer.KindPurchase,
 	KindTest:     printer.KindTest,
+	KindInvoice:  printer.KindInvoice,
 }
 
 // Facts is what a queued receipt says about its operation: the body stored
@@ -44,6 +46,9 @@ type Facts struct {
 	// Reference is the transaction reference printed and encoded in the QR
 	// code: the journal row id, which the host knows too.
 	Reference string `json:"reference,omitempty"`
+	// Link is an invoice slip's QR code: the invoicing page of the order
+	// in Reference.
+	Link string `json:"link,omitempty"`
 	// Transactions is the card's newest transactions, newest first, for a
 	// balance slip's statement: as many as the slip is to list
 	// (receipt.statement_lines). Facts stored before the field existed
@@ -76,7 +81,7 @@ type StatementLine struct {
 // NewReceipt encodes f for the queue.
 func (f Facts) NewReceipt() (offline.NewReceipt, error) {
 	if _, ok := kinds[f.Kind]; !ok {
-		return offline.NewReceipt{}, fmt.Errorf("spool: receipt kind %q: want balance, topup, purchase or test", f.Kind)
+		return offline.NewReceipt{}, fmt.Errorf("spool: receipt kind %q: want balance, topup, purchase, test or invoice", f.Kind)
 	}
 	if len(f.Transactions) > 0 && f.Kind != KindBalance {
 		return offline.NewReceipt{}, fmt.Errorf("spool: a %s receipt with %d transactions: only a balance slip lists them", f.Kind, len(f.Transactions))
@@ -119,7 +124,7 @@ func (r Renderer) Receipt(q offline.Receipt) (printer.Receipt, error) {
 	}
 	return printer.Receipt{Kind: k, Merchant: r.Merchant, TerminalID: f.TerminalID, Time: f.Time,
 		CardNumber: f.Card, Issuer: f.Issuer, Holder: f.Holder, BalanceBefore: f.BalanceBeforeFen, Amount: f.AmountFen,
-		Balance: f.BalanceFen, Reference: f.Reference, Statement: st, Footer: footer}, nil
+		Balance: f.BalanceFen, Reference: f.Reference, Link: f.Link, Statement: st, Footer: footer}, nil
 }
 
 // Render returns the ESC/POS bytes of q; it fits Worker.Render.
