@@ -20,7 +20,7 @@ import (
 // waitCached waits, bounded, until the terminal's store at path holds the
 // credit id in its credits cache, reading the file read-only as a second
 // process may while the terminal runs.
-func waitCached(t *testing.T, path, id string, limit time.Duration) {
+func waitCached(t testing.TB, path, id string, limit time.Duration) {
 	t.Helper()
 	db := sqlOpen(t, path)
 	deadline := time.Now().Add(limit)
@@ -39,7 +39,7 @@ func waitCached(t *testing.T, path, id string, limit time.Duration) {
 
 // waitPulled waits, bounded, until the terminal's store at path records a
 // pull answered.
-func waitPulled(t *testing.T, path string, limit time.Duration) {
+func waitPulled(t testing.TB, path string, limit time.Duration) {
 	t.Helper()
 	db := sqlOpen(t, path)
 	deadline := time.Now().Add(limit)

@@ -113,7 +113,7 @@ func TestLoadDaemonKilled(t *testing.T) {
 }
 
 // sqlOpen opens an SQLite file read-only for checks.
-func sqlOpen(t *testing.T, path string) *sql.DB {
+func sqlOpen(t testing.TB, path string) *sql.DB {
 	t.Helper()
 	db, err := sql.Open("sqlite3", "file:"+path+"?mode=ro")
 	if err != nil {
