@@ -342,9 +342,7 @@ func (p *Purchaser) debit(ctx context.Context, t apdu.Transmitter, sam apdu.Tran
 		// back in its MF and refuses; set it up again, once, and ask
 		// again. The card's INITIALIZE stands: no card command came since.
 		p.logger().Info("the PSAM refused with its set-up of an earlier tap; setting it up again", "psam_profile", prof.String(), "err", err)
-		if c, ok := sam.(setupCache); ok {
-			c.drop()
-		}
+		dropSetup(sam)
 		var again psam.Info
 		if again, _, err = p.openPSAM(sam, prof); err != nil {
 			return err
@@ -371,6 +369,13 @@ func (p *Purchaser) debit(ctx context.Context, t apdu.Transmitter, sam apdu.Tran
 	rep.JournalID, rep.TermSerial = row.ID, serial
 	tac, mac2, err := epurse.DebitPurchase(t, serial, when, mac1)
 	if err != nil {
+		if errors.Is(err, apdu.ErrMACInvalid) {
+			// The card found MAC1 wrong: the PSAM answered from a state
+			// not its set-up (another program sharing it selected another
+			// application). Trusted again, it would fail every sale, each
+			// a wrong MAC counted on a cardholder's card.
+			dropSetup(sam)
+		}
 		return p.debitFailed(ctx, t, cr, sale, init, row, err, rep)
 	}
 	// The money moved: the sale is paid whatever the PSAM says of MAC2.
@@ -407,6 +412,14 @@ func (p *Purchaser) openPSAM(sam apdu.Transmitter, prof psam.Profile) (info psam
 		p.psamKeyIndex[prof.String()] = info.KeyIndex
 	}
 	return info, false, nil
+}
+
+// dropSetup forgets the PSAM's set-up kept on sam, if it keeps one, so
+// that the next purchase sets the PSAM up again.
+func dropSetup(sam apdu.Transmitter) {
+	if c, ok := sam.(setupCache); ok {
+		c.drop()
+	}
 }
 
 // mac1 is the PSAM's part before the debit: the card's security code

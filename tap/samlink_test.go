@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/cardd/cardd/apdu"
+	"github.com/cardd/cardd/apdu/epurse"
 	epursesim "github.com/cardd/cardd/apdu/epurse/sim"
 	"github.com/cardd/cardd/apdu/psam"
 	psamsim "github.com/cardd/cardd/apdu/psam/sim"
@@ -245,4 +246,65 @@ func TestPSAMChangedWithinTheTap(t *testing.T) {
 	card.Reset()
 	res = b.r.tap(context.Background(), b.open, reader.Event{Kind: reader.CardInserted, Reader: "card", Time: time.Now()})
 	paid(t, res, "the tap after")
+}
+
+// appSwitchSAM is a shared PSAM whose selected application another
+// program changed between taps (other): it answers from other until the
+// next SELECT, which puts it back in the purchase application (own).
+type appSwitchSAM struct {
+	own, other apdu.Transmitter
+	onOther    bool
+}
+
+func (s *appSwitchSAM) Transmit(cmd []byte) ([]byte, error) {
+	if len(cmd) >= 2 && cmd[0] == 0x00 && cmd[1] == 0xA4 {
+		s.onOther = false
+	}
+	if s.onOther {
+		return s.other.Transmit(cmd)
+	}
+	return s.own.Transmit(cmd)
+}
+
+// TestPSAMSetUpDroppedAfterMAC1Refused: a kept set-up under which the PSAM
+// answers INIT SAM FOR PURCHASE, but from another application (selected
+// by another program sharing the PSAM), gives a MAC1 the card refuses
+// (9302). The debit did not happen; the set-up is not trusted again: the
+// next tap sets the PSAM up and pays, rather than every sale failing, each
+// one counting a wrong MAC on a cardholder's card, until the PSAM is
+// pulled.
+func TestPSAMSetUpDroppedAfterMAC1Refused(t *testing.T) {
+	b := newHeldBench(t)
+	other := epurse.MasterKeys{DLK: testMasters.DLK, DTK: testMasters.DTK, DPK: epurse.Key16{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16}}
+	f, err := psamsim.NewSAMFile(samTermID, other)
+	if err != nil {
+		t.Fatal(err)
+	}
+	otherApp := psamsim.NewSimPSAM(f, "")
+	if _, err := psam.OpenProfile(otherApp, psam.Profile{}); err != nil {
+		t.Fatal(err)
+	}
+	slot := &appSwitchSAM{own: b.sam, other: otherApp}
+	b.sam = slot
+	res, _ := b.sale(1250)
+	paid(t, res, "first tap")
+	slot.onOther = true
+	card := b.card.(*epursesim.SimCard)
+	before := card.File().EPBalance
+	res, _ = b.sale(700)
+	if res.Purchase != nil && res.Purchase.Paid {
+		t.Fatalf("tap under the other application paid: %s", summary(res))
+	}
+	if got := card.File().EPBalance; got != before {
+		t.Fatalf("card holds %d, want %d unchanged", got, before)
+	}
+	b.r.Purchaser.Till.Disarm()
+	res, sam := b.sale(700)
+	paid(t, res, "the tap after the card refused MAC1")
+	if setUpAPDUs(sam) == 0 {
+		t.Errorf("the tap after: PSAM %v, not set up again", sam)
+	}
+	if got := card.File().EPBalance; got != before-700 {
+		t.Errorf("card holds %d, want %d", got, before-700)
+	}
 }
