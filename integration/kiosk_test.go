@@ -250,9 +250,16 @@ func (b *browser) text(sel string) string {
 // until waits up to 15 s for a JavaScript condition.
 func (b *browser) until(what, js string) {
 	b.t.Helper()
-	ctx, cancel := context.WithTimeout(b.ctx, 15*time.Second)
+	b.untilWithin(what, js, 15*time.Second)
+}
+
+// untilWithin is until for a wait the test itself sets longer (a timeout
+// of the daemon's that it waits out).
+func (b *browser) untilWithin(what, js string, limit time.Duration) {
+	b.t.Helper()
+	ctx, cancel := context.WithTimeout(b.ctx, limit)
 	defer cancel()
-	if _, err := chromedp.Run(ctx, chromedp.Poll[chromedp.Void](js, chromedp.WithPollingTimeout(15*time.Second))); err != nil {
+	if _, err := chromedp.Run(ctx, chromedp.Poll[chromedp.Void](js, chromedp.WithPollingTimeout(limit))); err != nil {
 		b.t.Fatalf("waiting for %s: %v\npage:\n%s", what, err, b.text("body"))
 	}
 }

@@ -6,10 +6,12 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/cardd/cardd/host"
 	"github.com/chromedp/chromedp"
 
 	epursesim "github.com/cardd/cardd/apdu/epurse/sim"
@@ -22,10 +24,13 @@ import (
 // the payment screen shows the order's QR code; the phone (this test)
 // opens the code's link and pays; the page then says the money is on the
 // card with its new balance, and the card's own file holds it, loaded
-// once. An order the cardholder cancels is closed at the host and its
-// link pays nothing. An order paid after the card was lifted: the page
-// says the money comes at the card's next tap, and the next tap writes
-// it, once. Screenshots go to $CARDD_ARTIFACTS.
+// once, though the provider's notification comes twice and late (the
+// host learns of the payment from its query first). An order the
+// cardholder cancels is closed at the host and its link pays nothing. An
+// order paid after the card was lifted: the page says the money comes at
+// the card's next tap, and that tap, at another terminal, writes it, once.
+// An order left unpaid is closed when the payment screen's wait is over,
+// and its link then pays nothing. Screenshots go to $CARDD_ARTIFACTS.
 func TestKioskTopupInBrowser(t *testing.T) {
 	requirePCSC(t)
 	chromium := chromiumPath(t)
@@ -44,7 +49,7 @@ func TestKioskTopupInBrowser(t *testing.T) {
 	waitEmpty(t, 0)
 	d := startDaemon(t, "CARDD_HOST_URL="+base, "CARDD_HOST_SECRET_FILE="+w.secretFile(t, dir),
 		"CARDD_STORE_PATH="+filepath.Join(dir, "cardd.db"), "CARDD_TERMINAL_ID="+termID,
-		"CARDD_KIOSK_TOPUP_ENABLED=true", "CARDD_KIOSK_TOPUP_POLL=500ms")
+		"CARDD_KIOSK_TOPUP_ENABLED=true", "CARDD_KIOSK_TOPUP_POLL=500ms", "CARDD_KIOSK_TOPUP_WAIT=30s")
 	addr := d.apiAddr(t)
 	d.waitLine(t, "reader added", 10*time.Second, func(m map[string]any) bool { return m["reader"] == slot0Reader })
 
@@ -53,7 +58,7 @@ func TestKioskTopupInBrowser(t *testing.T) {
 	defer cancelAlloc()
 	ctx, cancelCtx := chromedp.NewContext(actx)
 	defer cancelCtx()
-	ctx, cancelTime := context.WithTimeout(ctx, 120*time.Second)
+	ctx, cancelTime := context.WithTimeout(ctx, 240*time.Second)
 	defer cancelTime()
 	b := &browser{t: t, ctx: ctx, dir: artifacts}
 	b.do(chromedp.EmulateViewport(1024, 768, chromedp.EmulateTouch, chromedp.EmulateLandscape),
@@ -80,12 +85,14 @@ func TestKioskTopupInBrowser(t *testing.T) {
 	}
 	b.screenshot("kiosk-stack-topup-qr.png")
 
-	// The phone: the QR code's link, opened and paid.
+	// The phone: the QR code's link, opened and paid; the provider tells
+	// the host twice, 3 s late, so the terminal's query finds it first.
 	link := b.eval(`document.getElementById("topup-qr").dataset.qr`)
 	if !strings.HasPrefix(link, base+"/pay/sim/") {
 		t.Fatalf("the QR code holds %q, want the sim provider's pay page at %s", link, base)
 	}
-	if status, page := payPage(t, http.MethodPost, link, url.Values{}); status != http.StatusOK || !strings.Contains(page, "Paid") {
+	paidAt := time.Now()
+	if status, page := payPage(t, http.MethodPost, link, url.Values{"twice": {"1"}, "delay": {"3s"}}); status != http.StatusOK || !strings.Contains(page, "Paid") {
 		t.Fatalf("paying: %d\n%s", status, page)
 	}
 	b.until("the money written", `(function(){var r=document.getElementById("topup-result");return !!r&&r.dataset.result==="written"})()`)
@@ -103,6 +110,13 @@ func TestKioskTopupInBrowser(t *testing.T) {
 	d.waitLine(t, "the load now tap", 15*time.Second, func(m map[string]any) bool {
 		return m["msg"] == "tap" && m["outcome"] == "ok" && m["balance_after"] == "200.00"
 	})
+	// The late notifications, both, reach the host and change nothing.
+	hostDB := sqlOpen(t, filepath.Join(w.hostDir, "host.db"))
+	time.Sleep(time.Until(paidAt.Add(5 * time.Second)))
+	var credits int
+	if err := hostDB.QueryRow(`SELECT count(*) FROM credits WHERE card = ?`, number).Scan(&credits); err != nil || credits != 1 {
+		t.Fatalf("%d credits for the card after the late notifications (%v), want 1", credits, err)
+	}
 	// Back on the card view, the balance is the card's.
 	b.do(chromedp.Tap(chromedp.CSS("#topup-done")))
 	b.until("the card view", `document.getElementById("topup-overlay").hidden && document.body.dataset.state==="card"`)
@@ -148,21 +162,59 @@ func TestKioskTopupInBrowser(t *testing.T) {
 	if f, err = epursesim.LoadCardFile(path); err != nil || f.EPBalance != 20000 {
 		t.Fatalf("the card holds %d fen off the reader (%v), want 200.00", f.EPBalance, err)
 	}
-	insert(t, path, 0, vpcd.Options{})
-	d.waitLine(t, "the next tap", 15*time.Second, func(m map[string]any) bool {
+	// The card's next tap, at another terminal (a second cardd on the
+	// other reader), writes it.
+	const term2 = "000000000002"
+	secret2, err := host.NewTerminalSecret()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.host.AddTerminal(context.Background(), term2, secret2, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	dir2 := t.TempDir()
+	secretFile2 := filepath.Join(dir2, "host.secret")
+	if err := os.WriteFile(secretFile2, []byte(secret2+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	waitEmpty(t, 1)
+	d2 := startDaemon(t, "CARDD_READER_CARD_PATTERN=^"+regexp.QuoteMeta(slot1Reader)+"$", "CARDD_HOST_URL="+base,
+		"CARDD_HOST_SECRET_FILE="+secretFile2, "CARDD_STORE_PATH="+filepath.Join(dir2, "cardd.db"), "CARDD_TERMINAL_ID="+term2)
+	d2.waitLine(t, "reader added", 10*time.Second, func(m map[string]any) bool { return m["reader"] == slot1Reader })
+	in2 := insert(t, path, 1, vpcd.Options{})
+	d2.waitLine(t, "the next tap, at the other terminal", 15*time.Second, func(m map[string]any) bool {
 		return m["msg"] == "tap" && m["outcome"] == "ok" && m["balance_after"] == "250.00"
 	})
+	if err := in2.remove(t); err != nil {
+		t.Fatal(err)
+	}
 	if f, err = epursesim.LoadCardFile(path); err != nil || f.EPBalance != 25000 {
 		t.Fatalf("the card holds %d fen after its next tap (%v), want 250.00", f.EPBalance, err)
 	}
 
-	db := sqlOpen(t, filepath.Join(w.hostDir, "host.db"))
-	var credits int
-	db.QueryRow(`SELECT count(*) FROM credits WHERE card = ?`, number).Scan(&credits)
-	if credits != 2 {
-		t.Fatalf("%d credits for the card at the host, want the two paid orders' alone", credits)
+	// Left unpaid: the payment screen's wait (30 s) ends, the order is
+	// closed, and its link pays nothing.
+	b.do(chromedp.Tap(chromedp.CSS("#topup-done")))
+	insert(t, path, 0, vpcd.Options{})
+	b.until("the card view again", `document.body.dataset.tap==="done" && document.getElementById("balance").textContent==="250.00"`)
+	b.do(chromedp.Tap(chromedp.CSS("#topup-button")))
+	b.until("the amount screen", `document.getElementById("topup-overlay").dataset.screen==="amount"`)
+	b.do(chromedp.Tap(chromedp.CSS(`.topup-preset[data-fen="2000"]`)))
+	b.until("the payment QR code", visible("#topup-qr"))
+	link = b.eval(`document.getElementById("topup-qr").dataset.qr`)
+	b.untilWithin("closed after the wait", `(function(){var r=document.getElementById("topup-result");return !!r&&r.dataset.result==="closed"})()`, 45*time.Second)
+	b.screenshot("kiosk-stack-topup-expired.png")
+	if _, page := payPage(t, http.MethodPost, link, url.Values{}); !strings.Contains(page, "closed") {
+		t.Fatalf("paying the order closed after its wait:\n%s", page)
+	}
+	if f, err = epursesim.LoadCardFile(path); err != nil || f.EPBalance != 25000 {
+		t.Fatalf("the card holds %d fen after the unpaid order (%v), want 250.00", f.EPBalance, err)
+	}
+
+	if err := hostDB.QueryRow(`SELECT count(*) FROM credits WHERE card = ?`, number).Scan(&credits); err != nil || credits != 2 {
+		t.Fatalf("%d credits for the card at the host (%v), want the two paid orders' alone", credits, err)
 	}
 	// The loads' TACs reach the host after the taps (the sync loop): the
 	// credits are consumed, once each.
-	waitConsumed(t, db, number, 2)
+	waitConsumed(t, hostDB, number, 2)
 }
