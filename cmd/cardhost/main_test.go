@@ -4,6 +4,10 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/hex"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -19,6 +23,7 @@ import (
 	"github.com/cardd/cardd/config"
 	"github.com/cardd/cardd/host"
 	"github.com/cardd/cardd/hostapi"
+	"github.com/cardd/cardd/internal/tlsgen"
 )
 
 const number = "3101000000123456"
@@ -182,6 +187,9 @@ func TestExitCodes(t *testing.T) {
 		{2, []string{"card", "issue", "--dir", dir, "--number", "3101000000000002", "--start", "2026-02-30", "--out", filepath.Join(empty, "c.json")}, "--start"},
 		{2, []string{"serve", "--dir", dir, "--listen", "nonsense"}, "--listen"},
 		{2, []string{"serve", "--dir", dir, "--balance-cap", "0"}, "--balance-cap"},
+		{2, []string{"serve", "--dir", dir, "--tls-cert", cardFile}, `--tls-cert = "` + cardFile + `": needs --tls-key`},
+		{2, []string{"serve", "--dir", dir, "--tls-key", cardFile}, `--tls-key = "` + cardFile + `": needs --tls-cert`},
+		{2, []string{"serve", "--dir", dir, "--tls-cert", cardFile, "--tls-key", cardFile}, `--tls-cert = "` + cardFile + `", --tls-key = "` + cardFile + `"`},
 		{2, []string{"serve", "--dir", dir, "--topup-provider", "wechat"}, `--topup-provider = "wechat"`},
 		{2, []string{"serve", "--dir", dir, "--topup-timeout", "1s"}, `--topup-timeout = "1s"`},
 		{2, []string{"serve", "--dir", dir, "--topup-timeout", "5"}, `--topup-timeout = "5"`},
@@ -263,6 +271,58 @@ func TestServe(t *testing.T) {
 	stop()
 }
 
+// TestServeTLS serves with --tls-cert and --tls-key: a client that trusts
+// the CA gets its answer over TLS 1.2 or later, one that does not is
+// refused in the handshake, and TLS 1.1 is refused.
+func TestServeTLS(t *testing.T) {
+	dir, secretFile, _ := setup(t)
+	secret, err := config.ReadSecretFile(secretFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	files, err := tlsgen.Write(t.TempDir(), []string{"127.0.0.1"}, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	url, _, stop := serveInProcess(t, "--dir", dir, "--tls-cert", files.Cert, "--tls-key", files.Key)
+	if !strings.HasPrefix(url, "https://") {
+		t.Fatalf("serving on %s, want https://", url)
+	}
+	pemCA, err := os.ReadFile(files.CA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	roots := x509.NewCertPool()
+	roots.AppendCertsFromPEM(pemCA)
+	heartbeat := func(cfg *tls.Config) (*http.Response, error) {
+		body, _ := json.Marshal(hostapi.HeartbeatRequest{Version: "test"})
+		req, _ := http.NewRequest(http.MethodPost, url+hostapi.PathHeartbeat, bytes.NewReader(body))
+		var nonce [16]byte
+		rand.Read(nonce[:])
+		hostapi.Sign(req, "000000000001", secret, body, time.Now(), hex.EncodeToString(nonce[:]))
+		hc := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: cfg}}
+		res, err := hc.Do(req)
+		if err == nil {
+			res.Body.Close()
+		}
+		return res, err
+	}
+	res, err := heartbeat(&tls.Config{RootCAs: roots})
+	if err != nil || res.StatusCode != http.StatusOK {
+		t.Fatalf("heartbeat over TLS with the CA trusted: %v %v", res, err)
+	}
+	if res.TLS == nil || res.TLS.Version < tls.VersionTLS12 {
+		t.Fatalf("answer's TLS state %+v", res.TLS)
+	}
+	if _, err := heartbeat(&tls.Config{}); err == nil || !strings.Contains(err.Error(), "certificate") {
+		t.Fatalf("a client without the CA: %v, want a certificate error", err)
+	}
+	if _, err := heartbeat(&tls.Config{RootCAs: roots, MaxVersion: tls.VersionTLS11}); err == nil {
+		t.Fatal("a TLS 1.1 client was served")
+	}
+	stop()
+}
+
 // serveInProcess runs 'cardhost serve' with args on a free loopback port
 // and returns its URL, its stderr so far, and stop, which stops it and
 // wants exit 0.
@@ -283,6 +343,9 @@ func serveInProcess(t *testing.T, args ...string) (string, func() string, func()
 	}
 	go io.Copy(io.Discard, pr)
 	i := strings.Index(line, "http://")
+	if i < 0 {
+		i = strings.Index(line, "https://")
+	}
 	if i < 0 {
 		t.Fatalf("serving line %q", line)
 	}

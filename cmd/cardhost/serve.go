@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -35,12 +36,37 @@ type serve struct {
 	listen, balanceCap string
 	capFen             int64 // balanceCap, checked
 	topup              topupFlags
+	// tlsCert and tlsKey are PEM files; with both set the host serves
+	// HTTPS, so terminals off the host's own network can verify it.
+	tlsCert, tlsKey string
+	cert            *tls.Certificate // tlsCert and tlsKey, loaded by check
 }
 
 func (c *serve) flags(fs *pflag.FlagSet) {
 	fs.StringVar(&c.listen, "listen", "127.0.0.1:8710", "address to listen on, host:port")
 	fs.StringVar(&c.balanceCap, "balance-cap", money.Format(host.DefaultBalanceCap), "the most a purse may hold after a load, in yuan")
+	fs.StringVar(&c.tlsCert, "tls-cert", "", "PEM certificate (chain) to serve HTTPS with; needs --tls-key")
+	fs.StringVar(&c.tlsKey, "tls-key", "", "PEM private key of --tls-cert")
 	c.topup.flags(fs)
+}
+
+// checkTLS loads --tls-cert and --tls-key when given: a bad file is refused
+// at start, not at the first terminal's handshake.
+func (c *serve) checkTLS() error {
+	switch {
+	case c.tlsCert == "" && c.tlsKey == "":
+		return nil
+	case c.tlsKey == "":
+		return usagef("--tls-cert = %q: needs --tls-key, the certificate's private key", c.tlsCert)
+	case c.tlsCert == "":
+		return usagef("--tls-key = %q: needs --tls-cert, the certificate it belongs to", c.tlsKey)
+	}
+	cert, err := tls.LoadX509KeyPair(c.tlsCert, c.tlsKey)
+	if err != nil {
+		return usagef("--tls-cert = %q, --tls-key = %q: %v", c.tlsCert, c.tlsKey, err)
+	}
+	c.cert = &cert
+	return nil
 }
 
 func (c *serve) check() error {
@@ -52,6 +78,9 @@ func (c *serve) check() error {
 		return usagef("--balance-cap = %q: want an amount like 1000.00, more than 0.00", c.balanceCap)
 	}
 	c.capFen = capFen
+	if err := c.checkTLS(); err != nil {
+		return err
+	}
 	if err := c.topup.check(); err != nil {
 		return err
 	}
@@ -103,10 +132,23 @@ func (c *serve) run(ctx context.Context, e *env) error {
 	}
 	// A shutdown answers the held pulls rather than wait them out.
 	srv.RegisterOnShutdown(h.EndWaits)
-	fmt.Fprintf(e.stdout, "cardhost serving on http://%s (balance cap %s%s)\n", ln.Addr(), money.Format(c.capFen), topupNote)
-	log.Info("serving", "addr", ln.Addr().String(), "db", e.st.Path(), "balance_cap", money.Format(c.capFen))
+	scheme := "http"
+	if c.cert != nil {
+		scheme = "https"
+		// TLS 1.2 is the oldest without known breaks that the terminals'
+		// Go client still speaks; older versions are refused.
+		srv.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{*c.cert}}
+	}
+	fmt.Fprintf(e.stdout, "cardhost serving on %s://%s (balance cap %s%s)\n", scheme, ln.Addr(), money.Format(c.capFen), topupNote)
+	log.Info("serving", "addr", ln.Addr().String(), "scheme", scheme, "db", e.st.Path(), "balance_cap", money.Format(c.capFen))
 	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ln) }()
+	go func() {
+		if c.cert != nil {
+			done <- srv.ServeTLS(ln, "", "") // the certificate is in srv.TLSConfig
+			return
+		}
+		done <- srv.Serve(ln)
+	}()
 	select {
 	case err := <-done:
 		return fmt.Errorf("serving on %s: %w", ln.Addr(), err)
