@@ -352,6 +352,16 @@ type HostConfig struct {
 	// SecretFile is the path of the file holding this terminal's HMAC secret,
 	// read with [ReadSecretFile]. Required when URL is set.
 	SecretFile string `mapstructure:"secret_file"`
+	// CAFile is a PEM bundle the certificate of an https:// host must chain
+	// to; empty uses the system roots. See [HostConfig.TLSConfig].
+	CAFile string `mapstructure:"ca_file"`
+	// PinSHA256, when set, is the SHA-256 of the host certificate's
+	// SubjectPublicKeyInfo (hex or base64) that the host must present, on
+	// top of the chain's verification.
+	PinSHA256 string `mapstructure:"pin_sha256"`
+	// Insecure allows a plain http:// URL to a host off loopback. It never
+	// turns off the verification of an https:// host.
+	Insecure bool `mapstructure:"insecure"`
 }
 
 // APIConfig is the local HTTP API used by the kiosk screen and the POS app.
@@ -605,11 +615,15 @@ func (h HostConfig) validate(p *problems) {
 	switch {
 	case err != nil:
 		p.bad("host.url", h.URL, "invalid URL: %v", unwrapURLError(err))
+		u = nil
 	case u.Scheme != "http" && u.Scheme != "https":
 		p.bad("host.url", h.URL, "must be an http:// or https:// URL (or empty to run offline)")
+		u = nil
 	case u.Host == "":
 		p.bad("host.url", h.URL, "must name a host, like \"https://host.example.com\"")
+		u = nil
 	}
+	h.validateTLS(p, u)
 	if h.SecretFile == "" {
 		p.bad("host.secret_file", "", "required when host.url is set: requests to the host are signed with this terminal's secret")
 	}

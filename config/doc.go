@@ -34,6 +34,9 @@
 //	store.retention      CARDD_STORE_RETENTION                     4320h (180 days; >= 24h)
 //	host.url             CARDD_HOST_URL                            "" (offline)
 //	host.secret_file     CARDD_HOST_SECRET_FILE                    "" (required with host.url)
+//	host.ca_file         CARDD_HOST_CA_FILE                        "" (PEM CA an https:// host must chain to; "": the system roots)
+//	host.pin_sha256      CARDD_HOST_PIN_SHA256                     "" (SHA-256 of the host certificate's public key, hex or base64; checked on top of the CA)
+//	host.insecure        CARDD_HOST_INSECURE                       false (true allows http:// to a host off loopback)
 //	api.listen           CARDD_API_LISTEN                          127.0.0.1:8711
 //	api.token_file       CARDD_API_TOKEN_FILE                      "" (required off loopback; none: a random per-run token)
 //	api.allowed_hosts    CARDD_API_ALLOWED_HOSTS                   [] (more Host names or addresses the API answers to)

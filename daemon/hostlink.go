@@ -33,8 +33,15 @@ func (d *Daemon) startHostLink(onAccess func(version string, body []byte) error)
 	if err != nil {
 		return nil, &ConfigError{Err: fmt.Errorf("host.secret_file: %w", err)}
 	}
+	tc, err := cfg.Host.TLSConfig()
+	if err != nil {
+		return nil, &ConfigError{Err: err}
+	}
+	if cfg.Host.PlainOffLoopback() {
+		d.log.Warn("host link is plain HTTP off this machine (host.insecure: true): anyone on the network can read and change it", "host_url", cfg.Host.URL)
+	}
 	client := &hostsync.Client{BaseURL: cfg.Host.URL, TerminalID: cfg.Terminal.ID, Secret: secret,
-		HTTP: &http.Client{Timeout: 10 * time.Second, Transport: d.metrics.Transport(nil)}}
+		HTTP: &http.Client{Timeout: 10 * time.Second, Transport: d.metrics.Transport(hostsync.NewTransport(tc))}}
 	syncer := &hostsync.Syncer{Client: client, Store: store, Logger: d.log,
 		Heartbeat: func() hostapi.HeartbeatRequest {
 			hb := hostapi.HeartbeatRequest{Version: buildinfo.String(), Printer: d.printerState.Load().(string)}

@@ -159,15 +159,15 @@ func TestBinaryAllPass(t *testing.T) {
 		t.Errorf("exit %d, want 0; stderr %q", code, stderr)
 	}
 	rows := tableRows(t, stdout)
-	if len(rows) != 11 {
-		t.Errorf("%d rows, want 11:\n%s", len(rows), stdout)
+	if len(rows) != 12 {
+		t.Errorf("%d rows, want 12:\n%s", len(rows), stdout)
 	}
 	for check, s := range rows {
 		if s != Pass {
 			t.Errorf("%s: %s, want PASS", check, s)
 		}
 	}
-	if !strings.Contains(stdout, file) || !strings.Contains(stdout, "11 checks: 11 passed") {
+	if !strings.Contains(stdout, file) || !strings.Contains(stdout, "12 checks: 12 passed") {
 		t.Errorf("the table does not name the config file or sum up:\n%s", stdout)
 	}
 
@@ -176,7 +176,7 @@ func TestBinaryAllPass(t *testing.T) {
 	if err := json.Unmarshal([]byte(stdout), &rep); err != nil {
 		t.Fatalf("--json output is not a report: %v\n%s", err, stdout)
 	}
-	if code != 0 || !rep.OK || rep.ConfigFile != file || len(rep.Checks) != 11 || rep.Counts[Pass] != 11 {
+	if code != 0 || !rep.OK || rep.ConfigFile != file || len(rep.Checks) != 12 || rep.Counts[Pass] != 12 {
 		t.Errorf("--json: exit %d, report %+v", code, rep)
 	}
 }

@@ -55,6 +55,7 @@ const (
 	CheckStore      = "store"
 	CheckHostSecret = "host-secret"
 	CheckHost       = "host"
+	CheckHostTLS    = "host-tls"
 	CheckClock      = "clock"
 	CheckAPIToken   = "api-token"
 )
@@ -182,6 +183,7 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) []Result {
 		{CheckStore, r.checkStore},
 		{CheckHostSecret, r.checkHostSecret},
 		{CheckHost, r.checkHost},
+		{CheckHostTLS, r.checkHostTLS},
 		{CheckClock, r.checkClock},
 		{CheckAPIToken, r.checkAPIToken},
 	}

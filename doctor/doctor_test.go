@@ -24,7 +24,7 @@ func TestRunWithFakes(t *testing.T) {
 	cfg := testConfig(t)
 	res := Run(context.Background(), cfg, Options{ConfigFile: "/etc/cardd/cardd.yaml", DialPCSC: dialer(slot0, slot1)})
 	order := []string{CheckConfig, CheckPCSCD, CheckCardReader, CheckSAMReader, CheckPrinter, CheckStoreFiles,
-		CheckStore, CheckHostSecret, CheckHost, CheckClock, CheckAPIToken}
+		CheckStore, CheckHostSecret, CheckHost, CheckHostTLS, CheckClock, CheckAPIToken}
 	if len(res) != len(order) {
 		t.Fatalf("%d results, want %d: %+v", len(res), len(order), res)
 	}

@@ -66,6 +66,12 @@ func (r *run) checkHost(ctx context.Context) Result {
 	hc := http.Client{Timeout: orDefault(r.opts.HostTimeout, 10*time.Second)}
 	if r.opts.HTTP != nil {
 		hc = *r.opts.HTTP
+	} else {
+		tc, err := h.TLSConfig()
+		if err != nil {
+			return fail(err.Error(), "correct host.ca_file or host.pin_sha256")
+		}
+		hc.Transport = hostsync.NewTransport(tc) // verified as the daemon verifies it
 	}
 	base := hc.Transport
 	if base == nil {
@@ -90,6 +96,9 @@ func (r *run) checkHost(ctx context.Context) Result {
 	}
 	var he *hostsync.HostError
 	switch {
+	case errors.Is(err, hostsync.ErrUntrustedHost):
+		return fail(fmt.Sprintf("%s: %s", h.URL, clip(err.Error())),
+			"host.ca_file must hold the CA that signed the host's certificate (empty: the system roots), the certificate must name the host of host.url, and host.pin_sha256, when set, must be its public key's SHA-256")
 	case errors.Is(err, hostsync.ErrUnreachable):
 		return fail(fmt.Sprintf("cannot reach %s: %s", h.URL, clip(err.Error())), unreachableFix)
 	case errors.As(err, &he) && he.Code == hostapi.CodeUnauthorized:
@@ -111,6 +120,32 @@ func (r *run) checkHost(ctx context.Context) Result {
 	}
 	return fail(fmt.Sprintf("%s: %s", h.URL, clip(err.Error())),
 		"check host.url: it must be the base URL of the cardd host, not a web page or a proxy")
+}
+
+// checkHostTLS says how the host link is protected: verified TLS passes,
+// plain HTTP off this machine (host.insecure) warns.
+func (r *run) checkHostTLS(context.Context) Result {
+	h := r.cfg.Host
+	switch {
+	case h.URL == "":
+		return skip("host.url is not set")
+	case h.PlainOffLoopback():
+		return warn(fmt.Sprintf("host.insecure is true and host.url %s is plain HTTP off this machine: anyone on the network can read and change the link (the signature still authenticates this terminal)", h.URL),
+			"serve the host over HTTPS (cardhost serve --tls-cert FILE --tls-key FILE), set host.url to https://… with host.ca_file, and remove host.insecure")
+	case h.Insecure:
+		return warn("host.insecure is true; unused here (host.url is https or loopback), but it would let a plain http:// URL to another machine through",
+			"remove host.insecure")
+	case strings.HasPrefix(h.URL, "http:"):
+		return pass("plain HTTP to this machine's loopback (%s)", h.URL)
+	}
+	roots := "the system roots"
+	if h.CAFile != "" {
+		roots = h.CAFile
+	}
+	if h.PinSHA256 != "" {
+		return pass("TLS, the host's certificate verified against %s and its pinned public key", roots)
+	}
+	return pass("TLS, the host's certificate verified against %s", roots)
 }
 
 const clockFix = "set the clock and keep it synchronised: timedatectl set-ntp true (with systemd-timesyncd or chrony; the campus NTP server or the host can serve time). " +

@@ -194,3 +194,26 @@ func TestNoHost(t *testing.T) {
 	want(t, "host", hr, Skip, "offline")
 	want(t, "clock", clock, Skip)
 }
+
+// TestHostTLSCheck: plain HTTP off loopback (host.insecure) and a stray
+// host.insecure are warnings; a verified link passes, naming what it
+// trusts.
+func TestHostTLSCheck(t *testing.T) {
+	for _, tc := range []struct {
+		h      config.HostConfig
+		status Status
+		says   string
+	}{
+		{config.HostConfig{}, Skip, "not set"},
+		{config.HostConfig{URL: "http://10.0.0.5:8710", Insecure: true}, Warn, "plain HTTP off this machine"},
+		{config.HostConfig{URL: "https://10.0.0.5:8710", Insecure: true}, Warn, "host.insecure is true"},
+		{config.HostConfig{URL: "http://127.0.0.1:8710"}, Pass, "loopback"},
+		{config.HostConfig{URL: "https://10.0.0.5:8710", CAFile: "/etc/cardd/ca.pem"}, Pass, "/etc/cardd/ca.pem"},
+		{config.HostConfig{URL: "https://10.0.0.5:8710", PinSHA256: "x"}, Pass, "pinned"},
+	} {
+		cfg := testConfig(t)
+		cfg.Host = tc.h
+		r := &run{cfg: cfg}
+		want(t, tc.h.URL, r.checkHostTLS(context.Background()), tc.status, tc.says)
+	}
+}

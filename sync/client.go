@@ -10,6 +10,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -43,6 +44,19 @@ type Client struct {
 // refused connection, a timeout, a proxy error. The caller treats the host as
 // offline: the card is still read, its credits wait.
 var ErrUnreachable = errors.New("host unreachable")
+
+// ErrUntrustedHost wraps, beside ErrUnreachable, a handshake in which the
+// host's certificate could not be verified (no trusted CA, a wrong name, an
+// expired certificate, not the pinned key). Nothing was sent to that host.
+var ErrUntrustedHost = errors.New("host certificate not verified; nothing sent")
+
+// NewTransport is http.DefaultTransport's settings (proxy from the
+// environment, bounded dials and handshakes) with tc for TLS.
+func NewTransport(tc *tls.Config) *http.Transport {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.TLSClientConfig = tc
+	return t
+}
 
 // HostError is an answer other than 2xx, with the host's reason.
 type HostError struct {
@@ -97,6 +111,12 @@ func (c *Client) send(ctx context.Context, hc *http.Client, path string, req, re
 	hostapi.Sign(hr, c.TerminalID, c.Secret, body, now(), hex.EncodeToString(nonce[:]))
 	res, err := hc.Do(hr)
 	if err != nil {
+		var cve *tls.CertificateVerificationError
+		if errors.As(err, &cve) {
+			// Still unreachable to the caller (the card is read, credits
+			// wait), but the log must say why: it is not the network.
+			return fmt.Errorf("%w: %w: %s: %v", ErrUnreachable, ErrUntrustedHost, path, err)
+		}
 		return fmt.Errorf("%w: %s: %v", ErrUnreachable, path, err)
 	}
 	defer res.Body.Close()
