@@ -61,6 +61,9 @@ func startServe(t *testing.T, dir string, flags ...string) string {
 	select {
 	case line := <-lines:
 		i := strings.Index(line, "http://")
+		if j := strings.Index(line, "https://"); j >= 0 {
+			i = j // served with --tls-cert
+		}
 		if i < 0 {
 			t.Fatalf("cardhost serve printed %q, want its address", line)
 		}
