@@ -284,7 +284,7 @@ func TestServeTLS(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	url, _, stop := serveInProcess(t, "--dir", dir, "--tls-cert", files.Cert, "--tls-key", files.Key)
+	url, _, stop := serveInProcess(t, "--dir", dir, "--tls-cert", files.Cert, "--tls-key", files.Key, "--topup-provider", "sim")
 	if !strings.HasPrefix(url, "https://") {
 		t.Fatalf("serving on %s, want https://", url)
 	}
@@ -294,18 +294,24 @@ func TestServeTLS(t *testing.T) {
 	}
 	roots := x509.NewCertPool()
 	roots.AppendCertsFromPEM(pemCA)
-	heartbeat := func(cfg *tls.Config) (*http.Response, error) {
-		body, _ := json.Marshal(hostapi.HeartbeatRequest{Version: "test"})
-		req, _ := http.NewRequest(http.MethodPost, url+hostapi.PathHeartbeat, bytes.NewReader(body))
+	post := func(cfg *tls.Config, path string, v, answer any) (*http.Response, error) {
+		body, _ := json.Marshal(v)
+		req, _ := http.NewRequest(http.MethodPost, url+path, bytes.NewReader(body))
 		var nonce [16]byte
 		rand.Read(nonce[:])
 		hostapi.Sign(req, "000000000001", secret, body, time.Now(), hex.EncodeToString(nonce[:]))
 		hc := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: cfg}}
 		res, err := hc.Do(req)
 		if err == nil {
+			if answer != nil {
+				json.NewDecoder(res.Body).Decode(answer)
+			}
 			res.Body.Close()
 		}
 		return res, err
+	}
+	heartbeat := func(cfg *tls.Config) (*http.Response, error) {
+		return post(cfg, hostapi.PathHeartbeat, hostapi.HeartbeatRequest{Version: "test"}, nil)
 	}
 	res, err := heartbeat(&tls.Config{RootCAs: roots})
 	if err != nil || res.StatusCode != http.StatusOK {
@@ -319,6 +325,12 @@ func TestServeTLS(t *testing.T) {
 	}
 	if _, err := heartbeat(&tls.Config{RootCAs: roots, MaxVersion: tls.VersionTLS11}); err == nil {
 		t.Fatal("a TLS 1.1 client was served")
+	}
+	// The sim provider's pay links default to the address served: https.
+	var o hostapi.TopupOrder
+	if res, err := post(&tls.Config{RootCAs: roots}, hostapi.PathTopupOrder, hostapi.TopupOrderRequest{Card: number, AmountFen: 100, Key: "k1"}, &o); err != nil ||
+		res.StatusCode != http.StatusOK || !strings.HasPrefix(o.QR, url+"/pay/sim/") {
+		t.Fatalf("top-up order over TLS: %v %v, QR %q, want it under %s", res, err, o.QR, url)
 	}
 	stop()
 }

@@ -103,7 +103,11 @@ func (c *serve) run(ctx context.Context, e *env) error {
 		return fmt.Errorf("--listen = %q: %w", c.listen, err)
 	}
 	defer ln.Close()
-	tp, err := c.topup.topups(e, simSecret, ln.Addr().String(), host.TopupOptions{Timeout: c.topup.timeoutDur, Logger: log})
+	scheme := "http"
+	if c.cert != nil {
+		scheme = "https"
+	}
+	tp, err := c.topup.topups(e, simSecret, scheme+"://"+ln.Addr().String(), host.TopupOptions{Timeout: c.topup.timeoutDur, Logger: log})
 	if err != nil {
 		return err
 	}
@@ -132,9 +136,7 @@ func (c *serve) run(ctx context.Context, e *env) error {
 	}
 	// A shutdown answers the held pulls rather than wait them out.
 	srv.RegisterOnShutdown(h.EndWaits)
-	scheme := "http"
 	if c.cert != nil {
-		scheme = "https"
 		// TLS 1.2 is the oldest without known breaks that the terminals'
 		// Go client still speaks; older versions are refused.
 		srv.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{*c.cert}}

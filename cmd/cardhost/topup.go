@@ -35,7 +35,7 @@ type topupFlags struct {
 func (c *topupFlags) flags(fs *pflag.FlagSet) {
 	fs.StringVar(&c.provider, "topup-provider", "", `payment provider of kiosk top-ups: "" (none: the endpoints answer 503) or sim (simulated: anyone with the link pays without money; tests and demos only)`)
 	fs.StringVar(&c.timeout, "topup-timeout", host.DefaultTopupTimeout.String(), "an unpaid top-up order is closed after this")
-	fs.StringVar(&c.publicURL, "topup-public-url", "", "the host's URL as phones reach it, for the sim pay pages (default http:// and the listening address)")
+	fs.StringVar(&c.publicURL, "topup-public-url", "", "the host's URL as phones reach it, for the sim pay pages (default http:// and the listening address, https:// with --tls-cert)")
 	fs.StringVar(&c.simSecret, "topup-sim-secret", "", "file of the sim provider's signing secret (default "+SimSecretFile+" in --dir, made when missing)")
 }
 
@@ -84,14 +84,14 @@ func (c *topupFlags) readSecret(e *env) ([]byte, error) {
 }
 
 // topups makes the top-up service serve runs, or nil without a provider.
-// addr is where serve listens.
-func (c *topupFlags) topups(e *env, secret []byte, addr string, opt host.TopupOptions) (*host.Topups, error) {
+// base is where serve listens, as scheme://addr.
+func (c *topupFlags) topups(e *env, secret []byte, listenURL string, opt host.TopupOptions) (*host.Topups, error) {
 	if c.provider == "" {
 		return nil, nil
 	}
 	base := c.publicURL
 	if base == "" {
-		base = "http://" + addr
+		base = listenURL
 	}
 	sim, err := host.NewSimProvider(e.st, secret, base, opt.Logger)
 	if err != nil {
