@@ -2,7 +2,7 @@
 # pcscd with the vpcd virtual readers is running. Sourced, not run.
 
 # Debian packages the demo and the tests need at run time and to build.
-CARDD_PACKAGES=(pcscd libpcsclite-dev vsmartcard-vpcd pcsc-tools socat gcc pkg-config procps iproute2 curl fonts-wqy-zenhei fonts-noto-cjk systemd)
+CARDD_PACKAGES=(pcscd libpcsclite-dev vsmartcard-vpcd pcsc-tools socat gcc pkg-config procps iproute2 curl openssl fonts-wqy-zenhei fonts-noto-cjk systemd)
 # Installed with their recommends: Chromium, for the kiosk page's browser
 # tests, was tried here that way only.
 CARDD_PACKAGES_WITH_RECOMMENDS=(chromium)
