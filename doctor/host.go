@@ -2,6 +2,7 @@ package doctor
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net/http"
@@ -97,7 +98,11 @@ func (r *run) checkHost(ctx context.Context) Result {
 	var he *hostsync.HostError
 	switch {
 	case errors.Is(err, hostsync.ErrUntrustedHost):
-		return fail(fmt.Sprintf("%s: %s", h.URL, clip(err.Error())),
+		why := err.Error()
+		if cve := (*tls.CertificateVerificationError)(nil); errors.As(err, &cve) {
+			why = cve.Err.Error() // the cause, not the URL and path again
+		}
+		return fail(fmt.Sprintf("%s: the host's certificate was not verified, nothing was sent: %s", h.URL, clip(why)),
 			"host.ca_file must hold the CA that signed the host's certificate (empty: the system roots), the certificate must name the host of host.url, and host.pin_sha256, when set, must be its public key's SHA-256")
 	case errors.Is(err, hostsync.ErrUnreachable):
 		return fail(fmt.Sprintf("cannot reach %s: %s", h.URL, clip(err.Error())), unreachableFix)

@@ -2,6 +2,7 @@ package doctor
 
 import (
 	"context"
+	"encoding/pem"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/cardd/cardd/config"
 	"github.com/cardd/cardd/host"
+	"github.com/cardd/cardd/internal/tlsgen"
 )
 
 // refHost is the reference host (package host) over loopback HTTP with a
@@ -216,4 +218,27 @@ func TestHostTLSCheck(t *testing.T) {
 		r := &run{cfg: cfg}
 		want(t, tc.h.URL, r.checkHostTLS(context.Background()), tc.status, tc.says)
 	}
+}
+
+// TestHostOverTLS: the host check verifies an https:// host as the daemon
+// does: its certificate as host.ca_file passes, another CA fails naming the
+// certificate and host.ca_file in the fix.
+func TestHostOverTLS(t *testing.T) {
+	h := startHost(t, host.Options{})
+	srv := httptest.NewTLSServer(h.srv.Config.Handler)
+	t.Cleanup(srv.Close)
+	cfg := hostConfig(t, h)
+	cfg.Host.URL = srv.URL
+	cfg.Host.CAFile = filepath.Join(t.TempDir(), "host.pem")
+	writeFile(t, cfg.Host.CAFile, string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw})), 0o644)
+	_, hr, _ := hostChecks(t, cfg, Options{Version: "test"})
+	want(t, "host with its CA", hr, Pass, srv.URL)
+
+	other, err := tlsgen.Write(t.TempDir(), []string{"127.0.0.1"}, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Host.CAFile = other.CA
+	_, hr, _ = hostChecks(t, cfg, Options{Version: "test"})
+	want(t, "host with another CA", hr, Fail, "certificate was not verified", "unknown authority", "fix:host.ca_file must hold the CA")
 }

@@ -115,7 +115,7 @@ func (c *Client) send(ctx context.Context, hc *http.Client, path string, req, re
 		if errors.As(err, &cve) {
 			// Still unreachable to the caller (the card is read, credits
 			// wait), but the log must say why: it is not the network.
-			return fmt.Errorf("%w: %w: %s: %v", ErrUnreachable, ErrUntrustedHost, path, err)
+			return fmt.Errorf("%w: %w: %s: %w", ErrUnreachable, ErrUntrustedHost, path, err)
 		}
 		return fmt.Errorf("%w: %s: %v", ErrUnreachable, path, err)
 	}
