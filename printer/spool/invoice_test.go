@@ -1,18 +1,13 @@
 package spool
 
 import (
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
-	"go.bug.st/serial"
-
 	"github.com/cardd/cardd/offline"
 	"github.com/cardd/cardd/printer"
-	"github.com/cardd/cardd/printer/sim"
 )
 
 // TestInvoiceSlipThroughPTY: the kiosk's invoice slip for 王𠮷's top-up,
@@ -22,17 +17,7 @@ import (
 // picture with no printer error, and the QR code holds the invoicing URL
 // with 4 modules of blank paper on every side, at 58 and 80 mm.
 func TestInvoiceSlipThroughPTY(t *testing.T) {
-	const fontPath = "/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc"
-	if _, err := os.Stat(fontPath); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("%v: install the Debian package fonts-noto-cjk", err)
-		}
-		t.Skipf("%v: install the Debian package fonts-noto-cjk", err)
-	}
-	font, err := printer.LoadFont(fontPath)
-	if err != nil {
-		t.Fatal(err)
-	}
+	font := cjkFont(t)
 	const url = "https://fapiao.example.cn/k?o=TU-20261203-0001&a=100.00"
 	f := Facts{Kind: KindInvoice, Time: time.Date(2026, 12, 3, 19, 30, 0, 0, beijing), TerminalID: "000000000001",
 		Card: "3101000000800001", Holder: "王𠮷", AmountFen: 10000, Reference: "TU-20261203-0001", Link: url}
@@ -42,10 +27,7 @@ func TestInvoiceSlipThroughPTY(t *testing.T) {
 	}
 	q := offline.Receipt{Body: nr.Body}
 	for _, layout := range []printer.Layout{printer.Layout58, printer.Layout80} {
-		link := filepath.Join(t.TempDir(), "printer")
-		p := openSim(t, link, sim.Options{Model: sim.Model{TwoByteOnly: true, Dots: layout.Dots}})
-		line := &Line{Port: link, Mode: serial.Mode{BaudRate: 115200, DataBits: 8}}
-		defer line.Close()
+		p, line := twoBytePrinter(t, layout)
 		r := renderer
 		r.Options.Layout, r.Options.Symbol, r.Options.FourByte, r.Options.Font = layout, printer.SymbolNone, printer.FourByteImage, font
 		pr, err := r.Receipt(q)
