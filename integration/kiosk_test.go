@@ -54,12 +54,6 @@ func chromiumPath(t *testing.T) string {
 func TestKioskInBrowser(t *testing.T) {
 	requirePCSC(t)
 	chromium := chromiumPath(t)
-	artifacts := os.Getenv("CARDD_ARTIFACTS")
-	if artifacts == "" {
-		artifacts = t.TempDir()
-	} else if err := os.MkdirAll(artifacts, 0o755); err != nil {
-		t.Fatal(err)
-	}
 	w := newHostWorld(t)
 	env, p := w.kioskTerminal(t)
 
@@ -87,17 +81,7 @@ func TestKioskInBrowser(t *testing.T) {
 	addr := d.apiAddr(t)
 	d.waitLine(t, "reader added", 10*time.Second, func(m map[string]any) bool { return m["reader"] == slot0Reader })
 
-	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(chromium), chromedp.NoSandbox, chromedp.WindowSize(1024, 768))
-	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
-	defer cancelAlloc()
-	ctx, cancelCtx := chromedp.NewContext(actx)
-	defer cancelCtx()
-	ctx, cancelTime := context.WithTimeout(ctx, 90*time.Second)
-	defer cancelTime()
-	b := &browser{t: t, ctx: ctx, dir: artifacts}
-	b.do(chromedp.EmulateViewport(1024, 768, chromedp.EmulateTouch, chromedp.EmulateLandscape),
-		chromedp.Navigate("http://"+addr+"/"))
-	b.until("the idle screen, connected", `document.body.dataset.state==="idle" && document.body.dataset.conn==="up"`)
+	b := openKiosk(t, chromium, addr, 90*time.Second)
 	if got := b.text("body"); !strings.Contains(got, "请刷卡") {
 		t.Errorf("idle page says %q, want 请刷卡", got)
 	}
@@ -248,6 +232,32 @@ func (b *browser) text(sel string) string {
 }
 
 // until waits up to 15 s for a JavaScript condition.
+// openKiosk opens the kiosk page of the daemon whose API is at addr in
+// headless chromium at 1024x768, touch, and waits for its idle screen,
+// connected. The whole browser session ends after limit; screenshots go
+// to $CARDD_ARTIFACTS (made if missing), else to a temporary directory.
+func openKiosk(t *testing.T, chromium, addr string, limit time.Duration) *browser {
+	t.Helper()
+	artifacts := os.Getenv("CARDD_ARTIFACTS")
+	if artifacts == "" {
+		artifacts = t.TempDir()
+	} else if err := os.MkdirAll(artifacts, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(chromium), chromedp.NoSandbox, chromedp.WindowSize(1024, 768))
+	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	t.Cleanup(cancelAlloc)
+	ctx, cancelCtx := chromedp.NewContext(actx)
+	t.Cleanup(cancelCtx)
+	ctx, cancelTime := context.WithTimeout(ctx, limit)
+	t.Cleanup(cancelTime)
+	b := &browser{t: t, ctx: ctx, dir: artifacts}
+	b.do(chromedp.EmulateViewport(1024, 768, chromedp.EmulateTouch, chromedp.EmulateLandscape),
+		chromedp.Navigate("http://"+addr+"/"))
+	b.until("the idle screen, connected", `document.body.dataset.state==="idle" && document.body.dataset.conn==="up"`)
+	return b
+}
+
 func (b *browser) until(what, js string) {
 	b.t.Helper()
 	b.untilWithin(what, js, 15*time.Second)

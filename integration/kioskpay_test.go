@@ -34,12 +34,6 @@ import (
 func TestKioskTopupInBrowser(t *testing.T) {
 	requirePCSC(t)
 	chromium := chromiumPath(t)
-	artifacts := os.Getenv("CARDD_ARTIFACTS")
-	if artifacts == "" {
-		artifacts = t.TempDir()
-	} else if err := os.MkdirAll(artifacts, 0o755); err != nil {
-		t.Fatal(err)
-	}
 	w := newHostWorld(t)
 	const number = "3101000000970001"
 	path := w.issue(t, number, 10000)
@@ -53,17 +47,7 @@ func TestKioskTopupInBrowser(t *testing.T) {
 	addr := d.apiAddr(t)
 	d.waitLine(t, "reader added", 10*time.Second, func(m map[string]any) bool { return m["reader"] == slot0Reader })
 
-	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(chromium), chromedp.NoSandbox, chromedp.WindowSize(1024, 768))
-	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
-	defer cancelAlloc()
-	ctx, cancelCtx := chromedp.NewContext(actx)
-	defer cancelCtx()
-	ctx, cancelTime := context.WithTimeout(ctx, 240*time.Second)
-	defer cancelTime()
-	b := &browser{t: t, ctx: ctx, dir: artifacts}
-	b.do(chromedp.EmulateViewport(1024, 768, chromedp.EmulateTouch, chromedp.EmulateLandscape),
-		chromedp.Navigate("http://"+addr+"/"))
-	b.until("the idle screen, connected", `document.body.dataset.state==="idle" && document.body.dataset.conn==="up"`)
+	b := openKiosk(t, chromium, addr, 240*time.Second)
 
 	// The card on the reader, and left there.
 	in := insert(t, path, 0, vpcd.Options{})
