@@ -13,7 +13,9 @@ import (
 const accessList = `{"version":"a","groups":[{"name":"residents","windows":[{"days":["mon"],"from":"00:00","until":"24:00"}]}],
 "entries":[{"card":"3101000000000001","groups":["residents"]}]}`
 
-func TestAccessList(t *testing.T) {
+func TestAccessList(t *testing.T) { eachStore(t, testAccessList) }
+
+func testAccessList(t *testing.T) {
 	e := newEnv(t, Options{})
 	ctx := context.Background()
 	var r hostapi.AccessResponse

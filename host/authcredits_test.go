@@ -48,7 +48,9 @@ func (e *env) wantOthers(what string, resp hostapi.LoadAuthorizeResponse, author
 // 2); the same request again gets them again; a consumed or cancelled
 // credit leaves the list; another card's never enter it; a refusal carries
 // none.
-func TestAuthorizeAnswersOtherCredits(t *testing.T) {
+func TestAuthorizeAnswersOtherCredits(t *testing.T) { eachStore(t, testAuthorizeAnswersOtherCredits) }
+
+func testAuthorizeAnswersOtherCredits(t *testing.T) {
 	e := newEnv(t, Options{})
 	ctx := context.Background()
 	// Another card with credits of its own, older and newer than ours.
@@ -116,6 +118,10 @@ func TestAuthorizeAnswersOtherCredits(t *testing.T) {
 // TestM1AuthorizeAnswersOtherCredits: an M1 wallet's authorization, and its
 // retry, come with the wallet's other pending credits like an e-purse's.
 func TestM1AuthorizeAnswersOtherCredits(t *testing.T) {
+	eachStore(t, testM1AuthorizeAnswersOtherCredits)
+}
+
+func testM1AuthorizeAnswersOtherCredits(t *testing.T) {
 	e, _ := m1Env(t)
 	first, second := e.addM1Credit(100), e.addM1Credit(200)
 	e.addCredit(300) // the e-purse card's, never the wallet's

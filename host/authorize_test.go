@@ -17,7 +17,9 @@ import (
 // several bad fields gets: the first bad field in the order Authorize checks
 // them (purse, card, random, mac1, amount, old balance, time), each with its
 // own reason, and nothing recorded.
-func TestAuthorizeRequestFieldsInOrder(t *testing.T) {
+func TestAuthorizeRequestFieldsInOrder(t *testing.T) { eachStore(t, testAuthorizeRequestFieldsInOrder) }
+
+func testAuthorizeRequestFieldsInOrder(t *testing.T) {
 	e := newEnv(t, Options{})
 	id := e.addCredit(1000)
 	good := authorizeRequest(id, e.initLoad(1000), 1000, loadTime())
@@ -52,7 +54,7 @@ func TestAuthorizeRequestFieldsInOrder(t *testing.T) {
 		req = mended
 	}
 	e.mustCall(hostapi.PathLoadAuthorize, req, nil)
-	if n := e.count("authorizations", "1"); n != 1 {
+	if n := e.count("authorizations", "TRUE"); n != 1 {
 		t.Fatalf("%d authorizations, want the one the good request got", n)
 	}
 }
@@ -60,7 +62,9 @@ func TestAuthorizeRequestFieldsInOrder(t *testing.T) {
 // TestAuthorizeRulesInOrder pins the order of rules 1 to 4 of Authorize
 // when more than one fails: a denied card before the balance cap, the cap
 // before MAC1, MAC1 before the known counter.
-func TestAuthorizeRulesInOrder(t *testing.T) {
+func TestAuthorizeRulesInOrder(t *testing.T) { eachStore(t, testAuthorizeRulesInOrder) }
+
+func testAuthorizeRulesInOrder(t *testing.T) {
 	e := newEnv(t, Options{BalanceCap: 10500})
 	id := e.addCredit(1000)
 	li := e.initLoad(1000)
@@ -79,7 +83,7 @@ func TestAuthorizeRulesInOrder(t *testing.T) {
 	if want := "card 3101********3456 is on the deny list (lost)"; apiErr.Reason != want {
 		t.Fatalf("reason %q, want %q", apiErr.Reason, want)
 	}
-	if n := e.count("authorizations", "1") + e.count("purse_counters", "1"); n != 0 {
+	if n := e.count("authorizations", "TRUE") + e.count("purse_counters", "TRUE"); n != 0 {
 		t.Fatalf("%d rows written by refusals", n)
 	}
 
@@ -107,7 +111,9 @@ func TestAuthorizeRulesInOrder(t *testing.T) {
 // TestAuthorizeOtherPurse: a credit with an open authorization for one
 // purse is refused for the other until that one is settled, and the refusal
 // still records the counter the card proved for the other purse.
-func TestAuthorizeOtherPurse(t *testing.T) {
+func TestAuthorizeOtherPurse(t *testing.T) { eachStore(t, testAuthorizeOtherPurse) }
+
+func testAuthorizeOtherPurse(t *testing.T) {
 	e := newEnv(t, Options{})
 	id := e.addCredit(1000)
 	e.authorize(id, 1000) // open for the EP at counter 0

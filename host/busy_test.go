@@ -65,7 +65,9 @@ func (e *env) authorizeAs(term, secret string, req hostapi.LoadAuthorizeRequest)
 // other's (before, 20 attempts gave 20 authorize/void flip-flops). The
 // holder's own new INIT answers still re-authorize, as after its own torn
 // tap.
-func TestAuthorizeRaceBusy(t *testing.T) {
+func TestAuthorizeRaceBusy(t *testing.T) { eachStore(t, testAuthorizeRaceBusy) }
+
+func testAuthorizeRaceBusy(t *testing.T) {
 	e := newEnv(t, Options{})
 	secretB := e.addTerminalB()
 	id := e.addCredit(2000)
@@ -130,7 +132,9 @@ func TestAuthorizeRaceBusy(t *testing.T) {
 // TestBusyHoldEnds: the hold ends when its holder proves the load did not
 // happen (the card's next tap there), or after LoadHold; then the other
 // terminal is authorized, and the load goes through once.
-func TestBusyHoldEnds(t *testing.T) {
+func TestBusyHoldEnds(t *testing.T) { eachStore(t, testBusyHoldEnds) }
+
+func testBusyHoldEnds(t *testing.T) {
 	clock := time.Now()
 	var mu sync.Mutex
 	now := func() time.Time { mu.Lock(); defer mu.Unlock(); return clock }

@@ -10,11 +10,13 @@ import (
 // TestBalanceCapBoundary: the cap is the most a purse may hold, so a load
 // landing exactly on it is authorized, and one fen more is refused. The
 // card holds 100.00 (newEnv); the cap is 150.00.
-func TestBalanceCapBoundary(t *testing.T) {
+func TestBalanceCapBoundary(t *testing.T) { eachStore(t, testBalanceCapBoundary) }
+
+func testBalanceCapBoundary(t *testing.T) {
 	e := newEnv(t, Options{BalanceCap: 15000})
 	over := e.addCredit(5001)
 	e.wantRefusal(hostapi.PathLoadAuthorize, authorizeRequest(over, e.initLoad(5001), 5001, loadTime()), http.StatusConflict, hostapi.CodeBalanceCap)
-	if n := e.count("authorizations", "1"); n != 0 {
+	if n := e.count("authorizations", "TRUE"); n != 0 {
 		t.Fatalf("%d authorizations after a load over the cap, want none", n)
 	}
 	exact := e.addCredit(5000)
@@ -32,7 +34,9 @@ func TestBalanceCapBoundary(t *testing.T) {
 
 // TestM1BalanceCapBoundary is TestBalanceCapBoundary for an M1 wallet,
 // whose balance the terminal reports (m1Env's cap is 1000.00).
-func TestM1BalanceCapBoundary(t *testing.T) {
+func TestM1BalanceCapBoundary(t *testing.T) { eachStore(t, testM1BalanceCapBoundary) }
+
+func testM1BalanceCapBoundary(t *testing.T) {
 	e, _ := m1Env(t)
 	id := e.addM1Credit(5000)
 	e.wantRefusal(hostapi.PathLoadAuthorize, m1Authorize(id, ref1, 95001, 5000), http.StatusConflict, hostapi.CodeBalanceCap)

@@ -17,7 +17,9 @@ const tunionNumber = cardtest.TUnion
 // every part of the host API as a 16-digit one does: its credits asked on
 // tap, a load authorized and completed, a journal row, the deny list and
 // the pull that carries it, and the card's ledger.
-func TestNineteenDigitCard(t *testing.T) {
+func TestNineteenDigitCard(t *testing.T) { eachStore(t, testNineteenDigitCard) }
+
+func testNineteenDigitCard(t *testing.T) {
 	e := newEnv(t, Options{})
 	ctx := context.Background()
 	// Writing a T-Union card's file is the e-purse package's business; the
@@ -93,6 +95,10 @@ func TestNineteenDigitCard(t *testing.T) {
 // card with 400 and the reason, the number masked, and changes nothing;
 // the deny list (an operator's command) refuses it naming it in full.
 func TestCardNumberRefusedAtEveryEndpoint(t *testing.T) {
+	eachStore(t, testCardNumberRefusedAtEveryEndpoint)
+}
+
+func testCardNumberRefusedAtEveryEndpoint(t *testing.T) {
 	e := newEnv(t, Options{})
 	ctx := context.Background()
 	id := e.addCredit(1000)
@@ -130,7 +136,7 @@ func TestCardNumberRefusedAtEveryEndpoint(t *testing.T) {
 			check("deny", err.Error())
 		}
 	}
-	if n := e.count("journal", "1") + e.count("deny", "1") + e.count("changes", "kind = 'deny'") + e.count("authorizations", "1"); n != 0 {
+	if n := e.count("journal", "TRUE") + e.count("deny", "TRUE") + e.count("changes", "kind = 'deny'") + e.count("authorizations", "TRUE"); n != 0 {
 		t.Fatalf("%d rows written by refused requests", n)
 	}
 }

@@ -159,6 +159,7 @@ func (s *Store) Deny(ctx context.Context, number, reason, actor string, now time
 		return false, err
 	}
 	err = s.inTx(ctx, func(tx *sql.Tx) error {
+		changed = false // a retry starts over
 		denied, old, err := denyState(tx, number)
 		if err != nil {
 			return err

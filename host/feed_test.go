@@ -99,7 +99,9 @@ func (e *env) cursorNow() string {
 // TestPullHeldWakesOnAddInProcess: a pull with nothing after its cursor is
 // held, and a credit this process adds answers it at once: the watcher's
 // tick is an hour here, so only the in-process wake can.
-func TestPullHeldWakesOnAddInProcess(t *testing.T) {
+func TestPullHeldWakesOnAddInProcess(t *testing.T) { eachStore(t, testPullHeldWakesOnAddInProcess) }
+
+func testPullHeldWakesOnAddInProcess(t *testing.T) {
 	e := newEnv(t, Options{})
 	e.st.feed.poll = time.Hour
 	cursor := e.cursorNow()
@@ -116,8 +118,12 @@ func TestPullHeldWakesOnAddInProcess(t *testing.T) {
 // on the same database (here another Store, as `cardhost credit add` is)
 // answers the held pull: the watcher reads the feed's end while it waits.
 func TestPullHeldWakesOnAddByAnotherStore(t *testing.T) {
+	eachStore(t, testPullHeldWakesOnAddByAnotherStore)
+}
+
+func testPullHeldWakesOnAddByAnotherStore(t *testing.T) {
 	e := newEnv(t, Options{})
-	other, err := Open(filepath.Join(e.dir, DBFile))
+	other, err := Open(e.dsn)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -147,7 +153,9 @@ func TestPullHeldWakesOnAddByAnotherStore(t *testing.T) {
 
 // TestPullHeldTimesOutEmpty: with nothing new the held pull answers empty,
 // held, with the same cursor, once its wait is over.
-func TestPullHeldTimesOutEmpty(t *testing.T) {
+func TestPullHeldTimesOutEmpty(t *testing.T) { eachStore(t, testPullHeldTimesOutEmpty) }
+
+func testPullHeldTimesOutEmpty(t *testing.T) {
 	e := newEnv(t, Options{})
 	cursor := e.cursorNow()
 	a := waitAnswer(t, e.pullAsync(hostapi.PullRequest{Cursor: cursor, WaitMS: 300}), 10*time.Second)
@@ -168,7 +176,9 @@ func TestPullHeldTimesOutEmpty(t *testing.T) {
 
 // TestPullWaitCappedByHost: a terminal asking to wait an hour is answered
 // at the host's cap; EndWaits answers a held pull at once.
-func TestPullWaitCappedByHost(t *testing.T) {
+func TestPullWaitCappedByHost(t *testing.T) { eachStore(t, testPullWaitCappedByHost) }
+
+func testPullWaitCappedByHost(t *testing.T) {
 	e := newEnv(t, Options{MaxPullWait: 300 * time.Millisecond})
 	cursor := e.cursorNow()
 	a := waitAnswer(t, e.pullAsync(hostapi.PullRequest{Cursor: cursor, WaitMS: 3600_000}), 10*time.Second)
@@ -191,7 +201,8 @@ func TestPullWaitCappedByHost(t *testing.T) {
 
 // TestPullWatcherReadsOncePerTick: however many pulls are held, the feed is
 // read once per tick (and once per commit of this process), not once per
-// waiting terminal.
+// waiting terminal. The watcher is the same on both stores; the statements
+// are counted through SQLite's recording driver.
 func TestPullWatcherReadsOncePerTick(t *testing.T) {
 	registerHostRecorder.Do(func() { sql.Register("cardhost-recorded", hostRecorder) })
 	e := newEnv(t, Options{})

@@ -26,7 +26,9 @@ func (e *env) wantUnauthorized(r *http.Request, want string) {
 	}
 }
 
-func TestAuthentication(t *testing.T) {
+func TestAuthentication(t *testing.T) { eachStore(t, testAuthentication) }
+
+func testAuthentication(t *testing.T) {
 	e := newEnv(t, Options{})
 	body, _ := json.Marshal(hostapi.HeartbeatRequest{Version: "test"})
 	now := time.Now()
@@ -69,7 +71,9 @@ func TestAuthentication(t *testing.T) {
 	}
 }
 
-func TestTerminalIDCase(t *testing.T) {
+func TestTerminalIDCase(t *testing.T) { eachStore(t, testTerminalIDCase) }
+
+func testTerminalIDCase(t *testing.T) {
 	e := newEnv(t, Options{})
 	ctx := context.Background()
 	secret, _ := NewTerminalSecret()
@@ -93,7 +97,9 @@ func TestTerminalIDCase(t *testing.T) {
 	}
 }
 
-func TestRequestShape(t *testing.T) {
+func TestRequestShape(t *testing.T) { eachStore(t, testRequestShape) }
+
+func testRequestShape(t *testing.T) {
 	e := newEnv(t, Options{})
 	// Unknown fields are refused, by name.
 	raw := []byte(`{"cursor": "", "limit": 5, "since": "yesterday"}`)
@@ -145,7 +151,9 @@ func TestRequestShape(t *testing.T) {
 	}
 }
 
-func TestJournal(t *testing.T) {
+func TestJournal(t *testing.T) { eachStore(t, testJournal) }
+
+func testJournal(t *testing.T) {
 	e := newEnv(t, Options{})
 	at := time.Now().UTC().Format(time.RFC3339)
 	rows := []hostapi.JournalRow{
@@ -219,7 +227,9 @@ func TestJournal(t *testing.T) {
 	}
 }
 
-func TestPull(t *testing.T) {
+func TestPull(t *testing.T) { eachStore(t, testPull) }
+
+func testPull(t *testing.T) {
 	e := newEnv(t, Options{})
 	ctx := context.Background()
 	ids := []string{e.addCredit(100), e.addCredit(200), e.addCredit(300)}
@@ -283,7 +293,9 @@ func TestPull(t *testing.T) {
 	e.wantRefusal(hostapi.PathPull, hostapi.PullRequest{Limit: -1}, http.StatusBadRequest, hostapi.CodeBadRequest)
 }
 
-func TestHeartbeat(t *testing.T) {
+func TestHeartbeat(t *testing.T) { eachStore(t, testHeartbeat) }
+
+func testHeartbeat(t *testing.T) {
 	e := newEnv(t, Options{})
 	var hb hostapi.HeartbeatResponse
 	e.mustCall(hostapi.PathHeartbeat, hostapi.HeartbeatRequest{Version: "0.3.0", QueueDepth: 7, Readers: []string{"Virtual PCD 00 00"}, Printer: "ok", Extra: map[string]string{"mode": "kiosk"}}, &hb)
@@ -302,7 +314,9 @@ func TestHeartbeat(t *testing.T) {
 
 // TestLogs checks what the host writes about a load and its refusals: card
 // numbers masked, no secret, no key.
-func TestLogs(t *testing.T) {
+func TestLogs(t *testing.T) { eachStore(t, testLogs) }
+
+func testLogs(t *testing.T) {
 	var buf bytes.Buffer
 	e := newEnv(t, Options{Logger: slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))})
 	id := e.addCredit(500)

@@ -30,6 +30,7 @@ const (
 type env struct {
 	t       *testing.T
 	dir     string
+	dsn     string // the store: an SQLite file in dir, or a PostgreSQL database
 	st      *Store
 	keys    *Keys
 	masters epurse.MasterKeys
@@ -43,6 +44,7 @@ type env struct {
 func newEnv(t *testing.T, opt Options) *env {
 	t.Helper()
 	e := &env{t: t, dir: t.TempDir(), opt: opt, termID: terminalBytes(testTerm)}
+	e.dsn = storeDSN(t, e.dir)
 	var err error
 	if e.masters, err = GenerateMasterKeys(); err != nil {
 		t.Fatal(err)
@@ -75,10 +77,11 @@ func newEnv(t *testing.T, opt Options) *env {
 // restart after close.
 func (e *env) open() {
 	e.t.Helper()
-	st, err := Open(filepath.Join(e.dir, DBFile))
+	st, err := Open(e.dsn)
 	if err != nil {
 		e.t.Fatal(err)
 	}
+	st.rehearse = st.postgres
 	e.st = st
 	e.srv = httptest.NewServer(NewHandler(st, e.keys, e.opt))
 }

@@ -43,7 +43,9 @@ func (e *env) storedJournal(id string) hostapi.JournalRow {
 
 // TestJournalRowChecks: each malformed row is refused with its reason, by
 // index and id, and the good rows of the same batch are stored.
-func TestJournalRowChecks(t *testing.T) {
+func TestJournalRowChecks(t *testing.T) { eachStore(t, testJournalRowChecks) }
+
+func testJournalRowChecks(t *testing.T) {
 	e := newEnv(t, Options{})
 	now := time.Now()
 	bad := map[string]func(*hostapi.JournalRow){
@@ -144,7 +146,9 @@ func TestJournalRowChecks(t *testing.T) {
 // failed. The first is stored; the others are refused 409 row_settled with
 // what differs, the host keeps the original, and one alarm is in the card's
 // ledger. The same copy again is acked; a reworded detail is taken.
-func TestJournalSettledRowIsFinal(t *testing.T) {
+func TestJournalSettledRowIsFinal(t *testing.T) { eachStore(t, testJournalSettledRowIsFinal) }
+
+func testJournalSettledRowIsFinal(t *testing.T) {
 	e := newEnv(t, Options{})
 	orig := purchaseRow("1")
 	if resp := e.upload(orig); len(resp.Acked) != 1 {
@@ -192,7 +196,9 @@ func TestJournalSettledRowIsFinal(t *testing.T) {
 
 // TestJournalUnknownSettles: a row stored unknown takes its outcome (done
 // with a TAC, failed) once; any other change to its record is refused.
-func TestJournalUnknownSettles(t *testing.T) {
+func TestJournalUnknownSettles(t *testing.T) { eachStore(t, testJournalUnknownSettles) }
+
+func testJournalUnknownSettles(t *testing.T) {
 	e := newEnv(t, Options{})
 	unknown := purchaseRow("1")
 	unknown.State, unknown.TAC = "unknown", ""
@@ -223,7 +229,9 @@ func TestJournalUnknownSettles(t *testing.T) {
 
 // TestJournalDuplicateIDInBatch: two copies of one id in a batch, the same
 // or not, are both refused and neither is stored; the rest of the batch is.
-func TestJournalDuplicateIDInBatch(t *testing.T) {
+func TestJournalDuplicateIDInBatch(t *testing.T) { eachStore(t, testJournalDuplicateIDInBatch) }
+
+func testJournalDuplicateIDInBatch(t *testing.T) {
 	e := newEnv(t, Options{})
 	a := purchaseRow("1")
 	b := a
@@ -245,7 +253,9 @@ func TestJournalDuplicateIDInBatch(t *testing.T) {
 // alarm (a card whose MAC2 the PSAM did not accept) is stored and acked as
 // any other, and its alarm reaches the card's ledger once, however often the
 // row is sent.
-func TestJournalTerminalAlarm(t *testing.T) {
+func TestJournalTerminalAlarm(t *testing.T) { eachStore(t, testJournalTerminalAlarm) }
+
+func testJournalTerminalAlarm(t *testing.T) {
 	e := newEnv(t, Options{})
 	row := purchaseRow("mac2")
 	row.Detail = hostapi.AlarmPrefix + " the PSAM did not accept the card's MAC2: MAC invalid"
@@ -280,6 +290,10 @@ func TestJournalTerminalAlarm(t *testing.T) {
 // with an alarm, not refused: the card moved the money, and its TAC, made
 // over that time, cannot come again with a better one.
 func TestJournalMoneyRowWithAWrongClock(t *testing.T) {
+	eachStore(t, testJournalMoneyRowWithAWrongClock)
+}
+
+func testJournalMoneyRowWithAWrongClock(t *testing.T) {
 	e := newEnv(t, Options{})
 	early := purchaseRow("1970")
 	early.Time = "1970-01-01T00:05:00Z"
@@ -300,7 +314,9 @@ func TestJournalMoneyRowWithAWrongClock(t *testing.T) {
 
 // TestJournalTimeZoneChanged: the same instant written in another zone (the
 // terminal's zone changed between two uploads) is the same row.
-func TestJournalTimeZoneChanged(t *testing.T) {
+func TestJournalTimeZoneChanged(t *testing.T) { eachStore(t, testJournalTimeZoneChanged) }
+
+func testJournalTimeZoneChanged(t *testing.T) {
 	e := newEnv(t, Options{})
 	at := time.Now().Add(-time.Hour).Truncate(time.Second)
 	unknown := purchaseRow("tz")

@@ -473,7 +473,7 @@ func refuseOpenBelow(tx *sql.Tx, a loadAuth) (*authorizeOutcome, error) {
 func refusePassedVoided(tx *sql.Tx, a loadAuth) (*authorizeOutcome, error) {
 	var passed int64
 	err := tx.QueryRow(`SELECT counter FROM authorizations WHERE card = ? AND purse = ? AND counter < ?
-		GROUP BY counter HAVING sum(state != 'void') = 0 ORDER BY counter LIMIT 1`, a.Card, a.purse.String(), int64(a.OnlineCounter)).Scan(&passed)
+		GROUP BY counter HAVING sum(CASE WHEN state = 'void' THEN 0 ELSE 1 END) = 0 ORDER BY counter LIMIT 1`, a.Card, a.purse.String(), int64(a.OnlineCounter)).Scan(&passed)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, nil
 	}
@@ -593,6 +593,7 @@ func (r *Rules) Complete(ctx context.Context, term string, req hostapi.LoadCompl
 	actor := terminalActor(term)
 	var alarm string
 	err = r.Store.inTx(ctx, func(tx *sql.Tx) error {
+		resp, alarm = hostapi.LoadCompleteResponse{}, "" // a retry starts over
 		c, _, serial, err := loadCredit(tx, req.CreditID, req.Card)
 		if err != nil {
 			return err
@@ -762,6 +763,7 @@ func (r *Rules) notApplied(ctx context.Context, term string, req hostapi.LoadCom
 	termID, actor := terminalBytes(term), terminalActor(term)
 	var refusal error
 	err = r.Store.inTx(ctx, func(tx *sql.Tx) error {
+		resp, refusal = hostapi.LoadCompleteResponse{}, nil // a retry starts over
 		c, _, serial, err := loadCredit(tx, req.CreditID, req.Card)
 		if err != nil {
 			return err

@@ -17,7 +17,9 @@ import (
 	"github.com/cardd/cardd/hostapi"
 )
 
-func TestFullLoad(t *testing.T) {
+func TestFullLoad(t *testing.T) { eachStore(t, testFullLoad) }
+
+func testFullLoad(t *testing.T) {
 	e := newEnv(t, Options{})
 	id := e.addCredit(5000)
 
@@ -132,7 +134,9 @@ func TestConformanceVectors(t *testing.T) {
 	}
 }
 
-func TestReauthorizeSameCounter(t *testing.T) {
+func TestReauthorizeSameCounter(t *testing.T) { eachStore(t, testReauthorizeSameCounter) }
+
+func testReauthorizeSameCounter(t *testing.T) {
 	e := newEnv(t, Options{})
 	id := e.addCredit(2000)
 	li1, first := e.authorize(id, 2000)
@@ -176,7 +180,9 @@ func TestReauthorizeSameCounter(t *testing.T) {
 	}
 }
 
-func TestInFlight(t *testing.T) {
+func TestInFlight(t *testing.T) { eachStore(t, testInFlight) }
+
+func testInFlight(t *testing.T) {
 	e := newEnv(t, Options{})
 	id := e.addCredit(3000)
 	other := e.addCredit(100)
@@ -222,7 +228,9 @@ func TestInFlight(t *testing.T) {
 	}
 }
 
-func TestNotApplied(t *testing.T) {
+func TestNotApplied(t *testing.T) { eachStore(t, testNotApplied) }
+
+func testNotApplied(t *testing.T) {
 	e := newEnv(t, Options{})
 	id := e.addCredit(1500)
 	li, _ := e.authorize(id, 1500)
@@ -269,7 +277,9 @@ func TestNotApplied(t *testing.T) {
 	e.wantRefusal(hostapi.PathLoadComplete, probeRequest(id, li2.OnlineCounter, moved, 0), http.StatusConflict, hostapi.CodeCreditConsumed)
 }
 
-func TestBadMAC1RecordsNothing(t *testing.T) {
+func TestBadMAC1RecordsNothing(t *testing.T) { eachStore(t, testBadMAC1RecordsNothing) }
+
+func testBadMAC1RecordsNothing(t *testing.T) {
 	e := newEnv(t, Options{})
 	id := e.addCredit(1000)
 	li := e.initLoad(1000)
@@ -280,10 +290,10 @@ func TestBadMAC1RecordsNothing(t *testing.T) {
 	other := authorizeRequest(id, li, 1000, loadTime())
 	other.OldBalanceFen++
 	e.wantRefusal(hostapi.PathLoadAuthorize, other, http.StatusConflict, hostapi.CodeMACInvalid)
-	if n := e.count("authorizations", "1"); n != 0 {
+	if n := e.count("authorizations", "TRUE"); n != 0 {
 		t.Fatalf("%d authorizations recorded", n)
 	}
-	if n := e.count("purse_counters", "1"); n != 0 {
+	if n := e.count("purse_counters", "TRUE"); n != 0 {
 		t.Fatalf("%d counters recorded", n)
 	}
 	if n := e.count("ledger", "event NOT IN ('issued', 'added')"); n != 0 {
@@ -291,7 +301,9 @@ func TestBadMAC1RecordsNothing(t *testing.T) {
 	}
 }
 
-func TestWrongTAC(t *testing.T) {
+func TestWrongTAC(t *testing.T) { eachStore(t, testWrongTAC) }
+
+func testWrongTAC(t *testing.T) {
 	e := newEnv(t, Options{})
 	id := e.addCredit(1000)
 	li, resp := e.authorize(id, 1000)
@@ -310,7 +322,9 @@ func TestWrongTAC(t *testing.T) {
 	}
 }
 
-func TestRefusals(t *testing.T) {
+func TestRefusals(t *testing.T) { eachStore(t, testRefusals) }
+
+func testRefusals(t *testing.T) {
 	e := newEnv(t, Options{BalanceCap: 12000})
 	id := e.addCredit(5000)
 	li := e.initLoad(5000)
@@ -338,7 +352,7 @@ func TestRefusals(t *testing.T) {
 	if !cc.Denied || cc.Reason != "lost" || len(cc.Credits) != 2 || cc.Credits[0].ID != id {
 		t.Fatalf("card credits of a denied card: %+v", cc)
 	}
-	if e.count("authorizations", "1") != 0 {
+	if e.count("authorizations", "TRUE") != 0 {
 		t.Fatal("a refused authorization was recorded")
 	}
 	e.wantRefusal(hostapi.PathCardCredits, hostapi.CardCreditsRequest{Card: "3101000000000000"}, http.StatusNotFound, hostapi.CodeNotFound)
@@ -347,7 +361,9 @@ func TestRefusals(t *testing.T) {
 // TestHeldBackINITAnswers plays a lying terminal that keeps INIT answers
 // from before a load and sends them after it, to make the host believe the
 // load never happened. It must never get a MAC2 the card can use twice.
-func TestHeldBackINITAnswers(t *testing.T) {
+func TestHeldBackINITAnswers(t *testing.T) { eachStore(t, testHeldBackINITAnswers) }
+
+func testHeldBackINITAnswers(t *testing.T) {
 	e := newEnv(t, Options{})
 	id := e.addCredit(2000)
 	held1 := e.initLoad(2000) // kept, never used on the card
@@ -397,7 +413,9 @@ func TestHeldBackINITAnswers(t *testing.T) {
 	}
 }
 
-func TestTwoCreditsOneCounter(t *testing.T) {
+func TestTwoCreditsOneCounter(t *testing.T) { eachStore(t, testTwoCreditsOneCounter) }
+
+func testTwoCreditsOneCounter(t *testing.T) {
 	e := newEnv(t, Options{})
 	a, b := e.addCredit(100), e.addCredit(200)
 	e.authorize(a, 100) // CREDIT sent, answer lost, not applied: a's row is unknown
@@ -428,7 +446,9 @@ func TestTwoCreditsOneCounter(t *testing.T) {
 	}
 }
 
-func TestCancel(t *testing.T) {
+func TestCancel(t *testing.T) { eachStore(t, testCancel) }
+
+func testCancel(t *testing.T) {
 	e := newEnv(t, Options{})
 	ctx := context.Background()
 	id := e.addCredit(700)
@@ -446,7 +466,9 @@ func TestCancel(t *testing.T) {
 // TestConcurrentRetries sends the same authorization and the same TAC from
 // many goroutines at once, as a terminal's retries can overlap: one MAC2,
 // one authorization, one consumption.
-func TestConcurrentRetries(t *testing.T) {
+func TestConcurrentRetries(t *testing.T) { eachStore(t, testConcurrentRetries) }
+
+func testConcurrentRetries(t *testing.T) {
 	e := newEnv(t, Options{})
 	id := e.addCredit(800)
 	li := e.initLoad(800)
@@ -483,7 +505,7 @@ func TestConcurrentRetries(t *testing.T) {
 			t.Fatalf("answers differ: %s and %s", answers[0], answers[i])
 		}
 	}
-	if got := e.count("authorizations", "1"); got != 1 {
+	if got := e.count("authorizations", "TRUE"); got != 1 {
 		t.Fatalf("%d authorizations for one INIT answer", got)
 	}
 	var resp hostapi.LoadAuthorizeResponse
@@ -513,6 +535,10 @@ func TestConcurrentRetries(t *testing.T) {
 // credit b, it sends the card's last TAC under b's id. The TAC proves a's
 // load, so a is consumed and b, untouched, is still pending.
 func TestInFlightSettledUnderAnotherCredit(t *testing.T) {
+	eachStore(t, testInFlightSettledUnderAnotherCredit)
+}
+
+func testInFlightSettledUnderAnotherCredit(t *testing.T) {
 	e := newEnv(t, Options{})
 	a, b := e.addCredit(400), e.addCredit(600)
 	li, resp := e.authorize(a, 400)

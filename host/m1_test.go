@@ -57,7 +57,9 @@ func m1Complete(credit, ref string, balance int64, notApplied bool) hostapi.Load
 	return hostapi.LoadCompleteRequest{CreditID: credit, Card: testUID, Purse: hostapi.PurseM1, Ref: ref, BalanceFen: balance, NotApplied: notApplied}
 }
 
-func TestM1Load(t *testing.T) {
+func TestM1Load(t *testing.T) { eachStore(t, testM1Load) }
+
+func testM1Load(t *testing.T) {
 	e, secret2 := m1Env(t)
 	id := e.addM1Credit(5000)
 	var auth hostapi.LoadAuthorizeResponse
@@ -113,14 +115,16 @@ func TestM1Load(t *testing.T) {
 	e.wantRefusal(hostapi.PathLoadAuthorize, m1Authorize(id, ref2, 6000, 5000), http.StatusConflict, hostapi.CodeCreditConsumed)
 }
 
-func TestM1LoadNotApplied(t *testing.T) {
+func TestM1LoadNotApplied(t *testing.T) { eachStore(t, testM1LoadNotApplied) }
+
+func testM1LoadNotApplied(t *testing.T) {
 	e, _ := m1Env(t)
 	id := e.addM1Credit(700)
 	// Not applied for a ref the host never saw (the request was lost):
 	// nothing to void, nothing changes.
 	var done hostapi.LoadCompleteResponse
 	e.mustCall(hostapi.PathLoadComplete, m1Complete(id, ref1, 1000, true), &done)
-	if done.State != hostapi.CreditPending || e.count("m1_loads", "1") != 0 {
+	if done.State != hostapi.CreditPending || e.count("m1_loads", "TRUE") != 0 {
 		t.Fatalf("not applied of an unknown ref: %q", done.State)
 	}
 	e.mustCall(hostapi.PathLoadAuthorize, m1Authorize(id, ref1, 1000, 700), nil)
@@ -168,7 +172,9 @@ func TestM1LoadNotApplied(t *testing.T) {
 	}
 }
 
-func TestM1Refusals(t *testing.T) {
+func TestM1Refusals(t *testing.T) { eachStore(t, testM1Refusals) }
+
+func testM1Refusals(t *testing.T) {
 	e, _ := m1Env(t)
 	id := e.addM1Credit(5000)
 	ep := e.addCredit(100)
@@ -227,7 +233,7 @@ func TestM1Refusals(t *testing.T) {
 	if !found {
 		t.Fatalf("pull %+v: the UID's denial is not in it", pull.Deny)
 	}
-	if n := e.count("m1_loads", "1"); n != 0 {
+	if n := e.count("m1_loads", "TRUE"); n != 0 {
 		t.Fatalf("%d authorizations recorded by refusals, want 0", n)
 	}
 }

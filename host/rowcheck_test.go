@@ -13,7 +13,9 @@ import (
 // fields is refused with: the first in the order rowChecker checks them.
 // The row is broken in every field, then mended one field at a time, first
 // to last, and uploaded each time.
-func TestJournalRowChecksInOrder(t *testing.T) {
+func TestJournalRowChecksInOrder(t *testing.T) { eachStore(t, testJournalRowChecksInOrder) }
+
+func testJournalRowChecksInOrder(t *testing.T) {
 	e := newEnv(t, Options{})
 	good := hostapi.JournalRow{ID: testTerm + "-1", Kind: "load", State: "done", Card: testNumber, Purse: "EP", Counter: 3,
 		BalanceFen: 10000, AmountFen: 500, CreditID: "cr-1", TAC: "00FF00FF", Time: time.Now().Add(-time.Hour).Format(time.RFC3339)}

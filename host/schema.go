@@ -2,6 +2,7 @@ package host
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 
@@ -221,15 +222,56 @@ CREATE TABLE paysim_orders (
 `,
 }
 
-// schemaVersion is the user_version this binary writes.
+// schemaVersion is the version this binary writes, the same on both
+// stores.
 var schemaVersion = len(migrations)
 
 // migrate applies the missing steps, each in its own transaction with the
 // version bump, so a crash leaves the database at a whole version.
 func (s *Store) migrate() error {
-	err := migrate.Run(context.Background(), migrate.WithDB(s.db), migrations)
+	ctx := context.Background()
+	var err error
+	if s.postgres {
+		err = migrate.RunVersioned(ctx, migrate.WithDB(s.db), pgVersion{}, postgresMigrations)
+	} else {
+		err = migrate.Run(ctx, migrate.WithDB(s.db), migrations)
+	}
 	if _, ok := errors.AsType[*migrate.NewerError](err); ok {
 		return fmt.Errorf("%w: use a newer cardhost", err)
 	}
+	return err
+}
+
+// pgVersion keeps the schema version in a one-row table. Its Get first
+// takes a transaction advisory lock: host instances started together on a
+// new database wait for each other instead of both running step 1.
+type pgVersion struct{}
+
+// migrateLock is the advisory lock key of schema migrations.
+const migrateLock = 7301990002
+
+func (pgVersion) Get(ctx context.Context, tx *sql.Tx) (int, error) {
+	if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock(?)`, migrateLock); err != nil {
+		return 0, fmt.Errorf("migration lock: %w", err)
+	}
+	if _, err := tx.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_version (version BIGINT NOT NULL)`); err != nil {
+		return 0, fmt.Errorf("schema_version: %w", err)
+	}
+	var v int
+	err := tx.QueryRowContext(ctx, `SELECT version FROM schema_version`).Scan(&v)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("read schema_version: %w", err)
+	}
+	return v, nil
+}
+
+func (pgVersion) Set(ctx context.Context, tx *sql.Tx, v int) error {
+	if _, err := tx.ExecContext(ctx, `DELETE FROM schema_version`); err != nil {
+		return err
+	}
+	_, err := tx.ExecContext(ctx, `INSERT INTO schema_version (version) VALUES (?)`, v)
 	return err
 }

@@ -5,25 +5,39 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
+	gosync "sync"
 	"time"
 
 	_ "github.com/mattn/go-sqlite3" // the "sqlite3" database/sql driver
 )
 
-// Store is the host's SQLite database: terminals and their secrets, cards,
+// Store is the host's database: terminals and their secrets, cards,
 // credits and their authorizations, the deny list, the change feed the
 // terminals pull, uploaded journal rows, spent nonces and the ledger.
-// It is safe for concurrent use; every rule that reads and then writes runs
-// in one IMMEDIATE transaction, so two requests cannot both see a credit
-// pending and both authorize it.
+// It lives in an SQLite file (the default: one machine) or in PostgreSQL
+// (any number of host processes on one database); the rules above it are
+// the same text for both. It is safe for concurrent use; every rule that
+// reads and then writes runs in one transaction that no other can
+// interleave with (IMMEDIATE on SQLite, SERIALIZABLE on PostgreSQL), so
+// two requests cannot both see a credit pending and both authorize it.
 type Store struct {
-	db   *sql.DB
-	path string
-	feed *feed // wakes the pulls held on this Store
+	db       *sql.DB
+	path     string // the SQLite file, or the PostgreSQL URL without its password
+	postgres bool
+	feed     *feed // wakes the pulls held on this Store
+
+	purgeMu   gosync.Mutex
+	lastPurge time.Time // when this process last deleted stale nonces
+
+	// rehearse, set by tests, runs every transaction's function once and
+	// rolls it back before the attempt that counts: each rule is then
+	// shown to be safe to run again after a serialization failure.
+	rehearse bool
 }
 
 // dsnOptions are the go-sqlite3 connection parameters (key names from the
@@ -33,11 +47,19 @@ type Store struct {
 // _journal by the driver, so FULL wins over the NORMAL that WAL implies.
 const dsnOptions = "_sync=FULL&_journal=WAL&_busy_timeout=5000&_txlock=immediate&_fk=1"
 
-// Open opens the database at path, creating it with mode 0600 when it does
-// not exist, checks that SQLite really runs with synchronous=FULL and WAL,
-// and brings the schema up to date. A database readable by group or others
-// is refused: it holds every terminal's secret.
-func Open(path string) (*Store, error) { return openDriver("sqlite3", path) }
+// Open opens the host store dsn names: a PostgreSQL database for a
+// postgres:// or postgresql:// URL, otherwise the SQLite file at that path.
+// Either way the schema is brought up to date.
+//
+// An SQLite file is created with mode 0600 when it does not exist, and
+// SQLite is checked to really run with synchronous=FULL and WAL. A file
+// readable by group or others is refused: it holds every terminal's secret.
+func Open(dsn string) (*Store, error) {
+	if IsPostgresURL(dsn) {
+		return openPostgres(dsn)
+	}
+	return openDriver("sqlite3", dsn)
+}
 
 // openDriver is Open with the database/sql driver registered as driver: a
 // test opens the store through a driver that records its statements.
@@ -119,8 +141,12 @@ func (s *Store) checkPragmas() error {
 	return nil
 }
 
-// Path returns the absolute path of the database file.
+// Path returns the absolute path of the SQLite file, or the PostgreSQL URL
+// without its password.
 func (s *Store) Path() string { return s.path }
+
+// Postgres reports whether the store is a PostgreSQL database.
+func (s *Store) Postgres() bool { return s.postgres }
 
 // Close ends the pulls held on the store and closes the database.
 func (s *Store) Close() error {
@@ -128,11 +154,49 @@ func (s *Store) Close() error {
 	return s.db.Close()
 }
 
-// inTx runs fn in one transaction (IMMEDIATE, from the DSN) and commits when
-// it returns nil; any error rolls everything back, which is how a refused
-// request leaves nothing behind.
+// inTx runs fn in one transaction and commits when it returns nil; any
+// error rolls everything back, which is how a refused request leaves
+// nothing behind. On PostgreSQL a transaction aborted only by a concurrent
+// one (see retryable) is run again from the start, so fn must set every
+// result it hands out of the transaction anew on each call.
 func (s *Store) inTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
-	tx, err := s.db.BeginTx(ctx, nil)
+	var opts *sql.TxOptions // SQLite: IMMEDIATE, from the DSN
+	if s.postgres {
+		opts = &sql.TxOptions{Isolation: sql.LevelSerializable}
+	}
+	pause := txRetryBase
+	for attempt := 1; ; attempt++ {
+		err := s.tryTx(ctx, opts, fn, s.rehearse && attempt == 1)
+		if err == nil {
+			// Any commit may have added to the change feed: a held pull
+			// hears of it now rather than at the watcher's next tick.
+			s.feed.poke()
+			return nil
+		}
+		if !retryable(err) && !errors.Is(err, errRehearsed) {
+			return err
+		}
+		if attempt == maxTxAttempts {
+			return fmt.Errorf("%w: %w", ErrBusy, err)
+		}
+		// A random pause up to a doubling bound: two transactions that met
+		// once should not meet again at once.
+		t := time.NewTimer(time.Duration(rand.Int64N(int64(pause))) + time.Millisecond)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		case <-t.C:
+		}
+		pause = min(2*pause, txRetryCap)
+	}
+}
+
+// errRehearsed ends a rehearsal (Store.rehearse) after fn succeeded.
+var errRehearsed = errors.New("rehearsal rolled back")
+
+func (s *Store) tryTx(ctx context.Context, opts *sql.TxOptions, fn func(tx *sql.Tx) error, rehearsal bool) error {
+	tx, err := s.db.BeginTx(ctx, opts)
 	if err != nil {
 		return err
 	}
@@ -140,13 +204,11 @@ func (s *Store) inTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 		tx.Rollback()
 		return err
 	}
-	if err := tx.Commit(); err != nil {
-		return err
+	if rehearsal {
+		tx.Rollback()
+		return errRehearsed
 	}
-	// Any commit may have added to the change feed: a held pull hears of
-	// it now rather than at the watcher's next tick.
-	s.feed.poke()
-	return nil
+	return tx.Commit()
 }
 
 // timeLayout is how the store writes instants: UTC with a fixed width, so
@@ -162,6 +224,14 @@ func parseDBTime(s string) time.Time {
 		return time.Time{}
 	}
 	return t
+}
+
+// sqlBool is how both stores keep a flag: an integer, 1 or 0.
+func sqlBool(b bool) int64 {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // rfc3339 renders a stored instant for the wire ("" stays "").

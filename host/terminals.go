@@ -129,23 +129,43 @@ func (s *Store) terminalSecret(ctx context.Context, id string) ([]byte, bool, er
 }
 
 // spendNonce records a terminal's nonce durably and reports whether it had
-// been used already. Nonces older than 2*hostapi.MaxSkew are purged first:
-// a request that old is refused as stale before its nonce is looked at, so
+// been used already, by this host process or any other on the same
+// database: the insert is one statement that the primary key decides, so
+// two instances given the same request cannot both spend its nonce.
+// Nonces older than 2*hostapi.MaxSkew are purged now and then: a request
+// that old is refused as stale before its nonce is looked at, so
 // forgetting it cannot let a replay through.
 func (s *Store) spendNonce(ctx context.Context, terminal, nonce string, ts, now time.Time) (seen bool, err error) {
-	err = s.inTx(ctx, func(tx *sql.Tx) error {
-		if _, err := tx.Exec(`DELETE FROM nonces WHERE ts < ?`, now.Add(-2*hostapi.MaxSkew).Unix()); err != nil {
-			return err
-		}
-		res, err := tx.Exec(`INSERT OR IGNORE INTO nonces (terminal, nonce, ts) VALUES (?, ?, ?)`, terminal, nonce, ts.Unix())
-		if err != nil {
-			return err
-		}
-		n, err := res.RowsAffected()
-		seen = n == 0
-		return err
-	})
-	return seen, err
+	if err := s.purgeNonces(ctx, now); err != nil {
+		return false, err
+	}
+	res, err := s.db.ExecContext(ctx, `INSERT INTO nonces (terminal, nonce, ts) VALUES (?, ?, ?) ON CONFLICT DO NOTHING`, terminal, nonce, ts.Unix())
+	if err != nil {
+		return false, err
+	}
+	n, err := res.RowsAffected()
+	return n == 0, err
+}
+
+// noncePurgeEvery is how often a host process deletes stale nonces: a
+// delete per request would have every request of every instance contend
+// for the same rows.
+const noncePurgeEvery = time.Minute
+
+// purgeNonces deletes the nonces too old to matter, at most once per
+// noncePurgeEvery in this process.
+func (s *Store) purgeNonces(ctx context.Context, now time.Time) error {
+	s.purgeMu.Lock()
+	due := now.Sub(s.lastPurge) >= noncePurgeEvery || now.Before(s.lastPurge)
+	if due {
+		s.lastPurge = now
+	}
+	s.purgeMu.Unlock()
+	if !due {
+		return nil
+	}
+	_, err := s.db.ExecContext(ctx, `DELETE FROM nonces WHERE ts < ?`, now.Add(-2*hostapi.MaxSkew).Unix())
+	return err
 }
 
 // heartbeat stores what a terminal reported about itself.

@@ -133,6 +133,7 @@ type paidTopup struct {
 func (s *Store) payTopup(ctx context.Context, p Payment, via string, now time.Time) (paidTopup, error) {
 	var res paidTopup
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		res = paidTopup{} // a retry starts over
 		o, err := topup(tx, p.OrderID)
 		if err != nil {
 			return err
@@ -152,7 +153,7 @@ func (s *Store) payTopup(ctx context.Context, p Payment, via string, now time.Ti
 			return err
 		}
 		if _, err := tx.Exec(`UPDATE topup_orders SET state = 'paid', paid_at = ?, paid_via = ?, provider_txn = ?, late = ? WHERE id = ?`,
-			dbTime(now), via, p.TxnID, res.Late, o.ID); err != nil {
+			dbTime(now), via, p.TxnID, sqlBool(res.Late), o.ID); err != nil {
 			return err
 		}
 		res.Credited = true
@@ -204,6 +205,7 @@ func (s *Store) newTopup(ctx context.Context, term, provider string, req hostapi
 	var o TopupInfo
 	created := false
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		o, created = TopupInfo{}, false // a retry starts over
 		var id string
 		err := tx.QueryRow(`SELECT id FROM topup_orders WHERE terminal = ? AND key = ?`, term, req.Key).Scan(&id)
 		if err == nil {

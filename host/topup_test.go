@@ -187,7 +187,9 @@ func (e *topupEnv) wantOneCredit(id string, amount int64) {
 // TestTopupOrderRequests: an order is made once per terminal and key, and
 // a request the host cannot serve is refused with its reason, leaving no
 // order behind.
-func TestTopupOrderRequests(t *testing.T) {
+func TestTopupOrderRequests(t *testing.T) { eachStore(t, testTopupOrderRequests) }
+
+func testTopupOrderRequests(t *testing.T) {
 	e := newTopupEnv(t)
 	o := e.order("k1", 10000)
 	if !strings.HasPrefix(o.ID, "tp-") || len(o.ID) != 35 || o.State != hostapi.TopupUnpaid || o.Provider != "sim" || o.AmountFen != 10000 || o.Card != testNumber {
@@ -243,14 +245,16 @@ func TestTopupOrderRequests(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.wantRefusal(hostapi.PathTopupOrder, hostapi.TopupOrderRequest{Card: testNumber, AmountFen: 100, Key: "k6"}, 409, hostapi.CodeCardDenied)
-	if n := e.count("topup_orders", "1"); n != 3 {
+	if n := e.count("topup_orders", "TRUE"); n != 3 {
 		t.Fatalf("%d orders, want the 3 accepted", n)
 	}
 }
 
 // TestTopupOtherTerminal: only the terminal that made an order may query or
 // close it; another is told there is no such order, and nothing changes.
-func TestTopupOtherTerminal(t *testing.T) {
+func TestTopupOtherTerminal(t *testing.T) { eachStore(t, testTopupOtherTerminal) }
+
+func testTopupOtherTerminal(t *testing.T) {
 	e := newTopupEnv(t)
 	o := e.order("k1", 10000)
 	const term2 = "000000000002"
@@ -273,7 +277,9 @@ func TestTopupOtherTerminal(t *testing.T) {
 // TestTopupNotifiedTwice: the pay page pays and the notification comes
 // twice; the card gets one credit, which the pull lists once and the
 // terminal's query reports paid with the credit's id, the order's.
-func TestTopupNotifiedTwice(t *testing.T) {
+func TestTopupNotifiedTwice(t *testing.T) { eachStore(t, testTopupNotifiedTwice) }
+
+func testTopupNotifiedTwice(t *testing.T) {
 	e := newTopupEnv(t)
 	o := e.order("k1", 10000)
 	status, page := e.payPage(o.QR, url.Values{"twice": {"1"}})
@@ -296,10 +302,14 @@ func TestTopupNotifiedTwice(t *testing.T) {
 // terminal's query finds the order paid at the provider and credits it;
 // the notification arriving after that changes nothing.
 func TestTopupQueryThenLateNotification(t *testing.T) {
+	eachStore(t, testTopupQueryThenLateNotification)
+}
+
+func testTopupQueryThenLateNotification(t *testing.T) {
 	e := newTopupEnv(t)
 	o := e.order("k1", 10000)
 	e.payPage(o.QR, url.Values{"notify": {"0"}})
-	if n := e.count("credits", "1"); n != 0 {
+	if n := e.count("credits", "TRUE"); n != 0 {
 		t.Fatalf("%d credits before anyone told the host", n)
 	}
 	if got := e.query(o.ID); got.State != hostapi.TopupPaid || got.CreditID != o.ID {
@@ -315,14 +325,16 @@ func TestTopupQueryThenLateNotification(t *testing.T) {
 
 // TestTopupWrongAmount: a notification, validly signed, for another amount
 // than the order's is refused, logged, and never credited.
-func TestTopupWrongAmount(t *testing.T) {
+func TestTopupWrongAmount(t *testing.T) { eachStore(t, testTopupWrongAmount) }
+
+func testTopupWrongAmount(t *testing.T) {
 	e := newTopupEnv(t)
 	o := e.order("k1", 10000)
 	status, _ := e.notify(e.sim, Payment{OrderID: o.ID, State: hostapi.TopupPaid, AmountFen: 1, TxnID: "sim-x"})
 	if status != http.StatusConflict {
 		t.Fatalf("notification of 0.01 for a 100.00 order: %d, want 409", status)
 	}
-	if n := e.count("credits", "1"); n != 0 || e.query(o.ID).State != hostapi.TopupUnpaid {
+	if n := e.count("credits", "TRUE"); n != 0 || e.query(o.ID).State != hostapi.TopupUnpaid {
 		t.Fatalf("%d credits after a wrong amount, order %s", n, e.query(o.ID).State)
 	}
 	if !strings.Contains(e.log(), "payment of another amount refused") {
@@ -333,7 +345,7 @@ func TestTopupWrongAmount(t *testing.T) {
 		return Payment{OrderID: id, State: hostapi.TopupPaid, AmountFen: 20000, TxnID: "sim-y"}, nil
 	}
 	e.wantRefusal(hostapi.PathTopupQuery, hostapi.TopupQueryRequest{ID: o.ID}, 503, hostapi.CodeTopupUnavailable)
-	if n := e.count("credits", "1"); n != 0 {
+	if n := e.count("credits", "TRUE"); n != 0 {
 		t.Fatalf("%d credits after a query of another amount", n)
 	}
 }
@@ -343,7 +355,9 @@ func TestTopupWrongAmount(t *testing.T) {
 // changed after signing is 401 and changes nothing; a genuine one replayed
 // after it was taken credits nothing more; one for an order that does not
 // exist is 404.
-func TestTopupForgedNotification(t *testing.T) {
+func TestTopupForgedNotification(t *testing.T) { eachStore(t, testTopupForgedNotification) }
+
+func testTopupForgedNotification(t *testing.T) {
 	e := newTopupEnv(t)
 	o := e.order("k1", 10000)
 	pay := Payment{OrderID: o.ID, State: hostapi.TopupPaid, AmountFen: 10000, TxnID: "sim-forged"}
@@ -362,7 +376,7 @@ func TestTopupForgedNotification(t *testing.T) {
 	if res, _ := e.srv.Client().Do(r); res.StatusCode != http.StatusUnauthorized {
 		t.Fatalf("changed notification: %d, want 401", res.StatusCode)
 	}
-	if n := e.count("credits", "1"); n != 0 || e.query(o.ID).State != hostapi.TopupUnpaid {
+	if n := e.count("credits", "TRUE"); n != 0 || e.query(o.ID).State != hostapi.TopupUnpaid {
 		t.Fatalf("%d credits after forged notifications", n)
 	}
 	if status, _ := e.notify(e.sim, Payment{OrderID: "tp-00000000000000000000000000000000", State: hostapi.TopupPaid, AmountFen: 10000}); status != http.StatusNotFound {
@@ -380,7 +394,9 @@ func TestTopupForgedNotification(t *testing.T) {
 // TestTopupPayPage: the pay page needs the link's signature (an order id
 // alone, even a real one, opens nothing), shows the amount and the card
 // masked, never the card's number.
-func TestTopupPayPage(t *testing.T) {
+func TestTopupPayPage(t *testing.T) { eachStore(t, testTopupPayPage) }
+
+func testTopupPayPage(t *testing.T) {
 	e := newTopupEnv(t)
 	o := e.order("k1", 12345)
 	res, err := e.srv.Client().Get(o.QR)
@@ -408,7 +424,9 @@ func TestTopupPayPage(t *testing.T) {
 // TestTopupCloseUnpaid: the cardholder cancels; the order is closed at the
 // provider and at the host, the pay page cannot pay it any more, and the
 // card gets nothing. Closing again, or closing a paid order, changes nothing.
-func TestTopupCloseUnpaid(t *testing.T) {
+func TestTopupCloseUnpaid(t *testing.T) { eachStore(t, testTopupCloseUnpaid) }
+
+func testTopupCloseUnpaid(t *testing.T) {
 	e := newTopupEnv(t)
 	o := e.order("k1", 10000)
 	var closed hostapi.TopupOrder
@@ -421,7 +439,7 @@ func TestTopupCloseUnpaid(t *testing.T) {
 	}
 	var cc hostapi.CardCreditsResponse
 	e.mustCall(hostapi.PathCardCredits, hostapi.CardCreditsRequest{Card: testNumber}, &cc)
-	if len(cc.Credits) != 0 || e.count("credits", "1") != 0 {
+	if len(cc.Credits) != 0 || e.count("credits", "TRUE") != 0 {
 		t.Fatalf("credits after a closed order: %+v", cc)
 	}
 	e.mustCall(hostapi.PathTopupClose, hostapi.TopupCloseRequest{ID: o.ID}, &closed)
@@ -449,7 +467,9 @@ func TestTopupCloseUnpaid(t *testing.T) {
 // TestTopupPaidAfterClose: the money arrives although the host closed the
 // order (a provider that failed to close it): it becomes the card's credit
 // once, the order says it came late, and the log warns.
-func TestTopupPaidAfterClose(t *testing.T) {
+func TestTopupPaidAfterClose(t *testing.T) { eachStore(t, testTopupPaidAfterClose) }
+
+func testTopupPaidAfterClose(t *testing.T) {
 	e := newTopupEnv(t)
 	o := e.order("k1", 10000)
 	e.fake.CloseFn = func(ctx context.Context, id string) error { return nil } // says closed, is not
@@ -473,7 +493,9 @@ func TestTopupPaidAfterClose(t *testing.T) {
 // time is up, at the provider too (the pay page then cannot pay it); the
 // terminal's query of an expired order closes it as well; one paid in time
 // is left paid.
-func TestTopupExpiry(t *testing.T) {
+func TestTopupExpiry(t *testing.T) { eachStore(t, testTopupExpiry) }
+
+func testTopupExpiry(t *testing.T) {
 	e := newTopupEnv(t)
 	o := e.order("k1", 10000)
 	paid := e.order("k2", 2000)
@@ -507,7 +529,9 @@ func TestTopupExpiry(t *testing.T) {
 // past ProviderTimeout: create, query and close answer 503
 // topup_unavailable and leave the order as it was; the same key, once the
 // provider is back, gets the same order with its QR.
-func TestTopupProviderDown(t *testing.T) {
+func TestTopupProviderDown(t *testing.T) { eachStore(t, testTopupProviderDown) }
+
+func testTopupProviderDown(t *testing.T) {
 	e := newTopupEnv(t)
 	hang := func(ctx context.Context) error { <-ctx.Done(); return ctx.Err() }
 	e.fake.CreateOrderFn = func(ctx context.Context, o PayOrder) (string, error) { return "", hang(ctx) }
@@ -538,7 +562,9 @@ func TestTopupProviderDown(t *testing.T) {
 
 // TestTopupConcurrent: notifications and queries of one paid order race
 // from many goroutines; the card gets one credit.
-func TestTopupConcurrent(t *testing.T) {
+func TestTopupConcurrent(t *testing.T) { eachStore(t, testTopupConcurrent) }
+
+func testTopupConcurrent(t *testing.T) {
 	e := newTopupEnv(t)
 	o := e.order("k1", 10000)
 	e.payPage(o.QR, url.Values{"notify": {"0"}})
@@ -569,7 +595,9 @@ func TestTopupConcurrent(t *testing.T) {
 // TestTopupCreditLoads: the paid order's credit is an ordinary credit: a
 // terminal authorizes and completes it at the next tap and the card holds
 // the money.
-func TestTopupCreditLoads(t *testing.T) {
+func TestTopupCreditLoads(t *testing.T) { eachStore(t, testTopupCreditLoads) }
+
+func testTopupCreditLoads(t *testing.T) {
 	e := newTopupEnv(t)
 	o := e.order("k1", 10000)
 	e.payPage(o.QR, nil)
@@ -587,7 +615,9 @@ func TestTopupCreditLoads(t *testing.T) {
 
 // TestTopupWithoutProvider: a host with no payment provider answers the
 // top-up endpoints 503 with the reason.
-func TestTopupWithoutProvider(t *testing.T) {
+func TestTopupWithoutProvider(t *testing.T) { eachStore(t, testTopupWithoutProvider) }
+
+func testTopupWithoutProvider(t *testing.T) {
 	e := newEnv(t, Options{})
 	apiErr := e.wantRefusal(hostapi.PathTopupOrder, hostapi.TopupOrderRequest{Card: testNumber, AmountFen: 100, Key: "k"}, 503, hostapi.CodeTopupUnavailable)
 	if !strings.Contains(apiErr.Reason, "no payment provider") {
@@ -598,7 +628,9 @@ func TestTopupWithoutProvider(t *testing.T) {
 // TestTopupDelayedNotification: the pay page's delay holds the
 // notification back; the order is credited when it comes, once, and posting
 // the page again while one waits schedules no other.
-func TestTopupDelayedNotification(t *testing.T) {
+func TestTopupDelayedNotification(t *testing.T) { eachStore(t, testTopupDelayedNotification) }
+
+func testTopupDelayedNotification(t *testing.T) {
 	e := newTopupEnv(t)
 	o := e.order("k1", 10000)
 	before := time.Now()
@@ -609,7 +641,7 @@ func TestTopupDelayedNotification(t *testing.T) {
 		t.Fatalf("pay page posted again:\n%s", page)
 	}
 	deadline := time.Now().Add(2*time.Second + 10*time.Second)
-	for e.count("credits", "1") == 0 {
+	for e.count("credits", "TRUE") == 0 {
 		if time.Now().After(deadline) {
 			t.Fatal("the delayed notification did not credit the order within 10 s of its delay")
 		}

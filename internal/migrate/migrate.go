@@ -54,12 +54,46 @@ func (e *NewerError) Error() string {
 // carries on from. The version is read again inside each transaction, so a
 // second process that got there first is not run over.
 func Run(ctx context.Context, inTx InTx, steps []string) error {
+	return RunVersioned(ctx, inTx, UserVersion{}, steps)
+}
+
+// Version is where a database keeps the number of the last step it ran.
+// Get is the first statement of each step's transaction and Set the last.
+type Version interface {
+	Get(ctx context.Context, tx *sql.Tx) (int, error)
+	Set(ctx context.Context, tx *sql.Tx, v int) error
+}
+
+// UserVersion keeps the version in SQLite's PRAGMA user_version.
+type UserVersion struct{}
+
+// Get reads PRAGMA user_version.
+func (UserVersion) Get(ctx context.Context, tx *sql.Tx) (int, error) {
+	var v int
+	if err := tx.QueryRowContext(ctx, "PRAGMA user_version").Scan(&v); err != nil {
+		return 0, fmt.Errorf("read user_version: %w", err)
+	}
+	return v, nil
+}
+
+// Set writes PRAGMA user_version.
+func (UserVersion) Set(ctx context.Context, tx *sql.Tx, v int) error {
+	// PRAGMA takes no parameters; v is our own integer.
+	if _, err := tx.ExecContext(ctx, fmt.Sprintf("PRAGMA user_version = %d", v)); err != nil {
+		return fmt.Errorf("set user_version: %w", err)
+	}
+	return nil
+}
+
+// RunVersioned is Run with the version kept by ver: a database other than
+// SQLite has no user_version.
+func RunVersioned(ctx context.Context, inTx InTx, ver Version, steps []string) error {
 	for {
 		done := false
 		err := inTx(ctx, func(tx *sql.Tx) error {
-			var v int
-			if err := tx.QueryRowContext(ctx, "PRAGMA user_version").Scan(&v); err != nil {
-				return fmt.Errorf("read user_version: %w", err)
+			v, err := ver.Get(ctx, tx)
+			if err != nil {
+				return err
 			}
 			switch {
 			case v > len(steps):
@@ -73,9 +107,8 @@ func Run(ctx context.Context, inTx InTx, steps []string) error {
 			if _, err := tx.ExecContext(ctx, steps[v]); err != nil {
 				return fmt.Errorf("migration to version %d: %w", v+1, err)
 			}
-			// PRAGMA takes no parameters; v is our own integer.
-			if _, err := tx.ExecContext(ctx, fmt.Sprintf("PRAGMA user_version = %d", v+1)); err != nil {
-				return fmt.Errorf("migration to version %d: set user_version: %w", v+1, err)
+			if err := ver.Set(ctx, tx, v+1); err != nil {
+				return fmt.Errorf("migration to version %d: %w", v+1, err)
 			}
 			return nil
 		})

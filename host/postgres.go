@@ -1,0 +1,192 @@
+package host
+
+import (
+	"context"
+	"database/sql"
+	"database/sql/driver"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/stdlib"
+)
+
+// IsPostgresURL reports whether dsn names a PostgreSQL database (a
+// postgres:// or postgresql:// URL) rather than an SQLite file.
+func IsPostgresURL(dsn string) bool {
+	return strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://")
+}
+
+// DefaultMaxConns is how many PostgreSQL connections one host process opens
+// at most, unless the URL's pool_max_conns says otherwise. Several
+// instances share one server whose max_connections (100 by default) bounds
+// them all: three instances at 10 leave the rest to operators and tools.
+const DefaultMaxConns = 10
+
+// The server-side bounds a host session gets unless its URL sets them:
+// money rules wait on row locks and on the server, and every such wait is
+// bounded. A statement or lock that takes longer fails the request (the
+// terminal retries it); a transaction left idle by a stuck process is
+// ended by the server rather than holding its locks.
+var pgSessionDefaults = map[string]string{
+	"statement_timeout":                   "15000",
+	"lock_timeout":                        "5000",
+	"idle_in_transaction_session_timeout": "30000",
+}
+
+// pgConnectTimeout bounds connecting (with TLS and authentication) to the
+// server, when the URL has no connect_timeout.
+const pgConnectTimeout = 5 * time.Second
+
+// openPostgres opens the host store on the PostgreSQL database the URL
+// names and brings its schema up to date. The URL's own pool_max_conns
+// (1 to 1000) sets the pool's bound; it is not sent to the server.
+func openPostgres(rawURL string) (*Store, error) {
+	shown := redactURL(rawURL)
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return nil, fmt.Errorf("database %s: not a URL: %w", shown, err)
+	}
+	q := u.Query()
+	maxConns := DefaultMaxConns
+	if v := q.Get("pool_max_conns"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 1000 {
+			return nil, fmt.Errorf("database %s: pool_max_conns = %q: want a whole number from 1 to 1000", shown, v)
+		}
+		maxConns = n
+		q.Del("pool_max_conns")
+		u.RawQuery = q.Encode()
+	}
+	cfg, err := pgx.ParseConfig(u.String())
+	if err != nil {
+		return nil, fmt.Errorf("database %s: %w", shown, err)
+	}
+	if q.Get("connect_timeout") == "" {
+		cfg.ConnectTimeout = pgConnectTimeout
+	}
+	for k, v := range pgSessionDefaults {
+		if _, set := cfg.RuntimeParams[k]; !set {
+			cfg.RuntimeParams[k] = v
+		}
+	}
+	db := sql.OpenDB(rebindConnector{stdlib.GetConnector(*cfg)})
+	db.SetMaxOpenConns(maxConns)
+	db.SetMaxIdleConns(maxConns)
+	// A connection is renewed now and then, so a pool follows a failover
+	// or a restarted server rather than keeping dead sessions for ever.
+	db.SetConnMaxLifetime(30 * time.Minute)
+	s := &Store{db: db, path: shown, postgres: true, feed: newFeed(db)}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*pgConnectTimeout)
+	defer cancel()
+	if err := db.PingContext(ctx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("database %s: %w", shown, err)
+	}
+	if err := s.migrate(); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("database %s: %w", shown, err)
+	}
+	return s, nil
+}
+
+// redactURL is the URL as logs and messages may show it: without its
+// password.
+func redactURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "postgres://(unparsable URL)"
+	}
+	if _, has := u.User.Password(); has {
+		u.User = url.UserPassword(u.User.Username(), "xxxxx")
+	}
+	q := u.Query()
+	if q.Has("password") {
+		q.Set("password", "xxxxx")
+		u.RawQuery = q.Encode()
+	}
+	return u.String()
+}
+
+// Every rule that reads and then writes runs at SERIALIZABLE on
+// PostgreSQL. The rules were written for SQLite's single writer, where a
+// transaction sees nothing change under it; SERIALIZABLE gives exactly
+// that guarantee across any number of host instances (every outcome is
+// that of some order of whole transactions), so each rule stays one text
+// and none of them can miss a row lock that a rewrite with SELECT ... FOR
+// UPDATE would need in each of them (the credit, its authorizations, the
+// purse's counter, the card's open M1 load, a top-up order and more).
+// The price is that PostgreSQL aborts one of two transactions that could
+// not both have run in some order: serialization failure (40001) or
+// deadlock (40P01). Such a transaction changed nothing, so it is run again
+// from the start, a bounded number of times, after a short random pause.
+const (
+	maxTxAttempts = 12
+	txRetryBase   = 2 * time.Millisecond
+	txRetryCap    = 100 * time.Millisecond
+)
+
+// retryable reports whether err aborted a PostgreSQL transaction only
+// because another one ran beside it.
+func retryable(err error) bool {
+	var pe *pgconn.PgError
+	if !errors.As(err, &pe) {
+		return false
+	}
+	return pe.Code == "40001" || pe.Code == "40P01"
+}
+
+// ErrBusy is wrapped when a transaction lost to concurrent ones on every
+// attempt: the request fails (the terminal asks again) rather than waiting
+// without bound.
+var ErrBusy = errors.New("store busy: the transaction met concurrent ones on every attempt")
+
+// lockKey turns a job's name into a PostgreSQL advisory lock key, the same
+// in every instance.
+func lockKey(name string) int64 {
+	h := fnv.New64a()
+	h.Write([]byte("cardhost:" + name))
+	return int64(h.Sum64())
+}
+
+// exclusive runs job unless another host process on the same database is
+// running the job of that name; ran says which. On PostgreSQL the guard
+// is a session advisory lock, released when job returns or the process's
+// connection dies; an SQLite file has one machine and its jobs are
+// idempotent, so there it simply runs.
+func (s *Store) exclusive(ctx context.Context, name string, job func(context.Context) error) (ran bool, err error) {
+	if !s.postgres {
+		return true, job(ctx)
+	}
+	conn, err := s.db.Conn(ctx)
+	if err != nil {
+		return false, err
+	}
+	defer conn.Close()
+	key := lockKey(name)
+	var got bool
+	if err := conn.QueryRowContext(ctx, `SELECT pg_try_advisory_lock(?)`, key).Scan(&got); err != nil {
+		return false, err
+	}
+	if !got {
+		return false, nil
+	}
+	defer func() {
+		// A fresh context: the job's may have ended, and the lock must go
+		// back before the connection returns to the pool.
+		uctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if _, uerr := conn.ExecContext(uctx, `SELECT pg_advisory_unlock(?)`, key); uerr != nil {
+			// An unlock that failed leaves the lock on the session: the
+			// session is closed rather than pooled.
+			conn.Raw(func(any) error { return driver.ErrBadConn })
+		}
+	}()
+	return true, job(ctx)
+}
