@@ -290,8 +290,19 @@ func (t *Topups) Close(ctx context.Context, id string) (TopupInfo, error) {
 // CloseExpired closes the unpaid orders whose time is up, at most a batch
 // of them per call; the next call takes the rest. It returns how many it
 // closed or found paid; an order whose provider did not answer stays for
-// the next call.
+// the next call. Of several host processes on one PostgreSQL database,
+// one at a time runs it (an advisory lock); the others return 0 at once.
 func (t *Topups) CloseExpired(ctx context.Context) (int, error) {
+	n := 0
+	_, err := t.store.exclusive(ctx, "topup-expiry", func(ctx context.Context) error {
+		var err error
+		n, err = t.closeExpired(ctx)
+		return err
+	})
+	return n, err
+}
+
+func (t *Topups) closeExpired(ctx context.Context) (int, error) {
 	ids, err := t.store.expiredTopups(ctx, t.now(), expireBatch)
 	if err != nil {
 		return 0, err

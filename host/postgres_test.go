@@ -1,0 +1,192 @@
+package host
+
+import (
+	"context"
+	"errors"
+	"strconv"
+	"strings"
+	gosync "sync"
+	"testing"
+	"time"
+)
+
+func TestRebind(t *testing.T) {
+	for in, want := range map[string]string{
+		`SELECT 1`:                                    `SELECT 1`,
+		`a = ? AND b = ?`:                             `a = $1 AND b = $2`,
+		`x = '?' AND y = ?`:                           `x = '?' AND y = $1`,
+		`x = 'it''s ?' AND y = ?`:                     `x = 'it''s ?' AND y = $1`,
+		`"odd?col" = ?`:                               `"odd?col" = $1`,
+		"-- who? what?\nSELECT ?":                     "-- who? what?\nSELECT $1",
+		`detail LIKE ? ESCAPE '\' AND card = ?`:       `detail LIKE $1 ESCAPE '\' AND card = $2`,
+		`VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`: `VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
+		`unterminated '?`:                             `unterminated '?`,
+	} {
+		if got := rebind(in); got != want {
+			t.Errorf("rebind(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+// postgresStores opens n host processes' stores on one fresh PostgreSQL
+// database, with the test card issued.
+func postgresStores(t *testing.T, n int) []*Store {
+	t.Helper()
+	dsn := postgresURL(t)
+	var out []*Store
+	for range n {
+		st, err := Open(dsn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { st.Close() })
+		out = append(out, st)
+	}
+	m, _ := GenerateMasterKeys()
+	k, _ := NewKeys(m)
+	if _, err := out[0].IssueCard(context.Background(), k, IssueRequest{Number: testNumber}, t.TempDir()+"/c.json", "test", time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// TestPullNeverSkipsAChange: a change whose transaction is still open when
+// a later one commits must not be passed by a terminal's cursor. With a
+// plain sequence the later change (a larger seq) commits first, is pulled,
+// and the cursor is past the earlier one when it commits: that credit or
+// deny would never reach the terminals.
+func TestPullNeverSkipsAChange(t *testing.T) {
+	sts := postgresStores(t, 3)
+	ctx := context.Background()
+	cursor, err := sts[2].pull(ctx, 0, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Instance 0: a deny whose transaction stays open.
+	slow, err := sts[0].db.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer slow.Rollback()
+	if _, err := slow.Exec(`INSERT INTO changes (kind, card, denied, reason, time) VALUES ('deny', ?, 1, 'lost', ?)`, testNumber, dbTime(time.Now())); err != nil {
+		t.Fatal(err)
+	}
+	// Instance 1: a credit added meanwhile.
+	added := make(chan error, 1)
+	go func() {
+		_, err := sts[1].AddCredit(ctx, testNumber, 100, "", "operator test", time.Now())
+		added <- err
+	}()
+	// Give the credit every chance to commit first, pulling as a terminal
+	// would (through instance 2).
+	var got []string
+	next := cursor.NextCursor
+	pullAll := func() {
+		t.Helper()
+		for {
+			c, _ := parseCursor(next)
+			r, err := sts[2].pull(ctx, c, 100)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, d := range r.Deny {
+				got = append(got, "deny "+d.Reason)
+			}
+			for _, c := range r.Credits {
+				got = append(got, "credit "+strconv.FormatInt(c.AmountFen, 10))
+			}
+			next = r.NextCursor
+			if !r.More {
+				return
+			}
+		}
+	}
+	deadline := time.Now().Add(700 * time.Millisecond)
+	for time.Now().Before(deadline) {
+		pullAll()
+		time.Sleep(50 * time.Millisecond)
+	}
+	if err := slow.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-added:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the credit was never added")
+	}
+	pullAll()
+	if strings.Join(got, ", ") != "deny lost, credit 100" {
+		t.Fatalf("pulled %q, want the deny then the credit, each once", got)
+	}
+}
+
+// TestNonceSpentOnceAcrossInstances: the same nonce offered to three
+// instances at once is spent by exactly one of them.
+func TestNonceSpentOnceAcrossInstances(t *testing.T) {
+	sts := postgresStores(t, 3)
+	ctx := context.Background()
+	for round := range 20 {
+		nonce := newNonce()
+		var fresh int
+		var mu gosync.Mutex
+		var wg gosync.WaitGroup
+		for i := range 12 {
+			wg.Go(func() {
+				seen, err := sts[i%3].spendNonce(ctx, testTerm, nonce, time.Now(), time.Now())
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if !seen {
+					mu.Lock()
+					fresh++
+					mu.Unlock()
+				}
+			})
+		}
+		wg.Wait()
+		if fresh != 1 {
+			t.Fatalf("round %d: nonce spent %d times, want once", round, fresh)
+		}
+	}
+}
+
+// TestExclusiveJobRunsOnce: a job of one name runs in one instance at a
+// time; the lock goes back when the job ends, also when it fails.
+func TestExclusiveJobRunsOnce(t *testing.T) {
+	sts := postgresStores(t, 2)
+	ctx := context.Background()
+	inside, release := make(chan struct{}), make(chan struct{})
+	done := make(chan error, 1)
+	go func() {
+		ran, err := sts[0].exclusive(ctx, "expiry", func(context.Context) error {
+			close(inside)
+			<-release
+			return errors.New("the job failed")
+		})
+		if !ran {
+			err = errors.New("the first instance did not run the job")
+		}
+		done <- err
+	}()
+	<-inside
+	ran, err := sts[1].exclusive(ctx, "expiry", func(context.Context) error { return nil })
+	if err != nil || ran {
+		t.Fatalf("second instance ran the job beside the first: ran %v, %v", ran, err)
+	}
+	ran, err = sts[1].exclusive(ctx, "retention", func(context.Context) error { return nil })
+	if err != nil || !ran {
+		t.Fatalf("another job's name is its own lock: ran %v, %v", ran, err)
+	}
+	close(release)
+	if err := <-done; err == nil || !strings.Contains(err.Error(), "the job failed") {
+		t.Fatalf("first instance: %v", err)
+	}
+	ran, err = sts[1].exclusive(ctx, "expiry", func(context.Context) error { return nil })
+	if err != nil || !ran {
+		t.Fatalf("after the first ended: ran %v, %v", ran, err)
+	}
+}
