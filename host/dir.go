@@ -18,10 +18,12 @@ const (
 var ErrNotInitialized = errors.New("not a cardhost directory")
 
 // InitDir prepares a host directory: the directory itself (mode 0700), a
-// new database and new random issuer master keys (mode 0600). Existing keys
-// are never overwritten (ErrExists), and new keys are refused beside a
-// database that already holds cards, which were issued with other keys.
-func InitDir(dir string) error {
+// new database and new random issuer master keys (mode 0600). The database
+// is the directory's SQLite file when db is "", else the store db names
+// (Open), whose schema is created. Existing keys are never overwritten
+// (ErrExists), and new keys are refused beside a database that already
+// holds cards, which were issued with other keys.
+func InitDir(dir, db string) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("host directory: %w", err)
 	}
@@ -29,7 +31,10 @@ func InitDir(dir string) error {
 	if _, err := os.Lstat(masters); err == nil {
 		return fmt.Errorf("%s holds issuer master keys already; refusing to overwrite them (every card issued with them would become unloadable): %w", masters, ErrExists)
 	}
-	st, err := Open(filepath.Join(dir, DBFile))
+	if db == "" {
+		db = filepath.Join(dir, DBFile)
+	}
+	st, err := Open(db)
 	if err != nil {
 		return err
 	}
@@ -48,8 +53,15 @@ func InitDir(dir string) error {
 	return WriteMasterKeys(masters, m)
 }
 
-// OpenDir opens the database of a host directory made by InitDir.
-func OpenDir(dir string) (*Store, error) {
+// OpenDir opens the database of a host directory made by InitDir: its
+// SQLite file when db is "", else the store db names.
+func OpenDir(dir, db string) (*Store, error) {
+	if db != "" {
+		if _, err := os.Stat(filepath.Join(dir, MastersFile)); errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("%s: %w (no %s): run cardhost init --dir %s", dir, ErrNotInitialized, MastersFile, dir)
+		}
+		return Open(db)
+	}
 	path := filepath.Join(dir, DBFile)
 	if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
 		return nil, fmt.Errorf("%s: %w (no %s): run cardhost init --dir %s", dir, ErrNotInitialized, DBFile, dir)

@@ -48,7 +48,7 @@ const pgConnectTimeout = 5 * time.Second
 // names and brings its schema up to date. The URL's own pool_max_conns
 // (1 to 1000) sets the pool's bound; it is not sent to the server.
 func openPostgres(rawURL string) (*Store, error) {
-	shown := redactURL(rawURL)
+	shown := RedactURL(rawURL)
 	u, err := url.Parse(rawURL)
 	if err != nil {
 		return nil, fmt.Errorf("database %s: not a URL: %w", shown, err)
@@ -96,9 +96,9 @@ func openPostgres(rawURL string) (*Store, error) {
 	return s, nil
 }
 
-// redactURL is the URL as logs and messages may show it: without its
+// RedactURL is a PostgreSQL URL as logs and messages may show it: without its
 // password.
-func redactURL(raw string) string {
+func RedactURL(raw string) string {
 	u, err := url.Parse(raw)
 	if err != nil {
 		return "postgres://(unparsable URL)"

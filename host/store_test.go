@@ -98,7 +98,7 @@ func TestKeysFile(t *testing.T) {
 
 func TestInitDir(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "host")
-	if err := InitDir(dir); err != nil {
+	if err := InitDir(dir, ""); err != nil {
 		t.Fatal(err)
 	}
 	for name, want := range map[string]os.FileMode{".": 0o700, DBFile: 0o600, MastersFile: 0o600} {
@@ -107,11 +107,11 @@ func TestInitDir(t *testing.T) {
 			t.Fatalf("%s: %v %v, want mode %04o", name, fi, err, want)
 		}
 	}
-	if err := InitDir(dir); err == nil {
+	if err := InitDir(dir, ""); err == nil {
 		t.Fatal("init overwrote the master keys")
 	}
 	// Keys gone beside issued cards: refused, not replaced.
-	st, err := OpenDir(dir)
+	st, err := OpenDir(dir, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -121,10 +121,10 @@ func TestInitDir(t *testing.T) {
 	}
 	st.Close()
 	os.Remove(filepath.Join(dir, MastersFile))
-	if err := InitDir(dir); err == nil || !strings.Contains(err.Error(), "1 cards") {
+	if err := InitDir(dir, ""); err == nil || !strings.Contains(err.Error(), "1 cards") {
 		t.Fatalf("new keys beside issued cards: %v", err)
 	}
-	if _, err := OpenDir(t.TempDir()); err == nil || !strings.Contains(err.Error(), "cardhost init") {
+	if _, err := OpenDir(t.TempDir(), ""); err == nil || !strings.Contains(err.Error(), "cardhost init") {
 		t.Fatalf("an empty directory: %v", err)
 	}
 }

@@ -54,7 +54,7 @@ func (h *restartableHost) stop(t *testing.T) {
 		t.Fatal(err)
 	}
 	var err error
-	if h.w.host, err = host.OpenDir(h.w.hostDir); err != nil {
+	if h.w.host, err = host.OpenDir(h.w.hostDir, ""); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -73,11 +73,11 @@ func newHostWorld(t testing.TB) *world {
 	t.Helper()
 	ctx := context.Background()
 	w := &world{hostDir: filepath.Join(t.TempDir(), "host")}
-	if err := host.InitDir(w.hostDir); err != nil {
+	if err := host.InitDir(w.hostDir, ""); err != nil {
 		t.Fatal(err)
 	}
 	var err error
-	if w.host, err = host.OpenDir(w.hostDir); err != nil {
+	if w.host, err = host.OpenDir(w.hostDir, ""); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { w.host.Close() })

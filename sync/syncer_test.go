@@ -51,11 +51,11 @@ type testHost struct {
 func newTestHost(t *testing.T, terminals ...string) *testHost {
 	t.Helper()
 	h := &testHost{dir: filepath.Join(t.TempDir(), "host"), secrets: map[string]string{}}
-	if err := host.InitDir(h.dir); err != nil {
+	if err := host.InitDir(h.dir, ""); err != nil {
 		t.Fatal(err)
 	}
 	var err error
-	if h.store, err = host.OpenDir(h.dir); err != nil {
+	if h.store, err = host.OpenDir(h.dir, ""); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { h.store.Close() })

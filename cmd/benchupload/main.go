@@ -148,7 +148,7 @@ func run() error {
 	fmt.Printf("fill %d rows through offline.Store.Begin (%d goroutines): %.1f s, %.0f commits/s\n",
 		rows, set.fillers, fillTime.Seconds(), float64(rows)/fillTime.Seconds())
 
-	hs, err := host.OpenDir(hostDir)
+	hs, err := host.OpenDir(hostDir, "")
 	if err != nil {
 		return fmt.Errorf("opening the host database beside cardhost: %w", err)
 	}

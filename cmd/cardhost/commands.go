@@ -32,14 +32,18 @@ type initCmd struct{ noCheck }
 func (c *initCmd) flags(fs *pflag.FlagSet) {}
 
 func (c *initCmd) run(ctx context.Context, e *env) error {
-	if err := host.InitDir(e.dir); err != nil {
+	if err := host.InitDir(e.dir, e.db); err != nil {
 		if errors.Is(err, host.ErrExists) {
 			return usagef("--dir = %q: %v", e.dir, err)
 		}
 		return err
 	}
+	store := filepath.Join(e.dir, host.DBFile)
+	if e.db != "" {
+		store = "the database at " + host.RedactURL(e.db)
+	}
 	fmt.Fprintf(e.stdout, "initialized %s: %s and %s (issuer master keys, mode 0600: keep them secret and backed up)\n",
-		e.dir, filepath.Join(e.dir, host.DBFile), filepath.Join(e.dir, host.MastersFile))
+		e.dir, store, filepath.Join(e.dir, host.MastersFile))
 	return nil
 }
 

@@ -23,8 +23,11 @@
 //	               [--topup-provider sim --topup-timeout 5m --topup-public-url URL --topup-sim-secret FILE]
 //
 // Everything it keeps is in the directory D: host.db (SQLite) and
-// masters.json (the issuer master keys, the stand-in for an HSM). The work
-// is done by package host; this command is its wiring.
+// masters.json (the issuer master keys, the stand-in for an HSM). With
+// --db postgres://... (or $CARDHOST_DB) the store is that PostgreSQL
+// database instead, which any number of cardhost serve processes share,
+// each with a copy of D's masters.json. The work is done by package host;
+// this command is its wiring.
 //
 // Exit codes: 0 success, 1 failure, 2 bad usage or configuration.
 package main
@@ -34,6 +37,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/url"
 	"os"
 	"os/signal"
 	"os/user"
@@ -102,6 +106,7 @@ type action interface {
 // env is what an action runs with.
 type env struct {
 	dir            string
+	db             string      // --db: the store's URL; "" for the directory's SQLite file
 	st             *host.Store // nil unless the command opens the store
 	keys           *host.Keys  // nil unless it opens the keys
 	stdout, stderr io.Writer
@@ -190,17 +195,20 @@ func lookup(name string) *command {
 // --dir, runs it and closes what it opened.
 func (c *command) exec(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	a := c.new()
-	fs, dir := newFlags(c.name, stdout)
+	fs, dir, db := newFlags(c.name, stdout)
 	a.flags(fs)
 	if err := parse(fs, args, dir); err != nil {
+		return err
+	}
+	if err := checkDB(fs, *db, stderr); err != nil {
 		return err
 	}
 	if err := a.check(); err != nil {
 		return err
 	}
-	e := &env{dir: *dir, stdout: stdout, stderr: stderr}
+	e := &env{dir: *dir, db: *db, stdout: stdout, stderr: stderr}
 	if c.opens >= opensStore {
-		st, err := openStore(*dir)
+		st, err := openStore(*dir, *db)
 		if err != nil {
 			return err
 		}
@@ -217,13 +225,38 @@ func (c *command) exec(ctx context.Context, args []string, stdout, stderr io.Wri
 	return a.run(ctx, e)
 }
 
-// newFlags makes a command's flag set with the --dir every command takes.
-func newFlags(name string, stdout io.Writer) (*pflag.FlagSet, *string) {
-	fs := pflag.NewFlagSet("cardhost "+name, pflag.ContinueOnError)
+// DBEnv is the environment variable that names the host's store when
+// --db is not given: the place for a URL with a password, which a flag
+// would show to every local user in the process list.
+const DBEnv = "CARDHOST_DB"
+
+// newFlags makes a command's flag set with the --dir and --db every
+// command takes.
+func newFlags(name string, stdout io.Writer) (fs *pflag.FlagSet, dir, db *string) {
+	fs = pflag.NewFlagSet("cardhost "+name, pflag.ContinueOnError)
 	fs.SetOutput(stdout)
 	fs.SortFlags = false
-	dir := fs.String("dir", "", "host directory, made by 'cardhost init' (required)")
-	return fs, dir
+	dir = fs.String("dir", "", "host directory, made by 'cardhost init' (required)")
+	db = fs.String("db", os.Getenv(DBEnv), "the store: a postgres:// URL; empty for the directory's SQLite file (default $"+DBEnv+")")
+	return fs, dir, db
+}
+
+// checkDB refuses a --db that is neither empty nor a PostgreSQL URL (an
+// SQLite file lives in --dir), and warns of a password given on the
+// command line.
+func checkDB(fs *pflag.FlagSet, db string, stderr io.Writer) error {
+	if db == "" {
+		return nil
+	}
+	if !host.IsPostgresURL(db) {
+		return usagef("--db = %q: want a postgres:// or postgresql:// URL (the SQLite store is host.db in --dir)", db)
+	}
+	if u, err := url.Parse(db); err == nil && fs.Changed("db") {
+		if _, has := u.User.Password(); has || u.Query().Has("password") {
+			fmt.Fprintf(stderr, "cardhost: warning: --db carries a password, which other local users can read in the process list; use $%s or a PostgreSQL password file\n", DBEnv)
+		}
+	}
+	return nil
 }
 
 // parse parses flags; a bad flag or a stray argument is a usage error.
@@ -253,9 +286,12 @@ func required(flag, value string) error {
 
 // openStore opens the host directory's database; a missing or unsafe one
 // is a configuration error naming --dir.
-func openStore(dir string) (*host.Store, error) {
-	st, err := host.OpenDir(dir)
+func openStore(dir, db string) (*host.Store, error) {
+	st, err := host.OpenDir(dir, db)
 	if err != nil {
+		if db != "" && !errors.Is(err, host.ErrNotInitialized) {
+			return nil, fmt.Errorf("--db: %w", err)
+		}
 		return nil, usagef("--dir = %q: %v", dir, err)
 	}
 	return st, nil
