@@ -402,6 +402,12 @@ func (h *Handler) answerError(w http.ResponseWriter, r *http.Request, term strin
 		writeError(w, rf)
 		return
 	}
+	if errors.Is(err, ErrBusy) {
+		h.log.Warn("request failed: store busy", "path", r.URL.Path, "terminal", term, "err", err)
+		w.Header().Set("Retry-After", "1")
+		writeError(w, refuse(http.StatusServiceUnavailable, codeBusy, "the host is busy with concurrent requests; nothing changed, ask again"))
+		return
+	}
 	h.log.Error("request failed", "path", r.URL.Path, "terminal", term, "err", err)
 	writeError(w, refuse(http.StatusInternalServerError, codeInternal, "the host failed to answer; see its log"))
 }

@@ -3,11 +3,16 @@ package host
 import (
 	"context"
 	"errors"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"strconv"
 	"strings"
 	gosync "sync"
 	"testing"
 	"time"
+
+	"github.com/cardd/cardd/hostapi"
 )
 
 func TestRebind(t *testing.T) {
@@ -188,5 +193,21 @@ func TestExclusiveJobRunsOnce(t *testing.T) {
 	ran, err = sts[1].exclusive(ctx, "expiry", func(context.Context) error { return nil })
 	if err != nil || !ran {
 		t.Fatalf("after the first ended: ran %v, %v", ran, err)
+	}
+}
+
+// TestBusyIs503: a transaction that lost on every attempt is answered 503
+// busy with Retry-After, not 500: the terminal may send it again.
+func TestBusyIs503(t *testing.T) {
+	h := NewHandler(nil, nil, Options{})
+	w := httptest.NewRecorder()
+	h.answerError(w, httptest.NewRequest("POST", hostapi.PathLoadAuthorize, nil), testTerm, fmt.Errorf("%w: %w", ErrBusy, errors.New("40001")))
+	if w.Code != http.StatusServiceUnavailable || w.Header().Get("Retry-After") != "1" || !strings.Contains(w.Body.String(), `"busy"`) {
+		t.Fatalf("answered %d %q %s", w.Code, w.Header().Get("Retry-After"), w.Body)
+	}
+	w = httptest.NewRecorder()
+	h.answerError(w, httptest.NewRequest("POST", hostapi.PathLoadAuthorize, nil), testTerm, errors.New("disk on fire"))
+	if w.Code != http.StatusInternalServerError {
+		t.Fatalf("another failure answered %d", w.Code)
 	}
 }

@@ -54,3 +54,8 @@ func notFound(format string, a ...any) *Refusal {
 // codeInternal is the code of a 500 answer. hostapi names none, since the
 // terminal can do nothing about it but retry; it is not one of its constants.
 const codeInternal = "internal_error"
+
+// codeBusy is the code of a 503 answer when the store lost to concurrent
+// transactions on every attempt (ErrBusy): nothing changed, and the same
+// request may be sent again, to this instance or another.
+const codeBusy = "busy"
