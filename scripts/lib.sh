@@ -2,7 +2,10 @@
 # pcscd with the vpcd virtual readers is running. Sourced, not run.
 
 # Debian packages the demo and the tests need at run time and to build.
-CARDD_PACKAGES=(pcscd libpcsclite-dev vsmartcard-vpcd pcsc-tools socat gcc pkg-config procps iproute2 curl openssl fonts-wqy-zenhei fonts-noto-cjk systemd)
+# postgresql: the server binaries (/usr/lib/postgresql/N/bin) for the
+# throwaway clusters of the host's PostgreSQL tests (pg_start); the "main"
+# cluster the package may create and start is not used.
+CARDD_PACKAGES=(pcscd libpcsclite-dev vsmartcard-vpcd pcsc-tools socat gcc pkg-config procps iproute2 curl openssl fonts-wqy-zenhei fonts-noto-cjk systemd postgresql)
 # Installed with their recommends: Chromium, for the kiosk page's browser
 # tests, was tried here that way only.
 CARDD_PACKAGES_WITH_RECOMMENDS=(chromium)
@@ -63,4 +66,111 @@ ensure_pcscd() {
     sleep 0.2
   done
   die "pcscd runs but lists no 'Virtual PCD 00 00' reader; it was probably started before vsmartcard-vpcd was installed: restart it (kill \$(pgrep -x pcscd); pcscd) and run this again"
+}
+
+# pg_bindir prints the directory of PostgreSQL's server binaries: pg_config's
+# when it holds initdb (Debian's pg_config comes with libpq-dev, which may be
+# of another version than the server, or alone), else the newest
+# /usr/lib/postgresql/VERSION/bin that does. internal/pgtest looks the same way.
+pg_bindir() {
+  local d
+  d=$(timeout 10 pg_config --bindir 2>/dev/null || true)
+  if [ -n "$d" ] && [ -x "$d/initdb" ]; then echo "$d"; return 0; fi
+  for d in $(printf '%s\n' /usr/lib/postgresql/*/bin | sort -rV); do
+    if [ -x "$d/initdb" ]; then echo "$d"; return 0; fi
+  done
+  return 1
+}
+
+# pg_as runs a command as the cluster's user: postgres refuses to run as
+# root, so root hands it to the postgres user that Debian's package creates.
+# From the cluster's directory, which that user may enter.
+pg_as() {
+  if [ "$(id -u)" -eq 0 ]; then
+    (cd "$PG_DIR" && runuser -u postgres -- "$@")
+  else
+    (cd "$PG_DIR" && "$@")
+  fi
+}
+
+# pg_start starts a throwaway PostgreSQL cluster for this shell and sets
+#   PG_DIR         its directory: data/, sock/ (the unix socket), postgres.log
+#   PG_PORT        its loopback TCP port, a free one
+#   PG_URL         its superuser postgres over 127.0.0.1:PG_PORT, with a random
+#                  password (scram-sha-256)
+#   PG_SOCKET_URL  the same superuser over the unix socket (trusted there: no
+#                  other user may enter sock/), for a command run in
+#                  scripts/isolated, which has no network of its own
+# Each argument is a server setting for this cluster (fsync=off). pg_stop,
+# also fit for an EXIT trap, stops and removes it.
+pg_start() {
+  [ -z "${PG_DIR:-}" ] || die "pg_start: a cluster runs already in $PG_DIR"
+  PG_BIN=$(pg_bindir) || die "no PostgreSQL server binaries (initdb) under pg_config --bindir or /usr/lib/postgresql/*/bin: run scripts/setup"
+  if [ "$(id -u)" -eq 0 ]; then
+    id postgres >/dev/null 2>&1 || die "no postgres user to run PostgreSQL as (it refuses root): run scripts/setup"
+  fi
+  # Under /var/tmp, not /tmp: scripts/isolated mounts a /tmp of its own, and
+  # a command run inside it must still reach the socket.
+  PG_DIR=$(mktemp -d /var/tmp/cardd-pg.XXXXXX)
+  [ "$(id -u)" -ne 0 ] || chown postgres: "$PG_DIR"
+  pg_as mkdir -m 700 "$PG_DIR/sock"
+  local password
+  password=$(od -An -tx1 -N24 /dev/urandom | tr -d ' \n')
+  printf '%s\n' "$password" | pg_as sh -c 'umask 077; cat > pwfile'
+  if ! pg_as "$PG_BIN/initdb" -D "$PG_DIR/data" -U postgres --pwfile="$PG_DIR/pwfile" \
+      --auth-local=trust --auth-host=scram-sha-256 -E UTF8 --no-locale --no-sync >"$PG_DIR/initdb.log" 2>&1; then
+    cat "$PG_DIR/initdb.log" >&2
+    pg_stop
+    die "initdb failed"
+  fi
+  rm -f "$PG_DIR/pwfile"
+  {
+    echo "# pg_start: loopback and the private socket only"
+    echo "listen_addresses = '127.0.0.1'"
+    echo "unix_socket_directories = '$PG_DIR/sock'"
+    local s
+    for s in "$@"; do echo "$s"; done
+  } | pg_as sh -c 'cat >> data/postgresql.conf'
+  # A port free when looked at may be taken before the server binds it: then
+  # the server exits at once, pg_ctl says so, and another port is tried.
+  local attempt
+  for attempt in 1 2 3 4 5; do
+    PG_PORT=$(pg_free_port)
+    if pg_as "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -l "$PG_DIR/postgres.log" -o "-p $PG_PORT" -w -t 60 start >/dev/null; then
+      PG_URL="postgres://postgres:$password@127.0.0.1:$PG_PORT/postgres?sslmode=disable"
+      PG_SOCKET_URL="postgres://postgres@/postgres?host=$PG_DIR/sock&port=$PG_PORT"
+      log "PostgreSQL $("$PG_BIN/postgres" --version | awk '{print $3}') in $PG_DIR: 127.0.0.1:$PG_PORT (password in PG_URL), socket $PG_DIR/sock, log $PG_DIR/postgres.log"
+      return 0
+    fi
+    grep -q 'could not bind\|Address already in use' "$PG_DIR/postgres.log" || break
+  done
+  tail -20 "$PG_DIR/postgres.log" >&2
+  pg_stop
+  die "PostgreSQL did not start (attempt $attempt)"
+}
+
+# pg_free_port prints a loopback TCP port no socket listens on, below the
+# kernel's ephemeral range (32768 and up), which outgoing connections use.
+pg_free_port() {
+  local port i
+  for i in $(seq 1 50); do
+    port=$((20000 + RANDOM % 12000))
+    if [ -z "$(ss -Htln "sport = :$port")" ]; then echo "$port"; return 0; fi
+  done
+  die "no free TCP port found between 20000 and 32000"
+}
+
+# pg_stop stops the cluster pg_start started, fast (open transactions rolled
+# back), and removes its directory. Without a cluster it does nothing, so
+# it may run twice, or as an EXIT trap after a pg_start that failed.
+pg_stop() {
+  [ -n "${PG_DIR:-}" ] || return 0
+  if [ -f "$PG_DIR/data/postmaster.pid" ]; then
+    pg_as "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -m fast -w -t 30 stop >/dev/null 2>&1 ||
+      pg_as "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -m immediate -w -t 10 stop >/dev/null 2>&1 ||
+      kill -KILL "$(head -1 "$PG_DIR/data/postmaster.pid")" 2>/dev/null || true
+  fi
+  rm -rf -- "$PG_DIR"
+  log "PostgreSQL stopped, $PG_DIR removed"
+  unset PG_DIR PG_PORT PG_URL PG_SOCKET_URL
 }
