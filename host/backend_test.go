@@ -1,14 +1,11 @@
 package host
 
 import (
-	"context"
-	"net/url"
-
-	"github.com/jackc/pgx/v5"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/cardd/cardd/internal/pgtest"
 )
 
 // The host's tests run on both stores: each TestX that opens one is
@@ -39,33 +36,5 @@ func storeDSN(t testing.TB, dir string) string {
 	return filepath.Join(dir, DBFile)
 }
 
-// postgresURL is a stand-in until internal/pgtest lands.
-func postgresURL(t testing.TB) string {
-	u := os.Getenv("CARDD_TEST_POSTGRES")
-	if u == "" {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("CARDD_TEST_POSTGRES is not set")
-		}
-		t.Skip("CARDD_TEST_POSTGRES is not set")
-	}
-	ctx := context.Background()
-	c, err := pgx.Connect(ctx, u)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close(ctx)
-	name := "t_" + strings.ToLower(newNonce()[:16])
-	if _, err := c.Exec(ctx, "CREATE DATABASE "+name); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		c, err := pgx.Connect(ctx, u)
-		if err == nil {
-			c.Exec(ctx, "DROP DATABASE "+name+" WITH (FORCE)")
-			c.Close(ctx)
-		}
-	})
-	pu, _ := url.Parse(u)
-	pu.Path = "/" + name
-	return pu.String()
-}
+// postgresURL is a fresh, empty PostgreSQL database for t.
+func postgresURL(t testing.TB) string { return pgtest.URL(t) }
