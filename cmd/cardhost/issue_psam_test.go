@@ -17,7 +17,9 @@ import (
 // and --security-code give the card the purchase key a PSAM keyed two levels
 // computes, the index it reads from EF 0x17 and a code it accepts; the
 // default stays one level, index 1, no code. Bad values are usage errors.
-func TestCardIssuePurchaseKeys(t *testing.T) {
+func TestCardIssuePurchaseKeys(t *testing.T) { eachStore(t, testCardIssuePurchaseKeys) }
+
+func testCardIssuePurchaseKeys(t *testing.T) {
 	dir, _, plainFile := setup(t)
 	masters, err := epurse.ReadMasterKeyFile(filepath.Join(dir, host.MastersFile))
 	if err != nil {

@@ -71,10 +71,14 @@ func setup(t *testing.T) (dir, secretFile, cardFile string) {
 	return dir, secretFile, cardFile
 }
 
-func TestOperatorFlow(t *testing.T) {
+func TestOperatorFlow(t *testing.T) { eachStore(t, testOperatorFlow) }
+
+func testOperatorFlow(t *testing.T) {
 	dir, secretFile, cardFile := setup(t)
 	wantMode(t, dir, 0o700)
-	wantMode(t, filepath.Join(dir, host.DBFile), 0o600)
+	if !onPostgres(t) {
+		wantMode(t, filepath.Join(dir, host.DBFile), 0o600)
+	}
 	wantMode(t, filepath.Join(dir, host.MastersFile), 0o600)
 	wantMode(t, secretFile, 0o600)
 	wantMode(t, cardFile, 0o600)
@@ -147,7 +151,9 @@ func TestOperatorFlow(t *testing.T) {
 	}
 }
 
-func TestExitCodes(t *testing.T) {
+func TestExitCodes(t *testing.T) { eachStore(t, testExitCodes) }
+
+func testExitCodes(t *testing.T) {
 	dir, secretFile, cardFile := setup(t)
 	empty := t.TempDir()
 	for _, c := range []struct {
@@ -230,7 +236,9 @@ func TestExitCodes(t *testing.T) {
 	wantCode(t, 0, "--help")
 }
 
-func TestServe(t *testing.T) {
+func TestServe(t *testing.T) { eachStore(t, testServe) }
+
+func testServe(t *testing.T) {
 	dir, secretFile, _ := setup(t)
 	secret, err := config.ReadSecretFile(secretFile)
 	if err != nil {
@@ -274,7 +282,9 @@ func TestServe(t *testing.T) {
 // TestServeTLS serves with --tls-cert and --tls-key: a client that trusts
 // the CA gets its answer over TLS 1.2 or later, one that does not is
 // refused in the handshake, and TLS 1.1 is refused.
-func TestServeTLS(t *testing.T) {
+func TestServeTLS(t *testing.T) { eachStore(t, testServeTLS) }
+
+func testServeTLS(t *testing.T) {
 	dir, secretFile, _ := setup(t)
 	secret, err := config.ReadSecretFile(secretFile)
 	if err != nil {
@@ -394,7 +404,9 @@ func (l *lockedBuffer) String() string {
 	return l.b.String()
 }
 
-func TestM1WalletCommands(t *testing.T) {
+func TestM1WalletCommands(t *testing.T) { eachStore(t, testM1WalletCommands) }
+
+func testM1WalletCommands(t *testing.T) {
 	dir, _, _ := setup(t)
 	out, _ := wantCode(t, 0, "card", "m1", "--dir", dir, "--uid", "04a1b2c3", "--holder", "李四")
 	if !strings.Contains(out, "uid:04A1B2C3") {

@@ -38,7 +38,9 @@ func orderTopup(t *testing.T, url string, secret []byte, key string, amount int6
 // host, 'topup show' and 'credit list' show it paid and credited once; an
 // order left unpaid is closed by serve's expiry job and can no longer be
 // paid; the sim secret is made private in the host directory.
-func TestTopupCommands(t *testing.T) {
+func TestTopupCommands(t *testing.T) { eachStore(t, testTopupCommands) }
+
+func testTopupCommands(t *testing.T) {
 	dir, secretFile, _ := setup(t)
 	secret, err := config.ReadSecretFile(secretFile)
 	if err != nil {
