@@ -38,6 +38,10 @@ func (c *Card) Balance() int64 { return c.sim.File().EPBalance }
 // Counter is the card's EP online counter now: one per applied load.
 func (c *Card) Counter() uint16 { return c.sim.File().EPOnlineCounter }
 
+// File returns a copy of the card's state, to save (CardFile.Save) for a
+// later look at what the fleet did to it.
+func (c *Card) File() *epursesim.CardFile { return c.sim.File() }
+
 // take puts the card into a terminal's field, waiting at most until ctx
 // ends; release takes it out.
 func (c *Card) take(ctx context.Context) bool {

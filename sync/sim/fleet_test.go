@@ -57,31 +57,17 @@ func newTestHost(t *testing.T, instances, terminals, cards, credits int) *testHo
 	return h
 }
 
-// checkSums compares each card with the host: the card's balance rose by
-// exactly the credits the host holds consumed for it, and every credit is
-// pending or consumed. It returns how many the host holds consumed.
+// checkSums checks the books (CheckBooks) and returns how many credits
+// the host holds consumed.
 func (h *testHost) checkSums(t *testing.T) int {
 	t.Helper()
-	consumed := 0
+	var books []CardBalance
 	for _, c := range h.cards {
-		list, err := h.st.Credits(context.Background(), c.Number())
-		if err != nil {
-			t.Fatal(err)
-		}
-		var sum int64
-		for _, cr := range list {
-			switch cr.State {
-			case hostapi.CreditConsumed:
-				sum += cr.AmountFen
-				consumed++
-			case hostapi.CreditPending:
-			default:
-				t.Errorf("credit %s is %s", cr.ID, cr.State)
-			}
-		}
-		if got := c.Balance() - c.Initial(); got != sum {
-			t.Errorf("card %s: rose by %d fen, the host consumed %d fen of its credits", c.Number(), got, sum)
-		}
+		books = append(books, c.Books())
+	}
+	consumed, _, err := CheckBooks(context.Background(), h.st, books)
+	if err != nil {
+		t.Error(err)
 	}
 	return consumed
 }
