@@ -64,6 +64,9 @@ type Config struct {
 	Capture int
 	// Seed seeds the terminals' choices; 0 takes a random seed.
 	Seed uint64
+	// Backlog, when its Rows is above 0, is a terminal draining a week's
+	// journal beside the fleet (Report.Backlog).
+	Backlog Backlog
 }
 
 // ErrConfig is wrapped by every refusal of a Config.
@@ -77,6 +80,8 @@ func (c *Config) defaults() error {
 		return fmt.Errorf("%w: no terminal", ErrConfig)
 	case c.Rate < 0 || c.Duration < 0 || c.Timeout < 0 || c.Drain < 0 || c.JournalBatch < 0 || c.Capture < 0:
 		return fmt.Errorf("%w: a negative rate, duration, timeout, drain, batch or capture", ErrConfig)
+	case c.Backlog.Rows < 0 || c.Backlog.BatchSize < 0:
+		return fmt.Errorf("%w: a negative backlog", ErrConfig)
 	case c.Mix.Heartbeat < 0 || c.Mix.Pull < 0 || c.Mix.Journal < 0 || c.Mix.Load < 0:
 		return fmt.Errorf("%w: a negative weight in the mix", ErrConfig)
 	}
@@ -137,10 +142,27 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		}
 		terms[i] = t
 	}
+	var backlog *terminal
+	if cfg.Backlog.Rows > 0 {
+		t, err := f.newTerminal(cfg.Backlog.Terminal, hc, uint64(len(terms)))
+		if err != nil {
+			return nil, err
+		}
+		backlog = t
+	}
 	start := time.Now()
 	acting, stop := context.WithTimeout(ctx, cfg.Duration)
 	defer stop()
+	var backlogRep *BacklogReport
+	backlogDone := make(chan struct{})
+	go func() {
+		defer close(backlogDone)
+		if backlog != nil {
+			backlogRep = backlog.drainBacklog(ctx, acting, cfg.Backlog)
+		}
+	}()
 	each(terms, func(t *terminal) { t.run(ctx, acting) })
+	<-backlogDone
 	draining, stopDrain := context.WithTimeout(ctx, cfg.Drain)
 	defer stopDrain()
 	each(terms, func(t *terminal) { t.drain(draining) })
@@ -150,6 +172,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		rep.Loads.Unsettled += int64(len(t.outbox))
 	}
 	rep.Captured = capt.got
+	rep.Backlog = backlogRep
 	return rep, ctx.Err()
 }
 
@@ -234,8 +257,9 @@ func (t *terminal) act(ctx, acting context.Context) {
 }
 
 // call sends one request of kind through the instance the fleet picks;
-// when that instance does not answer, it is sent again (signed anew) to the
-// next, at most once per instance.
+// when that instance does not answer, or answers 5xx (its database is
+// down, say), it is sent again (signed anew) to the next, at most once per
+// instance.
 func (t *terminal) call(ctx context.Context, kind string, fn func(ctx context.Context, c *hostsync.Client) error) error {
 	n := len(t.clients)
 	first := int(t.f.next.Add(1)) % n
@@ -248,11 +272,19 @@ func (t *terminal) call(ctx context.Context, kind string, fn func(ctx context.Co
 		start := time.Now()
 		err = fn(context.WithValue(ctx, hostKey{}, idx), t.clients[idx])
 		t.f.rec.request(kind, time.Since(start), err)
-		if !errors.Is(err, hostsync.ErrUnreachable) || ctx.Err() != nil {
+		if !retryable(err) || ctx.Err() != nil {
 			return err
 		}
 	}
 	return err
+}
+
+// retryable says whether err leaves the request's fate to another try:
+// no answer, or a 5xx, which the host answers when it could not decide.
+// A 4xx is the host's decision and stands.
+func retryable(err error) bool {
+	var he *hostsync.HostError
+	return errors.Is(err, hostsync.ErrUnreachable) || errors.As(err, &he) && he.Status >= 500
 }
 
 func (t *terminal) heartbeat(ctx context.Context) {
@@ -289,7 +321,29 @@ func (t *terminal) pull(ctx context.Context) {
 
 // journal uploads a batch of purchase rows such as a canteen POS writes.
 func (t *terminal) journal(ctx context.Context) {
-	rows := make([]hostapi.JournalRow, t.f.cfg.JournalBatch)
+	rows := t.rows(t.f.cfg.JournalBatch)
+	_ = t.call(ctx, KindJournal, func(ctx context.Context, c *hostsync.Client) error {
+		_, err := upload(ctx, c, rows)
+		return err
+	})
+}
+
+// upload sends a batch of rows and returns how many the host acked; a
+// refused row makes the error, with the first refusal's code, so that the
+// report counts it.
+func upload(ctx context.Context, c *hostsync.Client, rows []hostapi.JournalRow) (int, error) {
+	r, err := c.UploadJournal(ctx, rows)
+	if err == nil && len(r.Refused) > 0 {
+		f := r.Refused[0]
+		err = &hostsync.HostError{Status: f.Status, Code: f.Code, Reason: f.Reason}
+	}
+	return len(r.Acked), err
+}
+
+// rows makes the terminal's next n journal rows: done purchases on the
+// fleet's cards (or made-up numbers), ids TERMINAL-SEQ.
+func (t *terminal) rows(n int) []hostapi.JournalRow {
+	rows := make([]hostapi.JournalRow, n)
 	now := time.Now().Format(time.RFC3339)
 	for i := range rows {
 		t.seq++
@@ -307,11 +361,5 @@ func (t *terminal) journal(ctx context.Context) {
 			TAC: fmt.Sprintf("%X", tac), TermSerial: uint32(t.seq), Time: now,
 		}
 	}
-	_ = t.call(ctx, KindJournal, func(ctx context.Context, c *hostsync.Client) error {
-		r, err := c.UploadJournal(ctx, rows)
-		if err == nil && len(r.Refused) > 0 {
-			return &hostsync.HostError{Status: r.Refused[0].Status, Code: r.Refused[0].Code, Reason: r.Refused[0].Reason}
-		}
-		return err
-	})
+	return rows
 }

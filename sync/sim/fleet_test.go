@@ -181,3 +181,55 @@ func TestConfigRefused(t *testing.T) {
 		}
 	}
 }
+
+func TestBacklogDrainsBesideTheFleet(t *testing.T) {
+	h := newTestHost(t, 2, 4, 1, 0)
+	pos, err := NewTerminals(context.Background(), h.st, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := Run(context.Background(), Config{
+		Hosts: h.urls, Terminals: h.terms, Mix: Mix{Heartbeat: 1, Pull: 1}, Rate: 10, Duration: 8 * time.Second,
+		Backlog: Backlog{Terminal: pos[0], Rows: 1200},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := rep.Backlog
+	if b == nil || !b.Drained || b.Acked != 1200 || b.Batches != 3 || b.Refused != 0 {
+		t.Fatalf("backlog %+v: want 1200 rows acked in 3 batches of 500", b)
+	}
+	n, err := h.st.JournalCount(context.Background(), pos[0].ID)
+	if err != nil || n != 1200 {
+		t.Errorf("the host holds %d rows of the backlog terminal (%v), want 1200", n, err)
+	}
+	if rep.Kinds[KindHeartbeat].OK == 0 {
+		t.Error("the fleet did not go on beside the backlog")
+	}
+}
+
+// TestFailoverPastA5xx: an instance whose database is down answers 500;
+// the completions it could not take go to the other instance, and every
+// load is settled once.
+func TestFailoverPastA5xx(t *testing.T) {
+	h := newTestHost(t, 1, 4, 2, 3)
+	sick := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusInternalServerError)
+		w.Write([]byte(`{"code":"internal","reason":"the host failed to answer; see its log"}`))
+	}))
+	t.Cleanup(sick.Close)
+	rep, err := Run(context.Background(), Config{
+		Hosts: []string{sick.URL, h.urls[0]}, Terminals: h.terms, Cards: h.cards,
+		Rate: 40, Mix: Mix{Load: 1}, Duration: 2 * time.Second,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := h.checkSums(t); got != 2*3 {
+		t.Errorf("the host holds %d credits consumed, want all %d", got, 2*3)
+	}
+	if rep.Kinds[KindComplete].Failed["500 internal"] == 0 || rep.Loads.Unsettled != 0 {
+		t.Errorf("complete %+v, unsettled %d: want 500s from the sick instance and none unsettled", rep.Kinds[KindComplete], rep.Loads.Unsettled)
+	}
+}

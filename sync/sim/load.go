@@ -132,7 +132,7 @@ func (t *terminal) notApplied(ctx context.Context, c *Card, cr hostapi.Credit, c
 	})
 }
 
-// complete reports a load's outcome; when no instance answers, the report
+// complete reports a load's outcome; when no instance decides, the report
 // waits in the terminal's outbox and goes again before its next action.
 func (t *terminal) complete(ctx context.Context, req hostapi.LoadCompleteRequest) {
 	err := t.call(ctx, KindComplete, func(ctx context.Context, cl *hostsync.Client) error {
@@ -149,7 +149,7 @@ func (t *terminal) complete(ctx context.Context, req hostapi.LoadCompleteRequest
 		}
 		return err
 	})
-	if errors.Is(err, hostsync.ErrUnreachable) {
+	if retryable(err) {
 		t.outbox = append(t.outbox, req)
 	}
 }

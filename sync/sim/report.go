@@ -25,7 +25,7 @@ const (
 )
 
 // kinds is every kind, in the order the text report lists them.
-var kinds = []string{KindHeartbeat, KindPull, KindJournal, KindCredits, KindAuthorize, KindComplete}
+var kinds = []string{KindHeartbeat, KindPull, KindJournal, KindCredits, KindAuthorize, KindComplete, KindBacklog}
 
 // CodeUnreachable counts, among a kind's failures, the requests that got no
 // answer from their instance (hostsync.ErrUnreachable).
@@ -39,7 +39,8 @@ type KindReport struct {
 	// not a failure (credit_busy is the host doing its job).
 	Refused map[string]int64 `json:"refused,omitempty"`
 	// Failed counts requests that got no usable answer, by cause
-	// (CodeUnreachable; "error" for an answer that did not decode;
+	// (CodeUnreachable; "500 internal", status and code, for a 5xx;
+	// "error" for an answer that did not decode;
 	// "bad_answer" for an authorization without a usable MAC2).
 	Failed map[string]int64 `json:"failed,omitempty"`
 	// Latencies of every answered request (OK or refused), milliseconds.
@@ -86,14 +87,15 @@ type Report struct {
 	Terminals int     `json:"terminals"`
 	Cards     int     `json:"cards"`
 	Hosts     int     `json:"hosts"`
-	Seconds   float64 `json:"seconds"` // the driven run, without the drain
+	Seconds   float64 `json:"seconds"` // the run, its drain included
 	Requests  int64   `json:"requests"`
-	// RequestsPerSecond is the answered requests per second held over the
-	// driven run.
+	// RequestsPerSecond is the answered requests per second held over
+	// Seconds, the backlog's included.
 	RequestsPerSecond float64               `json:"requests_per_second"`
 	Kinds             map[string]KindReport `json:"kinds"`
 	Loads             LoadReport            `json:"loads"`
 	Replay            *ReplayReport         `json:"replay,omitempty"`
+	Backlog           *BacklogReport        `json:"backlog,omitempty"`
 	// Captured are the signed requests recorded (Config.Capture), to
 	// Replay; not part of the JSON.
 	Captured []Captured `json:"-"`
@@ -133,6 +135,9 @@ func (r *Report) WriteText(w io.Writer) error {
 	l := r.Loads
 	p("loads: %d taps, %d with no credit, %d applied (%d fen), %d consumed at the host, %d voided by probe, %d unsettled, %d doubled, %d card errors\n",
 		l.Taps, l.NoCredit, l.Applied, l.AppliedFen, l.Consumed, l.NotApplied, l.Unsettled, l.Doubled, l.CardErrors)
+	if b := r.Backlog; b != nil {
+		p("backlog: %d of %d rows acked in %d batches, %.1f s, drained %v\n", b.Acked, b.Rows, b.Batches, b.Seconds, b.Drained)
+	}
 	if rp := r.Replay; rp != nil {
 		p("replay: %d sent to another instance, %d refused (nonce), %d accepted, %d other\n", rp.Sent, rp.Refused, rp.Accepted, sum(rp.Other))
 	}
@@ -180,6 +185,9 @@ func (r *recorder) request(kind string, d time.Duration, err error) {
 	switch {
 	case err == nil:
 		k.OK++
+	case errors.As(err, &he) && he.Status >= 500:
+		k.Failed[fmt.Sprintf("%d %s", he.Status, he.Code)]++
+		return
 	case errors.As(err, &he):
 		k.Refused[he.Code]++
 	case errors.Is(err, hostsync.ErrUnreachable):
