@@ -18,11 +18,13 @@ import (
 // `cardhost serve` instances on one host directory, over TLS with the CA
 // given as cardd takes it: 30 terminals racing for the credits of 6 cards
 // they hold at once (--shared-cards), with heartbeats, pulls and journal
-// uploads between, then 60 captured requests replayed to the other
+// uploads between and a terminal draining a backlog of 1,200 journal
+// rows, then 60 captured requests replayed to the other
 // instance. It needs no pcscd: the cards are simulated in memory. Every
 // credit the host holds consumed rose its card's balance by exactly its
 // amount (the saved card files against the host's credits), none was
-// applied twice, every load settled, every replay was refused.
+// applied twice, every load settled, every replay was refused, the
+// backlog drained.
 func TestFleetAgainstServe(t *testing.T) {
 	w := newHostWorld(t)
 	files, err := tlsgen.Write(t.TempDir(), []string{"127.0.0.1"}, time.Hour)
@@ -34,7 +36,7 @@ func TestFleetAgainstServe(t *testing.T) {
 	cards, out := filepath.Join(t.TempDir(), "cards"), filepath.Join(t.TempDir(), "report.json")
 	cmd := exec.Command(binary(t, "cardfleet"), "--dir", w.hostDir, "--host", a, "--host", b, "--ca-file", files.CA,
 		"--terminals", "30", "--cards", "6", "--credits", "4", "--amount", "2.50", "--shared-cards",
-		"--rate", "10", "--duration", "3s", "--mix", "heartbeat=1,pull=1,journal=1,load=4", "--replay", "60",
+		"--rate", "10", "--duration", "3s", "--mix", "heartbeat=1,pull=1,journal=1,load=4", "--replay", "60", "--backlog-rows", "1200",
 		"--card-dir", cards, "--json", out)
 	text, err := cmd.CombinedOutput()
 	t.Logf("cardfleet:\n%s", text)
@@ -54,6 +56,9 @@ func TestFleetAgainstServe(t *testing.T) {
 	}
 	if l := rep.Loads; l.Applied == 0 || l.Doubled != 0 || l.Unsettled != 0 || l.Consumed != l.Applied {
 		t.Errorf("loads %+v: want some applied, each consumed once, none unsettled", l)
+	}
+	if b := rep.Backlog; b == nil || !b.Drained || b.Acked != 1200 {
+		t.Errorf("backlog %+v: want 1200 rows acked", b)
 	}
 	if rep.Kinds[sim.KindJournal].OK == 0 || rep.Kinds[sim.KindPull].OK == 0 || rep.Kinds[sim.KindHeartbeat].OK == 0 {
 		t.Errorf("kinds %+v: want heartbeats, pulls and journal uploads answered", rep.Kinds)

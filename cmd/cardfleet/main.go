@@ -12,11 +12,12 @@
 //	          [--rate 1 --duration 10s --timeout 10s --drain 10s]
 //	          [--mix heartbeat=1,pull=1,journal=1,load=1 --journal-batch 20]
 //	          [--pick roundrobin|random] [--shared-cards] [--replay 100]
+//	          [--backlog-rows 5000 --backlog-batch 500]
 //	          [--json FILE|-] [--card-dir DIR] [--seed N]
 //
 // Exit codes: 0 the run held the money rules (no credit applied twice,
-// every replay refused, every load settled); 1 it did not, or failed;
-// 2 bad usage.
+// every replay refused, every load settled) and the backlog drained; 1 it
+// did not, or failed; 2 bad usage.
 package main
 
 import (
@@ -110,6 +111,8 @@ func parse(args []string, out io.Writer) (*options, error) {
 	pick := fs.String("pick", "roundrobin", "instance of each request: roundrobin or random")
 	fs.BoolVar(&o.cfg.SharedCards, "shared-cards", false, "let several terminals hold a card's INIT FOR LOAD at once, racing for its credits")
 	fs.IntVar(&o.replay, "replay", 0, "capture this many signed requests and send each again verbatim to another instance at the end: all must be refused")
+	fs.IntVar(&o.cfg.Backlog.Rows, "backlog-rows", 0, "one more terminal, back after a week offline, uploads this many journal rows back to back beside the fleet")
+	fs.IntVar(&o.cfg.Backlog.BatchSize, "backlog-batch", 500, "rows of each of its uploads (the daemon's batch is 500)")
 	fs.StringVar(&o.jsonOut, "json", "", "write the report as JSON to this file (- for stdout, instead of the text)")
 	fs.StringVar(&o.cardDir, "card-dir", "", "keep the card files here, saved with their final state (default: a temporary directory, removed)")
 	fs.Uint64Var(&o.cfg.Seed, "seed", 0, "seed of the terminals' choices (0: random)")
@@ -164,7 +167,7 @@ func (o *options) checkCounts() error {
 		flag string
 		v    int
 		min  int
-	}{{"terminals", o.terminals, 1}, {"cards", o.cards, 0}, {"credits", o.credits, 0}, {"journal-batch", o.cfg.JournalBatch, 1}, {"replay", o.replay, 0}} {
+	}{{"terminals", o.terminals, 1}, {"cards", o.cards, 0}, {"credits", o.credits, 0}, {"journal-batch", o.cfg.JournalBatch, 1}, {"replay", o.replay, 0}, {"backlog-rows", o.cfg.Backlog.Rows, 0}, {"backlog-batch", o.cfg.Backlog.BatchSize, 1}} {
 		if c.v < c.min {
 			return usagef("--%s = %d: want %d or more", c.flag, c.v, c.min)
 		}
@@ -270,7 +273,8 @@ func (o *options) run(ctx context.Context, stdout io.Writer) (ok bool, err error
 		return false, err
 	}
 	l := rep.Loads
-	ok = l.Doubled == 0 && l.Unsettled == 0 && (rep.Replay == nil || rep.Replay.Refused == rep.Replay.Sent)
+	ok = l.Doubled == 0 && l.Unsettled == 0 && (rep.Replay == nil || rep.Replay.Refused == rep.Replay.Sent) &&
+		(rep.Backlog == nil || rep.Backlog.Drained)
 	return ok, nil
 }
 
@@ -289,6 +293,13 @@ func (o *options) provision(ctx context.Context) error {
 	}
 	if o.cfg.Terminals, err = sim.NewTerminals(ctx, st, o.terminals); err != nil {
 		return err
+	}
+	if o.cfg.Backlog.Rows > 0 {
+		pos, err := sim.NewTerminals(ctx, st, 1)
+		if err != nil {
+			return err
+		}
+		o.cfg.Backlog.Terminal = pos[0]
 	}
 	if o.cfg.Cards, err = sim.IssueCards(ctx, st, keys, o.cardDir, o.cards, o.balance); err != nil {
 		return err

@@ -27,6 +27,7 @@ func TestBadUsage(t *testing.T) {
 		{append(base, "--rate", "0"), "--rate = 0"},
 		{append(base, "--duration", "0s"), "--duration = 0s"},
 		{append(base, "--ca-file", "/nonexistent/ca.pem"), "--ca-file"},
+		{append(base, "--backlog-batch", "0"), "--backlog-batch = 0"},
 		{append(base, "extra"), `unexpected argument "extra"`},
 	} {
 		var out, errb bytes.Buffer
