@@ -1,6 +1,7 @@
 package boundary
 
 import (
+	"maps"
 	"os/exec"
 	"slices"
 	"strings"
@@ -41,6 +42,7 @@ var simulators = []string{
 	"apdu/psam/sim",
 	"printer/sim",
 	"reader/vpcd",
+	"sync/sim",
 }
 
 // deps lists the packages pkg builds from, without tests, each with the
@@ -99,12 +101,14 @@ func TestTerminalLinksNoSimulator(t *testing.T) {
 }
 
 // TestSimulatorsExist keeps the test above from passing by naming packages
-// that are gone: cardsim links every simulator.
+// that are gone: cardsim and the fleet simulator cardfleet link every
+// simulator between them.
 func TestSimulatorsExist(t *testing.T) {
 	d := deps(t, "cmd/cardsim")
+	maps.Copy(d, deps(t, "cmd/cardfleet"))
 	for _, sim := range simulators {
 		if _, ok := d[sim]; !ok {
-			t.Errorf("cmd/cardsim does not link %s: has it moved? update this test", sim)
+			t.Errorf("neither cmd/cardsim nor cmd/cardfleet links %s: has it moved? update this test", sim)
 		}
 	}
 }
