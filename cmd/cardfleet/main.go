@@ -76,12 +76,12 @@ func Main(args []string, stdout, stderr io.Writer) int {
 
 // options are the flags, checked.
 type options struct {
-	dir, caFile, jsonOut, cardDir string
-	hosts                         []string
-	terminals, cards, credits     int
-	amount, balance               int64
-	replay                        int
-	cfg                           sim.Config
+	dir, db, caFile, jsonOut, cardDir string
+	hosts                             []string
+	terminals, cards, credits         int
+	amount, balance                   int64
+	replay                            int
+	cfg                               sim.Config
 }
 
 // usageError is bad usage: exit code 2.
@@ -95,6 +95,7 @@ func parse(args []string, out io.Writer) (*options, error) {
 	fs.SetOutput(out)
 	fs.SortFlags = false
 	fs.StringVar(&o.dir, "dir", "", "host directory (cardhost init) to register the terminals, cards and credits in (required)")
+	fs.StringVar(&o.db, "db", os.Getenv("CARDHOST_DB"), "the host's store when it is PostgreSQL: a postgres:// URL, as cardhost's --db (default $CARDHOST_DB)")
 	fs.StringArrayVar(&o.hosts, "host", nil, "base URL of a host instance, like https://10.0.0.5:8710; repeat for several (required)")
 	fs.StringVar(&o.caFile, "ca-file", "", "PEM CA that signed the instances' certificates, as cardd's host.ca_file (default: the system's roots)")
 	fs.IntVar(&o.terminals, "terminals", 10, "terminal identities to register and run, each with its own secret")
@@ -282,9 +283,9 @@ func (o *options) run(ctx context.Context, stdout io.Writer) (ok bool, err error
 // o.cardDir) and adds their credits in the host directory, as cardhost's
 // commands do.
 func (o *options) provision(ctx context.Context) error {
-	st, err := host.OpenDir(o.dir)
+	st, err := host.OpenDir(o.dir, o.db)
 	if err != nil {
-		return usagef("--dir = %q: %v", o.dir, err)
+		return usagef("--dir = %q, --db = %q: %v", o.dir, host.RedactURL(o.db), err)
 	}
 	defer st.Close()
 	keys, err := host.LoadDirKeys(o.dir)
