@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime"
 	"slices"
@@ -16,6 +15,7 @@ import (
 
 	"github.com/cardd/cardd/apdu/epurse"
 	epursesim "github.com/cardd/cardd/apdu/epurse/sim"
+	"github.com/cardd/cardd/internal/testbin"
 	"github.com/cardd/cardd/reader"
 	"github.com/cardd/cardd/reader/vpcd"
 	"github.com/cardd/cardd/tap"
@@ -42,9 +42,7 @@ func TestMain(m *testing.M) {
 	// The lock lives as long as the file is open: without this the garbage
 	// collector may close it, and the lock with it, in the middle of m.Run.
 	runtime.KeepAlive(lock)
-	if binDir != "" {
-		os.RemoveAll(binDir)
-	}
+	testbin.Cleanup()
 	os.Exit(code)
 }
 
@@ -176,28 +174,8 @@ func (in *inserted) remove(t testing.TB) error {
 	}
 }
 
-// buildBinaries compiles the commands once per test run into a temp dir.
-var binDir string
-
-func binary(t testing.TB, name string) string {
-	t.Helper()
-	if binDir == "" {
-		dir, err := os.MkdirTemp("", "cardd-itest-bin-")
-		if err != nil {
-			t.Fatal(err)
-		}
-		binDir = dir
-	}
-	out := filepath.Join(binDir, name)
-	if _, err := os.Stat(out); err == nil {
-		return out
-	}
-	cmd := exec.Command("go", "build", "-o", out, "github.com/cardd/cardd/cmd/"+name)
-	if b, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build %s: %v\n%s", name, err, b)
-	}
-	return out
-}
+// binary is the path of the command name, built once per test run.
+func binary(t testing.TB, name string) string { return testbin.Build(t, name) }
 
 // pcscdPollPeriod is how often pcscd's status thread asks a polling driver
 // such as vpcd whether a card is present (PCSCLITE_STATUS_POLL_RATE, 400 ms),
