@@ -292,7 +292,7 @@ func (r *Rules) Authorize(ctx context.Context, term string, req hostapi.LoadAuth
 		return hostapi.LoadAuthorizeResponse{}, err
 	}
 	var out *authorizeOutcome
-	err = r.Store.inTx(ctx, func(tx *sql.Tx) error {
+	err = r.Store.inCardTx(ctx, a.Card, func(tx *sql.Tx) error {
 		var err error
 		if out, err = r.authorizeTx(tx, a); err != nil || out.refusal != nil {
 			return err
@@ -592,7 +592,7 @@ func (r *Rules) Complete(ctx context.Context, term string, req hostapi.LoadCompl
 	}
 	actor := terminalActor(term)
 	var alarm string
-	err = r.Store.inTx(ctx, func(tx *sql.Tx) error {
+	err = r.Store.inCardTx(ctx, req.Card, func(tx *sql.Tx) error {
 		resp, alarm = hostapi.LoadCompleteResponse{}, "" // a retry starts over
 		c, _, serial, err := loadCredit(tx, req.CreditID, req.Card)
 		if err != nil {
@@ -762,7 +762,7 @@ func (r *Rules) notApplied(ctx context.Context, term string, req hostapi.LoadCom
 	}
 	termID, actor := terminalBytes(term), terminalActor(term)
 	var refusal error
-	err = r.Store.inTx(ctx, func(tx *sql.Tx) error {
+	err = r.Store.inCardTx(ctx, req.Card, func(tx *sql.Tx) error {
 		resp, refusal = hostapi.LoadCompleteResponse{}, nil // a retry starts over
 		c, _, serial, err := loadCredit(tx, req.CreditID, req.Card)
 		if err != nil {

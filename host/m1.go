@@ -144,7 +144,7 @@ func (r *Rules) authorizeM1(ctx context.Context, term string, req hostapi.LoadAu
 		return resp, err
 	}
 	actor := terminalActor(term)
-	err := r.Store.inTx(ctx, func(tx *sql.Tx) error {
+	err := r.Store.inCardTx(ctx, req.Card, func(tx *sql.Tx) error {
 		resp = hostapi.LoadAuthorizeResponse{} // a retry starts over
 		c, err := m1Credit(tx, req.CreditID, req.Card)
 		if err != nil {
@@ -220,7 +220,7 @@ func (r *Rules) completeM1(ctx context.Context, term string, req hostapi.LoadCom
 	}
 	actor := terminalActor(term)
 	var alarm string
-	err := r.Store.inTx(ctx, func(tx *sql.Tx) error {
+	err := r.Store.inCardTx(ctx, req.Card, func(tx *sql.Tx) error {
 		resp, alarm = hostapi.LoadCompleteResponse{}, "" // a retry starts over
 		c, err := m1Credit(tx, req.CreditID, req.Card)
 		if err != nil {

@@ -127,9 +127,9 @@ func RedactURL(raw string) string {
 // deadlock (40P01). Such a transaction changed nothing, so it is run again
 // from the start, a bounded number of times, after a short random pause.
 const (
-	maxTxAttempts = 12
+	maxTxAttempts = 20
 	txRetryBase   = 2 * time.Millisecond
-	txRetryCap    = 100 * time.Millisecond
+	txRetryCap    = 150 * time.Millisecond
 )
 
 // retryable reports whether err aborted a PostgreSQL transaction only
@@ -177,16 +177,34 @@ func (s *Store) exclusive(ctx context.Context, name string, job func(context.Con
 	if !got {
 		return false, nil
 	}
-	defer func() {
-		// A fresh context: the job's may have ended, and the lock must go
-		// back before the connection returns to the pool.
-		uctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		if _, uerr := conn.ExecContext(uctx, `SELECT pg_advisory_unlock(?)`, key); uerr != nil {
-			// An unlock that failed leaves the lock on the session: the
-			// session is closed rather than pooled.
-			conn.Raw(func(any) error { return driver.ErrBadConn })
-		}
-	}()
+	defer unlock(conn, key)
 	return true, job(ctx)
+}
+
+// lockedConn takes a connection from the pool and waits on it for the
+// session advisory lock of name (bounded by ctx and the session's
+// lock_timeout). release gives the lock and the connection back.
+func (s *Store) lockedConn(ctx context.Context, name string) (conn *sql.Conn, release func(), err error) {
+	conn, err = s.db.Conn(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	key := lockKey(name)
+	if _, err := conn.ExecContext(ctx, `SELECT pg_advisory_lock(?)`, key); err != nil {
+		conn.Close()
+		return nil, nil, err
+	}
+	return conn, func() { unlock(conn, key); conn.Close() }, nil
+}
+
+// unlock gives back a session advisory lock before its connection returns
+// to the pool, with a context of its own: the caller's may have ended.
+func unlock(conn *sql.Conn, key int64) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if _, err := conn.ExecContext(ctx, `SELECT pg_advisory_unlock(?)`, key); err != nil {
+		// An unlock that failed leaves the lock on the session: the
+		// session is closed rather than pooled.
+		conn.Raw(func(any) error { return driver.ErrBadConn })
+	}
 }

@@ -160,13 +160,28 @@ func (s *Store) Close() error {
 // one (see retryable) is run again from the start, so fn must set every
 // result it hands out of the transaction anew on each call.
 func (s *Store) inTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	return s.runTx(ctx, "", fn)
+}
+
+// inCardTx is inTx for a rule about one card's load, which terminals may
+// race for at the same moment through different instances. On PostgreSQL
+// the attempts on one card wait for each other (a session advisory lock
+// taken before the transaction, so its snapshot is taken after the wait):
+// they would otherwise read the same rows, write after each other and all
+// but one fail and start again. SERIALIZABLE still decides; the lock only
+// spares it the conflicts it would certainly find.
+func (s *Store) inCardTx(ctx context.Context, card string, fn func(tx *sql.Tx) error) error {
+	return s.runTx(ctx, card, fn)
+}
+
+func (s *Store) runTx(ctx context.Context, card string, fn func(tx *sql.Tx) error) error {
 	var opts *sql.TxOptions // SQLite: IMMEDIATE, from the DSN
 	if s.postgres {
 		opts = &sql.TxOptions{Isolation: sql.LevelSerializable}
 	}
 	pause := txRetryBase
 	for attempt := 1; ; attempt++ {
-		err := s.tryTx(ctx, opts, fn, s.rehearse && attempt == 1)
+		err := s.tryTx(ctx, card, opts, fn, s.rehearse && attempt == 1)
 		if err == nil {
 			// Any commit may have added to the change feed: a held pull
 			// hears of it now rather than at the watcher's next tick.
@@ -195,8 +210,19 @@ func (s *Store) inTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 // errRehearsed ends a rehearsal (Store.rehearse) after fn succeeded.
 var errRehearsed = errors.New("rehearsal rolled back")
 
-func (s *Store) tryTx(ctx context.Context, opts *sql.TxOptions, fn func(tx *sql.Tx) error, rehearsal bool) error {
-	tx, err := s.db.BeginTx(ctx, opts)
+func (s *Store) tryTx(ctx context.Context, card string, opts *sql.TxOptions, fn func(tx *sql.Tx) error, rehearsal bool) error {
+	var begin interface {
+		BeginTx(context.Context, *sql.TxOptions) (*sql.Tx, error)
+	} = s.db
+	if card != "" && s.postgres {
+		conn, release, err := s.lockedConn(ctx, "card:"+card)
+		if err != nil {
+			return err
+		}
+		defer release()
+		begin = conn
+	}
+	tx, err := begin.BeginTx(ctx, opts)
 	if err != nil {
 		return err
 	}
