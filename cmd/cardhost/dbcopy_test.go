@@ -1,0 +1,118 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// postgresURL is a fresh PostgreSQL database for t, dropped after it. It is
+// a stand-in until internal/pgtest lands: then its body is pgtest.URL(t).
+func postgresURL(t *testing.T) string {
+	t.Helper()
+	admin := os.Getenv("CARDD_TEST_POSTGRES")
+	if admin == "" {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("CARDD_TEST_POSTGRES is not set")
+		}
+		t.Skip("CARDD_TEST_POSTGRES is not set")
+	}
+	ctx := context.Background()
+	c, err := pgx.Connect(ctx, admin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close(ctx)
+	var b [8]byte
+	rand.Read(b[:])
+	name := "t_" + hex.EncodeToString(b[:])
+	if _, err := c.Exec(ctx, "CREATE DATABASE "+name); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if c, err := pgx.Connect(ctx, admin); err == nil {
+			c.Exec(ctx, "DROP DATABASE "+name+" WITH (FORCE)")
+			c.Close(ctx)
+		}
+	})
+	u, err := url.Parse(admin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.Path = "/" + name
+	return u.String()
+}
+
+// TestDBCopy: an SQLite host directory moved up with cardhost db copy: the
+// report names every table, and the commands then find the same credits,
+// deny list and ledger on PostgreSQL; a second copy into the same database
+// is refused and changes nothing.
+func TestDBCopy(t *testing.T) {
+	t.Setenv(DBEnv, "")
+	dir, _, _ := setup(t)
+	out, _ := wantCode(t, 0, "credit", "add", "--dir", dir, "--card", number, "--amount", "12.34")
+	id := strings.TrimSpace(out)
+	wantCode(t, 0, "deny", "add", "--dir", dir, "--card", "6222020000000017", "--reason", "lost")
+	ledgerBefore, _ := wantCode(t, 0, "ledger", "--dir", dir, "--card", number)
+	termsBefore, _ := wantCode(t, 0, "terminal", "list", "--dir", dir)
+
+	db := postgresURL(t)
+	out, _ = wantCode(t, 0, "db", "copy", "--dir", dir, "--db", db)
+	for _, want := range []string{"schema version", "credits", "journal", "ledger", "nonces", "cards: 1 compared", "all equal", "next changes.seq: 3", "copied "} {
+		if !strings.Contains(out, want) {
+			t.Errorf("db copy lacks %q:\n%s", want, out)
+		}
+	}
+	t.Setenv(DBEnv, db) // as the operator runs the host from now on
+	out, _ = wantCode(t, 0, "credit", "list", "--dir", dir, "--card", number)
+	if !strings.Contains(out, id) || !strings.Contains(out, "12.34") || !strings.Contains(out, "pending") {
+		t.Fatalf("credit list on PostgreSQL:\n%s", out)
+	}
+	if out, _ := wantCode(t, 0, "ledger", "--dir", dir, "--card", number); out != ledgerBefore {
+		t.Fatalf("ledger on PostgreSQL:\n%s\nwant\n%s", out, ledgerBefore)
+	}
+	if out, _ := wantCode(t, 0, "terminal", "list", "--dir", dir); out != termsBefore {
+		t.Fatalf("terminal list on PostgreSQL:\n%s\nwant\n%s", out, termsBefore)
+	}
+
+	_, errOut := wantCode(t, 1, "db", "copy", "--dir", dir)
+	if !strings.Contains(errOut, "not empty") || !strings.Contains(errOut, "has rows") {
+		t.Fatalf("a second copy: %s", errOut)
+	}
+	if out, _ := wantCode(t, 0, "credit", "list", "--dir", dir, "--card", number); strings.Count(out, id) != 1 {
+		t.Fatalf("after a refused copy:\n%s", out)
+	}
+}
+
+// TestDBCopyUsage: a copy without a target, from a file that is not there
+// or from a URL, is bad usage (exit 2) naming the flag and its value.
+func TestDBCopyUsage(t *testing.T) {
+	t.Setenv(DBEnv, "")
+	dir := filepath.Join(t.TempDir(), "host")
+	wantCode(t, 0, "init", "--dir", dir)
+	missing := filepath.Join(dir, "old.db")
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--dir", dir}, "--db is required"},
+		{[]string{"--dir", dir, "--db", "postgres://127.0.0.1:1/x", "--from", missing}, `--from = "` + missing + `"`},
+		{[]string{"--dir", dir, "--db", "postgres://127.0.0.1:1/x", "--from", "postgres://u:secret@h/db"}, `--from = "postgres://u:xxxxx@h/db": want the SQLite file`},
+		{[]string{"--dir", dir, "--db", filepath.Join(dir, "host.db")}, "--db = "},
+	} {
+		_, errOut := wantCode(t, 2, append([]string{"db", "copy"}, c.args...)...)
+		if !strings.Contains(errOut, c.want) {
+			t.Errorf("db copy %q: %s, want %q", c.args, errOut, c.want)
+		}
+	}
+	if _, err := os.Stat(missing); !os.IsNotExist(err) {
+		t.Errorf("a refused copy made %s: %v", missing, err)
+	}
+}
