@@ -168,7 +168,8 @@ var feedSequences = map[string][2]string{"changes_seq": {"changes", "seq"}}
 // The source is read in one transaction that holds SQLite's write lock, so
 // the copy is one instant of it; but a host process still running on the
 // file would go on writing after the copy ends, and that would be lost:
-// stop it first. Nothing is written to the source.
+// stop it first (SQLiteHolder, asked before from is opened, names such a
+// process). Nothing is written to the source.
 func CopyStore(ctx context.Context, from, to *Store, opts CopyOptions) (*CopyReport, error) {
 	if from.postgres || !to.postgres {
 		return nil, errors.New("copy: the source must be an SQLite store and the target a PostgreSQL one")

@@ -43,6 +43,12 @@ func (c *dbCopy) run(ctx context.Context, e *env) error {
 		}
 		return usagef("--from = %q: %v", from, err)
 	}
+	// Asked before this process opens the file (see SQLiteHolder).
+	if pid, err := host.SQLiteHolder(from); err != nil {
+		return fmt.Errorf("--from = %q: %w", from, err)
+	} else if pid != 0 {
+		return fmt.Errorf("%s is open in process %d (a cardhost serve?): stop it first, or what it writes after the copy is lost", from, pid)
+	}
 	src, err := host.Open(from)
 	if err != nil {
 		return usagef("--from = %q: %v", from, err)

@@ -1,16 +1,22 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"fmt"
+	"io"
 	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/cardd/cardd/host"
 )
 
 // postgresURL is a fresh PostgreSQL database for t, dropped after it. It is
@@ -115,4 +121,60 @@ func TestDBCopyUsage(t *testing.T) {
 	if _, err := os.Stat(missing); !os.IsNotExist(err) {
 		t.Errorf("a refused copy made %s: %v", missing, err)
 	}
+}
+
+// holdEnv names, in a child process of TestDBCopyRefusesARunningHost, the
+// SQLite file to keep open.
+const holdEnv = "CARDHOST_TEST_HOLD_DB"
+
+// TestHelperHoldsHostDB is not a test: run by TestDBCopyRefusesARunningHost
+// as its own child process, it keeps a store open, as a running host
+// does, until its stdin closes.
+func TestHelperHoldsHostDB(t *testing.T) {
+	path := os.Getenv(holdEnv)
+	if path == "" {
+		return
+	}
+	st, err := host.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	fmt.Println("ready")
+	io.Copy(io.Discard, os.Stdin)
+}
+
+// TestDBCopyRefusesARunningHost: while another process has host.db open,
+// db copy refuses, naming that process, and writes nothing.
+func TestDBCopyRefusesARunningHost(t *testing.T) {
+	t.Setenv(DBEnv, "")
+	dir, _, _ := setup(t)
+	db := postgresURL(t)
+	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperHoldsHostDB$")
+	cmd.Env = append(os.Environ(), holdEnv+"="+filepath.Join(dir, host.DBFile))
+	stdin, _ := cmd.StdinPipe()
+	stdout, _ := cmd.StdoutPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Wait()
+	defer stdin.Close()
+	line, err := bufio.NewReader(stdout).ReadString('\n')
+	if line != "ready\n" {
+		t.Fatalf("helper process: %q, %v", line, err)
+	}
+	_, errOut := wantCode(t, 1, "db", "copy", "--dir", dir, "--db", db)
+	if want := fmt.Sprintf("is open in process %d", cmd.Process.Pid); !strings.Contains(errOut, want) {
+		t.Fatalf("db copy beside a running host: %s, want %q", errOut, want)
+	}
+	out, _ := wantCode(t, 0, "terminal", "list", "--dir", dir, "--db", db)
+	if strings.Contains(out, "000000000001") {
+		t.Fatalf("the refused copy wrote to PostgreSQL:\n%s", out)
+	}
+	stdin.Close()
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("helper process: %v", err)
+	}
+	// Stopped, the host's file copies.
+	wantCode(t, 0, "db", "copy", "--dir", dir, "--db", db)
 }
