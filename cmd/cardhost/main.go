@@ -19,6 +19,7 @@
 //	cardhost topup list --dir D [--card N] [--state unpaid|paid|closed] [--json]
 //	cardhost topup show --dir D --id ORDER
 //	cardhost topup pay --dir D --id ORDER [--twice] [--delay 2s] [--no-notify]
+//	cardhost db copy --dir D --db postgres://... [--from host.db]
 //	cardhost serve --dir D [--listen 127.0.0.1:8710] [--balance-cap 1000.00]
 //	               [--topup-provider sim --topup-timeout 5m --topup-public-url URL --topup-sim-secret FILE]
 //
@@ -70,6 +71,7 @@ var commands = []command{
 	{"topup list", "--dir D [--card N] [--state S]", "kiosk top-up orders, newest first", opensStore, func() action { return new(topupList) }},
 	{"topup show", "--dir D --id ORDER", "one kiosk top-up order, as JSON", opensStore, func() action { return new(topupShow) }},
 	{"topup pay", "--dir D --id ORDER [--twice] [--delay 2s]", "pay a sim order on the running host, as a phone would", opensStore, func() action { return new(topupPay) }},
+	{"db copy", "--dir D --db URL [--from F]", "copy a stopped host's SQLite store into an empty PostgreSQL one, checked", opensNothing, func() action { return new(dbCopy) }},
 	{"serve", "--dir D [--listen ADDR]", "serve the upstream API to terminals", opensKeys, func() action { return new(serve) }},
 }
 
