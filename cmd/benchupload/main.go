@@ -23,23 +23,19 @@
 package main
 
 import (
-	"bytes"
 	"context"
-	"errors"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/cardd/cardd/host"
 	"github.com/cardd/cardd/hostapi"
+	"github.com/cardd/cardd/internal/benchproc"
 	"github.com/cardd/cardd/offline"
 )
 
@@ -105,7 +101,7 @@ func run() error {
 	}
 
 	// Build both commands the way an operator would install them.
-	root, err := moduleRoot()
+	root, err := benchproc.ModuleRoot()
 	if err != nil {
 		return err
 	}
@@ -126,16 +122,16 @@ func run() error {
 	if out, err := exec.Command(cardhost, "terminal", "add", "--dir", hostDir, "--id", terminalID, "--secret-out", secretFile).CombinedOutput(); err != nil {
 		return fmt.Errorf("cardhost terminal add: %v\n%s", err, out)
 	}
-	addr, err := freeAddr()
+	addr, err := benchproc.FreeAddr()
 	if err != nil {
 		return err
 	}
-	hostProc, err := start(filepath.Join(tmp, "cardhost.log"), nil, cardhost, "serve", "--dir", hostDir, "--listen", addr)
+	hostProc, err := benchproc.Start(filepath.Join(tmp, "cardhost.log"), nil, cardhost, "serve", "--dir", hostDir, "--listen", addr)
 	if err != nil {
 		return err
 	}
-	defer hostProc.stop()
-	if err := waitListening(addr, hostProc); err != nil {
+	defer hostProc.Stop()
+	if err := benchproc.WaitListening(addr, hostProc); err != nil {
 		return err
 	}
 
@@ -168,24 +164,24 @@ func run() error {
 		env = append(env, "PCSCLITE_CSOCK_NAME="+filepath.Join(tmp, "no-pcscd.sock"))
 	}
 	begin := time.Now()
-	daemon, err := start(filepath.Join(tmp, "cardd.log"), env, cardd, "run")
+	daemon, err := benchproc.Start(filepath.Join(tmp, "cardd.log"), env, cardd, "run")
 	if err != nil {
 		return err
 	}
-	defer daemon.stop()
+	defer daemon.Stop()
 
 	firstRow, err := waitUploaded(hs, daemon, begin, set)
 	if err != nil {
 		return err
 	}
 	elapsed := time.Since(begin)
-	peak, err := peakRSS(daemon.cmd.Process.Pid)
+	peak, err := benchproc.PeakRSS(daemon.Cmd.Process.Pid)
 	if err != nil {
 		return err
 	}
-	hostPeak, _ := peakRSS(hostProc.cmd.Process.Pid)
-	if err := daemon.stop(); err != nil {
-		return fmt.Errorf("stopping cardd: %v\n%s", err, daemon.tail())
+	hostPeak, _ := benchproc.PeakRSS(hostProc.Cmd.Process.Pid)
+	if err := daemon.Stop(); err != nil {
+		return fmt.Errorf("stopping cardd: %v\n%s", err, daemon.Tail())
 	}
 	if err := daemonQueue(storePath); err != nil {
 		return err
@@ -199,7 +195,7 @@ func run() error {
 // waitUploaded polls the host's journal until it holds every row, the
 // daemon exits or the timeout passes; it returns when the first row arrived,
 // counted from begin.
-func waitUploaded(hs *host.Store, daemon *proc, begin time.Time, set settings) (firstRow time.Duration, err error) {
+func waitUploaded(hs *host.Store, daemon *benchproc.Proc, begin time.Time, set settings) (firstRow time.Duration, err error) {
 	ctx := context.Background()
 	lastReport := begin
 	for {
@@ -213,11 +209,11 @@ func waitUploaded(hs *host.Store, daemon *proc, begin time.Time, set settings) (
 		if n >= set.rows {
 			return firstRow, nil
 		}
-		if err := daemon.exited(); err != nil {
-			return 0, fmt.Errorf("cardd exited after %.1f s with %d of %d rows at the host: %v\n%s", time.Since(begin).Seconds(), n, set.rows, err, daemon.tail())
+		if err := daemon.Exited(); err != nil {
+			return 0, fmt.Errorf("cardd exited after %.1f s with %d of %d rows at the host: %v\n%s", time.Since(begin).Seconds(), n, set.rows, err, daemon.Tail())
 		}
 		if time.Since(begin) > set.timeout {
-			return 0, fmt.Errorf("after %v the host holds %d of %d rows; cardd log:\n%s", set.timeout, n, set.rows, daemon.tail())
+			return 0, fmt.Errorf("after %v the host holds %d of %d rows; cardd log:\n%s", set.timeout, n, set.rows, daemon.Tail())
 		}
 		if time.Since(lastReport) >= 10*time.Second {
 			fmt.Fprintf(os.Stderr, "benchupload: %.0f s: %d of %d rows at the host\n", time.Since(begin).Seconds(), n, set.rows)
@@ -289,148 +285,4 @@ func fill(path string, rows, workers int) (time.Duration, error) {
 		return 0, fmt.Errorf("filled journal owes %d rows (%v), want %d", depth, err, rows)
 	}
 	return d, nil
-}
-
-// proc is a started command whose output goes to a log file.
-type proc struct {
-	cmd  *exec.Cmd
-	log  string
-	done chan struct{}
-	err  error
-	once sync.Once
-}
-
-func start(logPath string, env []string, name string, args ...string) (*proc, error) {
-	f, err := os.Create(logPath)
-	if err != nil {
-		return nil, err
-	}
-	cmd := exec.Command(name, args...)
-	cmd.Stdout, cmd.Stderr = f, f
-	if env != nil {
-		// Only our settings: a CARDD_* of the caller's shell must not change
-		// what is measured.
-		for _, kv := range os.Environ() {
-			if !strings.HasPrefix(kv, "CARDD_") && !strings.HasPrefix(kv, "PCSCLITE_") {
-				cmd.Env = append(cmd.Env, kv)
-			}
-		}
-		cmd.Env = append(cmd.Env, env...)
-	}
-	if err := cmd.Start(); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("starting %s: %w", filepath.Base(name), err)
-	}
-	p := &proc{cmd: cmd, log: logPath, done: make(chan struct{})}
-	go func() {
-		p.err = cmd.Wait()
-		f.Close()
-		close(p.done)
-	}()
-	return p, nil
-}
-
-// exited returns a non-nil error once the process has ended.
-func (p *proc) exited() error {
-	select {
-	case <-p.done:
-		if p.err == nil {
-			return errors.New("exit status 0")
-		}
-		return p.err
-	default:
-		return nil
-	}
-}
-
-// stop sends SIGTERM and waits (10 s, then SIGKILL); safe to call twice.
-func (p *proc) stop() error {
-	var err error
-	p.once.Do(func() {
-		select {
-		case <-p.done:
-			return
-		default:
-		}
-		_ = p.cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-p.done:
-			err = p.err
-		case <-time.After(10 * time.Second):
-			_ = p.cmd.Process.Kill()
-			<-p.done
-			err = errors.New("did not stop within 10 s of SIGTERM; killed")
-		}
-	})
-	return err
-}
-
-// tail is the end of the process's log.
-func (p *proc) tail() string {
-	b, _ := os.ReadFile(p.log)
-	if len(b) > 4000 {
-		b = b[len(b)-4000:]
-	}
-	return string(bytes.TrimSpace(b))
-}
-
-// peakRSS reads VmHWM, the process's peak resident set, in bytes.
-func peakRSS(pid int) (int64, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0, err
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if rest, ok := strings.CutPrefix(line, "VmHWM:"); ok {
-			kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
-			if err != nil {
-				return 0, fmt.Errorf("VmHWM %q: %v", rest, err)
-			}
-			return kb << 10, nil
-		}
-	}
-	return 0, fmt.Errorf("no VmHWM in /proc/%d/status", pid)
-}
-
-// freeAddr returns a loopback address with a port nobody listens on now.
-func freeAddr() (string, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	defer ln.Close()
-	return ln.Addr().String(), nil
-}
-
-// waitListening waits until the host accepts connections.
-func waitListening(addr string, p *proc) error {
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		c, err := net.DialTimeout("tcp", addr, time.Second)
-		if err == nil {
-			c.Close()
-			return nil
-		}
-		if perr := p.exited(); perr != nil {
-			return fmt.Errorf("cardhost serve exited: %v\n%s", perr, p.tail())
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("cardhost serve not listening on %s after 15 s\n%s", addr, p.tail())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-// moduleRoot is the directory of go.mod, so the commands build from
-// anywhere inside the repository.
-func moduleRoot() (string, error) {
-	out, err := exec.Command("go", "env", "GOMOD").Output()
-	if err != nil {
-		return "", fmt.Errorf("go env GOMOD: %w", err)
-	}
-	mod := strings.TrimSpace(string(out))
-	if mod == "" || mod == os.DevNull {
-		return "", errors.New("not inside the cardd module: run it from the repository")
-	}
-	return filepath.Dir(mod), nil
 }

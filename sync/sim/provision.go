@@ -9,6 +9,7 @@ import (
 	"math/big"
 	"path/filepath"
 	"strings"
+	gosync "sync"
 	"time"
 
 	"github.com/cardd/cardd/apdu/epurse"
@@ -138,4 +139,66 @@ func AddCredits(ctx context.Context, is Issuer, cards []*Card, perCard int, amou
 		}
 	}
 	return out, nil
+}
+
+// Provisioned is a fleet made by Provision.
+type Provisioned struct {
+	Terminals []Terminal
+	Cards     []*Card
+	Credits   int
+}
+
+// Provision registers terminals, issues cards (their files into dir) and
+// adds perCard credits of amountFen to each, the work split over workers
+// goroutines: ten thousand terminals one transaction after another take
+// minutes on a database whose commits wait on the network or the disk,
+// while a store that takes concurrent writers (PostgreSQL) commits them
+// side by side. A store with a single writer (SQLite) gains nothing past
+// 1 worker. The first error ends the work and is returned.
+func Provision(ctx context.Context, st interface {
+	TerminalRegistry
+	Issuer
+}, keys *host.Keys, dir string, terminals, cards, perCard int, balanceFen, amountFen int64, workers int) (*Provisioned, error) {
+	workers = max(workers, 1)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var (
+		mu   gosync.Mutex
+		out  Provisioned
+		ferr error
+		wg   gosync.WaitGroup
+	)
+	for w := range workers {
+		// Worker w takes its share of each count.
+		share := func(n int) int { return n/workers + btoi(w < n%workers) }
+		wg.Go(func() {
+			ts, err := NewTerminals(ctx, st, share(terminals))
+			var cs []*Card
+			var crs []hostapi.Credit
+			if err == nil {
+				cs, err = IssueCards(ctx, st, keys, dir, share(cards), balanceFen)
+			}
+			if err == nil {
+				crs, err = AddCredits(ctx, st, cs, perCard, amountFen)
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			out.Terminals = append(out.Terminals, ts...)
+			out.Cards = append(out.Cards, cs...)
+			out.Credits += len(crs)
+			if err != nil && ferr == nil {
+				ferr = err
+				cancel()
+			}
+		})
+	}
+	wg.Wait()
+	return &out, ferr
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
