@@ -122,7 +122,7 @@ func queryCredits(q querier, query string, args ...any) ([]CreditInfo, error) {
 // may be loaded with it at any moment, so only the card's proof (TAC or a
 // not-applied probe) may settle it first.
 func (s *Store) CancelCredit(ctx context.Context, id, actor string, now time.Time) error {
-	return s.inTx(ctx, func(tx *sql.Tx) error {
+	return s.inCardTx(ctx, s.cardOfCredit(ctx, id), func(tx *sql.Tx) error {
 		c, err := credit(tx, id)
 		if err != nil {
 			return err
@@ -152,6 +152,15 @@ func (s *Store) CancelCredit(ctx context.Context, id, actor string, now time.Tim
 		}
 		return addLedger(tx, ledgerEntry{Time: now, Actor: actor, Event: EventCancelled, Credit: id, Card: c.Card, AmountFen: &c.AmountFen})
 	})
+}
+
+// cardOfCredit is the card a credit is for, read before the transaction
+// that takes the card's lock (a credit never changes card); "" when it
+// cannot be read, and the transaction then finds out why.
+func (s *Store) cardOfCredit(ctx context.Context, id string) string {
+	var number string
+	s.db.QueryRowContext(ctx, `SELECT card FROM credits WHERE id = ?`, id).Scan(&number)
+	return number
 }
 
 // pendingCredits answers /v1/card/credits.

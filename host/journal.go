@@ -300,7 +300,7 @@ func (s *Store) storeJournal(ctx context.Context, terminal string, rows []hostap
 	}
 	now := check.now
 	actor := terminalActor(terminal)
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
+	err := s.inTerminalTx(ctx, terminal, func(tx *sql.Tx) error {
 		res.Acked, res.Refused, res.Alarms = res.Acked[:0], res.Refused[:0], nil // a retry starts over
 		// A batch is hundreds of rows: each takes a look-up and an insert.
 		get, err := tx.Prepare(storedRowQuery)

@@ -319,7 +319,7 @@ func openM1OfCard(q querier, cardID string) (*hostapi.M1OpenLoad, error) {
 // authorization and the credit is pending again. ErrNotFound when the
 // credit has no open M1 authorization.
 func (s *Store) SettleM1(ctx context.Context, creditID string, applied bool, actor string, now time.Time) error {
-	return s.inTx(ctx, func(tx *sql.Tx) error {
+	return s.inCardTx(ctx, s.cardOfCredit(ctx, creditID), func(tx *sql.Tx) error {
 		c, err := credit(tx, creditID)
 		if err != nil {
 			return err
