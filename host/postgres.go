@@ -51,7 +51,9 @@ func openPostgres(rawURL string) (*Store, error) {
 	shown := RedactURL(rawURL)
 	u, err := url.Parse(rawURL)
 	if err != nil {
-		return nil, fmt.Errorf("database %s: not a URL: %w", shown, err)
+		// url.Parse's error quotes the whole URL, password and all (and an
+		// escape error a piece of it): only what to look at is said.
+		return nil, fmt.Errorf("database %s: not a URL (a password with %% @ : / ? # or a space must be percent-encoded)", shown)
 	}
 	q := u.Query()
 	maxConns := DefaultMaxConns

@@ -211,3 +211,25 @@ func TestBusyIs503(t *testing.T) {
 		t.Fatalf("another failure answered %d", w.Code)
 	}
 }
+
+// TestOpenPostgresNeverShowsThePassword: a URL that does not parse (a
+// password with an unescaped '%' or a space is the usual cause) must not
+// come back in the error, which cardhost prints and logs.
+func TestOpenPostgresNeverShowsThePassword(t *testing.T) {
+	for _, dsn := range []string{
+		"postgres://cardhost:s3cr%zzet@db.example/cardhost",
+		"postgres://cardhost:s3cr et@db.example/cardhost?x=%zz",
+		"postgresql://cardhost:s3cr\x01et@db.example/cardhost",
+	} {
+		_, err := Open(dsn)
+		if err == nil {
+			t.Fatalf("Open(%q) succeeded", dsn)
+		}
+		if strings.Contains(err.Error(), "s3cr") {
+			t.Errorf("Open's error shows the password: %v", err)
+		}
+		if !strings.Contains(err.Error(), "not a URL") {
+			t.Errorf("Open's error does not say what is wrong: %v", err)
+		}
+	}
+}
