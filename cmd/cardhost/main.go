@@ -249,7 +249,8 @@ func checkDB(fs *pflag.FlagSet, db string, stderr io.Writer) error {
 		return nil
 	}
 	if !host.IsPostgresURL(db) {
-		return usagef("--db = %q: want a postgres:// or postgresql:// URL (the SQLite store is host.db in --dir)", db)
+		// A mistyped scheme still carries the password: it is not shown.
+		return usagef("--db = %q: want a postgres:// or postgresql:// URL (the SQLite store is host.db in --dir)", host.RedactURL(db))
 	}
 	if u, err := url.Parse(db); err == nil && fs.Changed("db") {
 		if _, has := u.User.Password(); has || u.Query().Has("password") {
