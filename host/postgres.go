@@ -29,6 +29,12 @@ func IsPostgresURL(dsn string) bool {
 // them all: three instances at 10 leave the rest to operators and tools.
 const DefaultMaxConns = 10
 
+// minConns is the smallest pool: a job that must run once (exclusive)
+// holds its advisory lock on one connection while its transactions take
+// another, so a pool of one would have it wait for itself for ever, and
+// every request of the process behind it.
+const minConns = 2
+
 // The server-side bounds a host session gets unless its URL sets them:
 // money rules wait on row locks and on the server, and every such wait is
 // bounded. A statement or lock that takes longer fails the request (the
@@ -46,7 +52,7 @@ const pgConnectTimeout = 5 * time.Second
 
 // openPostgres opens the host store on the PostgreSQL database the URL
 // names and brings its schema up to date. The URL's own pool_max_conns
-// (1 to 1000) sets the pool's bound; it is not sent to the server.
+// (minConns to 1000) sets the pool's bound; it is not sent to the server.
 func openPostgres(rawURL string) (*Store, error) {
 	shown := RedactURL(rawURL)
 	u, err := url.Parse(rawURL)
@@ -59,8 +65,8 @@ func openPostgres(rawURL string) (*Store, error) {
 	maxConns := DefaultMaxConns
 	if v := q.Get("pool_max_conns"); v != "" {
 		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > 1000 {
-			return nil, fmt.Errorf("database %s: pool_max_conns = %q: want a whole number from 1 to 1000", shown, v)
+		if err != nil || n < minConns || n > 1000 {
+			return nil, fmt.Errorf("database %s: pool_max_conns = %q: want a whole number from %d to 1000", shown, v, minConns)
 		}
 		maxConns = n
 		q.Del("pool_max_conns")

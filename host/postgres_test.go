@@ -2,6 +2,7 @@ package host
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"net/http"
@@ -232,4 +233,36 @@ func TestOpenPostgresNeverShowsThePassword(t *testing.T) {
 			t.Errorf("Open's error does not say what is wrong: %v", err)
 		}
 	}
+}
+
+// TestSmallestPoolRunsAJob: a job that must run once (CloseExpired) holds
+// its advisory lock on one connection and runs its transactions on
+// others; with a pool of one it would wait for itself, and every request
+// of the process behind it. No pool size Open accepts may do that.
+func TestSmallestPoolRunsAJob(t *testing.T) {
+	dsn := postgresURL(t)
+	sep := "?"
+	if strings.Contains(dsn, "?") {
+		sep = "&"
+	}
+	for n := 1; n <= 2; n++ {
+		st, err := Open(dsn + sep + "pool_max_conns=" + strconv.Itoa(n))
+		if err != nil {
+			if !strings.Contains(err.Error(), "pool_max_conns") {
+				t.Fatal(err)
+			}
+			continue // refused, and says why
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		ran, err := st.exclusive(ctx, "test-job", func(ctx context.Context) error {
+			return st.inTx(ctx, func(*sql.Tx) error { return nil })
+		})
+		cancel()
+		st.Close()
+		if !ran || err != nil {
+			t.Fatalf("pool_max_conns=%d: the job under its lock: ran %v, %v", n, ran, err)
+		}
+		return
+	}
+	t.Fatal("no pool size accepted")
 }
