@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	gosync "sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -187,6 +188,61 @@ func (s *Store) exclusive(ctx context.Context, name string, job func(context.Con
 	}
 	defer unlock(conn, key)
 	return true, job(ctx)
+}
+
+// cardTurnWait bounds how long a load waits in this process for the
+// other loads of its card here, as lock_timeout bounds the wait on the
+// database's lock: like a lost serialization, it ends in ErrBusy and the
+// terminal asks again.
+const cardTurnWait = 5 * time.Second
+
+// turns makes the loads of one card in one process take turns before any
+// of them takes a connection: only the one whose turn it is waits on the
+// card's advisory lock (for the loads of the other instances), so however
+// many terminals press one card, it ties up one of the process's
+// connections and the others serve the rest of the fleet.
+type turns struct {
+	mu  gosync.Mutex
+	key map[string]*turn
+}
+
+type turn struct {
+	ch      chan struct{} // holds a token while the turn is taken
+	waiters int           // takers and waiters: the entry goes at 0
+}
+
+// take waits for name's turn, at most cardTurnWait; done gives it back.
+func (ts *turns) take(ctx context.Context, name string) (done func(), err error) {
+	ts.mu.Lock()
+	if ts.key == nil {
+		ts.key = map[string]*turn{}
+	}
+	t := ts.key[name]
+	if t == nil {
+		t = &turn{ch: make(chan struct{}, 1)}
+		ts.key[name] = t
+	}
+	t.waiters++
+	ts.mu.Unlock()
+	leave := func() {
+		ts.mu.Lock()
+		if t.waiters--; t.waiters == 0 {
+			delete(ts.key, name)
+		}
+		ts.mu.Unlock()
+	}
+	timer := time.NewTimer(cardTurnWait)
+	defer timer.Stop()
+	select {
+	case t.ch <- struct{}{}:
+		return func() { <-t.ch; leave() }, nil
+	case <-ctx.Done():
+		leave()
+		return nil, ctx.Err()
+	case <-timer.C:
+		leave()
+		return nil, fmt.Errorf("%w: other loads of the card in this process held it for %v", ErrBusy, cardTurnWait)
+	}
 }
 
 // lockedConn takes a connection from the pool and waits on it for the

@@ -266,3 +266,51 @@ func TestSmallestPoolRunsAJob(t *testing.T) {
 	}
 	t.Fatal("no pool size accepted")
 }
+
+// TestHotCardLeavesConnectionsToOthers: loads of one card wait for each
+// other; while they do, the process's other requests must still get a
+// connection. Were each waiter to hold one of the pool's connections on
+// the card's lock, a handful of terminals at one card (or one terminal
+// sending the same card's authorization over and over) would hold the
+// whole pool, and every other terminal of the instance would wait.
+func TestHotCardLeavesConnectionsToOthers(t *testing.T) {
+	dsn := postgresURL(t)
+	st, err := Open(dsn + "?pool_max_conns=3")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	other, err := Open(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	// Another instance is in the middle of the card's load.
+	_, release, err := other.lockedConn(context.Background(), "card:"+testNumber)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg gosync.WaitGroup
+	errs := make(chan error, 5)
+	for range 5 {
+		wg.Go(func() {
+			errs <- st.inCardTx(context.Background(), testNumber, func(*sql.Tx) error { return nil })
+		})
+	}
+	time.Sleep(300 * time.Millisecond) // the loads are waiting
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	var one int
+	err = st.db.QueryRowContext(ctx, `SELECT 1`).Scan(&one)
+	cancel()
+	release()
+	wg.Wait()
+	close(errs)
+	if err != nil {
+		t.Fatalf("another request while the card's loads wait: %v", err)
+	}
+	for err := range errs {
+		if err != nil {
+			t.Errorf("a load of the card once the other instance was done: %v", err)
+		}
+	}
+}

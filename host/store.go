@@ -31,6 +31,8 @@ type Store struct {
 	postgres bool
 	feed     *feed // wakes the pulls held on this Store
 
+	cards turns // loads of one card in this process, one at a time (PostgreSQL)
+
 	purgeMu   gosync.Mutex
 	lastPurge time.Time // when this process last deleted stale nonces
 
@@ -169,7 +171,9 @@ func (s *Store) inTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 // taken before the transaction, so its snapshot is taken after the wait):
 // they would otherwise read the same rows, write after each other and all
 // but one fail and start again. SERIALIZABLE still decides; the lock only
-// spares it the conflicts it would certainly find.
+// spares it the conflicts it would certainly find. The attempts of one
+// process first take turns among themselves (Store.cards), so the waiters
+// of a busy card hold no connection the rest of the fleet needs.
 func (s *Store) inCardTx(ctx context.Context, card string, fn func(tx *sql.Tx) error) error {
 	return s.runTx(ctx, card, fn)
 }
@@ -215,6 +219,11 @@ func (s *Store) tryTx(ctx context.Context, card string, opts *sql.TxOptions, fn 
 		BeginTx(context.Context, *sql.TxOptions) (*sql.Tx, error)
 	} = s.db
 	if card != "" && s.postgres {
+		done, err := s.cards.take(ctx, card)
+		if err != nil {
+			return err
+		}
+		defer done()
 		conn, release, err := s.lockedConn(ctx, "card:"+card)
 		if err != nil {
 			return err
