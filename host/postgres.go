@@ -144,12 +144,22 @@ const (
 // retryable reports whether err aborted a PostgreSQL transaction only
 // because another one ran beside it.
 func retryable(err error) bool {
+	code := pgCode(err)
+	return code == "40001" || code == "40P01"
+}
+
+// pgCode is the SQLSTATE of a PostgreSQL error err wraps; "" for any other.
+func pgCode(err error) string {
 	var pe *pgconn.PgError
 	if !errors.As(err, &pe) {
-		return false
+		return ""
 	}
-	return pe.Code == "40001" || pe.Code == "40P01"
+	return pe.Code
 }
+
+// uniqueViolation reports whether err is PostgreSQL's refusal of a row
+// whose key another transaction has written.
+func uniqueViolation(err error) bool { return pgCode(err) == "23505" }
 
 // ErrBusy is wrapped when a transaction lost to concurrent ones on every
 // attempt: the request fails (the terminal asks again) rather than waiting

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strconv"
 	"strings"
 	gosync "sync"
@@ -312,5 +313,41 @@ func TestHotCardLeavesConnectionsToOthers(t *testing.T) {
 		if err != nil {
 			t.Errorf("a load of the card once the other instance was done: %v", err)
 		}
+	}
+}
+
+// TestIssueCardRaceIsErrExists: two instances issuing the same number at
+// once register it once, and the second is told so (ErrExists, which
+// cardhost reports as a usage error), not handed the database's error.
+func TestIssueCardRaceIsErrExists(t *testing.T) {
+	st := postgresStores(t, 1)[0]
+	const number = "3101000000777777"
+	ctx := context.Background()
+	other, err := st.db.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Rollback()
+	if _, err := other.Exec(`INSERT INTO cards (number, app_serial, holder, issued, initial_balance_fen, start_date, expiry_date)
+		VALUES (?, '00000000000000000000', '', ?, 0, '20260901', '20300831')`, number, dbTime(time.Now())); err != nil {
+		t.Fatal(err)
+	}
+	m, _ := GenerateMasterKeys()
+	k, _ := NewKeys(m)
+	out := t.TempDir() + "/c.json"
+	done := make(chan error, 1)
+	go func() {
+		_, err := st.IssueCard(ctx, k, IssueRequest{Number: number}, out, "test", time.Now())
+		done <- err
+	}()
+	time.Sleep(300 * time.Millisecond) // IssueCard has read no such card and waits on the insert
+	if err := other.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; !errors.Is(err, ErrExists) {
+		t.Fatalf("IssueCard of a number another instance issued meanwhile: %v, want ErrExists", err)
+	}
+	if _, err := os.Lstat(out); err == nil {
+		t.Error("the refused card's file was written")
 	}
 }
