@@ -28,6 +28,13 @@ func TestRebind(t *testing.T) {
 		`detail LIKE ? ESCAPE '\' AND card = ?`:       `detail LIKE $1 ESCAPE '\' AND card = $2`,
 		`VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`: `VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
 		`unterminated '?`:                             `unterminated '?`,
+		"/* who? */ SELECT ?":                         "/* who? */ SELECT $1",
+		`x = E'it\'s ?' AND y = ?`:                    `x = E'it\'s ?' AND y = $1`,
+		`x = e'\\' AND y = ?`:                         `x = e'\\' AND y = $1`,
+		`DO $$ BEGIN PERFORM '?'; END $$; SELECT ?`:   `DO $$ BEGIN PERFORM '?'; END $$; SELECT $1`,
+		`SELECT $f$it's ?$f$, ?`:                      `SELECT $f$it's ?$f$, $1`,
+		`SELECT ? FROM "a$b"`:                         `SELECT $1 FROM "a$b"`,
+		`SELECT type, ? FROM t`:                       `SELECT type, $1 FROM t`,
 	} {
 		if got := rebind(in); got != want {
 			t.Errorf("rebind(%q) = %q, want %q", in, got, want)
