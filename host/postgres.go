@@ -106,7 +106,9 @@ func openPostgres(rawURL string) (*Store, error) {
 }
 
 // RedactURL is a PostgreSQL URL as logs and messages may show it: without its
-// password.
+// password, in the userinfo or the query, nor any other parameter named a
+// password (sslpassword unlocks the client's TLS key). A URL without them
+// comes back as it was.
 func RedactURL(raw string) string {
 	u, err := url.Parse(raw)
 	if err != nil {
@@ -116,11 +118,36 @@ func RedactURL(raw string) string {
 		u.User = url.UserPassword(u.User.Username(), "xxxxx")
 	}
 	q := u.Query()
-	if q.Has("password") {
-		q.Set("password", "xxxxx")
+	if keys := secretParams(q); len(keys) > 0 {
+		for _, k := range keys {
+			q.Set(k, "xxxxx")
+		}
 		u.RawQuery = q.Encode()
 	}
 	return u.String()
+}
+
+// secretParams are the query parameters of a store URL that are secrets:
+// any named a password.
+func secretParams(q url.Values) []string {
+	var keys []string
+	for k := range q {
+		if strings.Contains(strings.ToLower(k), "password") {
+			keys = append(keys, k)
+		}
+	}
+	return keys
+}
+
+// URLCarriesSecret reports whether a store URL holds a password (or a TLS
+// key's passphrase), which no command line should show.
+func URLCarriesSecret(raw string) bool {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return false
+	}
+	_, has := u.User.Password()
+	return has || len(secretParams(u.Query())) > 0
 }
 
 // Every rule that reads and then writes runs at SERIALIZABLE on

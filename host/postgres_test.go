@@ -358,3 +358,23 @@ func TestIssueCardRaceIsErrExists(t *testing.T) {
 		t.Error("the refused card's file was written")
 	}
 }
+
+// TestRedactURL: what logs and messages show of a store URL keeps none of
+// its secrets: the password in the userinfo or the query, nor the
+// passphrase of the client's TLS key (sslpassword), and keeps the rest.
+func TestRedactURL(t *testing.T) {
+	for _, raw := range []string{
+		"postgres://cardhost:s3cret@db.example:5432/cardhost?sslmode=verify-full",
+		"postgres://cardhost@db.example/cardhost?password=s3cret",
+		"postgresql://cardhost@db.example/cardhost?sslmode=verify-full&sslkey=/etc/k.pem&sslpassword=s3cret",
+		"postgres://cardhost@db.example/cardhost?SSLPassword=s3cret",
+	} {
+		got := RedactURL(raw)
+		if strings.Contains(got, "s3cret") {
+			t.Errorf("RedactURL(%q) = %q: a secret shows", raw, got)
+		}
+		if !strings.Contains(got, "cardhost@") && !strings.Contains(got, "cardhost:") || !strings.Contains(got, "db.example") {
+			t.Errorf("RedactURL(%q) = %q: the user or host is gone", raw, got)
+		}
+	}
+}

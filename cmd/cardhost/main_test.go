@@ -453,3 +453,22 @@ func TestBadDBNeverShowsThePassword(t *testing.T) {
 		t.Errorf("--db refused with its password shown: %s", errOut)
 	}
 }
+
+// TestDBSecretOnCommandLineWarns: a --db that carries a secret (the
+// password, or sslpassword, the client key's passphrase) is warned of,
+// since the process list shows it to every local user.
+func TestDBSecretOnCommandLineWarns(t *testing.T) {
+	dir, _, _ := setup(t)
+	for _, db := range []string{
+		"postgres://cardhost:s3cret@127.0.0.1:1/cardhost?connect_timeout=1",
+		"postgres://cardhost@127.0.0.1:1/cardhost?connect_timeout=1&sslpassword=s3cret",
+	} {
+		_, _, errOut := cli(t, "terminal", "list", "--dir", dir, "--db", db)
+		if !strings.Contains(errOut, "warning: --db carries a password") {
+			t.Errorf("--db %s: no warning: %s", db, errOut)
+		}
+		if strings.Contains(errOut, "s3cret") {
+			t.Errorf("--db %s: the secret shows: %s", db, errOut)
+		}
+	}
+}
