@@ -175,6 +175,9 @@ func retryable(err error) bool {
 	return code == "40001" || code == "40P01"
 }
 
+// lockNotAvailable is the SQLSTATE of a lock wait cut by lock_timeout.
+const lockNotAvailable = "55P03"
+
 // pgCode is the SQLSTATE of a PostgreSQL error err wraps; "" for any other.
 func pgCode(err error) string {
 	var pe *pgconn.PgError

@@ -282,22 +282,7 @@ func TestSmallestPoolRunsAJob(t *testing.T) {
 // sending the same card's authorization over and over) would hold the
 // whole pool, and every other terminal of the instance would wait.
 func TestHotCardLeavesConnectionsToOthers(t *testing.T) {
-	dsn := postgresURL(t)
-	st, err := Open(dsn + "?pool_max_conns=3")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	other, err := Open(dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer other.Close()
-	// Another instance is in the middle of the card's load.
-	_, release, err := other.lockedConn(context.Background(), "card:"+testNumber)
-	if err != nil {
-		t.Fatal(err)
-	}
+	st, release := cardHeldElsewhere(t, "pool_max_conns=3")
 	var wg gosync.WaitGroup
 	errs := make(chan error, 5)
 	for range 5 {
@@ -308,7 +293,7 @@ func TestHotCardLeavesConnectionsToOthers(t *testing.T) {
 	time.Sleep(300 * time.Millisecond) // the loads are waiting
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	var one int
-	err = st.db.QueryRowContext(ctx, `SELECT 1`).Scan(&one)
+	err := st.db.QueryRowContext(ctx, `SELECT 1`).Scan(&one)
 	cancel()
 	release()
 	wg.Wait()
@@ -377,4 +362,40 @@ func TestRedactURL(t *testing.T) {
 			t.Errorf("RedactURL(%q) = %q: the user or host is gone", raw, got)
 		}
 	}
+}
+
+// TestLockTimeoutIsBusy: a load that waited its lock_timeout for another
+// instance's hold on the card changed nothing, like one that lost every
+// serialization: it is ErrBusy (503 with Retry-After: the terminal asks
+// again), not a failure of the host for its operator to look into.
+func TestLockTimeoutIsBusy(t *testing.T) {
+	st, release := cardHeldElsewhere(t, "lock_timeout=200")
+	defer release()
+	err := st.inCardTx(context.Background(), testNumber, func(*sql.Tx) error { return nil })
+	if !errors.Is(err, ErrBusy) {
+		t.Fatalf("a load whose card another instance held past lock_timeout: %v, want ErrBusy", err)
+	}
+}
+
+// cardHeldElsewhere opens a store on a fresh database with the URL
+// parameters params, while another instance holds the test card's lock
+// until release.
+func cardHeldElsewhere(t *testing.T, params string) (st *Store, release func()) {
+	t.Helper()
+	dsn := postgresURL(t)
+	st, err := Open(dsn + "?" + params)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	other, err := Open(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { other.Close() })
+	_, release, err = other.lockedConn(context.Background(), "card:"+testNumber)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st, release
 }

@@ -192,6 +192,11 @@ func (s *Store) runTx(ctx context.Context, card string, fn func(tx *sql.Tx) erro
 			s.feed.poke()
 			return nil
 		}
+		if pgCode(err) == lockNotAvailable {
+			// The wait for a lock reached lock_timeout: nothing changed,
+			// and waiting again would double the bound.
+			return fmt.Errorf("%w: %w", ErrBusy, err)
+		}
 		if !retryable(err) && !errors.Is(err, errRehearsed) {
 			return err
 		}
