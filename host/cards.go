@@ -123,6 +123,12 @@ func (s *Store) IssueCard(ctx context.Context, keys *Keys, req IssueRequest, out
 	if _, err := tx.Exec(`INSERT INTO cards (number, app_serial, holder, issued, initial_balance_fen, start_date, expiry_date)
 		VALUES (?, ?, ?, ?, ?, ?, ?)`, req.Number, fmt.Sprintf("%X", f.Info.AppSerial[:]), req.Holder, dbTime(now),
 		req.BalanceFen, f.Info.StartDate.String(), f.Info.ExpiryDate.String()); err != nil {
+		if uniqueViolation(err) {
+			// Another host process issued it since the count above: on
+			// PostgreSQL this transaction reads at READ COMMITTED and the
+			// primary key is what decides.
+			return nil, fmt.Errorf("card %s: %w", req.Number, ErrExists)
+		}
 		return nil, err
 	}
 	if err := addLedger(tx, ledgerEntry{Time: now, Actor: actor, Event: EventIssued, Card: req.Number, AmountFen: &req.BalanceFen}); err != nil {

@@ -3,6 +3,7 @@ package host
 import (
 	"context"
 	"database/sql/driver"
+	"regexp"
 	"strconv"
 	"strings"
 	gosync "sync"
@@ -54,8 +55,8 @@ func (c rebindConn) QueryContext(ctx context.Context, query string, args []drive
 var rebound gosync.Map // string -> string
 
 // rebind turns each '?' placeholder of query into $n, n counting from 1,
-// leaving alone a '?' inside a string literal, a quoted identifier or a
-// comment.
+// leaving alone a '?' inside a string literal (E-strings' backslash escapes too), a
+// dollar-quoted body, a quoted identifier or a comment.
 func rebind(query string) string {
 	if !strings.Contains(query, "?") {
 		return query
@@ -66,36 +67,75 @@ func rebind(query string) string {
 	var b strings.Builder
 	b.Grow(len(query) + 16)
 	n := 0
-	for i := 0; i < len(query); i++ {
-		ch := query[i]
-		switch {
-		case ch == '\'' || ch == '"':
-			// To the closing quote; a doubled quote inside is an escaped
-			// one and simply closes and reopens.
-			j := strings.IndexByte(query[i+1:], ch)
-			if j < 0 {
-				b.WriteString(query[i:])
-				i = len(query)
-				continue
-			}
-			b.WriteString(query[i : i+j+2])
-			i += j + 1
-		case ch == '-' && i+1 < len(query) && query[i+1] == '-':
-			j := strings.IndexByte(query[i:], '\n')
-			if j < 0 {
-				j = len(query) - i
-			}
-			b.WriteString(query[i : i+j])
-			i += j - 1
-		case ch == '?':
+	for i := 0; i < len(query); {
+		if end := skipQuoted(query, i); end > i {
+			b.WriteString(query[i:end])
+			i = end
+			continue
+		}
+		if query[i] == '?' {
 			n++
 			b.WriteByte('$')
 			b.WriteString(strconv.Itoa(n))
-		default:
-			b.WriteByte(ch)
+		} else {
+			b.WriteByte(query[i])
 		}
+		i++
 	}
 	q := b.String()
 	rebound.Store(query, q)
 	return q
+}
+
+// skipQuoted returns the end of the literal, quoted identifier or comment
+// that starts at query[i] (the end of query if it is not closed), or i when
+// none starts there.
+func skipQuoted(query string, i int) int {
+	rest := query[i:]
+	word := i > 0 && isIdentByte(query[i-1]) // inside a name: no E'' or $tag$ starts here
+	switch {
+	case rest[0] == '\'' || rest[0] == '"':
+		// To the closing quote; a doubled quote inside is an escaped one
+		// and simply closes and reopens.
+		return closeAt(query, i+1, string(rest[0]))
+	case !word && len(rest) > 1 && (rest[0] == 'E' || rest[0] == 'e') && rest[1] == '\'':
+		for j := i + 2; j < len(query); j++ {
+			switch query[j] {
+			case '\\':
+				j++
+			case '\'':
+				return j + 1
+			}
+		}
+		return len(query)
+	case strings.HasPrefix(rest, "--"):
+		if j := strings.IndexByte(rest, '\n'); j >= 0 {
+			return i + j
+		}
+		return len(query)
+	case strings.HasPrefix(rest, "/*"):
+		return closeAt(query, i+2, "*/")
+	case rest[0] == '$' && !word:
+		if tag := dollarTag.FindString(rest); tag != "" {
+			return closeAt(query, i+len(tag), tag)
+		}
+	}
+	return i
+}
+
+// closeAt is the index just past the first closing text in query from i,
+// or the end of query when it never comes.
+func closeAt(query string, i int, closing string) int {
+	if j := strings.Index(query[i:], closing); j >= 0 {
+		return i + j + len(closing)
+	}
+	return len(query)
+}
+
+// dollarTag is the opening of a dollar-quoted body: $$ or $tag$ ($1 is a
+// parameter, not a tag).
+var dollarTag = regexp.MustCompile(`^\$([A-Za-z_][A-Za-z0-9_]*)?\$`)
+
+func isIdentByte(c byte) bool {
+	return c == '_' || c == '$' || c >= '0' && c <= '9' || c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z'
 }

@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	gosync "sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -29,6 +30,12 @@ func IsPostgresURL(dsn string) bool {
 // them all: three instances at 10 leave the rest to operators and tools.
 const DefaultMaxConns = 10
 
+// minConns is the smallest pool: a job that must run once (exclusive)
+// holds its advisory lock on one connection while its transactions take
+// another, so a pool of one would have it wait for itself for ever, and
+// every request of the process behind it.
+const minConns = 2
+
 // The server-side bounds a host session gets unless its URL sets them:
 // money rules wait on row locks and on the server, and every such wait is
 // bounded. A statement or lock that takes longer fails the request (the
@@ -46,19 +53,21 @@ const pgConnectTimeout = 5 * time.Second
 
 // openPostgres opens the host store on the PostgreSQL database the URL
 // names and brings its schema up to date. The URL's own pool_max_conns
-// (1 to 1000) sets the pool's bound; it is not sent to the server.
+// (minConns to 1000) sets the pool's bound; it is not sent to the server.
 func openPostgres(rawURL string) (*Store, error) {
 	shown := RedactURL(rawURL)
 	u, err := url.Parse(rawURL)
 	if err != nil {
-		return nil, fmt.Errorf("database %s: not a URL: %w", shown, err)
+		// url.Parse's error quotes the whole URL, password and all (and an
+		// escape error a piece of it): only what to look at is said.
+		return nil, fmt.Errorf("database %s: not a URL (a password with %% @ : / ? # or a space must be percent-encoded)", shown)
 	}
 	q := u.Query()
 	maxConns := DefaultMaxConns
 	if v := q.Get("pool_max_conns"); v != "" {
 		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > 1000 {
-			return nil, fmt.Errorf("database %s: pool_max_conns = %q: want a whole number from 1 to 1000", shown, v)
+		if err != nil || n < minConns || n > 1000 {
+			return nil, fmt.Errorf("database %s: pool_max_conns = %q: want a whole number from %d to 1000", shown, v, minConns)
 		}
 		maxConns = n
 		q.Del("pool_max_conns")
@@ -97,7 +106,9 @@ func openPostgres(rawURL string) (*Store, error) {
 }
 
 // RedactURL is a PostgreSQL URL as logs and messages may show it: without its
-// password.
+// password, in the userinfo or the query, nor any other parameter named a
+// password (sslpassword unlocks the client's TLS key). A URL without them
+// comes back as it was.
 func RedactURL(raw string) string {
 	u, err := url.Parse(raw)
 	if err != nil {
@@ -107,11 +118,36 @@ func RedactURL(raw string) string {
 		u.User = url.UserPassword(u.User.Username(), "xxxxx")
 	}
 	q := u.Query()
-	if q.Has("password") {
-		q.Set("password", "xxxxx")
+	if keys := secretParams(q); len(keys) > 0 {
+		for _, k := range keys {
+			q.Set(k, "xxxxx")
+		}
 		u.RawQuery = q.Encode()
 	}
 	return u.String()
+}
+
+// secretParams are the query parameters of a store URL that are secrets:
+// any named a password.
+func secretParams(q url.Values) []string {
+	var keys []string
+	for k := range q {
+		if strings.Contains(strings.ToLower(k), "password") {
+			keys = append(keys, k)
+		}
+	}
+	return keys
+}
+
+// URLCarriesSecret reports whether a store URL holds a password (or a TLS
+// key's passphrase), which no command line should show.
+func URLCarriesSecret(raw string) bool {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return false
+	}
+	_, has := u.User.Password()
+	return has || len(secretParams(u.Query())) > 0
 }
 
 // On PostgreSQL each rule that reads and then writes runs in one of two
@@ -145,12 +181,25 @@ const (
 // retryable reports whether err aborted a PostgreSQL transaction only
 // because another one ran beside it.
 func retryable(err error) bool {
+	code := pgCode(err)
+	return code == "40001" || code == "40P01"
+}
+
+// lockNotAvailable is the SQLSTATE of a lock wait cut by lock_timeout.
+const lockNotAvailable = "55P03"
+
+// pgCode is the SQLSTATE of a PostgreSQL error err wraps; "" for any other.
+func pgCode(err error) string {
 	var pe *pgconn.PgError
 	if !errors.As(err, &pe) {
-		return false
+		return ""
 	}
-	return pe.Code == "40001" || pe.Code == "40P01"
+	return pe.Code
 }
+
+// uniqueViolation reports whether err is PostgreSQL's refusal of a row
+// whose key another transaction has written.
+func uniqueViolation(err error) bool { return pgCode(err) == "23505" }
 
 // ErrBusy is wrapped when a transaction lost to concurrent ones on every
 // attempt: the request fails (the terminal asks again) rather than waiting
@@ -189,6 +238,61 @@ func (s *Store) exclusive(ctx context.Context, name string, job func(context.Con
 	}
 	defer unlock(conn, key)
 	return true, job(ctx)
+}
+
+// cardTurnWait bounds how long a load waits in this process for the
+// other loads of its card here, as lock_timeout bounds the wait on the
+// database's lock: like a lost serialization, it ends in ErrBusy and the
+// terminal asks again.
+const cardTurnWait = 5 * time.Second
+
+// turns makes the loads of one card in one process take turns before any
+// of them takes a connection: only the one whose turn it is waits on the
+// card's advisory lock (for the loads of the other instances), so however
+// many terminals press one card, it ties up one of the process's
+// connections and the others serve the rest of the fleet.
+type turns struct {
+	mu  gosync.Mutex
+	key map[string]*turn
+}
+
+type turn struct {
+	ch      chan struct{} // holds a token while the turn is taken
+	waiters int           // takers and waiters: the entry goes at 0
+}
+
+// take waits for name's turn, at most cardTurnWait; done gives it back.
+func (ts *turns) take(ctx context.Context, name string) (done func(), err error) {
+	ts.mu.Lock()
+	if ts.key == nil {
+		ts.key = map[string]*turn{}
+	}
+	t := ts.key[name]
+	if t == nil {
+		t = &turn{ch: make(chan struct{}, 1)}
+		ts.key[name] = t
+	}
+	t.waiters++
+	ts.mu.Unlock()
+	leave := func() {
+		ts.mu.Lock()
+		if t.waiters--; t.waiters == 0 {
+			delete(ts.key, name)
+		}
+		ts.mu.Unlock()
+	}
+	timer := time.NewTimer(cardTurnWait)
+	defer timer.Stop()
+	select {
+	case t.ch <- struct{}{}:
+		return func() { <-t.ch; leave() }, nil
+	case <-ctx.Done():
+		leave()
+		return nil, ctx.Err()
+	case <-timer.C:
+		leave()
+		return nil, fmt.Errorf("%w: other loads of the card in this process held it for %v", ErrBusy, cardTurnWait)
+	}
 }
 
 // lockedConn takes a connection from the pool and waits on it for the

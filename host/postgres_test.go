@@ -2,10 +2,12 @@ package host
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strconv"
 	"strings"
 	gosync "sync"
@@ -26,6 +28,13 @@ func TestRebind(t *testing.T) {
 		`detail LIKE ? ESCAPE '\' AND card = ?`:       `detail LIKE $1 ESCAPE '\' AND card = $2`,
 		`VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`: `VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
 		`unterminated '?`:                             `unterminated '?`,
+		"/* who? */ SELECT ?":                         "/* who? */ SELECT $1",
+		`x = E'it\'s ?' AND y = ?`:                    `x = E'it\'s ?' AND y = $1`,
+		`x = e'\\' AND y = ?`:                         `x = e'\\' AND y = $1`,
+		`DO $$ BEGIN PERFORM '?'; END $$; SELECT ?`:   `DO $$ BEGIN PERFORM '?'; END $$; SELECT $1`,
+		`SELECT $f$it's ?$f$, ?`:                      `SELECT $f$it's ?$f$, $1`,
+		`SELECT ? FROM "a$b"`:                         `SELECT $1 FROM "a$b"`,
+		`SELECT type, ? FROM t`:                       `SELECT type, $1 FROM t`,
 	} {
 		if got := rebind(in); got != want {
 			t.Errorf("rebind(%q) = %q, want %q", in, got, want)
@@ -210,4 +219,183 @@ func TestBusyIs503(t *testing.T) {
 	if w.Code != http.StatusInternalServerError {
 		t.Fatalf("another failure answered %d", w.Code)
 	}
+}
+
+// TestOpenPostgresNeverShowsThePassword: a URL that does not parse (a
+// password with an unescaped '%' or a space is the usual cause) must not
+// come back in the error, which cardhost prints and logs.
+func TestOpenPostgresNeverShowsThePassword(t *testing.T) {
+	for _, dsn := range []string{
+		"postgres://cardhost:s3cr%zzet@db.example/cardhost",
+		"postgres://cardhost:s3cr et@db.example/cardhost?x=%zz",
+		"postgresql://cardhost:s3cr\x01et@db.example/cardhost",
+	} {
+		_, err := Open(dsn)
+		if err == nil {
+			t.Fatalf("Open(%q) succeeded", dsn)
+		}
+		if strings.Contains(err.Error(), "s3cr") {
+			t.Errorf("Open's error shows the password: %v", err)
+		}
+		if !strings.Contains(err.Error(), "not a URL") {
+			t.Errorf("Open's error does not say what is wrong: %v", err)
+		}
+	}
+}
+
+// TestSmallestPoolRunsAJob: a job that must run once (CloseExpired) holds
+// its advisory lock on one connection and runs its transactions on
+// others; with a pool of one it would wait for itself, and every request
+// of the process behind it. No pool size Open accepts may do that.
+func TestSmallestPoolRunsAJob(t *testing.T) {
+	dsn := postgresURL(t)
+	sep := "?"
+	if strings.Contains(dsn, "?") {
+		sep = "&"
+	}
+	for n := 1; n <= 2; n++ {
+		st, err := Open(dsn + sep + "pool_max_conns=" + strconv.Itoa(n))
+		if err != nil {
+			if !strings.Contains(err.Error(), "pool_max_conns") {
+				t.Fatal(err)
+			}
+			continue // refused, and says why
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		ran, err := st.exclusive(ctx, "test-job", func(ctx context.Context) error {
+			return st.inTx(ctx, func(*sql.Tx) error { return nil })
+		})
+		cancel()
+		st.Close()
+		if !ran || err != nil {
+			t.Fatalf("pool_max_conns=%d: the job under its lock: ran %v, %v", n, ran, err)
+		}
+		return
+	}
+	t.Fatal("no pool size accepted")
+}
+
+// TestHotCardLeavesConnectionsToOthers: loads of one card wait for each
+// other; while they do, the process's other requests must still get a
+// connection. Were each waiter to hold one of the pool's connections on
+// the card's lock, a handful of terminals at one card (or one terminal
+// sending the same card's authorization over and over) would hold the
+// whole pool, and every other terminal of the instance would wait.
+func TestHotCardLeavesConnectionsToOthers(t *testing.T) {
+	st, release := cardHeldElsewhere(t, "pool_max_conns=3")
+	var wg gosync.WaitGroup
+	errs := make(chan error, 5)
+	for range 5 {
+		wg.Go(func() {
+			errs <- st.inCardTx(context.Background(), testNumber, func(*sql.Tx) error { return nil })
+		})
+	}
+	time.Sleep(300 * time.Millisecond) // the loads are waiting
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	var one int
+	err := st.db.QueryRowContext(ctx, `SELECT 1`).Scan(&one)
+	cancel()
+	release()
+	wg.Wait()
+	close(errs)
+	if err != nil {
+		t.Fatalf("another request while the card's loads wait: %v", err)
+	}
+	for err := range errs {
+		if err != nil {
+			t.Errorf("a load of the card once the other instance was done: %v", err)
+		}
+	}
+}
+
+// TestIssueCardRaceIsErrExists: two instances issuing the same number at
+// once register it once, and the second is told so (ErrExists, which
+// cardhost reports as a usage error), not handed the database's error.
+func TestIssueCardRaceIsErrExists(t *testing.T) {
+	st := postgresStores(t, 1)[0]
+	const number = "3101000000777777"
+	ctx := context.Background()
+	other, err := st.db.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Rollback()
+	if _, err := other.Exec(`INSERT INTO cards (number, app_serial, holder, issued, initial_balance_fen, start_date, expiry_date)
+		VALUES (?, '00000000000000000000', '', ?, 0, '20260901', '20300831')`, number, dbTime(time.Now())); err != nil {
+		t.Fatal(err)
+	}
+	m, _ := GenerateMasterKeys()
+	k, _ := NewKeys(m)
+	out := t.TempDir() + "/c.json"
+	done := make(chan error, 1)
+	go func() {
+		_, err := st.IssueCard(ctx, k, IssueRequest{Number: number}, out, "test", time.Now())
+		done <- err
+	}()
+	time.Sleep(300 * time.Millisecond) // IssueCard has read no such card and waits on the insert
+	if err := other.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; !errors.Is(err, ErrExists) {
+		t.Fatalf("IssueCard of a number another instance issued meanwhile: %v, want ErrExists", err)
+	}
+	if _, err := os.Lstat(out); err == nil {
+		t.Error("the refused card's file was written")
+	}
+}
+
+// TestRedactURL: what logs and messages show of a store URL keeps none of
+// its secrets: the password in the userinfo or the query, nor the
+// passphrase of the client's TLS key (sslpassword), and keeps the rest.
+func TestRedactURL(t *testing.T) {
+	for _, raw := range []string{
+		"postgres://cardhost:s3cret@db.example:5432/cardhost?sslmode=verify-full",
+		"postgres://cardhost@db.example/cardhost?password=s3cret",
+		"postgresql://cardhost@db.example/cardhost?sslmode=verify-full&sslkey=/etc/k.pem&sslpassword=s3cret",
+		"postgres://cardhost@db.example/cardhost?SSLPassword=s3cret",
+	} {
+		got := RedactURL(raw)
+		if strings.Contains(got, "s3cret") {
+			t.Errorf("RedactURL(%q) = %q: a secret shows", raw, got)
+		}
+		if !strings.Contains(got, "cardhost@") && !strings.Contains(got, "cardhost:") || !strings.Contains(got, "db.example") {
+			t.Errorf("RedactURL(%q) = %q: the user or host is gone", raw, got)
+		}
+	}
+}
+
+// TestLockTimeoutIsBusy: a load that waited its lock_timeout for another
+// instance's hold on the card changed nothing, like one that lost every
+// serialization: it is ErrBusy (503 with Retry-After: the terminal asks
+// again), not a failure of the host for its operator to look into.
+func TestLockTimeoutIsBusy(t *testing.T) {
+	st, release := cardHeldElsewhere(t, "lock_timeout=200")
+	defer release()
+	err := st.inCardTx(context.Background(), testNumber, func(*sql.Tx) error { return nil })
+	if !errors.Is(err, ErrBusy) {
+		t.Fatalf("a load whose card another instance held past lock_timeout: %v, want ErrBusy", err)
+	}
+}
+
+// cardHeldElsewhere opens a store on a fresh database with the URL
+// parameters params, while another instance holds the test card's lock
+// until release.
+func cardHeldElsewhere(t *testing.T, params string) (st *Store, release func()) {
+	t.Helper()
+	dsn := postgresURL(t)
+	st, err := Open(dsn + "?" + params)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	other, err := Open(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { other.Close() })
+	_, release, err = other.lockedConn(context.Background(), "card:"+testNumber)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st, release
 }

@@ -31,6 +31,8 @@ type Store struct {
 	postgres bool
 	feed     *feed // wakes the pulls held on this Store
 
+	cards turns // rules on one lock (a card, a terminal) in this process, one at a time (PostgreSQL)
+
 	purgeMu   gosync.Mutex
 	lastPurge time.Time // when this process last deleted stale nonces
 
@@ -174,6 +176,9 @@ func (s *Store) inTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 // conflict tracking by index page and table (not by card) aborted
 // transactions of different cards against each other: at 200 loads a
 // second most of them were aborted and run again several times.
+// The rules of one process on one lock first take turns among themselves
+// (Store.cards), so the waiters of a busy card hold no connection the rest
+// of the fleet needs.
 func (s *Store) inCardTx(ctx context.Context, card string, fn func(tx *sql.Tx) error) error {
 	return s.runTx(ctx, "card:"+card, fn)
 }
@@ -205,6 +210,11 @@ func (s *Store) runTx(ctx context.Context, lock string, fn func(tx *sql.Tx) erro
 			s.feed.poke()
 			return nil
 		}
+		if pgCode(err) == lockNotAvailable {
+			// The wait for a lock reached lock_timeout: nothing changed,
+			// and waiting again would double the bound.
+			return fmt.Errorf("%w: %w", ErrBusy, err)
+		}
 		if !retryable(err) && !errors.Is(err, errRehearsed) {
 			return err
 		}
@@ -232,6 +242,11 @@ func (s *Store) tryTx(ctx context.Context, lock string, opts *sql.TxOptions, fn 
 		BeginTx(context.Context, *sql.TxOptions) (*sql.Tx, error)
 	} = s.db
 	if lock != "" && s.postgres {
+		done, err := s.cards.take(ctx, lock)
+		if err != nil {
+			return err
+		}
+		defer done()
 		conn, release, err := s.lockedConn(ctx, lock)
 		if err != nil {
 			return err

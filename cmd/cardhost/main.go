@@ -38,7 +38,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/url"
 	"os"
 	"os/signal"
 	"os/user"
@@ -251,12 +250,11 @@ func checkDB(fs *pflag.FlagSet, db string, stderr io.Writer) error {
 		return nil
 	}
 	if !host.IsPostgresURL(db) {
-		return usagef("--db = %q: want a postgres:// or postgresql:// URL (the SQLite store is host.db in --dir)", db)
+		// A mistyped scheme still carries the password: it is not shown.
+		return usagef("--db = %q: want a postgres:// or postgresql:// URL (the SQLite store is host.db in --dir)", host.RedactURL(db))
 	}
-	if u, err := url.Parse(db); err == nil && fs.Changed("db") {
-		if _, has := u.User.Password(); has || u.Query().Has("password") {
-			fmt.Fprintf(stderr, "cardhost: warning: --db carries a password, which other local users can read in the process list; use $%s or a PostgreSQL password file\n", DBEnv)
-		}
+	if fs.Changed("db") && host.URLCarriesSecret(db) {
+		fmt.Fprintf(stderr, "cardhost: warning: --db carries a password, which other local users can read in the process list; use $%s or a PostgreSQL password file\n", DBEnv)
 	}
 	return nil
 }

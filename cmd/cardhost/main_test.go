@@ -434,3 +434,41 @@ func testM1WalletCommands(t *testing.T) {
 		t.Fatalf("ledger of an M1 wallet:\n%s", out)
 	}
 }
+
+// TestBadDBNeverShowsThePassword: a store URL with a mistyped scheme, from
+// $CARDHOST_DB or --db, is refused without printing its password.
+func TestBadDBNeverShowsThePassword(t *testing.T) {
+	dir := t.TempDir()
+	const bad = "postgress://cardhost:s3cret@db.example/cardhost?password=s3cret"
+	t.Setenv(DBEnv, bad)
+	_, errOut := wantCode(t, 2, "terminal", "list", "--dir", dir)
+	if strings.Contains(errOut, "s3cret") {
+		t.Errorf("$%s refused with its password shown: %s", DBEnv, errOut)
+	}
+	if !strings.Contains(errOut, "postgress://cardhost:") {
+		t.Errorf("the refusal does not show which URL: %s", errOut)
+	}
+	t.Setenv(DBEnv, "")
+	if _, errOut := wantCode(t, 2, "terminal", "list", "--dir", dir, "--db", bad); strings.Contains(errOut, "s3cret") {
+		t.Errorf("--db refused with its password shown: %s", errOut)
+	}
+}
+
+// TestDBSecretOnCommandLineWarns: a --db that carries a secret (the
+// password, or sslpassword, the client key's passphrase) is warned of,
+// since the process list shows it to every local user.
+func TestDBSecretOnCommandLineWarns(t *testing.T) {
+	dir, _, _ := setup(t)
+	for _, db := range []string{
+		"postgres://cardhost:s3cret@127.0.0.1:1/cardhost?connect_timeout=1",
+		"postgres://cardhost@127.0.0.1:1/cardhost?connect_timeout=1&sslpassword=s3cret",
+	} {
+		_, _, errOut := cli(t, "terminal", "list", "--dir", dir, "--db", db)
+		if !strings.Contains(errOut, "warning: --db carries a password") {
+			t.Errorf("--db %s: no warning: %s", db, errOut)
+		}
+		if strings.Contains(errOut, "s3cret") {
+			t.Errorf("--db %s: the secret shows: %s", db, errOut)
+		}
+	}
+}
