@@ -249,12 +249,8 @@ func TestOpenPostgresNeverShowsThePassword(t *testing.T) {
 // of the process behind it. No pool size Open accepts may do that.
 func TestSmallestPoolRunsAJob(t *testing.T) {
 	dsn := postgresURL(t)
-	sep := "?"
-	if strings.Contains(dsn, "?") {
-		sep = "&"
-	}
 	for n := 1; n <= 2; n++ {
-		st, err := Open(dsn + sep + "pool_max_conns=" + strconv.Itoa(n))
+		st, err := Open(withParams(dsn, "pool_max_conns="+strconv.Itoa(n)))
 		if err != nil {
 			if !strings.Contains(err.Error(), "pool_max_conns") {
 				t.Fatal(err)
@@ -383,7 +379,7 @@ func TestLockTimeoutIsBusy(t *testing.T) {
 func cardHeldElsewhere(t *testing.T, params string) (st *Store, release func()) {
 	t.Helper()
 	dsn := postgresURL(t)
-	st, err := Open(dsn + "?" + params)
+	st, err := Open(withParams(dsn, params))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -398,4 +394,12 @@ func cardHeldElsewhere(t *testing.T, params string) (st *Store, release func()) 
 		t.Fatal(err)
 	}
 	return st, release
+}
+
+// withParams adds URL query parameters to a store URL that may have some.
+func withParams(dsn, params string) string {
+	if strings.Contains(dsn, "?") {
+		return dsn + "&" + params
+	}
+	return dsn + "?" + params
 }
