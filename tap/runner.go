@@ -524,8 +524,9 @@ func (r *Runner) defersBalance() bool {
 	if p == nil || p.Till == nil || p.Wallet != nil || r.Door != nil || r.samReader == "" || (r.Loader != nil && r.Loader.Host != nil) {
 		return false
 	}
-	_, armed := p.Till.Armed()
-	return armed
+	sale, armed := p.Till.Armed()
+	// A split sale's card part is the balance: it is read first.
+	return armed && !sale.Split
 }
 
 // settleFirst reads the deferred balance before the money step when the
