@@ -630,7 +630,7 @@ func (p *Purchaser) settleRow(t apdu.Transmitter, cr *CardRead, balance int64, r
 	if err != nil {
 		return "", "", "", err
 	}
-	for _, r := range recs {
+	for i, r := range recs {
 		if r.Type != typ || r.Counter != row.Counter {
 			continue
 		}
@@ -639,6 +639,12 @@ func (p *Purchaser) settleRow(t apdu.Transmitter, cr *CardRead, balance int64, r
 				row.Counter, money.Format(r.Amount), r.Time.Format(hostapi.TimeLayout)), nil
 		}
 		detail = "recovered: the card's log holds this purchase"
+		if !known && i == 0 {
+			// The newest record: nothing since, so the counter is the
+			// next. A purchase that emptied the card (a split sale's
+			// usual end) refuses INITIALIZE, yet still gives its TAC.
+			counter, known = row.Counter+1, true
+		}
 		if !known || counter != row.Counter+1 {
 			return offline.StateDone, "", detail + "; the card has moved on, so no TAC", nil
 		}

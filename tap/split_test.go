@@ -231,6 +231,11 @@ func TestSplitSaleCardPulledAtDebit(t *testing.T) {
 		if err != nil || len(rows) != 1 || rows[0].State != offline.StateDone || rows[0].AmountFen != 1840 {
 			t.Fatalf("%+v: purchase rows %+v %v", c, rows, err)
 		}
+		if c.deliver && rows[0].TAC == "" {
+			// The card, emptied by the debit, refuses INITIALIZE: the TAC
+			// comes from its log's newest record all the same.
+			t.Fatalf("%+v: the recovered row has no TAC (%s)", c, rows[0].Detail)
+		}
 		if s, ok := SplitOf(rows[0]); !ok || s.CollectFen != 1160 {
 			t.Fatalf("%+v: row detail %q lost the split", c, rows[0].Detail)
 		}
