@@ -64,7 +64,8 @@ func apduNumber(t *testing.T, log string, ins string) int {
 // outcome, the log, the journal row and on the printed receipt. A second
 // card like it is pulled during DEBIT FOR PURCHASE: the sale waits in doubt
 // for it, and tapped again it holds exactly one debit of 18.40, the outcome
-// again 11.60 to collect.
+// again 11.60 to collect. A card holding nothing pays nothing: 30.00 to
+// collect, no row, no receipt.
 func TestPOSSplitPayment(t *testing.T) {
 	requirePCSC(t)
 	w := newHostWorld(t)
@@ -77,7 +78,7 @@ func TestPOSSplitPayment(t *testing.T) {
 	env := append([]string{"CARDD_MODE=pos", "CARDD_READER_SAM_PATTERN=^" + regexp.QuoteMeta(slot1Reader) + "$",
 		"CARDD_HOST_URL=" + w.srv.URL, "CARDD_HOST_SECRET_FILE=" + secretFile,
 		"CARDD_STORE_PATH=" + storePath, "CARDD_TERMINAL_ID=" + termID}, printerEnv(link)...)
-	const numberA, numberB = "3101000000810001", "3101000000810002"
+	const numberA, numberB, numberC = "3101000000810001", "3101000000810002", "3101000000810003"
 	pathA := w.issue(t, numberA, 1840)
 	pathB := w.issue(t, numberB, 1840)
 
@@ -121,7 +122,24 @@ func TestPOSSplitPayment(t *testing.T) {
 	if err != nil || !strings.Contains(out, paidSplit) {
 		t.Fatalf("split sale, card tapped again: %v\n%s", err, out)
 	}
+	d.waitLine(t, "the recovering tap's log line", 10*time.Second, func(m map[string]any) bool {
+		return m["msg"] == "tap" && m["outcome"] == "ok" && m["paid"] == true && m["split_card_fen"] == float64(1840) && m["split_collect_fen"] == float64(1160)
+	})
 	checkSplitCard(t, storePath, pathB, numberB)
+
+	// Card C holds nothing: not debited, nothing journaled or printed, the
+	// whole 30.00 to collect.
+	pathC := w.issue(t, numberC, 0)
+	wait = posCharge(t, env, "", "30.00", "--split", "--wait", "20s")
+	in = insert(t, pathC, 0, vpcd.Options{})
+	out, err = wait()
+	in.remove(t)
+	if err != nil || !strings.Contains(out, "card paid 0.00 (balance 0.00): collect 30.00 by other means (sale 30.00)") {
+		t.Fatalf("split sale on an empty card: %v\n%s", err, out)
+	}
+	if rows := purchaseRows(t, storePath, numberC); len(rows) != 0 {
+		t.Fatalf("empty card: purchase rows %+v", rows)
+	}
 
 	// Both receipts show both parts.
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
@@ -140,7 +158,7 @@ func TestPOSSplitPayment(t *testing.T) {
 	}
 	d.stop(t, 10*time.Second)
 	if n := len(p.Receipts()); n != 2 {
-		t.Errorf("%d receipts printed, want 2", n)
+		t.Errorf("%d receipts printed, want 2 (none for the empty card)", n)
 	}
 }
 

@@ -767,6 +767,9 @@ func purchaseAttrs(attrs []any, pr *PurchaseReport) []any {
 	if pr.Paid {
 		attrs = append(attrs, "journal", pr.JournalID, "term_serial", pr.TermSerial, "mac2_verified", pr.MAC2Verified)
 	}
+	if s := pr.Split; s != nil {
+		attrs = append(attrs, "split_card_fen", s.CardFen, "split_collect_fen", s.CollectFen)
+	}
 	for _, x := range pr.Recovered {
 		attrs = append(attrs, "recovered_purchase", fmt.Sprintf("%s -%s applied=%v", x.JournalID, money.Format(x.AmountFen), x.Applied))
 	}
