@@ -5,6 +5,8 @@ import (
 	"context"
 	"encoding/json"
 	"log/slog"
+	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -65,7 +67,9 @@ func apduNumber(t *testing.T, log string, ins string) int {
 // card like it is pulled during DEBIT FOR PURCHASE: the sale waits in doubt
 // for it, and tapped again it holds exactly one debit of 18.40, the outcome
 // again 11.60 to collect. A card holding nothing pays nothing: 30.00 to
-// collect, no row, no receipt.
+// collect, no row, no receipt. Card D is pulled during DEBIT and the
+// daemon restarted: the sale comes back split from the journal, and card D
+// settles it once.
 func TestPOSSplitPayment(t *testing.T) {
 	requirePCSC(t)
 	w := newHostWorld(t)
@@ -78,7 +82,7 @@ func TestPOSSplitPayment(t *testing.T) {
 	env := append([]string{"CARDD_MODE=pos", "CARDD_READER_SAM_PATTERN=^" + regexp.QuoteMeta(slot1Reader) + "$",
 		"CARDD_HOST_URL=" + w.srv.URL, "CARDD_HOST_SECRET_FILE=" + secretFile,
 		"CARDD_STORE_PATH=" + storePath, "CARDD_TERMINAL_ID=" + termID}, printerEnv(link)...)
-	const numberA, numberB, numberC = "3101000000810001", "3101000000810002", "3101000000810003"
+	const numberA, numberB, numberC, numberD = "3101000000810001", "3101000000810002", "3101000000810003", "3101000000810004"
 	pathA := w.issue(t, numberA, 1840)
 	pathB := w.issue(t, numberB, 1840)
 
@@ -141,10 +145,40 @@ func TestPOSSplitPayment(t *testing.T) {
 		t.Fatalf("empty card: purchase rows %+v", rows)
 	}
 
-	// Both receipts show both parts.
+	// Card D: pulled during DEBIT, then the daemon restarts. The sale
+	// comes back from the journal in doubt, split: a whole sale cannot be
+	// armed over it, the split one can, and card D settles it once.
+	pathD := w.issue(t, numberD, 1840)
+	wait = posCharge(t, env, "", "30.00", "--split", "--wait", "20s")
+	in = insert(t, pathD, 0, vpcd.Options{TearAfter: debitAt})
+	if out, err = wait(); err == nil || !strings.Contains(out, "IN DOUBT") {
+		t.Fatalf("card D pulled at DEBIT: %v\n%s", err, out)
+	}
+	in.remove(t)
+	d.stop(t, 10*time.Second)
+	d = startDaemon(t, env...)
+	d.waitLine(t, "the sale in doubt restored", 10*time.Second, func(m map[string]any) bool {
+		return m["msg"] == "a purchase of the last run is in doubt: its sale waits for that card's next tap" && m["amount"] == "18.40"
+	})
+	d.waitLine(t, "reader added", 10*time.Second, func(m map[string]any) bool { return m["reader"] == slot1Reader && m["role"] == "sam" })
+	whole := exec.Command(binary(t, "cardd"), "pos", "charge", "30.00")
+	whole.Env = append(append(os.Environ(), "CARDD_CONFIG="), env...)
+	if b, err := whole.CombinedOutput(); err == nil || !strings.Contains(string(b), "tap that card again") {
+		t.Fatalf("a whole sale armed over the split sale in doubt: %v\n%s", err, b)
+	}
+	wait = posCharge(t, env, "", "30.00", "--split", "--wait", "20s")
+	in = insert(t, pathD, 0, vpcd.Options{})
+	out, err = wait()
+	in.remove(t)
+	if err != nil || !strings.Contains(out, paidSplit) {
+		t.Fatalf("card D after the restart: %v\n%s", err, out)
+	}
+	checkSplitCard(t, storePath, pathD, numberD)
+
+	// Every receipt shows both parts.
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	got, err := p.WaitReceipts(ctx, 2)
+	got, err := p.WaitReceipts(ctx, 3)
 	if err != nil {
 		t.Fatalf("receipts: %v", err)
 	}
@@ -157,8 +191,8 @@ func TestPOSSplitPayment(t *testing.T) {
 		}
 	}
 	d.stop(t, 10*time.Second)
-	if n := len(p.Receipts()); n != 2 {
-		t.Errorf("%d receipts printed, want 2 (none for the empty card)", n)
+	if n := len(p.Receipts()); n != 3 {
+		t.Errorf("%d receipts printed, want 3 (none for the empty card)", n)
 	}
 }
 
