@@ -74,7 +74,7 @@ func (d *Daemon) assemblePOS() error {
 		return err
 	} else if n := len(doubt); n > 0 {
 		last := doubt[n-1]
-		d.api.Till.RestoreInDoubt(last.Card, last.ID, last.AmountFen)
+		d.api.Till.RestoreJournaled(last) // a split sale comes back split
 		d.log.Warn("a purchase of the last run is in doubt: its sale waits for that card's next tap",
 			"card", redact.CardNumber(last.Card), "journal", last.ID, "amount", money.Format(last.AmountFen), "in_doubt_rows", n)
 	}

@@ -102,6 +102,10 @@ func purchaseReceipt(cfg *config.Config) func(cr *tap.CardRead, row offline.Row)
 		f := spool.Facts{Kind: spool.KindPurchase, Time: time.Now(), TerminalID: cfg.Terminal.ID, Card: row.Card,
 			BalanceBeforeFen: row.BalanceFen, AmountFen: row.AmountFen, BalanceFen: row.BalanceFen - row.AmountFen,
 			Reference: row.ID}
+		if s, ok := tap.SplitOf(row); ok && s.CollectFen > 0 {
+			// The card paid part: the slip shows the rest to collect.
+			f.SaleFen, f.CollectFen = s.SaleFen, s.CollectFen
+		}
 		cardFacts(&f, cr)
 		return f.NewReceipt()
 	}

@@ -797,6 +797,11 @@ type ArmRequest struct {
 	// asked for it: a purchase over the card's daily limit needs it. It is
 	// sent to the card (VERIFY) and never logged or shown.
 	PIN string `json:"pin,omitempty"`
+	// Split lets the card pay part of the sale when it holds less (组合支付):
+	// the tap debits what it holds, at most Cap (yuan) when set, and the
+	// outcome gives the rest to collect (PurchaseView.Split).
+	Split bool   `json:"split,omitempty"`
+	Cap   string `json:"cap,omitempty"`
 }
 
 func (s *Server) arm(w http.ResponseWriter, r *http.Request, _ credential) {
@@ -813,7 +818,7 @@ func (s *Server) arm(w http.ResponseWriter, r *http.Request, _ credential) {
 		fail(w, http.StatusConflict, "purchases need mode pos; this terminal runs mode %s", s.Base.Mode)
 		return
 	}
-	sale, err := s.Till.Arm(fen, req.PIN)
+	sale, err := armTill(s.Till, fen, req)
 	switch {
 	case errors.Is(err, tap.ErrSaleInDoubt), errors.Is(err, tap.ErrSaleInTap):
 		fail(w, http.StatusConflict, "%v", err)

@@ -107,6 +107,8 @@ type PurchaseView struct {
 	TermSerial    uint32 `json:"term_serial,omitempty"`
 	SpentTodayFen int64  `json:"spent_today_fen"`
 	PINVerified   bool   `json:"pin_verified"`
+	// Split is, for a split sale, the card's part and the rest to collect.
+	Split *SplitView `json:"split,omitempty"`
 	// Recovered lists earlier unfinished purchases of this card the tap
 	// settled from the card.
 	Recovered []RecoveredView `json:"recovered"`
@@ -233,7 +235,7 @@ func tapView(res tap.Result) *TapView {
 		v.BalanceAfterFen = p.Balance
 		pv := &PurchaseView{SaleID: p.Sale.ID, AmountFen: p.Sale.AmountFen, Amount: money.Format(p.Sale.AmountFen), Paid: p.Paid,
 			JournalID: p.JournalID, TermSerial: p.TermSerial, SpentTodayFen: p.SpentToday, PINVerified: p.PINVerified,
-			Recovered: []RecoveredView{}}
+			Split: splitView(p.Split), Recovered: []RecoveredView{}}
 		for _, r := range p.Recovered {
 			pv.Recovered = append(pv.Recovered, RecoveredView{JournalID: r.JournalID, AmountFen: r.AmountFen, Applied: r.Applied})
 		}

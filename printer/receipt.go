@@ -58,6 +58,15 @@ const (
 	LabelOrder         = "订单号"
 )
 
+// Labels of a split sale's slip (组合支付): the whole sale, the card's part,
+// the rest the cashier collects by other means; each in Chinese and
+// English, like the reprint mark, and at most 10 columns.
+const (
+	LabelSplitSale    = "应付 TOTAL"
+	LabelSplitCard    = "卡付 CARD"
+	LabelSplitCollect = "待收 DUE"
+)
+
 // TimeLayout is how a receipt shows its time, in Receipt.Time's location.
 const TimeLayout = "2006-01-02 15:04:05"
 
@@ -75,6 +84,10 @@ type Receipt struct {
 	BalanceBefore int64  // 充值前余额 (top-up only)
 	Amount        int64  // 充值金额 or 消费金额
 	Balance       int64  // 余额 after the operation (or as read, for a query)
+	// Sale and Collect are a split purchase's whole sale and what is left
+	// to collect by other means (Amount the card's part); Collect 0 is a
+	// purchase paid by the card alone.
+	Sale, Collect int64
 	Reference     string // 交易参考号 (订单号 on an invoice slip); also the QR code or barcode
 	// Link is what an invoice slip's QR code holds in place of the
 	// reference: the operator's invoicing page for the order. An invoice
@@ -173,7 +186,8 @@ func Text(r Receipt, cols int) []string {
 //   - a rule of '-' across the width;
 //   - label/value lines: the label left, the value right-aligned, at least
 //     one space between; 终端号, 时间, 卡号 (masked) and 持卡人 only when
-//     known; then the kind's amounts as "50.00"; then 交易参考号. A value
+//     known; then the kind's amounts as "50.00" (a split purchase: the
+//     sale, the card's part, the rest to collect); then 交易参考号. A value
 //     too long for its label's line goes on the lines below it,
 //     right-aligned and wrapped, except the holder's name, which is cut;
 //   - on a balance slip, the card's transactions (Receipt.Statement): a
@@ -235,7 +249,13 @@ func layout(r Receipt, cols int) (lines []Line, symbolAt int) {
 		pair(LabelTopUp, money.Format(r.Amount))
 		pair(LabelBalanceAfter, money.Format(r.Balance))
 	case KindPurchase:
-		pair(LabelPurchase, money.Format(r.Amount))
+		if r.Collect > 0 {
+			pair(LabelSplitSale, money.Format(r.Sale))
+			pair(LabelSplitCard, money.Format(r.Amount))
+			pair(LabelSplitCollect, money.Format(r.Collect))
+		} else {
+			pair(LabelPurchase, money.Format(r.Amount))
+		}
 		pair(LabelBalance, money.Format(r.Balance))
 	case KindInvoice:
 		pair(LabelTopUp, money.Format(r.Amount))

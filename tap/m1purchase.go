@@ -106,6 +106,9 @@ func (p *Purchaser) chargeM1(ctx context.Context, t apdu.Transmitter, rep Purcha
 	if paid, err := p.settleInDoubt(ctx, sale, inDoubt, &rep); paid || err != nil {
 		return rep, err
 	}
+	if sale.Split {
+		return rep, ErrSplitM1
+	}
 	if sale.AmountFen > balance {
 		return rep, fmt.Errorf("%w: the card holds %s, the sale is %s", ErrInsufficientBalance, money.Format(balance), money.Format(sale.AmountFen))
 	}

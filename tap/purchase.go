@@ -119,6 +119,9 @@ type PurchaseReport struct {
 	Recovered []PurchaseRecovery
 	// Sale is the sale this tap took (zero when none was armed).
 	Sale Sale
+	// Split is, for a split sale, what the card paid (or, when Paid is
+	// false, was to pay) and what is left to collect by other means.
+	Split *SplitParts
 	// Paid is true when the sale is on the card: debited on this tap, or
 	// found debited by a recovery.
 	Paid       bool
@@ -188,6 +191,10 @@ func (p *Purchaser) charge(ctx context.Context, t apdu.Transmitter, cr *CardRead
 	defer p.Till.release()
 	rep.Sale = sale
 	if paid, err := p.settleInDoubt(ctx, sale, inDoubt, rep); paid || err != nil {
+		return err
+	}
+	sale, none, err := p.splitSale(t, cr, sale, rep)
+	if none || err != nil {
 		return err
 	}
 	if !cr.balanceDeferred && sale.AmountFen > rep.Balance {
@@ -270,6 +277,7 @@ func (p *Purchaser) settleInDoubt(ctx context.Context, sale Sale, journalID stri
 	switch row.State {
 	case offline.StateDone:
 		p.Till.paid(sale.ID)
+		splitInDoubt(row, rep)
 		rep.Paid, rep.JournalID, rep.TAC, rep.TermSerial = true, row.ID, row.TAC, row.TermSerial
 		return true, nil
 	case offline.StateFailed:
@@ -361,7 +369,7 @@ func (p *Purchaser) debit(ctx context.Context, t apdu.Transmitter, sam apdu.Tran
 	row, err := p.Store.Begin(ctx, offline.Row{
 		Kind: offline.KindPurchase, State: offline.StateIntent, Card: cr.Info.CardNumber, Purse: cr.Purse.String(),
 		Counter: init.OfflineCounter, BalanceFen: init.Balance, AmountFen: sale.AmountFen, TermSerial: serial,
-		Time: when.Format(hostapi.TimeLayout),
+		Time: when.Format(hostapi.TimeLayout), Detail: rep.splitNote(),
 	})
 	if err != nil {
 		return fmt.Errorf("journal before DEBIT FOR PURCHASE: %w", err)
@@ -497,7 +505,7 @@ func (p *Purchaser) debitFailed(ctx context.Context, t apdu.Transmitter, cr *Car
 	if serr != nil || state == offline.StateUnknown {
 		// The card settles it on its next tap (rule 3); until then the
 		// sale waits for this card.
-		p.finish(ctx, row.ID, offline.StateUnknown, "", "no usable answer to DEBIT FOR PURCHASE: "+debitErr.Error())
+		p.finish(ctx, row.ID, offline.StateUnknown, "", withSplit(row, "no usable answer to DEBIT FOR PURCHASE: "+debitErr.Error()))
 		p.Till.markInDoubt(sale.ID, cr.Info.CardNumber, row.ID)
 		// In doubt, not "not paid": the card may have debited, and a
 		// cashier told otherwise takes a second payment.
@@ -505,7 +513,7 @@ func (p *Purchaser) debitFailed(ctx context.Context, t apdu.Transmitter, cr *Car
 	}
 	row.State, row.TAC = state, tac
 	if state == offline.StateFailed {
-		p.finish(ctx, row.ID, offline.StateFailed, "", "DEBIT FOR PURCHASE did not happen ("+debitErr.Error()+"): "+detail)
+		p.finish(ctx, row.ID, offline.StateFailed, "", withSplit(row, "DEBIT FOR PURCHASE did not happen ("+debitErr.Error()+"): "+detail))
 		return fmt.Errorf("the card refused the debit: %w", debitErr)
 	}
 	if err := p.storeDone(ctx, cr, row, "DEBIT FOR PURCHASE answered "+debitErr.Error()+"; "+detail); err != nil {
@@ -580,11 +588,11 @@ func (p *Purchaser) recover(ctx context.Context, t apdu.Transmitter, cr *CardRea
 			}
 			rec.Applied = true
 		case offline.StateFailed:
-			if err := p.Store.Finish(ctx, row.ID, offline.StateFailed, "", detail); err != nil {
+			if err := p.Store.Finish(ctx, row.ID, offline.StateFailed, "", withSplit(row, detail)); err != nil {
 				return err
 			}
 		default:
-			p.finish(ctx, row.ID, offline.StateUnknown, "", detail)
+			p.finish(ctx, row.ID, offline.StateUnknown, "", withSplit(row, detail))
 			continue
 		}
 		recovered = true
@@ -622,7 +630,7 @@ func (p *Purchaser) settleRow(t apdu.Transmitter, cr *CardRead, balance int64, r
 	if err != nil {
 		return "", "", "", err
 	}
-	for _, r := range recs {
+	for i, r := range recs {
 		if r.Type != typ || r.Counter != row.Counter {
 			continue
 		}
@@ -631,6 +639,12 @@ func (p *Purchaser) settleRow(t apdu.Transmitter, cr *CardRead, balance int64, r
 				row.Counter, money.Format(r.Amount), r.Time.Format(hostapi.TimeLayout)), nil
 		}
 		detail = "recovered: the card's log holds this purchase"
+		if !known && i == 0 {
+			// The newest record: nothing since, so the counter is the
+			// next. A purchase that emptied the card (a split sale's
+			// usual end) refuses INITIALIZE, yet still gives its TAC.
+			counter, known = row.Counter+1, true
+		}
 		if !known || counter != row.Counter+1 {
 			return offline.StateDone, "", detail + "; the card has moved on, so no TAC", nil
 		}
@@ -786,5 +800,11 @@ func (p *Purchaser) finish(ctx context.Context, id, state, tac, detail string) {
 // storeDone records a purchase row done, with its receipt when receipts
 // are on.
 func (p *Purchaser) storeDone(ctx context.Context, cr *CardRead, row offline.Row, detail string) error {
+	// The receipt reads the split from the row's detail: the one it is
+	// given, else ("" keeps it) the one the row has.
+	if detail != "" {
+		detail = withSplit(row, detail)
+		row.Detail = detail
+	}
 	return recordDone(ctx, p.Store, p.Receipt, p.logger(), cr, row, detail)
 }

@@ -524,8 +524,9 @@ func (r *Runner) defersBalance() bool {
 	if p == nil || p.Till == nil || p.Wallet != nil || r.Door != nil || r.samReader == "" || (r.Loader != nil && r.Loader.Host != nil) {
 		return false
 	}
-	_, armed := p.Till.Armed()
-	return armed
+	sale, armed := p.Till.Armed()
+	// A split sale's card part is the balance: it is read first.
+	return armed && !sale.Split
 }
 
 // settleFirst reads the deferred balance before the money step when the
@@ -765,6 +766,9 @@ func purchaseAttrs(attrs []any, pr *PurchaseReport) []any {
 	}
 	if pr.Paid {
 		attrs = append(attrs, "journal", pr.JournalID, "term_serial", pr.TermSerial, "mac2_verified", pr.MAC2Verified)
+	}
+	if s := pr.Split; s != nil {
+		attrs = append(attrs, "split_card_fen", s.CardFen, "split_collect_fen", s.CollectFen)
 	}
 	for _, x := range pr.Recovered {
 		attrs = append(attrs, "recovered_purchase", fmt.Sprintf("%s -%s applied=%v", x.JournalID, money.Format(x.AmountFen), x.Applied))

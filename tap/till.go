@@ -26,6 +26,11 @@ type Sale struct {
 	AmountFen int64
 	PIN       string `json:"-"`
 	Armed     time.Time
+	// Split lets the card pay part of the sale when it holds less: the
+	// tap debits what it holds, at most CapFen when positive, and the
+	// rest is collected by other means (split.go).
+	Split  bool
+	CapFen int64
 }
 
 // SaleView is a Sale as the local API shows it.
@@ -35,6 +40,9 @@ type SaleView struct {
 	Amount    string `json:"amount"`
 	HasPIN    bool   `json:"has_pin"`
 	Armed     string `json:"armed"`
+	// Split and CapFen are the sale's split payment terms (split.go).
+	Split  bool  `json:"split,omitempty"`
+	CapFen int64 `json:"cap_fen,omitempty"`
 	// InDoubtCard is set while the sale waits for the card that left
 	// in the middle of its debit (masked).
 	InDoubtCard string `json:"in_doubt_card,omitempty"`
@@ -67,6 +75,12 @@ type doubt struct {
 // the debit) the same sale can be re-armed only with its amount, say to add
 // the PIN: a new amount would let the cashier charge twice.
 func (t *Till) Arm(amount int64, pin string) (Sale, error) {
+	return t.arm(Sale{AmountFen: amount, PIN: pin})
+}
+
+// arm is Arm of a sale's terms: amount, PIN and split.
+func (t *Till) arm(terms Sale) (Sale, error) {
+	amount, pin := terms.AmountFen, terms.PIN
 	if amount <= 0 {
 		return Sale{}, fmt.Errorf("%w: amount %s must be positive", ErrBadSale, money.Format(amount))
 	}
@@ -89,13 +103,13 @@ func (t *Till) Arm(amount int64, pin string) (Sale, error) {
 		return Sale{}, fmt.Errorf("%w: wait for the tap to end", ErrSaleInTap)
 	}
 	if t.doubt != nil && t.sale != nil {
-		if amount != t.sale.AmountFen {
+		if amount != t.sale.AmountFen || terms.Split != t.sale.Split || terms.CapFen != t.sale.CapFen {
 			return Sale{}, fmt.Errorf("%w: tap that card again to settle the sale of %s first", ErrSaleInDoubt, money.Format(t.sale.AmountFen))
 		}
 		t.sale.PIN = pin
 		return *t.sale, nil
 	}
-	s := &Sale{ID: newSaleID(), AmountFen: amount, PIN: pin, Armed: time.Now()}
+	s := &Sale{ID: newSaleID(), AmountFen: amount, PIN: pin, Armed: time.Now(), Split: terms.Split, CapFen: terms.CapFen}
 	t.sale, t.doubt = s, nil
 	return *s, nil
 }
@@ -118,9 +132,14 @@ func (t *Till) Disarm() error {
 // until its next tap settles the row, so the cashier cannot charge the
 // same purchase again meanwhile. The status shows it in doubt.
 func (t *Till) RestoreInDoubt(card, journalID string, amount int64) {
+	t.restore(card, journalID, Sale{AmountFen: amount})
+}
+
+// restore is RestoreInDoubt of a sale's terms.
+func (t *Till) restore(card, journalID string, terms Sale) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	t.sale = &Sale{ID: newSaleID(), AmountFen: amount, Armed: time.Now()}
+	t.sale = &Sale{ID: newSaleID(), AmountFen: terms.AmountFen, Armed: time.Now(), Split: terms.Split, CapFen: terms.CapFen}
 	t.doubt = &doubt{card: card, journalID: journalID}
 }
 
@@ -142,7 +161,7 @@ func (t *Till) View(mask func(string) string) (SaleView, bool) {
 		return SaleView{}, false
 	}
 	v := SaleView{ID: t.sale.ID, AmountFen: t.sale.AmountFen, Amount: money.Format(t.sale.AmountFen),
-		HasPIN: t.sale.PIN != "", Armed: t.sale.Armed.Format(time.RFC3339)}
+		HasPIN: t.sale.PIN != "", Armed: t.sale.Armed.Format(time.RFC3339), Split: t.sale.Split, CapFen: t.sale.CapFen}
 	if t.doubt != nil {
 		v.InDoubtCard = mask(t.doubt.card)
 	}

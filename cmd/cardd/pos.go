@@ -42,6 +42,7 @@ func findAPI(cfg *config.Config) (daemon.RuntimeAPI, error) {
 }
 
 const posUsage = `usage: cardd pos charge AMOUNT [--pin-stdin] [--wait D]   arm a sale of AMOUNT yuan for the next tap
+       cardd pos charge AMOUNT --split [--cap C] ...       the card pays what it holds (at most C), the rest is to collect
        cardd pos cancel                                    disarm the sale`
 
 // cmdPOS arms and disarms sales at a running POS daemon, through its local
@@ -51,12 +52,15 @@ func cmdPOS(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return usageErr("%s", posUsage)
 	}
 	sub, rest := args[0], args[1:]
-	var pinStdin bool
+	var pinStdin, split bool
 	var wait time.Duration
+	var capArg string
 	cfg, posArgs, err := loadConfigArgs("pos "+sub, rest, func(fs *pflag.FlagSet) {
 		if sub == "charge" {
 			fs.BoolVar(&pinStdin, "pin-stdin", false, "read the cardholder's PIN from standard input (needed above the daily limit)")
 			fs.DurationVar(&wait, "wait", 0, "wait this long for the tap that pays, and print its outcome (0: return once armed)")
+			fs.BoolVar(&split, "split", false, "split payment: the card pays what it holds, the rest is collected by other means")
+			fs.StringVar(&capArg, "cap", "", "with --split, the most the card may pay, in yuan")
 		}
 	})
 	if err != nil {
@@ -75,7 +79,10 @@ func cmdPOS(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		if err != nil || fen <= 0 {
 			return usageErr("amount %q: want yuan above 0 with at most two decimals, like 12.50", posArgs[0])
 		}
-		req := localapi.ArmRequest{Amount: money.Format(fen)}
+		req, err := splitRequest(fen, split, capArg)
+		if err != nil {
+			return err
+		}
 		if pinStdin {
 			line, err := bufio.NewReader(os.Stdin).ReadString('\n')
 			if err != nil && !errors.Is(err, io.EOF) {
@@ -112,8 +119,7 @@ func cmdPOS(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 			if p == nil || p.SaleID != armed.ID.ID {
 				continue
 			}
-			if p.Paid {
-				fmt.Fprintf(stdout, "paid %s: balance %s, journal %s\n", p.Amount, e.Tap.BalanceAfter, p.JournalID)
+			if printPaid(stdout, e.Tap) {
 				if e.Tap.Outcome == string(tap.OutcomeMAC2Alarm) {
 					// Paid all the same: charging again would take the money twice.
 					fmt.Fprintf(stdout, "ALARM: %s\n", e.Tap.Error)

@@ -43,6 +43,11 @@ type Facts struct {
 	BalanceBeforeFen int64  `json:"balance_before_fen,omitempty"`
 	AmountFen        int64  `json:"amount_fen,omitempty"`
 	BalanceFen       int64  `json:"balance_fen,omitempty"`
+	// SaleFen and CollectFen are, on the slip of a split sale's card part
+	// (AmountFen), the whole sale and the rest to collect by other means;
+	// both zero for any other slip.
+	SaleFen    int64 `json:"sale_fen,omitempty"`
+	CollectFen int64 `json:"collect_fen,omitempty"`
 	// Reference is the transaction reference printed and encoded in the QR
 	// code: the journal row id, which the host knows too.
 	Reference string `json:"reference,omitempty"`
@@ -124,7 +129,7 @@ func (r Renderer) Receipt(q offline.Receipt) (printer.Receipt, error) {
 	}
 	return printer.Receipt{Kind: k, Merchant: r.Merchant, TerminalID: f.TerminalID, Time: f.Time,
 		CardNumber: f.Card, Issuer: f.Issuer, Holder: f.Holder, BalanceBefore: f.BalanceBeforeFen, Amount: f.AmountFen,
-		Balance: f.BalanceFen, Reference: f.Reference, Link: f.Link, Statement: st, Footer: footer}, nil
+		Balance: f.BalanceFen, Sale: f.SaleFen, Collect: f.CollectFen, Reference: f.Reference, Link: f.Link, Statement: st, Footer: footer}, nil
 }
 
 // Render returns the ESC/POS bytes of q; it fits Worker.Render.
