@@ -15,7 +15,7 @@ type SplitView struct {
 	SaleFen    int64  `json:"sale_fen"`
 	CapFen     int64  `json:"cap_fen,omitempty"`
 	CardFen    int64  `json:"card_fen"`
-	Card       string `json:"card"`
+	CardPaid   string `json:"card_paid"`
 	CollectFen int64  `json:"collect_fen"`
 	Collect    string `json:"collect"`
 }
@@ -24,7 +24,7 @@ func splitView(s *tap.SplitParts) *SplitView {
 	if s == nil {
 		return nil
 	}
-	return &SplitView{SaleFen: s.SaleFen, CapFen: s.CapFen, CardFen: s.CardFen, Card: money.Format(s.CardFen),
+	return &SplitView{SaleFen: s.SaleFen, CapFen: s.CapFen, CardFen: s.CardFen, CardPaid: money.Format(s.CardFen),
 		CollectFen: s.CollectFen, Collect: money.Format(s.CollectFen)}
 }
 

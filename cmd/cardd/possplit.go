@@ -56,6 +56,6 @@ func printSplit(w io.Writer, v *localapi.TapView) bool {
 		return true
 	}
 	fmt.Fprintf(w, "paid %s by card: collect %s by other means (sale %s); balance %s, journal %s\n",
-		s.Card, s.Collect, money.Format(s.SaleFen), v.BalanceAfter, p.JournalID)
+		s.CardPaid, s.Collect, money.Format(s.SaleFen), v.BalanceAfter, p.JournalID)
 	return true
 }

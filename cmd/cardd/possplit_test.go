@@ -41,12 +41,12 @@ func TestSplitRequest(t *testing.T) {
 func TestPrintSplit(t *testing.T) {
 	var b strings.Builder
 	v := &localapi.TapView{Outcome: "ok", BalanceAfter: "0.00", Purchase: &localapi.PurchaseView{Paid: true, JournalID: "j-1",
-		Split: &localapi.SplitView{SaleFen: 3000, CardFen: 1840, Card: "18.40", CollectFen: 1160, Collect: "11.60"}}}
+		Split: &localapi.SplitView{SaleFen: 3000, CardFen: 1840, CardPaid: "18.40", CollectFen: 1160, Collect: "11.60"}}}
 	if !printSplit(&b, v) || !strings.Contains(b.String(), "paid 18.40 by card: collect 11.60 by other means (sale 30.00); balance 0.00, journal j-1") {
 		t.Fatalf("paid split: %q", b.String())
 	}
 	b.Reset()
-	v.Purchase = &localapi.PurchaseView{Split: &localapi.SplitView{SaleFen: 3000, Card: "0.00", CollectFen: 3000, Collect: "30.00"}}
+	v.Purchase = &localapi.PurchaseView{Split: &localapi.SplitView{SaleFen: 3000, CardPaid: "0.00", CollectFen: 3000, Collect: "30.00"}}
 	if !printSplit(&b, v) || !strings.Contains(b.String(), "card paid 0.00 (balance 0.00): collect 30.00 by other means") {
 		t.Fatalf("empty card: %q", b.String())
 	}
