@@ -26,6 +26,8 @@ type Sale struct {
 	AmountFen int64
 	PIN       string `json:"-"`
 	Armed     time.Time
+	// auto: armed by a fixed meal period, not the cashier (armFixed).
+	auto bool
 }
 
 // SaleView is a Sale as the local API shows it.
@@ -46,6 +48,9 @@ type SaleView struct {
 type Till struct {
 	// MaxPurchase refuses a sale above it; zero means no maximum.
 	MaxPurchase int64
+	// Meals, when set, are the meal periods: a sale is armed inside one
+	// only, at one of its prices unless it is keyed (meals.go).
+	Meals *Meals
 
 	mu   sync.Mutex
 	sale *Sale
@@ -72,6 +77,9 @@ func (t *Till) Arm(amount int64, pin string) (Sale, error) {
 	}
 	if t.MaxPurchase > 0 && amount > t.MaxPurchase {
 		return Sale{}, fmt.Errorf("%w: amount %s is over the per-purchase maximum of %s", ErrBadSale, money.Format(amount), money.Format(t.MaxPurchase))
+	}
+	if err := t.Meals.admitArm(amount); err != nil {
+		return Sale{}, err
 	}
 	if pin != "" {
 		if len(pin) < 4 || len(pin) > 12 {
