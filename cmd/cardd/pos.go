@@ -98,6 +98,13 @@ func cmdPOS(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 			} `json:"sale"`
 		}
 		if err := apiCall(ctx, rt, http.MethodPost, "/v1/purchase/arm", req, &armed); err != nil {
+			var refused *apiError
+			if errors.As(err, &refused) && (refused.status == http.StatusBadRequest || refused.status == http.StatusConflict) {
+				// The sale itself is refused (not a price of the meal
+				// period, outside every period, over the maximum): the
+				// cashier's input, like a bad amount.
+				return &exitError{code: 2, err: err}
+			}
 			return err
 		}
 		fmt.Fprintf(stdout, "sale %s of %s armed: tap the card\n", armed.ID.ID, money.Format(fen))
@@ -113,7 +120,11 @@ func cmdPOS(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 				continue
 			}
 			if p.Paid {
-				fmt.Fprintf(stdout, "paid %s: balance %s, journal %s\n", p.Amount, e.Tap.BalanceAfter, p.JournalID)
+				what := p.Amount
+				if p.Period != "" {
+					what += " (" + p.Period + ")"
+				}
+				fmt.Fprintf(stdout, "paid %s: balance %s, journal %s\n", what, e.Tap.BalanceAfter, p.JournalID)
 				if e.Tap.Outcome == string(tap.OutcomeMAC2Alarm) {
 					// Paid all the same: charging again would take the money twice.
 					fmt.Fprintf(stdout, "ALARM: %s\n", e.Tap.Error)
@@ -178,7 +189,7 @@ func apiCall(ctx context.Context, rt daemon.RuntimeAPI, method, path string, bod
 			Error string `json:"error"`
 		}
 		_ = json.Unmarshal(b, &e)
-		return fmt.Errorf("%s %s: %s: %s", method, path, resp.Status, e.Error)
+		return &apiError{status: resp.StatusCode, err: fmt.Errorf("%s %s: %s: %s", method, path, resp.Status, e.Error)}
 	}
 	if out != nil {
 		return json.Unmarshal(b, out)
@@ -227,3 +238,11 @@ func streamEvents(ctx context.Context, rt daemon.RuntimeAPI) (<-chan localapi.Ev
 	}()
 	return ch, nil
 }
+
+// apiError is a 4xx or 5xx answer of the local API, with its reason.
+type apiError struct {
+	status int
+	err    error
+}
+
+func (e *apiError) Error() string { return e.err.Error() }
