@@ -97,14 +97,7 @@ func cmdPOS(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 				ID string `json:"id"`
 			} `json:"sale"`
 		}
-		if err := apiCall(ctx, rt, http.MethodPost, "/v1/purchase/arm", req, &armed); err != nil {
-			var refused *apiError
-			if errors.As(err, &refused) && (refused.status == http.StatusBadRequest || refused.status == http.StatusConflict) {
-				// The sale itself is refused (not a price of the meal
-				// period, outside every period, over the maximum): the
-				// cashier's input, like a bad amount.
-				return &exitError{code: 2, err: err}
-			}
+		if err := armSale(ctx, rt, req, &armed); err != nil {
 			return err
 		}
 		fmt.Fprintf(stdout, "sale %s of %s armed: tap the card\n", armed.ID.ID, money.Format(fen))
@@ -237,6 +230,18 @@ func streamEvents(ctx context.Context, rt daemon.RuntimeAPI) (<-chan localapi.Ev
 		}
 	}()
 	return ch, nil
+}
+
+// armSale arms req at the daemon. A sale the daemon refuses (400: not a
+// price of the meal period, over the maximum; 409: outside every meal
+// period, a sale in doubt) exits 2, as the cashier's bad input does.
+func armSale(ctx context.Context, rt daemon.RuntimeAPI, req localapi.ArmRequest, out any) error {
+	err := apiCall(ctx, rt, http.MethodPost, "/v1/purchase/arm", req, out)
+	var refused *apiError
+	if errors.As(err, &refused) && (refused.status == http.StatusBadRequest || refused.status == http.StatusConflict) {
+		return &exitError{code: 2, err: err}
+	}
+	return err
 }
 
 // apiError is a 4xx or 5xx answer of the local API, with its reason.
