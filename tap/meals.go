@@ -246,7 +246,7 @@ func (p *Purchaser) admitPeriod(sale Sale, per Period, ok bool, now time.Time) e
 // checkLimits is the limits of a sale: the period's count and amount
 // limits, which no PIN lifts, then the daily limit. The card's purchases
 // of today are read once for both (its log may cost APDUs).
-func (p *Purchaser) checkLimits(ctx context.Context, t apdu.Transmitter, cr *CardRead, sale Sale, per Period, ok bool, rep *PurchaseReport) error {
+func (p *Purchaser) checkLimits(ctx context.Context, t apdu.Transmitter, cr *CardRead, sale Sale, per Period, ok bool, now time.Time, rep *PurchaseReport) error {
 	meal := ok && per.limited()
 	if p.dailyLimit() <= 0 && !meal {
 		return nil
@@ -256,7 +256,7 @@ func (p *Purchaser) checkLimits(ctx context.Context, t apdu.Transmitter, cr *Car
 		return err
 	}
 	if meal {
-		if err := per.admitLimits(spends, sale.AmountFen, p.now()); err != nil {
+		if err := per.admitLimits(spends, sale.AmountFen, now); err != nil {
 			return err
 		}
 	}

@@ -199,7 +199,7 @@ func (p *Purchaser) charge(ctx context.Context, t apdu.Transmitter, cr *CardRead
 	if !cr.balanceDeferred && sale.AmountFen > rep.Balance {
 		return insufficient(rep.Balance, sale)
 	}
-	if err := p.checkLimits(ctx, t, cr, sale, per, inPeriod, rep); err != nil {
+	if err := p.checkLimits(ctx, t, cr, sale, per, inPeriod, now, rep); err != nil {
 		return err
 	}
 	// A load's last commit first, so that at most one row of this card
