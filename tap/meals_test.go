@@ -217,3 +217,29 @@ func TestOutsidePeriodsRefused(t *testing.T) {
 		t.Fatal("lunch's fixed sale still armed outside lunch")
 	}
 }
+
+// TestM1FixedLunchOnce: an M1 wallet in the fixed lunch pays 12.00 with
+// nothing armed, once: the wallet keeps no log, so this terminal's
+// journal counts the first; outside every period it pays nothing.
+func TestM1FixedLunchOnce(t *testing.T) {
+	card, p, till, _ := newM1World(t, 5000)
+	now := time.Date(2026, 12, 3, 11, 45, 0, 0, time.Local)
+	p.Now = func() time.Time { return now }
+	till.Meals = testMeals(p.Now)
+	rep, err := chargeM1(p, card)
+	if err != nil || !rep.Paid || rep.Sale.AmountFen != 1200 || rep.Period != "lunch" {
+		t.Fatalf("M1 lunch: %+v %v", rep, err)
+	}
+	card.Reset()
+	if rep, err = chargeM1(p, card); !errors.Is(err, ErrMealLimit) || rep.Paid {
+		t.Fatalf("second M1 lunch: %+v %v", rep, err)
+	}
+	now = now.Add(-2 * time.Hour)
+	card.Reset()
+	if _, err = chargeM1(p, card); !errors.Is(err, ErrOutsidePeriods) {
+		t.Fatalf("M1 tap at 09:45: %v", err)
+	}
+	if b := walletBalance(t, card); b != 3800 {
+		t.Fatalf("wallet holds %d, want 38.00", b)
+	}
+}
