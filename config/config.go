@@ -139,6 +139,8 @@ type POSConfig struct {
 	// SAMApps are the PSAM's purchase application, tried in order: 4 hex
 	// digits are a file id ("1001"), 10 to 32 an AID.
 	SAMApps []string `mapstructure:"sam_apps"`
+	// Periods are the meal periods (餐别); none: keyed sales at any time.
+	Periods []PeriodConfig `mapstructure:"periods"`
 }
 
 // PSAMConfig says how the POS speaks to its PSAM (docs/psam.md): a profile
@@ -527,6 +529,7 @@ func (c *Config) Validate() error {
 	oneOf(p.bad, "log.format", c.Log.Format, "text", "json")
 	c.validateMoney(&p)
 	c.POS.validateApps(&p)
+	c.validatePeriods(&p)
 	c.PSAM.validate(&p)
 	c.Door.validate(&p, c.Mode == ModeDoor)
 	oneOf(p.bad, "mifare.slot_convention", c.Mifare.SlotConvention, "acs", "nonvolatile")

@@ -47,6 +47,7 @@
 //	pos.daily_limit      CARDD_POS_DAILY_LIMIT                     "200.00" (yuan a card spends a day without its PIN; "0": none)
 //	pos.max_purchase     CARDD_POS_MAX_PURCHASE                    "500.00" (yuan; the largest sale that can be armed)
 //	pos.sam_apps         CARDD_POS_SAM_APPS                        ["1001"] (PSAM purchase DF: file id or AID, hex)
+//	pos.periods          CARDD_POS_PERIODS                         [] (meal periods: name, start, end, mode keyed|fixed|menu, price, prices, max_count, max_amount)
 //	psam.profile         CARDD_PSAM_PROFILE                        cardd (built-in cardd|cityunion|tunion and/or settings; docs/psam.md)
 //	psam.families.campus CARDD_PSAM_FAMILIES_CAMPUS                 "" (this family's PSAM profile; "": psam.profile)
 //	psam.families.cityunion CARDD_PSAM_FAMILIES_CITYUNION              "" (this family's PSAM profile; "": psam.profile)

@@ -377,6 +377,8 @@ func decode(dst reflect.Value, raw any) *decodeError {
 		}
 		dst.SetInt(int64(n))
 		return nil
+	case dst.Type() == periodsType:
+		return decodePeriods(dst, raw)
 	case dst.Type() == reflect.TypeFor[[]string]():
 		items, ok := listOf(raw)
 		if !ok {

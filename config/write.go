@@ -56,6 +56,8 @@ func yamlValue(key string, v reflect.Value) string {
 		return strconv.Quote(v.String())
 	case v.Kind() == reflect.Int:
 		return strconv.FormatInt(v.Int(), 10)
+	case v.Kind() == reflect.Struct:
+		return yamlMapping(v)
 	case v.Kind() == reflect.Slice:
 		parts := make([]string, v.Len())
 		for i := range parts {

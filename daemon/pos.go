@@ -61,7 +61,7 @@ var posMode = mode{
 func (d *Daemon) assemblePOS() error {
 	// The till exists before the API serves, so a sale can be armed as
 	// soon as the API answers.
-	d.api.Till = &tap.Till{MaxPurchase: d.cfg.POS.MaxPurchaseFen()}
+	d.api.Till = &tap.Till{MaxPurchase: d.cfg.POS.MaxPurchaseFen(), Meals: mealsOf(d.cfg, d.log)}
 	link, err := d.startHostLink(nil)
 	if err != nil {
 		return err

@@ -269,6 +269,7 @@ func (s *Server) status(ctx context.Context) Status {
 			st.ArmedPurchaseFen, st.Sale = v.AmountFen, &v
 		}
 	}
+	st.MealPeriod, st.OutsideMealPeriods = mealStatus(s.Till)
 	return st
 }
 
@@ -820,7 +821,7 @@ func (s *Server) arm(w http.ResponseWriter, r *http.Request, _ credential) {
 	}
 	sale, err := armTill(s.Till, fen, req)
 	switch {
-	case errors.Is(err, tap.ErrSaleInDoubt), errors.Is(err, tap.ErrSaleInTap):
+	case errors.Is(err, tap.ErrSaleInDoubt), errors.Is(err, tap.ErrSaleInTap), errors.Is(err, tap.ErrOutsidePeriods):
 		fail(w, http.StatusConflict, "%v", err)
 		return
 	case err != nil:

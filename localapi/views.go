@@ -99,7 +99,9 @@ type LoadView struct {
 
 // PurchaseView is a POS tap's purchase step.
 type PurchaseView struct {
-	SaleID        string `json:"sale_id,omitempty"`
+	SaleID string `json:"sale_id,omitempty"`
+	// Period is the meal period of the tap ("" without periods).
+	Period        string `json:"period,omitempty"`
 	AmountFen     int64  `json:"amount_fen"`
 	Amount        string `json:"amount"`
 	Paid          bool   `json:"paid"`
@@ -171,6 +173,11 @@ type Status struct {
 	ArmedPurchaseFen int64        `json:"armed_purchase_fen"`
 	// Sale is the sale armed at a POS (nil when none).
 	Sale *tap.SaleView `json:"sale,omitempty"`
+	// MealPeriod is the POS's meal period now; OutsideMealPeriods is true
+	// when it has periods and now is in none (no sales). Neither is set
+	// without periods.
+	MealPeriod         *MealPeriodView `json:"meal_period,omitempty"`
+	OutsideMealPeriods bool            `json:"outside_meal_periods,omitempty"`
 }
 
 func txKind(t epurse.TxType) string {
@@ -233,7 +240,7 @@ func tapView(res tap.Result) *TapView {
 	}
 	if p := res.Purchase; p != nil {
 		v.BalanceAfterFen = p.Balance
-		pv := &PurchaseView{SaleID: p.Sale.ID, AmountFen: p.Sale.AmountFen, Amount: money.Format(p.Sale.AmountFen), Paid: p.Paid,
+		pv := &PurchaseView{SaleID: p.Sale.ID, Period: p.Period, AmountFen: p.Sale.AmountFen, Amount: money.Format(p.Sale.AmountFen), Paid: p.Paid,
 			JournalID: p.JournalID, TermSerial: p.TermSerial, SpentTodayFen: p.SpentToday, PINVerified: p.PINVerified,
 			Split: splitView(p.Split), Recovered: []RecoveredView{}}
 		for _, r := range p.Recovered {

@@ -97,17 +97,24 @@ func (p *Purchaser) chargeM1(ctx context.Context, t apdu.Transmitter, rep Purcha
 	} else if denied {
 		return rep, fmt.Errorf("%w (%s)", ErrCardDenied, reason)
 	}
-	sale, inDoubt, err := p.Till.take(card)
+	now := p.now()
+	sale, inDoubt, per, inPeriod, err := p.takeSale(card, now)
 	if err != nil || sale.ID == "" {
 		return rep, err
 	}
 	defer p.Till.release()
-	rep.Sale = sale
+	rep.Sale, rep.Period = sale, per.Name
 	if paid, err := p.settleInDoubt(ctx, sale, inDoubt, &rep); paid || err != nil {
 		return rep, err
 	}
 	if sale.Split {
 		return rep, ErrSplitM1
+	}
+	if err := p.admitPeriod(sale, per, inPeriod, now); err != nil {
+		return rep, err
+	}
+	if err := p.mealLimitsM1(ctx, card, sale, per, inPeriod, now); err != nil {
+		return rep, err
 	}
 	if sale.AmountFen > balance {
 		return rep, fmt.Errorf("%w: the card holds %s, the sale is %s", ErrInsufficientBalance, money.Format(balance), money.Format(sale.AmountFen))

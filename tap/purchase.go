@@ -122,6 +122,8 @@ type PurchaseReport struct {
 	// Split is, for a split sale, what the card paid (or, when Paid is
 	// false, was to pay) and what is left to collect by other means.
 	Split *SplitParts
+	// Period is the meal period of the tap ("" without one).
+	Period string
 	// Paid is true when the sale is on the card: debited on this tap, or
 	// found debited by a recovery.
 	Paid       bool
@@ -184,13 +186,17 @@ func (p *Purchaser) charge(ctx context.Context, t apdu.Transmitter, cr *CardRead
 	if err := p.recover(ctx, t, cr, rep); err != nil {
 		return err
 	}
-	sale, inDoubt, err := p.Till.take(card)
+	now := p.now()
+	sale, inDoubt, per, inPeriod, err := p.takeSale(card, now)
 	if err != nil || sale.ID == "" {
 		return err
 	}
 	defer p.Till.release()
-	rep.Sale = sale
+	rep.Sale, rep.Period = sale, per.Name
 	if paid, err := p.settleInDoubt(ctx, sale, inDoubt, rep); paid || err != nil {
+		return err
+	}
+	if err := p.admitPeriod(sale, per, inPeriod, now); err != nil {
 		return err
 	}
 	sale, none, err := p.splitSale(t, cr, sale, rep)
@@ -200,7 +206,7 @@ func (p *Purchaser) charge(ctx context.Context, t apdu.Transmitter, cr *CardRead
 	if !cr.balanceDeferred && sale.AmountFen > rep.Balance {
 		return insufficient(rep.Balance, sale)
 	}
-	if err := p.checkLimit(ctx, t, cr, sale, rep); err != nil {
+	if err := p.checkLimits(ctx, t, cr, sale, per, inPeriod, now, rep); err != nil {
 		return err
 	}
 	// A load's last commit first, so that at most one row of this card
@@ -233,16 +239,11 @@ func insufficient(balance int64, sale Sale) error {
 }
 
 // checkLimit holds a sale that would take the card over the daily limit
-// to the cardholder's PIN.
-func (p *Purchaser) checkLimit(ctx context.Context, t apdu.Transmitter, cr *CardRead, sale Sale, rep *PurchaseReport) error {
+// to the cardholder's PIN; spent is what it spent today before the sale.
+func (p *Purchaser) checkLimit(t apdu.Transmitter, sale Sale, spent int64, rep *PurchaseReport) error {
 	limit := p.dailyLimit()
 	if limit <= 0 {
 		return nil
-	}
-	// Only a limit needs the day's sum: it may cost log reads.
-	spent, err := p.spentToday(ctx, t, cr)
-	if err != nil {
-		return err
 	}
 	rep.SpentToday = spent
 	if spent+sale.AmountFen <= limit {
@@ -698,14 +699,14 @@ func (p *Purchaser) logFile() byte {
 	return p.LogFile
 }
 
-// spentToday sums the card's purchases of today (the terminal's local day):
-// those in the card's log, which holds every terminal's, and those of this
-// terminal's journal the log no longer shows (it keeps 10 records). A
+// todaysPurchases are the card's purchases of today (the terminal's local
+// day): those in the card's log, which holds every terminal's, and those of
+// this terminal's journal the log no longer shows (it keeps 10 records). A
 // purchase in both counts once, matched by purse type and counter.
-func (p *Purchaser) spentToday(ctx context.Context, t apdu.Transmitter, cr *CardRead) (int64, error) {
+func (p *Purchaser) todaysPurchases(ctx context.Context, t apdu.Transmitter, cr *CardRead) ([]spend, error) {
 	if cr.LogSkipped > 0 {
 		// A record that does not parse may be a purchase of today.
-		return 0, fmt.Errorf("the card's log has %d record(s) that do not parse: today's spending cannot be summed for the daily limit", cr.LogSkipped)
+		return nil, fmt.Errorf("the card's log has %d record(s) that do not parse: today's spending cannot be summed for the daily limit", cr.LogSkipped)
 	}
 	today := p.now().Format("20060102")
 	recs := cr.Log
@@ -714,7 +715,7 @@ func (p *Purchaser) spentToday(ctx context.Context, t apdu.Transmitter, cr *Card
 		// only today's records count, and they come first.
 		var err error
 		if recs, err = p.todaysLog(t, today); err != nil {
-			return 0, err
+			return nil, err
 		}
 	} else if n := len(recs); n > 0 && n < epurse.MaxLogRecords && recs[n-1].Time.Format("20060102") == today {
 		// Every record read is from today: older ones may be too. A load
@@ -726,38 +727,25 @@ func (p *Purchaser) spentToday(ctx context.Context, t apdu.Transmitter, cr *Card
 		}
 		more, err := epurse.ReadLogFrom(t, p.logFile(), first, epurse.MaxLogRecords)
 		if err != nil {
-			return 0, fmt.Errorf("reading the card's log for the daily limit: %w", err)
+			return nil, fmt.Errorf("reading the card's log for the daily limit: %w", err)
 		}
 		recs = append(slices.Clone(recs), more...)
 	}
-	type key struct {
-		typ     epurse.TxType
-		counter uint16
-	}
-	seen := map[key]bool{}
-	var spent int64
-	for _, r := range recs {
-		k := key{r.Type, r.Counter}
-		if !isPurchase(r.Type) || r.Time.Format("20060102") != today || seen[k] {
-			continue
-		}
-		seen[k] = true
-		spent += r.Amount
-	}
+	spends, seen := logSpends(recs, today)
 	rows, err := p.Store.PurchasesOn(ctx, cr.Info.CardNumber, today)
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
 	for _, row := range rows {
 		typ := epurse.PurseEP.PurchaseType()
 		if row.Purse == epurse.PurseED.String() {
 			typ = epurse.PurseED.PurchaseType()
 		}
-		if !seen[key{typ, row.Counter}] {
-			spent += row.AmountFen
+		if !seen[logKey{typ, row.Counter}] {
+			spends = append(spends, spend{at: row.Time, amount: row.AmountFen})
 		}
 	}
-	return spent, nil
+	return spends, nil
 }
 
 // todaysLog reads the purchase log newest first, one record at a time,

@@ -42,6 +42,10 @@ const (
 	// (a PSAM profile that does not fit it); nothing moved.
 	OutcomePSAMRefused Outcome = "psam_refused"
 	OutcomeSaleInDoubt Outcome = "sale_in_doubt"
+	// Meal periods (meals.go): the sale was refused before the card changed.
+	OutcomeOutsidePeriods Outcome = "outside_meal_periods"
+	OutcomeNotMealPrice   Outcome = "not_a_meal_price"
+	OutcomeMealLimit      Outcome = "meal_limit"
 	// OutcomeMAC2Alarm: the sale was paid (the card debited and gave its
 	// TAC), but the PSAM did not accept, or could not check, the card's
 	// MAC2; the row carries MAC2Alarm for the host to judge.
@@ -116,6 +120,12 @@ func (r Result) Outcome() Outcome {
 		return OutcomeInsufficient
 	case errors.Is(err, ErrPINRequired):
 		return OutcomePINRequired
+	case errors.Is(err, ErrOutsidePeriods):
+		return OutcomeOutsidePeriods
+	case errors.Is(err, ErrNotMealPrice):
+		return OutcomeNotMealPrice
+	case errors.Is(err, ErrMealLimit):
+		return OutcomeMealLimit
 	case errors.Is(err, apdu.ErrWrongPIN), errors.Is(err, apdu.ErrAuthMethodBlocked):
 		return OutcomeWrongPIN
 	case errors.Is(err, ErrNoSAM):
@@ -760,6 +770,9 @@ func (r *Runner) logTap(res Result) {
 // purchaseAttrs adds a POS tap's purchase to its log line: never the PIN.
 func purchaseAttrs(attrs []any, pr *PurchaseReport) []any {
 	attrs = append(attrs, "balance_after", money.Format(pr.Balance))
+	if pr.Period != "" {
+		attrs = append(attrs, "period", pr.Period)
+	}
 	if pr.Sale.ID != "" {
 		attrs = append(attrs, "sale", pr.Sale.ID, "sale_amount", money.Format(pr.Sale.AmountFen), "paid", pr.Paid,
 			"spent_today", money.Format(pr.SpentToday), "pin_verified", pr.PINVerified)

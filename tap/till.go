@@ -31,6 +31,8 @@ type Sale struct {
 	// rest is collected by other means (split.go).
 	Split  bool
 	CapFen int64
+	// auto: armed by a fixed meal period, not the cashier (armFixed).
+	auto bool
 }
 
 // SaleView is a Sale as the local API shows it.
@@ -54,6 +56,9 @@ type SaleView struct {
 type Till struct {
 	// MaxPurchase refuses a sale above it; zero means no maximum.
 	MaxPurchase int64
+	// Meals, when set, are the meal periods: a sale is armed inside one
+	// only, at one of its prices unless it is keyed (meals.go).
+	Meals *Meals
 
 	mu   sync.Mutex
 	sale *Sale
@@ -86,6 +91,9 @@ func (t *Till) arm(terms Sale) (Sale, error) {
 	}
 	if t.MaxPurchase > 0 && amount > t.MaxPurchase {
 		return Sale{}, fmt.Errorf("%w: amount %s is over the per-purchase maximum of %s", ErrBadSale, money.Format(amount), money.Format(t.MaxPurchase))
+	}
+	if err := t.Meals.admitArm(amount); err != nil {
+		return Sale{}, err
 	}
 	if pin != "" {
 		if len(pin) < 4 || len(pin) > 12 {

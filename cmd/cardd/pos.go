@@ -104,7 +104,7 @@ func cmdPOS(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 				ID string `json:"id"`
 			} `json:"sale"`
 		}
-		if err := apiCall(ctx, rt, http.MethodPost, "/v1/purchase/arm", req, &armed); err != nil {
+		if err := armSale(ctx, rt, req, &armed); err != nil {
 			return err
 		}
 		fmt.Fprintf(stdout, "sale %s of %s armed: tap the card\n", armed.ID.ID, money.Format(fen))
@@ -184,7 +184,7 @@ func apiCall(ctx context.Context, rt daemon.RuntimeAPI, method, path string, bod
 			Error string `json:"error"`
 		}
 		_ = json.Unmarshal(b, &e)
-		return fmt.Errorf("%s %s: %s: %s", method, path, resp.Status, e.Error)
+		return &apiError{status: resp.StatusCode, err: fmt.Errorf("%s %s: %s: %s", method, path, resp.Status, e.Error)}
 	}
 	if out != nil {
 		return json.Unmarshal(b, out)
@@ -233,3 +233,23 @@ func streamEvents(ctx context.Context, rt daemon.RuntimeAPI) (<-chan localapi.Ev
 	}()
 	return ch, nil
 }
+
+// armSale arms req at the daemon. A sale the daemon refuses (400: not a
+// price of the meal period, over the maximum; 409: outside every meal
+// period, a sale in doubt) exits 2, as the cashier's bad input does.
+func armSale(ctx context.Context, rt daemon.RuntimeAPI, req localapi.ArmRequest, out any) error {
+	err := apiCall(ctx, rt, http.MethodPost, "/v1/purchase/arm", req, out)
+	var refused *apiError
+	if errors.As(err, &refused) && (refused.status == http.StatusBadRequest || refused.status == http.StatusConflict) {
+		return &exitError{code: 2, err: err}
+	}
+	return err
+}
+
+// apiError is a 4xx or 5xx answer of the local API, with its reason.
+type apiError struct {
+	status int
+	err    error
+}
+
+func (e *apiError) Error() string { return e.err.Error() }

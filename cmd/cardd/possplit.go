@@ -35,7 +35,11 @@ func printPaid(w io.Writer, v *localapi.TapView) bool {
 		return true
 	}
 	if p := v.Purchase; p.Paid {
-		fmt.Fprintf(w, "paid %s: balance %s, journal %s\n", p.Amount, v.BalanceAfter, p.JournalID)
+		what := p.Amount
+		if p.Period != "" {
+			what += " (" + p.Period + ")"
+		}
+		fmt.Fprintf(w, "paid %s: balance %s, journal %s\n", what, v.BalanceAfter, p.JournalID)
 		return true
 	}
 	return false

@@ -1,0 +1,32 @@
+package daemon
+
+import (
+	"log/slog"
+	"time"
+
+	"github.com/cardd/cardd/config"
+	"github.com/cardd/cardd/tap"
+)
+
+// mealsOf is pos.periods for the till: nil when none are configured, so a
+// terminal without periods sells keyed at any time as it always did.
+func mealsOf(cfg *config.Config, log *slog.Logger) *tap.Meals {
+	if len(cfg.POS.Periods) == 0 {
+		return nil
+	}
+	m := &tap.Meals{}
+	for _, p := range cfg.POS.Periods {
+		per := tap.Period{Name: p.Name, Start: time.Duration(p.StartMinute()) * time.Minute, End: time.Duration(p.EndMinute()) * time.Minute,
+			Mode: tap.PeriodMode(p.Mode), MaxCount: p.MaxCount, MaxAmount: p.MaxAmountFen()}
+		switch p.Mode {
+		case config.PeriodFixed:
+			per.Price = p.PriceFen()
+		case config.PeriodMenu:
+			per.Prices = p.PricesFen()
+		}
+		m.Periods = append(m.Periods, per)
+		log.Info("meal period", "period", per.Name, "window", per.Window(), "mode", p.Mode, "price", p.Price, "prices", p.Prices,
+			"max_count", p.MaxCount, "max_amount", p.MaxAmount)
+	}
+	return m
+}

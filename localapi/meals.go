@@ -1,0 +1,50 @@
+package localapi
+
+import (
+	"github.com/cardd/cardd/money"
+	"github.com/cardd/cardd/tap"
+)
+
+// MealPeriodView is a meal period (餐别) as the status shows it: what the
+// POS app may arm in it, and its limits per card.
+type MealPeriodView struct {
+	Name  string `json:"name"`
+	Start string `json:"start"` // "11:00"
+	End   string `json:"end"`   // "13:30", exclusive
+	Mode  string `json:"mode"`  // keyed, fixed or menu
+	// PriceFen and Price are a fixed period's price, which a tap pays with
+	// nothing armed.
+	PriceFen int64  `json:"price_fen,omitempty"`
+	Price    string `json:"price,omitempty"`
+	// PricesFen and Prices are a menu period's prices: the only amounts
+	// POST /v1/purchase/arm takes in it.
+	PricesFen []int64  `json:"prices_fen,omitempty"`
+	Prices    []string `json:"prices,omitempty"`
+	// MaxCount and MaxAmountFen limit each card in the period each day
+	// (0: none).
+	MaxCount     int   `json:"max_count"`
+	MaxAmountFen int64 `json:"max_amount_fen"`
+}
+
+// mealStatus is the meal period now for the status: the period (nil
+// outside every one), and whether the terminal is outside every period.
+// A terminal without periods has neither.
+func mealStatus(till *tap.Till) (*MealPeriodView, bool) {
+	if till == nil || till.Meals == nil || len(till.Meals.Periods) == 0 {
+		return nil, false
+	}
+	per, ok := till.Meals.Current()
+	if !ok {
+		return nil, true
+	}
+	v := &MealPeriodView{Name: per.Name, Start: per.Window()[:5], End: per.Window()[6:], Mode: string(per.Mode),
+		MaxCount: per.MaxCount, MaxAmountFen: per.MaxAmount}
+	if per.Mode == tap.PeriodFixed {
+		v.PriceFen, v.Price = per.Price, money.Format(per.Price)
+	}
+	for _, p := range per.Prices {
+		v.PricesFen = append(v.PricesFen, p)
+		v.Prices = append(v.Prices, money.Format(p))
+	}
+	return v, false
+}

@@ -1,0 +1,46 @@
+package localapi
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cardd/cardd/tap"
+)
+
+// TestArmWithMealPeriods: the status shows the period now, with a menu's
+// prices; the arm takes a menu price, refuses another (400) and anything
+// outside every period (409), each with the reason.
+func TestArmWithMealPeriods(t *testing.T) {
+	s, srv, _ := newServer(t)
+	now := time.Date(2026, 12, 3, 7, 30, 0, 0, time.Local)
+	s.Till.Meals = &tap.Meals{Now: func() time.Time { return now }, Periods: []tap.Period{
+		{Name: "breakfast", Start: 7 * time.Hour, End: 9 * time.Hour, Mode: tap.PeriodMenu, Prices: []int64{300, 550}, MaxCount: 2},
+		{Name: "lunch", Start: 11 * time.Hour, End: 13 * time.Hour, Mode: tap.PeriodFixed, Price: 1200, MaxCount: 1},
+	}}
+	auth := "Bearer " + token
+	code, st := call(t, srv, "GET", "/v1/status", "", "")
+	mp, _ := st["meal_period"].(map[string]any)
+	if code != 200 || mp["name"] != "breakfast" || mp["mode"] != "menu" || mp["start"] != "07:00" || mp["end"] != "09:00" ||
+		len(mp["prices"].([]any)) != 2 || mp["prices"].([]any)[1] != "5.50" || mp["max_count"] != 2.0 || st["outside_meal_periods"] != nil {
+		t.Fatalf("status at 07:30: %d %v", code, st)
+	}
+	if code, body := call(t, srv, "POST", "/v1/purchase/arm", auth, `{"amount":"5.50"}`); code != 200 {
+		t.Fatalf("arm a menu price: %d %v", code, body)
+	}
+	if code, body := call(t, srv, "POST", "/v1/purchase/arm", auth, `{"amount":"5.00"}`); code != 400 || !strings.Contains(body["error"].(string), "breakfast sells 3.00, 5.50, not 5.00") {
+		t.Fatalf("arm off the menu: %d %v", code, body)
+	}
+	now = now.Add(2 * time.Hour) // 09:30
+	code, st = call(t, srv, "GET", "/v1/status", "", "")
+	if code != 200 || st["meal_period"] != nil || st["outside_meal_periods"] != true {
+		t.Fatalf("status at 09:30: %d %v", code, st)
+	}
+	if code, body := call(t, srv, "POST", "/v1/purchase/arm", auth, `{"amount":"5.50"}`); code != 409 || !strings.Contains(body["error"].(string), "outside every meal period") {
+		t.Fatalf("arm at 09:30: %d %v", code, body)
+	}
+	now = now.Add(3 * time.Hour) // 12:30
+	if _, st = call(t, srv, "GET", "/v1/status", "", ""); st["meal_period"].(map[string]any)["price"] != "12.00" {
+		t.Fatalf("status at 12:30: %v", st)
+	}
+}
