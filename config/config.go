@@ -141,6 +141,10 @@ type POSConfig struct {
 	SAMApps []string `mapstructure:"sam_apps"`
 	// Periods are the meal periods (餐别); none: keyed sales at any time.
 	Periods []PeriodConfig `mapstructure:"periods"`
+	// Classes are the identity classes (身份) by the card's own type, EF
+	// 0x15 bytes 28-29: class name to card types in hex ("02": byte 28,
+	// "0201": both). A fixed period prices them by class_prices.
+	Classes map[string][]string `mapstructure:"classes"`
 }
 
 // PSAMConfig says how the POS speaks to its PSAM (docs/psam.md): a profile
@@ -529,6 +533,7 @@ func (c *Config) Validate() error {
 	oneOf(p.bad, "log.format", c.Log.Format, "text", "json")
 	c.validateMoney(&p)
 	c.POS.validateApps(&p)
+	c.validateClasses(&p)
 	c.validatePeriods(&p)
 	c.PSAM.validate(&p)
 	c.Door.validate(&p, c.Mode == ModeDoor)

@@ -584,7 +584,7 @@ func TestExampleFile(t *testing.T) {
 	}
 	var d Config
 	for _, f := range fields(&d) {
-		if !inFile[f.key] {
+		if !inFile[f.key] && !fv.InConfig(f.key) { // an empty map is no key of AllKeys
 			t.Errorf("cardd.example.yaml lacks %s", f.key)
 		}
 		if !strings.Contains(string(doc), "//\t"+f.key+" ") || !strings.Contains(string(doc), envName(f.key)) {

@@ -379,6 +379,8 @@ func decode(dst reflect.Value, raw any) *decodeError {
 		return nil
 	case dst.Type() == periodsType:
 		return decodePeriods(dst, raw)
+	case dst.Kind() == reflect.Map && dst.Type().Key().Kind() == reflect.String:
+		return decodeMap(dst, raw)
 	case dst.Type() == reflect.TypeFor[[]string]():
 		items, ok := listOf(raw)
 		if !ok {

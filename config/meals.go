@@ -22,10 +22,6 @@ const (
 // PeriodConfig is one meal period (餐别) of pos.periods: a daily window of
 // the terminal's local time and how sales in it are priced and limited.
 // Amounts are yuan strings read by package money, never floats.
-//
-// A price per identity class can be added beside Price (a map from class
-// to yuan, Price staying the price of a card with no class of its own)
-// without changing what an existing file means.
 type PeriodConfig struct {
 	Name string `mapstructure:"name"`
 	// Start and End are "HH:MM", the window [Start, End) of each day;
@@ -36,6 +32,9 @@ type PeriodConfig struct {
 	Mode string `mapstructure:"mode"`
 	// Price is the set price of a fixed period.
 	Price string `mapstructure:"price"`
+	// ClassPrices are a fixed period's prices per identity class of
+	// pos.classes; a card of no class, or of a class not here, pays Price.
+	ClassPrices map[string]string `mapstructure:"class_prices"`
 	// Prices are the menu's prices of a menu period.
 	Prices []string `mapstructure:"prices"`
 	// MaxCount is how many purchases a card may make in the period each
@@ -127,7 +126,7 @@ func (c *Config) validatePeriods(p *problems) {
 		case okS && end <= start:
 			p.bad(key("end"), per.End, "must be after start (%s): a period ends on the day it starts", per.Start)
 		}
-		per.validatePricing(p, key, maxFen)
+		per.validatePricing(p, key, maxFen, c.POS.Classes)
 		if per.MaxCount < 0 {
 			p.bad(key("max_count"), strconv.Itoa(per.MaxCount), "must be 0 (no limit) or more: the purchases a card may make in the period each day")
 		}
@@ -150,7 +149,7 @@ func (c *Config) validatePeriods(p *problems) {
 }
 
 // validatePricing checks mode, price and prices of one period.
-func (per PeriodConfig) validatePricing(p *problems, key func(string) string, maxFen int64) {
+func (per PeriodConfig) validatePricing(p *problems, key func(string) string, maxFen int64, classes map[string][]string) {
 	yuan := func(k, s string) {
 		fen, err := money.Parse(s)
 		switch {
@@ -160,6 +159,7 @@ func (per PeriodConfig) validatePricing(p *problems, key func(string) string, ma
 			p.bad(key(k), s, "is over pos.max_purchase (%s): it could never be armed", money.Format(maxFen))
 		}
 	}
+	per.validateClassPrices(p, key, classes, yuan)
 	switch per.Mode {
 	case PeriodKeyed:
 		if per.Price != "" {
@@ -206,15 +206,9 @@ var periodsType = reflect.TypeFor[[]PeriodConfig]()
 // keys are decoded as the top-level keys are, strictly; an empty list is
 // no periods (nil), so that WriteEffective's "[]" loads back the same.
 func decodePeriods(dst reflect.Value, raw any) *decodeError {
-	if s, ok := raw.(string); ok {
-		var v any
-		if err := yaml.Unmarshal([]byte(s), &v); err != nil {
-			return badValue("must be a YAML list of periods, like [{name: lunch, start: \"11:00\", end: \"13:00\", mode: keyed}]: %v", err)
-		}
-		if v == nil {
-			return nil
-		}
-		raw = v
+	raw, bad := yamlText(raw, "a YAML list of periods, like [{name: lunch, start: \"11:00\", end: \"13:00\", mode: keyed}]")
+	if bad != nil || raw == nil {
+		return bad
 	}
 	if ps, ok := raw.([]PeriodConfig); ok { // the default
 		dst.Set(reflect.ValueOf(ps))
@@ -238,20 +232,43 @@ func decodePeriods(dst reflect.Value, raw any) *decodeError {
 	return nil
 }
 
+// yamlText parses raw when it is text (the environment's form of a list
+// or a mapping) as YAML, want naming the form in the error; nil for empty
+// text. Any other raw is returned as it is.
+func yamlText(raw any, want string) (any, *decodeError) {
+	s, ok := raw.(string)
+	if !ok {
+		return raw, nil
+	}
+	var v any
+	if err := yaml.Unmarshal([]byte(s), &v); err != nil {
+		return nil, badValue("must be %s: %v", want, err)
+	}
+	return v, nil
+}
+
+// mapping is raw as a mapping with string keys (YAML may give any keys).
+func mapping(raw any) (map[string]any, *decodeError) {
+	switch r := raw.(type) {
+	case map[string]any:
+		return r, nil
+	case map[any]any:
+		m := make(map[string]any, len(r))
+		for k, v := range r {
+			m[fmt.Sprint(k)] = v
+		}
+		return m, nil
+	}
+	return nil, badValue("must be a mapping, got a %s", kindName(raw))
+}
+
 // decodeStruct stores a mapping into the struct dst by its mapstructure
 // tags (keys compared without case, as viper does); a key it does not
 // have is an error.
 func decodeStruct(dst reflect.Value, raw any) *decodeError {
-	m := map[string]any{}
-	switch r := raw.(type) {
-	case map[string]any:
-		m = r
-	case map[any]any:
-		for k, v := range r {
-			m[fmt.Sprint(k)] = v
-		}
-	default:
-		return badValue("must be a mapping, got a %s", kindName(raw))
+	m, bad := mapping(raw)
+	if bad != nil {
+		return bad
 	}
 	t := dst.Type()
 	var known []string

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -58,6 +59,14 @@ func yamlValue(key string, v reflect.Value) string {
 		return strconv.FormatInt(v.Int(), 10)
 	case v.Kind() == reflect.Struct:
 		return yamlMapping(v)
+	case v.Kind() == reflect.Map:
+		keys := v.MapKeys()
+		slices.SortFunc(keys, func(a, b reflect.Value) int { return strings.Compare(a.String(), b.String()) })
+		parts := make([]string, len(keys))
+		for i, k := range keys {
+			parts[i] = strconv.Quote(k.String()) + ": " + yamlValue("", v.MapIndex(k))
+		}
+		return "{" + strings.Join(parts, ", ") + "}"
 	case v.Kind() == reflect.Slice:
 		parts := make([]string, v.Len())
 		for i := range parts {
