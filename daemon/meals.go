@@ -14,19 +14,36 @@ func mealsOf(cfg *config.Config, log *slog.Logger) *tap.Meals {
 	if len(cfg.POS.Periods) == 0 {
 		return nil
 	}
-	m := &tap.Meals{}
+	m := &tap.Meals{Classes: classesOf(cfg, log)}
 	for _, p := range cfg.POS.Periods {
 		per := tap.Period{Name: p.Name, Start: time.Duration(p.StartMinute()) * time.Minute, End: time.Duration(p.EndMinute()) * time.Minute,
 			Mode: tap.PeriodMode(p.Mode), MaxCount: p.MaxCount, MaxAmount: p.MaxAmountFen()}
 		switch p.Mode {
 		case config.PeriodFixed:
-			per.Price = p.PriceFen()
+			per.Price, per.ClassPrices = p.PriceFen(), p.ClassPricesFen()
 		case config.PeriodMenu:
 			per.Prices = p.PricesFen()
 		}
 		m.Periods = append(m.Periods, per)
 		log.Info("meal period", "period", per.Name, "window", per.Window(), "mode", p.Mode, "price", p.Price, "prices", p.Prices,
+			"class_prices", p.ClassPrices,
 			"max_count", p.MaxCount, "max_amount", p.MaxAmount)
 	}
 	return m
+}
+
+// classesOf is pos.classes for the meal periods' class prices.
+func classesOf(cfg *config.Config, log *slog.Logger) tap.Classes {
+	c := tap.Classes{Types: map[uint16]string{}, TypeBytes: map[byte]string{}}
+	for name, types := range cfg.POS.ClassTypes() {
+		for _, ct := range types {
+			if ct.Whole {
+				c.Types[ct.Value] = name
+			} else {
+				c.TypeBytes[byte(ct.Value>>8)] = name
+			}
+		}
+		log.Info("identity class", "class", name, "card_types", cfg.POS.Classes[name])
+	}
+	return c
 }

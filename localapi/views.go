@@ -101,7 +101,9 @@ type LoadView struct {
 type PurchaseView struct {
 	SaleID string `json:"sale_id,omitempty"`
 	// Period is the meal period of the tap ("" without periods).
-	Period        string `json:"period,omitempty"`
+	Period string `json:"period,omitempty"`
+	// Class is the card's identity class (pos.classes; "" for none).
+	Class         string `json:"class,omitempty"`
 	AmountFen     int64  `json:"amount_fen"`
 	Amount        string `json:"amount"`
 	Paid          bool   `json:"paid"`
@@ -240,7 +242,7 @@ func tapView(res tap.Result) *TapView {
 	}
 	if p := res.Purchase; p != nil {
 		v.BalanceAfterFen = p.Balance
-		pv := &PurchaseView{SaleID: p.Sale.ID, Period: p.Period, AmountFen: p.Sale.AmountFen, Amount: money.Format(p.Sale.AmountFen), Paid: p.Paid,
+		pv := &PurchaseView{SaleID: p.Sale.ID, Period: p.Period, Class: p.Class, AmountFen: p.Sale.AmountFen, Amount: money.Format(p.Sale.AmountFen), Paid: p.Paid,
 			JournalID: p.JournalID, TermSerial: p.TermSerial, SpentTodayFen: p.SpentToday, PINVerified: p.PINVerified,
 			Split: splitView(p.Split), Recovered: []RecoveredView{}}
 		for _, r := range p.Recovered {

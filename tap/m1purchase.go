@@ -98,7 +98,7 @@ func (p *Purchaser) chargeM1(ctx context.Context, t apdu.Transmitter, rep Purcha
 		return rep, fmt.Errorf("%w (%s)", ErrCardDenied, reason)
 	}
 	now := p.now()
-	sale, inDoubt, per, inPeriod, err := p.takeSale(card, now)
+	sale, inDoubt, per, inPeriod, err := p.takeSale(card, "", now) // an M1 wallet has no card type
 	if err != nil || sale.ID == "" {
 		return rep, err
 	}

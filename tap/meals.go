@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -43,9 +44,11 @@ type Period struct {
 	Name       string
 	Start, End time.Duration
 	Mode       PeriodMode
-	// Price is what a tap pays in a fixed period. A price per identity
-	// class would sit beside it, Price staying the default.
+	// Price is what a tap pays in a fixed period: a card of no class, or
+	// of a class without a price of its own in ClassPrices.
 	Price int64
+	// ClassPrices are a fixed period's prices per identity class.
+	ClassPrices map[string]int64
 	// Prices are a menu period's prices.
 	Prices []int64
 	// MaxCount is the most purchases a card may make in the period each
@@ -62,6 +65,44 @@ type Meals struct {
 	// Now is the clock of arming and of the status; nil: time.Now. A tap
 	// uses its Purchaser's clock.
 	Now func() time.Time
+	// Classes name a card's identity class by its card type.
+	Classes Classes
+}
+
+// Classes name a card's identity class (身份) by its own card type, EF
+// 0x15 bytes 28-29 (epurse.IssuerInfo.CardType). A card whose type is in
+// neither map has no class ("") and pays a period's default price.
+type Classes struct {
+	// Types are whole card types (bytes 28-29); they win over TypeBytes.
+	Types map[uint16]string
+	// TypeBytes are the type byte alone (byte 28), whatever byte 29 holds.
+	TypeBytes map[byte]string
+}
+
+// Of is the class of a card of type cardType, "" for none.
+func (c Classes) Of(cardType uint16) string {
+	if name, ok := c.Types[cardType]; ok {
+		return name
+	}
+	return c.TypeBytes[byte(cardType>>8)]
+}
+
+// classOf is the class of a card of type cardType at a terminal with
+// meal periods, "" without them (a class only prices a period's sale).
+func (m *Meals) classOf(cardType uint16) string {
+	if !m.active() {
+		return ""
+	}
+	return m.Classes.Of(cardType)
+}
+
+// forClass is the period as a card of class sees it: a fixed period's
+// price is the class's own where it has one.
+func (p Period) forClass(class string) Period {
+	if price, ok := p.ClassPrices[class]; ok && p.Mode == PeriodFixed {
+		p.Price = price
+	}
+	return p
 }
 
 func (m *Meals) active() bool { return m != nil && len(m.Periods) > 0 }
@@ -112,6 +153,9 @@ func (m *Meals) admitArm(amount int64) error {
 	if !ok {
 		return m.outside(t)
 	}
+	if per.Mode == PeriodFixed && (amount == per.Price || slices.Contains(slices.Collect(maps.Values(per.ClassPrices)), amount)) {
+		return nil // the card's class is not known until the tap
+	}
 	return per.admits(amount)
 }
 
@@ -120,7 +164,7 @@ func (p Period) admits(amount int64) error {
 	switch p.Mode {
 	case PeriodFixed:
 		if amount != p.Price {
-			return fmt.Errorf("%w: %s is fixed price %s, not %s", ErrNotMealPrice, p.Name, money.Format(p.Price), money.Format(amount))
+			return fmt.Errorf("%w: %s is fixed price %s for this card, not %s", ErrNotMealPrice, p.Name, money.Format(p.Price), money.Format(amount))
 		}
 	case PeriodMenu:
 		if !slices.Contains(p.Prices, amount) {
@@ -211,14 +255,16 @@ func (t *Till) armFixed(per Period, fixed bool) {
 
 // takeSale is Till.take with the meal periods: in a fixed period a tap
 // with nothing armed pays the period's price; outside every period a tap
-// with nothing to settle is refused. per is the period now.
-func (p *Purchaser) takeSale(card string, now time.Time) (s Sale, inDoubt string, per Period, ok bool, err error) {
+// with nothing to settle is refused. per is the period now, as the card's
+// identity class sees it.
+func (p *Purchaser) takeSale(card, class string, now time.Time) (s Sale, inDoubt string, per Period, ok bool, err error) {
 	m := p.Till.Meals
 	if !m.active() {
 		s, inDoubt, err = p.Till.take(card)
 		return s, inDoubt, Period{}, false, err
 	}
 	per, ok = m.At(now)
+	per = per.forClass(class)
 	p.Till.armFixed(per, ok && per.Mode == PeriodFixed)
 	if s, inDoubt, err = p.Till.take(card); err != nil {
 		return s, inDoubt, per, ok, err

@@ -124,6 +124,9 @@ type PurchaseReport struct {
 	Split *SplitParts
 	// Period is the meal period of the tap ("" without one).
 	Period string
+	// Class is the card's identity class by its card type (Meals.Classes;
+	// "" for none, or at a terminal without meal periods).
+	Class string
 	// Paid is true when the sale is on the card: debited on this tap, or
 	// found debited by a recovery.
 	Paid       bool
@@ -187,7 +190,8 @@ func (p *Purchaser) charge(ctx context.Context, t apdu.Transmitter, cr *CardRead
 		return err
 	}
 	now := p.now()
-	sale, inDoubt, per, inPeriod, err := p.takeSale(card, now)
+	rep.Class = p.Till.Meals.classOf(cr.Info.CardType)
+	sale, inDoubt, per, inPeriod, err := p.takeSale(card, rep.Class, now)
 	if err != nil || sale.ID == "" {
 		return err
 	}

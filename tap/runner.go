@@ -773,6 +773,9 @@ func purchaseAttrs(attrs []any, pr *PurchaseReport) []any {
 	if pr.Period != "" {
 		attrs = append(attrs, "period", pr.Period)
 	}
+	if pr.Class != "" {
+		attrs = append(attrs, "class", pr.Class)
+	}
 	if pr.Sale.ID != "" {
 		attrs = append(attrs, "sale", pr.Sale.ID, "sale_amount", money.Format(pr.Sale.AmountFen), "paid", pr.Paid,
 			"spent_today", money.Format(pr.SpentToday), "pin_verified", pr.PINVerified)
