@@ -164,7 +164,7 @@ func (p Period) admits(amount int64) error {
 	switch p.Mode {
 	case PeriodFixed:
 		if amount != p.Price {
-			return fmt.Errorf("%w: %s is fixed price %s for this card, not %s", ErrNotMealPrice, p.Name, money.Format(p.Price), money.Format(amount))
+			return fmt.Errorf("%w: %s is fixed price %s, not %s", ErrNotMealPrice, p.Name, money.Format(p.Price), money.Format(amount))
 		}
 	case PeriodMenu:
 		if !slices.Contains(p.Prices, amount) {
