@@ -16,6 +16,9 @@ type MealPeriodView struct {
 	// nothing armed.
 	PriceFen int64  `json:"price_fen,omitempty"`
 	Price    string `json:"price,omitempty"`
+	// ClassPrices are a fixed period's prices per identity class (yuan),
+	// which a card of that class pays instead of Price.
+	ClassPrices map[string]string `json:"class_prices,omitempty"`
 	// PricesFen and Prices are a menu period's prices: the only amounts
 	// POST /v1/purchase/arm takes in it.
 	PricesFen []int64  `json:"prices_fen,omitempty"`
@@ -41,6 +44,12 @@ func mealStatus(till *tap.Till) (*MealPeriodView, bool) {
 		MaxCount: per.MaxCount, MaxAmountFen: per.MaxAmount}
 	if per.Mode == tap.PeriodFixed {
 		v.PriceFen, v.Price = per.Price, money.Format(per.Price)
+		for class, fen := range per.ClassPrices {
+			if v.ClassPrices == nil {
+				v.ClassPrices = map[string]string{}
+			}
+			v.ClassPrices[class] = money.Format(fen)
+		}
 	}
 	for _, p := range per.Prices {
 		v.PricesFen = append(v.PricesFen, p)

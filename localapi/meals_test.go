@@ -16,7 +16,8 @@ func TestArmWithMealPeriods(t *testing.T) {
 	now := time.Date(2026, 12, 3, 7, 30, 0, 0, time.Local)
 	s.Till.Meals = &tap.Meals{Now: func() time.Time { return now }, Periods: []tap.Period{
 		{Name: "breakfast", Start: 7 * time.Hour, End: 9 * time.Hour, Mode: tap.PeriodMenu, Prices: []int64{300, 550}, MaxCount: 2},
-		{Name: "lunch", Start: 11 * time.Hour, End: 13 * time.Hour, Mode: tap.PeriodFixed, Price: 1200, MaxCount: 1},
+		{Name: "lunch", Start: 11 * time.Hour, End: 13 * time.Hour, Mode: tap.PeriodFixed, Price: 1200, MaxCount: 1,
+			ClassPrices: map[string]int64{"staff": 1500}},
 	}}
 	auth := "Bearer " + token
 	code, st := call(t, srv, "GET", "/v1/status", "", "")
@@ -40,7 +41,8 @@ func TestArmWithMealPeriods(t *testing.T) {
 		t.Fatalf("arm at 09:30: %d %v", code, body)
 	}
 	now = now.Add(3 * time.Hour) // 12:30
-	if _, st = call(t, srv, "GET", "/v1/status", "", ""); st["meal_period"].(map[string]any)["price"] != "12.00" {
+	if _, st = call(t, srv, "GET", "/v1/status", "", ""); st["meal_period"].(map[string]any)["price"] != "12.00" ||
+		st["meal_period"].(map[string]any)["class_prices"].(map[string]any)["staff"] != "15.00" {
 		t.Fatalf("status at 12:30: %v", st)
 	}
 }
