@@ -495,9 +495,13 @@ func TestBrowserKiosk(t *testing.T) {
 	p.waitText("#balance", "234.12")
 	p.do(chromedp.Tap(chromedp.CSS("#invoice-button")))
 	p.waitText("#invoice-order", "订单号 cr-3")
+	// Loaded: the print button appears then and moves the others, so a
+	// tap aimed before it would land on whatever took their place.
+	p.waitText("#invoice-amount", "50.00")
 	p.checkLayout("invoice of two")
 	p.do(chromedp.Tap(chromedp.CSS("#invoice-next")))
 	p.waitText("#invoice-order", "订单号 cr-1")
+	p.waitText("#invoice-amount", "50.00")
 	p.do(chromedp.Tap(chromedp.CSS("#invoice-close")))
 	p.waitFor("the invoice closed", `document.getElementById("invoice-view").hidden`)
 
