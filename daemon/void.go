@@ -116,7 +116,7 @@ func voidReceipt(cfg *config.Config) func(v offline.Void, sale offline.Row) (off
 // host link exist.
 func (d *Daemon) assembleVoids(link *hostLink) {
 	v := &voider{store: d.store, refundNow: d.runner.RefundNow, window: d.cfg.POS.VoidWindow, log: d.log,
-		tapWait: 2*d.cfg.Tap.Timeout + 10*time.Second,
+		tapWait: 2*d.cfg.Tap.Timeout + 5*time.Second,
 		kick: func() {
 			if k := d.api.KickPrinter; k != nil {
 				k()
@@ -129,4 +129,5 @@ func (d *Daemon) assembleVoids(link *hostLink) {
 		v.receipt = voidReceipt(d.cfg)
 	}
 	d.api.Voids = v
+	d.api.VoidTimeout = hostVoidTimeout + v.tapWait + 5*time.Second
 }

@@ -99,6 +99,9 @@ type Server struct {
 	// Voids, when set (mode pos), voids sales for POST /v1/purchase/void;
 	// without it a void is refused with 409.
 	Voids Voider
+	// VoidTimeout, when above 0, bounds a void's handling (the host's
+	// answer and the refund's tap), past the server's write timeout.
+	VoidTimeout time.Duration
 
 	Hub Hub
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"time"
 	"unicode/utf8"
 
 	"github.com/cardd/cardd/money"
@@ -73,7 +74,17 @@ func (s *Server) void(w http.ResponseWriter, r *http.Request, _ credential) {
 		fail(w, http.StatusConflict, "voids need mode pos; this terminal runs mode %s", s.Base.Mode)
 		return
 	}
-	out, err := s.Voids.Void(r.Context(), req)
+	ctx := r.Context()
+	if s.VoidTimeout > 0 {
+		// The void may wait for the host and for a tap of the card present,
+		// longer than the server's write timeout allows a request: its
+		// answer gets its own bound.
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, s.VoidTimeout)
+		defer cancel()
+		_ = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(s.VoidTimeout + 5*time.Second))
+	}
+	out, err := s.Voids.Void(ctx, req)
 	switch {
 	case errors.Is(err, offline.ErrNotFound):
 		fail(w, http.StatusNotFound, "%v", err)

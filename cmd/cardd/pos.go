@@ -43,7 +43,8 @@ func findAPI(cfg *config.Config) (daemon.RuntimeAPI, error) {
 
 const posUsage = `usage: cardd pos charge AMOUNT [--pin-stdin] [--wait D]   arm a sale of AMOUNT yuan for the next tap
        cardd pos charge AMOUNT --split [--cap C] ...       the card pays what it holds (at most C), the rest is to collect
-       cardd pos cancel                                    disarm the sale`
+       cardd pos cancel                                    disarm the sale
+       cardd pos void [SALE] [--amount A] [--cashier ID]   void the last sale (or journal row SALE) within pos.void_window: its refund goes to the card`
 
 // cmdPOS arms and disarms sales at a running POS daemon, through its local
 // API, as a POS app does.
@@ -54,8 +55,12 @@ func cmdPOS(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	sub, rest := args[0], args[1:]
 	var pinStdin, split bool
 	var wait time.Duration
-	var capArg string
+	var capArg, voidAmount, cashier string
 	cfg, posArgs, err := loadConfigArgs("pos "+sub, rest, func(fs *pflag.FlagSet) {
+		if sub == "void" {
+			fs.StringVar(&voidAmount, "amount", "", "refund this much of the sale, in yuan (default: the whole sale)")
+			fs.StringVar(&cashier, "cashier", "", "who voids, for the journal and the shift")
+		}
 		if sub == "charge" {
 			fs.BoolVar(&pinStdin, "pin-stdin", false, "read the cardholder's PIN from standard input (needed above the daily limit)")
 			fs.DurationVar(&wait, "wait", 0, "wait this long for the tap that pays, and print its outcome (0: return once armed)")
@@ -135,6 +140,12 @@ func cmdPOS(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 			return &exitError{code: 1, err: fmt.Errorf("sale %s not paid: %s", armed.ID.ID, e.Tap.Outcome)}
 		}
 		return fmt.Errorf("no tap paid sale %s within %v; it stays armed (cardd pos cancel to drop it)", armed.ID.ID, wait)
+	case "void":
+		req, err := voidRequest(posArgs, voidAmount, cashier)
+		if err != nil {
+			return err
+		}
+		return posVoid(ctx, rt, req, stdout)
 	case "cancel":
 		if len(posArgs) != 0 {
 			return usageErr("%s", posUsage)
@@ -155,7 +166,12 @@ var apiTimeout = 15 * time.Second
 // apiCall sends one request to the local API and decodes its answer into
 // out (when not nil); a 4xx or 5xx is an error with the API's reason.
 func apiCall(ctx context.Context, rt daemon.RuntimeAPI, method, path string, body, out any) error {
-	ctx, cancel := context.WithTimeout(ctx, apiTimeout)
+	return apiCallWithin(ctx, apiTimeout, rt, method, path, body, out)
+}
+
+// apiCallWithin is apiCall bounded by timeout.
+func apiCallWithin(ctx context.Context, timeout time.Duration, rt daemon.RuntimeAPI, method, path string, body, out any) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	var rd io.Reader
 	if body != nil {
