@@ -53,21 +53,8 @@ func cmdPOS(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return usageErr("%s", posUsage)
 	}
 	sub, rest := args[0], args[1:]
-	var pinStdin, split bool
-	var wait time.Duration
-	var capArg, voidAmount, cashier string
-	cfg, posArgs, err := loadConfigArgs("pos "+sub, rest, func(fs *pflag.FlagSet) {
-		if sub == "void" {
-			fs.StringVar(&voidAmount, "amount", "", "refund this much of the sale, in yuan (default: the whole sale)")
-			fs.StringVar(&cashier, "cashier", "", "who voids, for the journal and the shift")
-		}
-		if sub == "charge" {
-			fs.BoolVar(&pinStdin, "pin-stdin", false, "read the cardholder's PIN from standard input (needed above the daily limit)")
-			fs.DurationVar(&wait, "wait", 0, "wait this long for the tap that pays, and print its outcome (0: return once armed)")
-			fs.BoolVar(&split, "split", false, "split payment: the card pays what it holds, the rest is collected by other means")
-			fs.StringVar(&capArg, "cap", "", "with --split, the most the card may pay, in yuan")
-		}
-	})
+	var o posOptions
+	cfg, posArgs, err := loadConfigArgs("pos "+sub, rest, o.flags(sub))
 	if err != nil {
 		return err
 	}
@@ -84,11 +71,11 @@ func cmdPOS(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		if err != nil || fen <= 0 {
 			return usageErr("amount %q: want yuan above 0 with at most two decimals, like 12.50", posArgs[0])
 		}
-		req, err := splitRequest(fen, split, capArg)
+		req, err := splitRequest(fen, o.split, o.capArg)
 		if err != nil {
 			return err
 		}
-		if pinStdin {
+		if o.pinStdin {
 			line, err := bufio.NewReader(os.Stdin).ReadString('\n')
 			if err != nil && !errors.Is(err, io.EOF) {
 				return fmt.Errorf("reading the PIN: %w", err)
@@ -97,8 +84,8 @@ func cmdPOS(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		}
 		// Follow the events first, so the tap cannot pass before we look.
 		var events <-chan localapi.Event
-		if wait > 0 {
-			wctx, cancel := context.WithTimeout(ctx, wait)
+		if o.wait > 0 {
+			wctx, cancel := context.WithTimeout(ctx, o.wait)
 			defer cancel()
 			if events, err = streamEvents(wctx, rt); err != nil {
 				return err
@@ -113,7 +100,7 @@ func cmdPOS(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 			return err
 		}
 		fmt.Fprintf(stdout, "sale %s of %s armed: tap the card\n", armed.ID.ID, money.Format(fen))
-		if wait == 0 {
+		if o.wait == 0 {
 			return nil
 		}
 		for e := range events {
@@ -139,9 +126,9 @@ func cmdPOS(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 			fmt.Fprintf(stdout, "not paid (%s): %s\n", e.Tap.Outcome, e.Tap.Error)
 			return &exitError{code: 1, err: fmt.Errorf("sale %s not paid: %s", armed.ID.ID, e.Tap.Outcome)}
 		}
-		return fmt.Errorf("no tap paid sale %s within %v; it stays armed (cardd pos cancel to drop it)", armed.ID.ID, wait)
+		return fmt.Errorf("no tap paid sale %s within %v; it stays armed (cardd pos cancel to drop it)", armed.ID.ID, o.wait)
 	case "void":
-		req, err := voidRequest(posArgs, voidAmount, cashier)
+		req, err := voidRequest(posArgs, o.voidAmount, o.cashier)
 		if err != nil {
 			return err
 		}
@@ -157,6 +144,29 @@ func cmdPOS(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return nil
 	}
 	return usageErr("unknown pos command %q\n%s", sub, posUsage)
+}
+
+// posOptions are the flags of `cardd pos`'s subcommands.
+type posOptions struct {
+	pinStdin, split             bool
+	wait                        time.Duration
+	capArg, voidAmount, cashier string
+}
+
+// flags registers the flags of subcommand sub.
+func (o *posOptions) flags(sub string) func(fs *pflag.FlagSet) {
+	return func(fs *pflag.FlagSet) {
+		switch sub {
+		case "charge":
+			fs.BoolVar(&o.pinStdin, "pin-stdin", false, "read the cardholder's PIN from standard input (needed above the daily limit)")
+			fs.DurationVar(&o.wait, "wait", 0, "wait this long for the tap that pays, and print its outcome (0: return once armed)")
+			fs.BoolVar(&o.split, "split", false, "split payment: the card pays what it holds, the rest is collected by other means")
+			fs.StringVar(&o.capArg, "cap", "", "with --split, the most the card may pay, in yuan")
+		case "void":
+			fs.StringVar(&o.voidAmount, "amount", "", "refund this much of the sale, in yuan (default: the whole sale)")
+			fs.StringVar(&o.cashier, "cashier", "", "who voids, for the journal and the shift")
+		}
+	}
 }
 
 // apiTimeout bounds one call to the local API: a daemon that accepts and
