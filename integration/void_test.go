@@ -15,6 +15,7 @@ import (
 	"github.com/cardd/cardd/host"
 	"github.com/cardd/cardd/hostapi"
 	"github.com/cardd/cardd/offline"
+	"github.com/cardd/cardd/printer/sim"
 	"github.com/cardd/cardd/reader/vpcd"
 )
 
@@ -42,8 +43,11 @@ func posVoid(t *testing.T, env []string, args ...string) (string, int) {
 // void of it is refused (exit 2, "already voided"). A sale of 8.00 voided
 // after the card left is refunded at the card's next tap at another
 // terminal (a second daemon, another terminal id and journal), once: a
-// further tap there loads nothing. A sale voided after pos.void_window is
-// refused (exit 2) and keeps its money. The host holds exactly one refund
+// further tap there loads nothing. A sale voided while the host is down is
+// journaled and owed, becomes the refund once the daemon reaches the host,
+// and loads at the card's next tap. Each void prints its slip (冲正退款).
+// A sale voided after pos.void_window is refused (exit 2) and keeps its
+// money. The host holds exactly one refund
 // per voided sale, each consumed once, tied to the sale's row and TAC.
 func TestPOSVoidRefundsOnce(t *testing.T) {
 	requirePCSC(t)
@@ -65,6 +69,8 @@ func TestPOSVoidRefundsOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	storeA, storeB := filepath.Join(dir, "a.db"), filepath.Join(dir, "b.db")
+	link := filepath.Join(dir, "printer")
+	p := openPrinter(t, link, sim.Options{})
 	env := func(store, terminal, secretFile string, extra ...string) []string {
 		return append([]string{"CARDD_MODE=pos", "CARDD_READER_SAM_PATTERN=^" + regexp.QuoteMeta(slot1Reader) + "$",
 			"CARDD_HOST_URL=" + w.srv.URL, "CARDD_HOST_SECRET_FILE=" + secretFile,
@@ -94,7 +100,8 @@ func TestPOSVoidRefundsOnce(t *testing.T) {
 	}
 
 	// Terminal A: void with the card on the reader.
-	envA := env(storeA, termID, w.secretFile(t, dir))
+	secretFileA := w.secretFile(t, dir)
+	envA := env(storeA, termID, secretFileA, printerEnv(link)...)
 	d := start(envA)
 	in := sell(envA, "12.50")
 	if b := balance(); b != 8750 {
@@ -150,8 +157,66 @@ func TestPOSVoidRefundsOnce(t *testing.T) {
 	}
 	d.stop(t, 10*time.Second)
 
+	// Terminal A offline (its host link pointing nowhere): the void is
+	// journaled and owed; back online, the sync loop makes it the refund,
+	// which the card's next tap loads.
+	envOff := env(storeA, termID, secretFileA, printerEnv(link)...)
+	envOff = append(envOff, "CARDD_HOST_URL=http://127.0.0.1:1")
+	d = start(envOff)
+	in = sell(envOff, "3.00")
+	if err := in.remove(t); err != nil {
+		t.Fatal(err)
+	}
+	if out, code := posVoid(t, envOff); code != 0 || !strings.Contains(out, "the host has not answered") {
+		t.Fatalf("an offline void: exit %d\n%s", code, out)
+	}
+	d.stop(t, 10*time.Second)
+	if b := balance(); b != 9700 {
+		t.Fatalf("balance %d after the offline void, want 9700", b)
+	}
+	d = start(envA)
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		if r, err := w.host.Refunds(ctx, number); err == nil && len(r) == 3 {
+			break
+		} else if time.Now().After(deadline) {
+			t.Fatalf("the owed void did not become a refund within 30 s: %+v %v", r, err)
+		}
+	}
+	in = insert(t, path, 0, vpcd.Options{})
+	if m := d.waitLine(t, "the tap", 20*time.Second, func(m map[string]any) bool { return m["msg"] == "tap" }); m["outcome"] != "ok" {
+		t.Fatalf("the tap after the offline void: %v", m)
+	}
+	if err := in.remove(t); err != nil {
+		t.Fatal(err)
+	}
+	if b := balance(); b != 10000 {
+		t.Fatalf("balance %d after the offline void's refund, want 10000", b)
+	}
+	// The slips: one 冲正退款 per void, naming its sale and refund.
+	ctx20, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	var voidSlips []string
+	for len(voidSlips) < 3 && ctx20.Err() == nil {
+		voidSlips = voidSlips[:0]
+		for _, rc := range p.Receipts() {
+			if text := rc.Text(); strings.Contains(text, "冲正退款") {
+				voidSlips = append(voidSlips, text)
+			}
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if len(voidSlips) != 3 {
+		t.Fatalf("%d void slips printed, want 3", len(voidSlips))
+	}
+	for i, want := range []string{"12.50", "8.00", "3.00"} {
+		if !strings.Contains(voidSlips[i], "原交易") || !strings.Contains(voidSlips[i], want) || !strings.Contains(voidSlips[i], termID+"-V") {
+			t.Errorf("void slip %d lacks its sale, %s or the void's id:\n%s", i, want, voidSlips[i])
+		}
+	}
+	d.stop(t, 10*time.Second)
+
 	// Terminal A with a 1 s window: a sale voided too late keeps its money.
-	envLate := env(storeA, termID, w.secretFile(t, dir), "CARDD_POS_VOID_WINDOW=1s")
+	envLate := env(storeA, termID, secretFileA, "CARDD_POS_VOID_WINDOW=1s")
 	d = start(envLate)
 	in = sell(envLate, "5.00")
 	if err := in.remove(t); err != nil {
@@ -169,8 +234,8 @@ func TestPOSVoidRefundsOnce(t *testing.T) {
 	// The host: one refund per voided sale, tied to its row and TAC, each
 	// consumed once.
 	refunds, err := w.host.Refunds(ctx, number)
-	if err != nil || len(refunds) != 2 {
-		t.Fatalf("host refunds %+v %v; want 2", refunds, err)
+	if err != nil || len(refunds) != 3 {
+		t.Fatalf("host refunds %+v %v; want 3", refunds, err)
 	}
 	st, err := offline.Open(storeA, termID)
 	if err != nil {
@@ -215,7 +280,7 @@ func TestPOSVoidRefundsOnce(t *testing.T) {
 			t.Errorf("refund credit %s: ledger events %v; want one refund, consumed once", r.Credit, ev)
 		}
 	}
-	if ledger.LoadedFen != 1250+800 || ledger.PendingFen != 0 {
-		t.Errorf("host ledger: loaded %d, pending %d; want the two refunds (2050) loaded, none pending", ledger.LoadedFen, ledger.PendingFen)
+	if ledger.LoadedFen != 1250+800+300 || ledger.PendingFen != 0 {
+		t.Errorf("host ledger: loaded %d, pending %d; want the three refunds (2350) loaded, none pending", ledger.LoadedFen, ledger.PendingFen)
 	}
 }
