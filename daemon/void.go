@@ -124,6 +124,8 @@ func (d *Daemon) assembleVoids(link *hostLink) {
 		}}
 	if link != nil {
 		v.client = link.client
+	} else {
+		d.log.Warn("no host.url: voids are journaled, but their refunds wait until a host is configured")
 	}
 	if d.cfg.Printer.Enabled {
 		v.receipt = voidReceipt(d.cfg)
