@@ -2,8 +2,10 @@ package host
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -109,5 +111,39 @@ func testVoidRefusals(t *testing.T) {
 	e.wantRefusal(hostapi.PathVoid, voidRequest(testTerm+"-V5", other, 100), http.StatusConflict, hostapi.CodeNotVoidable)
 	if n := e.count("credits", "note LIKE 'refund%'"); n != 1 {
 		t.Fatalf("%d refund credits after refusals; want 1", n)
+	}
+}
+
+// TestVoidRace: voids of one sale sent at once, each with its own id, make
+// one refund; the others are refused sale_voided.
+func TestVoidRace(t *testing.T) { eachStore(t, testVoidRace) }
+
+func testVoidRace(t *testing.T) {
+	e := newEnv(t, Options{})
+	sale := purchaseRow("7")
+	const n = 6
+	codes := make([]string, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			status, b := e.send(e.signed(hostapi.PathVoid, voidRequest(fmt.Sprintf("%s-V%d", testTerm, i+1), sale, 1250), testTerm, e.secret, time.Now()))
+			var apiErr hostapi.Error
+			json.Unmarshal(b, &apiErr)
+			codes[i] = fmt.Sprint(status, apiErr.Code)
+		})
+	}
+	wg.Wait()
+	made := 0
+	for _, c := range codes {
+		switch c {
+		case "200":
+			made++
+		case "409" + hostapi.CodeSaleVoided:
+		default:
+			t.Errorf("a racing void answered %s", c)
+		}
+	}
+	if made != 1 || e.count("credits", "note LIKE 'refund%'") != 1 || e.count("refunds", "TRUE") != 1 {
+		t.Fatalf("answers %v: %d refunds made; want 1", codes, made)
 	}
 }
