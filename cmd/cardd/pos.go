@@ -58,6 +58,9 @@ func cmdPOS(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err != nil {
 		return err
 	}
+	if sub == "void" {
+		return cmdPOSVoid(ctx, cfg, posArgs, o, stdout)
+	}
 	rt, err := findAPI(cfg)
 	if err != nil {
 		return err
@@ -127,12 +130,6 @@ func cmdPOS(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 			return &exitError{code: 1, err: fmt.Errorf("sale %s not paid: %s", armed.ID.ID, e.Tap.Outcome)}
 		}
 		return fmt.Errorf("no tap paid sale %s within %v; it stays armed (cardd pos cancel to drop it)", armed.ID.ID, o.wait)
-	case "void":
-		req, err := voidRequest(posArgs, o.voidAmount, o.cashier)
-		if err != nil {
-			return err
-		}
-		return posVoid(ctx, rt, req, stdout)
 	case "cancel":
 		if len(posArgs) != 0 {
 			return usageErr("%s", posUsage)

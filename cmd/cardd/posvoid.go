@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/cardd/cardd/config"
 	"github.com/cardd/cardd/daemon"
 	"github.com/cardd/cardd/localapi"
 	"github.com/cardd/cardd/money"
@@ -39,6 +40,21 @@ func voidRequest(args []string, amount, cashier string) (localapi.VoidRequest, e
 	}
 	req.Cashier = cashier
 	return req, nil
+}
+
+// cmdPOSVoid is `cardd pos void`: its arguments checked before the
+// daemon is looked for, so a mistyped amount is a usage error (exit 2)
+// whether or not cardd runs.
+func cmdPOSVoid(ctx context.Context, cfg *config.Config, args []string, o posOptions, stdout io.Writer) error {
+	req, err := voidRequest(args, o.voidAmount, o.cashier)
+	if err != nil {
+		return err
+	}
+	rt, err := findAPI(cfg)
+	if err != nil {
+		return err
+	}
+	return posVoid(ctx, rt, req, stdout)
 }
 
 // posVoid voids a sale at the daemon and says what became of its refund.
