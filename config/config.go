@@ -145,6 +145,9 @@ type POSConfig struct {
 	// 0x15 bytes 28-29: class name to card types in hex ("02": byte 28,
 	// "0201": both). A fixed period prices them by class_prices.
 	Classes map[string][]string `mapstructure:"classes"`
+	// VoidWindow is how long after a sale the cashier may void it (冲正,
+	// cardd pos void): from the sale's write-ahead to the void.
+	VoidWindow time.Duration `mapstructure:"void_window"`
 }
 
 // PSAMConfig says how the POS speaks to its PSAM (docs/psam.md): a profile
@@ -424,7 +427,7 @@ func Default() Config {
 		Log:   LogConfig{Level: "info", Format: "text"},
 		Tap:   TapConfig{Timeout: 3 * time.Second},
 		Load:  LoadConfig{BalanceCap: "1000.00"},
-		POS:   POSConfig{DailyLimit: "200.00", MaxPurchase: "500.00", SAMApps: []string{"1001"}},
+		POS:   POSConfig{DailyLimit: "200.00", MaxPurchase: "500.00", SAMApps: []string{"1001"}, VoidWindow: 5 * time.Minute},
 		PSAM:  PSAMConfig{Profile: "cardd"},
 		// The LCUS-1 USB relay board's channel 1, the most common board.
 		Mifare: MifareConfig{SlotConvention: "acs"},
@@ -550,6 +553,9 @@ func (c *Config) Validate() error {
 	if c.Tap.Timeout <= 0 {
 		p.bad("tap.timeout", c.Tap.Timeout.String(), "must be a positive duration, like \"3s\"")
 	}
+	if w := c.POS.VoidWindow; w < time.Second || w > MaxVoidWindow {
+		p.bad("pos.void_window", w.String(), "must be a duration from 1s to 24h, like \"5m\"")
+	}
 	c.Printer.validate(&p)
 	if n := c.Receipt.StatementLines; n < 0 || n > MaxStatementLines {
 		p.bad("receipt.statement_lines", strconv.Itoa(n), "must be 0..%d (how many of the card's newest transactions a balance slip lists; 0 lists none)", MaxStatementLines)
@@ -664,6 +670,10 @@ func (c *Config) validateMoney(p *problems) {
 		p.bad("pos.max_purchase", c.POS.MaxPurchase, "must be an amount in yuan above 0 and at most 42949672.95, like \"500.00\"")
 	}
 }
+
+// MaxVoidWindow bounds pos.void_window: a void is the cashier's correction
+// of a sale just made, not a refund desk.
+const MaxVoidWindow = 24 * time.Hour
 
 func (c POSConfig) validateApps(p *problems) {
 	if len(c.SAMApps) == 0 {

@@ -174,6 +174,8 @@ func TestBadValues(t *testing.T) {
 		{name: "negative daily limit", file: "pos:\n  daily_limit: \"-1\"\n", key: "pos.daily_limit", value: "-1", in: "0 (no limit)"},
 		{name: "daily limit with a float's digits", env: map[string]string{"CARDD_POS_DAILY_LIMIT": "200.001"}, key: "pos.daily_limit", value: "200.001", in: "amount in yuan"},
 		{name: "zero max purchase", file: "pos:\n  max_purchase: \"0\"\n", key: "pos.max_purchase", value: "0", in: "above 0"},
+		{name: "zero void window", file: "pos:\n  void_window: 0s\n", key: "pos.void_window", value: "0s", in: "from 1s to 24h"},
+		{name: "void window of days", env: map[string]string{"CARDD_POS_VOID_WINDOW": "48h"}, key: "pos.void_window", value: "48h0m0s", in: "from 1s to 24h"},
 		{name: "SAM app of 3 digits", file: "pos:\n  sam_apps: [\"100\"]\n", key: "pos.sam_apps", value: "100", in: "entry 1 must be a file id"},
 		{name: "unknown PSAM profile", file: "psam:\n  profile: shanghai\n", key: "psam.profile", value: "shanghai", in: "not a built-in profile (cardd, cityunion, tunion)"},
 		{name: "PSAM key index 0", env: map[string]string{"CARDD_PSAM_PROFILE": "cityunion key_index=0"}, key: "psam.profile", value: "cityunion key_index=0", in: "key_index=0: want 1 to 255, or psam"},

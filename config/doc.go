@@ -47,6 +47,7 @@
 //	pos.daily_limit      CARDD_POS_DAILY_LIMIT                     "200.00" (yuan a card spends a day without its PIN; "0": none)
 //	pos.max_purchase     CARDD_POS_MAX_PURCHASE                    "500.00" (yuan; the largest sale that can be armed)
 //	pos.sam_apps         CARDD_POS_SAM_APPS                        ["1001"] (PSAM purchase DF: file id or AID, hex)
+//	pos.void_window      CARDD_POS_VOID_WINDOW                     5m (1s to 24h: how long after a sale it may be voided)
 //	pos.periods          CARDD_POS_PERIODS                         [] (meal periods: name, start, end, mode keyed|fixed|menu, price, prices, max_count, max_amount, class_prices)
 //	pos.classes          CARDD_POS_CLASSES                         {} (identity classes: name to card types in hex, EF 0x15 byte 28 "02" or bytes 28-29 "0201")
 //	psam.profile         CARDD_PSAM_PROFILE                        cardd (built-in cardd|cityunion|tunion and/or settings; docs/psam.md)

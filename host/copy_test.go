@@ -96,6 +96,11 @@ func populate(t *testing.T, e *env) string {
 	if err := tx.Commit(); err != nil {
 		t.Fatal(err)
 	}
+	// The refund of a voided sale, the first of them.
+	voided := hostapi.JournalRow{ID: "r-000000", Card: testNumber, AmountFen: 1, TAC: "A1B2C3D4"}
+	if _, _, err := e.st.refund(ctx, testTerm, hostapi.VoidRequest{ID: "v-1", Sale: voided, AmountFen: 1, Time: now.Format(time.RFC3339)}, now); err != nil {
+		t.Fatal(err)
+	}
 	return cursor.NextCursor
 }
 

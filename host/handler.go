@@ -163,6 +163,7 @@ func NewHandler(store *Store, keys *Keys, opt Options) *Handler {
 		hostapi.PathJournal:       h.journal,
 		hostapi.PathHeartbeat:     h.heartbeat,
 		hostapi.PathAccess:        h.access,
+		hostapi.PathVoid:          h.void,
 	}
 	h.addTopupRoutes(opt.Topups)
 	return h
@@ -352,17 +353,27 @@ func (h *Handler) journal(ctx context.Context, term string, body []byte, now tim
 	if err := decode(body, &req); err != nil {
 		return nil, err
 	}
-	res, err := h.store.storeJournal(ctx, term, req.Rows, rowChecker{now: now, amountCap: max(MaxJournalAmountFen, h.rules.BalanceCap)})
+	res, err := h.store.storeJournal(ctx, term, req.Rows, h.rowChecker(now))
 	if err != nil {
 		return nil, err
 	}
+	h.logJournal(term, res)
+	return res.JournalResponse, nil
+}
+
+// rowChecker checks journal rows at now against the host's amount cap.
+func (h *Handler) rowChecker(now time.Time) rowChecker {
+	return rowChecker{now: now, amountCap: max(MaxJournalAmountFen, h.rules.BalanceCap)}
+}
+
+// logJournal logs what storeJournal alarmed and refused.
+func (h *Handler) logJournal(term string, res JournalResult) {
 	for _, a := range res.Alarms {
 		h.log.Error("terminal sent a settled journal row changed", "terminal", term, "detail", a)
 	}
 	for _, rf := range res.Refused {
 		h.log.Warn("journal row refused", "terminal", term, "index", rf.Index, "id", rf.ID, "code", rf.Code, "reason", rf.Reason)
 	}
-	return res.JournalResponse, nil
 }
 
 func (h *Handler) heartbeat(ctx context.Context, term string, body []byte, now time.Time) (any, error) {

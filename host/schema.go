@@ -220,6 +220,30 @@ CREATE TABLE paysim_orders (
 	created     TEXT NOT NULL
 );
 `,
+	// VOIDS: refunds of sales voided at a terminal (冲正): each a credit for
+	// the sale's card, one per sale (per terminal's row, and per card's
+	// purchase counter, whichever terminal asks).
+	`
+CREATE TABLE refunds (
+	terminal   TEXT NOT NULL,              -- the terminal that voided, whose sale it was
+	void_id    TEXT NOT NULL,              -- the terminal's id of the void
+	sale_id    TEXT NOT NULL,              -- the sale's journal row id, of that terminal
+	card       TEXT NOT NULL REFERENCES cards(number),
+	purse      TEXT NOT NULL,
+	counter    INTEGER NOT NULL,           -- the sale's purchase counter
+	sale_tac   TEXT NOT NULL,
+	sale_fen   INTEGER NOT NULL,
+	amount_fen INTEGER NOT NULL CHECK (amount_fen > 0 AND amount_fen <= sale_fen),
+	credit     TEXT NOT NULL UNIQUE REFERENCES credits(id),
+	voided_at  TEXT NOT NULL,              -- the terminal's time of the void, RFC 3339
+	created    TEXT NOT NULL,
+	PRIMARY KEY (terminal, void_id),
+	UNIQUE (terminal, sale_id)
+);
+-- A card's purchase counter names one debit: a second terminal's copy of it
+-- gets no second refund.
+CREATE UNIQUE INDEX refunds_one_per_debit ON refunds(card, purse, counter) WHERE purse IN ('EP', 'ED');
+`,
 }
 
 // schemaVersion is the version this binary writes, the same on both

@@ -96,6 +96,12 @@ type Server struct {
 	// Topup, when set (mode kiosk, kiosk.topup.enabled), takes top-ups
 	// paid by phone for the card on the reader (topup.go).
 	Topup *Topup
+	// Voids, when set (mode pos), voids sales for POST /v1/purchase/void;
+	// without it a void is refused with 409.
+	Voids Voider
+	// VoidTimeout, when above 0, bounds a void's handling (the host's
+	// answer and the refund's tap), past the server's write timeout.
+	VoidTimeout time.Duration
 
 	Hub Hub
 
@@ -293,6 +299,7 @@ var routes = []route{
 	{http.MethodPost, "/v1/receipts", func(s *Server) http.HandlerFunc { return s.authed(pageMay, s.postReceipt) }},
 	{http.MethodPost, "/v1/purchase/arm", func(s *Server) http.HandlerFunc { return s.authed(posOnly, s.arm) }},
 	{http.MethodDelete, "/v1/purchase/arm", func(s *Server) http.HandlerFunc { return s.authed(posOnly, s.disarm) }},
+	{http.MethodPost, "/v1/purchase/void", func(s *Server) http.HandlerFunc { return s.authed(posOnly, s.void) }},
 	{http.MethodGet, "/v1/topup", func(s *Server) http.HandlerFunc { return s.authed(pageMay, s.topupOptions) }},
 	{http.MethodPost, "/v1/topup", func(s *Server) http.HandlerFunc { return s.authed(pageMay, s.postTopup) }},
 	{http.MethodGet, "/v1/topup/{id}", func(s *Server) http.HandlerFunc { return s.authed(pageMay, s.getTopup) }},

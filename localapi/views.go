@@ -23,6 +23,7 @@ const (
 	EventReceipt     = "receipt"      // a receipt asked through the API moved: Receipt
 	EventSale        = "sale"         // a POS sale was armed (Sale) or disarmed (no Sale)
 	EventTopup       = "topup"        // a kiosk top-up's order was paid, or its money written or not: Topup
+	EventVoid        = "void"         // a POS sale was voided: Void
 )
 
 // Event is one message of the /v1/events stream; only the fields of its
@@ -39,6 +40,7 @@ type Event struct {
 	Status  *Status       `json:"status,omitempty"`
 	Sale    *tap.SaleView `json:"sale,omitempty"`
 	Topup   *TopupView    `json:"topup,omitempty"`
+	Void    *VoidOutcome  `json:"void,omitempty"`
 }
 
 // CardView is a card as the screen shows it. The number is masked: the

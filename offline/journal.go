@@ -135,21 +135,29 @@ func scanRow(sc scanner) (Row, error) {
 	return r, nil
 }
 
-func queryRows(ctx context.Context, q interface {
+func queryRows(ctx context.Context, q querier, query string, args ...any) ([]Row, error) {
+	return queryAll(ctx, q, scanRow, query, args...)
+}
+
+// querier is what a query runs on: the database or a transaction.
+type querier interface {
 	QueryContext(context.Context, string, ...any) (*sql.Rows, error)
-}, query string, args ...any) ([]Row, error) {
+}
+
+// queryAll runs query and scans every row it returns with scan.
+func queryAll[T any](ctx context.Context, q querier, scan func(scanner) (T, error), query string, args ...any) ([]T, error) {
 	rows, err := q.QueryContext(ctx, query, args...)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	var out []Row
+	var out []T
 	for rows.Next() {
-		r, err := scanRow(rows)
+		v, err := scan(rows)
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, r)
+		out = append(out, v)
 	}
 	return out, rows.Err()
 }

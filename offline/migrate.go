@@ -131,6 +131,30 @@ CREATE INDEX journal_refused ON journal (seq) WHERE refused_rev > 0;
 	`
 CREATE INDEX journal_owed_card ON journal (card, seq) WHERE kind = 'load' AND completion_reported = 0;
 `,
+	// VOIDS: the cashier's voids (冲正) of this terminal's sales, journaled
+	// before anything else, one per sale, and owed to the host, which makes
+	// each the refund credit of its sale.
+	`
+CREATE TABLE voids (
+	seq         INTEGER PRIMARY KEY AUTOINCREMENT,
+	terminal    TEXT    NOT NULL CHECK (length(terminal) = 12),
+	-- sale_seq is the purchase row voided; UNIQUE: a sale is voided once.
+	-- No foreign key: the journal row may be purged first, long after.
+	sale_seq    INTEGER NOT NULL UNIQUE,
+	card        TEXT    NOT NULL CHECK (card <> ''),
+	amount_fen  INTEGER NOT NULL CHECK (amount_fen > 0),
+	cashier     TEXT    NOT NULL DEFAULT '',
+	-- owed: not yet answered by the host; refunded: the host made credit_id;
+	-- refused: the host refused it for good (host_reason).
+	state       TEXT    NOT NULL CHECK (state IN ('owed', 'refunded', 'refused')),
+	credit_id   TEXT    NOT NULL DEFAULT '',
+	host_reason TEXT    NOT NULL DEFAULT '',
+	created     INTEGER NOT NULL, -- Unix nanoseconds
+	updated     INTEGER NOT NULL
+);
+CREATE INDEX voids_owed ON voids (seq) WHERE state = 'owed';
+CREATE INDEX voids_created ON voids (created);
+`,
 }
 
 // SchemaVersion is the user_version this code writes and understands; a

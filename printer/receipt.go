@@ -23,6 +23,7 @@ const (
 	KindPurchase                 // 消费成功: a purchase debited at the POS
 	KindTest                     // 测试页: the operator's print test
 	KindInvoice                  // 扫码开票: a top-up's invoicing page, as a QR code
+	KindVoid                     // 冲正退款: a sale voided, its refund owed to the card
 )
 
 var kindTitles = map[Kind]string{
@@ -31,6 +32,7 @@ var kindTitles = map[Kind]string{
 	KindPurchase: "消费成功",
 	KindTest:     "测试页",
 	KindInvoice:  "扫码开票",
+	KindVoid:     "冲正退款",
 }
 
 // String returns the kind's title, as printed.
@@ -56,6 +58,8 @@ const (
 	LabelPurchase      = "消费金额"
 	LabelReference     = "交易参考号"
 	LabelOrder         = "订单号"
+	LabelVoidedSale    = "原交易"
+	LabelRefund        = "退款金额"
 )
 
 // Labels of a split sale's slip (组合支付): the whole sale, the card's part,
@@ -94,6 +98,9 @@ type Receipt struct {
 	// slip prints it as a QR code whatever Options.Symbol says, since only
 	// a phone's camera can take a cardholder to a URL.
 	Link string
+	// Voided is a void slip's sale: the journal row id of the sale voided
+	// (KindVoid only; Reference is the void's own id).
+	Voided string
 	// Statement is the card's newest transactions, newest first, on a
 	// balance slip (KindBalance only); as many as given are printed.
 	Statement []StatementLine
@@ -259,6 +266,9 @@ func layout(r Receipt, cols int) (lines []Line, symbolAt int) {
 		pair(LabelBalance, money.Format(r.Balance))
 	case KindInvoice:
 		pair(LabelTopUp, money.Format(r.Amount))
+	case KindVoid:
+		pair(LabelVoidedSale, clean(r.Voided))
+		pair(LabelRefund, money.Format(r.Amount))
 	case KindTest:
 		add(Line{Text: strings.Repeat("1234567890", cols/10+1)[:cols]})
 		add(Line{Text: truncate(strings.Repeat("中文打印测试", cols/12+1), cols)})
@@ -455,7 +465,7 @@ func Encode(r Receipt, opt Options) ([]byte, error) {
 		return nil, err
 	}
 	if _, ok := kindTitles[r.Kind]; !ok {
-		return nil, fmt.Errorf("printer: receipt kind %d: want KindBalance, KindTopUp, KindPurchase, KindTest or KindInvoice", int(r.Kind))
+		return nil, fmt.Errorf("printer: receipt kind %d: want KindBalance, KindTopUp, KindPurchase, KindTest, KindInvoice or KindVoid", int(r.Kind))
 	}
 	if opt.Mode == TextRaster && opt.Font == nil {
 		return nil, fmt.Errorf("printer: raster text mode needs a font: set the printer's font file")

@@ -35,11 +35,12 @@ func sample(k Kind) Receipt {
 		Amount:        5000,
 		Balance:       6200,
 		Reference:     "TU202503041230050001",
+		Voided:        "000000000001-42",
 		Footer:        []string{"谢谢惠顾", "", "客服电话 400-000-0000"},
 	}
 }
 
-var kinds = []Kind{KindBalance, KindTopUp, KindPurchase, KindTest}
+var kinds = []Kind{KindBalance, KindTopUp, KindPurchase, KindTest, KindVoid}
 
 // TestTextTopUp pins one receipt to the character, at both widths.
 func TestTextTopUp(t *testing.T) {
@@ -121,6 +122,7 @@ func TestTextEveryKind(t *testing.T) {
 		KindTopUp:    {LabelBalanceBefore, "12.00", LabelTopUp, "50.00", LabelBalanceAfter, "62.00"},
 		KindPurchase: {LabelPurchase, "50.00", LabelBalance, "62.00"},
 		KindTest:     nil,
+		KindVoid:     {LabelVoidedSale, "000000000001-42", LabelRefund, "50.00"},
 	}
 	for _, k := range kinds {
 		for _, cols := range []int{32, 48} {

@@ -308,7 +308,7 @@ func (s *Syncer) accessOnce(ctx context.Context) (bool, error) {
 }
 
 // uploadOnce reports owed load completions first (they release or consume
-// money at the host), then one batch of journal rows.
+// money at the host), then owed voids, then one batch of journal rows.
 func (s *Syncer) uploadOnce(ctx context.Context) (bool, error) {
 	batch := s.BatchSize
 	if batch <= 0 {
@@ -350,6 +350,10 @@ func (s *Syncer) uploadOnce(ctx context.Context) (bool, error) {
 		if err := s.Store.MarkCompletionReported(ctx, row.ID); err != nil {
 			return false, err
 		}
+	}
+	// A void carries its sale: it does not wait for the journal's turn.
+	if err := s.sendVoids(ctx, batch); err != nil {
+		later = errors.Join(later, err)
 	}
 	rows, err := s.Store.Unacked(ctx, batch)
 	if err != nil || len(rows) == 0 {

@@ -40,6 +40,9 @@ type loadNowState struct {
 type loadNowRequest struct {
 	reader, card string
 	done         chan Result // buffered: Run never waits for the caller
+	// loadOnly: a refund's tap (RefundNow), which charges no sale;
+	// reader "" then means whichever card reader holds the card.
+	loadOnly bool
 }
 
 // requests is the channel LoadNow hands its requests to Run on.
@@ -75,6 +78,10 @@ func (r *Runner) LoadNow(ctx context.Context, readerName, card string) (Result, 
 
 // loadNow runs req on Run's goroutine.
 func (r *Runner) loadNow(ctx context.Context, open openFunc, req loadNowRequest) {
+	if req.loadOnly {
+		r.refundNow(ctx, open, req)
+		return
+	}
 	ev, ok := r.now.cards[req.reader]
 	if !ok || r.Roles.Of(req.reader) != reader.RoleCard {
 		req.done <- Result{Reader: req.reader, Err: ErrNoCard}

@@ -648,6 +648,9 @@ func (r *Runner) decide(ctx context.Context, t apdu.Transmitter, res *Result, do
 // every step so far. A denied or expired card pays nothing, but its
 // unfinished purchases are still settled: that changes nothing on it.
 func (r *Runner) pay(ctx context.Context, t apdu.Transmitter, res *Result, openSAM func() (SAMSession, error), after *afterCard) {
+	if loadsOnly(ctx) {
+		return // a refund's tap (RefundNow): an armed sale waits for the next
+	}
 	balance := res.Read.Balance
 	if res.Load != nil {
 		balance = res.Load.Balance
@@ -690,7 +693,7 @@ func (r *Runner) m1(ctx context.Context, t apdu.Transmitter, res *Result, after 
 		res.Load, err = &lrep, lerr
 		rep.Balance = lrep.Balance
 	}
-	if err == nil {
+	if err == nil && !loadsOnly(ctx) {
 		rep, err = r.Purchaser.chargeM1(ctx, t, rep, after)
 	}
 	res.Purchase, res.Err = &rep, err

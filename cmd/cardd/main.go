@@ -50,6 +50,8 @@ commands:
            arm a sale at a running POS (mode pos) for the next tap
   pos cancel
            drop the armed sale
+  pos void [SALE] [--amount A] [--cashier ID]
+           void the last sale (or SALE) within pos.void_window; its refund goes to the card
   version  print the version
 
 Run 'cardd <command> --help' for the flags of a command.

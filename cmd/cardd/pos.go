@@ -43,7 +43,8 @@ func findAPI(cfg *config.Config) (daemon.RuntimeAPI, error) {
 
 const posUsage = `usage: cardd pos charge AMOUNT [--pin-stdin] [--wait D]   arm a sale of AMOUNT yuan for the next tap
        cardd pos charge AMOUNT --split [--cap C] ...       the card pays what it holds (at most C), the rest is to collect
-       cardd pos cancel                                    disarm the sale`
+       cardd pos cancel                                    disarm the sale
+       cardd pos void [SALE] [--amount A] [--cashier ID]   void the last sale (or journal row SALE) within pos.void_window: its refund goes to the card`
 
 // cmdPOS arms and disarms sales at a running POS daemon, through its local
 // API, as a POS app does.
@@ -52,19 +53,13 @@ func cmdPOS(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return usageErr("%s", posUsage)
 	}
 	sub, rest := args[0], args[1:]
-	var pinStdin, split bool
-	var wait time.Duration
-	var capArg string
-	cfg, posArgs, err := loadConfigArgs("pos "+sub, rest, func(fs *pflag.FlagSet) {
-		if sub == "charge" {
-			fs.BoolVar(&pinStdin, "pin-stdin", false, "read the cardholder's PIN from standard input (needed above the daily limit)")
-			fs.DurationVar(&wait, "wait", 0, "wait this long for the tap that pays, and print its outcome (0: return once armed)")
-			fs.BoolVar(&split, "split", false, "split payment: the card pays what it holds, the rest is collected by other means")
-			fs.StringVar(&capArg, "cap", "", "with --split, the most the card may pay, in yuan")
-		}
-	})
+	var o posOptions
+	cfg, posArgs, err := loadConfigArgs("pos "+sub, rest, o.flags(sub))
 	if err != nil {
 		return err
+	}
+	if sub == "void" {
+		return cmdPOSVoid(ctx, cfg, posArgs, o, stdout)
 	}
 	rt, err := findAPI(cfg)
 	if err != nil {
@@ -79,11 +74,11 @@ func cmdPOS(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		if err != nil || fen <= 0 {
 			return usageErr("amount %q: want yuan above 0 with at most two decimals, like 12.50", posArgs[0])
 		}
-		req, err := splitRequest(fen, split, capArg)
+		req, err := splitRequest(fen, o.split, o.capArg)
 		if err != nil {
 			return err
 		}
-		if pinStdin {
+		if o.pinStdin {
 			line, err := bufio.NewReader(os.Stdin).ReadString('\n')
 			if err != nil && !errors.Is(err, io.EOF) {
 				return fmt.Errorf("reading the PIN: %w", err)
@@ -92,8 +87,8 @@ func cmdPOS(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		}
 		// Follow the events first, so the tap cannot pass before we look.
 		var events <-chan localapi.Event
-		if wait > 0 {
-			wctx, cancel := context.WithTimeout(ctx, wait)
+		if o.wait > 0 {
+			wctx, cancel := context.WithTimeout(ctx, o.wait)
 			defer cancel()
 			if events, err = streamEvents(wctx, rt); err != nil {
 				return err
@@ -108,7 +103,7 @@ func cmdPOS(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 			return err
 		}
 		fmt.Fprintf(stdout, "sale %s of %s armed: tap the card\n", armed.ID.ID, money.Format(fen))
-		if wait == 0 {
+		if o.wait == 0 {
 			return nil
 		}
 		for e := range events {
@@ -134,7 +129,7 @@ func cmdPOS(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 			fmt.Fprintf(stdout, "not paid (%s): %s\n", e.Tap.Outcome, e.Tap.Error)
 			return &exitError{code: 1, err: fmt.Errorf("sale %s not paid: %s", armed.ID.ID, e.Tap.Outcome)}
 		}
-		return fmt.Errorf("no tap paid sale %s within %v; it stays armed (cardd pos cancel to drop it)", armed.ID.ID, wait)
+		return fmt.Errorf("no tap paid sale %s within %v; it stays armed (cardd pos cancel to drop it)", armed.ID.ID, o.wait)
 	case "cancel":
 		if len(posArgs) != 0 {
 			return usageErr("%s", posUsage)
@@ -148,6 +143,29 @@ func cmdPOS(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	return usageErr("unknown pos command %q\n%s", sub, posUsage)
 }
 
+// posOptions are the flags of `cardd pos`'s subcommands.
+type posOptions struct {
+	pinStdin, split             bool
+	wait                        time.Duration
+	capArg, voidAmount, cashier string
+}
+
+// flags registers the flags of subcommand sub.
+func (o *posOptions) flags(sub string) func(fs *pflag.FlagSet) {
+	return func(fs *pflag.FlagSet) {
+		switch sub {
+		case "charge":
+			fs.BoolVar(&o.pinStdin, "pin-stdin", false, "read the cardholder's PIN from standard input (needed above the daily limit)")
+			fs.DurationVar(&o.wait, "wait", 0, "wait this long for the tap that pays, and print its outcome (0: return once armed)")
+			fs.BoolVar(&o.split, "split", false, "split payment: the card pays what it holds, the rest is collected by other means")
+			fs.StringVar(&o.capArg, "cap", "", "with --split, the most the card may pay, in yuan")
+		case "void":
+			fs.StringVar(&o.voidAmount, "amount", "", "refund this much of the sale, in yuan (default: the whole sale)")
+			fs.StringVar(&o.cashier, "cashier", "", "who voids, for the journal and the shift")
+		}
+	}
+}
+
 // apiTimeout bounds one call to the local API: a daemon that accepts and
 // never answers must not hang the cashier's command.
 var apiTimeout = 15 * time.Second
@@ -155,7 +173,12 @@ var apiTimeout = 15 * time.Second
 // apiCall sends one request to the local API and decodes its answer into
 // out (when not nil); a 4xx or 5xx is an error with the API's reason.
 func apiCall(ctx context.Context, rt daemon.RuntimeAPI, method, path string, body, out any) error {
-	ctx, cancel := context.WithTimeout(ctx, apiTimeout)
+	return apiCallWithin(ctx, apiTimeout, rt, method, path, body, out)
+}
+
+// apiCallWithin is apiCall bounded by timeout.
+func apiCallWithin(ctx context.Context, timeout time.Duration, rt daemon.RuntimeAPI, method, path string, body, out any) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	var rd io.Reader
 	if body != nil {

@@ -16,6 +16,7 @@ const (
 	KindPurchase = "purchase"
 	KindTest     = "test"
 	KindInvoice  = "invoice"
+	KindVoid     = "void"
 )
 
 var kinds = map[string]printer.Kind{
@@ -24,6 +25,7 @@ var kinds = map[string]printer.Kind{
 	KindPurchase: printer.KindPurchase,
 	KindTest:     printer.KindTest,
 	KindInvoice:  printer.KindInvoice,
+	KindVoid:     printer.KindVoid,
 }
 
 // Facts is what a queued receipt says about its operation: the body stored
@@ -54,6 +56,8 @@ type Facts struct {
 	// Link is an invoice slip's QR code: the invoicing page of the order
 	// in Reference.
 	Link string `json:"link,omitempty"`
+	// Voided is a void slip's sale: the journal row id of the sale voided.
+	Voided string `json:"voided,omitempty"`
 	// Transactions is the card's newest transactions, newest first, for a
 	// balance slip's statement: as many as the slip is to list
 	// (receipt.statement_lines). Facts stored before the field existed
@@ -86,7 +90,7 @@ type StatementLine struct {
 // NewReceipt encodes f for the queue.
 func (f Facts) NewReceipt() (offline.NewReceipt, error) {
 	if _, ok := kinds[f.Kind]; !ok {
-		return offline.NewReceipt{}, fmt.Errorf("spool: receipt kind %q: want balance, topup, purchase, test or invoice", f.Kind)
+		return offline.NewReceipt{}, fmt.Errorf("spool: receipt kind %q: want balance, topup, purchase, test, invoice or void", f.Kind)
 	}
 	if len(f.Transactions) > 0 && f.Kind != KindBalance {
 		return offline.NewReceipt{}, fmt.Errorf("spool: a %s receipt with %d transactions: only a balance slip lists them", f.Kind, len(f.Transactions))
@@ -129,7 +133,7 @@ func (r Renderer) Receipt(q offline.Receipt) (printer.Receipt, error) {
 	}
 	return printer.Receipt{Kind: k, Merchant: r.Merchant, TerminalID: f.TerminalID, Time: f.Time,
 		CardNumber: f.Card, Issuer: f.Issuer, Holder: f.Holder, BalanceBefore: f.BalanceBeforeFen, Amount: f.AmountFen,
-		Balance: f.BalanceFen, Sale: f.SaleFen, Collect: f.CollectFen, Reference: f.Reference, Link: f.Link, Statement: st, Footer: footer}, nil
+		Balance: f.BalanceFen, Sale: f.SaleFen, Collect: f.CollectFen, Reference: f.Reference, Link: f.Link, Voided: f.Voided, Statement: st, Footer: footer}, nil
 }
 
 // Render returns the ESC/POS bytes of q; it fits Worker.Render.
