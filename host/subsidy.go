@@ -71,11 +71,11 @@ func (n *NewSubsidy) check(now time.Time) error {
 		return fmt.Errorf("subsidy purse %v: want EP or ED", n.Purse)
 	}
 	n.NotBefore, n.Expires = n.NotBefore.Truncate(time.Second), n.Expires.Truncate(time.Second)
-	if !n.Expires.After(n.NotBefore) {
-		return fmt.Errorf("subsidy window %s to %s: the expiry must come after the start", n.NotBefore.Format(time.RFC3339), n.Expires.Format(time.RFC3339))
-	}
 	if !n.Expires.After(now) {
 		return fmt.Errorf("subsidy expiry %s is past: no card could pick it up", n.Expires.Format(time.RFC3339))
+	}
+	if !n.Expires.After(n.NotBefore) {
+		return fmt.Errorf("subsidy window %s to %s: the expiry must come after the start", n.NotBefore.Format(time.RFC3339), n.Expires.Format(time.RFC3339))
 	}
 	if utf8.RuneCountInString(n.Note) > maxNoteLen || !utf8.ValidString(n.Note) {
 		return fmt.Errorf("subsidy note: want UTF-8 text of at most %d characters", maxNoteLen)
