@@ -131,6 +131,15 @@ CREATE INDEX journal_refused ON journal (seq) WHERE refused_rev > 0;
 	`
 CREATE INDEX journal_owed_card ON journal (card, seq) WHERE kind = 'load' AND completion_reported = 0;
 `,
+	// subsidies (补助): a cached credit's kind, batch, the purse it must be
+	// loaded onto ('' any) and its pick-up window (UnixNano, 0 none).
+	`
+ALTER TABLE credits ADD COLUMN kind TEXT NOT NULL DEFAULT '';
+ALTER TABLE credits ADD COLUMN subsidy TEXT NOT NULL DEFAULT '';
+ALTER TABLE credits ADD COLUMN purse TEXT NOT NULL DEFAULT '';
+ALTER TABLE credits ADD COLUMN not_before INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE credits ADD COLUMN expires INTEGER NOT NULL DEFAULT 0;
+`,
 }
 
 // SchemaVersion is the user_version this code writes and understands; a
