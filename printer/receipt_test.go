@@ -39,7 +39,7 @@ func sample(k Kind) Receipt {
 	}
 }
 
-var kinds = []Kind{KindBalance, KindTopUp, KindPurchase, KindTest}
+var kinds = []Kind{KindBalance, KindTopUp, KindPurchase, KindTest, KindSubsidy}
 
 // TestTextTopUp pins one receipt to the character, at both widths.
 func TestTextTopUp(t *testing.T) {
@@ -121,6 +121,7 @@ func TestTextEveryKind(t *testing.T) {
 		KindTopUp:    {LabelBalanceBefore, "12.00", LabelTopUp, "50.00", LabelBalanceAfter, "62.00"},
 		KindPurchase: {LabelPurchase, "50.00", LabelBalance, "62.00"},
 		KindTest:     nil,
+		KindSubsidy:  {LabelBalanceBefore, "12.00", LabelSubsidy, "50.00", LabelBalanceAfter, "62.00"},
 	}
 	for _, k := range kinds {
 		for _, cols := range []int{32, 48} {

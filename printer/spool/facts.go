@@ -16,6 +16,7 @@ const (
 	KindPurchase = "purchase"
 	KindTest     = "test"
 	KindInvoice  = "invoice"
+	KindSubsidy  = "subsidy"
 )
 
 var kinds = map[string]printer.Kind{
@@ -24,6 +25,7 @@ var kinds = map[string]printer.Kind{
 	KindPurchase: printer.KindPurchase,
 	KindTest:     printer.KindTest,
 	KindInvoice:  printer.KindInvoice,
+	KindSubsidy:  printer.KindSubsidy,
 }
 
 // Facts is what a queued receipt says about its operation: the body stored
