@@ -296,11 +296,15 @@ func testSubsidyRefusedAfterExpiryBeforeJob(t *testing.T) {
 
 func TestSubsidyAddRefusesBadBatch(t *testing.T) {
 	e, now := subsidyEnv(t)
+	if _, err := e.st.RegisterM1(context.Background(), "04A1B2C3", "王五", "operator test", *now); err != nil {
+		t.Fatal(err)
+	}
 	good := NewSubsidy{AmountFen: 100, Purse: epurse.PurseEP, NotBefore: *now, Expires: now.Add(time.Hour), Cards: subsidyCards}
 	for name, mod := range map[string]func(*NewSubsidy){
 		"zero amount":   func(n *NewSubsidy) { n.AmountFen = 0 },
 		"no cards":      func(n *NewSubsidy) { n.Cards = nil },
 		"bad card":      func(n *NewSubsidy) { n.Cards = []string{"12"} },
+		"M1 wallet":     func(n *NewSubsidy) { n.Cards = []string{"uid:04A1B2C3"} },
 		"window":        func(n *NewSubsidy) { n.Expires = n.NotBefore },
 		"expired":       func(n *NewSubsidy) { n.NotBefore, n.Expires = now.Add(-2*time.Hour), now.Add(-time.Hour) },
 		"id":            func(n *NewSubsidy) { n.ID = "no spaces" },

@@ -169,3 +169,34 @@ func TestSubsidyEDCutRecovers(t *testing.T) {
 		})
 	}
 }
+
+// TestSubsidyWithdrawnWhileCached: a terminal whose clock still finds a
+// cached subsidy within its window asks the host, which withdrew it (404):
+// nothing is loaded, and the cache forgets it, so the next tap does not
+// even ask.
+func TestSubsidyWithdrawnWhileCached(t *testing.T) {
+	w := newLoadWorld(t, 1000)
+	now := w.l.Now()
+	w.subsidize(0, "b", "EP", now.Add(-time.Hour), now.Add(time.Hour))
+	ctx := context.Background()
+	if err := w.store.ApplyPull(ctx, []offline.Credit{cacheOf(w.host.credits[0])}, nil, nil, "1"); err != nil {
+		t.Fatal(err)
+	}
+	w.host.credits = nil // withdrawn at the host; this terminal has not pulled since
+	h := &countAuth{fakeLoadHost: w.host, asked: map[string]int{}}
+	w.l.Host, w.l.CreditsFresh = h, time.Hour
+	start := w.card.File().EPBalance
+	rep, err := w.tap(t, w.card)
+	if err != nil || len(rep.Loads) != 1 || rep.Loads[0].Applied || h.asked["cr-1"] != 1 {
+		t.Fatalf("tap %+v (%v), asked %v: want the withdrawn subsidy refused by the host", rep, err, h.asked)
+	}
+	if cached, err := w.store.CreditsFor(ctx, testNumber); err != nil || len(cached) != 0 {
+		t.Fatalf("cache after the refusal %+v (%v), want it dropped", cached, err)
+	}
+	if rep, err := w.tap(t, w.card); err != nil || len(rep.Loads) != 0 || h.asked["cr-1"] != 1 {
+		t.Fatalf("next tap %+v (%v), asked %v", rep, err, h.asked)
+	}
+	if w.card.File().EPBalance != start {
+		t.Fatal("a withdrawn subsidy loaded")
+	}
+}
