@@ -76,6 +76,9 @@ func loadReceipt(cfg *config.Config) func(cr *tap.CardRead, row offline.Row) (of
 		f := spool.Facts{Kind: spool.KindTopUp, Time: time.Now(), TerminalID: cfg.Terminal.ID, Card: row.Card,
 			BalanceBeforeFen: row.BalanceFen, AmountFen: row.AmountFen, BalanceFen: row.BalanceFen + row.AmountFen,
 			Reference: row.ID}
+		if _, ok := tap.SubsidyOf(row); ok {
+			f.Kind = spool.KindSubsidy // 补助到账, not 充值成功
+		}
 		cardFacts(&f, cr)
 		return f.NewReceipt()
 	}

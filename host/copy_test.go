@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cardd/cardd/apdu/epurse"
 	"github.com/cardd/cardd/hostapi"
 )
 
@@ -47,6 +48,11 @@ func populate(t *testing.T, e *env) string {
 	var cursor hostapi.PullResponse
 	e.mustCall(hostapi.PathPull, hostapi.PullRequest{}, &cursor)
 	e.addCredit(1200)
+	// A subsidy batch, with its card's credit bound to its purse and window.
+	if _, _, err := e.st.AddSubsidy(ctx, NewSubsidy{ID: "copy-batch", AmountFen: 600, Purse: epurse.PurseEP, NotBefore: now, Expires: now.Add(time.Hour),
+		Cards: []string{testNumber}}, "operator test", now); err != nil {
+		t.Fatal(err)
+	}
 
 	// Deny, undeny, deny again: three changes and a row in deny.
 	other := "6222020000000017"

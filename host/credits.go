@@ -83,12 +83,15 @@ func addChange(tx *sql.Tx, credit, state, number string, now time.Time) error {
 	return err
 }
 
-const creditColumns = `id, card, amount_fen, note, state, created, coalesce(consumed_at, ''), coalesce(consumed_tac, ''), coalesce(consumed_by, '')`
+var creditColumns = `id, card, amount_fen, note, state, created, coalesce(consumed_at, ''), coalesce(consumed_tac, ''), coalesce(consumed_by, ''),
+	` + subsidyColumns
 
 func scanCredit(sc interface{ Scan(...any) error }) (CreditInfo, error) {
 	var c CreditInfo
-	err := sc.Scan(&c.ID, &c.Card, &c.AmountFen, &c.Note, &c.State, &c.Created, &c.ConsumedAt, &c.ConsumedTAC, &c.ConsumedBy)
+	err := sc.Scan(&c.ID, &c.Card, &c.AmountFen, &c.Note, &c.State, &c.Created, &c.ConsumedAt, &c.ConsumedTAC, &c.ConsumedBy,
+		&c.Subsidy, &c.Purse, &c.NotBefore, &c.Expires)
 	c.Created, c.ConsumedAt = rfc3339(c.Created), rfc3339(c.ConsumedAt)
+	subsidyFields(&c.Credit)
 	return c, err
 }
 
@@ -123,35 +126,49 @@ func queryCredits(q querier, query string, args ...any) ([]CreditInfo, error) {
 // not-applied probe) may settle it first.
 func (s *Store) CancelCredit(ctx context.Context, id, actor string, now time.Time) error {
 	return s.inCardTx(ctx, s.cardOfCredit(ctx, id), func(tx *sql.Tx) error {
-		c, err := credit(tx, id)
-		if err != nil {
-			return err
-		}
-		if c.State != hostapi.CreditPending {
-			return fmt.Errorf("credit %s is %s, only a pending credit can be cancelled", id, c.State)
-		}
-		var counter int64
-		err = tx.QueryRow(`SELECT counter FROM authorizations WHERE credit = ? AND state = 'open'`, id).Scan(&counter)
-		if err == nil {
-			return fmt.Errorf("credit %s is authorized at counter %d and may be on the card already: it can be cancelled once a terminal reports the card's proof", id, counter)
-		}
-		if !errors.Is(err, sql.ErrNoRows) {
-			return err
-		}
-		if l, err := openM1Load(tx, id); err != nil {
-			return err
-		} else if l != nil {
-			return fmt.Errorf("credit %s is authorized to terminal %s at a wallet balance of %s and may be on the M1 wallet already: "+
-				"it can be cancelled once that terminal reports, or after 'cardhost credit settle-m1'", id, l.Terminal, money.Format(l.OldBalance))
-		}
-		if _, err := tx.Exec(`UPDATE credits SET state = 'cancelled' WHERE id = ?`, id); err != nil {
-			return err
-		}
-		if err := addChange(tx, id, hostapi.CreditCancelled, c.Card, now); err != nil {
-			return err
-		}
-		return addLedger(tx, ledgerEntry{Time: now, Actor: actor, Event: EventCancelled, Credit: id, Card: c.Card, AmountFen: &c.AmountFen})
+		return cancelPending(tx, id, EventCancelled, actor, "", now)
 	})
+}
+
+// creditHeldError refuses to cancel a credit that a terminal holds a MAC2
+// (or an M1 load) for: only the card's proof may settle it first.
+type creditHeldError struct{ msg string }
+
+func (e *creditHeldError) Error() string { return e.msg }
+
+// cancelPending cancels pending credit id in tx, with its change and a
+// ledger line of event: an operator's cancel, or a subsidy withdrawn at
+// its expiry. A credit held by an open authorization is a
+// *creditHeldError and changes nothing.
+func cancelPending(tx *sql.Tx, id, event, actor, detail string, now time.Time) error {
+	c, err := credit(tx, id)
+	if err != nil {
+		return err
+	}
+	if c.State != hostapi.CreditPending {
+		return fmt.Errorf("credit %s is %s, only a pending credit can be cancelled", id, c.State)
+	}
+	var counter int64
+	err = tx.QueryRow(`SELECT counter FROM authorizations WHERE credit = ? AND state = 'open'`, id).Scan(&counter)
+	if err == nil {
+		return &creditHeldError{fmt.Sprintf("credit %s is authorized at counter %d and may be on the card already: it can be cancelled once a terminal reports the card's proof", id, counter)}
+	}
+	if !errors.Is(err, sql.ErrNoRows) {
+		return err
+	}
+	if l, err := openM1Load(tx, id); err != nil {
+		return err
+	} else if l != nil {
+		return &creditHeldError{fmt.Sprintf("credit %s is authorized to terminal %s at a wallet balance of %s and may be on the M1 wallet already: "+
+			"it can be cancelled once that terminal reports, or after 'cardhost credit settle-m1'", id, l.Terminal, money.Format(l.OldBalance))}
+	}
+	if _, err := tx.Exec(`UPDATE credits SET state = 'cancelled' WHERE id = ?`, id); err != nil {
+		return err
+	}
+	if err := addChange(tx, id, hostapi.CreditCancelled, c.Card, now); err != nil {
+		return err
+	}
+	return addLedger(tx, ledgerEntry{Time: now, Actor: actor, Event: event, Credit: id, Card: c.Card, AmountFen: &c.AmountFen, Detail: detail})
 }
 
 // cardOfCredit is the card a credit is for, read before the transaction
@@ -222,7 +239,8 @@ func parseCursor(s string) (int64, error) {
 func (s *Store) pull(ctx context.Context, cursor int64, limit int) (hostapi.PullResponse, error) {
 	r := hostapi.PullResponse{Credits: []hostapi.Credit{}, Deny: []hostapi.DenyChange{}, NextCursor: strconv.FormatInt(cursor, 10)}
 	rows, err := s.db.QueryContext(ctx, `SELECT ch.seq, ch.kind, ch.card, coalesce(ch.state, ''), coalesce(ch.denied, 0), coalesce(ch.reason, ''),
-			coalesce(c.id, ''), coalesce(c.amount_fen, 0), coalesce(c.note, ''), coalesce(c.created, '')
+			coalesce(c.id, ''), coalesce(c.amount_fen, 0), coalesce(c.note, ''), coalesce(c.created, ''),
+			`+subsidyColumnsOf("c.")+`
 		FROM changes ch LEFT JOIN credits c ON c.id = ch.credit
 		WHERE ch.seq > ? ORDER BY ch.seq LIMIT ?`, cursor, limit+1)
 	if err != nil {
@@ -240,7 +258,8 @@ func (s *Store) pull(ctx context.Context, cursor int64, limit int) (hostapi.Pull
 		var kind, number, state, reason string
 		var denied bool
 		var c hostapi.Credit
-		if err := rows.Scan(&seq, &kind, &number, &state, &denied, &reason, &c.ID, &c.AmountFen, &c.Note, &c.Created); err != nil {
+		if err := rows.Scan(&seq, &kind, &number, &state, &denied, &reason, &c.ID, &c.AmountFen, &c.Note, &c.Created,
+			&c.Subsidy, &c.Purse, &c.NotBefore, &c.Expires); err != nil {
 			return r, err
 		}
 		r.NextCursor = strconv.FormatInt(seq, 10)
@@ -249,6 +268,7 @@ func (s *Store) pull(ctx context.Context, cursor int64, limit int) (hostapi.Pull
 			continue
 		}
 		c.Card, c.State, c.Created = number, state, rfc3339(c.Created)
+		subsidyFields(&c)
 		r.Credits = append(r.Credits, c)
 	}
 	return r, rows.Err()

@@ -256,7 +256,10 @@ func checkLoadable(tx *sql.Tx, c CreditInfo, amount int64) error {
 //
 //  1. the credit exists (404), is the card's (400), is pending (409
 //     credit_consumed; a cancelled one is 404), its amount is the request's
-//     (400), and the card is not denied (409 card_denied);
+//     (400), the card is not denied (409 card_denied), and a subsidy is
+//     within its window by the host's clock (409 credit_not_yet before
+//     it; 404 from its expiry on) and for this purse (409
+//     credit_wrong_purse);
 //  2. old balance + amount is within BalanceCap (409 over_balance_cap);
 //  3. MAC1 verifies with the card's DLK for this random, counter and the
 //     calling terminal (409 mac_invalid; nothing is recorded);
@@ -409,6 +412,9 @@ func (r *Rules) checkAuthorizable(tx *sql.Tx, a loadAuth) (CreditInfo, [10]byte,
 		return c, serial, err
 	}
 	if err := checkLoadable(tx, c, a.AmountFen); err != nil {
+		return c, serial, err
+	}
+	if err := checkSubsidy(c, a.purse, a.now); err != nil {
 		return c, serial, err
 	}
 	// Rule 2.

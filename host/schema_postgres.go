@@ -264,4 +264,25 @@ CREATE TABLE refunds (
 -- gets no second refund.
 CREATE UNIQUE INDEX refunds_one_per_debit ON refunds(card, purse, counter) WHERE purse IN ('EP', 'ED');
 `,
+	// subsidies (补助): a batch of credits, one per card, each bound to a
+	// purse and a pick-up window.
+	`
+CREATE TABLE subsidies (
+	id         TEXT PRIMARY KEY,           -- the operator's batch id, or "sb-" and 16 random hex digits
+	amount_fen BIGINT NOT NULL CHECK (amount_fen > 0),
+	purse      TEXT NOT NULL CHECK (purse IN ('EP', 'ED')),
+	not_before TEXT NOT NULL,              -- the window: no load before not_before,
+	expires    TEXT NOT NULL,              -- none from expires on; then the undelivered are withdrawn
+	note       TEXT NOT NULL DEFAULT '',
+	created    TEXT NOT NULL,
+	actor      TEXT NOT NULL
+);
+ALTER TABLE credits ADD COLUMN subsidy TEXT REFERENCES subsidies(id);
+ALTER TABLE credits ADD COLUMN purse TEXT CHECK (purse IN ('EP', 'ED')); -- NULL: whichever purse the terminal loads
+ALTER TABLE credits ADD COLUMN not_before TEXT;
+ALTER TABLE credits ADD COLUMN expires TEXT;
+-- A batch reaches each card once: one credit per card and batch.
+CREATE UNIQUE INDEX credits_one_per_subsidy ON credits(subsidy, card) WHERE subsidy IS NOT NULL;
+CREATE INDEX credits_expiring ON credits(state, expires) WHERE expires IS NOT NULL;
+`,
 }

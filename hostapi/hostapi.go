@@ -54,6 +54,11 @@ const (
 	// the credit (or of the card at this counter): the card may be at it
 	// right now. The credit waits; try again on the card's next tap.
 	CodeCreditBusy = "credit_busy"
+	// CodeCreditNotYet (409): a subsidy's pick-up window has not begun; it
+	// waits for a tap from its not_before on.
+	CodeCreditNotYet = "credit_not_yet"
+	// CodeCreditPurse (409): a subsidy is for the other purse of the card.
+	CodeCreditPurse = "credit_wrong_purse"
 	// CodeBadRow (400, per journal row): the row is malformed.
 	CodeBadRow = "bad_row"
 	// CodeRowSettled (409, per journal row): the host holds this id done or
@@ -190,7 +195,19 @@ type Credit struct {
 	// State is "pending" or, in a pull, "consumed"/"cancelled" for a credit
 	// a terminal should drop from its cache.
 	State string `json:"state"`
+	// A subsidy (补助) is bound to one purse and a pick-up window: a
+	// terminal loads it onto that purse only, from NotBefore until
+	// Expires, and the host refuses it otherwise. Other credits leave
+	// these empty and load onto the purse the terminal chose.
+	Kind      string `json:"kind,omitempty"`       // CreditSubsidy, or "" for money paid
+	Subsidy   string `json:"subsidy,omitempty"`    // the batch id
+	Purse     string `json:"purse,omitempty"`      // "EP" or "ED"
+	NotBefore string `json:"not_before,omitempty"` // RFC 3339
+	Expires   string `json:"expires,omitempty"`    // RFC 3339
 }
+
+// CreditSubsidy is the Kind of a subsidy's credit.
+const CreditSubsidy = "subsidy"
 
 // Credit states.
 const (

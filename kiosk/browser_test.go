@@ -603,6 +603,14 @@ func TestBrowserKiosk(t *testing.T) {
 		t.Errorf("idle secondary %q after reload, want Tap your card", got)
 	}
 
+	// A subsidy delivered: the page names it a subsidy, not a top-up.
+	api.send("card.present", map[string]any{"reader": reader})
+	api.send("card.tap", map[string]any{"reader": reader, "card": testCard("146.12", 14612, false), "tap": map[string]any{
+		"outcome": "ok", "balance_after_fen": 14612, "balance_after": "146.12", "loads": []any{map[string]any{
+			"credit_id": "cr-9", "amount_fen": 1200, "amount": "12.00", "applied": true, "kind": "subsidy", "purse": "EP", "message": "补助 12.00 元已到账"}}}})
+	p.waitText("#topup", "补助 12.00 元已到账")
+	api.send("card.removed", map[string]any{"reader": reader})
+
 	// After the card leaves, the last tap stays for the linger time (20 s,
 	// here 1 s through ?linger=1), then the screen is idle again; the card
 	// on the reader keeps it.

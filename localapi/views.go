@@ -97,6 +97,27 @@ type LoadView struct {
 	Amount    string `json:"amount"`
 	Applied   bool   `json:"applied"`
 	Refused   string `json:"refused,omitempty"`
+	// Kind is "subsidy" for a subsidy (补助), "" for money paid; Purse
+	// the purse it went onto ("EP" or "ED").
+	Kind  string `json:"kind,omitempty"`
+	Purse string `json:"purse,omitempty"`
+	// Message is what the cardholder is told of a load that reached the
+	// card: "补助 12.00 元已到账" or "充值 50.00 元已到账".
+	Message string `json:"message,omitempty"`
+}
+
+// loadView is one load's fate as the API tells it.
+func loadView(l tap.LoadResult) LoadView {
+	v := LoadView{CreditID: l.CreditID, AmountFen: l.AmountFen, Amount: money.Format(l.AmountFen),
+		Applied: l.Applied, Refused: l.Refused, Purse: l.Purse}
+	word := "充值"
+	if l.Subsidy {
+		v.Kind, word = "subsidy", "补助"
+	}
+	if l.Applied {
+		v.Message = word + " " + v.Amount + " 元已到账"
+	}
+	return v
 }
 
 // PurchaseView is a POS tap's purchase step.
@@ -238,8 +259,7 @@ func tapView(res tap.Result) *TapView {
 		v.HostOffline = res.Load.HostOffline
 		v.BalanceAfterFen = res.Load.Balance // starts at the read's balance
 		for _, l := range res.Load.Loads {
-			v.Loads = append(v.Loads, LoadView{CreditID: l.CreditID, AmountFen: l.AmountFen, Amount: money.Format(l.AmountFen),
-				Applied: l.Applied, Refused: l.Refused})
+			v.Loads = append(v.Loads, loadView(l))
 		}
 	}
 	if p := res.Purchase; p != nil {

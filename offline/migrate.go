@@ -155,6 +155,15 @@ CREATE TABLE voids (
 CREATE INDEX voids_owed ON voids (seq) WHERE state = 'owed';
 CREATE INDEX voids_created ON voids (created);
 `,
+	// subsidies (补助): a cached credit's kind, batch, the purse it must be
+	// loaded onto ('' any) and its pick-up window (UnixNano, 0 none).
+	`
+ALTER TABLE credits ADD COLUMN kind TEXT NOT NULL DEFAULT '';
+ALTER TABLE credits ADD COLUMN subsidy TEXT NOT NULL DEFAULT '';
+ALTER TABLE credits ADD COLUMN purse TEXT NOT NULL DEFAULT '';
+ALTER TABLE credits ADD COLUMN not_before INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE credits ADD COLUMN expires INTEGER NOT NULL DEFAULT 0;
+`,
 }
 
 // SchemaVersion is the user_version this code writes and understands; a

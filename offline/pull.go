@@ -18,6 +18,29 @@ type Credit struct {
 	AmountFen int64
 	Note      string    // "wechat", "subsidy", …
 	Created   time.Time // at the host; orders a card's credits. Zero means now.
+	// A subsidy (补助) is loaded onto Purse only, from NotBefore until
+	// Expires; a credit of money paid leaves these zero.
+	Kind      string // hostapi.CreditSubsidy, or ""
+	Subsidy   string // the batch id
+	Purse     string // "EP", "ED", or "" for the purse the tap reads
+	NotBefore time.Time
+	Expires   time.Time
+}
+
+// unixNano is t as the cache keeps a window's end: 0 for none.
+func unixNano(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixNano()
+}
+
+// fromUnixNano reads what unixNano wrote.
+func fromUnixNano(n int64) time.Time {
+	if n == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, n)
 }
 
 // DenyChange puts a card on the deny list or lifts it.
@@ -49,10 +72,12 @@ func (s *Store) putCredit(ctx context.Context, tx execer, c Credit) error {
 	if created.IsZero() {
 		created = s.now()
 	}
-	_, err := tx.ExecContext(ctx, `INSERT INTO credits (id, card, amount_fen, note, created) VALUES (?, ?, ?, ?, ?)
+	_, err := tx.ExecContext(ctx, `INSERT INTO credits (id, card, amount_fen, note, created, kind, subsidy, purse, not_before, expires)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (id) DO UPDATE SET card = excluded.card, amount_fen = excluded.amount_fen,
-		note = excluded.note, created = excluded.created`,
-		c.ID, c.Card, c.AmountFen, c.Note, created.UnixNano())
+		note = excluded.note, created = excluded.created, kind = excluded.kind, subsidy = excluded.subsidy,
+		purse = excluded.purse, not_before = excluded.not_before, expires = excluded.expires`,
+		c.ID, c.Card, c.AmountFen, c.Note, created.UnixNano(), c.Kind, c.Subsidy, c.Purse, unixNano(c.NotBefore), unixNano(c.Expires))
 	if err != nil {
 		return fmt.Errorf("credit %s: %w", c.ID, err)
 	}
@@ -134,7 +159,7 @@ func (s *Store) CreditsFor(ctx context.Context, card string) ([]Credit, error) {
 	if card == "" {
 		return nil, errors.New("offline: credits: empty card number")
 	}
-	rows, err := s.db.QueryContext(ctx, `SELECT c.id, c.card, c.amount_fen, c.note, c.created FROM credits c
+	rows, err := s.db.QueryContext(ctx, `SELECT c.id, c.card, c.amount_fen, c.note, c.created, c.kind, c.subsidy, c.purse, c.not_before, c.expires FROM credits c
 		WHERE c.card = ? AND NOT EXISTS (SELECT 1 FROM journal j WHERE j.kind = 'load' AND j.credit_id = c.id
 			AND j.state IN ('intent', 'unknown', 'done'))
 		ORDER BY c.created, c.id`, card)
@@ -145,11 +170,11 @@ func (s *Store) CreditsFor(ctx context.Context, card string) ([]Credit, error) {
 	var out []Credit
 	for rows.Next() {
 		var c Credit
-		var created int64
-		if err := rows.Scan(&c.ID, &c.Card, &c.AmountFen, &c.Note, &created); err != nil {
+		var created, notBefore, expires int64
+		if err := rows.Scan(&c.ID, &c.Card, &c.AmountFen, &c.Note, &created, &c.Kind, &c.Subsidy, &c.Purse, &notBefore, &expires); err != nil {
 			return nil, fmt.Errorf("offline: credits of card %s: %w", redact.CardNumber(card), err)
 		}
-		c.Created = time.Unix(0, created)
+		c.Created, c.NotBefore, c.Expires = time.Unix(0, created), fromUnixNano(notBefore), fromUnixNano(expires)
 		out = append(out, c)
 	}
 	if err := rows.Err(); err != nil {

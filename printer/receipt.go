@@ -24,6 +24,7 @@ const (
 	KindTest                     // 测试页: the operator's print test
 	KindInvoice                  // 扫码开票: a top-up's invoicing page, as a QR code
 	KindVoid                     // 冲正退款: a sale voided, its refund owed to the card
+	KindSubsidy                  // 补助到账: a subsidy the host granted, written onto the card
 )
 
 var kindTitles = map[Kind]string{
@@ -33,6 +34,7 @@ var kindTitles = map[Kind]string{
 	KindTest:     "测试页",
 	KindInvoice:  "扫码开票",
 	KindVoid:     "冲正退款",
+	KindSubsidy:  "补助到账",
 }
 
 // String returns the kind's title, as printed.
@@ -54,6 +56,7 @@ const (
 	LabelBalance       = "余额"
 	LabelBalanceBefore = "充值前余额"
 	LabelTopUp         = "充值金额"
+	LabelSubsidy       = "补助金额"
 	LabelBalanceAfter  = "充值后余额"
 	LabelPurchase      = "消费金额"
 	LabelReference     = "交易参考号"
@@ -251,9 +254,13 @@ func layout(r Receipt, cols int) (lines []Line, symbolAt int) {
 	switch r.Kind {
 	case KindBalance:
 		pair(LabelBalance, money.Format(r.Balance))
-	case KindTopUp:
+	case KindTopUp, KindSubsidy:
+		amount := LabelTopUp
+		if r.Kind == KindSubsidy {
+			amount = LabelSubsidy
+		}
 		pair(LabelBalanceBefore, money.Format(r.BalanceBefore))
-		pair(LabelTopUp, money.Format(r.Amount))
+		pair(amount, money.Format(r.Amount))
 		pair(LabelBalanceAfter, money.Format(r.Balance))
 	case KindPurchase:
 		if r.Collect > 0 {
@@ -465,7 +472,7 @@ func Encode(r Receipt, opt Options) ([]byte, error) {
 		return nil, err
 	}
 	if _, ok := kindTitles[r.Kind]; !ok {
-		return nil, fmt.Errorf("printer: receipt kind %d: want KindBalance, KindTopUp, KindPurchase, KindTest, KindInvoice or KindVoid", int(r.Kind))
+		return nil, fmt.Errorf("printer: receipt kind %d: want KindBalance, KindTopUp, KindPurchase, KindTest, KindInvoice, KindVoid or KindSubsidy", int(r.Kind))
 	}
 	if opt.Mode == TextRaster && opt.Font == nil {
 		return nil, fmt.Errorf("printer: raster text mode needs a font: set the printer's font file")

@@ -40,7 +40,7 @@ func sample(k Kind) Receipt {
 	}
 }
 
-var kinds = []Kind{KindBalance, KindTopUp, KindPurchase, KindTest, KindVoid}
+var kinds = []Kind{KindBalance, KindTopUp, KindPurchase, KindTest, KindVoid, KindSubsidy}
 
 // TestTextTopUp pins one receipt to the character, at both widths.
 func TestTextTopUp(t *testing.T) {
@@ -123,6 +123,7 @@ func TestTextEveryKind(t *testing.T) {
 		KindPurchase: {LabelPurchase, "50.00", LabelBalance, "62.00"},
 		KindTest:     nil,
 		KindVoid:     {LabelVoidedSale, "000000000001-42", LabelRefund, "50.00"},
+		KindSubsidy:  {LabelBalanceBefore, "12.00", LabelSubsidy, "50.00", LabelBalanceAfter, "62.00"},
 	}
 	for _, k := range kinds {
 		for _, cols := range []int{32, 48} {

@@ -207,7 +207,12 @@ func (s *Syncer) loop(ctx context.Context, name string, every time.Duration, kic
 // creation time that does not parse is zero: the cache's own now.
 func CacheCredit(c hostapi.Credit) offline.Credit {
 	created, _ := time.Parse(time.RFC3339, c.Created)
-	return offline.Credit{ID: c.ID, Card: c.Card, AmountFen: c.AmountFen, Note: c.Note, Created: created}
+	// A window the host sent unreadable is kept as none: the host refuses
+	// the credit outside its window whatever the terminal tries.
+	notBefore, _ := time.Parse(time.RFC3339, c.NotBefore)
+	expires, _ := time.Parse(time.RFC3339, c.Expires)
+	return offline.Credit{ID: c.ID, Card: c.Card, AmountFen: c.AmountFen, Note: c.Note, Created: created,
+		Kind: c.Kind, Subsidy: c.Subsidy, Purse: c.Purse, NotBefore: notBefore, Expires: expires}
 }
 
 // pullOnce applies one page of changes and its cursor in one transaction.

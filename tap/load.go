@@ -72,8 +72,10 @@ type LoadResult struct {
 	CreditID   string
 	AmountFen  int64
 	Note       string
+	Subsidy    bool   // a subsidy (补助), not money paid
+	Purse      string // the purse it is loaded onto: "EP" or "ED"
 	Applied    bool
-	NewBalance int64  // after the load, when Applied
+	NewBalance int64  // the purse's balance after the load, when Applied
 	Refused    string // why it was not applied, in words, when not Applied
 }
 
@@ -266,8 +268,16 @@ func (l *Loader) notOwed(ctx context.Context, card string, credits []hostapi.Cre
 
 // hostCredit is a cached credit as the host sends it.
 func hostCredit(c offline.Credit) hostapi.Credit {
-	return hostapi.Credit{ID: c.ID, Card: c.Card, AmountFen: c.AmountFen, Note: c.Note,
-		Created: c.Created.Format(time.RFC3339), State: hostapi.CreditPending}
+	h := hostapi.Credit{ID: c.ID, Card: c.Card, AmountFen: c.AmountFen, Note: c.Note,
+		Created: c.Created.Format(time.RFC3339), State: hostapi.CreditPending,
+		Kind: c.Kind, Subsidy: c.Subsidy, Purse: c.Purse}
+	if !c.NotBefore.IsZero() {
+		h.NotBefore = c.NotBefore.UTC().Format(time.RFC3339)
+	}
+	if !c.Expires.IsZero() {
+		h.Expires = c.Expires.UTC().Format(time.RFC3339)
+	}
+	return h
 }
 
 // loadAll loads the credits of resp, the host's answer for card, one by
@@ -379,7 +389,7 @@ func (l *Loader) loadOne(ctx context.Context, t apdu.Transmitter, cr *CardRead, 
 }
 
 func (l *Loader) loadCredit(ctx context.Context, t apdu.Transmitter, cr *CardRead, c hostapi.Credit, rep *LoadReport, after *afterCard, others *[]hostapi.Credit) (LoadResult, error) {
-	res := LoadResult{CreditID: c.ID, AmountFen: c.AmountFen, Note: c.Note}
+	res := LoadResult{CreditID: c.ID, AmountFen: c.AmountFen, Note: c.Note, Subsidy: c.Kind == hostapi.CreditSubsidy, Purse: cr.Purse.String()}
 	// A credit loaded before this one on the tap is recorded and reported
 	// first: the host authorizes a card's next load only once the last is
 	// completed. Only a tap with several credits pays for that with the
@@ -391,24 +401,40 @@ func (l *Loader) loadCredit(ctx context.Context, t apdu.Transmitter, cr *CardRea
 		res.Refused = "the last load of this tap is not recorded yet: this one waits for the next tap"
 		return res, errLoadsWait
 	}
+	if why := subsidyWaits(c, l.now()); why != "" {
+		res.Refused = why
+		return res, nil
+	}
+	purse, err := loadPurse(c, cr.Purse)
+	if err != nil {
+		res.Refused = err.Error()
+		return res, nil
+	}
+	res.Purse = purse.String()
 	capFen := l.BalanceCap
 	if capFen <= 0 {
 		capFen = 100000
 	}
 	// The cap is on what the purse holds, as the host checks it: a second
 	// purse lowers the balance shown, not the money on the card.
-	if held := cr.purseOf(rep.Balance) + c.AmountFen; held > capFen {
+	if held := cr.purseOf(rep.Balance) + c.AmountFen; purse == cr.Purse && held > capFen {
 		res.Refused = fmt.Sprintf("the card would hold %s, over the balance cap of %s", money.Format(held), money.Format(capFen))
 		return res, nil
 	}
-	init, err := epurse.InitLoad(t, cr.Purse, 1, c.AmountFen, l.TerminalID)
+	init, err := epurse.InitLoad(t, purse, 1, c.AmountFen, l.TerminalID)
 	if err != nil {
 		return res, err
+	}
+	// Another purse than the one read: INITIALIZE FOR LOAD told its
+	// balance, which nothing has changed.
+	if held := init.OldBalance + c.AmountFen; purse != cr.Purse && held > capFen {
+		res.Refused = fmt.Sprintf("the %v purse would hold %s, over the balance cap of %s", purse, money.Format(held), money.Format(capFen))
+		return res, nil
 	}
 	when := l.now().Truncate(time.Second)
 	hctx, cancel := l.hostCtx(ctx)
 	auth, err := l.Host.AuthorizeLoad(hctx, hostapi.LoadAuthorizeRequest{
-		CreditID: c.ID, Card: cr.Info.CardNumber, Purse: cr.Purse.String(), AmountFen: c.AmountFen,
+		CreditID: c.ID, Card: cr.Info.CardNumber, Purse: purse.String(), AmountFen: c.AmountFen,
 		OldBalanceFen: init.OldBalance, OnlineCounter: init.OnlineCounter,
 		KeyVersion: init.KeyVersion, AlgID: init.AlgID,
 		Random: hexUpper(init.Random[:]), MAC1: hexUpper(init.MAC1[:]),
@@ -432,7 +458,7 @@ func (l *Loader) loadCredit(ctx context.Context, t apdu.Transmitter, cr *CardRea
 		// Another tap (here or at another terminal) was authorized for this
 		// credit and the card's counter has moved since: the card's proof
 		// of its last load settles it.
-		return res, l.settleInFlight(ctx, t, cr, c, init, &res)
+		return res, l.settleInFlight(ctx, t, cr, c, purse, init, &res)
 	case hostsync.HasCode(err, hostapi.CodeCreditConsumed), hostsync.HasCode(err, hostapi.CodeNotFound):
 		// The host, which is the truth, holds the credit no more (loaded
 		// elsewhere, cancelled): the cache forgets it. INIT FOR LOAD
@@ -483,9 +509,9 @@ func (l *Loader) loadCredit(ctx context.Context, t apdu.Transmitter, cr *CardRea
 	}
 	// Rule 2: the row is on disk before the card can change.
 	row, err := l.Store.Begin(ctx, offline.Row{
-		Kind: offline.KindLoad, State: offline.StateIntent, Card: cr.Info.CardNumber, Purse: cr.Purse.String(),
+		Kind: offline.KindLoad, State: offline.StateIntent, Card: cr.Info.CardNumber, Purse: purse.String(),
 		Counter: init.OnlineCounter, BalanceFen: init.OldBalance, AmountFen: c.AmountFen,
-		CreditID: c.ID, MAC2: auth.MAC2, Time: auth.Time,
+		CreditID: c.ID, MAC2: auth.MAC2, Time: auth.Time, Detail: subsidyNote(c),
 	})
 	if err != nil {
 		return res, fmt.Errorf("journal before CREDIT FOR LOAD: %w", err)
@@ -494,13 +520,13 @@ func (l *Loader) loadCredit(ctx context.Context, t apdu.Transmitter, cr *CardRea
 	if err != nil {
 		if _, answered := apdu.SW(err); answered {
 			// The card answered no (9302 and the like): nothing happened.
-			l.finish(ctx, row.ID, offline.StateFailed, "", "card refused CREDIT FOR LOAD: "+err.Error())
+			l.finish(ctx, row.ID, offline.StateFailed, "", withSubsidy(row, "card refused CREDIT FOR LOAD: "+err.Error()))
 			res.Refused = "the card refused the load: " + err.Error()
 			return res, nil
 		}
 		// No answer: it may or may not have happened. The card will say on
 		// its next tap (rule 3).
-		l.finish(ctx, row.ID, offline.StateUnknown, "", "no answer to CREDIT FOR LOAD: "+err.Error())
+		l.finish(ctx, row.ID, offline.StateUnknown, "", withSubsidy(row, "no answer to CREDIT FOR LOAD: "+err.Error()))
 		return res, err
 	}
 	row.State, row.TAC = offline.StateDone, hexUpper(tac[:])
@@ -514,10 +540,13 @@ func (l *Loader) loadCredit(ctx context.Context, t apdu.Transmitter, cr *CardRea
 		return nil
 	})
 	after.report(func() { l.complete(ctx, row.ID) })
-	rep.Balance = cr.shownAfter(init.OldBalance, c.AmountFen)
-	res.Applied, res.NewBalance = true, rep.Balance
-	l.logger().Info("credit loaded", "card", redact.CardNumber(cr.Info.CardNumber), "credit", c.ID,
-		"amount", money.Format(c.AmountFen), "balance", money.Format(rep.Balance), "counter", init.OnlineCounter)
+	res.Applied, res.NewBalance = true, init.OldBalance+c.AmountFen
+	if purse == cr.Purse {
+		rep.Balance = cr.shownAfter(init.OldBalance, c.AmountFen)
+		res.NewBalance = rep.Balance
+	}
+	l.logger().Info("credit loaded", "card", redact.CardNumber(cr.Info.CardNumber), "credit", c.ID, "purse", purse.String(),
+		"amount", money.Format(c.AmountFen), "balance", money.Format(res.NewBalance), "counter", init.OnlineCounter, "subsidy", c.Subsidy)
 	return res, nil
 }
 
@@ -534,19 +563,22 @@ func (l *Loader) recover(ctx context.Context, t apdu.Transmitter, cr *CardRead, 
 		if row.Kind != offline.KindLoad {
 			continue
 		}
-		probe, err := epurse.InitLoad(t, cr.Purse, 1, row.AmountFen, l.TerminalID)
+		// The row's purse: a subsidy may have been loaded onto the
+		// other one than the tap reads.
+		purse := rowPurse(row, cr.Purse)
+		probe, err := epurse.InitLoad(t, purse, 1, row.AmountFen, l.TerminalID)
 		if err != nil {
 			return err
 		}
 		rec := Recovery{JournalID: row.ID, CreditID: row.CreditID, AmountFen: row.AmountFen}
 		switch probe.OnlineCounter {
 		case row.Counter + 1:
-			_, tac, err := epurse.GetTransactionProve(t, cr.Purse.LoadType(), row.Counter+1)
+			_, tac, err := epurse.GetTransactionProve(t, purse.LoadType(), row.Counter+1)
 			if err != nil {
 				return fmt.Errorf("proof of load %s: %w", row.ID, err)
 			}
 			row.State, row.TAC = offline.StateDone, hexUpper(tac[:])
-			if err := l.storeDone(ctx, cr, row, "recovered: the card's counter moved"); err != nil {
+			if err := l.storeDone(ctx, cr, row, withSubsidy(row, "recovered: the card's counter moved")); err != nil {
 				return err
 			}
 			rec.Applied = true
@@ -554,7 +586,7 @@ func (l *Loader) recover(ctx context.Context, t apdu.Transmitter, cr *CardRead, 
 		case row.Counter:
 			proof := hostsync.NotAppliedProof{OldBalanceFen: probe.OldBalance, AmountFen: row.AmountFen,
 				Random: hexUpper(probe.Random[:]), MAC1: hexUpper(probe.MAC1[:])}
-			if err := l.Store.FinishNotApplied(ctx, row.ID, proof.Encode(), "recovered: the card's counter did not move, the load did not happen"); err != nil {
+			if err := l.Store.FinishNotApplied(ctx, row.ID, proof.Encode(), withSubsidy(row, "recovered: the card's counter did not move, the load did not happen")); err != nil {
 				return err
 			}
 			// Told at once, on this rare tap, so that the credit can be
@@ -563,7 +595,7 @@ func (l *Loader) recover(ctx context.Context, t apdu.Transmitter, cr *CardRead, 
 		default:
 			// Several loads since (elsewhere): this terminal cannot tell
 			// which was ours; the host can, from the TACs it verifies.
-			l.finish(ctx, row.ID, offline.StateUnknown, "", fmt.Sprintf("card counter %d, journal counter %d: left to the host", probe.OnlineCounter, row.Counter))
+			l.finish(ctx, row.ID, offline.StateUnknown, "", withSubsidy(row, fmt.Sprintf("card counter %d, journal counter %d: left to the host", probe.OnlineCounter, row.Counter)))
 			continue
 		}
 		l.logger().Info("unfinished load resolved from the card", "card", redact.CardNumber(row.Card), "journal", row.ID,
@@ -583,12 +615,12 @@ func (l *Loader) recover(ctx context.Context, t apdu.Transmitter, cr *CardRead, 
 // settleInFlight completes a credit authorized on an earlier tap whose
 // outcome only the card knows: its proof of the last load (counter = the
 // card's counter now) is offered to the host, which verifies the TAC.
-func (l *Loader) settleInFlight(ctx context.Context, t apdu.Transmitter, cr *CardRead, c hostapi.Credit, init epurse.LoadInit, res *LoadResult) error {
+func (l *Loader) settleInFlight(ctx context.Context, t apdu.Transmitter, cr *CardRead, c hostapi.Credit, purse epurse.Purse, init epurse.LoadInit, res *LoadResult) error {
 	if init.OnlineCounter == 0 {
 		res.Refused = "host holds an authorization the card cannot have used"
 		return nil
 	}
-	_, tac, err := epurse.GetTransactionProve(t, cr.Purse.LoadType(), init.OnlineCounter)
+	_, tac, err := epurse.GetTransactionProve(t, purse.LoadType(), init.OnlineCounter)
 	if err != nil {
 		if _, answered := apdu.SW(err); answered {
 			res.Refused = "credit authorized on an earlier tap; the card has no proof of it: " + err.Error()
@@ -603,7 +635,10 @@ func (l *Loader) settleInFlight(ctx context.Context, t apdu.Transmitter, cr *Car
 		res.Refused = fmt.Sprintf("credit authorized on an earlier tap is not settled yet (%v)", err)
 		return nil
 	}
-	res.Applied, res.NewBalance = true, cr.shownAfter(init.OldBalance, 0)
+	res.Applied, res.NewBalance = true, init.OldBalance
+	if purse == cr.Purse {
+		res.NewBalance = cr.shownAfter(init.OldBalance, 0)
+	}
 	res.Refused = ""
 	return nil
 }

@@ -78,7 +78,7 @@ func (h *fakeLoadHost) AuthorizeLoad(_ context.Context, req hostapi.LoadAuthoriz
 		h.t.Fatalf("authorize: random %q", req.Random)
 	}
 	seslk := epurse.SessionKeyLoad(h.keys.DLK, random, req.OnlineCounter)
-	mac1, err := epurse.LoadMAC1(seslk, req.OldBalanceFen, req.AmountFen, epurse.TxEPLoad, h.termID)
+	mac1, err := epurse.LoadMAC1(seslk, req.OldBalanceFen, req.AmountFen, loadTypeOf(req.Purse), h.termID)
 	if err != nil || hexUpper(mac1[:]) != req.MAC1 {
 		h.t.Fatalf("authorize: the card's MAC1 %s does not verify (%v)", req.MAC1, err)
 	}
@@ -86,7 +86,7 @@ func (h *fakeLoadHost) AuthorizeLoad(_ context.Context, req hostapi.LoadAuthoriz
 	if err != nil {
 		h.t.Fatalf("authorize: time %q", req.Time)
 	}
-	mac2, err := epurse.LoadMAC2(seslk, req.AmountFen, epurse.TxEPLoad, h.termID, when)
+	mac2, err := epurse.LoadMAC2(seslk, req.AmountFen, loadTypeOf(req.Purse), h.termID, when)
 	if err != nil {
 		h.t.Fatal(err)
 	}
@@ -116,13 +116,21 @@ func (h *fakeLoadHost) CompleteLoad(_ context.Context, req hostapi.LoadCompleteR
 		return hostapi.LoadCompleteResponse{State: hostapi.CreditPending}, nil
 	}
 	when, _ := time.Parse(hostapi.TimeLayout, a.Time)
-	want, err := epurse.LoadTAC(h.keys.DTK, a.OldBalanceFen+a.AmountFen, a.OnlineCounter, a.AmountFen, epurse.TxEPLoad, h.termID, when)
+	want, err := epurse.LoadTAC(h.keys.DTK, a.OldBalanceFen+a.AmountFen, a.OnlineCounter, a.AmountFen, loadTypeOf(a.Purse), h.termID, when)
 	if err != nil || hexUpper(want[:]) != req.TAC {
 		h.t.Errorf("completion of %s: TAC %s, the card's is %X (%v)", req.CreditID, req.TAC, want, err)
 	}
 	h.consumed[req.CreditID] = true
 	delete(h.auth, req.CreditID)
 	return hostapi.LoadCompleteResponse{State: hostapi.CreditConsumed}, nil
+}
+
+// loadTypeOf is the transaction type of a load onto the purse named.
+func loadTypeOf(purse string) epurse.TxType {
+	if purse == "ED" {
+		return epurse.PurseED.LoadType()
+	}
+	return epurse.PurseEP.LoadType()
 }
 
 // loadWorld is a kiosk on fakes: an in-memory card, the fake host, a real

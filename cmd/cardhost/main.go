@@ -16,6 +16,9 @@
 //	cardhost access set --dir D --file list.json
 //	cardhost access show --dir D
 //	cardhost ledger --dir D --card N [--json]
+//	cardhost subsidy add --dir D --amount 12.00 --until T [--purse EP|ED] [--from T] [--id B] [--note N] [--cards FILE] CARD...
+//	cardhost subsidy list --dir D [--json]
+//	cardhost subsidy expire --dir D
 //	cardhost topup list --dir D [--card N] [--state unpaid|paid|closed] [--json]
 //	cardhost topup show --dir D --id ORDER
 //	cardhost topup pay --dir D --id ORDER [--twice] [--delay 2s] [--no-notify]
@@ -67,6 +70,9 @@ var commands = []command{
 	{"access set", "--dir D --file F", "set the door access list (JSON) door terminals pull", opensStore, func() action { return new(accessSet) }},
 	{"access show", "--dir D", "print the door access list with its version", opensStore, func() action { return new(accessShow) }},
 	{"ledger", "--dir D --card N [--json]", "a card's credits and their fate", opensStore, func() action { return new(ledger) }},
+	{"subsidy add", "--dir D --amount A --until T [--purse EP|ED] [--from T] [--id B] [--cards F] CARD...", "a subsidy batch: one credit per card", opensStore, func() action { return new(subsidyAdd) }},
+	{"subsidy list", "--dir D [--json]", "subsidy batches: delivered, pending, withdrawn", opensStore, func() action { return new(subsidyList) }},
+	{"subsidy expire", "--dir D", "withdraw now what expired undelivered (serve does it every minute)", opensStore, func() action { return new(subsidyExpire) }},
 	{"topup list", "--dir D [--card N] [--state S]", "kiosk top-up orders, newest first", opensStore, func() action { return new(topupList) }},
 	{"topup show", "--dir D --id ORDER", "one kiosk top-up order, as JSON", opensStore, func() action { return new(topupShow) }},
 	{"topup pay", "--dir D --id ORDER [--twice] [--delay 2s]", "pay a sim order on the running host, as a phone would", opensStore, func() action { return new(topupPay) }},
@@ -198,8 +204,12 @@ func (c *command) exec(ctx context.Context, args []string, stdout, stderr io.Wri
 	a := c.new()
 	fs, dir, db := newFlags(c.name, stdout)
 	a.flags(fs)
-	if err := parse(fs, args, dir); err != nil {
+	takes, _ := a.(argsTaker)
+	if err := parse(fs, args, dir, takes != nil); err != nil {
 		return err
+	}
+	if takes != nil {
+		takes.args(fs.Args())
 	}
 	if err := checkDB(fs, *db, stderr); err != nil {
 		return err
@@ -259,15 +269,20 @@ func checkDB(fs *pflag.FlagSet, db string, stderr io.Writer) error {
 	return nil
 }
 
-// parse parses flags; a bad flag or a stray argument is a usage error.
-func parse(fs *pflag.FlagSet, args []string, dir *string) error {
+// argsTaker is an action that takes arguments after its flags (card
+// numbers); every other action refuses them.
+type argsTaker interface{ args([]string) }
+
+// parse parses flags; a bad flag or, unless withArgs, a stray argument is
+// a usage error.
+func parse(fs *pflag.FlagSet, args []string, dir *string, withArgs bool) error {
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, pflag.ErrHelp) {
 			return err
 		}
 		return usageError{err}
 	}
-	if fs.NArg() > 0 {
+	if fs.NArg() > 0 && !withArgs {
 		return usagef("unexpected argument %q", fs.Arg(0))
 	}
 	if *dir == "" {

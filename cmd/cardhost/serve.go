@@ -112,6 +112,9 @@ func (c *serve) run(ctx context.Context, e *env) error {
 		return err
 	}
 	h := host.NewHandler(e.st, e.keys, host.Options{BalanceCap: c.capFen, Logger: log, Topups: tp})
+	subsidyJob, stopSubsidyJob := context.WithCancel(ctx)
+	defer stopSubsidyJob()
+	go runSubsidyExpiry(subsidyJob, e.st, subsidyExpiryEvery, log.Warn)
 	var handler http.Handler = h
 	topupNote := ""
 	if tp != nil {

@@ -57,6 +57,7 @@
       kind_composite_purchase: "复合消费",
       kind_other: "其他交易",
       topupApplied: "充值 {amount} 元已到账",
+      subsidyApplied: "补助 {amount} 元已到账",
       topupWaiting: "充值 {amount} 元暂未写入卡内，请稍后再刷卡或联系卡务中心",
       hostOffline: "网络暂时不通，充值将在下次刷卡时到账",
       print: "打印小票",
@@ -122,6 +123,7 @@
       kind_composite_purchase: "Purchase",
       kind_other: "Other",
       topupApplied: "Top-up {amount} applied",
+      subsidyApplied: "Subsidy {amount} received",
       topupWaiting: "Top-up {amount} is not on the card yet. Tap again later or contact the card office.",
       hostOffline: "Network down: your top-up will reach the card next time you tap",
       print: "Print receipt",
@@ -633,7 +635,9 @@
     setText("balance", bal || "—");
     $("balance-box").hidden = !bal && model.state === "error";
 
-    setLines($("topup"), appliedLoads(tap).map(function (l) { return fmt(t.topupApplied, { amount: l.amount }); }));
+    setLines($("topup"), appliedLoads(tap).map(function (l) {
+      return fmt(l.kind === "subsidy" ? t.subsidyApplied : t.topupApplied, { amount: l.amount });
+    }));
 
     var leave = $("leave-note");
     leave.textContent = model.leave && model.state !== "idle" ? t.leave : "";

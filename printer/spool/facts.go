@@ -17,6 +17,7 @@ const (
 	KindTest     = "test"
 	KindInvoice  = "invoice"
 	KindVoid     = "void"
+	KindSubsidy  = "subsidy"
 )
 
 var kinds = map[string]printer.Kind{
@@ -26,6 +27,7 @@ var kinds = map[string]printer.Kind{
 	KindTest:     printer.KindTest,
 	KindInvoice:  printer.KindInvoice,
 	KindVoid:     printer.KindVoid,
+	KindSubsidy:  printer.KindSubsidy,
 }
 
 // Facts is what a queued receipt says about its operation: the body stored
