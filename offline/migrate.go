@@ -131,6 +131,16 @@ CREATE INDEX journal_refused ON journal (seq) WHERE refused_rev > 0;
 	`
 CREATE INDEX journal_owed_card ON journal (card, seq) WHERE kind = 'load' AND completion_reported = 0;
 `,
+	// identity classes (身份) of the host's card records, pulled like the
+	// deny list: a card here has the host's class, which wins over its
+	// type byte's; a card the host gave none is not here.
+	`
+CREATE TABLE card_classes (
+	card    TEXT    PRIMARY KEY CHECK (card <> ''),
+	class   TEXT    NOT NULL CHECK (class <> ''),
+	updated INTEGER NOT NULL
+);
+`,
 }
 
 // SchemaVersion is the user_version this code writes and understands; a
