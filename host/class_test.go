@@ -166,12 +166,3 @@ func testClassMigrationKeepsFeed(t *testing.T) {
 }
 
 func cc(card, class string) hostapi.ClassChange { return hostapi.ClassChange{Card: card, Class: class} }
-
-func cursorOf(t *testing.T, s string) int64 {
-	t.Helper()
-	n, err := parseCursor(s)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return n
-}
