@@ -200,3 +200,77 @@ func TestDiscountRestored(t *testing.T) {
 		}
 	}
 }
+
+// TestDiscountInDoubtAfterRestart: a student's discounted dinner whose
+// DEBIT answer was lost, restored from the journal after a restart, is the
+// list price armed again; tapped again the card is debited 7.99 once,
+// whether the lost DEBIT happened (found paid, its discount reported) or
+// not (discounted again from the list price, not from 7.99).
+func TestDiscountInDoubtAfterRestart(t *testing.T) {
+	at := debitIndex(t)
+	for _, deliver := range []bool{true, false} {
+		w := newPOSWorld(t, 0)
+		w.card = newTestCard(t, "王小明", 0, func(f *epursesim.CardFile) { f.Info.CardType = 0x0100 })
+		w.now = time.Date(2026, 12, 3, 18, 0, 0, 0, time.Local)
+		w.till.Meals = classMeals(w)
+		w.till.Meals.Periods[2].Discounts = map[string]int{"student": 80}
+		if _, err := w.till.Arm(999, ""); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := w.tap(t, &cutAfter{t: w.card, n: at, deliver: deliver}); !errors.Is(err, ErrSaleInDoubt) {
+			t.Fatalf("deliver %v: %v, want the sale in doubt", deliver, err)
+		}
+		meals := w.till.Meals
+		w.till = &Till{Meals: meals}
+		w.p.Till = w.till
+		rows, err := w.store.InDoubt(context.Background(), offline.KindPurchase)
+		if err != nil || len(rows) != 1 || rows[0].AmountFen != 799 {
+			t.Fatalf("deliver %v: rows in doubt %+v %v", deliver, rows, err)
+		}
+		w.till.RestoreJournaled(rows[0])
+		if s, _ := w.till.Armed(); s.AmountFen != 999 {
+			t.Fatalf("deliver %v: restored %+v, want the list price", deliver, s)
+		}
+		rep, err := w.tap(t, w.card)
+		if err != nil || !rep.Paid || rep.Sale.AmountFen != 799 || rep.Discount == nil || rep.Discount.ListFen != 999 {
+			t.Fatalf("deliver %v: tap after the restart %+v (discount %+v) %v", deliver, rep, rep.Discount, err)
+		}
+		if got := w.card.File().EPBalance; got != 12345-799 {
+			t.Fatalf("deliver %v: card holds %d, want one debit of 7.99", deliver, got)
+		}
+	}
+}
+
+// TestM1HostClassDiscount: an M1 wallet has no type byte, so only the
+// host's record gives it a class: with it, a keyed dinner discounting
+// students debits 80%; without, the amount armed.
+func TestM1HostClassDiscount(t *testing.T) {
+	for _, c := range []struct {
+		host  string
+		class string
+		paid  int64
+	}{{"student", "student", 800}, {"", "", 1000}} {
+		card, p, till, st := newM1World(t, 5000)
+		now := time.Date(2026, 12, 3, 18, 0, 0, 0, time.Local)
+		p.Now = func() time.Time { return now }
+		till.Meals = testMeals(func() time.Time { return now })
+		till.Meals.Classes = Classes{Names: map[string]bool{"student": true}}
+		till.Meals.Periods[2].Discounts = map[string]int{"student": 80}
+		if c.host != "" {
+			if err := st.ApplyPage(context.Background(), offline.PullPage{Classes: []offline.ClassChange{{Card: m1Card, Class: c.host}}, Cursor: "1"}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, err := till.Arm(1000, ""); err != nil {
+			t.Fatal(err)
+		}
+		rep, err := chargeM1(p, card)
+		if err != nil || !rep.Paid || rep.Class != c.class || rep.Sale.AmountFen != c.paid || walletBalance(t, card) != 5000-c.paid {
+			t.Fatalf("host class %q: %+v %v; want %d paid", c.host, rep, err, c.paid)
+		}
+		row, err := st.Get(context.Background(), rep.JournalID)
+		if _, ok := DiscountOf(row); err != nil || row.AmountFen != c.paid || ok != (c.host != "") {
+			t.Fatalf("host class %q: row %+v %v", c.host, row, err)
+		}
+	}
+}
