@@ -6,9 +6,10 @@ import (
 	"maps"
 	"reflect"
 	"slices"
+	"strconv"
 	"strings"
-	"unicode/utf8"
 
+	"github.com/cardd/cardd/hostapi"
 	"github.com/cardd/cardd/money"
 )
 
@@ -17,7 +18,6 @@ import (
 const (
 	maxClasses    = 16
 	maxClassTypes = 16
-	maxClassName  = 32
 )
 
 // CardType is one entry of pos.classes: 2 hex digits match the card's type
@@ -76,13 +76,16 @@ func (c *Config) validateClasses(p *problems) {
 	owner := map[CardType]string{}
 	for _, name := range slices.Sorted(maps.Keys(c.POS.Classes)) {
 		key := "pos.classes." + name
-		if name == "" || strings.TrimSpace(name) != name || strings.ToLower(name) != name ||
-			utf8.RuneCountInString(name) > maxClassName || strings.ContainsFunc(name, isControl) || strings.Contains(name, ".") {
-			p.bad(key, name, "must name the class (student, staff, 教工…): 1 to %d characters, lower case, no dots or surrounding spaces", maxClassName)
+		// The host's card records spell classes the same way (cardhost
+		// card class): one rule for both.
+		if hostapi.CheckClassName(name) != nil {
+			p.bad(key, name, "must name the class (student, staff, 教工…): 1 to %d characters, lower case, no dots or surrounding spaces", hostapi.MaxClassName)
 		}
 		types := c.POS.Classes[name]
-		if len(types) == 0 || len(types) > maxClassTypes {
-			p.bad(key, strings.Join(types, ", "), "a class needs 1 to %d card types in hex, like [\"02\"] (EF 0x15 byte 28) or [\"0201\"] (bytes 28-29)", maxClassTypes)
+		if len(types) > maxClassTypes {
+			// No types at all is a class the host's card records give
+			// (cardhost card class), which no card type byte says.
+			p.bad(key, strings.Join(types, ", "), "a class has at most %d card types in hex, like [\"02\"] (EF 0x15 byte 28) or [\"0201\"] (bytes 28-29), or none ([]) when only the host's card records give it", maxClassTypes)
 		}
 		for _, s := range types {
 			ct, ok := ParseCardType(s)
@@ -108,18 +111,44 @@ func (per PeriodConfig) validateClassPrices(p *problems, key func(string) string
 		p.bad(key("class_prices"), display(per.ClassPrices), "only a fixed period has prices per class")
 		return
 	}
-	known := slices.Sorted(maps.Keys(classes))
 	for _, class := range slices.Sorted(maps.Keys(per.ClassPrices)) {
 		k := "class_prices." + class
-		if _, ok := classes[class]; !ok {
-			if len(known) == 0 {
-				p.bad(key(k), per.ClassPrices[class], "names class %q, but pos.classes defines none", class)
-			} else {
-				p.bad(key(k), per.ClassPrices[class], "names class %q, not one of pos.classes (%s)", class, strings.Join(known, ", "))
-			}
-			continue
+		if knownClass(p, key(k), per.ClassPrices[class], class, classes) {
+			yuan(k, per.ClassPrices[class])
 		}
-		yuan(k, per.ClassPrices[class])
+	}
+}
+
+// knownClass refuses, under key with value, a class pos.classes does not
+// define.
+func knownClass(p *problems, key, value, class string, classes map[string][]string) bool {
+	if _, ok := classes[class]; ok {
+		return true
+	}
+	if known := slices.Sorted(maps.Keys(classes)); len(known) > 0 {
+		p.bad(key, value, "names class %q, not one of pos.classes (%s)", class, strings.Join(known, ", "))
+	} else {
+		p.bad(key, value, "names class %q, but pos.classes defines none", class)
+	}
+	return false
+}
+
+// validateDiscounts checks one period's discounts: a keyed or menu
+// period's, classes of pos.classes, each the percent of the price the
+// class pays, 1 to 99.
+func (per PeriodConfig) validateDiscounts(p *problems, key func(string) string, classes map[string][]string) {
+	if len(per.Discounts) == 0 {
+		return
+	}
+	if per.Mode == PeriodFixed {
+		p.bad(key("discounts"), display(per.Discounts), "a fixed period has class_prices, not discounts")
+		return
+	}
+	for _, class := range slices.Sorted(maps.Keys(per.Discounts)) {
+		k, pct := key("discounts."+class), per.Discounts[class]
+		if knownClass(p, k, strconv.Itoa(pct), class, classes) && (pct < 1 || pct > 99) {
+			p.bad(k, strconv.Itoa(pct), "must be the percent of the price the class pays, 1 to 99 (80: 八折, 20%% off)")
+		}
 	}
 }
 

@@ -35,6 +35,10 @@ type PeriodConfig struct {
 	// ClassPrices are a fixed period's prices per identity class of
 	// pos.classes; a card of no class, or of a class not here, pays Price.
 	ClassPrices map[string]string `mapstructure:"class_prices"`
+	// Discounts are a keyed or menu period's discounts per identity
+	// class: the percent of the price armed that a card of the class
+	// pays (80: 八折), 1 to 99; a class not here pays the price.
+	Discounts map[string]int `mapstructure:"discounts"`
 	// Prices are the menu's prices of a menu period.
 	Prices []string `mapstructure:"prices"`
 	// MaxCount is how many purchases a card may make in the period each
@@ -160,6 +164,7 @@ func (per PeriodConfig) validatePricing(p *problems, key func(string) string, ma
 		}
 	}
 	per.validateClassPrices(p, key, classes, yuan)
+	per.validateDiscounts(p, key, classes)
 	switch per.Mode {
 	case PeriodKeyed:
 		if per.Price != "" {

@@ -109,6 +109,9 @@ func purchaseReceipt(cfg *config.Config) func(cr *tap.CardRead, row offline.Row)
 			// The card paid part: the slip shows the rest to collect.
 			f.SaleFen, f.CollectFen = s.SaleFen, s.CollectFen
 		}
+		if d, ok := tap.DiscountOf(row); ok {
+			f.ListFen, f.DiscountPercent = d.ListFen, d.Percent
+		}
 		cardFacts(&f, cr)
 		return f.NewReceipt()
 	}

@@ -7,7 +7,6 @@ import (
 	"github.com/cardd/cardd/config"
 	"github.com/cardd/cardd/offline"
 	"github.com/cardd/cardd/printer"
-	"github.com/cardd/cardd/printer/spool"
 )
 
 // TestSplitPurchaseReceipt: the receipt of a split sale's card part shows
@@ -18,17 +17,7 @@ func TestSplitPurchaseReceipt(t *testing.T) {
 	cfg.Terminal.ID = "000000000001"
 	row := offline.Row{ID: "000000000001-7", Kind: offline.KindPurchase, Card: "3101000000800001", BalanceFen: 1840, AmountFen: 1840,
 		Detail: "recovered: the card's log holds this purchase; split: sale_fen=3000 cap_fen=0 card_fen=1840 collect_fen=1160"}
-	text := func(row offline.Row) string {
-		nr, err := purchaseReceipt(cfg)(nil, row)
-		if err != nil {
-			t.Fatal(err)
-		}
-		r, err := spool.Renderer{}.Receipt(offline.Receipt{ID: 1, Kind: nr.Kind, Body: nr.Body})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return strings.Join(printer.Text(r, printer.Layout58.Cols), "\n")
-	}
+	text := func(row offline.Row) string { return receiptText(t, cfg, row) }
 	got := text(row)
 	for _, want := range []string{"应付 TOTAL                 30.00", "卡付 CARD                  18.40", "待收 DUE                   11.60", "余额                        0.00"} {
 		if !strings.Contains(got, want) {

@@ -31,6 +31,9 @@ type Card struct {
 	ExpiryDate        string `json:"expiry_date"`
 	// Kind is CardEPurse or CardM1.
 	Kind string `json:"kind"`
+	// Class is the card's identity class (身份), "" for none: terminals
+	// pull it, and it wins over the class of the card's type byte.
+	Class string `json:"class,omitempty"`
 }
 
 // Card kinds.
@@ -60,9 +63,9 @@ type querier interface {
 // card reads a card; ErrNotFound when the host never issued it.
 func card(q querier, number string) (Card, error) {
 	var c Card
-	err := q.QueryRow(`SELECT number, app_serial, holder, issued, initial_balance_fen, start_date, expiry_date, kind
+	err := q.QueryRow(`SELECT number, app_serial, holder, issued, initial_balance_fen, start_date, expiry_date, kind, class
 		FROM cards WHERE number = ?`, number).
-		Scan(&c.Number, &c.AppSerial, &c.Holder, &c.Issued, &c.InitialBalanceFen, &c.StartDate, &c.ExpiryDate, &c.Kind)
+		Scan(&c.Number, &c.AppSerial, &c.Holder, &c.Issued, &c.InitialBalanceFen, &c.StartDate, &c.ExpiryDate, &c.Kind, &c.Class)
 	if errors.Is(err, sql.ErrNoRows) {
 		return c, fmt.Errorf("card %s: %w", redact.CardNumber(number), ErrNotFound)
 	}
@@ -86,6 +89,9 @@ type IssueRequest struct {
 	BalanceFen int64  // EP balance at issue
 	Start      epurse.Date
 	Expiry     epurse.Date
+	// Class is the card's identity class, "" for none
+	// (hostapi.CheckClassName).
+	Class string
 }
 
 // IssueCard creates a card: its file (keys diversified from the masters,
@@ -96,6 +102,11 @@ type IssueRequest struct {
 func (s *Store) IssueCard(ctx context.Context, keys *Keys, req IssueRequest, out, actor string, now time.Time) (*epursesim.CardFile, error) {
 	if err := CheckCardNumber(req.Number); err != nil {
 		return nil, err
+	}
+	if req.Class != "" {
+		if err := hostapi.CheckClassName(req.Class); err != nil {
+			return nil, fmt.Errorf("class %q: %w", req.Class, err)
+		}
 	}
 	prof := req.Profile
 	if prof == nil {
@@ -120,9 +131,9 @@ func (s *Store) IssueCard(ctx context.Context, keys *Keys, req IssueRequest, out
 	if n > 0 {
 		return nil, fmt.Errorf("card %s: %w", req.Number, ErrExists)
 	}
-	if _, err := tx.Exec(`INSERT INTO cards (number, app_serial, holder, issued, initial_balance_fen, start_date, expiry_date)
-		VALUES (?, ?, ?, ?, ?, ?, ?)`, req.Number, fmt.Sprintf("%X", f.Info.AppSerial[:]), req.Holder, dbTime(now),
-		req.BalanceFen, f.Info.StartDate.String(), f.Info.ExpiryDate.String()); err != nil {
+	if _, err := tx.Exec(`INSERT INTO cards (number, app_serial, holder, issued, initial_balance_fen, start_date, expiry_date, class)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?)`, req.Number, fmt.Sprintf("%X", f.Info.AppSerial[:]), req.Holder, dbTime(now),
+		req.BalanceFen, f.Info.StartDate.String(), f.Info.ExpiryDate.String(), req.Class); err != nil {
 		if uniqueViolation(err) {
 			// Another host process issued it since the count above: on
 			// PostgreSQL this transaction reads at READ COMMITTED and the
@@ -133,6 +144,11 @@ func (s *Store) IssueCard(ctx context.Context, keys *Keys, req IssueRequest, out
 	}
 	if err := addLedger(tx, ledgerEntry{Time: now, Actor: actor, Event: EventIssued, Card: req.Number, AmountFen: &req.BalanceFen}); err != nil {
 		return nil, err
+	}
+	if req.Class != "" {
+		if err := addClassChange(tx, req.Number, req.Class, actor, now); err != nil {
+			return nil, err
+		}
 	}
 	// The file is written inside the transaction: if it cannot be, the card
 	// is not registered; if the commit fails, the file goes.
@@ -206,4 +222,45 @@ func (s *Store) Undeny(ctx context.Context, number, actor string, now time.Time)
 		}
 		return addLedger(tx, ledgerEntry{Time: now, Actor: actor, Event: EventUndenied, Card: number})
 	})
+}
+
+// SetClass sets the identity class (身份) of a card the host issued (an
+// e-purse card or an M1 wallet), or clears it with class "": terminals
+// then go by the card's type byte again. It reports whether anything
+// changed; a change reaches the terminals through /v1/pull. A card the
+// host never issued is ErrNotFound: the class belongs to the card record.
+func (s *Store) SetClass(ctx context.Context, number, class, actor string, now time.Time) (changed bool, err error) {
+	if err := hostapi.CheckCardID(number); err != nil {
+		return false, err
+	}
+	if class != "" {
+		if err := hostapi.CheckClassName(class); err != nil {
+			return false, fmt.Errorf("class %q: %w", class, err)
+		}
+	}
+	err = s.inTx(ctx, func(tx *sql.Tx) error {
+		changed = false // a retry starts over
+		c, err := card(tx, number)
+		if err != nil {
+			return err
+		}
+		if c.Class == class {
+			return nil
+		}
+		if _, err := tx.Exec(`UPDATE cards SET class = ? WHERE number = ?`, class, number); err != nil {
+			return err
+		}
+		changed = true
+		return addClassChange(tx, number, class, actor, now)
+	})
+	return changed, err
+}
+
+// addClassChange puts a card's new class on the change feed and the
+// ledger.
+func addClassChange(tx *sql.Tx, number, class, actor string, now time.Time) error {
+	if _, err := tx.Exec(`INSERT INTO changes (kind, card, class, time) VALUES ('class', ?, ?, ?)`, number, class, dbTime(now)); err != nil {
+		return err
+	}
+	return addLedger(tx, ledgerEntry{Time: now, Actor: actor, Event: EventClassSet, Card: number, Detail: class})
 }

@@ -237,8 +237,8 @@ func parseCursor(s string) (int64, error) {
 // Each credit change carries the state the credit changed to, so a terminal
 // that applies them in order ends where the host is.
 func (s *Store) pull(ctx context.Context, cursor int64, limit int) (hostapi.PullResponse, error) {
-	r := hostapi.PullResponse{Credits: []hostapi.Credit{}, Deny: []hostapi.DenyChange{}, NextCursor: strconv.FormatInt(cursor, 10)}
-	rows, err := s.db.QueryContext(ctx, `SELECT ch.seq, ch.kind, ch.card, coalesce(ch.state, ''), coalesce(ch.denied, 0), coalesce(ch.reason, ''),
+	r := hostapi.PullResponse{Credits: []hostapi.Credit{}, Deny: []hostapi.DenyChange{}, Classes: []hostapi.ClassChange{}, NextCursor: strconv.FormatInt(cursor, 10)}
+	rows, err := s.db.QueryContext(ctx, `SELECT ch.seq, ch.kind, ch.card, coalesce(ch.state, ''), coalesce(ch.denied, 0), coalesce(ch.reason, ''), coalesce(ch.class, ''),
 			coalesce(c.id, ''), coalesce(c.amount_fen, 0), coalesce(c.note, ''), coalesce(c.created, ''),
 			`+subsidyColumnsOf("c.")+`
 		FROM changes ch LEFT JOIN credits c ON c.id = ch.credit
@@ -255,16 +255,20 @@ func (s *Store) pull(ctx context.Context, cursor int64, limit int) (hostapi.Pull
 		}
 		n++
 		var seq int64
-		var kind, number, state, reason string
+		var kind, number, state, reason, class string
 		var denied bool
 		var c hostapi.Credit
-		if err := rows.Scan(&seq, &kind, &number, &state, &denied, &reason, &c.ID, &c.AmountFen, &c.Note, &c.Created,
+		if err := rows.Scan(&seq, &kind, &number, &state, &denied, &reason, &class, &c.ID, &c.AmountFen, &c.Note, &c.Created,
 			&c.Subsidy, &c.Purse, &c.NotBefore, &c.Expires); err != nil {
 			return r, err
 		}
 		r.NextCursor = strconv.FormatInt(seq, 10)
-		if kind == "deny" {
+		switch kind {
+		case "deny":
 			r.Deny = append(r.Deny, hostapi.DenyChange{Card: number, Denied: denied, Reason: reason})
+			continue
+		case "class":
+			r.Classes = append(r.Classes, hostapi.ClassChange{Card: number, Class: class})
 			continue
 		}
 		c.Card, c.State, c.Created = number, state, rfc3339(c.Created)

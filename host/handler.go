@@ -74,7 +74,8 @@ type Options struct {
 // change with the state the credit changed to (pending when added, consumed
 // once a TAC proved it on a card, cancelled), and each deny-list change
 // (denied true with its reason, or false when lifted), in the order they
-// happened, at most limit (default DefaultPullLimit, at most MaxPullLimit);
+// happened, and each identity class change of a card record (the class, or
+// "" when cleared), at most limit (default DefaultPullLimit, at most MaxPullLimit);
 // more says whether more are waiting. A terminal that applies them in order
 // ends where the host is. A pull with wait_ms above 0 is held while nothing
 // follows the cursor, up to wait_ms or Options.MaxPullWait, whichever is
@@ -282,7 +283,7 @@ func (h *Handler) pull(ctx context.Context, term string, body []byte, now time.T
 	r.Held = true
 	// Measured on the real clock, not h.now: it is a wait, not a rule.
 	end := time.Now().Add(min(time.Duration(req.WaitMS)*time.Millisecond, h.maxWait))
-	for len(r.Credits) == 0 && len(r.Deny) == 0 {
+	for len(r.Credits) == 0 && len(r.Deny) == 0 && len(r.Classes) == 0 {
 		left := time.Until(end)
 		if left <= 0 || !h.store.feed.wait(ctx, cursor, left, h.ending) {
 			break

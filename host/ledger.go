@@ -16,6 +16,7 @@ const (
 	EventCancelled  = "cancelled"  // an operator cancelled a pending credit
 	EventDenied     = "denied"     // the card was put on the deny list
 	EventUndenied   = "undenied"   // the card was lifted from the deny list
+	EventClassSet   = "class"      // the card's identity class was set (detail) or cleared (detail "")
 	EventAlarm      = "alarm"      // the card contradicts what the host believed: a person must look
 )
 

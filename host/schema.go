@@ -265,6 +265,33 @@ ALTER TABLE credits ADD COLUMN expires TEXT;
 CREATE UNIQUE INDEX credits_one_per_subsidy ON credits(subsidy, card) WHERE subsidy IS NOT NULL;
 CREATE INDEX credits_expiring ON credits(state, expires) WHERE expires IS NOT NULL;
 `,
+	// identity classes (身份): a card record's class, which reaches the
+	// terminals through the change feed like the deny list, as changes of
+	// kind 'class'. SQLite cannot alter a CHECK, so changes is rebuilt:
+	// every seq kept (a terminal's pull cursor is one) and the
+	// AUTOINCREMENT mark with them; changes has no index but its key. The
+	// class column comes last, where PostgreSQL's ADD COLUMN puts it.
+	`
+ALTER TABLE cards ADD COLUMN class TEXT NOT NULL DEFAULT '';
+
+CREATE TABLE changes_rebuilt (
+	seq    INTEGER PRIMARY KEY AUTOINCREMENT,
+	kind   TEXT NOT NULL CHECK (kind IN ('credit', 'deny', 'class')),
+	credit TEXT REFERENCES credits(id),
+	state  TEXT,                           -- credit state after the change
+	card   TEXT NOT NULL,
+	denied INTEGER,                        -- deny: 1 added, 0 lifted
+	reason TEXT,
+	time   TEXT NOT NULL,
+	class  TEXT                            -- class: the card's class after the change, '' cleared
+);
+INSERT INTO changes_rebuilt (seq, kind, credit, state, card, denied, reason, time)
+	SELECT seq, kind, credit, state, card, denied, reason, time FROM changes ORDER BY seq;
+DELETE FROM sqlite_sequence WHERE name = 'changes_rebuilt';
+INSERT INTO sqlite_sequence (name, seq) SELECT 'changes_rebuilt', seq FROM sqlite_sequence WHERE name = 'changes';
+DROP TABLE changes;
+ALTER TABLE changes_rebuilt RENAME TO changes;
+`,
 }
 
 // schemaVersion is the version this binary writes, the same on both

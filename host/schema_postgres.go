@@ -285,4 +285,14 @@ ALTER TABLE credits ADD COLUMN expires TEXT;
 CREATE UNIQUE INDEX credits_one_per_subsidy ON credits(subsidy, card) WHERE subsidy IS NOT NULL;
 CREATE INDEX credits_expiring ON credits(state, expires) WHERE expires IS NOT NULL;
 `,
+	// identity classes (身份): a card record's class, which reaches the
+	// terminals through the change feed like the deny list, as changes of
+	// kind 'class' (the CHECK of step 1 is its column's, so it has
+	// PostgreSQL's name for it).
+	`
+ALTER TABLE cards ADD COLUMN class TEXT NOT NULL DEFAULT '';
+ALTER TABLE changes DROP CONSTRAINT changes_kind_check;
+ALTER TABLE changes ADD CONSTRAINT changes_kind_check CHECK (kind IN ('credit', 'deny', 'class'));
+ALTER TABLE changes ADD COLUMN class TEXT;
+`,
 }

@@ -17,7 +17,7 @@ import (
 
 // Endpoint paths.
 const (
-	PathPull          = "/v1/pull"           // pending credits and deny-list changes since a cursor
+	PathPull          = "/v1/pull"           // pending credits, deny-list and class changes since a cursor
 	PathCardCredits   = "/v1/card/credits"   // pending credits of one card, asked on tap
 	PathLoadAuthorize = "/v1/load/authorize" // the card's INIT FOR LOAD answer in, MAC2 out
 	PathLoadComplete  = "/v1/load/complete"  // TAC (or proof of non-application) in
@@ -174,10 +174,13 @@ type PullRequest struct {
 // PullResponse carries changes in the order they happened. Apply them, then
 // ask again with NextCursor; More says whether more are waiting now.
 type PullResponse struct {
-	Credits    []Credit     `json:"credits"`
-	Deny       []DenyChange `json:"deny"`
-	NextCursor string       `json:"next_cursor"`
-	More       bool         `json:"more"`
+	Credits []Credit     `json:"credits"`
+	Deny    []DenyChange `json:"deny"`
+	// Classes are changes of the cards' identity classes, in the order
+	// they happened (a host older than classes leaves it out).
+	Classes    []ClassChange `json:"classes"`
+	NextCursor string        `json:"next_cursor"`
+	More       bool          `json:"more"`
 	// Held says the host honours WaitMS: it would have held this request
 	// while nothing followed the cursor, so the terminal may ask again at
 	// once. A host that leaves it out (false) does not hold; the terminal

@@ -19,6 +19,9 @@ type MealPeriodView struct {
 	// ClassPrices are a fixed period's prices per identity class (yuan),
 	// which a card of that class pays instead of Price.
 	ClassPrices map[string]string `json:"class_prices,omitempty"`
+	// Discounts are a keyed or menu period's percent of the amount armed
+	// that a card of a class pays (80: 八折).
+	Discounts map[string]int `json:"discounts,omitempty"`
 	// PricesFen and Prices are a menu period's prices: the only amounts
 	// POST /v1/purchase/arm takes in it.
 	PricesFen []int64  `json:"prices_fen,omitempty"`
@@ -41,7 +44,7 @@ func mealStatus(till *tap.Till) (*MealPeriodView, bool) {
 		return nil, true
 	}
 	v := &MealPeriodView{Name: per.Name, Start: per.Window()[:5], End: per.Window()[6:], Mode: string(per.Mode),
-		MaxCount: per.MaxCount, MaxAmountFen: per.MaxAmount}
+		MaxCount: per.MaxCount, MaxAmountFen: per.MaxAmount, Discounts: per.Discounts}
 	if per.Mode == tap.PeriodFixed {
 		v.PriceFen, v.Price = per.Price, money.Format(per.Price)
 		for class, fen := range per.ClassPrices {
@@ -56,4 +59,24 @@ func mealStatus(till *tap.Till) (*MealPeriodView, bool) {
 		v.Prices = append(v.Prices, money.Format(p))
 	}
 	return v, false
+}
+
+// DiscountView is what a card's identity class took off a sale: the list
+// price armed, the percent the class pays, the amount off; the purchase's
+// amount_fen is what the card paid.
+type DiscountView struct {
+	Class       string `json:"class"`
+	Percent     int    `json:"percent"`
+	ListFen     int64  `json:"list_fen"`
+	List        string `json:"list"`
+	DiscountFen int64  `json:"discount_fen"`
+	Discount    string `json:"discount"`
+}
+
+func discountView(d *tap.Discount) *DiscountView {
+	if d == nil {
+		return nil
+	}
+	off := d.ListFen - d.AmountFen
+	return &DiscountView{Class: d.Class, Percent: d.Percent, ListFen: d.ListFen, List: money.Format(d.ListFen), DiscountFen: off, Discount: money.Format(off)}
 }

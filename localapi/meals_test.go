@@ -46,3 +46,25 @@ func TestArmWithMealPeriods(t *testing.T) {
 		t.Fatalf("status at 12:30: %v", st)
 	}
 }
+
+// TestDiscountViews: a tap's purchase shows the list price armed and the
+// discount of the card's class beside the amount paid; the status shows a
+// keyed period's discounts per class.
+func TestDiscountViews(t *testing.T) {
+	v := tapView(tap.Result{Purchase: &tap.PurchaseReport{Class: "student", Sale: tap.Sale{ID: "s1", AmountFen: 799}, Paid: true,
+		Discount: &tap.Discount{Class: "student", Percent: 80, ListFen: 999, AmountFen: 799}}})
+	p := v.Purchase
+	if p == nil || p.AmountFen != 799 || p.Amount != "7.99" || p.Discount == nil ||
+		*p.Discount != (DiscountView{Class: "student", Percent: 80, ListFen: 999, List: "9.99", DiscountFen: 200, Discount: "2.00"}) {
+		t.Fatalf("purchase view %+v (discount %+v)", p, p.Discount)
+	}
+	if v = tapView(tap.Result{Purchase: &tap.PurchaseReport{Sale: tap.Sale{ID: "s2", AmountFen: 999}}}); v.Purchase.Discount != nil {
+		t.Fatalf("a sale not discounted shows %+v", v.Purchase.Discount)
+	}
+	now := time.Date(2026, 12, 3, 18, 0, 0, 0, time.Local)
+	till := &tap.Till{Meals: &tap.Meals{Now: func() time.Time { return now }, Periods: []tap.Period{
+		{Name: "dinner", Start: 17 * time.Hour, End: 19 * time.Hour, Mode: tap.PeriodKeyed, Discounts: map[string]int{"student": 80}}}}}
+	if mp, _ := mealStatus(till); mp == nil || mp.Discounts["student"] != 80 {
+		t.Fatalf("status %+v", mp)
+	}
+}

@@ -125,8 +125,11 @@ type PurchaseView struct {
 	SaleID string `json:"sale_id,omitempty"`
 	// Period is the meal period of the tap ("" without periods).
 	Period string `json:"period,omitempty"`
-	// Class is the card's identity class (pos.classes; "" for none).
-	Class         string `json:"class,omitempty"`
+	// Class is the card's identity class: the host's card record's, else
+	// its card type's (pos.classes); "" for none.
+	Class string `json:"class,omitempty"`
+	// AmountFen is what the sale costs the card: after its class's
+	// discount, when Discount is set.
 	AmountFen     int64  `json:"amount_fen"`
 	Amount        string `json:"amount"`
 	Paid          bool   `json:"paid"`
@@ -134,6 +137,8 @@ type PurchaseView struct {
 	TermSerial    uint32 `json:"term_serial,omitempty"`
 	SpentTodayFen int64  `json:"spent_today_fen"`
 	PINVerified   bool   `json:"pin_verified"`
+	// Discount is what the card's class took off the sale armed.
+	Discount *DiscountView `json:"discount,omitempty"`
 	// Split is, for a split sale, the card's part and the rest to collect.
 	Split *SplitView `json:"split,omitempty"`
 	// Recovered lists earlier unfinished purchases of this card the tap
@@ -266,7 +271,7 @@ func tapView(res tap.Result) *TapView {
 		v.BalanceAfterFen = p.Balance
 		pv := &PurchaseView{SaleID: p.Sale.ID, Period: p.Period, Class: p.Class, AmountFen: p.Sale.AmountFen, Amount: money.Format(p.Sale.AmountFen), Paid: p.Paid,
 			JournalID: p.JournalID, TermSerial: p.TermSerial, SpentTodayFen: p.SpentToday, PINVerified: p.PINVerified,
-			Split: splitView(p.Split), Recovered: []RecoveredView{}}
+			Split: splitView(p.Split), Discount: discountView(p.Discount), Recovered: []RecoveredView{}}
 		for _, r := range p.Recovered {
 			pv.Recovered = append(pv.Recovered, RecoveredView{JournalID: r.JournalID, AmountFen: r.AmountFen, Applied: r.Applied})
 		}

@@ -164,6 +164,16 @@ ALTER TABLE credits ADD COLUMN purse TEXT NOT NULL DEFAULT '';
 ALTER TABLE credits ADD COLUMN not_before INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE credits ADD COLUMN expires INTEGER NOT NULL DEFAULT 0;
 `,
+	// identity classes (身份) of the host's card records, pulled like the
+	// deny list: a card here has the host's class, which wins over its
+	// type byte's; a card the host gave none is not here.
+	`
+CREATE TABLE card_classes (
+	card    TEXT    PRIMARY KEY CHECK (card <> ''),
+	class   TEXT    NOT NULL CHECK (class <> ''),
+	updated INTEGER NOT NULL
+);
+`,
 }
 
 // SchemaVersion is the user_version this code writes and understands; a

@@ -50,6 +50,13 @@ type DenyChange struct {
 	Reason string // "lost", "stolen", …
 }
 
+// ClassChange sets the identity class (身份) the host's card record gives a
+// card, or clears it (Class "").
+type ClassChange struct {
+	Card  string
+	Class string
+}
+
 // PullCursor is the name of the cursor ApplyPull advances.
 const PullCursor = "pull"
 
@@ -107,6 +114,38 @@ func (s *Store) setDenied(ctx context.Context, tx execer, d DenyChange) error {
 		return fmt.Errorf("deny list, card %s: %w", redact.CardNumber(d.Card), err)
 	}
 	return nil
+}
+
+func (s *Store) setClass(ctx context.Context, tx execer, c ClassChange) error {
+	if c.Card == "" {
+		return errors.New("class change with an empty card number")
+	}
+	var err error
+	if c.Class != "" {
+		_, err = tx.ExecContext(ctx, `INSERT INTO card_classes (card, class, updated) VALUES (?, ?, ?)
+			ON CONFLICT (card) DO UPDATE SET class = excluded.class, updated = excluded.updated`,
+			c.Card, c.Class, s.now().UnixNano())
+	} else {
+		_, err = tx.ExecContext(ctx, `DELETE FROM card_classes WHERE card = ?`, c.Card)
+	}
+	if err != nil {
+		return fmt.Errorf("class of card %s: %w", redact.CardNumber(c.Card), err)
+	}
+	return nil
+}
+
+// CardClass is the identity class the host's card record gives card, ""
+// when the host gave it none (or this terminal has not pulled it yet).
+func (s *Store) CardClass(ctx context.Context, card string) (string, error) {
+	var class string
+	err := s.db.QueryRowContext(ctx, `SELECT class FROM card_classes WHERE card = ?`, card).Scan(&class)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return "", nil
+	case err != nil:
+		return "", fmt.Errorf("offline: class of card %s: %w", redact.CardNumber(card), err)
+	}
+	return class, nil
 }
 
 func (s *Store) setCursor(ctx context.Context, tx execer, name, value string) error {
@@ -239,12 +278,28 @@ func (s *Store) SetCursor(ctx context.Context, name, value string) error {
 	})
 }
 
-// ApplyPull applies one pull answer in one transaction: credits upserted,
-// credits dropped, deny-list changes in order, and the PullCursor set to
-// cursor. Either all of it lands or none, so a crash never leaves the
-// cursor ahead of the data (which would skip changes for good).
+// ApplyPull is ApplyPage of a page without class changes.
 func (s *Store) ApplyPull(ctx context.Context, put []Credit, drop []string, deny []DenyChange, cursor string) error {
-	what := fmt.Sprintf("apply pull (%d credits, %d dropped, %d deny changes)", len(put), len(drop), len(deny))
+	return s.ApplyPage(ctx, PullPage{Put: put, Drop: drop, Deny: deny, Cursor: cursor})
+}
+
+// PullPage is one pull answer as the cache takes it.
+type PullPage struct {
+	Put     []Credit      // credits upserted
+	Drop    []string      // credits dropped
+	Deny    []DenyChange  // deny-list changes, in order
+	Classes []ClassChange // class changes, in order
+	Cursor  string        // the PullCursor after the page
+}
+
+// ApplyPage applies one pull answer in one transaction: credits upserted,
+// credits dropped, deny-list and class changes in order, and the
+// PullCursor set to the page's. Either all of it lands or none, so a
+// crash never leaves the cursor ahead of the data (which would skip
+// changes for good).
+func (s *Store) ApplyPage(ctx context.Context, pg PullPage) error {
+	put, drop, deny, cursor := pg.Put, pg.Drop, pg.Deny, pg.Cursor
+	what := fmt.Sprintf("apply pull (%d credits, %d dropped, %d deny changes, %d class changes)", len(put), len(drop), len(deny), len(pg.Classes))
 	return s.write(ctx, what, func(tx *sql.Tx) error {
 		for _, c := range put {
 			if err := s.putCredit(ctx, tx, c); err != nil {
@@ -258,6 +313,11 @@ func (s *Store) ApplyPull(ctx context.Context, put []Credit, drop []string, deny
 		}
 		for _, d := range deny {
 			if err := s.setDenied(ctx, tx, d); err != nil {
+				return err
+			}
+		}
+		for _, c := range pg.Classes {
+			if err := s.setClass(ctx, tx, c); err != nil {
 				return err
 			}
 		}

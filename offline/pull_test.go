@@ -240,3 +240,35 @@ func TestNextSerial(t *testing.T) {
 		}
 	}
 }
+
+// TestCardClasses: a pull page's class changes land in order with its
+// cursor; a clearing removes the class; a bad change spoils the page,
+// cursor included.
+func TestCardClasses(t *testing.T) {
+	s, _ := newStore(t)
+	ctx := context.Background()
+	page := PullPage{Classes: []ClassChange{{cardA, "student"}, {cardB, "visitor"}, {cardA, "staff"}}, Cursor: "3"}
+	if err := s.ApplyPage(ctx, page); err != nil {
+		t.Fatal(err)
+	}
+	for card, want := range map[string]string{cardA: "staff", cardB: "visitor", "3101000000000099": ""} {
+		if got, err := s.CardClass(ctx, card); err != nil || got != want {
+			t.Errorf("class of %s: %q, %v; want %q", card, got, err, want)
+		}
+	}
+	if err := s.ApplyPage(ctx, PullPage{Classes: []ClassChange{{cardB, ""}, {"", "staff"}}, Cursor: "5"}); err == nil {
+		t.Fatal("a class change with no card applied")
+	}
+	if got, _ := s.CardClass(ctx, cardB); got != "visitor" {
+		t.Errorf("after a refused page: class of B %q, want visitor still", got)
+	}
+	if c, _ := s.Cursor(ctx, PullCursor); c != "3" {
+		t.Errorf("after a refused page: cursor %q, want 3", c)
+	}
+	if err := s.ApplyPage(ctx, PullPage{Classes: []ClassChange{{cardB, ""}}, Cursor: "4"}); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := s.CardClass(ctx, cardB); got != "" {
+		t.Errorf("cleared: class of B %q", got)
+	}
+}

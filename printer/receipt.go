@@ -74,6 +74,13 @@ const (
 	LabelSplitCollect = "待收 DUE"
 )
 
+// Labels of a sale discounted for the card's identity class (身份): the
+// price armed and the percent of it paid, like the split's.
+const (
+	LabelList     = "原价 LIST"
+	LabelDiscount = "折扣 DISC"
+)
+
 // TimeLayout is how a receipt shows its time, in Receipt.Time's location.
 const TimeLayout = "2006-01-02 15:04:05"
 
@@ -95,7 +102,12 @@ type Receipt struct {
 	// to collect by other means (Amount the card's part); Collect 0 is a
 	// purchase paid by the card alone.
 	Sale, Collect int64
-	Reference     string // 交易参考号 (订单号 on an invoice slip); also the QR code or barcode
+	// List and DiscountPercent are a discounted purchase's price armed
+	// and the percent of it the card's class pays (the sale's whole
+	// amount, Sale or Amount, is after it); 0 is no discount.
+	List            int64
+	DiscountPercent int
+	Reference       string // 交易参考号 (订单号 on an invoice slip); also the QR code or barcode
 	// Link is what an invoice slip's QR code holds in place of the
 	// reference: the operator's invoicing page for the order. An invoice
 	// slip prints it as a QR code whatever Options.Symbol says, since only
@@ -263,6 +275,10 @@ func layout(r Receipt, cols int) (lines []Line, symbolAt int) {
 		pair(amount, money.Format(r.Amount))
 		pair(LabelBalanceAfter, money.Format(r.Balance))
 	case KindPurchase:
+		if r.List > 0 && r.DiscountPercent > 0 {
+			pair(LabelList, money.Format(r.List))
+			pair(LabelDiscount, fmt.Sprintf("%d%%", r.DiscountPercent))
+		}
 		if r.Collect > 0 {
 			pair(LabelSplitSale, money.Format(r.Sale))
 			pair(LabelSplitCard, money.Format(r.Amount))

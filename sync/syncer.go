@@ -251,8 +251,15 @@ func (s *Syncer) pullOnce(ctx context.Context) (bool, error) {
 	for _, d := range r.Deny {
 		deny = append(deny, offline.DenyChange{Card: d.Card, Denied: d.Denied, Reason: d.Reason})
 	}
-	if err := s.Store.ApplyPull(ctx, put, drop, deny, r.NextCursor); err != nil {
+	classes := make([]offline.ClassChange, 0, len(r.Classes))
+	for _, c := range r.Classes {
+		classes = append(classes, offline.ClassChange{Card: c.Card, Class: c.Class})
+	}
+	if err := s.Store.ApplyPage(ctx, offline.PullPage{Put: put, Drop: drop, Deny: deny, Classes: classes, Cursor: r.NextCursor}); err != nil {
 		return false, err
+	}
+	if len(classes) > 0 {
+		s.logger().Info("identity classes updated", "changes", len(classes))
 	}
 	if len(deny) > 0 {
 		// A lost card is refused from here on, offline too: worth a line
@@ -268,7 +275,7 @@ func (s *Syncer) pullOnce(ctx context.Context) (bool, error) {
 		// A host that ignores wait_ms answered at once: keep the interval.
 		return r.More, nil
 	}
-	if len(r.Credits)+len(r.Deny) == 0 {
+	if len(r.Credits)+len(r.Deny)+len(r.Classes) == 0 {
 		// Empty and sooner than held: no tight loop on such a host.
 		t := time.NewTimer(minHeldGap - time.Since(start))
 		defer t.Stop()

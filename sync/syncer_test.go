@@ -464,6 +464,33 @@ func TestSyncerPullsDenyList(t *testing.T) {
 	waitFor(t, "card lifted at the terminal", func() bool { d, _ := denied(); return !d })
 }
 
+// TestSyncerPullsCardClasses: a class set on the host's card record
+// reaches the terminal's cache; changed, it follows; cleared, the card has
+// none there any more.
+func TestSyncerPullsCardClasses(t *testing.T) {
+	h := newTestHost(t, termA)
+	srv := httptest.NewServer(h.handler)
+	t.Cleanup(srv.Close)
+	tm := newTerminal(t, h, termA, srv.URL)
+	tm.syncer(t, nil)
+	ctx := context.Background()
+	const number = "3101000000700010"
+	h.issue(t, number, 100)
+	class := func() string {
+		c, err := tm.store.CardClass(ctx, number)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	for _, want := range []string{"student", "staff", ""} {
+		if _, err := h.store.SetClass(ctx, number, want, "test", time.Now()); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, "class "+want+" at the terminal", func() bool { return class() == want })
+	}
+}
+
 // TestSyncerPullsAccessList: a list set at the host reaches the terminal's
 // store and OnAccessList; one OnAccessList refuses is not stored and asked
 // again.

@@ -98,7 +98,12 @@ func (p *Purchaser) chargeM1(ctx context.Context, t apdu.Transmitter, rep Purcha
 		return rep, fmt.Errorf("%w (%s)", ErrCardDenied, reason)
 	}
 	now := p.now()
-	sale, inDoubt, per, inPeriod, err := p.takeSale(card, "", now) // an M1 wallet has no card type
+	class, err := p.cardClass(ctx, card, 0, false) // an M1 wallet has no card type
+	if err != nil {
+		return rep, err
+	}
+	rep.Class = class
+	sale, inDoubt, per, inPeriod, err := p.takeSale(card, class, now)
 	if err != nil || sale.ID == "" {
 		return rep, err
 	}
@@ -113,6 +118,7 @@ func (p *Purchaser) chargeM1(ctx context.Context, t apdu.Transmitter, rep Purcha
 	if err := p.admitPeriod(sale, per, inPeriod, now); err != nil {
 		return rep, err
 	}
+	sale = discount(sale, per, inPeriod, class, &rep)
 	if err := p.mealLimitsM1(ctx, card, sale, per, inPeriod, now); err != nil {
 		return rep, err
 	}
@@ -146,7 +152,7 @@ func (p *Purchaser) chargeM1(ctx context.Context, t apdu.Transmitter, rep Purcha
 		// Counter holds the wallet's sequence before the debit, which
 		// settles it if the answer is lost (settleM1).
 		row, err = p.Store.Begin(ctx, offline.Row{Kind: offline.KindPurchase, State: offline.StateIntent, Card: card, Purse: PurseM1,
-			Counter: uint16(c.Seq), BalanceFen: c.Old, AmountFen: sale.AmountFen, Time: when.Format(hostapi.TimeLayout)})
+			Counter: uint16(c.Seq), BalanceFen: c.Old, AmountFen: sale.AmountFen, Time: when.Format(hostapi.TimeLayout), Detail: rep.rowNote()})
 		return err
 	})
 	switch {

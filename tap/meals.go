@@ -7,6 +7,7 @@ import (
 	"maps"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/cardd/cardd/apdu"
@@ -49,6 +50,9 @@ type Period struct {
 	Price int64
 	// ClassPrices are a fixed period's prices per identity class.
 	ClassPrices map[string]int64
+	// Discounts are a keyed or menu period's percent of the amount armed
+	// that a card of a class pays, 1 to 99 (discount.go).
+	Discounts map[string]int
 	// Prices are a menu period's prices.
 	Prices []int64
 	// MaxCount is the most purchases a card may make in the period each
@@ -67,12 +71,18 @@ type Meals struct {
 	Now func() time.Time
 	// Classes name a card's identity class by its card type.
 	Classes Classes
+
+	// warned are the host's class names not in Classes, logged once.
+	warned sync.Map
 }
 
 // Classes name a card's identity class (身份) by its own card type, EF
 // 0x15 bytes 28-29 (epurse.IssuerInfo.CardType). A card whose type is in
 // neither map has no class ("") and pays a period's default price.
 type Classes struct {
+	// Names are every class of pos.classes, those with no card type (the
+	// host's card records give them) too.
+	Names map[string]bool
 	// Types are whole card types (bytes 28-29); they win over TypeBytes.
 	Types map[uint16]string
 	// TypeBytes are the type byte alone (byte 28), whatever byte 29 holds.
@@ -85,15 +95,6 @@ func (c Classes) Of(cardType uint16) string {
 		return name
 	}
 	return c.TypeBytes[byte(cardType>>8)]
-}
-
-// classOf is the class of a card of type cardType at a terminal with
-// meal periods, "" without them (a class only prices a period's sale).
-func (m *Meals) classOf(cardType uint16) string {
-	if !m.active() {
-		return ""
-	}
-	return m.Classes.Of(cardType)
 }
 
 // forClass is the period as a card of class sees it: a fixed period's

@@ -124,9 +124,13 @@ type PurchaseReport struct {
 	Split *SplitParts
 	// Period is the meal period of the tap ("" without one).
 	Period string
-	// Class is the card's identity class by its card type (Meals.Classes;
-	// "" for none, or at a terminal without meal periods).
+	// Class is the card's identity class: the host's card record's, else
+	// its card type's (discount.go); "" for none, or at a terminal
+	// without meal periods.
 	Class string
+	// Discount is what the class took off the sale (Sale then has the
+	// amount after it); nil when nothing.
+	Discount *Discount
 	// Paid is true when the sale is on the card: debited on this tap, or
 	// found debited by a recovery.
 	Paid       bool
@@ -190,7 +194,11 @@ func (p *Purchaser) charge(ctx context.Context, t apdu.Transmitter, cr *CardRead
 		return err
 	}
 	now := p.now()
-	rep.Class = p.Till.Meals.classOf(cr.Info.CardType)
+	class, err := p.cardClass(ctx, card, cr.Info.CardType, true)
+	if err != nil {
+		return err
+	}
+	rep.Class = class
 	sale, inDoubt, per, inPeriod, err := p.takeSale(card, rep.Class, now)
 	if err != nil || sale.ID == "" {
 		return err
@@ -203,6 +211,7 @@ func (p *Purchaser) charge(ctx context.Context, t apdu.Transmitter, cr *CardRead
 	if err := p.admitPeriod(sale, per, inPeriod, now); err != nil {
 		return err
 	}
+	sale = discount(sale, per, inPeriod, rep.Class, rep)
 	sale, none, err := p.splitSale(t, cr, sale, rep)
 	if none || err != nil {
 		return err
@@ -283,6 +292,7 @@ func (p *Purchaser) settleInDoubt(ctx context.Context, sale Sale, journalID stri
 	case offline.StateDone:
 		p.Till.paid(sale.ID)
 		splitInDoubt(row, rep)
+		discountInDoubt(row, rep)
 		rep.Paid, rep.JournalID, rep.TAC, rep.TermSerial = true, row.ID, row.TAC, row.TermSerial
 		return true, nil
 	case offline.StateFailed:
@@ -374,7 +384,7 @@ func (p *Purchaser) debit(ctx context.Context, t apdu.Transmitter, sam apdu.Tran
 	row, err := p.Store.Begin(ctx, offline.Row{
 		Kind: offline.KindPurchase, State: offline.StateIntent, Card: cr.Info.CardNumber, Purse: cr.Purse.String(),
 		Counter: init.OfflineCounter, BalanceFen: init.Balance, AmountFen: sale.AmountFen, TermSerial: serial,
-		Time: when.Format(hostapi.TimeLayout), Detail: rep.splitNote(),
+		Time: when.Format(hostapi.TimeLayout), Detail: rep.rowNote(),
 	})
 	if err != nil {
 		return fmt.Errorf("journal before DEBIT FOR PURCHASE: %w", err)

@@ -786,6 +786,9 @@ func purchaseAttrs(attrs []any, pr *PurchaseReport) []any {
 	if pr.Paid {
 		attrs = append(attrs, "journal", pr.JournalID, "term_serial", pr.TermSerial, "mac2_verified", pr.MAC2Verified)
 	}
+	if d := pr.Discount; d != nil {
+		attrs = append(attrs, "list_amount", money.Format(d.ListFen), "discount_percent", d.Percent)
+	}
 	if s := pr.Split; s != nil {
 		attrs = append(attrs, "split_card_fen", s.CardFen, "split_collect_fen", s.CollectFen)
 	}

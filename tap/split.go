@@ -52,6 +52,10 @@ func (t *Till) RestoreJournaled(row offline.Row) {
 	if s, ok := SplitOf(row); ok {
 		terms = Sale{AmountFen: s.SaleFen, Split: true, CapFen: s.CapFen}
 	}
+	if d, ok := DiscountOf(row); ok {
+		// The sale as armed: a tap after a failed debit discounts it again.
+		terms.AmountFen = d.ListFen
+	}
 	t.restore(row.Card, row.ID, terms)
 }
 
@@ -92,24 +96,21 @@ func SplitOf(row offline.Row) (s SplitParts, ok bool) {
 	return s, true
 }
 
-// withSplit keeps a split row's terms in a detail that replaces the
-// row's, after it: a detail's head says what happened (MAC2Alarm first,
-// for the host). "" keeps the row's detail as it is (offline.Store).
+// withSplit keeps a row's split and discount terms in a detail that
+// replaces the row's, after it: a detail's head says what happened
+// (MAC2Alarm first, for the host). "" keeps the row's detail as it is
+// (offline.Store).
 func withSplit(row offline.Row, detail string) string {
-	s, ok := SplitOf(row)
-	if !ok || detail == "" || strings.Contains(detail, splitHead) {
+	if detail == "" {
 		return detail
 	}
-	return detail + "; " + s.note()
-}
-
-// splitNote is the detail a purchase row of rep starts with: the split's
-// terms, or nothing.
-func (r *PurchaseReport) splitNote() string {
-	if r.Split == nil {
-		return ""
+	if d, ok := DiscountOf(row); ok && !strings.Contains(detail, discountHead) {
+		detail += "; " + d.note()
 	}
-	return r.Split.note()
+	if s, ok := SplitOf(row); ok && !strings.Contains(detail, splitHead) {
+		detail += "; " + s.note()
+	}
+	return detail
 }
 
 // splitSale is the part of sale the card pays on this tap: all of a sale

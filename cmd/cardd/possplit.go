@@ -39,6 +39,9 @@ func printPaid(w io.Writer, v *localapi.TapView) bool {
 		if p.Period != "" {
 			what += " (" + p.Period + ")"
 		}
+		if d := p.Discount; d != nil {
+			what += fmt.Sprintf(" (list %s less %s: %s pays %d%%)", d.List, d.Discount, d.Class, d.Percent)
+		}
 		fmt.Fprintf(w, "paid %s: balance %s, journal %s\n", what, v.BalanceAfter, p.JournalID)
 		return true
 	}

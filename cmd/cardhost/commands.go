@@ -164,9 +164,9 @@ func dash(s string) string {
 
 // cardIssue issues a card: its file for the simulator and its registration.
 type cardIssue struct {
-	number, profile, holder, balance, start, expiry, out, purchaseDiv string
-	history, purchaseKey                                              int
-	securityCode                                                      bool
+	number, profile, holder, balance, start, expiry, out, purchaseDiv, class string
+	history, purchaseKey                                                     int
+	securityCode                                                             bool
 
 	// Checked from the flags.
 	purchase              psamsim.CardPurchase
@@ -179,6 +179,7 @@ func (c *cardIssue) flags(fs *pflag.FlagSet) {
 	fs.StringVar(&c.number, "number", "", "card number as printed on the card: 8 to 16 digits for a campus card, 19 for a T-Union card (required)")
 	fs.StringVar(&c.profile, "profile", "campus", "numbering and layout of the card: campus (8 to 16 digits in BCD, our own) or tunion (19 digits, T-Union AID, a second purse)")
 	fs.StringVar(&c.holder, "holder", "", "cardholder name (stored as GBK on the card); empty for an anonymous card")
+	fs.StringVar(&c.class, "class", "", "the card's identity class (student, staff, …), which terminals pull; empty for none")
 	fs.StringVar(&c.balance, "balance", "0.00", "EP balance at issue, in yuan, like 100.00")
 	fs.StringVar(&c.start, "start", "", "first valid day, YYYY-MM-DD (default a year ago, so a --history lies within it)")
 	fs.StringVar(&c.expiry, "expiry", "", "last valid day, YYYY-MM-DD (default start + 4 years)")
@@ -197,6 +198,11 @@ func (c *cardIssue) check() error {
 	}
 	if err := required("number", c.number); err != nil {
 		return err
+	}
+	if c.class != "" {
+		if err := checkClassFlag(c.class); err != nil {
+			return err
+		}
 	}
 	if c.history < 0 || c.history > 50 {
 		return usagef("--history = %d: want 0 to 50", c.history)
@@ -269,7 +275,7 @@ func (c *cardIssue) checkValidity() error {
 }
 
 func (c *cardIssue) run(ctx context.Context, e *env) error {
-	req := host.IssueRequest{Number: c.number, Profile: c.prof, Holder: c.holder, BalanceFen: c.fen, Start: c.startDate, Expiry: c.expiryDate}
+	req := host.IssueRequest{Number: c.number, Profile: c.prof, Holder: c.holder, BalanceFen: c.fen, Start: c.startDate, Expiry: c.expiryDate, Class: c.class}
 	f, err := e.st.IssueCard(ctx, e.keys, req, c.out, operator(), time.Now())
 	switch {
 	case errors.Is(err, host.ErrExists):

@@ -7,6 +7,7 @@
 //	cardhost terminal list --dir D
 //	cardhost card issue --dir D --number N --holder NAME --balance 100.00 [--start YYYY-MM-DD --expiry YYYY-MM-DD] --out card.json
 //	cardhost card m1 --dir D --uid 04A1B2C3 [--holder NAME]
+//	cardhost card class --dir D --card N --class staff|--clear
 //	cardhost credit add --dir D --card N --amount 50.00 [--note wechat]
 //	cardhost credit list --dir D [--card N]
 //	cardhost credit cancel --dir D --id CREDIT
@@ -61,6 +62,7 @@ var commands = []command{
 	{"terminal list", "--dir D", "registered terminals and their last heartbeat", opensStore, func() action { return new(terminalList) }},
 	{"card issue", "--dir D --number N --out F [flags]", "issue a card: its file (for cardsim) and its registration", opensKeys, func() action { return new(cardIssue) }},
 	{"card m1", "--dir D --uid U [--holder H]", "register an M1 wallet card by its UID: its id is uid:U", opensStore, func() action { return new(cardM1) }},
+	{"card class", "--dir D --card N --class C|--clear", "set a card's identity class (student, staff, …) terminals pull", opensStore, func() action { return new(cardClass) }},
 	{"credit add", "--dir D --card N --amount A", "record money paid for a card; prints the credit id", opensStore, func() action { return new(creditAdd) }},
 	{"credit list", "--dir D [--card N]", "credits and their state", opensStore, func() action { return new(creditList) }},
 	{"credit cancel", "--dir D --id C", "withdraw a pending credit", opensStore, func() action { return new(creditCancel) }},

@@ -52,6 +52,11 @@ type Facts struct {
 	// both zero for any other slip.
 	SaleFen    int64 `json:"sale_fen,omitempty"`
 	CollectFen int64 `json:"collect_fen,omitempty"`
+	// ListFen and DiscountPercent are, on the slip of a sale discounted
+	// for the card's identity class, the price armed and the percent of
+	// it the class pays; both zero for any other slip.
+	ListFen         int64 `json:"list_fen,omitempty"`
+	DiscountPercent int   `json:"discount_percent,omitempty"`
 	// Reference is the transaction reference printed and encoded in the QR
 	// code: the journal row id, which the host knows too.
 	Reference string `json:"reference,omitempty"`
@@ -135,7 +140,8 @@ func (r Renderer) Receipt(q offline.Receipt) (printer.Receipt, error) {
 	}
 	return printer.Receipt{Kind: k, Merchant: r.Merchant, TerminalID: f.TerminalID, Time: f.Time,
 		CardNumber: f.Card, Issuer: f.Issuer, Holder: f.Holder, BalanceBefore: f.BalanceBeforeFen, Amount: f.AmountFen,
-		Balance: f.BalanceFen, Sale: f.SaleFen, Collect: f.CollectFen, Reference: f.Reference, Link: f.Link, Voided: f.Voided, Statement: st, Footer: footer}, nil
+		Balance: f.BalanceFen, Sale: f.SaleFen, Collect: f.CollectFen,
+		List: f.ListFen, DiscountPercent: f.DiscountPercent, Reference: f.Reference, Link: f.Link, Voided: f.Voided, Statement: st, Footer: footer}, nil
 }
 
 // Render returns the ESC/POS bytes of q; it fits Worker.Render.
