@@ -103,8 +103,9 @@ func populate(t *testing.T, e *env) string {
 		t.Fatal(err)
 	}
 	// The refund of a voided sale, the first of them.
-	voided := hostapi.JournalRow{ID: "r-000000", Card: testNumber, AmountFen: 1, TAC: "A1B2C3D4"}
-	if _, _, err := e.st.refund(ctx, testTerm, hostapi.VoidRequest{ID: "v-1", Sale: voided, AmountFen: 1, Time: now.Format(time.RFC3339)}, now); err != nil {
+	voided := e.proved(hostapi.JournalRow{ID: "r-000000", Card: testNumber, Purse: "EP", AmountFen: 1, TermSerial: 1, Time: now.Format(time.RFC3339)})
+	mustExec(t, e.st.db, `UPDATE journal SET tac = ?, time = ? WHERE terminal = ? AND id = ?`, voided.TAC, voided.Time, testTerm, voided.ID)
+	if _, _, err := e.st.refund(ctx, testTerm, voidRequest("v-1", voided, 1), e.keys, now); err != nil {
 		t.Fatal(err)
 	}
 	return cursor.NextCursor

@@ -99,6 +99,11 @@ func (k *Keys) loadTAC(serial [10]byte, newBalance int64, counter uint16, amount
 	return epurse.LoadTAC(k.cardKeys(serial).DTK, newBalance, counter, amount, tx, term, when)
 }
 
+// purchaseTAC computes the TAC the card gives for a purchase.
+func (k *Keys) purchaseTAC(serial [10]byte, amount int64, tx epurse.TxType, psamTerm [6]byte, termSerial uint32, when time.Time) ([4]byte, error) {
+	return epurse.PurchaseTAC(k.cardKeys(serial).DTK, amount, tx, psamTerm, termSerial, when)
+}
+
 // checkLoadMAC1 is the MAC1 check from a card's DLK, kept apart from the
 // masters so the spec's test vectors, which give a DLK, run through it.
 func checkLoadMAC1(dlk epurse.Key16, random [4]byte, counter uint16, oldBalance, amount int64, tx epurse.TxType, term [6]byte, mac1 [4]byte) (bool, error) {

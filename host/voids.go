@@ -2,12 +2,15 @@ package host
 
 import (
 	"context"
+	"crypto/subtle"
 	"database/sql"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"strings"
 	"time"
 
+	"github.com/cardd/cardd/apdu/epurse"
 	"github.com/cardd/cardd/hostapi"
 	"github.com/cardd/cardd/money"
 	"github.com/cardd/cardd/redact"
@@ -44,17 +47,34 @@ func checkVoid(req hostapi.VoidRequest) string {
 	if req.AmountFen <= 0 {
 		return fmt.Sprintf("amount_fen %d: a refund is above 0", req.AmountFen)
 	}
+	if t := req.PSAMTerminal; t != "" && (len(t) != 12 || strings.Trim(t, "0123456789ABCDEF") != "") {
+		return fmt.Sprintf("psam_terminal %q: want the PSAM's 6-byte terminal id as 12 upper-case hex digits", t)
+	}
 	return ""
+}
+
+// saleProver recomputes a purchase's TAC from the card's key (Keys).
+type saleProver interface {
+	purchaseTAC(serial [10]byte, amount int64, tx epurse.TxType, psamTerm [6]byte, termSerial uint32, when time.Time) ([4]byte, error)
+}
+
+// voidOutcome is what refund did: made the credit (false for the same
+// void again), or refused a sale whose TAC does not verify, with the alarm
+// it wrote to the card's ledger.
+type voidOutcome struct {
+	made  bool
+	alarm string
 }
 
 // refund makes the refund credit of a void whose sale the host holds
 // (stored by the caller), or answers the one it made for the same void
-// before. See the comment at the top of this file for the rules.
-func (s *Store) refund(ctx context.Context, terminal string, req hostapi.VoidRequest, now time.Time) (hostapi.VoidResponse, bool, error) {
+// before. See the comment at the top of this file for the rules; the
+// sale's proof is checked with p (provedSale).
+func (s *Store) refund(ctx context.Context, terminal string, req hostapi.VoidRequest, p saleProver, now time.Time) (hostapi.VoidResponse, voidOutcome, error) {
 	var resp hostapi.VoidResponse
-	var made bool
+	var out voidOutcome
 	err := s.inCardTx(ctx, req.Sale.Card, func(tx *sql.Tx) error {
-		made = false
+		out = voidOutcome{}
 		var saleID, creditID string
 		err := tx.QueryRow(`SELECT sale_id, credit FROM refunds WHERE terminal = ? AND void_id = ?`, terminal, req.ID).Scan(&saleID, &creditID)
 		switch {
@@ -71,19 +91,38 @@ func (s *Store) refund(ctx context.Context, terminal string, req hostapi.VoidReq
 		if err != nil {
 			return err
 		}
+		if reason := unproven(sale, req.PSAMTerminal); reason != "" {
+			return conflict(hostapi.CodeNotVoidable, "no proof of sale %s: %s", sale.ID, reason)
+		}
+		// The TAC does not cover the counter: the same proved debit under
+		// another row id or counter is the same sale (one PSAM serial, one
+		// TAC), refunded once.
 		var prior string
-		err = tx.QueryRow(`SELECT terminal || ' ' || void_id FROM refunds WHERE (terminal = ? AND sale_id = ?)
-			OR (card = ? AND purse = ? AND counter = ? AND purse IN ('EP', 'ED'))`,
-			terminal, sale.ID, sale.Card, sale.Purse, int64(sale.Counter)).Scan(&prior)
+		err = tx.QueryRow(`SELECT r.terminal || ' ' || r.void_id FROM refunds r WHERE (r.terminal = ? AND r.sale_id = ?)
+			OR (r.card = ? AND r.purse = ? AND r.counter = ? AND r.purse IN ('EP', 'ED'))
+			OR (r.card = ? AND r.sale_tac = ? AND EXISTS (SELECT 1 FROM journal j
+				WHERE j.terminal = r.terminal AND j.id = r.sale_id AND j.term_serial = ?))`,
+			terminal, sale.ID, sale.Card, sale.Purse, int64(sale.Counter), sale.Card, sale.TAC, int64(sale.TermSerial)).Scan(&prior)
 		switch {
 		case err == nil:
 			return conflict(hostapi.CodeSaleVoided, "sale %s was refunded already, by void %s", sale.ID, prior)
 		case !errors.Is(err, sql.ErrNoRows):
 			return err
 		}
-		if _, err := card(tx, sale.Card); errors.Is(err, ErrNotFound) {
+		c, err := card(tx, sale.Card)
+		if errors.Is(err, ErrNotFound) {
 			return notFound("card %s was not issued by this host: there is nothing to refund it onto", redact.CardNumber(sale.Card))
 		} else if err != nil {
+			return err
+		}
+		actor := terminalActor(terminal)
+		if reason, err := provedSale(p, c, sale, req.PSAMTerminal); err != nil {
+			return err
+		} else if reason != "" {
+			// Committed with nothing else: a person must look at a
+			// terminal that sends sales the card did not make.
+			out.alarm = reason
+			_, err := journalAlarm(tx, sale, terminal, actor, "voided with a TAC that does not verify", reason, now)
 			return err
 		}
 		id, err := newCreditID()
@@ -92,7 +131,6 @@ func (s *Store) refund(ctx context.Context, terminal string, req hostapi.VoidReq
 		}
 		id = "rf-" + strings.TrimPrefix(id, "cr-")
 		note := fmt.Sprintf("%s of sale %s TAC %s", NoteRefund, sale.ID, sale.TAC)
-		actor := terminalActor(terminal)
 		if err := insertCredit(tx, id, sale.Card, req.AmountFen, note, actor, now); err != nil {
 			return err
 		}
@@ -111,10 +149,65 @@ func (s *Store) refund(ctx context.Context, terminal string, req hostapi.VoidReq
 		}
 		resp.Credit = hostapi.Credit{ID: id, Card: sale.Card, AmountFen: req.AmountFen, Note: note,
 			Created: now.UTC().Format(time.RFC3339), State: hostapi.CreditPending}
-		made = true
+		out.made = true
 		return nil
 	})
-	return resp, made, err
+	if err == nil && out.alarm != "" {
+		err = conflict(hostapi.CodeNotVoidable, "%s", out.alarm)
+	}
+	return resp, out, err
+}
+
+// unproven says why a held sale has no proof the host can check, or "":
+// the host refunds only a debit it can show the card made (see
+// hostapi.VoidRequest). An M1 wallet's purchase is an offline write of a
+// value block, with nothing the card signs; refunding it on the terminal's
+// word alone would let a terminal with a stolen secret mint credits.
+func unproven(sale hostapi.JournalRow, psamTerm string) string {
+	switch {
+	case sale.Purse != "EP" && sale.Purse != "ED":
+		return fmt.Sprintf("a purse %q purchase (an M1 wallet's offline debit) has no TAC, and the host refunds only a sale the card's TAC proves", sale.Purse)
+	case sale.TAC == "":
+		return "the sale has no TAC (the card left before it gave one), and the host refunds only a sale the card's TAC proves"
+	case psamTerm == "":
+		return "the void carries no PSAM terminal id (the sale was journaled before cardd kept it), so the sale's TAC cannot be verified"
+	}
+	return ""
+}
+
+// provedSale recomputes the TAC card c gives for sale made at the PSAM of
+// terminal id psamTerm, at the terminal's wall clock of the row's time,
+// and says why it is not the sale's, or "". The caller checked unproven.
+func provedSale(p saleProver, c Card, sale hostapi.JournalRow, psamTerm string) (string, error) {
+	serial, err := c.serial()
+	if err != nil {
+		return "", err
+	}
+	purse, err := parsePurse(sale.Purse)
+	if err != nil {
+		return "", err
+	}
+	var term [6]byte
+	if _, err := hex.Decode(term[:], []byte(psamTerm)); err != nil {
+		return "", err // checkVoid checked it
+	}
+	tac, err := hex4("tac", sale.TAC)
+	if err != nil {
+		return "", err
+	}
+	when, err := time.Parse(time.RFC3339, sale.Time)
+	if err != nil {
+		return "", fmt.Errorf("sale %s: stored time %q: %w", sale.ID, sale.Time, err)
+	}
+	want, err := p.purchaseTAC(serial, sale.AmountFen, purse.PurchaseType(), term, sale.TermSerial, when)
+	if err != nil {
+		return "", fmt.Errorf("sale %s: %w", sale.ID, err)
+	}
+	if subtle.ConstantTimeCompare(want[:], tac[:]) != 1 {
+		return fmt.Sprintf("the sale's TAC does not verify: TAC %s of sale %s (%s, %s purchase, PSAM %s, serial %d, at %s) is not the card's",
+			sale.TAC, sale.ID, money.Format(sale.AmountFen), sale.Purse, psamTerm, sale.TermSerial, when.Format(hostapi.TimeLayout)), nil
+	}
+	return "", nil
 }
 
 // heldSale is the sale a void names, as the host holds it from the
@@ -181,8 +274,12 @@ func (h *Handler) void(ctx context.Context, term string, body []byte, now time.T
 		rf := res.Refused[0]
 		return nil, refuse(rf.Status, rf.Code, "the void's sale: %s", rf.Reason)
 	}
-	resp, made, err := h.store.refund(ctx, term, req, now)
-	if err == nil && made {
+	resp, out, err := h.store.refund(ctx, term, req, h.rules.Keys, now)
+	if out.alarm != "" {
+		h.log.Error("ALARM: void refused: the sale's TAC does not verify", "terminal", term, "void", req.ID, "sale", req.Sale.ID,
+			"card", redact.CardNumber(req.Sale.Card), "reason", out.alarm)
+	}
+	if err == nil && out.made {
 		h.log.Info("sale voided: refund credit made", "terminal", term, "void", req.ID, "sale", req.Sale.ID,
 			"card", redact.CardNumber(req.Sale.Card), "credit", resp.Credit.ID, "amount", money.Format(resp.Credit.AmountFen))
 	}

@@ -9,11 +9,38 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cardd/cardd/apdu/epurse"
 	"github.com/cardd/cardd/hostapi"
 )
 
+// testPSAM is the terminal id of the PSAM the test sales are made at.
+var testPSAM = [6]byte{0x12, 0x34, 0x56, 0x78, 0x9A, 0xBC}
+
+const testPSAMHex = "123456789ABC"
+
 func voidRequest(id string, sale hostapi.JournalRow, amount int64) hostapi.VoidRequest {
-	return hostapi.VoidRequest{ID: id, Sale: sale, AmountFen: amount, Time: time.Now().Format(time.RFC3339)}
+	return hostapi.VoidRequest{ID: id, Sale: sale, PSAMTerminal: testPSAMHex, AmountFen: amount, Time: time.Now().Format(time.RFC3339)}
+}
+
+// proved is sale with the TAC the card gives for it at testPSAM: made with
+// the DTK in the card's own file (its chip's key), at the wall clock of the
+// row's time, as the card does for DEBIT FOR PURCHASE.
+func (e *env) proved(sale hostapi.JournalRow) hostapi.JournalRow {
+	e.t.Helper()
+	when, err := time.Parse(time.RFC3339, sale.Time)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	tx := epurse.TxEPPurchase
+	if sale.Purse == "ED" {
+		tx = epurse.TxEDPurchase
+	}
+	tac, err := epurse.PurchaseTAC(e.card.File().Keys.DTK, sale.AmountFen, tx, testPSAM, sale.TermSerial, when)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	sale.TAC = fmt.Sprintf("%X", tac)
+	return sale
 }
 
 // TestVoidRefund: a void whose sale the host has not had yet stores the
@@ -25,7 +52,7 @@ func TestVoidRefund(t *testing.T) { eachStore(t, testVoidRefund) }
 
 func testVoidRefund(t *testing.T) {
 	e := newEnv(t, Options{})
-	sale := purchaseRow("7")
+	sale := e.proved(purchaseRow("7"))
 	var resp hostapi.VoidResponse
 	e.mustCall(hostapi.PathVoid, voidRequest(testTerm+"-V1", sale, 1250), &resp)
 	c := resp.Credit
@@ -83,7 +110,7 @@ func TestVoidRefusals(t *testing.T) { eachStore(t, testVoidRefusals) }
 
 func testVoidRefusals(t *testing.T) {
 	e := newEnv(t, Options{})
-	sale := purchaseRow("7")
+	sale := e.proved(purchaseRow("7"))
 	e.upload(sale)
 	e.wantRefusal(hostapi.PathVoid, voidRequest(testTerm+"-V1", sale, 1251), http.StatusConflict, hostapi.CodeNotVoidable)
 	changed := sale
@@ -120,7 +147,7 @@ func TestVoidRace(t *testing.T) { eachStore(t, testVoidRace) }
 
 func testVoidRace(t *testing.T) {
 	e := newEnv(t, Options{})
-	sale := purchaseRow("7")
+	sale := e.proved(purchaseRow("7"))
 	const n = 6
 	codes := make([]string, n)
 	var wg sync.WaitGroup
@@ -145,5 +172,92 @@ func testVoidRace(t *testing.T) {
 	}
 	if made != 1 || e.count("credits", "note LIKE 'refund%'") != 1 || e.count("refunds", "TRUE") != 1 {
 		t.Fatalf("answers %v: %d refunds made; want 1", codes, made)
+	}
+}
+
+// TestVoidProof: the host refunds only a sale the card's TAC proves. A
+// sale with a made-up TAC (what a terminal with a stolen secret would send)
+// is refused not_voidable, makes nothing and is one alarm in the card's
+// ledger however often it is sent; so is a real sale's TAC claimed at
+// another PSAM. A real sale is refunded; the same proved debit sent again
+// as another row (the TAC does not cover the counter) is refunded no
+// second time. A sale the host cannot prove (an M1 wallet's, one without
+// TAC, one voided without its PSAM's id) is refused without an alarm; a
+// card the host did not issue is refused not_found.
+func TestVoidProof(t *testing.T) { eachStore(t, testVoidProof) }
+
+func testVoidProof(t *testing.T) {
+	e := newEnv(t, Options{})
+	alarms := func() int { return e.count("ledger", "event = ? AND card = ?", EventAlarm, testNumber) }
+	nothingMade := func(when string) {
+		t.Helper()
+		if n := e.count("credits", "note LIKE 'refund%'") + e.count("refunds", "TRUE"); n != 0 {
+			t.Fatalf("%s: %d refund credits and rows; want none", when, n)
+		}
+	}
+
+	forged := purchaseRow("7")
+	forged.AmountFen = 50000
+	if forged.TAC == e.proved(forged).TAC {
+		t.Fatal("the test's made-up TAC is the card's")
+	}
+	for range 2 {
+		apiErr := e.wantRefusal(hostapi.PathVoid, voidRequest(testTerm+"-V1", forged, 50000), http.StatusConflict, hostapi.CodeNotVoidable)
+		if !strings.Contains(apiErr.Reason, "the sale's TAC does not verify") {
+			t.Fatalf("forged sale refused with %q; want the TAC named", apiErr.Reason)
+		}
+	}
+	nothingMade("a forged sale")
+	if n := alarms(); n != 1 {
+		t.Fatalf("%d alarms in the ledger after a forged sale sent twice; want 1", n)
+	}
+
+	// A real sale's TAC, claimed at another PSAM.
+	real := e.proved(purchaseRow("8"))
+	real.Counter = 8
+	elsewhere := voidRequest(testTerm+"-V2", real, 1250)
+	elsewhere.PSAMTerminal = "000000000001"
+	e.wantRefusal(hostapi.PathVoid, elsewhere, http.StatusConflict, hostapi.CodeNotVoidable)
+	nothingMade("a real TAC at another PSAM")
+	if n := alarms(); n != 2 {
+		t.Fatalf("%d alarms; want 2", n)
+	}
+
+	// Sales the host cannot prove: refused, not an alarm.
+	oldSale := voidRequest(testTerm+"-V3", real, 1250)
+	oldSale.PSAMTerminal = ""
+	if apiErr := e.wantRefusal(hostapi.PathVoid, oldSale, http.StatusConflict, hostapi.CodeNotVoidable); !strings.Contains(apiErr.Reason, "PSAM terminal id") {
+		t.Fatalf("a void without the PSAM's id: %q", apiErr.Reason)
+	}
+	noTAC := purchaseRow("9")
+	noTAC.Counter, noTAC.TAC = 9, ""
+	e.wantRefusal(hostapi.PathVoid, voidRequest(testTerm+"-V4", noTAC, 100), http.StatusConflict, hostapi.CodeNotVoidable)
+	m1 := purchaseRow("10")
+	m1.Purse, m1.TAC, m1.TermSerial = hostapi.PurseM1, "", 0
+	if apiErr := e.wantRefusal(hostapi.PathVoid, voidRequest(testTerm+"-V5", m1, 100), http.StatusConflict, hostapi.CodeNotVoidable); !strings.Contains(apiErr.Reason, "no proof") {
+		t.Fatalf("an M1 sale: %q", apiErr.Reason)
+	}
+	stranger := purchaseRow("11")
+	stranger.Card = "3101000000999999"
+	e.wantRefusal(hostapi.PathVoid, voidRequest(testTerm+"-V6", e.proved(stranger), 100), http.StatusNotFound, hostapi.CodeNotFound)
+	bad := voidRequest(testTerm+"-V7", real, 1250)
+	bad.PSAMTerminal = "12345"
+	e.wantRefusal(hostapi.PathVoid, bad, http.StatusBadRequest, hostapi.CodeBadRequest)
+	nothingMade("unprovable sales")
+	if n := alarms(); n != 2 {
+		t.Fatalf("%d alarms after unprovable sales; want still 2", n)
+	}
+
+	// The real sale is refunded, once.
+	var resp hostapi.VoidResponse
+	e.mustCall(hostapi.PathVoid, voidRequest(testTerm+"-V8", real, 1250), &resp)
+	if resp.Credit.AmountFen != 1250 || resp.Credit.Card != testNumber {
+		t.Fatalf("the real sale's refund: %+v", resp.Credit)
+	}
+	replay := real
+	replay.ID, replay.Counter = testTerm+"-12", 12
+	e.wantRefusal(hostapi.PathVoid, voidRequest(testTerm+"-V9", replay, 1250), http.StatusConflict, hostapi.CodeSaleVoided)
+	if n := e.count("credits", "note LIKE 'refund%'"); n != 1 {
+		t.Fatalf("%d refund credits; want the real sale's one", n)
 	}
 }

@@ -10,9 +10,21 @@ const PathVoid = "/v1/void"
 // uploads it (JournalRow): the host stores it as an upload would, if it
 // does not hold it yet, and refunds against the row it holds, so a void
 // that overtakes its sale's upload still ends right.
+//
+// The host refunds only a sale it can prove happened: an e-purse (EP or
+// ED) purchase whose TAC it recomputes with the card's key from the held
+// row (amount, purse, TermSerial, Time as the terminal's wall clock) and
+// PSAMTerminal. A sale without that proof (an M1 wallet's, one with no TAC,
+// one journaled before the terminal kept its PSAM's id) or whose TAC does
+// not verify is refused CodeNotVoidable, and the latter is an alarm in the
+// card's ledger.
 type VoidRequest struct {
 	ID   string     `json:"id"`
 	Sale JournalRow `json:"sale"`
+	// PSAMTerminal is the terminal id of the PSAM the sale was made with
+	// (6 bytes, 12 hex digits; not the cardd terminal id), which its TAC
+	// covers. "" for a sale journaled without it.
+	PSAMTerminal string `json:"psam_terminal,omitempty"`
 	// AmountFen is the refund: above 0 and at most the sale's amount.
 	AmountFen int64 `json:"amount_fen"`
 	// Time is when the cashier voided, RFC 3339.
@@ -30,6 +42,8 @@ const (
 	// CodeSaleVoided: the sale has a refund already, from another void.
 	CodeSaleVoided = "sale_voided"
 	// CodeNotVoidable: the row held is not a done purchase, the amount is
-	// above the sale's, or the void's id names another sale.
+	// above the sale's, the void's id names another sale, or the sale has
+	// no proof the host can verify (its TAC does not verify, it has none,
+	// or the void carries no PSAMTerminal).
 	CodeNotVoidable = "not_voidable"
 )
