@@ -3,6 +3,7 @@ package daemon
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http/httptest"
 	"path/filepath"
@@ -42,9 +43,10 @@ func voidBench(t *testing.T) (*offline.Store, *host.Store, *hostsync.Client, off
 	if err := hs.AddTerminal(ctx, voidTerm, secret, time.Now()); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := hs.IssueCard(ctx, keys, host.IssueRequest{Number: voidCard, Holder: "测试", BalanceFen: 5000,
+	card, err := hs.IssueCard(ctx, keys, host.IssueRequest{Number: voidCard, Holder: "测试", BalanceFen: 5000,
 		Start: epurse.Date{Year: 2025, Month: 1, Day: 1}, Expiry: epurse.Date{Year: 2035, Month: 1, Day: 1}},
-		filepath.Join(t.TempDir(), "card.json"), "test", time.Now()); err != nil {
+		filepath.Join(t.TempDir(), "card.json"), "test", time.Now())
+	if err != nil {
 		t.Fatal(err)
 	}
 	srv := httptest.NewServer(host.NewHandler(hs, keys, host.Options{}))
@@ -54,12 +56,19 @@ func voidBench(t *testing.T) (*offline.Store, *host.Store, *hostsync.Client, off
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	sale, err := st.Begin(ctx, offline.Row{Kind: offline.KindPurchase, Card: voidCard, Purse: "EP", Counter: 5, BalanceFen: 5000,
-		AmountFen: 1250, TermSerial: 3, Time: time.Now().Format(hostapi.TimeLayout)})
+	// The card's own TAC for the sale (its DTK), which the host verifies.
+	when := time.Now().Truncate(time.Second)
+	psamTerm := [6]byte{0, 0, 0, 0, 0x20, 0x02}
+	tac, err := epurse.PurchaseTAC(card.Keys.DTK, 1250, epurse.TxEPPurchase, psamTerm, 3, when)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := st.Finish(ctx, sale.ID, offline.StateDone, "0A0B0C0D", ""); err != nil {
+	sale, err := st.Begin(ctx, offline.Row{Kind: offline.KindPurchase, Card: voidCard, Purse: "EP", Counter: 5, BalanceFen: 5000,
+		AmountFen: 1250, TermSerial: 3, PSAMTerminal: "000000002002", Time: when.Format(hostapi.TimeLayout)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Finish(ctx, sale.ID, offline.StateDone, fmt.Sprintf("%X", tac), ""); err != nil {
 		t.Fatal(err)
 	}
 	return st, hs, &hostsync.Client{BaseURL: srv.URL, TerminalID: voidTerm, Secret: []byte(secret)}, sale

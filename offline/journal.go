@@ -58,8 +58,13 @@ type Row struct {
 	// TermSerial is the terminal transaction serial a purchase was made
 	// with: the PSAM's, for an e-purse purchase (it is in the TAC).
 	TermSerial uint32
-	TAC        string // the card's TAC, upper-case hex, once done
-	MAC2       string // the host's MAC2 a load was sent with
+	// PSAMTerminal is the terminal id of the PSAM an e-purse purchase was
+	// made with (12 upper-case hex digits; its TAC covers it), which the
+	// host needs to verify the TAC when the sale is voided; "" otherwise,
+	// and for a sale journaled before it was kept.
+	PSAMTerminal string
+	TAC          string // the card's TAC, upper-case hex, once done
+	MAC2         string // the host's MAC2 a load was sent with
 	// Time is the card-side time "20060102150405" (hostapi.TimeLayout) sent
 	// in the command, in the terminal's local time.
 	Time   string
@@ -101,7 +106,7 @@ func (r Row) HostRow() hostapi.JournalRow {
 
 const rowCols = `seq, terminal, kind, state, card, purse, counter, balance_fen, amount_fen,
 	credit_id, tac, mac2, proof, time, detail, created, updated, rev, acked_rev, completion_reported, term_serial,
-	refused_rev, host_refused`
+	refused_rev, host_refused, psam_terminal`
 
 type scanner interface{ Scan(dest ...any) error }
 
@@ -119,7 +124,7 @@ func scanRow(sc scanner) (Row, error) {
 	)
 	err := sc.Scan(&r.Seq, &term, &r.Kind, &r.State, &r.Card, &r.Purse, &counter, &r.BalanceFen, &r.AmountFen,
 		&r.CreditID, &r.TAC, &r.MAC2, &r.Proof, &r.Time, &r.Detail, &created, &updated, &rev, &ackedRev, &reported, &serial,
-		&refusedRev, &refused)
+		&refusedRev, &refused, &r.PSAMTerminal)
 	if err != nil {
 		return Row{}, err
 	}
@@ -219,10 +224,10 @@ func (s *Store) Begin(ctx context.Context, r Row) (Row, error) {
 	r.Created, r.Updated = now, now
 	err := s.write(ctx, "begin "+r.Kind+" row for card "+redact.CardNumber(r.Card), func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, `INSERT INTO journal (terminal, kind, state, card, purse, counter,
-			balance_fen, amount_fen, credit_id, tac, mac2, time, detail, created, updated, term_serial)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			balance_fen, amount_fen, credit_id, tac, mac2, time, detail, created, updated, term_serial, psam_terminal)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			s.terminal, r.Kind, r.State, r.Card, r.Purse, int64(r.Counter), r.BalanceFen, r.AmountFen,
-			r.CreditID, r.TAC, r.MAC2, r.Time, r.Detail, now.UnixNano(), now.UnixNano(), int64(r.TermSerial))
+			r.CreditID, r.TAC, r.MAC2, r.Time, r.Detail, now.UnixNano(), now.UnixNano(), int64(r.TermSerial), r.PSAMTerminal)
 		if err != nil {
 			return err
 		}
@@ -274,6 +279,10 @@ func (s *Store) checkNew(r *Row) error {
 	}
 	if r.Proof != "" {
 		return errors.New("proof of non-application is recorded by FinishNotApplied, not Begin")
+	}
+	if t := r.PSAMTerminal; t != "" && (len(t) != 12 || strings.Trim(t, "0123456789ABCDEF") != "") {
+		// The host would refuse the sale's void as malformed.
+		return fmt.Errorf("psam terminal %q: want 6 bytes as 12 upper-case hex digits", t)
 	}
 	if r.Time != "" {
 		if _, err := time.Parse(hostapi.TimeLayout, r.Time); err != nil {

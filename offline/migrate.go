@@ -174,6 +174,12 @@ CREATE TABLE card_classes (
 	updated INTEGER NOT NULL
 );
 `,
+	// the PSAM terminal id an e-purse purchase was made with, which its
+	// TAC covers: the host verifies the TAC with it when the sale is
+	// voided. '' for rows before it was kept.
+	`
+ALTER TABLE journal ADD COLUMN psam_terminal TEXT NOT NULL DEFAULT '';
+`,
 }
 
 // SchemaVersion is the user_version this code writes and understands; a

@@ -158,3 +158,20 @@ func TestVoidAnswers(t *testing.T) {
 		t.Fatalf("a journal id as a void id: %v", err)
 	}
 }
+
+// A purchase keeps the PSAM terminal id it was made with, across a reopen,
+// for its void (the host verifies the sale's TAC with it); one that is not
+// 6 bytes of upper-case hex is refused before the card sees anything.
+func TestPurchaseKeepsPSAMTerminal(t *testing.T) {
+	s, path := newStore(t)
+	r := mustBegin(t, s, Row{Kind: KindPurchase, Card: cardA, Purse: "EP", AmountFen: 100, BalanceFen: 10000, PSAMTerminal: "000000002002"})
+	s = reopen(t, s, path)
+	if got := mustGet(t, s, r.ID); got.PSAMTerminal != "000000002002" {
+		t.Fatalf("PSAM terminal %q after a reopen; want 000000002002", got.PSAMTerminal)
+	}
+	for _, bad := range []string{"2002", "00000000200g", "00000000200a"} {
+		if _, err := s.Begin(context.Background(), Row{Kind: KindPurchase, Card: cardA, Purse: "EP", AmountFen: 100, PSAMTerminal: bad}); err == nil {
+			t.Errorf("a purchase with PSAM terminal %q was journaled", bad)
+		}
+	}
+}

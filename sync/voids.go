@@ -21,9 +21,11 @@ func (c *Client) Void(ctx context.Context, req hostapi.VoidRequest) (hostapi.Voi
 	return r, err
 }
 
-// VoidRequest is the host's form of void v of sale.
+// VoidRequest is the host's form of void v of sale, with the PSAM's
+// terminal id the host verifies the sale's TAC with.
 func VoidRequest(v offline.Void, sale offline.Row) hostapi.VoidRequest {
-	return hostapi.VoidRequest{ID: v.ID, Sale: sale.HostRow(), AmountFen: v.AmountFen, Time: v.Created.Format(time.RFC3339)}
+	return hostapi.VoidRequest{ID: v.ID, Sale: sale.HostRow(), PSAMTerminal: sale.PSAMTerminal, AmountFen: v.AmountFen,
+		Time: v.Created.Format(time.RFC3339)}
 }
 
 // VoidStore is what SendVoid needs of the terminal's store.

@@ -2,11 +2,13 @@ package sync_test
 
 import (
 	"context"
+	"fmt"
 	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/cardd/cardd/apdu/epurse"
 	"github.com/cardd/cardd/hostapi"
 	"github.com/cardd/cardd/offline"
 )
@@ -14,35 +16,54 @@ import (
 // TestSyncerSendsVoids: voids recorded while no syncer ran (offline) go up
 // with the upload loop, each with its sale, which the host had not had:
 // one becomes the refund credit of its card, recorded with the credit's id;
-// one the host refuses for good (a card it never issued) is kept refused,
-// not owed again.
+// the ones the host refuses for good (a card it never issued, a sale whose
+// TAC is not the card's, a sale journaled without its PSAM's terminal id,
+// as before the terminal kept it) are kept refused, not owed again.
 func TestSyncerSendsVoids(t *testing.T) {
 	h := newTestHost(t, termA)
 	const issued, stranger = "3101000000000042", "3101000000000099"
-	h.issue(t, issued, 5000)
+	card := h.issue(t, issued, 5000)
 	srv := httptest.NewServer(h.handler)
 	t.Cleanup(srv.Close)
 	tm := newTerminal(t, h, termA, srv.URL)
 	ctx := context.Background()
-	sale := func(card string, counter uint16) offline.Row {
-		r, err := tm.store.Begin(ctx, offline.Row{Kind: offline.KindPurchase, Card: card, Purse: "EP", Counter: counter,
-			BalanceFen: 5000, AmountFen: 1250, TermSerial: 9, Time: time.Now().Format(hostapi.TimeLayout)})
+	psamTerm := [6]byte{0, 0, 0, 0, 0x20, 0x02}
+	// sale journals a done sale: with the card's own TAC (its DTK) and
+	// the PSAM's terminal id unless forged or old.
+	sale := func(number string, counter uint16, forged, old bool) offline.Row {
+		when := time.Now().Truncate(time.Second)
+		row := offline.Row{Kind: offline.KindPurchase, Card: number, Purse: "EP", Counter: counter,
+			BalanceFen: 5000, AmountFen: 1250, TermSerial: uint32(counter), Time: when.Format(hostapi.TimeLayout)}
+		if !old {
+			row.PSAMTerminal = fmt.Sprintf("%X", psamTerm)
+		}
+		r, err := tm.store.Begin(ctx, row)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := tm.store.Finish(ctx, r.ID, offline.StateDone, "0A0B0C0D", ""); err != nil {
+		tac, err := epurse.PurchaseTAC(card.File().Keys.DTK, 1250, epurse.TxEPPurchase, psamTerm, uint32(counter), when)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if forged {
+			tac[0] ^= 0xFF
+		}
+		if err := tm.store.Finish(ctx, r.ID, offline.StateDone, fmt.Sprintf("%X", tac), ""); err != nil {
 			t.Fatal(err)
 		}
 		return r
 	}
-	good, err := tm.store.RecordVoid(ctx, offline.VoidRequest{SaleID: sale(issued, 3).ID, Window: time.Minute})
-	if err != nil {
-		t.Fatal(err)
+	void := func(sale offline.Row) offline.Void {
+		v, err := tm.store.RecordVoid(ctx, offline.VoidRequest{SaleID: sale.ID, Window: time.Minute})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
 	}
-	bad, err := tm.store.RecordVoid(ctx, offline.VoidRequest{SaleID: sale(stranger, 4).ID, Window: time.Minute})
-	if err != nil {
-		t.Fatal(err)
-	}
+	good := void(sale(issued, 3, false, false))
+	bad := void(sale(stranger, 4, false, false))
+	forged := void(sale(issued, 5, true, false))
+	old := void(sale(issued, 6, false, true))
 	tm.syncer(t, nil)
 	waitFor(t, "voids answered", func() bool {
 		owed, err := tm.store.OwedVoids(ctx, 10)
@@ -56,6 +77,20 @@ func TestSyncerSendsVoids(t *testing.T) {
 	b, _ := tm.store.GetVoid(ctx, bad.ID)
 	if b.State != offline.VoidRefused || !strings.HasPrefix(b.HostReason, hostapi.CodeNotFound) {
 		t.Fatalf("void of a card the host never issued: %+v; want refused not_found", b)
+	}
+	for _, c := range []struct {
+		v    offline.Void
+		want string
+	}{
+		{forged, hostapi.CodeNotVoidable + ": the sale's TAC does not verify"},
+		{old, hostapi.CodeNotVoidable + ": no proof of sale"},
+	} {
+		if v, _ := tm.store.GetVoid(ctx, c.v.ID); v.State != offline.VoidRefused || !strings.HasPrefix(v.HostReason, c.want) {
+			t.Errorf("void %+v; want refused %q", v, c.want)
+		}
+	}
+	if old, _ := tm.store.GetVoid(ctx, old.ID); !strings.Contains(old.HostReason, "PSAM terminal id") {
+		t.Errorf("void of a sale journaled without its PSAM's id: %q; want that named", old.HostReason)
 	}
 	if all, _ := h.store.Refunds(ctx, ""); len(all) != 1 {
 		t.Fatalf("host refunds %+v; want 1", all)

@@ -112,7 +112,12 @@ func TestPurchaseDebitsOnce(t *testing.T) {
 	if row.State != offline.StateDone || row.TAC != rep.TAC || row.TermSerial != rep.TermSerial || row.AmountFen != 1250 {
 		t.Fatalf("journal row %+v", row)
 	}
-	// The TAC is the card's, over the PSAM's terminal id and serial.
+	// The TAC is the card's, over the PSAM's terminal id and serial; the
+	// row keeps the PSAM's terminal id, which the host needs to verify the
+	// TAC of a voided sale.
+	if row.PSAMTerminal != hexUpper(samTermID[:]) {
+		t.Fatalf("journal row's PSAM terminal %q, want %X", row.PSAMTerminal, samTermID)
+	}
 	when, _ := time.ParseInLocation("20060102150405", row.Time, time.Local)
 	want, err := epurse.PurchaseTAC(w.card.File().Keys.DTK, 1250, epurse.TxEPPurchase, samTermID, rep.TermSerial, when)
 	if err != nil || hexUpper(want[:]) != row.TAC {
