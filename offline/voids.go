@@ -200,6 +200,12 @@ func checkVoidable(sale Row, req VoidRequest, now time.Time) error {
 		return fmt.Errorf("%w: row %s is a %s, not a sale", ErrNotVoidable, sale.ID, sale.Kind)
 	case sale.State != StateDone:
 		return fmt.Errorf("%w: sale %s is %s: only a sale the card answered can be voided", ErrNotVoidable, sale.ID, sale.State)
+	case sale.TAC == "" || sale.PSAMTerminal == "":
+		// The host refunds only a sale whose TAC it can verify (an M1
+		// wallet's debit has none; a card may leave before GET TRANSACTION
+		// PROVE; a sale journaled before rows kept the PSAM's id lacks it):
+		// journaled here, such a void would only be refused there.
+		return fmt.Errorf("%w: sale %s has no proof the host can check (its TAC and PSAM): it cannot be refunded, pay it back by other means", ErrNotVoidable, sale.ID)
 	case now.Sub(sale.Created) > req.Window:
 		return fmt.Errorf("%w: sale %s was made %s ago, the window is %s", ErrVoidWindow, sale.ID,
 			now.Sub(sale.Created).Round(time.Second), req.Window)

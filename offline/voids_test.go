@@ -11,7 +11,7 @@ import (
 // doneSale journals a purchase of amount on cardA and finishes it done.
 func doneSale(t *testing.T, s *Store, amount int64) Row {
 	t.Helper()
-	r := mustBegin(t, s, Row{Kind: KindPurchase, Card: cardA, Purse: "EP", AmountFen: amount, BalanceFen: 10000})
+	r := mustBegin(t, s, Row{Kind: KindPurchase, Card: cardA, Purse: "EP", AmountFen: amount, BalanceFen: 10000, PSAMTerminal: "0000000000AA"})
 	if err := s.Finish(context.Background(), r.ID, StateDone, "0A0B0C0D", ""); err != nil {
 		t.Fatal(err)
 	}
@@ -97,6 +97,18 @@ func TestVoidRefusals(t *testing.T) {
 	intent := mustBegin(t, s, Row{Kind: KindPurchase, Card: cardA, Purse: "EP", AmountFen: 200})
 	load := mustBegin(t, s, Row{Kind: KindLoad, Card: cardA, Purse: "EP", AmountFen: 200, CreditID: "cr-1"})
 	fresh := doneSale(t, s, 400)
+	m1 := mustBegin(t, s, Row{Kind: KindPurchase, Card: cardA, Purse: "M1", AmountFen: 200, BalanceFen: 1000})
+	if err := s.Finish(ctx, m1.ID, StateDone, "", ""); err != nil {
+		t.Fatal(err)
+	}
+	noTAC := mustBegin(t, s, Row{Kind: KindPurchase, Card: cardA, Purse: "EP", AmountFen: 200, BalanceFen: 1000, PSAMTerminal: "0000000000AA"})
+	if err := s.Finish(ctx, noTAC.ID, StateDone, "", ""); err != nil {
+		t.Fatal(err)
+	}
+	noPSAM := mustBegin(t, s, Row{Kind: KindPurchase, Card: cardA, Purse: "EP", AmountFen: 200, BalanceFen: 1000})
+	if err := s.Finish(ctx, noPSAM.ID, StateDone, "0A0B0C0D", ""); err != nil {
+		t.Fatal(err)
+	}
 	s.now = func() time.Time { return time.Now().Add(90 * time.Second) }
 	for _, tc := range []struct {
 		req  VoidRequest
@@ -106,6 +118,9 @@ func TestVoidRefusals(t *testing.T) {
 		{VoidRequest{SaleID: unknown.ID, Window: time.Hour}, ErrNotVoidable},
 		{VoidRequest{SaleID: intent.ID, Window: time.Hour}, ErrNotVoidable},
 		{VoidRequest{SaleID: load.ID, Window: time.Hour}, ErrNotVoidable},
+		{VoidRequest{SaleID: m1.ID, Window: time.Hour}, ErrNotVoidable},
+		{VoidRequest{SaleID: noTAC.ID, Window: time.Hour}, ErrNotVoidable},
+		{VoidRequest{SaleID: noPSAM.ID, Window: time.Hour}, ErrNotVoidable},
 		{VoidRequest{SaleID: fresh.ID, Window: time.Hour, AmountFen: 401}, ErrVoidAmount},
 		{VoidRequest{SaleID: fresh.ID, Window: time.Hour, AmountFen: -1}, ErrVoidAmount},
 		{VoidRequest{SaleID: "000000000002-1", Window: time.Hour}, ErrNotFound},
