@@ -374,7 +374,7 @@ func (p *Purchaser) debit(ctx context.Context, t apdu.Transmitter, sam apdu.Tran
 	row, err := p.Store.Begin(ctx, offline.Row{
 		Kind: offline.KindPurchase, State: offline.StateIntent, Card: cr.Info.CardNumber, Purse: cr.Purse.String(),
 		Counter: init.OfflineCounter, BalanceFen: init.Balance, AmountFen: sale.AmountFen, TermSerial: serial,
-		Time: when.Format(hostapi.TimeLayout), Detail: rep.splitNote(),
+		Time: when.Format(hostapi.TimeLayout), Detail: rep.splitNote(), Sale: rep.saleFacts(),
 	})
 	if err != nil {
 		return fmt.Errorf("journal before DEBIT FOR PURCHASE: %w", err)

@@ -103,6 +103,16 @@ func withSplit(row offline.Row, detail string) string {
 	return detail + "; " + s.note()
 }
 
+// saleFacts is what a purchase row of rep records of its sale for the
+// shift's close-out: period, class, PIN override, split rest to collect.
+func (r *PurchaseReport) saleFacts() offline.SaleFacts {
+	f := offline.SaleFacts{Period: r.Period, Class: r.Class, PINVerified: r.PINVerified}
+	if r.Split != nil {
+		f.CollectFen = r.Split.CollectFen
+	}
+	return f
+}
+
 // splitNote is the detail a purchase row of rep starts with: the split's
 // terms, or nothing.
 func (r *PurchaseReport) splitNote() string {
