@@ -23,6 +23,7 @@ const (
 	KindPurchase                 // 消费成功: a purchase debited at the POS
 	KindTest                     // 测试页: the operator's print test
 	KindInvoice                  // 扫码开票: a top-up's invoicing page, as a QR code
+	KindShift                    // 班结: a cashier's shift close-out (Receipt.Summary)
 )
 
 var kindTitles = map[Kind]string{
@@ -31,6 +32,7 @@ var kindTitles = map[Kind]string{
 	KindPurchase: "消费成功",
 	KindTest:     "测试页",
 	KindInvoice:  "扫码开票",
+	KindShift:    "班结",
 }
 
 // String returns the kind's title, as printed.
@@ -97,7 +99,16 @@ type Receipt struct {
 	// Statement is the card's newest transactions, newest first, on a
 	// balance slip (KindBalance only); as many as given are printed.
 	Statement []StatementLine
-	Footer    []string
+	// Summary is a close-out's label/value lines (KindShift only), printed
+	// in order after the terminal and time.
+	Summary []SummaryLine
+	Footer  []string
+}
+
+// SummaryLine is one line of a close-out: a label left, its value right
+// (wrapped below it when both do not fit).
+type SummaryLine struct {
+	Label, Value string
 }
 
 // Layout is the printable width of a roll.
@@ -259,6 +270,10 @@ func layout(r Receipt, cols int) (lines []Line, symbolAt int) {
 		pair(LabelBalance, money.Format(r.Balance))
 	case KindInvoice:
 		pair(LabelTopUp, money.Format(r.Amount))
+	case KindShift:
+		for _, l := range r.Summary {
+			pair(clean(l.Label), clean(l.Value))
+		}
 	case KindTest:
 		add(Line{Text: strings.Repeat("1234567890", cols/10+1)[:cols]})
 		add(Line{Text: truncate(strings.Repeat("中文打印测试", cols/12+1), cols)})
@@ -455,7 +470,7 @@ func Encode(r Receipt, opt Options) ([]byte, error) {
 		return nil, err
 	}
 	if _, ok := kindTitles[r.Kind]; !ok {
-		return nil, fmt.Errorf("printer: receipt kind %d: want KindBalance, KindTopUp, KindPurchase, KindTest or KindInvoice", int(r.Kind))
+		return nil, fmt.Errorf("printer: receipt kind %d: want KindBalance, KindTopUp, KindPurchase, KindTest, KindInvoice or KindShift", int(r.Kind))
 	}
 	if opt.Mode == TextRaster && opt.Font == nil {
 		return nil, fmt.Errorf("printer: raster text mode needs a font: set the printer's font file")

@@ -16,6 +16,7 @@ const (
 	KindPurchase = "purchase"
 	KindTest     = "test"
 	KindInvoice  = "invoice"
+	KindShift    = "shift"
 )
 
 var kinds = map[string]printer.Kind{
@@ -24,6 +25,7 @@ var kinds = map[string]printer.Kind{
 	KindPurchase: printer.KindPurchase,
 	KindTest:     printer.KindTest,
 	KindInvoice:  printer.KindInvoice,
+	KindShift:    printer.KindShift,
 }
 
 // Facts is what a queued receipt says about its operation: the body stored
@@ -59,6 +61,9 @@ type Facts struct {
 	// (receipt.statement_lines). Facts stored before the field existed
 	// have none and print as they did.
 	Transactions []StatementLine `json:"transactions,omitempty"`
+	// Shift is a close-out slip's summary (KindShift only), as the close
+	// totalled it from the journal.
+	Shift *offline.ShiftSummary `json:"shift,omitempty"`
 }
 
 // Transaction kinds of a StatementLine, as the local API names them.
@@ -86,7 +91,10 @@ type StatementLine struct {
 // NewReceipt encodes f for the queue.
 func (f Facts) NewReceipt() (offline.NewReceipt, error) {
 	if _, ok := kinds[f.Kind]; !ok {
-		return offline.NewReceipt{}, fmt.Errorf("spool: receipt kind %q: want balance, topup, purchase, test or invoice", f.Kind)
+		return offline.NewReceipt{}, fmt.Errorf("spool: receipt kind %q: want balance, topup, purchase, test, invoice or shift", f.Kind)
+	}
+	if (f.Shift != nil) != (f.Kind == KindShift) {
+		return offline.NewReceipt{}, fmt.Errorf("spool: a %s receipt: a shift summary goes on a shift slip, and a shift slip needs one", f.Kind)
 	}
 	if len(f.Transactions) > 0 && f.Kind != KindBalance {
 		return offline.NewReceipt{}, fmt.Errorf("spool: a %s receipt with %d transactions: only a balance slip lists them", f.Kind, len(f.Transactions))
@@ -129,7 +137,8 @@ func (r Renderer) Receipt(q offline.Receipt) (printer.Receipt, error) {
 	}
 	return printer.Receipt{Kind: k, Merchant: r.Merchant, TerminalID: f.TerminalID, Time: f.Time,
 		CardNumber: f.Card, Issuer: f.Issuer, Holder: f.Holder, BalanceBefore: f.BalanceBeforeFen, Amount: f.AmountFen,
-		Balance: f.BalanceFen, Sale: f.SaleFen, Collect: f.CollectFen, Reference: f.Reference, Link: f.Link, Statement: st, Footer: footer}, nil
+		Balance: f.BalanceFen, Sale: f.SaleFen, Collect: f.CollectFen, Reference: f.Reference, Link: f.Link, Statement: st,
+		Summary: ShiftLines(f.Shift), Footer: footer}, nil
 }
 
 // Render returns the ESC/POS bytes of q; it fits Worker.Render.
