@@ -93,6 +93,10 @@ type Server struct {
 	// Till, when set (POS mode), is where POST /v1/purchase/arm arms a
 	// sale for the next tap; without it arming is refused with 409.
 	Till *tap.Till
+	// Shifts, when set (POS mode), keeps the cashier's shifts: /v1/shift
+	// opens one and shows it, /v1/shift/close closes it with its summary
+	// receipt; without it they are refused with 409.
+	Shifts Shifts
 	// Topup, when set (mode kiosk, kiosk.topup.enabled), takes top-ups
 	// paid by phone for the card on the reader (topup.go).
 	Topup *Topup
@@ -270,6 +274,7 @@ func (s *Server) status(ctx context.Context) Status {
 		}
 	}
 	st.MealPeriod, st.OutsideMealPeriods = mealStatus(s.Till)
+	st.Shift = s.shiftStatus(ctx)
 	return st
 }
 
@@ -293,6 +298,9 @@ var routes = []route{
 	{http.MethodPost, "/v1/receipts", func(s *Server) http.HandlerFunc { return s.authed(pageMay, s.postReceipt) }},
 	{http.MethodPost, "/v1/purchase/arm", func(s *Server) http.HandlerFunc { return s.authed(posOnly, s.arm) }},
 	{http.MethodDelete, "/v1/purchase/arm", func(s *Server) http.HandlerFunc { return s.authed(posOnly, s.disarm) }},
+	{http.MethodGet, "/v1/shift", func(s *Server) http.HandlerFunc { return s.authed(posOnly, s.getShift) }},
+	{http.MethodPost, "/v1/shift", func(s *Server) http.HandlerFunc { return s.authed(posOnly, s.openShift) }},
+	{http.MethodPost, "/v1/shift/close", func(s *Server) http.HandlerFunc { return s.authed(posOnly, s.closeShift) }},
 	{http.MethodGet, "/v1/topup", func(s *Server) http.HandlerFunc { return s.authed(pageMay, s.topupOptions) }},
 	{http.MethodPost, "/v1/topup", func(s *Server) http.HandlerFunc { return s.authed(pageMay, s.postTopup) }},
 	{http.MethodGet, "/v1/topup/{id}", func(s *Server) http.HandlerFunc { return s.authed(pageMay, s.getTopup) }},

@@ -50,6 +50,8 @@ commands:
            arm a sale at a running POS (mode pos) for the next tap
   pos cancel
            drop the armed sale
+  pos shift open --cashier ID | pos shift close
+           open the cashier's shift; close it, printing its summary (班结)
   version  print the version
 
 Run 'cardd <command> --help' for the flags of a command.

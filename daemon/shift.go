@@ -1,0 +1,40 @@
+package daemon
+
+import (
+	"context"
+
+	"github.com/cardd/cardd/config"
+	"github.com/cardd/cardd/offline"
+	"github.com/cardd/cardd/printer/spool"
+)
+
+// shifts are the POS's cashier shifts (班) for the local API: the
+// journal's, closed with the summary's receipt when printer.enabled and
+// with the voids the void table counts.
+type shifts struct {
+	*offline.Store
+	opt offline.CloseOptions
+}
+
+// CloseShift closes the open shift with its receipt and voids.
+func (s shifts) CloseShift(ctx context.Context) (offline.ShiftSummary, error) {
+	return s.Store.CloseShift(ctx, s.opt)
+}
+
+// newShifts wires the shifts of a POS. voids counts the voids of a shift
+// (nil: none counted, printed as 0).
+func newShifts(cfg *config.Config, store *offline.Store, voids offline.VoidTotals) shifts {
+	s := shifts{Store: store, opt: offline.CloseOptions{Voids: voids}}
+	if cfg.Printer.Enabled {
+		s.opt.Receipt = shiftReceipt(cfg)
+	}
+	return s
+}
+
+// shiftReceipt is the close-out slip of a shift's summary.
+func shiftReceipt(cfg *config.Config) func(offline.ShiftSummary) (offline.NewReceipt, error) {
+	return func(sum offline.ShiftSummary) (offline.NewReceipt, error) {
+		f := spool.Facts{Kind: spool.KindShift, Time: sum.Closed, TerminalID: cfg.Terminal.ID, Shift: &sum}
+		return f.NewReceipt()
+	}
+}
