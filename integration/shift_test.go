@@ -98,7 +98,7 @@ func summaryOf(rows []offline.Row) map[string]string {
 		spool.LabelSplitDue:                             money.Format(collect),
 		spool.CountLabel(spool.LabelPINOver, pin.n):     money.Format(pin.fen),
 		spool.CountLabel(spool.LabelVoids, 0):           "0.00",
-		spool.CountLabel(spool.LabelInDoubt, doubt.n):  money.Format(doubt.fen),
+		spool.CountLabel(spool.LabelInDoubt, doubt.n):   money.Format(doubt.fen),
 	}
 	for k, g := range groups {
 		out[spool.CountLabel(spool.GroupLabel(k), g.n)] = money.Format(g.fen)
