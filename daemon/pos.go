@@ -70,7 +70,11 @@ func (d *Daemon) assemblePOS() error {
 	d.runner.Purchaser = newPurchaser(d.cfg, d.store, d.api.Till, d.log)
 	// Voids are counted by their own table once it exists; until then a
 	// close-out shows none.
-	d.api.Shifts = newShifts(d.cfg, d.store, nil)
+	sh := newShifts(d.cfg, d.store, nil)
+	if link != nil {
+		sh.upload = link.syncer.Kick
+	}
+	d.api.Shifts = sh
 	// A sale whose debit a previous run never saw answered waits for its
 	// card again, so the cashier cannot charge it twice.
 	if doubt, err := d.store.InDoubt(d.ctx, offline.KindPurchase); err != nil {

@@ -14,11 +14,18 @@ import (
 type shifts struct {
 	*offline.Store
 	opt offline.CloseOptions
+	// upload, when set, wakes the host link's upload loop: a closed shift
+	// goes up at once rather than at the next round.
+	upload func()
 }
 
 // CloseShift closes the open shift with its receipt and voids.
 func (s shifts) CloseShift(ctx context.Context) (offline.ShiftSummary, error) {
-	return s.Store.CloseShift(ctx, s.opt)
+	sum, err := s.Store.CloseShift(ctx, s.opt)
+	if err == nil && s.upload != nil {
+		s.upload()
+	}
+	return sum, err
 }
 
 // newShifts wires the shifts of a POS. voids counts the voids of a shift

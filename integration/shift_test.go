@@ -2,6 +2,7 @@ package integration
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"log/slog"
 	"os"
@@ -14,6 +15,7 @@ import (
 	"time"
 
 	epursesim "github.com/cardd/cardd/apdu/epurse/sim"
+	"github.com/cardd/cardd/host"
 	"github.com/cardd/cardd/money"
 	"github.com/cardd/cardd/offline"
 	"github.com/cardd/cardd/printer"
@@ -115,7 +117,9 @@ func summaryOf(rows []offline.Row) map[string]string {
 // 30.00 on a staff card of 18.40 pays 18.40 and leaves 11.60, and a card
 // pulled during DEBIT leaves a sale in doubt. `cardd pos shift close`
 // prints the 班结 slip: every line equals the sums of the shift's journal
-// rows, and the known figures; a second close exits 2.
+// rows, and the known figures; a second close exits 2. The daemon's host
+// is `cardhost serve`: the shift goes up with the journal, and `cardhost
+// shift list` shows it with the same totals, checked ok against the rows.
 func TestPOSShiftCloseOut(t *testing.T) {
 	requirePCSC(t)
 	w := newHostWorld(t)
@@ -128,8 +132,11 @@ func TestPOSShiftCloseOut(t *testing.T) {
 	lunch = strings.Replace(lunch, `max_count: 1}`, `max_count: 1, class_prices: {staff: "15.00"}}`, 1)
 	dinner := strings.Replace(strings.Replace(lunch, "name: lunch", "name: dinner", 1),
 		`mode: fixed, price: "12.00", max_count: 1, class_prices: {staff: "15.00"}`, "mode: keyed", 1)
+	hostURL := startServe(t, w.hostDir)
+	secretFile := w.secretFile(t, dir)
 	env := func(periods string) []string {
 		return append([]string{"CARDD_MODE=pos", "CARDD_READER_SAM_PATTERN=^" + regexp.QuoteMeta(slot1Reader) + "$",
+			"CARDD_HOST_URL=" + hostURL, "CARDD_HOST_SECRET_FILE=" + secretFile,
 			"CARDD_STORE_PATH=" + storePath, "CARDD_TERMINAL_ID=" + termID, "CARDD_POS_PERIODS=" + periods,
 			"CARDD_POS_DAILY_LIMIT=30.00", `CARDD_POS_CLASSES={student: ["01"], staff: ["02"]}`}, printerEnv(link)...)
 	}
@@ -240,6 +247,22 @@ func TestPOSShiftCloseOut(t *testing.T) {
 		}
 		before = len(got)
 	}
+	// The shift reaches the host, with the journal's rows, checked ok.
+	var held []host.Shift
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		held = nil
+		if err := json.Unmarshal([]byte(cardhostCLI(t, w.hostDir, "shift", "list", "--terminal", termID, "--json")), &held); err != nil {
+			t.Fatal(err)
+		}
+		if len(held) == 1 && held[0].Check.State == host.ShiftOK {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the host holds shifts %+v 20 s after the close, want shift 1 checked ok", held)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
 	d.stop(t, 10*time.Second)
 
 	rows := shiftRows(t, storePath, 1)
@@ -251,6 +274,17 @@ func TestPOSShiftCloseOut(t *testing.T) {
 	} {
 		if want[label] != value {
 			t.Errorf("the journal's rows give %q = %q, want %q (rows %+v)", label, want[label], value, rows)
+		}
+	}
+	hs := held[0].Summary
+	if hs.Shift != 1 || hs.Cashier != "C007" || want[spool.CountLabel(spool.LabelTotal, hs.Count)] != money.Format(hs.SumFen) ||
+		want[spool.LabelSplitDue] != money.Format(hs.SplitCollectFen) || want[spool.CountLabel(spool.LabelPINOver, hs.PINCount)] != money.Format(hs.PINFen) ||
+		want[spool.CountLabel(spool.LabelInDoubt, hs.InDoubtCount)] != money.Format(hs.InDoubtFen) || len(hs.Groups) != 4 {
+		t.Errorf("the host holds %+v, not the journal's sums %v", hs, want)
+	}
+	for _, g := range hs.Groups {
+		if label := spool.CountLabel(spool.GroupLabel(offline.ShiftGroup{Period: g.Period, Class: g.Class}), g.Count); want[label] != money.Format(g.SumFen) {
+			t.Errorf("the host's group %+v is not the journal's (%v)", g, want)
 		}
 	}
 	cols := printer.Layout58.Cols

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/cardd/cardd/hostapi"
 	"github.com/cardd/cardd/money"
 	"github.com/cardd/cardd/offline"
 )
@@ -34,36 +35,15 @@ type ShiftOpenRequest struct {
 	Cashier string `json:"cashier"`
 }
 
-// ShiftGroupView is one meal period and class of a close-out.
-type ShiftGroupView struct {
-	Period string `json:"period"`
-	Class  string `json:"class"`
-	Count  int    `json:"count"`
-	SumFen int64  `json:"sum_fen"`
-	Sum    string `json:"sum"`
-}
-
-// ShiftSummaryView is a close-out as POST /v1/shift/close answers it, fen
-// and yuan side by side like every amount of the API.
+// ShiftSummaryView is a close-out as POST /v1/shift/close answers it: the
+// totals in fen (hostapi.ShiftTotals) and the sum in yuan.
 type ShiftSummaryView struct {
-	ID              int64            `json:"id"`
-	Cashier         string           `json:"cashier"`
-	Opened          time.Time        `json:"opened"`
-	Closed          time.Time        `json:"closed"`
-	Count           int              `json:"count"`
-	SumFen          int64            `json:"sum_fen"`
-	Sum             string           `json:"sum"`
-	Groups          []ShiftGroupView `json:"groups"`
-	SplitCount      int              `json:"split_count"`
-	SplitCardFen    int64            `json:"split_card_fen"`
-	SplitCollectFen int64            `json:"split_collect_fen"`
-	PINCount        int              `json:"pin_count"`
-	PINFen          int64            `json:"pin_fen"`
-	VoidCount       int              `json:"void_count"`
-	VoidFen         int64            `json:"void_fen"`
-	InDoubtCount    int              `json:"in_doubt_count"`
-	InDoubtFen      int64            `json:"in_doubt_fen"`
-	FailedCount     int              `json:"failed_count"`
+	ID      int64     `json:"id"`
+	Cashier string    `json:"cashier"`
+	Opened  time.Time `json:"opened"`
+	Closed  time.Time `json:"closed"`
+	Sum     string    `json:"sum"`
+	hostapi.ShiftTotals
 	// Printed is whether the summary's receipt was queued (printer.enabled).
 	Printed bool `json:"printed"`
 }
@@ -73,15 +53,8 @@ func shiftView(sh offline.Shift) *ShiftView {
 }
 
 func summaryView(s offline.ShiftSummary) ShiftSummaryView {
-	v := ShiftSummaryView{ID: s.Shift, Cashier: s.Cashier, Opened: s.Opened.UTC(), Closed: s.Closed.UTC(),
-		Count: s.Count, SumFen: s.SumFen, Sum: money.Format(s.SumFen), Groups: []ShiftGroupView{},
-		SplitCount: s.SplitCount, SplitCardFen: s.SplitCardFen, SplitCollectFen: s.SplitCollectFen,
-		PINCount: s.PINCount, PINFen: s.PINFen, VoidCount: s.VoidCount, VoidFen: s.VoidFen,
-		InDoubtCount: s.InDoubtCount, InDoubtFen: s.InDoubtFen, FailedCount: s.FailedCount}
-	for _, g := range s.Groups {
-		v.Groups = append(v.Groups, ShiftGroupView{Period: g.Period, Class: g.Class, Count: g.Count, SumFen: g.SumFen, Sum: money.Format(g.SumFen)})
-	}
-	return v
+	return ShiftSummaryView{ID: s.Shift, Cashier: s.Cashier, Opened: s.Opened.UTC(), Closed: s.Closed.UTC(),
+		Sum: money.Format(s.SumFen), ShiftTotals: s.ShiftTotals}
 }
 
 // shiftsOr answers 409 when the terminal keeps no shifts (not mode pos).

@@ -154,8 +154,13 @@ CREATE TABLE shifts (
 	sum_fen  INTEGER NOT NULL DEFAULT 0,
 	-- summary is the close's totals (JSON of offline.ShiftSummary).
 	summary  BLOB    NOT NULL DEFAULT '',
-	-- uploaded is whether the host acknowledged the closed shift.
-	uploaded INTEGER NOT NULL DEFAULT 0 CHECK (uploaded IN (0, 1))
+	-- rows are the ids of the journal rows counted in count and sum_fen
+	-- (JSON list), which the host checks the totals against.
+	rows     TEXT    NOT NULL DEFAULT '[]',
+	-- uploaded is whether the host acknowledged the closed shift, or
+	-- refused it for good (refused says why).
+	uploaded INTEGER NOT NULL DEFAULT 0 CHECK (uploaded IN (0, 1)),
+	refused  TEXT    NOT NULL DEFAULT ''
 );
 -- At most one open shift: every open one has closed = 0.
 CREATE UNIQUE INDEX shifts_one_open ON shifts (closed) WHERE closed = 0;

@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/cardd/cardd/hostapi"
 )
 
 // A shift (班) is a cashier's turn at the terminal: opened with the
@@ -32,52 +34,32 @@ type Shift struct {
 	Closed time.Time
 	// Summary is the close's totals (nil while open).
 	Summary *ShiftSummary
-	// Uploaded is whether the host acknowledged the closed shift.
+	// Rows are, for a closed shift, the ids of the journal rows counted in
+	// its summary's Count and SumFen.
+	Rows []string
+	// Uploaded is whether the host acknowledged the closed shift (or
+	// refused it for good: Refused says why).
 	Uploaded bool
+	Refused  string
 }
 
-// ShiftGroup is the sales of one meal period and identity class.
-type ShiftGroup struct {
-	Period string `json:"period"` // "" for sales outside every period, or a terminal without them
-	Class  string `json:"class"`  // "" for a card of no class
-	Count  int    `json:"count"`
-	SumFen int64  `json:"sum_fen"`
-}
+// ShiftGroup is the sales of one meal period and identity class: Period
+// "" for sales outside every period (or a terminal without them), Class ""
+// for a card of no class.
+type ShiftGroup = hostapi.ShiftGroup
 
 // ShiftSummary is a shift's close-out, totalled from the journal rows of
-// the shift. Sales are purchase rows done (the card paid); SumFen is what
-// the cards paid, split sales' card parts included.
+// the shift (hostapi.ShiftTotals). Sales are purchase rows done (the card
+// paid); groups are ordered by period then class. The sales in doubt are
+// the shift's rows whose outcome only the card can tell (unknown, or in
+// flight at the close): said on the receipt rather than left out
+// silently.
 type ShiftSummary struct {
 	Shift   int64     `json:"shift"`
 	Cashier string    `json:"cashier"`
 	Opened  time.Time `json:"opened"`
 	Closed  time.Time `json:"closed"`
-	Count   int       `json:"count"`
-	SumFen  int64     `json:"sum_fen"`
-	// Groups are the sales per meal period and class, ordered by period
-	// then class.
-	Groups []ShiftGroup `json:"groups"`
-	// SplitCount is the split sales the card paid part of; SplitCardFen
-	// their card parts (in SumFen) and SplitCollectFen the rest the
-	// cashier collected by other means (not in SumFen).
-	SplitCount      int   `json:"split_count"`
-	SplitCardFen    int64 `json:"split_card_fen"`
-	SplitCollectFen int64 `json:"split_collect_fen"`
-	// PINCount is the sales the cardholder's PIN took over the daily
-	// limit (PIN overrides), PINFen their sum.
-	PINCount int   `json:"pin_count"`
-	PINFen   int64 `json:"pin_fen"`
-	// VoidCount and VoidFen are the sales voided during the shift.
-	VoidCount int   `json:"void_count"`
-	VoidFen   int64 `json:"void_fen"`
-	// InDoubtCount and InDoubtFen are the shift's sales whose outcome only
-	// the card can tell (unknown, or in flight at the close): not in
-	// Count and SumFen, and said on the receipt rather than left out
-	// silently.
-	InDoubtCount int   `json:"in_doubt_count"`
-	InDoubtFen   int64 `json:"in_doubt_fen"`
-	// FailedCount is the shift's sales the card showed did not happen.
-	FailedCount int `json:"failed_count"`
+	hostapi.ShiftTotals
 }
 
 // VoidTotals gives the count and sum of the voids made in [from, to): the
@@ -156,16 +138,20 @@ type querier interface {
 	QueryRowContext(context.Context, string, ...any) *sql.Row
 }
 
-const shiftCols = `id, cashier, opened, closed, summary, uploaded`
+const shiftCols = `id, cashier, opened, closed, summary, rows, uploaded, refused`
 
 func scanShift(sc scanner) (Shift, error) {
 	var (
 		sh             Shift
 		opened, closed int64
 		summary        []byte
+		rows           string
 	)
-	if err := sc.Scan(&sh.ID, &sh.Cashier, &opened, &closed, &summary, &sh.Uploaded); err != nil {
+	if err := sc.Scan(&sh.ID, &sh.Cashier, &opened, &closed, &summary, &rows, &sh.Uploaded, &sh.Refused); err != nil {
 		return Shift{}, err
+	}
+	if err := json.Unmarshal([]byte(rows), &sh.Rows); err != nil {
+		return Shift{}, fmt.Errorf("shift %d: rows: %w", sh.ID, err)
 	}
 	sh.Opened = time.Unix(0, opened)
 	if closed > 0 {
@@ -235,8 +221,12 @@ func (s *Store) CloseShift(ctx context.Context, opt CloseOptions) (ShiftSummary,
 		if err != nil {
 			return err
 		}
-		if _, err := tx.ExecContext(ctx, `UPDATE shifts SET closed = ?, count = ?, sum_fen = ?, summary = ? WHERE id = ?`,
-			closed.UnixNano(), sum.Count, sum.SumFen, body, cur.ID); err != nil {
+		ids, err := shiftRowIDs(ctx, tx, cur.ID)
+		if err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE shifts SET closed = ?, count = ?, sum_fen = ?, summary = ?, rows = ? WHERE id = ?`,
+			closed.UnixNano(), sum.Count, sum.SumFen, body, ids, cur.ID); err != nil {
 			return err
 		}
 		if opt.Receipt == nil {
@@ -259,7 +249,7 @@ func (s *Store) CloseShift(ctx context.Context, opt CloseOptions) (ShiftSummary,
 
 // shiftTotals sums the purchase rows of shift sh.
 func shiftTotals(ctx context.Context, q querier, sh Shift) (ShiftSummary, error) {
-	sum := ShiftSummary{Shift: sh.ID, Cashier: sh.Cashier, Opened: sh.Opened, Groups: []ShiftGroup{}}
+	sum := ShiftSummary{Shift: sh.ID, Cashier: sh.Cashier, Opened: sh.Opened, ShiftTotals: hostapi.ShiftTotals{Groups: []ShiftGroup{}}}
 	rows, err := q.QueryContext(ctx, `SELECT period, class, count(*), coalesce(sum(amount_fen), 0) FROM journal
 		WHERE kind = 'purchase' AND shift = ? AND state = 'done' GROUP BY period, class ORDER BY period, class`, sh.ID)
 	if err != nil {
@@ -291,6 +281,31 @@ func shiftTotals(ctx context.Context, q querier, sh Shift) (ShiftSummary, error)
 		&sum.SplitCount, &sum.SplitCardFen, &sum.SplitCollectFen, &sum.PINCount, &sum.PINFen,
 		&sum.InDoubtCount, &sum.InDoubtFen, &sum.FailedCount)
 	return sum, err
+}
+
+// shiftRowIDs are the ids of the rows shiftTotals counts in Count and
+// SumFen, as a JSON list.
+func shiftRowIDs(ctx context.Context, q querier, shift int64) (string, error) {
+	rows, err := q.QueryContext(ctx, `SELECT terminal, seq FROM journal
+		WHERE kind = 'purchase' AND shift = ? AND state = 'done' ORDER BY seq`, shift)
+	if err != nil {
+		return "", err
+	}
+	defer rows.Close()
+	ids := []string{}
+	for rows.Next() {
+		var term string
+		var seq int64
+		if err := rows.Scan(&term, &seq); err != nil {
+			return "", err
+		}
+		ids = append(ids, rowID(term, seq))
+	}
+	if err := rows.Err(); err != nil {
+		return "", err
+	}
+	b, err := json.Marshal(ids)
+	return string(b), err
 }
 
 // ShiftTotals is the summary shift id would close with now, voids left
@@ -354,8 +369,22 @@ func (s *Store) queryShifts(ctx context.Context, query string, args ...any) ([]S
 // ShiftUploaded records that the host stored closed shift id. Repeating it
 // is a no-op.
 func (s *Store) ShiftUploaded(ctx context.Context, id int64) error {
-	return s.write(ctx, fmt.Sprintf("mark shift %d uploaded", id), func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `UPDATE shifts SET uploaded = 1 WHERE id = ? AND closed > 0`, id)
+	return s.shiftSent(ctx, id, "")
+}
+
+// ShiftRefused records that the host refused closed shift id for good
+// (its answer would not change): it is kept, with the reason, and not sent
+// again.
+func (s *Store) ShiftRefused(ctx context.Context, id int64, reason string) error {
+	if reason == "" {
+		reason = "refused"
+	}
+	return s.shiftSent(ctx, id, reason)
+}
+
+func (s *Store) shiftSent(ctx context.Context, id int64, refused string) error {
+	return s.write(ctx, fmt.Sprintf("mark shift %d sent", id), func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE shifts SET uploaded = 1, refused = ? WHERE id = ? AND closed > 0`, refused, id)
 		if err != nil {
 			return err
 		}

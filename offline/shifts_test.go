@@ -7,6 +7,8 @@ import (
 	"reflect"
 	"testing"
 	"time"
+
+	"github.com/cardd/cardd/hostapi"
 )
 
 // sale journals a purchase of fen with facts f and finishes it in state.
@@ -58,10 +60,19 @@ func TestShiftCloseSums(t *testing.T) {
 	if r.Sale.Shift != sh.ID || r.Sale.Period != "lunch" || r.Sale.Class != "student" {
 		t.Errorf("stored sale facts %+v, want lunch/student in shift %d", r.Sale, sh.ID)
 	}
-	sale(t, s, cardB, 650, SaleFacts{Period: "lunch", Class: "student"}, StateDone)
-	sale(t, s, cardA, 1200, SaleFacts{Period: "lunch", Class: "staff"}, StateDone)
-	sale(t, s, cardB, 1840, SaleFacts{Period: "dinner", Class: "staff", CollectFen: 1160}, StateDone)
-	sale(t, s, cardA, 25000, SaleFacts{Period: "dinner", PINVerified: true}, StateDone)
+	done := []string{r.ID}
+	for _, x := range []struct {
+		card string
+		fen  int64
+		f    SaleFacts
+	}{
+		{cardB, 650, SaleFacts{Period: "lunch", Class: "student"}},
+		{cardA, 1200, SaleFacts{Period: "lunch", Class: "staff"}},
+		{cardB, 1840, SaleFacts{Period: "dinner", Class: "staff", CollectFen: 1160}},
+		{cardA, 25000, SaleFacts{Period: "dinner", PINVerified: true}},
+	} {
+		done = append(done, sale(t, s, x.card, x.fen, x.f, StateDone).ID)
+	}
 	sale(t, s, cardB, 300, SaleFacts{Period: "dinner", Class: "staff"}, StateFailed)
 	sale(t, s, cardA, 400, SaleFacts{Period: "dinner", Class: "staff"}, StateUnknown)
 	sale(t, s, cardB, 500, SaleFacts{Period: "dinner", Class: "student", CollectFen: 100, PINVerified: true}, StateIntent)
@@ -84,7 +95,7 @@ func TestShiftCloseSums(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := ShiftSummary{Shift: sh.ID, Cashier: "C007", Opened: sh.Opened, Closed: sum.Closed,
+	want := ShiftSummary{Shift: sh.ID, Cashier: "C007", Opened: sh.Opened, Closed: sum.Closed, ShiftTotals: hostapi.ShiftTotals{
 		Count: 5, SumFen: 650 + 650 + 1200 + 1840 + 25000,
 		Groups: []ShiftGroup{
 			{Period: "dinner", Class: "", Count: 1, SumFen: 25000},
@@ -93,7 +104,7 @@ func TestShiftCloseSums(t *testing.T) {
 			{Period: "lunch", Class: "student", Count: 2, SumFen: 1300},
 		},
 		SplitCount: 1, SplitCardFen: 1840, SplitCollectFen: 1160, PINCount: 1, PINFen: 25000,
-		VoidCount: 1, VoidFen: 650, InDoubtCount: 2, InDoubtFen: 900, FailedCount: 1}
+		VoidCount: 1, VoidFen: 650, InDoubtCount: 2, InDoubtFen: 900, FailedCount: 1}}
 	if !reflect.DeepEqual(sum, want) {
 		t.Errorf("summary\n got %+v\nwant %+v", sum, want)
 	}
@@ -120,11 +131,17 @@ func TestShiftCloseSums(t *testing.T) {
 	if err != nil || len(unsent) != 1 || unsent[0].ID != sh.ID || unsent[0].Summary == nil {
 		t.Fatalf("UnsentShifts = %+v %v", unsent, err)
 	}
+	if !reflect.DeepEqual(unsent[0].Rows, done) {
+		t.Errorf("the shift's rows %q, want the sales done %q", unsent[0].Rows, done)
+	}
 	if got := *unsent[0].Summary; got.Count != want.Count || got.SumFen != want.SumFen || !got.Closed.Equal(sum.Closed) {
 		t.Errorf("stored summary %+v", got)
 	}
 	if err := s.ShiftUploaded(ctx, sh.ID); err != nil {
 		t.Fatal(err)
+	}
+	if err := s.ShiftUploaded(ctx, sh.ID+1); !errors.Is(err, ErrNotFound) {
+		t.Errorf("ShiftUploaded of a shift never closed: %v, want ErrNotFound", err)
 	}
 	if err := s.ShiftUploaded(ctx, sh.ID); err != nil {
 		t.Errorf("second ShiftUploaded: %v", err)

@@ -100,7 +100,7 @@ func printSummary(w io.Writer, s localapi.ShiftSummaryView) {
 	fmt.Fprintf(w, "shift %d of cashier %s closed: %s to %s\n", s.ID, s.Cashier,
 		s.Opened.Local().Format(time.DateTime), s.Closed.Local().Format(time.DateTime))
 	for _, g := range s.Groups {
-		fmt.Fprintf(w, "  %-12s %-10s %4d sales %10s\n", orNone(g.Period), orNone(g.Class), g.Count, g.Sum)
+		fmt.Fprintf(w, "  %-12s %-10s %4d sales %10s\n", orNone(g.Period), orNone(g.Class), g.Count, money.Format(g.SumFen))
 	}
 	fmt.Fprintf(w, "  total                   %4d sales %10s\n", s.Count, s.Sum)
 	fmt.Fprintf(w, "  split: %d sales, cards paid %s, collected otherwise %s\n", s.SplitCount, money.Format(s.SplitCardFen), money.Format(s.SplitCollectFen))

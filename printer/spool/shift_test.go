@@ -8,6 +8,7 @@ import (
 
 	"go.bug.st/serial"
 
+	"github.com/cardd/cardd/hostapi"
 	"github.com/cardd/cardd/offline"
 	"github.com/cardd/cardd/printer"
 	"github.com/cardd/cardd/printer/sim"
@@ -20,14 +21,14 @@ import (
 func TestShiftSlipThroughPTY(t *testing.T) {
 	sum := &offline.ShiftSummary{Shift: 3, Cashier: "C007",
 		Opened: time.Date(2026, 12, 4, 10, 30, 0, 0, time.Local), Closed: time.Date(2026, 12, 4, 19, 0, 0, 0, time.Local),
-		Count: 4, SumFen: 5140,
-		Groups: []offline.ShiftGroup{
-			{Period: "dinner", Class: "", Count: 1, SumFen: 1840},
-			{Period: "lunch", Class: "staff", Count: 1, SumFen: 1200},
-			{Period: "lunch", Class: "student", Count: 2, SumFen: 2100},
-		},
-		SplitCount: 1, SplitCardFen: 1840, SplitCollectFen: 1160, PINCount: 1, PINFen: 1200,
-		VoidCount: 1, VoidFen: 650, InDoubtCount: 2, InDoubtFen: 900, FailedCount: 1}
+		ShiftTotals: hostapi.ShiftTotals{Count: 4, SumFen: 5140,
+			Groups: []offline.ShiftGroup{
+				{Period: "dinner", Class: "", Count: 1, SumFen: 1840},
+				{Period: "lunch", Class: "staff", Count: 1, SumFen: 1200},
+				{Period: "lunch", Class: "student", Count: 2, SumFen: 2100},
+			},
+			SplitCount: 1, SplitCardFen: 1840, SplitCollectFen: 1160, PINCount: 1, PINFen: 1200,
+			VoidCount: 1, VoidFen: 650, InDoubtCount: 2, InDoubtFen: 900, FailedCount: 1}}
 	if _, err := (Facts{Kind: KindShift}).NewReceipt(); err == nil {
 		t.Error("a shift slip without its summary was queued")
 	}
