@@ -251,7 +251,7 @@ func (s *Store) CloseShift(ctx context.Context, opt CloseOptions) (ShiftSummary,
 func shiftTotals(ctx context.Context, q querier, sh Shift) (ShiftSummary, error) {
 	sum := ShiftSummary{Shift: sh.ID, Cashier: sh.Cashier, Opened: sh.Opened, ShiftTotals: hostapi.ShiftTotals{Groups: []ShiftGroup{}}}
 	rows, err := q.QueryContext(ctx, `SELECT period, class, count(*), coalesce(sum(amount_fen), 0) FROM journal
-		WHERE kind = 'purchase' AND shift = ? AND state = 'done' GROUP BY period, class ORDER BY period, class`, sh.ID)
+		WHERE kind = 'purchase' AND shift = ? AND shift > 0 AND state = 'done' GROUP BY period, class ORDER BY period, class`, sh.ID)
 	if err != nil {
 		return sum, err
 	}
@@ -277,7 +277,7 @@ func shiftTotals(ctx context.Context, q querier, sh Shift) (ShiftSummary, error)
 		coalesce(sum(state IN ('intent', 'unknown')), 0),
 		coalesce(sum(CASE WHEN state IN ('intent', 'unknown') THEN amount_fen END), 0),
 		coalesce(sum(state = 'failed'), 0)
-		FROM journal WHERE kind = 'purchase' AND shift = ?`, sh.ID).Scan(
+		FROM journal WHERE kind = 'purchase' AND shift = ? AND shift > 0`, sh.ID).Scan(
 		&sum.SplitCount, &sum.SplitCardFen, &sum.SplitCollectFen, &sum.PINCount, &sum.PINFen,
 		&sum.InDoubtCount, &sum.InDoubtFen, &sum.FailedCount)
 	return sum, err
@@ -287,7 +287,7 @@ func shiftTotals(ctx context.Context, q querier, sh Shift) (ShiftSummary, error)
 // SumFen, as a JSON list.
 func shiftRowIDs(ctx context.Context, q querier, shift int64) (string, error) {
 	rows, err := q.QueryContext(ctx, `SELECT terminal, seq FROM journal
-		WHERE kind = 'purchase' AND shift = ? AND state = 'done' ORDER BY seq`, shift)
+		WHERE kind = 'purchase' AND shift = ? AND shift > 0 AND state = 'done' ORDER BY seq`, shift)
 	if err != nil {
 		return "", err
 	}

@@ -2,13 +2,17 @@ package offline
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
 	"errors"
+	"path/filepath"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/cardd/cardd/hostapi"
+	"github.com/cardd/cardd/internal/queryplan"
 )
 
 // sale journals a purchase of fen with facts f and finishes it in state.
@@ -193,5 +197,49 @@ func TestSaleFactsPurchaseOnly(t *testing.T) {
 	p := Row{Kind: KindPurchase, Card: cardA, AmountFen: 100, Sale: SaleFacts{CollectFen: -1}}
 	if _, err := s.Begin(context.Background(), p); err == nil {
 		t.Error("a negative split rest was journaled")
+	}
+}
+
+// TestShiftCloseSearchesAnIndex: the close reads only its shift's rows,
+// through an index: it runs in a write transaction that taps wait for,
+// and the journal holds months of rows.
+func TestShiftCloseSearchesAnIndex(t *testing.T) {
+	registerRecorder.Do(func() { sql.Register("cardd-offline-recorded", recorder) })
+	s, err := openDriver("cardd-offline-recorded", DSN(filepath.Join(t.TempDir(), "cardd.db")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	s.terminal = testTerminal
+	ctx := context.Background()
+	for i := range 20 {
+		sale(t, s, cardA, int64(100+i), SaleFacts{Period: "lunch"}, StateDone)
+	}
+	sh, err := s.OpenShift(ctx, "C1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sale(t, s, cardB, 700, SaleFacts{Period: "lunch", Class: "staff"}, StateDone)
+	recorder.Take()
+	if _, err := s.ShiftTotals(ctx, sh.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.CloseShift(ctx, CloseOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	stmts := recorder.Take()
+	if len(stmts) == 0 {
+		t.Fatal("no statement recorded: the recording driver is not in use")
+	}
+	for _, q := range stmts {
+		scan, err := queryplan.FullScans(s.db, q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, sc := range scan {
+			if strings.Contains(sc, "journal") {
+				t.Errorf("%s\n\tscans: %s", queryplan.OneLine(q), sc)
+			}
+		}
 	}
 }
