@@ -201,25 +201,30 @@ func (s *Store) Shifts(ctx context.Context, terminal string) ([]Shift, error) {
 }
 
 // checkShiftRows sums the journal rows the host holds of those sh counted.
+// A row held unknown is one whose done copy has not arrived yet (the
+// terminal counted it done): pending, like a row not held at all.
 func (s *Store) checkShiftRows(ctx context.Context, sh Shift) (ShiftCheck, error) {
 	c := ShiftCheck{Rows: len(sh.Summary.Rows)}
+	var unknown int
 	err := s.db.QueryRowContext(ctx, `SELECT count(j.id),
 		coalesce(sum(CASE WHEN j.kind = 'purchase' AND j.state = 'done' THEN 1 ELSE 0 END), 0),
-		coalesce(sum(CASE WHEN j.kind = 'purchase' AND j.state = 'done' THEN j.amount_fen ELSE 0 END), 0)
+		coalesce(sum(CASE WHEN j.kind = 'purchase' AND j.state = 'done' THEN j.amount_fen ELSE 0 END), 0),
+		coalesce(sum(CASE WHEN j.kind = 'purchase' AND j.state = 'unknown' THEN 1 ELSE 0 END), 0)
 		FROM shift_rows r LEFT JOIN journal j ON j.terminal = r.terminal AND j.id = r.row_id
-		WHERE r.terminal = ? AND r.shift = ?`, sh.Terminal, sh.Summary.Shift).Scan(&c.Held, &c.Count, &c.SumFen)
+		WHERE r.terminal = ? AND r.shift = ?`, sh.Terminal, sh.Summary.Shift).Scan(&c.Held, &c.Count, &c.SumFen, &unknown)
 	if err != nil {
 		return c, fmt.Errorf("checking shift %d of terminal %s: %w", sh.Summary.Shift, sh.Terminal, err)
 	}
 	switch {
-	case c.Held == c.Rows && c.Count == sh.Summary.Count && c.SumFen == sh.Summary.SumFen:
-		c.State = ShiftOK
-	case c.Count < c.Held || c.SumFen > sh.Summary.SumFen:
-		// A row held that is not a sale done, or more money than the
-		// shift says: no later upload can make these add up.
+	case c.Held-c.Count-unknown > 0 || c.SumFen > sh.Summary.SumFen:
+		// A row held that is not a sale (a failed one, another kind), or
+		// more money than the shift says: no later upload can make these
+		// add up.
 		c.State = ShiftMismatch
-	case c.Held < c.Rows:
+	case c.Count < c.Rows:
 		c.State = ShiftPending
+	case c.SumFen == sh.Summary.SumFen && c.Count == sh.Summary.Count:
+		c.State = ShiftOK
 	default:
 		c.State = ShiftMismatch
 	}

@@ -51,6 +51,13 @@ func testShiftUpload(t *testing.T) {
 		}
 	}
 	check(ShiftPending, 2, 2500)
+	// Row 13 arrives in doubt first: still pending, not a mismatch.
+	r13 := purchaseRow("13")
+	r13.State, r13.TAC = "unknown", ""
+	if resp := e.upload(r13); len(resp.Acked) != 1 {
+		t.Fatalf("unknown row 13: %+v", resp)
+	}
+	check(ShiftPending, 3, 2500)
 	e.upload(purchaseRow("13"))
 	check(ShiftOK, 3, 3750)
 	e.mustCall(hostapi.PathShift, req, &resp) // the same copy: acked
@@ -66,12 +73,19 @@ func testShiftUpload(t *testing.T) {
 	greedy := closedShift()
 	greedy.Shift, greedy.SumFen, greedy.Groups[1].SumFen = 5, 4000, 2750
 	e.mustCall(hostapi.PathShift, greedy, &resp)
+	// A shift that counts a sale the host holds failed.
+	r14 := purchaseRow("14")
+	r14.State, r14.TAC = "failed", ""
+	e.upload(r14)
+	failed := closedShift()
+	failed.Shift, failed.Rows[2] = 6, testTerm+"-14"
+	e.mustCall(hostapi.PathShift, failed, &resp)
 	list, err := e.st.Shifts(ctx, testTerm)
-	if err != nil || len(list) != 2 {
+	if err != nil || len(list) != 3 {
 		t.Fatalf("Shifts(%s) = %+v %v", testTerm, list, err)
 	}
 	for _, sh := range list {
-		want := map[int64]string{4: ShiftOK, 5: ShiftMismatch}[sh.Summary.Shift]
+		want := map[int64]string{4: ShiftOK, 5: ShiftMismatch, 6: ShiftMismatch}[sh.Summary.Shift]
 		if sh.Check.State != want {
 			t.Errorf("shift %d: check %+v, want %s", sh.Summary.Shift, sh.Check, want)
 		}
