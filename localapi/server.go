@@ -591,6 +591,14 @@ type JournalRow struct {
 	// look at it.
 	HostRefused string `json:"host_refused,omitempty"`
 	CreatedAt   string `json:"created_at"`
+	// Period, Class, PINVerified, CollectFen and Shift are what a purchase
+	// row records of its sale for the shift's close-out (offline.SaleFacts);
+	// absent when empty.
+	Period      string `json:"period,omitempty"`
+	Class       string `json:"class,omitempty"`
+	PINVerified bool   `json:"pin_verified,omitempty"`
+	CollectFen  int64  `json:"collect_fen,omitempty"`
+	Shift       int64  `json:"shift,omitempty"`
 }
 
 // JournalPage is GET /v1/journal's answer; Next is the before= of the next
@@ -639,7 +647,8 @@ func (s *Server) journal(w http.ResponseWriter, r *http.Request) {
 		page.Rows = append(page.Rows, JournalRow{ID: row.ID, Seq: row.Seq, Kind: row.Kind, State: row.State,
 			Card: redact.CardNumber(row.Card), Purse: row.Purse, Counter: row.Counter, Balance: money.Format(row.BalanceFen),
 			Amount: money.Format(row.AmountFen), CreditID: row.CreditID, TAC: row.TAC, TermSerial: row.TermSerial, Time: row.Time, Detail: row.Detail,
-			Unacked: !row.Acked, HostRefused: row.HostRefused, CreatedAt: row.Created.UTC().Format(time.RFC3339)})
+			Unacked: !row.Acked, HostRefused: row.HostRefused, CreatedAt: row.Created.UTC().Format(time.RFC3339),
+			Period: row.Sale.Period, Class: row.Sale.Class, PINVerified: row.Sale.PINVerified, CollectFen: row.Sale.CollectFen, Shift: row.Sale.Shift})
 	}
 	if len(rows) == limit {
 		page.Next = rows[len(rows)-1].Seq

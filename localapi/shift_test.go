@@ -57,6 +57,12 @@ func TestShiftRoutes(t *testing.T) {
 	if err := store.Finish(context.Background(), r.ID, offline.StateDone, "01020304", ""); err != nil {
 		t.Fatal(err)
 	}
+	// The journal shows what the row records for the close-out.
+	_, page := call(t, srv, "GET", "/v1/journal", "", "")
+	if rows, _ := page["rows"].([]any); len(rows) != 1 || rows[0].(map[string]any)["period"] != "lunch" ||
+		rows[0].(map[string]any)["class"] != "student" || rows[0].(map[string]any)["shift"] != 1.0 {
+		t.Errorf("journal %v, want the lunch/student row of shift 1", page)
+	}
 	code, body = call(t, srv, "POST", "/v1/shift/close", "Bearer "+token, "")
 	sum, _ := body["summary"].(map[string]any)
 	if code != http.StatusOK || sum == nil || sum["count"] != 1.0 || sum["sum_fen"] != 650.0 || sum["sum"] != "6.50" || sum["cashier"] != "C007" {
