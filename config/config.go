@@ -145,6 +145,10 @@ type POSConfig struct {
 	// 0x15 bytes 28-29: class name to card types in hex ("02": byte 28,
 	// "0201": both). A fixed period prices them by class_prices.
 	Classes map[string][]string `mapstructure:"classes"`
+	// RequireShift sells only while a cashier's shift is open (cardd pos
+	// shift open); false sells at any time, sales with no shift open
+	// counted in none.
+	RequireShift bool `mapstructure:"require_shift"`
 }
 
 // PSAMConfig says how the POS speaks to its PSAM (docs/psam.md): a profile

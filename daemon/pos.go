@@ -75,6 +75,9 @@ func (d *Daemon) assemblePOS() error {
 		sh.upload = link.syncer.Kick
 	}
 	d.api.Shifts = sh
+	if d.cfg.POS.RequireShift {
+		d.api.Till.Shift = shiftOpen(d.ctx, d.store)
+	}
 	// A sale whose debit a previous run never saw answered waits for its
 	// card again, so the cashier cannot charge it twice.
 	if doubt, err := d.store.InDoubt(d.ctx, offline.KindPurchase); err != nil {

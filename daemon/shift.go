@@ -6,6 +6,7 @@ import (
 	"github.com/cardd/cardd/config"
 	"github.com/cardd/cardd/offline"
 	"github.com/cardd/cardd/printer/spool"
+	"github.com/cardd/cardd/tap"
 )
 
 // shifts are the POS's cashier shifts (班) for the local API: the
@@ -43,5 +44,20 @@ func shiftReceipt(cfg *config.Config) func(offline.ShiftSummary) (offline.NewRec
 	return func(sum offline.ShiftSummary) (offline.NewReceipt, error) {
 		f := spool.Facts{Kind: spool.KindShift, Time: sum.Closed, TerminalID: cfg.Terminal.ID, Shift: &sum}
 		return f.NewReceipt()
+	}
+}
+
+// shiftOpen is the till's check of pos.require_shift: tap.ErrNoShift while
+// no cashier's shift is open.
+func shiftOpen(ctx context.Context, store *offline.Store) func() error {
+	return func() error {
+		_, ok, err := store.CurrentShift(ctx)
+		switch {
+		case err != nil:
+			return err
+		case !ok:
+			return tap.ErrNoShift
+		}
+		return nil
 	}
 }

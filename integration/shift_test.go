@@ -109,8 +109,9 @@ func summaryOf(rows []offline.Row) map[string]string {
 }
 
 // TestPOSShiftCloseOut: `cardd run --mode pos` with the simulated PSAM and
-// the virtual printer. `cardd pos shift open --cashier C007` opens the
-// shift (a second open exits 2); in a fixed-price lunch a student card
+// the virtual printer. With pos.require_shift and no shift open, a lunch
+// tap ends no_shift and a charge exits 2, nothing debited. `cardd pos shift
+// open --cashier C007` opens the shift (a second open exits 2); in a fixed-price lunch a student card
 // pays 12.00 and a staff card the staff price 15.00 with nothing armed;
 // the daemon is restarted with a keyed dinner: a student card pays a keyed
 // 8.50, the staff card 20.00 over the daily limit with its PIN, a split
@@ -180,10 +181,20 @@ func TestPOSShiftCloseOut(t *testing.T) {
 		return out, err
 	}
 
-	envLunch := env(lunch)
+	// Lunch sells only within a shift (pos.require_shift).
+	envLunch := append(env(lunch), "CARDD_POS_REQUIRE_SHIFT=true")
 	d := start(envLunch)
 	if out, code := posShift(t, envLunch, "close"); code != 2 || !strings.Contains(out, "no shift is open") {
 		t.Fatalf("close with no shift open: exit %d\n%s", code, out)
+	}
+	if m := fixedTap(d, student1); m["outcome"] != "no_shift" || m["paid"] != false {
+		t.Fatalf("lunch with no shift open: %v", m)
+	}
+	if out, code := posChargeRefused(t, envLunch, "12.00"); code != 2 || !strings.Contains(out, "no cashier's shift is open") {
+		t.Fatalf("cardd pos charge with no shift open: exit %d\n%s", code, out)
+	}
+	if f, err := epursesim.LoadCardFile(student1); err != nil || f.EPBalance != 10000 {
+		t.Fatalf("card after the refused lunch: %+v %v", f, err)
 	}
 	out, code := posShift(t, envLunch, "open", "--cashier", "C007")
 	if code != 0 || !strings.Contains(out, "cashier C007 opened") {

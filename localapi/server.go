@@ -838,7 +838,7 @@ func (s *Server) arm(w http.ResponseWriter, r *http.Request, _ credential) {
 	}
 	sale, err := armTill(s.Till, fen, req)
 	switch {
-	case errors.Is(err, tap.ErrSaleInDoubt), errors.Is(err, tap.ErrSaleInTap), errors.Is(err, tap.ErrOutsidePeriods):
+	case errors.Is(err, tap.ErrSaleInDoubt), errors.Is(err, tap.ErrSaleInTap), errors.Is(err, tap.ErrOutsidePeriods), errors.Is(err, tap.ErrNoShift):
 		fail(w, http.StatusConflict, "%v", err)
 		return
 	case err != nil:

@@ -110,6 +110,9 @@ func (p *Purchaser) chargeM1(ctx context.Context, t apdu.Transmitter, rep Purcha
 	if sale.Split {
 		return rep, ErrSplitM1
 	}
+	if err := p.Till.shiftOpen(); err != nil {
+		return rep, err
+	}
 	if err := p.admitPeriod(sale, per, inPeriod, now); err != nil {
 		return rep, err
 	}

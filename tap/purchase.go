@@ -200,6 +200,9 @@ func (p *Purchaser) charge(ctx context.Context, t apdu.Transmitter, cr *CardRead
 	if paid, err := p.settleInDoubt(ctx, sale, inDoubt, rep); paid || err != nil {
 		return err
 	}
+	if err := p.Till.shiftOpen(); err != nil {
+		return err
+	}
 	if err := p.admitPeriod(sale, per, inPeriod, now); err != nil {
 		return err
 	}

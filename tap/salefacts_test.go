@@ -2,6 +2,7 @@ package tap
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"time"
 
@@ -47,5 +48,44 @@ func TestPurchaseRowRecordsSaleFacts(t *testing.T) {
 	}
 	if got := row(w.tap(t, w.card)).Sale; got != (offline.SaleFacts{Period: "dinner", Class: "staff", CollectFen: 1160}) {
 		t.Errorf("split dinner: %+v", got)
+	}
+}
+
+// TestRequireShift: with Till.Shift (pos.require_shift) and no shift open,
+// arming is refused and a fixed lunch tap ends no_shift, nothing debited
+// or journaled; once a shift is open both sell.
+func TestRequireShift(t *testing.T) {
+	w := newMealWorld(t)
+	open := false
+	w.till.Shift = func() error {
+		if !open {
+			return ErrNoShift
+		}
+		return nil
+	}
+	balance := w.card.File().EPBalance
+	w.now = w.now.Add(-4 * time.Hour) // 07:45, breakfast
+	if _, err := w.till.Arm(500, ""); !errors.Is(err, ErrNoShift) {
+		t.Fatalf("arming with no shift open: %v", err)
+	}
+	w.now = w.now.Add(4 * time.Hour) // 11:45, the fixed lunch
+	rep, err := w.tap(t, w.card)
+	if !errors.Is(err, ErrNoShift) || (Result{Err: err}).Outcome() != OutcomeNoShift || rep.Paid {
+		t.Fatalf("fixed lunch with no shift open: %+v %v", rep, err)
+	}
+	if got := w.card.File().EPBalance; got != balance {
+		t.Fatalf("card balance %d, want %d", got, balance)
+	}
+	if n, _ := w.store.QueueDepth(context.Background()); n != 0 {
+		rows, _ := w.store.List(context.Background(), 0, 10)
+		for _, r := range rows {
+			if r.Kind == offline.KindPurchase {
+				t.Fatalf("a purchase row was journaled: %+v", r)
+			}
+		}
+	}
+	open = true
+	if rep, err := w.tap(t, w.card); err != nil || !rep.Paid || rep.Sale.AmountFen != 1200 {
+		t.Fatalf("fixed lunch in a shift: %+v %v", rep, err)
 	}
 }
