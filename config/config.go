@@ -148,6 +148,10 @@ type POSConfig struct {
 	// VoidWindow is how long after a sale the cashier may void it (冲正,
 	// cardd pos void): from the sale's write-ahead to the void.
 	VoidWindow time.Duration `mapstructure:"void_window"`
+	// RequireShift sells only while a cashier's shift is open (cardd pos
+	// shift open); false sells at any time, sales with no shift open
+	// counted in none.
+	RequireShift bool `mapstructure:"require_shift"`
 }
 
 // PSAMConfig says how the POS speaks to its PSAM (docs/psam.md): a profile

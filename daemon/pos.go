@@ -69,6 +69,14 @@ func (d *Daemon) assemblePOS() error {
 	d.runner.Loader = d.newLoader(link) // link nil: no host, see above
 	d.runner.Purchaser = newPurchaser(d.cfg, d.store, d.api.Till, d.log)
 	d.assembleVoids(link) // void.go
+	sh := newShifts(d.cfg, d.store, d.store.VoidsBetween)
+	if link != nil {
+		sh.upload = link.syncer.Kick
+	}
+	d.api.Shifts = sh
+	if d.cfg.POS.RequireShift {
+		d.api.Till.Shift = shiftOpen(d.ctx, d.store)
+	}
 	// A sale whose debit a previous run never saw answered waits for its
 	// card again, so the cashier cannot charge it twice.
 	if doubt, err := d.store.InDoubt(d.ctx, offline.KindPurchase); err != nil {

@@ -86,6 +86,11 @@ func populate(t *testing.T, e *env) string {
 		VALUES ('tp-1', ?, 'k1', ?, 2000, 'sim', 'http://pay/tp-1', 'unpaid', ?, ?)`, testTerm, testNumber, dbTime(now), dbTime(now.Add(time.Minute)))
 	mustExec(t, e.st.db, `INSERT INTO paysim_orders (id, amount_fen, description, state, created) VALUES ('tp-1', 2000, '充值', 'unpaid', ?)`, dbTime(now))
 
+	// A cashier's closed shift (班结) and the rows it counted.
+	mustExec(t, e.st.db, `INSERT INTO shifts (terminal, shift, cashier, opened, closed, count, sum_fen, body, received)
+		VALUES (?, 1, 'C007', '2026-12-04T11:00:00Z', '2026-12-04T13:00:00Z', 1, 1, '{}', ?)`, testTerm, dbTime(now))
+	mustExec(t, e.st.db, `INSERT INTO shift_rows (terminal, shift, row_id) VALUES (?, 1, 'r-000000')`, testTerm)
+
 	// Journal rows: a busy POS's purchases.
 	tx, err := e.st.db.Begin()
 	if err != nil {

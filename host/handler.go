@@ -124,6 +124,9 @@ type Options struct {
 // row_settled and alarmed. The answer is 200 with acked ids and refused
 // rows for any well-formed batch, even when every row is refused.
 //
+// /v1/shift: a closed shift (班结), stored once per terminal and shift id
+// (shifts.go): the same copy again is acked, another 409 shift_differs.
+//
 // /v1/heartbeat: the terminal's version, queue depth, readers, printer and
 // extras are stored with the time; the answer is the host's clock, RFC 3339
 // UTC, for the terminal's skew check.
@@ -165,6 +168,7 @@ func NewHandler(store *Store, keys *Keys, opt Options) *Handler {
 		hostapi.PathHeartbeat:     h.heartbeat,
 		hostapi.PathAccess:        h.access,
 		hostapi.PathVoid:          h.void,
+		hostapi.PathShift:         h.shift, // shifts.go
 	}
 	h.addTopupRoutes(opt.Topups)
 	return h

@@ -292,6 +292,29 @@ INSERT INTO sqlite_sequence (name, seq) SELECT 'changes_rebuilt', seq FROM sqlit
 DROP TABLE changes;
 ALTER TABLE changes_rebuilt RENAME TO changes;
 `,
+	// SHIFTS: cashiers' closed shifts (班结) as terminals totalled them,
+	// one per terminal and shift id, and the journal rows each counted,
+	// which the host checks the totals against.
+	`
+CREATE TABLE shifts (
+	terminal TEXT NOT NULL,
+	shift    INTEGER NOT NULL,
+	cashier  TEXT NOT NULL,
+	opened   TEXT NOT NULL,             -- RFC 3339, as the terminal sent it
+	closed   TEXT NOT NULL,
+	count    INTEGER NOT NULL,
+	sum_fen  INTEGER NOT NULL,
+	body     TEXT NOT NULL,             -- the shift as received (JSON): a copy sent again must equal it
+	received TEXT NOT NULL,
+	PRIMARY KEY (terminal, shift)
+);
+CREATE TABLE shift_rows (
+	terminal TEXT NOT NULL,
+	shift    INTEGER NOT NULL,
+	row_id   TEXT NOT NULL,             -- a journal row id of the terminal
+	PRIMARY KEY (terminal, shift, row_id)
+);
+`,
 }
 
 // schemaVersion is the version this binary writes, the same on both

@@ -295,4 +295,27 @@ ALTER TABLE changes DROP CONSTRAINT changes_kind_check;
 ALTER TABLE changes ADD CONSTRAINT changes_kind_check CHECK (kind IN ('credit', 'deny', 'class'));
 ALTER TABLE changes ADD COLUMN class TEXT;
 `,
+	// SHIFTS: cashiers' closed shifts (班结) as terminals totalled them,
+	// one per terminal and shift id, and the journal rows each counted,
+	// which the host checks the totals against.
+	`
+CREATE TABLE shifts (
+	terminal TEXT NOT NULL,
+	shift    BIGINT NOT NULL,
+	cashier  TEXT NOT NULL,
+	opened   TEXT NOT NULL,             -- RFC 3339, as the terminal sent it
+	closed   TEXT NOT NULL,
+	count    BIGINT NOT NULL,
+	sum_fen  BIGINT NOT NULL,
+	body     TEXT NOT NULL,             -- the shift as received (JSON): a copy sent again must equal it
+	received TEXT NOT NULL,
+	PRIMARY KEY (terminal, shift)
+);
+CREATE TABLE shift_rows (
+	terminal TEXT NOT NULL,
+	shift    BIGINT NOT NULL,
+	row_id   TEXT NOT NULL,             -- a journal row id of the terminal
+	PRIMARY KEY (terminal, shift, row_id)
+);
+`,
 }

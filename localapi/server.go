@@ -93,6 +93,10 @@ type Server struct {
 	// Till, when set (POS mode), is where POST /v1/purchase/arm arms a
 	// sale for the next tap; without it arming is refused with 409.
 	Till *tap.Till
+	// Shifts, when set (POS mode), keeps the cashier's shifts: /v1/shift
+	// opens one and shows it, /v1/shift/close closes it with its summary
+	// receipt; without it they are refused with 409.
+	Shifts Shifts
 	// Topup, when set (mode kiosk, kiosk.topup.enabled), takes top-ups
 	// paid by phone for the card on the reader (topup.go).
 	Topup *Topup
@@ -276,6 +280,7 @@ func (s *Server) status(ctx context.Context) Status {
 		}
 	}
 	st.MealPeriod, st.OutsideMealPeriods = mealStatus(s.Till)
+	st.Shift = s.shiftStatus(ctx)
 	return st
 }
 
@@ -300,6 +305,9 @@ var routes = []route{
 	{http.MethodPost, "/v1/purchase/arm", func(s *Server) http.HandlerFunc { return s.authed(posOnly, s.arm) }},
 	{http.MethodDelete, "/v1/purchase/arm", func(s *Server) http.HandlerFunc { return s.authed(posOnly, s.disarm) }},
 	{http.MethodPost, "/v1/purchase/void", func(s *Server) http.HandlerFunc { return s.authed(posOnly, s.void) }},
+	{http.MethodGet, "/v1/shift", func(s *Server) http.HandlerFunc { return s.authed(posOnly, s.getShift) }},
+	{http.MethodPost, "/v1/shift", func(s *Server) http.HandlerFunc { return s.authed(posOnly, s.openShift) }},
+	{http.MethodPost, "/v1/shift/close", func(s *Server) http.HandlerFunc { return s.authed(posOnly, s.closeShift) }},
 	{http.MethodGet, "/v1/topup", func(s *Server) http.HandlerFunc { return s.authed(pageMay, s.topupOptions) }},
 	{http.MethodPost, "/v1/topup", func(s *Server) http.HandlerFunc { return s.authed(pageMay, s.postTopup) }},
 	{http.MethodGet, "/v1/topup/{id}", func(s *Server) http.HandlerFunc { return s.authed(pageMay, s.getTopup) }},
@@ -590,6 +598,14 @@ type JournalRow struct {
 	// look at it.
 	HostRefused string `json:"host_refused,omitempty"`
 	CreatedAt   string `json:"created_at"`
+	// Period, Class, PINVerified, CollectFen and Shift are what a purchase
+	// row records of its sale for the shift's close-out (offline.SaleFacts);
+	// absent when empty.
+	Period      string `json:"period,omitempty"`
+	Class       string `json:"class,omitempty"`
+	PINVerified bool   `json:"pin_verified,omitempty"`
+	CollectFen  int64  `json:"collect_fen,omitempty"`
+	Shift       int64  `json:"shift,omitempty"`
 }
 
 // JournalPage is GET /v1/journal's answer; Next is the before= of the next
@@ -638,7 +654,8 @@ func (s *Server) journal(w http.ResponseWriter, r *http.Request) {
 		page.Rows = append(page.Rows, JournalRow{ID: row.ID, Seq: row.Seq, Kind: row.Kind, State: row.State,
 			Card: redact.CardNumber(row.Card), Purse: row.Purse, Counter: row.Counter, Balance: money.Format(row.BalanceFen),
 			Amount: money.Format(row.AmountFen), CreditID: row.CreditID, TAC: row.TAC, TermSerial: row.TermSerial, Time: row.Time, Detail: row.Detail,
-			Unacked: !row.Acked, HostRefused: row.HostRefused, CreatedAt: row.Created.UTC().Format(time.RFC3339)})
+			Unacked: !row.Acked, HostRefused: row.HostRefused, CreatedAt: row.Created.UTC().Format(time.RFC3339),
+			Period: row.Sale.Period, Class: row.Sale.Class, PINVerified: row.Sale.PINVerified, CollectFen: row.Sale.CollectFen, Shift: row.Sale.Shift})
 	}
 	if len(rows) == limit {
 		page.Next = rows[len(rows)-1].Seq
@@ -828,7 +845,7 @@ func (s *Server) arm(w http.ResponseWriter, r *http.Request, _ credential) {
 	}
 	sale, err := armTill(s.Till, fen, req)
 	switch {
-	case errors.Is(err, tap.ErrSaleInDoubt), errors.Is(err, tap.ErrSaleInTap), errors.Is(err, tap.ErrOutsidePeriods):
+	case errors.Is(err, tap.ErrSaleInDoubt), errors.Is(err, tap.ErrSaleInTap), errors.Is(err, tap.ErrOutsidePeriods), errors.Is(err, tap.ErrNoShift):
 		fail(w, http.StatusConflict, "%v", err)
 		return
 	case err != nil:

@@ -208,6 +208,9 @@ type Status struct {
 	// without periods.
 	MealPeriod         *MealPeriodView `json:"meal_period,omitempty"`
 	OutsideMealPeriods bool            `json:"outside_meal_periods,omitempty"`
+	// Shift is the cashier's open shift at a POS (nil when none is open:
+	// sales are then in no shift).
+	Shift *ShiftView `json:"shift,omitempty"`
 }
 
 func txKind(t epurse.TxType) string {

@@ -83,6 +83,24 @@ type Row struct {
 	HostRefused string
 	// CompletionReported is whether POST /v1/load/complete succeeded for it.
 	CompletionReported bool
+	// Sale is what a purchase row records of its sale for the shift's
+	// close-out (班结); Begin sets Sale.Shift to the shift open then.
+	Sale SaleFacts
+}
+
+// SaleFacts is what a purchase row records of its sale beyond the card's
+// operation, so a shift's close-out can total it from the journal alone.
+type SaleFacts struct {
+	Period string // the meal period (餐别) it was sold in; "" without one
+	Class  string // the card's identity class (身份); "" for none
+	// PINVerified is whether the cardholder's PIN took it over the daily
+	// limit (a PIN override).
+	PINVerified bool
+	// CollectFen is, for a split sale, what is left to collect by other
+	// means (the card's part is AmountFen).
+	CollectFen int64
+	// Shift is the cashier's shift open when the row was written (0: none).
+	Shift int64
 }
 
 // HostRow converts r to the form it is uploaded in. The time is the
@@ -106,7 +124,7 @@ func (r Row) HostRow() hostapi.JournalRow {
 
 const rowCols = `seq, terminal, kind, state, card, purse, counter, balance_fen, amount_fen,
 	credit_id, tac, mac2, proof, time, detail, created, updated, rev, acked_rev, completion_reported, term_serial,
-	refused_rev, host_refused, psam_terminal`
+	refused_rev, host_refused, psam_terminal, period, class, pin_verified, collect_fen, shift`
 
 type scanner interface{ Scan(dest ...any) error }
 
@@ -121,10 +139,11 @@ func scanRow(sc scanner) (Row, error) {
 		serial           int64
 		refusedRev       int64
 		refused          string
+		pin              int64
 	)
 	err := sc.Scan(&r.Seq, &term, &r.Kind, &r.State, &r.Card, &r.Purse, &counter, &r.BalanceFen, &r.AmountFen,
 		&r.CreditID, &r.TAC, &r.MAC2, &r.Proof, &r.Time, &r.Detail, &created, &updated, &rev, &ackedRev, &reported, &serial,
-		&refusedRev, &refused, &r.PSAMTerminal)
+		&refusedRev, &refused, &r.PSAMTerminal, &r.Sale.Period, &r.Sale.Class, &pin, &r.Sale.CollectFen, &r.Sale.Shift)
 	if err != nil {
 		return Row{}, err
 	}
@@ -134,6 +153,7 @@ func scanRow(sc scanner) (Row, error) {
 	r.Acked = ackedRev >= rev
 	r.CompletionReported = reported != 0
 	r.TermSerial = uint32(serial) // CHECK keeps it in range
+	r.Sale.PINVerified = pin != 0
 	if refusedRev >= rev {
 		r.HostRefused = refused
 	}
@@ -147,6 +167,7 @@ func queryRows(ctx context.Context, q querier, query string, args ...any) ([]Row
 // querier is what a query runs on: the database or a transaction.
 type querier interface {
 	QueryContext(context.Context, string, ...any) (*sql.Rows, error)
+	QueryRowContext(context.Context, string, ...any) *sql.Row
 }
 
 // queryAll runs query and scans every row it returns with scan.
@@ -223,11 +244,20 @@ func (s *Store) Begin(ctx context.Context, r Row) (Row, error) {
 	now := s.now()
 	r.Created, r.Updated = now, now
 	err := s.write(ctx, "begin "+r.Kind+" row for card "+redact.CardNumber(r.Card), func(tx *sql.Tx) error {
+		// A purchase belongs to the shift open as it is written: in the
+		// same transaction, so a close either counts it or comes after it.
+		if r.Kind == KindPurchase {
+			if err := tx.QueryRowContext(ctx, `SELECT coalesce(max(id), 0) FROM shifts WHERE closed = 0`).Scan(&r.Sale.Shift); err != nil {
+				return err
+			}
+		}
 		res, err := tx.ExecContext(ctx, `INSERT INTO journal (terminal, kind, state, card, purse, counter,
-			balance_fen, amount_fen, credit_id, tac, mac2, time, detail, created, updated, term_serial, psam_terminal)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			balance_fen, amount_fen, credit_id, tac, mac2, time, detail, created, updated, term_serial, psam_terminal,
+			period, class, pin_verified, collect_fen, shift)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			s.terminal, r.Kind, r.State, r.Card, r.Purse, int64(r.Counter), r.BalanceFen, r.AmountFen,
-			r.CreditID, r.TAC, r.MAC2, r.Time, r.Detail, now.UnixNano(), now.UnixNano(), int64(r.TermSerial), r.PSAMTerminal)
+			r.CreditID, r.TAC, r.MAC2, r.Time, r.Detail, now.UnixNano(), now.UnixNano(), int64(r.TermSerial), r.PSAMTerminal,
+			r.Sale.Period, r.Sale.Class, r.Sale.PINVerified, r.Sale.CollectFen, r.Sale.Shift)
 		if err != nil {
 			return err
 		}
@@ -283,6 +313,12 @@ func (s *Store) checkNew(r *Row) error {
 	if t := r.PSAMTerminal; t != "" && (len(t) != 12 || strings.Trim(t, "0123456789ABCDEF") != "") {
 		// The host would refuse the sale's void as malformed.
 		return fmt.Errorf("psam terminal %q: want 6 bytes as 12 upper-case hex digits", t)
+	}
+	if r.Sale != (SaleFacts{}) && r.Kind != KindPurchase {
+		return fmt.Errorf("sale facts (period %q, class %q) are for purchase rows, this is a %s row", r.Sale.Period, r.Sale.Class, r.Kind)
+	}
+	if r.Sale.CollectFen < 0 {
+		return fmt.Errorf("split rest to collect %d fen: must not be negative", r.Sale.CollectFen)
 	}
 	if r.Time != "" {
 		if _, err := time.Parse(hostapi.TimeLayout, r.Time); err != nil {

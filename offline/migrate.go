@@ -180,6 +180,41 @@ CREATE TABLE card_classes (
 	`
 ALTER TABLE journal ADD COLUMN psam_terminal TEXT NOT NULL DEFAULT '';
 `,
+	// SHIFTS: shift close-out (班结). A purchase row records its meal
+	// period, the card's identity class, whether the cardholder's PIN took
+	// it over the daily limit, a split sale's rest to collect by other
+	// means, and the cashier's shift it was sold in (0: none open); shifts
+	// are the cashier's shifts, at most one open, with the totals the close
+	// computed from the journal and whether the host has them.
+	`
+ALTER TABLE journal ADD COLUMN period TEXT NOT NULL DEFAULT '';
+ALTER TABLE journal ADD COLUMN class TEXT NOT NULL DEFAULT '';
+ALTER TABLE journal ADD COLUMN pin_verified INTEGER NOT NULL DEFAULT 0 CHECK (pin_verified IN (0, 1));
+ALTER TABLE journal ADD COLUMN collect_fen INTEGER NOT NULL DEFAULT 0 CHECK (collect_fen >= 0);
+ALTER TABLE journal ADD COLUMN shift INTEGER NOT NULL DEFAULT 0;
+CREATE INDEX journal_shift ON journal (shift, seq) WHERE kind = 'purchase' AND shift > 0;
+
+CREATE TABLE shifts (
+	id       INTEGER PRIMARY KEY AUTOINCREMENT,
+	cashier  TEXT    NOT NULL CHECK (cashier <> ''),
+	opened   INTEGER NOT NULL, -- Unix nanoseconds
+	closed   INTEGER NOT NULL DEFAULT 0, -- 0 while open
+	count    INTEGER NOT NULL DEFAULT 0,
+	sum_fen  INTEGER NOT NULL DEFAULT 0,
+	-- summary is the close's totals (JSON of offline.ShiftSummary).
+	summary  BLOB    NOT NULL DEFAULT '',
+	-- rows are the ids of the journal rows counted in count and sum_fen
+	-- (JSON list), which the host checks the totals against.
+	rows     TEXT    NOT NULL DEFAULT '[]',
+	-- uploaded is whether the host acknowledged the closed shift, or
+	-- refused it for good (refused says why).
+	uploaded INTEGER NOT NULL DEFAULT 0 CHECK (uploaded IN (0, 1)),
+	refused  TEXT    NOT NULL DEFAULT ''
+);
+-- At most one open shift: every open one has closed = 0.
+CREATE UNIQUE INDEX shifts_one_open ON shifts (closed) WHERE closed = 0;
+CREATE INDEX shifts_outbox ON shifts (id) WHERE closed > 0 AND uploaded = 0;
+`,
 }
 
 // SchemaVersion is the user_version this code writes and understands; a

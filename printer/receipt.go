@@ -25,6 +25,7 @@ const (
 	KindInvoice                  // 扫码开票: a top-up's invoicing page, as a QR code
 	KindVoid                     // 冲正退款: a sale voided, its refund owed to the card
 	KindSubsidy                  // 补助到账: a subsidy the host granted, written onto the card
+	KindShift                    // 班结: a cashier's shift close-out (Receipt.Summary)
 )
 
 var kindTitles = map[Kind]string{
@@ -35,6 +36,7 @@ var kindTitles = map[Kind]string{
 	KindInvoice:  "扫码开票",
 	KindVoid:     "冲正退款",
 	KindSubsidy:  "补助到账",
+	KindShift:    "班结",
 }
 
 // String returns the kind's title, as printed.
@@ -119,7 +121,16 @@ type Receipt struct {
 	// Statement is the card's newest transactions, newest first, on a
 	// balance slip (KindBalance only); as many as given are printed.
 	Statement []StatementLine
-	Footer    []string
+	// Summary is a close-out's label/value lines (KindShift only), printed
+	// in order after the terminal and time.
+	Summary []SummaryLine
+	Footer  []string
+}
+
+// SummaryLine is one line of a close-out: a label left, its value right
+// (wrapped below it when both do not fit).
+type SummaryLine struct {
+	Label, Value string
 }
 
 // Layout is the printable width of a roll.
@@ -292,6 +303,10 @@ func layout(r Receipt, cols int) (lines []Line, symbolAt int) {
 	case KindVoid:
 		pair(LabelVoidedSale, clean(r.Voided))
 		pair(LabelRefund, money.Format(r.Amount))
+	case KindShift:
+		for _, l := range r.Summary {
+			pair(clean(l.Label), clean(l.Value))
+		}
 	case KindTest:
 		add(Line{Text: strings.Repeat("1234567890", cols/10+1)[:cols]})
 		add(Line{Text: truncate(strings.Repeat("中文打印测试", cols/12+1), cols)})
@@ -488,7 +503,7 @@ func Encode(r Receipt, opt Options) ([]byte, error) {
 		return nil, err
 	}
 	if _, ok := kindTitles[r.Kind]; !ok {
-		return nil, fmt.Errorf("printer: receipt kind %d: want KindBalance, KindTopUp, KindPurchase, KindTest, KindInvoice, KindVoid or KindSubsidy", int(r.Kind))
+		return nil, fmt.Errorf("printer: receipt kind %d: want KindBalance, KindTopUp, KindPurchase, KindTest, KindInvoice, KindVoid, KindSubsidy or KindShift", int(r.Kind))
 	}
 	if opt.Mode == TextRaster && opt.Font == nil {
 		return nil, fmt.Errorf("printer: raster text mode needs a font: set the printer's font file")

@@ -367,6 +367,11 @@ func (s *Syncer) uploadOnce(ctx context.Context) (bool, error) {
 	if err := s.sendVoids(ctx, batch); err != nil {
 		later = errors.Join(later, err)
 	}
+	// Closed shifts (班结) go up with the journal; one the host cannot
+	// take now stays owed and does not hold back the rows.
+	if err := s.uploadShifts(ctx); err != nil {
+		later = errors.Join(later, err)
+	}
 	rows, err := s.Store.Unacked(ctx, batch)
 	if err != nil || len(rows) == 0 {
 		return false, errors.Join(err, later)

@@ -115,6 +115,9 @@ func (p *Purchaser) chargeM1(ctx context.Context, t apdu.Transmitter, rep Purcha
 	if sale.Split {
 		return rep, ErrSplitM1
 	}
+	if err := p.Till.shiftOpen(); err != nil {
+		return rep, err
+	}
 	if err := p.admitPeriod(sale, per, inPeriod, now); err != nil {
 		return rep, err
 	}
@@ -152,7 +155,8 @@ func (p *Purchaser) chargeM1(ctx context.Context, t apdu.Transmitter, rep Purcha
 		// Counter holds the wallet's sequence before the debit, which
 		// settles it if the answer is lost (settleM1).
 		row, err = p.Store.Begin(ctx, offline.Row{Kind: offline.KindPurchase, State: offline.StateIntent, Card: card, Purse: PurseM1,
-			Counter: uint16(c.Seq), BalanceFen: c.Old, AmountFen: sale.AmountFen, Time: when.Format(hostapi.TimeLayout), Detail: rep.rowNote()})
+			Counter: uint16(c.Seq), BalanceFen: c.Old, AmountFen: sale.AmountFen, Time: when.Format(hostapi.TimeLayout), Detail: rep.rowNote(),
+			Sale: rep.saleFacts()})
 		return err
 	})
 	switch {

@@ -208,6 +208,9 @@ func (p *Purchaser) charge(ctx context.Context, t apdu.Transmitter, cr *CardRead
 	if paid, err := p.settleInDoubt(ctx, sale, inDoubt, rep); paid || err != nil {
 		return err
 	}
+	if err := p.Till.shiftOpen(); err != nil {
+		return err
+	}
 	if err := p.admitPeriod(sale, per, inPeriod, now); err != nil {
 		return err
 	}
@@ -384,7 +387,7 @@ func (p *Purchaser) debit(ctx context.Context, t apdu.Transmitter, sam apdu.Tran
 	row, err := p.Store.Begin(ctx, offline.Row{
 		Kind: offline.KindPurchase, State: offline.StateIntent, Card: cr.Info.CardNumber, Purse: cr.Purse.String(),
 		Counter: init.OfflineCounter, BalanceFen: init.Balance, AmountFen: sale.AmountFen, TermSerial: serial,
-		PSAMTerminal: hexUpper(info.TerminalID[:]), Time: when.Format(hostapi.TimeLayout), Detail: rep.rowNote(),
+		PSAMTerminal: hexUpper(info.TerminalID[:]), Time: when.Format(hostapi.TimeLayout), Detail: rep.rowNote(), Sale: rep.saleFacts(),
 	})
 	if err != nil {
 		return fmt.Errorf("journal before DEBIT FOR PURCHASE: %w", err)

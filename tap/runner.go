@@ -122,6 +122,8 @@ func (r Result) Outcome() Outcome {
 		return OutcomePINRequired
 	case errors.Is(err, ErrOutsidePeriods):
 		return OutcomeOutsidePeriods
+	case errors.Is(err, ErrNoShift):
+		return OutcomeNoShift
 	case errors.Is(err, ErrNotMealPrice):
 		return OutcomeNotMealPrice
 	case errors.Is(err, ErrMealLimit):

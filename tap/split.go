@@ -113,6 +113,16 @@ func withSplit(row offline.Row, detail string) string {
 	return detail
 }
 
+// saleFacts is what a purchase row of rep records of its sale for the
+// shift's close-out: period, class, PIN override, split rest to collect.
+func (r *PurchaseReport) saleFacts() offline.SaleFacts {
+	f := offline.SaleFacts{Period: r.Period, Class: r.Class, PINVerified: r.PINVerified}
+	if r.Split != nil {
+		f.CollectFen = r.Split.CollectFen
+	}
+	return f
+}
+
 // splitSale is the part of sale the card pays on this tap: all of a sale
 // not split; of a split one, what the card holds (rep.Balance), at most
 // its cap, recorded in rep.Split. none is true when that is nothing (an

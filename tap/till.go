@@ -59,6 +59,10 @@ type Till struct {
 	// Meals, when set, are the meal periods: a sale is armed inside one
 	// only, at one of its prices unless it is keyed (meals.go).
 	Meals *Meals
+	// Shift, when set (pos.require_shift), says whether a cashier's shift
+	// is open: an error (ErrNoShift when none is) refuses arming a sale,
+	// and a tap's sale, armed or fixed (shift.go).
+	Shift func() error
 
 	mu   sync.Mutex
 	sale *Sale
@@ -93,6 +97,9 @@ func (t *Till) arm(terms Sale) (Sale, error) {
 		return Sale{}, fmt.Errorf("%w: amount %s is over the per-purchase maximum of %s", ErrBadSale, money.Format(amount), money.Format(t.MaxPurchase))
 	}
 	if err := t.Meals.admitArm(amount); err != nil {
+		return Sale{}, err
+	}
+	if err := t.shiftOpen(); err != nil {
 		return Sale{}, err
 	}
 	if pin != "" {

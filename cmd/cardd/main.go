@@ -52,6 +52,8 @@ commands:
            drop the armed sale
   pos void [SALE] [--amount A] [--cashier ID]
            void the last sale (or SALE) within pos.void_window; its refund goes to the card
+  pos shift open --cashier ID | pos shift close
+           open the cashier's shift; close it, printing its summary (班结)
   version  print the version
 
 Run 'cardd <command> --help' for the flags of a command.

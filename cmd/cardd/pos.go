@@ -44,7 +44,8 @@ func findAPI(cfg *config.Config) (daemon.RuntimeAPI, error) {
 const posUsage = `usage: cardd pos charge AMOUNT [--pin-stdin] [--wait D]   arm a sale of AMOUNT yuan for the next tap
        cardd pos charge AMOUNT --split [--cap C] ...       the card pays what it holds (at most C), the rest is to collect
        cardd pos cancel                                    disarm the sale
-       cardd pos void [SALE] [--amount A] [--cashier ID]   void the last sale (or journal row SALE) within pos.void_window: its refund goes to the card`
+       cardd pos void [SALE] [--amount A] [--cashier ID]   void the last sale (or journal row SALE) within pos.void_window: its refund goes to the card
+       cardd pos shift open --cashier ID | close           open the cashier's shift, close it with its summary (班结)`
 
 // cmdPOS arms and disarms sales at a running POS daemon, through its local
 // API, as a POS app does.
@@ -53,6 +54,9 @@ func cmdPOS(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return usageErr("%s", posUsage)
 	}
 	sub, rest := args[0], args[1:]
+	if sub == "shift" {
+		return cmdPOSShift(ctx, rest, stdout)
+	}
 	var o posOptions
 	cfg, posArgs, err := loadConfigArgs("pos "+sub, rest, o.flags(sub))
 	if err != nil {

@@ -78,6 +78,7 @@ var commands = []command{
 	{"topup list", "--dir D [--card N] [--state S]", "kiosk top-up orders, newest first", opensStore, func() action { return new(topupList) }},
 	{"topup show", "--dir D --id ORDER", "one kiosk top-up order, as JSON", opensStore, func() action { return new(topupShow) }},
 	{"topup pay", "--dir D --id ORDER [--twice] [--delay 2s]", "pay a sim order on the running host, as a phone would", opensStore, func() action { return new(topupPay) }},
+	{"shift list", "--dir D [--terminal ID] [--json]", "cashiers' closed shifts (班结), checked against the journal", opensStore, func() action { return new(shiftList) }},
 	{"db copy", "--dir D --db URL [--from F]", "copy a stopped host's SQLite store into an empty PostgreSQL one, checked", opensNothing, func() action { return new(dbCopy) }},
 	{"serve", "--dir D [--listen ADDR]", "serve the upstream API to terminals", opensKeys, func() action { return new(serve) }},
 }

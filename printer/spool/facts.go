@@ -18,6 +18,7 @@ const (
 	KindInvoice  = "invoice"
 	KindVoid     = "void"
 	KindSubsidy  = "subsidy"
+	KindShift    = "shift"
 )
 
 var kinds = map[string]printer.Kind{
@@ -28,6 +29,7 @@ var kinds = map[string]printer.Kind{
 	KindInvoice:  printer.KindInvoice,
 	KindVoid:     printer.KindVoid,
 	KindSubsidy:  printer.KindSubsidy,
+	KindShift:    printer.KindShift,
 }
 
 // Facts is what a queued receipt says about its operation: the body stored
@@ -70,6 +72,9 @@ type Facts struct {
 	// (receipt.statement_lines). Facts stored before the field existed
 	// have none and print as they did.
 	Transactions []StatementLine `json:"transactions,omitempty"`
+	// Shift is a close-out slip's summary (KindShift only), as the close
+	// totalled it from the journal.
+	Shift *offline.ShiftSummary `json:"shift,omitempty"`
 }
 
 // Transaction kinds of a StatementLine, as the local API names them.
@@ -97,7 +102,10 @@ type StatementLine struct {
 // NewReceipt encodes f for the queue.
 func (f Facts) NewReceipt() (offline.NewReceipt, error) {
 	if _, ok := kinds[f.Kind]; !ok {
-		return offline.NewReceipt{}, fmt.Errorf("spool: receipt kind %q: want balance, topup, purchase, test, invoice or void", f.Kind)
+		return offline.NewReceipt{}, fmt.Errorf("spool: receipt kind %q: want balance, topup, purchase, test, invoice, void, subsidy or shift", f.Kind)
+	}
+	if (f.Shift != nil) != (f.Kind == KindShift) {
+		return offline.NewReceipt{}, fmt.Errorf("spool: a %s receipt: a shift summary goes on a shift slip, and a shift slip needs one", f.Kind)
 	}
 	if len(f.Transactions) > 0 && f.Kind != KindBalance {
 		return offline.NewReceipt{}, fmt.Errorf("spool: a %s receipt with %d transactions: only a balance slip lists them", f.Kind, len(f.Transactions))
@@ -141,7 +149,8 @@ func (r Renderer) Receipt(q offline.Receipt) (printer.Receipt, error) {
 	return printer.Receipt{Kind: k, Merchant: r.Merchant, TerminalID: f.TerminalID, Time: f.Time,
 		CardNumber: f.Card, Issuer: f.Issuer, Holder: f.Holder, BalanceBefore: f.BalanceBeforeFen, Amount: f.AmountFen,
 		Balance: f.BalanceFen, Sale: f.SaleFen, Collect: f.CollectFen,
-		List: f.ListFen, DiscountPercent: f.DiscountPercent, Reference: f.Reference, Link: f.Link, Voided: f.Voided, Statement: st, Footer: footer}, nil
+		List: f.ListFen, DiscountPercent: f.DiscountPercent, Reference: f.Reference, Link: f.Link, Voided: f.Voided, Statement: st,
+		Summary: ShiftLines(f.Shift), Footer: footer}, nil
 }
 
 // Render returns the ESC/POS bytes of q; it fits Worker.Render.
