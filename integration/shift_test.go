@@ -65,8 +65,9 @@ func shiftRows(t *testing.T, storePath string, id int64) []offline.Row {
 
 // summaryOf totals rows as the close-out slip lists them, by the test's
 // own sums: each period and class, the total, split sales, PIN overrides
-// and the sales in doubt, label and value as printed.
-func summaryOf(rows []offline.Row) map[string]string {
+// and the sales in doubt, label and value as printed; voids and voidFen are
+// the voids the test made.
+func summaryOf(rows []offline.Row, voids int, voidFen int64) map[string]string {
 	type tot struct {
 		n   int
 		fen int64
@@ -99,7 +100,7 @@ func summaryOf(rows []offline.Row) map[string]string {
 		spool.CountLabel(spool.LabelSplitCard, split.n): money.Format(split.fen),
 		spool.LabelSplitDue:                             money.Format(collect),
 		spool.CountLabel(spool.LabelPINOver, pin.n):     money.Format(pin.fen),
-		spool.CountLabel(spool.LabelVoids, 0):           "0.00",
+		spool.CountLabel(spool.LabelVoids, voids):       money.Format(voidFen),
 		spool.CountLabel(spool.LabelInDoubt, doubt.n):   money.Format(doubt.fen),
 	}
 	for k, g := range groups {
@@ -114,7 +115,7 @@ func summaryOf(rows []offline.Row) map[string]string {
 // open --cashier C007` opens the shift (a second open exits 2); in a fixed-price lunch a student card
 // pays 12.00 and a staff card the staff price 15.00 with nothing armed;
 // the daemon is restarted with a keyed dinner: a student card pays a keyed
-// 8.50, the staff card 20.00 over the daily limit with its PIN, a split
+// 8.50 (which the cashier then voids), the staff card 20.00 over the daily limit with its PIN, a split
 // 30.00 on a staff card of 18.40 pays 18.40 and leaves 11.60, and a card
 // pulled during DEBIT leaves a sale in doubt. `cardd pos shift close`
 // prints the 班结 slip: every line equals the sums of the shift's journal
@@ -223,6 +224,12 @@ func TestPOSShiftCloseOut(t *testing.T) {
 		t.Fatalf("keyed 8.50: %v\n%s", err, out)
 	}
 	debitAt := apduNumber(t, apdus.String(), "54")
+	// The cashier voids that sale (the card gone: its refund waits for
+	// the card's next tap): the close-out counts the void, and the sale
+	// stays in the sales, as the card paid it.
+	if out, code := posVoid(t, envDinner, "--cashier", "C007"); code != 0 || !strings.Contains(out, "8.50") {
+		t.Fatalf("cardd pos void of the 8.50: exit %d\n%s", code, out)
+	}
 	// 15.00 spent today; 20.00 more is over 30.00: the PIN takes it.
 	if out, err := charge(envDinner, staff1, vpcd.Options{}, epursesim.DefaultPIN+"\n", "20.00", "--pin-stdin"); err != nil || !strings.Contains(out, "paid") {
 		t.Fatalf("20.00 with the PIN: %v\n%s", err, out)
@@ -277,11 +284,11 @@ func TestPOSShiftCloseOut(t *testing.T) {
 	d.stop(t, 10*time.Second)
 
 	rows := shiftRows(t, storePath, 1)
-	want := summaryOf(rows)
+	want := summaryOf(rows, 1, 850)
 	// What the test knows independently of the journal, too.
 	for label, value := range map[string]string{
 		"lunch/student 1笔": "12.00", "lunch/staff 1笔": "15.00", "dinner/student 1笔": "8.50", "dinner/staff 2笔": "38.40",
-		"合计 5笔": "73.90", "组合支付 1笔": "18.40", "组合待收": "11.60", "密码消费 1笔": "20.00", "未决 1笔": "6.00",
+		"合计 5笔": "73.90", "冲正 1笔": "8.50", "组合支付 1笔": "18.40", "组合待收": "11.60", "密码消费 1笔": "20.00", "未决 1笔": "6.00",
 	} {
 		if want[label] != value {
 			t.Errorf("the journal's rows give %q = %q, want %q", label, want[label], value)
@@ -293,7 +300,8 @@ func TestPOSShiftCloseOut(t *testing.T) {
 	hs := held[0].Summary
 	if hs.Shift != 1 || hs.Cashier != "C007" || want[spool.CountLabel(spool.LabelTotal, hs.Count)] != money.Format(hs.SumFen) ||
 		want[spool.LabelSplitDue] != money.Format(hs.SplitCollectFen) || want[spool.CountLabel(spool.LabelPINOver, hs.PINCount)] != money.Format(hs.PINFen) ||
-		want[spool.CountLabel(spool.LabelInDoubt, hs.InDoubtCount)] != money.Format(hs.InDoubtFen) || len(hs.Groups) != 4 {
+		want[spool.CountLabel(spool.LabelInDoubt, hs.InDoubtCount)] != money.Format(hs.InDoubtFen) || len(hs.Groups) != 4 ||
+		want[spool.CountLabel(spool.LabelVoids, hs.VoidCount)] != money.Format(hs.VoidFen) {
 		t.Errorf("the host holds %+v, not the journal's sums %v", hs, want)
 	}
 	for _, g := range hs.Groups {
