@@ -38,7 +38,7 @@ func posVoid(t *testing.T, env []string, args ...string) (string, int) {
 }
 
 // TestPOSVoidRefundsOnce: `cardd run --mode pos` with the PSAM and the
-// reference host. A sale of 12.50 is voided with the card still on the
+// reference host (`cardhost serve`). A sale of 12.50 is voided with the card still on the
 // reader: the refund is loaded at once, the card back at 100.00. A second
 // void of it is refused (exit 2, "already voided"). A sale of 8.00 voided
 // after the card left is refunded at the card's next tap at another
@@ -68,12 +68,15 @@ func TestPOSVoidRefundsOnce(t *testing.T) {
 	if err := os.WriteFile(secretFileB, []byte(secretB+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	// The host is cardhost serve on the world's directory, as in the
+	// field; the test reads its books through the same store.
+	hostURL := startServe(t, w.hostDir)
 	storeA, storeB := filepath.Join(dir, "a.db"), filepath.Join(dir, "b.db")
 	link := filepath.Join(dir, "printer")
 	p := openPrinter(t, link, sim.Options{})
 	env := func(store, terminal, secretFile string, extra ...string) []string {
 		return append([]string{"CARDD_MODE=pos", "CARDD_READER_SAM_PATTERN=^" + regexp.QuoteMeta(slot1Reader) + "$",
-			"CARDD_HOST_URL=" + w.srv.URL, "CARDD_HOST_SECRET_FILE=" + secretFile,
+			"CARDD_HOST_URL=" + hostURL, "CARDD_HOST_SECRET_FILE=" + secretFile,
 			"CARDD_STORE_PATH=" + store, "CARDD_TERMINAL_ID=" + terminal}, extra...)
 	}
 	start := func(e []string) *daemon {
