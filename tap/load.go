@@ -545,8 +545,12 @@ func (l *Loader) loadCredit(ctx context.Context, t apdu.Transmitter, cr *CardRea
 		rep.Balance = cr.shownAfter(init.OldBalance, c.AmountFen)
 		res.NewBalance = rep.Balance
 	}
-	l.logger().Info("credit loaded", "card", redact.CardNumber(cr.Info.CardNumber), "credit", c.ID, "purse", purse.String(),
-		"amount", money.Format(c.AmountFen), "balance", money.Format(res.NewBalance), "counter", init.OnlineCounter, "subsidy", c.Subsidy)
+	attrs := []any{"card", redact.CardNumber(cr.Info.CardNumber), "credit", c.ID, "purse", purse.String(),
+		"amount", money.Format(c.AmountFen), "balance", money.Format(res.NewBalance), "counter", init.OnlineCounter}
+	if c.Subsidy != "" {
+		attrs = append(attrs, "subsidy", c.Subsidy)
+	}
+	l.logger().Info("credit loaded", attrs...)
 	return res, nil
 }
 
