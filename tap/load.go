@@ -545,13 +545,19 @@ func (l *Loader) loadCredit(ctx context.Context, t apdu.Transmitter, cr *CardRea
 		rep.Balance = cr.shownAfter(init.OldBalance, c.AmountFen)
 		res.NewBalance = rep.Balance
 	}
+	l.logger().Info("credit loaded", loadedAttrs(cr, c, purse, res.NewBalance, init.OnlineCounter)...)
+	return res, nil
+}
+
+// loadedAttrs are the log attributes of a credit loaded: a subsidy's batch
+// only when it is one.
+func loadedAttrs(cr *CardRead, c hostapi.Credit, purse epurse.Purse, balance int64, counter uint16) []any {
 	attrs := []any{"card", redact.CardNumber(cr.Info.CardNumber), "credit", c.ID, "purse", purse.String(),
-		"amount", money.Format(c.AmountFen), "balance", money.Format(res.NewBalance), "counter", init.OnlineCounter}
+		"amount", money.Format(c.AmountFen), "balance", money.Format(balance), "counter", counter}
 	if c.Subsidy != "" {
 		attrs = append(attrs, "subsidy", c.Subsidy)
 	}
-	l.logger().Info("credit loaded", attrs...)
-	return res, nil
+	return attrs
 }
 
 // recover settles this card's unfinished loads from its counter: an INIT FOR
