@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/cardd/cardd/hostapi"
@@ -78,23 +77,9 @@ type CloseOptions struct {
 }
 
 // CheckCashier refuses a cashier id that is empty, too long, or not
-// printable text: it is printed on the receipt and sent to the host.
-func CheckCashier(id string) error {
-	switch {
-	case strings.TrimSpace(id) == "":
-		return errors.New("cashier id: empty")
-	case len(id) > 32:
-		return fmt.Errorf("cashier id %q: at most 32 bytes", id)
-	case strings.TrimSpace(id) != id:
-		return fmt.Errorf("cashier id %q: leading or trailing blanks", id)
-	}
-	for _, r := range id {
-		if r < 0x20 || r == 0x7f || r == '\uFFFD' {
-			return fmt.Errorf("cashier id %q: control or invalid characters", id)
-		}
-	}
-	return nil
-}
+// printable text (hostapi.CheckCashier): it is printed on the receipt and
+// sent to the host.
+func CheckCashier(id string) error { return hostapi.CheckCashier(id) }
 
 // OpenShift opens a shift for cashier; ErrShiftOpen when one is open.
 func (s *Store) OpenShift(ctx context.Context, cashier string) (Shift, error) {
