@@ -62,8 +62,8 @@ func checkShift(term string, req hostapi.ShiftRequest) error {
 	if req.Shift <= 0 {
 		return badRequest("shift %d: want the terminal's shift id, above 0", req.Shift)
 	}
-	if c := strings.TrimSpace(req.Cashier); c == "" || c != req.Cashier || len(c) > 32 {
-		return badRequest("cashier %q: want 1 to 32 bytes without leading or trailing blanks", req.Cashier)
+	if err := hostapi.CheckCashier(req.Cashier); err != nil {
+		return badRequest("%v: want 1 to 32 bytes of printable text without leading or trailing blanks", err)
 	}
 	opened, err1 := time.Parse(time.RFC3339Nano, req.Opened)
 	closed, err2 := time.Parse(time.RFC3339Nano, req.Closed)

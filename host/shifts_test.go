@@ -97,6 +97,8 @@ func testShiftUpload(t *testing.T) {
 	for name, mod := range map[string]func(*hostapi.ShiftRequest){
 		"no id":             func(r *hostapi.ShiftRequest) { r.Shift = 0 },
 		"no cashier":        func(r *hostapi.ShiftRequest) { r.Cashier = "" },
+		"cashier escapes":   func(r *hostapi.ShiftRequest) { r.Cashier = "C0\x1b[2J07" },
+		"cashier not text":  func(r *hostapi.ShiftRequest) { r.Cashier = "C0\xff07" },
 		"closed first":      func(r *hostapi.ShiftRequest) { r.Closed, r.Opened = r.Opened, r.Closed },
 		"groups off":        func(r *hostapi.ShiftRequest) { r.Groups[0].SumFen++ },
 		"a row short":       func(r *hostapi.ShiftRequest) { r.Rows = r.Rows[:2] },

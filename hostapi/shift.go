@@ -1,5 +1,11 @@
 package hostapi
 
+import (
+	"errors"
+	"fmt"
+	"strings"
+)
+
 // PathShift takes a cashier's closed shift (班结) from a terminal.
 const PathShift = "/v1/shift"
 
@@ -55,4 +61,24 @@ type ShiftRequest struct {
 // so.
 type ShiftResponse struct {
 	Shift int64 `json:"shift"`
+}
+
+// CheckCashier refuses a cashier id that is empty, too long, or not
+// printable text: it is printed on the close-out slip and by the host's
+// shift list, so the terminal and the host hold it to the same rule.
+func CheckCashier(id string) error {
+	switch {
+	case strings.TrimSpace(id) == "":
+		return errors.New("cashier id: empty")
+	case len(id) > 32:
+		return fmt.Errorf("cashier id %q: at most 32 bytes", id)
+	case strings.TrimSpace(id) != id:
+		return fmt.Errorf("cashier id %q: leading or trailing blanks", id)
+	}
+	for _, r := range id {
+		if r < 0x20 || r == 0x7f || r == '\uFFFD' {
+			return fmt.Errorf("cashier id %q: control or invalid characters", id)
+		}
+	}
+	return nil
 }

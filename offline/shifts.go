@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/cardd/cardd/hostapi"
@@ -69,7 +68,8 @@ type VoidTotals func(ctx context.Context, from, to time.Time) (count int, sumFen
 
 // CloseOptions says how CloseShift completes the summary and what it queues.
 type CloseOptions struct {
-	// Voids, when set, gives the shift's voids.
+	// Voids, when set, gives the shift's voids. It is called inside the
+	// close, holding the store's one writer: it may read, never write.
 	Voids VoidTotals
 	// Receipt, when set, makes the summary's receipt, queued for printing
 	// in the close's own transaction: a closed shift never lacks its
@@ -78,23 +78,9 @@ type CloseOptions struct {
 }
 
 // CheckCashier refuses a cashier id that is empty, too long, or not
-// printable text: it is printed on the receipt and sent to the host.
-func CheckCashier(id string) error {
-	switch {
-	case strings.TrimSpace(id) == "":
-		return errors.New("cashier id: empty")
-	case len(id) > 32:
-		return fmt.Errorf("cashier id %q: at most 32 bytes", id)
-	case strings.TrimSpace(id) != id:
-		return fmt.Errorf("cashier id %q: leading or trailing blanks", id)
-	}
-	for _, r := range id {
-		if r < 0x20 || r == 0x7f || r == '\uFFFD' {
-			return fmt.Errorf("cashier id %q: control or invalid characters", id)
-		}
-	}
-	return nil
-}
+// printable text (hostapi.CheckCashier): it is printed on the receipt and
+// sent to the host.
+func CheckCashier(id string) error { return hostapi.CheckCashier(id) }
 
 // OpenShift opens a shift for cashier; ErrShiftOpen when one is open.
 func (s *Store) OpenShift(ctx context.Context, cashier string) (Shift, error) {
@@ -183,21 +169,6 @@ func (s *Store) CloseShift(ctx context.Context, opt CloseOptions) (ShiftSummary,
 	if !ok {
 		return ShiftSummary{}, fmt.Errorf("offline: close shift: %w", ErrNoShift)
 	}
-	closed := time.Unix(0, s.now().UnixNano())
-	if !closed.After(cur.Opened) {
-		closed = cur.Opened.Add(time.Nanosecond) // closed = 0 means open
-	}
-	var voids struct {
-		n   int
-		fen int64
-	}
-	if opt.Voids != nil {
-		// Outside the transaction: the voids are another table's, read
-		// through its own code.
-		if voids.n, voids.fen, err = opt.Voids(ctx, cur.Opened, closed); err != nil {
-			return ShiftSummary{}, fmt.Errorf("offline: close shift %d: voids: %w", cur.ID, err)
-		}
-	}
 	var sum ShiftSummary
 	err = s.write(ctx, fmt.Sprintf("close shift %d", cur.ID), func(tx *sql.Tx) error {
 		again, ok, err := openShift(ctx, tx)
@@ -206,6 +177,25 @@ func (s *Store) CloseShift(ctx context.Context, opt CloseOptions) (ShiftSummary,
 		}
 		if !ok || again.ID != cur.ID {
 			return fmt.Errorf("%w: shift %d was closed meanwhile", ErrNoShift, cur.ID)
+		}
+		// The close time and the voids are taken holding the one writer:
+		// a void (stamped and committed by a writer too) is then either
+		// before the close and counted, or after it; none stamped within
+		// the shift can commit after the voids were read.
+		closed := time.Unix(0, s.now().UnixNano())
+		if !closed.After(cur.Opened) {
+			closed = cur.Opened.Add(time.Nanosecond) // closed = 0 means open
+		}
+		var voids struct {
+			n   int
+			fen int64
+		}
+		if opt.Voids != nil {
+			// Through the voids' own code, on another connection: it sees
+			// what the writers before this one committed.
+			if voids.n, voids.fen, err = opt.Voids(ctx, cur.Opened, closed); err != nil {
+				return fmt.Errorf("voids: %w", err)
+			}
 		}
 		if sum, err = shiftTotals(ctx, tx, cur); err != nil {
 			return err

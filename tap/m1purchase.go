@@ -157,6 +157,9 @@ func (p *Purchaser) chargeM1(ctx context.Context, t apdu.Transmitter, rep Purcha
 		row, err = p.Store.Begin(ctx, offline.Row{Kind: offline.KindPurchase, State: offline.StateIntent, Card: card, Purse: PurseM1,
 			Counter: uint16(c.Seq), BalanceFen: c.Old, AmountFen: sale.AmountFen, Time: when.Format(hostapi.TimeLayout), Detail: rep.rowNote(),
 			Sale: rep.saleFacts()})
+		if err == nil {
+			err = p.Till.rowInShift(row)
+		}
 		return err
 	})
 	switch {
@@ -165,6 +168,10 @@ func (p *Purchaser) chargeM1(ctx context.Context, t apdu.Transmitter, rep Purcha
 		p.Till.markInDoubt(sale.ID, card, row.ID)
 		rep.JournalID = row.ID
 		return rep, fmt.Errorf("%w (journal row %s): %w", ErrSaleInDoubt, row.ID, err)
+	case errors.Is(err, ErrNoShift) && row.ID != "":
+		// Written ahead in no shift: nothing was written to the wallet.
+		p.finish(ctx, row.ID, offline.StateFailed, "", err.Error())
+		return rep, err
 	case err != nil && row.ID != "":
 		// Written ahead, then refused before any write that counts.
 		p.finish(ctx, row.ID, offline.StateFailed, "", "the wallet refused the purchase: "+err.Error())

@@ -392,6 +392,10 @@ func (p *Purchaser) debit(ctx context.Context, t apdu.Transmitter, sam apdu.Tran
 	if err != nil {
 		return fmt.Errorf("journal before DEBIT FOR PURCHASE: %w", err)
 	}
+	if err := p.Till.rowInShift(row); err != nil {
+		p.finish(ctx, row.ID, offline.StateFailed, "", err.Error())
+		return err
+	}
 	rep.JournalID, rep.TermSerial = row.ID, serial
 	tac, mac2, err := epurse.DebitPurchase(t, serial, when, mac1)
 	if err != nil {

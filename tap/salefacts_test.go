@@ -85,6 +85,10 @@ func TestRequireShift(t *testing.T) {
 		}
 	}
 	open = true
+	// As the daemon's check (daemon.shiftOpen) reads it: the store's.
+	if _, err := w.store.OpenShift(context.Background(), "c01"); err != nil {
+		t.Fatal(err)
+	}
 	if rep, err := w.tap(t, w.card); err != nil || !rep.Paid || rep.Sale.AmountFen != 1200 {
 		t.Fatalf("fixed lunch in a shift: %+v %v", rep, err)
 	}

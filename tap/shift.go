@@ -1,6 +1,11 @@
 package tap
 
-import "errors"
+import (
+	"errors"
+	"fmt"
+
+	"github.com/cardd/cardd/offline"
+)
 
 // ErrNoShift refuses a sale at a terminal that sells only within a
 // cashier's shift (pos.require_shift) while none is open: the sale is
@@ -17,4 +22,16 @@ func (t *Till) shiftOpen() error {
 		return nil
 	}
 	return t.Shift()
+}
+
+// rowInShift is nil unless the till requires a shift and row, just written
+// ahead, fell in none: the shift closed between shiftOpen and the write-
+// ahead (offline.Store.Begin takes the shift open then). Such a sale would
+// be in no close-out, so it is refused before the card changes; the caller
+// finishes the row failed.
+func (t *Till) rowInShift(row offline.Row) error {
+	if t == nil || t.Shift == nil || row.Sale.Shift != 0 {
+		return nil
+	}
+	return fmt.Errorf("%w (the shift closed during the tap; journal row %s not sent to the card)", ErrNoShift, row.ID)
 }
