@@ -422,6 +422,14 @@ func (l *Loader) loadCredit(ctx context.Context, t apdu.Transmitter, cr *CardRea
 		return res, nil
 	}
 	init, err := epurse.InitLoad(t, purse, 1, c.AmountFen, l.TerminalID)
+	if _, answered := apdu.SW(err); answered && purse != cr.Purse {
+		// The other purse than the one read said no (an ED that wants a
+		// PIN, or none at all): INITIALIZE changed nothing, the subsidy
+		// waits, and the tap goes on; ending it would refuse the card's
+		// every sale until the subsidy expired.
+		res.Refused = fmt.Sprintf("the card refused the %v purse's load: %v", purse, err)
+		return res, nil
+	}
 	if err != nil {
 		return res, err
 	}
