@@ -401,35 +401,9 @@ func (l *Loader) loadCredit(ctx context.Context, t apdu.Transmitter, cr *CardRea
 		res.Refused = "the last load of this tap is not recorded yet: this one waits for the next tap"
 		return res, errLoadsWait
 	}
-	if why := subsidyWaits(c, l.now()); why != "" {
-		res.Refused = why
-		return res, nil
-	}
-	purse, err := loadPurse(c, cr.Purse)
-	if err != nil {
-		res.Refused = err.Error()
-		return res, nil
-	}
-	res.Purse = purse.String()
-	capFen := l.BalanceCap
-	if capFen <= 0 {
-		capFen = 100000
-	}
-	// The cap is on what the purse holds, as the host checks it: a second
-	// purse lowers the balance shown, not the money on the card.
-	if held := cr.purseOf(rep.Balance) + c.AmountFen; purse == cr.Purse && held > capFen {
-		res.Refused = fmt.Sprintf("the card would hold %s, over the balance cap of %s", money.Format(held), money.Format(capFen))
-		return res, nil
-	}
-	init, err := epurse.InitLoad(t, purse, 1, c.AmountFen, l.TerminalID)
-	if err != nil {
+	purse, init, ok, err := l.initLoad(t, cr, c, rep, &res)
+	if !ok || err != nil {
 		return res, err
-	}
-	// Another purse than the one read: INITIALIZE FOR LOAD told its
-	// balance, which nothing has changed.
-	if held := init.OldBalance + c.AmountFen; purse != cr.Purse && held > capFen {
-		res.Refused = fmt.Sprintf("the %v purse would hold %s, over the balance cap of %s", purse, money.Format(held), money.Format(capFen))
-		return res, nil
 	}
 	when := l.now().Truncate(time.Second)
 	hctx, cancel := l.hostCtx(ctx)
@@ -558,6 +532,52 @@ func loadedAttrs(cr *CardRead, c hostapi.Credit, purse epurse.Purse, balance int
 		attrs = append(attrs, "subsidy", c.Subsidy)
 	}
 	return attrs
+}
+
+// initLoad is the start of a credit's load: the purse it goes onto (a
+// subsidy's own, within its window), the balance cap, and INITIALIZE FOR
+// LOAD, which changes nothing on the card. ok is false when the credit is
+// not loaded on this tap, res.Refused saying why; an error ends the tap.
+func (l *Loader) initLoad(t apdu.Transmitter, cr *CardRead, c hostapi.Credit, rep *LoadReport, res *LoadResult) (purse epurse.Purse, init epurse.LoadInit, ok bool, err error) {
+	if why := subsidyWaits(c, l.now()); why != "" {
+		res.Refused = why
+		return purse, init, false, nil
+	}
+	purse, err = loadPurse(c, cr.Purse)
+	if err != nil {
+		res.Refused = err.Error()
+		return purse, init, false, nil
+	}
+	res.Purse = purse.String()
+	capFen := l.BalanceCap
+	if capFen <= 0 {
+		capFen = 100000
+	}
+	// The cap is on what the purse holds, as the host checks it: a second
+	// purse lowers the balance shown, not the money on the card.
+	if held := cr.purseOf(rep.Balance) + c.AmountFen; purse == cr.Purse && held > capFen {
+		res.Refused = fmt.Sprintf("the card would hold %s, over the balance cap of %s", money.Format(held), money.Format(capFen))
+		return purse, init, false, nil
+	}
+	init, err = epurse.InitLoad(t, purse, 1, c.AmountFen, l.TerminalID)
+	if _, answered := apdu.SW(err); answered && purse != cr.Purse {
+		// The other purse than the one read said no (an ED that wants a
+		// PIN, or none at all): INITIALIZE changed nothing, the subsidy
+		// waits, and the tap goes on; ending it would refuse the card's
+		// every sale until the subsidy expired.
+		res.Refused = fmt.Sprintf("the card refused the %v purse's load: %v", purse, err)
+		return purse, init, false, nil
+	}
+	if err != nil {
+		return purse, init, false, err
+	}
+	// Another purse than the one read: INITIALIZE FOR LOAD told its
+	// balance, which nothing has changed.
+	if held := init.OldBalance + c.AmountFen; purse != cr.Purse && held > capFen {
+		res.Refused = fmt.Sprintf("the %v purse would hold %s, over the balance cap of %s", purse, money.Format(held), money.Format(capFen))
+		return purse, init, false, nil
+	}
+	return purse, init, true, nil
 }
 
 // recover settles this card's unfinished loads from its counter: an INIT FOR

@@ -3,10 +3,13 @@ package tap
 import (
 	"context"
 	"fmt"
+	"log/slog"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	epursesim "github.com/cardd/cardd/apdu/epurse/sim"
 	"github.com/cardd/cardd/hostapi"
 	"github.com/cardd/cardd/offline"
 )
@@ -198,5 +201,37 @@ func TestSubsidyWithdrawnWhileCached(t *testing.T) {
 	}
 	if w.card.File().EPBalance != start {
 		t.Fatal("a withdrawn subsidy loaded")
+	}
+}
+
+// TestSubsidyOntoEDTheCardRefuses: a card whose ED answers INITIALIZE FOR
+// LOAD with a status word (here 6982: its ED wants a PIN no one typed)
+// keeps its ED subsidy waiting, and the tap goes on: the credit of money
+// paid beside it loads, and the tap ends without an error, so a sale at a
+// POS is still charged. Otherwise every tap of the card would fail, its
+// sales included, until the subsidy expired.
+func TestSubsidyOntoEDTheCardRefuses(t *testing.T) {
+	w := &loadWorld{card: newTestCard(t, "王小明", 3, func(f *epursesim.CardFile) { f.EDNeedsPIN = true }),
+		path: filepath.Join(t.TempDir(), "cardd.db")}
+	w.host = newFakeLoadHost(t, w.card, 1200, 400)
+	w.l = &Loader{Host: w.host, TerminalID: testTermID, Logger: slog.New(slog.DiscardHandler),
+		Now: func() time.Time { return time.Date(2026, 11, 23, 12, 0, 0, 0, time.Local) }}
+	w.open(t)
+	t.Cleanup(func() { w.store.Close() })
+	now := w.l.Now()
+	w.subsidize(0, "dec", "ED", now.Add(-time.Hour), now.Add(time.Hour))
+	ep, ed := w.card.File().EPBalance, w.card.File().EDBalance
+	rep, err := w.tap(t, w.card)
+	if err != nil {
+		t.Fatalf("tap ended with %v: an ED the card refuses must not end it", err)
+	}
+	if len(rep.Loads) != 2 || rep.Loads[0].Applied || rep.Loads[0].Refused == "" || !rep.Loads[1].Applied {
+		t.Fatalf("loads %+v, want the ED subsidy waiting and the paid credit loaded", rep.Loads)
+	}
+	if f := w.card.File(); f.EDBalance != ed || f.EPBalance != ep+400 {
+		t.Fatalf("card EP %d ED %d, want EP %d ED %d", f.EPBalance, f.EDBalance, ep+400, ed)
+	}
+	if w.host.consumed["cr-1"] {
+		t.Fatal("the host saw the ED subsidy consumed")
 	}
 }
