@@ -116,7 +116,7 @@ func voidReceipt(cfg *config.Config) func(v offline.Void, sale offline.Row) (off
 // host link exist.
 func (d *Daemon) assembleVoids(link *hostLink) {
 	v := &voider{store: d.store, refundNow: d.runner.RefundNow, window: d.cfg.POS.VoidWindow, log: d.log,
-		tapWait: 2*d.cfg.Tap.Timeout + 5*time.Second,
+		tapWait: voidTapWait(d.cfg),
 		kick: func() {
 			if k := d.api.KickPrinter; k != nil {
 				k()
@@ -131,5 +131,15 @@ func (d *Daemon) assembleVoids(link *hostLink) {
 		v.receipt = voidReceipt(d.cfg)
 	}
 	d.api.Voids = v
-	d.api.VoidTimeout = hostVoidTimeout + v.tapWait + 5*time.Second
+	d.api.VoidTimeout = VoidWait(d.cfg)
 }
+
+// VoidWait is the longest a void request may take at a POS daemon of cfg:
+// the host's answer, then a tap of the card present (another tap may be
+// going on first). `cardd pos void` waits a little longer, so it never
+// gives up on a void the daemon is still completing.
+func VoidWait(cfg *config.Config) time.Duration {
+	return hostVoidTimeout + voidTapWait(cfg) + 5*time.Second
+}
+
+func voidTapWait(cfg *config.Config) time.Duration { return 2*cfg.Tap.Timeout + 5*time.Second }

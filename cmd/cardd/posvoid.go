@@ -15,9 +15,13 @@ import (
 	"github.com/cardd/cardd/offline"
 )
 
-// voidTimeout bounds `cardd pos void`'s call: the daemon may wait for the
-// host and for a tap of the card present (localapi.Server.VoidTimeout).
-var voidTimeout = 60 * time.Second
+// voidSlack is how much longer than the daemon's own bound on a void
+// (daemon.VoidWait) `cardd pos void` waits: the call's own trip, so that it
+// never gives up on a void the daemon then completes and a cashier pays
+// the money back twice. voidTimeout, when set (tests), replaces the sum.
+const voidSlack = 10 * time.Second
+
+var voidTimeout time.Duration
 
 // voidRequest is the request of `cardd pos void [SALE] [--amount A]
 // [--cashier ID]`; an amount that is not one is a usage error (exit 2)
@@ -54,16 +58,24 @@ func cmdPOSVoid(ctx context.Context, cfg *config.Config, args []string, o posOpt
 	if err != nil {
 		return err
 	}
-	return posVoid(ctx, rt, req, stdout)
+	return posVoid(ctx, rt, req, voidWaitFor(cfg), stdout)
+}
+
+// voidWaitFor is how long `cardd pos void` waits for a daemon of cfg.
+func voidWaitFor(cfg *config.Config) time.Duration {
+	if voidTimeout > 0 {
+		return voidTimeout
+	}
+	return daemon.VoidWait(cfg) + voidSlack
 }
 
 // posVoid voids a sale at the daemon and says what became of its refund.
 // A void the daemon refuses (voided already, outside the window, not a
 // sale, above the sale, no such sale) exits 2 with the reason; one the
 // host refused exits 1.
-func posVoid(ctx context.Context, rt daemon.RuntimeAPI, req localapi.VoidRequest, stdout io.Writer) error {
+func posVoid(ctx context.Context, rt daemon.RuntimeAPI, req localapi.VoidRequest, wait time.Duration, stdout io.Writer) error {
 	var out localapi.VoidOutcome
-	err := apiCallWithin(ctx, voidTimeout, rt, http.MethodPost, "/v1/purchase/void", req, &out)
+	err := apiCallWithin(ctx, wait, rt, http.MethodPost, "/v1/purchase/void", req, &out)
 	var refused *apiError
 	if errors.As(err, &refused) && refused.status >= 400 && refused.status < 500 {
 		return &exitError{code: 2, err: err}

@@ -7,7 +7,9 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/cardd/cardd/config"
 	"github.com/cardd/cardd/daemon"
 	"github.com/cardd/cardd/localapi"
 )
@@ -64,7 +66,7 @@ func TestPosVoid(t *testing.T) {
 	} {
 		status, body = tc.status, tc.body
 		var out strings.Builder
-		err := posVoid(context.Background(), rt, localapi.VoidRequest{}, &out)
+		err := posVoid(context.Background(), rt, localapi.VoidRequest{}, 5*time.Second, &out)
 		var ee *exitError
 		switch {
 		case tc.code == 0 && err != nil:
@@ -73,6 +75,21 @@ func TestPosVoid(t *testing.T) {
 			t.Errorf("%s: %v; want exit %d with %q", tc.body, err, tc.code, tc.err)
 		case !strings.Contains(out.String(), tc.out):
 			t.Errorf("%s: printed %q; want %q", tc.body, out.String(), tc.out)
+		}
+	}
+}
+
+// TestVoidWaitOutlastsTheDaemon: `cardd pos void` waits longer than the
+// daemon may take for a void (the host, then a tap of the card present,
+// both growing with tap.timeout), so it never reports a failure for a
+// void the daemon then completes. A fixed 60 s did not, from a
+// tap.timeout of about 18 s up.
+func TestVoidWaitOutlastsTheDaemon(t *testing.T) {
+	for _, tapTimeout := range []time.Duration{time.Second, 20 * time.Second, 2 * time.Minute} {
+		cfg := config.Default()
+		cfg.Tap.Timeout = tapTimeout
+		if cli, d := voidWaitFor(&cfg), daemon.VoidWait(&cfg); cli <= d {
+			t.Errorf("tap.timeout %s: cardd pos void waits %s, the daemon may take %s", tapTimeout, cli, d)
 		}
 	}
 }
