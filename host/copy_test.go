@@ -48,6 +48,15 @@ func populate(t *testing.T, e *env) string {
 	var cursor hostapi.PullResponse
 	e.mustCall(hostapi.PathPull, hostapi.PullRequest{}, &cursor)
 	e.addCredit(1200)
+	// The approval threshold (settings), a credit awaiting approval and an
+	// approved one.
+	if err := e.st.SetApprovalThreshold(ctx, 2000, "operator chief", now); err != nil {
+		t.Fatal(err)
+	}
+	e.addCredit(2500)
+	if err := e.st.ApproveCredit(ctx, e.addCredit(2600), "operator chief", "", now); err != nil {
+		t.Fatal(err)
+	}
 	// A subsidy batch, with its card's credit bound to its purse and window.
 	if _, _, err := e.st.AddSubsidy(ctx, NewSubsidy{ID: "copy-batch", AmountFen: 600, Purse: epurse.PurseEP, NotBefore: now, Expires: now.Add(time.Hour),
 		Cards: []string{testNumber}}, "operator test", now); err != nil {

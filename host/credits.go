@@ -25,6 +25,11 @@ type CreditInfo struct {
 	ConsumedAt  string `json:"consumed_at,omitempty"`  // RFC 3339
 	ConsumedTAC string `json:"consumed_tac,omitempty"` // the card's TAC that proved the load
 	ConsumedBy  string `json:"consumed_by,omitempty"`  // the terminal that loaded it
+	// Approval is "awaiting" for a pending credit above the approval
+	// threshold that no second operator has approved yet (no terminal
+	// sees it), "approved" once one has, "" for a credit that never
+	// needed one.
+	Approval string `json:"approval,omitempty"`
 }
 
 // newCreditID makes a credit id: "cr-" and 16 random hex digits, unique
@@ -55,11 +60,20 @@ func (s *Store) AddCredit(ctx context.Context, number string, amountFen int64, n
 		if _, err := card(tx, number); err != nil {
 			return err
 		}
+		above, err := approvalThreshold(tx)
+		if err != nil {
+			return err
+		}
+		if above > 0 && amountFen > above {
+			return insertAwaiting(tx, id, number, amountFen, note, actor, above, now)
+		}
 		return insertCredit(tx, id, number, amountFen, note, actor, now)
 	})
 	if err != nil {
 		return c, err
 	}
+	// A credit awaiting approval is pending too: its approval is what
+	// keeps it from terminals (Store.Credit shows it).
 	return hostapi.Credit{ID: id, Card: number, AmountFen: amountFen, Note: note, Created: now.UTC().Format(time.RFC3339), State: hostapi.CreditPending}, nil
 }
 
@@ -83,12 +97,12 @@ func addChange(tx *sql.Tx, credit, state, number string, now time.Time) error {
 	return err
 }
 
-var creditColumns = `id, card, amount_fen, note, state, created, coalesce(consumed_at, ''), coalesce(consumed_tac, ''), coalesce(consumed_by, ''),
+var creditColumns = `id, card, amount_fen, note, state, created, coalesce(consumed_at, ''), coalesce(consumed_tac, ''), coalesce(consumed_by, ''), approval,
 	` + subsidyColumns
 
 func scanCredit(sc interface{ Scan(...any) error }) (CreditInfo, error) {
 	var c CreditInfo
-	err := sc.Scan(&c.ID, &c.Card, &c.AmountFen, &c.Note, &c.State, &c.Created, &c.ConsumedAt, &c.ConsumedTAC, &c.ConsumedBy,
+	err := sc.Scan(&c.ID, &c.Card, &c.AmountFen, &c.Note, &c.State, &c.Created, &c.ConsumedAt, &c.ConsumedTAC, &c.ConsumedBy, &c.Approval,
 		&c.Subsidy, &c.Purse, &c.NotBefore, &c.Expires)
 	c.Created, c.ConsumedAt = rfc3339(c.Created), rfc3339(c.ConsumedAt)
 	subsidyFields(&c.Credit)
@@ -120,13 +134,24 @@ func queryCredits(q querier, query string, args ...any) ([]CreditInfo, error) {
 	return scanAll(rows, err, scanCredit)
 }
 
-// CancelCredit withdraws a pending credit (a refund, a mistake). A credit
-// with an open authorization is refused: its MAC2 is out there and the card
-// may be loaded with it at any moment, so only the card's proof (TAC or a
-// not-applied probe) may settle it first.
+// CancelCredit withdraws a pending credit (a refund, a mistake) with no
+// reason given; CancelCreditWithReason says why.
 func (s *Store) CancelCredit(ctx context.Context, id, actor string, now time.Time) error {
+	return s.CancelCreditWithReason(ctx, id, actor, "", now)
+}
+
+// CancelCreditWithReason withdraws a pending credit, awaiting approval or
+// not, and puts the operator's reason in the ledger. A credit with an
+// open authorization is refused: its MAC2 is out there and the card may be
+// loaded with it at any moment, so only the card's proof (TAC or a
+// not-applied probe) may settle it first. A consumed credit is on the
+// card: only a correction (CorrectCredit) answers a mistake then.
+func (s *Store) CancelCreditWithReason(ctx context.Context, id, actor, reason string, now time.Time) error {
+	if err := checkReason(reason); err != nil {
+		return err
+	}
 	return s.inCardTx(ctx, s.cardOfCredit(ctx, id), func(tx *sql.Tx) error {
-		return cancelPending(tx, id, EventCancelled, actor, "", now)
+		return cancelPending(tx, id, EventCancelled, actor, reason, now)
 	})
 }
 
@@ -144,6 +169,10 @@ func cancelPending(tx *sql.Tx, id, event, actor, detail string, now time.Time) e
 	c, err := credit(tx, id)
 	if err != nil {
 		return err
+	}
+	if c.State == hostapi.CreditConsumed {
+		return fmt.Errorf("credit %s was loaded onto the card at %s: it cannot be cancelled; "+
+			"record a correction with 'cardhost credit correct' and recover the money from the holder", id, c.ConsumedAt)
 	}
 	if c.State != hostapi.CreditPending {
 		return fmt.Errorf("credit %s is %s, only a pending credit can be cancelled", id, c.State)
@@ -165,8 +194,12 @@ func cancelPending(tx *sql.Tx, id, event, actor, detail string, now time.Time) e
 	if _, err := tx.Exec(`UPDATE credits SET state = 'cancelled' WHERE id = ?`, id); err != nil {
 		return err
 	}
-	if err := addChange(tx, id, hostapi.CreditCancelled, c.Card, now); err != nil {
-		return err
+	// A credit still awaiting approval never reached the feed: no
+	// terminal has anything to drop.
+	if c.Approval != approvalAwaiting {
+		if err := addChange(tx, id, hostapi.CreditCancelled, c.Card, now); err != nil {
+			return err
+		}
 	}
 	return addLedger(tx, ledgerEntry{Time: now, Actor: actor, Event: event, Credit: id, Card: c.Card, AmountFen: &c.AmountFen, Detail: detail})
 }
@@ -198,11 +231,12 @@ func (s *Store) pendingCredits(ctx context.Context, number string) (hostapi.Card
 }
 
 // pendingOf lists a card's pending credits, oldest first, as a terminal
-// gets them: every one but the credit named except ("" leaves none out).
+// gets them: every one but the credit named except ("" leaves none out),
+// and none that awaits approval.
 // /v1/card/credits answers with it, and so does an authorization, for the
 // card's other credits, read in the transaction that authorizes.
 func pendingOf(q querier, number, except string) ([]hostapi.Credit, error) {
-	list, err := queryCredits(q, `SELECT `+creditColumns+` FROM credits WHERE card = ? AND state = 'pending' AND id != ? ORDER BY seq`, number, except)
+	list, err := queryCredits(q, `SELECT `+creditColumns+` FROM credits WHERE card = ? AND state = 'pending' AND approval != 'awaiting' AND id != ? ORDER BY seq`, number, except)
 	if err != nil {
 		return nil, err
 	}

@@ -13,7 +13,10 @@ const (
 	EventAuthorized = "authorized" // MAC2 was issued for a credit at a counter
 	EventVoided     = "voided"     // an authorization can no longer be applied
 	EventConsumed   = "consumed"   // a verified TAC showed the credit on the card
-	EventCancelled  = "cancelled"  // an operator cancelled a pending credit
+	EventCancelled  = "cancelled"  // an operator cancelled a pending credit (detail: the reason)
+	EventAwaiting   = "awaiting"   // the credit is above the approval threshold: it waits for a second operator
+	EventApproved   = "approved"   // a second operator approved it: terminals may load it
+	EventCorrected  = "corrected"  // part or all of a loaded credit was a mistake: owed back (amount negative; detail: the reason)
 	EventDenied     = "denied"     // the card was put on the deny list
 	EventUndenied   = "undenied"   // the card was lifted from the deny list
 	EventClassSet   = "class"      // the card's identity class was set (detail) or cleared (detail "")
@@ -83,8 +86,15 @@ type CardLedger struct {
 	Events     []LedgerEvent   `json:"events"` // of the card itself: issued, denied, undenied
 	Credits    []CreditHistory `json:"credits"`
 	LoadedFen  int64           `json:"loaded_fen"`  // sum of consumed credits: what reached the card
-	PendingFen int64           `json:"pending_fen"` // sum of pending credits: what still waits
+	PendingFen int64           `json:"pending_fen"` // sum of pending credits terminals may load: what still waits
 	Alarms     int             `json:"alarms"`      // alarm events: each needs a person
+	// AwaitingFen is the sum of pending credits awaiting a second
+	// operator's approval: no terminal may load them yet.
+	AwaitingFen int64 `json:"awaiting_fen"`
+	// CorrectedFen is the sum of corrections (negative, or 0): loaded
+	// money recorded as a mistake, owed back by the holder. It is still
+	// on the card; LoadedFen still counts it.
+	CorrectedFen int64 `json:"corrected_fen"`
 }
 
 // Ledger returns the ledger of one card: its credits, oldest first, each
@@ -111,7 +121,11 @@ func (s *Store) Ledger(ctx context.Context, number string) (CardLedger, error) {
 		case "consumed":
 			l.LoadedFen += cr.AmountFen
 		case "pending":
-			l.PendingFen += cr.AmountFen
+			if cr.Approval == approvalAwaiting {
+				l.AwaitingFen += cr.AmountFen
+			} else {
+				l.PendingFen += cr.AmountFen
+			}
 		}
 	}
 	rows, err := s.db.QueryContext(ctx, `SELECT time, actor, event, coalesce(credit, ''), counter, amount_fen, coalesce(tac, ''), detail
@@ -137,8 +151,13 @@ func (s *Store) Ledger(ctx context.Context, number string) (CardLedger, error) {
 			a := amount.Int64
 			e.AmountFen = &a
 		}
-		if e.Event == EventAlarm {
+		switch e.Event {
+		case EventAlarm:
 			l.Alarms++
+		case EventCorrected:
+			if e.AmountFen != nil {
+				l.CorrectedFen += *e.AmountFen
+			}
 		}
 		if i, ok := index[credit]; ok {
 			l.Credits[i].Events = append(l.Credits[i].Events, e)

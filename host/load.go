@@ -240,6 +240,9 @@ func checkLoadable(tx *sql.Tx, c CreditInfo, amount int64) error {
 	case hostapi.CreditCancelled:
 		return notFound("credit %s was cancelled", c.ID)
 	}
+	if c.Approval == approvalAwaiting {
+		return conflict(hostapi.CodeCreditUnapproved, "credit %s is above the approval threshold and awaits a second operator's approval", c.ID)
+	}
 	if c.AmountFen != amount {
 		return badRequest("credit %s is %s, the request loads %s", c.ID, money.Format(c.AmountFen), money.Format(amount))
 	}
@@ -256,7 +259,8 @@ func checkLoadable(tx *sql.Tx, c CreditInfo, amount int64) error {
 //
 //  1. the credit exists (404), is the card's (400), is pending (409
 //     credit_consumed; a cancelled one is 404), its amount is the request's
-//     (400), the card is not denied (409 card_denied), and a subsidy is
+//     (400), it does not await an operator's approval (409
+//     credit_unapproved), the card is not denied (409 card_denied), and a subsidy is
 //     within its window by the host's clock (409 credit_not_yet before
 //     it; 404 from its expiry on) and for this purse (409
 //     credit_wrong_purse);

@@ -315,6 +315,21 @@ CREATE TABLE shift_rows (
 	PRIMARY KEY (terminal, shift, row_id)
 );
 `,
+	// APPROVE: operators' checks on credits. A credit above the host's
+	// approval threshold waits for a second operator: approval 'awaiting',
+	// then 'approved' ('' for a credit that never needed one); it stays
+	// pending meanwhile, so the credits.state CHECK is left as it is. The
+	// threshold is a host setting in the store, so every instance and every
+	// operator's command reads the same one.
+	`
+ALTER TABLE credits ADD COLUMN approval TEXT NOT NULL DEFAULT '' CHECK (approval IN ('', 'awaiting', 'approved'));
+CREATE TABLE settings (
+	name    TEXT PRIMARY KEY,           -- approve_above_fen: the approval threshold, decimal fen
+	value   TEXT NOT NULL,
+	updated TEXT NOT NULL,
+	actor   TEXT NOT NULL               -- the operator who set it
+);
+`,
 }
 
 // schemaVersion is the version this binary writes, the same on both

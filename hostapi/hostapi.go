@@ -59,6 +59,11 @@ const (
 	CodeCreditNotYet = "credit_not_yet"
 	// CodeCreditPurse (409): a subsidy is for the other purse of the card.
 	CodeCreditPurse = "credit_wrong_purse"
+	// CodeCreditUnapproved (409): the credit is above the host's approval
+	// threshold and no second operator has approved it yet; it waits.
+	// Terminals never pull such a credit, so they meet this only by
+	// naming its id unasked.
+	CodeCreditUnapproved = "credit_unapproved"
 	// CodeBadRow (400, per journal row): the row is malformed.
 	CodeBadRow = "bad_row"
 	// CodeRowSettled (409, per journal row): the host holds this id done or
