@@ -374,6 +374,7 @@ func (c *cardM1) run(ctx context.Context, e *env) error {
 // creditAdd records money paid for a card.
 type creditAdd struct {
 	cardFlag
+	operatorFlag
 	amount, note string
 	fen          int64 // amount, checked
 }
@@ -382,6 +383,7 @@ func (c *creditAdd) flags(fs *pflag.FlagSet) {
 	c.cardFlag.flags(fs)
 	fs.StringVar(&c.amount, "amount", "", "amount in yuan, like 50.00 (required)")
 	fs.StringVar(&c.note, "note", "", "where the money came from: wechat, alipay, subsidy, …")
+	c.operatorFlag.flags(fs)
 }
 
 func (c *creditAdd) check() error {
@@ -391,16 +393,15 @@ func (c *creditAdd) check() error {
 	if err := required("amount", c.amount); err != nil {
 		return err
 	}
-	fen, err := money.Parse(c.amount)
-	if err != nil || fen <= 0 || fen > epurse.MaxAmount {
-		return usagef("--amount = %q: want an amount like 50.00, more than 0.00", c.amount)
+	var err error
+	if c.fen, err = amountFlag("amount", c.amount, "50.00"); err != nil {
+		return err
 	}
-	c.fen = fen
-	return nil
+	return c.operatorFlag.check()
 }
 
 func (c *creditAdd) run(ctx context.Context, e *env) error {
-	cr, err := e.st.AddCredit(ctx, c.number, c.fen, c.note, operator(), time.Now())
+	cr, err := e.st.AddCredit(ctx, c.number, c.fen, c.note, c.actor(), time.Now())
 	if errors.Is(err, host.ErrNotFound) {
 		return fmt.Errorf("--card = %q: no such card: issue it first with 'cardhost card issue' (an M1 wallet: 'cardhost card m1')", c.number)
 	}
@@ -408,6 +409,11 @@ func (c *creditAdd) run(ctx context.Context, e *env) error {
 		return err
 	}
 	fmt.Fprintln(e.stdout, cr.ID)
+	// The id alone goes to stdout, for scripts; a credit that waits says
+	// so where the operator reads it.
+	if info, err := e.st.Credit(ctx, cr.ID); err == nil && info.Approval == "awaiting" {
+		fmt.Fprintf(e.stderr, "credit %s is above the approval threshold: no terminal loads it until another operator runs 'cardhost credit approve --id %s'\n", cr.ID, cr.ID)
+	}
 	return nil
 }
 
@@ -440,22 +446,41 @@ func (c *creditList) run(ctx context.Context, e *env) error {
 	tw, flush := newTable(e.stdout)
 	fmt.Fprintln(tw, "CREDIT\tCARD\tAMOUNT\tSTATE\tADDED\tNOTE")
 	for _, cr := range list {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", cr.ID, cr.Card, money.Format(cr.AmountFen), cr.State, cr.Created, dash(cr.Note))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", cr.ID, cr.Card, money.Format(cr.AmountFen), creditState(cr), cr.Created, dash(cr.Note))
 	}
 	return flush()
 }
 
+// creditState is a credit's state as operators read it: a pending credit
+// awaiting approval says so.
+func creditState(cr host.CreditInfo) string {
+	if cr.State == "pending" && cr.Approval == "awaiting" {
+		return "awaiting approval"
+	}
+	return cr.State
+}
+
 // creditCancel withdraws a pending credit.
-type creditCancel struct{ id string }
+type creditCancel struct {
+	operatorFlag
+	id, reason string
+}
 
 func (c *creditCancel) flags(fs *pflag.FlagSet) {
 	fs.StringVar(&c.id, "id", "", "the credit id 'credit add' printed (required)")
+	fs.StringVar(&c.reason, "reason", "", "why, for the ledger: wrong card, wrong amount, …")
+	c.operatorFlag.flags(fs)
 }
 
-func (c *creditCancel) check() error { return required("id", c.id) }
+func (c *creditCancel) check() error {
+	if err := required("id", c.id); err != nil {
+		return err
+	}
+	return c.operatorFlag.check()
+}
 
 func (c *creditCancel) run(ctx context.Context, e *env) error {
-	if err := e.st.CancelCredit(ctx, c.id, operator(), time.Now()); err != nil {
+	if err := e.st.CancelCreditWithReason(ctx, c.id, c.actor(), c.reason, time.Now()); err != nil {
 		if errors.Is(err, host.ErrNotFound) {
 			return fmt.Errorf("--id = %q: no such credit", c.id)
 		}
@@ -588,7 +613,7 @@ func printLedger(w io.Writer, l host.CardLedger) error {
 		printEvent(tw, "  ", e)
 	}
 	for _, cr := range l.Credits {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", cr.ID, money.Format(cr.AmountFen), cr.State, cr.Created, dash(cr.Note))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", cr.ID, money.Format(cr.AmountFen), creditState(cr.CreditInfo), cr.Created, dash(cr.Note))
 		for _, e := range cr.Events {
 			printEvent(tw, "  ", e)
 		}
@@ -597,6 +622,12 @@ func printLedger(w io.Writer, l host.CardLedger) error {
 		return err
 	}
 	fmt.Fprintf(w, "\nloaded %s in %d credit(s); pending %s\n", money.Format(l.LoadedFen), countState(l, "consumed"), money.Format(l.PendingFen))
+	if l.AwaitingFen != 0 {
+		fmt.Fprintf(w, "awaiting approval %s: no terminal loads it until a second operator approves\n", money.Format(l.AwaitingFen))
+	}
+	if l.CorrectedFen != 0 {
+		fmt.Fprintf(w, "corrected %s: loaded by mistake, still on the card, owed back by the holder\n", money.Format(l.CorrectedFen))
+	}
 	if l.Alarms > 0 {
 		fmt.Fprintf(w, "ALARMS: %d: the card contradicts the host's records; see the alarm lines above\n", l.Alarms)
 	}

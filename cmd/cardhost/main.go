@@ -8,9 +8,12 @@
 //	cardhost card issue --dir D --number N --holder NAME --balance 100.00 [--start YYYY-MM-DD --expiry YYYY-MM-DD] --out card.json
 //	cardhost card m1 --dir D --uid 04A1B2C3 [--holder NAME]
 //	cardhost card class --dir D --card N --class staff|--clear
-//	cardhost credit add --dir D --card N --amount 50.00 [--note wechat]
+//	cardhost credit add --dir D --card N --amount 50.00 [--note wechat] [--operator NAME]
 //	cardhost credit list --dir D [--card N]
-//	cardhost credit cancel --dir D --id CREDIT
+//	cardhost credit cancel --dir D --id CREDIT [--reason R] [--operator NAME]
+//	cardhost credit approve --dir D --id CREDIT [--note N] [--operator NAME]
+//	cardhost credit correct --dir D --id CREDIT --reason R [--amount A] [--operator NAME]
+//	cardhost credit threshold --dir D [--above 2000.00|--off] [--operator NAME]
 //	cardhost credit settle-m1 --dir D --id CREDIT --applied yes|no
 //	cardhost deny add --dir D --card N [--reason lost]
 //	cardhost deny remove --dir D --card N
@@ -65,7 +68,10 @@ var commands = []command{
 	{"card class", "--dir D --card N --class C|--clear", "set a card's identity class (student, staff, …) terminals pull", opensStore, func() action { return new(cardClass) }},
 	{"credit add", "--dir D --card N --amount A", "record money paid for a card; prints the credit id", opensStore, func() action { return new(creditAdd) }},
 	{"credit list", "--dir D [--card N]", "credits and their state", opensStore, func() action { return new(creditList) }},
-	{"credit cancel", "--dir D --id C", "withdraw a pending credit", opensStore, func() action { return new(creditCancel) }},
+	{"credit cancel", "--dir D --id C [--reason R]", "withdraw a pending credit no terminal holds a MAC2 for", opensStore, func() action { return new(creditCancel) }},
+	{"credit approve", "--dir D --id C [--operator N]", "approve another operator's credit above the threshold", opensStore, func() action { return new(creditApprove) }},
+	{"credit correct", "--dir D --id C --reason R [--amount A]", "record a loaded credit as a mistake, owed back", opensStore, func() action { return new(creditCorrect) }},
+	{"credit threshold", "--dir D [--above A|--off]", "show or set the amount above which credits wait for approval", opensStore, func() action { return new(creditThreshold) }},
 	{"credit settle-m1", "--dir D --id C --applied yes|no", "settle an M1 load no terminal can tell", opensStore, func() action { return new(creditSettleM1) }},
 	{"deny add", "--dir D --card N [--reason R]", "put a card (number or uid:UID) on the deny list", opensStore, func() action { return new(denyAdd) }},
 	{"deny remove", "--dir D --card N", "lift a card from the deny list", opensStore, func() action { return new(denyRemove) }},
