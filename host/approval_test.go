@@ -281,3 +281,35 @@ func testCancelUntilAuthorized(t *testing.T) {
 		t.Fatalf("%d correction lines of -30.00 by bob", n)
 	}
 }
+
+// TestApprovalM1Wallet: an M1 wallet's credit above the threshold waits
+// the same way: not among the wallet's credits, its load refused 409
+// credit_unapproved with nothing recorded, until another operator
+// approves it.
+func TestApprovalM1Wallet(t *testing.T) { eachStore(t, testApprovalM1Wallet) }
+
+func testApprovalM1Wallet(t *testing.T) {
+	e, _ := m1Env(t)
+	ctx := context.Background()
+	if err := e.st.SetApprovalThreshold(ctx, 20000, "operator chief", time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	id := e.addM1Credit(25000)
+	var cc hostapi.CardCreditsResponse
+	e.mustCall(hostapi.PathCardCredits, hostapi.CardCreditsRequest{Card: testUID}, &cc)
+	if len(cc.Credits) != 0 {
+		t.Fatalf("wallet credits %+v before the approval", cc.Credits)
+	}
+	e.wantRefusal(hostapi.PathLoadAuthorize, m1Authorize(id, ref1, 1000, 25000), http.StatusConflict, hostapi.CodeCreditUnapproved)
+	if n := e.count("m1_loads", "credit = ?", id); n != 0 {
+		t.Fatalf("%d M1 loads of an unapproved credit", n)
+	}
+	if err := e.st.ApproveCredit(ctx, id, "operator chief", "", time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	e.mustCall(hostapi.PathLoadAuthorize, m1Authorize(id, ref1, 1000, 25000), nil)
+	e.mustCall(hostapi.PathLoadComplete, m1Complete(id, ref1, 26000, false), nil)
+	if got := e.creditState(id); got != hostapi.CreditConsumed {
+		t.Fatalf("approved M1 credit %s after its load, want consumed", got)
+	}
+}
