@@ -193,7 +193,9 @@ func (s *Store) reconcile(ctx context.Context, touched *reconTouched, now time.T
 	return all, nil
 }
 
-func sortedKeys(m map[string]bool) []string {
+// sortedKeys are m's keys in order, so that work on them goes in one
+// order whatever the map's.
+func sortedKeys[V any](m map[string]V) []string {
 	keys := make([]string, 0, len(m))
 	for k := range m {
 		keys = append(keys, k)
