@@ -352,17 +352,8 @@ func (s *Store) storeJournal(ctx context.Context, terminal string, rows []hostap
 			if err != nil {
 				return err
 			}
-			// The PSAM terminal id is optional (hostapi.JournalRow): a copy
-			// without it is the stored one, and the first copy with it
-			// adds it to a row stored without.
-			if found && r.PSAMTerminal == "" {
-				r.PSAMTerminal = old.PSAMTerminal
-			}
-			fill := found && old.PSAMTerminal == "" && r.PSAMTerminal != ""
 			held := old
-			if fill {
-				old.PSAMTerminal = r.PSAMTerminal
-			}
+			old, r, fill := withPSAM(old, r, found)
 			switch {
 			case !found:
 				_, err = insert.Exec(terminal, r.ID, r.Kind, r.State, r.Card, r.Purse, int64(r.Counter), r.BalanceFen,
@@ -408,23 +399,8 @@ func (s *Store) storeJournal(ctx context.Context, terminal string, rows []hostap
 					return err
 				}
 			}
-			if reason := check.checkClock(r); reason != "" && !found {
-				// A money row is kept whatever its time (checkClock).
-				if alarmed, err := journalAlarm(tx, r, terminal, actor, "stored with a wrong time", reason, now); err != nil {
-					return err
-				} else if alarmed {
-					res.Alarms = append(res.Alarms, reason)
-				}
-			}
-			if strings.HasPrefix(r.Detail, hostapi.AlarmPrefix) {
-				// The terminal's own alarm (rule: a card that did not prove
-				// itself is a person's question, not a log line).
-				reason := r.Detail
-				if alarmed, err := journalAlarm(tx, r, terminal, actor, "reported by the terminal", reason, now); err != nil {
-					return err
-				} else if alarmed {
-					res.Alarms = append(res.Alarms, reason)
-				}
+			if err := storedRowAlarms(tx, check, terminal, r, found, &res); err != nil {
+				return err
 			}
 			res.Acked = append(res.Acked, r.ID)
 		}
@@ -437,6 +413,50 @@ func (s *Store) storeJournal(ctx context.Context, terminal string, rows []hostap
 	res.Alarms = append(res.Alarms, alarms...)
 	res.ReconErr = err
 	return res, nil
+}
+
+// withPSAM reads the optional PSAM terminal id (hostapi.JournalRow) of
+// copy r of stored row old: a copy without it is the stored one, and the
+// first copy with it adds it to a row stored without (fill), so both are
+// compared as holding it.
+func withPSAM(old, r hostapi.JournalRow, found bool) (hostapi.JournalRow, hostapi.JournalRow, bool) {
+	if !found {
+		return old, r, false
+	}
+	if r.PSAMTerminal == "" {
+		r.PSAMTerminal = old.PSAMTerminal
+	}
+	fill := old.PSAMTerminal == "" && r.PSAMTerminal != ""
+	if fill {
+		old.PSAMTerminal = r.PSAMTerminal
+	}
+	return old, r, fill
+}
+
+// storedRowAlarms raises the alarms of a row just stored: a money row's
+// implausible time, the terminal's own alarm.
+func storedRowAlarms(tx *sql.Tx, check rowChecker, terminal string, r hostapi.JournalRow, found bool, res *JournalResult) error {
+	actor := terminalActor(terminal)
+	var alarms [][2]string // what, reason
+	if reason := check.checkClock(r); reason != "" && !found {
+		// A money row is kept whatever its time (checkClock).
+		alarms = append(alarms, [2]string{"stored with a wrong time", reason})
+	}
+	if strings.HasPrefix(r.Detail, hostapi.AlarmPrefix) {
+		// The terminal's own alarm (rule: a card that did not prove
+		// itself is a person's question, not a log line).
+		alarms = append(alarms, [2]string{"reported by the terminal", r.Detail})
+	}
+	for _, a := range alarms {
+		alarmed, err := journalAlarm(tx, r, terminal, actor, a[0], a[1], check.now)
+		if err != nil {
+			return err
+		}
+		if alarmed {
+			res.Alarms = append(res.Alarms, a[1])
+		}
+	}
+	return nil
 }
 
 // reconcileRow is the part of the reconciliation an upload does for a row

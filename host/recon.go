@@ -457,3 +457,42 @@ func resolveAlarm(tx *sql.Tx, id int64, operator, note string, now time.Time) er
 	_, err := ackAlarm(tx, id, operator, note, now)
 	return err
 }
+
+// sweepBatch bounds the cards and the PSAMs one ReconcileSweep checks;
+// the next run takes the rest.
+const sweepBatch = 100
+
+// ReconcileSweep checks the rows an upload stored but could not check
+// after its commit (the host stopped, or the card's lock was busy): at
+// most sweepBatch cards and PSAMs with unchecked rows. Of several host
+// processes on one PostgreSQL database, one at a time runs it. It returns
+// the alarms it raised.
+func (s *Store) ReconcileSweep(ctx context.Context, now time.Time) ([]string, error) {
+	var alarms []string
+	_, err := s.exclusive(ctx, "reconcile", func(ctx context.Context) error {
+		touched := newReconTouched()
+		for _, q := range []struct {
+			query string
+			into  map[string]bool
+		}{
+			{`SELECT DISTINCT card FROM recon_moves WHERE checked = 0 LIMIT ?`, touched.cards},
+			{`SELECT DISTINCT psam FROM recon_serials WHERE checked = 0 LIMIT ?`, touched.psams},
+		} {
+			rows, err := s.db.QueryContext(ctx, q.query, sweepBatch)
+			keys, err := scanAll(rows, err, func(sc interface{ Scan(...any) error }) (string, error) {
+				var k string
+				return k, sc.Scan(&k)
+			})
+			if err != nil {
+				return err
+			}
+			for _, k := range keys {
+				q.into[k] = true
+			}
+		}
+		var err error
+		alarms, err = s.reconcile(ctx, touched, now)
+		return err
+	})
+	return alarms, err
+}

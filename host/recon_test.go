@@ -244,3 +244,27 @@ func testAlarmAck(t *testing.T) {
 		t.Fatalf("%d acknowledgements in the ledger; want 1", n)
 	}
 }
+
+// TestReconcileSweep: moves an upload stored but did not check (the host
+// stopped after the commit) are checked by the sweep: a gap between them
+// is one alarm, and a second sweep adds none.
+func TestReconcileSweep(t *testing.T) { eachStore(t, testReconcileSweep) }
+
+func testReconcileSweep(t *testing.T) {
+	e := newEnv(t, Options{})
+	at := time.Now().UTC().Format(time.RFC3339)
+	for i, ctr := range []int{4, 6} {
+		mustExec(t, e.st.db, `INSERT INTO recon_moves (card, purse, kind, counter, terminal, row_id, balance_fen, amount_fen, time)
+			VALUES (?, 'EP', 'purchase', ?, ?, ?, ?, 100, ?)`, testNumber, ctr, testTerm, fmt.Sprint(i), 10000-200*i, at)
+	}
+	for i, want := range []int{1, 0} {
+		alarms, err := e.st.ReconcileSweep(t.Context(), time.Now())
+		if err != nil || len(alarms) != want {
+			t.Fatalf("sweep %d: alarms %q, %v; want %d", i+1, alarms, err, want)
+		}
+	}
+	e.wantOpenAlarms("the sweep", "EP purchase (offline) counter 5 never reached the host")
+	if n := e.count("recon_moves", "checked = 0"); n != 0 {
+		t.Fatalf("%d moves left unchecked", n)
+	}
+}

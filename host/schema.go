@@ -340,7 +340,7 @@ CREATE TABLE recon_moves (
 	checked     INTEGER NOT NULL DEFAULT 0, -- 1 once gaps and books took it in
 	PRIMARY KEY (card, purse, kind, counter)
 );
-CREATE INDEX recon_moves_unchecked ON recon_moves(card, checked);
+CREATE INDEX recon_moves_unchecked ON recon_moves(card) WHERE checked = 0;
 
 CREATE TABLE recon_serials (
 	psam     TEXT NOT NULL,                -- the PSAM's terminal id
@@ -350,7 +350,7 @@ CREATE TABLE recon_serials (
 	checked  INTEGER NOT NULL DEFAULT 0,
 	PRIMARY KEY (psam, serial)
 );
-CREATE INDEX recon_serials_unchecked ON recon_serials(psam, checked);
+CREATE INDEX recon_serials_unchecked ON recon_serials(psam) WHERE checked = 0;
 
 CREATE TABLE recon_gaps (
 	seq    TEXT NOT NULL,                  -- "card N EP purchase", "psam T"

@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"path/filepath"
 	"strings"
@@ -68,8 +69,28 @@ func testReconCommands(t *testing.T) {
 		}
 		secrets[term] = s
 	}
-	url, _, stop := serveInProcess(t, "--dir", dir)
+	url, stderr, stop := serveInProcess(t, "--dir", dir, "--metrics-listen", "127.0.0.1:0")
 	defer stop()
+	openAlarms := func() string {
+		t.Helper()
+		_, addr, ok := strings.Cut(stderr(), "msg=\"serving metrics\" addr=")
+		if !ok {
+			t.Fatalf("no metrics address logged: %s", stderr())
+		}
+		res, err := http.Get("http://" + strings.Fields(addr)[0])
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		b, _ := io.ReadAll(res.Body)
+		for _, line := range strings.Split(string(b), "\n") {
+			if v, ok := strings.CutPrefix(line, "cardhost_open_alarms "); ok {
+				return v
+			}
+		}
+		t.Fatalf("no cardhost_open_alarms in %s", b)
+		return ""
+	}
 	f, err := epursesim.LoadCardFile(cardFile)
 	if err != nil {
 		t.Fatal(err)
@@ -172,6 +193,9 @@ func testReconCommands(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &alarms); err != nil || len(alarms) != 1 || !strings.Contains(alarms[0].Detail, "TAC does not verify") {
 		t.Fatalf("alarms after a forged sale sent twice: %s %v", out, err)
 	}
+	if n := openAlarms(); n != "1" {
+		t.Fatalf("cardhost_open_alarms %s; want 1", n)
+	}
 	id := fmt.Sprint(alarms[0].ID)
 	wantCode(t, 2, "alarms", "ack", "--dir", dir, id)                    // no note
 	wantCode(t, 2, "alarms", "ack", "--dir", dir, "--note", "x", "9999") // no such alarm
@@ -183,6 +207,9 @@ func testReconCommands(t *testing.T) {
 	wantCode(t, 2, "alarms", "ack", "--dir", dir, id, "--note", "again")
 	if out, _ := wantCode(t, 0, "alarms", "--dir", dir); strings.Count(out, "\n") != 1 {
 		t.Fatalf("open alarms after the acknowledgement:\n%s", out)
+	}
+	if n := openAlarms(); n != "0" {
+		t.Fatalf("cardhost_open_alarms %s after the acknowledgement; want 0", n)
 	}
 	if out, _ := wantCode(t, 0, "alarms", "--dir", dir, "--all"); !strings.Contains(out, "acknowledged by operator wang") || !strings.Contains(out, "terminal 3 seized") {
 		t.Fatalf("alarms --all:\n%s", out)
