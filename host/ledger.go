@@ -84,7 +84,7 @@ type CardLedger struct {
 	Credits    []CreditHistory `json:"credits"`
 	LoadedFen  int64           `json:"loaded_fen"`  // sum of consumed credits: what reached the card
 	PendingFen int64           `json:"pending_fen"` // sum of pending credits: what still waits
-	Alarms     int             `json:"alarms"`      // alarm events: each needs a person
+	Alarms     int             `json:"alarms"`      // alarm events nobody acknowledged: each needs a person
 }
 
 // Ledger returns the ledger of one card: its credits, oldest first, each
@@ -137,14 +137,17 @@ func (s *Store) Ledger(ctx context.Context, number string) (CardLedger, error) {
 			a := amount.Int64
 			e.AmountFen = &a
 		}
-		if e.Event == EventAlarm {
-			l.Alarms++
-		}
 		if i, ok := index[credit]; ok {
 			l.Credits[i].Events = append(l.Credits[i].Events, e)
 		} else {
 			l.Events = append(l.Events, e)
 		}
 	}
-	return l, rows.Err()
+	if err := rows.Err(); err != nil {
+		return l, err
+	}
+	// An acknowledged alarm (alarm_acks) had its person.
+	err = s.db.QueryRowContext(ctx, `SELECT count(*) FROM ledger l WHERE l.card = ? AND l.event = 'alarm'
+		AND NOT EXISTS (SELECT 1 FROM alarm_acks a WHERE a.alarm = l.id)`, number).Scan(&l.Alarms)
+	return l, err
 }

@@ -137,19 +137,17 @@ func checkRowTACOnce(tx *sql.Tx, k *Keys, terminal string, r hostapi.JournalRow,
 	return reason, nil
 }
 
-// recordMove notes a stored row for the checks after the upload: a done
+// recordMove notes a stored row for the checks after the upload: an
 // e-purse load or purchase as its card's move, a purchase's PSAM serial.
-// A move or serial held already (the same debit sent by two terminals)
-// stays as first recorded.
+// An unknown row holds its counter (the host has the transaction, in
+// doubt: no gap), and is booked once it settles done; one that settles
+// failed gives the counter back (the card's next transaction takes it). A
+// move or serial held already (the same debit sent by two terminals)
+// stays as first recorded, but for a done row taking an unknown one's
+// place.
 func recordMove(tx *sql.Tx, terminal string, r hostapi.JournalRow, touched *reconTouched) error {
-	if r.State == rowDone && movesMoney(r.Kind) && epursePurse(r.Purse) {
-		t, err := time.Parse(time.RFC3339, r.Time)
-		if err != nil {
-			return fmt.Errorf("row %s: time %q: %w", r.ID, r.Time, err)
-		}
-		if _, err := tx.Exec(`INSERT INTO recon_moves (card, purse, kind, counter, terminal, row_id, balance_fen, amount_fen, time)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
-			r.Card, r.Purse, r.Kind, int64(r.Counter), terminal, r.ID, r.BalanceFen, r.AmountFen, t.UTC().Format(time.RFC3339)); err != nil {
+	if movesMoney(r.Kind) && epursePurse(r.Purse) {
+		if err := recordCounter(tx, terminal, r); err != nil {
 			return err
 		}
 		touched.cards[r.Card] = true
@@ -162,6 +160,26 @@ func recordMove(tx *sql.Tx, terminal string, r hostapi.JournalRow, touched *reco
 		touched.psams[r.PSAMTerminal] = true
 	}
 	return nil
+}
+
+// recordCounter is recordMove's part for the card's counter.
+func recordCounter(tx *sql.Tx, terminal string, r hostapi.JournalRow) error {
+	if r.State == rowFailed {
+		_, err := tx.Exec(`DELETE FROM recon_moves WHERE card = ? AND purse = ? AND kind = ? AND counter = ? AND terminal = ? AND row_id = ? AND state = ?`,
+			r.Card, r.Purse, r.Kind, int64(r.Counter), terminal, r.ID, rowUnknown)
+		return err
+	}
+	t, err := time.Parse(time.RFC3339, r.Time)
+	if err != nil {
+		return fmt.Errorf("row %s: time %q: %w", r.ID, r.Time, err)
+	}
+	_, err = tx.Exec(`INSERT INTO recon_moves (card, purse, kind, counter, terminal, row_id, balance_fen, amount_fen, time, state)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT (card, purse, kind, counter) DO UPDATE SET state = excluded.state, terminal = excluded.terminal,
+			row_id = excluded.row_id, balance_fen = excluded.balance_fen, amount_fen = excluded.amount_fen, time = excluded.time
+		WHERE recon_moves.state = 'unknown' AND excluded.state = 'done'`,
+		r.Card, r.Purse, r.Kind, int64(r.Counter), terminal, r.ID, r.BalanceFen, r.AmountFen, t.UTC().Format(time.RFC3339), r.State)
+	return err
 }
 
 // reconcile checks the cards and PSAMs an upload touched, each in its own
@@ -206,18 +224,23 @@ func sortedKeys[V any](m map[string]V) []string {
 
 // move is one row of recon_moves.
 type move struct {
-	purse, kind, terminal, rowID, time string
-	counter, balance, amount           int64
+	purse, kind, terminal, rowID, time, state string
+	counter, balance, amount                  int64
+	gapped, booked                            int64 // 0 or 1
 }
 
-// reconcileCard takes a card's unchecked moves into its gap checks and its
-// books, then checks the books of each purse they moved.
+// pendingMoves selects the moves the gap check or the books have not
+// taken in (recon_moves_pending).
+const pendingMoves = `(gapped = 0 OR (state = 'done' AND booked = 0))`
+
+// reconcileCard takes a card's moves into its gap checks and, once done,
+// its books, then checks the books of each purse they moved.
 func reconcileCard(tx *sql.Tx, number string, now time.Time) ([]string, error) {
-	rows, err := tx.Query(`SELECT purse, kind, counter, terminal, row_id, balance_fen, amount_fen, time FROM recon_moves
-		WHERE card = ? AND checked = 0 ORDER BY purse, kind, counter`, number)
+	rows, err := tx.Query(`SELECT purse, kind, counter, terminal, row_id, balance_fen, amount_fen, time, state, gapped, booked FROM recon_moves
+		WHERE card = ? AND `+pendingMoves+` ORDER BY purse, kind, counter`, number)
 	moves, err := scanAll(rows, err, func(sc interface{ Scan(...any) error }) (move, error) {
 		var m move
-		err := sc.Scan(&m.purse, &m.kind, &m.counter, &m.terminal, &m.rowID, &m.balance, &m.amount, &m.time)
+		err := sc.Scan(&m.purse, &m.kind, &m.counter, &m.terminal, &m.rowID, &m.balance, &m.amount, &m.time, &m.state, &m.gapped, &m.booked)
 		return m, err
 	})
 	if err != nil {
@@ -226,17 +249,22 @@ func reconcileCard(tx *sql.Tx, number string, now time.Time) ([]string, error) {
 	var alarms []string
 	purses := map[string]bool{}
 	for _, m := range moves {
-		q := cardSequence(number, m.purse, m.kind)
-		a, err := checkGap(tx, q, m.counter, m.terminal, m.rowID, now)
-		if err != nil {
-			return nil, err
+		if m.gapped == 0 {
+			a, err := checkGap(tx, cardSequence(number, m.purse, m.kind), m.counter, m.terminal, m.rowID, now)
+			if err != nil {
+				return nil, err
+			}
+			alarms = append(alarms, a...)
 		}
-		alarms = append(alarms, a...)
-		if err := book(tx, number, m); err != nil {
-			return nil, err
+		booked := m.booked
+		if m.state == rowDone && booked == 0 {
+			if err := book(tx, number, m); err != nil {
+				return nil, err
+			}
+			booked = 1
 		}
-		if _, err := tx.Exec(`UPDATE recon_moves SET checked = 1 WHERE card = ? AND purse = ? AND kind = ? AND counter = ?`,
-			number, m.purse, m.kind, m.counter); err != nil {
+		if _, err := tx.Exec(`UPDATE recon_moves SET gapped = 1, booked = ? WHERE card = ? AND purse = ? AND kind = ? AND counter = ?`,
+			booked, number, m.purse, m.kind, m.counter); err != nil {
 			return nil, err
 		}
 		purses[m.purse] = true
@@ -299,7 +327,7 @@ func cardSequence(number, purse, kind string) sequence {
 		what = purse + " load (online) counter"
 	}
 	return sequence{name: "card " + number + " " + purse + " " + kind, card: number, what: what,
-		from: `recon_moves WHERE card = ? AND purse = ? AND kind = ? AND checked = 1`, col: "counter", args: []any{number, purse, kind}}
+		from: `recon_moves WHERE card = ? AND purse = ? AND kind = ? AND gapped = 1`, col: "counter", args: []any{number, purse, kind}}
 }
 
 func psamSequence(psam string) sequence {
@@ -416,12 +444,16 @@ func book(tx *sql.Tx, number string, m move) error {
 }
 
 // checkBooks compares a purse's books with the balance the card last
-// reported, unless a gap of the purse is open: one alarm while they
-// differ, resolved once they agree.
+// reported, unless a gap of the purse is open or a move of it is in doubt
+// (either explains a difference): one alarm while they differ, resolved
+// once they agree.
 func checkBooks(tx *sql.Tx, number, purse string, now time.Time) (string, error) {
-	var gaps int
+	var gaps, doubts int
 	if err := tx.QueryRow(`SELECT count(*) FROM recon_gaps WHERE seq IN (?, ?) AND filled IS NULL`,
 		cardSequence(number, purse, rowLoad).name, cardSequence(number, purse, rowPurchase).name).Scan(&gaps); err != nil || gaps > 0 {
+		return "", err
+	}
+	if err := tx.QueryRow(`SELECT count(*) FROM recon_moves WHERE card = ? AND purse = ? AND state = ?`, number, purse, rowUnknown).Scan(&doubts); err != nil || doubts > 0 {
 		return "", err
 	}
 	var opening, net, last int64
@@ -475,7 +507,7 @@ func (s *Store) ReconcileSweep(ctx context.Context, now time.Time) ([]string, er
 			query string
 			into  map[string]bool
 		}{
-			{`SELECT DISTINCT card FROM recon_moves WHERE checked = 0 LIMIT ?`, touched.cards},
+			{`SELECT DISTINCT card FROM recon_moves WHERE ` + pendingMoves + ` LIMIT ?`, touched.cards},
 			{`SELECT DISTINCT psam FROM recon_serials WHERE checked = 0 LIMIT ?`, touched.psams},
 		} {
 			rows, err := s.db.QueryContext(ctx, q.query, sweepBatch)

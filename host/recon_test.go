@@ -243,6 +243,9 @@ func testAlarmAck(t *testing.T) {
 	if n := e.count("ledger", "event = ? AND card = ? AND detail LIKE '%terminal 1 replaced%'", EventAlarmAck, testNumber); n != 1 {
 		t.Fatalf("%d acknowledgements in the ledger; want 1", n)
 	}
+	if l, err := e.st.Ledger(ctx, testNumber); err != nil || l.Alarms != 0 {
+		t.Fatalf("the card's ledger counts %d alarms (%v) after the acknowledgement; want 0", l.Alarms, err)
+	}
 }
 
 // TestReconcileSweep: moves an upload stored but did not check (the host
@@ -254,8 +257,8 @@ func testReconcileSweep(t *testing.T) {
 	e := newEnv(t, Options{})
 	at := time.Now().UTC().Format(time.RFC3339)
 	for i, ctr := range []int{4, 6} {
-		mustExec(t, e.st.db, `INSERT INTO recon_moves (card, purse, kind, counter, terminal, row_id, balance_fen, amount_fen, time)
-			VALUES (?, 'EP', 'purchase', ?, ?, ?, ?, 100, ?)`, testNumber, ctr, testTerm, fmt.Sprint(i), 10000-200*i, at)
+		mustExec(t, e.st.db, `INSERT INTO recon_moves (card, purse, kind, counter, terminal, row_id, balance_fen, amount_fen, time, state)
+			VALUES (?, 'EP', 'purchase', ?, ?, ?, ?, 100, ?, 'done')`, testNumber, ctr, testTerm, fmt.Sprint(i), 10000-200*i, at)
 	}
 	for i, want := range []int{1, 0} {
 		alarms, err := e.st.ReconcileSweep(t.Context(), time.Now())
@@ -264,7 +267,39 @@ func testReconcileSweep(t *testing.T) {
 		}
 	}
 	e.wantOpenAlarms("the sweep", "EP purchase (offline) counter 5 never reached the host")
-	if n := e.count("recon_moves", "checked = 0"); n != 0 {
+	if n := e.count("recon_moves", pendingMoves); n != 0 {
 		t.Fatalf("%d moves left unchecked", n)
+	}
+}
+
+// TestReconRowInDoubt: a row uploaded unknown holds its counter: the rows
+// after it show no gap, and the books wait for its outcome; settled done,
+// it is booked and they agree. One that settles failed gives its counter
+// back to the card's next transaction. No alarm throughout.
+func TestReconRowInDoubt(t *testing.T) { eachStore(t, testReconRowInDoubt) }
+
+func testReconRowInDoubt(t *testing.T) {
+	e := newEnv(t, Options{})
+	doubt := e.sale("2", 5, 12, 9700, 200, 2)
+	doubt.State, doubt.TAC = "unknown", ""
+	e.upload(e.sale("1", 4, 11, 10000, 300, 1), doubt, e.sale("3", 6, 13, 9500, 100, 3))
+	e.wantOpenAlarms("a row in doubt between two")
+	e.upload(e.sale("2", 5, 12, 9700, 200, 2))
+	e.wantOpenAlarms("the row in doubt settled done")
+	var booked int
+	if err := e.st.db.QueryRow(`SELECT net_fen FROM purse_books WHERE card = ? AND purse = 'EP'`, testNumber).Scan(&booked); err != nil || booked != -600 {
+		t.Fatalf("books' net %d (%v); want -6.00", booked, err)
+	}
+
+	failed := e.sale("4", 7, 14, 9400, 50, 4)
+	failed.State, failed.TAC = "unknown", ""
+	e.upload(failed)
+	failed.State = "failed"
+	e.upload(failed)
+	retry := e.sale("5", 7, 15, 9400, 50, 5)
+	e.upload(retry, e.sale("6", 8, 16, 9350, 50, 6))
+	e.wantOpenAlarms("a failed row's counter taken by the retry")
+	if n := e.count("recon_moves", "row_id = ?", retry.ID); n != 1 {
+		t.Fatalf("the retry's move: %d", n)
 	}
 }

@@ -319,7 +319,7 @@ CREATE TABLE shift_rows (
 );
 `,
 	// RECON: reconciliation (对账). A purchase's PSAM terminal id (its TAC
-	// covers it) and what the host made of a row's TAC; every done e-purse
+	// covers it) and what the host made of a row's TAC; every done (or in doubt) e-purse
 	// load and purchase once per card counter (recon_moves) and every PSAM
 	// serial (recon_serials), checked for gaps as they arrive under the
 	// card's or PSAM's lock; the gaps found; each purse's books (opening
@@ -340,10 +340,12 @@ CREATE TABLE recon_moves (
 	balance_fen BIGINT NOT NULL,           -- before the move
 	amount_fen  BIGINT NOT NULL,
 	time        TEXT NOT NULL,             -- the row's time, UTC
-	checked     BIGINT NOT NULL DEFAULT 0, -- 1 once gaps and books took it in
+	state       TEXT NOT NULL,             -- done, or unknown: a row holds the counter, its outcome in doubt
+	gapped      BIGINT NOT NULL DEFAULT 0, -- 1 once the gap check took it in
+	booked      BIGINT NOT NULL DEFAULT 0, -- 1 once its purse's books took it in (done only)
 	PRIMARY KEY (card, purse, kind, counter)
 );
-CREATE INDEX recon_moves_unchecked ON recon_moves(card) WHERE checked = 0;
+CREATE INDEX recon_moves_pending ON recon_moves(card) WHERE gapped = 0 OR (state = 'done' AND booked = 0);
 
 CREATE TABLE recon_serials (
 	psam     TEXT NOT NULL,                -- the PSAM's terminal id
