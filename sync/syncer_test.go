@@ -784,6 +784,38 @@ func TestSyncerHostAcksSome(t *testing.T) {
 	}
 }
 
+// olderHost is h as a host older than a journal row's psam_terminal
+// answers a body with one (strict bodies: 400, unknown field), counted in
+// refused.
+func olderHost(h http.Handler, refused *atomic.Int32) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		var req struct {
+			Rows []map[string]any `json:"rows"`
+			Sale map[string]any   `json:"sale"`
+		}
+		json.Unmarshal(body, &req)
+		where := ""
+		if _, ok := req.Sale["psam_terminal"]; ok {
+			where = "sale"
+		}
+		for i, row := range req.Rows {
+			if _, ok := row["psam_terminal"]; ok && where == "" {
+				where = fmt.Sprintf("rows[%d]", i)
+			}
+		}
+		if where != "" {
+			refused.Add(1)
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusBadRequest)
+			json.NewEncoder(w).Encode(hostapi.Error{Code: hostapi.CodeBadRequest, Reason: `body: unknown field "psam_terminal" in ` + where})
+			return
+		}
+		r.Body = io.NopCloser(strings.NewReader(string(body)))
+		h.ServeHTTP(w, r)
+	})
+}
+
 // TestUploadToHostWithoutPSAMTerminal: a host older than a journal row's
 // psam_terminal refuses the batch for it (strict bodies: 400 bad_request,
 // unknown field); the terminal sends the rows again without it, and they
@@ -791,19 +823,7 @@ func TestSyncerHostAcksSome(t *testing.T) {
 func TestUploadToHostWithoutPSAMTerminal(t *testing.T) {
 	h := newTestHost(t, termA)
 	var refused atomic.Int32
-	old := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		body, _ := io.ReadAll(r.Body)
-		if r.URL.Path == hostapi.PathJournal && strings.Contains(string(body), `"psam_terminal"`) {
-			refused.Add(1)
-			w.Header().Set("Content-Type", "application/json")
-			w.WriteHeader(http.StatusBadRequest)
-			json.NewEncoder(w).Encode(hostapi.Error{Code: hostapi.CodeBadRequest, Reason: `body: unknown field "psam_terminal" in rows[0]`})
-			return
-		}
-		r.Body = io.NopCloser(strings.NewReader(string(body)))
-		h.handler.ServeHTTP(w, r)
-	})
-	srv := httptest.NewServer(old)
+	srv := httptest.NewServer(olderHost(h.handler, &refused))
 	t.Cleanup(srv.Close)
 	tm := newTerminal(t, h, termA, srv.URL)
 	ctx := context.Background()
