@@ -215,5 +215,8 @@ func testReconCommands(t *testing.T) {
 		t.Fatalf("alarms --all:\n%s", out)
 	}
 	wantCode(t, 2, "report", "daily", "--dir", dir)
+	if _, errOut := wantCode(t, 2, "serve", "--dir", dir, "--metrics-listen", "nowhere"); !strings.Contains(errOut, `--metrics-listen = "nowhere"`) {
+		t.Fatalf("serve --metrics-listen nowhere: %s", errOut)
+	}
 	wantCode(t, 2, "report", "daily", "--dir", dir, "--date", "4.12.2026")
 }
