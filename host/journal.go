@@ -409,7 +409,11 @@ func (s *Store) storeJournal(ctx context.Context, terminal string, rows []hostap
 	if err != nil {
 		return JournalResult{}, err
 	}
-	alarms, err := s.reconcile(ctx, touched, now)
+	// The rows are committed: their checks run to the end even when the
+	// terminal hangs up now (its stop, a timeout), within their own bound.
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), reconcileTimeout)
+	defer cancel()
+	alarms, err := s.reconcile(rctx, touched, now)
 	res.Alarms = append(res.Alarms, alarms...)
 	res.ReconErr = err
 	return res, nil

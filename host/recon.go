@@ -47,6 +47,10 @@ const reconActor = "host reconciliation"
 // reconciliation's) acknowledgement of an alarm.
 const EventAlarmAck = "alarm_ack"
 
+// reconcileTimeout bounds the checks after an upload's commit; what they
+// leave undone the next upload of the card or PSAM, or the sweep, does.
+const reconcileTimeout = 30 * time.Second
+
 // reconTouched is what an upload left for the checks after its commit.
 type reconTouched struct {
 	cards, psams map[string]bool

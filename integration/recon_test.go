@@ -180,17 +180,25 @@ func TestReconciliationDay(t *testing.T) {
 	uploaded(1, 4)
 	d.stop(t, 10*time.Second)
 
-	open, err := w.host.Alarms(ctx, false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var details []string
-	for _, a := range open {
-		details = append(details, a.Detail)
-	}
+	// The checks run after the upload's commit: wait for them.
 	want := []string{"the sale's TAC does not verify", "EP purchase (offline) counter", "terminal serial"}
-	if len(open) != len(want) {
-		t.Fatalf("open alarms %q; want one each of %q", details, want)
+	var open []host.Alarm
+	var details []string
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		if open, err = w.host.Alarms(ctx, false); err != nil {
+			t.Fatal(err)
+		}
+		details = details[:0]
+		for _, a := range open {
+			details = append(details, a.Detail)
+		}
+		if len(open) >= len(want) || time.Now().After(deadline) {
+			break
+		}
+	}
+	time.Sleep(500 * time.Millisecond) // a further alarm would be a fault: give it time to show
+	if open, err = w.host.Alarms(ctx, false); err != nil || len(open) != len(want) {
+		t.Fatalf("open alarms %q (%v); want one each of %q", details, err, want)
 	}
 	for i, frag := range want {
 		if !strings.Contains(details[i], frag) {
