@@ -122,6 +122,21 @@ func populate(t *testing.T, e *env) string {
 	if _, _, err := e.st.refund(ctx, testTerm, voidRequest("v-1", voided, 1), e.keys, now); err != nil {
 		t.Fatal(err)
 	}
+	// Reconciliation: two ED purchases uploaded with a counter and a PSAM
+	// serial skipped between them (a gap each, moves, serials, books), and
+	// an alarm acknowledged.
+	for i, ctr := range []uint16{1, 3} {
+		sale := purchaseRow(fmt.Sprint("ed-", i))
+		sale.Purse, sale.Counter, sale.TermSerial, sale.PSAMTerminal = "ED", ctr, 5001+uint32(2*i), testPSAMHex
+		e.upload(e.proved(sale))
+	}
+	list, err := e.st.Alarms(ctx, false)
+	if err != nil || len(list) == 0 {
+		t.Fatalf("alarms %v, %v", list, err)
+	}
+	if err := e.st.AckAlarm(ctx, list[0].ID, "operator test", "looked", now); err != nil {
+		t.Fatal(err)
+	}
 	return cursor.NextCursor
 }
 

@@ -368,13 +368,16 @@ func (h *Handler) journal(ctx context.Context, term string, body []byte, now tim
 
 // rowChecker checks journal rows at now against the host's amount cap.
 func (h *Handler) rowChecker(now time.Time) rowChecker {
-	return rowChecker{now: now, amountCap: max(MaxJournalAmountFen, h.rules.BalanceCap)}
+	return rowChecker{now: now, amountCap: max(MaxJournalAmountFen, h.rules.BalanceCap), keys: h.rules.Keys}
 }
 
 // logJournal logs what storeJournal alarmed and refused.
 func (h *Handler) logJournal(term string, res JournalResult) {
 	for _, a := range res.Alarms {
-		h.log.Error("terminal sent a settled journal row changed", "terminal", term, "detail", a)
+		h.log.Error("ALARM: journal upload", "terminal", term, "detail", a)
+	}
+	if res.ReconErr != nil {
+		h.log.Error("reconciliation after a journal upload failed; the next upload of the card or PSAM checks its rows", "terminal", term, "err", res.ReconErr)
 	}
 	for _, rf := range res.Refused {
 		h.log.Warn("journal row refused", "terminal", term, "index", rf.Index, "id", rf.ID, "code", rf.Code, "reason", rf.Reason)

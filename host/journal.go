@@ -57,6 +57,9 @@ func settled(state string) bool { return state == rowDone || state == rowFailed 
 type rowChecker struct {
 	now       time.Time
 	amountCap int64
+	// keys verify the TACs of stored rows (reconciliation); nil checks
+	// none.
+	keys *Keys
 }
 
 // check returns why row r cannot be stored, or "" when it can: the reason
@@ -70,6 +73,7 @@ func (c rowChecker) check(r hostapi.JournalRow) string {
 		c.checkRowAmounts,
 		checkRowKindFields,
 		checkRowTAC,
+		checkRowPSAM,
 		c.checkRowTime,
 	} {
 		if reason := check(r); reason != "" {
@@ -222,6 +226,20 @@ func checkRowTAC(r hostapi.JournalRow) string {
 	return ""
 }
 
+// checkRowPSAM: a PSAM terminal id is 12 upper-case hex digits, on an
+// e-purse purchase only (the PSAM computed its MAC1 and verifies its TAC).
+func checkRowPSAM(r hostapi.JournalRow) string {
+	t := r.PSAMTerminal
+	switch {
+	case t == "":
+	case len(t) != 12 || strings.Trim(t, "0123456789ABCDEF") != "":
+		return fmt.Sprintf("psam_terminal %q: want the PSAM's 6-byte terminal id as 12 upper-case hex digits", t)
+	case r.Kind != rowPurchase || !epursePurse(r.Purse):
+		return fmt.Sprintf("psam_terminal %s: only an e-purse purchase is made with a PSAM (this is a %s row, purse %q)", t, r.Kind, r.Purse)
+	}
+	return ""
+}
+
 // sameRecord compares the fields a settled row is held to: everything but
 // the detail, which is a note for people the terminal may reword. Times are
 // compared as instants: a terminal whose time zone changed between two
@@ -262,6 +280,7 @@ func rowDiff(a, b hostapi.JournalRow) string {
 	add("credit_id", a.CreditID, b.CreditID)
 	add("tac", a.TAC, b.TAC)
 	add("term_serial", a.TermSerial, b.TermSerial)
+	add("psam_terminal", a.PSAMTerminal, b.PSAMTerminal)
 	add("time", a.Time, b.Time)
 	return strings.Join(d, ", ")
 }
@@ -271,6 +290,10 @@ func rowDiff(a, b hostapi.JournalRow) string {
 type JournalResult struct {
 	hostapi.JournalResponse
 	Alarms []string
+	// ReconErr is why the reconciliation after the batch's commit failed
+	// (the rows are stored and acked all the same; the next upload of the
+	// same card or PSAM checks them).
+	ReconErr error
 }
 
 // storeJournal stores a batch of journal rows of one terminal and answers
@@ -300,8 +323,10 @@ func (s *Store) storeJournal(ctx context.Context, terminal string, rows []hostap
 	}
 	now := check.now
 	actor := terminalActor(terminal)
+	var touched *reconTouched
 	err := s.inTerminalTx(ctx, terminal, func(tx *sql.Tx) error {
 		res.Acked, res.Refused, res.Alarms = res.Acked[:0], res.Refused[:0], nil // a retry starts over
+		touched = newReconTouched()
 		// A batch is hundreds of rows: each takes a look-up and an insert.
 		get, err := tx.Prepare(storedRowQuery)
 		if err != nil {
@@ -309,7 +334,7 @@ func (s *Store) storeJournal(ctx context.Context, terminal string, rows []hostap
 		}
 		defer get.Close()
 		insert, err := tx.Prepare(`INSERT INTO journal (terminal, id, kind, state, card, purse, counter, balance_fen,
-			amount_fen, credit_id, tac, detail, time, received, updated, term_serial) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+			amount_fen, credit_id, tac, detail, time, received, updated, term_serial, psam_terminal) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
 		if err != nil {
 			return err
 		}
@@ -327,10 +352,12 @@ func (s *Store) storeJournal(ctx context.Context, terminal string, rows []hostap
 			if err != nil {
 				return err
 			}
+			held := old
+			old, r, fill := withPSAM(old, r, found)
 			switch {
 			case !found:
 				_, err = insert.Exec(terminal, r.ID, r.Kind, r.State, r.Card, r.Purse, int64(r.Counter), r.BalanceFen,
-					r.AmountFen, r.CreditID, r.TAC, r.Detail, r.Time, dbTime(now), dbTime(now), int64(r.TermSerial))
+					r.AmountFen, r.CreditID, r.TAC, r.Detail, r.Time, dbTime(now), dbTime(now), int64(r.TermSerial), r.PSAMTerminal)
 			case old == r:
 				// The same copy again: a retried upload.
 			case sameRecord(old, r) && old.Detail != r.Detail && strings.HasPrefix(old.Detail, hostapi.AlarmPrefix) && settled(old.State):
@@ -341,7 +368,7 @@ func (s *Store) storeJournal(ctx context.Context, terminal string, rows []hostap
 				_, err = tx.Exec(`UPDATE journal SET detail = ?, updated = ?, versions = versions + 1 WHERE terminal = ? AND id = ?`,
 					r.Detail, dbTime(now), terminal, r.ID)
 			case settled(old.State):
-				reason := fmt.Sprintf("row %s is stored %s and final; this copy differs (%s): the host keeps the stored one", r.ID, old.State, rowDiff(old, r))
+				reason := fmt.Sprintf("row %s is stored %s and final; this copy differs (%s): the host keeps the stored one", r.ID, old.State, rowDiff(held, r))
 				refuse(i, http.StatusConflict, hostapi.CodeRowSettled, reason)
 				if earlierVersion(old, r) {
 					continue // old news, not a contradiction
@@ -367,23 +394,13 @@ func (s *Store) storeJournal(ctx context.Context, terminal string, rows []hostap
 			if err != nil {
 				return err
 			}
-			if reason := check.checkClock(r); reason != "" && !found {
-				// A money row is kept whatever its time (checkClock).
-				if alarmed, err := journalAlarm(tx, r, terminal, actor, "stored with a wrong time", reason, now); err != nil {
+			if !found || held.State != r.State || fill {
+				if err := s.reconcileRow(tx, check.keys, terminal, r, touched, fill, &res, now); err != nil {
 					return err
-				} else if alarmed {
-					res.Alarms = append(res.Alarms, reason)
 				}
 			}
-			if strings.HasPrefix(r.Detail, hostapi.AlarmPrefix) {
-				// The terminal's own alarm (rule: a card that did not prove
-				// itself is a person's question, not a log line).
-				reason := r.Detail
-				if alarmed, err := journalAlarm(tx, r, terminal, actor, "reported by the terminal", reason, now); err != nil {
-					return err
-				} else if alarmed {
-					res.Alarms = append(res.Alarms, reason)
-				}
+			if err := storedRowAlarms(tx, check, terminal, r, found, &res); err != nil {
+				return err
 			}
 			res.Acked = append(res.Acked, r.ID)
 		}
@@ -392,10 +409,79 @@ func (s *Store) storeJournal(ctx context.Context, terminal string, rows []hostap
 	if err != nil {
 		return JournalResult{}, err
 	}
+	// The rows are committed: their checks run to the end even when the
+	// terminal hangs up now (its stop, a timeout), within their own bound.
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), reconcileTimeout)
+	defer cancel()
+	alarms, err := s.reconcile(rctx, touched, now)
+	res.Alarms = append(res.Alarms, alarms...)
+	res.ReconErr = err
 	return res, nil
 }
 
-const storedRowQuery = `SELECT kind, state, card, purse, counter, balance_fen, amount_fen, credit_id, tac, detail, time, term_serial
+// withPSAM reads the optional PSAM terminal id (hostapi.JournalRow) of
+// copy r of stored row old: a copy without it is the stored one, and the
+// first copy with it adds it to a row stored without (fill), so both are
+// compared as holding it.
+func withPSAM(old, r hostapi.JournalRow, found bool) (hostapi.JournalRow, hostapi.JournalRow, bool) {
+	if !found {
+		return old, r, false
+	}
+	if r.PSAMTerminal == "" {
+		r.PSAMTerminal = old.PSAMTerminal
+	}
+	fill := old.PSAMTerminal == "" && r.PSAMTerminal != ""
+	if fill {
+		old.PSAMTerminal = r.PSAMTerminal
+	}
+	return old, r, fill
+}
+
+// storedRowAlarms raises the alarms of a row just stored: a money row's
+// implausible time, the terminal's own alarm.
+func storedRowAlarms(tx *sql.Tx, check rowChecker, terminal string, r hostapi.JournalRow, found bool, res *JournalResult) error {
+	actor := terminalActor(terminal)
+	var alarms [][2]string // what, reason
+	if reason := check.checkClock(r); reason != "" && !found {
+		// A money row is kept whatever its time (checkClock).
+		alarms = append(alarms, [2]string{"stored with a wrong time", reason})
+	}
+	if strings.HasPrefix(r.Detail, hostapi.AlarmPrefix) {
+		// The terminal's own alarm (rule: a card that did not prove
+		// itself is a person's question, not a log line).
+		alarms = append(alarms, [2]string{"reported by the terminal", r.Detail})
+	}
+	for _, a := range alarms {
+		alarmed, err := journalAlarm(tx, r, terminal, actor, a[0], a[1], check.now)
+		if err != nil {
+			return err
+		}
+		if alarmed {
+			res.Alarms = append(res.Alarms, a[1])
+		}
+	}
+	return nil
+}
+
+// reconcileRow is the part of the reconciliation an upload does for a row
+// new or changed: the PSAM terminal id it adds, its TAC's check, its move.
+func (s *Store) reconcileRow(tx *sql.Tx, keys *Keys, terminal string, r hostapi.JournalRow, touched *reconTouched, fill bool, res *JournalResult, now time.Time) error {
+	if fill {
+		if _, err := tx.Exec(`UPDATE journal SET psam_terminal = ? WHERE terminal = ? AND id = ?`, r.PSAMTerminal, terminal, r.ID); err != nil {
+			return err
+		}
+	}
+	alarm, err := checkRowTACOnce(tx, keys, terminal, r, now)
+	if err != nil {
+		return err
+	}
+	if alarm != "" {
+		res.Alarms = append(res.Alarms, alarm)
+	}
+	return recordMove(tx, terminal, r, touched)
+}
+
+const storedRowQuery = `SELECT kind, state, card, purse, counter, balance_fen, amount_fen, credit_id, tac, detail, time, term_serial, psam_terminal
 	FROM journal WHERE terminal = ? AND id = ?`
 
 // storedRow reads a stored journal row back in its upload form, with get
@@ -404,7 +490,7 @@ func storedRow(get *sql.Stmt, terminal, id string) (hostapi.JournalRow, bool, er
 	r := hostapi.JournalRow{ID: id}
 	var counter, serial int64
 	err := get.QueryRow(terminal, id).Scan(&r.Kind, &r.State, &r.Card, &r.Purse, &counter,
-		&r.BalanceFen, &r.AmountFen, &r.CreditID, &r.TAC, &r.Detail, &r.Time, &serial)
+		&r.BalanceFen, &r.AmountFen, &r.CreditID, &r.TAC, &r.Detail, &r.Time, &serial, &r.PSAMTerminal)
 	if errors.Is(err, sql.ErrNoRows) {
 		return r, false, nil
 	}

@@ -87,7 +87,7 @@ type CardLedger struct {
 	Credits    []CreditHistory `json:"credits"`
 	LoadedFen  int64           `json:"loaded_fen"`  // sum of consumed credits: what reached the card
 	PendingFen int64           `json:"pending_fen"` // sum of pending credits terminals may load: what still waits
-	Alarms     int             `json:"alarms"`      // alarm events: each needs a person
+	Alarms     int             `json:"alarms"`      // alarm events nobody acknowledged: each needs a person
 	// AwaitingFen is the sum of pending credits awaiting a second
 	// operator's approval: no terminal may load them yet.
 	AwaitingFen int64 `json:"awaiting_fen"`
@@ -151,13 +151,8 @@ func (s *Store) Ledger(ctx context.Context, number string) (CardLedger, error) {
 			a := amount.Int64
 			e.AmountFen = &a
 		}
-		switch e.Event {
-		case EventAlarm:
-			l.Alarms++
-		case EventCorrected:
-			if e.AmountFen != nil {
-				l.CorrectedFen += *e.AmountFen
-			}
+		if e.Event == EventCorrected && e.AmountFen != nil {
+			l.CorrectedFen += *e.AmountFen
 		}
 		if i, ok := index[credit]; ok {
 			l.Credits[i].Events = append(l.Credits[i].Events, e)
@@ -165,5 +160,11 @@ func (s *Store) Ledger(ctx context.Context, number string) (CardLedger, error) {
 			l.Events = append(l.Events, e)
 		}
 	}
-	return l, rows.Err()
+	if err := rows.Err(); err != nil {
+		return l, err
+	}
+	// An acknowledged alarm (alarm_acks) had its person.
+	err = s.db.QueryRowContext(ctx, `SELECT count(*) FROM ledger l WHERE l.card = ? AND l.event = 'alarm'
+		AND NOT EXISTS (SELECT 1 FROM alarm_acks a WHERE a.alarm = l.id)`, number).Scan(&l.Alarms)
+	return l, err
 }

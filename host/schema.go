@@ -330,6 +330,74 @@ CREATE TABLE settings (
 	actor   TEXT NOT NULL               -- the operator who set it
 );
 `,
+	// RECON: reconciliation (对账). A purchase's PSAM terminal id (its TAC
+	// covers it) and what the host made of a row's TAC; every done (or in doubt) e-purse
+	// load and purchase once per card counter (recon_moves) and every PSAM
+	// serial (recon_serials), checked for gaps as they arrive under the
+	// card's or PSAM's lock; the gaps found; each purse's books (opening
+	// balance, net of the moves, last balance reported); and operators'
+	// acknowledgements of alarms (ledger rows of event 'alarm').
+	`
+ALTER TABLE journal ADD COLUMN psam_terminal TEXT NOT NULL DEFAULT '';
+ALTER TABLE journal ADD COLUMN tac_check TEXT NOT NULL DEFAULT ''; -- '' not checked, 'ok', 'bad', 'none' (nothing to check it with)
+CREATE INDEX journal_by_time ON journal(time);
+
+CREATE TABLE recon_moves (
+	card        TEXT NOT NULL,
+	purse       TEXT NOT NULL,
+	kind        TEXT NOT NULL,             -- load (online counter) or purchase (offline counter)
+	counter     INTEGER NOT NULL,
+	terminal    TEXT NOT NULL,
+	row_id      TEXT NOT NULL,
+	balance_fen INTEGER NOT NULL,           -- before the move
+	amount_fen  INTEGER NOT NULL,
+	time        TEXT NOT NULL,             -- the row's time, UTC
+	state       TEXT NOT NULL,             -- done, or unknown: a row holds the counter, its outcome in doubt
+	gapped      INTEGER NOT NULL DEFAULT 0, -- 1 once the gap check took it in
+	booked      INTEGER NOT NULL DEFAULT 0, -- 1 once its purse's books took it in (done only)
+	PRIMARY KEY (card, purse, kind, counter)
+);
+CREATE INDEX recon_moves_pending ON recon_moves(card) WHERE gapped = 0 OR (state = 'done' AND booked = 0);
+
+CREATE TABLE recon_serials (
+	psam     TEXT NOT NULL,                -- the PSAM's terminal id
+	serial   INTEGER NOT NULL,
+	terminal TEXT NOT NULL,
+	row_id   TEXT NOT NULL,
+	checked  INTEGER NOT NULL DEFAULT 0,
+	PRIMARY KEY (psam, serial)
+);
+CREATE INDEX recon_serials_unchecked ON recon_serials(psam) WHERE checked = 0;
+
+CREATE TABLE recon_gaps (
+	seq    TEXT NOT NULL,                  -- "card N EP purchase", "psam T"
+	lo     INTEGER NOT NULL,                -- the missing values lo..hi
+	hi     INTEGER NOT NULL,
+	alarm  INTEGER NOT NULL,                -- the ledger row of its alarm
+	filled TEXT,                           -- when the last missing value arrived
+	PRIMARY KEY (seq, lo)
+);
+
+CREATE TABLE purse_books (
+	card           TEXT NOT NULL,
+	purse          TEXT NOT NULL,
+	first_time     TEXT NOT NULL,          -- the earliest move's time, UTC
+	opening_fen    INTEGER NOT NULL,        -- the balance before it
+	net_fen        INTEGER NOT NULL,        -- loads minus purchases
+	last_time      TEXT NOT NULL,          -- the newest move's time, UTC
+	last_after_fen INTEGER NOT NULL,        -- the balance after it: what the card last reported
+	alarm          INTEGER,                 -- the open balance alarm's ledger row
+	PRIMARY KEY (card, purse)
+);
+
+CREATE TABLE alarm_acks (
+	alarm    INTEGER PRIMARY KEY,           -- a ledger row of event 'alarm'
+	operator TEXT NOT NULL,
+	note     TEXT NOT NULL,
+	time     TEXT NOT NULL
+);
+CREATE INDEX ledger_alarms ON ledger(id) WHERE event = 'alarm';
+`,
 }
 
 // schemaVersion is the version this binary writes, the same on both
@@ -364,7 +432,7 @@ func (pgVersion) Get(ctx context.Context, tx *sql.Tx) (int, error) {
 	if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock(?)`, migrateLock); err != nil {
 		return 0, fmt.Errorf("migration lock: %w", err)
 	}
-	if _, err := tx.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_version (version BIGINT NOT NULL)`); err != nil {
+	if _, err := tx.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)`); err != nil {
 		return 0, fmt.Errorf("schema_version: %w", err)
 	}
 	var v int

@@ -122,6 +122,10 @@ func (s *Store) refund(ctx context.Context, terminal string, req hostapi.VoidReq
 			// Committed with nothing else: a person must look at a
 			// terminal that sends sales the card did not make.
 			out.alarm = reason
+			var check string
+			if err := tx.QueryRow(`SELECT tac_check FROM journal WHERE terminal = ? AND id = ?`, terminal, sale.ID).Scan(&check); err != nil || check == tacBad {
+				return err // the sale's upload raised the alarm already (checkRowTACOnce)
+			}
 			_, err := journalAlarm(tx, sale, terminal, actor, "voided with a TAC that does not verify", reason, now)
 			return err
 		}

@@ -351,8 +351,14 @@ type JournalRow struct {
 	// TermSerial is a purchase's terminal transaction serial (the PSAM's),
 	// which its TAC covers.
 	TermSerial uint32 `json:"term_serial,omitempty"`
-	Detail     string `json:"detail,omitempty"`
-	Time       string `json:"time"` // RFC 3339
+	// PSAMTerminal is, for an e-purse purchase, the terminal id of the
+	// PSAM it was made with (12 upper-case hex digits), which its TAC
+	// covers: with it the host verifies the TAC. Optional: a terminal
+	// that journaled the sale before it kept the id sends none, and a
+	// row stored without it is not changed by a later copy with it.
+	PSAMTerminal string `json:"psam_terminal,omitempty"`
+	Detail       string `json:"detail,omitempty"`
+	Time         string `json:"time"` // RFC 3339
 }
 
 // JournalRequest uploads a batch of rows.

@@ -117,7 +117,7 @@ func (r Row) HostRow() hostapi.JournalRow {
 	return hostapi.JournalRow{
 		ID: r.ID, Kind: r.Kind, State: r.State, Card: r.Card, Purse: r.Purse,
 		Counter: r.Counter, BalanceFen: r.BalanceFen, AmountFen: r.AmountFen,
-		CreditID: r.CreditID, TAC: r.TAC, TermSerial: r.TermSerial, Detail: r.Detail,
+		CreditID: r.CreditID, TAC: r.TAC, TermSerial: r.TermSerial, PSAMTerminal: r.PSAMTerminal, Detail: r.Detail,
 		Time: t.Format(time.RFC3339),
 	}
 }

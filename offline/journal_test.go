@@ -538,6 +538,11 @@ func TestHostRow(t *testing.T) {
 	if got := rd.HostRow().Time; got != rd.Created.Format(time.RFC3339) {
 		t.Errorf("read row time %s", got)
 	}
+	// A purchase's PSAM terminal goes up: the host verifies its TAC with it.
+	p := mustBegin(t, s, Row{Kind: KindPurchase, Card: cardA, Purse: "EP", AmountFen: 100, BalanceFen: 1000, PSAMTerminal: "0000000000AA"})
+	if got := p.HostRow().PSAMTerminal; got != "0000000000AA" {
+		t.Errorf("purchase HostRow PSAM terminal %q; want 0000000000AA", got)
+	}
 }
 
 // TestRefusedByHost: a row the host refused in the version it was sent is

@@ -381,6 +381,15 @@ func (s *Syncer) uploadOnce(ctx context.Context) (bool, error) {
 		up[i] = r.HostRow()
 	}
 	resp, err := s.Client.UploadJournal(ctx, up)
+	if refusesPSAMTerminal(err) {
+		// A host older than the field refuses the whole batch for it
+		// (strict bodies): the rows go up as they did before it, and
+		// the host verifies no purchase TAC.
+		for i := range up {
+			up[i].PSAMTerminal = ""
+		}
+		resp, err = s.Client.UploadJournal(ctx, up)
+	}
 	if err != nil {
 		return false, err
 	}
@@ -391,6 +400,13 @@ func (s *Syncer) uploadOnce(ctx context.Context) (bool, error) {
 		return false, err
 	}
 	return len(rows) == batch && later == nil, later
+}
+
+// refusesPSAMTerminal says whether err is a host's refusal of a journal
+// batch for its rows' psam_terminal, a field it does not know.
+func refusesPSAMTerminal(err error) bool {
+	var he *HostError
+	return errors.As(err, &he) && he.Code == hostapi.CodeBadRequest && strings.Contains(he.Reason, `unknown field "psam_terminal"`)
 }
 
 // hostRefused records the rows the host refused, so they are kept but not

@@ -783,3 +783,61 @@ func TestSyncerHostAcksSome(t *testing.T) {
 		t.Fatalf("%d rows refused by the host listed (%v), want 4", len(refused), err)
 	}
 }
+
+// olderHost is h as a host older than a journal row's psam_terminal
+// answers a body with one (strict bodies: 400, unknown field), counted in
+// refused.
+func olderHost(h http.Handler, refused *atomic.Int32) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		var req struct {
+			Rows []map[string]any `json:"rows"`
+			Sale map[string]any   `json:"sale"`
+		}
+		json.Unmarshal(body, &req)
+		where := ""
+		if _, ok := req.Sale["psam_terminal"]; ok {
+			where = "sale"
+		}
+		for i, row := range req.Rows {
+			if _, ok := row["psam_terminal"]; ok && where == "" {
+				where = fmt.Sprintf("rows[%d]", i)
+			}
+		}
+		if where != "" {
+			refused.Add(1)
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusBadRequest)
+			json.NewEncoder(w).Encode(hostapi.Error{Code: hostapi.CodeBadRequest, Reason: `body: unknown field "psam_terminal" in ` + where})
+			return
+		}
+		r.Body = io.NopCloser(strings.NewReader(string(body)))
+		h.ServeHTTP(w, r)
+	})
+}
+
+// TestUploadToHostWithoutPSAMTerminal: a host older than a journal row's
+// psam_terminal refuses the batch for it (strict bodies: 400 bad_request,
+// unknown field); the terminal sends the rows again without it, and they
+// are stored and acked, not stuck behind the refusal.
+func TestUploadToHostWithoutPSAMTerminal(t *testing.T) {
+	h := newTestHost(t, termA)
+	var refused atomic.Int32
+	srv := httptest.NewServer(olderHost(h.handler, &refused))
+	t.Cleanup(srv.Close)
+	tm := newTerminal(t, h, termA, srv.URL)
+	ctx := context.Background()
+	row, err := tm.store.Begin(ctx, offline.Row{Kind: offline.KindPurchase, Card: "3101000000123456", Purse: "EP", Counter: 3,
+		BalanceFen: 1000, AmountFen: 100, TermSerial: 7, PSAMTerminal: "0000000000AA", Time: time.Now().Format(hostapi.TimeLayout)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tm.store.Finish(ctx, row.ID, offline.StateDone, "0A0B0C0D", ""); err != nil {
+		t.Fatal(err)
+	}
+	tm.syncer(t, nil)
+	waitFor(t, "the sale stored at the older host", func() bool { return h.journalCount(t, termA) == 1 && tm.queueDepth(t) == 0 })
+	if refused.Load() == 0 {
+		t.Fatal("the host never saw psam_terminal: the test shows nothing")
+	}
+}

@@ -47,7 +47,14 @@ func SendVoid(ctx context.Context, c *Client, st VoidStore, v offline.Void, log 
 	if err != nil {
 		return v, fmt.Errorf("void %s: its sale: %w", v.ID, err)
 	}
-	resp, err := c.Void(ctx, VoidRequest(v, sale))
+	req := VoidRequest(v, sale)
+	resp, err := c.Void(ctx, req)
+	if refusesPSAMTerminal(err) {
+		// A host older than the journal row's field: the void carries the
+		// PSAM's id on its own, as such a host knows it.
+		req.Sale.PSAMTerminal = ""
+		resp, err = c.Void(ctx, req)
+	}
 	var he *HostError
 	switch {
 	case err == nil:

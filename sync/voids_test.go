@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -94,5 +95,46 @@ func TestSyncerSendsVoids(t *testing.T) {
 	}
 	if all, _ := h.store.Refunds(ctx, ""); len(all) != 1 {
 		t.Fatalf("host refunds %+v; want 1", all)
+	}
+}
+
+// TestVoidToHostWithoutPSAMTerminal: a host older than a journal row's
+// psam_terminal refuses a void whose sale carries it (400, unknown field);
+// the void goes again without it (it carries the PSAM's id on its own) and
+// is refunded, not refused for good.
+func TestVoidToHostWithoutPSAMTerminal(t *testing.T) {
+	h := newTestHost(t, termA)
+	const number = "3101000000000042"
+	card := h.issue(t, number, 5000)
+	var refused atomic.Int32
+	srv := httptest.NewServer(olderHost(h.handler, &refused))
+	t.Cleanup(srv.Close)
+	tm := newTerminal(t, h, termA, srv.URL)
+	ctx := context.Background()
+	psamTerm := [6]byte{0, 0, 0, 0, 0x20, 0x02}
+	when := time.Now().Truncate(time.Second)
+	r, err := tm.store.Begin(ctx, offline.Row{Kind: offline.KindPurchase, Card: number, Purse: "EP", Counter: 3, BalanceFen: 5000,
+		AmountFen: 1250, TermSerial: 3, PSAMTerminal: fmt.Sprintf("%X", psamTerm), Time: when.Format(hostapi.TimeLayout)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tac, err := epurse.PurchaseTAC(card.File().Keys.DTK, 1250, epurse.TxEPPurchase, psamTerm, 3, when)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tm.store.Finish(ctx, r.ID, offline.StateDone, fmt.Sprintf("%X", tac), ""); err != nil {
+		t.Fatal(err)
+	}
+	v, err := tm.store.RecordVoid(ctx, offline.VoidRequest{SaleID: r.ID, Window: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tm.syncer(t, nil)
+	waitFor(t, "the void answered", func() bool {
+		owed, err := tm.store.OwedVoids(ctx, 10)
+		return err == nil && len(owed) == 0
+	})
+	if got, _ := tm.store.GetVoid(ctx, v.ID); got.State != offline.VoidRefunded || refused.Load() == 0 {
+		t.Fatalf("void %+v after %d refusals for psam_terminal; want refunded", got, refused.Load())
 	}
 }

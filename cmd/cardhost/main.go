@@ -84,6 +84,9 @@ var commands = []command{
 	{"topup list", "--dir D [--card N] [--state S]", "kiosk top-up orders, newest first", opensStore, func() action { return new(topupList) }},
 	{"topup show", "--dir D --id ORDER", "one kiosk top-up order, as JSON", opensStore, func() action { return new(topupShow) }},
 	{"topup pay", "--dir D --id ORDER [--twice] [--delay 2s]", "pay a sim order on the running host, as a phone would", opensStore, func() action { return new(topupPay) }},
+	{"alarms", "--dir D [--all] [--json]", "alarms for a person (reconciliation, TACs, the cards' books), open first", opensStore, func() action { return new(alarmList) }},
+	{"alarms ack", "--dir D ID --note TEXT [--operator NAME]", "acknowledge an alarm with what was found, in the ledger", opensStore, func() action { return new(alarmAck) }},
+	{"report daily", "--dir D --date YYYY-MM-DD [--csv|--json]", "the day's settlement (对账) per terminal: loads, purchases, difference", opensStore, func() action { return new(reportDaily) }},
 	{"shift list", "--dir D [--terminal ID] [--json]", "cashiers' closed shifts (班结), checked against the journal", opensStore, func() action { return new(shiftList) }},
 	{"db copy", "--dir D --db URL [--from F]", "copy a stopped host's SQLite store into an empty PostgreSQL one, checked", opensNothing, func() action { return new(dbCopy) }},
 	{"serve", "--dir D [--listen ADDR]", "serve the upstream API to terminals", opensKeys, func() action { return new(serve) }},
@@ -174,11 +177,19 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprint(stdout, usage())
 		return 0
 	}
-	name, rest := args[0], args[1:]
-	cmd := lookup(name)
-	if cmd == nil && len(args) >= 2 {
+	// Two words first: "alarms ack" is not "alarms" with an argument.
+	var cmd *command
+	name, rest := "", args
+	if len(args) >= 2 {
 		name, rest = args[0]+" "+args[1], args[2:]
 		cmd = lookup(name)
+	}
+	if cmd == nil {
+		if cmd = lookup(args[0]); cmd != nil {
+			name, rest = args[0], args[1:]
+		} else if name == "" {
+			name = args[0]
+		}
 	}
 	if cmd == nil {
 		fmt.Fprintf(stderr, "cardhost: unknown command %q\n%s", name, usage())

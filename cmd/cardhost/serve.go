@@ -34,7 +34,8 @@ const maxHeaderBytes = 16 << 10
 // serve serves the upstream API to terminals until ctx is done.
 type serve struct {
 	listen, balanceCap string
-	capFen             int64 // balanceCap, checked
+	capFen             int64  // balanceCap, checked
+	metricsListen      string // "" serves no metrics
 	topup              topupFlags
 	// tlsCert and tlsKey are PEM files; with both set the host serves
 	// HTTPS, so terminals off the host's own network can verify it.
@@ -47,6 +48,7 @@ func (c *serve) flags(fs *pflag.FlagSet) {
 	fs.StringVar(&c.balanceCap, "balance-cap", money.Format(host.DefaultBalanceCap), "the most a purse may hold after a load, in yuan")
 	fs.StringVar(&c.tlsCert, "tls-cert", "", "PEM certificate (chain) to serve HTTPS with; needs --tls-key")
 	fs.StringVar(&c.tlsKey, "tls-key", "", "PEM private key of --tls-cert")
+	fs.StringVar(&c.metricsListen, "metrics-listen", "", "address to serve Prometheus /metrics on (open alarms), host:port; empty for none")
 	c.topup.flags(fs)
 }
 
@@ -72,6 +74,9 @@ func (c *serve) checkTLS() error {
 func (c *serve) check() error {
 	if _, _, err := net.SplitHostPort(c.listen); err != nil {
 		return usagef("--listen = %q: want host:port, like 127.0.0.1:8710", c.listen)
+	}
+	if _, _, err := net.SplitHostPort(c.metricsListen); c.metricsListen != "" && err != nil {
+		return usagef("--metrics-listen = %q: want host:port, like 127.0.0.1:9710", c.metricsListen)
 	}
 	capFen, err := money.Parse(c.balanceCap)
 	if err != nil || capFen <= 0 || capFen > epurse.MaxAmount {
@@ -115,6 +120,15 @@ func (c *serve) run(ctx context.Context, e *env) error {
 	subsidyJob, stopSubsidyJob := context.WithCancel(ctx)
 	defer stopSubsidyJob()
 	go runSubsidyExpiry(subsidyJob, e.st, subsidyExpiryEvery, log.Warn)
+	go runReconcileSweep(subsidyJob, e.st, reconcileEvery, log)
+	if c.metricsListen != "" {
+		addr, stopMetrics, err := serveMetrics(c.metricsListen, e.st, log)
+		if err != nil {
+			return err
+		}
+		defer stopMetrics()
+		log.Info("serving metrics", "addr", addr.String()+"/metrics")
+	}
 	var handler http.Handler = h
 	topupNote := ""
 	if tp != nil {
