@@ -61,6 +61,11 @@ type MasterKeys struct {
 	DLK Key16 `json:"dlk"` // load
 	DPK Key16 `json:"dpk"` // purchase
 	DTK Key16 `json:"dtk"` // TAC
+	// DAMK is the application maintenance master key, which MACs APPLICATION
+	// BLOCK and UNBLOCK (docs/epurse.md, "Blocking a card"). Optional: a key
+	// file written before it existed has none, and its cards cannot be
+	// blocked on the chip (the host refuses to MAC the command).
+	DAMK Key16 `json:"damk,omitzero"`
 }
 
 // CardKeys are one card's keys, diversified from MasterKeys with the card's
@@ -69,16 +74,23 @@ type CardKeys struct {
 	DLK Key16 `json:"dlk"` // load
 	DPK Key16 `json:"dpk"` // purchase
 	DTK Key16 `json:"dtk"` // TAC
+	// DAMK is the card's application maintenance key; zero on a card
+	// issued from masters without one, which then refuses APPLICATION BLOCK.
+	DAMK Key16 `json:"damk,omitzero"`
 }
 
 // Diversify derives the keys of the card with the given 10-byte application
 // serial (spec "Keys and MACs").
 func (m MasterKeys) Diversify(appSerial []byte) CardKeys {
-	return CardKeys{
+	k := CardKeys{
 		DLK: DiversifyKey(m.DLK, appSerial),
 		DPK: DiversifyKey(m.DPK, appSerial),
 		DTK: DiversifyKey(m.DTK, appSerial),
 	}
+	if m.DAMK != (Key16{}) {
+		k.DAMK = DiversifyKey(m.DAMK, appSerial)
+	}
+	return k
 }
 
 // LogValue keeps slog's JSON handler from marshalling the keys as hex.

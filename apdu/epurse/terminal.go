@@ -86,7 +86,8 @@ func (p Purse) PurchaseType() TxType { return TxType(p) + 4 }
 // 10 01 00). With no aids it tries AIDCityCard, then AIDTUnion.
 //
 // A card whose application is blocked answers 6283: Select returns an error
-// for which errors.Is(err, apdu.ErrFileInvalidated) holds, together with the
+// for which errors.Is(err, ErrApplicationBlocked) and errors.Is(err,
+// apdu.ErrFileInvalidated) hold, together with the
 // FCI when the card sent one, so the caller can still name the card it
 // refuses. A card that answers 9000 without data gives an empty FCI, and
 // the caller reads EF 0x15.
@@ -105,7 +106,7 @@ func Select(t apdu.Transmitter, aids ...[]byte) (FCI, error) {
 			continue
 		}
 		if err != nil {
-			return fci, fmt.Errorf("select AID %X: %w", aid, err)
+			return fci, fmt.Errorf("select AID %X: %w", aid, blockedErr(err))
 		}
 		return fci, nil
 	}
@@ -113,7 +114,7 @@ func Select(t apdu.Transmitter, aids ...[]byte) (FCI, error) {
 	fci, err := selectOne(t, apdu.Command{CLA: claISO, INS: insSelect, P1: 0x00, P2: 0x00, Data: fid, Ne: 256}, nil)
 	if err != nil {
 		// The file id's answer is the card's last word; the AIDs' are context.
-		return fci, fmt.Errorf("select e-purse (AIDs %s; file %04X): %w", strings.Join(misses, ", "), FileIDADF, err)
+		return fci, fmt.Errorf("select e-purse (AIDs %s; file %04X): %w", strings.Join(misses, ", "), FileIDADF, blockedErr(err))
 	}
 	return fci, nil
 }

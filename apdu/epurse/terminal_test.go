@@ -63,8 +63,8 @@ func TestSelectFallsBackToFileID(t *testing.T) {
 func TestSelectBlocked(t *testing.T) {
 	s := newScript(t, step{"00A4040009A00000000386980701 00", fciHex(t, AIDCityCard) + "6283"})
 	f, err := Select(s, AIDCityCard)
-	if !errors.Is(err, apdu.ErrFileInvalidated) {
-		t.Errorf("err = %v, want ErrFileInvalidated", err)
+	if !errors.Is(err, apdu.ErrFileInvalidated) || !errors.Is(err, ErrApplicationBlocked) {
+		t.Errorf("err = %v, want ErrFileInvalidated and ErrApplicationBlocked", err)
 	}
 	if sw, ok := apdu.SW(err); !ok || sw != 0x6283 {
 		t.Errorf("SW = %04X, %v", sw, ok)

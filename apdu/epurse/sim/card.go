@@ -20,6 +20,10 @@ const (
 	swNoCurrentEF     uint16 = 0x6986 // command not allowed: no current EF
 	swWrongOffset     uint16 = 0x6B00 // offset outside the file
 	swMACInvalid      uint16 = 0x9302
+	swAppLocked       uint16 = 0x9303 // application permanently locked
+	swBlockedApp      uint16 = 0x6A81 // function not supported: the application is blocked
+	swNoChallenge     uint16 = 0x6984 // reference data not usable: no challenge to MAC against
+	swNoKey           uint16 = 0x6A88 // referenced data (the maintenance key) not found
 	swInsufficient    uint16 = 0x9401
 	swCounterMax      uint16 = 0x9402
 	swKeyIndex        uint16 = 0x9403
@@ -64,6 +68,9 @@ type SimCard struct {
 	df      df
 	pinOK   bool
 	pending *pendingTx
+	// challenge is what the last command, a GET CHALLENGE, answered: the
+	// IV of a maintenance MAC. Any command after it uses it up.
+	challenge *[epurse.ChallengeLen]byte
 }
 
 // NewSimCard makes a card of f, which it owns from then on (read it back with
@@ -84,7 +91,7 @@ func (c *SimCard) File() *CardFile {
 func (c *SimCard) Reset() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.df, c.pinOK, c.pending = dfNone, false, nil
+	c.df, c.pinOK, c.pending, c.challenge = dfNone, false, nil, nil
 }
 
 // simHistorical are the ATR's historical bytes: category 80 (COMPACT-TLV
@@ -114,13 +121,13 @@ func (c *SimCard) Transmit(cmd []byte) ([]byte, error) {
 	defer c.mu.Unlock()
 	// Whatever comes after an INIT, other than its own second command, ends
 	// it: a real card keeps the session only for the very next command.
-	p := c.pending
-	c.pending = nil
+	p, ch := c.pending, c.challenge
+	c.pending, c.challenge = nil, nil
 	cm, err := apdu.ParseCommand(cmd)
 	if err != nil {
 		return swOnly(swWrongLength), nil
 	}
-	data, sw, err := c.dispatch(cm, p)
+	data, sw, err := c.dispatch(cm, p, ch)
 	if err != nil {
 		return nil, err
 	}
@@ -133,7 +140,7 @@ func swOnly(sw uint16) []byte { return []byte{byte(sw >> 8), byte(sw)} }
 // wrong Le is answered 6Cxx before anything changes.
 func responseLen(c apdu.Command) int {
 	switch c.INS {
-	case insGetBalance, insCreditLoad:
+	case insGetBalance, insCreditLoad, insGetChallenge:
 		return 4
 	case insDebit, insGetProve:
 		return 8
@@ -146,16 +153,18 @@ func responseLen(c apdu.Command) int {
 	return 0
 }
 
-func (c *SimCard) dispatch(cm apdu.Command, p *pendingTx) ([]byte, uint16, error) {
-	if cm.CLA != claISO && cm.CLA != claPBOC {
+func (c *SimCard) dispatch(cm apdu.Command, p *pendingTx, ch *[epurse.ChallengeLen]byte) ([]byte, uint16, error) {
+	if cm.CLA != claISO && cm.CLA != claPBOC && cm.CLA != claSecure {
 		return nil, swCLANotSupported, nil
 	}
 	var class byte
 	switch cm.INS {
-	case insSelect, insReadBinary, insReadRecord, insVerify:
+	case insSelect, insReadBinary, insReadRecord, insVerify, insGetChallenge:
 		class = claISO
 	case insGetBalance, insInit, insCreditLoad, insDebit, insGetProve:
 		class = claPBOC
+	case insAppBlock, insAppUnblock:
+		class = claSecure
 	case insSecurityCode:
 		if cm.CLA != claPBOC {
 			return nil, swINSNotSupported, nil // 00 CA, GET DATA, is not known here
@@ -195,6 +204,10 @@ func (c *SimCard) dispatch(cm apdu.Command, p *pendingTx) ([]byte, uint16, error
 		return c.creditLoad(cm, p)
 	case insDebit:
 		return c.debitPurchase(cm, p)
+	case insGetChallenge:
+		return c.getChallenge(cm)
+	case insAppBlock, insAppUnblock:
+		return c.maintain(cm, ch)
 	default: // insGetProve
 		data, sw := c.getProve(cm)
 		return data, sw, nil

@@ -44,8 +44,10 @@ func (f *CardFile) purse(p epurse.Purse) purseState {
 // selected and not blocked, and the ED's PIN is verified when the card wants it.
 func (c *SimCard) purseReady(p epurse.Purse) uint16 {
 	switch {
-	case c.df != dfADF || c.f.Blocked:
+	case c.df != dfADF:
 		return swConditions
+	case c.f.Blocked:
+		return c.blockedSW()
 	case p == epurse.PurseED && c.f.EDNeedsPIN && !c.pinOK:
 		return swSecurity
 	}
@@ -257,8 +259,11 @@ func (c *SimCard) getProve(cm apdu.Command) ([]byte, uint16) {
 	if len(cm.Data) != 2 {
 		return nil, swWrongLength
 	}
-	if c.df != dfADF || c.f.Blocked {
+	if c.df != dfADF {
 		return nil, swConditions
+	}
+	if c.f.Blocked {
+		return nil, c.blockedSW()
 	}
 	counter := binary.BigEndian.Uint16(cm.Data)
 	for _, pr := range c.f.Proofs {

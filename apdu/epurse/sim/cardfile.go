@@ -41,7 +41,8 @@ import (
 //	                some city cards; load_log holds its records
 //	zero_filled_empty_records   answer an unused log slot with 23 zero bytes
 //	                instead of 6A83, as some real cards do
-//	keys            dlk, dpk, dtk: the card's diversified keys in hex (never masters)
+//	keys            dlk, dpk, dtk, damk: the card's diversified keys in hex (never
+//	                masters); without damk APPLICATION BLOCK answers 6A88
 //	key_version, alg_id    returned by the INITs; default 01 and 00
 //	purchase_key_index     the purchase key index INITIALIZE FOR PURCHASE takes; default 01
 //	security_code   9 bytes in hex that 80 CA 00 00 09 answers (city cards' 安全认证码);
@@ -49,7 +50,9 @@ import (
 //	pin             the cardholder PIN, 4 to 12 digits
 //	pin_tries_left  0 blocks VERIFY (6983); a right PIN resets it to 3
 //	ed_needs_pin    GET BALANCE and the INITs of the ED need VERIFY first (6982)
-//	blocked         the application is blocked: SELECT answers 6283
+//	blocked         the application is blocked: SELECT answers 6283, the purse
+//	                commands 6A81 (9303 when blocked_permanently)
+//	blocked_permanently   the block was APPLICATION BLOCK P2 01: UNBLOCK answers 9303
 //	proofs          per transaction type, the last transaction's counter (after it),
 //	                mac and tac (hex), for GET TRANSACTION PROVE
 //
@@ -90,6 +93,8 @@ type CardFile struct {
 	PINTriesLeft int    `json:"pin_tries_left"`
 	EDNeedsPIN   bool   `json:"ed_needs_pin,omitempty"`
 	Blocked      bool   `json:"blocked"`
+	// BlockedPermanently: the application was blocked for good (P2 01).
+	BlockedPermanently bool `json:"blocked_permanently,omitempty"`
 
 	Proofs []Proof `json:"proofs,omitempty"`
 }

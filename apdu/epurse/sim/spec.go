@@ -13,6 +13,8 @@ import (
 const (
 	claISO  = 0x00
 	claPBOC = 0x80
+	// claSecure is the class of a command that carries a MAC.
+	claSecure = 0x84
 
 	insSelect       = 0xA4
 	insReadBinary   = 0xB0
@@ -23,6 +25,9 @@ const (
 	insCreditLoad   = 0x52
 	insDebit        = 0x54
 	insGetProve     = 0x5A
+	insGetChallenge = 0x84 // ISO 7816-4 GET CHALLENGE
+	insAppBlock     = 0x1E // APPLICATION BLOCK (docs/epurse.md, "Blocking a card")
+	insAppUnblock   = 0x18 // APPLICATION UNBLOCK
 	p1InitLoad      = 0x00
 	p1InitPurchase  = 0x01
 	p2ReadRecordSFI = 0x04 // P2 = SFI<<3 | 4: read record P1 of that file
