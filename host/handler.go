@@ -170,6 +170,7 @@ func NewHandler(store *Store, keys *Keys, opt Options) *Handler {
 		hostapi.PathVoid:          h.void,
 		hostapi.PathShift:         h.shift, // shifts.go
 	}
+	h.routes[hostapi.PathCardBlock] = h.cardBlock // chipblock.go
 	h.addTopupRoutes(opt.Topups)
 	return h
 }

@@ -21,7 +21,11 @@ type Keys struct {
 }
 
 // NewKeys wraps master keys; an all-zero key is refused, since it is what a
-// truncated or hand-edited key file gives.
+// truncated or hand-edited key file gives. The maintenance master (DAMK) is
+// optional: a key file written before it existed has none, and keeps
+// serving loads and reconciliation; only on-chip blocking is refused then
+// (ErrNoMaintenanceKey), since no key could be guessed that the cards
+// issued from it would take.
 func NewKeys(m epurse.MasterKeys) (*Keys, error) {
 	if m.DLK == (epurse.Key16{}) || m.DPK == (epurse.Key16{}) || m.DTK == (epurse.Key16{}) {
 		return nil, errors.New("issuer master keys: a key (dlk, dpk or dtk) is missing or all zero")
@@ -35,10 +39,11 @@ func (*Keys) String() string { return "[redacted]" }
 // LogValue keeps the keys out of slog.
 func (*Keys) LogValue() slog.Value { return slog.StringValue("[redacted]") }
 
-// GenerateMasterKeys makes new random issuer master keys.
+// GenerateMasterKeys makes new random issuer master keys, the maintenance
+// master (DAMK) with them.
 func GenerateMasterKeys() (epurse.MasterKeys, error) {
 	var m epurse.MasterKeys
-	for _, k := range []*epurse.Key16{&m.DLK, &m.DPK, &m.DTK} {
+	for _, k := range []*epurse.Key16{&m.DLK, &m.DPK, &m.DTK, &m.DAMK} {
 		if _, err := rand.Read(k[:]); err != nil {
 			return m, fmt.Errorf("random master key: %w", err)
 		}
@@ -129,4 +134,17 @@ func loadMAC2(dlk epurse.Key16, random [4]byte, counter uint16, amount int64, tx
 func (k *Keys) SeedHistory(card *epursesim.SimCard, termID [6]byte, n int, now time.Time) error {
 	first := now.Add(-time.Duration(n) * epursesim.HistoryStep)
 	return epursesim.SeedHistory(card, k.m, termID, n, first)
+}
+
+// ErrNoMaintenanceKey: the master key file holds no application maintenance
+// master key (damk), so the host cannot MAC an APPLICATION BLOCK.
+var ErrNoMaintenanceKey = errors.New("the master key file holds no application maintenance key (damk): cards cannot be blocked on the chip")
+
+// blockMAC is the MAC of APPLICATION BLOCK in mode for the card with this
+// serial, over the challenge it gave (epurse.BlockMAC with its DAMK).
+func (k *Keys) blockMAC(serial [10]byte, challenge [epurse.ChallengeLen]byte, mode epurse.BlockMode) ([4]byte, error) {
+	if k.m.DAMK == (epurse.Key16{}) {
+		return [4]byte{}, ErrNoMaintenanceKey
+	}
+	return epurse.BlockMAC(k.cardKeys(serial).DAMK, challenge, mode), nil
 }

@@ -191,6 +191,14 @@ func (c *Client) CompleteLoad(ctx context.Context, req hostapi.LoadCompleteReque
 	return r, err
 }
 
+// CardBlock asks for the MAC of APPLICATION BLOCK for a card on the host's
+// deny list, over the challenge the card gave (hostapi.PathCardBlock).
+func (c *Client) CardBlock(ctx context.Context, req hostapi.CardBlockRequest) (hostapi.CardBlockResponse, error) {
+	var r hostapi.CardBlockResponse
+	err := c.call(ctx, hostapi.PathCardBlock, req, &r)
+	return r, err
+}
+
 // UploadJournal sends rows and returns the host's answer: the ids it
 // acknowledged and the rows it refused.
 func (c *Client) UploadJournal(ctx context.Context, rows []hostapi.JournalRow) (hostapi.JournalResponse, error) {
