@@ -201,6 +201,7 @@ func (d *Daemon) newLoader(link *hostLink) *tap.Loader {
 	if link != nil {
 		// Only so: a nil *sync.Client in the interface would be a host.
 		l.Host = link.client
+		l.BlockHost = link.client // a denied e-purse is blocked on the chip
 		l.CreditsFresh = creditsFresh(link.syncer.PullInterval(), link.syncer.PullWaitTime())
 		// A pull of an earlier run says nothing of what was paid while
 		// the daemon was down: stale until this run's first pull.

@@ -56,6 +56,15 @@
 // application, terminal id and key index) done once per PSAM session
 // (samlink.go).
 //
+// A card on the deny list is refused in every mode that has a Loader; when
+// the Loader can ask the host (Loader.BlockHost), the card's e-purse
+// application is then blocked on the chip, in the same card session
+// (block.go: GET CHALLENGE, the host's MAC over the challenge, APPLICATION
+// BLOCK), after a POS has settled its unfinished purchases. Every terminal
+// then refuses it, lists or no lists: its SELECT answers 6283, and the tap
+// ends application_blocked ("card blocked", 卡已锁定) before any money step.
+// A host out of reach leaves the card to be blocked on a later tap.
+//
 // Whatever the mode, no money moves on a card whose number or validity
 // does not read (CardRead.Transactable). The e-purse's load and purchase are
 // load.go and purchase.go; the M1 wallet's, m1load.go and m1purchase.go.

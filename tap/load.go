@@ -65,6 +65,10 @@ type Loader struct {
 	// never lacks its receipt and never has two. row is the journal row
 	// as done, with its TAC. nil: no printer, no receipts.
 	Receipt func(cr *CardRead, row offline.Row) (offline.NewReceipt, error)
+	// BlockHost, when set, gives the MAC that blocks a deny-listed card's
+	// e-purse on the chip (Runner.block, block.go); nil: such a card is
+	// refused and left as it is.
+	BlockHost BlockHost
 }
 
 // LoadResult is one credit's fate on this tap.

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/cardd/cardd/apdu"
+	"github.com/cardd/cardd/apdu/epurse"
 	"github.com/cardd/cardd/money"
 	"github.com/cardd/cardd/reader"
 	"github.com/cardd/cardd/redact"
@@ -90,6 +91,9 @@ type Result struct {
 	Purchase *PurchaseReport
 	// Door is the door decision, in door mode.
 	Door *DoorReport
+	// Block is what the block step did with a card on the deny list
+	// (block.go), when it ran.
+	Block *BlockReport
 	// Err is why the tap ended early: a failed read (Read nil), or a load
 	// that could not finish or a refused card (Read set).
 	Err error
@@ -110,6 +114,9 @@ func (r Result) Outcome() Outcome {
 		return OutcomeSaleInDoubt
 	case errors.Is(err, reader.ErrCardRemoved):
 		return OutcomeRemoved
+	case errors.Is(err, ErrCardBlocked), errors.Is(err, epurse.ErrApplicationBlocked):
+		// Before denied: a card blocked on this tap was denied first.
+		return OutcomeBlocked
 	case errors.Is(err, ErrCardDenied):
 		return OutcomeDenied
 	case errors.Is(err, ErrCardExpired):
@@ -463,6 +470,10 @@ func (r *Runner) timeout() time.Duration {
 //     armed sale (Purchaser), or settle a refused card's unfinished
 //     purchases (Purchaser.Settle); on a card with no e-purse, at a POS
 //     with an M1 wallet (readsM1): read the wallet, load, pay (m1);
+//   - block, on an e-purse card refused for the deny list, when the host
+//     can be asked (Loader.BlockHost): its application blocked on the chip
+//     with the host's MAC (block.go), so terminals that never pulled the
+//     list refuse it too;
 //   - leave (a tap with a money step): the card is needed for the money no
 //     more; leave marks the point (Result.ToLeave) and tells OnLeave;
 //   - history, when Read.History: the cardholder file and the log, which
@@ -503,6 +514,7 @@ func (r *Runner) steps(ctx context.Context, t apdu.Transmitter, res *Result, ope
 		if deferred {
 			r.balanceKnown(t, res)
 		}
+		r.block(ctx, t, res)
 		leave()
 	}
 	if r.Read.History {
@@ -680,7 +692,8 @@ func (r *Runner) pay(ctx context.Context, t apdu.Transmitter, res *Result, openS
 // only).
 func (r *Runner) readsM1(res Result) bool {
 	return res.Err != nil && res.Read == nil && r.Door == nil &&
-		r.Purchaser != nil && r.Purchaser.Wallet != nil && uidFallback(res.Err)
+		r.Purchaser != nil && r.Purchaser.Wallet != nil && uidFallback(res.Err) &&
+		!errors.Is(res.Err, epurse.ErrApplicationBlocked) // an e-purse, blocked: not a wallet
 }
 
 // m1 is a tap of an M1 wallet at a POS, in the e-purse's order: read the
