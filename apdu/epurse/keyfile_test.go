@@ -5,6 +5,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 )
@@ -63,5 +64,46 @@ func TestWriteMasterKeyFileFailedWrite(t *testing.T) {
 	}
 	if ents, _ := os.ReadDir(dir); len(ents) != 0 {
 		t.Fatalf("%d files left after a failed write, want none", len(ents))
+	}
+}
+
+// TestMasterKeyFileMaintenanceKey: the maintenance master (damk) is kept
+// and read back; a key file written before it existed (dlk, dpk, dtk only)
+// still reads, with no DAMK, and one without a DAMK is written as before.
+func TestMasterKeyFileMaintenanceKey(t *testing.T) {
+	dir := t.TempDir()
+	with := keyFileMasters
+	with.DAMK = Key16{0xA, 0xB}
+	path := filepath.Join(dir, "with.json")
+	if err := WriteMasterKeyFile(path, with); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := ReadMasterKeyFile(path); err != nil || got != with {
+		t.Fatalf("read back %v, %v", got, err)
+	}
+
+	old := filepath.Join(dir, "old.json")
+	body := `{"dlk": "01020300000000000000000000000000", "dpk": "04050600000000000000000000000000", "dtk": "07080900000000000000000000000000"}`
+	if err := os.WriteFile(old, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	got, err := ReadMasterKeyFile(old)
+	if err != nil || got != keyFileMasters || got.DAMK != (Key16{}) {
+		t.Fatalf("an old key file reads %v, %v; want its three keys and no DAMK", got, err)
+	}
+	without := filepath.Join(dir, "without.json")
+	if err := WriteMasterKeyFile(without, keyFileMasters); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(without); strings.Contains(string(b), "damk") {
+		t.Errorf("a key file without a DAMK names one:\n%s", b)
+	}
+	// Diversified, the DAMK is a card key like the others; none from none.
+	serial := make([]byte, 10)
+	if k := with.Diversify(serial); k.DAMK != DiversifyKey(with.DAMK, serial) {
+		t.Error("the card's DAMK is not diversified from the master")
+	}
+	if k := keyFileMasters.Diversify(serial); k.DAMK != (Key16{}) {
+		t.Error("masters without a DAMK gave the card one")
 	}
 }
