@@ -133,3 +133,26 @@ func TestBlockNotDone(t *testing.T) {
 		})
 	}
 }
+
+// TestBlockDeniedCardAtPOS: at a POS with a sale armed, a denied card pays
+// nothing, its balance is still read (the deferred read), and only then is
+// it blocked, in the same session.
+func TestBlockDeniedCardAtPOS(t *testing.T) {
+	host := &fakeBlockHost{denied: map[string]bool{testNumber: true}}
+	b, card := blockBench(t, true, host)
+	b.r.Purchaser = b.pos(1250, false)
+	before := card.File().EPBalance
+	res := b.tap()
+	if res.Outcome() != OutcomeBlocked {
+		t.Fatalf("outcome %s (%v), want application_blocked", res.Outcome(), res.Err)
+	}
+	if res.Purchase != nil && res.Purchase.Paid {
+		t.Fatal("a denied card paid the sale")
+	}
+	if res.Read == nil || res.Read.Balance != before {
+		t.Fatalf("balance shown %v, want %d", res.Read, before)
+	}
+	if f := card.File(); !f.Blocked || f.EPBalance != before {
+		t.Fatalf("card blocked %v, balance %d -> %d", f.Blocked, before, f.EPBalance)
+	}
+}
