@@ -142,7 +142,7 @@ func (s *Store) IssueCard(ctx context.Context, keys *Keys, req IssueRequest, out
 	if p, err := product(tx, prod); err != nil {
 		return nil, err
 	} else if req.BalanceFen > p.CapFen {
-		return nil, fmt.Errorf("an initial balance of %s is over the %s product's cap of %s", money.Format(req.BalanceFen), prod, money.Format(p.CapFen))
+		return nil, fmt.Errorf("%w: an initial balance of %s is over the %s product's cap of %s", ErrOverProductCap, money.Format(req.BalanceFen), prod, money.Format(p.CapFen))
 	}
 	if _, err := tx.Exec(`INSERT INTO cards (number, app_serial, holder, issued, initial_balance_fen, start_date, expiry_date, class, product)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`, req.Number, fmt.Sprintf("%X", f.Info.AppSerial[:]), req.Holder, dbTime(now),

@@ -16,6 +16,10 @@ import (
 // (detail: the product).
 const EventProductSet = "product"
 
+// ErrOverProductCap is wrapped when a card would be issued holding more
+// than its product's cap.
+var ErrOverProductCap = errors.New("over the product's cap")
+
 // Product is a card product (卡种): named and anonymous cards, which the
 // schema seeds, and the operators' own. A card has exactly one.
 //

@@ -113,7 +113,7 @@ func testProductDefaultsAndEdits(t *testing.T) {
 	}
 	over := req
 	over.Number, over.BalanceFen = "3101000000123472", 100001
-	if _, err := e.st.IssueCard(ctx, e.keys, over, filepath.Join(e.dir, "over.json"), "operator test", time.Now()); err == nil || !strings.Contains(err.Error(), "over the anonymous product's cap of 1000.00") {
+	if _, err := e.st.IssueCard(ctx, e.keys, over, filepath.Join(e.dir, "over.json"), "operator test", time.Now()); err == nil || !errors.Is(err, ErrOverProductCap) || !strings.Contains(err.Error(), "over the anonymous product's cap of 1000.00") {
 		t.Fatalf("issuing an anonymous card with 1000.01: %v", err)
 	}
 	if _, err := e.st.CardProduct(ctx, over.Number); !errors.Is(err, ErrNotFound) {
