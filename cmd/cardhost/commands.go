@@ -164,9 +164,10 @@ func dash(s string) string {
 
 // cardIssue issues a card: its file for the simulator and its registration.
 type cardIssue struct {
-	number, profile, holder, balance, start, expiry, out, purchaseDiv, class, product string
-	history, purchaseKey                                                              int
-	securityCode                                                                      bool
+	number, profile, holder, balance, start, expiry, out, purchaseDiv, class string
+	history, purchaseKey                                                     int
+	securityCode                                                             bool
+	product                                                                  string // --product: "" for the default by holder
 
 	// Checked from the flags.
 	purchase              psamsim.CardPurchase
