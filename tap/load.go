@@ -549,14 +549,15 @@ func (l *Loader) initLoad(t apdu.Transmitter, cr *CardRead, c hostapi.Credit, re
 		return purse, init, false, nil
 	}
 	res.Purse = purse.String()
-	capFen := l.BalanceCap
-	if capFen <= 0 {
-		capFen = 100000
+	capFen, overCap, why, err := l.loadCap(cr)
+	if err != nil || why != "" {
+		res.Refused = why
+		return purse, init, false, err
 	}
 	// The cap is on what the purse holds, as the host checks it: a second
 	// purse lowers the balance shown, not the money on the card.
-	if held := cr.purseOf(rep.Balance) + c.AmountFen; purse == cr.Purse && held > capFen {
-		res.Refused = fmt.Sprintf("the card would hold %s, over the balance cap of %s", money.Format(held), money.Format(capFen))
+	if held := cr.purseOf(rep.Balance); purse == cr.Purse && held+c.AmountFen > capFen {
+		res.Refused = overCap(held, c.AmountFen)
 		return purse, init, false, nil
 	}
 	init, err = epurse.InitLoad(t, purse, 1, c.AmountFen, l.TerminalID)
@@ -573,8 +574,8 @@ func (l *Loader) initLoad(t apdu.Transmitter, cr *CardRead, c hostapi.Credit, re
 	}
 	// Another purse than the one read: INITIALIZE FOR LOAD told its
 	// balance, which nothing has changed.
-	if held := init.OldBalance + c.AmountFen; purse != cr.Purse && held > capFen {
-		res.Refused = fmt.Sprintf("the %v purse would hold %s, over the balance cap of %s", purse, money.Format(held), money.Format(capFen))
+	if held := init.OldBalance; purse != cr.Purse && held+c.AmountFen > capFen {
+		res.Refused = fmt.Sprintf("the %v purse: %s", purse, overCap(held, c.AmountFen))
 		return purse, init, false, nil
 	}
 	return purse, init, true, nil

@@ -1,0 +1,73 @@
+package tap
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/cardd/cardd/money"
+	"github.com/cardd/cardd/offline"
+)
+
+// pullProduct gives w's card the product name with cap capFen, valid
+// until until, as a pull from the host does.
+func (w *loadWorld) pullProduct(t *testing.T, name string, capFen int64, until string) {
+	t.Helper()
+	page := offline.PullPage{Products: []offline.Product{{Name: name, CapFen: capFen, ValidUntil: until}},
+		CardProducts: []offline.ProductChange{{Card: w.card.File().Info.CardNumber, Product: name}}}
+	if err := w.store.ApplyPage(context.Background(), page); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestLoadProductCap: with the terminal's own cap far above, the card's
+// product (pulled from the host) holds it to the product's cap: a credit
+// past it waits, with the product and its cap in the reason, and nothing
+// reaches the card for it; one landing exactly on it is loaded.
+func TestLoadProductCap(t *testing.T) {
+	w := newLoadWorld(t, 1001, 1000)
+	start := w.card.File().EPBalance
+	w.l.BalanceCap = 10000000
+	w.pullProduct(t, "anonymous", start+1000, "")
+	rec := &recorder{t: w.card}
+	rep, err := w.tap(t, rec)
+	if err != nil || len(rep.Loads) != 2 {
+		t.Fatalf("Apply = %+v, %v", rep, err)
+	}
+	want := "anonymous card: balance " + money.Format(start) + " + 10.01 = " + money.Format(start+1001) + " would exceed its cap of " + money.Format(start+1000)
+	if over := rep.Loads[0]; over.Applied || over.Refused != want {
+		t.Fatalf("credit over the product's cap: %+v, want it waiting: %q", over, want)
+	}
+	if on := rep.Loads[1]; !on.Applied {
+		t.Fatalf("credit landing on the product's cap: %+v, want it loaded", on)
+	}
+	inits := 0
+	for _, c := range rec.cmds {
+		if c.INS == insInitialize {
+			inits++
+		}
+	}
+	if inits != 1 || w.card.File().EPBalance != start+1000 {
+		t.Fatalf("%d INITIALIZE commands, card holds %d: want one, and %d", inits, w.card.File().EPBalance, start+1000)
+	}
+}
+
+// TestLoadProductExpired: a card whose product's last valid day has
+// passed (the terminal's clock says 2026-11-23) loads nothing, saying
+// until when; a product edited to end that day loads again.
+func TestLoadProductExpired(t *testing.T) {
+	w := newLoadWorld(t, 1000)
+	start := w.card.File().EPBalance
+	w.pullProduct(t, "gift", 100000, "2026-11-22")
+	rep, err := w.tap(t, w.card)
+	if err != nil || len(rep.Loads) != 1 || rep.Loads[0].Applied || !strings.Contains(rep.Loads[0].Refused, "gift card: its product was valid until 2026-11-22") {
+		t.Fatalf("Apply = %+v, %v; want the load refused for the product's validity", rep, err)
+	}
+	if w.card.File().EPBalance != start {
+		t.Fatalf("card holds %d, want %d", w.card.File().EPBalance, start)
+	}
+	w.pullProduct(t, "gift", 100000, "2026-11-23")
+	if rep, err = w.tap(t, w.card); err != nil || len(rep.Loads) != 1 || !rep.Loads[0].Applied {
+		t.Fatalf("Apply on the product's last day = %+v, %v; want it loaded", rep, err)
+	}
+}
