@@ -549,7 +549,7 @@ func (l *Loader) initLoad(t apdu.Transmitter, cr *CardRead, c hostapi.Credit, re
 		return purse, init, false, nil
 	}
 	res.Purse = purse.String()
-	capFen, overCap, why, err := l.loadCap(cr)
+	capFen, overCap, why, err := l.loadCap(context.Background(), cr.Info.CardNumber, l.ownCap(), "the card")
 	if err != nil || why != "" {
 		res.Refused = why
 		return purse, init, false, err

@@ -7,21 +7,18 @@ import (
 	"github.com/cardd/cardd/money"
 )
 
-// loadCap is the most the tapped card may hold after a load: the smaller
-// of the terminal's own cap (Loader.BalanceCap, 1000.00 when zero) and
-// the cap of the card's product (卡种) as last pulled from the host.
-// overCap words a refusal as the host does, naming the product when its
-// cap is the smaller. why is set, and no load may go on, when the card's
-// product is past its last valid day.
-func (l *Loader) loadCap(cr *CardRead) (capFen int64, overCap func(held, amount int64) string, why string, err error) {
-	capFen = l.BalanceCap
-	if capFen <= 0 {
-		capFen = 100000
-	}
+// loadCap is the most card may hold after a load: the smaller of
+// ceiling, the terminal's own cap, and the cap of the card's product (卡种)
+// as last pulled from the host. overCap words a refusal as the host does,
+// naming the product when its cap is the smaller (else it says what, "the
+// card" or "the wallet", would hold too much). why is set, and no load may
+// go on, when the card's product is past its last valid day.
+func (l *Loader) loadCap(ctx context.Context, card string, ceiling int64, what string) (capFen int64, overCap func(held, amount int64) string, why string, err error) {
+	capFen = ceiling
 	overCap = func(held, amount int64) string {
-		return fmt.Sprintf("the card would hold %s, over the balance cap of %s", money.Format(held+amount), money.Format(capFen))
+		return fmt.Sprintf("%s would hold %s, over the balance cap of %s", what, money.Format(held+amount), money.Format(capFen))
 	}
-	p, ok, err := l.Store.CardProduct(context.Background(), cr.Info.CardNumber)
+	p, ok, err := l.Store.CardProduct(ctx, card)
 	if err != nil || !ok {
 		return capFen, overCap, "", err
 	}
@@ -36,4 +33,13 @@ func (l *Loader) loadCap(cr *CardRead) (capFen int64, overCap func(held, amount 
 		}
 	}
 	return capFen, overCap, "", nil
+}
+
+// ownCap is the terminal's own cap on what a card may hold after a load
+// (load.balance_cap): 1000.00 when the Loader leaves it zero.
+func (l *Loader) ownCap() int64 {
+	if l.BalanceCap <= 0 {
+		return 100000
+	}
+	return l.BalanceCap
 }

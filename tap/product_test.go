@@ -71,3 +71,28 @@ func TestLoadProductExpired(t *testing.T) {
 		t.Fatalf("Apply on the product's last day = %+v, %v; want it loaded", rep, err)
 	}
 }
+
+// TestM1LoadProductCap: an M1 wallet's product holds its loads too: at
+// 50.00 with a product cap of 70.00, a 20.00 credit lands on the cap and
+// the 3.00 after it waits, naming the product.
+func TestM1LoadProductCap(t *testing.T) {
+	b := newTapBench(t)
+	card := m1BenchCard(t, 5000)
+	host := newFakeM1Host(t, 2000, 300)
+	b.card, b.r.Loader, b.r.Purchaser = card, b.loader(host), b.pos(0, true)
+	page := offline.PullPage{Products: []offline.Product{{Name: "anonymous", CapFen: 7000}},
+		CardProducts: []offline.ProductChange{{Card: "uid:04A1B2C3", Product: "anonymous"}}}
+	if err := b.store.ApplyPage(context.Background(), page); err != nil {
+		t.Fatal(err)
+	}
+	res := b.tap()
+	if res.Err != nil || res.Load == nil || len(res.Load.Loads) != 2 || !res.Load.Loads[0].Applied {
+		t.Fatalf("tap: %s", summary(res))
+	}
+	if over := res.Load.Loads[1]; over.Applied || over.Refused != "anonymous card: balance 70.00 + 3.00 = 73.00 would exceed its cap of 70.00" {
+		t.Fatalf("the load over the product's cap: %+v", over)
+	}
+	if got := walletBalance(t, card); got != 7000 {
+		t.Fatalf("wallet holds %d, want 7000", got)
+	}
+}
