@@ -171,6 +171,9 @@ func (l *Loader) apply(ctx context.Context, t apdu.Transmitter, cr *CardRead, af
 	if today := epurse.DateOf(l.now()); cr.Info.ExpiryDate.Before(today) {
 		return rep, fmt.Errorf("%w on %s", ErrCardExpired, cr.Info.ExpiryDate)
 	}
+	if err := productExpired(ctx, l.Store, card, l.now()); err != nil {
+		return rep, err
+	}
 	if l.Host == nil {
 		return rep, nil
 	}

@@ -3,8 +3,10 @@ package tap
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/cardd/cardd/money"
+	"github.com/cardd/cardd/offline"
 )
 
 // loadCap is the most card may hold after a load: the smaller of
@@ -42,4 +44,16 @@ func (l *Loader) ownCap() int64 {
 		return 100000
 	}
 	return l.BalanceCap
+}
+
+// productExpired refuses a card whose product (as last pulled) is past its
+// last valid day at now: the tap ends as for a card past its own expiry
+// date (ErrCardExpired), so it neither loads nor pays, and an unfinished
+// purchase of it is still settled.
+func productExpired(ctx context.Context, st *offline.Store, card string, now time.Time) error {
+	p, ok, err := st.CardProduct(ctx, card)
+	if err != nil || !ok || !p.Expired(now) {
+		return err
+	}
+	return fmt.Errorf("%w: its product %s was valid until %s", ErrCardExpired, p.Name, p.ValidUntil)
 }

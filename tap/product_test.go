@@ -2,6 +2,7 @@ package tap
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"testing"
 
@@ -53,15 +54,16 @@ func TestLoadProductCap(t *testing.T) {
 }
 
 // TestLoadProductExpired: a card whose product's last valid day has
-// passed (the terminal's clock says 2026-11-23) loads nothing, saying
-// until when; a product edited to end that day loads again.
+// passed (the terminal's clock says 2026-11-23) is refused as an expired
+// card, saying until when: its credit is not loaded; a product edited to
+// end that day loads again.
 func TestLoadProductExpired(t *testing.T) {
 	w := newLoadWorld(t, 1000)
 	start := w.card.File().EPBalance
 	w.pullProduct(t, "gift", 100000, "2026-11-22")
 	rep, err := w.tap(t, w.card)
-	if err != nil || len(rep.Loads) != 1 || rep.Loads[0].Applied || !strings.Contains(rep.Loads[0].Refused, "gift card: its product was valid until 2026-11-22") {
-		t.Fatalf("Apply = %+v, %v; want the load refused for the product's validity", rep, err)
+	if !errors.Is(err, ErrCardExpired) || !strings.Contains(err.Error(), "its product gift was valid until 2026-11-22") || len(rep.Loads) != 0 {
+		t.Fatalf("Apply = %+v, %v; want the card refused as expired by its product", rep, err)
 	}
 	if w.card.File().EPBalance != start {
 		t.Fatalf("card holds %d, want %d", w.card.File().EPBalance, start)
@@ -69,6 +71,29 @@ func TestLoadProductExpired(t *testing.T) {
 	w.pullProduct(t, "gift", 100000, "2026-11-23")
 	if rep, err = w.tap(t, w.card); err != nil || len(rep.Loads) != 1 || !rep.Loads[0].Applied {
 		t.Fatalf("Apply on the product's last day = %+v, %v; want it loaded", rep, err)
+	}
+}
+
+// TestPurchaseProductExpired: at a POS, a card of a product past its last
+// valid day pays nothing: the tap ends card_expired, no DEBIT reaches the
+// card and the sale stays armed.
+func TestPurchaseProductExpired(t *testing.T) {
+	card := newTestCard(t, "王小明", 3, nil)
+	before := card.File().EPBalance
+	b := floorBench(t, card, 1250)
+	page := offline.PullPage{Products: []offline.Product{{Name: "gift", CapFen: 100000, ValidUntil: "2026-11-22"}},
+		CardProducts: []offline.ProductChange{{Card: card.File().Info.CardNumber, Product: "gift"}}}
+	if err := b.store.ApplyPage(context.Background(), page); err != nil {
+		t.Fatal(err)
+	}
+	res := b.tap()
+	if res.Outcome() != OutcomeExpired || card.File().EPBalance != before {
+		t.Fatalf("tap: %s; card holds %d, want card_expired and %d", summary(res), card.File().EPBalance, before)
+	}
+	for _, c := range cardCommands(b.trace) {
+		if strings.HasPrefix(c, "8054") {
+			t.Fatalf("DEBIT sent to a card of an expired product:\n%s", strings.Join(b.trace, "\n"))
+		}
 	}
 }
 
