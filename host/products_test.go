@@ -178,3 +178,62 @@ func testProductDefaultsAndEdits(t *testing.T) {
 		t.Fatalf("pull: credits %+v, want %s of a gift card", p.Credits, id.ID)
 	}
 }
+
+// TestProductCapAtTopupOrder: a kiosk top-up order the card's product
+// could never load is refused before it is paid, with the product in the
+// reason: the card holds 100.00 and the host's cap is 500.00, and once the
+// card is made a product capped at 200.00, 100.01 more is refused and 100.00
+// is an order.
+func TestProductCapAtTopupOrder(t *testing.T) { eachStore(t, testProductCapAtTopupOrder) }
+
+func testProductCapAtTopupOrder(t *testing.T) {
+	e := newTopupEnv(t)
+	ctx := context.Background()
+	if err := e.st.AddProduct(ctx, hostapi.Product{Name: "gift", CapFen: 20000}, "operator test", time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.st.SetCardProduct(ctx, testNumber, "gift", "operator test", time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	apiErr := e.wantRefusal(hostapi.PathTopupOrder, hostapi.TopupOrderRequest{Card: testNumber, AmountFen: 10001, BalanceFen: 10000, Key: "k1"}, http.StatusConflict, hostapi.CodeBalanceCap)
+	if want := "gift card: balance 100.00 + 100.01 = 200.01 would exceed its cap of 200.00"; apiErr.Reason != want {
+		t.Fatalf("refusal reason %q, want %q", apiErr.Reason, want)
+	}
+	if o := e.order("k2", 10000); o.State != hostapi.TopupUnpaid {
+		t.Fatalf("an order landing on the product's cap: %+v", o)
+	}
+}
+
+// TestM1ProductCap: an M1 wallet's product holds its loads as an
+// e-purse's: registered without a holder it is anonymous; put on a
+// product capped at 500.00, a load to 500.01 is refused naming it and
+// one landing on 500.00 is authorized.
+func TestM1ProductCap(t *testing.T) { eachStore(t, testM1ProductCap) }
+
+func testM1ProductCap(t *testing.T) {
+	e, _ := m1Env(t)
+	ctx := context.Background()
+	anon, err := e.st.RegisterM1(ctx, "04D1E2F3", "", "operator test", time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p, err := e.st.CardProduct(ctx, anon.Number); err != nil || p.Name != hostapi.ProductAnonymous {
+		t.Fatalf("a wallet without a holder: %+v, %v; want anonymous", p, err)
+	}
+	if err := e.st.AddProduct(ctx, hostapi.Product{Name: "gift", CapFen: 50000}, "operator test", time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.st.SetCardProduct(ctx, testUID, "gift", "operator test", time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	id := e.addM1Credit(5000)
+	apiErr := e.wantRefusal(hostapi.PathLoadAuthorize, m1Authorize(id, ref1, 45001, 5000), http.StatusConflict, hostapi.CodeBalanceCap)
+	if want := "gift card: balance 450.01 + 50.00 = 500.01 would exceed its cap of 500.00"; apiErr.Reason != want {
+		t.Fatalf("refusal reason %q, want %q", apiErr.Reason, want)
+	}
+	var auth hostapi.LoadAuthorizeResponse
+	e.mustCall(hostapi.PathLoadAuthorize, m1Authorize(id, ref1, 45000, 5000), &auth)
+	if auth.Time == "" {
+		t.Fatalf("a wallet load landing on its product's cap was not authorized: %+v", auth)
+	}
+}
