@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -235,5 +236,57 @@ func testM1ProductCap(t *testing.T) {
 	e.mustCall(hostapi.PathLoadAuthorize, m1Authorize(id, ref1, 45000, 5000), &auth)
 	if auth.Time == "" {
 		t.Fatalf("a wallet load landing on its product's cap was not authorized: %+v", auth)
+	}
+}
+
+func TestProductMigration(t *testing.T) { eachStore(t, testProductMigration) }
+
+// testProductMigration: a store made before products, with a card with a
+// holder and one without and a deny change in its feed, migrates: the
+// first card is named, the second anonymous, the feed's seqs numbered on
+// (the next change after the deny's), and a product change then on it.
+func testProductMigration(t *testing.T) {
+	steps := &migrations
+	if onPostgres(t) {
+		steps = &postgresMigrations
+	}
+	all := *steps
+	i := slices.IndexFunc(all, func(s string) bool { return strings.Contains(s, "CREATE TABLE products") })
+	if i < 0 {
+		t.Fatal("no migration adds products")
+	}
+	*steps = all[:i]
+	defer func() { *steps = all }()
+	dsn := storeDSN(t, t.TempDir())
+	st, err := Open(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := dbTime(time.Now())
+	const named, anon = "3101000000123456", "3101000000123464"
+	for card, holder := range map[string]string{named: "张三", anon: ""} {
+		mustExec(t, st.db, `INSERT INTO cards (number, app_serial, holder, issued, initial_balance_fen, start_date, expiry_date)
+			VALUES (?, '00000000000000000001', ?, ?, 0, '20260101', '20300101')`, card, holder, now)
+	}
+	mustExec(t, st.db, `INSERT INTO changes (kind, card, denied, reason, time) VALUES ('deny', ?, 1, 'lost', ?)`, "3101000000999999", now)
+	st.Close()
+
+	*steps = all
+	if st, err = Open(dsn); err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	ctx := context.Background()
+	for card, want := range map[string]string{named: hostapi.ProductNamed, anon: hostapi.ProductAnonymous} {
+		if p, err := st.CardProduct(ctx, card); err != nil || p.Name != want {
+			t.Fatalf("card %s after the migration: %+v, %v; want %s", card, p, err, want)
+		}
+	}
+	if _, err := st.SetCardProduct(ctx, anon, hostapi.ProductNamed, "operator test", time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	r, err := st.pull(ctx, 0, 10)
+	if err != nil || len(r.Deny) != 1 || len(r.CardProducts) != 1 || r.CardProducts[0].Card != anon || r.NextCursor != "2" || len(r.Products) != 2 {
+		t.Fatalf("the feed after the migration: %+v, %v", r, err)
 	}
 }
