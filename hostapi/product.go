@@ -1,7 +1,9 @@
 package hostapi
 
 import (
+	"errors"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -49,7 +51,8 @@ type ProductChange struct {
 // name (CheckClassName), so that both read alike in lists and configs.
 func CheckProductName(name string) error {
 	if err := CheckClassName(name); err != nil {
-		return fmt.Errorf("product name: %w", err)
+		// The same rules, told of a product.
+		return errors.New(strings.Replace(err.Error(), "a class name", "a product name", 1))
 	}
 	return nil
 }
