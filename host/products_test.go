@@ -290,3 +290,35 @@ func testProductMigration(t *testing.T) {
 		t.Fatalf("the feed after the migration: %+v, %v", r, err)
 	}
 }
+
+func TestProductEditWakesHeldPull(t *testing.T) { eachStore(t, testProductEditWakesHeldPull) }
+
+// testProductEditWakesHeldPull: a held pull answers on a product's edit,
+// which has no list of its own in the answer (the products carry it), as
+// on a credit: a terminal learns a new cap at once, not at the hold's end.
+func testProductEditWakesHeldPull(t *testing.T) {
+	e := newEnv(t, Options{})
+	var p hostapi.PullResponse
+	e.mustCall(hostapi.PathPull, hostapi.PullRequest{}, &p)
+	done := make(chan hostapi.PullResponse, 1)
+	go func() {
+		var held hostapi.PullResponse
+		if code, herr := e.call(hostapi.PathPull, hostapi.PullRequest{Cursor: p.NextCursor, WaitMS: 20000}, &held); code != http.StatusOK {
+			t.Errorf("held pull: %d %+v", code, herr)
+		}
+		done <- held
+	}()
+	time.Sleep(200 * time.Millisecond)
+	capFen := int64(80000)
+	if _, err := e.st.SetProduct(context.Background(), hostapi.ProductAnonymous, ProductEdit{CapFen: &capFen}, "operator test", time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case held := <-done:
+		if !held.Held || held.NextCursor == p.NextCursor || !slices.ContainsFunc(held.Products, func(p hostapi.Product) bool { return p.Name == hostapi.ProductAnonymous && p.CapFen == 80000 }) {
+			t.Fatalf("held pull answered %+v; want the anonymous cap at 800.00", held)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("a held pull did not answer on a product edit within 10 s")
+	}
+}
