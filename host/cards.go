@@ -12,6 +12,7 @@ import (
 	"github.com/cardd/cardd/apdu/epurse"
 	epursesim "github.com/cardd/cardd/apdu/epurse/sim"
 	"github.com/cardd/cardd/hostapi"
+	"github.com/cardd/cardd/money"
 	"github.com/cardd/cardd/redact"
 )
 
@@ -92,6 +93,9 @@ type IssueRequest struct {
 	// Class is the card's identity class, "" for none
 	// (hostapi.CheckClassName).
 	Class string
+	// Product is the card's product (卡种), one the host has; "" for
+	// named when the card has a holder, else anonymous.
+	Product string
 }
 
 // IssueCard creates a card: its file (keys diversified from the masters,
@@ -131,9 +135,18 @@ func (s *Store) IssueCard(ctx context.Context, keys *Keys, req IssueRequest, out
 	if n > 0 {
 		return nil, fmt.Errorf("card %s: %w", req.Number, ErrExists)
 	}
-	if _, err := tx.Exec(`INSERT INTO cards (number, app_serial, holder, issued, initial_balance_fen, start_date, expiry_date, class)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?)`, req.Number, fmt.Sprintf("%X", f.Info.AppSerial[:]), req.Holder, dbTime(now),
-		req.BalanceFen, f.Info.StartDate.String(), f.Info.ExpiryDate.String(), req.Class); err != nil {
+	prod := req.Product
+	if prod == "" {
+		prod = defaultProduct(req.Holder)
+	}
+	if p, err := product(tx, prod); err != nil {
+		return nil, err
+	} else if req.BalanceFen > p.CapFen {
+		return nil, fmt.Errorf("%w: an initial balance of %s is over the %s product's cap of %s", ErrOverProductCap, money.Format(req.BalanceFen), prod, money.Format(p.CapFen))
+	}
+	if _, err := tx.Exec(`INSERT INTO cards (number, app_serial, holder, issued, initial_balance_fen, start_date, expiry_date, class, product)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`, req.Number, fmt.Sprintf("%X", f.Info.AppSerial[:]), req.Holder, dbTime(now),
+		req.BalanceFen, f.Info.StartDate.String(), f.Info.ExpiryDate.String(), req.Class, prod); err != nil {
 		if uniqueViolation(err) {
 			// Another host process issued it since the count above: on
 			// PostgreSQL this transaction reads at READ COMMITTED and the

@@ -272,7 +272,8 @@ func parseCursor(s string) (int64, error) {
 // that applies them in order ends where the host is.
 func (s *Store) pull(ctx context.Context, cursor int64, limit int) (hostapi.PullResponse, error) {
 	r := hostapi.PullResponse{Credits: []hostapi.Credit{}, Deny: []hostapi.DenyChange{}, Classes: []hostapi.ClassChange{}, NextCursor: strconv.FormatInt(cursor, 10)}
-	rows, err := s.db.QueryContext(ctx, `SELECT ch.seq, ch.kind, ch.card, coalesce(ch.state, ''), coalesce(ch.denied, 0), coalesce(ch.reason, ''), coalesce(ch.class, ''),
+	rows, err := s.db.QueryContext(ctx, `SELECT ch.seq, ch.kind, ch.card, coalesce(ch.state, ''), coalesce(ch.denied, 0), coalesce(ch.reason, ''), coalesce(ch.class, ''), coalesce(ch.product, ''),
+			coalesce((SELECT k.product FROM cards k WHERE k.number = ch.card AND ch.kind = 'credit'), ''),
 			coalesce(c.id, ''), coalesce(c.amount_fen, 0), coalesce(c.note, ''), coalesce(c.created, ''),
 			`+subsidyColumnsOf("c.")+`
 		FROM changes ch LEFT JOIN credits c ON c.id = ch.credit
@@ -289,10 +290,10 @@ func (s *Store) pull(ctx context.Context, cursor int64, limit int) (hostapi.Pull
 		}
 		n++
 		var seq int64
-		var kind, number, state, reason, class string
+		var kind, number, state, reason, class, prod string
 		var denied bool
 		var c hostapi.Credit
-		if err := rows.Scan(&seq, &kind, &number, &state, &denied, &reason, &class, &c.ID, &c.AmountFen, &c.Note, &c.Created,
+		if err := rows.Scan(&seq, &kind, &number, &state, &denied, &reason, &class, &prod, &c.CardProduct, &c.ID, &c.AmountFen, &c.Note, &c.Created,
 			&c.Subsidy, &c.Purse, &c.NotBefore, &c.Expires); err != nil {
 			return r, err
 		}
@@ -304,10 +305,27 @@ func (s *Store) pull(ctx context.Context, cursor int64, limit int) (hostapi.Pull
 		case "class":
 			r.Classes = append(r.Classes, hostapi.ClassChange{Card: number, Class: class})
 			continue
+		case "product":
+			// A product edit (no card) is carried by r.Products.
+			if number != "" {
+				r.CardProducts = append(r.CardProducts, hostapi.ProductChange{Card: number, Product: prod})
+			}
+			continue
 		}
 		c.Card, c.State, c.Created = number, state, rfc3339(c.Created)
 		subsidyFields(&c)
 		r.Credits = append(r.Credits, c)
 	}
-	return r, rows.Err()
+	if err := rows.Err(); err != nil {
+		return r, err
+	}
+	rows.Close()
+	// Every answer carries the products as they are: a handful of rows,
+	// and a terminal that missed an edit (or pulled before products
+	// existed) has them all again.
+	ps, err := products(s.db)
+	for _, p := range ps {
+		r.Products = append(r.Products, p.Product)
+	}
+	return r, err
 }

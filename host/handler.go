@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"strconv"
 	gosync "sync"
 	"time"
 
@@ -288,7 +289,9 @@ func (h *Handler) pull(ctx context.Context, term string, body []byte, now time.T
 	r.Held = true
 	// Measured on the real clock, not h.now: it is a wait, not a rule.
 	end := time.Now().Add(min(time.Duration(req.WaitMS)*time.Millisecond, h.maxWait))
-	for len(r.Credits) == 0 && len(r.Deny) == 0 && len(r.Classes) == 0 {
+	// Held until the cursor moves: any change ends the wait, one a
+	// terminal applies without a list of its own (a product edit) too.
+	for r.NextCursor == strconv.FormatInt(cursor, 10) {
 		left := time.Until(end)
 		if left <= 0 || !h.store.feed.wait(ctx, cursor, left, h.ending) {
 			break

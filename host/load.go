@@ -264,7 +264,10 @@ func checkLoadable(tx *sql.Tx, c CreditInfo, amount int64) error {
 //     within its window by the host's clock (409 credit_not_yet before
 //     it; 404 from its expiry on) and for this purse (409
 //     credit_wrong_purse);
-//  2. old balance + amount is within BalanceCap (409 over_balance_cap);
+//  2. the card's product is valid at now (409 product_expired) and old
+//     balance + amount is within the smaller of BalanceCap and the
+//     product's cap (409 over_balance_cap, naming the product when its cap
+//     is the one passed);
 //  3. MAC1 verifies with the card's DLK for this random, counter and the
 //     calling terminal (409 mac_invalid; nothing is recorded);
 //  4. the counter is not below one the card is known to have reached (409
@@ -422,9 +425,8 @@ func (r *Rules) checkAuthorizable(tx *sql.Tx, a loadAuth) (CreditInfo, [10]byte,
 		return c, serial, err
 	}
 	// Rule 2.
-	if r.BalanceCap > 0 && a.OldBalanceFen+a.AmountFen > r.BalanceCap {
-		return c, serial, conflict(hostapi.CodeBalanceCap, "balance %s + %s = %s would exceed the cap of %s", money.Format(a.OldBalanceFen),
-			money.Format(a.AmountFen), money.Format(a.OldBalanceFen+a.AmountFen), money.Format(r.BalanceCap))
+	if err := checkProductLoad(tx, a.Card, a.OldBalanceFen, a.AmountFen, r.BalanceCap, a.now); err != nil {
+		return c, serial, err
 	}
 	// Rule 3.
 	if err := r.checkMAC1(a, serial); err != nil {

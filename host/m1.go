@@ -53,8 +53,8 @@ func (s *Store) RegisterM1(ctx context.Context, uidHex, holder, actor string, no
 		} else if !errors.Is(err, ErrNotFound) {
 			return err
 		}
-		if _, err := tx.Exec(`INSERT INTO cards (number, app_serial, holder, issued, initial_balance_fen, start_date, expiry_date, kind)
-			VALUES (?, '', ?, ?, 0, '', '', ?)`, id, holder, dbTime(now), CardM1); err != nil {
+		if _, err := tx.Exec(`INSERT INTO cards (number, app_serial, holder, issued, initial_balance_fen, start_date, expiry_date, kind, product)
+			VALUES (?, '', ?, ?, 0, '', '', ?, ?)`, id, holder, dbTime(now), CardM1, defaultProduct(holder)); err != nil {
 			return err
 		}
 		return addLedger(tx, ledgerEntry{Time: now, Actor: actor, Event: EventIssued, Card: id, Detail: "M1 wallet registered by its UID"})
@@ -163,14 +163,12 @@ func (r *Rules) authorizeM1(ctx context.Context, term string, req hostapi.LoadAu
 		if err := checkLoadable(tx, c, req.AmountFen); err != nil {
 			return err
 		}
-		after := req.OldBalanceFen + req.AmountFen
-		if after > mifare.MaxBalance || r.BalanceCap > 0 && after > r.BalanceCap {
-			limit := int64(mifare.MaxBalance)
-			if r.BalanceCap > 0 && r.BalanceCap < limit {
-				limit = r.BalanceCap
-			}
-			return conflict(hostapi.CodeBalanceCap, "balance %s + %s = %s would exceed the cap of %s", money.Format(req.OldBalanceFen),
-				money.Format(req.AmountFen), money.Format(after), money.Format(limit))
+		limit := int64(mifare.MaxBalance)
+		if r.BalanceCap > 0 && r.BalanceCap < limit {
+			limit = r.BalanceCap
+		}
+		if err := checkProductLoad(tx, req.Card, req.OldBalanceFen, req.AmountFen, limit, now); err != nil {
+			return err
 		}
 		// One open load per wallet: another load of the same amount at the
 		// same balance would leave the wallet in the state this one's

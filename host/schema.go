@@ -398,6 +398,50 @@ CREATE TABLE alarm_acks (
 );
 CREATE INDEX ledger_alarms ON ledger(id) WHERE event = 'alarm';
 `,
+	// PRODUCT: card products (卡种): named and anonymous cards and the
+	// operators' own, each with a balance cap, whether a card of it can be
+	// replaced or refunded on closing, and a last valid day ('' none).
+	// Every card gets one: named where it has a holder, else anonymous.
+	// A terminal learns a card's product with each of its credits, and a
+	// change of it on the change feed as kind 'product' (a product edit is
+	// one with card ''); SQLite cannot alter a CHECK, so changes is
+	// rebuilt as for identity classes, every seq and the AUTOINCREMENT
+	// mark kept.
+	`
+CREATE TABLE products (
+	name        TEXT PRIMARY KEY,
+	cap_fen     INTEGER NOT NULL CHECK (cap_fen > 0),
+	replaceable INTEGER NOT NULL CHECK (replaceable IN (0, 1)),
+	refundable  INTEGER NOT NULL CHECK (refundable IN (0, 1)),
+	valid_until TEXT NOT NULL DEFAULT '', -- the last valid day, YYYY-MM-DD; '' no end
+	updated     TEXT NOT NULL,
+	actor       TEXT NOT NULL
+);
+INSERT INTO products (name, cap_fen, replaceable, refundable, updated, actor) VALUES
+	('named', 500000, 1, 1, '1970-01-01T00:00:00.000000Z', 'schema'),
+	('anonymous', 100000, 0, 0, '1970-01-01T00:00:00.000000Z', 'schema');
+ALTER TABLE cards ADD COLUMN product TEXT NOT NULL DEFAULT 'named';
+UPDATE cards SET product = CASE WHEN holder <> '' THEN 'named' ELSE 'anonymous' END;
+
+CREATE TABLE changes_rebuilt (
+	seq     INTEGER PRIMARY KEY AUTOINCREMENT,
+	kind    TEXT NOT NULL CHECK (kind IN ('credit', 'deny', 'class', 'product')),
+	credit  TEXT REFERENCES credits(id),
+	state   TEXT,                           -- credit state after the change
+	card    TEXT NOT NULL,
+	denied  INTEGER,                        -- deny: 1 added, 0 lifted
+	reason  TEXT,
+	time    TEXT NOT NULL,
+	class   TEXT,                           -- class: the card's class after the change, '' cleared
+	product TEXT                            -- product: the card's product after the change, or the product edited (card '')
+);
+INSERT INTO changes_rebuilt (seq, kind, credit, state, card, denied, reason, time, class)
+	SELECT seq, kind, credit, state, card, denied, reason, time, class FROM changes ORDER BY seq;
+DELETE FROM sqlite_sequence WHERE name = 'changes_rebuilt';
+INSERT INTO sqlite_sequence (name, seq) SELECT 'changes_rebuilt', seq FROM sqlite_sequence WHERE name = 'changes';
+DROP TABLE changes;
+ALTER TABLE changes_rebuilt RENAME TO changes;
+`,
 }
 
 // schemaVersion is the version this binary writes, the same on both

@@ -401,4 +401,26 @@ CREATE TABLE alarm_acks (
 );
 CREATE INDEX ledger_alarms ON ledger(id) WHERE event = 'alarm';
 `,
+	// PRODUCT: card products (卡种), as the SQLite step says; changes
+	// takes kind 'product' (the CHECK has PostgreSQL's name, as for
+	// identity classes).
+	`
+CREATE TABLE products (
+	name        TEXT PRIMARY KEY,
+	cap_fen     BIGINT NOT NULL CHECK (cap_fen > 0),
+	replaceable BIGINT NOT NULL CHECK (replaceable IN (0, 1)),
+	refundable  BIGINT NOT NULL CHECK (refundable IN (0, 1)),
+	valid_until TEXT NOT NULL DEFAULT '', -- the last valid day, YYYY-MM-DD; '' no end
+	updated     TEXT NOT NULL,
+	actor       TEXT NOT NULL
+);
+INSERT INTO products (name, cap_fen, replaceable, refundable, updated, actor) VALUES
+	('named', 500000, 1, 1, '1970-01-01T00:00:00.000000Z', 'schema'),
+	('anonymous', 100000, 0, 0, '1970-01-01T00:00:00.000000Z', 'schema');
+ALTER TABLE cards ADD COLUMN product TEXT NOT NULL DEFAULT 'named';
+UPDATE cards SET product = CASE WHEN holder <> '' THEN 'named' ELSE 'anonymous' END;
+ALTER TABLE changes DROP CONSTRAINT changes_kind_check;
+ALTER TABLE changes ADD CONSTRAINT changes_kind_check CHECK (kind IN ('credit', 'deny', 'class', 'product'));
+ALTER TABLE changes ADD COLUMN product TEXT;
+`,
 }

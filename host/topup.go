@@ -220,7 +220,7 @@ func (s *Store) newTopup(ctx context.Context, term, provider string, req hostapi
 		if !errors.Is(err, sql.ErrNoRows) {
 			return err
 		}
-		if err := checkTopupCard(tx, req, balanceCap); err != nil {
+		if err := checkTopupCard(tx, req, balanceCap, now); err != nil {
 			return err
 		}
 		if id, err = newOrderID(); err != nil {
@@ -238,7 +238,7 @@ func (s *Store) newTopup(ctx context.Context, term, provider string, req hostapi
 }
 
 // checkTopupCard refuses an order for a card this host cannot credit.
-func checkTopupCard(tx *sql.Tx, req hostapi.TopupOrderRequest, balanceCap int64) error {
+func checkTopupCard(tx *sql.Tx, req hostapi.TopupOrderRequest, balanceCap int64, now time.Time) error {
 	if _, err := card(tx, req.Card); errors.Is(err, ErrNotFound) {
 		return notFound("card %s was not issued by this host", redact.CardNumber(req.Card))
 	} else if err != nil {
@@ -259,7 +259,9 @@ func checkTopupCard(tx *sql.Tx, req hostapi.TopupOrderRequest, balanceCap int64)
 		return conflict(hostapi.CodeBalanceCap, "balance %s + pending credits %s + %s would exceed the cap of %s",
 			money.Format(req.BalanceFen), money.Format(pending), money.Format(req.AmountFen), money.Format(balanceCap))
 	}
-	return nil
+	// The card's product may hold it to less: an order it could never
+	// load is refused before it is paid.
+	return checkProductLoad(tx, req.Card, req.BalanceFen+pending, req.AmountFen, 0, now)
 }
 
 // setTopupQR stores the provider's QR content of an order.

@@ -183,9 +183,15 @@ type PullResponse struct {
 	Deny    []DenyChange `json:"deny"`
 	// Classes are changes of the cards' identity classes, in the order
 	// they happened (a host older than classes leaves it out).
-	Classes    []ClassChange `json:"classes"`
-	NextCursor string        `json:"next_cursor"`
-	More       bool          `json:"more"`
+	Classes []ClassChange `json:"classes"`
+	// CardProducts are changes of the cards' products, in the order they
+	// happened; Products is the host's whole product list as of this
+	// answer, so an edited cap or validity reaches the terminal on its
+	// next pull (a host older than products leaves both out).
+	CardProducts []ProductChange `json:"card_products,omitempty"`
+	Products     []Product       `json:"products,omitempty"`
+	NextCursor   string          `json:"next_cursor"`
+	More         bool            `json:"more"`
 	// Held says the host honours WaitMS: it would have held this request
 	// while nothing followed the cursor, so the terminal may ask again at
 	// once. A host that leaves it out (false) does not hold; the terminal
@@ -212,6 +218,10 @@ type Credit struct {
 	Purse     string `json:"purse,omitempty"`      // "EP" or "ED"
 	NotBefore string `json:"not_before,omitempty"` // RFC 3339
 	Expires   string `json:"expires,omitempty"`    // RFC 3339
+	// CardProduct is, in a pull, the card's product (卡种) as the host
+	// knows it when the credit changed: its cap holds the load (see
+	// PullResponse.Products). "" from a host older than products.
+	CardProduct string `json:"card_product,omitempty"`
 }
 
 // CreditSubsidy is the Kind of a subsidy's credit.

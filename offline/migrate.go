@@ -215,6 +215,23 @@ CREATE TABLE shifts (
 CREATE UNIQUE INDEX shifts_one_open ON shifts (closed) WHERE closed = 0;
 CREATE INDEX shifts_outbox ON shifts (id) WHERE closed > 0 AND uploaded = 0;
 `,
+	// PRODUCT: card products (卡种) as the host's pull gives them: each
+	// product's cap and last valid day (the whole list, replaced on every
+	// pull that carries it), and the product of each card the host named
+	// one for. A card not here has only the terminal's own cap.
+	`
+CREATE TABLE products (
+	name        TEXT    PRIMARY KEY CHECK (name <> ''),
+	cap_fen     INTEGER NOT NULL CHECK (cap_fen > 0),
+	valid_until TEXT    NOT NULL DEFAULT '', -- YYYY-MM-DD, '' no end
+	updated     INTEGER NOT NULL
+);
+CREATE TABLE card_products (
+	card    TEXT    PRIMARY KEY CHECK (card <> ''),
+	product TEXT    NOT NULL CHECK (product <> ''),
+	updated INTEGER NOT NULL
+);
+`,
 }
 
 // SchemaVersion is the user_version this code writes and understands; a

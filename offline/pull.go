@@ -289,7 +289,12 @@ type PullPage struct {
 	Drop    []string      // credits dropped
 	Deny    []DenyChange  // deny-list changes, in order
 	Classes []ClassChange // class changes, in order
-	Cursor  string        // the PullCursor after the page
+	// CardProducts are cards' product changes, in order; Products, when
+	// not nil, is the host's whole product list, which replaces this
+	// terminal's.
+	CardProducts []ProductChange
+	Products     []Product
+	Cursor       string // the PullCursor after the page
 }
 
 // ApplyPage applies one pull answer in one transaction: credits upserted,
@@ -320,6 +325,9 @@ func (s *Store) ApplyPage(ctx context.Context, pg PullPage) error {
 			if err := s.setClass(ctx, tx, c); err != nil {
 				return err
 			}
+		}
+		if err := s.setProducts(ctx, tx, pg.Products, pg.CardProducts); err != nil {
+			return err
 		}
 		return s.setCursor(ctx, tx, PullCursor, cursor)
 	})

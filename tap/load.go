@@ -175,6 +175,9 @@ func (l *Loader) apply(ctx context.Context, t apdu.Transmitter, cr *CardRead, af
 	if today := epurse.DateOf(l.now()); cr.Info.ExpiryDate.Before(today) {
 		return rep, fmt.Errorf("%w on %s", ErrCardExpired, cr.Info.ExpiryDate)
 	}
+	if err := productExpired(ctx, l.Store, card, l.now()); err != nil {
+		return rep, err
+	}
 	if l.Host == nil {
 		return rep, nil
 	}
@@ -553,14 +556,15 @@ func (l *Loader) initLoad(t apdu.Transmitter, cr *CardRead, c hostapi.Credit, re
 		return purse, init, false, nil
 	}
 	res.Purse = purse.String()
-	capFen := l.BalanceCap
-	if capFen <= 0 {
-		capFen = 100000
+	capFen, overCap, why, err := l.loadCap(context.Background(), cr.Info.CardNumber, l.ownCap(), "the card")
+	if err != nil || why != "" {
+		res.Refused = why
+		return purse, init, false, err
 	}
 	// The cap is on what the purse holds, as the host checks it: a second
 	// purse lowers the balance shown, not the money on the card.
-	if held := cr.purseOf(rep.Balance) + c.AmountFen; purse == cr.Purse && held > capFen {
-		res.Refused = fmt.Sprintf("the card would hold %s, over the balance cap of %s", money.Format(held), money.Format(capFen))
+	if held := cr.purseOf(rep.Balance); purse == cr.Purse && held+c.AmountFen > capFen {
+		res.Refused = overCap(held, c.AmountFen)
 		return purse, init, false, nil
 	}
 	init, err = epurse.InitLoad(t, purse, 1, c.AmountFen, l.TerminalID)
@@ -577,8 +581,8 @@ func (l *Loader) initLoad(t apdu.Transmitter, cr *CardRead, c hostapi.Credit, re
 	}
 	// Another purse than the one read: INITIALIZE FOR LOAD told its
 	// balance, which nothing has changed.
-	if held := init.OldBalance + c.AmountFen; purse != cr.Purse && held > capFen {
-		res.Refused = fmt.Sprintf("the %v purse would hold %s, over the balance cap of %s", purse, money.Format(held), money.Format(capFen))
+	if held := init.OldBalance; purse != cr.Purse && held+c.AmountFen > capFen {
+		res.Refused = fmt.Sprintf("the %v purse: %s", purse, overCap(held, c.AmountFen))
 		return purse, init, false, nil
 	}
 	return purse, init, true, nil

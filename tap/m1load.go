@@ -279,15 +279,13 @@ func (l *Loader) loadOneM1(ctx context.Context, t apdu.Transmitter, w *mifare.Wa
 		res.Refused = "the last load of this tap is not recorded yet: this one waits for the next tap"
 		return res, errLoadsWait
 	}
-	capFen := l.BalanceCap
-	if capFen <= 0 {
-		capFen = 100000
-	}
-	if capFen > mifare.MaxBalance {
-		capFen = mifare.MaxBalance
+	capFen, overCap, why, err := l.loadCap(ctx, card, min(l.ownCap(), mifare.MaxBalance), "the wallet")
+	if err != nil || why != "" {
+		res.Refused = why
+		return res, err
 	}
 	if cur.Balance+c.AmountFen > capFen {
-		res.Refused = fmt.Sprintf("the wallet would hold %s, over the balance cap of %s", money.Format(cur.Balance+c.AmountFen), money.Format(capFen))
+		res.Refused = overCap(cur.Balance, c.AmountFen)
 		return res, nil
 	}
 	if open != nil {

@@ -97,6 +97,9 @@ func (p *Purchaser) chargeM1(ctx context.Context, t apdu.Transmitter, rep Purcha
 	} else if denied {
 		return rep, fmt.Errorf("%w (%s)", ErrCardDenied, reason)
 	}
+	if err := productExpired(ctx, p.Store, card, p.now()); err != nil {
+		return rep, err
+	}
 	now := p.now()
 	class, err := p.cardClass(ctx, card, 0, false) // an M1 wallet has no card type
 	if err != nil {

@@ -167,6 +167,7 @@ type cardIssue struct {
 	number, profile, holder, balance, start, expiry, out, purchaseDiv, class string
 	history, purchaseKey                                                     int
 	securityCode                                                             bool
+	product                                                                  string // --product: "" for the default by holder
 
 	// Checked from the flags.
 	purchase              psamsim.CardPurchase
@@ -180,6 +181,7 @@ func (c *cardIssue) flags(fs *pflag.FlagSet) {
 	fs.StringVar(&c.profile, "profile", "campus", "numbering and layout of the card: campus (8 to 16 digits in BCD, our own) or tunion (19 digits, T-Union AID, a second purse)")
 	fs.StringVar(&c.holder, "holder", "", "cardholder name (stored as GBK on the card); empty for an anonymous card")
 	fs.StringVar(&c.class, "class", "", "the card's identity class (student, staff, …), which terminals pull; empty for none")
+	fs.StringVar(&c.product, "product", "", "the card's product ('cardhost product list'); default named with a --holder, else anonymous")
 	fs.StringVar(&c.balance, "balance", "0.00", "EP balance at issue, in yuan, like 100.00")
 	fs.StringVar(&c.start, "start", "", "first valid day, YYYY-MM-DD (default a year ago, so a --history lies within it)")
 	fs.StringVar(&c.expiry, "expiry", "", "last valid day, YYYY-MM-DD (default start + 4 years)")
@@ -202,6 +204,11 @@ func (c *cardIssue) check() error {
 	if c.class != "" {
 		if err := checkClassFlag(c.class); err != nil {
 			return err
+		}
+	}
+	if c.product != "" {
+		if err := hostapi.CheckProductName(c.product); err != nil {
+			return usagef("--product = %q: %v", c.product, err)
 		}
 	}
 	if c.history < 0 || c.history > 50 {
@@ -275,9 +282,13 @@ func (c *cardIssue) checkValidity() error {
 }
 
 func (c *cardIssue) run(ctx context.Context, e *env) error {
-	req := host.IssueRequest{Number: c.number, Profile: c.prof, Holder: c.holder, BalanceFen: c.fen, Start: c.startDate, Expiry: c.expiryDate, Class: c.class}
+	req := host.IssueRequest{Number: c.number, Profile: c.prof, Holder: c.holder, BalanceFen: c.fen, Start: c.startDate, Expiry: c.expiryDate, Class: c.class, Product: c.product}
 	f, err := e.st.IssueCard(ctx, e.keys, req, c.out, operator(), time.Now())
 	switch {
+	case errors.Is(err, host.ErrNotFound):
+		return usagef("--product = %q: no such product ('cardhost product list')", c.product)
+	case errors.Is(err, host.ErrOverProductCap):
+		return usagef("--balance = %q: %v", c.balance, err)
 	case errors.Is(err, host.ErrExists):
 		return usagef("--number = %q: %v", c.number, err)
 	case errors.Is(err, epurse.ErrBadArgument):
