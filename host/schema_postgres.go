@@ -427,4 +427,9 @@ CREATE TABLE alerts (
 );
 CREATE INDEX alerts_due ON alerts(next_at) WHERE state = 'queued';
 `,
+	// Merchants in the daily report (issue 17 item 4): the merchant a
+	// terminal sells for, '' for none.
+	`
+ALTER TABLE terminals ADD COLUMN merchant TEXT NOT NULL DEFAULT '';
+`,
 }
