@@ -62,6 +62,7 @@ import (
 var commands = []command{
 	{"init", "--dir D", "create a host directory: database and issuer master keys", opensNothing, func() action { return new(initCmd) }},
 	{"terminal add", "--dir D --id ID --secret-out F", "register a terminal; its secret goes to F (mode 0600)", opensStore, func() action { return new(terminalAdd) }},
+	{"terminal merchant", "--dir D --id ID --set NAME|--clear", "the merchant a terminal sells for, for the daily report", opensStore, func() action { return new(terminalMerchant) }},
 	{"terminal list", "--dir D", "registered terminals and their last heartbeat", opensStore, func() action { return new(terminalList) }},
 	{"card issue", "--dir D --number N --out F [flags]", "issue a card: its file (for cardsim) and its registration", opensKeys, func() action { return new(cardIssue) }},
 	{"card m1", "--dir D --uid U [--holder H]", "register an M1 wallet card by its UID: its id is uid:U", opensStore, func() action { return new(cardM1) }},
@@ -89,7 +90,7 @@ var commands = []command{
 	{"alerts set", "--dir D [--url U --secret-file F] [--below A|--off] [--card-number masked|full]", "show or set the balance-alert webhook and default threshold", opensStore, func() action { return new(alertsSet) }},
 	{"alerts list", "--dir D [--state queued|sent|failed] [--json]", "balance alerts and their webhook delivery, newest first", opensStore, func() action { return new(alertsList) }},
 	{"card alert", "--dir D --card N --below A|--off|--default", "a card's own balance-alert threshold", opensStore, func() action { return new(cardAlert) }},
-	{"report daily", "--dir D --date YYYY-MM-DD [--csv|--json]", "the day's settlement (对账) per terminal: loads, purchases, difference", opensStore, func() action { return new(reportDaily) }},
+	{"report daily", "--dir D --date YYYY-MM-DD [--csv|--json]", "the day's settlement (对账) per terminal and merchant: loads, purchases, difference", opensStore, func() action { return new(reportDaily) }},
 	{"shift list", "--dir D [--terminal ID] [--json]", "cashiers' closed shifts (班结), checked against the journal", opensStore, func() action { return new(shiftList) }},
 	{"db copy", "--dir D --db URL [--from F]", "copy a stopped host's SQLite store into an empty PostgreSQL one, checked", opensNothing, func() action { return new(dbCopy) }},
 	{"serve", "--dir D [--listen ADDR]", "serve the upstream API to terminals", opensKeys, func() action { return new(serve) }},
