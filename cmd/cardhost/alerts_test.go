@@ -2,21 +2,27 @@ package main
 
 import (
 	"encoding/json"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/cardd/cardd/config"
 	"github.com/cardd/cardd/host"
+	"github.com/cardd/cardd/hostapi"
 )
 
 // TestAlertCommands: 'alerts set' refuses a bad URL, a short secret and a
 // URL without a secret, naming the flag, and changes nothing; set, it
 // shows the webhook and never the secret; 'card alert' sets a card's own
 // threshold, refuses an unknown card; 'alerts list' is empty and valid
-// JSON.
+// JSON; a crossing sale uploaded through serve is one alert queued, on
+// /metrics.
 func TestAlertCommands(t *testing.T) {
-	dir, _, _ := setup(t)
+	dir, secretFile, _ := setup(t)
 	secret := filepath.Join(t.TempDir(), "alert.secret")
 	short := filepath.Join(t.TempDir(), "short.secret")
 	if err := os.WriteFile(secret, []byte("a webhook secret of 32 bytes...\n"), 0o600); err != nil {
@@ -58,5 +64,35 @@ func TestAlertCommands(t *testing.T) {
 	var list []host.Alert
 	if err := json.Unmarshal([]byte(out), &list); err != nil || len(list) != 0 {
 		t.Fatalf("alerts list --json: %s %v", out, err)
+	}
+
+	// A sale that takes the card from 10.00 to 4.00, below its own 5.00,
+	// uploaded through serve: one alert, queued (its receiver does not
+	// answer, and the retry waits), counted on /metrics.
+	s, err := config.ReadSecretFile(secretFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	url, stderr, stop := serveInProcess(t, "--dir", dir, "--metrics-listen", "127.0.0.1:0")
+	defer stop()
+	sale := hostapi.JournalRow{ID: "000000000001-1", Kind: "purchase", State: "done", Card: number, Purse: "EP", Counter: 1,
+		BalanceFen: 1000, AmountFen: 600, Time: time.Now().UTC().Format(time.RFC3339)}
+	signedPost(t, url, "000000000001", s, hostapi.PathJournal, hostapi.JournalRequest{Rows: []hostapi.JournalRow{sale}}, nil)
+	_, addr, ok := strings.Cut(stderr(), "msg=\"serving metrics\" addr=")
+	if !ok {
+		t.Fatalf("no metrics address logged: %s", stderr())
+	}
+	res, err := http.Get("http://" + strings.Fields(addr)[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if !strings.Contains(string(b), `cardhost_alerts{state="queued"} 1`) || !strings.Contains(string(b), `cardhost_alerts{state="failed"} 0`) {
+		t.Fatalf("metrics:\n%s", b)
+	}
+	out, _ = wantCode(t, 0, "alerts", "list", "--dir", dir)
+	if !strings.Contains(out, "balance:000000000001:000000000001-1") || !strings.Contains(out, "3101") {
+		t.Fatalf("alerts list:\n%s", out)
 	}
 }
