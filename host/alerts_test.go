@@ -282,3 +282,29 @@ func TestAlertConfigChecks(t *testing.T) {
 		t.Fatalf("config after refusals: %+v %v", c.Redacted(), err)
 	}
 }
+
+// TestAlertSenderStartStop: a started sender delivers what is queued on its
+// own polls; Stop returns once it ended, and nothing is sent after it.
+func TestAlertSenderStartStop(t *testing.T) {
+	e := newEnv(t, Options{})
+	rcv := newReceiver(t, 0)
+	e.setAlerts(rcv.srv.URL, 1000)
+	a := e.sender(3)
+	a.Poll = 10 * time.Millisecond
+	a.Start(context.Background())
+	e.upload(e.sale("1", 0, 1, 1500, 600, 1))
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if _, bodies, _ := rcv.got(); len(bodies) == 1 {
+			break
+		} else if time.Now().After(deadline) {
+			a.Stop()
+			t.Fatal("the started sender delivered nothing within 10 s")
+		}
+	}
+	a.Stop()
+	e.upload(e.sale("2", 1, 2, 5000, 4500, 2))
+	time.Sleep(100 * time.Millisecond)
+	if calls, _, _ := rcv.got(); calls != 1 || len(e.alerts(AlertQueued)) != 1 {
+		t.Fatalf("%d calls after Stop, %d queued; want 1 and the second alert waiting", calls, len(e.alerts(AlertQueued)))
+	}
+}

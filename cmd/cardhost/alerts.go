@@ -20,7 +20,7 @@ import (
 type alertsSet struct {
 	operatorFlag
 	url, secretFile, below, cardNumber string
-	off                                bool
+	off, disable                       bool
 	secret                             string // read from secretFile
 	fen                                int64  // below, checked
 }
@@ -30,6 +30,7 @@ func (c *alertsSet) flags(fs *pflag.FlagSet) {
 	fs.StringVar(&c.secretFile, "secret-file", "", "file holding the secret (16 bytes or more) that signs the webhooks (HMAC-SHA256)")
 	fs.StringVar(&c.below, "below", "", "alert when a purchase takes a card below this balance, like 10.00 (the default of every card)")
 	fs.BoolVar(&c.off, "off", false, "no default threshold: only cards with their own ('cardhost card alert') alert")
+	fs.BoolVar(&c.disable, "disable", false, "no webhook: no alert is queued from now on (those queued wait for a URL again)")
 	fs.StringVar(&c.cardNumber, "card-number", "", "the card number in the webhook: masked (first 4, last 4; the default) or full")
 	c.operatorFlag.flags(fs)
 }
@@ -37,6 +38,9 @@ func (c *alertsSet) flags(fs *pflag.FlagSet) {
 func (c *alertsSet) check() error {
 	if c.below != "" && c.off {
 		return usagef("--below and --off: give one")
+	}
+	if c.url != "" && c.disable {
+		return usagef("--url and --disable: give one")
 	}
 	if c.url != "" {
 		if err := host.CheckAlertURL(c.url); err != nil {
@@ -70,8 +74,8 @@ func (c *alertsSet) run(ctx context.Context, e *env) error {
 	if err != nil {
 		return err
 	}
-	if c.url != "" || c.secret != "" || c.below != "" || c.off || c.cardNumber != "" {
-		if c.url != "" {
+	if c.url != "" || c.disable || c.secret != "" || c.below != "" || c.off || c.cardNumber != "" {
+		if c.url != "" || c.disable {
 			cfg.URL = c.url
 		}
 		if c.secret != "" {
@@ -97,7 +101,7 @@ func (c *alertsSet) run(ctx context.Context, e *env) error {
 		}
 	}
 	if cfg.URL == "" {
-		fmt.Fprintln(e.stdout, "balance alerts are off: no webhook URL (set --url and --secret-file)")
+		fmt.Fprintf(e.stdout, "balance alerts are off: no webhook URL (set --url and --secret-file)%s\n", setBy(host.ApprovalSetting{Actor: cfg.Actor, Updated: cfg.Updated}))
 		return nil
 	}
 	below := "off for cards without their own threshold"

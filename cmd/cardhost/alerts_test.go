@@ -54,6 +54,12 @@ func TestAlertCommands(t *testing.T) {
 	if !strings.Contains(out, "https://ops.example/hook") || !strings.Contains(out, "below 10.00") || strings.Contains(out, "webhook secret") {
 		t.Fatalf("alerts set: %s", out)
 	}
+	wantCode(t, 2, "alerts", "set", "--dir", dir, "--url", "https://x/hook", "--disable")
+	wantCode(t, 0, "alerts", "set", "--dir", dir, "--disable")
+	if out, _ := wantCode(t, 0, "alerts", "set", "--dir", dir); !strings.Contains(out, "off") {
+		t.Fatalf("alerts set --disable: %s", out)
+	}
+	wantCode(t, 0, "alerts", "set", "--dir", dir, "--url", "https://ops.example/hook")
 	wantCode(t, 2, "card", "alert", "--dir", dir, "--card", number)
 	wantCode(t, 2, "card", "alert", "--dir", dir, "--card", "3101000000999999", "--below", "5.00")
 	if out, _ := wantCode(t, 0, "card", "alert", "--dir", dir, "--card", number, "--below", "5.00"); !strings.Contains(out, "below 5.00") {

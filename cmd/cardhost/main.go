@@ -87,7 +87,7 @@ var commands = []command{
 	{"topup pay", "--dir D --id ORDER [--twice] [--delay 2s]", "pay a sim order on the running host, as a phone would", opensStore, func() action { return new(topupPay) }},
 	{"alarms", "--dir D [--all] [--json]", "alarms for a person (reconciliation, TACs, the cards' books), open first", opensStore, func() action { return new(alarmList) }},
 	{"alarms ack", "--dir D ID --note TEXT [--operator NAME]", "acknowledge an alarm with what was found, in the ledger", opensStore, func() action { return new(alarmAck) }},
-	{"alerts set", "--dir D [--url U --secret-file F] [--below A|--off] [--card-number masked|full]", "show or set the balance-alert webhook and default threshold", opensStore, func() action { return new(alertsSet) }},
+	{"alerts set", "--dir D [--url U --secret-file F|--disable] [--below A|--off] [--card-number masked|full]", "show or set the balance-alert webhook and default threshold", opensStore, func() action { return new(alertsSet) }},
 	{"alerts list", "--dir D [--state queued|sent|failed] [--json]", "balance alerts and their webhook delivery, newest first", opensStore, func() action { return new(alertsList) }},
 	{"card alert", "--dir D --card N --below A|--off|--default", "a card's own balance-alert threshold", opensStore, func() action { return new(cardAlert) }},
 	{"report daily", "--dir D --date YYYY-MM-DD [--csv|--json]", "the day's settlement (对账) per terminal and merchant: loads, purchases, difference", opensStore, func() action { return new(reportDaily) }},
