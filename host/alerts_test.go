@@ -308,3 +308,20 @@ func TestAlertSenderStartStop(t *testing.T) {
 		t.Fatalf("%d calls after Stop, %d queued; want 1 and the second alert waiting", calls, len(e.alerts(AlertQueued)))
 	}
 }
+
+// TestBalanceAlertFullNumber: with the card number set to full, the
+// payload carries the whole number (for the operator's own service);
+// 'alerts list' still masks it.
+func TestBalanceAlertFullNumber(t *testing.T) {
+	e := newEnv(t, Options{})
+	if err := e.st.SetAlertConfig(context.Background(), AlertConfig{URL: "https://ops.example/hook", Secret: testAlertSecret, BelowFen: 1000,
+		CardNumber: AlertNumberFull}, "operator test", time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	e.upload(e.sale("1", 0, 1, 1500, 600, 1))
+	list := e.alerts("")
+	var p AlertPayload
+	if len(list) != 1 || json.Unmarshal([]byte(list[0].Body), &p) != nil || p.Card != testNumber || list[0].Card == testNumber {
+		t.Fatalf("alerts %+v", list)
+	}
+}
