@@ -234,6 +234,9 @@ func reportMerchants(t *testing.T, dir, day string, terms []string) {
 	for _, term := range []string{terms[0], terms[2]} {
 		wantCode(t, 0, "terminal", "merchant", "--dir", dir, "--id", term, "--set", "一食堂")
 	}
+	if out, _ := wantCode(t, 0, "terminal", "list", "--dir", dir); strings.Count(out, "一食堂") != 2 {
+		t.Fatalf("terminal list:\n%s", out)
+	}
 	out, _ := wantCode(t, 0, "report", "daily", "--dir", dir, "--date", day, "--csv")
 	recs, err := csv.NewReader(strings.NewReader(out)).ReadAll()
 	if err != nil || len(recs) != 7 || recs[1][10] != "一食堂" || recs[2][10] != "" {
