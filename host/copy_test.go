@@ -122,6 +122,12 @@ func populate(t *testing.T, e *env) string {
 	if _, _, err := e.st.refund(ctx, testTerm, voidRequest("v-1", voided, 1), e.keys, now); err != nil {
 		t.Fatal(err)
 	}
+	// Balance alerts: a card's own threshold, which both purchases below
+	// cross (an alert each, queued).
+	e.setAlerts("http://127.0.0.1:1/hook", 0)
+	if err := e.st.SetCardAlert(ctx, testNumber, 9000, false, "operator test", now); err != nil {
+		t.Fatal(err)
+	}
 	// Reconciliation: two ED purchases uploaded with a counter and a PSAM
 	// serial skipped between them (a gap each, moves, serials, books), and
 	// an alarm acknowledged.

@@ -398,6 +398,11 @@ func (s *Store) storeJournal(ctx context.Context, terminal string, rows []hostap
 				if err := s.reconcileRow(tx, check.keys, terminal, r, touched, fill, &res, now); err != nil {
 					return err
 				}
+				// In the row's own transaction: an alert is never lost,
+				// and a replay (the same state again) never gets here.
+				if err := queueBalanceAlert(tx, terminal, r, held.State, now); err != nil {
+					return err
+				}
 			}
 			if err := storedRowAlarms(tx, check, terminal, r, found, &res); err != nil {
 				return err

@@ -8,9 +8,12 @@ import (
 
 // DailyTerminal is one terminal's day in the daily settlement: its done
 // loads and purchases as its journal says, and what the host's books say
-// of them. The host knows no merchants yet: a terminal is the unit.
+// of them.
 type DailyTerminal struct {
 	Terminal string `json:"terminal"`
+	// Merchant is the merchant the terminal sells for ("" none); in
+	// DailyReport.Merchants, the merchant summed (Terminal "MERCHANT").
+	Merchant string `json:"merchant,omitempty"`
 	Loads    int    `json:"loads"`
 	LoadFen  int64  `json:"load_fen"` // the journal's done loads
 	// LedgerLoadFen is what the ledger shows consumed for those loads
@@ -33,6 +36,9 @@ type DailyTerminal struct {
 type DailyReport struct {
 	Date      string          `json:"date"` // YYYY-MM-DD, the terminals' own calendar day
 	Terminals []DailyTerminal `json:"terminals"`
+	// Merchants sums the terminals per merchant, those without one under
+	// merchant ""; empty when no terminal has a merchant.
+	Merchants []DailyTerminal `json:"merchants"`
 	Total     DailyTerminal   `json:"total"` // Terminal "TOTAL"
 }
 
@@ -101,19 +107,11 @@ func (s *Store) Daily(ctx context.Context, date string) (DailyReport, error) {
 	if err := ledger.Err(); err != nil {
 		return rep, err
 	}
-	t := &rep.Total
 	for _, term := range sortedKeys(byTerm) {
 		d := byTerm[term]
 		d.DiffFen = d.LoadFen - d.LedgerLoadFen + d.FailedTACFen
 		rep.Terminals = append(rep.Terminals, *d)
-		t.Loads += d.Loads
-		t.LoadFen += d.LoadFen
-		t.LedgerLoadFen += d.LedgerLoadFen
-		t.Purchases += d.Purchases
-		t.PurchaseFen += d.PurchaseFen
-		t.VerifiedFen += d.VerifiedFen
-		t.FailedTACFen += d.FailedTACFen
-		t.DiffFen += d.DiffFen
+		rep.Total.add(*d)
 	}
-	return rep, nil
+	return rep, s.addMerchants(ctx, &rep)
 }

@@ -442,6 +442,37 @@ INSERT INTO sqlite_sequence (name, seq) SELECT 'changes_rebuilt', seq FROM sqlit
 DROP TABLE changes;
 ALTER TABLE changes_rebuilt RENAME TO changes;
 `,
+	// Balance alerts (issue 17 item 6): the per-card thresholds and the
+	// webhook queue, filled in the same transaction as the journal row.
+	`
+CREATE TABLE card_alerts (
+	card      TEXT PRIMARY KEY,             -- a card's own threshold, over the default
+	below_fen INTEGER NOT NULL,             -- 0: no alerts for this card
+	actor     TEXT NOT NULL,
+	updated   TEXT NOT NULL
+);
+
+CREATE TABLE alerts (
+	id            TEXT PRIMARY KEY,         -- the idempotency key: one per journal row
+	card          TEXT NOT NULL,
+	terminal      TEXT NOT NULL,
+	row_id        TEXT NOT NULL,
+	body          TEXT NOT NULL,            -- the JSON the webhook posts
+	created       TEXT NOT NULL,
+	state         TEXT NOT NULL,            -- queued, sent, failed
+	attempts      INTEGER NOT NULL DEFAULT 0,
+	next_at       TEXT NOT NULL,            -- when it is due again
+	lease_until   TEXT NOT NULL DEFAULT '', -- a sender holds it until then
+	last_error    TEXT NOT NULL DEFAULT '',
+	done          TEXT NOT NULL DEFAULT ''  -- when it was sent or given up
+);
+CREATE INDEX alerts_due ON alerts(next_at) WHERE state = 'queued';
+`,
+	// Merchants in the daily report (issue 17 item 4): the merchant a
+	// terminal sells for, '' for none.
+	`
+ALTER TABLE terminals ADD COLUMN merchant TEXT NOT NULL DEFAULT '';
+`,
 }
 
 // schemaVersion is the version this binary writes, the same on both

@@ -85,12 +85,13 @@ type Terminal struct {
 	Readers    []string          `json:"readers,omitempty"`
 	Printer    string            `json:"printer,omitempty"`
 	Extra      map[string]string `json:"extra,omitempty"`
+	Merchant   string            `json:"merchant,omitempty"` // SetTerminalMerchant
 }
 
 // Terminals lists the registered terminals by id; secrets are not returned.
 func (s *Store) Terminals(ctx context.Context) ([]Terminal, error) {
 	rows, err := s.db.QueryContext(ctx, `SELECT id, created, coalesce(last_seen, ''), coalesce(version, ''),
-		coalesce(queue_depth, 0), coalesce(readers, ''), coalesce(printer, ''), coalesce(extra, '')
+		coalesce(queue_depth, 0), coalesce(readers, ''), coalesce(printer, ''), coalesce(extra, ''), merchant
 		FROM terminals ORDER BY id`)
 	if err != nil {
 		return nil, err
@@ -100,7 +101,7 @@ func (s *Store) Terminals(ctx context.Context) ([]Terminal, error) {
 	for rows.Next() {
 		var t Terminal
 		var readers, extra string
-		if err := rows.Scan(&t.ID, &t.Created, &t.LastSeen, &t.Version, &t.QueueDepth, &readers, &t.Printer, &extra); err != nil {
+		if err := rows.Scan(&t.ID, &t.Created, &t.LastSeen, &t.Version, &t.QueueDepth, &readers, &t.Printer, &extra, &t.Merchant); err != nil {
 			return nil, err
 		}
 		t.Created, t.LastSeen = rfc3339(t.Created), rfc3339(t.LastSeen)

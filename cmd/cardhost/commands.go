@@ -127,9 +127,9 @@ func (c *terminalList) run(ctx context.Context, e *env) error {
 		return err
 	}
 	tw, flush := newTable(e.stdout)
-	fmt.Fprintln(tw, "ID\tREGISTERED\tLAST SEEN\tVERSION\tQUEUE\tREADERS")
+	fmt.Fprintln(tw, "ID\tREGISTERED\tLAST SEEN\tVERSION\tQUEUE\tREADERS\tMERCHANT")
 	for _, t := range list {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\n", t.ID, t.Created, dash(t.LastSeen), dash(t.Version), t.QueueDepth, dash(strings.Join(t.Readers, ", ")))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\n", t.ID, t.Created, dash(t.LastSeen), dash(t.Version), t.QueueDepth, dash(strings.Join(t.Readers, ", ")), dash(t.Merchant))
 	}
 	return flush()
 }

@@ -97,7 +97,7 @@ func (c *alarmAck) run(ctx context.Context, e *env) error {
 	return nil
 }
 
-// reportDaily prints the daily settlement per terminal.
+// reportDaily prints the daily settlement per terminal and merchant.
 type reportDaily struct {
 	date          string
 	asCSV, asJSON bool
@@ -124,11 +124,25 @@ func (c *reportDaily) check() error {
 
 // dailyColumns are the daily report's columns, as the CSV names them.
 var dailyColumns = []string{"date", "terminal", "loads", "load_yuan", "ledger_load_yuan", "purchases", "purchase_yuan",
-	"tac_verified_yuan", "tac_failed_yuan", "difference_yuan"}
+	"tac_verified_yuan", "tac_failed_yuan", "difference_yuan", "merchant"}
 
 func dailyRecord(date string, d host.DailyTerminal) []string {
 	return []string{date, d.Terminal, strconv.Itoa(d.Loads), money.Format(d.LoadFen), money.Format(d.LedgerLoadFen),
-		strconv.Itoa(d.Purchases), money.Format(d.PurchaseFen), money.Format(d.VerifiedFen), money.Format(d.FailedTACFen), money.Format(d.DiffFen)}
+		strconv.Itoa(d.Purchases), money.Format(d.PurchaseFen), money.Format(d.VerifiedFen), money.Format(d.FailedTACFen), money.Format(d.DiffFen),
+		d.Merchant}
+}
+
+// dailyRows are the report's rows in order: the terminals, the merchants'
+// sums (a row with terminal MERCHANT; a terminal without a merchant is
+// summed under none), the total.
+func dailyRows(rep host.DailyReport) []host.DailyTerminal {
+	rows := append(append([]host.DailyTerminal{}, rep.Terminals...), rep.Merchants...)
+	for i := len(rep.Terminals); i < len(rows); i++ {
+		if rows[i].Merchant == "" {
+			rows[i].Merchant = "(none)"
+		}
+	}
+	return append(rows, rep.Total)
 }
 
 func (c *reportDaily) run(ctx context.Context, e *env) error {
@@ -142,15 +156,15 @@ func (c *reportDaily) run(ctx context.Context, e *env) error {
 	case c.asCSV:
 		w := csv.NewWriter(e.stdout)
 		w.Write(dailyColumns)
-		for _, d := range append(rep.Terminals, rep.Total) {
+		for _, d := range dailyRows(rep) {
 			w.Write(dailyRecord(rep.Date, d))
 		}
 		w.Flush()
 		return w.Error()
 	}
 	tw, flush := newTable(e.stdout)
-	fmt.Fprintln(tw, "TERMINAL\tLOADS\tSUM\tLEDGER\tPURCHASES\tSUM\tTAC OK\tTAC FAILED\tDIFFERENCE")
-	for _, d := range append(rep.Terminals, rep.Total) {
+	fmt.Fprintln(tw, "TERMINAL\tLOADS\tSUM\tLEDGER\tPURCHASES\tSUM\tTAC OK\tTAC FAILED\tDIFFERENCE\tMERCHANT")
+	for _, d := range dailyRows(rep) {
 		r := dailyRecord(rep.Date, d)
 		fmt.Fprintln(tw, strings.Join(r[1:], "\t"))
 	}
@@ -161,6 +175,10 @@ func (c *reportDaily) run(ctx context.Context, e *env) error {
 	if rep.Total.DiffFen != 0 {
 		verdict = "NOT settled: a difference of " + money.Format(rep.Total.DiffFen) + " ('cardhost alarms' says where)"
 	}
-	_, err = fmt.Fprintf(e.stdout, "%s: %s (per terminal: the host knows no merchants)\n", rep.Date, verdict)
+	by := "per terminal and merchant"
+	if len(rep.Merchants) == 0 {
+		by = "per terminal: no terminal has a merchant ('cardhost terminal merchant')"
+	}
+	_, err = fmt.Fprintf(e.stdout, "%s: %s (%s)\n", rep.Date, verdict, by)
 	return err
 }

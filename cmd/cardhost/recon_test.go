@@ -10,6 +10,7 @@ import (
 	"io"
 	"net/http"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -219,4 +220,54 @@ func testReconCommands(t *testing.T) {
 		t.Fatalf("serve --metrics-listen nowhere: %s", errOut)
 	}
 	wantCode(t, 2, "report", "daily", "--dir", dir, "--date", "4.12.2026")
+	reportMerchants(t, dir, day, terms)
+}
+
+// reportMerchants: with terminals 1 and 3 at one merchant and 2 at none,
+// 'report daily --csv' adds a row per merchant before the total, their
+// sums equal to the total's; bad names and unknown terminals are exit 2.
+func reportMerchants(t *testing.T, dir, day string, terms []string) {
+	t.Helper()
+	wantCode(t, 2, "terminal", "merchant", "--dir", dir, "--id", terms[0])
+	wantCode(t, 2, "terminal", "merchant", "--dir", dir, "--id", terms[0], "--set", " padded")
+	wantCode(t, 2, "terminal", "merchant", "--dir", dir, "--id", "0000000000FF", "--set", "x")
+	for _, term := range []string{terms[0], terms[2]} {
+		wantCode(t, 0, "terminal", "merchant", "--dir", dir, "--id", term, "--set", "一食堂")
+	}
+	if out, _ := wantCode(t, 0, "terminal", "list", "--dir", dir); strings.Count(out, "一食堂") != 2 {
+		t.Fatalf("terminal list:\n%s", out)
+	}
+	out, _ := wantCode(t, 0, "report", "daily", "--dir", dir, "--date", day, "--csv")
+	recs, err := csv.NewReader(strings.NewReader(out)).ReadAll()
+	if err != nil || len(recs) != 7 || recs[1][10] != "一食堂" || recs[2][10] != "" {
+		t.Fatalf("report daily --csv with merchants: %q %v", recs, err)
+	}
+	total := recs[6]
+	for col := 2; col <= 9; col++ {
+		var sum int64
+		for _, r := range recs[4:6] {
+			if r[1] != "MERCHANT" {
+				t.Fatalf("row %q; want a merchant's", r)
+			}
+			v, err := money.Parse(r[col])
+			if err != nil {
+				v, _ = strconv.ParseInt(r[col], 10, 64)
+			}
+			sum += v
+		}
+		want, err := money.Parse(total[col])
+		if err != nil {
+			want, _ = strconv.ParseInt(total[col], 10, 64)
+		}
+		if sum != want {
+			t.Fatalf("column %s: merchants sum to %d, the total is %s: %q", dailyColumns[col], sum, total[col], recs)
+		}
+	}
+	if recs[4][10] != "(none)" || recs[5][10] != "一食堂" || recs[5][6] != "24.99" {
+		t.Fatalf("merchant rows %q", recs[4:6])
+	}
+	out, _ = wantCode(t, 0, "report", "daily", "--dir", dir, "--date", day)
+	if !strings.Contains(out, "per terminal and merchant") || !strings.Contains(out, "一食堂") {
+		t.Fatalf("report daily with merchants:\n%s", out)
+	}
 }

@@ -47,7 +47,8 @@ func runReconcileSweep(ctx context.Context, st *host.Store, every time.Duration,
 const metricsQueryTimeout = 5 * time.Second
 
 // metricsHandler serves the host's Prometheus metrics: the alarms nobody
-// acknowledged. A store that cannot be read gives NaN, never a number.
+// acknowledged, the balance alerts queued and failed. A store that cannot
+// be read gives NaN, never a number.
 func metricsHandler(st *host.Store, log *slog.Logger) http.Handler {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "cardhost_open_alarms",
@@ -62,6 +63,11 @@ func metricsHandler(st *host.Store, log *slog.Logger) http.Handler {
 			}
 			return float64(n)
 		}))
+	for _, state := range []string{host.AlertQueued, host.AlertFailed} {
+		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "cardhost_alerts", ConstLabels: prometheus.Labels{"state": state},
+			Help: "Balance alerts waiting for their webhook's delivery (queued) or given up (failed): 'cardhost alerts list' lists them."},
+			func() float64 { return alertCount(st, state, log) }))
+	}
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	return mux
@@ -88,4 +94,20 @@ func serveMetrics(addr string, st *host.Store, log *slog.Logger) (net.Addr, func
 			log.Warn("metrics listener shutdown", "err", fmt.Sprint(err))
 		}
 	}, nil
+}
+
+// alertCount is the number of balance alerts in state (queued or failed),
+// NaN when the store cannot be read.
+func alertCount(st *host.Store, state string, log *slog.Logger) float64 {
+	ctx, cancel := context.WithTimeout(context.Background(), metricsQueryTimeout)
+	defer cancel()
+	queued, failed, err := st.AlertCounts(ctx)
+	if err != nil {
+		log.Warn("metrics: balance alerts", "err", err)
+		return math.NaN()
+	}
+	if state == host.AlertFailed {
+		return float64(failed)
+	}
+	return float64(queued)
 }

@@ -36,6 +36,7 @@ type serve struct {
 	listen, balanceCap string
 	capFen             int64  // balanceCap, checked
 	metricsListen      string // "" serves no metrics
+	alertPoll          time.Duration
 	topup              topupFlags
 	// tlsCert and tlsKey are PEM files; with both set the host serves
 	// HTTPS, so terminals off the host's own network can verify it.
@@ -49,6 +50,7 @@ func (c *serve) flags(fs *pflag.FlagSet) {
 	fs.StringVar(&c.tlsCert, "tls-cert", "", "PEM certificate (chain) to serve HTTPS with; needs --tls-key")
 	fs.StringVar(&c.tlsKey, "tls-key", "", "PEM private key of --tls-cert")
 	fs.StringVar(&c.metricsListen, "metrics-listen", "", "address to serve Prometheus /metrics on (open alarms), host:port; empty for none")
+	fs.DurationVar(&c.alertPoll, "alert-poll", host.DefaultAlertPoll, "how often the balance-alert queue is looked at")
 	c.topup.flags(fs)
 }
 
@@ -77,6 +79,9 @@ func (c *serve) check() error {
 	}
 	if _, _, err := net.SplitHostPort(c.metricsListen); c.metricsListen != "" && err != nil {
 		return usagef("--metrics-listen = %q: want host:port, like 127.0.0.1:9710", c.metricsListen)
+	}
+	if c.alertPoll <= 0 {
+		return usagef("--alert-poll = %v: want a duration more than 0, like 2s", c.alertPoll)
 	}
 	capFen, err := money.Parse(c.balanceCap)
 	if err != nil || capFen <= 0 || capFen > epurse.MaxAmount {
@@ -121,6 +126,9 @@ func (c *serve) run(ctx context.Context, e *env) error {
 	defer stopSubsidyJob()
 	go runSubsidyExpiry(subsidyJob, e.st, subsidyExpiryEvery, log.Warn)
 	go runReconcileSweep(subsidyJob, e.st, reconcileEvery, log)
+	alerts := &host.AlertSender{Store: e.st, Logger: log, Poll: c.alertPoll}
+	alerts.Start(ctx)
+	defer alerts.Stop()
 	if c.metricsListen != "" {
 		addr, stopMetrics, err := serveMetrics(c.metricsListen, e.st, log)
 		if err != nil {
