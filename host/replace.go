@@ -220,6 +220,17 @@ func insertReplacement(tx *sql.Tx, req ReplaceRequest, settle time.Duration, act
 	if err := checkNewCard(tx, req.New); err != nil {
 		return r, err
 	}
+	// A credit still waiting for the old card is money the books do not
+	// hold yet: carrying it too would need its approval and its open
+	// authorization settled first, so the operator moves it by hand.
+	var pending int
+	if err := tx.QueryRow(`SELECT count(*) FROM credits WHERE card = ? AND state = 'pending'`, req.Old).Scan(&pending); err != nil {
+		return r, err
+	}
+	if pending > 0 {
+		return r, fmt.Errorf("card %s has %d pending credit(s) ('cardhost credit list --card'): cancel them and add them to card %s first: %w",
+			redact.CardNumber(req.Old), pending, redact.CardNumber(req.New), ErrNotReplaceable)
+	}
 	var reported string
 	var denySeq int64
 	if err := tx.QueryRow(`SELECT since FROM deny WHERE card = ?`, req.Old).Scan(&reported); err != nil {

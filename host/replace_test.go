@@ -42,6 +42,13 @@ func (e *env) lostCard83() string {
 	if _, err := e.st.Deny(ctx, testNumber, "lost", "operator a", time.Now()); err != nil {
 		e.t.Fatal(err)
 	}
+	pending := e.addCredit(500)
+	if _, err := e.st.Replace(ctx, ReplaceRequest{Old: testNumber, New: testNewNumber, Settle: time.Hour}, "operator a", time.Now()); !errors.Is(err, ErrNotReplaceable) {
+		e.e(err, "replacing a card with a pending credit")
+	}
+	if err := e.st.CancelCreditWithReason(ctx, pending, "operator a", "card lost", time.Now()); err != nil {
+		e.t.Fatal(err)
+	}
 	r, err := e.st.Replace(ctx, ReplaceRequest{Old: testNumber, New: testNewNumber, Settle: time.Hour, Reason: "holder came to the desk"}, "operator a", time.Now())
 	if err != nil || r.ReportedFen != 8320 || r.State != replaceSettling {
 		e.t.Fatalf("replace: %+v, %v; want settling with 83.20 known", r, err)
