@@ -292,91 +292,94 @@ func checkNewCard(tx *sql.Tx, number string) error {
 // credit of the old card's book balance to the new card. Each settles in
 // its own transaction under the old card's lock, at most once (its state
 // and the credit's unique key). It returns a line per replacement settled
-// and the alarms the reconciliation of the old cards raised.
-func (s *Store) SettleReplacements(ctx context.Context, now time.Time) ([]string, error) {
+// and, apart, the alarms the reconciliation of the old cards raised.
+func (s *Store) SettleReplacements(ctx context.Context, now time.Time) (settled, alarms []string, err error) {
 	rows, err := s.db.QueryContext(ctx, `SELECT old FROM replacements WHERE state = ? ORDER BY settle_until`, replaceSettling)
 	olds, err := scanAll(rows, err, func(sc interface{ Scan(...any) error }) (string, error) {
 		var o string
 		return o, sc.Scan(&o)
 	})
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	var out []string
 	for _, old := range olds {
-		var lines []string
+		var line string
+		var raised []string
 		err := s.inCardTx(ctx, old, func(tx *sql.Tx) (err error) {
-			lines, err = settleReplacement(tx, old, now)
+			line, raised, err = settleReplacement(tx, old, now)
 			return err
 		})
 		if err != nil {
-			return out, fmt.Errorf("replacement of card %s: %w", redact.CardNumber(old), err)
+			return settled, alarms, fmt.Errorf("replacement of card %s: %w", redact.CardNumber(old), err)
 		}
-		out = append(out, lines...)
+		alarms = append(alarms, raised...)
+		if line != "" {
+			settled = append(settled, line)
+		}
 	}
-	return out, nil
+	return settled, alarms, nil
 }
 
 // settleReplacement settles old's replacement if it is due, in tx under
 // old's lock. The old card's rows not yet in its books are booked first,
-// so the balance carried is the books' latest.
-func settleReplacement(tx *sql.Tx, old string, now time.Time) ([]string, error) {
+// so the balance carried is the books' latest. It returns a line when it
+// settled, and the alarms that booking raised.
+func settleReplacement(tx *sql.Tx, old string, now time.Time) (settled string, alarms []string, err error) {
 	r, found, err := replacementOf(tx, old)
 	if err != nil || !found || r.Old != old || r.State != replaceSettling {
-		return nil, err
+		return "", nil, err
 	}
-	lines, err := reconcileCard(tx, old, now)
-	if err != nil {
-		return nil, err
+	if alarms, err = reconcileCard(tx, old, now); err != nil {
+		return "", nil, err
 	}
 	why := settledWindow
 	if until, _ := time.Parse(time.RFC3339, r.SettleUntil); now.Before(until) {
 		certain, err := balanceCertain(tx, old)
 		if err != nil || !certain {
-			return lines, err
+			return "", alarms, err
 		}
 		why = settledCertain
 	}
 	c, err := card(tx, old)
 	if err != nil {
-		return nil, err
+		return "", nil, err
 	}
 	balance, err := bookBalance(tx, c)
 	if err != nil {
-		return nil, err
+		return "", nil, err
 	}
 	var creditID any // NULL: nothing to carry
 	if balance > 0 {
 		if balance > epurse.MaxAmount {
-			return nil, fmt.Errorf("book balance %s is more than a card holds", money.Format(balance))
+			return "", nil, fmt.Errorf("book balance %s is more than a card holds", money.Format(balance))
 		}
 		id, err := newCreditID()
 		if err != nil {
-			return nil, err
+			return "", nil, err
 		}
 		// The carried balance is the holder's own money, already on a
 		// card once: it does not wait for the approval threshold's
 		// second operator (approval.go), and its note says so.
 		note := fmt.Sprintf("balance of lost card %s carried over (replacement; the holder's own money, exempt from approval)", redact.CardNumber(old))
 		if err := insertCredit(tx, id, r.New, balance, note, replaceActor, now); err != nil {
-			return nil, err
+			return "", nil, err
 		}
 		creditID = id
 	}
 	res, err := tx.Exec(`UPDATE replacements SET state = ?, credit = ?, credited_fen = ?, settled = ?, settled_why = ? WHERE old = ? AND state = ?`,
 		replaceSettled, creditID, balance, dbTime(now), why, old, replaceSettling)
 	if err != nil {
-		return nil, err
+		return "", nil, err
 	}
 	if n, err := res.RowsAffected(); err != nil || n != 1 {
-		return nil, fmt.Errorf("replacement settled twice (%d rows, %v)", n, err)
+		return "", nil, fmt.Errorf("replacement settled twice (%d rows, %v)", n, err)
 	}
 	detail := fmt.Sprintf("settled (%s): %s carried to card %s (known %s at the replacement; purchases uploaded since %s)",
 		why, money.Format(balance), r.New, money.Format(r.ReportedFen), money.Format(r.ReportedFen-balance))
 	if err := addLedger(tx, ledgerEntry{Time: now, Actor: replaceActor, Event: EventReplaceSettled, Card: old, AmountFen: &balance, Detail: detail}); err != nil {
-		return nil, err
+		return "", nil, err
 	}
-	return append(lines, "card "+redact.CardNumber(old)+" "+detail), nil
+	return "card " + redact.CardNumber(old) + " " + detail, alarms, nil
 }
 
 // replaceActor names the host's replacement settlement in the ledger.
@@ -448,9 +451,12 @@ func (s *Store) notePull(ctx context.Context, terminal string, cursor int64, now
 // settleReplacements runs SettleReplacements for a terminal's heartbeat,
 // logging what it did: the heartbeat is answered whatever happens.
 func (h *Handler) settleReplacements(ctx context.Context, term string, now time.Time) {
-	lines, err := h.store.SettleReplacements(ctx, now)
-	for _, l := range lines {
-		h.log.Info("replacement", "terminal", term, "detail", l)
+	settled, alarms, err := h.store.SettleReplacements(ctx, now)
+	for _, l := range settled {
+		h.log.Info("replacement settled", "terminal", term, "detail", l)
+	}
+	for _, a := range alarms {
+		h.log.Error("ALARM: reconciliation", "detail", a)
 	}
 	if err != nil {
 		h.log.Warn("replacement settlement after a heartbeat failed; the minute's sweep tries again", "terminal", term, "err", err)

@@ -93,11 +93,11 @@ func testReplaceCarriesBalance(t *testing.T) {
 	fromB.ID = testTermB + "-1"
 	e.uploadAs(testTermB, secretB, fromB)
 
-	if done, err := e.st.SettleReplacements(ctx, time.Now()); err != nil || len(done) != 0 || len(e.newCardCredits()) != 0 {
+	if done, _, err := e.st.SettleReplacements(ctx, time.Now()); err != nil || len(done) != 0 || len(e.newCardCredits()) != 0 {
 		t.Fatalf("within the window, terminals silent: settled %q, %v; credits %+v", done, err, e.newCardCredits())
 	}
 	for i := range 3 {
-		if _, err := e.st.SettleReplacements(ctx, time.Now().Add(2*time.Hour+time.Duration(i)*time.Minute)); err != nil {
+		if _, _, err := e.st.SettleReplacements(ctx, time.Now().Add(2*time.Hour+time.Duration(i)*time.Minute)); err != nil {
 			t.Fatal(err)
 		}
 	}

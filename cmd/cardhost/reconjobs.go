@@ -40,10 +40,13 @@ func runReconcileSweep(ctx context.Context, st *host.Store, every time.Duration,
 			log.Warn("reconciliation sweep", "err", err)
 		}
 		// Replacements whose settle window ended carry their balance.
-		settled, err := st.SettleReplacements(rctx, time.Now())
+		settled, alarms, err := st.SettleReplacements(rctx, time.Now())
 		cancel()
 		for _, l := range settled {
-			log.Info("replacement", "detail", l)
+			log.Info("replacement settled", "detail", l)
+		}
+		for _, a := range alarms {
+			log.Error("ALARM: reconciliation", "detail", a)
 		}
 		if err != nil && ctx.Err() == nil {
 			log.Warn("replacement settlement", "err", err)
