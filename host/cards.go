@@ -221,6 +221,13 @@ func (s *Store) Undeny(ctx context.Context, number, actor string, now time.Time)
 		return err
 	}
 	return s.inTx(ctx, func(tx *sql.Tx) error {
+		// A replaced card found again stays blocked: its balance went to
+		// its replacement, and taps of it would spend the money twice.
+		if r, found, err := replacementOf(tx, number); err != nil {
+			return err
+		} else if found && r.Old == number {
+			return fmt.Errorf("card %s was replaced by card %s: it stays on the deny list: %w", number, r.New, ErrReplacedCard)
+		}
 		res, err := tx.Exec(`DELETE FROM deny WHERE card = ?`, number)
 		if err != nil {
 			return err

@@ -143,6 +143,10 @@ func populate(t *testing.T, e *env) string {
 	if err := e.st.AckAlarm(ctx, list[0].ID, "operator test", "looked", now); err != nil {
 		t.Fatal(err)
 	}
+	// A lost card's replacement, settled with its credit and a debt.
+	mustExec(t, e.st.db, `INSERT INTO replacements (old, new, reported, deny_seq, replaced, settle_until, state, reported_fen, credit, credited_fen,
+		settled, settled_why, debt_fen, actor, reason) VALUES ('6222020000000025', '6222020000000033', ?, 3, ?, ?, 'settled', 8320, 'cr-replaced', 7120, ?, 'window', 500, 'operator test', '')`,
+		dbTime(now), dbTime(now), dbTime(now), dbTime(now))
 	return cursor.NextCursor
 }
 

@@ -282,6 +282,9 @@ func (h *Handler) pull(ctx context.Context, term string, body []byte, now time.T
 	if req.WaitMS < 0 {
 		return nil, badRequest("wait_ms %d: want 0 (answer at once) or more", req.WaitMS)
 	}
+	if err := h.store.notePull(ctx, term, cursor, now); err != nil {
+		return nil, err
+	}
 	r, err := h.store.pull(ctx, cursor, limit)
 	if err != nil || req.WaitMS == 0 {
 		return r, err
@@ -395,6 +398,11 @@ func (h *Handler) heartbeat(ctx context.Context, term string, body []byte, now t
 	}
 	if err := h.store.heartbeat(ctx, term, req, now); err != nil {
 		return nil, err
+	}
+	// An empty queue may be the last proof a replacement waits for
+	// (balanceCertain); the minute's sweep settles what this misses.
+	if req.QueueDepth == 0 {
+		h.settleReplacements(ctx, term, now)
 	}
 	return hostapi.HeartbeatResponse{Time: now.UTC().Format(time.RFC3339)}, nil
 }

@@ -95,6 +95,9 @@ type CardLedger struct {
 	// money recorded as a mistake, owed back by the holder. It is still
 	// on the card; LoadedFen still counts it.
 	CorrectedFen int64 `json:"corrected_fen"`
+	// Replacement is the lost-card replacement the card is the old or
+	// the new card of, nil for none.
+	Replacement *Replacement `json:"replacement,omitempty"`
 }
 
 // Ledger returns the ledger of one card: its credits, oldest first, each
@@ -162,6 +165,11 @@ func (s *Store) Ledger(ctx context.Context, number string) (CardLedger, error) {
 	}
 	if err := rows.Err(); err != nil {
 		return l, err
+	}
+	if r, found, err := replacementOf(s.db, number); err != nil {
+		return l, err
+	} else if found {
+		l.Replacement = &r
 	}
 	// An acknowledged alarm (alarm_acks) had its person.
 	err = s.db.QueryRowContext(ctx, `SELECT count(*) FROM ledger l WHERE l.card = ? AND l.event = 'alarm'

@@ -193,7 +193,11 @@ func (s *Store) reconcile(ctx context.Context, touched *reconTouched, now time.T
 	for _, number := range sortedKeys(touched.cards) {
 		var alarms []string
 		err := s.inCardTx(ctx, number, func(tx *sql.Tx) (err error) {
-			alarms, err = reconcileCard(tx, number, now)
+			if alarms, err = reconcileCard(tx, number, now); err != nil {
+				return err
+			}
+			late, err := replacementLate(tx, number, now)
+			alarms = append(alarms, late...)
 			return err
 		})
 		if err != nil {

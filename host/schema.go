@@ -473,6 +473,36 @@ CREATE INDEX alerts_due ON alerts(next_at) WHERE state = 'queued';
 	`
 ALTER TABLE terminals ADD COLUMN merchant TEXT NOT NULL DEFAULT '';
 `,
+	// REPLACE: lost-card replacement (挂失补办). A replacement carries a
+	// deny-listed card's balance to a new card as one credit once its
+	// settle window ends or every terminal proved it holds no more rows of
+	// the old card; the terminals' last pull cursor (pulled_seq, what the
+	// terminal has applied) and when the host got it are that proof's
+	// half. Rows of the old card that arrive after the credit are recorded
+	// as debt_fen owed by the replacement.
+	`
+ALTER TABLE terminals ADD COLUMN pulled_seq INTEGER;
+ALTER TABLE terminals ADD COLUMN pulled_at TEXT;
+
+CREATE TABLE replacements (
+	old          TEXT PRIMARY KEY,         -- the lost card: replaced once, ever
+	new          TEXT NOT NULL UNIQUE,     -- the card the balance goes to: the target of one replacement
+	reported     TEXT NOT NULL,            -- when the old card went on the deny list
+	deny_seq     INTEGER NOT NULL,           -- the change that put it there: a terminal that pulled past it knows
+	replaced     TEXT NOT NULL,
+	settle_until TEXT NOT NULL,            -- the settle window's end
+	state        TEXT NOT NULL CHECK (state IN ('settling', 'settled')),
+	reported_fen INTEGER NOT NULL,           -- the old card's balance known when it was replaced
+	credit       TEXT UNIQUE,              -- the one credit of the carried balance; NULL until settled, or with nothing to carry
+	credited_fen INTEGER,                    -- what the credit carried
+	settled      TEXT,
+	settled_why  TEXT,                     -- 'window' or 'certain'
+	debt_fen     INTEGER NOT NULL DEFAULT 0, -- old card's purchases uploaded after the credit: owed
+	actor        TEXT NOT NULL,
+	reason       TEXT NOT NULL
+);
+CREATE INDEX replacements_settling ON replacements(settle_until) WHERE state = 'settling';
+`,
 }
 
 // schemaVersion is the version this binary writes, the same on both

@@ -568,6 +568,9 @@ type denyRemove struct{ cardFlag }
 
 func (c *denyRemove) run(ctx context.Context, e *env) error {
 	if err := e.st.Undeny(ctx, c.number, operator(), time.Now()); err != nil {
+		if errors.Is(err, host.ErrReplacedCard) {
+			return usageError{err}
+		}
 		if errors.Is(err, host.ErrNotFound) {
 			return fmt.Errorf("--card = %q: not on the deny list", c.number)
 		}
@@ -616,6 +619,7 @@ func printLedger(w io.Writer, l host.CardLedger) error {
 	if l.Denied {
 		fmt.Fprintf(w, "DENIED: %s\n", l.DenyReason)
 	}
+	printReplacement(w, l)
 	tw, flush := newTable(w)
 	fmt.Fprintln(tw, "\nCREDIT\tAMOUNT\tSTATE\tADDED\tNOTE")
 	// The card's own events (issue, deny list) come first, as a pseudo-credit.

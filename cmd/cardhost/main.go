@@ -66,6 +66,7 @@ var commands = []command{
 	{"terminal list", "--dir D", "registered terminals and their last heartbeat", opensStore, func() action { return new(terminalList) }},
 	{"card issue", "--dir D --number N --out F [flags]", "issue a card: its file (for cardsim) and its registration", opensKeys, func() action { return new(cardIssue) }},
 	{"card m1", "--dir D --uid U [--holder H]", "register an M1 wallet card by its UID: its id is uid:U", opensStore, func() action { return new(cardM1) }},
+	{"card replace", "--dir D --old N --new M [--settle 168h] [--operator O] [--reason R]", "replace a lost (deny-listed) named card: its balance goes to the new one", opensStore, func() action { return new(cardReplace) }},
 	{"card class", "--dir D --card N --class C|--clear", "set a card's identity class (student, staff, …) terminals pull", opensStore, func() action { return new(cardClass) }},
 	{"card product", "--dir D --card N [--set P]", "show or set a card's product (named, anonymous, …): its cap, replacement, refund", opensStore, func() action { return new(cardProduct) }},
 	{"product list", "--dir D [--json]", "card products: cap, replaceable, refundable, validity", opensStore, func() action { return new(productList) }},

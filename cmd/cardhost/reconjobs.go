@@ -33,12 +33,23 @@ func runReconcileSweep(ctx context.Context, st *host.Store, every time.Duration,
 		}
 		rctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
 		alarms, err := st.ReconcileSweep(rctx, time.Now())
-		cancel()
 		for _, a := range alarms {
 			log.Error("ALARM: reconciliation", "detail", a)
 		}
 		if err != nil && ctx.Err() == nil {
 			log.Warn("reconciliation sweep", "err", err)
+		}
+		// Replacements whose settle window ended carry their balance.
+		settled, alarms, err := st.SettleReplacements(rctx, time.Now())
+		cancel()
+		for _, l := range settled {
+			log.Info("replacement settled", "detail", l)
+		}
+		for _, a := range alarms {
+			log.Error("ALARM: reconciliation", "detail", a)
+		}
+		if err != nil && ctx.Err() == nil {
+			log.Warn("replacement settlement", "err", err)
 		}
 	}
 }
