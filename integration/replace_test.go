@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	epursesim "github.com/cardd/cardd/apdu/epurse/sim"
 	"github.com/cardd/cardd/host"
 	"github.com/cardd/cardd/hostapi"
 	"github.com/cardd/cardd/reader/vpcd"
@@ -136,19 +137,25 @@ func TestReplacementThroughServe(t *testing.T) {
 		t.Fatalf("host holds the carried credit %+v (%v); want consumed", c, err)
 	}
 
-	// The lost card, found again, is refused and keeps its money.
-	wait := posCharge(t, env(termID, hostURL), "", "1.00", "--wait", "5s")
-	in := insert(t, oldPath, 0, vpcd.Options{})
-	if m := d.waitLine(t, "the lost card's tap", 20*time.Second, func(m map[string]any) bool { return m["msg"] == "tap" }); m["outcome"] != "card_denied" {
-		t.Fatalf("the lost card's tap at a sale: %v; want card_denied", m)
+	// The lost card, found again, is refused and keeps its money: the
+	// first tap blocks it on the chip (APPLICATION BLOCK with the host's
+	// MAC), and a second finds it blocked.
+	for i := range 2 {
+		wait := posCharge(t, env(termID, hostURL), "", "1.00", "--wait", "5s")
+		in := insert(t, oldPath, 0, vpcd.Options{})
+		if m := d.waitLine(t, "the lost card's tap", 20*time.Second, func(m map[string]any) bool { return m["msg"] == "tap" }); m["outcome"] != "application_blocked" {
+			t.Fatalf("the lost card's tap %d at a sale: %v; want application_blocked", i+1, m)
+		}
+		if out, err := wait(); err == nil || strings.Contains(out, "paid 1.00") {
+			t.Fatalf("the lost card at a sale: %v\n%s; want refused", err, out)
+		}
+		if err := in.remove(t); err != nil {
+			t.Fatal(err)
+		}
 	}
-	if out, err := wait(); err == nil || strings.Contains(out, "paid 1.00") {
-		t.Fatalf("the lost card at a sale: %v\n%s; want refused", err, out)
+	if f, err := epursesim.LoadCardFile(oldPath); err != nil || !f.Blocked || f.EPBalance != 7120 {
+		t.Fatalf("the lost card: blocked %v, balance %d (%v); want blocked on the chip with 7120", f.Blocked, f.EPBalance, err)
 	}
-	if err := in.remove(t); err != nil {
-		t.Fatal(err)
-	}
-	wantBalance(t, oldPath, 7120)
 	if out := cardhostCLI(t, w.hostDir, "ledger", "--card", newNumber); !strings.Contains(out, "settled") || !strings.Contains(out, "71.20 carried") {
 		t.Fatalf("ledger of the new card:\n%s", out)
 	}
