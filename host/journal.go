@@ -154,8 +154,8 @@ func checkRowKindFields(r hostapi.JournalRow) string {
 		return fmt.Sprintf("amount_fen %d: a %s row moves no money", r.AmountFen, r.Kind)
 	case r.Kind == rowLoad && r.CreditID == "":
 		return "a load row names the credit it applies"
-	case r.Kind != rowLoad && r.CreditID != "":
-		return fmt.Sprintf("credit_id %q: only a load row applies a credit", r.CreditID)
+	case r.Kind != rowLoad && r.CreditID != "" && !closeRef(r):
+		return fmt.Sprintf("credit_id %q: only a load row applies a credit (or a purchase or read closes a card: %s and its number)", r.CreditID, hostapi.CloseIDPrefix)
 	case len(r.CreditID) > maxJournalIDLen:
 		return fmt.Sprintf("credit_id of %d characters, at most %d", len(r.CreditID), maxJournalIDLen)
 	case len(r.Detail) > maxJournalTextLen:
@@ -398,6 +398,9 @@ func (s *Store) storeJournal(ctx context.Context, terminal string, rows []hostap
 				if err := s.reconcileRow(tx, check.keys, terminal, r, touched, fill, &res, now); err != nil {
 					return err
 				}
+			}
+			if err := closeFromRow(tx, terminal, r, now); err != nil {
+				return err
 			}
 			if err := storedRowAlarms(tx, check, terminal, r, found, &res); err != nil {
 				return err

@@ -183,7 +183,10 @@ type PullResponse struct {
 	Deny    []DenyChange `json:"deny"`
 	// Classes are changes of the cards' identity classes, in the order
 	// they happened (a host older than classes leaves it out).
-	Classes    []ClassChange `json:"classes"`
+	Classes []ClassChange `json:"classes"`
+	// Closes are cards an operator asked to close (销户), in the order
+	// asked (a host older than closing leaves it out).
+	Closes     []CloseChange `json:"closes,omitempty"`
 	NextCursor string        `json:"next_cursor"`
 	More       bool          `json:"more"`
 	// Held says the host honours WaitMS: it would have held this request
