@@ -255,7 +255,11 @@ func (s *Syncer) pullOnce(ctx context.Context) (bool, error) {
 	for _, c := range r.Classes {
 		classes = append(classes, offline.ClassChange{Card: c.Card, Class: c.Class})
 	}
-	if err := s.Store.ApplyPage(ctx, offline.PullPage{Put: put, Drop: drop, Deny: deny, Classes: classes, Cursor: r.NextCursor}); err != nil {
+	closes := make([]offline.CloseChange, 0, len(r.Closes))
+	for _, c := range r.Closes {
+		closes = append(closes, offline.CloseChange{Card: c.Card, ID: c.ID})
+	}
+	if err := s.Store.ApplyPage(ctx, offline.PullPage{Put: put, Drop: drop, Deny: deny, Classes: classes, Closes: closes, Cursor: r.NextCursor}); err != nil {
 		return false, err
 	}
 	if len(classes) > 0 {
@@ -275,7 +279,7 @@ func (s *Syncer) pullOnce(ctx context.Context) (bool, error) {
 		// A host that ignores wait_ms answered at once: keep the interval.
 		return r.More, nil
 	}
-	if len(r.Credits)+len(r.Deny)+len(r.Classes) == 0 {
+	if len(r.Credits)+len(r.Deny)+len(r.Classes)+len(r.Closes) == 0 {
 		// Empty and sooner than held: no tight loop on such a host.
 		t := time.NewTimer(minHeldGap - time.Since(start))
 		defer t.Stop()
