@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"strconv"
 	gosync "sync"
 	"time"
 
@@ -287,7 +288,9 @@ func (h *Handler) pull(ctx context.Context, term string, body []byte, now time.T
 	r.Held = true
 	// Measured on the real clock, not h.now: it is a wait, not a rule.
 	end := time.Now().Add(min(time.Duration(req.WaitMS)*time.Millisecond, h.maxWait))
-	for len(r.Credits) == 0 && len(r.Deny) == 0 && len(r.Classes) == 0 {
+	// Nothing new is a cursor that did not move: whatever the kind of a
+	// change (a close carries no credit, deny or class), it moves it.
+	for r.NextCursor == strconv.FormatInt(cursor, 10) {
 		left := time.Until(end)
 		if left <= 0 || !h.store.feed.wait(ctx, cursor, left, h.ending) {
 			break

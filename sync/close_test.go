@@ -10,7 +10,9 @@ import (
 )
 
 // TestSyncerPullsCloses: a close asked at the host reaches the terminal's
-// cache with its id; a card not asked to close has none.
+// cache with its id, also through a held pull (which ended only on a
+// credit, deny or class change, and held a close back until its time was
+// up); a card not asked to close has none.
 func TestSyncerPullsCloses(t *testing.T) {
 	h := newTestHost(t, termA)
 	srv := httptest.NewServer(h.handler)
