@@ -115,6 +115,12 @@ func cmdPOS(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 				continue
 			}
 			p := e.Tap.Purchase
+			if p != nil && p.Close != nil {
+				// A card closing (销户) takes no sale: the cashier tells
+				// the holder the refund due, and the sale waits.
+				printClose(stdout, e.Tap)
+				continue
+			}
 			if p == nil || p.SaleID != armed.ID.ID {
 				continue
 			}
