@@ -214,21 +214,26 @@ func closingRow(r hostapi.JournalRow) bool {
 }
 
 // closeFromRow records the refund due when stored row r is a card's
-// closing row (closingRow) and its close is pending, and puts the card on
-// the deny list: no terminal serves it again. Its TAC is checked before
-// (reconcileRow): a closing debit whose TAC does not verify closes
-// nothing, and its alarm waits for an operator. A close already recorded,
-// or never asked, is left as it is: a replayed upload changes nothing.
+// closing row (closingRow), and puts the card on the deny list: no
+// terminal serves it again. Its TAC is checked before (reconcileRow): a
+// closing debit whose TAC does not verify closes nothing, and its alarm
+// waits for an operator. The caller calls it once per row, when the row
+// arrives or settles, so a replayed upload changes nothing. A closing
+// debit that arrives after the card was closed (a second terminal that
+// pulled the close debited it too, before either row reached the host)
+// took money from the card all the same: it adds to the refund due. A
+// close never asked records nothing.
 func closeFromRow(tx *sql.Tx, terminal string, r hostapi.JournalRow, now time.Time) error {
 	if !closingRow(r) {
 		return nil
 	}
 	c, found, err := closeOf(tx, r.Card)
-	if err != nil || !found || c.State != ClosePending {
-		if err == nil && !found {
-			slog.Warn("a closing row for a card no close was asked for: nothing recorded", "card", redact.CardNumber(r.Card), "terminal", terminal, "journal", r.ID)
-		}
+	if err != nil {
 		return err
+	}
+	if !found {
+		slog.Warn("a closing row for a card no close was asked for: nothing recorded", "card", redact.CardNumber(r.Card), "terminal", terminal, "journal", r.ID)
+		return nil
 	}
 	check := tacNone
 	if r.Kind == rowPurchase {
@@ -242,17 +247,26 @@ func closeFromRow(tx *sql.Tx, terminal string, r hostapi.JournalRow, now time.Ti
 			check = tacNone
 		}
 	}
-	if _, err := tx.Exec(`UPDATE closes SET state = 'closed', refund_fen = ?, terminal = ?, journal_id = ?, closed = ?, tac_check = ?
-		WHERE card = ? AND state = 'pending'`, r.AmountFen, terminal, r.ID, dbTime(now), check, r.Card); err != nil {
-		return err
-	}
 	refund := r.AmountFen
 	var counter *uint16
 	if r.Kind == rowPurchase {
 		counter = &r.Counter
 	}
+	detail := "refund due to " + c.Holder + ", journal row " + r.ID
+	if c.State == CloseClosed {
+		if refund == 0 {
+			return nil // an empty card's closing read after the close: nothing owed
+		}
+		if _, err := tx.Exec(`UPDATE closes SET refund_fen = refund_fen + ? WHERE card = ?`, refund, r.Card); err != nil {
+			return err
+		}
+		detail = "a further closing debit, added to the refund due to " + c.Holder + ", journal row " + r.ID
+	} else if _, err := tx.Exec(`UPDATE closes SET state = 'closed', refund_fen = ?, terminal = ?, journal_id = ?, closed = ?, tac_check = ?
+		WHERE card = ? AND state = 'pending'`, refund, terminal, r.ID, dbTime(now), check, r.Card); err != nil {
+		return err
+	}
 	if err := addLedger(tx, ledgerEntry{Time: now, Actor: terminalActor(terminal), Event: EventClosed, Card: r.Card,
-		Counter: counter, AmountFen: &refund, TAC: r.TAC, Detail: "refund due to " + c.Holder + ", journal row " + r.ID}); err != nil {
+		Counter: counter, AmountFen: &refund, TAC: r.TAC, Detail: detail}); err != nil {
 		return err
 	}
 	_, err = deny(tx, r.Card, DenyReasonClosed, terminalActor(terminal), now)

@@ -18,7 +18,8 @@ func TestCardClose(t *testing.T) { eachStore(t, testCardClose) }
 // the pull as a close, and waits; the uploaded closing debit (a purchase
 // whose credit_id is the close id, its TAC verified) records the refund
 // due with the holder and puts the card on the deny list; the same upload
-// again changes nothing; asking again is ErrExists.
+// again changes nothing; a further closing debit adds to the refund due;
+// asking again is ErrExists.
 func testCardClose(t *testing.T) {
 	e := newEnv(t, Options{})
 	ctx := context.Background()
@@ -81,6 +82,24 @@ func testCardClose(t *testing.T) {
 	}
 	if n := e.count("changes", "kind = 'deny' AND card = ?", testNumber); n != 1 {
 		t.Fatalf("%d deny changes; want 1", n)
+	}
+	// A further closing debit (a second terminal had pulled the close
+	// too) took money all the same: it adds to the refund due, once; a
+	// closing read of the empty card adds nothing.
+	further := e.sale("3", 1, 3, 500, 500, 3)
+	further.CreditID = hostapi.CloseID(testNumber)
+	empty := hostapi.JournalRow{ID: testTerm + "-4", Kind: "read", State: "done", Card: testNumber, Purse: "EP",
+		CreditID: hostapi.CloseID(testNumber), Time: time.Now().Format(time.RFC3339)}
+	for range 2 {
+		if up := e.upload(further, empty, debit); len(up.Acked) != 3 {
+			t.Fatalf("upload: %+v", up)
+		}
+	}
+	if list, _ := e.st.Closes(ctx, CloseClosed); len(list) != 1 || *list[0].RefundFen != 10500 || list[0].JournalID != debit.ID {
+		t.Fatalf("after a further closing debit: %+v; want 105.00 due, closed by row %s", list, debit.ID)
+	}
+	if n := e.count("ledger", "event = ? AND card = ?", EventClosed, testNumber); n != 2 {
+		t.Fatalf("%d closed ledger rows; want 2", n)
 	}
 	if _, err := e.st.CloseCard(ctx, testNumber, "operator alice", "again", time.Now()); !errors.Is(err, ErrExists) {
 		t.Fatalf("closing a closed card: %v, want ErrExists", err)

@@ -399,8 +399,11 @@ func (s *Store) storeJournal(ctx context.Context, terminal string, rows []hostap
 					return err
 				}
 			}
-			if err := closeFromRow(tx, terminal, r, now); err != nil {
-				return err
+			if !found || held.State != r.State {
+				// Once per row: when it arrives, or settles.
+				if err := closeFromRow(tx, terminal, r, now); err != nil {
+					return err
+				}
 			}
 			if err := storedRowAlarms(tx, check, terminal, r, found, &res); err != nil {
 				return err
