@@ -188,3 +188,30 @@ func testCardCloseRefused(t *testing.T) {
 		t.Fatalf("a denied card: %v, want refused", err)
 	}
 }
+
+func TestHeldPullAnswersClose(t *testing.T) { eachStore(t, testHeldPullAnswersClose) }
+
+// testHeldPullAnswersClose: a held pull answers a close at once, as any
+// change, instead of holding it until its wait is over.
+func testHeldPullAnswersClose(t *testing.T) {
+	e := newEnv(t, Options{})
+	var p hostapi.PullResponse
+	e.mustCall(hostapi.PathPull, hostapi.PullRequest{}, &p)
+	if _, err := e.st.CloseCard(context.Background(), testNumber, "operator alice", "graduated", time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan hostapi.PullResponse, 1)
+	go func() {
+		var r hostapi.PullResponse
+		e.call(hostapi.PathPull, hostapi.PullRequest{Cursor: p.NextCursor, WaitMS: 20000}, &r)
+		got <- r
+	}()
+	select {
+	case r := <-got:
+		if len(r.Closes) != 1 {
+			t.Fatalf("held pull answered %+v; want the close", r)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("a held pull did not answer a close within 10 s of its 20 s wait")
+	}
+}
