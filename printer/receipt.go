@@ -262,10 +262,7 @@ func layout(r Receipt, cols int) (lines []Line, symbolAt int) {
 	if m := clean(r.Merchant); m != "" {
 		add(Line{Text: truncate(m, cols/2), Center: true, Bold: true, Double: true})
 	}
-	if t, ok := kindTitles[r.Kind]; ok {
-		if r.Closing && r.Kind == KindPurchase {
-			t = TitleClose
-		}
+	if t := r.title(); t != "" {
 		add(Line{Text: t, Center: true, Bold: true})
 	}
 	rule := strings.Repeat("-", cols)
@@ -645,4 +642,13 @@ func encodeLines(d *Doc, lines []Line, opt Options) error {
 	}
 	set(Line{})
 	return d.Err()
+}
+
+// title is the slip's title: its kind's, a closing debit's (Closing) its
+// own; "" for none.
+func (r Receipt) title() string {
+	if r.Closing && r.Kind == KindPurchase {
+		return TitleClose
+	}
+	return kindTitles[r.Kind]
 }

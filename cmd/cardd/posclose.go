@@ -22,3 +22,15 @@ func printClose(w io.Writer, v *localapi.TapView) {
 		fmt.Fprintf(w, "card not served (%s): %s\n", v.Outcome, v.Error)
 	}
 }
+
+// ofSale reports whether tap v is about the sale armed as id. A card
+// closing (销户) takes no sale: its tap is printed, for the cashier to
+// tell the holder the refund due, and the sale waits.
+func ofSale(w io.Writer, v *localapi.TapView, id string) bool {
+	p := v.Purchase
+	if p != nil && p.Close != nil {
+		printClose(w, v)
+		return false
+	}
+	return p != nil && p.SaleID == id
+}

@@ -29,3 +29,19 @@ func TestPrintClose(t *testing.T) {
 		}
 	}
 }
+
+// TestOfSale: the armed sale's tap is its own; a closing card's tap is
+// printed and not the sale's; another sale's tap is not.
+func TestOfSale(t *testing.T) {
+	var b strings.Builder
+	closing := &localapi.TapView{Outcome: "ok", Purchase: &localapi.PurchaseView{Close: &localapi.CloseView{RefundDue: "45.60", Closed: true}}}
+	if ofSale(&b, closing, "s1") || !strings.Contains(b.String(), "refund due 45.60") {
+		t.Fatalf("a closing tap: printed %q", b.String())
+	}
+	if !ofSale(&b, &localapi.TapView{Purchase: &localapi.PurchaseView{SaleID: "s1"}}, "s1") {
+		t.Fatal("the sale's own tap")
+	}
+	if ofSale(&b, &localapi.TapView{Purchase: &localapi.PurchaseView{SaleID: "s2"}}, "s1") || ofSale(&b, &localapi.TapView{}, "s1") {
+		t.Fatal("another sale's tap, or a tap with no purchase")
+	}
+}
