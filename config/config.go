@@ -152,6 +152,11 @@ type POSConfig struct {
 	// shift open); false sells at any time, sales with no shift open
 	// counted in none.
 	RequireShift bool `mapstructure:"require_shift"`
+	// CloseCards lets this POS close the cards the host asked to close
+	// (销户, cardhost card close): their next tap debits their whole
+	// balance, owed back by the host. false serves such a card as any
+	// other until the host's deny list says it is closed.
+	CloseCards bool `mapstructure:"close_cards"`
 }
 
 // PSAMConfig says how the POS speaks to its PSAM (docs/psam.md): a profile
@@ -431,7 +436,7 @@ func Default() Config {
 		Log:   LogConfig{Level: "info", Format: "text"},
 		Tap:   TapConfig{Timeout: 3 * time.Second},
 		Load:  LoadConfig{BalanceCap: "1000.00"},
-		POS:   POSConfig{DailyLimit: "200.00", MaxPurchase: "500.00", SAMApps: []string{"1001"}, VoidWindow: 5 * time.Minute},
+		POS:   POSConfig{DailyLimit: "200.00", MaxPurchase: "500.00", SAMApps: []string{"1001"}, VoidWindow: 5 * time.Minute, CloseCards: true},
 		PSAM:  PSAMConfig{Profile: "cardd"},
 		// The LCUS-1 USB relay board's channel 1, the most common board.
 		Mifare: MifareConfig{SlotConvention: "acs"},

@@ -51,6 +51,7 @@
 //	pos.periods          CARDD_POS_PERIODS                         [] (meal periods: name, start, end, mode keyed|fixed|menu, price, prices, max_count, max_amount, class_prices, discounts)
 //	pos.classes          CARDD_POS_CLASSES                         {} (identity classes: name to card types in hex, EF 0x15 byte 28 "02" or bytes 28-29 "0201", or [])
 //	pos.require_shift    CARDD_POS_REQUIRE_SHIFT                   false (sell only while a cashier's shift is open)
+//	pos.close_cards      CARDD_POS_CLOSE_CARDS                     true (a card the host asked to close has its balance debited at its next tap)
 //	psam.profile         CARDD_PSAM_PROFILE                        cardd (built-in cardd|cityunion|tunion and/or settings; docs/psam.md)
 //	psam.families.campus CARDD_PSAM_FAMILIES_CAMPUS                 "" (this family's PSAM profile; "": psam.profile)
 //	psam.families.cityunion CARDD_PSAM_FAMILIES_CITYUNION              "" (this family's PSAM profile; "": psam.profile)

@@ -108,7 +108,8 @@ func newPurchaser(cfg *config.Config, store *offline.Store, till *tap.Till, log 
 		logFile = byte(cfg.EPurse.LogFiles[0])
 	}
 	p := &tap.Purchaser{Store: store, Till: till, SAMApps: apps, PSAMProfiles: cfg.PSAM.Profiles(), TerminalID: cfg.TerminalID(),
-		DailyLimit: cfg.POS.DailyLimitFen(), LogFile: logFile, LogContinues: len(cfg.EPurse.LogFiles) == 1, Logger: log}
+		DailyLimit: cfg.POS.DailyLimitFen(), LogFile: logFile, LogContinues: len(cfg.EPurse.LogFiles) == 1, Logger: log,
+		CloseCards: cfg.POS.CloseCards}
 	if cfg.Printer.Enabled {
 		p.Receipt = purchaseReceipt(cfg)
 	}

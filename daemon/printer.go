@@ -9,6 +9,7 @@ import (
 
 	"github.com/cardd/cardd/apdu/epurse"
 	"github.com/cardd/cardd/config"
+	"github.com/cardd/cardd/hostapi"
 	"github.com/cardd/cardd/internal/lockfile"
 	"github.com/cardd/cardd/localapi"
 	"github.com/cardd/cardd/offline"
@@ -104,7 +105,7 @@ func purchaseReceipt(cfg *config.Config) func(cr *tap.CardRead, row offline.Row)
 	return func(cr *tap.CardRead, row offline.Row) (offline.NewReceipt, error) {
 		f := spool.Facts{Kind: spool.KindPurchase, Time: time.Now(), TerminalID: cfg.Terminal.ID, Card: row.Card,
 			BalanceBeforeFen: row.BalanceFen, AmountFen: row.AmountFen, BalanceFen: row.BalanceFen - row.AmountFen,
-			Reference: row.ID}
+			Reference: row.ID, Closing: hostapi.IsCloseID(row.CreditID)}
 		if s, ok := tap.SplitOf(row); ok && s.CollectFen > 0 {
 			// The card paid part: the slip shows the rest to collect.
 			f.SaleFen, f.CollectFen = s.SaleFen, s.CollectFen

@@ -194,25 +194,29 @@ func (s *Store) Deny(ctx context.Context, number, reason, actor string, now time
 		return false, err
 	}
 	err = s.inTx(ctx, func(tx *sql.Tx) error {
-		changed = false // a retry starts over
-		denied, old, err := denyState(tx, number)
-		if err != nil {
-			return err
-		}
-		if denied && old == reason {
-			return nil
-		}
-		if _, err := tx.Exec(`INSERT INTO deny (card, reason, since) VALUES (?, ?, ?)
-			ON CONFLICT (card) DO UPDATE SET reason = excluded.reason`, number, reason, dbTime(now)); err != nil {
-			return err
-		}
-		if _, err := tx.Exec(`INSERT INTO changes (kind, card, denied, reason, time) VALUES ('deny', ?, 1, ?, ?)`, number, reason, dbTime(now)); err != nil {
-			return err
-		}
-		changed = true
-		return addLedger(tx, ledgerEntry{Time: now, Actor: actor, Event: EventDenied, Card: number, Detail: reason})
+		changed, err = deny(tx, number, reason, actor, now)
+		return err
 	})
 	return changed, err
+}
+
+// deny is Deny inside the caller's transaction.
+func deny(tx *sql.Tx, number, reason, actor string, now time.Time) (changed bool, err error) {
+	denied, old, err := denyState(tx, number)
+	if err != nil {
+		return false, err
+	}
+	if denied && old == reason {
+		return false, nil
+	}
+	if _, err := tx.Exec(`INSERT INTO deny (card, reason, since) VALUES (?, ?, ?)
+		ON CONFLICT (card) DO UPDATE SET reason = excluded.reason`, number, reason, dbTime(now)); err != nil {
+		return false, err
+	}
+	if _, err := tx.Exec(`INSERT INTO changes (kind, card, denied, reason, time) VALUES ('deny', ?, 1, ?, ?)`, number, reason, dbTime(now)); err != nil {
+		return false, err
+	}
+	return true, addLedger(tx, ledgerEntry{Time: now, Actor: actor, Event: EventDenied, Card: number, Detail: reason})
 }
 
 // Undeny lifts a card from the deny list; ErrNotFound when it is not on it.

@@ -311,6 +311,9 @@ func (s *Store) pull(ctx context.Context, cursor int64, limit int) (hostapi.Pull
 				r.CardProducts = append(r.CardProducts, hostapi.ProductChange{Card: number, Product: prod})
 			}
 			continue
+		case "close":
+			r.Closes = append(r.Closes, hostapi.CloseChange{Card: number, ID: hostapi.CloseID(number)})
+			continue
 		}
 		c.Card, c.State, c.Created = number, state, rfc3339(c.Created)
 		subsidyFields(&c)

@@ -292,8 +292,8 @@ func (h *Handler) pull(ctx context.Context, term string, body []byte, now time.T
 	r.Held = true
 	// Measured on the real clock, not h.now: it is a wait, not a rule.
 	end := time.Now().Add(min(time.Duration(req.WaitMS)*time.Millisecond, h.maxWait))
-	// Held until the cursor moves: any change ends the wait, one a
-	// terminal applies without a list of its own (a product edit) too.
+	// Held until the cursor moves: any change ends the wait, whatever its
+	// kind (a product edit or a close carries no credit, deny or class).
 	for r.NextCursor == strconv.FormatInt(cursor, 10) {
 		left := time.Until(end)
 		if left <= 0 || !h.store.feed.wait(ctx, cursor, left, h.ending) {

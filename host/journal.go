@@ -154,8 +154,8 @@ func checkRowKindFields(r hostapi.JournalRow) string {
 		return fmt.Sprintf("amount_fen %d: a %s row moves no money", r.AmountFen, r.Kind)
 	case r.Kind == rowLoad && r.CreditID == "":
 		return "a load row names the credit it applies"
-	case r.Kind != rowLoad && r.CreditID != "":
-		return fmt.Sprintf("credit_id %q: only a load row applies a credit", r.CreditID)
+	case r.Kind != rowLoad && r.CreditID != "" && !closeRef(r):
+		return fmt.Sprintf("credit_id %q: only a load row applies a credit (or a purchase or read closes a card: %s and its number)", r.CreditID, hostapi.CloseIDPrefix)
 	case len(r.CreditID) > maxJournalIDLen:
 		return fmt.Sprintf("credit_id of %d characters, at most %d", len(r.CreditID), maxJournalIDLen)
 	case len(r.Detail) > maxJournalTextLen:
@@ -401,6 +401,12 @@ func (s *Store) storeJournal(ctx context.Context, terminal string, rows []hostap
 				// In the row's own transaction: an alert is never lost,
 				// and a replay (the same state again) never gets here.
 				if err := queueBalanceAlert(tx, terminal, r, held.State, now); err != nil {
+					return err
+				}
+			}
+			if !found || held.State != r.State {
+				// Once per row: when it arrives, or settles.
+				if err := closeFromRow(tx, terminal, r, now); err != nil {
 					return err
 				}
 			}

@@ -503,6 +503,47 @@ CREATE TABLE replacements (
 );
 CREATE INDEX replacements_settling ON replacements(settle_until) WHERE state = 'settling';
 `,
+	// CLOSE: closing a card (销户): an operator's close, pending until
+	// a terminal's closing debit (a purchase of the whole balance, its
+	// row's credit_id the close id) is uploaded, then closed with the
+	// refund due. Pending closes reach the terminals through the change
+	// feed as changes of kind 'close': SQLite cannot alter a CHECK, so
+	// changes is rebuilt as in the identity-class step, every seq and
+	// column kept.
+	`
+CREATE TABLE closes (
+	card       TEXT PRIMARY KEY REFERENCES cards(number), -- a card closes once
+	state      TEXT NOT NULL CHECK (state IN ('pending', 'closed')),
+	operator   TEXT NOT NULL,              -- who asked
+	reason     TEXT NOT NULL,
+	requested  TEXT NOT NULL,
+	refund_fen INTEGER,                      -- closed: the balance the closing debit took, owed to the holder
+	terminal   TEXT,                       -- closed: the terminal and journal row that closed it
+	journal_id TEXT,
+	closed     TEXT,                       -- closed: when the host recorded it
+	tac_check  TEXT                        -- closed: the closing debit's TAC check (ok, or none: nothing to check it with)
+);
+CREATE INDEX closes_state ON closes(state, requested);
+
+CREATE TABLE changes_rebuilt (
+	seq     INTEGER PRIMARY KEY AUTOINCREMENT,
+	kind    TEXT NOT NULL CHECK (kind IN ('credit', 'deny', 'class', 'product', 'close')),
+	credit  TEXT REFERENCES credits(id),
+	state   TEXT,                           -- credit state after the change
+	card    TEXT NOT NULL,
+	denied  INTEGER,                        -- deny: 1 added, 0 lifted
+	reason  TEXT,
+	time    TEXT NOT NULL,
+	class   TEXT,                           -- class: the card's class after the change, '' cleared
+	product TEXT                            -- product: the card's product after the change, or the product edited (card '')
+);
+INSERT INTO changes_rebuilt (seq, kind, credit, state, card, denied, reason, time, class, product)
+	SELECT seq, kind, credit, state, card, denied, reason, time, class, product FROM changes ORDER BY seq;
+DELETE FROM sqlite_sequence WHERE name = 'changes_rebuilt';
+INSERT INTO sqlite_sequence (name, seq) SELECT 'changes_rebuilt', seq FROM sqlite_sequence WHERE name = 'changes';
+DROP TABLE changes;
+ALTER TABLE changes_rebuilt RENAME TO changes;
+`,
 }
 
 // schemaVersion is the version this binary writes, the same on both

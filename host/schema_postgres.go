@@ -484,4 +484,23 @@ CREATE TABLE replacements (
 );
 CREATE INDEX replacements_settling ON replacements(settle_until) WHERE state = 'settling';
 `,
+	// CLOSE: closing a card (销户), as SQLite's step of the same name;
+	// pending closes reach the terminals as changes of kind 'close'.
+	`
+CREATE TABLE closes (
+	card       TEXT PRIMARY KEY REFERENCES cards(number), -- a card closes once
+	state      TEXT NOT NULL CHECK (state IN ('pending', 'closed')),
+	operator   TEXT NOT NULL,              -- who asked
+	reason     TEXT NOT NULL,
+	requested  TEXT NOT NULL,
+	refund_fen BIGINT,                       -- closed: the balance the closing debit took, owed to the holder
+	terminal   TEXT,                       -- closed: the terminal and journal row that closed it
+	journal_id TEXT,
+	closed     TEXT,                       -- closed: when the host recorded it
+	tac_check  TEXT                        -- closed: the closing debit's TAC check (ok, or none: nothing to check it with)
+);
+CREATE INDEX closes_state ON closes(state, requested);
+ALTER TABLE changes DROP CONSTRAINT changes_kind_check;
+ALTER TABLE changes ADD CONSTRAINT changes_kind_check CHECK (kind IN ('credit', 'deny', 'class', 'product', 'close'));
+`,
 }

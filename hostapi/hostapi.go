@@ -190,8 +190,11 @@ type PullResponse struct {
 	// next pull (a host older than products leaves both out).
 	CardProducts []ProductChange `json:"card_products,omitempty"`
 	Products     []Product       `json:"products,omitempty"`
-	NextCursor   string          `json:"next_cursor"`
-	More         bool            `json:"more"`
+	// Closes are cards an operator asked to close (销户), in the order
+	// asked (a host older than closing leaves it out).
+	Closes     []CloseChange `json:"closes,omitempty"`
+	NextCursor string        `json:"next_cursor"`
+	More       bool          `json:"more"`
 	// Held says the host honours WaitMS: it would have held this request
 	// while nothing followed the cursor, so the terminal may ask again at
 	// once. A host that leaves it out (false) does not hold; the terminal

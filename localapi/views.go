@@ -144,6 +144,21 @@ type PurchaseView struct {
 	// Recovered lists earlier unfinished purchases of this card the tap
 	// settled from the card.
 	Recovered []RecoveredView `json:"recovered"`
+	// Close is set for a card the host asked to close: no sale was taken.
+	Close *CloseView `json:"close,omitempty"`
+}
+
+// CloseView is, at a POS that closes cards, what a tap of a card the host
+// asked to close (销户) did: the screen says the refund due.
+type CloseView struct {
+	// RefundDueFen is the balance the closing debit took, which the host
+	// owes the holder back (0 for a card that held nothing).
+	RefundDueFen int64  `json:"refund_due_fen"`
+	RefundDue    string `json:"refund_due"`
+	JournalID    string `json:"journal_id,omitempty"`
+	// Closed is true when the card closed on this tap; false when it
+	// closed before (the tap refused) or its closing debit is in doubt.
+	Closed bool `json:"closed"`
 }
 
 // RecoveredView is an unfinished purchase settled on a later tap.
@@ -277,6 +292,9 @@ func tapView(res tap.Result) *TapView {
 			Split: splitView(p.Split), Discount: discountView(p.Discount), Recovered: []RecoveredView{}}
 		for _, r := range p.Recovered {
 			pv.Recovered = append(pv.Recovered, RecoveredView{JournalID: r.JournalID, AmountFen: r.AmountFen, Applied: r.Applied})
+		}
+		if c := p.Close; c != nil {
+			pv.Close = &CloseView{RefundDueFen: c.RefundFen, RefundDue: money.Format(c.RefundFen), JournalID: c.JournalID, Closed: c.Closed}
 		}
 		v.Purchase = pv
 	}

@@ -232,6 +232,17 @@ CREATE TABLE card_products (
 	updated INTEGER NOT NULL
 );
 `,
+	// CLOSE: cards the host asked to close (销户), pulled like the deny
+	// list: the next tap of one at a terminal that closes cards debits its
+	// balance, the journal row naming close_id (in credit_id).
+	`
+CREATE TABLE card_closes (
+	card     TEXT    PRIMARY KEY CHECK (card <> ''),
+	close_id TEXT    NOT NULL CHECK (close_id <> ''),
+	updated  INTEGER NOT NULL
+);
+CREATE INDEX journal_closing ON journal (credit_id) WHERE kind <> 'load' AND credit_id <> '';
+`,
 }
 
 // SchemaVersion is the user_version this code writes and understands; a

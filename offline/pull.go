@@ -57,6 +57,13 @@ type ClassChange struct {
 	Class string
 }
 
+// CloseChange says the host asked to close card: ID is its close's id
+// (hostapi.CloseID), which the closing debit's row carries in CreditID.
+type CloseChange struct {
+	Card string
+	ID   string
+}
+
 // PullCursor is the name of the cursor ApplyPull advances.
 const PullCursor = "pull"
 
@@ -294,7 +301,8 @@ type PullPage struct {
 	// terminal's.
 	CardProducts []ProductChange
 	Products     []Product
-	Cursor       string // the PullCursor after the page
+	Closes       []CloseChange // cards the host asked to close
+	Cursor       string        // the PullCursor after the page
 }
 
 // ApplyPage applies one pull answer in one transaction: credits upserted,
@@ -304,7 +312,7 @@ type PullPage struct {
 // changes for good).
 func (s *Store) ApplyPage(ctx context.Context, pg PullPage) error {
 	put, drop, deny, cursor := pg.Put, pg.Drop, pg.Deny, pg.Cursor
-	what := fmt.Sprintf("apply pull (%d credits, %d dropped, %d deny changes, %d class changes)", len(put), len(drop), len(deny), len(pg.Classes))
+	what := fmt.Sprintf("apply pull (%d credits, %d dropped, %d deny changes, %d class changes, %d closes)", len(put), len(drop), len(deny), len(pg.Classes), len(pg.Closes))
 	return s.write(ctx, what, func(tx *sql.Tx) error {
 		for _, c := range put {
 			if err := s.putCredit(ctx, tx, c); err != nil {
@@ -328,6 +336,11 @@ func (s *Store) ApplyPage(ctx context.Context, pg PullPage) error {
 		}
 		if err := s.setProducts(ctx, tx, pg.Products, pg.CardProducts); err != nil {
 			return err
+		}
+		for _, c := range pg.Closes {
+			if err := s.setClose(ctx, tx, c); err != nil {
+				return err
+			}
 		}
 		return s.setCursor(ctx, tx, PullCursor, cursor)
 	})

@@ -29,6 +29,11 @@ var tapStoreCalls = []struct {
 	call func(ctx context.Context, s *Store, card string) error
 }{
 	{"Denied", func(ctx context.Context, s *Store, card string) error { _, _, err := s.Denied(ctx, card); return err }},
+	{"CloseOf", func(ctx context.Context, s *Store, card string) error { _, err := s.CloseOf(ctx, card); return err }},
+	{"ClosingRow", func(ctx context.Context, s *Store, card string) error {
+		_, _, err := s.ClosingRow(ctx, "close-"+card)
+		return err
+	}},
 	{"Unresolved", func(ctx context.Context, s *Store, card string) error { _, err := s.Unresolved(ctx, card); return err }},
 	{"CompletionsOwedOf", func(ctx context.Context, s *Store, card string) error {
 		_, err := s.CompletionsOwedOf(ctx, card)

@@ -65,6 +65,11 @@ const (
 	LabelOrder         = "订单号"
 	LabelVoidedSale    = "原交易"
 	LabelRefund        = "退款金额"
+	// LabelCloseRefund is a closing slip's (销户) amount: the balance the
+	// card's closing debit took, which the operator owes the holder back.
+	LabelCloseRefund = "销户退款"
+	// TitleClose heads a closing slip in place of the purchase's title.
+	TitleClose = "销户 CARD CLOSED"
 )
 
 // Labels of a split sale's slip (组合支付): the whole sale, the card's part,
@@ -118,6 +123,9 @@ type Receipt struct {
 	// Voided is a void slip's sale: the journal row id of the sale voided
 	// (KindVoid only; Reference is the void's own id).
 	Voided string
+	// Closing marks a purchase slip (KindPurchase) as a card's closing
+	// debit (销户): its title and amount say the refund due, not a sale.
+	Closing bool
 	// Statement is the card's newest transactions, newest first, on a
 	// balance slip (KindBalance only); as many as given are printed.
 	Statement []StatementLine
@@ -254,7 +262,7 @@ func layout(r Receipt, cols int) (lines []Line, symbolAt int) {
 	if m := clean(r.Merchant); m != "" {
 		add(Line{Text: truncate(m, cols/2), Center: true, Bold: true, Double: true})
 	}
-	if t, ok := kindTitles[r.Kind]; ok {
+	if t := r.title(); t != "" {
 		add(Line{Text: t, Center: true, Bold: true})
 	}
 	rule := strings.Repeat("-", cols)
@@ -290,7 +298,9 @@ func layout(r Receipt, cols int) (lines []Line, symbolAt int) {
 			pair(LabelList, money.Format(r.List))
 			pair(LabelDiscount, fmt.Sprintf("%d%%", r.DiscountPercent))
 		}
-		if r.Collect > 0 {
+		if r.Closing {
+			pair(LabelCloseRefund, money.Format(r.Amount))
+		} else if r.Collect > 0 {
 			pair(LabelSplitSale, money.Format(r.Sale))
 			pair(LabelSplitCard, money.Format(r.Amount))
 			pair(LabelSplitCollect, money.Format(r.Collect))
@@ -632,4 +642,13 @@ func encodeLines(d *Doc, lines []Line, opt Options) error {
 	}
 	set(Line{})
 	return d.Err()
+}
+
+// title is the slip's title: its kind's, a closing debit's (Closing) its
+// own; "" for none.
+func (r Receipt) title() string {
+	if r.Closing && r.Kind == KindPurchase {
+		return TitleClose
+	}
+	return kindTitles[r.Kind]
 }

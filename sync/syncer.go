@@ -255,7 +255,11 @@ func (s *Syncer) pullOnce(ctx context.Context) (bool, error) {
 	for _, c := range r.Classes {
 		classes = append(classes, offline.ClassChange{Card: c.Card, Class: c.Class})
 	}
-	page := offline.PullPage{Put: put, Drop: drop, Deny: deny, Classes: classes, Cursor: r.NextCursor}
+	closes := make([]offline.CloseChange, 0, len(r.Closes))
+	for _, c := range r.Closes {
+		closes = append(closes, offline.CloseChange{Card: c.Card, ID: c.ID})
+	}
+	page := offline.PullPage{Put: put, Drop: drop, Deny: deny, Classes: classes, Closes: closes, Cursor: r.NextCursor}
 	pageProducts(&page, r)
 	if err := s.Store.ApplyPage(ctx, page); err != nil {
 		return false, err
@@ -277,7 +281,7 @@ func (s *Syncer) pullOnce(ctx context.Context) (bool, error) {
 		// A host that ignores wait_ms answered at once: keep the interval.
 		return r.More, nil
 	}
-	if len(r.Credits)+len(r.Deny)+len(r.Classes)+len(r.CardProducts) == 0 {
+	if len(r.Credits)+len(r.Deny)+len(r.Classes)+len(r.CardProducts)+len(r.Closes) == 0 {
 		// Empty and sooner than held: no tight loop on such a host.
 		t := time.NewTimer(minHeldGap - time.Since(start))
 		defer t.Stop()

@@ -153,6 +153,9 @@ func DiscountOf(row offline.Row) (d Discount, ok bool) {
 // and the split's terms, or nothing.
 func (r *PurchaseReport) rowNote() string {
 	var parts []string
+	if r.Close != nil {
+		parts = append(parts, "closing debit (销户): the whole balance, owed back by the host")
+	}
 	if r.Discount != nil {
 		parts = append(parts, r.Discount.note())
 	}

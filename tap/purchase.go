@@ -93,6 +93,9 @@ type Purchaser struct {
 	// Wallet, when set, is where M1 cards (MIFARE Classic, no e-purse) keep
 	// their balance: they pay through ChargeM1.
 	Wallet *mifare.Wallet
+	// CloseCards has this terminal close the cards the host asked to
+	// close (closeCard): their tap debits their whole balance.
+	CloseCards bool
 
 	// m1KeysLoaded is whether a Preloaded wallet's keys were put into the
 	// reader by this process (only the tap loop touches it).
@@ -131,6 +134,9 @@ type PurchaseReport struct {
 	// Discount is what the class took off the sale (Sale then has the
 	// amount after it); nil when nothing.
 	Discount *Discount
+	// Close is, for a card the host asked to close, what this tap did of
+	// it (then no sale was taken); nil otherwise.
+	Close *CloseReport
 	// Paid is true when the sale is on the card: debited on this tap, or
 	// found debited by a recovery.
 	Paid       bool
@@ -191,6 +197,9 @@ func (p *Purchaser) charge(ctx context.Context, t apdu.Transmitter, cr *CardRead
 	rep.Balance = balance
 	card := cr.Info.CardNumber
 	if err := p.recover(ctx, t, cr, rep); err != nil {
+		return err
+	}
+	if closing, err := p.closeCard(ctx, t, cr, openSAM, rep, after); closing || err != nil {
 		return err
 	}
 	now := p.now()
@@ -386,7 +395,7 @@ func (p *Purchaser) debit(ctx context.Context, t apdu.Transmitter, sam apdu.Tran
 	// Rule 2: the row is on disk before the card can change.
 	row, err := p.Store.Begin(ctx, offline.Row{
 		Kind: offline.KindPurchase, State: offline.StateIntent, Card: cr.Info.CardNumber, Purse: cr.Purse.String(),
-		Counter: init.OfflineCounter, BalanceFen: init.Balance, AmountFen: sale.AmountFen, TermSerial: serial,
+		Counter: init.OfflineCounter, BalanceFen: init.Balance, AmountFen: sale.AmountFen, TermSerial: serial, CreditID: rep.closeID(),
 		PSAMTerminal: hexUpper(info.TerminalID[:]), Time: when.Format(hostapi.TimeLayout), Detail: rep.rowNote(), Sale: rep.saleFacts(),
 	})
 	if err != nil {

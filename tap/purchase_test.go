@@ -360,6 +360,13 @@ func debitIndex(t *testing.T) int {
 	t.Helper()
 	w := newPOSWorld(t, 3)
 	w.till.Arm(700, "")
+	return debitIndexIn(t, w)
+}
+
+// debitIndexIn is the index of DEBIT FOR PURCHASE among the commands of a
+// tap in w.
+func debitIndexIn(t *testing.T, w *posWorld) int {
+	t.Helper()
 	rec := &recorder{t: w.card}
 	if _, err := w.tap(t, rec); err != nil {
 		t.Fatal(err)

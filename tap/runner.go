@@ -807,6 +807,9 @@ func purchaseAttrs(attrs []any, pr *PurchaseReport) []any {
 	if s := pr.Split; s != nil {
 		attrs = append(attrs, "split_card_fen", s.CardFen, "split_collect_fen", s.CollectFen)
 	}
+	if c := pr.Close; c != nil {
+		attrs = append(attrs, "closing", true, "refund_due", money.Format(c.RefundFen), "closed", c.Closed)
+	}
 	for _, x := range pr.Recovered {
 		attrs = append(attrs, "recovered_purchase", fmt.Sprintf("%s -%s applied=%v", x.JournalID, money.Format(x.AmountFen), x.Applied))
 	}

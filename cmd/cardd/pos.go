@@ -114,10 +114,10 @@ func cmdPOS(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 			if e.Type != localapi.EventCardTap || e.Tap == nil {
 				continue
 			}
-			p := e.Tap.Purchase
-			if p == nil || p.SaleID != armed.ID.ID {
+			if !ofSale(stdout, e.Tap, armed.ID.ID) {
 				continue
 			}
+			p := e.Tap.Purchase
 			if printPaid(stdout, e.Tap) {
 				if e.Tap.Outcome == string(tap.OutcomeMAC2Alarm) {
 					// Paid all the same: charging again would take the money twice.

@@ -67,6 +67,9 @@ type Facts struct {
 	Link string `json:"link,omitempty"`
 	// Voided is a void slip's sale: the journal row id of the sale voided.
 	Voided string `json:"voided,omitempty"`
+	// Closing marks a purchase slip as a card's closing debit (销户):
+	// AmountFen is the refund due.
+	Closing bool `json:"closing,omitempty"`
 	// Transactions is the card's newest transactions, newest first, for a
 	// balance slip's statement: as many as the slip is to list
 	// (receipt.statement_lines). Facts stored before the field existed
@@ -149,7 +152,7 @@ func (r Renderer) Receipt(q offline.Receipt) (printer.Receipt, error) {
 	return printer.Receipt{Kind: k, Merchant: r.Merchant, TerminalID: f.TerminalID, Time: f.Time,
 		CardNumber: f.Card, Issuer: f.Issuer, Holder: f.Holder, BalanceBefore: f.BalanceBeforeFen, Amount: f.AmountFen,
 		Balance: f.BalanceFen, Sale: f.SaleFen, Collect: f.CollectFen,
-		List: f.ListFen, DiscountPercent: f.DiscountPercent, Reference: f.Reference, Link: f.Link, Voided: f.Voided, Statement: st,
+		List: f.ListFen, DiscountPercent: f.DiscountPercent, Reference: f.Reference, Link: f.Link, Voided: f.Voided, Closing: f.Closing, Statement: st,
 		Summary: ShiftLines(f.Shift), Footer: footer}, nil
 }
 

@@ -1,0 +1,284 @@
+package host
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/cardd/cardd/hostapi"
+	"github.com/cardd/cardd/redact"
+)
+
+// Ledger events of closing a card (销户).
+const (
+	EventCloseAsked = "close-asked" // an operator asked to close the card (detail: the reason)
+	EventClosed     = "closed"      // a terminal's closing debit took the balance: the amount is the refund due
+)
+
+// Close states.
+const (
+	ClosePending = "pending" // asked; waiting for the card at a terminal
+	CloseClosed  = "closed"  // the closing debit reached the host: the refund is due
+)
+
+// DenyReasonClosed is the deny-list reason of a closed card: no terminal
+// serves it again.
+const DenyReasonClosed = "closed"
+
+// Close is a card's close as the host keeps it.
+type Close struct {
+	Card      string `json:"card"`
+	Holder    string `json:"holder"`
+	State     string `json:"state"` // ClosePending or CloseClosed
+	Operator  string `json:"operator"`
+	Reason    string `json:"reason"`
+	Requested string `json:"requested"` // RFC 3339
+	// The rest is set once closed: the refund due to the holder (the
+	// balance the closing debit took; 0 for a card that held nothing),
+	// the terminal and journal row that closed it, and its TAC check.
+	RefundFen *int64 `json:"refund_fen,omitempty"`
+	Terminal  string `json:"terminal,omitempty"`
+	JournalID string `json:"journal_id,omitempty"`
+	Closed    string `json:"closed,omitempty"` // RFC 3339
+	TACCheck  string `json:"tac_check,omitempty"`
+}
+
+// CloseRefusedError refuses to close a card, and says why: nothing changed.
+type CloseRefusedError struct {
+	Card   string
+	Reason string
+}
+
+func (e *CloseRefusedError) Error() string {
+	return fmt.Sprintf("card %s cannot be closed: %s", redact.CardNumber(e.Card), e.Reason)
+}
+
+// refundable refuses a card whose balance may not be refunded on closing:
+// its product says (the built-in named product's may; an anonymous card's
+// balance is its bearer's, whoever that is, and the host cannot tell whom
+// to pay).
+func refundable(q querier, c Card) error {
+	p, err := cardProduct(q, c.Number)
+	if err != nil {
+		return err
+	}
+	if !p.Refundable {
+		return &CloseRefusedError{Card: c.Number, Reason: p.Name + " card: balance not refundable"}
+	}
+	return nil
+}
+
+// CloseCard asks to close an e-purse card the host issued: its pending
+// credits are cancelled (a credit a terminal holds an authorization for
+// refuses the close, since it may be on the card already: close once it is
+// settled), and terminals learn through /v1/pull that its next tap debits
+// its whole balance. It reports whether anything changed: a card already
+// pending close is left as it was; a closed one is ErrExists. Reason is
+// required.
+func (s *Store) CloseCard(ctx context.Context, number, actor, reason string, now time.Time) (changed bool, err error) {
+	if err := CheckCardNumber(number); err != nil {
+		return false, err
+	}
+	if reason == "" {
+		return false, errors.New("a close needs a reason (--reason)")
+	}
+	if err := checkReason(reason); err != nil {
+		return false, err
+	}
+	err = s.inCardTx(ctx, number, func(tx *sql.Tx) error {
+		changed = false // a retry starts over
+		c, err := card(tx, number)
+		if err != nil {
+			return err
+		}
+		if old, found, err := closeOf(tx, number); err != nil {
+			return err
+		} else if found && old.State == ClosePending {
+			return nil
+		} else if found {
+			return fmt.Errorf("card %s was closed at %s: %w", redact.CardNumber(number), old.Closed, ErrExists)
+		}
+		if err := closable(tx, c); err != nil {
+			return err
+		}
+		if err := cancelForClose(tx, number, actor, now); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(`INSERT INTO closes (card, state, operator, reason, requested) VALUES (?, 'pending', ?, ?, ?)`,
+			number, actor, reason, dbTime(now)); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(`INSERT INTO changes (kind, card, time) VALUES ('close', ?, ?)`, number, dbTime(now)); err != nil {
+			return err
+		}
+		changed = true
+		return addLedger(tx, ledgerEntry{Time: now, Actor: actor, Event: EventCloseAsked, Card: number, Detail: reason})
+	})
+	return changed, err
+}
+
+// closable refuses a card no terminal would close: an M1 wallet (its
+// value block has no PSAM debit or TAC to prove a closing debit by), a
+// card on the deny list (no terminal serves it), one whose balance is not
+// refundable.
+func closable(q querier, c Card) error {
+	if c.Kind != CardEPurse {
+		return &CloseRefusedError{Card: c.Number, Reason: "an M1 wallet is not closed at a terminal (no PSAM debit and TAC prove its balance)"}
+	}
+	if denied, why, err := denyState(q, c.Number); err != nil {
+		return err
+	} else if denied {
+		return &CloseRefusedError{Card: c.Number, Reason: fmt.Sprintf("it is on the deny list (%s): no terminal serves it", why)}
+	}
+	return refundable(q, c)
+}
+
+// cancelForClose cancels the card's pending credits, so that nothing is
+// loaded onto a card being emptied: the money goes back with the refund
+// (the ledger says cancelled, with the close as the reason).
+func cancelForClose(tx *sql.Tx, number, actor string, now time.Time) error {
+	list, err := queryCredits(tx, `SELECT `+creditColumns+` FROM credits WHERE card = ? AND state = 'pending' ORDER BY seq`, number)
+	if err != nil {
+		return err
+	}
+	for _, c := range list {
+		if err := cancelPending(tx, c.ID, EventCancelled, actor, "the card is being closed", now); err != nil {
+			var held *creditHeldError
+			if errors.As(err, &held) {
+				return &CloseRefusedError{Card: number, Reason: held.msg}
+			}
+			return err
+		}
+	}
+	return nil
+}
+
+const closeColumns = `cl.card, coalesce(c.holder, ''), cl.state, cl.operator, cl.reason, cl.requested,
+	cl.refund_fen, coalesce(cl.terminal, ''), coalesce(cl.journal_id, ''), coalesce(cl.closed, ''), coalesce(cl.tac_check, '')`
+
+func scanClose(sc interface{ Scan(...any) error }) (Close, error) {
+	var c Close
+	var refund sql.NullInt64
+	err := sc.Scan(&c.Card, &c.Holder, &c.State, &c.Operator, &c.Reason, &c.Requested, &refund, &c.Terminal, &c.JournalID, &c.Closed, &c.TACCheck)
+	if refund.Valid {
+		c.RefundFen = &refund.Int64
+	}
+	c.Requested = rfc3339(c.Requested)
+	if c.Closed != "" {
+		c.Closed = rfc3339(c.Closed)
+	}
+	return c, err
+}
+
+// closeOf reads a card's close; found is false when none was asked.
+func closeOf(q querier, number string) (c Close, found bool, err error) {
+	c, err = scanClose(q.QueryRow(`SELECT `+closeColumns+` FROM closes cl LEFT JOIN cards c ON c.number = cl.card WHERE cl.card = ?`, number))
+	if errors.Is(err, sql.ErrNoRows) {
+		return Close{}, false, nil
+	}
+	return c, err == nil, err
+}
+
+// Closes lists the closes in state (ClosePending, CloseClosed, or "" for
+// all), oldest asked first. The closed ones are the refunds due.
+func (s *Store) Closes(ctx context.Context, state string) ([]Close, error) {
+	switch state {
+	case "", ClosePending, CloseClosed:
+	default:
+		return nil, fmt.Errorf("close state %q: want %s, %s or none", state, ClosePending, CloseClosed)
+	}
+	rows, err := s.db.QueryContext(ctx, `SELECT `+closeColumns+` FROM closes cl LEFT JOIN cards c ON c.number = cl.card
+		WHERE ? = '' OR cl.state = ? ORDER BY cl.requested, cl.card`, state, state)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := []Close{}
+	for rows.Next() {
+		c, err := scanClose(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, c)
+	}
+	return out, rows.Err()
+}
+
+// closingRow reports whether uploaded row r closes its card: a done
+// e-purse purchase (the closing debit) or, for a card that held nothing, a
+// done read of amount 0, naming the card's close id in credit_id.
+func closingRow(r hostapi.JournalRow) bool {
+	if r.CreditID != hostapi.CloseID(r.Card) || r.State != rowDone {
+		return false
+	}
+	return (r.Kind == rowPurchase && epursePurse(r.Purse)) || (r.Kind == rowRead && r.AmountFen == 0)
+}
+
+// closeFromRow records the refund due when stored row r is a card's
+// closing row (closingRow), and puts the card on the deny list: no
+// terminal serves it again. Its TAC is checked before (reconcileRow): a
+// closing debit whose TAC does not verify closes nothing, and its alarm
+// waits for an operator. The caller calls it once per row, when the row
+// arrives or settles, so a replayed upload changes nothing. A closing
+// debit that arrives after the card was closed (a second terminal that
+// pulled the close debited it too, before either row reached the host)
+// took money from the card all the same: it adds to the refund due. A
+// close never asked records nothing.
+func closeFromRow(tx *sql.Tx, terminal string, r hostapi.JournalRow, now time.Time) error {
+	if !closingRow(r) {
+		return nil
+	}
+	c, found, err := closeOf(tx, r.Card)
+	if err != nil {
+		return err
+	}
+	if !found {
+		slog.Warn("a closing row for a card no close was asked for: nothing recorded", "card", redact.CardNumber(r.Card), "terminal", terminal, "journal", r.ID)
+		return nil
+	}
+	check := tacNone
+	if r.Kind == rowPurchase {
+		if err := tx.QueryRow(`SELECT coalesce(tac_check, '') FROM journal WHERE terminal = ? AND id = ?`, terminal, r.ID).Scan(&check); err != nil {
+			return err
+		}
+		if check == tacBad {
+			return nil
+		}
+		if check == "" {
+			check = tacNone
+		}
+	}
+	refund := r.AmountFen
+	var counter *uint16
+	if r.Kind == rowPurchase {
+		counter = &r.Counter
+	}
+	detail := "refund due to " + c.Holder + ", journal row " + r.ID
+	if c.State == CloseClosed {
+		if refund == 0 {
+			return nil // an empty card's closing read after the close: nothing owed
+		}
+		if _, err := tx.Exec(`UPDATE closes SET refund_fen = refund_fen + ? WHERE card = ?`, refund, r.Card); err != nil {
+			return err
+		}
+		detail = "a further closing debit, added to the refund due to " + c.Holder + ", journal row " + r.ID
+	} else if _, err := tx.Exec(`UPDATE closes SET state = 'closed', refund_fen = ?, terminal = ?, journal_id = ?, closed = ?, tac_check = ?
+		WHERE card = ? AND state = 'pending'`, refund, terminal, r.ID, dbTime(now), check, r.Card); err != nil {
+		return err
+	}
+	if err := addLedger(tx, ledgerEntry{Time: now, Actor: terminalActor(terminal), Event: EventClosed, Card: r.Card,
+		Counter: counter, AmountFen: &refund, TAC: r.TAC, Detail: detail}); err != nil {
+		return err
+	}
+	_, err = deny(tx, r.Card, DenyReasonClosed, terminalActor(terminal), now)
+	return err
+}
+
+// closeRef reports whether row r's credit_id names its card's close, on a
+// kind that may close a card (closingRow).
+func closeRef(r hostapi.JournalRow) bool {
+	return hostapi.IsCloseID(r.CreditID) && r.CreditID == hostapi.CloseID(r.Card) && (r.Kind == rowPurchase || r.Kind == rowRead)
+}
