@@ -32,7 +32,7 @@ func TestChipBlockThroughServe(t *testing.T) {
 	a := startDaemon(t, "CARDD_HOST_URL="+base, "CARDD_HOST_SECRET_FILE="+w.secretFile(t, dirA),
 		"CARDD_STORE_PATH="+storeA, "CARDD_TERMINAL_ID="+termID)
 	a.waitLine(t, "reader added", 10*time.Second, func(m map[string]any) bool { return m["reader"] == slot0Reader })
-	waitDenied(t, storeA, number, 10*time.Second)
+	waitDenied(t, storeA, number, "", 10*time.Second)
 
 	in := insert(t, path, 0, vpcd.Options{})
 	blocked := a.waitLine(t, "the block on the chip", 15*time.Second, func(m map[string]any) bool {
@@ -72,21 +72,19 @@ func TestChipBlockThroughServe(t *testing.T) {
 	b.stop(t, 10*time.Second)
 }
 
-// waitDenied waits, bounded, until the terminal's store at path holds the
-// card on its deny list (a pull brought it).
-func waitDenied(t testing.TB, path, number string, limit time.Duration) {
+// waitDenied waits, bounded, until the terminal's store at path has card
+// on its deny list, with reason when it is not "".
+func waitDenied(t testing.TB, path, card, reason string, limit time.Duration) {
 	t.Helper()
 	db := sqlOpen(t, path)
-	deadline := time.Now().Add(limit)
-	for {
-		var n int
-		err := db.QueryRow(`SELECT count(*) FROM deny WHERE card = ?`, number).Scan(&n)
-		if err == nil && n == 1 {
+	for deadline := time.Now().Add(limit); ; time.Sleep(20 * time.Millisecond) {
+		var got string
+		err := db.QueryRow(`SELECT reason FROM deny WHERE card = ?`, card).Scan(&got)
+		if err == nil && (reason == "" || got == reason) {
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("card %s not on the terminal's deny list within %v (%v)", number, limit, err)
+			t.Fatalf("card %s not on the terminal's deny list (reason %q) within %v (%q, %v)", card, reason, limit, got, err)
 		}
-		time.Sleep(20 * time.Millisecond)
 	}
 }

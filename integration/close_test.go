@@ -71,7 +71,7 @@ func TestCardCloseThroughServe(t *testing.T) {
 	debitAt := apduNumber(t, apdus.String(), "54")
 	wantBalance(t, pathA, 0)
 	waitRefundDue(t, w.host, numberA, 30*time.Second)
-	waitDenied(t, storePath, numberA, 15*time.Second)
+	waitDenied(t, storePath, numberA, host.DenyReasonClosed, 15*time.Second)
 	tapOnce("card A tapped after its close", pathA, vpcd.Options{}, string(tap.OutcomeDenied))
 	wantBalance(t, pathA, 0)
 
@@ -84,7 +84,7 @@ func TestCardCloseThroughServe(t *testing.T) {
 	}
 	wantBalance(t, pathB, 0)
 	waitRefundDue(t, w.host, numberB, 30*time.Second)
-	waitDenied(t, storePath, numberB, 15*time.Second)
+	waitDenied(t, storePath, numberB, host.DenyReasonClosed, 15*time.Second)
 	tapOnce("card B tapped after its close", pathB, vpcd.Options{}, string(tap.OutcomeDenied))
 	wantBalance(t, pathB, 0)
 
@@ -120,23 +120,6 @@ func waitClosesPulled(t testing.TB, path string, n int, limit time.Duration) {
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("%d closes in the terminal's store within %v (%v), want %d", got, limit, err, n)
-		}
-	}
-}
-
-// waitDenied waits, bounded, until the terminal's store at path has card
-// on its deny list: the host's closed reason pulled.
-func waitDenied(t testing.TB, path, card string, limit time.Duration) {
-	t.Helper()
-	db := sqlOpen(t, path)
-	for deadline := time.Now().Add(limit); ; time.Sleep(20 * time.Millisecond) {
-		var reason string
-		err := db.QueryRow(`SELECT reason FROM deny WHERE card = ?`, card).Scan(&reason)
-		if err == nil && reason == host.DenyReasonClosed {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("card %s not denied as closed at the terminal within %v (%q, %v)", card, limit, reason, err)
 		}
 	}
 }
