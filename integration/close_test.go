@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	epursesim "github.com/cardd/cardd/apdu/epurse/sim"
 	"github.com/cardd/cardd/host"
 	"github.com/cardd/cardd/reader/vpcd"
 	"github.com/cardd/cardd/tap"
@@ -72,8 +73,9 @@ func TestCardCloseThroughServe(t *testing.T) {
 	wantBalance(t, pathA, 0)
 	waitRefundDue(t, w.host, numberA, 30*time.Second)
 	waitDenied(t, storePath, numberA, host.DenyReasonClosed, 15*time.Second)
-	tapOnce("card A tapped after its close", pathA, vpcd.Options{}, string(tap.OutcomeDenied))
-	wantBalance(t, pathA, 0)
+	// Closed, it is denied: its next tap blocks it on the chip.
+	tapOnce("card A tapped after its close", pathA, vpcd.Options{}, string(tap.OutcomeBlocked))
+	wantBlocked(t, pathA, 0)
 
 	// Card B: pulled during its closing DEBIT, whose answer is lost.
 	tapOnce("card B pulled during DEBIT", pathB, vpcd.Options{TearAfter: debitAt}, string(tap.OutcomeSaleInDoubt))
@@ -85,8 +87,9 @@ func TestCardCloseThroughServe(t *testing.T) {
 	wantBalance(t, pathB, 0)
 	waitRefundDue(t, w.host, numberB, 30*time.Second)
 	waitDenied(t, storePath, numberB, host.DenyReasonClosed, 15*time.Second)
-	tapOnce("card B tapped after its close", pathB, vpcd.Options{}, string(tap.OutcomeDenied))
-	wantBalance(t, pathB, 0)
+	// Closed, it is denied: its next tap blocks it on the chip.
+	tapOnce("card B tapped after its close", pathB, vpcd.Options{}, string(tap.OutcomeBlocked))
+	wantBlocked(t, pathB, 0)
 
 	// Exactly one refund due each, 45.60, with the holder; one closing
 	// debit each at the host.
@@ -105,6 +108,16 @@ func TestCardCloseThroughServe(t *testing.T) {
 		t.Fatalf("the host holds %+v (%v); want the 2 closing debits as its only purchases", rep.Total, err)
 	}
 	d.stop(t, 10*time.Second)
+}
+
+// wantBlocked fails the test unless the simulated card at path is blocked
+// on the chip (APPLICATION BLOCK) holding fen.
+func wantBlocked(t *testing.T, path string, fen int64) {
+	t.Helper()
+	f, err := epursesim.LoadCardFile(path)
+	if err != nil || !f.Blocked || f.EPBalance != fen {
+		t.Fatalf("card: blocked %v, holds %d (%v); want blocked on the chip with %d", f.Blocked, f.EPBalance, err, fen)
+	}
 }
 
 // waitClosesPulled waits, bounded, until the terminal's store at path holds

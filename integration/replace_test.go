@@ -10,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	epursesim "github.com/cardd/cardd/apdu/epurse/sim"
 	"github.com/cardd/cardd/host"
 	"github.com/cardd/cardd/hostapi"
 	"github.com/cardd/cardd/reader/vpcd"
@@ -153,9 +152,7 @@ func TestReplacementThroughServe(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if f, err := epursesim.LoadCardFile(oldPath); err != nil || !f.Blocked || f.EPBalance != 7120 {
-		t.Fatalf("the lost card: blocked %v, balance %d (%v); want blocked on the chip with 7120", f.Blocked, f.EPBalance, err)
-	}
+	wantBlocked(t, oldPath, 7120)
 	if out := cardhostCLI(t, w.hostDir, "ledger", "--card", newNumber); !strings.Contains(out, "settled") || !strings.Contains(out, "71.20 carried") {
 		t.Fatalf("ledger of the new card:\n%s", out)
 	}
