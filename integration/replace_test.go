@@ -2,14 +2,17 @@ package integration
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/cardd/cardd/apdu/epurse"
 	"github.com/cardd/cardd/host"
 	"github.com/cardd/cardd/hostapi"
 	"github.com/cardd/cardd/reader/vpcd"
@@ -89,6 +92,19 @@ func TestReplacementThroughServe(t *testing.T) {
 	wantBalance(t, oldPath, 7120)
 
 	cardhostCLI(t, w.hostDir, "deny", "add", "--card", oldNumber)
+	// An anonymous card, lost too, cannot be replaced: exit 2, the reason.
+	const anonNumber = "3101000000800054"
+	if _, err := w.host.IssueCard(ctx, w.keys, host.IssueRequest{Number: anonNumber, BalanceFen: 5000,
+		Start: epurse.Date{Year: 2025, Month: 9, Day: 1}, Expiry: epurse.Date{Year: 2029, Month: 8, Day: 31},
+	}, filepath.Join(dir, anonNumber+".json"), "test", time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	cardhostCLI(t, w.hostDir, "deny", "add", "--card", anonNumber)
+	out, err := exec.Command(binary(t, "cardhost"), "card", "replace", "--dir", w.hostDir, "--old", anonNumber, "--new", newNumber).CombinedOutput()
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || exit.ExitCode() != 2 || !strings.Contains(string(out), "anonymous card cannot be replaced") {
+		t.Fatalf("replacing an anonymous card: %v\n%s", err, out)
+	}
 	if out := cardhostCLI(t, w.hostDir, "card", "replace", "--old", oldNumber, "--new", newNumber, "--settle", "45s", "--operator", "wang"); !strings.Contains(out, "balance known 83.20") {
 		t.Fatalf("card replace: %s", out)
 	}
