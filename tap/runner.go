@@ -773,7 +773,14 @@ func (r *Runner) logTap(res Result) {
 		for _, x := range l.Recovered {
 			loads = append(loads, fmt.Sprintf("%s recovered from journal %s: applied=%v", x.CreditID, x.JournalID, x.Applied))
 		}
-		attrs = append(attrs, "balance_after", money.Format(l.Balance), "loads", loads, "host_offline", l.HostOffline)
+		// A POS tap that loads and then pays has two balances after: the
+		// purchase's is the line's balance_after, the load's its own key,
+		// so the line holds no key twice.
+		after := "balance_after"
+		if res.Purchase != nil {
+			after = "balance_after_load"
+		}
+		attrs = append(attrs, after, money.Format(l.Balance), "loads", loads, "host_offline", l.HostOffline)
 	}
 	if pr := res.Purchase; pr != nil {
 		attrs = purchaseAttrs(attrs, pr)

@@ -232,3 +232,23 @@ func TestLogTapLineOnError(t *testing.T) {
 		})
 	}
 }
+
+// TestLogTapLoadThenPay: a POS tap that loads and then pays logs each
+// balance after once, under its own key: balance_after is what the card
+// holds at the end.
+func TestLogTapLoadThenPay(t *testing.T) {
+	card := newTestCard(t, "张三", 0, nil)
+	read, err := ReadPurse(card, ReadOptions{}, nil)
+	if err != nil {
+		t.Fatalf("ReadPurse: %v", err)
+	}
+	r, buf := captureRunner()
+	r.logTap(Result{Reader: "r", Read: read, Load: &LoadReport{Balance: 4560}, Purchase: &PurchaseReport{Balance: 4060}})
+	line, m := oneLine(t, buf)
+	if n := strings.Count(line, `"balance_after":`); n != 1 {
+		t.Fatalf("balance_after %d times in %s", n, line)
+	}
+	if m["balance_after"] != "40.60" || m["balance_after_load"] != "45.60" {
+		t.Fatalf("balance_after %v, balance_after_load %v; want 40.60 and 45.60", m["balance_after"], m["balance_after_load"])
+	}
+}
