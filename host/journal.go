@@ -394,23 +394,7 @@ func (s *Store) storeJournal(ctx context.Context, terminal string, rows []hostap
 			if err != nil {
 				return err
 			}
-			if !found || held.State != r.State || fill {
-				if err := s.reconcileRow(tx, check.keys, terminal, r, touched, fill, &res, now); err != nil {
-					return err
-				}
-				// In the row's own transaction: an alert is never lost,
-				// and a replay (the same state again) never gets here.
-				if err := queueBalanceAlert(tx, terminal, r, held.State, now); err != nil {
-					return err
-				}
-			}
-			if !found || held.State != r.State {
-				// Once per row: when it arrives, or settles.
-				if err := closeFromRow(tx, terminal, r, now); err != nil {
-					return err
-				}
-			}
-			if err := storedRowAlarms(tx, check, terminal, r, found, &res); err != nil {
+			if err := s.rowStored(tx, check, terminal, r, held, found, fill, touched, &res); err != nil {
 				return err
 			}
 			res.Acked = append(res.Acked, r.ID)
@@ -428,6 +412,31 @@ func (s *Store) storeJournal(ctx context.Context, terminal string, rows []hostap
 	res.Alarms = append(res.Alarms, alarms...)
 	res.ReconErr = err
 	return res, nil
+}
+
+// rowStored does, in the row's own transaction, what a row just stored or
+// settled sets off: its reconciliation, a balance alert, a card's close,
+// its alarms. held is the row as stored before (zero when !found); fill
+// says the copy only added its PSAM terminal id.
+func (s *Store) rowStored(tx *sql.Tx, check rowChecker, terminal string, r, held hostapi.JournalRow, found, fill bool, touched *reconTouched, res *JournalResult) error {
+	now := check.now
+	if !found || held.State != r.State || fill {
+		if err := s.reconcileRow(tx, check.keys, terminal, r, touched, fill, res, now); err != nil {
+			return err
+		}
+		// In the row's own transaction: an alert is never lost, and a
+		// replay (the same state again) never gets here.
+		if err := queueBalanceAlert(tx, terminal, r, held.State, now); err != nil {
+			return err
+		}
+	}
+	if !found || held.State != r.State {
+		// Once per row: when it arrives, or settles.
+		if err := closeFromRow(tx, terminal, r, now); err != nil {
+			return err
+		}
+	}
+	return storedRowAlarms(tx, check, terminal, r, found, res)
 }
 
 // withPSAM reads the optional PSAM terminal id (hostapi.JournalRow) of
