@@ -248,6 +248,9 @@ func insertReplacement(tx *sql.Tx, req ReplaceRequest, settle time.Duration, act
 	if err != nil {
 		return r, err
 	}
+	if err := checkNewCardCap(tx, req.New, balance); err != nil {
+		return r, err
+	}
 	until := now.Add(settle)
 	if _, err := tx.Exec(`INSERT INTO replacements (old, new, reported, deny_seq, replaced, settle_until, state, reported_fen, actor, reason)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, req.Old, req.New, reported, denySeq, dbTime(now), dbTime(until), replaceSettling,
@@ -288,6 +291,29 @@ func checkNewCard(tx *sql.Tx, number string) error {
 		return err
 	} else if found {
 		return fmt.Errorf("card %s is the replacement of card %s already: %w", redact.CardNumber(number), redact.CardNumber(prev.Old), ErrExists)
+	}
+	return nil
+}
+
+// checkNewCardCap refuses a new card whose product cannot hold the balance
+// carried (at most carried) on top of what the card holds: the credit
+// would wait at every tap, refused by the authorization's cap check.
+func checkNewCardCap(tx *sql.Tx, number string, carried int64) error {
+	c, err := card(tx, number)
+	if err != nil {
+		return err
+	}
+	held, err := bookBalance(tx, c)
+	if err != nil {
+		return err
+	}
+	p, err := cardProduct(tx, number)
+	if err != nil {
+		return err
+	}
+	if held+carried > p.CapFen {
+		return fmt.Errorf("card %s holds %s and would receive up to %s, over its %s product's cap of %s: move it to a product that holds it ('cardhost card product --card N --set P'): %w",
+			redact.CardNumber(number), money.Format(held), money.Format(carried), p.Name, money.Format(p.CapFen), ErrNotReplaceable)
 	}
 	return nil
 }

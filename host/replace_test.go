@@ -268,3 +268,40 @@ func testReplaceCertainEarly(t *testing.T) {
 		t.Fatalf("another heartbeat: credits %+v; want still one", c)
 	}
 }
+
+// TestReplaceNewCardCap: the new card's product must hold the balance
+// carried with what the card holds already: a credit over its cap would
+// wait at every tap, refused by the authorization's cap check, and the
+// holder's money with it. The refusal records nothing; once the new card
+// is moved to a product that holds it, the replacement goes.
+func TestReplaceNewCardCap(t *testing.T) { eachStore(t, testReplaceNewCardCap) }
+
+func testReplaceNewCardCap(t *testing.T) {
+	e := newEnv(t, Options{})
+	ctx := t.Context()
+	now := time.Now()
+	e.issueAnother(testNewNumber, "张三", 3000)
+	if err := e.st.AddProduct(ctx, hostapi.Product{Name: "small", CapFen: 10000, Replaceable: true}, "operator a", now); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.st.SetCardProduct(ctx, testNewNumber, "small", "operator a", now); err != nil {
+		t.Fatal(err)
+	}
+	e.upload(e.sale("1", 0, 1, 10000, 1680, 1)) // the old card holds 83.20
+	if _, err := e.st.Deny(ctx, testNumber, "lost", "operator a", now); err != nil {
+		t.Fatal(err)
+	}
+	_, err := e.st.Replace(ctx, ReplaceRequest{Old: testNumber, New: testNewNumber}, "operator a", now)
+	if !errors.Is(err, ErrNotReplaceable) || !strings.Contains(err.Error(), "cap of 100.00") {
+		t.Fatalf("replacing 83.20 onto a card holding 30.00 whose product holds 100.00: %v; want refused over the cap", err)
+	}
+	if n := e.count("replacements", "1 = 1"); n != 0 {
+		t.Fatalf("%d replacements recorded by a refusal", n)
+	}
+	if _, err := e.st.SetCardProduct(ctx, testNewNumber, hostapi.ProductNamed, "operator a", now); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.st.Replace(ctx, ReplaceRequest{Old: testNumber, New: testNewNumber}, "operator a", now); err != nil {
+		t.Fatalf("replacing onto a named card: %v", err)
+	}
+}
