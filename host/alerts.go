@@ -283,6 +283,13 @@ func queueBalanceAlert(tx *sql.Tx, terminal string, r hostapi.JournalRow, was st
 	if err != nil || !crossesBelow(r.BalanceFen, after, threshold) {
 		return err
 	}
+	// A TAC the card's key does not give (checked just before, in this
+	// transaction) is a row the card never made: its balance is no news
+	// for the holder, and its alarm is the operator's.
+	var check string
+	if err := tx.QueryRow(`SELECT tac_check FROM journal WHERE terminal = ? AND id = ?`, terminal, r.ID).Scan(&check); err != nil || check == tacBad {
+		return err
+	}
 	p := AlertPayload{ID: alertID(terminal, r.ID), Event: AlertEvent, Card: redact.CardNumber(r.Card), Purse: r.Purse,
 		BalanceFen: after, Balance: money.Format(after), ThresholdFen: threshold, AmountFen: r.AmountFen,
 		Terminal: terminal, Row: r.ID, Time: r.Time, Created: now.UTC().Format(time.RFC3339)}
