@@ -271,7 +271,9 @@ func crossesBelow(before, after, threshold int64) bool {
 // when it crosses its card's threshold and a webhook is configured. A row
 // already queued (its id) adds nothing.
 func queueBalanceAlert(tx *sql.Tx, terminal string, r hostapi.JournalRow, was string, now time.Time) error {
-	if r.Kind != rowPurchase || r.State != rowDone || was == rowDone {
+	// A closing debit (close.go) takes the balance to be refunded: no
+	// news of a low balance for the holder who closed the card.
+	if r.Kind != rowPurchase || r.State != rowDone || was == rowDone || closingRow(r) {
 		return nil
 	}
 	cfg, err := readAlertConfig(tx)

@@ -350,3 +350,27 @@ func testBalanceAlertForgedTAC(t *testing.T) {
 		t.Fatalf("alerts %+v; want one, of row %s", list, real.ID)
 	}
 }
+
+// TestBalanceAlertNotOnClosing: the closing debit of a card closed at a
+// desk takes its whole balance, refunded, not spent: the holder who just
+// closed the card is not told to top it up.
+func TestBalanceAlertNotOnClosing(t *testing.T) { eachStore(t, testBalanceAlertNotOnClosing) }
+
+func testBalanceAlertNotOnClosing(t *testing.T) {
+	e := newEnv(t, Options{})
+	e.setAlerts("http://127.0.0.1:1/hook", 1000)
+	if _, err := e.st.CloseCard(t.Context(), testNumber, "operator alice", "graduated", time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	debit := e.sale("1", 0, 1, 10000, 10000, 1)
+	debit.CreditID = hostapi.CloseID(testNumber)
+	if up := e.upload(debit); len(up.Acked) != 1 {
+		t.Fatalf("upload: %+v", up)
+	}
+	if list, err := e.st.Closes(t.Context(), CloseClosed); err != nil || len(list) != 1 {
+		t.Fatalf("closed: %+v, %v", list, err)
+	}
+	if list := e.alerts(""); len(list) != 0 {
+		t.Fatalf("alerts %+v after the closing debit; want none", list)
+	}
+}
