@@ -271,7 +271,9 @@ func crossesBelow(before, after, threshold int64) bool {
 // when it crosses its card's threshold and a webhook is configured. A row
 // already queued (its id) adds nothing.
 func queueBalanceAlert(tx *sql.Tx, terminal string, r hostapi.JournalRow, was string, now time.Time) error {
-	if r.Kind != rowPurchase || r.State != rowDone || was == rowDone {
+	// A closing debit (close.go) takes the balance to be refunded: no
+	// news of a low balance for the holder who closed the card.
+	if r.Kind != rowPurchase || r.State != rowDone || was == rowDone || closingRow(r) {
 		return nil
 	}
 	cfg, err := readAlertConfig(tx)
@@ -281,6 +283,13 @@ func queueBalanceAlert(tx *sql.Tx, terminal string, r hostapi.JournalRow, was st
 	threshold, err := alertThreshold(tx, r.Card, cfg.BelowFen)
 	after := r.BalanceFen - r.AmountFen
 	if err != nil || !crossesBelow(r.BalanceFen, after, threshold) {
+		return err
+	}
+	// A TAC the card's key does not give (checked just before, in this
+	// transaction) is a row the card never made: its balance is no news
+	// for the holder, and its alarm is the operator's.
+	var check string
+	if err := tx.QueryRow(`SELECT tac_check FROM journal WHERE terminal = ? AND id = ?`, terminal, r.ID).Scan(&check); err != nil || check == tacBad {
 		return err
 	}
 	p := AlertPayload{ID: alertID(terminal, r.ID), Event: AlertEvent, Card: redact.CardNumber(r.Card), Purse: r.Purse,

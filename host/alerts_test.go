@@ -325,3 +325,52 @@ func TestBalanceAlertFullNumber(t *testing.T) {
 		t.Fatalf("alerts %+v", list)
 	}
 }
+
+// TestBalanceAlertForgedTAC: a purchase whose TAC the card's key does not
+// give (a terminal's invention, alarmed by the reconciliation) tells the
+// holder nothing: its balance is not the card's. The same crossing with the
+// card's own TAC is one alert.
+func TestBalanceAlertForgedTAC(t *testing.T) { eachStore(t, testBalanceAlertForgedTAC) }
+
+func testBalanceAlertForgedTAC(t *testing.T) {
+	e := newEnv(t, Options{})
+	e.setAlerts("http://127.0.0.1:1/hook", 1000)
+	forged := e.sale("1", 0, 1, 10000, 9950, 1) // 100.00 → 0.50
+	forged.TAC = flip(forged.TAC)
+	if up := e.upload(forged); len(up.Acked) != 1 {
+		t.Fatalf("upload: %+v", up)
+	}
+	e.wantOpenAlarms("a forged TAC", "the sale's TAC does not verify")
+	if list := e.alerts(""); len(list) != 0 {
+		t.Fatalf("alerts %+v after a purchase with a forged TAC; want none", list)
+	}
+	real := e.sale("2", 1, 2, 10000, 9950, 2)
+	e.upload(real)
+	if list := e.alerts(""); len(list) != 1 || list[0].Row != real.ID {
+		t.Fatalf("alerts %+v; want one, of row %s", list, real.ID)
+	}
+}
+
+// TestBalanceAlertNotOnClosing: the closing debit of a card closed at a
+// desk takes its whole balance, refunded, not spent: the holder who just
+// closed the card is not told to top it up.
+func TestBalanceAlertNotOnClosing(t *testing.T) { eachStore(t, testBalanceAlertNotOnClosing) }
+
+func testBalanceAlertNotOnClosing(t *testing.T) {
+	e := newEnv(t, Options{})
+	e.setAlerts("http://127.0.0.1:1/hook", 1000)
+	if _, err := e.st.CloseCard(t.Context(), testNumber, "operator alice", "graduated", time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	debit := e.sale("1", 0, 1, 10000, 10000, 1)
+	debit.CreditID = hostapi.CloseID(testNumber)
+	if up := e.upload(debit); len(up.Acked) != 1 {
+		t.Fatalf("upload: %+v", up)
+	}
+	if list, err := e.st.Closes(t.Context(), CloseClosed); err != nil || len(list) != 1 {
+		t.Fatalf("closed: %+v, %v", list, err)
+	}
+	if list := e.alerts(""); len(list) != 0 {
+		t.Fatalf("alerts %+v after the closing debit; want none", list)
+	}
+}

@@ -134,10 +134,35 @@ func (s *Store) Replacement(ctx context.Context, number string) (Replacement, er
 	return r, err
 }
 
-// bookBalance is a card's EP balance as the host last knows it: the
-// balance after its newest uploaded move in the reconciliation's books,
-// or its issue balance before it has any.
+// bookBalance is a card's EP balance as the host last knows it from the
+// card's own rows: the balance after its newest uploaded move in the
+// reconciliation's books, or its issue balance before it has any. A move
+// whose TAC the card's key does not give is none of the card's (a
+// terminal's invention, alarmed): when the books hold one, the balance is
+// the one after the newest other move, so that a forged row neither drains
+// a replaced card's balance nor inflates it.
 func bookBalance(q querier, c Card) (int64, error) {
+	var forged int
+	if err := q.QueryRow(`SELECT count(*) FROM recon_moves m JOIN journal j ON j.terminal = m.terminal AND j.id = m.row_id
+		WHERE m.card = ? AND m.purse = 'EP' AND m.state = ? AND j.tac_check = ?`, c.Number, rowDone, tacBad).Scan(&forged); err != nil {
+		return 0, err
+	}
+	if forged > 0 {
+		var kind string
+		var before, amount int64
+		err := q.QueryRow(`SELECT m.kind, m.balance_fen, m.amount_fen FROM recon_moves m JOIN journal j ON j.terminal = m.terminal AND j.id = m.row_id
+			WHERE m.card = ? AND m.purse = 'EP' AND m.state = ? AND j.tac_check <> ? ORDER BY m.time DESC LIMIT 1`,
+			c.Number, rowDone, tacBad).Scan(&kind, &before, &amount)
+		switch {
+		case errors.Is(err, sql.ErrNoRows):
+			return c.InitialBalanceFen, nil
+		case err != nil:
+			return 0, err
+		case kind == rowPurchase:
+			return before - amount, nil
+		}
+		return before + amount, nil
+	}
 	var last int64
 	err := q.QueryRow(`SELECT last_after_fen FROM purse_books WHERE card = ? AND purse = 'EP'`, c.Number).Scan(&last)
 	if errors.Is(err, sql.ErrNoRows) {
@@ -248,6 +273,9 @@ func insertReplacement(tx *sql.Tx, req ReplaceRequest, settle time.Duration, act
 	if err != nil {
 		return r, err
 	}
+	if err := checkNewCardCap(tx, req.New, balance); err != nil {
+		return r, err
+	}
 	until := now.Add(settle)
 	if _, err := tx.Exec(`INSERT INTO replacements (old, new, reported, deny_seq, replaced, settle_until, state, reported_fen, actor, reason)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, req.Old, req.New, reported, denySeq, dbTime(now), dbTime(until), replaceSettling,
@@ -288,6 +316,29 @@ func checkNewCard(tx *sql.Tx, number string) error {
 		return err
 	} else if found {
 		return fmt.Errorf("card %s is the replacement of card %s already: %w", redact.CardNumber(number), redact.CardNumber(prev.Old), ErrExists)
+	}
+	return nil
+}
+
+// checkNewCardCap refuses a new card whose product cannot hold the balance
+// carried (at most carried) on top of what the card holds: the credit
+// would wait at every tap, refused by the authorization's cap check.
+func checkNewCardCap(tx *sql.Tx, number string, carried int64) error {
+	c, err := card(tx, number)
+	if err != nil {
+		return err
+	}
+	held, err := bookBalance(tx, c)
+	if err != nil {
+		return err
+	}
+	p, err := cardProduct(tx, number)
+	if err != nil {
+		return err
+	}
+	if held+carried > p.CapFen {
+		return fmt.Errorf("card %s holds %s and would receive up to %s, over its %s product's cap of %s: move it to a product that holds it ('cardhost card product --card N --set P'): %w",
+			redact.CardNumber(number), money.Format(held), money.Format(carried), p.Name, money.Format(p.CapFen), ErrNotReplaceable)
 	}
 	return nil
 }

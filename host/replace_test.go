@@ -268,3 +268,74 @@ func testReplaceCertainEarly(t *testing.T) {
 		t.Fatalf("another heartbeat: credits %+v; want still one", c)
 	}
 }
+
+// TestReplaceNewCardCap: the new card's product must hold the balance
+// carried with what the card holds already: a credit over its cap would
+// wait at every tap, refused by the authorization's cap check, and the
+// holder's money with it. The refusal records nothing; once the new card
+// is moved to a product that holds it, the replacement goes.
+func TestReplaceNewCardCap(t *testing.T) { eachStore(t, testReplaceNewCardCap) }
+
+func testReplaceNewCardCap(t *testing.T) {
+	e := newEnv(t, Options{})
+	ctx := t.Context()
+	now := time.Now()
+	e.issueAnother(testNewNumber, "张三", 3000)
+	if err := e.st.AddProduct(ctx, hostapi.Product{Name: "small", CapFen: 10000, Replaceable: true}, "operator a", now); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.st.SetCardProduct(ctx, testNewNumber, "small", "operator a", now); err != nil {
+		t.Fatal(err)
+	}
+	e.upload(e.sale("1", 0, 1, 10000, 1680, 1)) // the old card holds 83.20
+	if _, err := e.st.Deny(ctx, testNumber, "lost", "operator a", now); err != nil {
+		t.Fatal(err)
+	}
+	_, err := e.st.Replace(ctx, ReplaceRequest{Old: testNumber, New: testNewNumber}, "operator a", now)
+	if !errors.Is(err, ErrNotReplaceable) || !strings.Contains(err.Error(), "cap of 100.00") {
+		t.Fatalf("replacing 83.20 onto a card holding 30.00 whose product holds 100.00: %v; want refused over the cap", err)
+	}
+	if n := e.count("replacements", "1 = 1"); n != 0 {
+		t.Fatalf("%d replacements recorded by a refusal", n)
+	}
+	if _, err := e.st.SetCardProduct(ctx, testNewNumber, hostapi.ProductNamed, "operator a", now); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.st.Replace(ctx, ReplaceRequest{Old: testNumber, New: testNewNumber}, "operator a", now); err != nil {
+		t.Fatalf("replacing onto a named card: %v", err)
+	}
+}
+
+// TestReplaceIgnoresForgedRows: a purchase of the lost card whose TAC the
+// card's key does not give (a terminal's invention, alarmed) neither takes
+// the holder's money off the balance carried nor adds to it: the credit is
+// the balance of the card's own rows, 71.20, and a forged row uploaded
+// after the credit is no debt of the replacement.
+func TestReplaceIgnoresForgedRows(t *testing.T) { eachStore(t, testReplaceIgnoresForgedRows) }
+
+func testReplaceIgnoresForgedRows(t *testing.T) {
+	e := newEnv(t, Options{})
+	ctx := t.Context()
+	secretB := e.lostCard83()
+	e.upload(e.sale("2", 1, 2, 8320, 750, 2))
+	fromB := e.sale("3", 2, 3, 7570, 450, 3)
+	fromB.ID = testTermB + "-1"
+	e.uploadAs(testTermB, secretB, fromB)
+	drain := e.sale("4", 3, 4, 7120, 7120, 4) // the whole balance, to nobody the card paid
+	drain.TAC = flip(drain.TAC)
+	e.upload(drain)
+	if _, _, err := e.st.SettleReplacements(ctx, time.Now().Add(2*time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if c := e.newCardCredits(); len(c) != 1 || c[0].AmountFen != 7120 {
+		t.Fatalf("credits %+v after a forged purchase of 71.20; want one of 71.20", c)
+	}
+	inflate := e.sale("5", 4, 5, 900000, 100, 5) // a balance the card never had
+	inflate.TAC = flip(inflate.TAC)
+	late := e.sale("6", 5, 6, 7120, 7000, 6)
+	late.TAC = flip(late.TAC)
+	e.upload(inflate, late)
+	if r, err := e.st.Replacement(ctx, testNumber); err != nil || r.CreditedFen != 7120 || r.DebtFen != 0 {
+		t.Fatalf("replacement %+v, %v; want 71.20 carried, no debt", r, err)
+	}
+}

@@ -444,9 +444,14 @@ func (s *Syncer) heartbeatOnce(ctx context.Context) (bool, error) {
 	if s.Heartbeat != nil {
 		req = s.Heartbeat()
 	}
-	if depth, err := s.Store.QueueDepth(ctx); err == nil {
-		req.QueueDepth = depth
+	// No heartbeat rather than a depth of 0 it could not read: the host
+	// takes an empty queue as proof that this terminal holds no row it
+	// lacks (a lost card's replacement settles early on it).
+	depth, err := s.Store.QueueDepth(ctx)
+	if err != nil {
+		return false, fmt.Errorf("heartbeat: %w", err)
 	}
-	_, err := s.Client.Heartbeat(ctx, req)
+	req.QueueDepth = depth
+	_, err = s.Client.Heartbeat(ctx, req)
 	return false, err
 }
