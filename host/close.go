@@ -28,6 +28,10 @@ const (
 // serves it again.
 const DenyReasonClosed = "closed"
 
+// ErrClosedCard is wrapped by the refusal to lift the deny on a closed
+// card: its balance left it as a refund owed to the holder.
+var ErrClosedCard = errors.New("card was closed")
+
 // Close is a card's close as the host keeps it.
 type Close struct {
 	Card      string `json:"card"`
