@@ -137,6 +137,15 @@ func closable(q querier, c Card) error {
 	} else if denied {
 		return &CloseRefusedError{Card: c.Number, Reason: fmt.Sprintf("it is on the deny list (%s): no terminal serves it", why)}
 	}
+	// The lost card's balance becomes a credit of this card only when
+	// the replacement settles: closed before, that credit would wait on a
+	// card no terminal serves, outside the refund due.
+	if r, found, err := replacementOf(q, c.Number); err != nil {
+		return err
+	} else if found && r.New == c.Number && r.State == replaceSettling {
+		return &CloseRefusedError{Card: c.Number, Reason: fmt.Sprintf("it still waits for the balance of lost card %s (replacement settling until %s): close it once that is loaded",
+			redact.CardNumber(r.Old), r.SettleUntil)}
+	}
 	return refundable(q, c)
 }
 

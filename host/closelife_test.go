@@ -34,3 +34,22 @@ func testClosedCardStaysDenied(t *testing.T) {
 		t.Fatalf("deny %v %q after the refused undeny; want closed", denied, reason)
 	}
 }
+
+func TestCloseWaitsForReplacement(t *testing.T) { eachStore(t, testCloseWaitsForReplacement) }
+
+// testCloseWaitsForReplacement: the new card of a replacement still
+// settling is owed the lost card's balance as a credit that does not exist
+// yet; closing it now would leave that credit, made at the settlement,
+// pending on a closed card that no terminal serves, outside the refund
+// due. The close is refused, and nothing changes.
+func testCloseWaitsForReplacement(t *testing.T) {
+	e := newEnv(t, Options{})
+	e.lostCard83()
+	var refused *CloseRefusedError
+	if _, err := e.st.CloseCard(e.t.Context(), testNewNumber, "operator alice", "left", time.Now()); !errors.As(err, &refused) {
+		t.Fatalf("closing the new card of a replacement still settling: %v; want refused", err)
+	}
+	if n := e.count("closes", "card = ?", testNewNumber); n != 0 {
+		t.Fatalf("%d closes of the new card after the refusal", n)
+	}
+}
