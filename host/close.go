@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/cardd/cardd/hostapi"
+	"github.com/cardd/cardd/money"
 	"github.com/cardd/cardd/redact"
 )
 
@@ -44,10 +45,13 @@ type Close struct {
 	// balance the closing debit took; 0 for a card that held nothing),
 	// the terminal and journal row that closed it, and its TAC check.
 	RefundFen *int64 `json:"refund_fen,omitempty"`
-	Terminal  string `json:"terminal,omitempty"`
-	JournalID string `json:"journal_id,omitempty"`
-	Closed    string `json:"closed,omitempty"` // RFC 3339
-	TACCheck  string `json:"tac_check,omitempty"`
+	// CreditsFen is the part of the refund due that is the pending
+	// credits the close cancelled (never loaded, the holder's money).
+	CreditsFen int64  `json:"credits_fen"`
+	Terminal   string `json:"terminal,omitempty"`
+	JournalID  string `json:"journal_id,omitempty"`
+	Closed     string `json:"closed,omitempty"` // RFC 3339
+	TACCheck   string `json:"tac_check,omitempty"`
 }
 
 // CloseRefusedError refuses to close a card, and says why: nothing changed.
@@ -108,11 +112,12 @@ func (s *Store) CloseCard(ctx context.Context, number, actor, reason string, now
 		if err := closable(tx, c); err != nil {
 			return err
 		}
-		if err := cancelForClose(tx, number, actor, now); err != nil {
+		credits, err := cancelForClose(tx, number, actor, now)
+		if err != nil {
 			return err
 		}
-		if _, err := tx.Exec(`INSERT INTO closes (card, state, operator, reason, requested) VALUES (?, 'pending', ?, ?, ?)`,
-			number, actor, reason, dbTime(now)); err != nil {
+		if _, err := tx.Exec(`INSERT INTO closes (card, state, operator, reason, requested, credits_fen) VALUES (?, 'pending', ?, ?, ?, ?)`,
+			number, actor, reason, dbTime(now), credits); err != nil {
 			return err
 		}
 		if _, err := tx.Exec(`INSERT INTO changes (kind, card, time) VALUES ('close', ?, ?)`, number, dbTime(now)); err != nil {
@@ -150,32 +155,46 @@ func closable(q querier, c Card) error {
 }
 
 // cancelForClose cancels the card's pending credits, so that nothing is
-// loaded onto a card being emptied: the money goes back with the refund
-// (the ledger says cancelled, with the close as the reason).
-func cancelForClose(tx *sql.Tx, number, actor string, now time.Time) error {
+// loaded onto a card being emptied, and returns what of them goes back
+// with the refund: the holder's money never loaded. A subsidy is the
+// operator's grant, withdrawn and not paid out. A credit still awaiting a
+// second operator's approval refuses the close: refunded, it would pay
+// out what nobody approved; cancelled unpaid, it would lose the holder's
+// money if it was theirs. The ledger says cancelled, with the close as
+// the reason.
+func cancelForClose(tx *sql.Tx, number, actor string, now time.Time) (refundFen int64, err error) {
 	list, err := queryCredits(tx, `SELECT `+creditColumns+` FROM credits WHERE card = ? AND state = 'pending' ORDER BY seq`, number)
 	if err != nil {
-		return err
+		return 0, err
+	}
+	for _, c := range list {
+		if c.Approval == approvalAwaiting {
+			return 0, &CloseRefusedError{Card: number, Reason: fmt.Sprintf("credit %s of %s awaits a second operator's approval: approve it (it then goes back with the refund) or cancel it first",
+				c.ID, money.Format(c.AmountFen))}
+		}
 	}
 	for _, c := range list {
 		if err := cancelPending(tx, c.ID, EventCancelled, actor, "the card is being closed", now); err != nil {
 			var held *creditHeldError
 			if errors.As(err, &held) {
-				return &CloseRefusedError{Card: number, Reason: held.msg}
+				return 0, &CloseRefusedError{Card: number, Reason: held.msg}
 			}
-			return err
+			return 0, err
+		}
+		if c.Subsidy == "" {
+			refundFen += c.AmountFen
 		}
 	}
-	return nil
+	return refundFen, nil
 }
 
 const closeColumns = `cl.card, coalesce(c.holder, ''), cl.state, cl.operator, cl.reason, cl.requested,
-	cl.refund_fen, coalesce(cl.terminal, ''), coalesce(cl.journal_id, ''), coalesce(cl.closed, ''), coalesce(cl.tac_check, '')`
+	cl.refund_fen, cl.credits_fen, coalesce(cl.terminal, ''), coalesce(cl.journal_id, ''), coalesce(cl.closed, ''), coalesce(cl.tac_check, '')`
 
 func scanClose(sc interface{ Scan(...any) error }) (Close, error) {
 	var c Close
 	var refund sql.NullInt64
-	err := sc.Scan(&c.Card, &c.Holder, &c.State, &c.Operator, &c.Reason, &c.Requested, &refund, &c.Terminal, &c.JournalID, &c.Closed, &c.TACCheck)
+	err := sc.Scan(&c.Card, &c.Holder, &c.State, &c.Operator, &c.Reason, &c.Requested, &refund, &c.CreditsFen, &c.Terminal, &c.JournalID, &c.Closed, &c.TACCheck)
 	if refund.Valid {
 		c.RefundFen = &refund.Int64
 	}
@@ -265,11 +284,19 @@ func closeFromRow(tx *sql.Tx, terminal string, r hostapi.JournalRow, now time.Ti
 		}
 	}
 	refund := r.AmountFen
+	if c.State == ClosePending {
+		// The credits the close cancelled go back with the first
+		// closing row only.
+		refund += c.CreditsFen
+	}
 	var counter *uint16
 	if r.Kind == rowPurchase {
 		counter = &r.Counter
 	}
 	detail := "refund due to " + c.Holder + ", journal row " + r.ID
+	if c.CreditsFen > 0 {
+		detail += fmt.Sprintf(" (of which %s the pending credits the close cancelled)", money.Format(c.CreditsFen))
+	}
 	if c.State == CloseClosed {
 		if refund == 0 {
 			return nil // an empty card's closing read after the close: nothing owed

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cardd/cardd/apdu/epurse"
 	"github.com/cardd/cardd/hostapi"
 )
 
@@ -51,5 +52,61 @@ func testCloseWaitsForReplacement(t *testing.T) {
 	}
 	if n := e.count("closes", "card = ?", testNewNumber); n != 0 {
 		t.Fatalf("%d closes of the new card after the refusal", n)
+	}
+}
+
+func TestCloseRefundsCancelledCredits(t *testing.T) { eachStore(t, testCloseRefundsCancelledCredits) }
+
+// testCloseRefundsCancelledCredits: the pending credits a close cancels
+// (so that nothing is loaded onto a card being emptied) are the holder's
+// money never loaded: a top-up of 5.00 goes back with the refund due, on
+// top of the 100.00 the closing debit took. A subsidy is the operator's
+// grant, withdrawn with the close, not paid out. A credit still awaiting a
+// second operator's approval refuses the close, and nothing changes:
+// refunding it would pay out what nobody approved, cancelling it would
+// lose it if it was the holder's.
+func testCloseRefundsCancelledCredits(t *testing.T) {
+	now := time.Now().Truncate(time.Second)
+	e := newEnv(t, Options{Now: func() time.Time { return now }})
+	ctx := context.Background()
+	topup := e.addCredit(500)
+	e.addSubsidy(NewSubsidy{ID: "lunch", AmountFen: 300, Purse: epurse.PurseEP, NotBefore: now.Add(-time.Hour), Expires: now.Add(24 * time.Hour),
+		Note: "lunch", Cards: []string{testNumber}}, now)
+
+	if err := e.st.SetApprovalThreshold(ctx, 1000, "operator a", now); err != nil {
+		t.Fatal(err)
+	}
+	big, err := e.st.AddCredit(ctx, testNumber, 2000, "desk", "operator a", now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var refused *CloseRefusedError
+	if _, err := e.st.CloseCard(ctx, testNumber, "operator alice", "graduated", now); !errors.As(err, &refused) {
+		t.Fatalf("close with a credit awaiting approval: %v; want refused", err)
+	}
+	if s := e.creditState(topup); s != hostapi.CreditPending || e.count("closes", "1 = 1") != 0 {
+		t.Fatalf("the refused close changed something: top-up %s, %d closes", s, e.count("closes", "1 = 1"))
+	}
+	if err := e.st.CancelCreditWithReason(ctx, big.ID, "operator a", "typed 20.00 for 2.00", now); err != nil {
+		t.Fatal(err)
+	}
+
+	if _, err := e.st.CloseCard(ctx, testNumber, "operator alice", "graduated", now); err != nil {
+		t.Fatal(err)
+	}
+	if s := e.creditState(topup); s != hostapi.CreditCancelled {
+		t.Fatalf("top-up %s after the close; want cancelled", s)
+	}
+	debit := e.sale("1", 0, 1, 10000, 10000, 1)
+	debit.CreditID = hostapi.CloseID(testNumber)
+	if up := e.upload(debit); len(up.Acked) != 1 {
+		t.Fatalf("upload: %+v", up)
+	}
+	list, err := e.st.Closes(ctx, CloseClosed)
+	if err != nil || len(list) != 1 || list[0].RefundFen == nil {
+		t.Fatalf("closed: %+v, %v", list, err)
+	}
+	if got := *list[0].RefundFen; got != 10500 || list[0].CreditsFen != 500 {
+		t.Fatalf("refund due %d (credits %d); want 10500: the closing debit's 10000 and the cancelled top-up's 500", got, list[0].CreditsFen)
 	}
 }
