@@ -173,19 +173,28 @@ func cancelForClose(tx *sql.Tx, number, actor string, now time.Time) (refundFen 
 				c.ID, money.Format(c.AmountFen))}
 		}
 	}
+	refundFen, held, err := cancelToRefund(tx, list, actor, "the card is being closed", now)
+	if held != nil {
+		return 0, &CloseRefusedError{Card: number, Reason: held.msg}
+	}
+	return refundFen, err
+}
+
+// cancelToRefund cancels credits, stopping at the first a terminal holds
+// an authorization for (held), and returns the holder's money among those
+// it cancelled: every one but a subsidy, the operator's grant.
+func cancelToRefund(tx *sql.Tx, list []CreditInfo, actor, reason string, now time.Time) (refundFen int64, held *creditHeldError, err error) {
 	for _, c := range list {
-		if err := cancelPending(tx, c.ID, EventCancelled, actor, "the card is being closed", now); err != nil {
-			var held *creditHeldError
-			if errors.As(err, &held) {
-				return 0, &CloseRefusedError{Card: number, Reason: held.msg}
-			}
-			return 0, err
+		if err := cancelPending(tx, c.ID, EventCancelled, actor, reason, now); errors.As(err, &held) {
+			return refundFen, held, nil
+		} else if err != nil {
+			return 0, nil, err
 		}
 		if c.Subsidy == "" {
 			refundFen += c.AmountFen
 		}
 	}
-	return refundFen, nil
+	return refundFen, nil, nil
 }
 
 const closeColumns = `cl.card, coalesce(c.holder, ''), cl.state, cl.operator, cl.reason, cl.requested,
@@ -313,8 +322,57 @@ func closeFromRow(tx *sql.Tx, terminal string, r hostapi.JournalRow, now time.Ti
 		Counter: counter, AmountFen: &refund, TAC: r.TAC, Detail: detail}); err != nil {
 		return err
 	}
-	_, err = deny(tx, r.Card, DenyReasonClosed, terminalActor(terminal), now)
+	if _, err := deny(tx, r.Card, DenyReasonClosed, terminalActor(terminal), now); err != nil {
+		return err
+	}
+	return refundPending(tx, r.Card, terminalActor(terminal), now)
+}
+
+// refundPending folds into a closed card's refund due the credits still
+// pending on it, which no terminal will load onto a denied card: those
+// added, or paid, while its close waited (the close cancelled only those
+// there when it was asked), and those that arrive after it closed (a
+// top-up paid late, a voided sale's refund; insertCredit calls it). Each
+// is cancelled, the holder's money added to the refund due; a subsidy is
+// withdrawn unpaid. A credit awaiting approval waits for its second
+// operator, one a terminal holds an authorization for for its proof.
+func refundPending(tx *sql.Tx, number, actor string, now time.Time) error {
+	if c, found, err := closeOf(tx, number); err != nil || !found || c.State != CloseClosed {
+		return err
+	}
+	list, err := queryCredits(tx, `SELECT `+creditColumns+` FROM credits WHERE card = ? AND state = 'pending' ORDER BY seq`, number)
+	if err != nil {
+		return err
+	}
+	var sum int64
+	for _, c := range list {
+		if c.Approval == approvalAwaiting {
+			continue
+		}
+		// One at a time: a held one is skipped, the rest still cancelled.
+		n, _, err := cancelToRefund(tx, []CreditInfo{c}, actor, "the card is closed: the credit goes back with its refund due", now)
+		if err != nil {
+			return err
+		}
+		sum += n
+	}
+	if sum == 0 {
+		return nil
+	}
+	_, err = tx.Exec(`UPDATE closes SET refund_fen = refund_fen + ?, credits_fen = credits_fen + ? WHERE card = ?`, sum, sum, number)
 	return err
+}
+
+// refuseClosed refuses an operator's new credit for a closed card: its
+// balance is refunded at the desk, and a credit would only go back with
+// the refund.
+func refuseClosed(q querier, number string) error {
+	if c, found, err := closeOf(q, number); err != nil {
+		return err
+	} else if found && c.State == CloseClosed {
+		return fmt.Errorf("card %s was closed at %s: pay the holder at the desk with its refund due: %w", redact.CardNumber(number), c.Closed, ErrClosedCard)
+	}
+	return nil
 }
 
 // closeRef reports whether row r's credit_id names its card's close, on a

@@ -110,3 +110,91 @@ func testCloseRefundsCancelledCredits(t *testing.T) {
 		t.Fatalf("refund due %d (credits %d); want 10500: the closing debit's 10000 and the cancelled top-up's 500", got, list[0].CreditsFen)
 	}
 }
+
+func TestCloseRefundsLateCredits(t *testing.T) { eachStore(t, testCloseRefundsLateCredits) }
+
+// testCloseRefundsLateCredits: money that becomes a credit of the card
+// while its close waits, or after it closed, never reaches the card: a
+// credit added while the close is pending, and a top-up ordered then and
+// paid after the close, each go back with the refund due, once. An
+// operator's credit for a closed card is refused with the reason.
+func testCloseRefundsLateCredits(t *testing.T) {
+	e := newEnv(t, Options{})
+	ctx := context.Background()
+	now := time.Now()
+	if _, err := e.st.CloseCard(ctx, testNumber, "operator alice", "graduated", now); err != nil {
+		t.Fatal(err)
+	}
+	order, _, err := e.st.newTopup(ctx, testTerm, "sim", hostapi.TopupOrderRequest{Card: testNumber, AmountFen: 700, BalanceFen: 10000, Key: "k1"},
+		100000, now.Add(time.Hour), now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	late := e.addCredit(300)
+	debit := e.sale("1", 0, 1, 10000, 10000, 1)
+	debit.CreditID = hostapi.CloseID(testNumber)
+	if up := e.upload(debit); len(up.Acked) != 1 {
+		t.Fatalf("upload: %+v", up)
+	}
+	refund := func() int64 {
+		t.Helper()
+		list, err := e.st.Closes(ctx, CloseClosed)
+		if err != nil || len(list) != 1 || list[0].RefundFen == nil {
+			t.Fatalf("closed: %+v, %v", list, err)
+		}
+		return *list[0].RefundFen
+	}
+	if got := refund(); got != 10300 || e.creditState(late) != hostapi.CreditCancelled {
+		t.Fatalf("refund due %d, credit added while pending %s; want 10300 and cancelled", got, e.creditState(late))
+	}
+	for range 2 {
+		if _, err := e.st.payTopup(ctx, Payment{OrderID: order.ID, State: hostapi.TopupPaid, AmountFen: 700, TxnID: "t1"}, "notify", time.Now()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := refund(); got != 11000 || e.creditState(order.ID) != hostapi.CreditCancelled {
+		t.Fatalf("refund due %d, top-up paid after the close %s; want 11000 and cancelled", got, e.creditState(order.ID))
+	}
+	if _, err := e.st.AddCredit(ctx, testNumber, 100, "desk", "operator a", time.Now()); !errors.Is(err, ErrClosedCard) {
+		t.Fatalf("a credit for a closed card: %v; want ErrClosedCard", err)
+	}
+	if n := e.count("credits", "card = ? AND state = 'pending'", testNumber); n != 0 {
+		t.Fatalf("%d credits pending on the closed card", n)
+	}
+}
+
+func TestCloseRefundsApprovedLate(t *testing.T) { eachStore(t, testCloseRefundsApprovedLate) }
+
+// testCloseRefundsApprovedLate: a credit added while the close waited and
+// still awaiting approval when the card closed waits for its second
+// operator; approved, it goes back with the refund due, as no terminal
+// loads a closed card.
+func testCloseRefundsApprovedLate(t *testing.T) {
+	e := newEnv(t, Options{})
+	ctx := context.Background()
+	if _, err := e.st.CloseCard(ctx, testNumber, "operator alice", "graduated", time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.st.SetApprovalThreshold(ctx, 1000, "operator a", time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	big, err := e.st.AddCredit(ctx, testNumber, 2000, "desk", "operator a", time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	debit := e.sale("1", 0, 1, 10000, 10000, 1)
+	debit.CreditID = hostapi.CloseID(testNumber)
+	if up := e.upload(debit); len(up.Acked) != 1 {
+		t.Fatalf("upload: %+v", up)
+	}
+	if s := e.creditState(big.ID); s != hostapi.CreditPending {
+		t.Fatalf("credit awaiting approval %s at the close; want still pending", s)
+	}
+	if err := e.st.ApproveCredit(ctx, big.ID, "operator b", "", time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	list, err := e.st.Closes(ctx, CloseClosed)
+	if err != nil || len(list) != 1 || *list[0].RefundFen != 12000 || e.creditState(big.ID) != hostapi.CreditCancelled {
+		t.Fatalf("after the approval: %+v, %v, credit %s; want 120.00 due and the credit cancelled", list, err, e.creditState(big.ID))
+	}
+}
