@@ -3,6 +3,7 @@ package host
 import (
 	"context"
 	"errors"
+	"net/http"
 	"testing"
 	"time"
 
@@ -196,5 +197,33 @@ func testCloseRefundsApprovedLate(t *testing.T) {
 	list, err := e.st.Closes(ctx, CloseClosed)
 	if err != nil || len(list) != 1 || *list[0].RefundFen != 12000 || e.creditState(big.ID) != hostapi.CreditCancelled {
 		t.Fatalf("after the approval: %+v, %v, credit %s; want 120.00 due and the credit cancelled", list, err, e.creditState(big.ID))
+	}
+}
+
+func TestClosingDebitNotVoidable(t *testing.T) { eachStore(t, testClosingDebitNotVoidable) }
+
+// testClosingDebitNotVoidable: a closing debit is no sale: its money is
+// the refund due, paid at the desk. Voided as a sale, its refund credit
+// would pay it a second time. The void is refused 409 not_voidable and
+// the refund due stays the debit's.
+func testClosingDebitNotVoidable(t *testing.T) {
+	e := newEnv(t, Options{})
+	ctx := context.Background()
+	if _, err := e.st.CloseCard(ctx, testNumber, "operator alice", "graduated", time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	row := purchaseRow("9")
+	row.AmountFen, row.BalanceFen, row.CreditID = 10000, 10000, hostapi.CloseID(testNumber)
+	debit := e.proved(row)
+	if up := e.upload(debit); len(up.Acked) != 1 {
+		t.Fatalf("upload: %+v", up)
+	}
+	e.wantRefusal(hostapi.PathVoid, voidRequest(testTerm+"-V1", debit, 10000), http.StatusConflict, hostapi.CodeNotVoidable)
+	list, err := e.st.Closes(ctx, CloseClosed)
+	if err != nil || len(list) != 1 || *list[0].RefundFen != 10000 {
+		t.Fatalf("closes %+v, %v; want 100.00 due", list, err)
+	}
+	if n := e.count("credits", "card = ?", testNumber); n != 0 {
+		t.Fatalf("%d credits for the closed card after the void", n)
 	}
 }
