@@ -280,17 +280,9 @@ func closeFromRow(tx *sql.Tx, terminal string, r hostapi.JournalRow, now time.Ti
 		slog.Warn("a closing row for a card no close was asked for: nothing recorded", "card", redact.CardNumber(r.Card), "terminal", terminal, "journal", r.ID)
 		return nil
 	}
-	check := tacNone
-	if r.Kind == rowPurchase {
-		if err := tx.QueryRow(`SELECT coalesce(tac_check, '') FROM journal WHERE terminal = ? AND id = ?`, terminal, r.ID).Scan(&check); err != nil {
-			return err
-		}
-		if check == tacBad {
-			return nil
-		}
-		if check == "" {
-			check = tacNone
-		}
+	check, err := closingCheck(tx, terminal, r, now)
+	if err != nil || check == tacBad {
+		return err
 	}
 	refund := r.AmountFen
 	if c.State == ClosePending {
@@ -310,7 +302,10 @@ func closeFromRow(tx *sql.Tx, terminal string, r hostapi.JournalRow, now time.Ti
 		if refund == 0 {
 			return nil // an empty card's closing read after the close: nothing owed
 		}
-		if _, err := tx.Exec(`UPDATE closes SET refund_fen = refund_fen + ? WHERE card = ?`, refund, r.Card); err != nil {
+		// The close's check is its least: none once a debit it pays is
+		// unproven.
+		if _, err := tx.Exec(`UPDATE closes SET refund_fen = refund_fen + ?, tac_check = CASE WHEN ? = 'none' THEN 'none' ELSE tac_check END WHERE card = ?`,
+			refund, check, r.Card); err != nil {
 			return err
 		}
 		detail = "a further closing debit, added to the refund due to " + c.Holder + ", journal row " + r.ID
@@ -373,6 +368,32 @@ func refuseClosed(q querier, number string) error {
 		return fmt.Errorf("card %s was closed at %s: pay the holder at the desk with its refund due: %w", redact.CardNumber(number), c.Closed, ErrClosedCard)
 	}
 	return nil
+}
+
+// closingCheck is the TAC check of closing row r as its upload stored it
+// (reconcileRow): ok, bad (it closes nothing), or none for a read, or for
+// a debit with nothing to verify it by. A closing debit with no TAC or no
+// PSAM terminal id is a terminal's word alone for money paid out at the
+// desk: it raises an alarm.
+func closingCheck(tx *sql.Tx, terminal string, r hostapi.JournalRow, now time.Time) (string, error) {
+	if r.Kind != rowPurchase {
+		return tacNone, nil
+	}
+	var check string
+	if err := tx.QueryRow(`SELECT coalesce(tac_check, '') FROM journal WHERE terminal = ? AND id = ?`, terminal, r.ID).Scan(&check); err != nil {
+		return "", err
+	}
+	if check == "" {
+		check = tacNone
+	}
+	if check == tacNone && (r.TAC == "" || r.PSAMTerminal == "") {
+		detail := fmt.Sprintf("closing debit %s of terminal %s (%s) has no TAC or PSAM terminal id to verify: the refund due includes it on the terminal's word; check the card before paying it",
+			r.ID, terminal, money.Format(r.AmountFen))
+		if _, err := insertAlarm(tx, r.Card, detail, now); err != nil {
+			return "", err
+		}
+	}
+	return check, nil
 }
 
 // closeRef reports whether row r's credit_id names its card's close, on a

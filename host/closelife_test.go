@@ -11,6 +11,20 @@ import (
 	"github.com/cardd/cardd/hostapi"
 )
 
+// closeWithDebit closes the test card: asked, then its proven closing
+// debit of its 100.00 uploaded.
+func (e *env) closeWithDebit() {
+	e.t.Helper()
+	if _, err := e.st.CloseCard(e.t.Context(), testNumber, "operator alice", "graduated", time.Now()); err != nil {
+		e.t.Fatal(err)
+	}
+	debit := e.sale("1", 0, 1, 10000, 10000, 1)
+	debit.CreditID = hostapi.CloseID(testNumber)
+	if up := e.upload(debit); len(up.Acked) != 1 {
+		e.t.Fatalf("upload: %+v", up)
+	}
+}
+
 func TestClosedCardStaysDenied(t *testing.T) { eachStore(t, testClosedCardStaysDenied) }
 
 // testClosedCardStaysDenied: a closed card's balance is owed back as a
@@ -20,14 +34,7 @@ func TestClosedCardStaysDenied(t *testing.T) { eachStore(t, testClosedCardStaysD
 func testClosedCardStaysDenied(t *testing.T) {
 	e := newEnv(t, Options{})
 	ctx := context.Background()
-	if _, err := e.st.CloseCard(ctx, testNumber, "operator alice", "graduated", time.Now()); err != nil {
-		t.Fatal(err)
-	}
-	debit := e.sale("1", 0, 1, 10000, 10000, 1)
-	debit.CreditID = hostapi.CloseID(testNumber)
-	if up := e.upload(debit); len(up.Acked) != 1 {
-		t.Fatalf("upload: %+v", up)
-	}
+	e.closeWithDebit()
 	err := e.st.Undeny(ctx, testNumber, "operator bob", time.Now())
 	if !errors.Is(err, ErrClosedCard) {
 		t.Fatalf("undeny of a closed card: %v; want ErrClosedCard", err)
@@ -226,4 +233,31 @@ func testClosingDebitNotVoidable(t *testing.T) {
 	if n := e.count("credits", "card = ?", testNumber); n != 0 {
 		t.Fatalf("%d credits for the closed card after the void", n)
 	}
+}
+
+func TestUnprovenClosingDebit(t *testing.T) { eachStore(t, testUnprovenClosingDebit) }
+
+// testUnprovenClosingDebit: a closing debit the host cannot verify (no TAC,
+// no PSAM terminal id: honest only when the card could not prove it any
+// more, else a terminal's word alone) is money paid out at the desk on
+// that word: it raises an alarm, and the close shows its TAC check as
+// none, also when it is a further closing debit after a proven one (the
+// close showed "ok" for a refund due that was no longer all proven).
+func testUnprovenClosingDebit(t *testing.T) {
+	e := newEnv(t, Options{})
+	ctx := context.Background()
+	e.closeWithDebit()
+	e.wantOpenAlarms("a proven closing debit")
+	further := e.sale("2", 1, 2, 50000, 50000, 2)
+	further.CreditID, further.TAC = hostapi.CloseID(testNumber), ""
+	if up := e.upload(further); len(up.Acked) != 1 {
+		t.Fatalf("upload: %+v", up)
+	}
+	list, err := e.st.Closes(ctx, CloseClosed)
+	if err != nil || len(list) != 1 || *list[0].RefundFen != 60000 || list[0].TACCheck != tacNone {
+		t.Fatalf("closes %+v, %v; want 600.00 due with TAC check none", list, err)
+	}
+	// The books cannot hold a debit of a card already emptied: that is
+	// the reconciliation's alarm, after this one.
+	e.wantOpenAlarms("an unproven closing debit", "no TAC", "unaccounted")
 }
