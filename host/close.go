@@ -280,7 +280,7 @@ func closeFromRow(tx *sql.Tx, terminal string, r hostapi.JournalRow, now time.Ti
 		slog.Warn("a closing row for a card no close was asked for: nothing recorded", "card", redact.CardNumber(r.Card), "terminal", terminal, "journal", r.ID)
 		return nil
 	}
-	check, err := closingCheck(tx, terminal, r, now)
+	check, err := closingCheck(tx, terminal, r, c.State, now)
 	if err != nil || check == tacBad {
 		return err
 	}
@@ -374,10 +374,14 @@ func refuseClosed(q querier, number string) error {
 // (reconcileRow): ok, bad (it closes nothing), or none for a read, or for
 // a debit with nothing to verify it by. A closing debit with no TAC or no
 // PSAM terminal id is a terminal's word alone for money paid out at the
-// desk: it raises an alarm.
-func closingCheck(tx *sql.Tx, terminal string, r hostapi.JournalRow, now time.Time) (string, error) {
+// desk, and a read that closes (state is the close's) a card the books
+// say holds money is one for money owed nowhere: each raises an alarm.
+func closingCheck(tx *sql.Tx, terminal string, r hostapi.JournalRow, state string, now time.Time) (string, error) {
 	if r.Kind != rowPurchase {
-		return tacNone, nil
+		if state != ClosePending {
+			return tacNone, nil
+		}
+		return tacNone, emptyReadAlarm(tx, terminal, r, now)
 	}
 	var check string
 	if err := tx.QueryRow(`SELECT coalesce(tac_check, '') FROM journal WHERE terminal = ? AND id = ?`, terminal, r.ID).Scan(&check); err != nil {
@@ -394,6 +398,25 @@ func closingCheck(tx *sql.Tx, terminal string, r hostapi.JournalRow, now time.Ti
 		}
 	}
 	return check, nil
+}
+
+// emptyReadAlarm raises the alarm of closing read r when the host's books
+// hold a balance for the card: a purchase not uploaded yet may have
+// emptied it, or the terminal's word is wrong and the holder's money is
+// on a card now denied, in no refund due.
+func emptyReadAlarm(tx *sql.Tx, terminal string, r hostapi.JournalRow, now time.Time) error {
+	cd, err := card(tx, r.Card)
+	if err != nil {
+		return err
+	}
+	books, err := bookBalance(tx, cd)
+	if err != nil || books <= 0 {
+		return err
+	}
+	detail := fmt.Sprintf("closing read %s of terminal %s says the card held nothing, the host's books say %s: refund due 0.00 unless its purchases arrive; check the card",
+		r.ID, terminal, money.Format(books))
+	_, err = insertAlarm(tx, r.Card, detail, now)
+	return err
 }
 
 // closeRef reports whether row r's credit_id names its card's close, on a

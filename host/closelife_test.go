@@ -261,3 +261,23 @@ func testUnprovenClosingDebit(t *testing.T) {
 	// the reconciliation's alarm, after this one.
 	e.wantOpenAlarms("an unproven closing debit", "no TAC", "unaccounted")
 }
+
+func TestClosingReadOfCardWithMoney(t *testing.T) { eachStore(t, testClosingReadOfCardWithMoney) }
+
+// testClosingReadOfCardWithMoney: a closing read says the card held
+// nothing, with no proof; the host's books say it holds 100.00. It closes
+// the card with nothing owed all the same (a purchase not yet uploaded
+// may have emptied it), but raises an alarm: else a terminal's word alone
+// closed a card with its holder's money on it, owed nowhere.
+func testClosingReadOfCardWithMoney(t *testing.T) {
+	e := newEnv(t, Options{})
+	if _, err := e.st.CloseCard(e.t.Context(), testNumber, "operator alice", "graduated", time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	read := hostapi.JournalRow{ID: testTerm + "-5", Kind: "read", State: "done", Card: testNumber, Purse: "EP",
+		CreditID: hostapi.CloseID(testNumber), Time: time.Now().Format(time.RFC3339)}
+	if up := e.upload(read); len(up.Acked) != 1 {
+		t.Fatalf("upload: %+v", up)
+	}
+	e.wantOpenAlarms("a closing read of a card the books say holds 100.00", "100.00")
+}
