@@ -20,11 +20,12 @@ import (
 // cards holding 45.60 each are closed with `cardhost card close`. Card A's
 // next tap at the POS debits 45.60 once through the PSAM; the host, on the
 // uploaded row (its TAC verified), records 45.60 due to the holder, listed
-// by `cardhost refunds due`, and denies the card, which is refused after.
+// by `cardhost refunds due`, and denies the card, which its next tap blocks
+// on the chip (APPLICATION BLOCK).
 // Card B is pulled during its closing DEBIT FOR PURCHASE: the card has
 // debited, the tap is in doubt; tapped again, the recovery settles it from
 // the card (GET TRANSACTION PROVE): still one debit and one refund due of
-// 45.60, and the card refused after.
+// 45.60, and the card blocked after.
 func TestCardCloseThroughServe(t *testing.T) {
 	requirePCSC(t)
 	ctx := context.Background()
@@ -72,7 +73,8 @@ func TestCardCloseThroughServe(t *testing.T) {
 	wantBalance(t, pathA, 0)
 	waitRefundDue(t, w.host, numberA, 30*time.Second)
 	waitDenied(t, storePath, numberA, host.DenyReasonClosed, 15*time.Second)
-	tapOnce("card A tapped after its close", pathA, vpcd.Options{}, string(tap.OutcomeDenied))
+	// Denied as closed, and the host reachable: blocked on the chip.
+	tapOnce("card A tapped after its close", pathA, vpcd.Options{}, string(tap.OutcomeBlocked))
 	wantBalance(t, pathA, 0)
 
 	// Card B: pulled during its closing DEBIT, whose answer is lost.
@@ -85,7 +87,8 @@ func TestCardCloseThroughServe(t *testing.T) {
 	wantBalance(t, pathB, 0)
 	waitRefundDue(t, w.host, numberB, 30*time.Second)
 	waitDenied(t, storePath, numberB, host.DenyReasonClosed, 15*time.Second)
-	tapOnce("card B tapped after its close", pathB, vpcd.Options{}, string(tap.OutcomeDenied))
+	// Denied as closed, and the host reachable: blocked on the chip.
+	tapOnce("card B tapped after its close", pathB, vpcd.Options{}, string(tap.OutcomeBlocked))
 	wantBalance(t, pathB, 0)
 
 	// Exactly one refund due each, 45.60, with the holder; one closing
