@@ -45,8 +45,9 @@ type Close struct {
 	// balance the closing debit took; 0 for a card that held nothing),
 	// the terminal and journal row that closed it, and its TAC check.
 	RefundFen *int64 `json:"refund_fen,omitempty"`
-	// CreditsFen is the part of the refund due that is the pending
-	// credits the close cancelled (never loaded, the holder's money).
+	// CreditsFen is the part of the refund due that is credits of the
+	// card cancelled for its close, when it was asked or since (never
+	// loaded, the holder's money: refundPending).
 	CreditsFen int64  `json:"credits_fen"`
 	Terminal   string `json:"terminal,omitempty"`
 	JournalID  string `json:"journal_id,omitempty"`
