@@ -143,7 +143,11 @@ func (s *Store) ApproveCredit(ctx context.Context, id, actor, note string, now t
 		if note != "" {
 			detail += "; " + note
 		}
-		return addLedger(tx, ledgerEntry{Time: now, Actor: actor, Event: EventApproved, Credit: id, Card: c.Card, AmountFen: &c.AmountFen, Detail: detail})
+		if err := addLedger(tx, ledgerEntry{Time: now, Actor: actor, Event: EventApproved, Credit: id, Card: c.Card, AmountFen: &c.AmountFen, Detail: detail}); err != nil {
+			return err
+		}
+		// Approved for a card closed meanwhile: it goes back with the refund.
+		return refundPending(tx, c.Card, actor, now)
 	})
 }
 

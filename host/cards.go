@@ -232,6 +232,13 @@ func (s *Store) Undeny(ctx context.Context, number, actor string, now time.Time)
 		} else if found && r.Old == number {
 			return fmt.Errorf("card %s was replaced by card %s: it stays on the deny list: %w", number, r.New, ErrReplacedCard)
 		}
+		// So does a closed one: its balance is owed back as a refund, and
+		// a POS that pulled its close would debit it again.
+		if c, found, err := closeOf(tx, number); err != nil {
+			return err
+		} else if found && c.State == CloseClosed {
+			return fmt.Errorf("card %s was closed at %s (refund due): it stays on the deny list: %w", number, c.Closed, ErrClosedCard)
+		}
 		res, err := tx.Exec(`DELETE FROM deny WHERE card = ?`, number)
 		if err != nil {
 			return err

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/cardd/cardd/hostapi"
+	"github.com/cardd/cardd/money"
 	"github.com/cardd/cardd/redact"
 )
 
@@ -28,6 +29,10 @@ const (
 // serves it again.
 const DenyReasonClosed = "closed"
 
+// ErrClosedCard is wrapped by the refusal to lift the deny on a closed
+// card: its balance left it as a refund owed to the holder.
+var ErrClosedCard = errors.New("card was closed")
+
 // Close is a card's close as the host keeps it.
 type Close struct {
 	Card      string `json:"card"`
@@ -40,10 +45,14 @@ type Close struct {
 	// balance the closing debit took; 0 for a card that held nothing),
 	// the terminal and journal row that closed it, and its TAC check.
 	RefundFen *int64 `json:"refund_fen,omitempty"`
-	Terminal  string `json:"terminal,omitempty"`
-	JournalID string `json:"journal_id,omitempty"`
-	Closed    string `json:"closed,omitempty"` // RFC 3339
-	TACCheck  string `json:"tac_check,omitempty"`
+	// CreditsFen is the part of the refund due that is credits of the
+	// card cancelled for its close, when it was asked or since (never
+	// loaded, the holder's money: refundPending).
+	CreditsFen int64  `json:"credits_fen"`
+	Terminal   string `json:"terminal,omitempty"`
+	JournalID  string `json:"journal_id,omitempty"`
+	Closed     string `json:"closed,omitempty"` // RFC 3339
+	TACCheck   string `json:"tac_check,omitempty"`
 }
 
 // CloseRefusedError refuses to close a card, and says why: nothing changed.
@@ -104,11 +113,12 @@ func (s *Store) CloseCard(ctx context.Context, number, actor, reason string, now
 		if err := closable(tx, c); err != nil {
 			return err
 		}
-		if err := cancelForClose(tx, number, actor, now); err != nil {
+		credits, err := cancelForClose(tx, number, actor, now)
+		if err != nil {
 			return err
 		}
-		if _, err := tx.Exec(`INSERT INTO closes (card, state, operator, reason, requested) VALUES (?, 'pending', ?, ?, ?)`,
-			number, actor, reason, dbTime(now)); err != nil {
+		if _, err := tx.Exec(`INSERT INTO closes (card, state, operator, reason, requested, credits_fen) VALUES (?, 'pending', ?, ?, ?, ?)`,
+			number, actor, reason, dbTime(now), credits); err != nil {
 			return err
 		}
 		if _, err := tx.Exec(`INSERT INTO changes (kind, card, time) VALUES ('close', ?, ?)`, number, dbTime(now)); err != nil {
@@ -133,36 +143,68 @@ func closable(q querier, c Card) error {
 	} else if denied {
 		return &CloseRefusedError{Card: c.Number, Reason: fmt.Sprintf("it is on the deny list (%s): no terminal serves it", why)}
 	}
+	// The lost card's balance becomes a credit of this card only when
+	// the replacement settles: closed before, that credit would wait on a
+	// card no terminal serves, outside the refund due.
+	if r, found, err := replacementOf(q, c.Number); err != nil {
+		return err
+	} else if found && r.New == c.Number && r.State == replaceSettling {
+		return &CloseRefusedError{Card: c.Number, Reason: fmt.Sprintf("it still waits for the balance of lost card %s (replacement settling until %s): close it once that is loaded",
+			redact.CardNumber(r.Old), r.SettleUntil)}
+	}
 	return refundable(q, c)
 }
 
 // cancelForClose cancels the card's pending credits, so that nothing is
-// loaded onto a card being emptied: the money goes back with the refund
-// (the ledger says cancelled, with the close as the reason).
-func cancelForClose(tx *sql.Tx, number, actor string, now time.Time) error {
+// loaded onto a card being emptied, and returns what of them goes back
+// with the refund: the holder's money never loaded. A subsidy is the
+// operator's grant, withdrawn and not paid out. A credit still awaiting a
+// second operator's approval refuses the close: refunded, it would pay
+// out what nobody approved; cancelled unpaid, it would lose the holder's
+// money if it was theirs. The ledger says cancelled, with the close as
+// the reason.
+func cancelForClose(tx *sql.Tx, number, actor string, now time.Time) (refundFen int64, err error) {
 	list, err := queryCredits(tx, `SELECT `+creditColumns+` FROM credits WHERE card = ? AND state = 'pending' ORDER BY seq`, number)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	for _, c := range list {
-		if err := cancelPending(tx, c.ID, EventCancelled, actor, "the card is being closed", now); err != nil {
-			var held *creditHeldError
-			if errors.As(err, &held) {
-				return &CloseRefusedError{Card: number, Reason: held.msg}
-			}
-			return err
+		if c.Approval == approvalAwaiting {
+			return 0, &CloseRefusedError{Card: number, Reason: fmt.Sprintf("credit %s of %s awaits a second operator's approval: approve it (it then goes back with the refund) or cancel it first",
+				c.ID, money.Format(c.AmountFen))}
 		}
 	}
-	return nil
+	refundFen, held, err := cancelToRefund(tx, list, actor, "the card is being closed", now)
+	if held != nil {
+		return 0, &CloseRefusedError{Card: number, Reason: held.msg}
+	}
+	return refundFen, err
+}
+
+// cancelToRefund cancels credits, stopping at the first a terminal holds
+// an authorization for (held), and returns the holder's money among those
+// it cancelled: every one but a subsidy, the operator's grant.
+func cancelToRefund(tx *sql.Tx, list []CreditInfo, actor, reason string, now time.Time) (refundFen int64, held *creditHeldError, err error) {
+	for _, c := range list {
+		if err := cancelPending(tx, c.ID, EventCancelled, actor, reason, now); errors.As(err, &held) {
+			return refundFen, held, nil
+		} else if err != nil {
+			return 0, nil, err
+		}
+		if c.Subsidy == "" {
+			refundFen += c.AmountFen
+		}
+	}
+	return refundFen, nil, nil
 }
 
 const closeColumns = `cl.card, coalesce(c.holder, ''), cl.state, cl.operator, cl.reason, cl.requested,
-	cl.refund_fen, coalesce(cl.terminal, ''), coalesce(cl.journal_id, ''), coalesce(cl.closed, ''), coalesce(cl.tac_check, '')`
+	cl.refund_fen, cl.credits_fen, coalesce(cl.terminal, ''), coalesce(cl.journal_id, ''), coalesce(cl.closed, ''), coalesce(cl.tac_check, '')`
 
 func scanClose(sc interface{ Scan(...any) error }) (Close, error) {
 	var c Close
 	var refund sql.NullInt64
-	err := sc.Scan(&c.Card, &c.Holder, &c.State, &c.Operator, &c.Reason, &c.Requested, &refund, &c.Terminal, &c.JournalID, &c.Closed, &c.TACCheck)
+	err := sc.Scan(&c.Card, &c.Holder, &c.State, &c.Operator, &c.Reason, &c.Requested, &refund, &c.CreditsFen, &c.Terminal, &c.JournalID, &c.Closed, &c.TACCheck)
 	if refund.Valid {
 		c.RefundFen = &refund.Int64
 	}
@@ -239,29 +281,32 @@ func closeFromRow(tx *sql.Tx, terminal string, r hostapi.JournalRow, now time.Ti
 		slog.Warn("a closing row for a card no close was asked for: nothing recorded", "card", redact.CardNumber(r.Card), "terminal", terminal, "journal", r.ID)
 		return nil
 	}
-	check := tacNone
-	if r.Kind == rowPurchase {
-		if err := tx.QueryRow(`SELECT coalesce(tac_check, '') FROM journal WHERE terminal = ? AND id = ?`, terminal, r.ID).Scan(&check); err != nil {
-			return err
-		}
-		if check == tacBad {
-			return nil
-		}
-		if check == "" {
-			check = tacNone
-		}
+	check, err := closingCheck(tx, terminal, r, c.State, now)
+	if err != nil || check == tacBad {
+		return err
 	}
 	refund := r.AmountFen
+	if c.State == ClosePending {
+		// The credits the close cancelled go back with the first
+		// closing row only.
+		refund += c.CreditsFen
+	}
 	var counter *uint16
 	if r.Kind == rowPurchase {
 		counter = &r.Counter
 	}
 	detail := "refund due to " + c.Holder + ", journal row " + r.ID
+	if c.CreditsFen > 0 {
+		detail += fmt.Sprintf(" (of which %s the pending credits the close cancelled)", money.Format(c.CreditsFen))
+	}
 	if c.State == CloseClosed {
 		if refund == 0 {
 			return nil // an empty card's closing read after the close: nothing owed
 		}
-		if _, err := tx.Exec(`UPDATE closes SET refund_fen = refund_fen + ? WHERE card = ?`, refund, r.Card); err != nil {
+		// The close's check is its least: none once a debit it pays is
+		// unproven.
+		if _, err := tx.Exec(`UPDATE closes SET refund_fen = refund_fen + ?, tac_check = CASE WHEN ? = 'none' THEN 'none' ELSE tac_check END WHERE card = ?`,
+			refund, check, r.Card); err != nil {
 			return err
 		}
 		detail = "a further closing debit, added to the refund due to " + c.Holder + ", journal row " + r.ID
@@ -273,7 +318,105 @@ func closeFromRow(tx *sql.Tx, terminal string, r hostapi.JournalRow, now time.Ti
 		Counter: counter, AmountFen: &refund, TAC: r.TAC, Detail: detail}); err != nil {
 		return err
 	}
-	_, err = deny(tx, r.Card, DenyReasonClosed, terminalActor(terminal), now)
+	if _, err := deny(tx, r.Card, DenyReasonClosed, terminalActor(terminal), now); err != nil {
+		return err
+	}
+	return refundPending(tx, r.Card, terminalActor(terminal), now)
+}
+
+// refundPending folds into a closed card's refund due the credits still
+// pending on it, which no terminal will load onto a denied card: those
+// added, or paid, while its close waited (the close cancelled only those
+// there when it was asked), and those that arrive after it closed (a
+// top-up paid late, a voided sale's refund; insertCredit calls it). Each
+// is cancelled, the holder's money added to the refund due; a subsidy is
+// withdrawn unpaid. A credit awaiting approval waits for its second
+// operator, one a terminal holds an authorization for for its proof.
+func refundPending(tx *sql.Tx, number, actor string, now time.Time) error {
+	if c, found, err := closeOf(tx, number); err != nil || !found || c.State != CloseClosed {
+		return err
+	}
+	list, err := queryCredits(tx, `SELECT `+creditColumns+` FROM credits WHERE card = ? AND state = 'pending' ORDER BY seq`, number)
+	if err != nil {
+		return err
+	}
+	var sum int64
+	for _, c := range list {
+		if c.Approval == approvalAwaiting {
+			continue
+		}
+		// One at a time: a held one is skipped, the rest still cancelled.
+		n, _, err := cancelToRefund(tx, []CreditInfo{c}, actor, "the card is closed: the credit goes back with its refund due", now)
+		if err != nil {
+			return err
+		}
+		sum += n
+	}
+	if sum == 0 {
+		return nil
+	}
+	_, err = tx.Exec(`UPDATE closes SET refund_fen = refund_fen + ?, credits_fen = credits_fen + ? WHERE card = ?`, sum, sum, number)
+	return err
+}
+
+// refuseClosed refuses an operator's new credit for a closed card: its
+// balance is refunded at the desk, and a credit would only go back with
+// the refund.
+func refuseClosed(q querier, number string) error {
+	if c, found, err := closeOf(q, number); err != nil {
+		return err
+	} else if found && c.State == CloseClosed {
+		return fmt.Errorf("card %s was closed at %s: pay the holder at the desk with its refund due: %w", redact.CardNumber(number), c.Closed, ErrClosedCard)
+	}
+	return nil
+}
+
+// closingCheck is the TAC check of closing row r as its upload stored it
+// (reconcileRow): ok, bad (it closes nothing), or none for a read, or for
+// a debit with nothing to verify it by. A closing debit with no TAC or no
+// PSAM terminal id is a terminal's word alone for money paid out at the
+// desk, and a read that closes (state is the close's) a card the books
+// say holds money is one for money owed nowhere: each raises an alarm.
+func closingCheck(tx *sql.Tx, terminal string, r hostapi.JournalRow, state string, now time.Time) (string, error) {
+	if r.Kind != rowPurchase {
+		if state != ClosePending {
+			return tacNone, nil
+		}
+		return tacNone, emptyReadAlarm(tx, terminal, r, now)
+	}
+	var check string
+	if err := tx.QueryRow(`SELECT coalesce(tac_check, '') FROM journal WHERE terminal = ? AND id = ?`, terminal, r.ID).Scan(&check); err != nil {
+		return "", err
+	}
+	if check == "" {
+		check = tacNone
+	}
+	if check == tacNone && (r.TAC == "" || r.PSAMTerminal == "") {
+		detail := fmt.Sprintf("closing debit %s of terminal %s (%s) has no TAC or PSAM terminal id to verify: the refund due includes it on the terminal's word; check the card before paying it",
+			r.ID, terminal, money.Format(r.AmountFen))
+		if _, err := insertAlarm(tx, r.Card, detail, now); err != nil {
+			return "", err
+		}
+	}
+	return check, nil
+}
+
+// emptyReadAlarm raises the alarm of closing read r when the host's books
+// hold a balance for the card: a purchase not uploaded yet may have
+// emptied it, or the terminal's word is wrong and the holder's money is
+// on a card now denied, in no refund due.
+func emptyReadAlarm(tx *sql.Tx, terminal string, r hostapi.JournalRow, now time.Time) error {
+	cd, err := card(tx, r.Card)
+	if err != nil {
+		return err
+	}
+	books, err := bookBalance(tx, cd)
+	if err != nil || books <= 0 {
+		return err
+	}
+	detail := fmt.Sprintf("closing read %s of terminal %s says the card held nothing, the host's books say %s: refund due 0.00 unless its purchases arrive; check the card",
+		r.ID, terminal, money.Format(books))
+	_, err = insertAlarm(tx, r.Card, detail, now)
 	return err
 }
 

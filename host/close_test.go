@@ -72,8 +72,9 @@ func testCardClose(t *testing.T) {
 		t.Fatalf("closed: %+v, %v", list, err)
 	}
 	c := list[0]
-	if c.RefundFen == nil || *c.RefundFen != 10000 || c.Holder != "张三" || c.Operator != "operator alice" || c.JournalID != debit.ID || c.TACCheck != tacOK {
-		t.Fatalf("close %+v; want 100.00 due to 张三, row %s, TAC ok", c, debit.ID)
+	// The 5.00 credit the close cancelled goes back with the refund.
+	if c.RefundFen == nil || *c.RefundFen != 10500 || c.CreditsFen != 500 || c.Holder != "张三" || c.Operator != "operator alice" || c.JournalID != debit.ID || c.TACCheck != tacOK {
+		t.Fatalf("close %+v; want 105.00 due to 张三 (100.00 debited, 5.00 cancelled), row %s, TAC ok", c, debit.ID)
 	}
 	if denied, reason, _ := denyState(e.st.db, testNumber); !denied || reason != DenyReasonClosed {
 		t.Fatalf("deny %v %q; want closed", denied, reason)
@@ -96,8 +97,8 @@ func testCardClose(t *testing.T) {
 			t.Fatalf("upload: %+v", up)
 		}
 	}
-	if list, _ := e.st.Closes(ctx, CloseClosed); len(list) != 1 || *list[0].RefundFen != 10500 || list[0].JournalID != debit.ID {
-		t.Fatalf("after a further closing debit: %+v; want 105.00 due, closed by row %s", list, debit.ID)
+	if list, _ := e.st.Closes(ctx, CloseClosed); len(list) != 1 || *list[0].RefundFen != 11000 || list[0].JournalID != debit.ID {
+		t.Fatalf("after a further closing debit: %+v; want 110.00 due, closed by row %s", list, debit.ID)
 	}
 	if n := e.count("ledger", "event = ? AND card = ?", EventClosed, testNumber); n != 2 {
 		t.Fatalf("%d closed ledger rows; want 2", n)

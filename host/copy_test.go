@@ -147,9 +147,12 @@ func populate(t *testing.T, e *env) string {
 	mustExec(t, e.st.db, `INSERT INTO replacements (old, new, reported, deny_seq, replaced, settle_until, state, reported_fen, credit, credited_fen,
 		settled, settled_why, debt_fen, actor, reason) VALUES ('6222020000000025', '6222020000000033', ?, 3, ?, ?, 'settled', 8320, 'cr-replaced', 7120, ?, 'window', 500, 'operator test', '')`,
 		dbTime(now), dbTime(now), dbTime(now), dbTime(now))
-	// A closed card's refund due (销户).
-	mustExec(t, e.st.db, `INSERT INTO closes (card, state, operator, reason, requested, refund_fen, terminal, journal_id, closed, tac_check)
-		VALUES (?, 'closed', 'operator test', 'graduated', ?, 4560, ?, 'r-close', ?, 'ok')`, testNumber, dbTime(now), testTerm, dbTime(now))
+	// A card's close (销户), closed: its refund due with the credits the
+	// close cancelled. On the fixture's other card (the test card takes
+	// credits after the copy, which a closed card refuses): a copy does
+	// not ask whether the host would close an M1 wallet.
+	mustExec(t, e.st.db, `INSERT INTO closes (card, state, operator, reason, requested, refund_fen, terminal, journal_id, closed, tac_check, credits_fen)
+		VALUES (?, 'closed', 'operator test', 'graduated', ?, 4860, ?, 'r-000001', ?, 'ok', 300)`, m1.Number, dbTime(now), testTerm, dbTime(now))
 	return cursor.NextCursor
 }
 

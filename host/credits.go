@@ -60,6 +60,9 @@ func (s *Store) AddCredit(ctx context.Context, number string, amountFen int64, n
 		if _, err := card(tx, number); err != nil {
 			return err
 		}
+		if err := refuseClosed(tx, number); err != nil {
+			return err
+		}
 		above, err := approvalThreshold(tx)
 		if err != nil {
 			return err
@@ -88,7 +91,11 @@ func insertCredit(tx *sql.Tx, id, number string, amountFen int64, note, actor st
 	if err := addChange(tx, id, hostapi.CreditPending, number, now); err != nil {
 		return err
 	}
-	return addLedger(tx, ledgerEntry{Time: now, Actor: actor, Event: EventAdded, Credit: id, Card: number, AmountFen: &amountFen, Detail: note})
+	if err := addLedger(tx, ledgerEntry{Time: now, Actor: actor, Event: EventAdded, Credit: id, Card: number, AmountFen: &amountFen, Detail: note}); err != nil {
+		return err
+	}
+	// Money that arrives for a closed card goes back with its refund.
+	return refundPending(tx, number, actor, now)
 }
 
 // addChange puts a credit's new state into the change feed.

@@ -544,6 +544,9 @@ INSERT INTO sqlite_sequence (name, seq) SELECT 'changes_rebuilt', seq FROM sqlit
 DROP TABLE changes;
 ALTER TABLE changes_rebuilt RENAME TO changes;
 `,
+	// CLOSE CREDITS: the pending credits a close cancelled, never
+	// loaded, are the holder's money: the refund due carries them.
+	`ALTER TABLE closes ADD COLUMN credits_fen INTEGER NOT NULL DEFAULT 0;`,
 }
 
 // schemaVersion is the version this binary writes, the same on both

@@ -503,4 +503,7 @@ CREATE INDEX closes_state ON closes(state, requested);
 ALTER TABLE changes DROP CONSTRAINT changes_kind_check;
 ALTER TABLE changes ADD CONSTRAINT changes_kind_check CHECK (kind IN ('credit', 'deny', 'class', 'product', 'close'));
 `,
+	// CLOSE CREDITS: the pending credits a close cancelled, never
+	// loaded, are the holder's money: the refund due carries them.
+	`ALTER TABLE closes ADD COLUMN credits_fen BIGINT NOT NULL DEFAULT 0;`,
 }

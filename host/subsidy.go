@@ -152,6 +152,9 @@ func addSubsidyCredit(tx *sql.Tx, n NewSubsidy, number, actor string, now time.T
 	if cd.Kind == CardM1 {
 		return fmt.Errorf("card %s is an M1 wallet: a subsidy loads onto an e-purse's EP or ED", redact.CardNumber(number))
 	}
+	if err := refuseClosed(tx, number); err != nil {
+		return err
+	}
 	id, err := newCreditID()
 	if err != nil {
 		return err

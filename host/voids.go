@@ -231,6 +231,10 @@ func heldSale(tx *sql.Tx, terminal string, req hostapi.VoidRequest) (hostapi.Jou
 		return sale, conflict(hostapi.CodeNotVoidable, "sale %s of terminal %s is not held here", req.Sale.ID, terminal)
 	case sale.Kind != rowPurchase || sale.State != rowDone:
 		return sale, conflict(hostapi.CodeNotVoidable, "row %s is held as a %s %s: only a done purchase is voided", sale.ID, sale.State, sale.Kind)
+	case hostapi.IsCloseID(sale.CreditID):
+		// Its money is the card's refund due, paid at the desk: a refund
+		// credit would pay it twice.
+		return sale, conflict(hostapi.CodeNotVoidable, "row %s is the closing debit of card %s (销户), no sale: its refund is due at the desk", sale.ID, redact.CardNumber(sale.Card))
 	case sale.Card != req.Sale.Card || sale.AmountFen != req.Sale.AmountFen || sale.TAC != req.Sale.TAC:
 		return sale, conflict(hostapi.CodeNotVoidable, "sale %s is held otherwise than the void says (%s)", sale.ID, rowDiff(sale, req.Sale))
 	case req.AmountFen > sale.AmountFen:

@@ -21,11 +21,12 @@ import (
 // cards holding 45.60 each are closed with `cardhost card close`. Card A's
 // next tap at the POS debits 45.60 once through the PSAM; the host, on the
 // uploaded row (its TAC verified), records 45.60 due to the holder, listed
-// by `cardhost refunds due`, and denies the card, which is refused after.
+// by `cardhost refunds due`, and denies the card, which its next tap blocks
+// on the chip (APPLICATION BLOCK).
 // Card B is pulled during its closing DEBIT FOR PURCHASE: the card has
 // debited, the tap is in doubt; tapped again, the recovery settles it from
 // the card (GET TRANSACTION PROVE): still one debit and one refund due of
-// 45.60, and the card refused after.
+// 45.60, and the card blocked after.
 func TestCardCloseThroughServe(t *testing.T) {
 	requirePCSC(t)
 	ctx := context.Background()

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/cardd/cardd/hostapi"
 	"github.com/cardd/cardd/money"
 )
 
@@ -198,6 +199,10 @@ func checkVoidable(sale Row, req VoidRequest, now time.Time) error {
 	switch {
 	case sale.Kind != KindPurchase:
 		return fmt.Errorf("%w: row %s is a %s, not a sale", ErrNotVoidable, sale.ID, sale.Kind)
+	case hostapi.IsCloseID(sale.CreditID):
+		// Its money is the card's refund due at the host: a void would
+		// owe it a second time.
+		return fmt.Errorf("%w: row %s is the closing debit of a card (销户), not a sale: its refund is due at the host's desk", ErrNotVoidable, sale.ID)
 	case sale.State != StateDone:
 		return fmt.Errorf("%w: sale %s is %s: only a sale the card answered can be voided", ErrNotVoidable, sale.ID, sale.State)
 	case sale.TAC == "" || sale.PSAMTerminal == "":

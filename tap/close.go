@@ -102,6 +102,19 @@ func (p *Purchaser) closeCard(ctx context.Context, t apdu.Transmitter, cr *CardR
 	return true, err
 }
 
+// settleAndClose is the money step of a card refused for its expiry at a
+// terminal that closes cards: its unfinished purchases are settled, as on
+// any refused card, then its close, if the host asked for one, runs as on
+// a card in date (closeCard). closing is false when there is none.
+func (p *Purchaser) settleAndClose(ctx context.Context, t apdu.Transmitter, cr *CardRead, balance int64,
+	openSAM func() (SAMSession, error), rep *PurchaseReport, after *afterCard) (closing bool, err error) {
+	rep.Balance = balance
+	if err := p.recover(ctx, t, cr, rep); err != nil {
+		return false, err
+	}
+	return p.closeCard(ctx, t, cr, openSAM, rep, after)
+}
+
 // closedBefore answers the tap of a card whose closing row this terminal
 // has: settled done by this tap's recovery, the card closes now; done
 // before, it is closed and served no more; still in doubt, nothing is

@@ -468,7 +468,8 @@ func (r *Runner) timeout() time.Duration {
 //     e-purse;
 //   - money, on an e-purse card: load its credits (Loader), then pay the
 //     armed sale (Purchaser), or settle a refused card's unfinished
-//     purchases (Purchaser.Settle); on a card with no e-purse, at a POS
+//     purchases (Purchaser.Settle) and close an expired one the host
+//     asked to close (settleAndClose); on a card with no e-purse, at a POS
 //     with an M1 wallet (readsM1): read the wallet, load, pay (m1);
 //   - block, on an e-purse card refused for the deny list, when the host
 //     can be asked (Loader.BlockHost): its application blocked on the chip
@@ -673,6 +674,16 @@ func (r *Runner) pay(ctx context.Context, t apdu.Transmitter, res *Result, openS
 	case res.Err == nil:
 		res.Purchase = &PurchaseReport{}
 		res.Err = r.Purchaser.charge(ctx, t, res.Read, balance, openSAM, res.Purchase, after)
+	case errors.Is(res.Err, ErrCardExpired) && !errors.Is(res.Err, ErrCardDenied) && r.Purchaser.CloseCards:
+		// An expired card pays nothing, but the host's close of it
+		// still runs: the holder's balance goes back as a refund.
+		res.Purchase = &PurchaseReport{}
+		closing, err := r.Purchaser.settleAndClose(ctx, t, res.Read, balance, openSAM, res.Purchase, after)
+		if closing {
+			res.Err = err
+		} else if err != nil {
+			r.logger().Warn("settling an expired card's unfinished purchases", "err", err)
+		}
 	case errors.Is(res.Err, ErrCardDenied), errors.Is(res.Err, ErrCardExpired):
 		rep, err := r.Purchaser.Settle(ctx, t, res.Read, balance)
 		res.Purchase = &rep

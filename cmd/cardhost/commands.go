@@ -568,7 +568,7 @@ type denyRemove struct{ cardFlag }
 
 func (c *denyRemove) run(ctx context.Context, e *env) error {
 	if err := e.st.Undeny(ctx, c.number, operator(), time.Now()); err != nil {
-		if errors.Is(err, host.ErrReplacedCard) {
+		if errors.Is(err, host.ErrReplacedCard) || errors.Is(err, host.ErrClosedCard) {
 			return usageError{err}
 		}
 		if errors.Is(err, host.ErrNotFound) {
