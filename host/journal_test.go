@@ -15,8 +15,15 @@ import (
 func purchaseRow(seq string) hostapi.JournalRow {
 	return hostapi.JournalRow{ID: testTerm + "-" + seq, Kind: "purchase", State: "done", Card: testNumber, Purse: "EP",
 		Counter: 7, BalanceFen: 10000, AmountFen: 1250, TAC: "1A2B3C4D", TermSerial: 42,
-		Time: time.Now().Add(-time.Hour).Format(time.RFC3339), Detail: "canteen"}
+		Time: purchaseRowTime, Detail: "canteen"}
 }
+
+// purchaseRowTime is one instant for every purchaseRow of the test binary:
+// the same row made twice (an unknown copy, then its done copy) must carry
+// the same time, or the host rightly refuses the second as a different
+// record. A time taken per call differed whenever the two calls fell on
+// either side of a second (TestShiftUpload failed so in CI).
+var purchaseRowTime = time.Now().Add(-time.Hour).Format(time.RFC3339)
 
 // upload sends rows and returns the host's answer, which must be 200.
 func (e *env) upload(rows ...hostapi.JournalRow) hostapi.JournalResponse {

@@ -58,7 +58,9 @@ func testShiftUpload(t *testing.T) {
 		t.Fatalf("unknown row 13: %+v", resp)
 	}
 	check(ShiftPending, 3, 2500)
-	e.upload(purchaseRow("13"))
+	if resp := e.upload(purchaseRow("13")); len(resp.Acked) != 1 {
+		t.Fatalf("done row 13 after its unknown copy: %+v", resp)
+	}
 	check(ShiftOK, 3, 3750)
 	e.mustCall(hostapi.PathShift, req, &resp) // the same copy: acked
 	changed := closedShift()
