@@ -146,14 +146,30 @@ func (d *Dialer) setBusy(reader string, busy bool) {
 	}
 }
 
+// connectRetries and connectPause bound Open's retries of a card that
+// seems gone at connect. A contactless card entering the field, or a reader
+// driver slow to power it (vpcd on a loaded machine), can fail its first
+// power-up: pcsc-lite then reports it removed, reset or mute while the
+// reader still holds it, and the tap would end "card removed too early" with
+// the card lying there. Nothing has reached the card before the transaction
+// begins, so trying again cannot apply anything twice; a card really gone
+// fails each try at once and costs at most the pauses (150 ms).
+const (
+	connectRetries = 2
+	connectPause   = 50 * time.Millisecond
+)
+
 // Open connects to the card in reader and begins a PC/SC transaction, so that
 // no other application interleaves commands with ours until Close. The
 // session is bound to ctx: a call that has not returned when ctx ends is
 // abandoned (see Session.Transmit), and so is a connect. If the reader's
 // context turns out to be stale (pcscd restarted since it was made), Open
-// establishes a new one and tries once more.
+// establishes a new one and tries once more; a card that seems gone at
+// connect is tried connectRetries more times, connectPause apart and longer
+// each time, within ctx.
 func (d *Dialer) Open(ctx context.Context, reader string) (*Session, error) {
-	for attempt := 0; ; attempt++ {
+	serviceRetried, cardRetries := false, 0
+	for {
 		pctx, err := d.take(reader)
 		if err != nil {
 			return nil, err
@@ -179,11 +195,24 @@ func (d *Dialer) Open(ctx context.Context, reader string) (*Session, error) {
 		if s.abandoned {
 			return nil, err
 		}
-		d.put(reader, pctx, isServiceError(err))
-		if isServiceError(err) && attempt == 0 {
-			continue
+		stale := isServiceError(err)
+		d.put(reader, pctx, stale)
+		switch {
+		case stale && !serviceRetried:
+			serviceRetried = true
+		case errors.Is(err, ErrCardRemoved) && cardRetries < connectRetries:
+			cardRetries++
+			t := time.NewTimer(time.Duration(cardRetries) * connectPause)
+			select {
+			case <-t.C:
+			case <-ctx.Done():
+				t.Stop()
+				return nil, err
+			}
+			d.logger().Debug("card seemed gone at connect; trying again", "reader", reader, "attempt", cardRetries+1, "err", err)
+		default:
+			return nil, err
 		}
-		return nil, err
 	}
 }
 

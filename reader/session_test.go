@@ -87,7 +87,7 @@ type fakePCSC struct {
 	cards       map[string]*fakeConn
 	established int
 	released    int
-	connectErr  error // next connect fails with it, once
+	connectErrs []error // the next connects fail with these, in turn (nil: that one succeeds)
 }
 
 func (p *fakePCSC) establish() (pcscContext, error) {
@@ -108,9 +108,12 @@ type fakeContext struct{ p *fakePCSC }
 func (c *fakeContext) connect(reader string) (conn, error) {
 	c.p.mu.Lock()
 	defer c.p.mu.Unlock()
-	if err := c.p.connectErr; err != nil {
-		c.p.connectErr = nil
-		return nil, err
+	if len(c.p.connectErrs) > 0 {
+		err := c.p.connectErrs[0]
+		c.p.connectErrs = c.p.connectErrs[1:]
+		if err != nil {
+			return nil, err
+		}
 	}
 	return c.p.cards[reader], nil
 }
@@ -246,7 +249,7 @@ func TestContextPerReaderKept(t *testing.T) {
 	if est, _ := p.counts(); est != 1 {
 		t.Errorf("3 sessions on one reader established %d contexts, want 1", est)
 	}
-	p.connectErr = scard.ErrInvalidHandle // pcscd restarted: the kept context is dead
+	p.connectErrs = []error{scard.ErrInvalidHandle} // pcscd restarted: the kept context is dead
 	s, err := d.Open(context.Background(), "A")
 	if err != nil {
 		t.Fatalf("Open after pcscd restarted: %v (it should retry on a new context)", err)
@@ -317,5 +320,47 @@ func TestPauseResume(t *testing.T) {
 	}
 	if est, _ := p.counts(); est != 1 {
 		t.Errorf("contexts established %d, want 1: the paused session kept its own", est)
+	}
+}
+
+// TestConnectRetriesACardSeemingGone: a card whose first power-ups fail
+// (pcsc-lite says removed, or mute, while the reader holds it) is connected
+// on a later try; one that fails every try is ErrCardRemoved after
+// connectRetries more, and a context that ends stops the retries at once.
+func TestConnectRetriesACardSeemingGone(t *testing.T) {
+	d, p := newFakeDialer()
+	p.mu.Lock()
+	p.connectErrs = []error{scard.ErrRemovedCard, scard.ErrUnresponsiveCard}
+	p.mu.Unlock()
+	s, err := d.Open(context.Background(), "A")
+	if err != nil {
+		t.Fatalf("Open after two failed power-ups: %v (it should try again)", err)
+	}
+	s.Close()
+	if est, _ := p.counts(); est != 1 {
+		t.Errorf("card retries established %d contexts, want 1 (the context is not stale)", est)
+	}
+
+	p.mu.Lock()
+	p.connectErrs = []error{scard.ErrRemovedCard, scard.ErrRemovedCard, scard.ErrNoSmartcard, nil}
+	p.mu.Unlock()
+	if _, err := d.Open(context.Background(), "A"); !errors.Is(err, ErrCardRemoved) {
+		t.Fatalf("Open of a card gone on every try = %v, want ErrCardRemoved", err)
+	}
+	p.mu.Lock()
+	left := len(p.connectErrs)
+	p.connectErrs = nil
+	p.mu.Unlock()
+	if left != 1 {
+		t.Errorf("%d connects left unmade, want 1: a card gone is tried 1+%d times", left, connectRetries)
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	p.mu.Lock()
+	p.connectErrs = []error{scard.ErrRemovedCard}
+	p.mu.Unlock()
+	if _, err := d.Open(ctx, "A"); err == nil {
+		t.Fatal("Open with its context ended succeeded")
 	}
 }
