@@ -352,6 +352,9 @@ func TestOutbox(t *testing.T) {
 	if d, _ := s.QueueDepth(ctx); d != 3 {
 		t.Errorf("QueueDepth = %d, want 3 (intent rows wait)", d)
 	}
+	if n, err := s.NotAcked(ctx); err != nil || n != 4 {
+		t.Errorf("NotAcked = %d, %v; want 4 (the intent row too)", n, err)
+	}
 	got, err := s.Unacked(ctx, 2)
 	if err != nil {
 		t.Fatal(err)
@@ -372,6 +375,9 @@ func TestOutbox(t *testing.T) {
 	}
 	if d, _ := s.QueueDepth(ctx); d != 1 {
 		t.Errorf("QueueDepth after ack = %d, want 1", d)
+	}
+	if n, _ := s.NotAcked(ctx); n != 2 {
+		t.Errorf("NotAcked after ack = %d, want 2 (r3 and the intent row)", n)
 	}
 	if r := mustGet(t, s, r1.ID); !r.Acked {
 		t.Error("r1 not acked")
@@ -414,6 +420,9 @@ func TestOutbox(t *testing.T) {
 	}
 	if d, _ := s.QueueDepth(ctx); d != 0 {
 		t.Errorf("QueueDepth at the end = %d", d)
+	}
+	if n, _ := s.NotAcked(ctx); n != 1 {
+		t.Errorf("NotAcked at the end = %d, want 1 (the intent row, never sent)", n)
 	}
 	if err := s.Ack(ctx, nil); err != nil {
 		t.Error(err)

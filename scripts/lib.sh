@@ -174,3 +174,27 @@ pg_stop() {
   log "PostgreSQL stopped, $PG_DIR removed"
   unset PG_DIR PG_PORT PG_URL PG_SOCKET_URL
 }
+
+# deb_version prints the version of a build, fit for dpkg and for cardd
+# version: $CARDD_VERSION when set (a test's "newer build"); else from the
+# newest tag, v1.2.0 -> 1.2.0, 3 commits past it 1.2.0+3.gabc1234; before the
+# first tag 0.0.0~git<commit time, UTC>.<short hash>, so that a later commit
+# sorts higher and its package upgrades the older one. Uncommitted changes
+# add "dirty".
+deb_version() {
+  if [ -n "${CARDD_VERSION:-}" ]; then echo "$CARDD_VERSION"; return 0; fi
+  local d dirty=""
+  git diff --quiet HEAD 2>/dev/null || dirty=dirty
+  if d=$(git describe --tags --match 'v[0-9]*' 2>/dev/null); then
+    d=$(sed -E 's/^v//; s/-([0-9]+)-g([0-9a-f]+)$/+\1.g\2/' <<<"$d")
+    if [ -n "$dirty" ]; then
+      case "$d" in *+*) d="$d.$dirty" ;; *) d="$d+$dirty" ;; esac
+    fi
+    echo "$d"
+    return 0
+  fi
+  local t h
+  t=$(TZ=UTC git log -1 --format=%cd --date=format-local:%Y%m%d%H%M%S 2>/dev/null) || die "no git history to take a version from: set CARDD_VERSION"
+  h=$(git rev-parse --short=8 HEAD)
+  echo "0.0.0~git$t.$h${dirty:+.$dirty}"
+}

@@ -54,6 +54,8 @@ commands:
            void the last sale (or SALE) within pos.void_window; its refund goes to the card
   pos shift open --cashier ID | pos shift close
            open the cashier's shift; close it, printing its summary (班结)
+  journal pending [--store PATH]
+           print how many journal rows the host has not acknowledged
   version  print the version
 
 Run 'cardd <command> --help' for the flags of a command.
@@ -105,10 +107,12 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		err = cmdDoctor(ctx, rest, stdout, stderr)
 	case "pos":
 		err = cmdPOS(ctx, rest, stdout, stderr)
+	case "journal":
+		err = cmdJournal(ctx, rest, stdout)
 	case "version":
 		err = cmdVersion(rest, stdout)
 	default:
-		err = usageErr("unknown command %q (want run, scan, dump, config, doctor, print-test, receipts, pos or version)", cmd)
+		err = usageErr("unknown command %q (want run, scan, dump, config, doctor, print-test, receipts, pos, journal or version)", cmd)
 	}
 	if err == nil {
 		return 0

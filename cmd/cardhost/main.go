@@ -159,6 +159,7 @@ func usage() string {
 	for _, c := range commands {
 		fmt.Fprintf(&b, "  %-*s  %s\n", width, c.name+" "+c.args, c.about)
 	}
+	fmt.Fprintf(&b, "  %-*s  %s\n", width, "version", "print the version")
 	b.WriteString("\nRun 'cardhost <command> --help' for the flags of a command.\n")
 	return b.String()
 }
@@ -189,6 +190,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprint(stdout, usage())
 		return 0
 	}
+	if args[0] == "version" {
+		return exitCode("version", versionCmd(args[1:], stdout), stderr)
+	}
 	// Two words first: "alarms ack" is not "alarms" with an argument.
 	var cmd *command
 	name, rest := "", args
@@ -207,7 +211,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "cardhost: unknown command %q\n%s", name, usage())
 		return 2
 	}
-	err := cmd.exec(ctx, rest, stdout, stderr)
+	return exitCode(name, cmd.exec(ctx, rest, stdout, stderr), stderr)
+}
+
+// exitCode reports err of the command called name and returns the exit code.
+func exitCode(name string, err error, stderr io.Writer) int {
 	switch {
 	case err == nil, errors.Is(err, pflag.ErrHelp):
 		return 0
