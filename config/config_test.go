@@ -95,7 +95,7 @@ log:
 		{"flag beats default (reader.sam_pattern)", c.Reader.SAMPattern, "SAM"},
 		{"file beats default (log.format)", c.Log.Format, "json"},
 		{"file beats default (terminal.id)", c.Terminal.ID, "0102030405A6"},
-		{"default (store.path)", c.Store.Path, "/var/lib/cardd/cardd.db"},
+		{"default (store.path)", c.Store.Path, DefaultStorePath()},
 		{"default (tap.timeout)", c.Tap.Timeout.String(), "3s"},
 	}
 	for _, ch := range checks {
