@@ -54,6 +54,8 @@ commands:
            void the last sale (or SALE) within pos.void_window; its refund goes to the card
   pos shift open --cashier ID | pos shift close
            open the cashier's shift; close it, printing its summary (班结)
+  service install|uninstall|start|stop|run
+           the Windows service (docs/windows.md)
   version  print the version
 
 Run 'cardd <command> --help' for the flags of a command.
@@ -107,8 +109,10 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		err = cmdPOS(ctx, rest, stdout, stderr)
 	case "version":
 		err = cmdVersion(rest, stdout)
+	case "service":
+		err = cmdService(ctx, rest, stdout, stderr)
 	default:
-		err = usageErr("unknown command %q (want run, scan, dump, config, doctor, print-test, receipts, pos or version)", cmd)
+		err = usageErr("unknown command %q (want run, scan, dump, config, doctor, print-test, receipts, pos, service or version)", cmd)
 	}
 	if err == nil {
 		return 0
