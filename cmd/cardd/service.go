@@ -1,13 +1,12 @@
+// The Windows service's log helpers (service_windows.go), here so their
+// tests run on every platform.
+
 package main
 
 import (
 	"bytes"
 	"strings"
 )
-
-// serviceName is the Windows service's name (sc query cardd) and its event
-// log source.
-const serviceName = "cardd"
 
 // eventLevel is the event log level of one of cardd's log lines, text
 // (level=WARN) or JSON ("level":"WARN"): 'E' error, 'W' warning, 'I' the

@@ -16,6 +16,10 @@ import (
 	"github.com/cardd/cardd/config"
 )
 
+// serviceName is the Windows service's name (sc query cardd) and its event
+// log source.
+const serviceName = "cardd"
+
 const serviceUsage = "usage: cardd service install|uninstall|start|stop|run (docs/windows.md)"
 
 // stopWait bounds how long cardd service stop waits for the daemon to
