@@ -3,8 +3,9 @@
 // terminal. The lock is flock(2), so it ends with the process however the
 // process ends, and a lock file left behind by a killed process holds
 // nothing. On Windows it is LockFileEx on one byte far past the pid, which
-// also ends with the process and leaves the pid readable. The holder writes its pid into the file so that whoever finds it
-// held can say which process to look at.
+// also ends with the process and leaves the pid readable. The holder writes
+// its pid into the file so that whoever finds it held can say which process
+// to look at.
 package lockfile
 
 import (
