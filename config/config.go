@@ -430,7 +430,7 @@ func Default() Config {
 			LogFiles:   []int{0x18},
 			LogRecords: 5,
 		},
-		Store: StoreConfig{Path: "/var/lib/cardd/cardd.db", Retention: 180 * 24 * time.Hour},
+		Store: StoreConfig{Path: DefaultStorePath(), Retention: 180 * 24 * time.Hour},
 		Host:  HostConfig{},
 		API:   APIConfig{Listen: "127.0.0.1:8711", AllowedHosts: []string{}},
 		Log:   LogConfig{Level: "info", Format: "text"},
@@ -531,6 +531,9 @@ func (l LogConfig) SlogLevel() slog.Level {
 func (c *Config) Validate() error {
 	var p problems
 	oneOf(p.bad, "mode", c.Mode, ModeKiosk, ModePOS, ModeDoor)
+	if c.Mode == ModeDoor && !doorSupported {
+		p.bad("mode", c.Mode, "door mode runs on Linux only (docs/windows.md): use kiosk or pos on Windows")
+	}
 	if !isHex(c.Terminal.ID) || len(c.Terminal.ID) != 12 {
 		p.bad("terminal.id", c.Terminal.ID, "must be 12 hex digits (the 6-byte terminal id), like \"000000000001\"")
 	}

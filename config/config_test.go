@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -65,6 +66,9 @@ func TestDefaultValidates(t *testing.T) {
 }
 
 func TestPrecedence(t *testing.T) {
+	if runtime.GOOS == "windows" {
+		t.Skip("door mode is Linux-only and refused on Windows (docs/windows.md)")
+	}
 	cleanEnv(t)
 	path := writeFile(t, `
 mode: door
@@ -95,7 +99,7 @@ log:
 		{"flag beats default (reader.sam_pattern)", c.Reader.SAMPattern, "SAM"},
 		{"file beats default (log.format)", c.Log.Format, "json"},
 		{"file beats default (terminal.id)", c.Terminal.ID, "0102030405A6"},
-		{"default (store.path)", c.Store.Path, "/var/lib/cardd/cardd.db"},
+		{"default (store.path)", c.Store.Path, DefaultStorePath()},
 		{"default (tap.timeout)", c.Tap.Timeout.String(), "3s"},
 	}
 	for _, ch := range checks {
@@ -151,6 +155,9 @@ func TestUnsetFlagsDoNotOverride(t *testing.T) {
 }
 
 func TestBadValues(t *testing.T) {
+	if runtime.GOOS == "windows" {
+		t.Skip("it asserts Linux error texts (no such file or directory, is a directory); Windows words them otherwise, and some cases are door mode, Linux-only")
+	}
 	cases := []struct {
 		name  string
 		file  string            // YAML, or "" for no file
@@ -334,6 +341,9 @@ aa_typo: 2
 }
 
 func TestUnreadableFile(t *testing.T) {
+	if runtime.GOOS == "windows" {
+		t.Skip("it asserts Linux error texts (no such file or directory, is a directory); Windows words them otherwise")
+	}
 	cleanEnv(t)
 	dir := t.TempDir()
 	noRead := filepath.Join(dir, "noread.yaml")
@@ -429,6 +439,9 @@ func TestFileListForms(t *testing.T) {
 }
 
 func TestWriteEffective(t *testing.T) {
+	if runtime.GOOS == "windows" {
+		t.Skip("it expects the secret file path unescaped; a Windows path's backslashes are escaped in the YAML")
+	}
 	cleanEnv(t)
 	dir := t.TempDir()
 	secretPath := filepath.Join(dir, "host.secret")
@@ -494,6 +507,9 @@ func TestSecretMasking(t *testing.T) {
 }
 
 func TestReadSecretFile(t *testing.T) {
+	if runtime.GOOS == "windows" {
+		t.Skip("Windows guards files with ACLs, not mode bits: this asserts Unix modes (docs/windows.md)")
+	}
 	t.Parallel()
 	dir := t.TempDir()
 	write := func(name, content string, mode os.FileMode) string {
@@ -597,6 +613,9 @@ func TestExampleFile(t *testing.T) {
 
 // TestParallelLoads runs Loads concurrently: each has its own viper.
 func TestParallelLoads(t *testing.T) {
+	if runtime.GOOS == "windows" {
+		t.Skip("door mode is Linux-only and refused on Windows (docs/windows.md)")
+	}
 	for _, e := range os.Environ() {
 		if strings.HasPrefix(e, EnvPrefix) && !strings.HasPrefix(e, EnvConfig+"=") {
 			t.Skip("CARDD_* set in the environment:", e)

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime"
 	"testing"
 
 	"github.com/cardd/cardd/config"
@@ -62,6 +63,9 @@ func open(t *testing.T, cfg *config.Config) *Daemon {
 // Loader only with a host and door.load_credits. Receipts only with a
 // printer; the runner's hooks are always set.
 func TestOpenAssemblesEachMode(t *testing.T) {
+	if runtime.GOOS == "windows" {
+		t.Skip("door mode is Linux-only and refused on Windows (docs/windows.md)")
+	}
 	noLoadCredits := func(c *config.Config) { c.Door.LoadCredits = false }
 	for _, tc := range []struct {
 		name                 string

@@ -1,3 +1,8 @@
+//go:build linux
+
+// Linux only: the real stack is pcscd with the vpcd readers and a printer
+// on a pty (printer/sim), which Windows has not (docs/windows.md).
+
 package doctor
 
 import (

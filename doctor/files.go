@@ -10,7 +10,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 
 	"github.com/cardd/cardd/config"
 	"github.com/cardd/cardd/daemon"
@@ -95,6 +94,9 @@ func (r *run) checkStoreFiles(context.Context) Result {
 	if err != nil {
 		return fail(fmt.Sprintf("%s: %v", dir, err), "check store.path and the permissions of the directories above it")
 	}
+	if !modesMean {
+		return skip("%s: on Windows access is by ACL, not mode, and this check reads no ACLs (%%ProgramData%%\\cardd is for administrators and SYSTEM)", path)
+	}
 	findings := []modeFinding{judgeDir(dir, dst.Mode().Perm())}
 	var files []string
 	for _, suffix := range []string{"", "-wal", "-shm"} {
@@ -157,6 +159,13 @@ func (r *run) secretFile(key, path, how string) (Result, []byte) {
 		return fail(fmt.Sprintf("%s %s is not a regular file (%v)", key, path, st.Mode().Type()), how), nil
 	}
 	perm := st.Mode().Perm()
+	if !modesMean {
+		secret, err := config.ReadSecretFile(path)
+		if err != nil {
+			return fail(oneLine(err.Error()), how), nil
+		}
+		return pass("%s: read; on Windows its ACL says who else may read it, which this check does not read", path), secret
+	}
 	if perm&0o077 != 0 {
 		return fail(fmt.Sprintf("%s %s has mode %04o: its group or others can read the secret", key, path, perm),
 			fmt.Sprintf("chmod 600 %s (and, since others could read it, consider issuing a new secret)", path)), nil
@@ -166,10 +175,10 @@ func (r *run) secretFile(key, path, how string) (Result, []byte) {
 		return fail(oneLine(err.Error()), how), nil
 	}
 	me := r.opts.euid()
-	if sys, ok := st.Sys().(*syscall.Stat_t); ok && int(sys.Uid) != me {
+	if uid, ok := fileUID(st); ok && uid != me {
 		// Still usable by this process (root reads anything), so the host
 		// check goes on with it: the owner is this check's own finding.
-		return fail(fmt.Sprintf("%s %s is owned by %s, but the checks run as %s", key, path, userName(int(sys.Uid)), userName(me)),
+		return fail(fmt.Sprintf("%s %s is owned by %s, but the checks run as %s", key, path, userName(uid), userName(me)),
 			fmt.Sprintf("chown %s %s if cardd runs as %s; if cardd runs as another user, run cardd doctor as that user (sudo -u USER cardd doctor --config FILE)", userLogin(me), path, userLogin(me))), secret
 	}
 	return pass("%s: mode %04o, owned by %s", path, perm, userName(me)), secret

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -26,6 +27,9 @@ func newStore(t *testing.T, path string) {
 }
 
 func TestStoreFileModes(t *testing.T) {
+	if runtime.GOOS == "windows" {
+		t.Skip("Windows guards files with ACLs, not mode bits: this asserts Unix modes (docs/windows.md)")
+	}
 	for _, tc := range []struct {
 		dir, file os.FileMode
 		status    Status
@@ -61,6 +65,9 @@ func TestStoreFileModes(t *testing.T) {
 
 // TestStoreWALFilesJudgedToo: the -wal and -shm siblings hold rows too.
 func TestStoreWALFilesJudgedToo(t *testing.T) {
+	if runtime.GOOS == "windows" {
+		t.Skip("Windows guards files with ACLs, not mode bits: this asserts Unix modes (docs/windows.md)")
+	}
 	cfg := testConfig(t)
 	cfg.Printer.Enabled, cfg.Printer.Port = true, "/dev/null"
 	writeFile(t, cfg.Store.Path, "", 0o600)
@@ -157,6 +164,9 @@ func TestStoreDamaged(t *testing.T) {
 // TestStoreModeJudgedBeforeOpening: opening the journal sets it to 0600, so
 // Run judges the modes first, and the report says what the operator had.
 func TestStoreModeJudgedBeforeOpening(t *testing.T) {
+	if runtime.GOOS == "windows" {
+		t.Skip("Windows guards files with ACLs, not mode bits: this asserts Unix modes (docs/windows.md)")
+	}
 	cfg := testConfig(t)
 	cfg.Printer.Enabled, cfg.Printer.Port = true, filepath.Join(t.TempDir(), "no-printer")
 	newStore(t, cfg.Store.Path)
@@ -167,6 +177,9 @@ func TestStoreModeJudgedBeforeOpening(t *testing.T) {
 }
 
 func TestSecretFiles(t *testing.T) {
+	if runtime.GOOS == "windows" {
+		t.Skip("Windows guards files with ACLs, not mode bits: this asserts Unix modes (docs/windows.md)")
+	}
 	me := os.Geteuid()
 	for _, tc := range []struct {
 		name    string

@@ -121,13 +121,3 @@ func writeFile(t *testing.T, path, content string, perm os.FileMode) {
 		t.Fatal(err)
 	}
 }
-
-// requireCI fails under CI=true and skips elsewhere: for what the machine
-// may lack (pcscd, a pty).
-func requireCI(t *testing.T, format string, a ...any) {
-	t.Helper()
-	if os.Getenv("CI") == "true" {
-		t.Fatalf(format, a...)
-	}
-	t.Skipf(format, a...)
-}

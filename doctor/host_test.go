@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"runtime"
 	"testing"
 	"time"
 
@@ -128,6 +129,9 @@ func TestHostRefusals(t *testing.T) {
 // owner (root checking the cardd user's file), the owner fails but the host
 // is still asked.
 func TestHostCheckedDespiteSecretOwner(t *testing.T) {
+	if runtime.GOOS == "windows" {
+		t.Skip("it makes the secret file someone else's by uid; Windows owners are SIDs, which the check does not read")
+	}
 	h := startHost(t, host.Options{})
 	cfg := hostConfig(t, h)
 	secret, hr, clock := hostChecks(t, cfg, Options{Euid: func() int { return 4242 }})

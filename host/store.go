@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	gosync "sync"
 	"time"
@@ -109,7 +110,9 @@ func ensurePrivateFile(path string) error {
 	if !st.Mode().IsRegular() {
 		return fmt.Errorf("database %s is not a regular file", path)
 	}
-	if perm := st.Mode().Perm(); perm&0o077 != 0 {
+	// Windows keeps others out with ACLs; its mode bits say only read-only
+	// or not (as config.ReadSecretFile).
+	if perm := st.Mode().Perm(); runtime.GOOS != "windows" && perm&0o077 != 0 {
 		return fmt.Errorf("database %s has mode %04o, readable by group or others (it holds terminal secrets): run chmod 600 %s", path, perm, path)
 	}
 	return nil

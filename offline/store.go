@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"time"
 
@@ -110,7 +111,12 @@ func Open(path, terminalID string) (*Store, error) {
 	}
 	s.path, s.terminal = abs, term
 	// SQLite creates -wal and -shm with the database file's mode; set it
-	// anyway in case they were left behind by something else.
+	// anyway in case they were left behind by something else. Not on
+	// Windows: there the mode is only the read-only bit, ACLs keep others
+	// out, and setting it on the -shm SQLite holds is a sharing violation.
+	if runtime.GOOS == "windows" {
+		return s, nil
+	}
 	for _, suffix := range []string{"-wal", "-shm"} {
 		if err := os.Chmod(abs+suffix, 0o600); err != nil && !errors.Is(err, os.ErrNotExist) {
 			s.db.Close()

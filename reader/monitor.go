@@ -124,7 +124,7 @@ func (m *Monitor) Run(ctx context.Context, out chan<- Event) error {
 		sleep := retry.Next()
 		// Rate-limit: pcscd down for an hour must not write 36 000 lines.
 		if time.Since(lastLog) > time.Minute {
-			log.Warn("pcscd not reachable; retrying", "err", err, "backoff", retry.Step())
+			log.Warn(serviceDown, "err", err, "backoff", retry.Step())
 			lastLog = time.Now()
 		}
 		select {

@@ -23,10 +23,11 @@ import (
 // again (DESIGN.md, money rule 3).
 var ErrCardRemoved = errors.New("card removed too early")
 
-// ErrNoService means pcscd is not running or went away. The Dialer and the
+// ErrNoService means pcscd (on Windows, the Smart Card service) is not
+// running or went away. The Dialer and the
 // Monitor recover from it by themselves; it is returned so the current tap can
 // report it.
-var ErrNoService = errors.New("PC/SC service (pcscd) not available")
+var ErrNoService = errors.New(serviceName + " not available")
 
 // ErrReaderGone means the reader was unplugged or is not known to pcscd.
 var ErrReaderGone = errors.New("reader not available")

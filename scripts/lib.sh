@@ -198,3 +198,21 @@ deb_version() {
   h=$(git rev-parse --short=8 HEAD)
   echo "0.0.0~git$t.$h${dirty:+.$dirty}"
 }
+
+# Debian packages for the windows/amd64 build and its tests (docs/windows.md):
+# mingw-w64's C compiler for go-sqlite3's cgo, Wine to run cardd.exe and the
+# test binaries. Not in CARDD_PACKAGES: only scripts/wintest needs them.
+CARDD_WINDOWS_PACKAGES=(gcc-mingw-w64-x86-64 wine64)
+
+# ensure_windows installs the Windows cross build's packages when missing;
+# running it again only asks dpkg.
+ensure_windows() {
+  local missing=() p
+  for p in "${CARDD_WINDOWS_PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+  done
+  [ ${#missing[@]} -gt 0 ] || return 0
+  log "installing ${missing[*]}"
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}

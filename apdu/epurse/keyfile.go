@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"runtime"
 
 	"github.com/cardd/cardd/internal/atomicfile"
 )
@@ -43,7 +44,9 @@ func ReadMasterKeyFile(path string) (MasterKeys, error) {
 	if !st.Mode().IsRegular() {
 		return m, fmt.Errorf("master key file %s is not a regular file", path)
 	}
-	if perm := st.Mode().Perm(); perm&0o077 != 0 {
+	// Windows keeps others out with ACLs; its mode bits say only read-only
+	// or not (as config.ReadSecretFile).
+	if perm := st.Mode().Perm(); runtime.GOOS != "windows" && perm&0o077 != 0 {
 		return m, fmt.Errorf("master key file %s has mode %04o, readable by group or others: run chmod 600 %s", path, perm, path)
 	}
 	var buf bytes.Buffer

@@ -56,6 +56,8 @@ commands:
            open the cashier's shift; close it, printing its summary (班结)
   journal pending [--store PATH]
            print how many journal rows the host has not acknowledged
+  service install|uninstall|start|stop|run
+           the Windows service (docs/windows.md)
   version  print the version
 
 Run 'cardd <command> --help' for the flags of a command.
@@ -111,8 +113,10 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		err = cmdJournal(ctx, rest, stdout)
 	case "version":
 		err = cmdVersion(rest, stdout)
+	case "service":
+		err = cmdService(ctx, rest, stdout, stderr)
 	default:
-		err = usageErr("unknown command %q (want run, scan, dump, config, doctor, print-test, receipts, pos, journal or version)", cmd)
+		err = usageErr("unknown command %q (want run, scan, dump, config, doctor, print-test, receipts, pos, journal, service or version)", cmd)
 	}
 	if err == nil {
 		return 0

@@ -18,7 +18,7 @@ func Write(path string, data []byte, perm os.FileMode) error {
 	if err != nil {
 		return err
 	}
-	if err := os.Rename(tmp, path); err != nil {
+	if err := replace(tmp, path); err != nil {
 		os.Remove(tmp)
 		return err
 	}
@@ -70,17 +70,6 @@ func writeTemp(path string, data []byte, perm os.FileMode) (name string, err err
 		return "", err
 	}
 	return tmp.Name(), nil
-}
-
-// syncDir fsyncs the directory of path: a new name is durable only once
-// the directory entry is.
-func syncDir(path string) error {
-	d, err := os.Open(filepath.Dir(path))
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }
 
 // WriteJSON is Write of v as indented JSON with a final newline: the form

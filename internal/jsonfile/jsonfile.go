@@ -12,6 +12,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"runtime"
 
 	"github.com/cardd/cardd/internal/atomicfile"
 	"github.com/cardd/cardd/internal/strictjson"
@@ -91,7 +92,9 @@ func read(path string, opt Options) ([]byte, error) {
 		if !st.Mode().IsRegular() {
 			return nil, errors.New("not a regular file")
 		}
-		if perm := st.Mode().Perm(); perm&0o077 != 0 {
+		// Windows keeps others out with ACLs; its mode bits say only
+		// read-only or not (as config.ReadSecretFile).
+		if perm := st.Mode().Perm(); runtime.GOOS != "windows" && perm&0o077 != 0 {
 			return nil, fmt.Errorf("mode %04o, readable by group or others: run chmod 600 %s", perm, path)
 		}
 	}

