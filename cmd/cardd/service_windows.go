@@ -53,13 +53,17 @@ func cmdService(ctx context.Context, args []string, stdout, _ io.Writer) error {
 func configPath() string { return filepath.Join(config.DataDir(), "cardd.yaml") }
 
 // installService registers cardd.exe, where it is now, as the automatic
-// service cardd and as an event log source, and makes %ProgramData%\cardd.
+// service cardd and as an event log source, and makes %ProgramData%\cardd,
+// readable by SYSTEM and Administrators only (restrictDataDir).
 func installService(stdout io.Writer) error {
 	exe, err := os.Executable()
 	if err != nil {
 		return err
 	}
 	if err := os.MkdirAll(config.DataDir(), 0o700); err != nil {
+		return err
+	}
+	if err := restrictDataDir(config.DataDir()); err != nil {
 		return err
 	}
 	m, err := mgr.Connect()
