@@ -11,7 +11,10 @@ import (
 // and Administrators and no group of ordinary users.
 func checkDataDirDACL(t *testing.T, sddl string) {
 	t.Helper()
-	if !strings.HasPrefix(sddl, "D:P") {
+	if !strings.HasPrefix(sddl, "O:BA") {
+		t.Errorf("security descriptor %s: the owner is not Administrators", sddl)
+	}
+	if !strings.Contains(sddl, "D:P") {
 		t.Errorf("DACL %s is not protected from inheritance", sddl)
 	}
 	for _, who := range []string{";SY)", ";BA)"} {
@@ -52,7 +55,7 @@ func TestRestrictDataDir(t *testing.T) {
 		t.Log("under Wine: the folder's DACL is not read back (Wine keeps none on Unix files)")
 		return
 	}
-	got, err := windows.GetNamedSecurityInfo(dir, windows.SE_FILE_OBJECT, windows.DACL_SECURITY_INFORMATION)
+	got, err := windows.GetNamedSecurityInfo(dir, windows.SE_FILE_OBJECT, windows.OWNER_SECURITY_INFORMATION|windows.DACL_SECURITY_INFORMATION)
 	if err != nil {
 		t.Fatal(err)
 	}
