@@ -113,15 +113,19 @@ func TestReplaysToAnotherInstanceRefused(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(rep.Captured) != 40 {
-		t.Fatalf("captured %d requests, want 40", len(rep.Captured))
+	// How many requests a second of acting sends depends on the machine (a
+	// slow one, or the arm64 run under qemu, sends fewer than 40): the test
+	// asks for some, no more than the cap, and every one of them refused.
+	n := len(rep.Captured)
+	if n == 0 || n > 40 {
+		t.Fatalf("captured %d requests, want 1 to 40 (Capture: 40)", n)
 	}
 	rp, err := Replay(context.Background(), &http.Client{Timeout: 5 * time.Second}, h.urls, rep.Captured)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if rp.Sent != 40 || rp.Refused != 40 || rp.Accepted != 0 {
-		t.Errorf("replay: %+v, want all 40 refused for their nonce", rp)
+	if rp.Sent != n || rp.Refused != n || rp.Accepted != 0 {
+		t.Errorf("replay: %+v, want all %d refused for their nonce", rp, n)
 	}
 	h.checkSums(t)
 }
