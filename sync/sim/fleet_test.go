@@ -124,7 +124,7 @@ func TestReplaysToAnotherInstanceRefused(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if rp.Sent != n || rp.Refused != n || rp.Accepted != 0 {
+	if rp.Sent != int64(n) || rp.Refused != int64(n) || rp.Accepted != 0 {
 		t.Errorf("replay: %+v, want all %d refused for their nonce", rp, n)
 	}
 	h.checkSums(t)
