@@ -229,8 +229,8 @@ func TestBacklogDrainsBesideTheFleet(t *testing.T) {
 }
 
 // TestFailoverPastA5xx: an instance whose database is down answers 500;
-// the completions it could not take go to the other instance, and every
-// load is settled once.
+// the requests it could not take go to the other instance, and every load
+// is settled once.
 func TestFailoverPastA5xx(t *testing.T) {
 	h := newTestHost(t, 1, 4, 2, 3)
 	sick := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -251,7 +251,14 @@ func TestFailoverPastA5xx(t *testing.T) {
 	if got := h.checkSums(t); got == 0 || got > 2*3 || int64(got) != rep.Loads.Applied {
 		t.Errorf("the host holds %d credits consumed, the terminals applied %d loads: want the same, 1 to %d", got, rep.Loads.Applied, 2*3)
 	}
-	if rep.Kinds[KindComplete].Failed["500 internal"] == 0 || rep.Loads.Unsettled != 0 {
-		t.Errorf("complete %+v, unsettled %d: want 500s from the sick instance and none unsettled", rep.Kinds[KindComplete], rep.Loads.Unsettled)
+	// The instances take the requests of every kind in turn, so which kind
+	// meets the sick one first depends on how the loads interleave: under
+	// qemu, one at a time, every completion may find the healthy instance.
+	var failed int64
+	for _, k := range rep.Kinds {
+		failed += k.Failed["500 internal"]
+	}
+	if failed == 0 || rep.Loads.Unsettled != 0 {
+		t.Errorf("%+v, unsettled %d: want 500s from the sick instance and none unsettled", rep.Kinds, rep.Loads.Unsettled)
 	}
 }
