@@ -214,5 +214,42 @@ ensure_windows() {
   [ ${#missing[@]} -gt 0 ] || return 0
   log "installing ${missing[*]}"
   as_root apt-get update -qq
-  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+# What cross-building cardd for linux/arm64 and running it under qemu-user
+# need (docs/arm64.md): the cross compiler and the arm64 C library headers
+# for cgo, pcsc-lite's arm64 headers and library through multiarch (the
+# arm64 binaries link it), the arm64 libc for qemu to load them with, and
+# qemu-aarch64-static.
+CARDD_ARM64_PACKAGES=(gcc-aarch64-linux-gnu libc6-dev-arm64-cross libpcsclite-dev:arm64 libc6:arm64 qemu-user-static file)
+
+# ensure_arm64 adds Debian's arm64 architecture to dpkg and installs
+# CARDD_ARM64_PACKAGES. A multiarch package must be of the same version as
+# its amd64 twin; when the mirror's arm64 side lags, apt would rather remove
+# the installed amd64 package (libpcsclite1, and pcscd with it) than fail, so
+# the install is simulated first and refused if it would remove anything.
+ensure_arm64() {
+  local added=
+  if ! dpkg --print-foreign-architectures | grep -qx arm64; then
+    log "adding the arm64 architecture to dpkg (multiarch)"
+    as_root dpkg --add-architecture arm64
+    added=1
+  fi
+  local missing=() p
+  for p in "${CARDD_ARM64_PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+  done
+  [ ${#missing[@]} -gt 0 ] || [ -n "$added" ] || return 0
+  as_root apt-get update -qq
+  [ ${#missing[@]} -gt 0 ] || return 0
+  local plan removed
+  plan=$(as_root env DEBIAN_FRONTEND=noninteractive apt-get -s install -y --no-install-recommends "${missing[@]}" 2>&1) ||
+    die "apt-get cannot install the arm64 packages ${missing[*]}: $(tail -5 <<<"$plan")"
+  removed=$(sed -n 's/^Remv \([^ ]*\).*/\1/p' <<<"$plan" | paste -sd' ' -)
+  [ -z "$removed" ] ||
+    die "installing ${missing[*]} would remove $removed (the arm64 and amd64 versions of a multiarch package differ on the mirror); refusing. Upgrade the amd64 packages first (apt-get upgrade) or wait for the mirror"
+  log "installing ${missing[*]}"
+  # Another apt (a second helper's setup) may hold dpkg's lock: wait for it.
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 }

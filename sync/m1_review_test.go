@@ -63,10 +63,22 @@ func TestM1OwnRefCommittedLate(t *testing.T) {
 	f, _ := mifaresim.NewCardFile([4]byte{0x04, 0x11, 0x22, 0x33}, m1Wallet, 1000)
 	w.card = mifaresim.NewSimCard(f, "")
 	var late atomic.Bool
+	committed := make(chan struct{}, 1)
 	srv := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == hostapi.PathLoadAuthorize && late.Load() {
 			body, _ := io.ReadAll(r.Body)
-			time.Sleep(300 * time.Millisecond) // queued behind a busy host, abort not seen
+			// Queued behind a busy host, abort not seen: the host commits
+			// after the terminal gave up, however long that took here.
+			select {
+			case <-r.Context().Done():
+			case <-time.After(30 * time.Second):
+			}
+			defer func() {
+				select {
+				case committed <- struct{}{}:
+				default:
+				}
+			}()
 			r2 := r.Clone(context.WithoutCancel(r.Context()))
 			r2.Body = io.NopCloser(bytes.NewReader(body))
 			w.h.handler.ServeHTTP(httptest.NewRecorder(), r2)
@@ -77,13 +89,19 @@ func TestM1OwnRefCommittedLate(t *testing.T) {
 	t.Cleanup(srv.Close)
 	w.tm = newTerminal(t, w.h, termA, srv.URL)
 	wallet := m1Wallet
-	w.l = &tap.Loader{Store: w.tm.store, Host: w.tm.client, HostTimeout: 100 * time.Millisecond, Logger: slog.New(slog.DiscardHandler)}
+	// Long enough for every answer but the late one, on a slow machine too
+	// (the arm64 tests under qemu).
+	w.l = &tap.Loader{Store: w.tm.store, Host: w.tm.client, HostTimeout: time.Second, Logger: slog.New(slog.DiscardHandler)}
 	w.p = &tap.Purchaser{Store: w.tm.store, Till: &tap.Till{}, Wallet: &wallet, Logger: slog.New(slog.DiscardHandler)}
 	c := w.h.credit(t, w.id, 500, "wechat")
 	late.Store(true)
 	w.tapAt(t, w.l)
 	late.Store(false)
-	time.Sleep(500 * time.Millisecond)
+	select {
+	case <-committed:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the late authorize was not committed within 30 s")
+	}
 	for range 3 {
 		w.tapAt(t, w.l)
 	}

@@ -347,11 +347,13 @@ type twoTerminals struct {
 	*m1World
 	slowAuth, failComplete atomic.Bool
 	lb                     *tap.Loader
+	// slowDone receives once a slow authorize's late answer was written.
+	slowDone chan struct{}
 }
 
 func newTwoTerminals(t *testing.T, balance int64) *twoTerminals {
 	t.Helper()
-	w := &twoTerminals{m1World: &m1World{h: newTestHost(t, termA, termB)}}
+	w := &twoTerminals{m1World: &m1World{h: newTestHost(t, termA, termB)}, slowDone: make(chan struct{}, 1)}
 	c, err := w.h.store.RegisterM1(context.Background(), "04112233", "王五", "test", time.Now())
 	if err != nil {
 		t.Fatal(err)
@@ -370,10 +372,19 @@ func newTwoTerminals(t *testing.T, balance int64) *twoTerminals {
 			json.NewEncoder(rw).Encode(hostapi.Error{Code: "internal_error", Reason: "database is locked"})
 		case r.URL.Path == hostapi.PathLoadAuthorize && w.slowAuth.Load():
 			rec := httptest.NewRecorder()
-			w.h.handler.ServeHTTP(rec, r)      // the host commits…
-			time.Sleep(300 * time.Millisecond) // …and answers after the terminal gave up
+			w.h.handler.ServeHTTP(rec, r) // the host commits…
+			// …and answers after the terminal gave up: once it closed the
+			// connection, however long its timeout took on this machine.
+			select {
+			case <-r.Context().Done():
+			case <-time.After(30 * time.Second):
+			}
 			rw.WriteHeader(rec.Code)
 			rw.Write(rec.Body.Bytes())
+			select { // a second slow answer finds the first one told
+			case w.slowDone <- struct{}{}:
+			default:
+			}
 		default:
 			w.h.handler.ServeHTTP(rw, r)
 		}
@@ -382,7 +393,9 @@ func newTwoTerminals(t *testing.T, balance int64) *twoTerminals {
 	w.tm = newTerminal(t, w.h, termA, srv.URL)
 	b := newTerminal(t, w.h, termB, srv.URL)
 	wallet := m1Wallet
-	w.l = &tap.Loader{Store: w.tm.store, Host: w.tm.client, HostTimeout: 100 * time.Millisecond, Logger: slog.New(slog.DiscardHandler)}
+	// Long enough for every answer but the slow one, which waits for the
+	// terminal to give up, on a slow machine too (the arm64 tests under qemu).
+	w.l = &tap.Loader{Store: w.tm.store, Host: w.tm.client, HostTimeout: time.Second, Logger: slog.New(slog.DiscardHandler)}
 	w.lb = &tap.Loader{Store: b.store, Host: b.client, HostTimeout: time.Second, Logger: slog.New(slog.DiscardHandler)}
 	w.p = &tap.Purchaser{Store: w.tm.store, Till: &tap.Till{}, Wallet: &wallet, Logger: slog.New(slog.DiscardHandler)}
 	return w
@@ -415,7 +428,11 @@ func TestM1SlowAuthorize(t *testing.T) {
 		t.Fatalf("slow authorize: %+v", rep)
 	}
 	w.slowAuth.Store(false)
-	time.Sleep(400 * time.Millisecond) // the slow answer is done
+	select { // the slow answer is done
+	case <-w.slowDone:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the slow authorize's answer was not written within 30 s")
+	}
 	c2 := w.h.credit(t, w.id, 300, "subsidy")
 	rep := w.tapAt(t, w.lb)
 	if len(rep.Loads) != 2 || !rep.Loads[0].Applied || !rep.Loads[1].Applied || w.balance(t) != 1800 {
