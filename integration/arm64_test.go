@@ -17,7 +17,7 @@ import (
 
 // requireArm64 fails (under CI=true) or skips the test when the arm64 cross
 // toolchain, pcsc-lite's arm64 package or qemu-user is not installed
-// (scripts/setup installs them: ensure_arm64). It returns qemu's path.
+// (scripts/test installs them: ensure_arm64). It returns qemu's path.
 func requireArm64(t *testing.T) string {
 	t.Helper()
 	var missing []string
@@ -32,7 +32,7 @@ func requireArm64(t *testing.T) string {
 		missing = append(missing, "libpcsclite.pc for arm64 (libpcsclite-dev:arm64)")
 	}
 	if len(missing) > 0 {
-		msg := "linux/arm64 under qemu needs " + strings.Join(missing, ", ") + ": run scripts/setup"
+		msg := "linux/arm64 under qemu needs " + strings.Join(missing, ", ") + ": run scripts/test, or ensure_arm64 of scripts/lib.sh"
 		if os.Getenv("CI") == "true" {
 			t.Fatal(msg)
 		}
