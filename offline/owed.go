@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	sqlite3 "github.com/mattn/go-sqlite3"
@@ -48,38 +49,50 @@ func (o Owed) String() string {
 // The columns the queries name are all in the migration that made their
 // table, so the table's presence is enough.
 var owedCounts = []struct {
-	table, name, query string
-	field              func(*Owed) *int
+	table, query string
+	field        func(*Owed) *int
 }{
-	{"journal", "journal rows", `SELECT count(*) FROM journal WHERE acked_rev < rev`, func(o *Owed) *int { return &o.Rows }},
-	{"journal", "load completions", `SELECT count(*) FROM journal WHERE ` + owedWhere, func(o *Owed) *int { return &o.Completions }},
-	{"voids", "voids", `SELECT count(*) FROM voids WHERE state = 'owed'`, func(o *Owed) *int { return &o.Voids }},
-	{"shifts", "closed shifts", `SELECT count(*) FROM shifts WHERE closed > 0 AND uploaded = 0`, func(o *Owed) *int { return &o.Shifts }},
+	{"journal", `SELECT count(*) FROM journal WHERE acked_rev < rev`, func(o *Owed) *int { return &o.Rows }},
+	{"journal", `SELECT count(*) FROM journal WHERE ` + owedWhere, func(o *Owed) *int { return &o.Completions }},
+	{"voids", `SELECT count(*) FROM voids WHERE state = 'owed'`, func(o *Owed) *int { return &o.Voids }},
+	{"shifts", `SELECT count(*) FROM shifts WHERE closed > 0 AND uploaded = 0`, func(o *Owed) *int { return &o.Shifts }},
 }
 
-// Owed counts what the store still owes the host, in one read transaction
-// so that the outboxes are seen at one instant. On a store opened with
+// Owed counts what the store still owes the host. The counts are one
+// SELECT, so they are of one instant, without a transaction (the daemon's
+// store begins each one with the write lock). On a store opened with
 // OpenReadOnly at an older schema, an outbox whose table is not there yet
 // counts 0.
 func (s *Store) Owed(ctx context.Context) (Owed, error) {
 	var o Owed
-	tx, err := s.db.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	tables := map[string]bool{}
+	rows, err := s.db.QueryContext(ctx, `SELECT name FROM sqlite_master WHERE type = 'table'`)
 	if err != nil {
-		return o, fmt.Errorf("offline: what the host is owed: begin: %w", err)
+		return o, fmt.Errorf("offline: what the host is owed: list tables: %w", err)
 	}
-	defer tx.Rollback()
-	for _, c := range owedCounts {
-		var n int
-		err := tx.QueryRowContext(ctx, `SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?`, c.table).Scan(&n)
-		if err != nil {
-			return o, fmt.Errorf("offline: what the host is owed: table %s: %w", c.table, err)
+	for rows.Next() {
+		var name string
+		if err := rows.Scan(&name); err != nil {
+			rows.Close()
+			return o, fmt.Errorf("offline: what the host is owed: list tables: %w", err)
 		}
-		if n == 0 {
-			continue
+		tables[name] = true
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return o, fmt.Errorf("offline: what the host is owed: list tables: %w", err)
+	}
+	cols := make([]string, len(owedCounts))
+	dest := make([]any, len(owedCounts))
+	for i, c := range owedCounts {
+		cols[i] = "0"
+		if tables[c.table] {
+			cols[i] = "(" + c.query + ")"
 		}
-		if err := tx.QueryRowContext(ctx, c.query).Scan(c.field(&o)); err != nil {
-			return o, fmt.Errorf("offline: what the host is owed: %s: %w", c.name, err)
-		}
+		dest[i] = c.field(&o)
+	}
+	if err := s.db.QueryRowContext(ctx, `SELECT `+strings.Join(cols, ", ")).Scan(dest...); err != nil {
+		return Owed{}, fmt.Errorf("offline: what the host is owed: %w", err)
 	}
 	return o, nil
 }
