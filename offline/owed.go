@@ -141,7 +141,7 @@ func OpenReadOnly(ctx context.Context, path string, busy time.Duration) (*Store,
 	var v int
 	if err := db.QueryRowContext(ctx, "PRAGMA user_version").Scan(&v); err != nil {
 		db.Close()
-		return nil, fmt.Errorf("offline: open %s read-only: read schema version: %w", abs, err)
+		return nil, fmt.Errorf("offline: open %s read-only: read schema version: %w%s", abs, err, walHint(err))
 	}
 	if v > SchemaVersion() {
 		db.Close()
@@ -160,4 +160,15 @@ func readOnlyDSN(abs string, busy time.Duration) string {
 	ms := max(busy.Milliseconds(), 1)
 	q := url.Values{"mode": {"rw"}, "_query_only": {"1"}, "_busy_timeout": {fmt.Sprint(ms)}}
 	return "file:" + escapeURIPath(abs) + "?" + q.Encode()
+}
+
+// walHint explains SQLite's "attempt to write a readonly database" or
+// "unable to open database file" when reading a store in WAL mode: a reader
+// needs the -wal and -shm, or a directory it may make them in.
+func walHint(err error) string {
+	var se sqlite3.Error
+	if errors.As(err, &se) && (se.Code == sqlite3.ErrReadonly || se.Code == sqlite3.ErrCantOpen) {
+		return " (a store in WAL mode is read through its -wal and -shm: they must exist or the directory must let this user make them; run as the store's owner)"
+	}
+	return ""
 }
