@@ -761,18 +761,6 @@ func (s *Store) QueueDepth(ctx context.Context) (int, error) {
 	return n, nil
 }
 
-// NotAcked is the number of rows the host does not hold in their current
-// state: those owed (QueueDepth), and also the ones still in intent and the
-// ones the host refused. A journal with any is not safe to delete: it is
-// the only record of money that moved on a card (the package's purge asks).
-func (s *Store) NotAcked(ctx context.Context) (int, error) {
-	var n int
-	if err := s.db.QueryRowContext(ctx, `SELECT count(*) FROM journal WHERE acked_rev < rev`).Scan(&n); err != nil {
-		return 0, fmt.Errorf("offline: rows not acknowledged: %w", err)
-	}
-	return n, nil
-}
-
 // CompletionsOwed returns up to limit load rows, oldest first, whose
 // completion (POST /v1/load/complete) the host has not had yet: done with a
 // TAC, or failed with proof. They survive restarts until

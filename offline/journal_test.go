@@ -352,8 +352,8 @@ func TestOutbox(t *testing.T) {
 	if d, _ := s.QueueDepth(ctx); d != 3 {
 		t.Errorf("QueueDepth = %d, want 3 (intent rows wait)", d)
 	}
-	if n, err := s.NotAcked(ctx); err != nil || n != 4 {
-		t.Errorf("NotAcked = %d, %v; want 4 (the intent row too)", n, err)
+	if o, err := s.Owed(ctx); err != nil || o != (Owed{Rows: 4}) {
+		t.Errorf("Owed = %v, %v; want rows 4 (the intent row too)", o, err)
 	}
 	got, err := s.Unacked(ctx, 2)
 	if err != nil {
@@ -376,8 +376,8 @@ func TestOutbox(t *testing.T) {
 	if d, _ := s.QueueDepth(ctx); d != 1 {
 		t.Errorf("QueueDepth after ack = %d, want 1", d)
 	}
-	if n, _ := s.NotAcked(ctx); n != 2 {
-		t.Errorf("NotAcked after ack = %d, want 2 (r3 and the intent row)", n)
+	if o, _ := s.Owed(ctx); o != (Owed{Rows: 2}) {
+		t.Errorf("Owed after ack = %v, want rows 2 (r3 and the intent row)", o)
 	}
 	if r := mustGet(t, s, r1.ID); !r.Acked {
 		t.Error("r1 not acked")
@@ -421,8 +421,8 @@ func TestOutbox(t *testing.T) {
 	if d, _ := s.QueueDepth(ctx); d != 0 {
 		t.Errorf("QueueDepth at the end = %d", d)
 	}
-	if n, _ := s.NotAcked(ctx); n != 1 {
-		t.Errorf("NotAcked at the end = %d, want 1 (the intent row, never sent)", n)
+	if o, _ := s.Owed(ctx); o != (Owed{Rows: 1, Completions: 1}) || o.Total() != 2 {
+		t.Errorf("Owed at the end = %v, want rows 1 (the intent row, never sent) and completions 1 (r5's TAC)", o)
 	}
 	if err := s.Ack(ctx, nil); err != nil {
 		t.Error(err)

@@ -54,8 +54,8 @@ commands:
            void the last sale (or SALE) within pos.void_window; its refund goes to the card
   pos shift open --cashier ID | pos shift close
            open the cashier's shift; close it, printing its summary (班结)
-  journal pending [--store PATH]
-           print how many journal rows the host has not acknowledged
+  journal pending [--store PATH] [--verbose]
+           print how many records (rows, completions, voids, shifts) the host lacks
   service install|uninstall|start|stop|run
            the Windows service (docs/windows.md)
   version  print the version
@@ -110,7 +110,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	case "pos":
 		err = cmdPOS(ctx, rest, stdout, stderr)
 	case "journal":
-		err = cmdJournal(ctx, rest, stdout)
+		err = cmdJournal(ctx, rest, stdout, stderr)
 	case "version":
 		err = cmdVersion(rest, stdout)
 	case "service":
