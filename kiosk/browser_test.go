@@ -1,3 +1,5 @@
+//go:build linux
+
 package kiosk_test
 
 // A unit-level browser test of the kiosk page: Chromium (headless, through
