@@ -285,6 +285,9 @@ func (t *terminal) call(ctx context.Context, kind string, fn func(ctx context.Co
 		start := time.Now()
 		err = fn(context.WithValue(ctx, hostKey{}, idx), t.clients[idx])
 		t.f.rec.request(kind, time.Since(start), err)
+		if !retryable(err) && i > 0 {
+			t.f.rec.failedOver(kind)
+		}
 		if !retryable(err) || ctx.Err() != nil {
 			return err
 		}

@@ -162,8 +162,15 @@ func TestFailoverPastADeadInstance(t *testing.T) {
 	if rep.Loads.Doubled != 0 || rep.Loads.Unsettled != 0 {
 		t.Errorf("loads %+v: want none doubled or unsettled", rep.Loads)
 	}
-	if w.redirected() == 0 || rep.Kinds[KindAuthorize].Failed[CodeUnreachable] == 0 {
-		t.Errorf("%d requests sent to the dead instance; authorize %+v: want the first authorization to have found it dead", w.redirected(), rep.Kinds[KindAuthorize])
+	// Every request sent to the dead instance went on to the other within
+	// its call, the first authorization among them.
+	var failedOver int64
+	for _, k := range rep.Kinds {
+		failedOver += k.FailedOver
+	}
+	a := rep.Kinds[KindAuthorize]
+	if w.redirected() == 0 || failedOver != int64(w.redirected()) || a.Failed[CodeUnreachable] == 0 || a.FailedOver != a.Failed[CodeUnreachable] {
+		t.Errorf("%d requests sent to the dead instance, %d failed over; authorize %+v: want the first authorization to have found it dead, and each such request failed over", w.redirected(), failedOver, a)
 	}
 }
 
@@ -232,10 +239,11 @@ func TestFailoverPastA5xx(t *testing.T) {
 		t.Errorf("loads %+v: want none doubled or unsettled", rep.Loads)
 	}
 	// The first completion met the sick instance: a 500, then the other
-	// instance took it (every load above is consumed, none unsettled).
+	// instance took it within the same call (and every load above is
+	// consumed, none unsettled).
 	c := rep.Kinds[KindComplete]
-	if w.redirected() == 0 || c.Failed["500 internal"] != int64(w.redirected()) {
-		t.Errorf("%d completions sent to the sick instance; complete %+v: want at least one, each failed 500", w.redirected(), c)
+	if d := int64(w.redirected()); d == 0 || c.Failed["500 internal"] != d || c.FailedOver != d {
+		t.Errorf("%d completions sent to the sick instance; complete %+v: want at least one, each failed 500 and failed over", d, c)
 	}
 	for kind, k := range rep.Kinds {
 		if kind != KindComplete && len(k.Failed) != 0 {
