@@ -62,26 +62,21 @@ func TestM1OwnRefCommittedLate(t *testing.T) {
 	w.id = c0.Number
 	f, _ := mifaresim.NewCardFile([4]byte{0x04, 0x11, 0x22, 0x33}, m1Wallet, 1000)
 	w.card = mifaresim.NewSimCard(f, "")
+	// The late authorize is held, not answered: the host commits it only
+	// once A gave up and its not_applied was heard (below), in that order
+	// however long each took on this machine.
 	var late atomic.Bool
-	committed := make(chan struct{}, 1)
+	held := make(chan *http.Request, 1)
 	srv := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == hostapi.PathLoadAuthorize && late.Load() {
 			body, _ := io.ReadAll(r.Body)
-			// Queued behind a busy host, abort not seen: the host commits
-			// after the terminal gave up, however long that took here.
-			select {
-			case <-r.Context().Done():
-			case <-time.After(30 * time.Second):
-			}
-			defer func() {
-				select {
-				case committed <- struct{}{}:
-				default:
-				}
-			}()
 			r2 := r.Clone(context.WithoutCancel(r.Context()))
 			r2.Body = io.NopCloser(bytes.NewReader(body))
-			w.h.handler.ServeHTTP(httptest.NewRecorder(), r2)
+			select { // one late authorize is held; a second is not committed
+			case held <- r2:
+			default:
+			}
+			<-r.Context().Done() // queued behind a busy host: A gives up
 			return
 		}
 		w.h.handler.ServeHTTP(rw, r)
@@ -89,7 +84,7 @@ func TestM1OwnRefCommittedLate(t *testing.T) {
 	t.Cleanup(srv.Close)
 	w.tm = newTerminal(t, w.h, termA, srv.URL)
 	wallet := m1Wallet
-	// Long enough for every answer but the late one, on a slow machine too
+	// Long enough for every answer but the held one, on a slow machine too
 	// (the arm64 tests under qemu).
 	w.l = &tap.Loader{Store: w.tm.store, Host: w.tm.client, HostTimeout: time.Second, Logger: slog.New(slog.DiscardHandler)}
 	w.p = &tap.Purchaser{Store: w.tm.store, Till: &tap.Till{}, Wallet: &wallet, Logger: slog.New(slog.DiscardHandler)}
@@ -97,10 +92,28 @@ func TestM1OwnRefCommittedLate(t *testing.T) {
 	late.Store(true)
 	w.tapAt(t, w.l)
 	late.Store(false)
+	var r2 *http.Request
 	select {
-	case <-committed:
+	case r2 = <-held:
 	case <-time.After(30 * time.Second):
-		t.Fatal("the late authorize was not committed within 30 s")
+		t.Fatal("the authorize never reached the host")
+	}
+	// A gave up and told the host its not_applied, which found nothing to
+	// void: the credit is still pending.
+	rows, err := w.tm.store.LoadsOfCredit(context.Background(), c.ID)
+	if err != nil || len(rows) != 1 || rows[0].State != offline.StateFailed || !rows[0].CompletionReported {
+		t.Fatalf("A's rows of the credit %+v (%v): want one failed (not applied), its completion reported to the host", rows, err)
+	}
+	if s := w.creditState(t, c.ID); s != hostapi.CreditPending {
+		t.Fatalf("credit %s after A's not_applied, before the late commit: want pending", s)
+	}
+	rec := httptest.NewRecorder()
+	w.h.handler.ServeHTTP(rec, r2) // the host commits it now
+	if rec.Code != http.StatusOK {
+		t.Fatalf("the late authorize: %d %s", rec.Code, rec.Body)
+	}
+	if open, err := w.tm.client.CardCredits(context.Background(), w.id); err != nil || open.M1Open == nil {
+		t.Fatalf("after the late commit: %+v (%v), want the wallet's load open at the host", open.M1Open, err)
 	}
 	for range 3 {
 		w.tapAt(t, w.l)

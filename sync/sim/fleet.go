@@ -54,6 +54,10 @@ type Config struct {
 	JournalBatch int
 	// Duration is how long the terminals act; default 10 s.
 	Duration time.Duration
+	// Stop, when not nil, ends the terminals' acting once it is closed, if
+	// Duration has not ended it first: a run until some work is done (every
+	// credit loaded, say), with Duration only its bound.
+	Stop <-chan struct{}
 	// Timeout bounds each request; default 10 s.
 	Timeout time.Duration
 	// Drain bounds the time after Duration in which load completions that
@@ -117,7 +121,7 @@ type fleet struct {
 	next atomic.Uint64 // round-robin position
 }
 
-// Run drives the fleet for cfg.Duration, then sends again for at most
+// Run drives the fleet for cfg.Duration (or until cfg.Stop), then sends again for at most
 // cfg.Drain the load completions no instance took, and reports. It ends
 // early when ctx does. A load whose completion is still unsent at the end
 // is counted in Report.Loads.Unsettled.
@@ -153,6 +157,15 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	start := time.Now()
 	acting, stop := context.WithTimeout(ctx, cfg.Duration)
 	defer stop()
+	if cfg.Stop != nil {
+		go func() {
+			select {
+			case <-cfg.Stop:
+				stop()
+			case <-acting.Done():
+			}
+		}()
+	}
 	var backlogRep *BacklogReport
 	backlogDone := make(chan struct{})
 	go func() {
@@ -272,6 +285,9 @@ func (t *terminal) call(ctx context.Context, kind string, fn func(ctx context.Co
 		start := time.Now()
 		err = fn(context.WithValue(ctx, hostKey{}, idx), t.clients[idx])
 		t.f.rec.request(kind, time.Since(start), err)
+		if !retryable(err) && i > 0 {
+			t.f.rec.failedOver(kind)
+		}
 		if !retryable(err) || ctx.Err() != nil {
 			return err
 		}

@@ -43,6 +43,10 @@ type KindReport struct {
 	// "error" for an answer that did not decode;
 	// "bad_answer" for an authorization without a usable MAC2).
 	Failed map[string]int64 `json:"failed,omitempty"`
+	// FailedOver counts the requests another instance answered after the
+	// one first tried failed them (no answer, or a 5xx): what failover
+	// saved. Each such failure is counted in Failed too.
+	FailedOver int64 `json:"failed_over"`
 	// Latencies of every answered request (OK or refused), milliseconds.
 	P50MS float64 `json:"p50_ms"`
 	P99MS float64 `json:"p99_ms"`
@@ -198,6 +202,16 @@ func (r *recorder) request(kind string, d time.Duration, err error) {
 		return
 	}
 	k.lat = append(k.lat, d)
+}
+
+// failedOver counts a request of kind that another instance answered
+// after the first it tried failed it.
+func (r *recorder) failedOver(kind string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if k := r.kinds[kind]; k != nil {
+		k.FailedOver++
+	}
 }
 
 // failed counts, beside an answered request of kind, an answer the
