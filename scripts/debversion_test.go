@@ -84,10 +84,23 @@ func TestDebVersionSortsByCommit(t *testing.T) {
 	}
 	git(t, dir, "", "checkout", "-q", "f")
 
+	// A release candidate: "-rc1" would be a Debian revision to dpkg, and
+	// 1.2.0-rc1 would sort above 1.2.0; 1.2.0~rc1 sorts below it.
+	git(t, dir, "", "tag", "v1.2.0-rc1")
+	rc := debVersion(t, dir)
+	if rc != "1.2.0~rc1" || !dpkgNewer(t, rc, second) {
+		t.Errorf("at tag v1.2.0-rc1: %q, want 1.2.0~rc1, sorting after %q", rc, second)
+	}
+	commit("2026-01-02T03:04:07Z", "rc fix")
+	rcAfter := debVersion(t, dir)
+	if !regexp.MustCompile(`^1\.2\.0~rc1\+1\.g[0-9a-f]+$`).MatchString(rcAfter) || !dpkgNewer(t, rcAfter, rc) {
+		t.Errorf("a commit after v1.2.0-rc1: %q, want 1.2.0~rc1+1.g<hash>, sorting after %q", rcAfter, rc)
+	}
+
 	git(t, dir, "", "tag", "v1.2.0")
 	tagged := debVersion(t, dir)
-	if tagged != "1.2.0" || !dpkgNewer(t, tagged, second) {
-		t.Errorf("at tag v1.2.0: %q, want 1.2.0, sorting after %q", tagged, second)
+	if tagged != "1.2.0" || !dpkgNewer(t, tagged, second) || !dpkgNewer(t, tagged, rcAfter) {
+		t.Errorf("at tag v1.2.0: %q, want 1.2.0, sorting after %q and %q", tagged, second, rcAfter)
 	}
 	commit("2026-01-03T00:00:00Z", "three")
 	after := debVersion(t, dir)

@@ -179,14 +179,16 @@ pg_stop() {
 # version: $CARDD_VERSION when set (a test's "newer build"); else from the
 # newest tag, v1.2.0 -> 1.2.0, 3 commits past it 1.2.0+3.gabc1234; before the
 # first tag 0.0.0~git<commit time, UTC>.<short hash>, so that a later commit
-# sorts higher and its package upgrades the older one. Uncommitted changes
-# add "dirty".
+# sorts higher and its package upgrades the older one. A "-" in the tag
+# becomes "~" (v1.2.0-rc1 -> 1.2.0~rc1): dpkg would read "-rc1" as a Debian
+# revision and sort it above 1.2.0, where "~" sorts below. Uncommitted
+# changes add "dirty".
 deb_version() {
   if [ -n "${CARDD_VERSION:-}" ]; then echo "$CARDD_VERSION"; return 0; fi
   local d dirty=""
   git diff --quiet HEAD 2>/dev/null || dirty=dirty
   if d=$(git describe --tags --match 'v[0-9]*' 2>/dev/null); then
-    d=$(sed -E 's/^v//; s/-([0-9]+)-g([0-9a-f]+)$/+\1.g\2/' <<<"$d")
+    d=$(sed -E 's/^v//; s/-([0-9]+)-g([0-9a-f]+)$/+\1.g\2/; y/-/~/' <<<"$d")
     if [ -n "$dirty" ]; then
       case "$d" in *+*) d="$d.$dirty" ;; *) d="$d+$dirty" ;; esac
     fi
