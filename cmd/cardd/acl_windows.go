@@ -104,16 +104,21 @@ func makeDataDir(dir string) (existed bool, err error) {
 // its entries are walked. Each entry is opened, not followed, as a reparse
 // point (FILE_FLAG_OPEN_REPARSE_POINT) and refused if it is one, or if it
 // is a file with more than one hard link (its access list is shared with a
-// name outside the folder); it is opened exclusively, so no program keeps a
-// handle it opened before (with the write access the old list gave it).
+// name outside the folder); a file is opened exclusively, so no program
+// keeps a handle it opened before (with the write access the old list gave
+// it), and the folder is held, unshared for deletion, until the walk ends.
 func secureDataDir(dir string) error {
 	existed, err := makeDataDir(dir)
 	if err != nil || !existed {
 		return err
 	}
-	if err := takeOver(dir, true); err != nil {
+	h, err := takeOver(dir, true)
+	if err != nil {
 		return err
 	}
+	// Held through the walk: no one may rename the folder away and put a
+	// junction in its place meanwhile (the handle does not share delete).
+	defer windows.CloseHandle(h)
 	return filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
@@ -121,40 +126,53 @@ func secureDataDir(dir string) error {
 		if path == dir {
 			return nil
 		}
-		return takeOver(path, d.IsDir())
+		h, err := takeOver(path, d.IsDir())
+		if err == nil {
+			windows.CloseHandle(h)
+		}
+		return err
 	})
 }
 
 // takeOver gives path Administrators as owner and dataDirSDDL's protected
-// DACL, through a handle to path itself (never a reparse point's target).
-func takeOver(path string, dir bool) error {
+// DACL, through a handle to path itself (never a reparse point's target),
+// and returns that handle open.
+func takeOver(path string, dir bool) (windows.Handle, error) {
 	p, err := windows.UTF16PtrFromString(path)
 	if err != nil {
-		return err
+		return 0, err
 	}
-	// A file is opened exclusively, so that no other open handle keeps the
-	// access its old list gave; sharing is checked only against data
-	// access, hence FILE_READ_DATA. A folder's old handles cannot add to it
-	// once its list denies that, and Explorer showing it must not stop the
-	// install, so a folder is shared.
-	access := uint32(windows.READ_CONTROL | windows.WRITE_DAC | windows.WRITE_OWNER)
+	// Sharing is checked only when data (or delete) access is asked for,
+	// hence FILE_READ_DATA (FILE_LIST_DIRECTORY for a folder). A file is
+	// opened exclusively, so that no other open handle keeps the access its
+	// old list gave. A folder's old handles cannot add to it once its list
+	// denies that, and Explorer showing it must not stop the install, so a
+	// folder is shared, except with a handle that may delete or rename it.
+	access := uint32(windows.READ_CONTROL | windows.WRITE_DAC | windows.WRITE_OWNER | windows.FILE_READ_DATA)
 	share := uint32(0)
 	if dir {
-		share = windows.FILE_SHARE_READ | windows.FILE_SHARE_WRITE | windows.FILE_SHARE_DELETE
-	} else {
-		access |= windows.FILE_READ_DATA
+		share = windows.FILE_SHARE_READ | windows.FILE_SHARE_WRITE
 	}
 	h, err := windows.CreateFile(p, access, share, nil,
 		windows.OPEN_EXISTING, windows.FILE_FLAG_OPEN_REPARSE_POINT|windows.FILE_FLAG_BACKUP_SEMANTICS, 0)
 	switch {
 	case errors.Is(err, windows.ERROR_SHARING_VIOLATION):
-		return fmt.Errorf("%s is open in another program (the service cardd? stop it): close it and run the command again", path)
+		return 0, fmt.Errorf("%s is open in another program (the service cardd? stop it): close it and run the command again", path)
 	case errors.Is(err, windows.ERROR_ACCESS_DENIED):
-		return fmt.Errorf("%s: its access list shuts out Administrators, so someone else made it: take it (takeown /f %s), delete it and run the command again", path, path)
+		return 0, fmt.Errorf("%s: its access list shuts out Administrators, so someone else made it: take it (takeown /f %s), delete it and run the command again", path, path)
 	case err != nil:
-		return fmt.Errorf("opening %s to restrict it: %w", path, err)
+		return 0, fmt.Errorf("opening %s to restrict it: %w", path, err)
 	}
-	defer windows.CloseHandle(h)
+	if err := restrictHandle(h, path); err != nil {
+		windows.CloseHandle(h)
+		return 0, err
+	}
+	return h, nil
+}
+
+// restrictHandle checks the entry open as h (checkEntry) and sets its
+// owner and DACL.
+func restrictHandle(h windows.Handle, path string) error {
 	var info windows.ByHandleFileInformation
 	if err := windows.GetFileInformationByHandle(h, &info); err != nil {
 		return fmt.Errorf("%s: %w", path, err)

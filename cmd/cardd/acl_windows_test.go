@@ -130,6 +130,27 @@ func TestSecureDataDirRefusesOpenFile(t *testing.T) {
 	}
 }
 
+// TestSecureDataDirRefusesFolderOpenForDelete: a handle that may rename
+// the folder (its maker's, opened before the install) is refused, or she
+// could move the folder away during the walk and put a junction there.
+func TestSecureDataDirRefusesFolderOpenForDelete(t *testing.T) {
+	dir := plantedDataDir(t)
+	p, err := windows.UTF16PtrFromString(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := windows.CreateFile(p, windows.DELETE, windows.FILE_SHARE_READ|windows.FILE_SHARE_WRITE|windows.FILE_SHARE_DELETE, nil,
+		windows.OPEN_EXISTING, windows.FILE_FLAG_BACKUP_SEMANTICS, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer windows.CloseHandle(h)
+	err = secureDataDir(dir)
+	if err == nil || !strings.Contains(err.Error(), "is open in another program") {
+		t.Fatalf("secureDataDir = %v, want the folder open for delete refused", err)
+	}
+}
+
 // TestSecureDataDirRefusesLinks: a symbolic link as the folder or in it is
 // refused, never followed. Making a symbolic link needs a privilege (or
 // developer mode) on Windows; mklink /J junctions, which need none, are

@@ -210,6 +210,11 @@ func (s *service) Execute(_ []string, req <-chan svc.ChangeRequest, status chan<
 	status <- svc.Status{State: svc.StartPending}
 	out, closeLog, err := serviceLog()
 	if err != nil {
+		// No cardd.log: say why in the event log, if there is one.
+		if el, elErr := eventlog.Open(serviceName); elErr == nil {
+			_ = el.Error(1, "cardd: "+err.Error())
+			el.Close()
+		}
 		return true, 1
 	}
 	defer closeLog()
