@@ -101,14 +101,17 @@ func installService(stdout io.Writer, anywhere bool) error {
 				exe, pf, pf, filepath.Join(pf, "cardd", "cardd.exe"), allowExeAnywhere)
 		}
 	}
-	if err := secureDataDir(config.DataDir()); err != nil {
-		return err
-	}
+	// Connected first: its refusal says "run as Administrator", where a
+	// data folder made by a user who is not elevated would fail obscurely
+	// (Administrators may not be made its owner).
 	m, err := mgr.Connect()
 	if err != nil {
 		return fmt.Errorf("service control manager (run as Administrator): %w", err)
 	}
 	defer m.Disconnect()
+	if err := secureDataDir(config.DataDir()); err != nil {
+		return err
+	}
 	s, err := m.CreateService(serviceName, exe, mgr.Config{
 		DisplayName: "cardd (NFC kiosk and POS)",
 		Description: "Reads the cards tapped on this terminal's readers; configuration " + configPath(),
