@@ -156,12 +156,7 @@ func TestFailoverPastADeadInstance(t *testing.T) {
 	rep := runUntil(t, Config{
 		Hosts: h.urls, Transport: w, Terminals: h.terms, Cards: h.cards, Rate: 40, Mix: Mix{Load: 1},
 	}, func() bool { return h.consumed() == 2*3 })
-	if got := h.checkSums(t); got != 2*3 || rep.Loads.Applied != 2*3 || rep.Loads.Consumed != 2*3 {
-		t.Errorf("the host holds %d credits consumed, the cards applied %d, the fleet saw %d consumed: want all %d", got, rep.Loads.Applied, rep.Loads.Consumed, 2*3)
-	}
-	if rep.Loads.Doubled != 0 || rep.Loads.Unsettled != 0 {
-		t.Errorf("loads %+v: want none doubled or unsettled", rep.Loads)
-	}
+	wantEveryCreditOnce(t, h, rep, 2*3)
 	// Every request sent to the dead instance went on to the other within
 	// its call, the first authorization among them.
 	var failedOver int64
@@ -232,12 +227,7 @@ func TestFailoverPastA5xx(t *testing.T) {
 	rep := runUntil(t, Config{
 		Hosts: h.urls, Transport: w, Terminals: h.terms, Cards: h.cards, Rate: 40, Mix: Mix{Load: 1},
 	}, func() bool { return h.consumed() == 2*3 })
-	if got := h.checkSums(t); got != 2*3 || rep.Loads.Applied != 2*3 || rep.Loads.Consumed != 2*3 {
-		t.Errorf("the host holds %d credits consumed, the cards applied %d, the fleet saw %d consumed: want all %d", got, rep.Loads.Applied, rep.Loads.Consumed, 2*3)
-	}
-	if rep.Loads.Doubled != 0 || rep.Loads.Unsettled != 0 {
-		t.Errorf("loads %+v: want none doubled or unsettled", rep.Loads)
-	}
+	wantEveryCreditOnce(t, h, rep, 2*3)
 	// The first completion met the sick instance: a 500, then the other
 	// instance took it within the same call (and every load above is
 	// consumed, none unsettled).
@@ -260,6 +250,19 @@ const bound = 3 * time.Minute
 // runUntil runs the fleet until done says its work is done, asking it
 // every few milliseconds; the run's Duration is only the bound. A run that
 // ends with its work not done fails the test.
+// wantEveryCreditOnce fails t unless all n credits were consumed at the
+// host, applied on the cards and seen consumed by the fleet, none doubled
+// and none left unsettled: the failover tests' money check.
+func wantEveryCreditOnce(t *testing.T, h *testHost, rep *Report, n int) {
+	t.Helper()
+	if got := h.checkSums(t); got != n || rep.Loads.Applied != int64(n) || rep.Loads.Consumed != int64(n) {
+		t.Errorf("the host holds %d credits consumed, the cards applied %d, the fleet saw %d consumed: want all %d", got, rep.Loads.Applied, rep.Loads.Consumed, n)
+	}
+	if rep.Loads.Doubled != 0 || rep.Loads.Unsettled != 0 {
+		t.Errorf("loads %+v: want none doubled or unsettled", rep.Loads)
+	}
+}
+
 func runUntil(t *testing.T, cfg Config, done func() bool) *Report {
 	t.Helper()
 	stop, finished := make(chan struct{}), make(chan struct{})
